@@ -1,0 +1,57 @@
+# ssl4sar — one entry point for users and CI.
+#   make test   unit, reference-equivalence and notebook smoke tests
+#   make book   execute every notebook (demo preset) and build the HTML book
+#   make lint   ruff
+#   make bench  quick throughput / memory benchmark of this machine
+# The virtual environment .venv is (re)built from requirements/lock.txt when it is missing or older
+# than the lock file or pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRESET ?= demo
+DATA   ?=
+SSL4SAR_DATA_DIR ?=
+JOBS   ?= 1
+
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: help env test test-fast lint book book-check bench clean
+
+help:
+	@sed -n '2,8p' Makefile
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ssl4sar needs Python >= 3.11, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2"
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+env: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not notebooks"
+
+lint: $(STAMP)
+	$(BIN)/ruff check ssl4sar tests notebooks
+	$(BIN)/ruff format --check ssl4sar tests
+
+book: $(STAMP)
+	$(BIN)/python tools/book.py build --preset $(PRESET) $(if $(DATA),--caffe $(DATA)) $(if $(SSL4SAR_DATA_DIR),--ssl4sar $(SSL4SAR_DATA_DIR))
+
+book-check: $(STAMP)
+	$(BIN)/python tools/book.py check
+
+bench: $(STAMP)
+	$(BIN)/python -m ssl4sar.bench --quick --out bench_results
+
+clean:
+	rm -rf book/_build book/chapters/*.ipynb .pytest_cache
