@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not notebooks"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ssl4sar tests notebooks
+	$(BIN)/ruff check ssl4sar tests notebooks tools
 	$(BIN)/ruff format --check ssl4sar tests
 
 book: $(STAMP)

@@ -1,0 +1,201 @@
+"""The browser check of the built book (``tools/book.py check``), tested on tiny hand-made sites.
+
+The Chromium tests skip when no Chromium is installed; nothing here builds the book. The last test checks
+the real built book when ``book/_build/html`` exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_book_tool() -> Any:
+    spec = importlib.util.spec_from_file_location("ssl4sar_book_tool", ROOT / "tools" / "book.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+book = sys.modules.get("ssl4sar_book_tool") or _load_book_tool()
+
+
+def png_bytes(size: int = 6) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (size, size), color=127).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def page(title: str, main: str, head: str = "") -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
+        f"<body><nav><a href='index.html'>home</a></nav>{main}</body></html>"
+    )
+
+
+def make_good_site(root: Path) -> Path:
+    """Two pages, a stylesheet, a PNG figure, a data: image, internal links with anchors, one external link."""
+    (root / "img").mkdir(parents=True)
+    (root / "img" / "front.png").write_bytes(png_bytes())
+    (root / "style.css").write_text("main { font-family: sans-serif; }\n")
+    (root / "_static").mkdir()
+    (root / "_static" / "not-a-page.html").write_text("<p>asset folder, never checked as a page</p>")
+    (root / "index.html").write_text(
+        page(
+            "Home",
+            """
+        <main><h1 id="top">Calving fronts</h1>
+        <p>The calving front separates glacier ice from the ocean; this page shows one.</p>
+        <img src="img/front.png" alt="a front">
+        <a href="page2.html#methods">methods</a> <a href="#top">top</a>
+        <a href="https://doi.org/10.5194/essd-14-4287-2022">CaFFe</a> <a href="mailto:someone@example.org">mail</a>
+        </main>""",
+            head="<link rel='stylesheet' href='style.css'>",
+        )
+    )
+    data_uri = "data:image/png;base64," + base64.b64encode(png_bytes(3)).decode()
+    (root / "page2.html").write_text(
+        page(
+            "Methods",
+            f"""
+        <article><h2 id="methods">Methods</h2>
+        <p>Zones are predicted first, then the ocean-glacier boundary is traced.</p>
+        <img src="{data_uri}" alt="inline"><a href="index.html#top">back</a></article>""",
+        )
+    )
+    return root
+
+
+def make_broken_site(root: Path) -> Path:
+    make_good_site(root)
+    (root / "page2.html").write_text(
+        page(
+            "Methods",
+            """
+        <main><h2 id="methods">Methods</h2><p>Zones are predicted first, then the boundary is traced.</p>
+        <a href="missing.html">a page that was never built</a> <a href="index.html#nowhere">stale anchor</a></main>
+        """,
+            head="<script src='_static/gone.js'></script>",
+        )
+    )
+    (root / "index.html").write_text(
+        page(
+            "Home",
+            """
+        <main><h1>Calving fronts</h1><p>The calving front separates glacier ice from the ocean.</p>
+        <img src="img/absent.png" alt="lost figure"><img alt="no source at all"></main>""",
+        )
+    )
+    (root / "empty.html").write_text(page("Empty", "<div>just a footer</div>"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    exe = book.find_chromium()
+    if exe is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set $CHROMIUM)")
+    return exe
+
+
+# --------------------------------------------------------------------------------------------------
+# without a browser
+
+
+def test_parse_page_finds_main_content_images_links_and_ids() -> None:
+    parsed = book.parse_page("""<html><head><title>T</title><link rel="stylesheet" href="a.css">
+        <script src="b.js"></script><script>var x = "not text";</script></head><body>
+        <div role="main"><p id="p1">Front position<br>in metres</p><img src="f.png"><img></div>
+        <footer><a href="x.html#p1">x</a><a name="legacy"></a><p>outside main</p></footer></body></html>""")
+    assert parsed.title == "T"
+    assert parsed.has_main and parsed.main_text_chars == len("Front position") + len("in metres")
+    assert parsed.images == ["f.png", None]
+    assert parsed.links == ["x.html#p1"]
+    assert parsed.assets == ["a.css", "b.js"]
+    assert {"p1", "legacy"} <= parsed.ids
+    assert not book.parse_page("<html><body><div>no main</div></body></html>").has_main
+
+
+def test_list_pages_skips_asset_folders(tmp_path: Path) -> None:
+    make_good_site(tmp_path)
+    assert book.list_pages(tmp_path) == ["index.html", "page2.html"]
+
+
+def test_local_server_serves_files_and_404s(tmp_path: Path) -> None:
+    make_good_site(tmp_path)
+    with book.serve_directory(tmp_path) as base:
+        assert base.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(base + "img/front.png", timeout=10) as resp:
+            assert resp.status == 200 and resp.read() == (tmp_path / "img" / "front.png").read_bytes()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "missing.html", timeout=10)
+        assert err.value.code == 404
+
+
+def test_check_refuses_an_unbuilt_site(tmp_path: Path) -> None:
+    with pytest.raises(book.BuildError, match="no index.html; build the book first"):
+        book.check_site(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# with headless Chromium
+
+
+def test_good_site_passes_with_screenshots(tmp_path: Path, chromium: str) -> None:
+    site = make_good_site(tmp_path / "site")
+    report = book.check_site(site, chromium=chromium, screenshot_dir=tmp_path / "shots")
+    assert report.ok, report.summary()
+    assert report.pages == ["index.html", "page2.html"]
+    assert report.images == 2
+    assert report.internal_links == 5  # nav link on each page, page2#methods, #top, index#top
+    assert report.assets == 1 and report.external_links == 1
+    assert report.warnings == []
+    assert [p.name for p in report.screenshots] == ["index.png", "page2.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in report.screenshots)
+
+
+def test_broken_site_is_flagged(tmp_path: Path, chromium: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Through the command line: exit code 1 and one logged line per defect."""
+    site = make_broken_site(tmp_path / "site")
+    caplog.set_level(logging.INFO, logger="book")
+    assert book.main(["check", "--html", str(site), "--no-screenshots", "--chromium", chromium]) == 1
+    failures = [
+        r.getMessage().removeprefix("FAIL: ") for r in caplog.records if r.getMessage().startswith("FAIL: ")
+    ]
+    assert sorted(failures) == sorted(
+        [
+            "page2.html: link to missing.html answers HTTP 404",
+            "page2.html: reference to _static/gone.js answers HTTP 404",
+            "index.html: image #1 img/absent.png does not load (HTTP 404, 0 bytes)",
+            "index.html: image #2 has an empty or missing src",
+            "empty.html: no main content (expected <main>, <article> or role=main with text; found 0 characters)",
+        ]
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("warning: ")]
+    assert warnings == [
+        "warning: page2.html: link index.html#nowhere: no element with id 'nowhere' in the target page"
+    ]
+    assert "5 failure(s)" in caplog.text
+
+
+def test_built_book_renders(chromium: str) -> None:
+    html = ROOT / "book" / "_build" / "html"
+    if not (html / "index.html").is_file():
+        pytest.skip("the book has not been built (make book)")
+    report = book.check_site(html, chromium=chromium, pages=["index.html"])
+    assert report.ok, report.summary()
+    assert report.internal_links > 10 and report.assets > 5

@@ -1,0 +1,1213 @@
+#!/usr/bin/env python
+"""Build driver of the ssl4sar book.
+
+``build``  discovers the chapters ``notebooks/NN_name.py`` (jupytext percent files) in name order,
+           generates the synthetic data set when no real data is given, executes every chapter with
+           papermill (parameters ``preset``, ``data_dir``, ``ssl4sar_dir``, ``work_dir``, ``seed``) into
+           ``book/chapters/NN_name.ipynb`` and renders the book with Jupyter Book (HTML, offline, no
+           execution at render time) into ``book/_build/html``. Per-chapter wall times go to
+           ``book/_build/timings.json``. A failing chapter stops the build with its name and the cell error.
+``check``  serves ``book/_build/html`` on 127.0.0.1 and loads every page in headless Chromium: each page
+           must render its main content, every ``<img>`` must have a source that loads, and every internal
+           link, stylesheet and script must answer HTTP 200. Screenshots of the index and of one chapter go
+           to ``book/_build/screenshots/``.
+``toc``    prints (or, with ``--write``, writes to ``book/_toc.yml``) the table of contents for the
+           chapters present in ``notebooks/``.
+
+The functions are also used by ``tests/test_notebooks.py`` (papermill smoke run of every chapter) and
+``tests/test_book_check.py``, so that the tests and ``make book`` share one code path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("book")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+BOOK_DIR = ROOT / "book"
+KERNEL_NAME = "ssl4sar"
+KERNEL_DISPLAY_NAME = "Python (ssl4sar)"
+
+#: Names every chapter's ``parameters`` cell must define.
+REQUIRED_PARAMETERS = ("preset", "data_dir", "ssl4sar_dir", "work_dir", "device", "seed")
+#: Hand-written pages after the chapters, in this order (files in ``book/`` without suffix).
+APPENDIX_PAGES = ("differences", "running", "references")
+ROOT_PAGE = "intro"
+CHAPTER_SUBDIR = "chapters"
+#: Synthetic layouts the chapters use (CaFFe, SSL4SAR unlabeled, front time series of one glacier).
+SYNTHETIC_LAYOUTS = ("caffe", "ssl4sar", "timeseries")
+#: Completion marker written into the synthetic data folder once generation succeeded.
+SYNTHETIC_MARKER = ".ssl4sar-synthetic.json"
+
+_CHAPTER_RE = re.compile(r"^(?P<number>\d\d)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*)\.py$")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class BuildError(RuntimeError):
+    """The book cannot be built or checked; the message says what and where."""
+
+
+class NotebookError(BuildError):
+    """A chapter raised an error while papermill executed it."""
+
+    def __init__(self, chapter: Chapter, message: str, failed_copy: Path | None = None) -> None:
+        self.chapter = chapter
+        self.failed_copy = failed_copy
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# chapters
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One notebook of the book: ``number`` "04", ``name`` "04_finetuning", ``source`` the .py file."""
+
+    number: str
+    name: str
+    source: Path
+
+
+def discover_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Chapter]:
+    """Chapters ``NN_name.py`` in ``notebook_dir``, sorted by name (= dependency order).
+
+    Files not matching ``NN_name.py`` (helpers, READMEs, ``.ipynb`` copies) are ignored. A missing folder
+    gives an empty list.
+    """
+    if not notebook_dir.is_dir():
+        return []
+    chapters = []
+    for path in sorted(notebook_dir.glob("[0-9][0-9]_*.py")):
+        match = _CHAPTER_RE.match(path.name)
+        if match is None or not path.is_file():
+            log.warning(
+                "%s: not a chapter name (expected NN_name.py with letters, digits, _ or -); ignored", path
+            )
+            continue
+        chapters.append(Chapter(number=match["number"], name=path.stem, source=path))
+    return chapters
+
+
+def select_chapters(chapters: Sequence[Chapter], only: Sequence[str] | None) -> list[Chapter]:
+    """The chapters named in ``only`` (numbers ``"4"``/``"04"`` or names ``"04_finetuning"``), in book order.
+
+    ``only`` empty or None selects every chapter. An unknown name raises ``BuildError``.
+    """
+    if not only:
+        return list(chapters)
+    wanted: set[str] = set()
+    for item in only:
+        for token in str(item).replace(",", " ").split():
+            key = token.zfill(2) if token.isdigit() else token.removesuffix(".py")
+            if not any(key in (c.number, c.name) for c in chapters):
+                available = ", ".join(c.name for c in chapters) or "none"
+                raise BuildError(f"--only {token}: no such chapter in notebooks/ (available: {available})")
+            wanted.add(key)
+    return [c for c in chapters if c.number in wanted or c.name in wanted]
+
+
+def read_notebook(source: Path) -> Any:
+    """The jupytext percent file ``source`` as an ``nbformat`` notebook (v4)."""
+    import jupytext
+
+    try:
+        return jupytext.read(source, fmt="py:percent")
+    except Exception as exc:  # jupytext raises a variety of parse errors
+        raise BuildError(f"{source}: cannot be read as a jupytext percent notebook: {exc}") from exc
+
+
+def declared_parameters(nb: Any, source: Path) -> list[str]:
+    """Names assigned in the cell tagged ``parameters`` of ``nb``.
+
+    Raises ``BuildError`` when there is no such cell, when it is not valid Python, or when one of
+    ``REQUIRED_PARAMETERS`` is missing.
+    """
+    cells = [
+        c for c in nb.cells if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
+    if not cells:
+        raise BuildError(
+            f"{source}: no cell tagged 'parameters' (start the cell with  # %% tags=[\"parameters\"]  so that "
+            "papermill can set preset, data_dir, ssl4sar_dir, work_dir, device and seed)"
+        )
+    if len(cells) > 1:
+        raise BuildError(
+            f"{source}: {len(cells)} cells are tagged 'parameters'; papermill uses one, keep one"
+        )
+    try:
+        tree = ast.parse(cells[0].source)
+    except SyntaxError as exc:
+        raise BuildError(f"{source}: the 'parameters' cell is not valid Python: {exc}") from exc
+    names: list[str] = []
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Name):
+                names.append(target.id)
+    missing = [p for p in REQUIRED_PARAMETERS if p not in names]
+    if missing:
+        raise BuildError(
+            f"{source}: the 'parameters' cell does not define {', '.join(missing)} "
+            f"(every chapter declares {', '.join(REQUIRED_PARAMETERS)})"
+        )
+    return names
+
+
+# --------------------------------------------------------------------------------------------------
+# kernel, data, execution
+
+
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """Make sure a Jupyter kernel ``name`` runs *this* interpreter (``sys.executable``); return its name.
+
+    Installs the kernel spec into ``sys.prefix/share/jupyter/kernels`` (``ipykernel install --sys-prefix``)
+    when it is missing or points to another Python. Idempotent.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def current() -> tuple[str | None, Path | None]:
+        try:
+            spec = KernelSpecManager().get_kernel_spec(name)
+        except NoSuchKernel:
+            return None, None
+        return (spec.argv[0] if spec.argv else None), Path(spec.resource_dir)
+
+    executable = os.path.abspath(sys.executable)
+
+    def runs_this_python(argv0: str | None) -> bool:
+        # same folder (the venv's bin/) and the same file: python, python3 and python3.11 all qualify,
+        # the system interpreter the venv links to does not
+        if argv0 is None or not os.path.isabs(argv0) or not os.path.exists(argv0):
+            return False
+        return os.path.dirname(os.path.abspath(argv0)) == os.path.dirname(executable) and os.path.samefile(
+            argv0, executable
+        )
+
+    argv0, where = current()
+    if runs_this_python(argv0):
+        return name
+    log.info(
+        "installing Jupyter kernel %r for %s into %s/share/jupyter/kernels", name, executable, sys.prefix
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--sys-prefix",
+            "--name",
+            name,
+            "--display-name",
+            KERNEL_DISPLAY_NAME,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BuildError(
+            f"cannot install the Jupyter kernel {name!r}: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    argv0, where = current()
+    if not runs_this_python(argv0):
+        raise BuildError(
+            f"the Jupyter kernel {name!r} found at {where} runs {argv0}, not {executable}; a kernel spec of the "
+            f"same name earlier on the Jupyter path shadows ours (remove it with: jupyter kernelspec remove {name})"
+        )
+    return name
+
+
+def prepare_synthetic_data(
+    work_dir: Path,
+    preset: str,
+    seed: int,
+    generate: Callable[..., Any] | None = None,
+) -> Path:
+    """Generate the synthetic data set into ``work_dir/data`` unless a complete one for (preset, seed) is there.
+
+    ``generate`` defaults to ``ssl4sar.data.synthetic.generate(out_dir, preset=..., seed=...)`` (imported
+    only when needed), asked for all of ``SYNTHETIC_LAYOUTS`` when it takes ``layouts``: the chapters find
+    ``data/caffe``, ``data/ssl4sar`` and ``data/timeseries`` there. A completion marker ``.ssl4sar-synthetic.json`` is written after a successful run, so
+    an interrupted generation is redone rather than trusted.
+    """
+    data_dir = Path(work_dir) / "data"
+    marker = data_dir / SYNTHETIC_MARKER
+    if marker.is_file():
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            info = {}
+        if info.get("preset") == preset and info.get("seed") == seed:
+            log.info("synthetic data for preset %s (seed %d) already in %s", preset, seed, data_dir)
+            return data_dir
+        log.info(
+            "synthetic data in %s was made for %s; regenerating for preset %s seed %d",
+            data_dir,
+            {k: info.get(k) for k in ("preset", "seed")},
+            preset,
+            seed,
+        )
+        shutil.rmtree(data_dir)
+    elif data_dir.is_dir() and any(data_dir.iterdir()):
+        log.warning(
+            "%s exists without a completion marker (interrupted generation?); generating again", data_dir
+        )
+    if generate is None:
+        try:
+            from ssl4sar.data.synthetic import generate as generate
+        except ImportError as exc:
+            raise BuildError(
+                f"cannot import ssl4sar.data.synthetic.generate to make the synthetic data ({exc}); "
+                "give real data with --caffe DIR --ssl4sar DIR instead"
+            ) from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
+    if "layouts" in inspect.signature(generate).parameters:
+        kwargs["layouts"] = SYNTHETIC_LAYOUTS
+    log.info("generating synthetic data (preset %s, seed %d) into %s", preset, seed, data_dir)
+    start = time.perf_counter()
+    generate(data_dir, **kwargs)
+    seconds = time.perf_counter() - start
+    _write_json_atomic(
+        marker,
+        {
+            "preset": preset,
+            "seed": seed,
+            "seconds": round(seconds, 2),
+            "created": _now(),
+            "generator": "ssl4sar.data.synthetic.generate",
+        },
+    )
+    log.info("synthetic data ready in %.1f s", seconds)
+    return data_dir
+
+
+@dataclass
+class ChapterResult:
+    """Outcome of one chapter: ``status`` is "ok", "failed" or "not run"; ``seconds`` wall time."""
+
+    chapter: Chapter
+    status: str
+    seconds: float = 0.0
+    output: Path | None = None
+    error: str | None = None
+
+
+def execute_chapter(
+    chapter: Chapter,
+    output_path: Path,
+    parameters: dict[str, Any],
+    *,
+    kernel_name: str = KERNEL_NAME,
+    failed_dir: Path | None = None,
+    cell_timeout_s: float | None = None,
+    progress_bar: bool = False,
+    log_output: bool = False,
+) -> ChapterResult:
+    """Execute ``chapter`` with papermill and write the executed notebook to ``output_path``.
+
+    The notebook runs with its own folder as working directory, so relative paths in it behave as when it
+    is opened in Jupyter. The output is written under a temporary name and renamed on success; on failure
+    the partly executed notebook is moved to ``failed_dir`` (default: next to the output) and
+    ``NotebookError`` is raised with the chapter, the failing cell and the error.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = read_notebook(chapter.source)
+    declared = declared_parameters(nb, chapter.source)
+    unknown = [k for k in parameters if k not in declared]
+    if unknown:
+        raise BuildError(f"{chapter.source}: the 'parameters' cell does not define {', '.join(unknown)}")
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    running = output_path.with_name(f".{output_path.stem}.running.ipynb")
+    failed_dir = Path(failed_dir) if failed_dir is not None else output_path.parent
+    log.info("executing %s", chapter.name)
+    start = time.perf_counter()
+    try:
+        with kernel_environment():
+            papermill.execute_notebook(
+                nb,
+                str(running),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                language="python",
+                cwd=str(chapter.source.parent),
+                progress_bar=progress_bar,
+                log_output=log_output,
+                request_save_on_cell_execute=True,
+                execution_timeout=cell_timeout_s,
+            )
+    except PapermillExecutionError as exc:
+        seconds = time.perf_counter() - start
+        copy = _keep_failed(running, failed_dir / output_path.name)
+        first_line = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+        tail = _ANSI_RE.sub("", "\n".join(exc.traceback or [])).strip().splitlines()[-12:]
+        message = (
+            f"{chapter.source.name} failed after {seconds:.1f} s in the code cell starting {first_line!r} "
+            f"(In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
+            + "\n".join("    " + ln for ln in tail)
+            + (f"\npartly executed notebook: {copy}" if copy else "")
+        )
+        raise NotebookError(chapter, message, copy) from exc
+    except BuildError:
+        raise
+    except Exception as exc:  # kernel died, cell timeout, kernel could not start …
+        seconds = time.perf_counter() - start
+        copy = _keep_failed(running, failed_dir / output_path.name)
+        message = (
+            f"{chapter.source.name} failed after {seconds:.1f} s: {type(exc).__name__}: "
+            f"{_ANSI_RE.sub('', str(exc)).strip()}" + (f"\npartly executed notebook: {copy}" if copy else "")
+        )
+        raise NotebookError(chapter, message, copy) from exc
+    os.replace(running, output_path)
+    seconds = time.perf_counter() - start
+    log.info("%s done in %.1f s", chapter.name, seconds)
+    return ChapterResult(chapter, "ok", seconds, output_path)
+
+
+#: Environment of the notebook kernels. ``MPLBACKEND`` must name the inline backend: the Makefile and the
+#: tests export ``MPLBACKEND=Agg`` for the library, and a kernel inheriting that would show no figures.
+KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0"}
+
+
+@contextlib.contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Set the variables a notebook kernel inherits (``KERNEL_ENVIRONMENT``) while it starts; restore after."""
+    saved = {k: os.environ.get(k) for k in (*KERNEL_ENVIRONMENT, *KERNEL_ENVIRONMENT_DEFAULTS)}
+    os.environ.update(KERNEL_ENVIRONMENT)
+    for key, value in KERNEL_ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _keep_failed(running: Path, target: Path) -> Path | None:
+    if not running.is_file():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(running, target)
+    return target
+
+
+def run_chapters(
+    chapters: Sequence[Chapter],
+    *,
+    output_dir: Path,
+    parameters: dict[str, Any],
+    kernel_name: str = KERNEL_NAME,
+    failed_dir: Path | None = None,
+    cell_timeout_s: float | None = None,
+    progress_bar: bool = False,
+    log_output: bool = False,
+) -> list[ChapterResult]:
+    """Execute ``chapters`` in order with the same ``parameters``; stop at the first failure.
+
+    Returns one result per chapter: "ok", "failed" (with the error message) or "not run" (after a failure).
+    Executed notebooks are written to ``output_dir/<name>.ipynb``.
+    """
+    results: list[ChapterResult] = []
+    failed: ChapterResult | None = None
+    for chapter in chapters:
+        if failed is not None:
+            results.append(
+                ChapterResult(chapter, "not run", error=f"not run because {failed.chapter.name} failed")
+            )
+            continue
+        start = time.perf_counter()
+        try:
+            results.append(
+                execute_chapter(
+                    chapter,
+                    Path(output_dir) / f"{chapter.name}.ipynb",
+                    parameters,
+                    kernel_name=kernel_name,
+                    failed_dir=failed_dir,
+                    cell_timeout_s=cell_timeout_s,
+                    progress_bar=progress_bar,
+                    log_output=log_output,
+                )
+            )
+        except BuildError as exc:
+            failed = ChapterResult(chapter, "failed", time.perf_counter() - start, error=str(exc))
+            results.append(failed)
+    return results
+
+
+def notebook_parameters(
+    *, preset: str, work_dir: Path, data_dir: Path | None, ssl4sar_dir: Path | None, seed: int
+) -> dict[str, Any]:
+    """The papermill parameters every chapter receives (paths absolute, ``None`` for synthetic data).
+
+    A ``preset`` naming a YAML file is made absolute too, since chapters run in their own folder.
+    """
+    if preset.endswith((".yaml", ".yml")) and Path(preset).is_file():
+        preset = str(Path(preset).resolve())
+    return {
+        "preset": preset,
+        "data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None,
+        "ssl4sar_dir": str(Path(ssl4sar_dir).resolve()) if ssl4sar_dir is not None else None,
+        "work_dir": str(Path(work_dir).resolve()),
+        "seed": int(seed),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# table of contents and Jupyter Book
+
+
+def render_toc(chapter_names: Sequence[str]) -> str:
+    """The Jupyter Book 1.x ``_toc.yml`` text: intro, the chapters ``chapters/<name>``, then the appendix."""
+    lines = [
+        "# Table of contents of the ssl4sar book (Jupyter Book 1.x, format jb-book).",
+        "# `make book` generates the table it builds with from the notebooks present (tools/book.py);",
+        "# this committed copy lists the planned chapters; refresh it with: python tools/book.py toc --write",
+        "format: jb-book",
+        f"root: {ROOT_PAGE}",
+        "parts:",
+    ]
+    if chapter_names:
+        lines += ["  - caption: Chapters", "    numbered: true", "    chapters:"]
+        lines += [f"      - file: {CHAPTER_SUBDIR}/{name}" for name in chapter_names]
+    lines += ["  - caption: About this book", "    chapters:"]
+    lines += [f"      - file: {page}" for page in APPENDIX_PAGES]
+    return "\n".join(lines) + "\n"
+
+
+def executed_chapters(chapters: Sequence[Chapter], chapter_dir: Path) -> list[str]:
+    """Names of ``chapters`` whose executed notebook exists in ``chapter_dir``; warns about stale or missing ones."""
+    present = []
+    for chapter in chapters:
+        executed = chapter_dir / f"{chapter.name}.ipynb"
+        if not executed.is_file():
+            log.warning(
+                "%s has not been executed (no %s); it is left out of the book", chapter.name, executed
+            )
+            continue
+        if executed.stat().st_mtime < chapter.source.stat().st_mtime:
+            log.warning(
+                "%s is older than %s; re-run it with: tools/book.py build --only %s",
+                executed,
+                chapter.source,
+                chapter.number,
+            )
+        present.append(chapter.name)
+    return present
+
+
+def run_jupyter_book(
+    book_dir: Path, toc_path: Path, *, rebuild_all: bool = False, strict: bool = False
+) -> float:
+    """Render ``book_dir`` with Jupyter Book (HTML) using the table of contents ``toc_path``; return seconds.
+
+    Runs with this interpreter; raises ``BuildError`` with the tail of the log when the build fails.
+    """
+    missing = [p for p in (ROOT_PAGE, *APPENDIX_PAGES) if not (book_dir / f"{p}.md").is_file()]
+    if missing:
+        raise BuildError(f"{book_dir}: missing hand-written pages {', '.join(p + '.md' for p in missing)}")
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build",
+        str(book_dir),
+        "--toc",
+        str(toc_path),
+        "--builder",
+        "html",
+    ]
+    if rebuild_all:
+        cmd.append("--all")
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    log.info("rendering the book with Jupyter Book")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=book_dir)
+    seconds = time.perf_counter() - start
+    output = _ANSI_RE.sub("", proc.stdout + proc.stderr)
+    warnings = [ln for ln in output.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    for line in warnings[:30]:
+        log.warning("sphinx: %s", line.strip())
+    if len(warnings) > 30:
+        log.warning("sphinx: … %d more warnings", len(warnings) - 30)
+    if proc.returncode != 0 or not (book_dir / "_build" / "html" / "index.html").is_file():
+        tail = "\n".join(output.strip().splitlines()[-25:])
+        raise BuildError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    log.info(
+        "Jupyter Book done in %.1f s (%d warnings): %s",
+        seconds,
+        len(warnings),
+        book_dir / "_build" / "html" / "index.html",
+    )
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------------
+# build command
+
+
+def _preset_label(preset: str) -> str:
+    return Path(preset).stem if preset.endswith((".yaml", ".yml")) else preset
+
+
+def _check_data_dir(path: Path | None, option: str) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        from ssl4sar.errors import DataError
+
+        raise DataError(path, f"{option} is not a directory", "give the root folder of the data set")
+    return path
+
+
+def build(args: argparse.Namespace) -> int:
+    """``tools/book.py build``: execute the chapters and render the book. Returns the exit code."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    book_dir: Path = args.book_dir.resolve()
+    build_dir = book_dir / "_build"
+    chapter_dir = book_dir / CHAPTER_SUBDIR
+    timings_path = build_dir / "timings.json"
+    chapters = discover_notebooks(args.notebooks_dir.resolve())
+    total_start = time.perf_counter()
+    timings = _load_timings(timings_path, args.preset)
+    results: list[ChapterResult] = []
+
+    if args.skip_execute:
+        log.info("--skip-execute: rendering the executed notebooks already in %s", chapter_dir)
+    else:
+        selected = select_chapters(chapters, args.only)
+        if not selected:
+            log.info("no chapters in %s yet: building the hand-written pages only", args.notebooks_dir)
+        else:
+            from ssl4sar.config import load_preset
+
+            load_preset(args.preset)  # fail now, not in the first chapter, on a misspelt preset
+            caffe = _check_data_dir(args.caffe, "--caffe")
+            ssl4sar = _check_data_dir(args.ssl4sar, "--ssl4sar")
+            work_dir = (args.work_dir or book_dir / "_work" / _preset_label(args.preset)).resolve()
+            work_dir.mkdir(parents=True, exist_ok=True)
+            if caffe is None or ssl4sar is None:
+                prepare_synthetic_data(work_dir, args.preset, args.seed)
+            kernel = ensure_kernel()
+            if not args.verbose:
+                logging.getLogger("papermill").setLevel(logging.WARNING)
+            params = notebook_parameters(
+                preset=args.preset, work_dir=work_dir, data_dir=caffe, ssl4sar_dir=ssl4sar, seed=args.seed
+            )
+            log.info("executing %d chapter(s) with %s", len(selected), params)
+            results = run_chapters(
+                selected,
+                output_dir=chapter_dir,
+                parameters=params,
+                kernel_name=kernel,
+                failed_dir=build_dir / "failed",
+                cell_timeout_s=args.cell_timeout,
+                progress_bar=sys.stderr.isatty(),
+                log_output=args.verbose,
+            )
+            for r in results:
+                if r.status != "not run":
+                    timings["chapters"][r.chapter.name] = {
+                        "status": r.status,
+                        "seconds": round(r.seconds, 2),
+                        "finished": _now(),
+                    }
+            timings["work_dir"] = str(work_dir)
+            timings["execute_seconds"] = round(sum(r.seconds for r in results), 2)
+            failed = [r for r in results if r.status == "failed"]
+            if failed:
+                timings["total_seconds"] = round(time.perf_counter() - total_start, 2)
+                _write_json_atomic(timings_path, timings)
+                _log_summary(results)
+                log.error("chapter %s failed:\n%s", failed[0].chapter.name, failed[0].error)
+                return 1
+
+    toc_path = build_dir / "_toc.yml"
+    toc_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(toc_path, render_toc(executed_chapters(chapters, chapter_dir)))
+    timings["jupyter_book_seconds"] = round(
+        run_jupyter_book(book_dir, toc_path, rebuild_all=args.all, strict=args.strict), 2
+    )
+    timings["total_seconds"] = round(time.perf_counter() - total_start, 2)
+    _write_json_atomic(timings_path, timings)
+    _log_summary(results)
+    log.info(
+        "book built in %.1f s: %s (timings in %s)",
+        timings["total_seconds"],
+        build_dir / "html" / "index.html",
+        timings_path,
+    )
+    return 0
+
+
+def _load_timings(path: Path, preset: str) -> dict[str, Any]:
+    """Previous timings of the same preset (kept for chapters not re-run), or a fresh record."""
+    fresh: dict[str, Any] = {"preset": preset, "chapters": {}}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return fresh
+        if old.get("preset") == preset and isinstance(old.get("chapters"), dict):
+            fresh["chapters"] = old["chapters"]
+    fresh.update({"python": sys.executable, "started": _now(), "host_cpus": os.cpu_count()})
+    return fresh
+
+
+def _log_summary(results: Sequence[ChapterResult]) -> None:
+    for r in results:
+        log.info("  %-28s %-8s %8.1f s", r.chapter.name, r.status, r.seconds)
+
+
+# --------------------------------------------------------------------------------------------------
+# check command: static server + headless Chromium
+
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    # offline by construction: every host except the local server fails to resolve at once
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+)
+_SKIP_SCHEMES = ("mailto:", "tel:", "javascript:", "data:", "blob:", "about:")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def find_chromium(explicit: str | None = None) -> str | None:
+    """Path of a Chromium/Chrome executable: ``explicit``, ``$CHROMIUM``, or the first one on ``PATH``."""
+    for candidate in (explicit, os.environ.get("CHROMIUM"), *CHROMIUM_CANDIDATES):
+        if candidate:
+            found = shutil.which(candidate)
+            if found:
+                return found
+    return None
+
+
+@dataclass
+class ParsedPage:
+    """What a rendered page contains: ids, main-content text length, images, links and assets."""
+
+    ids: set[str] = field(default_factory=set)
+    main_text_chars: int = 0
+    has_main: bool = False
+    images: list[str | None] = field(default_factory=list)  # src of every <img> (None: attribute missing)
+    links: list[str] = field(default_factory=list)  # <a href>
+    # <link href> (stylesheets, icons, prev/next) and <script src>
+    assets: list[str] = field(default_factory=list)
+    title: str = ""
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = ParsedPage()
+        self._stack: list[tuple[str, bool]] = []  # (tag, opens main content)
+        self._main_depth = 0
+        self._in_title = False
+        self._skip_text = 0  # inside <script>/<style>
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if a.get(key):
+                self.page.ids.add(str(a[key]))
+        if tag == "img":
+            self.page.images.append(a.get("src"))
+        elif tag == "a" and a.get("href") is not None:
+            self.page.links.append(str(a["href"]))
+        elif tag == "link" and a.get("href") and "preconnect" not in (a.get("rel") or ""):
+            self.page.assets.append(str(a["href"]))
+        elif tag == "script" and a.get("src"):
+            self.page.assets.append(str(a["src"]))
+        elif tag == "title":
+            self._in_title = True
+        if tag in ("script", "style"):
+            self._skip_text += 1
+        if tag in _VOID:
+            return
+        opens_main = tag in ("main", "article") or a.get("role") == "main"
+        if opens_main:
+            self.page.has_main = True
+            self._main_depth += 1
+        self._stack.append((tag, opens_main))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip_text:
+            self._skip_text -= 1
+        if tag == "title":
+            self._in_title = False
+        # pop up to the matching open tag (tolerates unclosed <p>, <li> in hand-written HTML)
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i][0] == tag:
+                for _, opens_main in self._stack[i:]:
+                    if opens_main:
+                        self._main_depth -= 1
+                del self._stack[i:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.page.title += data.strip()
+        if self._main_depth > 0 and not self._skip_text:
+            self.page.main_text_chars += len(data.strip())
+
+
+def parse_page(html: str) -> ParsedPage:
+    """Parse an HTML document (Chromium's serialised DOM or a file) into a ``ParsedPage``."""
+    parser = _PageParser()
+    parser.feed(html)
+    parser.close()
+    return parser.page
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        log.debug("http: " + format, *args)
+
+
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port) in a thread; yield the base URL ``http://…/``."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="book-check-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def run_chromium(
+    chromium: str,
+    url: str,
+    mode_args: Sequence[str],
+    *,
+    profile_dir: Path,
+    timeout_s: float = 60.0,
+    window: str = "1280,1600",
+) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium once on ``url`` with ``mode_args`` (``--dump-dom`` or ``--screenshot=PATH``)."""
+    cmd = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile_dir}",
+        f"--window-size={window}",
+        "--virtual-time-budget=3000",
+        *mode_args,
+        url,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+@dataclass
+class CheckReport:
+    """Result of ``check_site``: counts, failures (make the check fail) and warnings."""
+
+    pages: list[str] = field(default_factory=list)
+    images: int = 0
+    internal_links: int = 0
+    assets: int = 0
+    external_links: int = 0
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    screenshots: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        lines = [
+            f"checked {len(self.pages)} page(s): {self.images} image(s), {self.internal_links} internal link(s), "
+            f"{self.assets} stylesheet/script/icon reference(s) loaded; {self.external_links} external link(s) "
+            "not fetched (offline)",
+            f"screenshots: {', '.join(str(p) for p in self.screenshots) or 'none'}",
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"FAIL: {f}" for f in self.failures]
+        lines.append("OK" if self.ok else f"{len(self.failures)} failure(s)")
+        return "\n".join(lines)
+
+
+def list_pages(html_dir: Path) -> list[str]:
+    """HTML pages of a built site, relative POSIX paths, excluding Sphinx's ``_static``/``_sources``-style folders."""
+    pages = []
+    for path in sorted(html_dir.rglob("*.html")):
+        rel = path.relative_to(html_dir)
+        if any(part.startswith(("_", ".")) for part in rel.parts[:-1]):
+            continue
+        pages.append(rel.as_posix())
+    return pages
+
+
+class _Fetcher:
+    """GET requests against the local server, cached by URL (without fragment)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, bytes]] = {}
+
+    def get(self, url: str) -> tuple[int, bytes]:
+        url = urllib.parse.urldefrag(url)[0]
+        if url not in self._cache:
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - our own local server
+                    self._cache[url] = (resp.status, resp.read())
+            except urllib.error.HTTPError as exc:
+                self._cache[url] = (exc.code, b"")
+            except (urllib.error.URLError, OSError) as exc:
+                log.debug("GET %s failed: %s", url, exc)
+                self._cache[url] = (0, b"")
+        return self._cache[url]
+
+
+def check_site(
+    html_dir: Path,
+    *,
+    chromium: str | None = None,
+    screenshot_dir: Path | None = None,
+    pages: Sequence[str] | None = None,
+    min_main_chars: int = 20,
+    timeout_s: float = 60.0,
+) -> CheckReport:
+    """Load every page of the static site ``html_dir`` in headless Chromium and check it; see the module doc.
+
+    ``pages`` restricts the check to these relative paths (default: every page). Failures: a page that does
+    not load or has no main content (``<main>``, ``<article>`` or ``role="main"`` with at least
+    ``min_main_chars`` characters of text), an ``<img>`` without ``src`` or whose image does not load, an
+    internal link, stylesheet or script that does not answer 200, a missing screenshot. Links to anchors
+    missing from their target page are warnings.
+    """
+    html_dir = Path(html_dir).resolve()
+    if not (html_dir / "index.html").is_file():
+        raise BuildError(f"{html_dir}: no index.html; build the book first (make book)")
+    exe = find_chromium(chromium)
+    if exe is None:
+        raise BuildError("Chromium not found (install the Debian package 'chromium' or set $CHROMIUM)")
+    report = CheckReport(pages=list(pages) if pages is not None else list_pages(html_dir))
+    fetcher = _Fetcher()
+    ids_of: dict[str, set[str]] = {}
+
+    def target_ids(url: str) -> set[str]:
+        if url not in ids_of:
+            status, body = fetcher.get(url)
+            ids_of[url] = parse_page(body.decode("utf-8", "replace")).ids if status == 200 else set()
+        return ids_of[url]
+
+    with tempfile.TemporaryDirectory(prefix="book-check-") as tmp, serve_directory(html_dir) as base:
+        profile = Path(tmp) / "profile"
+        host = urllib.parse.urlsplit(base).netloc
+        for rel in report.pages:
+            page_url = urllib.parse.urljoin(base, urllib.parse.quote(rel))
+            try:
+                proc = run_chromium(exe, page_url, ["--dump-dom"], profile_dir=profile, timeout_s=timeout_s)
+            except subprocess.TimeoutExpired:
+                report.failures.append(f"{rel}: Chromium did not finish loading it within {timeout_s:.0f} s")
+                continue
+            if proc.returncode != 0 or "<body" not in proc.stdout:
+                err = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+                report.failures.append(
+                    f"{rel}: Chromium could not render it (exit {proc.returncode}: {err[0]})"
+                )
+                continue
+            page = parse_page(proc.stdout)
+            if not page.has_main or page.main_text_chars < min_main_chars:
+                report.failures.append(
+                    f"{rel}: no main content (expected <main>, <article> or role=main with text; found "
+                    f"{page.main_text_chars} characters)"
+                )
+            _check_images(rel, page, page_url, host, fetcher, report)
+            _check_links(rel, page, page_url, host, fetcher, target_ids, report)
+        if screenshot_dir is not None:
+            _take_screenshots(exe, base, html_dir, report, Path(screenshot_dir), profile, timeout_s)
+    return report
+
+
+def _is_local(url: str, host: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.netloc == host
+
+
+def _check_images(
+    rel: str, page: ParsedPage, page_url: str, host: str, fetcher: _Fetcher, report: CheckReport
+) -> None:
+    for i, src in enumerate(page.images, start=1):
+        report.images += 1
+        if src is None or not src.strip():
+            report.failures.append(f"{rel}: image #{i} has an empty or missing src")
+            continue
+        src = src.strip()
+        if src.startswith("data:"):
+            payload = src.partition(",")[2]
+            if not payload.strip():
+                report.failures.append(f"{rel}: image #{i} is an empty data: URI")
+            continue
+        url = urllib.parse.urljoin(page_url, src)
+        if not _is_local(url, host):
+            report.warnings.append(f"{rel}: image #{i} is loaded from outside the book ({src})")
+            continue
+        status, body = fetcher.get(url)
+        if status != 200 or not body:
+            report.failures.append(
+                f"{rel}: image #{i} {src} does not load (HTTP {status or 'error'}, {len(body)} bytes)"
+            )
+
+
+def _check_links(
+    rel: str,
+    page: ParsedPage,
+    page_url: str,
+    host: str,
+    fetcher: _Fetcher,
+    target_ids: Callable[[str], set[str]],
+    report: CheckReport,
+) -> None:
+    for kind, refs in (("link", page.links), ("asset", page.assets)):
+        for href in refs:
+            href = href.strip()
+            if not href or href.lower().startswith(_SKIP_SCHEMES):
+                continue
+            url = urllib.parse.urljoin(page_url, href)
+            if not _is_local(url, host):
+                report.external_links += 1
+                continue
+            if kind == "link":
+                report.internal_links += 1
+            else:
+                report.assets += 1
+            base, fragment = urllib.parse.urldefrag(url)
+            status, _ = fetcher.get(base)
+            if status != 200:
+                what = "link to" if kind == "link" else "reference to"
+                report.failures.append(f"{rel}: {what} {href} answers HTTP {status or 'error'}")
+                continue
+            if kind == "link" and fragment and base.endswith((".html", "/")):
+                ids = page.ids if base == urllib.parse.urldefrag(page_url)[0] else target_ids(base)
+                if urllib.parse.unquote(fragment) not in ids:
+                    report.warnings.append(
+                        f"{rel}: link {href}: no element with id {fragment!r} in the target page"
+                    )
+
+
+def _take_screenshots(
+    exe: str, base: str, html_dir: Path, report: CheckReport, out_dir: Path, profile: Path, timeout_s: float
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    others = [p for p in report.pages if p != "index.html"]
+    chapter = next((p for p in others if p.startswith(f"{CHAPTER_SUBDIR}/")), others[0] if others else None)
+    for rel in ["index.html", *([chapter] if chapter else [])]:
+        target = out_dir / (Path(rel).stem + ".png")
+        target.unlink(missing_ok=True)
+        try:
+            run_chromium(
+                exe,
+                urllib.parse.urljoin(base, rel),
+                [f"--screenshot={target}"],
+                profile_dir=profile,
+                timeout_s=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            pass
+        if target.is_file() and target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
+            report.screenshots.append(target)
+        else:
+            report.failures.append(f"{rel}: no screenshot was written to {target}")
+
+
+def check(args: argparse.Namespace) -> int:
+    """``tools/book.py check``: the browser check of the built book. Returns the exit code."""
+    html_dir = args.html.resolve()
+    screenshot_dir = (
+        None
+        if args.no_screenshots
+        else (args.screenshots.resolve() if args.screenshots else html_dir.parent / "screenshots")
+    )
+    report = check_site(
+        html_dir, chromium=args.chromium, screenshot_dir=screenshot_dir, timeout_s=args.timeout
+    )
+    for line in report.summary().splitlines():
+        (log.error if line.startswith("FAIL") else log.info)("%s", line)
+    return 0 if report.ok else 1
+
+
+def toc(args: argparse.Namespace) -> int:
+    """``tools/book.py toc``: print or write the table of contents for the chapters present."""
+    text = render_toc([c.name for c in discover_notebooks(args.notebooks_dir.resolve())])
+    if args.write:
+        _write_text_atomic(args.book_dir / "_toc.yml", text)
+        log.info("wrote %s", args.book_dir / "_toc.yml")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers and CLI
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    _write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tools/book.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--book-dir", type=Path, default=BOOK_DIR, help="Jupyter Book source folder (default: book/)"
+        )
+        p.add_argument(
+            "--notebooks-dir",
+            type=Path,
+            default=NOTEBOOK_DIR,
+            help="folder of the NN_name.py chapters (default: notebooks/)",
+        )
+
+    b = sub.add_parser("build", help="execute the notebooks with papermill and render the book")
+    common(b)
+    b.add_argument("--preset", default="demo", help="paper, demo, smoke or a YAML file (default: demo)")
+    b.add_argument("--caffe", type=Path, default=None, help="CaFFe root (data_raw); default: synthetic data")
+    b.add_argument(
+        "--ssl4sar", type=Path, default=None, help="SSL4SAR unlabeled data root; default: synthetic"
+    )
+    b.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="artefacts shared between chapters (default: book/_work/<preset>)",
+    )
+    b.add_argument("--seed", type=int, default=0, help="seed passed to every chapter (default: 0)")
+    b.add_argument("--only", nargs="+", metavar="NN", help="execute only these chapters (numbers or names)")
+    b.add_argument("--skip-execute", action="store_true", help="render the already executed notebooks only")
+    b.add_argument(
+        "--cell-timeout", type=float, default=None, help="seconds a single cell may run (default: none)"
+    )
+    b.add_argument("--all", action="store_true", help="re-render every page, not only changed ones")
+    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
+    b.add_argument("-v", "--verbose", action="store_true", help="log the output of every executed cell")
+    b.set_defaults(func=build)
+
+    c = sub.add_parser("check", help="load every built page in headless Chromium and check images and links")
+    c.add_argument(
+        "--html",
+        type=Path,
+        default=BOOK_DIR / "_build" / "html",
+        help="built site (default: book/_build/html)",
+    )
+    c.add_argument(
+        "--screenshots", type=Path, default=None, help="screenshot folder (default: book/_build/screenshots)"
+    )
+    c.add_argument("--no-screenshots", action="store_true", help="skip the screenshots")
+    c.add_argument(
+        "--chromium", default=None, help="Chromium executable (default: $CHROMIUM or chromium on PATH)"
+    )
+    c.add_argument("--timeout", type=float, default=60.0, help="seconds per page (default: 60)")
+    c.set_defaults(func=check)
+
+    t = sub.add_parser("toc", help="print the table of contents for the chapters present")
+    common(t)
+    t.add_argument("--write", action="store_true", help="write it to book/_toc.yml")
+    t.set_defaults(func=toc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s book: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args))
+    except BuildError as exc:
+        log.error("%s", exc)
+        return 1
+    except ValueError as exc:  # DataError and bad presets
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
