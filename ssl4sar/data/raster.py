@@ -1,0 +1,210 @@
+"""Georeferenced raster reading and writing (GeoTIFF, and any other format GDAL reads) through rasterio.
+
+Arrays are band-first: ``(C, H, W)`` with ``H`` rows and ``W`` columns of pixels, exactly as rasterio
+returns them; asking for a single band by number returns ``(H, W)``. Band numbers are 1-based (GDAL
+convention). Pixel sizes are reported in metres per pixel (``resolution_m``) when the CRS is projected;
+geographic (degree) CRSs have no metric pixel size and report ``None``.
+
+Errors (missing file, unreadable or corrupt raster, band out of range, a CRS required but absent) raise
+:class:`ssl4sar.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
+from rasterio.transform import Affine
+
+from ssl4sar.errors import DataError
+from ssl4sar.io import atomic_path
+
+__all__ = ["RasterInfo", "read_raster", "read_raster_info", "write_geotiff", "check_same_grid"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """Metadata of a raster file.
+
+    Attributes:
+        path: the file.
+        crs: coordinate reference system, or ``None`` for a raster without georeferencing.
+        transform: affine pixel → CRS transform (identity when not georeferenced).
+        shape: ``(H, W)`` in pixels.
+        count: number of bands.
+        dtype: numpy dtype name of the bands (of band 1).
+        nodata: the no-data value, or ``None``.
+        resolution_m: mean pixel size in metres per pixel for a projected CRS, else ``None``.
+    """
+
+    path: Path
+    crs: CRS | None
+    transform: Affine
+    shape: tuple[int, int]
+    count: int
+    dtype: str
+    nodata: float | None
+    resolution_m: float | None
+
+    @property
+    def georeferenced(self) -> bool:
+        """True when the raster has a CRS."""
+        return self.crs is not None
+
+    def same_grid(self, other: RasterInfo, atol: float = 1e-6) -> bool:
+        """True when ``other`` has the same CRS, shape and transform (coefficients within ``atol``)."""
+        if self.shape != other.shape:
+            return False
+        if (self.crs is None) != (other.crs is None):
+            return False
+        if self.crs is not None and self.crs != other.crs:
+            return False
+        return bool(np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], rtol=0.0, atol=atol))
+
+
+def _resolution_m(crs: CRS | None, res: tuple[float, float]) -> float | None:
+    if crs is None or not crs.is_projected:
+        return None
+    try:
+        factor = float(crs.linear_units_factor[1])
+    except (CRSError, TypeError, IndexError):
+        return None
+    return float((abs(res[0]) + abs(res[1])) / 2.0 * factor)
+
+
+def _info_from_dataset(path: Path, src: Any) -> RasterInfo:
+    crs = src.crs if src.crs else None
+    return RasterInfo(
+        path=path,
+        crs=crs,
+        transform=src.transform,
+        shape=(int(src.height), int(src.width)),
+        count=int(src.count),
+        dtype=str(src.dtypes[0]),
+        nodata=None if src.nodata is None else float(src.nodata),
+        resolution_m=_resolution_m(crs, src.res),
+    )
+
+
+def _open(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(path, "file not found", "check the data root and the file name")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise DataError(path, f"cannot read raster: {exc}", "the file is corrupt or not a raster; "
+                        "download or regenerate it") from exc
+
+
+def read_raster_info(path: str | Path, *, require_crs: bool = False) -> RasterInfo:
+    """Read only the metadata of ``path`` (cheap: no pixel data is read)."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with _open(path) as src:
+            info = _info_from_dataset(path, src)
+    if require_crs and info.crs is None:
+        raise DataError(path, "raster has no coordinate reference system (CRS)",
+                        "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
+    return info
+
+
+def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
+                require_crs: bool = False) -> tuple[np.ndarray, RasterInfo]:
+    """Read pixel data and metadata of ``path``.
+
+    Args:
+        path: raster file (GeoTIFF, PNG, …).
+        bands: ``None`` for all bands → ``(C, H, W)``; a sequence of 1-based band numbers → ``(len, H, W)``;
+            a single int → ``(H, W)``.
+        require_crs: raise :class:`DataError` when the file has no CRS.
+
+    Returns:
+        ``(array, info)``; the array keeps the file's dtype.
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with _open(path) as src:
+            info = _info_from_dataset(path, src)
+            if require_crs and info.crs is None:
+                raise DataError(path, "raster has no coordinate reference system (CRS)",
+                                "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
+            wanted = [bands] if isinstance(bands, int) else (None if bands is None else [int(b) for b in bands])
+            if wanted is not None:
+                bad = [b for b in wanted if not 1 <= b <= info.count]
+                if bad:
+                    raise DataError(path, f"band(s) {bad} requested but the file has {info.count} band(s)",
+                                    "band numbers are 1-based")
+            try:
+                arr = src.read(wanted)
+            except RasterioIOError as exc:
+                raise DataError(path, f"cannot read pixel data: {exc}", "the file is corrupt; download or "
+                                "regenerate it") from exc
+    if isinstance(bands, int):
+        arr = arr[0]
+    return arr, info
+
+
+def check_same_grid(a: RasterInfo, b: RasterInfo, *, shape_only: bool = False) -> None:
+    """Raise :class:`DataError` naming both files unless ``a`` and ``b`` share CRS, transform and shape.
+
+    With ``shape_only`` (for rasters without georeferencing, e.g. PNG) only the ``(H, W)`` shape is compared.
+    """
+    if a.shape != b.shape:
+        raise DataError(a.path, f"pixel grid {a.shape[0]}x{a.shape[1]} (HxW) differs from {b.path} "
+                        f"({b.shape[0]}x{b.shape[1]})",
+                        "the SAR image and its optical image must be co-registered on the same pixel grid")
+    if shape_only:
+        return
+    if (a.crs is None) != (b.crs is None) or (a.crs is not None and a.crs != b.crs):
+        raise DataError(a.path, f"CRS {a.crs} differs from the CRS {b.crs} of {b.path}",
+                        "reproject one of them onto the other's grid")
+    if not a.same_grid(b):
+        raise DataError(a.path, f"geotransform {tuple(a.transform)[:6]} differs from {tuple(b.transform)[:6]} "
+                        f"of {b.path}", "resample one of them onto the other's grid")
+
+
+def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS | str | int | None, transform: Affine,
+                  nodata: float | None = None, compress: str = "deflate") -> Path:
+    """Write ``array`` (``(H, W)`` or ``(C, H, W)``) as a tiled, compressed GeoTIFF, atomically.
+
+    ``crs`` may be a rasterio CRS, an EPSG code or any string rasterio understands, or ``None`` (no CRS).
+    ``transform`` is the affine pixel → CRS transform (metres per pixel in its coefficients for a metric CRS).
+    """
+    path = Path(path)
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"write_geotiff expects (H, W) or (C, H, W), got shape {arr.shape}")
+    if isinstance(crs, int):
+        crs = CRS.from_epsg(crs)
+    elif isinstance(crs, str):
+        crs = CRS.from_user_input(crs)
+    count, height, width = arr.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "height": height, "width": width, "count": count, "dtype": arr.dtype.name,
+        "crs": crs, "transform": transform, "compress": compress,
+    }
+    if height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(arr)
+    log.debug("wrote %s (%d band(s), %dx%d px)", path, count, height, width)
+    return path
