@@ -1,0 +1,431 @@
+"""Whole-scene inference (spec §7.1, §9): sliding windows with Gaussian stitching, TTA, ensembles.
+
+The network always sees a ``C × C`` context window (C = 512 in the paper) and only the centre ``T × T``
+(T = C / 2) of its output is kept. Two stitching schemes exist in the reference:
+
+* **overlapping** (:func:`sliding_window_probabilities`, the reported test results): the image is padded
+  symmetrically by ``(C − T) / 2`` on all sides, then on the right/bottom up to the window grid; windows start on
+  a ``stride`` grid (128 px in the paper); the softmax of each centre crop is weighted by a Gaussian importance
+  map ``g`` (:func:`gaussian_importance_map`, σ = T / 8) and ``Σ prob·g / Σ g`` is the per-class probability.
+* **non-overlapping** (:func:`non_overlapping_class_map`, validation during training): the image is padded to
+  ``(H // T + 2)·T`` (half-to-even rounding of the split, like the reference), windows start on a T-grid, the
+  argmax centre tiles tile the canvas, which is centre-cropped back. Tiles are placed by their numeric index
+  (the reference sorted ``%03d`` names as strings, which breaks at ≥ 1000 tiles) [FIX].
+
+Memory: one ``(K, H, W)`` float32 canvas plus one ``(H, W)`` weight canvas; windows are cut lazily from the padded
+image and batched, never materialised per scene. Everything runs under ``torch.inference_mode`` on the model's
+device (or ``device``); the canvases live on ``canvas_device`` (default: the model's device).
+
+Ensembles and TTA (:func:`predict_probabilities`, §9): every member × every rotation (k × 90° clockwise like the
+reference's ``cv2.ROTATE_90_CLOCKWISE`` applied k times) [× horizontal flip] is predicted, rotated back, and the
+softmax maps are averaged without weights; the class map is the argmax of the mean and the per-class population
+standard deviation over the maps is the uncertainty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+logger = logging.getLogger(__name__)
+
+Model = Callable[[torch.Tensor], Any]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# weights and padding
+
+def gaussian_importance_map(target_size: int | tuple[int, int], sigma: float | tuple[float, float] | None = None
+                            ) -> np.ndarray:
+    """Gaussian importance map of a ``T × T`` centre crop, as the reference builds it (§7.1).
+
+    A unit delta at ``(T // 2, T // 2)`` blurred with ``scipy.ndimage.gaussian_filter(σ, mode="constant")``,
+    scaled to a maximum of 1, cast to float32, and zeros replaced by the smallest non-zero value.
+
+    Args:
+        target_size: ``T`` or ``(T_h, T_w)`` in pixels.
+        sigma: standard deviation in pixels (scalar or per axis); default ``T / 8`` (32 px for T = 256).
+
+    Returns:
+        ``(T_h, T_w)`` float32 weights in ``(0, 1]``.
+    """
+    size = (int(target_size), int(target_size)) if np.isscalar(target_size) else tuple(int(s) for s in target_size)
+    if sigma is None:
+        sig: Any = [s / 8.0 for s in size]
+    else:
+        sig = sigma
+    tmp = np.zeros(size, dtype=np.float64)
+    tmp[tuple(s // 2 for s in size)] = 1.0
+    g = gaussian_filter(tmp, sig, 0, mode="constant", cval=0.0)
+    g = (g / np.max(g)).astype(np.float32)
+    if np.any(g == 0):
+        g[g == 0] = np.min(g[g != 0])
+    return g
+
+
+def overlapping_padding(image_shape: tuple[int, int], context_size: int = 512, stride: int = 128
+                        ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Padding of §3.2 ``pad_whole_image_overlapping``, generalised to any image size.
+
+    Step (a) pads ``p = (C − T) / 2`` on every side; step (b) pads the right/bottom by
+    ``stride − ((size_a − C) mod stride)`` (1..stride px, as the reference) so that windows on the stride grid end
+    exactly at the border. An image whose step-(a) size is below C (the reference cannot handle it) is padded to
+    exactly C instead.
+
+    Returns:
+        ``((before, after_a, after_b) for rows, (before, after_a, after_b) for columns)`` in pixels.
+    """
+    c = int(context_size)
+    t = c // 2
+    p = (c - t) // 2
+    q = (c - t) // 2 + (c - t) % 2
+    out = []
+    for n in image_shape:
+        size_a = int(n) + p + q
+        extra = stride - ((size_a - c) % stride) if size_a >= c else c - size_a
+        out.append((p, q, extra))
+    return out[0], out[1]
+
+
+def pad_overlapping(image: np.ndarray, context_size: int = 512, stride: int = 128) -> np.ndarray:
+    """Pad a ``(H, W)`` image for overlapping windows (:func:`overlapping_padding`), symmetric mode twice.
+
+    The second (right/bottom) pad mirrors the already padded image, exactly like the reference's two
+    ``transforms.Pad(..., padding_mode="symmetric")`` calls.
+    """
+    (pr, qr, er), (pc, qc, ec) = overlapping_padding(image.shape[:2], context_size, stride)
+    a = np.pad(image, ((pr, qr), (pc, qc)), mode="symmetric")
+    return np.pad(a, ((0, er), (0, ec)), mode="symmetric")
+
+
+def whole_image_padding(image_shape: tuple[int, int], tile_size: int = 256) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Padding of §3.2 ``pad_whole_image``: target ``(n // T + 2)·T``; before = round(Δ/2), after = round((Δ+1)/2).
+
+    Python's ``round`` (half to even) is used like the reference, so the padded size may be one pixel larger than
+    the target. Returns ``((top, bottom), (left, right))``.
+    """
+    out = []
+    for n in image_shape:
+        target = (int(n) // tile_size + 2) * tile_size
+        delta = target - int(n)
+        out.append((int(round(delta / 2.0)), int(round((delta + 1) / 2.0))))
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+
+def _model_device(model: Any, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            return p.device
+        for b in model.buffers():
+            return b.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    if isinstance(model, torch.nn.Module) and model.training:
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train()
+    else:
+        yield
+
+
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+
+def _logits(model: Model, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    elif isinstance(out, dict):
+        out = out["logits"]
+    if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != x.shape[0] \
+            or tuple(out.shape[-2:]) != tuple(x.shape[-2:]):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must map (B, 1, C, C) to logits (B, K, C, C); got {shape} for input {tuple(x.shape)}")
+    return out
+
+
+def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray, bool]:
+    """(H, W) array and whether it is 8-bit (to be divided by 255)."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W) (or (1, H, W)), got shape {image.shape}")
+    if image.size == 0:
+        raise ValueError("image is empty")
+    if image.dtype == np.uint8:
+        return image, True
+    return image.astype(np.float32, copy=False), False
+
+
+def _batches(origins: Sequence[tuple[int, int]], batch_size: int) -> Iterator[Sequence[tuple[int, int]]]:
+    for i in range(0, len(origins), batch_size):
+        yield origins[i:i + batch_size]
+
+
+def _progress(iterable: Any, total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# overlapping windows
+
+def window_origins(padded_shape: tuple[int, int], context_size: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners ``(row, col)`` of all windows on the stride grid inside a padded image, row-major."""
+    rows = range(0, padded_shape[0] - context_size + 1, stride)
+    cols = range(0, padded_shape[1] - context_size + 1, stride)
+    return [(r, c) for r in rows for c in cols]
+
+
+def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor, context_size: int = 512,
+                                 stride: int = 128, sigma: float | None = None, batch_size: int = 8,
+                                 device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
+                                 canvas_device: str | torch.device | None = None, progress: bool = False
+                                 ) -> np.ndarray:
+    """Per-class probabilities of a whole scene by overlapping windows with Gaussian stitching (§7.1).
+
+    Args:
+        model: maps a ``(B, 1, C, C)`` float32 tensor in [0, 1] to logits ``(B, K, C, C)`` (a tuple/list output
+            uses its first element). An ``nn.Module`` in training mode is switched to eval for the call.
+        image: ``(H, W)`` SAR image; uint8 is divided by 255, float is used as is (expected in [0, 1]).
+        context_size: window side C in pixels (even); the kept centre is ``T = C / 2``.
+        stride: pixels between window origins (≤ T so that every pixel is covered; 128 in the paper).
+        sigma: Gaussian importance σ in pixels (default T / 8).
+        batch_size: windows per forward pass.
+        device: where the model runs (default: the device of its first parameter, else CPU).
+        amp_dtype: e.g. ``torch.bfloat16`` for autocast; the softmax is always computed in float32.
+        canvas_device: where the ``(K, H, W)`` accumulation canvas lives (default: ``device``); use ``"cpu"`` to
+            save accelerator memory.
+        progress: show a tqdm bar over batches.
+
+    Returns:
+        ``(K, H, W)`` float32 probabilities (each pixel sums to 1 up to rounding).
+    """
+    c = int(context_size)
+    if c <= 0 or c % 2:
+        raise ValueError(f"context_size must be a positive even number of pixels, got {context_size}")
+    t = c // 2
+    p = (c - t) // 2
+    if not 0 < stride <= t:
+        raise ValueError(f"stride must be in 1..{t} (= context_size / 2) so that the centre crops cover the image; "
+                         f"got {stride}")
+    img, is_uint8 = _as_image(image)
+    h, w = img.shape
+    dev = _model_device(model, device)
+    cdev = torch.device(canvas_device) if canvas_device is not None else dev
+    padded = torch.from_numpy(np.ascontiguousarray(pad_overlapping(img, c, stride))).to(dev)
+    origins = window_origins(tuple(padded.shape), c, stride)
+    g = torch.from_numpy(gaussian_importance_map(t, sigma)).to(cdev)
+    acc: torch.Tensor | None = None
+    wsum = torch.zeros((h, w), dtype=torch.float32, device=cdev)
+    n_batches = (len(origins) + batch_size - 1) // batch_size
+    with _eval_mode(model), torch.inference_mode():
+        for batch in _progress(_batches(origins, batch_size), n_batches, progress, "windows"):
+            x = torch.stack([padded[r:r + c, col:col + c] for r, col in batch])[:, None]
+            x = x.float() / 255.0 if is_uint8 else x.float()
+            with _autocast(dev, amp_dtype):
+                logits = _logits(model, x)
+            prob = torch.softmax(logits[:, :, p:p + t, p:p + t].float(), dim=1).to(cdev)
+            if acc is None:
+                acc = torch.zeros((prob.shape[1], h, w), dtype=torch.float32, device=cdev)
+            for i, (r, col) in enumerate(batch):
+                # the window's centre covers original rows [r, r + T) and columns [col, col + T)
+                if r >= h or col >= w:
+                    continue
+                y1, x1 = min(r + t, h), min(col + t, w)
+                gi = g[: y1 - r, : x1 - col]
+                acc[:, r:y1, col:x1] += prob[i, :, : y1 - r, : x1 - col] * gi
+                wsum[r:y1, col:x1] += gi
+        assert acc is not None
+        acc /= torch.clamp(wsum, min=1e-12)
+        return acc.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# non-overlapping tiles (validation during training)
+
+def tile_index(name: str) -> int:
+    """Numeric tile index of a validation sample name ``<stem>_<k:03d>`` (sort by this, not by the string)."""
+    m = re.search(r"_(\d+)$", name)
+    if m is None:
+        raise ValueError(f"tile name {name!r} does not end in _<index>")
+    return int(m.group(1))
+
+
+def non_overlapping_grid(image_shape: tuple[int, int], tile_size: int = 256) -> tuple[int, int]:
+    """Number of tiles ``(rows, cols) = (H // T + 1, W // T + 1)`` of the validation grid (§3.4)."""
+    return image_shape[0] // tile_size + 1, image_shape[1] // tile_size + 1
+
+
+def stitch_non_overlapping(tiles: Sequence[np.ndarray] | np.ndarray, image_shape: tuple[int, int],
+                           tile_size: int = 256) -> np.ndarray:
+    """Place centre tiles on the validation grid and crop back to the image (§7.1 non-overlapping).
+
+    Args:
+        tiles: ``N = rows·cols`` arrays ``(T, T)`` (class maps) or ``(K, T, T)`` (scores), in numeric index order
+            (tile k sits at grid position ``(k // cols, k % cols)``).
+        image_shape: ``(H, W)`` of the original image in pixels.
+        tile_size: T.
+
+    Returns:
+        ``(H, W)`` or ``(K, H, W)`` array of the tiles' dtype.
+    """
+    h, w = int(image_shape[0]), int(image_shape[1])
+    t = int(tile_size)
+    nr, nc = non_overlapping_grid((h, w), t)
+    tiles = np.asarray(tiles)
+    if tiles.shape[0] != nr * nc or tiles.shape[-2:] != (t, t):
+        raise ValueError(f"expected {nr * nc} tiles of {t}×{t} for an image of {h}×{w}, got {tiles.shape}")
+    lead = tiles.shape[1:-2]
+    canvas = np.zeros((*lead, nr * t, nc * t), dtype=tiles.dtype)
+    for k in range(nr * nc):
+        r, c = divmod(k, nc)
+        canvas[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = tiles[k]
+    (top, _), (left, _) = whole_image_padding((h, w), t)
+    # canvas row 0 is padded row T/2, so original row y sits at canvas row y + top − T/2
+    oy, ox = top - t // 2, left - t // 2
+    return canvas[..., oy:oy + h, ox:ox + w]
+
+
+def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor, context_size: int = 512,
+                              batch_size: int = 8, device: str | torch.device | None = None,
+                              amp_dtype: torch.dtype | None = None, progress: bool = False) -> np.ndarray:
+    """Class map of a scene from non-overlapping centre tiles (validation during training, §3.4 / §7.1).
+
+    The image is padded with :func:`whole_image_padding` (symmetric), windows ``C × C`` start every T = C / 2
+    pixels, the argmax of each centre ``T × T`` is placed on the grid by its numeric index, and the canvas is
+    cropped back to ``(H, W)``.
+
+    Returns:
+        ``(H, W)`` uint8 class ids.
+    """
+    c = int(context_size)
+    if c <= 0 or c % 4:
+        raise ValueError(f"context_size must be a positive multiple of 4 pixels, got {context_size}")
+    t = c // 2
+    p = t // 2
+    img, is_uint8 = _as_image(image)
+    h, w = img.shape
+    dev = _model_device(model, device)
+    (top, bottom), (left, right) = whole_image_padding((h, w), t)
+    padded = torch.from_numpy(np.ascontiguousarray(np.pad(img, ((top, bottom), (left, right)), mode="symmetric")))
+    padded = padded.to(dev)
+    nr, nc = non_overlapping_grid((h, w), t)
+    origins = [(r * t, col * t) for r in range(nr) for col in range(nc)]
+    tiles = np.zeros((len(origins), t, t), dtype=np.uint8)
+    n_batches = (len(origins) + batch_size - 1) // batch_size
+    k = 0
+    with _eval_mode(model), torch.inference_mode():
+        for batch in _progress(_batches(origins, batch_size), n_batches, progress, "tiles"):
+            x = torch.stack([padded[r:r + c, col:col + c] for r, col in batch])[:, None]
+            x = x.float() / 255.0 if is_uint8 else x.float()
+            with _autocast(dev, amp_dtype):
+                logits = _logits(model, x)
+            cls = logits[:, :, p:p + t, p:p + t].float().argmax(dim=1).to(torch.uint8).cpu().numpy()
+            tiles[k:k + len(batch)] = cls
+            k += len(batch)
+    return stitch_non_overlapping(tiles, (h, w), t)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# TTA and ensembles
+
+@dataclass(frozen=True)
+class EnsemblePrediction:
+    """Fused prediction of a scene.
+
+    Attributes:
+        mean: ``(K, H, W)`` float32 mean softmax probability over all members × augmentations.
+        std: ``(K, H, W)`` float32 per-class population standard deviation over the same maps (uncertainty).
+        classes: ``(H, W)`` uint8 argmax of ``mean``.
+        n_maps: number of averaged probability maps.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    classes: np.ndarray
+    n_maps: int
+
+
+def _forward_transform(image: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    out = np.rot90(image, k=-k)  # k × 90° clockwise
+    return np.ascontiguousarray(out[:, ::-1] if flip else out)
+
+
+def _inverse_transform(prob: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    if flip:
+        prob = prob[:, :, ::-1]
+    return np.rot90(prob, k=k, axes=(1, 2))
+
+
+def predict_probabilities(models: Sequence[Model] | Model, image: np.ndarray | torch.Tensor,
+                          rotations: Sequence[int] = (0,), flips: bool = False, **window_kwargs: Any
+                          ) -> EnsemblePrediction:
+    """Test-time augmentation × ensemble with unweighted soft voting (§9).
+
+    For every model and every rotation ``k`` (image rotated k × 90° clockwise) — and, with ``flips``, also its
+    horizontal mirror — :func:`sliding_window_probabilities` is run and the probabilities are transformed back.
+    The maps are averaged (streaming, float32 Welford updates: no list of maps is kept).
+
+    Args:
+        models: one model or a sequence of ensemble members (see :func:`sliding_window_probabilities`).
+        image: ``(H, W)`` SAR image (uint8 or float in [0, 1]).
+        rotations: quarter turns to use; the paper uses ``(0, 1, 2, 3)`` with five members.
+        flips: also use the horizontally flipped version of every rotation (not in the paper).
+        **window_kwargs: passed to :func:`sliding_window_probabilities` (context_size, stride, sigma,
+            batch_size, device, amp_dtype, canvas_device, progress).
+    """
+    members = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not members:
+        raise ValueError("no models given")
+    rots = [int(k) % 4 for k in rotations]
+    if not rots:
+        raise ValueError("rotations must not be empty")
+    img, _ = _as_image(image)
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    n = 0
+    for mi, model in enumerate(members):
+        for k in rots:
+            for flip in ((False, True) if flips else (False,)):
+                prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
+                prob = _inverse_transform(prob, k, flip)
+                n += 1
+                if mean is None:
+                    mean = np.array(prob, dtype=np.float32)
+                    m2 = np.zeros_like(mean)
+                else:
+                    delta = prob - mean
+                    mean += delta / n
+                    m2 += delta * (prob - mean)
+                logger.debug("member %d rotation %d flip %s done", mi, k, flip)
+    assert mean is not None and m2 is not None
+    std = np.sqrt(np.maximum(m2 / n, 0.0)).astype(np.float32)
+    return EnsemblePrediction(mean=mean, std=std, classes=mean.argmax(axis=0).astype(np.uint8), n_maps=n)

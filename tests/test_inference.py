@@ -1,0 +1,247 @@
+"""Sliding-window inference, non-overlapping tiles, TTA and ensembles (§7.1, §9).
+
+A *pointwise* stand-in network (logits of a pixel depend only on that pixel's value) makes every window agree on
+every pixel, so the stitched probabilities must equal the softmax of the network applied to the whole image: any
+misalignment of padding, window grid, centre crop or crop-back shows up as a difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from ssl4sar.inference import (
+    EnsemblePrediction,
+    gaussian_importance_map,
+    non_overlapping_class_map,
+    non_overlapping_grid,
+    overlapping_padding,
+    pad_overlapping,
+    predict_probabilities,
+    sliding_window_probabilities,
+    stitch_non_overlapping,
+    tile_index,
+    whole_image_padding,
+    window_origins,
+)
+
+
+class Pointwise(torch.nn.Module):
+    """logits[k] = a_k·x + b_k·x² + c_k (per pixel)."""
+
+    def __init__(self, seed: int = 0, k: int = 4) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.nn.Parameter(torch.randn(3, k, generator=g) * 3)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.ndim == 4 and x.shape[1] == 1 and x.dtype == torch.float32
+        self.calls += 1
+        feats = torch.cat([x, x * x, torch.ones_like(x)], dim=1)  # (B, 3, C, C)
+        return torch.einsum("bfhw,fk->bkhw", feats, self.w)
+
+    def direct(self, image01: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(image01.astype(np.float32))[None, None]
+            return torch.softmax(self(x), dim=1)[0].numpy()
+
+
+def image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((h, w)) * 255).astype(np.uint8)
+
+
+def test_gaussian_importance_map_matches_its_definition():
+    g = gaussian_importance_map(256)
+    assert g.dtype == np.float32 and g.shape == (256, 256)
+    assert g.max() == pytest.approx(1.0) and g[128, 128] == g.max()
+    assert g.min() > 0
+    delta = np.zeros((256, 256))
+    delta[128, 128] = 1
+    ref = gaussian_filter(delta, 32.0, 0, mode="constant")
+    np.testing.assert_allclose(g, (ref / ref.max()).astype(np.float32), rtol=1e-6)
+    # small map with truncated support: zeros replaced by the smallest non-zero value
+    g2 = gaussian_importance_map(64, sigma=2.0)
+    assert g2.min() > 0 and (g2 == g2.min()).sum() > 100
+    assert gaussian_importance_map((32, 48)).shape == (32, 48)
+
+
+@pytest.mark.parametrize("h", [1, 37, 255, 256, 257, 300, 700])
+def test_overlapping_padding_geometry(h):
+    (p, q, extra), _ = overlapping_padding((h, 10), 512, 128)
+    assert p == q == 128
+    size = h + p + q + extra
+    assert size >= 512 and (size - 512) % 128 == 0
+    if h + 256 >= 512:  # the reference's formula: 1..128 px
+        assert extra == 128 - ((h + 256 - 512) % 128)
+    # the last window's centre reaches the image's last row
+    last = window_origins((size, 512), 512, 128)[-1][0]
+    assert last + 256 >= h
+    assert pad_overlapping(np.zeros((h, 10), np.uint8)).shape[0] == size
+
+
+def test_pad_overlapping_is_symmetric_twice():
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    padded = pad_overlapping(img, context_size=8, stride=2)  # p = 2
+    assert np.array_equal(padded[2:5, 2:6], img)
+    assert np.array_equal(padded[1, 2:6], img[0]) and np.array_equal(padded[0, 2:6], img[1])  # mirror incl. edge
+    a = np.pad(img, 2, mode="symmetric")
+    assert np.array_equal(padded[: a.shape[0], : a.shape[1]], a)
+
+
+@pytest.mark.parametrize(("h", "w", "context", "stride"), [
+    (70, 90, 64, 16), (33, 20, 64, 32), (5, 7, 32, 16), (64, 64, 64, 32), (97, 41, 32, 8)])
+def test_sliding_window_equals_direct_prediction_for_pointwise_model(h, w, context, stride):
+    model = Pointwise(seed=h)
+    img = image(h, w, seed=w)
+    prob = sliding_window_probabilities(model, img, context_size=context, stride=stride, batch_size=3)
+    assert prob.shape == (4, h, w) and prob.dtype == np.float32
+    np.testing.assert_allclose(prob, model.direct(img / 255.0), atol=2e-6)
+    np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_sliding_window_float_input_batch_invariance_and_devices():
+    model = Pointwise(seed=5)
+    img = image(50, 60).astype(np.float32) / 255.0
+    a = sliding_window_probabilities(model, img, context_size=32, stride=8, batch_size=1)
+    b = sliding_window_probabilities(model, torch.from_numpy(img), context_size=32, stride=8, batch_size=64,
+                                     device="cpu", canvas_device="cpu")
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, model.direct(img), atol=2e-6)
+    c = sliding_window_probabilities(model, img, context_size=32, stride=8, amp_dtype=torch.bfloat16)
+    assert np.abs(c - a).max() < 0.05  # bf16 autocast on CPU runs and stays close
+
+
+def test_sliding_window_weights_windows_with_the_gaussian():
+    """A model whose output depends on the position inside the window: the result is the g-weighted mean."""
+
+    class Ramp(torch.nn.Module):
+        def forward(self, x):
+            b, _, c, _ = x.shape
+            rows = torch.arange(c, dtype=torch.float32).view(1, 1, c, 1).expand(b, 1, c, c)
+            return torch.cat([rows / 4.0, torch.zeros_like(rows)], dim=1)
+
+    h, w, c, s = 24, 20, 32, 8
+    t, p = c // 2, c // 4
+    prob = sliding_window_probabilities(Ramp(), np.zeros((h, w), np.uint8), context_size=c, stride=s)
+    g = gaussian_importance_map(t)
+    padded_shape = pad_overlapping(np.zeros((h, w)), c, s).shape
+    num = np.zeros((h, w))
+    den = np.zeros((h, w))
+    centre = 1 / (1 + np.exp(-(np.arange(p, p + t) / 4.0)))  # softmax of [r/4, 0] for the centre rows
+    for r, col in window_origins(padded_shape, c, s):
+        for i in range(t):
+            for j in range(t):
+                y, x = r + i, col + j
+                if y < h and x < w:
+                    num[y, x] += centre[i] * g[i, j]
+                    den[y, x] += g[i, j]
+    np.testing.assert_allclose(prob[0], num / den, atol=1e-5)
+
+
+def test_sliding_window_restores_training_mode_and_validates():
+    model = Pointwise()
+    model.train()
+    sliding_window_probabilities(model, image(10, 10), context_size=16, stride=8)
+    assert model.training
+    with pytest.raises(ValueError, match="stride"):
+        sliding_window_probabilities(model, image(10, 10), context_size=16, stride=9)
+    with pytest.raises(ValueError, match="even"):
+        sliding_window_probabilities(model, image(10, 10), context_size=15, stride=4)
+    with pytest.raises(ValueError, match="logits"):
+        sliding_window_probabilities(lambda x: x[:, :, :4, :4], image(10, 10), context_size=16, stride=8)
+    with pytest.raises(ValueError, match="image"):
+        sliding_window_probabilities(model, np.zeros((2, 3, 4)), context_size=16, stride=8)
+
+
+def test_tuple_output_and_plain_callable_models():
+    model = Pointwise(seed=2)
+    img = image(20, 30)
+    a = sliding_window_probabilities(model, img, context_size=16, stride=8)
+    b = sliding_window_probabilities(lambda x: (model(x), None), img, context_size=16, stride=8)
+    np.testing.assert_allclose(a, b, atol=1e-7)
+
+
+@pytest.mark.parametrize("h", list(range(200, 1400, 37)))
+def test_non_overlapping_crop_offset_equals_reference_centre_crop(h):
+    # the reference crops the canvas with torchvision CenterCrop: offset round((canvas - H) / 2), half to even
+    t = 256
+    nr, _ = non_overlapping_grid((h, h), t)
+    tiles = np.zeros((nr * nr, t, t), np.int32)
+    for k in range(nr * nr):
+        r, c = divmod(k, nr)
+        tiles[k] = (r * t + np.arange(t))[:, None] * 0 + (r * t + np.arange(t))[:, None]  # canvas row index
+    out = stitch_non_overlapping(tiles, (h, h), t)
+    assert out[0, 0] == int(round((nr * t - h) / 2.0))
+
+
+@pytest.mark.parametrize(("h", "w"), [(40, 70), (16, 16), (5, 33), (63, 17)])
+def test_non_overlapping_class_map_equals_direct_argmax(h, w):
+    model = Pointwise(seed=h + w)
+    img = image(h, w, seed=h)
+    cls = non_overlapping_class_map(model, img, context_size=32, batch_size=5)
+    assert cls.shape == (h, w) and cls.dtype == np.uint8
+    direct = model.direct(img / 255.0)
+    top2 = np.sort(direct, axis=0)[-2:]
+    sure = (top2[1] - top2[0]) > 1e-5
+    assert np.array_equal(cls[sure], direct.argmax(axis=0)[sure])
+    (top, _), (left, _) = whole_image_padding((h, w), 16)
+    assert top >= 8 and left >= 8
+
+
+def test_tile_index_sorts_numerically():
+    names = [f"stem_{k:03d}" for k in (1000, 999, 2, 10)]
+    assert sorted(names, key=tile_index) == ["stem_002", "stem_010", "stem_999", "stem_1000"]
+    assert sorted(names) != sorted(names, key=tile_index)  # the reference's lexicographic order is wrong
+    with pytest.raises(ValueError):
+        tile_index("no_index_here")
+
+
+def test_tta_rotation_direction_and_inverse():
+    from ssl4sar.inference import _forward_transform, _inverse_transform
+
+    a = np.array([[1, 2], [3, 4]])
+    assert np.array_equal(_forward_transform(a, 1, False), [[3, 1], [4, 2]])  # 90° clockwise
+    x = np.arange(24, dtype=np.float32).reshape(1, 4, 6)
+    for k in range(4):
+        for flip in (False, True):
+            y = _forward_transform(x[0], k, flip)[None]
+            assert np.array_equal(_inverse_transform(y, k, flip), x)
+
+
+def test_predict_probabilities_ensemble_mean_std_and_tta():
+    img = image(30, 45, seed=3)
+    m1, m2 = Pointwise(seed=1), Pointwise(seed=2)
+    kw = {"context_size": 16, "stride": 8}
+    single = predict_probabilities(m1, img, **kw)
+    assert isinstance(single, EnsemblePrediction) and single.n_maps == 1
+    np.testing.assert_allclose(single.mean, m1.direct(img / 255.0), atol=2e-6)
+    assert np.all(single.std == 0)
+    # pointwise models are rotation equivariant: all TTA maps agree after rotating back
+    tta = predict_probabilities([m1], img, rotations=(0, 1, 2, 3), flips=True, **kw)
+    assert tta.n_maps == 8
+    np.testing.assert_allclose(tta.mean, single.mean, atol=3e-6)
+    assert tta.std.max() < 1e-5
+    ens = predict_probabilities([m1, m2], img, rotations=(0, 1), **kw)
+    p1, p2 = m1.direct(img / 255.0), m2.direct(img / 255.0)
+    np.testing.assert_allclose(ens.mean, (p1 + p2) / 2, atol=3e-6)
+    np.testing.assert_allclose(ens.std, np.abs(p1 - p2) / 2, atol=3e-6)
+    assert np.array_equal(ens.classes, ens.mean.argmax(axis=0))
+    with pytest.raises(ValueError):
+        predict_probabilities([], img, **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sliding_window_on_cuda_matches_cpu():
+    model = Pointwise(seed=11)
+    img = image(90, 70, seed=2)
+    cpu = sliding_window_probabilities(model, img, context_size=32, stride=8)
+    model_gpu = Pointwise(seed=11).cuda()
+    on_gpu = sliding_window_probabilities(model_gpu, img, context_size=32, stride=8)
+    cpu_canvas = sliding_window_probabilities(model_gpu, img, context_size=32, stride=8, canvas_device="cpu")
+    np.testing.assert_allclose(on_gpu, cpu, atol=1e-5)
+    np.testing.assert_allclose(cpu_canvas, cpu, atol=1e-5)
+    cls = non_overlapping_class_map(model_gpu, img, context_size=32)
+    assert np.array_equal(cls, non_overlapping_class_map(model, img, context_size=32))
