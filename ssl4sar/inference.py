@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
+
 logger = logging.getLogger(__name__)
 
 Model = Callable[[torch.Tensor], Any]
@@ -69,55 +71,6 @@ def gaussian_importance_map(target_size: int | tuple[int, int], sigma: float | t
     if np.any(g == 0):
         g[g == 0] = np.min(g[g != 0])
     return g
-
-
-def overlapping_padding(image_shape: tuple[int, int], context_size: int = 512, stride: int = 128
-                        ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """Padding of §3.2 ``pad_whole_image_overlapping``, generalised to any image size.
-
-    Step (a) pads ``p = (C − T) / 2`` on every side; step (b) pads the right/bottom by
-    ``stride − ((size_a − C) mod stride)`` (1..stride px, as the reference) so that windows on the stride grid end
-    exactly at the border. An image whose step-(a) size is below C (the reference cannot handle it) is padded to
-    exactly C instead.
-
-    Returns:
-        ``((before, after_a, after_b) for rows, (before, after_a, after_b) for columns)`` in pixels.
-    """
-    c = int(context_size)
-    t = c // 2
-    p = (c - t) // 2
-    q = (c - t) // 2 + (c - t) % 2
-    out = []
-    for n in image_shape:
-        size_a = int(n) + p + q
-        extra = stride - ((size_a - c) % stride) if size_a >= c else c - size_a
-        out.append((p, q, extra))
-    return out[0], out[1]
-
-
-def pad_overlapping(image: np.ndarray, context_size: int = 512, stride: int = 128) -> np.ndarray:
-    """Pad a ``(H, W)`` image for overlapping windows (:func:`overlapping_padding`), symmetric mode twice.
-
-    The second (right/bottom) pad mirrors the already padded image, exactly like the reference's two
-    ``transforms.Pad(..., padding_mode="symmetric")`` calls.
-    """
-    (pr, qr, er), (pc, qc, ec) = overlapping_padding(image.shape[:2], context_size, stride)
-    a = np.pad(image, ((pr, qr), (pc, qc)), mode="symmetric")
-    return np.pad(a, ((0, er), (0, ec)), mode="symmetric")
-
-
-def whole_image_padding(image_shape: tuple[int, int], tile_size: int = 256) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Padding of §3.2 ``pad_whole_image``: target ``(n // T + 2)·T``; before = round(Δ/2), after = round((Δ+1)/2).
-
-    Python's ``round`` (half to even) is used like the reference, so the padded size may be one pixel larger than
-    the target. Returns ``((top, bottom), (left, right))``.
-    """
-    out = []
-    for n in image_shape:
-        target = (int(n) // tile_size + 2) * tile_size
-        delta = target - int(n)
-        out.append((int(round(delta / 2.0)), int(round((delta + 1) / 2.0))))
-    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -308,7 +261,8 @@ def stitch_non_overlapping(tiles: Sequence[np.ndarray] | np.ndarray, image_shape
     for k in range(nr * nc):
         r, c = divmod(k, nc)
         canvas[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = tiles[k]
-    (top, _), (left, _) = whole_image_padding((h, w), t)
+    pad = whole_image_padding((h, w), t)
+    top, left = pad.top, pad.left
     # canvas row 0 is padded row T/2, so original row y sits at canvas row y + top − T/2
     oy, ox = top - t // 2, left - t // 2
     return canvas[..., oy:oy + h, ox:ox + w]
@@ -334,8 +288,7 @@ def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor, co
     img, is_uint8 = _as_image(image)
     h, w = img.shape
     dev = _model_device(model, device)
-    (top, bottom), (left, right) = whole_image_padding((h, w), t)
-    padded = torch.from_numpy(np.ascontiguousarray(np.pad(img, ((top, bottom), (left, right)), mode="symmetric")))
+    padded = torch.from_numpy(np.ascontiguousarray(whole_image_padding((h, w), t).apply(img)))
     padded = padded.to(dev)
     nr, nc = non_overlapping_grid((h, w), t)
     origins = [(r * t, col * t) for r in range(nr) for col in range(nc)]

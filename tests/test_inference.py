@@ -12,18 +12,16 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from ssl4sar.data.sampling import overlapping_padding_stages, pad_overlapping, whole_image_padding
 from ssl4sar.inference import (
     EnsemblePrediction,
     gaussian_importance_map,
     non_overlapping_class_map,
     non_overlapping_grid,
-    overlapping_padding,
-    pad_overlapping,
     predict_probabilities,
     sliding_window_probabilities,
     stitch_non_overlapping,
     tile_index,
-    whole_image_padding,
     window_origins,
 )
 
@@ -70,8 +68,9 @@ def test_gaussian_importance_map_matches_its_definition():
 
 @pytest.mark.parametrize("h", [1, 37, 255, 256, 257, 300, 700])
 def test_overlapping_padding_geometry(h):
-    (p, q, extra), _ = overlapping_padding((h, 10), 512, 128)
-    assert p == q == 128
+    first, second = overlapping_padding_stages((h, 10), 512, 128)
+    p, q, extra = first.top, first.bottom, second.bottom
+    assert p == q == 128 and second.top == 0
     size = h + p + q + extra
     assert size >= 512 and (size - 512) % 128 == 0
     if h + 256 >= 512:  # the reference's formula: 1..128 px
@@ -79,7 +78,7 @@ def test_overlapping_padding_geometry(h):
     # the last window's centre reaches the image's last row
     last = window_origins((size, 512), 512, 128)[-1][0]
     assert last + 256 >= h
-    assert pad_overlapping(np.zeros((h, 10), np.uint8)).shape[0] == size
+    assert pad_overlapping(np.zeros((h, 10), np.uint8), 512, 128).shape[0] == size
 
 
 def test_pad_overlapping_is_symmetric_twice():
@@ -187,8 +186,8 @@ def test_non_overlapping_class_map_equals_direct_argmax(h, w):
     top2 = np.sort(direct, axis=0)[-2:]
     sure = (top2[1] - top2[0]) > 1e-5
     assert np.array_equal(cls[sure], direct.argmax(axis=0)[sure])
-    (top, _), (left, _) = whole_image_padding((h, w), 16)
-    assert top >= 8 and left >= 8
+    pad = whole_image_padding((h, w), 16)
+    assert pad.top >= 8 and pad.left >= 8
 
 
 def test_tile_index_sorts_numerically():

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "Padding", "whole_image_padding", "pad_whole_image", "overlapping_padding", "pad_overlapping",
+    "Padding", "whole_image_padding", "pad_whole_image", "overlapping_padding", "overlapping_padding_stages",
+    "pad_overlapping",
     "symmetric_indices", "crop_padded", "centre_crop", "resize_bilinear", "resize_bicubic", "resize_nearest",
     "random_context_crop", "WindowGrid", "validation_windows", "test_windows",
 ]
@@ -74,14 +75,15 @@ def pad_whole_image(img: np.ndarray, target_size: int) -> np.ndarray:
     return whole_image_padding(img.shape[-2:], target_size).apply(img)
 
 
-def overlapping_padding(shape: tuple[int, int], context_size: int, stride: int) -> Padding:
-    """Padding of the official ``pad_whole_image_overlapping`` (§3.2), generalised to any context / stride.
+def overlapping_padding_stages(shape: tuple[int, int], context_size: int, stride: int) -> tuple[Padding, Padding]:
+    """The two paddings of the official ``pad_whole_image_overlapping`` (§3.2), generalised to any context / stride.
 
     With target ``T = C/2``: (a) ``(C − T)/2`` pixels on all four sides, so that a window's centre crop at
     padded origin ``o`` covers original pixels starting at ``o``; (b) right / bottom by
     ``stride − ((size_a − C) mod stride)`` (1..stride px, never 0, as in the reference). [FIX] if the result
     is still smaller than ``C`` (an image smaller than ``C/2``, which the reference cannot handle), whole
-    strides are added until one window fits.
+    strides are added until one window fits. The reference applies (b) to the already padded image, so the
+    mirrored pixels of (b) come from the (a) margin; :func:`pad_overlapping` does the same.
     """
     c, s = int(context_size), int(stride)
     if c <= 0 or c % 2:
@@ -100,13 +102,21 @@ def overlapping_padding(shape: tuple[int, int], context_size: int, stride: int) 
 
     h_a = int(shape[0]) + first + first_far
     w_a = int(shape[1]) + first + first_far
-    return Padding(top=first, bottom=first_far + extra(h_a), left=first, right=first_far + extra(w_a))
+    return (Padding(top=first, bottom=first_far, left=first, right=first_far),
+            Padding(top=0, bottom=extra(h_a), left=0, right=extra(w_a)))
+
+
+def overlapping_padding(shape: tuple[int, int], context_size: int, stride: int) -> Padding:
+    """Total padding (both stages of :func:`overlapping_padding_stages`): the geometry of the test windows."""
+    a, b = overlapping_padding_stages(shape, context_size, stride)
+    return Padding(top=a.top + b.top, bottom=a.bottom + b.bottom, left=a.left + b.left, right=a.right + b.right)
 
 
 def pad_overlapping(img: np.ndarray, context_size: int, stride: int) -> np.ndarray:
-    """Symmetric padding for overlapping test windows (see :func:`overlapping_padding`)."""
+    """Symmetric padding for overlapping test windows, in two stages like the reference (two ``Pad`` calls)."""
     img = np.asarray(img)
-    return overlapping_padding(img.shape[-2:], context_size, stride).apply(img)
+    a, b = overlapping_padding_stages(img.shape[-2:], context_size, stride)
+    return b.apply(a.apply(img))
 
 
 def symmetric_indices(start: int, length: int, n: int) -> np.ndarray:
