@@ -1,0 +1,331 @@
+"""The TYRION network: a timm SwinV2 encoder and a residual CNN decoder (spec §4).
+
+Layout of the published model (paper preset, 512 × 512 px input, window 16)::
+
+    SAR (B, 1, 512, 512) in [0, 1]
+      └ embed   : Conv2d(1→96, k4 s4) + LayerNorm           → tokens (B, 128, 128, 96)   (NHWC)
+      └ encode  : 4 SwinV2 stages (timm)                     → skips (B, 96, 128, 128), (B, 192, 64, 64),
+                                                                      (B, 384, 32, 32), (B, 768, 16, 16)
+      └ decode  : residual CNN steps 0–5 (table in §4.3)     → features (B, 96, 512, 512)
+      └ head    : Conv2d(96→K, 1×1)                          → logits (B, K, 512, 512)
+
+The encoder is :class:`timm.models.swin_transformer_v2.SwinTransformerV2`, used as a feature extractor.
+Each skip feature is the output of a timm stage: timm (≥ 0.9) puts the patch merging at the *start* of
+the next stage, so the output of timm stage ``i`` is exactly the official "before downsampling" feature
+``x_pre_down`` of stage ``i``. timm's implementation matches the official one in every numerical detail
+that matters here (cosine attention with ``logit_scale`` clamped at ln 100, continuous position bias from
+a float32 log-spaced table, −100 shifted-window mask, the 2 × 2 merge order (0,0),(1,0),(0,1),(1,1), and
+window := grid, shift := 0 where a stage's grid is not larger than the window). The equivalence test
+against the official logits is ``tests/test_reference_tyrion.py``.
+
+Differences from the official module (documented deliberate deviations):
+
+- The official wrapper repeats the 1-channel SAR image to 3 channels. Here the patch-embedding convolution
+  takes 1 channel; 3-channel weights are summed over the input-channel axis when loaded
+  (:mod:`ssl4sar.models.convert`), which gives the identical output.
+- The unused official modules ``temb_proj`` (in every decoder block) and ``outputt`` are left out, and so
+  are timm's final ``norm`` and classifier ``head`` (the official model has no final encoder norm).
+- Random initialisation keeps SwinV2's zero-initialised residual post-norms (what timm and Microsoft's
+  SwinV2 do); the official code overwrites them with ones (spec §11 item 5). This only affects runs
+  without ImageNet or pretraining weights; ``zero_init_res_post_norm=False`` reproduces the official one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from timm.models.swin_transformer_v2 import SwinTransformerV2
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS"]
+
+#: Defaults of :class:`Tyrion` (the paper model, spec §4.1). Keys are the constructor's arguments and the
+#: keys accepted in a preset's ``model`` section.
+MODEL_CONFIG_DEFAULTS: dict[str, Any] = {
+    "img_size": 512,
+    "patch_size": 4,
+    "in_chans": 1,
+    "embed_dim": 96,
+    "depths": [2, 2, 6, 2],
+    "num_heads": [3, 6, 12, 24],
+    "window_size": 16,
+    "mlp_ratio": 4.0,
+    "qkv_bias": True,
+    "drop_path_rate": 0.0,
+    "attn_drop_rate": 0.0,
+    "proj_drop_rate": 0.0,
+    "decoder_dropout": 0.1,
+    "num_classes": 4,
+    "zero_init_res_post_norm": True,
+}
+
+GROUP_NORM_GROUPS = 32
+GROUP_NORM_EPS = 1e-6
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm as the official ``Normalize``: 32 groups (or one per channel below 32), eps 1e-6."""
+    groups = min(GROUP_NORM_GROUPS, channels)
+    if channels % groups:
+        raise ValueError(f"GroupNorm needs a channel count divisible by {GROUP_NORM_GROUPS}, got {channels} "
+                         "(choose embed_dim as a multiple of 32)")
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=GROUP_NORM_EPS, affine=True)
+
+
+class ResnetBlock(nn.Module):
+    """Residual block of the decoder (official ``ResnetBlock`` without its unused ``temb_proj``).
+
+    ``GN → swish → conv3×3(in→out) → GN → swish → Dropout → conv3×3(out→out)`` plus the input, passed
+    through a 1 × 1 convolution (``nin_shortcut``) when the channel count changes.
+    Input and output are (B, C, H, W); the spatial size is unchanged.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.norm1 = _group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
+        self.norm2 = _group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
+        self.nin_shortcut: nn.Module | None = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, padding=0)
+            if in_channels != out_channels else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        if self.nin_shortcut is not None:
+            x = self.nin_shortcut(x)
+        return x + h
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour ×2 upsampling followed by a 3 × 3 convolution (C → C). (B, C, H, W) → (B, C, 2H, 2W)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResUpBlock(nn.Module):
+    """One decoder step: :class:`ResnetBlock` then, optionally, :class:`Upsample` (official ``ResUpSampleBlock``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, upsample: bool = True, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.block = ResnetBlock(in_channels, out_channels, dropout=dropout)
+        self.up: nn.Module | None = Upsample(out_channels) if upsample else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(x)
+        if self.up is not None:
+            x = self.up(x)
+        return x
+
+
+def _as_int_list(value: Any, name: str) -> list[int]:
+    if isinstance(value, int) or not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"model config {name!r} must be a list of integers, got {value!r}")
+    return [int(v) for v in value]
+
+
+class Tyrion(nn.Module):
+    """TYRION: SwinV2 encoder (timm) + residual CNN decoder with skips from all stages (spec §4).
+
+    Args:
+        img_size: side of the square input in pixels (the context crop; 512 in the paper). The network
+            only accepts this size, like the official one.
+        patch_size: patch-embedding stride in pixels (4).
+        in_chans: input channels (1: the SAR image in [0, 1], no mean/std normalisation).
+        embed_dim: channels of the first stage (96 for SwinV2-T); stage ``i`` has ``embed_dim · 2^i``.
+            Must be a multiple of 32 (GroupNorm with 32 groups in the decoder).
+        depths, num_heads: blocks and attention heads per stage.
+        window_size: attention window side in tokens (16). A stage whose grid is not larger than the
+            window attends globally (window := grid, no shift).
+        mlp_ratio, qkv_bias, drop_path_rate, attn_drop_rate, proj_drop_rate: SwinV2 block settings.
+        decoder_dropout: dropout inside each decoder residual block (0.1).
+        num_classes: output classes (4: NA, rock, glacier, ocean / ice mélange).
+        zero_init_res_post_norm: zero-initialise the residual post-norms of the random encoder
+            (SwinV2 / timm behaviour); ``False`` reproduces the official initialisation (ones).
+
+    ``forward`` maps (B, in_chans, img_size, img_size) to logits (B, num_classes, img_size, img_size).
+    """
+
+    def __init__(
+        self,
+        img_size: int = 512,
+        patch_size: int = 4,
+        in_chans: int = 1,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        window_size: int = 16,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        decoder_dropout: float = 0.1,
+        num_classes: int = 4,
+        zero_init_res_post_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        depths = _as_int_list(depths, "depths")
+        num_heads = _as_int_list(num_heads, "num_heads")
+        self.config: dict[str, Any] = {
+            "img_size": int(img_size), "patch_size": int(patch_size), "in_chans": int(in_chans),
+            "embed_dim": int(embed_dim), "depths": list(depths), "num_heads": list(num_heads),
+            "window_size": int(window_size), "mlp_ratio": float(mlp_ratio), "qkv_bias": bool(qkv_bias),
+            "drop_path_rate": float(drop_path_rate), "attn_drop_rate": float(attn_drop_rate),
+            "proj_drop_rate": float(proj_drop_rate), "decoder_dropout": float(decoder_dropout),
+            "num_classes": int(num_classes), "zero_init_res_post_norm": bool(zero_init_res_post_norm),
+        }
+        self._validate(self.config)
+        n_stages = len(depths)
+        self.img_size = int(img_size)
+        self.patch_size = int(patch_size)
+        self.in_chans = int(in_chans)
+        self.embed_dim = int(embed_dim)
+        self.num_stages = n_stages
+        self.num_classes = int(num_classes)
+        self.stage_dims = [embed_dim * 2 ** i for i in range(n_stages)]
+        grid = img_size // patch_size
+        self.grid_sizes = [grid // 2 ** i for i in range(n_stages)]
+
+        # --- encoder: timm SwinTransformerV2 as a feature extractor (no pretrained weights fetched) ---
+        self.encoder = SwinTransformerV2(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=0, global_pool="",
+            embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads), window_size=window_size,
+            mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=0.0, proj_drop_rate=proj_drop_rate,
+            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, strict_img_size=True,
+        )
+        # The official model has no final encoder norm and no classifier: remove them (no dead parameters).
+        self.encoder.norm = nn.Identity()
+        self.encoder.head = nn.Identity()
+        if not zero_init_res_post_norm:
+            for stage in self.encoder.layers:
+                for blk in stage.blocks:
+                    for norm in (blk.norm1, blk.norm2):
+                        nn.init.ones_(norm.weight)
+                        nn.init.zeros_(norm.bias)
+
+        # --- decoder: the step table of spec §4.3, generalised to any stage count / width ---
+        steps: list[nn.Module] = [ResUpBlock(self.stage_dims[-1], self.stage_dims[-1], upsample=False,
+                                             dropout=decoder_dropout)]
+        for i in reversed(range(n_stages)):
+            dim = self.stage_dims[i]
+            out = dim // 2 if i != 0 else dim
+            steps.append(ResUpBlock(2 * dim, out, upsample=True, dropout=decoder_dropout))
+        # one more ×2 step: the patch embedding divided the resolution by 4 = 2 × 2
+        steps.append(ResUpBlock(embed_dim, embed_dim, upsample=True, dropout=decoder_dropout))
+        self.decoder = nn.ModuleList(steps)
+        self.head = nn.Conv2d(embed_dim, num_classes, kernel_size=1)
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _validate(cfg: Mapping[str, Any]) -> None:
+        depths, heads = cfg["depths"], cfg["num_heads"]
+        if len(depths) != len(heads) or not depths:
+            raise ValueError(f"model config: depths {depths} and num_heads {heads} must be non-empty lists "
+                             "of the same length (one entry per stage)")
+        n = len(depths)
+        if cfg["embed_dim"] % GROUP_NORM_GROUPS:
+            raise ValueError(f"model config: embed_dim {cfg['embed_dim']} must be a multiple of "
+                             f"{GROUP_NORM_GROUPS} (GroupNorm with {GROUP_NORM_GROUPS} groups in the decoder)")
+        for i, h in enumerate(heads):
+            if (cfg["embed_dim"] * 2 ** i) % h:
+                raise ValueError(f"model config: stage {i} width {cfg['embed_dim'] * 2 ** i} is not divisible "
+                                 f"by its {h} attention heads")
+        reduction = cfg["patch_size"] * 2 ** (n - 1)
+        if cfg["img_size"] % reduction:
+            raise ValueError(f"model config: img_size {cfg['img_size']} px must be a multiple of "
+                             f"patch_size · 2^(stages-1) = {reduction} px")
+        grid = cfg["img_size"] // cfg["patch_size"]
+        for i in range(n):
+            g = grid // 2 ** i
+            if g > cfg["window_size"] and g % cfg["window_size"]:
+                raise ValueError(f"model config: stage {i} token grid {g} is larger than window_size "
+                                 f"{cfg['window_size']} but not a multiple of it (the official SwinV2 "
+                                 "requires whole windows)")
+        if cfg["in_chans"] < 1 or cfg["num_classes"] < 1:
+            raise ValueError("model config: in_chans and num_classes must be positive")
+
+    @classmethod
+    def from_config(cls, cfg_model: Mapping[str, Any]) -> Tyrion:
+        """Build from a preset's ``model`` section (``load_preset(name)["model"]``) or a saved ``config``.
+
+        Missing keys take the paper defaults (:data:`MODEL_CONFIG_DEFAULTS`); unknown keys raise
+        ``ValueError`` (they are usually typos).
+        """
+        unknown = sorted(set(cfg_model) - set(MODEL_CONFIG_DEFAULTS))
+        if unknown:
+            raise ValueError(f"model config: unknown keys {unknown}; accepted keys are "
+                             f"{sorted(MODEL_CONFIG_DEFAULTS)}")
+        kwargs = {**MODEL_CONFIG_DEFAULTS, **dict(cfg_model)}
+        return cls(**kwargs)
+
+    # ------------------------------------------------------------------ pieces
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embedding incl. its LayerNorm: (B, in_chans, H, W) → tokens (B, H/p, W/p, C) (NHWC).
+
+        ``H = W = img_size`` pixels; ``p = patch_size``; ``C = embed_dim``. Token ``(r, c)`` covers pixels
+        ``[r·p, (r+1)·p) × [c·p, (c+1)·p)``; flattened row-major it is token ``r · W/p + c``.
+        """
+        if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[-2:] != (self.img_size, self.img_size):
+            raise ValueError(f"Tyrion expects input of shape (B, {self.in_chans}, {self.img_size}, "
+                             f"{self.img_size}), got {tuple(x.shape)}")
+        return self.encoder.patch_embed(x)
+
+    def encode(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Run the SwinV2 stages on tokens (B, h, w, C) (NHWC, as returned by :meth:`embed`).
+
+        Returns one skip feature per stage, each (B, C_i, h_i, w_i) channels-first: the stage output
+        before patch merging. For the paper model: (96, 128²), (192, 64²), (384, 32²), (768, 16²).
+        The last one is also the bottleneck input of the decoder.
+        """
+        skips = []
+        x = tokens
+        for stage in self.encoder.layers:
+            x = stage(x)
+            skips.append(x.permute(0, 3, 1, 2))
+        return skips
+
+    def decode(self, skips: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decoder steps 0 … stages+1 (spec §4.3) on the skip features of :meth:`encode`.
+
+        Returns features (B, embed_dim, img_size, img_size), before the 1 × 1 :attr:`head`.
+        Step 0 refines the deepest feature; step ``i`` (1 … stages) concatenates the running feature
+        with skip ``stages − i`` (running feature first) and upsamples ×2; the last step upsamples ×2 once more.
+        """
+        n = self.num_stages
+        if len(skips) != n:
+            raise ValueError(f"decode expects {n} skip features, got {len(skips)}")
+        x = self.decoder[0](skips[-1])
+        for i in range(1, n + 1):
+            x = self.decoder[i](torch.cat((x, skips[n - i]), dim=1))
+        return self.decoder[n + 1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SAR (B, in_chans, img_size, img_size) in [0, 1] → logits (B, num_classes, img_size, img_size)."""
+        return self.head(self.decode(self.encode(self.embed(x))))
+
+    # ------------------------------------------------------------------ bookkeeping
+    def num_params(self, trainable_only: bool = False) -> int:
+        """Number of parameters (all of them take part in ``forward``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"img_size={c['img_size']}, embed_dim={c['embed_dim']}, depths={c['depths']}, "
+                f"window_size={c['window_size']}, num_classes={c['num_classes']}")
