@@ -1,0 +1,374 @@
+"""Prediction on new scenes (ssl4sar.predict): georeferenced outputs, tiles, resampling, bad scenes, CLI.
+
+A stand-in network classifies each pixel by its 3 × 3 median brightness (bright → glacier, dark → ocean, very
+bright → rock), so fronts are predictable; an optional window-position-dependent bias makes the stitched result
+depend on the exact window grid, so any misalignment of tiles or TTA frames changes the numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from rasterio.transform import from_origin
+
+from ssl4sar import geo
+from ssl4sar.errors import DataError
+from ssl4sar.inference import predict_probabilities
+from ssl4sar.predict import (
+    open_scene,
+    predict_scene,
+    predict_scenes,
+    scene_metadata,
+    to_model_input,
+)
+
+UTM22 = "EPSG:32622"
+X0, Y0, RES = 547_000.0, 7_675_000.0, 20.0
+T20 = from_origin(X0, Y0, RES, RES)
+LEVELS = (0, 240, 170, 40)  # 8-bit brightness of NA, rock, glacier, ocean in the test scenes
+
+
+class BrightnessRule(torch.nn.Module):
+    """logits_k = −((median3x3(x) − level_k) / width)², NA strongly penalised.
+
+    Optional: a bias of the glacier logit growing with the pixel's position in the window (``position_bias``) and
+    one proportional to the window's mean brightness (``context_weight``: every output depends on all input
+    pixels of its window, like a real network's context).
+    """
+
+    def __init__(self, context_size: int = 32, position_bias: float = 0.0, width: float = 0.12,
+                 context_weight: float = 0.0) -> None:
+        super().__init__()
+        self.img_size = context_size
+        self.num_classes = 4
+        self.position_bias = position_bias
+        self.context_weight = context_weight
+        self.width = width
+        self.register_buffer("levels", torch.tensor(LEVELS, dtype=torch.float32).view(1, 4, 1, 1) / 255.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        x = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).median(dim=1).values.view(b, 1, h, w)
+        logits = -((x - self.levels) / self.width) ** 2
+        logits[:, 0] -= 50.0
+        if self.context_weight:
+            logits[:, 2] += self.context_weight * x.mean(dim=(1, 2, 3)).view(b, 1, 1)
+        if self.position_bias:
+            rows = torch.linspace(0, 1, h).view(1, h, 1)
+            cols = torch.linspace(0, 1, w).view(1, 1, w)
+            logits[:, 2] += self.position_bias * (rows + 0.5 * cols)
+        return logits
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # the CI / dev machines are small and shared: one intra-op thread is many times faster than oversubscription
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def scene_image(zones: np.ndarray, noise: float = 15.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.asarray(LEVELS, dtype=np.float64)[zones] + rng.normal(0.0, noise, zones.shape)
+    img = np.clip(np.rint(img), 1, 255).astype(np.uint8)
+    img[zones == 0] = 0
+    return img
+
+
+def straight_front_zones(h: int = 70, w: int = 90, front_col: int = 40) -> np.ndarray:
+    z = np.full((h, w), 3, dtype=np.uint8)
+    z[:, :front_col] = 2
+    return z
+
+
+def write_tif(path: Path, arr: np.ndarray, crs=UTM22, transform=T20, nodata=None, tags=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": "GTiff", "height": arr.shape[0], "width": arr.shape[1], "count": 1,
+               "dtype": arr.dtype.name, "crs": crs, "transform": transform}
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(arr, 1)
+        if tags:
+            ds.update_tags(**tags)
+    return path
+
+
+def wavy_zones(h: int, w: int) -> np.ndarray:
+    rr, cc = np.mgrid[:h, :w]
+    z = np.full((h, w), 3, dtype=np.uint8)
+    z[cc < 0.45 * w + 8 * np.sin(rr / 9.0)] = 2
+    z[rr < 12] = 1
+    return z
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+def test_front_of_a_utm_scene_lies_on_the_true_front(tmp_path):
+    front_col = 40
+    img = scene_image(straight_front_zones(front_col=front_col))
+    path = write_tif(tmp_path / "JAC_2019-01-05_S1_20_1_025.tif", img)
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, to_wgs84=True)
+    # the glacier/ocean boundary is the pixel edge x = X0 + 40 · 20 m; front pixels (ocean) have centres 10 m east
+    x_true = X0 + front_col * RES
+    fc = geo.read_geojson(res.outputs["front"])
+    assert fc.crs == geo.as_crs(UTM22)
+    xy = shapely.get_coordinates(fc.features[0].geometry)
+    assert np.all(np.abs(xy[:, 0] - x_true) <= RES)
+    assert xy[:, 1].max() == pytest.approx(Y0 - 0.5 * RES) and xy[:, 1].min() == pytest.approx(Y0 - 69.5 * RES)
+    props = fc.features[0].properties
+    assert props["scene"] == "JAC_2019-01-05_S1_20_1_025" and props["date"] == "2019-01-05"
+    assert props["sensor"] == "S1" and props["glacier"] == "JAC"
+    assert props["n_pixels"] == 70 and props["n_maps"] == 1 and props["mean_uncertainty"] == 0.0
+    assert props["length_m"] == pytest.approx(69 * RES, rel=0.02)
+    # the EPSG:4326 copy: lon/lat, no crs member, back to UTM within a millimetre
+    wgs = res.outputs["front_wgs84"]
+    assert "crs" not in json.loads(wgs.read_text())
+    ll = geo.read_geojson(wgs).features[0].geometry
+    lon, lat = shapely.get_coordinates(ll).T
+    assert np.all((-51 < lon) & (lon < -49)) and np.all((69 < lat) & (lat < 69.3))
+    back = geo.reproject_geometry(ll, 4326, UTM22)
+    assert back.hausdorff_distance(fc.features[0].geometry) < 1e-3
+    # raster outputs: the scene's CRS and transform, documented encodings
+    for key, count, dtype in (("zones", 1, "uint8"), ("probabilities", 4, "float32"), ("uncertainty", 4, "float32"),
+                              ("front_mask", 1, "uint8")):
+        with rasterio.open(res.outputs[key]) as ds:
+            assert ds.crs.to_epsg() == 32622 and ds.transform == T20, key
+            assert ds.count == count and ds.dtypes[0] == dtype, key
+    with rasterio.open(res.outputs["probabilities"]) as ds:
+        prob = ds.read()
+    np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)
+    with rasterio.open(res.outputs["zones"]) as ds:
+        zones = ds.read(1)
+    np.testing.assert_array_equal(zones, straight_front_zones(front_col=front_col))
+    with rasterio.open(res.outputs["uncertainty"]) as ds:
+        assert ds.read().max() == 0.0  # a single map has no spread
+    with rasterio.open(res.outputs["front_mask"]) as ds:
+        fm = ds.read(1)
+    assert set(np.unique(fm)) == {0, 255} and np.all(fm[:, front_col] == 255) and fm.sum() == 70 * 255
+    assert res.outputs["overlay"].is_file() and res.outputs["overlay"].stat().st_size > 1000
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def test_whole_scene_equals_the_library_ensemble_with_tta(tmp_path):
+    img = scene_image(wavy_zones(61, 75), seed=3)
+    path = write_tif(tmp_path / "scene.tif", img)
+    models = [BrightnessRule(32, position_bias=1.5), BrightnessRule(32, position_bias=-0.8, width=0.15)]
+    whole = predict_scene(models, path, tmp_path / "whole", rotations=(0, 1, 2, 3), flips=True, stride=16,
+                          min_front_length_m=100, overlay=False)
+    assert whole.n_maps == 16
+    ref = predict_probabilities(models, img, rotations=(0, 1, 2, 3), flips=True, context_size=32, stride=16)
+    np.testing.assert_array_equal(_read(whole.outputs["probabilities"]), ref.mean)
+    np.testing.assert_array_equal(_read(whole.outputs["uncertainty"]), ref.std)
+    np.testing.assert_array_equal(_read(whole.outputs["zones"])[0], ref.classes)
+    assert ref.std.max() > 0.01  # the members and augmentations really disagree somewhere
+
+
+def test_tiles_give_the_whole_scene_result(tmp_path):
+    # not multiples of the stride; the position and context terms make every window position and pixel matter
+    h, w = 83, 101
+    path = write_tif(tmp_path / "scene.tif", scene_image(wavy_zones(h, w), seed=4))
+    model = BrightnessRule(32, position_bias=1.5, context_weight=4.0)
+    kw = dict(rotations=(0, 1, 3), flips=True, stride=16, min_front_length_m=100, overlay=False)
+    t0 = time.perf_counter()
+    whole = predict_scene(model, path, tmp_path / "whole", **kw)
+    t1 = time.perf_counter()
+    tiled = predict_scene(model, path, tmp_path / "tiled", tile_size=40, **kw)  # → 48 px tiles, 2 × 3 of them
+    t2 = time.perf_counter()
+    for key in ("probabilities", "uncertainty", "zones", "front_mask"):
+        np.testing.assert_array_equal(_read(tiled.outputs[key]), _read(whole.outputs[key]), err_msg=key)
+    assert _read(whole.outputs["uncertainty"]).max() > 0.01
+    assert whole.n_front_pixels > 50
+    assert tiled.geometry.equals_exact(whole.geometry, 0.0)
+    assert tiled.mean_uncertainty == whole.mean_uncertainty and whole.mean_uncertainty > 0
+    assert not list((tmp_path / "tiled").glob(".*"))  # the temporary memory maps are gone
+    print(f"whole {t1 - t0:.2f} s, tiled {t2 - t1:.2f} s")
+
+
+def test_resampling_to_a_target_spacing_returns_to_the_scene_grid(tmp_path):
+    img = scene_image(straight_front_zones(h=90, w=90, front_col=45), noise=8.0)
+    path = write_tif(tmp_path / "s.tif", img)
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", resolution_m=30.0, stride=8,
+                        min_front_length_m=200, overlay=False)
+    assert res.model_shape == (60, 60) and res.shape == (90, 90)
+    with rasterio.open(res.outputs["zones"]) as ds:
+        assert ds.transform == T20 and ds.shape == (90, 90)
+        zones = ds.read(1)
+    assert np.mean(zones == straight_front_zones(h=90, w=90, front_col=45)) > 0.99
+    xy = shapely.get_coordinates(res.geometry)
+    assert np.all(np.abs(xy[:, 0] - (X0 + 45 * RES)) <= 1.5 * RES)  # within 1 px of a 30 m model grid
+    # tiled resampled run = whole resampled run
+    tiled = predict_scene(BrightnessRule(), path, tmp_path / "tiled", resolution_m=30.0, stride=8, tile_size=16,
+                          min_front_length_m=200, overlay=False)
+    for key in ("probabilities", "zones"):
+        np.testing.assert_array_equal(_read(res.outputs[key]), _read(tiled.outputs[key]))
+
+
+def test_to_model_input_scaling_and_nodata():
+    v = np.array([[-25.0, 0.0, -12.5, -9999.0, np.nan, 10.0, -40.0]])
+    out = to_model_input(v, -9999.0, (-25.0, 0.0))
+    np.testing.assert_array_equal(out, [[1, 255, 128, 0, 0, 255, 1]])
+    u = np.array([[0, 7, 255, 200]], dtype=np.uint8)
+    np.testing.assert_array_equal(to_model_input(u, None, None), u)            # 0 = no data already
+    np.testing.assert_array_equal(to_model_input(u, 255.0, None), [[1, 7, 0, 200]])  # another no-data value
+
+
+def test_float_scene_with_value_range_matches_the_uint8_scene(tmp_path):
+    zones = straight_front_zones()
+    img = scene_image(zones)
+    db = (img.astype(np.float32) - 1.0) / 254.0 * 25.0 - 25.0  # exact inverse of the 1..255 stretch of [-25, 0]
+    db[:3, :5] = -9999.0
+    img[:3, :5] = 0
+    a = predict_scene(BrightnessRule(), write_tif(tmp_path / "u8.tif", img), tmp_path / "a", stride=8,
+                      min_front_length_m=200, overlay=False)
+    b = predict_scene(BrightnessRule(), write_tif(tmp_path / "f32.tif", db, nodata=-9999.0), tmp_path / "b",
+                      stride=8, min_front_length_m=200, overlay=False, value_range=(-25.0, 0.0))
+    with rasterio.open(a.outputs["probabilities"]) as pa, rasterio.open(b.outputs["probabilities"]) as pb:
+        np.testing.assert_array_equal(pa.read(), pb.read())
+    with rasterio.open(b.outputs["zones"]) as ds:
+        assert np.all(ds.read(1)[:3, :5] == 0)  # no data → class 0 (NA)
+    # without a range the percentiles of the valid pixels are used
+    src = open_scene(tmp_path / "f32.tif")
+    try:
+        lo, hi = src.scaling
+        valid = db[db != -9999.0]
+        assert lo == pytest.approx(np.percentile(valid, 1)) and hi == pytest.approx(np.percentile(valid, 99))
+    finally:
+        src.close()
+
+
+def test_uint8_probabilities_and_member_fronts(tmp_path):
+    img = scene_image(wavy_zones(64, 64), seed=5)
+    path = write_tif(tmp_path / "S1A_IW_GRDH_1SDH_20190105T101010_x.tif", img)
+    res = predict_scene([BrightnessRule(position_bias=2.0), BrightnessRule(width=0.2)], path, tmp_path / "o",
+                        rotations=(0, 2), stride=8, min_front_length_m=100, overlay=False,
+                        probability_dtype="uint8", member_fronts=True)
+    assert res.date.isoformat() == "2019-01-05" and res.sensor == "S1"
+    with rasterio.open(res.outputs["probabilities"]) as ds:
+        assert ds.dtypes[0] == "uint8" and ds.scales == (1 / 255,) * 4
+        p = ds.read().astype(np.float64) / 255.0
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=4 / 255)
+    members = geo.read_geojson(res.outputs["front_members"])
+    assert [f.properties["member"] for f in members.features] == [0, 1, 2, 3]
+    assert [(f.properties["model"], f.properties["rotation"]) for f in members.features] == \
+        [(0, 0), (0, 2), (1, 0), (1, 2)]
+    assert all(f.properties["n_pixels"] > 0 for f in members.features)
+
+
+def test_scene_metadata_from_tags_and_names():
+    m = scene_metadata("scene_01", {"TIFFTAG_DATETIME": "2020:07:14 10:11:12", "MISSION_ID": "S1B"})
+    assert m["date"].isoformat() == "2020-07-14" and m["sensor"] == "S1"
+    m = scene_metadata("Mapple_2018-06-11_TSX_7_2_009")
+    assert (m["glacier"], m["sensor"], m["resolution_m"]) == ("Mapple", "TSX", 7.0)
+    assert scene_metadata("whatever")["date"] is None
+
+
+def test_bad_scenes_are_skipped_and_reported(tmp_path):
+    good = write_tif(tmp_path / "in" / "good.tif", scene_image(straight_front_zones()))
+    nocrs = write_tif(tmp_path / "in" / "nocrs.tif", scene_image(straight_front_zones()), crs=None)
+    empty = write_tif(tmp_path / "in" / "empty.tif", np.zeros((40, 40), dtype=np.uint8))
+    corrupt = tmp_path / "in" / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00 this is not a tiff")
+    missing = tmp_path / "in" / "missing.tif"
+    run = predict_scenes(BrightnessRule(), [good, nocrs, empty, corrupt, missing], tmp_path / "out", stride=8,
+                         min_front_length_m=200, overlay=False)
+    assert [r.stem for r in run.results] == ["good"]
+    reasons = {p.name: r for p, r in run.skipped}
+    assert set(reasons) == {"nocrs.tif", "empty.tif", "corrupt.tif", "missing.tif"}
+    assert "no coordinate reference system" in reasons["nocrs.tif"]
+    assert "no valid pixel" in reasons["empty.tif"]
+    assert "cannot read" in reasons["corrupt.tif"] and "not found" in reasons["missing.tif"]
+    with open(tmp_path / "out" / "skipped.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {Path(r["scene"]).name for r in rows} == set(reasons)
+    with open(tmp_path / "out" / "predictions.csv") as fh:
+        pred = list(csv.DictReader(fh))
+    assert len(pred) == 1 and pred[0]["scene"] == "good" and pred[0]["crs"] == "EPSG:32622"
+    assert not (tmp_path / "out" / "nocrs_zones.tif").exists()
+    # the same scene without CRS is accepted on request: pixel coordinates
+    with pytest.raises(DataError, match="pixel spacing unknown"):
+        predict_scene(BrightnessRule(), nocrs, tmp_path / "px", allow_no_crs=True)
+    res = predict_scene(BrightnessRule(), nocrs, tmp_path / "px", allow_no_crs=True, pixel_size_m=20.0, stride=8,
+                        min_front_length_m=200, overlay=False)
+    obj = json.loads(res.outputs["front"].read_text())
+    assert obj["coordinate_system"] == "pixel" and "crs" not in obj
+    xy = shapely.get_coordinates(geo.read_geojson(res.outputs["front"]).features[0].geometry)
+    np.testing.assert_allclose(xy[:, 0], 40.5)
+    assert res.length_m == pytest.approx(69 * 20.0)
+
+
+def test_caffe_png_is_accepted_with_the_stem_resolution(tmp_path):
+    path = tmp_path / "Mapple_2018-06-11_S1_20_2_009.png"
+    Image.fromarray(scene_image(straight_front_zones(h=50, w=60, front_col=25)), mode="L").save(path)
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, overlay=False)
+    assert res.crs is None and res.resolution_m == 20.0 and res.glacier == "Mapple"
+    xy = shapely.get_coordinates(res.geometry)
+    np.testing.assert_allclose(xy[:, 0], 25.5)
+    assert res.length_m == pytest.approx(49 * 20.0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# real patches and the command line (smoke-preset TYRION with random weights)
+
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory):
+    from ssl4sar.config import load_preset
+    from ssl4sar.models.convert import save_checkpoint
+    from ssl4sar.models.tyrion import Tyrion
+
+    torch.manual_seed(0)
+    model = Tyrion.from_config(load_preset("smoke")["model"])
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "smoke.pt", model)
+
+
+@pytest.mark.parametrize("sample, epsg", [("sample_1948", 32622), ("sample_3325", 3031)])
+def test_real_patch_through_the_cli(real_samples_dir, smoke_checkpoint, tmp_path, sample, epsg):
+    from ssl4sar.cli import main
+
+    img = real_samples_dir / f"{sample}_img.tif"
+    with rasterio.open(img) as ds:
+        crs, transform, shape = ds.crs, ds.transform, ds.shape
+    out = tmp_path / "out"
+    # 512 px at 6-6.7 m read at 48 m → a 64-70 px model grid (one smoke window), back on the 512 px grid
+    rc = main(["predict", "--checkpoint", str(smoke_checkpoint), str(img), "--out", str(out),
+               "--resolution-m", "48", "--to-wgs84", "--device", "cpu", "--min-front-length-m", "300"])
+    assert rc == 0
+    for key in ("zones", "probabilities", "uncertainty", "front"):
+        with rasterio.open(out / f"{img.stem}_{key}.tif") as ds:
+            assert ds.crs.to_epsg() == epsg == crs.to_epsg()
+            assert ds.transform.almost_equals(transform) and ds.shape == shape
+    fc = geo.read_geojson(out / f"{img.stem}_front.geojson")
+    assert fc.crs.to_epsg() == epsg
+    geom = fc.features[0].geometry
+    if geom is not None:  # a random network may or may not produce a front; when it does it lies in the patch
+        x, y = shapely.get_coordinates(geom).T
+        left, top = transform.c, transform.f
+        assert np.all((x >= left) & (x <= left + 512 * transform.a) & (y <= top) & (y >= top + 512 * transform.e))
+    assert (out / "skipped.csv").read_text().strip() == "scene,reason"
+
+
+def test_cli_exit_code_counts_failed_scenes(smoke_checkpoint, tmp_path):
+    from ssl4sar.cli import main
+
+    good = write_tif(tmp_path / "good.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20)))
+    nocrs = write_tif(tmp_path / "nocrs.tif", scene_image(straight_front_zones(h=48, w=48)), crs=None)
+    rc = main(["predict", "--checkpoint", str(smoke_checkpoint), str(good), str(nocrs), str(tmp_path / "nope.tif"),
+               "--out", str(tmp_path / "out"), "--no-overlay", "--stride", "32"])
+    assert rc == 2
+    assert (tmp_path / "out" / "good_zones.tif").is_file()
