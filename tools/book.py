@@ -296,8 +296,11 @@ def prepare_synthetic_data(
             ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
-    if "layouts" in inspect.signature(generate).parameters:
+    params = inspect.signature(generate).parameters
+    if "layouts" in params:
         kwargs["layouts"] = SYNTHETIC_LAYOUTS
+    if "overwrite" in params:  # an incomplete earlier generation is replaced, never trusted
+        kwargs["overwrite"] = True
     log.info("generating synthetic data (preset %s, seed %d) into %s", preset, seed, data_dir)
     start = time.perf_counter()
     generate(data_dir, **kwargs)

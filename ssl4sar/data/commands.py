@@ -4,6 +4,8 @@ Sub-commands
     ``list``                 every manifest entry: name, kind, present locally?, size, path
     ``fetch NAME``           download, verify and install one entry (``--dest DIR`` = data root)
     ``synth --out DIR``      synthetic glacier scenes (``ssl4sar.data.synthetic.generate``)
+    ``construct --sar DIR --optical DIR --aoi FILE --out DIR``
+                             SSL4SAR layout from raw S1/S2 GeoTIFFs (``ssl4sar.data.construct``)
 
 Each sub-command is one function registered with :func:`subcommand`, which also declares its arguments; adding a
 sub-command (``construct`` …) means adding one decorated function. Bad input ends with a one-line error naming the
@@ -141,12 +143,45 @@ def _fetch(args: argparse.Namespace) -> int:
     arg("--seed", type=int, default=0, help="random seed (same seed, same data)"),
     arg("--layouts", nargs="+", choices=SYNTHETIC_LAYOUTS, default=None,
         help="what to generate (default: the generator's default, caffe and ssl4sar)"),
+    arg("--overwrite", action="store_true", help="replace what an earlier (possibly interrupted) run left in --out"),
 )
 def _synth(args: argparse.Namespace) -> int:
     from ssl4sar.data.download import run_generator
 
     out = run_generator("ssl4sar.data.synthetic.generate", args.out, preset=args.preset, seed=args.seed,
-                        layouts=args.layouts)
+                        layouts=args.layouts, overwrite=args.overwrite)
     layouts = ", ".join(args.layouts) if args.layouts else "default layouts"
     sys.stdout.write(f"synthetic data ({args.preset}, seed {args.seed}, {layouts}): {out}\n")
+    return 0
+
+
+@subcommand(
+    "construct", "build the SSL4SAR pretraining layout from raw georeferenced Sentinel-1 / Sentinel-2 scenes",
+    arg("--sar", type=Path, required=True, help="folder of Sentinel-1 GeoTIFFs (searched recursively)"),
+    arg("--optical", type=Path, required=True, help="folder of Sentinel-2 L2A files (multi-band, band groups or "
+        "single bands)"),
+    arg("--aoi", type=Path, required=True, help="GeoJSON FeatureCollection, one feature per glacier (property "
+        "'glacier'; Polygon or bbox)"),
+    arg("--out", type=Path, required=True, help="output folder (re-running into it resumes)"),
+    arg("--resolution", type=float, default=None, help="grid spacing in metres (default: the first SAR scene's)"),
+    arg("--sar-units", default="auto", choices=("auto", "db", "intensity", "amplitude", "dn", "uint8"),
+        help="what the SAR values are (default: auto-detect per scene)"),
+    arg("--db-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+        help="sigma0 range in dB mapped to 1..255 (default: -30 5)"),
+    arg("--val-fraction", type=float, default=0.2, help="share of each glacier's latest scenes put in sar/val"),
+    arg("--min-valid-fraction", type=float, default=0.05, help="skip outputs with less valid area than this"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
+)
+def _construct(args: argparse.Namespace) -> int:
+    from ssl4sar.data.construct import DEFAULT_DB_RANGE, construct_ssl4sar
+
+    result = construct_ssl4sar(
+        args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution, sar_units=args.sar_units,
+        db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
+        min_valid_fraction=args.min_valid_fraction, progress=not args.no_progress)
+    n_sar = sum(1 for r in result.rows if r["sensor"] != "S2")
+    n_opt = len(result.rows) - n_sar
+    sys.stdout.write(f"SSL4SAR layout in {args.out}: {n_sar} SAR image(s), {n_opt} optical image(s) "
+                     f"({len(result.written)} written, {len(result.reused)} reused); {len(result.skipped)} input(s) "
+                     f"skipped, see {result.skipped_path}\n")
     return 0

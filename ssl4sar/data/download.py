@@ -177,6 +177,7 @@ def run_generator(
     seed: int,
     layouts: Sequence[str] | None = None,
     resource_name: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Call ``generator(out_dir, preset=..., seed=..., layouts=...)`` and write ``out_dir/.complete`` afterwards.
 
@@ -197,6 +198,8 @@ def run_generator(
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
     if layouts is not None:
         kwargs["layouts"] = list(layouts)
+    if overwrite:
+        kwargs["overwrite"] = True
     try:
         produced = func(out_dir, **kwargs)
     except OSError as exc:
