@@ -165,3 +165,640 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150, close: bool = Tru
     if close:
         plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pretraining (OptSimMIM / OptTranslator) figures
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: the 14 optical target channels of pretraining, in order (spec §2.2)
+OPTICAL_TARGET_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+                                         "WVP", "SCL")
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu()
+    return np.asarray(x)
+
+
+def _pick(x: Any, index: int, ndim: int) -> np.ndarray:
+    """Sample ``index`` of a batch (or the array itself when it already has ``ndim`` dimensions)."""
+    arr = _as_numpy(x)
+    return arr[index] if arr.ndim == ndim + 1 else arr
+
+
+def optical_rgb(optical: np.ndarray, bands: Sequence[str] = ("B4", "B3", "B2"),
+                band_names: Sequence[str] = OPTICAL_TARGET_BANDS, limits: tuple[float, float] | None = None,
+                percentiles: tuple[float, float] = (2.0, 98.0)) -> tuple[np.ndarray, tuple[float, float]]:
+    """A true-colour composite of ``optical`` (C, H, W): channels ``bands`` → (H, W, 3) in [0, 1].
+
+    The values are stretched linearly between ``limits`` (default: the ``percentiles`` of the three channels);
+    returns the image and the limits used (pass them on to stretch a prediction like its target).
+    """
+    optical = np.asarray(optical, dtype=np.float32)
+    idx = [list(band_names).index(b) for b in bands]
+    rgb = np.moveaxis(optical[idx], 0, -1)
+    if limits is None:
+        finite = rgb[np.isfinite(rgb)]
+        lo, hi = (float(v) for v in np.percentile(finite, percentiles)) if finite.size else (0.0, 1.0)
+        limits = (lo, hi if hi > lo else lo + 1e-6)
+    lo, hi = limits
+    return np.clip((np.nan_to_num(rgb, nan=lo) - lo) / (hi - lo), 0.0, 1.0), (lo, hi)
+
+
+def plot_pretrain_batch(sar: Any, optical: Any, prediction: Any | None = None, mask: Any | None = None,
+                        index: int = 0, single_bands: Sequence[str] = ("B8", "B11", "SCL"),
+                        band_names: Sequence[str] = OPTICAL_TARGET_BANDS, title: str | None = None) -> Figure:
+    """One pretraining sample: SAR input, masked input, predicted and true optical image.
+
+    Args:
+        sar: ``(B, 1, C, C)`` (or ``(1, C, C)`` / ``(C, C)``) SAR in [0, 1].
+        optical: ``(B, 14, C, C)`` (or ``(14, C, C)``) true optical bands in [0, 1].
+        prediction: predicted bands, same layout (OptSimMIM: values on the masked tokens, 0 elsewhere), or ``None``.
+        mask: ``(B, C, C)`` bool, True on the pixels of masked tokens (OptSimMIM), or ``None`` (OptTranslator).
+        index: which sample of the batch.
+        single_bands: bands also shown one by one (predicted next to true).
+        band_names: names of the optical channels.
+        title: figure title.
+
+    Row 1: SAR input, masked input (masked tokens black), predicted RGB (B4/B3/B2; only the masked tokens when a
+    mask is given, black elsewhere), true RGB (same stretch). Further rows: each of ``single_bands`` predicted and
+    true, on the true band's value range. Tensors are accepted (moved to the CPU). Returns the figure.
+    """
+    s = _pick(sar, index, 3)
+    s = s[0] if s.ndim == 3 else s
+    true = _pick(optical, index, 3)
+    pred = None if prediction is None else _pick(prediction, index, 3)
+    m = None if mask is None else _pick(mask, index, 2).astype(bool)
+    n_rows = 1 + (len(single_bands) + 1) // 2 if pred is not None else 1 + (len(single_bands) + 3) // 4
+    fig, axes = plt.subplots(n_rows, 4, figsize=(13.0, 3.3 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_axis_off()
+    ax = axes[0]
+    show_sar(ax[0], s)
+    ax[0].set_title("SAR input")
+    ax[0].set_axis_on()
+    masked = np.where(m, 0.0, s) if m is not None else s
+    show_sar(ax[1], masked)
+    ax[1].set_title(f"masked input ({100 * m.mean():.0f} % of pixels)" if m is not None else "input (no masking)")
+    ax[1].set_axis_on()
+    true_rgb, limits = optical_rgb(true, band_names=band_names)
+    if pred is not None:
+        pred_rgb, _ = optical_rgb(pred, band_names=band_names, limits=limits)
+        if m is not None:
+            pred_rgb = np.where(m[..., None], pred_rgb, 0.0)
+        ax[2].imshow(pred_rgb, interpolation="nearest")
+        ax[2].set_title("predicted RGB (B4/B3/B2)" + (", masked tokens" if m is not None else ""))
+        ax[2].set_axis_on()
+    ax[3].imshow(true_rgb, interpolation="nearest")
+    ax[3].set_title("true RGB (B4/B3/B2)")
+    ax[3].set_axis_on()
+    panels: list[tuple[str, np.ndarray]] = []
+    for b in single_bands:
+        i = list(band_names).index(b)
+        if pred is not None:
+            p = np.where(m, pred[i], np.nan) if m is not None else pred[i]
+            panels.append((f"{b} predicted", p))
+        panels.append((f"{b} true", true[i]))
+    for k, (name, img) in enumerate(panels):
+        a = axes[1 + k // 4][k % 4]
+        band = name.split()[0]
+        ref = true[list(band_names).index(band)]
+        lo, hi = float(np.nanmin(ref)), float(np.nanmax(ref))
+        a.imshow(img, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-6, interpolation="nearest")
+        a.set_title(name)
+        a.set_axis_on()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# front-position time series (ssl4sar.timeseries)
+
+def plot_front_positions(series: Any, truth: Any | None = None, ax: Axes | None = None,
+                         title: str | None = None) -> Figure:
+    """Front position (m, relative to the first date) over time, with ±1 std error bars when available.
+
+    Args:
+        series: DataFrame from :func:`ssl4sar.timeseries.front_time_series` (``date``, ``position_m``,
+            optional ``position_std_m``, ``method``); several methods are drawn as separate series.
+        truth: optional DataFrame with ``date`` and ``position_m`` (e.g. the synthetic ``truth.csv``), drawn in grey.
+        ax: draw into this axes (default: a new figure).
+        title: axes title.
+    """
+    import pandas as pd
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.0, 3.6))
+    else:
+        fig = ax.figure
+    if truth is not None:
+        t = truth.copy()
+        t["date"] = pd.to_datetime(t["date"])
+        ax.plot(t["date"], t["position_m"], "-", color="0.55", lw=2.5, alpha=0.7, label="truth")
+    df = series.copy()
+    df["date"] = pd.to_datetime(df["date"])
+    groups = df.groupby("method", sort=False) if "method" in df else [("front", df)]
+    for name, g in groups:
+        yerr = g["position_std_m"] if "position_std_m" in g and g["position_std_m"].notna().any() else None
+        ax.errorbar(g["date"], g["position_m"], yerr=yerr, fmt="o-", ms=4, capsize=3, label=str(name))
+    ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+    ax.set_ylabel("front position (m, + = advance)")
+    ax.set_xlabel("date")
+    ax.legend(fontsize="small")
+    fig.autofmt_xdate()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_front_map(fronts: Sequence[Any], labels: Sequence[str] | None = None, reference: Any | None = None,
+                   ax: Axes | None = None, title: str | None = None, cmap: str = "viridis") -> Figure:
+    """Front lines (shapely LineString / MultiLineString, one CRS) in map coordinates, coloured by order.
+
+    Args:
+        fronts: geometries in time order (``None`` entries are skipped).
+        labels: one label per front (e.g. dates) for the first and last entries of the legend.
+        reference: an optional box (Polygon) or centreline (LineString) in the same CRS, drawn in red.
+        ax, title, cmap: as usual.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 6.0))
+    else:
+        fig = ax.figure
+    colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(fronts), 2)))
+    for i, g in enumerate(fronts):
+        if g is None or g.is_empty:
+            continue
+        label = labels[i] if labels is not None and i in (0, len(fronts) - 1) else None
+        for part in getattr(g, "geoms", [g]):
+            xy = np.asarray(part.coords)
+            ax.plot(xy[:, 0], xy[:, 1], color=colours[i], lw=1.2, label=label)
+            label = None
+    if reference is not None:
+        ring = reference.exterior if hasattr(reference, "exterior") else reference
+        xy = np.asarray(ring.coords)
+        ax.plot(xy[:, 0], xy[:, 1], color="#d62728", lw=1.5, label="reference")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (map units)")
+    ax.set_ylabel("y (map units)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# =====================================================================================================================
+# Data chapter (notebooks/01_dataset.py): glacier map, scene galleries, acquisition timeline, SAR + optical pairs,
+# dataset construction before / after, synthetic-vs-real realism. Numbers come from ssl4sar.data.summary and
+# ssl4sar.data.realism; these functions only draw.
+# =====================================================================================================================
+
+#: colours of the CaFFe splits in data figures
+SPLIT_COLORS: dict[str, str] = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#d62728"}
+BBOX_COLOR = "#ffd400"
+#: Natural Earth resolutions from fine to coarse
+_NE_RESOLUTIONS: tuple[str, ...] = ("10m", "50m", "110m")
+
+
+def natural_earth_path(name: str = "coastline", resolution: str = "110m", category: str = "physical") -> Path | None:
+    """Path of a Natural Earth shapefile that cartopy already has on disk, or ``None``; never downloads.
+
+    Looks where cartopy's own downloader would (``cartopy.config['pre_existing_data_dir']`` and
+    ``cartopy.config['data_dir']``, sub-folder ``shapefiles/natural_earth/<category>/ne_<resolution>_<name>.shp``)
+    and requires the ``.shp``, ``.shx`` and ``.dbf`` parts. ``resolution="auto"`` returns the finest one present.
+    """
+    import cartopy
+
+    resolutions = _NE_RESOLUTIONS if resolution == "auto" else (resolution,)
+    for res in resolutions:
+        for key in ("pre_existing_data_dir", "data_dir"):
+            base = cartopy.config.get(key)
+            if not base:
+                continue
+            shp = Path(base) / "shapefiles" / "natural_earth" / category / f"ne_{res}_{name}.shp"
+            if all(shp.with_suffix(s).is_file() for s in (".shp", ".shx", ".dbf")):
+                return shp
+    return None
+
+
+def _stock_image_path() -> Path | None:
+    """cartopy's bundled low-resolution Natural Earth raster (shipped with the package, no download), if present."""
+    import cartopy
+
+    base = cartopy.config.get("repo_data_dir")
+    p = Path(base) / "raster" / "natural_earth" / "50-natural-earth-1-downsampled.png" if base else None
+    return p if p is not None and p.is_file() else None
+
+
+def glacier_map(locations: Any | None = None, *, coastlines: bool | None = None, resolution: str = "auto",
+                background: bool = True, figsize: tuple[float, float] = (13.0, 6.0)) -> Figure:
+    """Map of the CaFFe glaciers: Alaska and Greenland (north-polar stereographic) and the Antarctic Peninsula
+    (south-polar stereographic, with an inset locating it on Antarctica).
+
+    Args:
+        locations: ``{code: GlacierLocation}`` (default :data:`ssl4sar.data.summary.GLACIER_LOCATIONS`); each
+            needs ``code``, ``lat``, ``lon`` (degrees) and ``caffe_split``.
+        coastlines: draw Natural Earth coastlines. ``None`` (default): when the shapefile is already on disk
+            (:func:`natural_earth_path`); ``True`` with no file on disk raises ``FileNotFoundError``. Nothing is
+            ever downloaded: the shapefile is read directly, not through cartopy's feature interface.
+        resolution: Natural Earth resolution (``10m``, ``50m``, ``110m`` or ``auto`` = finest present).
+        background: draw cartopy's bundled low-resolution shaded-relief image (part of the cartopy package) under
+            the northern map and the inset.
+        figsize: figure size in inches.
+
+    Without coastlines the map still shows graticule, labelled gridlines, the glacier points and labels, and says
+    so in a note at the bottom of the figure.
+    """
+    import math
+
+    import cartopy.crs as ccrs
+    from matplotlib.lines import Line2D
+
+    if locations is None:
+        from ssl4sar.data.summary import GLACIER_LOCATIONS as locations
+    locs = list(locations.values()) if isinstance(locations, dict) else list(locations)
+    shp = natural_earth_path("coastline", resolution)
+    if coastlines is None:
+        coastlines = shp is not None
+    elif coastlines and shp is None:
+        raise FileNotFoundError(f"Natural Earth coastlines ({resolution}) are not on disk; pass coastlines=None to "
+                                "draw the map without them (nothing is downloaded)")
+    geometries: list[Any] = []
+    if coastlines and shp is not None:
+        from cartopy.io.shapereader import Reader
+
+        geometries = list(Reader(str(shp)).geometries())
+    stock = _stock_image_path() if background else None
+    pc = ccrs.PlateCarree()
+
+    fig = plt.figure(figsize=figsize)
+    north = fig.add_axes((0.03, 0.12, 0.44, 0.78), projection=ccrs.NorthPolarStereo(central_longitude=-95.0))
+    south = fig.add_axes((0.53, 0.12, 0.44, 0.78), projection=ccrs.SouthPolarStereo(central_longitude=-61.0))
+    north.set_extent((-165.0, -25.0, 52.0, 80.0), crs=pc)
+    south.set_extent((-64.0, -57.5, -66.0, -63.7), crs=pc)
+    north.set_title("Northern glaciers (north-polar stereographic)")
+    south.set_title("Antarctic Peninsula (south-polar stereographic)")
+
+    stock_img = plt.imread(stock) if stock is not None else None
+
+    def decorate(ax: Any, lat_band: tuple[float, float] | None) -> None:
+        if lat_band is not None and stock_img is not None:
+            # the bundled image is a plate carrée raster of the globe (rows: 90°N → 90°S); reproject only the
+            # latitude band in view, on a coarse regrid: full-globe regridding takes seconds per panel
+            rows = stock_img.shape[0] / 180.0
+            r0, r1 = int((90.0 - lat_band[1]) * rows), int(math.ceil((90.0 - lat_band[0]) * rows))
+            ax.imshow(stock_img[r0:r1], origin="upper", transform=pc,
+                      extent=(-180, 180, 90.0 - r1 / rows, 90.0 - r0 / rows), interpolation="bilinear",
+                      alpha=0.6, regrid_shape=200)
+        if geometries:
+            from cartopy.feature import ShapelyFeature
+
+            ax.add_feature(ShapelyFeature(geometries, pc, facecolor="none", edgecolor="0.2", linewidth=0.6))
+
+    decorate(north, (35.0, 90.0))
+    decorate(south, None)
+    for ax in (north, south):
+        gl = ax.gridlines(crs=pc, draw_labels=True, linewidth=0.5, color="0.5", alpha=0.6, linestyle="--")
+        gl.top_labels = False
+        gl.right_labels = False
+        gl.xlabel_style = {"size": 8}
+        gl.ylabel_style = {"size": 8}
+
+    for loc in locs:
+        ax = north if loc.lat > 0 else south
+        split = getattr(loc, "caffe_split", "train")
+        ax.plot(loc.lon, loc.lat, marker="o" if split == "train" else "^", markersize=9,
+                color=SPLIT_COLORS.get(split, "k"), markeredgecolor="white", transform=pc, zorder=5)
+    # labels: southern glaciers lie within ~150 km of each other, so alternate the sides
+    south_locs = sorted((g for g in locs if g.lat < 0), key=lambda g: (g.lat, g.lon))
+    offsets = {g.code: ((12, -4) if i % 2 == 0 else (-12, 4)) for i, g in enumerate(south_locs)}
+    for loc in locs:
+        ax = north if loc.lat > 0 else south
+        dx, dy = offsets.get(loc.code, (10, 6))
+        ax.annotate(f"{loc.code}", xy=ax.projection.transform_point(loc.lon, loc.lat, pc), xytext=(dx, dy),
+                    textcoords="offset points", ha="left" if dx > 0 else "right", va="center", fontsize=10,
+                    fontweight="bold", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+
+    inset = south.inset_axes((0.0, 0.66, 0.34, 0.34), projection=ccrs.SouthPolarStereo())
+    inset.set_extent((-180.0, 180.0, -90.0, -60.0), crs=pc)
+    decorate(inset, (-90.0, -55.0))
+    inset.gridlines(crs=pc, linewidth=0.3, color="0.5", alpha=0.6)
+    x0, x1, y0, y1 = -64.0, -57.5, -66.0, -63.7
+    inset.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="#d62728", linewidth=1.2, transform=pc)
+    inset.text(0.5, 0.02, "Antarctica", transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
+
+    handles = [Line2D([], [], marker="o", linestyle="none", color=SPLIT_COLORS["train"], markersize=8,
+                      label="CaFFe train glacier"),
+               Line2D([], [], marker="^", linestyle="none", color=SPLIT_COLORS["test"], markersize=8,
+                      label="CaFFe test glacier")]
+    north.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
+    if geometries:
+        note = f"Coastlines: Natural Earth {shp.stem.split('_')[1] if shp is not None else ''} (local copy)."
+    else:
+        note = ("Coastlines not drawn: the Natural Earth shapefiles are not installed locally and are never "
+                "downloaded here." + (" Background: cartopy's bundled low-resolution shaded relief."
+                                       if stock is not None else ""))
+    fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8, style="italic")
+    return fig
+
+
+def show_bounding_box(ax: Axes, bbox: Any, color: str = BBOX_COLOR, label: str | None = "front search box",
+                      stride: int = 1) -> Axes:
+    """Draw a :class:`ssl4sar.data.caffe.BoundingBox` as a dashed rectangle: the rows ``y_rl ≤ r < y_lu`` and
+    columns ``x_lu ≤ c < x_rl`` that the evaluation keeps (§1.4). ``stride``: the image was subsampled by it."""
+    from matplotlib.patches import Rectangle
+
+    width, height = bbox.x_rl - bbox.x_lu, bbox.y_lu - bbox.y_rl
+    if width <= 0 or height <= 0:
+        return ax
+    rect = Rectangle(((bbox.x_lu - 0.5) / stride, (bbox.y_rl - 0.5) / stride), width / stride, height / stride,
+                     fill=False, edgecolor=color, linewidth=1.6, linestyle="--", label=label)
+    ax.add_patch(rect)
+    return ax
+
+
+def plot_scene_gallery(scenes: Sequence[Any], ncols: int = 3, panel_size: float = 4.2, zone_alpha: float = 0.35,
+                       front_thickness_px: int = 3, legend: bool = True) -> Figure:
+    """SAR scenes with their zone maps, fronts and front search boxes, one panel each.
+
+    ``scenes``: mappings with ``image`` (``(H, W)`` uint8) and optionally ``zones`` (class ids), ``front``
+    (non-zero on the front), ``bbox`` (:class:`ssl4sar.data.caffe.BoundingBox`), ``stride`` and ``title`` —
+    what :func:`ssl4sar.data.summary.caffe_examples` returns — or objects with ``image``, ``mask`` and ``name``
+    attributes (:class:`ssl4sar.data.realism.Patch`). One legend for the figure.
+    """
+    import math
+
+    from matplotlib.lines import Line2D
+
+    items = []
+    for s in scenes:
+        if isinstance(s, dict):
+            items.append(s)
+        else:
+            items.append({"image": s.image, "zones": getattr(s, "mask", None), "title": getattr(s, "name", "")})
+    n = len(items)
+    if n == 0:
+        raise ValueError("no scenes to show")
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.8), squeeze=False)
+    has = {"zones": False, "front": False, "bbox": False}
+    for ax, item in zip(axes.ravel(), items):
+        show_sar(ax, item["image"])
+        if item.get("zones") is not None:
+            show_zones(ax, item["zones"], alpha=zone_alpha, legend=False)
+            has["zones"] = True
+        if item.get("front") is not None:
+            show_front(ax, item["front"], GT_FRONT_COLOR, None, front_thickness_px)
+            has["front"] = True
+        if item.get("bbox") is not None:
+            show_bounding_box(ax, item["bbox"], label=None, stride=int(item.get("stride", 1)))
+            has["bbox"] = True
+        ax.set_title(item.get("title", ""), fontsize=9)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    if legend:
+        handles: list[Any] = []
+        if has["zones"]:
+            handles += [Patch(facecolor=c, edgecolor="0.5", label=name) for c, name in zip(ZONE_COLORS, CLASS_NAMES)]
+        if has["front"]:
+            handles.append(Line2D([], [], color=GT_FRONT_COLOR, linewidth=3, label="calving front"))
+        if has["bbox"]:
+            handles.append(Line2D([], [], color=BBOX_COLOR, linewidth=1.6, linestyle="--",
+                                  label="front search box"))
+        if handles:
+            fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
+    return fig
+
+
+def plot_acquisition_timeline(inventory: Any, glaciers: Sequence[str] | None = None) -> Figure:
+    """Acquisition dates per glacier (rows), coloured by sensor, marker by split (train ○, val ◇, test △).
+
+    ``inventory``: a DataFrame with ``glacier``, ``date``, ``sensor`` and ``split`` columns
+    (:func:`ssl4sar.data.summary.caffe_inventory`).
+    """
+    from matplotlib.lines import Line2D
+
+    if len(inventory) == 0:
+        raise ValueError("empty inventory")
+    order = list(glaciers) if glaciers is not None else list(dict.fromkeys(
+        [g for g in ("Mapple", "COL", "Crane", "DBE", "JAC", "Jorum", "SI") if g in set(inventory["glacier"])]
+        + sorted(set(inventory["glacier"]))))
+    sensors = list(dict.fromkeys(inventory["sensor"].tolist()))
+    cmap = plt.get_cmap("tab10")
+    colors = {s: cmap(i % 10) for i, s in enumerate(sensors)}
+    markers = {"train": "o", "val": "D", "test": "^"}
+    fig, ax = plt.subplots(figsize=(11.0, 0.45 * len(order) + 1.8))
+    rng = np.random.default_rng(0)
+    for (sensor, split), grp in inventory.groupby(["sensor", "split"], observed=True):
+        y = np.array([order.index(g) for g in grp["glacier"]], dtype=float)
+        y += rng.uniform(-0.18, 0.18, size=y.size)   # jitter so that close dates stay visible
+        ax.scatter(grp["date"], y, color=colors[sensor], marker=markers.get(str(split), "o"), s=28,
+                   edgecolors="white", linewidths=0.4, alpha=0.9)
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels(order)
+    ax.invert_yaxis()
+    ax.set_xlabel("acquisition date")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [Line2D([], [], marker="s", linestyle="none", color=colors[s], label=s) for s in sensors]
+    handles += [Line2D([], [], marker=m, linestyle="none", color="0.3", label=k) for k, m in markers.items()
+                if k in set(inventory["split"].astype(str))]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sar_optical(sar: np.ndarray, optical: np.ndarray, band_names: Sequence[str] = OPTICAL_TARGET_BANDS,
+                     single_bands: Sequence[str] = ("B8", "B11", "SCL"), title: str | None = None,
+                     panel_size: float = 3.3) -> Figure:
+    """A SAR image next to its co-registered optical image: true colour (B4/B3/B2) and single bands.
+
+    ``sar``: ``(H, W)`` (uint8 or float in [0, 1]); ``optical``: ``(C, H, W)`` with channels ``band_names``
+    (the 14 pretraining targets by default, uint8 after the per-band normalisation or float in [0, 1]).
+    Single bands use their own value range (SCL is the scene-classification code, scaled like the other bands).
+    """
+    sar = _as_numpy(sar)
+    sar = sar[0] if sar.ndim == 3 else sar
+    opt = _as_numpy(optical).astype(np.float32)
+    if opt.shape[-2:] != sar.shape:
+        raise ValueError(f"SAR {sar.shape} and optical {opt.shape} are not on the same pixel grid")
+    n = 2 + len(single_bands)
+    fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size + 0.7), squeeze=False)
+    axes = axes[0]
+    show_sar(axes[0], sar)
+    axes[0].set_title("Sentinel-1 SAR")
+    rgb, _ = optical_rgb(opt, band_names=band_names)
+    axes[1].imshow(rgb, interpolation="nearest")
+    axes[1].set_title("Sentinel-2 RGB (B4/B3/B2)")
+    for ax, band in zip(axes[2:], single_bands):
+        img = opt[list(band_names).index(band)]
+        ax.imshow(img, cmap="tab20" if band == "SCL" else "viridis", interpolation="nearest")
+        ax.set_title(f"Sentinel-2 {band}" + (" (scene class)" if band == "SCL" else ""))
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.9) if title else (0, 0, 1, 1))
+    return fig
+
+
+def plot_coregistration(example: Any, panel_size: float = 4.0) -> Figure:
+    """Before / after figure of the dataset construction for one glacier
+    (:class:`ssl4sar.data.summary.CoregistrationExample`).
+
+    Top row (before): the footprints of all raw scenes, the area of interest and the glacier grid in the grid's
+    CRS (km); one raw Sentinel-1 scene in its own grid (σ⁰ in dB); the raw Sentinel-2 SCL band in its own grid and
+    CRS. Bottom row (after, all on the glacier grid): the 8-bit SAR image, the optical true colour, the SCL band.
+    When the example carries the true pattern, its σ⁰ = −14 dB contour is drawn on the SAR image and the
+    true SCL cell boundaries on the SCL band: co-registered data follow them.
+    """
+    from matplotlib.lines import Line2D
+
+    ex = example
+    fig, axes = plt.subplots(2, 3, figsize=(panel_size * 3.3, panel_size * 2 + 0.6))
+    km = 1000.0
+
+    def ext_km(e: Sequence[float]) -> tuple[float, float, float, float]:
+        return e[0] / km, e[1] / km, e[2] / km, e[3] / km
+
+    # (a) footprints
+    ax = axes[0, 0]
+    styles = {"sar": ("#1f77b4", "-"), "optical": ("#2ca02c", "-"), "aoi": ("k", "--"), "grid": ("#d62728", "-")}
+    for fp in ex.footprints:
+        color, ls = styles.get(fp.kind, ("0.5", "-"))
+        geoms = getattr(fp.geometry, "geoms", [fp.geometry])
+        for g in geoms:
+            if g.is_empty or not hasattr(g, "exterior"):
+                continue
+            x, y = g.exterior.xy
+            ax.plot(np.asarray(x) / km, np.asarray(y) / km, color=color, linestyle=ls,
+                    linewidth=2.0 if fp.kind in ("grid", "aoi") else 1.0, alpha=1.0 if fp.used else 0.45)
+    gx0, gx1, gy0, gy1 = ext_km(ex.grid_extent)
+    pad = 0.5 * max(gx1 - gx0, gy1 - gy0)
+    ax.set_xlim(gx0 - pad, gx1 + pad)
+    ax.set_ylim(gy0 - pad, gy1 + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"x (km, {ex.grid_crs})")
+    ax.set_ylabel("y (km)")
+    ax.set_title("before: scene footprints")
+    ax.legend(handles=[Line2D([], [], color=c, linestyle=ls, label=k) for k, (c, ls) in
+                       zip(("S1 scenes", "S2 scenes", "area of interest", "glacier grid"), styles.values())],
+              fontsize=6.5, loc="lower center", ncol=2, framealpha=0.85)
+    ax.set_ylim(gy0 - 1.6 * pad, gy1 + pad)   # room for the legend below the footprints
+
+    # (b) raw SAR in its own grid
+    ax = axes[0, 1]
+    finite = ex.raw_sar_db[np.isfinite(ex.raw_sar_db)]
+    lo, hi = (np.percentile(finite, (1, 99)) if finite.size else (-30.0, 5.0))
+    im = ax.imshow(ex.raw_sar_db, cmap="gray", vmin=lo, vmax=hi, extent=ext_km(ex.raw_sar_extent),
+                   interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.75, label="σ⁰ (dB)")
+    ax.set_title(f"before: Sentinel-1 as delivered\n{ex.raw_sar_name}\n{ex.raw_sar_crs}, "
+                 f"{ex.raw_sar_resolution_m:g} m", fontsize=8)
+    ax.set_xlabel("x (km)")
+
+    # (c) raw SCL in its own grid
+    ax = axes[0, 2]
+    scl_raw = np.ma.masked_equal(ex.raw_scl, 0)
+    ax.imshow(scl_raw, cmap="tab20", vmin=0, vmax=19, extent=ext_km(ex.raw_optical_extent), interpolation="nearest")
+    ax.set_title(f"before: Sentinel-2 SCL as delivered\n{ex.raw_optical_name}\n{ex.raw_optical_crs}, "
+                 f"{ex.raw_optical_resolution_m:g} m", fontsize=8)
+    ax.set_xlabel("x (km)")
+
+    grid_ext = ext_km(ex.grid_extent)
+    # (d) constructed SAR
+    ax = axes[1, 0]
+    ax.imshow(np.ma.masked_equal(ex.sar, 0), cmap="gray", vmin=0, vmax=255, extent=grid_ext, interpolation="nearest")
+    if ex.truth_db is not None:
+        ax.contour(ex.truth_db, levels=[-14.0], colors=["#ff7f0e"], linewidths=0.9, linestyles="solid",
+                   extent=grid_ext, origin="upper")
+    ax.set_title(f"after: {ex.sar_file}\n8-bit, glacier grid {ex.grid_crs}, {ex.resolution_m:g} m"
+                 + ("\n(orange: true σ⁰ = −14 dB lines)" if ex.truth_db is not None else ""), fontsize=8)
+    ax.set_xlabel("x (km)")
+    # (e) constructed RGB
+    ax = axes[1, 1]
+    rgb = np.asarray(ex.rgb, dtype=np.float32)
+    valid = rgb.sum(axis=-1) > 0
+    top = float(np.percentile(rgb[valid], 98)) if valid.any() else 1.0
+    ax.imshow(np.clip(rgb / max(top, 1e-6), 0, 1), extent=grid_ext, interpolation="nearest")
+    ax.set_title(f"after: {ex.optical_file}\ntrue colour (B4/B3/B2) on the same grid", fontsize=8)
+    ax.set_xlabel("x (km)")
+    # (f) constructed SCL
+    ax = axes[1, 2]
+    ax.imshow(np.ma.masked_equal(ex.scl, 0), cmap="tab20", vmin=0, vmax=19, extent=grid_ext,
+              interpolation="nearest")
+    if ex.truth_scl is not None:
+        ax.contour(ex.truth_scl.astype(float), levels=[8.5], colors=["k"], linewidths=0.9, linestyles="solid",
+                   extent=grid_ext, origin="upper")
+    ax.set_title("after: SCL on the glacier grid" + ("\n(black: true cell boundaries)" if ex.truth_scl is not None
+                                                      else ""), fontsize=8)
+    ax.set_xlabel("x (km)")
+    for a in axes[1]:
+        a.set_xlim(grid_ext[0], grid_ext[1])
+        a.set_ylim(grid_ext[2], grid_ext[3])
+    fig.suptitle(f"Dataset construction, glacier {ex.glacier}: raw scenes (top) → co-registered grid (bottom)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_realism(intensity: Any, gradients: Any, summary: Any,
+                 colors: dict[str, str] | None = None) -> Figure:
+    """Synthetic vs real SAR per class: intensity histograms, gradient histograms, ENL and median gradient.
+
+    Args:
+        intensity: long-form histograms of both sources (:func:`ssl4sar.data.realism.histogram_frame`, concatenated).
+        gradients: long-form gradient histograms of both sources
+            (:func:`ssl4sar.data.summary.gradient_histogram_frame`, concatenated).
+        summary: per-source, per-class statistics (:func:`ssl4sar.data.realism.summary_table`, concatenated).
+        colors: source → colour.
+
+    Returns a 2 × 4 figure: columns rock, glacier, ocean (top: grey-level density, bottom: gradient density), last
+    column: ENL (top) and median gradient (bottom) per class and source.
+    """
+    sources = list(dict.fromkeys(list(intensity["source"]) + list(summary["source"])))
+    palette = dict(colors or {})
+    default = plt.get_cmap("tab10")
+    for i, s in enumerate(sources):
+        palette.setdefault(s, "#444444" if s == "real" else default(i % 10))
+    classes = [c for c in (1, 2, 3) if c in set(intensity["class"])]
+    fig, axes = plt.subplots(2, len(classes) + 1, figsize=(3.6 * (len(classes) + 1), 6.4), squeeze=False)
+    for row, (frame, xlabel) in enumerate(((intensity, "grey level"), (gradients, "Sobel gradient (grey levels/px)"))):
+        for col, c in enumerate(classes):
+            ax = axes[row, col]
+            for s in sources:
+                f = frame[(frame["source"] == s) & (frame["class"] == c)]
+                if f.empty or float(f["density"].sum()) == 0.0:
+                    continue
+                width = (f["bin_right"] - f["bin_left"]).to_numpy()
+                ax.step(f["bin_left"].to_numpy(), f["density"].to_numpy() / width, where="post", color=palette[s],
+                        label=s, linewidth=1.4)
+            name = frame.loc[frame["class"] == c, "class_name"].iloc[0] if (frame["class"] == c).any() else str(c)
+            ax.set_title(f"{name}: {'intensity' if row == 0 else 'gradient'}", fontsize=10)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_ylabel("density", fontsize=8)
+            ax.legend(fontsize=7)
+    for row, (stat, label) in enumerate((("enl", "ENL (median, homogeneous windows)"),
+                                         ("median_gradient", "median gradient (grey levels/px)"))):
+        ax = axes[row, -1]
+        width = 0.8 / max(len(sources), 1)
+        for i, s in enumerate(sources):
+            f = summary[summary["source"] == s].set_index("class").reindex(classes)
+            ax.bar(np.arange(len(classes)) + (i - (len(sources) - 1) / 2) * width, f[stat].to_numpy(dtype=float),
+                   width=width, color=palette[s], label=s)
+        names = summary.drop_duplicates("class").set_index("class").reindex(classes)["class_name"]
+        ax.set_xticks(np.arange(len(classes)))
+        ax.set_xticklabels(list(names))
+        ax.set_title(label, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
