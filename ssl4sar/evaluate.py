@@ -1,0 +1,756 @@
+"""Evaluation of trained models on a CaFFe split (spec §7–§9) and the ``ssl4sar evaluate`` command.
+
+Two entry points share one scoring path (:class:`_Scorer`):
+
+* :func:`evaluate` — checkpoints (or models in memory) → for every scene of the split: sliding-window inference
+  with Gaussian stitching over all ensemble members × TTA rotations (:func:`ssl4sar.inference.predict_probabilities`,
+  soft voting), class map = argmax of the mean softmax; then the scoring below.
+* :func:`evaluate_predictions` — class maps given by the caller (``stem → (H, W)`` class ids), e.g. from another
+  program or the ground truth itself; the same scoring.
+
+Scoring of one scene (the order of the official ``Evaluation.py``):
+
+1. zone metrics (precision, recall, F1, IoU per class and macro, §8.2) of the class map **before**
+   post-processing against the ground-truth zones;
+2. post-processing (§7.2, :func:`ssl4sar.postprocess.extract_front`) with the scene's pixel spacing (stem field 3,
+   m/px) and its bounding box (§1.4) when ``bounding_boxes/<stem>_front_extent_coord.txt`` exists — otherwise the
+   front is not masked and this is logged and recorded (column ``bounding_box``);
+3. distances to the raw ground-truth front (§8.1): per-image sums, later pooled into the MDE.
+
+Inference settings (:func:`inference_settings`): the window is the model's input size ``C`` (``img_size``); the
+stride and the Gaussian σ of the importance map are ``C / 4`` and ``C / 16`` pixels (128 px and 32 px at C = 512,
+the paper's values) unless given, or — with a ``preset`` — that preset's ``inference.stride`` /
+``inference.gaussian_sigma`` scaled by ``C / data.context_size``. TTA uses the rotations 0..3 (k × 90° clockwise,
+rotated back before averaging; the preset's ``inference.tta_rotations`` when a preset is given); ``flips`` adds the
+horizontal mirror of every rotation (not in the paper).
+
+Outputs in ``out_dir`` (one evaluation per folder; re-running overwrites every file atomically and removes this
+module's per-scene files of stems / options that the new run does not write, so that nothing stale remains;
+``summary.json`` is deleted when a run starts and written last, so a folder without it holds an unfinished run):
+
+=====================================  ===========================================================================
+``class_maps/<stem>_zones.png``        predicted zones before post-processing, CaFFe values 0 / 64 / 127 / 254
+``fronts/<stem>_front.png``            post-processed predicted front, 0 / 255
+``uncertainty/<stem>_uncertainty.png`` (models only) population std over members × augmentations of the softmax
+                                       of the **predicted class** at each pixel, × 255, rounded, uint8 (the
+                                       reference stores the per-class std × 255; the std of a probability is at
+                                       most 0.5, so values are ≤ 128; all 0 for a single map)
+``probabilities/<stem>_probabilities.npz``  (``save_probabilities``) ``probabilities`` = mean softmax and ``std``,
+                                       both ``(K, H, W)`` float16
+``figures/<stem>_overlay.png``         first ``figures`` scenes: SAR with predicted (yellow) and true (red) front,
+                                       predicted zone map, uncertainty
+``per_image.csv/.json``                one row per scene: metadata, front pixel counts, distance sums, mean
+                                       distance (m), missing flag, zone metrics, bounding-box flag, timing
+``breakdown.csv/.json``                MDE per season, glacier, sensor, resolution and crosses (§8.3)
+``zone_metrics.csv/.json``             precision / recall / F1 / IoU per class + macro, averaged over images
+``summary.json``                       headline numbers and the settings (checkpoints, TTA, stride, σ, versions)
+=====================================  ===========================================================================
+
+Missing fronts (no predicted front after post-processing, or no ground-truth front) are excluded from every
+distance statistic and counted (§8.1). ``absent="nan"`` (default) leaves a class absent from both prediction and
+ground truth out of that image's macro zone scores; ``"zero"`` scores it 0 like the reference (§8.2, bug 9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ssl4sar.data.caffe import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    CaffeScene,
+    classes_to_zones,
+    discover,
+    load_scene,
+    zones_to_classes,
+)
+from ssl4sar.errors import DataError
+from ssl4sar.inference import EnsemblePrediction, predict_probabilities
+from ssl4sar.io import atomic_path
+from ssl4sar.metrics import (
+    PER_IMAGE_COLUMNS,
+    ZoneMetrics,
+    average_zone_metrics,
+    breakdown,
+    evaluate_fronts,
+    mde_summary,
+    write_tables,
+    zone_metrics,
+)
+from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, extract_front
+
+__all__ = [
+    "DEFAULT_FIGURES", "PAPER_TTA_ROTATIONS", "ZONE_COLUMNS", "EXTRA_COLUMNS", "InferenceSettings",
+    "EvaluationResult", "inference_settings", "resolve_device", "evaluate", "evaluate_predictions",
+    "format_summary", "configure", "run",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FIGURES = 8
+PAPER_TTA_ROTATIONS: tuple[int, ...] = (0, 1, 2, 3)
+SPLIT_CHOICES = ("test", "val", "train", "trainval")
+#: per-image zone-metric columns: ``<metric>_<macro|NA|rock|glacier|ocean>`` (the reference's 4 × 5 numbers)
+ZONE_COLUMNS: tuple[str, ...] = tuple(f"{m}_{c}" for m in ("precision", "recall", "f1", "iou")
+                                      for c in ("macro", *CLASS_NAMES))
+#: further per-image columns after :data:`ssl4sar.metrics.PER_IMAGE_COLUMNS` and :data:`ZONE_COLUMNS`
+EXTRA_COLUMNS: tuple[str, ...] = ("height_px", "width_px", "bounding_box", "n_maps", "mean_uncertainty",
+                                  "inference_s")
+
+# per-scene outputs: (sub-folder, file-name suffix)
+_OUT_ZONES = ("class_maps", "_zones.png")
+_OUT_FRONT = ("fronts", "_front.png")
+_OUT_UNCERTAINTY = ("uncertainty", "_uncertainty.png")
+_OUT_PROBABILITIES = ("probabilities", "_probabilities.npz")
+_OUT_FIGURE = ("figures", "_overlay.png")
+_SCENE_OUTPUTS = (_OUT_ZONES, _OUT_FRONT, _OUT_UNCERTAINTY, _OUT_PROBABILITIES, _OUT_FIGURE)
+_FIGURE_MAX_SIDE_PX = 2000
+
+
+# --------------------------------------------------------------------------------------------------------------
+# settings
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How scenes are predicted (see the module docstring).
+
+    Attributes:
+        context_size: window side C in pixels (the model's input size).
+        stride: pixels between window origins.
+        sigma: σ of the Gaussian importance map of the ``C/2`` centre crop, in pixels.
+        batch_size: windows per forward pass.
+        rotations: TTA quarter turns (k × 90° clockwise); ``(0,)`` without TTA.
+        flips: also the horizontal mirror of every rotation.
+        device: where the models run (``"cpu"``, ``"cuda"``, ``"cuda:1"`` …).
+        amp_dtype: autocast dtype name (``"bfloat16"``) or ``None`` for float32.
+    """
+
+    context_size: int
+    stride: int
+    sigma: float
+    batch_size: int
+    rotations: tuple[int, ...] = (0,)
+    flips: bool = False
+    device: str = "cpu"
+    amp_dtype: str | None = None
+
+    def window_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`ssl4sar.inference.sliding_window_probabilities`."""
+        return {"context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
+                "batch_size": self.batch_size, "device": self.device,
+                "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None, "progress": False}
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rotations"] = list(self.rotations)
+        return d
+
+
+def resolve_device(device: str | torch.device = "auto") -> str:
+    """``"auto"`` → ``"cuda"`` when a CUDA device is available, else ``"cpu"``; others are checked and returned."""
+    name = str(device)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
+    torch.device(name)  # validates the spelling
+    return name
+
+
+def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if preset is None:
+        return None
+    if isinstance(preset, Mapping):
+        return dict(preset)
+    from ssl4sar.config import load_preset
+
+    return load_preset(str(preset))
+
+
+def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
+                       preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
+                       sigma: float | None = None, batch_size: int | None = None, device: str = "cpu",
+                       amp_dtype: str | None = None) -> InferenceSettings:
+    """Resolve the inference settings for a model with input size ``context_size`` (pixels).
+
+    Without ``preset``: stride ``C / 4`` px, σ ``C / 16`` px, batch size 8, TTA rotations 0..3. With a preset
+    (name, YAML path or dict): its ``inference.stride`` and ``inference.gaussian_sigma`` scaled by
+    ``C / data.context_size``, its ``inference.batch_size`` and ``inference.tta_rotations``. Explicit
+    ``stride`` / ``sigma`` / ``batch_size`` win. The stride must lie in ``1 .. C/2`` so that the kept centre
+    crops cover every pixel.
+    """
+    c = int(context_size)
+    if c <= 0 or c % 2:
+        raise ValueError(f"context size must be a positive even number of pixels, got {context_size}")
+    cfg = _preset_dict(preset)
+    rotations: tuple[int, ...] = PAPER_TTA_ROTATIONS
+    default_stride, default_sigma, default_batch = c / 4, c / 16, 8
+    if cfg is not None:
+        try:
+            inf = cfg["inference"]
+            scale = c / float(cfg["data"]["context_size"])
+            default_stride = float(inf["stride"]) * scale
+            default_sigma = float(inf["gaussian_sigma"]) * scale
+            default_batch = int(inf.get("batch_size", default_batch))
+            rotations = tuple(int(k) % 4 for k in inf.get("tta_rotations", PAPER_TTA_ROTATIONS))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / "
+                             f"inference.gaussian_sigma / data.context_size ({exc})") from exc
+    s = int(stride) if stride is not None else max(1, int(round(default_stride)))
+    if not 0 < s <= c // 2:
+        raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
+    sg = float(sigma) if sigma is not None else float(default_sigma)
+    if not sg > 0:
+        raise ValueError(f"sigma must be a positive number of pixels, got {sg}")
+    bs = int(batch_size) if batch_size is not None else default_batch
+    if bs < 1:
+        raise ValueError(f"batch size must be at least 1, got {bs}")
+    if not rotations:
+        rotations = (0,)
+    return InferenceSettings(context_size=c, stride=s, sigma=sg, batch_size=bs,
+                             rotations=rotations if tta else (0,), flips=bool(flips), device=str(device),
+                             amp_dtype=amp_dtype)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# result
+
+@dataclass
+class EvaluationResult:
+    """Everything an evaluation produced.
+
+    Attributes:
+        per_image: one row per scene (:data:`ssl4sar.metrics.PER_IMAGE_COLUMNS` + :data:`ZONE_COLUMNS` +
+            :data:`EXTRA_COLUMNS`); distances in metres.
+        breakdown: MDE per group (:data:`ssl4sar.metrics.BREAKDOWN_COLUMNS`).
+        summary: the headline (as written to ``summary.json``): ``pooled_mde_m``, ``std_m``,
+            ``picture_normalised_mde_m``, ``front_length_normalised_mde_m``, ``missing_fronts``, ``images``,
+            ``mean_iou`` … and ``settings`` / ``versions``.
+        zone_metrics: rows = classes + ``macro``, columns = precision, recall, f1, iou (averaged over images).
+        out_dir: the output folder.
+        files: name → path of every file written.
+    """
+
+    per_image: pd.DataFrame
+    breakdown: pd.DataFrame
+    summary: dict[str, Any]
+    zone_metrics: pd.DataFrame
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def pooled_mde_m(self) -> float:
+        """The reported number: MDE pooled over all front pixels of all non-missing images (metres)."""
+        v = self.summary.get("pooled_mde_m")
+        return float("nan") if v is None else float(v)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the shared scoring path
+
+def _write_png(path: Path, arr: np.ndarray) -> Path:
+    """Write an ``(H, W)`` uint8 array as an 8-bit grayscale PNG, atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(tmp, format="PNG")
+    return path
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def _sanitize(obj: Any) -> Any:
+    """JSON-safe copy: NaN / inf → None, numpy scalars → Python, Paths → str, recursively."""
+    if isinstance(obj, Mapping):
+        return {str(k): _sanitize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_sanitize(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _block_max(arr: np.ndarray, f: int) -> np.ndarray:
+    """``(H, W)`` → ``(ceil(H/f), ceil(W/f))`` maximum over ``f × f`` blocks (keeps thin front lines visible)."""
+    h, w = arr.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    pad = np.zeros((hp, wp), dtype=arr.dtype)
+    pad[:h, :w] = arr
+    return pad.reshape(hp // f, f, wp // f, f).max(axis=(1, 3))
+
+
+def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front: np.ndarray,
+                    gt_front: np.ndarray, uncertainty: np.ndarray | None, title: str, resolution_m: float) -> Path:
+    """SAR + predicted / true front, SAR + predicted zones, and (when given) the uncertainty map.
+
+    Scenes larger than 2000 px are shown subsampled (SAR and zones by striding, fronts by block maximum).
+    Front lines are drawn 9 px thick below 10 m/px and 3 px otherwise (the reference's rule), at most 1/40 of
+    the shorter displayed side.
+    """
+    import matplotlib.pyplot as plt
+
+    from ssl4sar.viz import plot_prediction, save_figure
+
+    f = max(1, math.ceil(max(sar.shape) / _FIGURE_MAX_SIDE_PX))
+    if f > 1:
+        sar, classes = sar[::f, ::f], classes[::f, ::f]
+        pred_front, gt_front = _block_max(pred_front, f), _block_max(gt_front, f)
+        uncertainty = None if uncertainty is None else uncertainty[::f, ::f]
+    h, w = sar.shape
+    thickness = min(9 if resolution_m < 10 else 3, max(1, min(h, w) // 40))
+    n = 3 if uncertainty is not None else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 4.8 * h / max(w, 1) + 0.8), squeeze=False)
+    plot_prediction(sar, None, pred_front, gt_front, title=title, ax=axes[0, 0], thickness_px=thickness)
+    plot_prediction(sar, classes, None, None, title="predicted zones (before post-processing)", ax=axes[0, 1])
+    if uncertainty is not None:
+        ax = axes[0, 2]
+        im = ax.imshow(uncertainty, cmap="magma", vmin=0.0, vmax=0.5, interpolation="nearest")
+        ax.set_title("uncertainty (std, predicted class)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class _ScoreOptions:
+    absent: Literal["nan", "zero"]
+    keep_rule: KeepRule
+    min_front_length_m: float
+    figures: int
+    save_probabilities: bool
+
+
+class _Scorer:
+    """Scores scenes one by one and writes their files; :meth:`finish` writes the tables."""
+
+    def __init__(self, out_dir: Path, options: _ScoreOptions) -> None:
+        if options.absent not in ("nan", "zero"):
+            raise ValueError(f"absent must be 'nan' or 'zero', got {options.absent!r}")
+        if options.keep_rule not in (">=", ">"):
+            raise ValueError(f"keep_rule must be '>=' or '>', got {options.keep_rule!r}")
+        if not options.min_front_length_m >= 0:
+            raise ValueError(f"min_front_length_m must be >= 0 metres, got {options.min_front_length_m}")
+        self.out = out_dir
+        self.opts = options
+        self.rows: list[dict[str, Any]] = []
+        self.zones: list[ZoneMetrics] = []
+        self.written: set[Path] = set()
+        # summary.json is written last: a folder without it holds an unfinished (or failed) evaluation
+        (out_dir / "summary.json").unlink(missing_ok=True)
+
+    def _path(self, kind: tuple[str, str], stem: str) -> Path:
+        p = self.out / kind[0] / f"{stem}{kind[1]}"
+        self.written.add(p)
+        return p
+
+    def add(self, scene: CaffeScene, data: Mapping[str, Any], classes: np.ndarray,
+            prediction: EnsemblePrediction | None = None, inference_s: float = float("nan")) -> dict[str, Any]:
+        """Score one scene: zone metrics, post-processing, distances; write its files. Returns its table row."""
+        stem = scene.stem
+        image, gt_zones, gt_front = data["image"], data["zones"], data["front"]
+        if classes.shape != image.shape:
+            raise DataError(scene.sar_path, f"predicted class map is {classes.shape[0]}x{classes.shape[1]} (HxW) but "
+                            f"the scene is {image.shape[0]}x{image.shape[1]}", "predict on the full scene")
+        res = float(scene.meta.resolution_m)
+        zm = zone_metrics(classes, gt_zones, num_classes=NUM_CLASSES, absent=self.opts.absent)
+        bbox = data.get("bbox")
+        if bbox is None:
+            logger.info("%s: no bounding-box file; the predicted front is not masked", stem)
+        front = extract_front(classes, res, bbox, min_front_length_m=self.opts.min_front_length_m,
+                              keep_rule=self.opts.keep_rule)
+        row = evaluate_fronts([{"stem": stem, "pred_front": front, "gt_front": gt_front, "resolution_m": res,
+                                "glacier": scene.meta.glacier, "date": scene.meta.date.isoformat(),
+                                "season": scene.meta.season, "sensor": scene.meta.sensor,
+                                "sensor_group": scene.meta.sensor_group}]).iloc[0].to_dict()
+        macro = zm.macro()
+        for metric in ("precision", "recall", "f1", "iou"):
+            row[f"{metric}_macro"] = macro[metric]
+            values = getattr(zm, metric)
+            for i, name in enumerate(CLASS_NAMES):
+                row[f"{metric}_{name}"] = float(values[i])
+        uncertainty = None
+        if prediction is not None:
+            idx = classes.astype(np.intp)[None]
+            uncertainty = np.take_along_axis(prediction.std, idx, axis=0)[0]
+        row["height_px"], row["width_px"] = int(image.shape[0]), int(image.shape[1])
+        row["bounding_box"] = bbox is not None
+        row["n_maps"] = prediction.n_maps if prediction is not None else 0
+        row["mean_uncertainty"] = float(uncertainty.mean()) if uncertainty is not None else float("nan")
+        row["inference_s"] = float(inference_s)
+        self.rows.append(row)
+        self.zones.append(zm)
+
+        _write_png(self._path(_OUT_ZONES, stem), classes_to_zones(classes))
+        _write_png(self._path(_OUT_FRONT, stem), front * np.uint8(255))
+        if uncertainty is not None:
+            _write_png(self._path(_OUT_UNCERTAINTY, stem),
+                       np.clip(np.rint(uncertainty * 255.0), 0, 255).astype(np.uint8))
+            if self.opts.save_probabilities:
+                _write_npz(self._path(_OUT_PROBABILITIES, stem), probabilities=prediction.mean.astype(np.float16),
+                           std=prediction.std.astype(np.float16))
+        if len(self.rows) <= self.opts.figures:
+            mde = "missing front" if row["missing"] else f"mean distance {row['mean_m']:.0f} m"
+            _overlay_figure(self._path(_OUT_FIGURE, stem), image, classes, front, gt_front, uncertainty,
+                            f"{stem}\n{mde}", res)
+        return row
+
+    def _remove_stale(self) -> None:
+        for folder, suffix in _SCENE_OUTPUTS:
+            d = self.out / folder
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                if p.is_file() and p.name.endswith(suffix) and p not in self.written:
+                    logger.info("removing stale output %s", p)
+                    p.unlink()
+
+    def finish(self, split: str, settings: Mapping[str, Any], elapsed_s: float) -> EvaluationResult:
+        """Pool the scenes: tables, breakdowns, summary; write them; remove stale per-scene files."""
+        if not self.rows:
+            raise ValueError("no scenes were scored")
+        per_image = pd.DataFrame(self.rows, columns=list(PER_IMAGE_COLUMNS) + list(ZONE_COLUMNS)
+                                 + list(EXTRA_COLUMNS))
+        bd = breakdown(per_image)
+        zones = average_zone_metrics(self.zones)
+        s = mde_summary(per_image)
+        summary: dict[str, Any] = {
+            "split": split,
+            "images": int(len(per_image)),
+            "missing_fronts": s.missing_fronts,
+            "pooled_mde_m": s.pooled_mde_m,
+            "std_m": s.std_m,
+            "picture_normalised_mde_m": s.picture_normalised_mde_m,
+            "picture_std_m": s.picture_std_m,
+            "front_length_normalised_mde_m": s.front_length_normalised_mde_m,
+            "n_distances": s.n_distances,
+            "mean_iou": float(zones.loc["macro", "iou"]),
+            "mean_f1": float(zones.loc["macro", "f1"]),
+            "mean_precision": float(zones.loc["macro", "precision"]),
+            "mean_recall": float(zones.loc["macro", "recall"]),
+            "iou_per_class": {name: float(zones.loc[name, "iou"]) for name in CLASS_NAMES},
+            "images_without_bounding_box": int((~per_image["bounding_box"].astype(bool)).sum()),
+            "elapsed_s": round(float(elapsed_s), 3),
+            "settings": dict(settings),
+            "versions": _versions(),
+        }
+        summary = _sanitize(summary)
+        self._remove_stale()
+        files = write_tables(self.out, per_image=per_image, breakdown_df=bd, summary=summary, zones=zones)
+        logger.info("%s: %d images, %d missing fronts, MDE %s m, mean IoU %s", split, summary["images"],
+                    summary["missing_fronts"], summary["pooled_mde_m"], summary["mean_iou"])
+        return EvaluationResult(per_image=per_image, breakdown=bd, summary=summary, zone_metrics=zones,
+                                out_dir=self.out, files={**files, **{str(p.relative_to(self.out)): p
+                                                                     for p in sorted(self.written)}})
+
+
+def _versions() -> dict[str, str]:
+    from ssl4sar import __version__
+
+    out = {"ssl4sar": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "torch": torch.__version__}
+    try:
+        import timm
+
+        out["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover - timm is a dependency
+        pass
+    return out
+
+
+def _caffe_root(data_dir: str | Path) -> Path:
+    """The CaFFe root: ``data_dir`` itself, or ``data_dir/caffe`` (the folder ``ssl4sar data synth`` writes)."""
+    root = Path(data_dir)
+    if not root.exists():
+        raise DataError(root, "data folder not found", "pass the CaFFe root holding sar_images/, zones/, fronts/")
+    if not (root / "sar_images").is_dir() and (root / "caffe" / "sar_images").is_dir():
+        logger.info("using the CaFFe layout under %s", root / "caffe")
+        return root / "caffe"
+    return root
+
+
+def _scenes(data_dir: str | Path, split: str) -> tuple[Path, list[CaffeScene]]:
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
+    root = _caffe_root(data_dir)
+    scenes = discover(root, split)
+    if not scenes:
+        raise DataError(root, f"the {split} split is empty", "check the data folder and the split name")
+    return root, scenes
+
+
+def _iterate(items: Sequence[Any], progress: bool, desc: str) -> Any:
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="scene")
+
+
+def _options(absent: str, keep_rule: str, min_front_length_m: float, figures: int,
+             save_probabilities: bool) -> _ScoreOptions:
+    return _ScoreOptions(absent=absent, keep_rule=keep_rule,  # type: ignore[arg-type]
+                         min_front_length_m=float(min_front_length_m), figures=max(0, int(figures)),
+                         save_probabilities=bool(save_probabilities))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# public pipelines
+
+def evaluate_predictions(class_maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str = "test",
+                         out_dir: str | Path = "evaluation", *, absent: Literal["nan", "zero"] = "nan",
+                         keep_rule: KeepRule = ">=", min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
+                         figures: int = DEFAULT_FIGURES, require_all: bool = True, progress: bool = True,
+                         settings: Mapping[str, Any] | None = None) -> EvaluationResult:
+    """Score given class maps on a CaFFe split: zone metrics, post-processing, MDE, tables and files.
+
+    Args:
+        class_maps: ``stem → (H, W)`` predicted zones of the full scene, as class ids 0..3 (0 NA, 1 rock,
+            2 glacier, 3 ocean) or as CaFFe pixel values 0 / 64 / 127 / 254.
+        data_dir: CaFFe root (``sar_images/``, ``zones/``, ``fronts/``, ``bounding_boxes/``) or a folder with
+            such a root in ``caffe/``.
+        split: ``test``, ``val``, ``train`` or ``trainval``.
+        out_dir: output folder (created; reused and overwritten atomically).
+        absent: zone score of a class absent from prediction and ground truth (``"nan"`` or ``"zero"``).
+        keep_rule: short-front rule, ``">="`` (TYRION) or ``">"`` (CaFFe).
+        min_front_length_m: fronts shorter than this (metres) are dropped (750 m in the reference).
+        figures: overlay figures for the first this many scenes (sorted by stem).
+        require_all: every scene of the split must have a class map (else :class:`DataError`); ``False``
+            scores only the given stems.
+        progress: tqdm bar over scenes.
+        settings: extra entries for ``summary.json["settings"]``.
+
+    Raises:
+        DataError: a stem that is not in the split, a missing scene (with ``require_all``), a class map of the
+            wrong size or with values that are neither class ids nor CaFFe zone values.
+    """
+    t0 = time.perf_counter()
+    root, scenes = _scenes(data_dir, split)
+    by_stem = {s.stem: s for s in scenes}
+    unknown = sorted(set(class_maps) - set(by_stem))
+    if unknown:
+        raise DataError(root, f"class maps for {len(unknown)} stem(s) not in the {split} split: "
+                        + ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""),
+                        "pass class maps of this split only")
+    missing = [s.stem for s in scenes if s.stem not in class_maps]
+    if missing and require_all:
+        raise DataError(root, f"no class map for {len(missing)} of the {len(scenes)} scenes of the {split} split: "
+                        + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
+                        "predict every scene or pass require_all=False")
+    selected = [s for s in scenes if s.stem in class_maps]
+    if not selected:
+        raise DataError(root, f"no class maps given for the {split} split")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = _Scorer(out, _options(absent, keep_rule, min_front_length_m, figures, False))
+    for scene in _iterate(selected, progress, f"scoring {split}"):
+        data = load_scene(scene)
+        cm = np.asarray(class_maps[scene.stem])
+        if cm.ndim != 2:
+            raise DataError(scene.sar_path, f"class map for {scene.stem} must be 2-D (H, W), got shape {cm.shape}")
+        if cm.size and (cm.min() < 0 or cm.max() >= NUM_CLASSES):
+            cm = zones_to_classes(cm, path=f"class map of {scene.stem}")
+        scorer.add(scene, data, cm.astype(np.uint8, copy=False))
+    info = {"source": "class maps", "data_dir": str(root), "split": split, "absent": absent, "keep_rule": keep_rule,
+            "min_front_length_m": float(min_front_length_m)}
+    info.update(dict(settings or {}))
+    return scorer.finish(split, info, time.perf_counter() - t0)
+
+
+def _model_context_size(model: Any) -> int | None:
+    """The model's input size in pixels (``img_size`` attribute or ``config["img_size"]``), if it states one."""
+    size = getattr(model, "img_size", None)
+    config = getattr(model, "config", None)
+    if size is None and isinstance(config, Mapping):
+        size = config.get("img_size")
+    return int(size) if size is not None else None
+
+
+def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str
+                  ) -> tuple[list[torch.nn.Module], list[str]]:
+    from ssl4sar.models.convert import load_model
+
+    models: list[torch.nn.Module] = []
+    names: list[str] = []
+    for c in checkpoints:
+        if isinstance(c, torch.nn.Module):
+            models.append(c.to(device).eval())
+            names.append(f"<in-memory {type(c).__name__}>")
+        else:
+            models.append(load_model(Path(c), map_location=device))
+            names.append(str(Path(c)))
+            logger.info("loaded %s", c)
+    return models, names
+
+
+def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path, split: str = "test",
+             out_dir: str | Path = "evaluation", *, tta: bool = False, flips: bool = False,
+             preset: str | Mapping[str, Any] | None = None, stride: int | None = None, sigma: float | None = None,
+             context_size: int | None = None, device: str = "auto", batch_size: int | None = None,
+             amp_dtype: str | None = None, absent: Literal["nan", "zero"] = "nan", keep_rule: KeepRule = ">=",
+             min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
+             save_probabilities: bool = False, progress: bool = True) -> EvaluationResult:
+    """Evaluate one model or an ensemble (optionally with TTA) on a CaFFe split.
+
+    Every checkpoint is loaded once (:func:`ssl4sar.models.convert.load_model`: our format, our Lightning
+    checkpoints, official TYRION checkpoints); models already in memory may be passed instead of paths (they
+    are moved to ``device`` and set to eval mode). For each scene of the split the SAR image (uint8, /255 in the
+    network) is predicted by every member × TTA rotation (× flip) with overlapping windows and Gaussian
+    stitching; the mean softmax gives the class map, which is scored like :func:`evaluate_predictions`.
+
+    Args:
+        checkpoints: checkpoint paths (the first is the model, the rest ensemble members) or ``nn.Module`` s.
+        data_dir, split, out_dir: see :func:`evaluate_predictions`.
+        tta: 4 rotations (k × 90° clockwise, rotated back), as the paper.
+        flips: also the horizontal mirror of every rotation (8 maps per member with ``tta``).
+        preset: scale the preset's inference section to the model (see :func:`inference_settings`).
+        stride, sigma: window stride and Gaussian σ in pixels (default C/4 and C/16).
+        context_size: window side in pixels for models without ``img_size`` (Tyrion has it).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+        batch_size: windows per forward pass (default 8, or the preset's).
+        amp_dtype: ``"bfloat16"`` / ``"float16"`` for autocast on the device, ``None`` for float32.
+        absent, keep_rule, min_front_length_m, figures, progress: see :func:`evaluate_predictions`.
+        save_probabilities: also write the mean softmax and its std as float16 ``.npz`` per scene.
+
+    Raises:
+        DataError: missing or unreadable checkpoint (named), ensemble members with different input sizes,
+            a data folder without the CaFFe layout, an empty split.
+    """
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    ckpt_list = list(checkpoints)
+    if not ckpt_list:
+        raise ValueError("no checkpoints given")
+    for c in ckpt_list:  # fail before any loading or data access
+        if not isinstance(c, torch.nn.Module) and not Path(c).is_file():
+            raise DataError(c, "checkpoint file not found", "check the --checkpoint / --ensemble paths")
+    root, scenes = _scenes(data_dir, split)
+    opts = _options(absent, keep_rule, min_front_length_m, figures, save_probabilities)
+    models, names = _load_members(ckpt_list, dev)
+    sizes = [_model_context_size(m) for m in models]
+    c = context_size if context_size is not None else sizes[0]
+    if c is None:
+        raise ValueError(f"{names[0]}: the model has no img_size; pass context_size")
+    for size, name in zip(sizes, names):
+        if size is not None and size != int(c):
+            raise DataError(name, f"model input size {size} px differs from {c} px of {names[0]}",
+                            "ensemble members must share the input size (context window)")
+    settings = inference_settings(int(c), tta=tta, flips=flips, preset=preset, stride=stride, sigma=sigma,
+                                  batch_size=batch_size, device=dev, amp_dtype=amp_dtype)
+    logger.info("evaluating %d model(s) on %d %s scenes: %s", len(models), len(scenes), split, settings)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = _Scorer(out, opts)
+    window_kwargs = settings.window_kwargs()
+    for scene in _iterate(scenes, progress, f"evaluating {split}"):
+        data = load_scene(scene)
+        t = time.perf_counter()
+        pred = predict_probabilities(models, data["image"], rotations=settings.rotations, flips=settings.flips,
+                                     **window_kwargs)
+        if dev.startswith("cuda"):
+            torch.cuda.synchronize()
+        scorer.add(scene, data, pred.classes, pred, inference_s=time.perf_counter() - t)
+    info = {"source": "models", "checkpoints": names, "n_models": len(models), "tta": bool(tta),
+            "n_maps_per_scene": len(models) * len(settings.rotations) * (2 if settings.flips else 1),
+            **settings.as_dict(), "data_dir": str(root), "split": split, "absent": absent,
+            "keep_rule": keep_rule, "min_front_length_m": float(min_front_length_m),
+            "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name")}
+    return scorer.finish(split, info, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# CLI
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ssl4sar evaluate``."""
+    parser.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
+                        help="model checkpoint (ssl4sar, our Lightning, or official TYRION)")
+    parser.add_argument("--ensemble", nargs="+", type=Path, default=[], metavar="CKPT",
+                        help="further ensemble members (mean of the softmax, §9)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
+    parser.add_argument("--flips", action="store_true", help="also the mirrored version of every rotation")
+    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="CaFFe split (default test)")
+    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="CaFFe data root")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="windows per forward pass (8)")
+    parser.add_argument("--stride", type=int, default=None, metavar="PX", help="window stride (default context/4)")
+    parser.add_argument("--sigma", type=float, default=None, metavar="PX",
+                        help="Gaussian importance σ (default context/16)")
+    parser.add_argument("--preset", default=None, help="scale this preset's inference settings to the model")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    parser.add_argument("--absent", default="nan", choices=("nan", "zero"),
+                        help="zone score of a class absent from prediction and truth (zero = reference)")
+    parser.add_argument("--keep-rule", default=">=", choices=(">=", ">"),
+                        help="keep front pieces with size >= (TYRION) or > (CaFFe) the 750 m threshold")
+    parser.add_argument("--min-front-length-m", type=float, default=DEFAULT_MIN_FRONT_LENGTH_M, metavar="M",
+                        help="drop front pieces shorter than this (metres)")
+    parser.add_argument("--figures", type=int, default=DEFAULT_FIGURES, metavar="N",
+                        help=f"overlay figures for the first N scenes (default {DEFAULT_FIGURES})")
+    parser.add_argument("--save-probabilities", action="store_true",
+                        help="write mean softmax and std per scene (float16 .npz)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.{digits}f}{unit}"
+
+
+def format_summary(result: EvaluationResult) -> str:
+    """A short plain-text table of the headline numbers and the per-glacier MDE."""
+    s = result.summary
+    lines = [
+        f"{s['split']} split: {s['images']} image(s), {s['missing_fronts']} missing front(s)",
+        f"  MDE (pooled)                  {_fmt(s['pooled_mde_m'], ' m')} ± {_fmt(s['std_m'], ' m')}",
+        f"  MDE (picture-normalised)      {_fmt(s['picture_normalised_mde_m'], ' m')}",
+        f"  MDE (front-length-normalised) {_fmt(s['front_length_normalised_mde_m'], ' m')}",
+        f"  mean IoU / F1 (zones)         {_fmt(s['mean_iou'], digits=3)} / {_fmt(s['mean_f1'], digits=3)}",
+    ]
+    groups = result.breakdown[result.breakdown["group_type"].isin(["glacier", "season"])]
+    if len(groups):
+        lines.append(f"  {'group':<22}{'images':>7}{'missing':>9}{'MDE (m)':>10}")
+        for _, r in groups.iterrows():
+            lines.append(f"  {r['group_value']:<22}{r['images']:>7}{r['missing_fronts']:>9}"
+                         f"{_fmt(r['mde_m']):>10}")
+    lines.append(f"results in {result.out_dir}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ssl4sar evaluate``: 0 on success, 1 on bad input (the error is logged)."""
+    try:
+        result = evaluate(
+            [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.flips,
+            preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
+            batch_size=args.batch_size, amp_dtype="bfloat16" if args.bf16 else None, absent=args.absent,
+            keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
+            save_probabilities=args.save_probabilities, progress=not args.no_progress)
+    except (DataError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 1
+    sys.stdout.write(format_summary(result) + "\n")
+    return 0
+
