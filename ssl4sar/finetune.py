@@ -1,0 +1,772 @@
+"""Fine-tuning TYRION on CaFFe-layout data (spec §6): the LightningModule, the entry point and ``ssl4sar finetune``.
+
+:class:`SegmentationModule` holds the network as attribute ``model`` (a :class:`~ssl4sar.models.tyrion.Tyrion`) and
+stores ``model_config`` in its hyper-parameters, so :func:`ssl4sar.models.convert.load_model` reads its Lightning
+checkpoints directly.
+
+Training (one step = one batch of random context crops, §3.3)
+    loss = :func:`ssl4sar.losses.tyrion_loss` on the context logits and their centre crop (weights and label
+    smoothing from the preset's ``finetune`` section); SGD with momentum and weight decay on all parameters at a
+    constant learning rate (paper: lr 0.01, momentum 0.9, weight decay 1e-4, no schedule). The reference hard-codes
+    lr 0.01 and ignores its config; here the preset's ``finetune.lr`` is used (same value in the paper preset).
+    A non-finite training loss stops the run with a ``FloatingPointError`` (the reference would train on with NaN
+    weights); on the demo data, lr 0.05 diverges within the first epoch.
+
+Validation (every ``finetune.val_every_n_epochs`` epochs, on the non-overlapping windows of the ``val`` split, §3.4)
+    * ``val/iou_patch`` — the reference's ``val/IoU_img``: per window, ``Σ_c IoU_c / #classes present in the centre
+      target`` of the argmax of the centre crop (a class absent from the target contributes 0), averaged over all
+      windows (each window counted once, also under DDP, where Lightning's sampler pads with repeats);
+    * ``val/loss`` and its four parts, per window (the reference validates with batch size 1), averaged;
+    * full-image validation: the centre-crop argmax tiles of each scene are stitched (§7.1, non-overlapping),
+      post-processed with the scene's resolution (from its stem) and bounding box (§7.2,
+      :func:`ssl4sar.postprocess.extract_front`) and compared with the ground truth: ``val/mde`` (pooled MDE,
+      metres, §8.1), ``val/mde_picture`` (picture-normalised), ``val/mde_front_length`` (front-length-normalised),
+      ``val/missing_fronts`` (count), ``val/iou_image`` (per-image macro zone IoU averaged over images, §8.2, with
+      the project's convention that a class absent from both prediction and ground truth is left out),
+      ``val/images`` (scenes evaluated).
+
+    When no front can be evaluated (every scene a missing front, or Lightning's sanity check before training) the
+    three MDE values are logged as :data:`MDE_UNDEFINED_M` = 1e6 m, because the checkpoint monitor needs a number.
+    The reference logs 7777 in that case; 7777 m is a plausible MDE on a large scene, 1e6 m (1000 km) is not, so a
+    checkpoint chosen by ``val/mde`` is never one without any front unless no epoch had one.
+
+    Under DDP every process keeps the tiles of the windows it validated; at the end of the epoch each scene's
+    canvas is reduced (element-wise max; unfilled pixels are 0, filled ones class + 1) onto the process that
+    evaluates that scene (scene ``i`` on rank ``i mod world_size``), and the per-scene sums are all-reduced — so the
+    post-processing runs in parallel and every rank logs the same numbers.
+
+Checkpoints (``out_dir/checkpoints``): the best ``val/mde`` (min) — the one the paper evaluates (§15.5) —, the best
+``val/iou_patch`` (max) and ``last.ckpt``; at the end of :func:`finetune` the best-MDE network is exported in the
+project's own format to ``out_dir/best_mde.pt`` (:func:`ssl4sar.models.convert.save_checkpoint`).
+
+Initialisation (``--init`` / ``finetune.init``)
+    ``scratch`` (random), ``imagenet`` (Microsoft's ``swinv2_tiny_patch4_window16_256.pth`` in the encoder; the path
+    from ``--imagenet-weights``, ``finetune.imagenet_weights`` or the data manifest entry ``swinv2-tiny-imagenet``
+    under the data root) or the path of a checkpoint: an official TYRION or OptSimMIM / OptTranslator Lightning
+    checkpoint, one of our Lightning checkpoints (fine-tuning or pretraining) or our ``.pt`` format. Encoder *and*
+    decoder transfer (spec §5.4); pretraining heads are dropped by name (:mod:`ssl4sar.models.convert`). The
+    optimiser state is never taken from the init checkpoint. Initialisation only happens when a run starts; a
+    resumed run takes every weight from ``last.ckpt``.
+
+Hardware, precision, batch (see :mod:`ssl4sar.training`)
+    The global batch of the preset is kept: ``accumulation = global_batch / (batch_per_device × devices × nodes)``.
+    ``--precision bf16-mixed`` autocasts to bfloat16 on CUDA; on CUDA the network and its input also use the
+    ``channels_last`` memory format. Everything runs on CPU (fp32).
+
+Multi-GPU and multi-node (Lightning's DDP strategy; never a home-made launcher)
+    * one node, Lightning starts the processes itself::
+
+        ssl4sar finetune --preset paper --data CAFFE --out runs/ft --devices 4
+
+    * ``torchrun`` (one command per node; Lightning detects the torchelastic environment)::
+
+        torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+            $(which ssl4sar) finetune --preset paper --data CAFFE --out runs/ft --devices 4 --num-nodes 2
+
+    * SLURM (one task per GPU; Lightning detects the SLURM environment and, with ``#SBATCH --signal=SIGUSR1@90``,
+      saves ``hpc_ckpt_*.ckpt`` before a requeue, which the next job resumes from)::
+
+        #SBATCH --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 --signal=SIGUSR1@90
+        srun ssl4sar finetune --preset paper --data CAFFE --out runs/ft --devices 4 --num-nodes 2
+
+    Re-running the same command with the same ``--out`` resumes from ``out/checkpoints/last.ckpt``
+    (``--no-resume`` starts afresh).
+
+Reproducibility: ``seed_everything(seed)``, per-sample data generators (:mod:`ssl4sar.data.datasets`) and per-step
+torch seeds (:class:`ssl4sar.training.StepSeed`): the same seed gives the same weights on the same machine, and a run
+interrupted at an epoch boundary (``--max-steps`` a multiple of the steps per epoch) and resumed ends with the same
+weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+from ssl4sar.config import PRESETS, load_preset
+from ssl4sar.errors import DataError
+from ssl4sar.io import write_text_atomic
+from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
+from ssl4sar.metrics import front_result, mde_summary, zone_metrics
+from ssl4sar.models.tyrion import Tyrion
+from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
+from ssl4sar.training import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    PRECISIONS,
+    TrainingPlan,
+    build_trainer,
+    checkpoint_callbacks,
+    find_resume_checkpoint,
+    metrics_csv_path,
+    plan_training,
+    seed_everything,
+)
+
+__all__ = [
+    "MDE_UNDEFINED_M",
+    "BEST_MDE_EXPORT",
+    "MONITORS",
+    "SegmentationModule",
+    "FinetuneResult",
+    "finetune",
+    "initialise_model",
+    "resolve_imagenet_weights",
+    "patch_iou",
+    "export_lightning_checkpoint",
+    "configure",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Value logged for ``val/mde`` (and the normalised MDEs) when no front could be evaluated (metres).
+MDE_UNDEFINED_M = 1.0e6
+#: File name of the exported best-MDE network (our checkpoint format) inside ``out_dir``.
+BEST_MDE_EXPORT = "best_mde.pt"
+#: Checkpoint monitors: (metric, mode); ``last.ckpt`` is written as well.
+MONITORS: tuple[tuple[str, str], ...] = (("val/mde", "min"), ("val/iou_patch", "max"))
+IMAGENET_RESOURCE = "swinv2-tiny-imagenet"
+
+# columns of the per-scene validation table that is all-reduced across ranks
+_COLS = ("evaluated", "missing", "sum_m", "sum_sq_m2", "n_distances", "n_gt", "n_pred", "iou", "iou_valid")
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+def patch_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-patch IoU of the reference's ``val/IoU_img`` (TyrionWrapper.py:260-276).
+
+    Args:
+        pred: ``(B, H, W)`` predicted class ids.
+        target: ``(B, H, W)`` ground-truth class ids (0 … K−1).
+        num_classes: K.
+
+    Returns:
+        ``(B,)`` float32: ``Σ_c IoU_c / #classes present in the target``, where ``IoU_c = |P_c ∩ G_c| / |P_c ∪ G_c|``
+        (0 when the union is empty); classes absent from the target therefore contribute 0 to the sum.
+    """
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    k = int(num_classes)
+    b = pred.shape[0]
+    idx = (target.long() * k + pred.long()).reshape(b, -1)
+    idx = idx + torch.arange(b, device=idx.device)[:, None] * (k * k)
+    cm = torch.bincount(idx.reshape(-1), minlength=b * k * k).reshape(b, k, k).double()
+    inter = torch.diagonal(cm, dim1=1, dim2=2)
+    gt_count = cm.sum(dim=2)
+    union = gt_count + cm.sum(dim=1) - inter
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    present = (gt_count > 0).sum(dim=1).clamp(min=1)
+    return (iou.sum(dim=1) / present).float()
+
+
+@dataclass
+class _SceneInfo:
+    stem: str
+    resolution_m: float
+    image_shape: tuple[int, int]
+    n_windows: int
+    scene: Any  # ssl4sar.data.caffe.CaffeScene
+
+
+class _ValidationState:
+    """Tiles and per-window IoUs of the windows this process validated in one epoch."""
+
+    def __init__(self, scenes: Sequence[_SceneInfo]) -> None:
+        self.scenes = list(scenes)
+        self.index = {s.stem: i for i, s in enumerate(self.scenes)}
+        self.canvases: dict[int, np.ndarray] = {}
+        self.window_iou: dict[int, np.ndarray] = {}
+
+    def add(self, stem: str, window: int, centre_origin: tuple[int, int], tile: np.ndarray, iou: float) -> None:
+        i = self.index.get(stem)
+        if i is None:
+            raise DataError(None, f"validation sample of unknown scene {stem!r}")
+        info = self.scenes[i]
+        h, w = info.image_shape
+        canvas = self.canvases.get(i)
+        if canvas is None:
+            canvas = self.canvases[i] = np.zeros((h, w), dtype=np.uint8)
+            self.window_iou[i] = np.full(info.n_windows, -1.0, dtype=np.float64)
+        t = tile.shape[-1]
+        r0, c0 = int(centre_origin[0]), int(centre_origin[1])
+        rs, cs = max(r0, 0), max(c0, 0)
+        re, ce = min(r0 + t, h), min(c0 + t, w)
+        if re > rs and ce > cs:
+            canvas[rs:re, cs:ce] = tile[rs - r0:re - r0, cs - c0:ce - c0].astype(np.uint8) + 1
+        self.window_iou[i][int(window)] = float(iou)
+
+    def canvas(self, i: int) -> np.ndarray:
+        c = self.canvases.get(i)
+        return c if c is not None else np.zeros(self.scenes[i].image_shape, dtype=np.uint8)
+
+    def ious(self, i: int) -> np.ndarray:
+        v = self.window_iou.get(i)
+        return v if v is not None else np.full(self.scenes[i].n_windows, -1.0, dtype=np.float64)
+
+
+def _dist_on() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+# ---------------------------------------------------------------------------------------------------- initialisation
+def resolve_imagenet_weights(path: str | Path | None = None) -> Path:
+    """Path of the ImageNet SwinV2-T weights: ``path`` if given, else the manifest entry under the data root.
+
+    Raises :class:`DataError` naming the expected file when it does not exist.
+    """
+    if path is None:
+        from ssl4sar.data.manifest import load_manifest, local_path
+
+        path = local_path(load_manifest()[IMAGENET_RESOURCE])
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(path, "ImageNet SwinV2-T weights (swinv2_tiny_patch4_window16_256.pth) not found",
+                        f"download them with `ssl4sar data fetch {IMAGENET_RESOURCE}`, pass --imagenet-weights PATH, "
+                        "or use --init scratch")
+    return path
+
+
+def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weights: str | Path | None = None) -> str:
+    """Fill ``model`` according to ``init`` (``scratch`` | ``imagenet`` | checkpoint path); returns a description.
+
+    A checkpoint must hold a network whose every parameter fits ``model`` (same names and shapes): encoder and
+    decoder are copied, pretraining heads dropped. Raises :class:`DataError` naming the file otherwise.
+    """
+    from ssl4sar.models.convert import load_imagenet_swinv2, load_model
+
+    key = str(init).strip()
+    if key.lower() == "scratch":
+        return "scratch"
+    if key.lower() == "imagenet":
+        path = resolve_imagenet_weights(imagenet_weights)
+        load_imagenet_swinv2(model, path)
+        return f"imagenet:{path}"
+    path = Path(key).expanduser()
+    if not path.is_file():
+        raise DataError(path, "initialisation checkpoint not found",
+                        "--init takes 'scratch', 'imagenet' or the path of a pretraining / fine-tuning checkpoint")
+    source = load_model(path, map_location="cpu", model_config=model.config)
+    theirs = source.state_dict()
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(theirs))
+    extra = sorted(set(theirs) - set(ours))
+    wrong = sorted(f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
+                   for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
+    if missing or extra or wrong:
+        problems = "; ".join(f"{label}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
+                             for label, keys in (("missing", missing), ("unexpected", extra), ("shape", wrong))
+                             if keys)
+        raise DataError(path, f"network does not fit the configured model ({problems})",
+                        "use the same model section (preset) as the run that wrote the checkpoint")
+    model.load_state_dict(theirs, strict=True)
+    log.info("%s: encoder and decoder weights loaded", path)
+    return f"checkpoint:{path}"
+
+
+# ---------------------------------------------------------------------------------------------------- module
+class SegmentationModule(pl.LightningModule):
+    """TYRION fine-tuning (spec §6) as a LightningModule; the network is :attr:`model`.
+
+    Args:
+        model_config: :class:`Tyrion` constructor arguments (a preset's ``model`` section; saved in full).
+        lr, momentum, weight_decay: SGD settings (constant learning rate, weight decay on all parameters).
+        label_smoothing: ε of the label-smoothed cross-entropy (ε/(K−1) on the other classes).
+        loss_weights: weights of the four loss parts (keys :data:`ssl4sar.losses.LOSS_PARTS`).
+        min_front_length_m: post-processing threshold for the full-image validation (metres).
+        zone_absent: ``"nan"`` (project default) or ``"zero"`` (reference) for classes absent from both maps in
+            ``val/iou_image`` (:func:`ssl4sar.metrics.zone_metrics`).
+        channels_last: use the channels-last memory format on CUDA.
+        init: provenance of the initial weights (recorded only; weights are loaded by :meth:`initialise`).
+
+    Batches follow ARCHITECTURE.md: ``image_context`` (B, 1, C, C) in [0, 1], ``mask_context`` (B, C, C) int64;
+    validation batches also carry ``mask`` (B, T, T), ``stem``, ``window`` and ``centre_origin`` (B, 2).
+    """
+
+    def __init__(self, model_config: Mapping[str, Any], lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 1e-4, label_smoothing: float = 0.1,
+                 loss_weights: Mapping[str, float] | None = None,
+                 min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, zone_absent: str = "nan",
+                 channels_last: bool = True, init: str = "scratch") -> None:
+        super().__init__()
+        self.model = Tyrion.from_config(model_config)
+        weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
+        if set(weights) != set(LOSS_PARTS):
+            raise ValueError(f"loss_weights must have exactly the keys {list(LOSS_PARTS)}, got {sorted(weights)}")
+        if zone_absent not in ("nan", "zero"):
+            raise ValueError(f"zone_absent must be 'nan' or 'zero', got {zone_absent!r}")
+        self.save_hyperparameters({
+            "model_config": dict(self.model.config), "lr": float(lr), "momentum": float(momentum),
+            "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing),
+            "loss_weights": {k: float(v) for k, v in weights.items()},
+            "min_front_length_m": float(min_front_length_m), "zone_absent": zone_absent,
+            "channels_last": bool(channels_last), "init": str(init),
+        })
+        self._channels_last = False
+        self._val: _ValidationState | None = None
+        self._val_warned = False
+        self._gt_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        #: per-scene table of the latest full-image validation (stem, resolution_m, missing, mean_m, iou, …)
+        self.last_validation: pd.DataFrame | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], init: str | None = None) -> SegmentationModule:
+        """Build from a preset dict (``model``, ``finetune``, optional ``postprocess``)."""
+        ft = dict(cfg["finetune"])
+        post = dict(cfg.get("postprocess") or {})
+        return cls(
+            model_config=cfg["model"], lr=float(ft.get("lr", 0.01)), momentum=float(ft.get("momentum", 0.9)),
+            weight_decay=float(ft.get("weight_decay", 1e-4)), label_smoothing=float(ft.get("label_smoothing", 0.1)),
+            loss_weights=ft.get("loss_weights"),
+            min_front_length_m=float(post.get("min_front_length_m", DEFAULT_MIN_FRONT_LENGTH_M)),
+            zone_absent=str(ft.get("zone_absent", "nan")),
+            init=str(init if init is not None else ft.get("init", "scratch")),
+        )
+
+    def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None) -> str:
+        """Load the initial weights (:func:`initialise_model`; default: the recorded ``init``) and record them."""
+        desc = initialise_model(self.model, self.hparams["init"] if init is None else init, imagenet_weights)
+        self.hparams["init"] = desc
+        return desc
+
+    # ------------------------------------------------------------------ forward / optimiser
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SAR context (B, 1, C, C) in [0, 1] → logits (B, K, C, C)."""
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        # before Lightning moves the model to its device and wraps it in DDP (so the gradient buckets match)
+        if self.hparams["channels_last"] and self.trainer.strategy.root_device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+            self._channels_last = True
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=self.hparams["momentum"],
+                               weight_decay=self.hparams["weight_decay"])
+
+    def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return tyrion_loss(logits.float(), mask, weights=self.hparams["loss_weights"],
+                           label_smoothing=self.hparams["label_smoothing"])
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        x, y = batch["image_context"], batch["mask_context"]
+        logits = self(x)
+        loss, parts = self._loss(logits, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {float(loss)} at epoch {self.current_epoch}, step {self.global_step}: training "
+                f"diverged (lower finetune.lr, now {self.hparams['lr']}) or the input holds NaN/inf values")
+        b = x.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=b)
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True, batch_size=b)
+        return loss
+
+    # ------------------------------------------------------------------ validation
+    def _val_dataset(self) -> Any:
+        dls = self.trainer.val_dataloaders
+        if isinstance(dls, Sequence):
+            dls = dls[0] if dls else None
+        return getattr(dls, "dataset", None)
+
+    def on_validation_epoch_start(self) -> None:
+        ds = self._val_dataset()
+        if ds is None or not hasattr(ds, "scenes") or not hasattr(ds, "grid"):
+            if not self._val_warned:
+                log.warning("validation dataset %s has no scene list: full-image validation (val/mde …) disabled",
+                            type(ds).__name__)
+                self._val_warned = True
+            self._val = None
+            return
+        scenes = []
+        for i, scene in enumerate(ds.scenes):
+            grid = ds.grid(i)
+            scenes.append(_SceneInfo(stem=scene.stem, resolution_m=float(scene.meta.resolution_m),
+                                     image_shape=tuple(int(v) for v in grid.image_shape), n_windows=len(grid),
+                                     scene=scene))
+        self._val = _ValidationState(scenes)
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        x, y = batch["image_context"], batch["mask_context"]
+        logits = self(x).float()
+        b = x.shape[0]
+        totals, parts_sum = [], {name: 0.0 for name in LOSS_PARTS}
+        for i in range(b):  # per window, like the reference's validation batch size of 1
+            total, parts = self._loss(logits[i:i + 1], y[i:i + 1])
+            totals.append(total)
+            for name in LOSS_PARTS:
+                parts_sum[name] = parts_sum[name] + parts[name]
+        self.log("val/loss", torch.stack(totals).mean(), on_epoch=True, sync_dist=True, batch_size=b)
+        for name in LOSS_PARTS:
+            self.log(f"val/{name}", parts_sum[name] / b, on_epoch=True, sync_dist=True, batch_size=b)
+        target = batch["mask"]
+        pred = center_crop(logits, target.shape[-1]).argmax(dim=1)
+        ious = patch_iou(pred, target, logits.shape[1])
+        if self._val is None:
+            self.log("val/iou_patch", ious.mean(), on_epoch=True, sync_dist=True, batch_size=b)
+            return
+        tiles = pred.to(torch.uint8).cpu().numpy()
+        origins = batch["centre_origin"].cpu().numpy()
+        windows = batch["window"]
+        windows = windows.tolist() if isinstance(windows, torch.Tensor) else list(windows)
+        ious_np = ious.cpu().numpy()
+        for i in range(b):
+            self._val.add(batch["stem"][i], int(windows[i]), (int(origins[i][0]), int(origins[i][1])), tiles[i],
+                          float(ious_np[i]))
+
+    def _ground_truth(self, i: int, info: _SceneInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        cached = self._gt_cache.get(i)
+        if cached is None:
+            from ssl4sar.data.caffe import load_scene
+
+            data = load_scene(info.scene, with_front=True, with_bbox=True)
+            if data["zones"].shape != info.image_shape:
+                raise DataError(info.scene.zones_path, f"zone mask is {data['zones'].shape} but the validation "
+                                f"windows were built for {info.image_shape}")
+            keep = data["bbox"].keep_mask() if data["bbox"] is not None else None
+            cached = self._gt_cache[i] = (data["zones"], data["front"], keep)
+        return cached
+
+    def _evaluate_scene(self, i: int, info: _SceneInfo, class_map: np.ndarray) -> np.ndarray:
+        zones, front, keep = self._ground_truth(i, info)
+        pred_front = extract_front(class_map, info.resolution_m, bounding_box=keep,
+                                   min_front_length_m=self.hparams["min_front_length_m"])
+        fr = front_result(info.stem, pred_front, front, info.resolution_m)
+        zm = zone_metrics(class_map, zones, num_classes=self.model.num_classes, absent=self.hparams["zone_absent"])
+        iou = zm.macro()["iou"]
+        row = np.zeros(len(_COLS), dtype=np.float64)
+        row[_COLS.index("evaluated")] = 1.0
+        row[_COLS.index("missing")] = float(fr.missing)
+        if not fr.missing:
+            d = fr.distances_m
+            row[_COLS.index("sum_m")] = float(d.sum())
+            row[_COLS.index("sum_sq_m2")] = float(np.square(d).sum())
+            row[_COLS.index("n_distances")] = float(d.size)
+        row[_COLS.index("n_gt")] = float(fr.n_gt)
+        row[_COLS.index("n_pred")] = float(fr.n_pred)
+        if math.isfinite(iou):
+            row[_COLS.index("iou")] = iou
+            row[_COLS.index("iou_valid")] = 1.0
+        return row
+
+    def on_validation_epoch_end(self) -> None:
+        state, self._val = self._val, None
+        if state is None:
+            self._log_image_metrics(None, 0)
+            return
+        sanity = bool(self.trainer.sanity_checking)
+        distributed = _dist_on()
+        world = dist.get_world_size() if distributed else 1
+        rank = dist.get_rank() if distributed else 0
+        rows = np.zeros((len(state.scenes), len(_COLS)), dtype=np.float64)
+        window_ious = []
+        incomplete = []
+        for i, info in enumerate(state.scenes):
+            ious = state.ious(i)
+            owner = i % world
+            if distributed:
+                t = torch.from_numpy(ious).to(self.device)
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)
+                ious = t.cpu().numpy()
+            window_ious.append(ious[ious >= 0])
+            if sanity:
+                continue
+            canvas = state.canvas(i)
+            if distributed:
+                t = torch.from_numpy(canvas).to(self.device)
+                dist.reduce(t, dst=owner, op=dist.ReduceOp.MAX)
+                canvas = t.cpu().numpy()
+            if owner != rank:
+                continue
+            if canvas.min() == 0:
+                incomplete.append(info.stem)
+                continue
+            rows[i] = self._evaluate_scene(i, info, canvas - 1)
+        if distributed:
+            t = torch.from_numpy(rows).to(self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            rows = t.cpu().numpy()
+        if incomplete:
+            log.warning("full-image validation skipped %d scene(s) not fully covered by the validated windows "
+                        "(limit_val_batches?): %s", len(incomplete), ", ".join(incomplete[:5]))
+        all_ious = np.concatenate(window_ious) if window_ious else np.zeros(0)
+        if all_ious.size:
+            self.log("val/iou_patch", float(all_ious.mean()), on_epoch=True, sync_dist=True)
+        table = pd.DataFrame(rows, columns=list(_COLS))
+        table.insert(0, "stem", [s.stem for s in state.scenes])
+        table.insert(1, "resolution_m", [s.resolution_m for s in state.scenes])
+        table = table[table["evaluated"] > 0].reset_index(drop=True)
+        if sanity:
+            self._log_image_metrics(None, 0)
+            return
+        self.last_validation = self._per_image_table(table)
+        self._log_image_metrics(table, len(table))
+
+    @staticmethod
+    def _per_image_table(table: pd.DataFrame) -> pd.DataFrame:
+        out = table[["stem", "resolution_m", "n_pred", "n_gt", "n_distances", "sum_m", "sum_sq_m2"]].copy()
+        out["missing"] = table["missing"] > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["mean_m"] = np.where(out["missing"], np.nan, table["sum_m"] / table["n_distances"].clip(lower=1))
+        out["iou"] = np.where(table["iou_valid"] > 0, table["iou"], np.nan)
+        for col in ("n_pred", "n_gt", "n_distances"):
+            out[col] = out[col].astype(np.int64)
+        return out
+
+    def _log_image_metrics(self, table: pd.DataFrame | None, n_images: int) -> None:
+        mde = picture = flen = MDE_UNDEFINED_M
+        missing = 0
+        iou_image = float("nan")
+        if table is not None and n_images:
+            summ = mde_summary(pd.DataFrame({
+                "sum_m": table["sum_m"], "sum_sq_m2": table["sum_sq_m2"],
+                "n_distances": table["n_distances"].astype(np.int64), "n_gt": table["n_gt"].astype(np.int64),
+                "missing": table["missing"] > 0}))
+            missing = summ.missing_fronts
+            if summ.n_distances:
+                mde, picture = summ.pooled_mde_m, summ.picture_normalised_mde_m
+                flen = summ.front_length_normalised_mde_m
+                flen = flen if math.isfinite(flen) else MDE_UNDEFINED_M
+            valid = table["iou_valid"] > 0
+            if valid.any():
+                iou_image = float(table.loc[valid, "iou"].mean())
+        values = {"val/mde": mde, "val/mde_picture": picture, "val/mde_front_length": flen,
+                  "val/missing_fronts": float(missing), "val/iou_image": iou_image, "val/images": float(n_images)}
+        for name, value in values.items():
+            self.log(name, float(value), on_epoch=True, sync_dist=True, prog_bar=name in ("val/mde",))
+
+
+# ---------------------------------------------------------------------------------------------------- entry point
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` produced (paths are ``None`` when the file was not written)."""
+
+    out_dir: Path
+    last_checkpoint: Path | None
+    best_mde_checkpoint: Path | None
+    best_iou_checkpoint: Path | None
+    best_mde_export: Path | None
+    metrics_csv: Path
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    best_mde_m: float | None = None
+    best_iou_patch: float | None = None
+    epochs: int = 0
+    global_step: int = 0
+    resumed_from: Path | None = None
+    init: str = "scratch"
+    plan: TrainingPlan | None = None
+
+
+def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
+                                ) -> Path:
+    """Write the network of one of our Lightning checkpoints in the project format (``save_checkpoint``).
+
+    ``meta`` is completed with the checkpoint's epoch, global step and source path.
+    """
+    from ssl4sar.models.convert import load_model, save_checkpoint
+
+    ckpt_path = Path(ckpt_path)
+    obj = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    model = load_model(ckpt_path, map_location="cpu")
+    info = {"source_checkpoint": str(ckpt_path), "epoch": int(obj.get("epoch", -1)),
+            "global_step": int(obj.get("global_step", -1)), **dict(meta or {})}
+    return save_checkpoint(dest, model, meta=info)
+
+
+def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = float(v.item() if isinstance(v, torch.Tensor) else v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _path_or_none(p: str | Path | None) -> Path | None:
+    if not p:
+        return None
+    path = Path(p)
+    return path if path.is_file() else None
+
+
+def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path, init: str | Path | None = None,
+             seed: int | None = None, devices: int | str = "auto", resume: bool = True, max_steps: int | None = None,
+             *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
+             accelerator: str = "auto", imagenet_weights: str | Path | None = None,
+             callbacks: Sequence[Callback] = (), progress: bool = True,
+             trainer_kwargs: Mapping[str, Any] | None = None) -> FinetuneResult:
+    """Fine-tune TYRION on the CaFFe-layout data in ``data_dir``, writing everything under ``out_dir``.
+
+    Args:
+        cfg: a preset dict or a preset name / YAML path (:func:`ssl4sar.config.load_preset`).
+        data_dir: CaFFe-layout root (``sar_images/``, ``zones/``, ``fronts/``, ``bounding_boxes/``).
+        out_dir: run folder (checkpoints, logs, ``config.yaml``, ``best_mde.pt``).
+        init: ``scratch`` | ``imagenet`` | checkpoint path (default: ``finetune.init`` of the preset).
+        seed: global seed (default: the preset's ``seed``, else 0).
+        devices: processes per node (``"auto"``: all GPUs, or 1 CPU process).
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` (or a SLURM requeue checkpoint) when present.
+        max_steps: stop after this many optimiser steps (``None``: run ``max_epochs``).
+        num_nodes: nodes (``None``: from the launch environment, else 1).
+        max_epochs: overrides ``finetune.max_epochs``.
+        precision: ``"32-true"`` or ``"bf16-mixed"`` (overrides ``finetune.precision``).
+        accelerator: ``"auto"``, ``"cpu"`` or ``"gpu"``.
+        imagenet_weights: path of ``swinv2_tiny_patch4_window16_256.pth`` for ``init="imagenet"``.
+        callbacks: extra Lightning callbacks.
+        progress: show Lightning's progress bar and model summary.
+        trainer_kwargs: extra :class:`lightning.pytorch.Trainer` arguments (e.g. ``limit_val_batches``).
+    """
+    from ssl4sar.data.datamodules import CaffeDataModule
+
+    cfg = load_preset(cfg) if isinstance(cfg, str) else dict(cfg)
+    for section in ("model", "data", "finetune"):
+        if section not in cfg:
+            raise ValueError(f"preset {cfg.get('name', '?')!r} has no {section!r} section")
+    ft = dict(cfg["finetune"])
+    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(data_dir, "data folder not found",
+                        "pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth")
+    out = Path(out_dir)
+    plan = plan_training(ft, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
+    max_epochs = int(ft.get("max_epochs", 1) if max_epochs is None else max_epochs)
+    log.info("fine-tuning plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
+             "precision %s", plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
+             plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
+
+    seed_everything(seed)
+    init_choice = str(init if init is not None else ft.get("init", "scratch"))
+    if imagenet_weights is None and ft.get("imagenet_weights"):
+        imagenet_weights = ft["imagenet_weights"]
+    datamodule = CaffeDataModule(data_dir, cfg, seed=seed)
+    module = SegmentationModule.from_config(cfg, init=init_choice)
+    resume_from = find_resume_checkpoint(out) if resume else None
+    if resume_from is None:
+        init_desc = module.initialise(init_choice, imagenet_weights)
+    else:
+        init_desc = str(module.hparams["init"])
+        log.info("resuming from %s (initial weights are taken from it)", resume_from)
+
+    samples = int(cfg["data"]["samples_per_epoch"])
+    steps_per_epoch = plan.optimizer_steps_per_epoch(samples)
+    if steps_per_epoch < 1:
+        raise ValueError(f"data.samples_per_epoch = {samples} gives no optimiser step per epoch with a global batch "
+                         f"of {plan.global_batch_size}")
+    ckpt_cbs = checkpoint_callbacks(out, MONITORS)
+    trainer = build_trainer(
+        plan, out, callbacks=[*ckpt_cbs, *callbacks], max_epochs=max_epochs, max_steps=max_steps, seed=seed,
+        check_val_every_n_epoch=int(ft.get("val_every_n_epochs", 1)), log_every_n_steps=min(50, steps_per_epoch),
+        progress=progress, **dict(trainer_kwargs or {}))
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        record = {**cfg, "run": {"seed": seed, "init": init_desc, "devices": plan.devices, "num_nodes": plan.num_nodes,
+                                 "precision": plan.precision, "accumulate_grad_batches": plan.accumulate_grad_batches,
+                                 "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
+                                 "resumed_from": str(resume_from) if resume_from else None}}
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+
+    mde_cb, iou_cb, last_cb = ckpt_cbs
+    best_mde_ckpt = _path_or_none(mde_cb.best_model_path)
+    export: Path | None = None
+    if trainer.is_global_zero:
+        meta = {"selected_by": "val/mde (min)", "seed": seed, "init": init_desc, "preset": cfg.get("name")}
+        if best_mde_ckpt is not None:
+            score = mde_cb.best_model_score
+            meta["val/mde"] = float(score) if score is not None else None
+            export = export_lightning_checkpoint(best_mde_ckpt, out / BEST_MDE_EXPORT, meta)
+        else:
+            from ssl4sar.models.convert import save_checkpoint
+
+            log.warning("no validation ran: exporting the final weights to %s", out / BEST_MDE_EXPORT)
+            meta["selected_by"] = "final weights (no validation ran)"
+            export = save_checkpoint(out / BEST_MDE_EXPORT, module.model,
+                                     meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step})
+    metrics = _scalar_metrics(trainer.callback_metrics)
+    best_mde = mde_cb.best_model_score
+    best_iou = iou_cb.best_model_score
+    result = FinetuneResult(
+        out_dir=out, last_checkpoint=_path_or_none(last_cb.best_model_path) or _path_or_none(
+            out / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        best_mde_checkpoint=best_mde_ckpt, best_iou_checkpoint=_path_or_none(iou_cb.best_model_path),
+        best_mde_export=export, metrics_csv=metrics_csv_path(out), final_metrics=metrics,
+        best_mde_m=float(best_mde) if best_mde is not None else None,
+        best_iou_patch=float(best_iou) if best_iou is not None else None,
+        epochs=int(trainer.current_epoch), global_step=int(trainer.global_step), resumed_from=resume_from,
+        init=init_desc, plan=plan)
+    if trainer.is_global_zero:
+        log.info("fine-tuning done: %d epochs, %d steps; best val/mde %s m (%s); best val/iou_patch %s; export %s",
+                 result.epochs, result.global_step, result.best_mde_m, best_mde_ckpt, result.best_iou_patch, export)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (dotted key, YAML value), got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return overrides
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ssl4sar finetune``."""
+    parser.add_argument("--preset", default="paper",
+                        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: paper)")
+    parser.add_argument("--data", type=Path, required=True, help="CaFFe-layout data root")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, best_mde.pt)")
+    parser.add_argument("--init", default=None,
+                        help="scratch | imagenet | path of a pretraining / fine-tuning checkpoint "
+                             "(default: the preset's finetune.init)")
+    parser.add_argument("--imagenet-weights", type=Path, default=None,
+                        help="swinv2_tiny_patch4_window16_256.pth for --init imagenet "
+                             "(default: the data manifest's path under $SSL4SAR_DATA)")
+    parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
+    parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
+    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
+    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
+    parser.add_argument("--max-epochs", type=int, default=None, help="override finetune.max_epochs")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="override finetune.precision (bf16-mixed is used on CUDA only)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset value, e.g. --set data.num_workers=0 (repeatable)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssl4sar finetune``; bad input ends with a one-line error (exit status 1)."""
+    try:
+        cfg = load_preset(args.preset, _parse_set(args.overrides))
+        result = finetune(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
+                          resume=args.resume, max_steps=args.max_steps, num_nodes=args.num_nodes,
+                          max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,
+                          imagenet_weights=args.imagenet_weights, progress=args.progress)
+    except (DataError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("best val/mde checkpoint: %s", result.best_mde_checkpoint)
+    log.info("exported network: %s", result.best_mde_export)
+    log.info("metrics: %s", result.metrics_csv)
+    return 0

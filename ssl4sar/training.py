@@ -1,0 +1,350 @@
+"""Shared training engine: seeding, trainer construction from a preset section, checkpoints, loggers, resume.
+
+Used by fine-tuning (:mod:`ssl4sar.finetune`) and by the pretraining tasks. Everything is plain Lightning; this
+module only turns a preset section (``finetune`` or ``pretrain``: ``global_batch_size``, ``batch_size_per_device``,
+``precision``, ``max_epochs``) plus the command-line choices (devices, nodes, precision) into Trainer arguments.
+
+Global batch and gradient accumulation
+    The presets state the *global* batch (the paper: 128 for fine-tuning = 16 per GPU × 4 GPUs × 2 accumulation
+    steps). ``accumulate_grad_batches = global_batch_size / (batch_size_per_device × devices × num_nodes)`` must be
+    a whole number ≥ 1, otherwise :func:`accumulation_steps` raises ``ValueError`` with the numbers, so that the
+    optimiser always sees the published batch size whatever the hardware.
+
+Devices
+    ``devices="auto"`` means: the ``LOCAL_WORLD_SIZE`` of a ``torchrun`` launch, else every visible CUDA GPU, else
+    one CPU process. ``num_nodes=None`` means: ``WORLD_SIZE / LOCAL_WORLD_SIZE`` under ``torchrun``,
+    ``SLURM_NNODES`` inside a SLURM job, else 1. More than one process in all selects Lightning's ``"ddp"``
+    strategy (NCCL on GPUs, gloo on CPU).
+
+Precision
+    ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16 on recent GPUs). ``bf16-mixed`` is only used
+    on CUDA; on a CPU run it falls back to ``32-true`` with a warning (CPU autocast is slow and changes numbers).
+
+Reproducibility
+    :func:`seed_everything` seeds Python, NumPy and torch (and DataLoader workers). :class:`StepSeed` re-seeds
+    torch's generators at the start of every training batch from ``(seed, epoch, batch index, rank)``, so dropout
+    and any other torch randomness of a training step depend only on those numbers and not on what ran before —
+    a run interrupted at an epoch boundary and resumed from ``last.ckpt`` ends with the same weights as an
+    uninterrupted run (bit-identical on CPU). The data samplers of :mod:`ssl4sar.data.datasets` are pure functions of
+    ``(seed, epoch, index)`` already.
+
+Output folder layout (``out_dir``)::
+
+    checkpoints/last.ckpt            written after every validation (resume point)
+    checkpoints/best-*.ckpt          one file per monitored metric (see :func:`checkpoint_callbacks`)
+    logs/metrics.csv, hparams.yaml   CSV log (always)
+    logs/tensorboard/                TensorBoard events (when ``tensorboard`` or ``tensorboardX`` is installed)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+__all__ = [
+    "PRECISIONS",
+    "TrainingPlan",
+    "StepSeed",
+    "accumulation_steps",
+    "resolve_devices",
+    "resolve_num_nodes",
+    "plan_training",
+    "seed_everything",
+    "build_loggers",
+    "checkpoint_callbacks",
+    "find_resume_checkpoint",
+    "build_trainer",
+    "metrics_csv_path",
+    "read_metrics_csv",
+    "CHECKPOINT_DIR",
+    "LOG_DIR",
+    "LAST_CHECKPOINT",
+]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("32-true", "bf16-mixed")
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+# --------------------------------------------------------------------------------------------------- seeding
+def seed_everything(seed: int) -> int:
+    """Seed Python, NumPy and torch (all devices) and make DataLoader workers derive their seeds from it."""
+    return pl.seed_everything(int(seed), workers=True, verbose=False)
+
+
+def _step_seed(seed: int, epoch: int, batch_idx: int, rank: int) -> int:
+    state = np.random.SeedSequence([int(seed), int(epoch), int(batch_idx), int(rank), 0x5EED]).generate_state(2)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class StepSeed(Callback):
+    """Re-seed torch at the start of every training batch from ``(seed, epoch, batch_idx, global rank)``.
+
+    Makes the randomness of a training step (dropout, random masks) independent of the history of the process,
+    which is what exact resumption needs (Lightning does not store the generators' states in checkpoints).
+    Each micro-batch of an accumulation step and each DDP rank gets its own stream.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        torch.manual_seed(_step_seed(self.seed, trainer.current_epoch, batch_idx, trainer.global_rank))
+
+
+# --------------------------------------------------------------------------------------------------- devices
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _cuda_requested(accelerator: str) -> bool:
+    if accelerator in ("gpu", "cuda"):
+        return True
+    return accelerator == "auto" and torch.cuda.is_available()
+
+
+def resolve_devices(devices: int | str | None = "auto", accelerator: str = "auto") -> int:
+    """Number of processes per node: an int ≥ 1, or ``"auto"`` (see the module docstring)."""
+    if devices is None or (isinstance(devices, str) and devices.strip().lower() == "auto"):
+        local = _env_int("LOCAL_WORLD_SIZE")
+        if local:
+            return local
+        if _cuda_requested(accelerator):
+            return max(1, torch.cuda.device_count())
+        return 1
+    try:
+        n = int(devices)
+    except (TypeError, ValueError):
+        raise ValueError(f"devices must be a positive integer or 'auto', got {devices!r}") from None
+    if n < 1:
+        raise ValueError(f"devices must be a positive integer or 'auto', got {devices!r}")
+    return n
+
+
+def resolve_num_nodes(num_nodes: int | None = None) -> int:
+    """Number of nodes: the given int, else derived from a torchrun or SLURM launch, else 1."""
+    if num_nodes is not None:
+        n = int(num_nodes)
+        if n < 1:
+            raise ValueError(f"num_nodes must be a positive integer, got {num_nodes!r}")
+        return n
+    world, local = _env_int("WORLD_SIZE"), _env_int("LOCAL_WORLD_SIZE")
+    if world and local:
+        return max(1, world // local)
+    return _env_int("SLURM_NNODES") or 1
+
+
+def accumulation_steps(global_batch_size: int, batch_size_per_device: int, devices: int = 1,
+                       num_nodes: int = 1) -> int:
+    """Gradient-accumulation steps that make ``batch_size_per_device × devices × num_nodes × steps`` equal the
+    global batch. Raises ``ValueError`` when it does not divide (or is smaller than one step's batch)."""
+    g, b, d, n = int(global_batch_size), int(batch_size_per_device), int(devices), int(num_nodes)
+    if min(g, b, d, n) < 1:
+        raise ValueError(f"batch sizes, devices and nodes must be positive (global batch {g}, per device {b}, "
+                         f"devices {d}, nodes {n})")
+    per_step = b * d * n
+    if g % per_step:
+        raise ValueError(f"global batch {g} is not a multiple of batch_size_per_device × devices × nodes = "
+                         f"{b} × {d} × {n} = {per_step}: choose devices / batch_size_per_device so that it divides "
+                         f"(e.g. --set <section>.batch_size_per_device=...)")
+    return g // per_step
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Trainer settings derived from a preset section and the hardware choice."""
+
+    accelerator: str
+    devices: int
+    num_nodes: int
+    strategy: str
+    precision: str
+    accumulate_grad_batches: int
+    batch_size_per_device: int
+    global_batch_size: int
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    @property
+    def on_cuda(self) -> bool:
+        return _cuda_requested(self.accelerator)
+
+    def optimizer_steps_per_epoch(self, samples_per_epoch: int) -> int:
+        """Optimiser steps of one epoch of ``samples_per_epoch`` (loaders drop the last incomplete batch)."""
+        batches = int(samples_per_epoch) // self.world_size // self.batch_size_per_device
+        return batches // self.accumulate_grad_batches
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        return {"accelerator": self.accelerator, "devices": self.devices, "num_nodes": self.num_nodes,
+                "strategy": self.strategy, "precision": self.precision,
+                "accumulate_grad_batches": self.accumulate_grad_batches}
+
+
+def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto", num_nodes: int | None = None,
+                  precision: str | None = None, accelerator: str = "auto") -> TrainingPlan:
+    """Derive a :class:`TrainingPlan` from a preset section (``finetune`` / ``pretrain``).
+
+    Args:
+        section: needs ``global_batch_size`` and ``batch_size_per_device``; ``precision`` is optional.
+        devices: processes per node (int or ``"auto"``).
+        num_nodes: nodes (``None`` = from the launch environment, else 1).
+        precision: overrides the section's ``precision`` (one of :data:`PRECISIONS`).
+        accelerator: ``"auto"``, ``"cpu"`` or ``"gpu"``/``"cuda"``.
+    """
+    accelerator = str(accelerator).lower()
+    if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        raise ValueError(f"accelerator must be auto, cpu, gpu or mps, got {accelerator!r}")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"accelerator {accelerator!r} requested but no CUDA device is available")
+    n_dev = resolve_devices(devices, accelerator)
+    n_nodes = resolve_num_nodes(num_nodes)
+    try:
+        gbs = int(section["global_batch_size"])
+        bpd = int(section["batch_size_per_device"])
+    except KeyError as exc:
+        raise ValueError(f"preset section lacks {exc.args[0]!r} (needed for the batch arithmetic)") from None
+    accum = accumulation_steps(gbs, bpd, n_dev, n_nodes)
+    prec = str(precision if precision is not None else section.get("precision", "32-true"))
+    if prec not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
+    if prec == "bf16-mixed" and not _cuda_requested(accelerator):
+        log.warning("precision bf16-mixed is only used on CUDA GPUs; this run is on %s: using 32-true",
+                    accelerator if accelerator != "auto" else "CPU")
+        prec = "32-true"
+    strategy = "ddp" if n_dev * n_nodes > 1 else "auto"
+    return TrainingPlan(accelerator=accelerator, devices=n_dev, num_nodes=n_nodes, strategy=strategy,
+                        precision=prec, accumulate_grad_batches=accum, batch_size_per_device=bpd,
+                        global_batch_size=gbs)
+
+
+# --------------------------------------------------------------------------------------------------- logging
+def build_loggers(out_dir: str | Path, tensorboard: bool | None = None) -> list[Logger]:
+    """CSV logger at ``out_dir/logs`` (always) and a TensorBoard logger at ``out_dir/logs/tensorboard`` when
+    ``tensorboard`` (default: whenever ``tensorboard`` or ``tensorboardX`` is installed)."""
+    out = Path(out_dir)
+    loggers: list[Logger] = [CSVLogger(save_dir=str(out), name=LOG_DIR, version="")]
+    have_tb = (importlib.util.find_spec("tensorboard") is not None
+               or importlib.util.find_spec("tensorboardX") is not None)
+    if tensorboard is None:
+        tensorboard = have_tb
+    if tensorboard:
+        if not have_tb:
+            raise ValueError("TensorBoard logging requested but neither tensorboard nor tensorboardX is installed")
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out / LOG_DIR), name="tensorboard", version="",
+                                         default_hp_metric=False))
+    return loggers
+
+
+def metrics_csv_path(out_dir: str | Path) -> Path:
+    """Where :func:`build_loggers`' CSV logger writes its metrics."""
+    return Path(out_dir) / LOG_DIR / "metrics.csv"
+
+
+def read_metrics_csv(path: str | Path) -> Any:
+    """Read a Lightning ``metrics.csv`` and merge its rows per ``(epoch, step)`` → ``pandas.DataFrame``."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    keys = [k for k in ("epoch", "step") if k in df.columns]
+    if not keys:
+        return df
+    return df.groupby(keys, as_index=False, sort=True).first()
+
+
+# --------------------------------------------------------------------------------------------------- checkpoints
+def _slug(metric: str) -> str:
+    return metric.replace("/", "-").replace("_", "-")
+
+
+def checkpoint_callbacks(out_dir: str | Path, monitors: Sequence[tuple[str, str]],
+                         save_last: bool = True) -> list[ModelCheckpoint]:
+    """One :class:`ModelCheckpoint` per ``(metric, mode)``, each keeping the single best file
+    ``checkpoints/best-<metric>-e<epoch>-s<step>.ckpt``, followed (``save_last``) by one writing
+    ``checkpoints/last.ckpt`` at the end of every training epoch.
+
+    ``last.ckpt`` has its own callback because Lightning's ``save_last`` only writes it when a best checkpoint was
+    written in the same step. It is saved at the end of the training epoch, i.e. after that epoch's validation and
+    after the best-checkpoint callbacks have updated their state, so resuming restores all of it.
+    """
+    dirpath = Path(out_dir) / CHECKPOINT_DIR
+    callbacks: list[ModelCheckpoint] = []
+    for metric, mode in monitors:
+        if mode not in ("min", "max"):
+            raise ValueError(f"checkpoint mode for {metric!r} must be 'min' or 'max', got {mode!r}")
+        callbacks.append(ModelCheckpoint(
+            dirpath=dirpath, monitor=metric, mode=mode, save_top_k=1, save_last=False,
+            filename=f"best-{_slug(metric)}-e{{epoch:03d}}-s{{step}}", auto_insert_metric_name=False))
+    if save_last:
+        callbacks.append(ModelCheckpoint(
+            dirpath=dirpath, monitor=None, save_top_k=1, filename=LAST_CHECKPOINT[: -len(".ckpt")],
+            save_on_train_epoch_end=True, enable_version_counter=False, auto_insert_metric_name=False))
+    return callbacks
+
+
+def find_resume_checkpoint(out_dir: str | Path) -> Path | None:
+    """The checkpoint to resume from: the newest of ``checkpoints/last.ckpt`` and Lightning's SLURM requeue
+    checkpoints ``hpc_ckpt_*.ckpt`` (written on SIGUSR1 before a SLURM job is preempted), or ``None``."""
+    out = Path(out_dir)
+    candidates = [p for p in [out / CHECKPOINT_DIR / LAST_CHECKPOINT, *out.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequence[Callback] = (),
+                  max_epochs: int | None = None, max_steps: int | None = None, seed: int | None = None,
+                  check_val_every_n_epoch: int = 1, log_every_n_steps: int = 50, progress: bool = True,
+                  tensorboard: bool | None = None, **trainer_kwargs: Any) -> pl.Trainer:
+    """A :class:`lightning.pytorch.Trainer` for ``plan`` writing under ``out_dir``.
+
+    ``callbacks`` come first (checkpoint callbacks included); a :class:`StepSeed` is added when ``seed`` is given.
+    ``max_steps`` counts optimiser steps (``None`` = no limit). ``trainer_kwargs`` go to the Trainer unchanged
+    (e.g. ``limit_val_batches``, ``deterministic``).
+    """
+    cbs = list(callbacks)
+    if seed is not None:
+        cbs.append(StepSeed(seed))
+    kwargs: dict[str, Any] = {
+        **plan.trainer_kwargs(),
+        "default_root_dir": str(out_dir),
+        "max_epochs": -1 if max_epochs is None else int(max_epochs),
+        "max_steps": -1 if max_steps is None else int(max_steps),
+        "check_val_every_n_epoch": int(check_val_every_n_epoch),
+        "log_every_n_steps": max(1, int(log_every_n_steps)),
+        "logger": build_loggers(out_dir, tensorboard),
+        "callbacks": cbs,
+        "enable_progress_bar": progress,
+        "enable_model_summary": progress,
+    }
+    if plan.strategy == "ddp" and "strategy" not in trainer_kwargs:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kwargs["strategy"] = DDPStrategy(find_unused_parameters=False,
+                                         process_group_backend=None if plan.on_cuda else "gloo")
+    kwargs.update(trainer_kwargs)
+    return pl.Trainer(**kwargs)

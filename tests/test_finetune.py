@@ -1,0 +1,350 @@
+"""Tests of fine-tuning (ssl4sar.finetune): the CLI on the smoke preset, exact resume, initialisation from every
+checkpoint kind, the full-image validation and the patch IoU."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+from ssl4sar import cli
+from ssl4sar.config import load_preset
+from ssl4sar.data.caffe import discover, load_scene
+from ssl4sar.data.datasets import CaffeValDataset
+from ssl4sar.errors import DataError
+from ssl4sar.finetune import (
+    BEST_MDE_EXPORT,
+    MDE_UNDEFINED_M,
+    SegmentationModule,
+    finetune,
+    initialise_model,
+    patch_iou,
+)
+from ssl4sar.metrics import front_result, mde_summary, zone_metrics
+from ssl4sar.models.convert import load_model, save_checkpoint, to_official_tyrion
+from ssl4sar.models.tyrion import Tyrion
+from ssl4sar.postprocess import extract_front
+from ssl4sar.training import read_metrics_csv
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """The test machine's cores are shared: one intra-op thread is much faster than two contending ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic CaFFe-layout data of the smoke preset (5 train, 1 val, 3 test scenes)."""
+    from ssl4sar.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("smoke_data")
+    return generate(root, preset="smoke", seed=0, layouts=("caffe",))["caffe"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``ssl4sar finetune --preset smoke`` run once through the CLI entry point (2 epochs × 4 steps)."""
+    out = tmp_path_factory.mktemp("ft_smoke") / "run"
+    start = time.perf_counter()
+    rc = cli.main(["finetune", "--preset", "smoke", "--data", str(smoke_data), "--out", str(out),
+                   "--accelerator", "cpu", "--no-progress"])
+    return {"rc": rc, "out": out, "seconds": time.perf_counter() - start}
+
+
+def _network_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    sd = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+
+
+# ----------------------------------------------------------------------------------------------- CLI smoke run
+def test_cli_smoke_run_writes_checkpoints_and_logs(smoke_run: dict[str, Any]) -> None:
+    assert smoke_run["rc"] == 0
+    out: Path = smoke_run["out"]
+    ckpts = out / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file()
+    assert len(list(ckpts.glob("best-val-mde-*.ckpt"))) == 1
+    assert len(list(ckpts.glob("best-val-iou-patch-*.ckpt"))) == 1
+    assert (out / BEST_MDE_EXPORT).is_file() and (out / "config.yaml").is_file()
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (1, 8)           # 2 epochs × 16 samples / batch 4
+    assert last["hyper_parameters"]["model_config"]["embed_dim"] == load_preset("smoke")["model"]["embed_dim"]
+    # our Lightning checkpoints load as a Tyrion through the converter
+    model = load_model(ckpts / "last.ckpt")
+    assert isinstance(model, Tyrion)
+
+    df = read_metrics_csv(out / "logs" / "metrics.csv")
+    val = df.dropna(subset=["val/mde"])
+    assert len(val) == 2                                             # one validation per epoch
+    for col in ("val/loss", "val/ce_target", "val/ce_context", "val/dice_target", "val/dice_context",
+                "val/iou_patch", "val/mde_picture", "val/mde_front_length", "val/missing_fronts",
+                "val/iou_image", "val/images", "train/loss_epoch"):
+        assert col in df.columns and df[col].notna().any(), col
+    assert (val["val/images"] == 1).all()                           # the smoke preset has one validation scene
+    assert ((val["val/iou_patch"] >= 0) & (val["val/iou_patch"] <= 1)).all()
+    assert ((val["val/missing_fronts"] == 1) == (val["val/mde"] == MDE_UNDEFINED_M)).all()
+    assert np.isfinite(df["train/loss_epoch"].dropna()).all()
+
+
+def test_best_mde_export_holds_the_best_mde_checkpoint(smoke_run: dict[str, Any]) -> None:
+    out: Path = smoke_run["out"]
+    best = next((out / "checkpoints").glob("best-val-mde-*.ckpt"))
+    exported = torch.load(out / BEST_MDE_EXPORT, map_location="cpu", weights_only=True)
+    assert exported["format"] == "ssl4sar.tyrion/1"
+    assert exported["meta"]["source_checkpoint"] == str(best)
+    assert exported["meta"]["selected_by"].startswith("val/mde")
+    ref = _network_state(best)
+    assert set(exported["state_dict"]) == set(ref)
+    assert all(torch.equal(exported["state_dict"][k], ref[k]) for k in ref)
+
+
+def test_resume_from_last_checkpoint_matches_uninterrupted_run(smoke_run: dict[str, Any], smoke_data: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "resumed"
+    first = finetune("smoke", smoke_data, out, max_steps=4, accelerator="cpu", progress=False)  # epoch 0 only
+    assert first.global_step == 4 and first.resumed_from is None
+    second = finetune("smoke", smoke_data, out, accelerator="cpu", progress=False)
+    assert second.resumed_from == out / "checkpoints" / "last.ckpt"
+    assert second.global_step == 8
+    a = _network_state(smoke_run["out"] / "checkpoints" / "last.ckpt")
+    b = _network_state(out / "checkpoints" / "last.ckpt")
+    assert set(a) == set(b)
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst == 0.0, f"resumed run differs from the uninterrupted one by up to {worst}"
+
+
+class _BatchCounter(Callback):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.batches += 1
+
+
+def test_global_batch_is_kept_by_accumulation(smoke_data: Path, tmp_path: Path) -> None:
+    cfg = load_preset("smoke", {"finetune.global_batch_size": 8})
+    counter = _BatchCounter()
+    result = finetune(cfg, smoke_data, tmp_path / "acc", max_epochs=1, accelerator="cpu", progress=False,
+                      callbacks=[counter], trainer_kwargs={"num_sanity_val_steps": 0})
+    assert result.plan is not None and result.plan.accumulate_grad_batches == 2
+    assert counter.batches == 4          # 16 samples per epoch / 4 per batch
+    assert result.global_step == 2      # 16 samples / global batch 8
+
+
+def test_cli_reports_bad_batch_arithmetic(smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        rc = cli.main(["finetune", "--preset", "smoke", "--data", str(smoke_data), "--out", str(tmp_path / "x"),
+                       "--set", "finetune.global_batch_size=6", "--accelerator", "cpu"])
+    assert rc == 1
+    assert "global batch 6" in caplog.text
+    assert not (tmp_path / "x" / "checkpoints").exists()
+
+
+def test_missing_data_folder_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data folder not found"):
+        finetune("smoke", tmp_path / "nowhere", tmp_path / "out", accelerator="cpu", progress=False)
+
+
+def test_non_finite_training_loss_stops_training(smoke_model_config: dict[str, Any]) -> None:
+    module = SegmentationModule(smoke_model_config, lr=0.5)
+    image = torch.rand(2, 1, 64, 64)
+    image[0, 0, 3, 3] = float("nan")
+    batch = {"image_context": image, "mask_context": torch.randint(0, 4, (2, 64, 64))}
+    with pytest.raises(FloatingPointError, match=r"lower finetune.lr, now 0.5"):
+        module.training_step(batch, 0)
+    batch["image_context"] = torch.rand(2, 1, 64, 64)
+    assert torch.isfinite(module.training_step(batch, 0))
+
+
+# ----------------------------------------------------------------------------------------------- initialisation
+@pytest.fixture(scope="module")
+def smoke_model_config() -> dict[str, Any]:
+    return dict(load_preset("smoke")["model"])
+
+
+def _random_tyrion(cfg: dict[str, Any], seed: int) -> Tyrion:
+    torch.manual_seed(seed)
+    model = Tyrion.from_config(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))   # no zero-initialised parameters left
+    return model
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], prefix: str = "", atol: float = 0.0) -> None:
+    keys = [k for k in a if k.startswith(prefix)]
+    assert keys
+    for k in keys:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=atol), k
+
+
+def test_init_from_our_pretraining_lightning_checkpoint(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
+    src = _random_tyrion(smoke_model_config, 1)
+    sd = {f"model.{k}": v for k, v in src.state_dict().items()}
+    sd["translator_head.weight"] = torch.randn(14, 32, 1, 1)    # a pretraining head: not part of TYRION
+    path = tmp_path / "pretrain.ckpt"
+    torch.save({"state_dict": sd, "hyper_parameters": {"model_config": dict(src.config)}}, path)
+    module = SegmentationModule(smoke_model_config)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    desc = module.initialise(path)
+    assert desc == f"checkpoint:{path}" and module.hparams["init"] == desc
+    _assert_same(module.model.state_dict(), src.state_dict())
+    assert not torch.equal(before["head.weight"], module.model.state_dict()["head.weight"])
+
+
+def test_init_from_official_pretraining_checkpoint(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
+    src = _random_tyrion(smoke_model_config, 2)
+    sd = to_official_tyrion(src.state_dict())
+    sd.update({"decoder.weight": torch.randn(224, 32), "decoder.bias": torch.randn(224),
+               "last_model_decoder_layer.weight": torch.randn(3, 32, 1, 1), "mask_token": torch.zeros(1, 1, 32)})
+    path = tmp_path / "official_optsimmim.ckpt"
+    torch.save({"state_dict": sd}, path)
+    model = Tyrion.from_config(smoke_model_config)
+    initialise_model(model, path)
+    # the 3-channel patch embedding is summed back to one channel: equal up to rounding
+    _assert_same(model.state_dict(), src.state_dict(), "encoder.", atol=1e-6)
+    _assert_same(model.state_dict(), src.state_dict(), "decoder.")
+    _assert_same(model.state_dict(), src.state_dict(), "head.")
+
+
+def test_init_from_our_format_and_fine_tuning_checkpoint(smoke_model_config: dict[str, Any], smoke_run: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    src = _random_tyrion(smoke_model_config, 3)
+    path = save_checkpoint(tmp_path / "model.pt", src)
+    model = Tyrion.from_config(smoke_model_config)
+    initialise_model(model, path)
+    _assert_same(model.state_dict(), src.state_dict())
+    last = smoke_run["out"] / "checkpoints" / "last.ckpt"
+    initialise_model(model, last)
+    _assert_same(model.state_dict(), _network_state(last))
+
+
+def test_init_rejects_a_checkpoint_of_another_architecture(smoke_model_config: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    other = _random_tyrion({**smoke_model_config, "embed_dim": 64}, 4)
+    path = save_checkpoint(tmp_path / "wide.pt", other)
+    with pytest.raises(DataError, match="wide.pt"):
+        initialise_model(Tyrion.from_config(smoke_model_config), path)
+    with pytest.raises(DataError, match="not found"):
+        initialise_model(Tyrion.from_config(smoke_model_config), tmp_path / "missing.ckpt")
+
+
+def test_init_imagenet(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
+    src = _random_tyrion(smoke_model_config, 5)
+    official = to_official_tyrion(src.state_dict())
+    imagenet = {k[len("swin_unet."):]: v for k, v in official.items() if not k.startswith("swin_unet.pred_target")}
+    imagenet.update({"norm.weight": torch.ones(256), "norm.bias": torch.zeros(256),
+                     "head.weight": torch.randn(1000, 256), "head.bias": torch.zeros(1000)})
+    path = tmp_path / "swinv2_tiny_patch4_window16_256.pth"
+    torch.save({"model": imagenet}, path)
+    model = Tyrion.from_config(smoke_model_config)
+    decoder_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    assert initialise_model(model, "imagenet", imagenet_weights=path) == f"imagenet:{path}"
+    _assert_same(model.state_dict(), src.state_dict(), "encoder.", atol=1e-6)
+    _assert_same(model.state_dict(), decoder_before, "decoder.")    # the decoder keeps its initialisation
+    with pytest.raises(DataError, match="ImageNet SwinV2-T weights"):
+        initialise_model(model, "imagenet", imagenet_weights=tmp_path / "absent.pth")
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def test_patch_iou_hand_computed() -> None:
+    target = torch.tensor([[[0, 1], [1, 1]], [[0, 1], [1, 1]]])
+    pred = torch.tensor([[[0, 1], [0, 1]], [[2, 1], [1, 1]]])
+    # sample 0: IoU_0 = 1/2, IoU_1 = 2/3, 2 classes present → (1/2 + 2/3) / 2
+    # sample 1: IoU_0 = 0, IoU_1 = 3/3, class 2 predicted but absent from the target contributes 0 → 1/2
+    got = patch_iou(pred, target, 4)
+    assert torch.allclose(got, torch.tensor([(0.5 + 2 / 3) / 2, 0.5]))
+
+
+def test_patch_iou_matches_torchmetrics_jaccard() -> None:
+    from torchmetrics.functional.classification import multiclass_jaccard_index
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 3, (6, 16, 16), generator=g)      # class 3 absent from every target
+    pred = torch.randint(0, 4, (6, 16, 16), generator=g)
+    got = patch_iou(pred, target, 4)
+    for i in range(6):
+        per_class = multiclass_jaccard_index(pred[i], target[i], num_classes=4, average="none", zero_division=0)
+        expected = per_class.sum() / len(torch.unique(target[i]))
+        assert math.isclose(float(got[i]), float(expected), rel_tol=1e-6)
+
+
+class _Oracle(torch.nn.Module):
+    """Returns logits of the ground-truth mask of each known input window (looked up by content)."""
+
+    num_classes = 4
+
+    def __init__(self, lookup: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.lookup = lookup
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        masks = torch.stack([self.lookup[_key(xi)] for xi in x])
+        return torch.nn.functional.one_hot(masks, 4).permute(0, 3, 1, 2).float() * 10.0 + self.dummy
+
+
+def _key(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest()
+
+
+def test_full_image_validation_with_a_perfect_network(smoke_data: Path) -> None:
+    cfg = load_preset("smoke")
+    scenes = discover(smoke_data, "test")                         # 3 scenes of different sizes
+    ds = CaffeValDataset(scenes, cfg["data"]["target_size"])
+    lookup = {_key(s["image_context"]): s["mask_context"] for s in (ds[i] for i in range(len(ds)))}
+    module = SegmentationModule.from_config(cfg)
+    module.model = _Oracle(lookup)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    metrics = trainer.validate(module, dataloaders=DataLoader(ds, batch_size=3), verbose=False)[0]
+
+    # independent expectation: the stitched map must be the ground truth itself
+    results = []
+    for scene in scenes:
+        data = load_scene(scene)
+        keep = data["bbox"].keep_mask() if data["bbox"] is not None else None
+        front = extract_front(data["zones"], scene.meta.resolution_m, bounding_box=keep,
+                              min_front_length_m=cfg["postprocess"]["min_front_length_m"])
+        results.append(front_result(scene.stem, front, data["front"], scene.meta.resolution_m))
+        assert np.nanmean(zone_metrics(data["zones"], data["zones"]).iou) == 1.0
+    expected = mde_summary(results)
+    assert expected.n_distances > 0, "precondition: the synthetic test scenes have fronts"
+    assert metrics["val/images"] == len(scenes)
+    assert metrics["val/iou_patch"] == pytest.approx(1.0)
+    assert metrics["val/iou_image"] == pytest.approx(1.0)
+    assert metrics["val/missing_fronts"] == expected.missing_fronts
+    assert metrics["val/mde"] == pytest.approx(expected.pooled_mde_m, rel=1e-6)
+    assert metrics["val/mde_picture"] == pytest.approx(expected.picture_normalised_mde_m, rel=1e-6)
+    assert metrics["val/mde_front_length"] == pytest.approx(expected.front_length_normalised_mde_m, rel=1e-6)
+    table = module.last_validation
+    assert table is not None and list(table["stem"]) == [s.stem for s in scenes]
+    assert (table["iou"] == 1.0).all()
+
+
+def test_validation_without_fronts_logs_the_sentinel(smoke_data: Path) -> None:
+    cfg = load_preset("smoke")
+    ds = CaffeValDataset(discover(smoke_data, "val"), cfg["data"]["target_size"])
+    module = SegmentationModule.from_config(cfg)
+    with torch.no_grad():                                         # predict "glacier" everywhere: no front at all
+        module.model.head.weight.zero_()
+        module.model.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    metrics = trainer.validate(module, dataloaders=DataLoader(ds, batch_size=4), verbose=False)[0]
+    assert metrics["val/mde"] == MDE_UNDEFINED_M
+    assert metrics["val/missing_fronts"] == 1 and metrics["val/images"] == 1

@@ -1,0 +1,206 @@
+"""Tests of the shared training engine (ssl4sar.training): batch arithmetic, devices, seeding, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ssl4sar.config import load_preset
+from ssl4sar.training import (
+    LAST_CHECKPOINT,
+    StepSeed,
+    accumulation_steps,
+    build_loggers,
+    build_trainer,
+    checkpoint_callbacks,
+    find_resume_checkpoint,
+    metrics_csv_path,
+    plan_training,
+    read_metrics_csv,
+    resolve_devices,
+    resolve_num_nodes,
+)
+
+_LAUNCH_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE", "SLURM_NNODES")
+
+
+@pytest.fixture(autouse=True)
+def _clean_launch_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _LAUNCH_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+# ----------------------------------------------------------------------------------------------- batch arithmetic
+@pytest.mark.parametrize(("global_bs", "per_device", "devices", "nodes", "expected"), [
+    (128, 16, 4, 1, 2),   # the paper: 16 per GPU × 4 GPUs × 2 accumulation steps
+    (128, 16, 1, 1, 8),
+    (128, 16, 8, 1, 1),
+    (128, 16, 2, 2, 2),
+    (32, 4, 4, 1, 2),     # the paper's pretraining
+    (4, 4, 1, 1, 1),
+])
+def test_accumulation_steps(global_bs: int, per_device: int, devices: int, nodes: int, expected: int) -> None:
+    steps = accumulation_steps(global_bs, per_device, devices, nodes)
+    assert steps == expected
+    assert steps * per_device * devices * nodes == global_bs
+
+
+@pytest.mark.parametrize(("global_bs", "per_device", "devices", "nodes"), [
+    (128, 16, 3, 1),   # 48 does not divide 128
+    (8, 16, 1, 1),     # one step's batch larger than the global batch
+    (128, 16, 16, 1),  # 256 > 128
+    (128, 0, 1, 1),
+])
+def test_accumulation_steps_rejects_non_divisible(global_bs: int, per_device: int, devices: int, nodes: int) -> None:
+    with pytest.raises(ValueError, match=f"global batch {global_bs}|must be positive"):
+        accumulation_steps(global_bs, per_device, devices, nodes)
+
+
+def test_plan_training_paper_preset() -> None:
+    ft = load_preset("paper")["finetune"]
+    plan = plan_training(ft, devices=4, num_nodes=1, accelerator="cpu")
+    assert (plan.accumulate_grad_batches, plan.strategy, plan.world_size) == (2, "ddp", 4)
+    single = plan_training(ft, devices=1, num_nodes=1, accelerator="cpu")
+    assert (single.accumulate_grad_batches, single.strategy) == (8, "auto")
+    two_nodes = plan_training(ft, devices=2, num_nodes=2, accelerator="cpu")
+    assert two_nodes.accumulate_grad_batches == 2 and two_nodes.trainer_kwargs()["num_nodes"] == 2
+    # 40 000 samples per epoch, 16 per step and device, 4 devices, 2 accumulation steps → 312 optimiser steps
+    assert plan.optimizer_steps_per_epoch(40000) == 312
+    with pytest.raises(ValueError, match="global batch 128"):
+        plan_training(ft, devices=3, num_nodes=1, accelerator="cpu")
+
+
+def test_plan_training_precision() -> None:
+    ft = load_preset("smoke")["finetune"]
+    assert plan_training(ft, devices=1, accelerator="cpu").precision == "32-true"
+    # bf16 autocast is for CUDA only: a CPU run falls back to fp32
+    assert plan_training(ft, devices=1, precision="bf16-mixed", accelerator="cpu").precision == "32-true"
+    with pytest.raises(ValueError, match="precision"):
+        plan_training(ft, devices=1, precision="16-mixed", accelerator="cpu")
+    with pytest.raises(ValueError, match="batch_size_per_device"):
+        plan_training({"global_batch_size": 4}, devices=1, accelerator="cpu")
+
+
+def test_resolve_devices_and_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_devices("auto", accelerator="cpu") == 1
+    assert resolve_devices("3") == 3 and resolve_devices(2) == 2
+    for bad in ("two", 0, -1):
+        with pytest.raises(ValueError, match="devices"):
+            resolve_devices(bad)
+    assert resolve_num_nodes() == 1 and resolve_num_nodes(3) == 3
+    with pytest.raises(ValueError):
+        resolve_num_nodes(0)
+    monkeypatch.setenv("SLURM_NNODES", "5")
+    assert resolve_num_nodes() == 5
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")   # torchrun --nproc-per-node 4 --nnodes 2
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert resolve_devices("auto", accelerator="cpu") == 4
+    assert resolve_num_nodes() == 2
+
+
+# ----------------------------------------------------------------------------------------------- seeding
+def _draws(cb: StepSeed, epoch: int, batch_idx: int, rank: int) -> torch.Tensor:
+    trainer = types.SimpleNamespace(current_epoch=epoch, global_rank=rank)
+    torch.rand(7)  # whatever ran before must not matter
+    cb.on_train_batch_start(trainer, None, None, batch_idx)  # type: ignore[arg-type]
+    return torch.rand(5)
+
+
+def test_step_seed_depends_only_on_seed_epoch_batch_rank() -> None:
+    cb = StepSeed(3)
+    a = _draws(cb, 1, 2, 0)
+    torch.randn(100)
+    assert torch.equal(a, _draws(cb, 1, 2, 0))
+    others = [_draws(cb, 2, 2, 0), _draws(cb, 1, 3, 0), _draws(cb, 1, 2, 1), _draws(StepSeed(4), 1, 2, 0)]
+    assert all(not torch.equal(a, o) for o in others)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints, logs
+def test_checkpoint_callbacks(tmp_path: Path) -> None:
+    cbs = checkpoint_callbacks(tmp_path, [("val/mde", "min"), ("val/iou_patch", "max")])
+    assert [(c.monitor, c.mode) for c in cbs[:2]] == [("val/mde", "min"), ("val/iou_patch", "max")]
+    assert all(Path(c.dirpath) == tmp_path / "checkpoints" for c in cbs)
+    assert not any(c.save_last for c in cbs)
+    last = cbs[-1]
+    assert last.monitor is None and last.filename == "last"
+    assert checkpoint_callbacks(tmp_path, [], save_last=False) == []
+    with pytest.raises(ValueError, match="mode"):
+        checkpoint_callbacks(tmp_path, [("val/mde", "lowest")])
+
+
+def test_find_resume_checkpoint(tmp_path: Path) -> None:
+    assert find_resume_checkpoint(tmp_path) is None
+    last = tmp_path / "checkpoints" / LAST_CHECKPOINT
+    last.parent.mkdir()
+    last.write_bytes(b"x")
+    os.utime(last, (1000, 1000))
+    assert find_resume_checkpoint(tmp_path) == last
+    hpc = tmp_path / "hpc_ckpt_2.ckpt"     # SLURM requeue checkpoint, newer
+    hpc.write_bytes(b"x")
+    os.utime(hpc, (2000, 2000))
+    assert find_resume_checkpoint(tmp_path) == hpc
+    os.utime(last, (3000, 3000))
+    assert find_resume_checkpoint(tmp_path) == last
+
+
+def test_build_loggers(tmp_path: Path) -> None:
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers = build_loggers(tmp_path, tensorboard=False)
+    assert len(loggers) == 1 and isinstance(loggers[0], CSVLogger)
+    have_tb = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
+    if have_tb:
+        assert len(build_loggers(tmp_path)) == 2
+    else:
+        assert len(build_loggers(tmp_path)) == 1
+        with pytest.raises(ValueError, match="TensorBoard"):
+            build_loggers(tmp_path, tensorboard=True)
+
+
+def test_read_metrics_csv_merges_rows(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,a,b\n0,3,1.5,\n0,3,,2.5\n1,7,0.5,\n")
+    df = read_metrics_csv(path)
+    assert df[["epoch", "step"]].values.tolist() == [[0, 3], [1, 7]]
+    assert df.loc[0, "a"] == 1.5 and df.loc[0, "b"] == 2.5
+
+
+class _Toy(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+        self.seen = 0
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.seen += 1
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.lin(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_build_trainer_accumulates_to_the_global_batch(tmp_path: Path) -> None:
+    plan = plan_training({"global_batch_size": 8, "batch_size_per_device": 2}, devices=1, accelerator="cpu")
+    assert plan.accumulate_grad_batches == 4
+    trainer = build_trainer(plan, tmp_path, callbacks=checkpoint_callbacks(tmp_path, []), max_epochs=1, seed=0,
+                            progress=False, log_every_n_steps=1)
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g))
+    module = _Toy()
+    trainer.fit(module, DataLoader(data, batch_size=2))
+    assert module.seen == 8                # 16 samples / 2 per batch
+    assert trainer.global_step == 2        # one optimiser step per 4 micro-batches = 8 samples
+    assert (tmp_path / "checkpoints" / LAST_CHECKPOINT).is_file()
+    assert metrics_csv_path(tmp_path).is_file()
+    assert any(isinstance(cb, StepSeed) for cb in trainer.callbacks)
