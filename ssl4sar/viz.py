@@ -9,7 +9,7 @@ may add figure functions here; keep them free of computation (call the library f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -800,5 +800,563 @@ def plot_realism(intensity: Any, gradients: Any, summary: Any,
         ax.set_xticklabels(list(names))
         ax.set_title(label, fontsize=10)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# =====================================================================================================================
+# Human vs model (notebooks/06_human_vs_model.py) and front time series (notebooks/07_front_time_series.py):
+# annotator-comparison distributions, annotator fronts on a scene, fronts on a georeferenced scene in map
+# coordinates, fronts in longitude / latitude. Numbers come from ssl4sar.annotators, ssl4sar.predict and
+# ssl4sar.timeseries; these functions only draw (and convert pixel corners to map / geographic coordinates for it).
+# =====================================================================================================================
+
+#: colour of human-vs-human results in the annotator figures
+HUMAN_COLOR = "#4c72b0"
+
+
+def _group_colours(groups: Sequence[str], human_groups: Sequence[str] = ()) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    out: dict[str, Any] = {}
+    k = 1
+    for g in groups:
+        if g in human_groups:
+            out[g] = HUMAN_COLOR
+        else:
+            out[g] = cmap(k % 10)
+            k += 1
+    return out
+
+
+def plot_annotator_comparison(pairs: Any, summary: Any, bootstrap: Mapping[str, Any] | None = None,
+                              paper: Mapping[str, float] | None = None, human_groups: Sequence[str] = (),
+                              title: str | None = None) -> Figure:
+    """Distributions of annotator-vs-annotator and model-vs-annotator MDE (metres) with confidence intervals.
+
+    Left: one dot per compared pair (pooled MDE over the images), per group, with the group's mean and its
+    bootstrap confidence interval (error bar). Right: the bootstrap distribution of each group's mean pair MDE
+    (step histogram scaled to a peak of 1, so that narrow and wide distributions are both visible) with its
+    interval shaded. Published values are drawn as dashed reference lines.
+
+    Args:
+        pairs: DataFrame with ``group`` and ``mde_m`` (one row per pair, e.g. from
+            :attr:`ssl4sar.annotators.AnnotatorComparison.pairs` with a ``group`` column added).
+        summary: DataFrame with ``group``, ``mean_mde_m``, ``ci_low_m``, ``ci_high_m`` (one row per group, in
+            drawing order).
+        bootstrap: group → ``(n_bootstrap,)`` replicates of the mean pair MDE (metres); optional.
+        paper: label → published MDE in metres (reference lines).
+        human_groups: groups drawn in the human colour (:data:`HUMAN_COLOR`).
+        title: figure title.
+    """
+    groups = [str(g) for g in summary["group"]]
+    colours = _group_colours(groups, human_groups)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.0, 4.6), gridspec_kw={"width_ratios": [1.15, 1.0]})
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for i, g in enumerate(groups):
+        v = pairs.loc[pairs["group"] == g, "mde_m"].to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax0.scatter(i + rng.uniform(-0.18, 0.18, v.size), v, s=14, color=colours[g], alpha=0.55, lw=0)
+        row = summary[summary["group"] == g].iloc[0]
+        mean, lo, hi = (float(row[k]) for k in ("mean_mde_m", "ci_low_m", "ci_high_m"))
+        if np.isfinite(mean):
+            # the percentile interval need not contain the full-sample mean (few images): draw both as they are
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax0.vlines(i + 0.32, lo, hi, color="k", lw=1.2, zorder=3)
+                ax0.hlines([lo, hi], i + 0.26, i + 0.38, color="k", lw=1.2, zorder=3)
+            ax0.plot(i + 0.32, mean, "D", color="k", ms=5, zorder=4)
+        else:
+            ax0.text(i, 0.5, "no front\nto compare", transform=ax0.get_xaxis_transform(), ha="center",
+                     va="center", fontsize=8, color="0.4")
+    ref_styles = ("--", ":", "-.", (0, (5, 1, 1, 1)))
+    for j, (label, value) in enumerate((paper or {}).items()):
+        style = ref_styles[j % len(ref_styles)]
+        ax0.axhline(value, color="0.35", ls=style, lw=1.0, label=f"{label}: {value:g} m")
+        ax1.axvline(value, color="0.35", ls=style, lw=1.0, label=f"{label}: {value:g} m")
+    ax0.set_xticks(range(len(groups)))
+    ax0.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
+    ax0.set_xlim(-0.6, len(groups) - 0.4)
+    ax0.set_ylabel("MDE of a pair (m)")
+    ax0.set_ylim(bottom=0.0)
+    ax0.set_title("per pair (dots) and mean with CI (black)", fontsize=10)
+    if paper:
+        ax0.legend(fontsize=7, loc="upper left")
+    drawn = False
+    for g in groups:
+        b = None if bootstrap is None else bootstrap.get(g)
+        b = np.asarray([] if b is None else b, dtype=float)
+        b = b[np.isfinite(b)]
+        if b.size < 2:
+            continue
+        counts, edges = np.histogram(b, bins=40)
+        ax1.stairs(counts / counts.max(), edges, lw=1.5, color=colours[g], label=g)
+        row = summary[summary["group"] == g].iloc[0]
+        if np.isfinite(row["ci_low_m"]) and np.isfinite(row["ci_high_m"]):
+            ax1.axvspan(float(row["ci_low_m"]), float(row["ci_high_m"]), color=colours[g], alpha=0.12, lw=0)
+        drawn = True
+    ax1.set_xlabel("mean MDE over pairs (m), bootstrap over images")
+    ax1.set_ylabel("frequency (peak = 1)")
+    ax1.set_ylim(0.0, 1.25)
+    ax1.set_title("bootstrap distribution of the mean (interval shaded)", fontsize=10)
+    if drawn or paper:
+        ax1.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_annotator_fronts(sar: np.ndarray, annotator_fronts: Mapping[str, np.ndarray],
+                          model_front: np.ndarray | None = None, model_label: str = "model",
+                          title: str | None = None, ax: Axes | None = None, thickness_px: int = 1,
+                          cmap: str = "cool") -> Figure:
+    """A SAR image with the fronts of several annotators (one colour each) and the model's front (yellow).
+
+    Args:
+        sar: ``(H, W)`` image (uint8 or [0, 1]).
+        annotator_fronts: annotator → ``(H, W)`` front mask (non-zero on the front).
+        model_front: ``(H, W)`` predicted front, or ``None``.
+        model_label: legend label of the model.
+        title, ax: as usual.
+        thickness_px: line thickness of the annotators' fronts in pixels (the model's is 2 px thicker).
+        cmap: colour map the annotator colours are drawn from.
+    """
+    if ax is None:
+        h, w = np.asarray(sar).shape[:2]
+        fig, ax = plt.subplots(figsize=(6.4, 6.4 * h / max(w, 1) + 0.3))
+    else:
+        fig = ax.figure
+    show_sar(ax, sar)
+    colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(annotator_fronts), 2)))
+    handles: list[Any] = []
+    for i, (name, front) in enumerate(annotator_fronts.items()):
+        mask = _thicken(front, thickness_px)
+        rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
+        rgba[mask] = colours[i]
+        ax.imshow(rgba, interpolation="nearest")
+        if i < 3 or i == len(annotator_fronts) - 1:
+            handles.append(Patch(facecolor=colours[i], label=str(name)))
+        elif i == 3:
+            handles.append(Patch(facecolor="none", edgecolor="none", label="…"))
+    if model_front is not None:
+        mask = _thicken(model_front, thickness_px + 2)
+        rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
+        rgba[mask] = to_rgba(PRED_FRONT_COLOR)
+        ax.imshow(rgba, interpolation="nearest")
+        handles.append(Patch(facecolor=PRED_FRONT_COLOR, label=model_label if model_front.any()
+                             else f"{model_label} (no front)"))
+    if handles:
+        ax.legend(handles=handles, loc="lower right", fontsize="x-small", framealpha=0.8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _pixel_corner_grid(shape: tuple[int, int], transform: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Map coordinates ``(X, Y)`` of pixel corners on a grid subsampled to at most ``max_cells`` cells a side."""
+    from ssl4sar.geo import pixels_to_map
+
+    h, w = shape
+    step = max(1, int(np.ceil(max(h, w) / max_cells)))
+    r = np.r_[np.arange(0, h, step), h].astype(np.float64) - 0.5  # pixels_to_map maps centres (+0.5)
+    c = np.r_[np.arange(0, w, step), w].astype(np.float64) - 0.5
+    cc, rr = np.meshgrid(c, r)
+    x, y = pixels_to_map(rr, cc, transform)
+    return x, y, step
+
+
+def _draw_geometry(ax: Axes, geom: Any, **kwargs: Any) -> None:
+    """Plot a shapely (Multi)LineString / (Multi)Polygon's lines on ``ax`` (the label on the first part only)."""
+    if geom is None or geom.is_empty:
+        return
+    parts = list(getattr(geom, "geoms", [geom]))
+    for k, part in enumerate(parts):
+        ring = part.exterior if hasattr(part, "exterior") else part
+        xy = np.asarray(ring.coords)
+        ax.plot(xy[:, 0], xy[:, 1], **(kwargs if k == 0 else {**kwargs, "label": None}))
+
+
+def plot_scene_fronts_map(sar: np.ndarray, transform: Any, fronts: Sequence[Any],
+                          labels: Sequence[str] | None = None, references: Mapping[str, Any] | None = None,
+                          crs_name: str | None = None, title: str | None = None, ax: Axes | None = None,
+                          cmap: str = "viridis", max_cells: int = 800, colorbar_label: str = "date") -> Figure:
+    """Fronts (shapely lines in the scene CRS) over a georeferenced SAR scene, in map coordinates (km).
+
+    Args:
+        sar: ``(H, W)`` image of the scene.
+        transform: its affine pixel → map transform (rasterio ``Affine``; rotation allowed).
+        fronts: geometries in time order, in the scene CRS (``None`` entries are skipped), coloured by order.
+        labels: one label per front (e.g. ISO dates): the first and last label the colour bar.
+        references: label → geometry in the scene CRS (reference box Polygon, centreline LineString …).
+        crs_name: CRS shown in the axis labels (e.g. ``"EPSG:32622"``).
+        title, ax: as usual.
+        cmap: colour map of the fronts (first = dark).
+        max_cells: the image is drawn on at most this many cells a side (display only).
+        colorbar_label: label of the colour bar.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.6, 6.0))
+    else:
+        fig = ax.figure
+    img = np.asarray(sar)
+    x, y, step = _pixel_corner_grid(img.shape, transform, max_cells)
+    vmax = 255 if img.dtype == np.uint8 else 1.0
+    ax.pcolormesh(x / 1000.0, y / 1000.0, img[::step, ::step], cmap="gray", vmin=0, vmax=vmax, shading="flat",
+                  rasterized=True)
+    colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(fronts), 2)))
+    for i, g in enumerate(fronts):
+        if g is None or g.is_empty:
+            continue
+        for part in getattr(g, "geoms", [g]):
+            xy = np.asarray(part.coords) / 1000.0
+            ax.plot(xy[:, 0], xy[:, 1], color=colours[i], lw=1.3)
+    ref_colours = ("#d62728", "#ff7f0e", "#e377c2", "#17becf")
+    for j, (label, geom) in enumerate((references or {}).items()):
+        if geom is None:
+            continue
+        from shapely import affinity
+
+        _draw_geometry(ax, affinity.scale(geom, 1e-3, 1e-3, origin=(0, 0)), color=ref_colours[j % len(ref_colours)],
+                       lw=1.6, ls="--" if j else "-", label=label)
+    if len(fronts) > 1:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        sm = ScalarMappable(norm=Normalize(0, len(fronts) - 1), cmap=cmap)
+        cb = fig.colorbar(sm, ax=ax, shrink=0.75, pad=0.02)
+        cb.set_label(colorbar_label)
+        if labels is not None and len(labels) == len(fronts):
+            cb.set_ticks([0, len(fronts) - 1])
+            cb.set_ticklabels([str(labels[0]), str(labels[-1])])
+    unit = f" ({crs_name}, km)" if crs_name else " (km)"
+    ax.set_xlabel("x" + unit)
+    ax.set_ylabel("y" + unit)
+    ax.set_aspect("equal")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    if references:
+        ax.legend(fontsize="small", loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, panel_size: float = 3.4,
+                           max_cells: int = 200) -> Figure:
+    """Small maps in longitude / latitude (EPSG:4326): each scene's footprint and image with its front.
+
+    Each panel is a mapping with ``sar`` (``(H, W)`` image), ``transform`` (affine, scene CRS), ``crs`` (the
+    scene CRS, anything :func:`ssl4sar.geo.as_crs` reads), ``front`` (shapely line in **lon/lat**, e.g. read from
+    ``<stem>_front_wgs84.geojson``; ``None`` when no front) and ``title``. The image is drawn on its pixel
+    corners reprojected to lon/lat (at most ``max_cells`` cells a side), so the grid's rotation relative to the
+    meridians is visible; the axes are plate carrée with the aspect 1 / cos(latitude).
+    """
+    from pyproj import Transformer
+
+    from ssl4sar.geo import WGS84, as_crs
+
+    n = max(1, len(panels))
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, p in zip(axes.ravel(), panels):
+        img = np.asarray(p["sar"])
+        x, y, step = _pixel_corner_grid(img.shape, p["transform"], max_cells)
+        tr = Transformer.from_crs(as_crs(p["crs"]), WGS84, always_xy=True)
+        lon, lat = tr.transform(x, y)
+        vmax = 255 if img.dtype == np.uint8 else 1.0
+        ax.pcolormesh(lon, lat, img[::step, ::step], cmap="gray", vmin=0, vmax=vmax, shading="flat",
+                      rasterized=True)
+        outline = np.concatenate([np.column_stack([lon[0], lat[0]]), np.column_stack([lon[:, -1], lat[:, -1]]),
+                                  np.column_stack([lon[-1, ::-1], lat[-1, ::-1]]),
+                                  np.column_stack([lon[::-1, 0], lat[::-1, 0]])])
+        ax.plot(outline[:, 0], outline[:, 1], color="0.3", lw=0.8)
+        front = p.get("front")
+        if front is not None and not front.is_empty:
+            _draw_geometry(ax, front, color=PRED_FRONT_COLOR, lw=1.6, label="front (EPSG:4326)")
+            ax.legend(fontsize="x-small", loc="lower right")
+        else:
+            ax.text(0.5, 0.04, "no front predicted", transform=ax.transAxes, ha="center", fontsize=8,
+                    color="w", bbox={"facecolor": "0.2", "alpha": 0.6, "lw": 0})
+        mid_lat = float(np.mean(lat))
+        ax.set_aspect(1.0 / max(np.cos(np.deg2rad(mid_lat)), 1e-3))
+        ax.set_xlabel("longitude (°)", fontsize=8)
+        ax.set_ylabel("latitude (°)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.ticklabel_format(useOffset=False, style="plain")
+        ax.grid(True, lw=0.4, color="0.7")
+        ax.set_title(str(p.get("title", "")), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# =====================================================================================================================
+# Pretraining, fine-tuning and evaluation chapters (notebooks/02_optsimmim.py, 03_opttranslator.py, 04_finetuning.py,
+# 05_evaluation.py): per-epoch curves from Lightning's metrics.csv, learning curves of several runs, predicted vs true
+# fronts of several evaluations, uncertainty maps, the five-run MDEs of the paper. Numbers come from ssl4sar.training,
+# ssl4sar.pretrain, ssl4sar.finetune, ssl4sar.evaluate and ssl4sar.stats; these functions only arrange and draw.
+# =====================================================================================================================
+
+#: value logged for an undefined validation MDE (``ssl4sar.finetune.MDE_UNDEFINED_M``, metres); not drawn
+UNDEFINED_MDE_M = 1.0e6
+
+
+def epoch_table(metrics: Any) -> Any:
+    """One row per epoch from a Lightning ``metrics.csv`` (path or DataFrame) as the CSV logger writes it.
+
+    Lightning writes one row per logging call: step-wise values (``…_step``), epoch means (``…_epoch``, or plain
+    names for metrics logged per epoch only) and learning rates (``lr-…``, logged at the first step of an epoch
+    with an empty ``epoch``). Returns a DataFrame indexed by ``epoch`` (0-based) with ``step`` (the last optimiser
+    step of the epoch), every per-epoch metric under its logged name with the ``_epoch`` suffix removed
+    (``train/loss``, ``val/loss``, ``val/mde`` …) and the learning rates; step-wise columns are dropped. The
+    values are those of the last row of the epoch that has them (a resumed run logs the final ones last).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(metrics) if not isinstance(metrics, pd.DataFrame) else metrics.copy()
+    if "epoch" not in df.columns or "step" not in df.columns:
+        raise ValueError("a Lightning metrics table needs the columns 'epoch' and 'step'")
+    df = df.sort_values("step", kind="stable")
+    df["epoch"] = df["epoch"].bfill()   # learning-rate rows carry no epoch: they belong to the next epoch logged
+    df = df.dropna(subset=["epoch"])
+    df = df.drop(columns=[c for c in df.columns if c.endswith("_step")])
+    df = df.rename(columns={c: c[: -len("_epoch")] for c in df.columns if c.endswith("_epoch")})
+    df["epoch"] = df["epoch"].astype(int)
+    table = df.groupby("epoch", sort=True).last()
+    table["step"] = df.groupby("epoch")["step"].max().astype(int)
+    return table
+
+
+def _curve(ax: Axes, table: Any, column: str, undefined: float | None = None, **kwargs: Any) -> bool:
+    """Draw ``table[column]`` over the epochs (1-based); values ≥ ``undefined`` are left out. True if drawn."""
+    if column not in table.columns:
+        return False
+    y = table[column].astype(float)
+    if undefined is not None:
+        y = y.where(y < undefined)
+    y = y.dropna()
+    if y.empty:
+        return False
+    ax.plot(y.index.to_numpy() + 1, y.to_numpy(), marker="o", markersize=3, **kwargs)
+    return True
+
+
+def plot_pretrain_curves(table: Any, baseline: float | None = None, title: str | None = None,
+                         loss_label: str = "L1 loss") -> Figure:
+    """Training and validation loss per epoch of one pretraining run, and its learning rate.
+
+    Args:
+        table: :func:`epoch_table` of the run (``train/loss``, ``val/loss``, ``lr-…``).
+        baseline: validation loss of a trivial predictor (e.g. the per-band mean,
+            :func:`ssl4sar.pretrain.common.mean_predictor_val_loss`), drawn as a horizontal line.
+        title: figure title.
+        loss_label: y-axis label of the loss panel.
+
+    Epochs are numbered from 1; the learning rate is drawn on a log axis.
+    """
+    lr_cols = [c for c in table.columns if str(c).startswith("lr-")]
+    fig, axes = plt.subplots(1, 2 if lr_cols else 1, figsize=(11.0 if lr_cols else 6.0, 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1]} if lr_cols else None)
+    ax = axes[0, 0]
+    _curve(ax, table, "train/loss", label="training (epoch mean)")
+    _curve(ax, table, "val/loss", label="validation")
+    if baseline is not None and np.isfinite(baseline):
+        ax.axhline(float(baseline), color="0.4", linestyle="--", linewidth=1.2,
+                   label=f"per-band mean predictor ({baseline:.3f})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(loss_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if lr_cols:
+        ax = axes[0, 1]
+        for c in lr_cols:
+            _curve(ax, table, c, label=c.removeprefix("lr-"))
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+#: panels of :func:`plot_learning_curves`: (title, y label, [(column, line style, suffix of the legend label)])
+LEARNING_CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("training loss", "CE + Dice (epoch mean)", (("train/loss", "-", ""),)),
+    ("validation loss", "CE + Dice", (("val/loss", "-", ""),)),
+    ("validation IoU", "IoU", (("val/iou_patch", "-", " (windows)"), ("val/iou_image", ":", " (images)"))),
+    ("validation MDE", "MDE (m)", (("val/mde", "-", ""),)),
+)
+
+
+def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, str, Sequence[tuple[str, str, str]]]]
+                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = UNDEFINED_MDE_M,
+                         best_marker: str | None = "val/mde") -> Figure:
+    """Learning curves of several fine-tuning runs in one figure, one colour per run.
+
+    Args:
+        tables: run name → :func:`epoch_table` of its ``metrics.csv``.
+        panels: ``(title, y label, [(column, line style, legend suffix), …])`` per panel
+            (default :data:`LEARNING_CURVE_PANELS`: training loss, validation loss, validation IoU of the windows
+            and of the stitched images, validation MDE in metres).
+        undefined_mde_m: MDE values at or above this (the placeholder logged when no front could be evaluated)
+            are not drawn.
+        best_marker: mark each run's minimum of this column with a star (``None``: no marker).
+    """
+    n = len(panels)
+    ncols = 2 if n > 1 else 1
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 3.4 * nrows), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for k, (title, ylabel, columns) in enumerate(panels):
+        ax = axes[k // ncols, k % ncols]
+        for i, (name, table) in enumerate(tables.items()):
+            for column, style, suffix in columns:
+                undefined = undefined_mde_m if "mde" in column else None
+                _curve(ax, table, column, undefined=undefined, color=colours(i % 10), linestyle=style,
+                       label=f"{name}{suffix}")
+                if best_marker == column and column in table.columns:
+                    y = table[column].astype(float)
+                    y = y.where(y < undefined_mde_m).dropna()
+                    if not y.empty:
+                        ax.plot(int(y.idxmin()) + 1, float(y.min()), marker="*", markersize=12,
+                                color=colours(i % 10), markeredgecolor="black", linestyle="none")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols, k % ncols].set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.6,
+                        thickness_px: int | None = None) -> Figure:
+    """Predicted and true fronts of several evaluations side by side: one row per scene, one column per evaluation.
+
+    Args:
+        scenes: per scene a mapping with ``stem``, ``sar`` ``(H, W)``, ``gt_front`` ``(H, W)``, ``resolution_m``
+            (m/px) and ``predictions``: evaluation name → mapping with ``front`` ``(H, W)`` (post-processed,
+            non-zero on the front) and ``mean_m`` (mean distance in metres, NaN for a missing front); optionally
+            ``zones`` ``(H, W)`` class ids drawn under the front.
+        panel_size: inches per panel.
+        thickness_px: front line thickness; default 3 px, at most 1/60 of the shorter image side.
+
+    Predicted fronts are yellow, true fronts red, their overlap magenta (:func:`plot_prediction`).
+    """
+    if not scenes:
+        raise ValueError("no scenes to draw")
+    names = list(dict.fromkeys(n for s in scenes for n in s["predictions"]))
+    fig, axes = plt.subplots(len(scenes), len(names), figsize=(panel_size * len(names), panel_size * len(scenes)),
+                             squeeze=False)
+    for r, scene in enumerate(scenes):
+        sar = np.asarray(scene["sar"])
+        t = thickness_px if thickness_px is not None else max(1, min(3, min(sar.shape) // 60))
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            pred = scene["predictions"].get(name)
+            if pred is None:
+                ax.set_axis_off()
+                continue
+            mean_m = float(pred.get("mean_m", float("nan")))
+            label = "missing front" if not np.isfinite(mean_m) else f"mean distance {mean_m:.0f} m"
+            plot_prediction(sar, pred.get("zones"), pred["front"], scene["gt_front"], ax=ax, thickness_px=t,
+                            zone_alpha=0.25)
+            legend = ax.get_legend()
+            if legend is not None and (r, c) != (0, 0):
+                legend.remove()
+            ax.set_title(f"{name}\n{label}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{scene['stem']}\n({float(scene['resolution_m']):g} m/px)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.4,
+                              vmax: float = 0.5) -> Figure:
+    """Where the fused prediction is wrong, and how uncertain the members were: one row per scene.
+
+    Args:
+        scenes: per scene a mapping with ``stem``, ``sar`` ``(H, W)``, ``zones`` (predicted class ids, ``(H, W)``),
+            ``gt_zones`` (true class ids, ``(H, W)``) and ``uncertainty``: name → ``(H, W)`` standard deviation of
+            the softmax of the predicted class over members × augmentations (0 … 0.5).
+        panel_size: inches per panel.
+        vmax: upper limit of the uncertainty colour scale.
+
+    Columns: SAR with the predicted zones; the wrongly classified pixels (red; NA ground truth grey); one column
+    per uncertainty map.
+    """
+    if not scenes:
+        raise ValueError("no scenes to draw")
+    names = list(dict.fromkeys(n for s in scenes for n in s["uncertainty"]))
+    ncols = 2 + len(names)
+    fig, axes = plt.subplots(len(scenes), ncols, figsize=(panel_size * ncols + 0.8, panel_size * len(scenes)),
+                             squeeze=False)
+    im = None
+    for r, scene in enumerate(scenes):
+        sar, zones, gt = (np.asarray(scene[k]) for k in ("sar", "zones", "gt_zones"))
+        plot_prediction(sar, zones, ax=axes[r, 0], zone_alpha=0.35)
+        legend = axes[r, 0].get_legend()
+        if legend is not None and r > 0:
+            legend.remove()
+        axes[r, 0].set_title("predicted zones", fontsize=9)
+        axes[r, 0].set_ylabel(scene["stem"], fontsize=8)
+        wrong = np.zeros((*gt.shape, 4), dtype=np.float32)
+        wrong[(zones != gt) & (gt > 0)] = to_rgba("#d62728")
+        wrong[gt == 0] = to_rgba("0.75")
+        show_sar(axes[r, 1], sar)
+        axes[r, 1].imshow(wrong, interpolation="nearest")
+        share = float(((zones != gt) & (gt > 0)).sum()) / max(1, int((gt > 0).sum()))
+        axes[r, 1].set_title(f"misclassified ({100 * share:.1f} % of labelled px)", fontsize=9)
+        for c, name in enumerate(names, start=2):
+            ax = axes[r, c]
+            u = scene["uncertainty"].get(name)
+            if u is None:
+                ax.set_axis_off()
+                continue
+            im = ax.imshow(np.asarray(u, dtype=np.float32), cmap="magma", vmin=0.0, vmax=vmax,
+                           interpolation="nearest")
+            ax.set_title(f"uncertainty: {name}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[:, 2:].ravel()), shrink=0.8, label="std of the softmax (predicted class)")
+    return fig
+
+
+def plot_run_mdes(mdes: Mapping[str, Sequence[float]], this_run: Mapping[str, float] | None = None,
+                  ax: Axes | None = None) -> Figure:
+    """Test MDE of every training run per method (dots) with the mean (bar), e.g. the paper's five runs
+    (:data:`ssl4sar.stats.PAPER_RUN_MDES_M`); metres.
+
+    Args:
+        mdes: method → per-run MDEs (m).
+        this_run: optional method → one MDE (m) of this book's run, drawn as a hollow diamond (only meaningful
+            for runs on the real data).
+        ax: draw into this axes (default: a new figure).
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 * len(mdes) + 2.0, 3.8))
+    else:
+        fig = ax.figure
+    rng = np.random.default_rng(0)
+    for i, (name, values) in enumerate(mdes.items()):
+        v = np.asarray(values, dtype=np.float64)
+        ax.bar(i, v.mean(), width=0.6, color="#c6dbef", edgecolor="#4a6fa5", zorder=1)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, size=v.size), v, color="#08306b", s=22, zorder=3)
+        ax.text(i, v.mean(), f"{v.mean():.1f}", ha="center", va="bottom", fontsize=8, zorder=4)
+        if this_run and name in this_run and np.isfinite(this_run[name]):
+            ax.scatter([i], [this_run[name]], marker="D", facecolors="none", edgecolors="#d62728", s=50, zorder=4)
+    ax.set_xticks(range(len(mdes)))
+    ax.set_xticklabels(list(mdes))
+    ax.set_ylabel("test MDE (m)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("test MDE per training run (dots) and mean (bar)")
     fig.tight_layout()
     return fig

@@ -1,0 +1,259 @@
+"""Building the SSL4SAR layout from raw georeferenced scenes (ssl4sar.data.construct) on the synthetic raw scenes of
+``generate_raw_scenes``: Sentinel-1 σ⁰ in UTM 22N (dB with NaN / −9999 no-data, linear intensity, 20 m and 10 m),
+Sentinel-2 in EPSG:3413 at 10 / 20 / 60 m (band-group files, single-band files, a 15-band file), partial overlaps,
+no-data borders and broken scenes. The values follow a known pattern in map coordinates, so the co-registration is
+checked pixel by pixel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from ssl4sar.data.construct import (
+    MANIFEST_COLUMNS,
+    SKIPPED_COLUMNS,
+    ConstructionManifest,
+    GlacierAOI,
+    GlacierGrid,
+    construct_ssl4sar,
+    db_to_uint8,
+    parse_date,
+    read_aois,
+    resolve_sar_units,
+    sar_to_db,
+)
+from ssl4sar.data.synthetic import RAW_S2_BANDS, RawScenes, generate_raw_scenes
+from ssl4sar.errors import DataError
+
+DB_RANGE = (-30.0, 5.0)   # the documented default mapping
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> RawScenes:
+    return generate_raw_scenes(tmp_path_factory.mktemp("raw"), seed=3)
+
+
+@pytest.fixture(scope="module")
+def built(raw: RawScenes, tmp_path_factory: pytest.TempPathFactory) -> ConstructionManifest:
+    return construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, tmp_path_factory.mktemp("built"),
+                             progress=False)
+
+
+def _centres(src: rasterio.DatasetReader) -> tuple[np.ndarray, np.ndarray]:
+    t = src.transform
+    cols, rows = np.meshgrid(np.arange(src.width) + 0.5, np.arange(src.height) + 0.5)
+    return t.c + cols * t.a + rows * t.b, t.f + cols * t.d + rows * t.e
+
+
+def _expected_dn(db: np.ndarray) -> np.ndarray:
+    lo, hi = DB_RANGE
+    return np.rint(1 + 254 * (np.clip(db, lo, hi) - lo) / (hi - lo))
+
+
+# ------------------------------------------------------------------------------------------------ co-registration
+def test_optical_is_coregistered_onto_the_sar_grid(raw: RawScenes, built: ConstructionManifest) -> None:
+    pattern = raw.pattern
+    optical = [r for r in built.rows if r["sensor"] == "S2"]
+    assert sorted(r["glacier"] for r in optical) == sorted(raw.glaciers)
+    for row in optical:
+        with rasterio.open(built.out_dir / row["file"]) as src:
+            bands = src.read().astype(np.float64)
+            x, y = _centres(src)
+            assert src.crs.to_epsg() == 32622 and src.res == (20.0, 20.0)
+            assert list(src.descriptions) == list(RAW_S2_BANDS)
+            grid = (src.crs, src.transform, src.shape)
+        # every SAR image of the glacier lies on exactly this grid
+        for sar in (r for r in built.rows if r["glacier"] == row["glacier"] and r["sensor"] != "S2"):
+            with rasterio.open(built.out_dir / sar["file"]) as s:
+                assert (s.crs, s.transform, s.shape) == grid
+        valid = bands[1] > 0
+        assert valid.mean() > 0.95
+        for i, band in enumerate(RAW_S2_BANDS):
+            if band == "SCL":   # nearest neighbour: the categorical checkerboard survives
+                agree = (bands[i][valid] == pattern.scl(x, y)[valid]).mean()
+                assert agree > 0.97, (row["glacier"], agree)
+                continue
+            scale = 1000.0 if band in ("AOT", "WVP") else 10000.0
+            truth = pattern.s2_dn(band, x, y)
+            err = np.abs(bands[i] - truth)[valid] / scale                     # in reflectance units
+            shifted = np.abs(bands[i] - np.roll(truth, 1, axis=1))[valid] / scale   # one pixel (20 m) off
+            assert err.mean() < 0.0015 and np.percentile(err, 99) < 0.004, (row["glacier"], band)
+            assert shifted.mean() > 4 * err.mean() + 0.003, (row["glacier"], band)
+
+
+def test_sar_is_cropped_resampled_and_scaled(raw: RawScenes, built: ConstructionManifest) -> None:
+    pattern = raw.pattern
+    sar_rows = [r for r in built.rows if r["sensor"] != "S2"]
+    assert len(sar_rows) == 5
+    units = set()
+    for row in sar_rows:
+        with rasterio.open(built.out_dir / row["file"]) as src:
+            img = src.read(1).astype(np.float64)
+            x, y = _centres(src)
+            assert src.dtypes[0] == "uint8" and src.nodata == 0 and src.count == 1
+            units.add(src.tags()["SAR_UNITS"])
+        valid = img > 0
+        expected = _expected_dn(pattern.sigma0_db(x, y))
+        err = np.abs(img - expected)[valid]
+        assert err.mean() < 0.2 and err.max() <= 3, row["file"]
+        assert np.abs(img - np.roll(expected, 1, axis=0))[valid].mean() > 1.5   # a 20 m shift would show
+        if row["source"] == "S1A_IW_GRDH_20190701T100512_HH.tif":   # the grid's anchor: a crop, no resampling
+            assert err.max() == 0
+    assert units == {"db", "intensity"}   # dB (NaN and -9999 no-data) and linear σ0 were recognised
+
+
+def test_bad_scenes_are_skipped_and_reported(raw: RawScenes, built: ConstructionManifest) -> None:
+    with built.skipped_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and tuple(rows[0]) == SKIPPED_COLUMNS
+    by_file = {Path(r["source"]).name: r for r in rows}
+    reasons = {"no_crs": "no coordinate reference system", "no_overlap": "does not overlap",
+               "all_nodata": "no valid pixel"}
+    assert set(by_file) == set(raw.bad)
+    for name, kind in raw.bad.items():
+        assert reasons[kind] in by_file[name]["reason"], (name, by_file[name])
+    assert {Path(r["source"]).name for r in built.skipped} == set(raw.bad)
+    sources = {r["source"] for r in built.rows if r["sensor"] != "S2"}
+    assert not sources & set(raw.bad)
+
+
+def test_manifest_is_complete(raw: RawScenes, built: ConstructionManifest) -> None:
+    out = built.out_dir
+    with built.path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames or ()) == MANIFEST_COLUMNS
+        rows = list(reader)
+    on_disk = sorted(str(p.relative_to(out)) for p in out.glob("*/**/*.tif"))
+    assert sorted(r["file"] for r in rows) == on_disk
+    assert rows == built.rows
+    for r in rows:
+        with rasterio.open(out / r["file"]) as src:
+            data = src.read(1 if r["sensor"] != "S2" else 2)
+        assert r["crs"] == "EPSG:32622" and float(r["resolution_m"]) == 20.0
+        assert abs(float(r["valid_fraction"]) - (data > 0).mean()) < 2e-4
+        assert r["date"] in r["file"]
+        if r["sensor"] == "S2":
+            assert r["file"] == f"optical/{r['glacier']}_S2_{r['date']}.tif" and r["split"] == ""
+            assert all((raw.optical_dir / f).exists() or any(p.name.startswith(f) for p in raw.optical_files)
+                       for f in r["source"].split(";"))
+        else:
+            assert r["file"].startswith(f"sar/{r['split']}/S1_{r['glacier']}_{r['date']}_")
+            assert (raw.sar_dir / r["source"]).is_file()
+    # Jakobshavn's optical image is a mosaic of its two Sentinel-2 scenes
+    jak = next(r for r in rows if r["sensor"] == "S2" and r["glacier"] == "Jakobshavn")
+    assert len(jak["source"].split(";")) == 2
+    # the latest scene of each glacier is held out for validation
+    for g in raw.glaciers:
+        mine = sorted((r for r in rows if r["glacier"] == g and r["sensor"] != "S2"), key=lambda r: r["date"])
+        assert [r["split"] for r in mine] == ["train"] * (len(mine) - 1) + ["val"]
+    grids = json.loads((out / "grids.json").read_text())
+    assert set(grids) == set(raw.glaciers)
+
+
+def test_output_reads_as_ssl4sar_layout(built: ConstructionManifest) -> None:
+    from ssl4sar.data.unlabeled import discover_unlabeled, load_pair
+
+    for split in ("train", "val"):
+        pairs = discover_unlabeled(built.out_dir, split)
+        assert pairs
+        for pair in pairs:
+            sar, optical = load_pair(pair)   # checks CRS, transform and shape
+            assert sar.shape == optical.shape[1:] and optical.shape[0] == 14 and optical.max() == 255
+
+
+def test_rerun_skips_finished_outputs_and_resumes(raw: RawScenes, built: ConstructionManifest,
+                                                  tmp_path: Path) -> None:
+    from ssl4sar.cli import main
+
+    out = tmp_path / "copy"
+    shutil.copytree(built.out_dir, out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/**/*.tif")}
+    again = construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, progress=False)
+    assert again.written == [] and sorted(again.reused) == sorted(built.files())
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/**/*.tif")} == mtimes
+    assert again.rows == built.rows
+    # an interrupted run: one output missing, and a torn last manifest line
+    lost = next(r["file"] for r in built.rows if r["sensor"] != "S2")
+    (out / lost).unlink()
+    with (out / "manifest.csv").open("a") as fh:
+        fh.write("sar/train/S1_Eqip_2019-07-1")
+    assert main(["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir), "--aoi",
+                 str(raw.aoi_path), "--out", str(out), "--no-progress"]) == 0
+    resumed = ConstructionManifest.read(out)
+    assert resumed.rows == built.rows and (out / lost).is_file()
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/**/*.tif") if p != out / lost} == {
+        p: t for p, t in mtimes.items() if p != out / lost}
+
+
+def test_explicit_resolution_and_aoi_objects(raw: RawScenes, tmp_path: Path) -> None:
+    """The API with AOI objects, a 40 m grid: the SAR is resampled (bilinear, in dB) and still matches."""
+    aoi = read_aois(raw.aoi_path)[1]
+    result = construct_ssl4sar(raw.sar_dir, raw.optical_dir, [aoi], tmp_path, resolution_m=40.0, progress=False)
+    grid = result.grids[aoi.name]
+    assert grid.resolution_m == 40.0 and grid.crs.to_epsg() == 32622
+    for row in result.rows:
+        assert float(row["resolution_m"]) == 40.0
+        if row["sensor"] == "S2":
+            continue
+        with rasterio.open(tmp_path / row["file"]) as src:
+            img = src.read(1).astype(np.float64)
+            x, y = _centres(src)
+        valid = img > 0
+        err = np.abs(img - _expected_dn(raw.pattern.sigma0_db(x, y)))[valid]
+        assert err.mean() < 1.0, row["file"]
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
+    aois = read_aois(raw.aoi_path)
+    assert [a.name for a in aois] == list(raw.glaciers)
+    assert aois[0].crs.to_epsg() == 4326 and aois[1].crs.to_epsg() == 32622
+    # the lon/lat polygon, in UTM, is the 3 km × 2.4 km AOI (shrunk by 0.9, rotated): area ≈ 0.81 · 7.2 km²
+    assert abs(aois[0].in_crs(aois[1].crs).area - 0.81 * 3000 * 2400) < 0.01 * 0.81 * 3000 * 2400
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"glacier": "My_Glacier"}, "bbox": [0, 0, 1, 1], "geometry": None}]}))
+    with pytest.raises(DataError, match="bad.geojson.*not usable in file names"):
+        read_aois(bad)
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="bad.geojson.*not valid JSON"):
+        read_aois(bad)
+    with pytest.raises(DataError, match="empty"):
+        GlacierAOI.from_bbox("X", [1, 1, 0, 2])
+    explicit = GlacierGrid.from_json({"crs": "EPSG:3413", "transform": [30, 0, 1000, 0, -30, 9000],
+                                      "width": 10, "height": 5})
+    assert explicit.shape == (5, 10) and explicit.resolution_m == 30.0 and explicit.bounds == (1000, 8850, 1300, 9000)
+    assert GlacierGrid.from_json(explicit.to_json()) == explicit
+
+
+def test_sar_units_and_8bit_mapping() -> None:
+    assert resolve_sar_units("auto", "uint8") == "uint8"
+    assert resolve_sar_units("auto", "uint16") == "dn"
+    assert resolve_sar_units("auto", "float32", "Sigma0_HH_db") == "db"
+    assert resolve_sar_units("auto", "float32", "units=amplitude") == "amplitude"
+    assert resolve_sar_units("auto", "float32", "", np.array([0.01, np.nan, -3.0])) == "db"
+    assert resolve_sar_units("auto", "float32", "", np.array([0.01, 0.2])) == "intensity"
+    assert resolve_sar_units("amplitude", "float32", "dB") == "amplitude"
+    with pytest.raises(ValueError):
+        resolve_sar_units("kelvin", "float32")
+    db = sar_to_db(np.array([0.01, 0.0, np.nan, 1.0]), "intensity")
+    assert np.allclose(db[[0, 3]], [-20.0, 0.0]) and np.isnan(db[[1, 2]]).all()
+    assert np.allclose(sar_to_db(np.array([0.1]), "amplitude"), -20.0)
+    assert np.isnan(sar_to_db(np.array([-5.0, 2.0]), "db", invalid=np.array([False, True]))[1])
+    dn = db_to_uint8(np.array([-40.0, -30.0, 5.0, 9.0, -12.5, np.nan], dtype=np.float32), "db", DB_RANGE)
+    assert dn.tolist() == [1, 1, 255, 255, 128, 0]
+    stretched = db_to_uint8(np.linspace(0.0, 100.0, 1001, dtype=np.float32), "dn", dn_percentiles=(0.0, 100.0))
+    assert stretched[0] == 1 and stretched[-1] == 255 and stretched[500] == 128
+
+
+def test_parse_date() -> None:
+    assert str(parse_date("S1A_IW_GRDH_1SDH_20190715T101010_20190715T101035_028111")) == "2019-07-15"
+    assert str(parse_date("S1_Jakobshavn_2019-07-01_0")) == "2019-07-01"
+    assert parse_date("T22WEV_B04_10m") is None
+    assert parse_date("x_20191340") is None   # not a date
