@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ssl4sar.evaluate", "evaluate checkpoints (single, ensemble, TTA) on a CaFFe split"),
     "predict": ("ssl4sar.predict", "georeferenced calving fronts for new scenes"),
     "timeseries": ("ssl4sar.timeseries", "front-position time series from predicted fronts"),
+    "bench": ("ssl4sar.bench", "throughput / memory benchmarks of this machine"),
 }
 
 

@@ -158,6 +158,9 @@ class Tyrion(nn.Module):
         num_classes: output classes (4: NA, rock, glacier, ocean / ice mélange).
         zero_init_res_post_norm: zero-initialise the residual post-norms of the random encoder
             (SwinV2 / timm behaviour); ``False`` reproduces the official initialisation (ones).
+        fused_attention: run the window attention through ``scaled_dot_product_attention``
+            (:mod:`ssl4sar.models.fast`); same weights and state dict, same numbers up to rounding. Off by default
+            (the reference path); not part of :attr:`config`. Switch later with :meth:`set_fused_attention`.
 
     ``forward`` maps (B, in_chans, img_size, img_size) to logits (B, num_classes, img_size, img_size).
     """
@@ -179,6 +182,8 @@ class Tyrion(nn.Module):
         decoder_dropout: float = 0.1,
         num_classes: int = 4,
         zero_init_res_post_norm: bool = True,
+        *,
+        fused_attention: bool = False,
     ) -> None:
         super().__init__()
         depths = _as_int_list(depths, "depths")
@@ -231,6 +236,8 @@ class Tyrion(nn.Module):
         steps.append(ResUpBlock(embed_dim, embed_dim, upsample=True, dropout=decoder_dropout))
         self.decoder = nn.ModuleList(steps)
         self.head = nn.Conv2d(embed_dim, num_classes, kernel_size=1)
+        if fused_attention:
+            self.set_fused_attention(True)
 
     # ------------------------------------------------------------------ construction helpers
     @staticmethod
@@ -319,6 +326,24 @@ class Tyrion(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """SAR (B, in_chans, img_size, img_size) in [0, 1] → logits (B, num_classes, img_size, img_size)."""
         return self.head(self.decode(self.encode(self.embed(x))))
+
+    # ------------------------------------------------------------------ execution paths
+    def set_fused_attention(self, enabled: bool = True) -> Tyrion:
+        """Switch the encoder's window attention to the fused SDPA path (or back to timm's); returns ``self``.
+
+        Weights, buffers and the state dict are unchanged (see :mod:`ssl4sar.models.fast`).
+        """
+        from ssl4sar.models.fast import disable_fused_attention, enable_fused_attention
+
+        (enable_fused_attention if enabled else disable_fused_attention)(self.encoder)
+        return self
+
+    @property
+    def fused_attention(self) -> bool:
+        """Whether the window attention runs through the fused SDPA path."""
+        from ssl4sar.models.fast import fused_attention_enabled
+
+        return fused_attention_enabled(self.encoder)
 
     # ------------------------------------------------------------------ bookkeeping
     def num_params(self, trainable_only: bool = False) -> int:

@@ -1,0 +1,201 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python (ssl4sar)
+#     language: python
+#     name: ssl4sar
+# ---
+
+# %% [markdown]
+# # Appendix: throughput and memory
+#
+# How long does it take to train and apply TYRION, and where does the time go? This appendix measures the heavy
+# steps of the pipeline on the machine that builds the book, with `python -m ssl4sar.bench` (`make bench`):
+#
+# - **fine-tuning steps** of the network (forward, the centre + context cross-entropy/Dice loss, backward, SGD),
+#   in float32 and — on GPUs — bf16 mixed precision, with and without the fused attention kernel and
+#   `torch.compile`;
+# - **pretraining steps** of OptSimMIM and OptTranslator;
+# - **sliding-window inference** (overlapping windows with Gaussian stitching), in windows per second and in
+#   seconds per 10-megapixel scene;
+# - **post-processing + mean distance error** of a 5000 × 5000 px scene;
+# - the **data sampler** (random context crop with re-zoom and the augmentations) on one worker.
+#
+# Every row reports its throughput, peak memory, the network FLOPs per item (counted with
+# `torch.utils.flop_counter`; a training step counts 3 × the forward) and — for the network rows — the fraction
+# of the device's *measured* dense-matmul peak that the step achieves. The fast paths measured here live in
+# `ssl4sar.models.fast`; the sections below show how to switch them on.
+#
+# This chapter needs nothing from earlier chapters. If `work_dir/bench/bench.json` exists (or `bench_json` names a
+# report), it is shown instead of measuring again. GPU results committed with the book (`book/bench_gpu.json`) are
+# shown at the end.
+
+# %% tags=["parameters"]
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root for the data-sampler benchmark; None: the synthetic data in work_dir/data/caffe
+ssl4sar_dir = None         # unused here
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
+seed = 0
+bench_json = None          # an existing bench.json to show; None: work_dir/bench/bench.json (measured if missing)
+rerun = False              # measure again even if the report exists
+gpu_results = "../book/bench_gpu.json"   # GPU report committed with the book (shown when present)
+
+# %%
+import logging
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
+from ssl4sar import bench
+from ssl4sar.config import load_preset
+from ssl4sar.models.fast import resolve_device
+
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("ssl4sar.bench").setLevel(logging.INFO)
+pd.set_option("display.max_colwidth", 90)
+cfg = load_preset(preset)
+preset_name = cfg.get("name", str(preset))
+work = Path(work_dir)
+out_dir = work / "bench"
+dev = resolve_device(device)
+caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
+
+# %% [markdown]
+# ## Measuring
+#
+# The mode follows the preset: `smoke` runs one row of each kind with the tiny smoke network (seconds — **not**
+# the paper model), `demo` runs the quick mode with the demo network (a few minutes on a laptop CPU), and `paper` runs the
+# paper network: the full set of variants on a GPU (batch 16, 10 timed steps, `torch.compile` included; about
+# 10–15 minutes on one H100), the quick mode (batch 1, 2 timed steps) on a CPU.
+
+# %%
+report_path = Path(bench_json) if bench_json is not None else out_dir / "bench.json"
+if report_path.is_file() and not rerun:
+    report = bench.load_report(report_path)
+    print(f"showing the existing report {report_path} (set rerun = True to measure again)")
+else:
+    if bench_json is not None and not rerun:
+        raise FileNotFoundError(f"bench_json = {bench_json!r} does not exist; produce it with "
+                                f"`python -m ssl4sar.bench --out {Path(bench_json).parent}` or set bench_json = None")
+    quick = not (preset_name == "paper" and dev.type == "cuda")
+    only = None
+    if preset_name == "smoke":
+        only = ["matmul_peak", "finetune_step", "pretrain_step/opttranslator*", "sliding_window/fp32+fused",
+                "postprocess_mde", "data_sampler/*preset*"]
+    sampler_data = caffe_root if (caffe_root / "sar_images" / "train").is_dir() else None
+    report = bench.run_benchmarks(out_dir, quick=quick, device=dev, only=only, preset=str(preset), seed=seed,
+                                  data_dir=sampler_data)
+    report_path = out_dir / "bench.json"
+    print(f"wrote {report_path} and {out_dir / 'bench.md'}")
+
+env = report["environment"]
+display(Markdown(f"**Device:** {env.get('device_name')} · torch {env.get('torch')} · timm {env.get('timm')} · "
+                 f"{env.get('cpu_usable')} usable CPU cores, {env.get('torch_threads')} torch threads · "
+                 f"mode **{report['mode']}** · preset **{report['preset']}**"
+                 + ("" if report.get("paper_model") else " — *not the paper model: reduced sizes everywhere*")))
+
+# %% [markdown]
+# ## The table
+#
+# Throughput is the batch size over the median step time after warm-up steps; on GPUs the steps are timed with
+# CUDA events. The FLOPs count matrix products, convolutions and attention (two FLOPs per multiply-add) and leave
+# out normalisation and element-wise work, so the "% of peak" is a lower bound of how busy the device is. The
+# 10-megapixel scene time is **extrapolated** from the measured windows per second and the number of windows such
+# a scene (3162 × 3162 px) needs at the preset's stride.
+
+# %%
+display(Markdown(bench.render_markdown(report).split("\n", 2)[2]))
+
+# %%
+fig = bench.bar_chart(report, title=f"{env.get('device_name')} — preset {report['preset']}, {report['mode']} mode")
+plt.show()
+
+# %% [markdown]
+# ## What the fast paths buy
+#
+# Each ratio below compares two rows that differ in one switch only: the fused attention kernel
+# (`scaled_dot_product_attention` with SwinV2's cosine-attention temperature folded into the queries and the
+# position bias plus shifted-window mask passed as one additive mask), bf16 mixed precision, or `torch.compile`.
+# The fused attention gives the same numbers as timm's attention up to rounding (the reference logits of the
+# official network are reproduced to 7 · 10⁻⁶ of the largest logit in float32) and keeps the weights and
+# checkpoints unchanged.
+
+# %%
+speed = bench.variant_speedups(report)
+if speed.empty:
+    print("no pair of rows differing in a single switch in this report")
+else:
+    display(speed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
+
+# %% [markdown]
+# ## What it means for a training run
+#
+# With the measured fine-tuning throughput, one epoch of the paper's recipe (40 000 samples) and the 150 epochs of
+# a fine-tuning run take the times below on *one* such device (the paper trained on four A100 GPUs); inference of
+# a test scene of 10 megapixels takes the sliding-window time of the table.
+
+# %%
+epoch_samples = int(load_preset("paper")["data"]["samples_per_epoch"])
+epochs = int(load_preset("paper")["finetune"]["max_epochs"])
+rows = []
+for r in report["results"]:
+    if r["name"] == "finetune_step" and r.get("throughput"):
+        hours = epoch_samples / r["throughput"] / 3600
+        rows.append({"variant": r["variant"], "samples/s": r["throughput"], "hours / epoch": hours,
+                     f"days / {epochs} epochs": hours * epochs / 24})
+if rows:
+    display(pd.DataFrame(rows).style.format(precision=3).hide(axis="index"))
+    if not report.get("paper_model"):
+        print(f"(the {report['preset']} network is smaller than the paper's: these are not paper-model times)")
+
+# %% [markdown]
+# ## Using the fast paths
+#
+# ```python
+# from ssl4sar.models import Tyrion
+# from ssl4sar.models.fast import amp_dtype_for, autocast, optimize_for_device
+#
+# model = Tyrion.from_config(cfg["model"])
+# optimize_for_device(model, "cuda", compile=True)   # fused attention + channels-last (+ torch.compile)
+# with autocast("cuda", amp_dtype_for("cuda")):      # bf16 where the GPU supports it
+#     logits = model(x)
+# ```
+#
+# `optimize_for_device` switches the attention to the fused kernel (`Tyrion(..., fused_attention=True)` or
+# `model.set_fused_attention(True)` do the same), converts the decoder's convolutions to channels-last on GPUs,
+# and optionally compiles the model; if compilation fails, the model falls back to eager execution with a
+# warning. None of it changes a weight or a checkpoint key.
+
+# %% [markdown]
+# ## GPU results committed with the book
+
+# %%
+gpu_path = Path(gpu_results) if gpu_results else None
+if gpu_path is not None and gpu_path.is_file():
+    gpu = bench.load_report(gpu_path)
+    genv = gpu["environment"]
+    caption = (f"Measured on **{genv.get('device_name')}** ({genv.get('device_memory_gb', 0):.0f} GB), "
+               f"torch {genv.get('torch')}, CUDA {genv.get('cuda')}, {gpu['mode']} mode, preset {gpu['preset']}, "
+               f"{gpu.get('created', '')[:10]}. % of peak is relative to the measured bf16 matmul peak"
+               + (f" of {gpu['peak']['tflops']:.0f} TFLOP/s." if gpu.get("peak") else "."))
+    display(Markdown(caption))
+    display(Markdown(bench.render_markdown(gpu).split("\n", 2)[2]))
+    bench.bar_chart(gpu, title=f"{genv.get('device_name')} — preset {gpu['preset']}, {gpu['mode']} mode")
+    plt.show()
+    gspeed = bench.variant_speedups(gpu)
+    if not gspeed.empty:
+        display(gspeed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
+else:
+    print(f"no GPU report at {gpu_path}: run `python -m ssl4sar.bench --out bench_results` on a GPU and copy "
+          "bench_results/bench.json to book/bench_gpu.json to show it here")
+
+# %%
+print(f"GPU available in this kernel: {torch.cuda.is_available()}")

@@ -1,0 +1,377 @@
+"""Fast paths of TYRION (ssl4sar.models.fast): fused SDPA window attention, channels-last, autocast helpers,
+torch.compile with fallback.
+
+The fused attention is checked against timm's default attention on two small networks whose stages cover every
+attention case: shifted windows (stages with a token grid larger than the window), unshifted windows, and the
+global window of the last stages (window := grid). The weights are randomised around their initial values with
+non-zero residual post-norms, so that the attention branch actually contributes (zero-initialised post-norms
+would hide it). A reference-marked test runs the fused path on the official network's logits fixture.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from timm.models.swin_transformer_v2 import WindowAttention
+
+from ssl4sar.models import Tyrion
+from ssl4sar.models.fast import (
+    FusedWindowAttention,
+    amp_dtype_for,
+    autocast,
+    compile_failed,
+    cpu_has_native_bf16,
+    disable_fused_attention,
+    enable_fused_attention,
+    fused_attention,
+    fused_attention_enabled,
+    is_compiled,
+    lightning_precision,
+    maybe_compile,
+    optimize_for_device,
+    resolve_device,
+    set_channels_last,
+)
+
+torch.set_num_threads(2)
+
+# grids 16, 8, 4, 2 tokens with window 4: shifted windows in stages 0-1, global window in stages 2-3
+SMOKE_LIKE = {
+    "img_size": 64,
+    "patch_size": 4,
+    "embed_dim": 32,
+    "depths": [2, 2, 2, 2],
+    "num_heads": [1, 2, 4, 8],
+    "window_size": 4,
+    "mlp_ratio": 2.0,
+    "decoder_dropout": 0.0,
+    "zero_init_res_post_norm": False,
+}
+# grids 24, 12, 6 with window 6 and two heads in stage 0: 16 shifted windows per image in stage 0
+SMALL = {
+    "img_size": 96,
+    "patch_size": 4,
+    "embed_dim": 32,
+    "depths": [2, 2, 2],
+    "num_heads": [2, 2, 4],
+    "window_size": 6,
+    "mlp_ratio": 2.0,
+    "decoder_dropout": 0.0,
+    "zero_init_res_post_norm": False,
+}
+# grids 8, 4 with window 4: windowed + shifted in stage 0, global in stage 1 (the cheap model of most tests)
+MINI = {
+    "img_size": 32,
+    "patch_size": 4,
+    "embed_dim": 32,
+    "depths": [2, 2],
+    "num_heads": [1, 2],
+    "window_size": 4,
+    "mlp_ratio": 1.0,
+    "decoder_dropout": 0.0,
+    "zero_init_res_post_norm": False,
+}
+TINY = {
+    "img_size": 32,
+    "patch_size": 4,
+    "embed_dim": 32,
+    "depths": [1, 1],
+    "num_heads": [1, 2],
+    "window_size": 4,
+    "mlp_ratio": 1.0,
+    "decoder_dropout": 0.0,
+}
+
+
+def _random_model(cfg: dict, seed: int = 0, dtype: torch.dtype = torch.float64) -> Tyrion:
+    """A model with every parameter perturbed (so that biases, logit scales and cpb weights all matter)."""
+    torch.manual_seed(seed)
+    model = Tyrion.from_config(cfg).to(dtype)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.5 if name.endswith("logit_scale") else 0.05
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=torch.float64).to(dtype))
+    return model
+
+
+def _attention_cases(model: Tyrion) -> set[str]:
+    cases = set()
+    for stage in model.encoder.layers:
+        for blk in stage.blocks:
+            grid = blk.input_resolution[0]
+            if any(blk.shift_size):
+                cases.add("shifted")
+            elif blk.window_size[0] < grid:
+                cases.add("windowed")
+            else:
+                cases.add("global")
+    return cases
+
+
+_CACHE: dict[str, Tyrion] = {}
+
+
+def _model64(name: str) -> Tyrion:
+    """The perturbed float64 model of config ``name`` in eval mode, built once per session (callers copy it)."""
+    if name not in _CACHE:
+        _CACHE[name] = _random_model({"smoke-like": SMOKE_LIKE, "small": SMALL, "mini": MINI}[name]).eval()
+    return _CACHE[name]
+
+
+def _encoder(model: Tyrion, x: torch.Tensor) -> list[torch.Tensor]:
+    """The skip features of every stage: where attention acts (the decoder is plain convolutions)."""
+    return model.encode(model.embed(x))
+
+
+@pytest.mark.parametrize("name", ["smoke-like", "small"])
+def test_fused_equals_default(name: str) -> None:
+    ref = _model64(name)
+    size = ref.img_size
+    assert _attention_cases(ref) == {"shifted", "windowed", "global"}
+    fused = copy.deepcopy(ref).set_fused_attention(True)
+    n_fused = sum(isinstance(m, FusedWindowAttention) for m in fused.modules())
+    assert n_fused == sum(ref.config["depths"]) and fused.fused_attention and not ref.fused_attention
+    # float64, every stage, two images (the shifted-window mask broadcasts over images)
+    x = torch.rand(2, 1, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        skips_ref, skips_fused = _encoder(ref, x), _encoder(fused, x)
+    for i, (a, b) in enumerate(zip(skips_ref, skips_fused)):
+        scale = float(a.abs().max())
+        assert scale > 0.1
+        assert float((a - b).abs().max()) <= 1e-11 * scale, f"stage {i}"
+    # float32, the whole network (logits)
+    with torch.no_grad():
+        ref32, fused32 = copy.deepcopy(ref).float(), fused.float()
+        a32, b32 = ref32(x[:1].float()), fused32(x[:1].float())
+    assert float((a32 - b32).abs().max()) <= 2e-5 * float(a32.abs().max())
+
+
+def test_fused_gradients_equal_default_float64() -> None:
+    ref = copy.deepcopy(_model64("mini")).train()
+    assert _attention_cases(ref) == {"shifted", "windowed", "global"}
+    fused = copy.deepcopy(ref).set_fused_attention(True)
+    x = torch.rand(2, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    gen = torch.Generator().manual_seed(8)
+    weights = [torch.randn(s.shape, dtype=torch.float64, generator=gen) for s in _encoder(ref, x)]
+    for model in (ref, fused):
+        sum((s * w).sum() for s, w in zip(_encoder(model, x), weights)).backward()
+    for (name, p), q in zip(ref.encoder.named_parameters(), fused.encoder.parameters()):
+        assert p.grad is not None and q.grad is not None, name
+        g = float(p.grad.abs().max())
+        assert g > 0, f"{name}: zero gradient"
+        assert float((p.grad - q.grad).abs().max()) <= 1e-9 * g + 1e-15, name
+        if "cpb_mlp" in name or "logit_scale" in name:
+            assert float(q.grad.abs().max()) > 0, f"{name}: no gradient through the fused bias / scale"
+
+
+def test_attention_masks_are_really_used() -> None:
+    """Guard against a fused path that ignores the shifted-window mask or the position bias."""
+    fused = copy.deepcopy(_model64("mini")).set_fused_attention(True)
+    x = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base = _encoder(fused, x)[0]
+        blk = fused.encoder.layers[0].blocks[1]
+        assert blk.attn_mask is not None and float(blk.attn_mask.min()) == -100.0
+        saved = blk.attn_mask.clone()
+        blk.attn_mask.zero_()
+        changed = _encoder(fused, x)[0]
+        blk.attn_mask.copy_(saved)
+        restored = _encoder(fused, x)[0]
+    assert float((changed - base).abs().max()) > 1e-6
+    assert torch.equal(restored, base)
+
+
+def test_state_dict_and_switching() -> None:
+    model = _random_model(TINY)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    assert enable_fused_attention(model) == 2
+    assert enable_fused_attention(model) == 0  # already fused
+    assert fused_attention_enabled(model)
+    sd2 = model.state_dict()
+    assert list(sd2) == list(sd) and all(torch.equal(sd[k], sd2[k]) for k in sd)
+    with fused_attention(model, enabled=False):
+        assert not fused_attention_enabled(model)
+        assert all(type(m) is WindowAttention for m in model.modules() if isinstance(m, WindowAttention))
+    assert fused_attention_enabled(model)
+    assert disable_fused_attention(model) == 2 and not model.fused_attention
+    flagged = Tyrion(**TINY, fused_attention=True)
+    assert flagged.fused_attention
+    assert "fused_attention" not in flagged.config  # not part of the saved configuration
+    flagged.load_state_dict(sd)  # strict: same keys
+
+
+def test_bias_cache_used_and_invalidated() -> None:
+    ref = copy.deepcopy(_model64("mini"))
+    model = copy.deepcopy(ref).set_fused_attention(True)
+    x = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    attn = model.encoder.layers[0].blocks[1].attn
+    with torch.no_grad():
+        first = _encoder(model, x)[-1]
+        cached = attn.__dict__["_fused_bias_cache"][1]
+        assert cached.shape == (1, 4 * 1, 16, 16)  # 4 windows of the 8x8 token grid, 1 head, N = 16
+        assert torch.equal(_encoder(model, x)[-1], first)
+        assert attn.__dict__["_fused_bias_cache"][1] is cached  # reused
+        # an in-place update of the cpb MLP (optimiser step, load_state_dict) invalidates it
+        for m in (model, ref):
+            m.encoder.layers[0].blocks[1].attn.cpb_mlp[0].weight.mul_(1.5)
+        out, expected = _encoder(model, x)[-1], _encoder(ref, x)[-1]
+        assert attn.__dict__["_fused_bias_cache"][1] is not cached
+    assert float((out - first).abs().max()) > 1e-6
+    assert float((out - expected).abs().max()) <= 1e-11 * float(expected.abs().max())
+    # with gradients enabled the bias is recomputed (it must carry the graph of the cpb MLP)
+    out = _encoder(model, x)[-1]
+    out.sum().backward()
+    assert attn.cpb_mlp[0].weight.grad is not None and float(attn.cpb_mlp[0].weight.grad.abs().max()) > 0
+
+
+def test_channels_last_output_equal() -> None:
+    model = copy.deepcopy(_model64("mini")).float()
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a = model(x)
+        set_channels_last(model, True)
+        assert model.head.weight.is_contiguous(memory_format=torch.channels_last)
+        assert model.decoder[1].block.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        assert not model.decoder[1].block.conv1.weight.is_contiguous()
+        b = model(x.contiguous(memory_format=torch.channels_last))
+        set_channels_last(model, False)
+        assert model.decoder[1].block.conv1.weight.is_contiguous()
+    assert float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())
+
+
+def test_optimize_for_device_cpu() -> None:
+    model = _random_model(TINY, dtype=torch.float32)
+    out = optimize_for_device(model, "cpu")
+    assert out is model and model.fused_attention
+    assert model.decoder[1].block.conv1.weight.is_contiguous()  # channels-last is off on CPU by default
+    optimize_for_device(model, "cpu", fused=False, channels_last=True)
+    assert model.decoder[1].block.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.fused_attention  # fused=False does not switch an enabled path off
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_amp_helpers() -> None:
+    assert amp_dtype_for("cpu", "fp32") is None and amp_dtype_for("cpu", "32-true") is None
+    assert amp_dtype_for("cpu", "bf16") is torch.bfloat16
+    assert amp_dtype_for("cpu", "auto") is (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert (
+        lightning_precision("cpu", "bf16") == "bf16-mixed" and lightning_precision("cpu", "fp32") == "32-true"
+    )
+    with pytest.raises(ValueError, match="precision"):
+        amp_dtype_for("cpu", "fp8")
+    x = torch.rand(4, 4)
+    with autocast("cpu", torch.bfloat16):
+        assert (x @ x).dtype == torch.bfloat16
+    with autocast("cpu", None):
+        assert (x @ x).dtype == torch.float32
+
+
+def test_fused_under_bf16_autocast_close_to_fp32() -> None:
+    model = copy.deepcopy(_model64("mini")).float().set_fused_attention(True)
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref = model(x)
+        with autocast("cpu", torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.bfloat16
+    assert float((low.float() - ref).abs().max()) <= 0.05 * float(ref.abs().max())
+
+
+def _failing_backend(gm: torch.fx.GraphModule, example_inputs: list) -> None:
+    raise RuntimeError("simulated compiler failure")
+
+
+def test_maybe_compile_falls_back_to_eager(caplog: pytest.LogCaptureFixture) -> None:
+    torch._dynamo.reset()
+    model = _random_model(TINY, dtype=torch.float32).eval()
+    x = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+    keys = list(model.state_dict())
+    assert maybe_compile(model, enabled=False) is model and not is_compiled(model)
+    assert maybe_compile(model, backend=_failing_backend) is model
+    assert is_compiled(model) and compile_failed(model) is None
+    # a bad input is the caller's fault: its error propagates and compilation stays on
+    with pytest.raises(ValueError, match="expects input of shape"), torch.no_grad():
+        model(torch.rand(1, 1, 16, 16))
+    assert compile_failed(model) is None
+    with caplog.at_level(logging.WARNING, logger="ssl4sar.models.fast"), torch.no_grad():
+        out = model(x)
+    assert torch.equal(out, expected)
+    assert "simulated compiler failure" in (compile_failed(model) or "")
+    assert not is_compiled(model)
+    assert any("torch.compile" in r.getMessage() and "eagerly" in r.getMessage() for r in caplog.records)
+    with torch.no_grad():
+        assert torch.equal(model(x), expected)  # stays eager
+    assert list(model.state_dict()) == keys
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_maybe_compile_eager_backend_runs() -> None:
+    torch._dynamo.reset()
+    model = _random_model(TINY, dtype=torch.float32).eval().set_fused_attention(True)
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+        maybe_compile(model, backend="eager")
+        out = model(x)
+    assert is_compiled(model) and compile_failed(model) is None
+    assert float((out - expected).abs().max()) <= 1e-6 * float(expected.abs().max())
+    torch._dynamo.reset()
+
+
+@pytest.mark.reference
+@pytest.mark.slow
+def test_fused_reproduces_official_logits(reference_dir: Path) -> None:
+    """The fused path on the official network's weight fill: float32 within the fixture's tolerance."""
+    from test_reference_tyrion import _input_image, _official_state_dict
+
+    from ssl4sar.models.convert import convert_official_tyrion
+
+    meta = json.loads((reference_dir / "tyrion_forward.json").read_text())
+    arrays = np.load(reference_dir / "tyrion_forward.npz")
+    hp = meta["network_hyperparameters"]
+    cfg = {
+        k: hp[k]
+        for k in (
+            "img_size",
+            "patch_size",
+            "embed_dim",
+            "depths",
+            "num_heads",
+            "window_size",
+            "mlp_ratio",
+            "qkv_bias",
+            "num_classes",
+            "drop_path_rate",
+            "attn_drop_rate",
+        )
+    }
+    cfg["proj_drop_rate"] = hp["drop_rate"]
+    official = _official_state_dict(reference_dir, meta["weight_fill_rule"])
+    model = Tyrion(**cfg, fused_attention=True).double().eval()
+    model.load_state_dict(convert_official_tyrion(official))
+    model = model.float()
+    assert model.fused_attention
+    image = _input_image(meta["input"])
+    stored_input = arrays["input"]
+    np.testing.assert_allclose(image, stored_input, rtol=0, atol=float(np.spacing(np.float32(1.0))))
+    with torch.no_grad():
+        logits = model(torch.from_numpy(stored_input)[None, None])[0].numpy()
+    stored = arrays["logits"]
+    assert logits.shape == stored.shape
+    max_abs = float(meta["max_abs_logit"])
+    err = float(np.abs(logits - stored).max())
+    assert err <= 2e-4 * max_abs, f"fused float32 max error {err:.3e} (max_abs_logit {max_abs:.6f})"
