@@ -598,7 +598,7 @@ def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: s
             models.append(c.to(device).eval())
             names.append(f"<in-memory {type(c).__name__}>")
         else:
-            models.append(load_model(Path(c), map_location=device))
+            models.append(load_model(Path(c), map_location=device).set_fused_attention(True))
             names.append(str(Path(c)))
             logger.info("loaded %s", c)
     return models, names

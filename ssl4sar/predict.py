@@ -980,7 +980,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl4sar.models.convert import load_model
 
     device = _device(args.device)
-    models = [load_model(p, map_location=device) for p in [args.checkpoint, *args.ensemble]]
+    models = [load_model(p, map_location=device).set_fused_attention(True) for p in [args.checkpoint, *args.ensemble]]
     result = predict_scenes(
         models, args.scenes, args.out, resolution_m=args.resolution_m,
         rotations=PAPER_TTA_ROTATIONS if args.tta else (0,), flips=bool(args.tta and args.tta_flips),

@@ -104,7 +104,7 @@ class PretrainModule(pl.LightningModule):
                  n_optical: int = N_OPTICAL, seed: int = 0, channels_last: bool = True, init: str = "scratch",
                  **task_hparams: Any) -> None:
         super().__init__()
-        self.model = Tyrion.from_config(model_config)
+        self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
         # The segmentation head is not part of the pretraining graph: freeze it (no DDP unused-parameter search).
         self.model.head.requires_grad_(False)
         self.save_hyperparameters({
