@@ -854,14 +854,20 @@ def caffe_scene_list(n_train: int, n_test: int, seed: int) -> list[dict[str, Any
 
 def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
                    scene_size: Sequence[int] = (320, 480), seed: int = 0,
-                   radiometry: Radiometry = Radiometry(), na_probability: float = 0.35) -> Path:
+                   radiometry: Radiometry = Radiometry(), na_probability: float = 0.35,
+                   looks: float | None = None) -> Path:
     """Write a synthetic dataset in the CaFFe layout (spec §1.1) under ``out_dir``; return ``out_dir``.
 
     ``n_train`` scenes of the training glaciers (Crane, DBE, JAC, Jorum, SI) go to ``train``, ``n_test``
     of the test glaciers (Mapple, COL) to ``test``. Each scene's side lengths are drawn from
-    ``scene_size = (min, max)`` px. Also writes ``scenes.csv`` (stem, split, glacier, date, sensor,
-    resolution_m, season, height, width, front_px, flow angle).
+    ``scene_size = (min, max)`` px. ``radiometry`` sets the backscatter model, ``na_probability`` the
+    chance of a no-data wedge per scene, ``looks`` the speckle's intensity looks (ENL) of every scene
+    (``None``: each sensor's own, :data:`SENSORS`; more looks = less speckle, an easier task). Also writes
+    ``scenes.csv`` (stem, split, glacier, date, sensor, resolution_m, season, height, width, front_px,
+    flow angle).
     """
+    if looks is not None and not looks > 0:
+        raise ValueError(f"looks must be > 0, got {looks}")
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -872,7 +878,8 @@ def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
     for i, meta in enumerate(tqdm(metas, desc="synthetic CaFFe", disable=len(metas) < 8, leave=False)):
         rng = _scene_rng(seed, 1, i)
         shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
-        scene = make_scene(rng, shape, meta["resolution_m"], meta["season"], meta["sensor"], meta["looks"],
+        scene_looks = meta["looks"] if looks is None else float(looks)
+        scene = make_scene(rng, shape, meta["resolution_m"], meta["season"], meta["sensor"], scene_looks,
                            radiometry=radiometry, na_probability=na_probability)
         split, stem = meta["split"], meta["stem"]
         write_png(out / "sar_images" / split / f"{stem}.png", scene.sar)
@@ -1253,6 +1260,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
         raise DataError(preset, f"bad 'synthetic' section: {exc}",
                         "expected n_train, n_test, scene_size: [min, max], n_unlabeled") from exc
     scale = float(syn.get("optical_size_scale", 1.0))
+    difficulty = synthetic_difficulty(syn, preset)
     out = Path(out_dir)
     for layout in layouts:
         _prepare_dir(out / layout, overwrite)
@@ -1262,9 +1270,16 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
                               "seed": int(seed), "preset": name, "layouts": _previous_layouts(out, layouts)}
     common = {"seed": int(seed), "preset": name, "version": GENERATOR_VERSION}
     if "caffe" in layouts:
-        paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed)
+        paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed, **difficulty)
         record["layouts"]["caffe"] = {"path": "caffe", **common, "n_train": n_train, "n_test": n_test,
                                       "scene_size": [lo, hi]}
+        if difficulty:   # recorded only when the preset changes the data's difficulty
+            rad = difficulty.get("radiometry")
+            record["layouts"]["caffe"]["difficulty"] = {
+                **({"looks": difficulty["looks"]} if "looks" in difficulty else {}),
+                **({"na_probability": difficulty["na_probability"]} if "na_probability" in difficulty else {}),
+                **({"radiometry": dataclasses.asdict(rad)} if rad is not None else {}),
+            }
     if "ssl4sar" in layouts:
         size = (max(32, int(round(lo * scale))), max(32, int(round(hi * scale))))
         n_glaciers = max(1, min(3, n_unlabeled // 2))
@@ -1281,6 +1296,64 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     record["layouts"] = dict(sorted(record["layouts"].items()))
     write_json_atomic(out / "synthetic.json", record)
     return paths
+
+
+def synthetic_difficulty(syn: dict[str, Any], source: str | Path = "preset") -> dict[str, Any]:
+    """The data-difficulty keyword arguments of :func:`generate_caffe` set in a preset's ``synthetic`` section.
+
+    Optional keys: ``looks`` (intensity looks of every scene's speckle, > 0), ``na_probability`` (chance of a
+    no-data wedge per scene, in [0, 1]) and ``radiometry`` (a mapping of :class:`Radiometry` field overrides;
+    ranges as ``[low, high]`` in dB). Absent keys are left out, so the generator's defaults (the realistic
+    data) apply. Bad values raise :class:`~ssl4sar.errors.DataError` naming ``source``.
+    """
+    out: dict[str, Any] = {}
+    hint = "synthetic: {looks: >0, na_probability: 0..1, radiometry: {<Radiometry field>: value}}"
+    if syn.get("looks") is not None:
+        try:
+            looks = float(syn["looks"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(source, f"synthetic.looks must be a number, got {syn['looks']!r}", hint) from exc
+        if not looks > 0 or not math.isfinite(looks):
+            raise DataError(source, f"synthetic.looks must be > 0, got {looks}", hint)
+        out["looks"] = looks
+    if syn.get("na_probability") is not None:
+        try:
+            na_p = float(syn["na_probability"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(source, f"synthetic.na_probability must be a number, got {syn['na_probability']!r}",
+                            hint) from exc
+        if not 0.0 <= na_p <= 1.0:
+            raise DataError(source, f"synthetic.na_probability must be in [0, 1], got {na_p}", hint)
+        out["na_probability"] = na_p
+    overrides = syn.get("radiometry")
+    if overrides is not None:
+        if not isinstance(overrides, dict):
+            raise DataError(source, f"synthetic.radiometry must be a mapping, got {type(overrides).__name__}", hint)
+        fields = {f.name: f for f in dataclasses.fields(Radiometry)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise DataError(source, f"synthetic.radiometry: unknown field(s) {unknown}",
+                            f"choose from {sorted(fields)}")
+        defaults = Radiometry()
+        values: dict[str, Any] = {}
+        for key, value in overrides.items():
+            default = getattr(defaults, key)
+            try:
+                if isinstance(default, tuple):
+                    pair = tuple(float(v) for v in value)
+                    if len(pair) != 2 or pair[0] > pair[1]:
+                        raise ValueError("expected [low, high] with low <= high")
+                    values[key] = pair
+                elif isinstance(default, str):
+                    if value not in ("amplitude", "db"):
+                        raise ValueError("expected 'amplitude' or 'db'")
+                    values[key] = str(value)
+                else:
+                    values[key] = float(value)
+            except (TypeError, ValueError) as exc:
+                raise DataError(source, f"synthetic.radiometry.{key}: bad value {value!r} ({exc})", hint) from exc
+        out["radiometry"] = dataclasses.replace(defaults, **values)
+    return out
 
 
 def _previous_layouts(out: Path, regenerated: Sequence[str]) -> dict[str, Any]:
