@@ -877,7 +877,8 @@ def plot_annotator_comparison(pairs: Any, summary: Any, bootstrap: Mapping[str, 
     ax0.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
     ax0.set_xlim(-0.6, len(groups) - 0.4)
     ax0.set_ylabel("MDE of a pair (m)")
-    ax0.set_ylim(bottom=0.0)
+    top = max([ax0.get_ylim()[1], *(1.12 * v for v in (paper or {}).values())])
+    ax0.set_ylim(0.0, top)
     ax0.set_title("per pair (dots) and mean with CI (black)", fontsize=10)
     if paper:
         ax0.legend(fontsize=7, loc="upper left")
@@ -965,6 +966,33 @@ def _pixel_corner_grid(shape: tuple[int, int], transform: Any, max_cells: int) -
     return x, y, step
 
 
+def _grey_limits(img: np.ndarray) -> tuple[float, float]:
+    """Display range: 0..255 for uint8, else the 2nd-98th percentile of the finite values."""
+    if img.dtype == np.uint8:
+        return 0.0, 255.0
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(finite, [2.0, 98.0])
+    return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def _block_mean(img: np.ndarray, step: int) -> np.ndarray:
+    """``(H, W)`` image → mean over ``step × step`` blocks (edge blocks partial): a display-only downsampling."""
+    import warnings
+
+    img = np.asarray(img, dtype=np.float64)
+    if step <= 1:
+        return img
+    h, w = img.shape
+    hp, wp = -(-h // step) * step, -(-w // step) * step
+    pad = np.full((hp, wp), np.nan)
+    pad[:h, :w] = img
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # blocks of no-data (NaN) only stay NaN
+        return np.nanmean(pad.reshape(hp // step, step, wp // step, step), axis=(1, 3))
+
+
 def _draw_geometry(ax: Axes, geom: Any, **kwargs: Any) -> None:
     """Plot a shapely (Multi)LineString / (Multi)Polygon's lines on ``ax`` (the label on the first part only)."""
     if geom is None or geom.is_empty:
@@ -983,7 +1011,7 @@ def plot_scene_fronts_map(sar: np.ndarray, transform: Any, fronts: Sequence[Any]
     """Fronts (shapely lines in the scene CRS) over a georeferenced SAR scene, in map coordinates (km).
 
     Args:
-        sar: ``(H, W)`` image of the scene.
+        sar: ``(H, W)`` image of the scene (uint8 drawn 0..255, other types between their 2nd and 98th percentile).
         transform: its affine pixel → map transform (rasterio ``Affine``; rotation allowed).
         fronts: geometries in time order, in the scene CRS (``None`` entries are skipped), coloured by order.
         labels: one label per front (e.g. ISO dates): the first and last label the colour bar.
@@ -1000,9 +1028,9 @@ def plot_scene_fronts_map(sar: np.ndarray, transform: Any, fronts: Sequence[Any]
         fig = ax.figure
     img = np.asarray(sar)
     x, y, step = _pixel_corner_grid(img.shape, transform, max_cells)
-    vmax = 255 if img.dtype == np.uint8 else 1.0
-    ax.pcolormesh(x / 1000.0, y / 1000.0, img[::step, ::step], cmap="gray", vmin=0, vmax=vmax, shading="flat",
-                  rasterized=True)
+    vmin, vmax = _grey_limits(img)
+    ax.pcolormesh(x / 1000.0, y / 1000.0, _block_mean(img, step), cmap="gray", vmin=vmin, vmax=vmax,
+                  shading="flat", rasterized=True)
     colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(fronts), 2)))
     for i, g in enumerate(fronts):
         if g is None or g.is_empty:
@@ -1047,9 +1075,10 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
     Each panel is a mapping with ``sar`` (``(H, W)`` image), ``transform`` (affine, scene CRS), ``crs`` (the
     scene CRS, anything :func:`ssl4sar.geo.as_crs` reads), ``front`` (shapely line in **lon/lat**, e.g. read from
     ``<stem>_front_wgs84.geojson``; ``None`` when no front) and ``title``. The image is drawn on its pixel
-    corners reprojected to lon/lat (at most ``max_cells`` cells a side), so the grid's rotation relative to the
+    corners reprojected to lon/lat (block means, at most ``max_cells`` cells a side), so the grid's rotation to the
     meridians is visible; the axes are plate carrée with the aspect 1 / cos(latitude).
     """
+    from matplotlib.ticker import MaxNLocator
     from pyproj import Transformer
 
     from ssl4sar.geo import WGS84, as_crs
@@ -1065,8 +1094,8 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
         x, y, step = _pixel_corner_grid(img.shape, p["transform"], max_cells)
         tr = Transformer.from_crs(as_crs(p["crs"]), WGS84, always_xy=True)
         lon, lat = tr.transform(x, y)
-        vmax = 255 if img.dtype == np.uint8 else 1.0
-        ax.pcolormesh(lon, lat, img[::step, ::step], cmap="gray", vmin=0, vmax=vmax, shading="flat",
+        vmin, vmax = _grey_limits(img)
+        ax.pcolormesh(lon, lat, _block_mean(img, step), cmap="gray", vmin=vmin, vmax=vmax, shading="flat",
                       rasterized=True)
         outline = np.concatenate([np.column_stack([lon[0], lat[0]]), np.column_stack([lon[:, -1], lat[:, -1]]),
                                   np.column_stack([lon[-1, ::-1], lat[-1, ::-1]]),
@@ -1085,6 +1114,8 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
         ax.set_ylabel("latitude (°)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.ticklabel_format(useOffset=False, style="plain")
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
         ax.grid(True, lw=0.4, color="0.7")
         ax.set_title(str(p.get("title", "")), fontsize=8)
     fig.tight_layout()
@@ -1130,6 +1161,8 @@ def epoch_table(metrics: Any) -> Any:
 
 def _curve(ax: Axes, table: Any, column: str, undefined: float | None = None, **kwargs: Any) -> bool:
     """Draw ``table[column]`` over the epochs (1-based); values ≥ ``undefined`` are left out. True if drawn."""
+    from matplotlib.ticker import MaxNLocator
+
     if column not in table.columns:
         return False
     y = table[column].astype(float)
@@ -1139,6 +1172,7 @@ def _curve(ax: Axes, table: Any, column: str, undefined: float | None = None, **
     if y.empty:
         return False
     ax.plot(y.index.to_numpy() + 1, y.to_numpy(), marker="o", markersize=3, **kwargs)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return True
 
 
@@ -1229,14 +1263,40 @@ def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, 
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no defined value in any epoch" + (
+                "\n(no front extracted from any validation image)" if any("mde" in c for c, _, _ in columns) else ""),
+                ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
     for k in range(n, nrows * ncols):
         axes[k // ncols, k % ncols].set_axis_off()
     fig.tight_layout()
     return fig
 
 
+def _display_step(shape: tuple[int, ...], max_side_px: int | None) -> int:
+    """Subsampling step that brings the longer side of ``shape`` to at most ``max_side_px`` pixels for display."""
+    if not max_side_px:
+        return 1
+    return max(1, int(np.ceil(max(shape[:2]) / float(max_side_px))))
+
+
+def _shrink(arr: Any, step: int, keep_lines: bool = False) -> np.ndarray:
+    """``arr`` (H, W) subsampled by ``step`` for display; ``keep_lines``: maximum over ``step × step`` blocks, so
+    that one-pixel front lines survive."""
+    a = np.asarray(arr)
+    if step <= 1:
+        return a
+    if not keep_lines:
+        return a[::step, ::step]
+    h, w = a.shape
+    hp, wp = -(-h // step) * step, -(-w // step) * step
+    pad = np.zeros((hp, wp), dtype=a.dtype)
+    pad[:h, :w] = a
+    return pad.reshape(hp // step, step, wp // step, step).max(axis=(1, 3))
+
+
 def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.6,
-                        thickness_px: int | None = None) -> Figure:
+                        thickness_px: int | None = None, max_side_px: int | None = 1500) -> Figure:
     """Predicted and true fronts of several evaluations side by side: one row per scene, one column per evaluation.
 
     Args:
@@ -1246,6 +1306,7 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
             ``zones`` ``(H, W)`` class ids drawn under the front.
         panel_size: inches per panel.
         thickness_px: front line thickness; default 3 px, at most 1/60 of the shorter image side.
+        max_side_px: larger scenes are drawn subsampled to this size (fronts by block maximum); ``None``: never.
 
     Predicted fronts are yellow, true fronts red, their overlap magenta (:func:`plot_prediction`).
     """
@@ -1255,7 +1316,9 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
     fig, axes = plt.subplots(len(scenes), len(names), figsize=(panel_size * len(names), panel_size * len(scenes)),
                              squeeze=False)
     for r, scene in enumerate(scenes):
-        sar = np.asarray(scene["sar"])
+        step = _display_step(np.shape(scene["sar"]), max_side_px)
+        sar = _shrink(scene["sar"], step)
+        gt_front = _shrink(scene["gt_front"], step, keep_lines=True)
         t = thickness_px if thickness_px is not None else max(1, min(3, min(sar.shape) // 60))
         for c, name in enumerate(names):
             ax = axes[r, c]
@@ -1265,8 +1328,9 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
                 continue
             mean_m = float(pred.get("mean_m", float("nan")))
             label = "missing front" if not np.isfinite(mean_m) else f"mean distance {mean_m:.0f} m"
-            plot_prediction(sar, pred.get("zones"), pred["front"], scene["gt_front"], ax=ax, thickness_px=t,
-                            zone_alpha=0.25)
+            zones = None if pred.get("zones") is None else _shrink(pred["zones"], step)
+            plot_prediction(sar, zones, _shrink(pred["front"], step, keep_lines=True), gt_front, ax=ax,
+                            thickness_px=t, zone_alpha=0.25)
             legend = ax.get_legend()
             if legend is not None and (r, c) != (0, 0):
                 legend.remove()
@@ -1278,7 +1342,7 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
 
 
 def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.4,
-                              vmax: float = 0.5) -> Figure:
+                              vmax: float | None = None, max_side_px: int | None = 1500) -> Figure:
     """Where the fused prediction is wrong, and how uncertain the members were: one row per scene.
 
     Args:
@@ -1286,20 +1350,26 @@ def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: f
             ``gt_zones`` (true class ids, ``(H, W)``) and ``uncertainty``: name → ``(H, W)`` standard deviation of
             the softmax of the predicted class over members × augmentations (0 … 0.5).
         panel_size: inches per panel.
-        vmax: upper limit of the uncertainty colour scale.
+        vmax: upper limit of the uncertainty colour scale (shared by all panels); default: the 99.5th percentile
+            of all maps shown, at least 0.02 (the largest possible value is 0.5).
+        max_side_px: larger scenes are drawn subsampled to this size; ``None``: never.
 
-    Columns: SAR with the predicted zones; the wrongly classified pixels (red; NA ground truth grey); one column
-    per uncertainty map.
+    Columns: SAR with the predicted zones; the wrongly classified pixels (red; NA ground truth grey) over the SAR;
+    one column per uncertainty map.
     """
     if not scenes:
         raise ValueError("no scenes to draw")
     names = list(dict.fromkeys(n for s in scenes for n in s["uncertainty"]))
+    if vmax is None:
+        values = [np.asarray(u, dtype=np.float32).ravel() for s in scenes for u in s["uncertainty"].values()]
+        vmax = max(0.02, float(np.percentile(np.concatenate(values), 99.5))) if values else 0.5
     ncols = 2 + len(names)
     fig, axes = plt.subplots(len(scenes), ncols, figsize=(panel_size * ncols + 0.8, panel_size * len(scenes)),
                              squeeze=False)
     im = None
     for r, scene in enumerate(scenes):
-        sar, zones, gt = (np.asarray(scene[k]) for k in ("sar", "zones", "gt_zones"))
+        step = _display_step(np.shape(scene["sar"]), max_side_px)
+        sar, zones, gt = (_shrink(scene[k], step) for k in ("sar", "zones", "gt_zones"))
         plot_prediction(sar, zones, ax=axes[r, 0], zone_alpha=0.35)
         legend = axes[r, 0].get_legend()
         if legend is not None and r > 0:
@@ -1307,8 +1377,8 @@ def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: f
         axes[r, 0].set_title("predicted zones", fontsize=9)
         axes[r, 0].set_ylabel(scene["stem"], fontsize=8)
         wrong = np.zeros((*gt.shape, 4), dtype=np.float32)
-        wrong[(zones != gt) & (gt > 0)] = to_rgba("#d62728")
-        wrong[gt == 0] = to_rgba("0.75")
+        wrong[(zones != gt) & (gt > 0)] = to_rgba("#d62728", 0.75)
+        wrong[gt == 0] = to_rgba("0.75", 0.75)
         show_sar(axes[r, 1], sar)
         axes[r, 1].imshow(wrong, interpolation="nearest")
         share = float(((zones != gt) & (gt > 0)).sum()) / max(1, int((gt > 0).sum()))
@@ -1319,7 +1389,7 @@ def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: f
             if u is None:
                 ax.set_axis_off()
                 continue
-            im = ax.imshow(np.asarray(u, dtype=np.float32), cmap="magma", vmin=0.0, vmax=vmax,
+            im = ax.imshow(_shrink(u, step).astype(np.float32), cmap="magma", vmin=0.0, vmax=vmax,
                            interpolation="nearest")
             ax.set_title(f"uncertainty: {name}", fontsize=9)
             ax.set_xticks([])
@@ -1350,12 +1420,14 @@ def plot_run_mdes(mdes: Mapping[str, Sequence[float]], this_run: Mapping[str, fl
         v = np.asarray(values, dtype=np.float64)
         ax.bar(i, v.mean(), width=0.6, color="#c6dbef", edgecolor="#4a6fa5", zorder=1)
         ax.scatter(i + rng.uniform(-0.15, 0.15, size=v.size), v, color="#08306b", s=22, zorder=3)
-        ax.text(i, v.mean(), f"{v.mean():.1f}", ha="center", va="bottom", fontsize=8, zorder=4)
+        ax.annotate(f"mean {v.mean():.1f}", (i, v.max()), xytext=(0, 6), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8, zorder=4)
         if this_run and name in this_run and np.isfinite(this_run[name]):
             ax.scatter([i], [this_run[name]], marker="D", facecolors="none", edgecolors="#d62728", s=50, zorder=4)
     ax.set_xticks(range(len(mdes)))
     ax.set_xticklabels(list(mdes))
     ax.set_ylabel("test MDE (m)")
+    ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("test MDE per training run (dots) and mean (bar)")
     fig.tight_layout()
