@@ -189,10 +189,10 @@ for i in range(min(n_examples, batch["sar"].shape[0])):
 with torch.no_grad():
     per_band = (recon["prediction"] - batch["optical"]).abs().mean(dim=(0, 2, 3))
     per_band_baseline = (band_means[None, :, None, None] - batch["optical"]).abs().mean(dim=(0, 2, 3))
-bands = pd.DataFrame({"network L1": per_band.numpy(), "band-mean L1": per_band_baseline.numpy()},
+bands = pd.DataFrame({"network L1": per_band.double().numpy(), "band-mean L1": per_band_baseline.double().numpy()},
                      index=pd.Index(viz.OPTICAL_TARGET_BANDS, name="band"))
 bands["network better by (%)"] = 100 * (bands["band-mean L1"] - bands["network L1"]) / bands["band-mean L1"]
-display(bands.round(4).T)
+display(bands.round({"network L1": 4, "band-mean L1": 4, "network better by (%)": 1}).T)
 
 # %% [markdown]
 # ## Export for fine-tuning
