@@ -204,7 +204,9 @@ fig = viz.plot_learning_curves(tables)
 # ## Results next to the paper's
 #
 # The best validation MDE of each run, the epoch it was reached, and the other validation numbers of that epoch,
-# next to the paper's **test** MDE (mean of five runs, `ssl4sar.stats.PAPER_RUN_MDES_M`). The columns measure
+# next to the paper's **test** MDE (mean of five runs, `ssl4sar.stats.PAPER_RUN_MDES_M`). The MDE leaves out the
+# images without a predicted front, so the kept epoch may be one that misses some fronts (the official code selects
+# its checkpoint the same way); the missing fronts are listed beside it. The columns measure
 # different things on different data — validation images of this run vs the real test glaciers Mapple and Columbia —
 # and are side by side only to show what the paper found.
 
