@@ -42,7 +42,6 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ssl4sar tests notebooks tools
-	$(BIN)/ruff format --check ssl4sar tests
 
 book: $(STAMP)
 	$(BIN)/python tools/book.py build --preset $(PRESET) $(if $(DATA),--caffe $(DATA)) $(if $(SSL4SAR_DATA_DIR),--ssl4sar $(SSL4SAR_DATA_DIR))

@@ -55,6 +55,7 @@ from ssl4sar.data.datamodules import PretrainDataModule
 from ssl4sar.io import atomic_path, write_text_atomic
 from ssl4sar.pretrain import pretrain
 from ssl4sar.pretrain.common import default_init, mean_predictor_val_loss, module_class, optical_band_means
+from ssl4sar.training import single_device_hardware
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -69,13 +70,7 @@ run_dir = work / "pretrain" / METHOD
 if ssl4sar_dir is None and not (work / "data" / "ssl4sar").is_dir():   # run by hand, not through tools/book.py
     synthetic.generate(work / "data", preset=preset, seed=seed, layouts=("ssl4sar",))
 ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else work / "data" / "ssl4sar"
-if device == "cpu":
-    hardware = {"accelerator": "cpu", "devices": 1}
-elif str(device).startswith("cuda"):
-    index = str(device).partition(":")[2]
-    hardware = {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [int(index)]} if index else None}
-else:
-    hardware = {"accelerator": "auto", "devices": 1}
+hardware = single_device_hardware(device)   # accelerator/devices keywords of the trainer
 display(Markdown(
     f"**This run pretrains on synthetic SAR/optical pairs** (`{ssl4sar_root}`, preset `{cfg['name']}`), with a "
      "network and a budget that fit a laptop CPU: its numbers show that the code path works and learns, not what "

@@ -54,6 +54,7 @@ from ssl4sar.data import synthetic
 from ssl4sar.finetune import MDE_UNDEFINED_M, finetune
 from ssl4sar.io import write_text_atomic
 from ssl4sar.stats import PAPER_RUN_MDES_M
+from ssl4sar.training import single_device_hardware
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -67,13 +68,7 @@ work = Path(work_dir)
 if data_dir is None and not (work / "data" / "caffe").is_dir():   # run by hand, not through tools/book.py
     synthetic.generate(work / "data", preset=preset, seed=seed, layouts=("caffe",))
 caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
-if device == "cpu":
-    hardware = {"accelerator": "cpu", "devices": 1}
-elif str(device).startswith("cuda"):
-    index = str(device).partition(":")[2]
-    hardware = {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [int(index)]} if index else None}
-else:
-    hardware = {"accelerator": "auto", "devices": 1}
+hardware = single_device_hardware(device)   # accelerator/devices keywords of the trainer
 display(Markdown(
     f"**This run fine-tunes on synthetic CaFFe-layout scenes** (`{caffe_root}`, preset `{cfg['name']}`) with a "
      "small network and a budget of minutes on a CPU. Its numbers show that the pipeline trains and how the "

@@ -142,6 +142,23 @@ def resolve_devices(devices: int | str | None = "auto", accelerator: str = "auto
     return n
 
 
+def single_device_hardware(device: str = "auto") -> dict[str, Any]:
+    """Keyword arguments (``accelerator``, ``devices``, ``trainer_kwargs``) of ``finetune``/``pretrain`` that train on
+    one device named as the book's chapters name it: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    Multi-device runs go through the CLI (``--devices``)."""
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return {"accelerator": "cpu", "devices": 1}
+    if name == "auto":
+        return {"accelerator": "auto", "devices": 1}
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2]
+        if index and not index.isdigit():
+            raise ValueError(f"device {device!r}: expected 'cuda' or 'cuda:N' with an integer N")
+        return {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [int(index)]} if index else None}
+    raise ValueError(f"unknown device {device!r}: choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
 def resolve_num_nodes(num_nodes: int | None = None) -> int:
     """Number of nodes: the given int, else derived from a torchrun or SLURM launch, else 1."""
     if num_nodes is not None:

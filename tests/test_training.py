@@ -25,6 +25,7 @@ from ssl4sar.training import (
     read_metrics_csv,
     resolve_devices,
     resolve_num_nodes,
+    single_device_hardware,
 )
 
 _LAUNCH_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE", "SLURM_NNODES")
@@ -204,3 +205,13 @@ def test_build_trainer_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     assert (tmp_path / "checkpoints" / LAST_CHECKPOINT).is_file()
     assert metrics_csv_path(tmp_path).is_file()
     assert any(isinstance(cb, StepSeed) for cb in trainer.callbacks)
+
+
+def test_single_device_hardware_names_one_device():
+    assert single_device_hardware("cpu") == {"accelerator": "cpu", "devices": 1}
+    assert single_device_hardware("auto") == {"accelerator": "auto", "devices": 1}
+    assert single_device_hardware("cuda") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": None}
+    assert single_device_hardware("cuda:3") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [3]}}
+    for bad in ("cuda:x", "tpu", ""):
+        with pytest.raises(ValueError, match="device"):
+            single_device_hardware(bad)
