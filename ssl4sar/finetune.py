@@ -106,13 +106,16 @@ from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 from ssl4sar.training import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
-    PRECISIONS,
     TrainingPlan,
+    add_run_arguments,
     build_trainer,
     checkpoint_callbacks,
+    existing_file,
     find_resume_checkpoint,
     metrics_csv_path,
+    parse_overrides,
     plan_training,
+    scalar_metrics,
     seed_everything,
 )
 
@@ -589,23 +592,6 @@ def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: M
     return save_checkpoint(dest, model, meta=info)
 
 
-def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        try:
-            out[k] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _path_or_none(p: str | Path | None) -> Path | None:
-    if not p:
-        return None
-    path = Path(p)
-    return path if path.is_file() else None
-
-
 def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path, init: str | Path | None = None,
              seed: int | None = None, devices: int | str = "auto", resume: bool = True, max_steps: int | None = None,
              *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
@@ -684,7 +670,7 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
 
     mde_cb, iou_cb, last_cb = ckpt_cbs
-    best_mde_ckpt = _path_or_none(mde_cb.best_model_path)
+    best_mde_ckpt = existing_file(mde_cb.best_model_path)
     export: Path | None = None
     if trainer.is_global_zero:
         meta = {"selected_by": "val/mde (min)", "seed": seed, "init": init_desc, "preset": cfg.get("name")}
@@ -699,13 +685,13 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
             meta["selected_by"] = "final weights (no validation ran)"
             export = save_checkpoint(out / BEST_MDE_EXPORT, module.model,
                                      meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step})
-    metrics = _scalar_metrics(trainer.callback_metrics)
+    metrics = scalar_metrics(trainer.callback_metrics)
     best_mde = mde_cb.best_model_score
     best_iou = iou_cb.best_model_score
     result = FinetuneResult(
-        out_dir=out, last_checkpoint=_path_or_none(last_cb.best_model_path) or _path_or_none(
+        out_dir=out, last_checkpoint=existing_file(last_cb.best_model_path) or existing_file(
             out / CHECKPOINT_DIR / LAST_CHECKPOINT),
-        best_mde_checkpoint=best_mde_ckpt, best_iou_checkpoint=_path_or_none(iou_cb.best_model_path),
+        best_mde_checkpoint=best_mde_ckpt, best_iou_checkpoint=existing_file(iou_cb.best_model_path),
         best_mde_export=export, metrics_csv=metrics_csv_path(out), final_metrics=metrics,
         best_mde_m=float(best_mde) if best_mde is not None else None,
         best_iou_patch=float(best_iou) if best_iou is not None else None,
@@ -718,16 +704,6 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def _parse_set(items: Sequence[str] | None) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value (dotted key, YAML value), got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return overrides
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar finetune``."""
     parser.add_argument("--preset", default="paper",
@@ -740,25 +716,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imagenet-weights", type=Path, default=None,
                         help="swinv2_tiny_patch4_window16_256.pth for --init imagenet "
                              "(default: the data manifest's path under $SSL4SAR_DATA)")
-    parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
-    parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
-    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
-    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
-    parser.add_argument("--max-epochs", type=int, default=None, help="override finetune.max_epochs")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="override finetune.precision (bf16-mixed is used on CUDA only)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a preset value, e.g. --set data.num_workers=0 (repeatable)")
-    parser.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_run_arguments(parser, "finetune", "data.num_workers=0")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ssl4sar finetune``; bad input ends with a one-line error (exit status 1)."""
     try:
-        cfg = load_preset(args.preset, _parse_set(args.overrides))
+        cfg = load_preset(args.preset, parse_overrides(args.overrides))
         result = finetune(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
                           resume=args.resume, max_steps=args.max_steps, num_nodes=args.num_nodes,
                           max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,

@@ -38,6 +38,7 @@ Output folder layout (``out_dir``)::
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import os
@@ -49,6 +50,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
@@ -70,6 +72,11 @@ __all__ = [
     "CHECKPOINT_DIR",
     "LOG_DIR",
     "LAST_CHECKPOINT",
+    "single_device_hardware",
+    "scalar_metrics",
+    "existing_file",
+    "parse_overrides",
+    "add_run_arguments",
 ]
 
 log = logging.getLogger(__name__)
@@ -365,3 +372,52 @@ def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequenc
                                          process_group_backend=None if plan.on_cuda else "gloo")
     kwargs.update(trainer_kwargs)
     return pl.Trainer(**kwargs)
+
+
+def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The entries of a Trainer's ``callback_metrics`` that are numbers, as floats."""
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = float(v.item() if isinstance(v, torch.Tensor) else v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def existing_file(p: str | Path | None) -> Path | None:
+    """``p`` as a Path when it names an existing file (checkpoint callbacks report ``""`` for none), else None."""
+    if not p:
+        return None
+    path = Path(p)
+    return path if path.is_file() else None
+
+
+# -------------------------------------------------------------------------------------------------------- CLI
+def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set key=value`` items as a dict of dotted keys to YAML-parsed values (empty value: None)."""
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (dotted key, YAML value), got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return overrides
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_override: str) -> None:
+    """The arguments ``ssl4sar finetune`` and ``ssl4sar pretrain`` share (seed, hardware, budget, precision,
+    ``--set`` overrides, resuming, progress); ``section`` is the preset section they override."""
+    parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
+    parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
+    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
+    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
+    parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"override {section}.precision (bf16-mixed is used on CUDA only)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a preset value, e.g. --set {example_override} (repeatable)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

@@ -44,9 +44,11 @@ from ssl4sar.training import (
     TrainingPlan,
     build_trainer,
     checkpoint_callbacks,
+    existing_file,
     find_resume_checkpoint,
     metrics_csv_path,
     plan_training,
+    scalar_metrics,
     seed_everything,
 )
 
@@ -295,23 +297,6 @@ class PretrainResult:
     plan: TrainingPlan | None = None
 
 
-def _scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        try:
-            out[k] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _file_or_none(p: str | Path | None) -> Path | None:
-    if not p:
-        return None
-    path = Path(p)
-    return path if path.is_file() else None
-
-
 def default_init(cfg: Mapping[str, Any]) -> str:
     """Initialisation when none is given: ``pretrain.init`` of the preset, else ``finetune.init`` when that is
     ``scratch`` or ``imagenet`` (the paper pretrains from ImageNet weights, spec §5.1), else ``scratch``."""
@@ -401,7 +386,7 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
 
     cb = ckpt_cbs[0]
-    best = _file_or_none(cb.best_model_path)
+    best = existing_file(cb.best_model_path)
     export: Path | None = None
     if trainer.is_global_zero:
         meta = {"method": method, "selected_by": f"{MONITOR} (min)", "seed": seed, "init": init_desc,
@@ -420,10 +405,10 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
     score = cb.best_model_score
     result = PretrainResult(
         method=method, out_dir=out, best_checkpoint=best,
-        last_checkpoint=_file_or_none(cb.last_model_path) or _file_or_none(out / "checkpoints" / "last.ckpt"),
+        last_checkpoint=existing_file(cb.last_model_path) or existing_file(out / "checkpoints" / "last.ckpt"),
         export=export, metrics_csv=metrics_csv_path(out),
         best_val_loss=float(score) if score is not None else None,
-        final_metrics=_scalar_metrics(trainer.callback_metrics), epochs=int(trainer.current_epoch),
+        final_metrics=scalar_metrics(trainer.callback_metrics), epochs=int(trainer.current_epoch),
         global_step=int(trainer.global_step), resumed_from=resume_from, init=init_desc, plan=plan)
     if trainer.is_global_zero:
         log.info("%s pretraining done: %d epochs, %d steps; best %s %s (%s); export %s", method, result.epochs,
