@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import lightning.pytorch as pl
 import torch
@@ -44,7 +44,38 @@ def _loader_kwargs(num_workers: int) -> dict[str, Any]:
     }
 
 
-class CaffeDataModule(pl.LightningDataModule):
+class _SampledDataModule(pl.LightningDataModule):
+    """What both data modules share: construction from a preset name, an :class:`EpochSampler` train loader
+    and an in-order validation loader. Subclasses set the loader settings and build the datasets in ``setup``."""
+
+    batch_size: int
+    val_batch_size: int
+    num_workers: int
+    train_dataset: Any
+    val_dataset: Any
+
+    @classmethod
+    def from_preset(cls, root: str | Path, preset_name: str = "paper",
+                    overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Self:
+        """Build from a preset name (``paper``, ``demo``, ``smoke`` or a YAML path) with optional overrides."""
+        return cls(root, load_preset(preset_name, overrides), **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            self.setup("fit")
+        assert self.train_dataset is not None
+        return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=EpochSampler(self.train_dataset),
+                          drop_last=True, **_loader_kwargs(self.num_workers))
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_dataset is None:
+            self.setup("validate")
+        assert self.val_dataset is not None
+        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False,
+                          **_loader_kwargs(self.num_workers))
+
+
+class CaffeDataModule(_SampledDataModule):
     """Fine-tuning data: random context crops of the ``train`` split, validation windows of the ``val`` split.
 
     Args:
@@ -81,12 +112,6 @@ class CaffeDataModule(pl.LightningDataModule):
         self.train_dataset: CaffeTrainDataset | None = None
         self.val_dataset: CaffeValDataset | None = None
 
-    @classmethod
-    def from_preset(cls, root: str | Path, preset_name: str = "paper",
-                    overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> CaffeDataModule:
-        """Build from a preset name (``paper``, ``demo``, ``smoke`` or a YAML path) with optional overrides."""
-        return cls(root, load_preset(preset_name, overrides), **kwargs)
-
     def setup(self, stage: str | None = None) -> None:
         if stage not in (None, "fit", "validate"):
             return
@@ -100,22 +125,8 @@ class CaffeDataModule(pl.LightningDataModule):
             self.val_scenes = discover(self.root, "val", strict_split=self.strict_split)
             self.val_dataset = CaffeValDataset(self.val_scenes, self.target_size)
 
-    def train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            self.setup("fit")
-        assert self.train_dataset is not None
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=EpochSampler(self.train_dataset),
-                          drop_last=True, **_loader_kwargs(self.num_workers))
 
-    def val_dataloader(self) -> DataLoader:
-        if self.val_dataset is None:
-            self.setup("validate")
-        assert self.val_dataset is not None
-        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False,
-                          **_loader_kwargs(self.num_workers))
-
-
-class PretrainDataModule(pl.LightningDataModule):
+class PretrainDataModule(_SampledDataModule):
     """Pretraining data: random SAR/optical crops of ``sar/train``, validation windows of ``sar/val``.
 
     Args:
@@ -147,12 +158,6 @@ class PretrainDataModule(pl.LightningDataModule):
         self.train_dataset: UnlabeledTrainDataset | None = None
         self.val_dataset: UnlabeledValDataset | None = None
 
-    @classmethod
-    def from_preset(cls, root: str | Path, preset_name: str = "paper",
-                    overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> PretrainDataModule:
-        """Build from a preset name (``paper``, ``demo``, ``smoke`` or a YAML path) with optional overrides."""
-        return cls(root, load_preset(preset_name, overrides), **kwargs)
-
     def setup(self, stage: str | None = None) -> None:
         if stage not in (None, "fit", "validate"):
             return
@@ -164,17 +169,3 @@ class PretrainDataModule(pl.LightningDataModule):
         if self.val_dataset is None:
             self.val_pairs = discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases)
             self.val_dataset = UnlabeledValDataset(self.val_pairs, self.context_size)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            self.setup("fit")
-        assert self.train_dataset is not None
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=EpochSampler(self.train_dataset),
-                          drop_last=True, **_loader_kwargs(self.num_workers))
-
-    def val_dataloader(self) -> DataLoader:
-        if self.val_dataset is None:
-            self.setup("validate")
-        assert self.val_dataset is not None
-        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False,
-                          **_loader_kwargs(self.num_workers))
