@@ -277,6 +277,38 @@ def _prepare(
 # ---------------------------------------------------------------------------------------------------- fine-tuning
 
 
+def _time_training_step(step: Callable[[], None], model: nn.Module, head: dict[str, Any], *, dev: torch.device,
+                        amp: torch.dtype | None, fused: bool, channels_last: bool, compile: bool, tf32: bool,
+                        steps: int, warmup: int, batch_size: int, img_size: int, forward_flops: int,
+                        last: Mapping[str, float]) -> dict[str, Any]:
+    """Warm up and time ``step`` (a whole training step of ``model``) and report it: ``head`` first, then the
+    settings, throughput, FLOPs (training = 3 × ``forward_flops``), peak memory over the timed steps and the last
+    loss; ``compile_failed`` when compilation fell back to eager."""
+    with _tf32(tf32 and dev.type == "cuda"):
+        warm = warmup_steps(step, max(int(warmup), 3 if compile else 0), dev)
+        with PeakMemory(dev) as mem:
+            times = time_steps(step, steps, dev)
+    out = {
+        **head,
+        "model_img_size": img_size,
+        "batch_size": int(batch_size),
+        **_describe(dev, _precision_label(amp, tf32 and dev.type == "cuda"), fused, compile, channels_last),
+        **_summary(times, batch_size),
+        "warmup_s": warm,
+        "first_step_s": warm[0] if warm else None,
+        "forward_flops_per_item": forward_flops,
+        "flops_per_item": TRAINING_FLOPS_FACTOR * forward_flops,
+        "flops_note": "FlopCounterMode forward on meta (matmul/conv/attention); training = 3 x forward",
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "loss": last.get("loss", float("nan")),
+        **mem.as_dict(),
+    }
+    failed = compile_failed(model)
+    if compile and failed:
+        out["compile_failed"] = failed
+    return out
+
+
 def benchmark_finetune_step(
     model_config: Mapping[str, Any],
     *,
@@ -342,30 +374,10 @@ def benchmark_finetune_step(
         opt.step()
         last["loss"] = float(loss.detach())
 
-    with _tf32(tf32 and dev.type == "cuda"):
-        warm = warmup_steps(step, max(int(warmup), 3 if compile else 0), dev)
-        with PeakMemory(dev) as mem:
-            times = time_steps(step, steps, dev)
     fwd = count_flops(lambda: Tyrion.from_config(model_config), lambda m: m(torch.empty(1, 1, c, c)))
-    out = {
-        "benchmark": "finetune_step",
-        "model_img_size": c,
-        "batch_size": int(batch_size),
-        **_describe(dev, _precision_label(amp, tf32 and dev.type == "cuda"), fused, compile, cl),
-        **_summary(times, batch_size),
-        "warmup_s": warm,
-        "first_step_s": warm[0] if warm else None,
-        "forward_flops_per_item": fwd,
-        "flops_per_item": TRAINING_FLOPS_FACTOR * fwd,
-        "flops_note": "FlopCounterMode forward on meta (matmul/conv/attention); training = 3 x forward",
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "loss": last.get("loss", float("nan")),
-        **mem.as_dict(),
-    }
-    failed = compile_failed(model)
-    if compile and failed:
-        out["compile_failed"] = failed
-    return out
+    return _time_training_step(step, model, {"benchmark": "finetune_step"}, dev=dev, amp=amp, fused=fused,
+                               channels_last=cl, compile=compile, tf32=tf32, steps=steps, warmup=warmup,
+                               batch_size=batch_size, img_size=c, forward_flops=fwd, last=last)
 
 
 # ---------------------------------------------------------------------------------------------------- pretraining
@@ -439,11 +451,6 @@ def benchmark_pretrain_step(
         opt.step()
         last["loss"] = float(loss.detach())
 
-    with _tf32(tf32 and dev.type == "cuda"):
-        warm = warmup_steps(step, max(int(warmup), 3 if compile else 0), dev)
-        with PeakMemory(dev) as mem:
-            times = time_steps(step, steps, dev)
-
     def flops_forward(m: nn.Module) -> Any:
         sar = torch.empty(1, 1, c, c)
         if method == "optsimmim":
@@ -452,23 +459,6 @@ def benchmark_pretrain_step(
         return m(sar)
 
     fwd = count_flops(lambda: cls(model_config=model_config, **settings), flops_forward)
-    out = {
-        "benchmark": "pretrain_step",
-        "method": method,
-        "model_img_size": c,
-        "batch_size": int(batch_size),
-        **_describe(dev, _precision_label(amp, tf32 and dev.type == "cuda"), fused, compile, cl),
-        **_summary(times, batch_size),
-        "warmup_s": warm,
-        "first_step_s": warm[0] if warm else None,
-        "forward_flops_per_item": fwd,
-        "flops_per_item": TRAINING_FLOPS_FACTOR * fwd,
-        "flops_note": "FlopCounterMode forward on meta (matmul/conv/attention); training = 3 x forward",
-        "params_m": sum(p.numel() for p in module.parameters()) / 1e6,
-        "loss": last.get("loss", float("nan")),
-        **mem.as_dict(),
-    }
-    failed = compile_failed(module)
-    if compile and failed:
-        out["compile_failed"] = failed
-    return out
+    return _time_training_step(step, module, {"benchmark": "pretrain_step", "method": method}, dev=dev, amp=amp,
+                               fused=fused, channels_last=cl, compile=compile, tf32=tf32, steps=steps,
+                               warmup=warmup, batch_size=batch_size, img_size=c, forward_flops=fwd, last=last)
