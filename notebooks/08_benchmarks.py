@@ -29,8 +29,8 @@
 # `ssl4sar.models.fast`; the sections below show how to switch them on.
 #
 # This chapter needs nothing from earlier chapters. If `work_dir/bench/bench.json` exists (or `bench_json` names a
-# report), it is shown instead of measuring again. GPU results committed with the book (`book/bench_gpu.json`) are
-# shown at the end.
+# report), it is shown instead of measuring again. Reports committed with the book (`book/bench/*.json`: the paper
+# model on a 2-core CPU with `make bench`, and GPU runs when a GPU was available) are shown at the end.
 
 # %% tags=["parameters"]
 preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
@@ -41,7 +41,7 @@ device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
 bench_json = None          # an existing bench.json to show; None: work_dir/bench/bench.json (measured if missing)
 rerun = False              # measure again even if the report exists
-gpu_results = "../book/bench_gpu.json"   # GPU report committed with the book (shown when present)
+committed_reports = "../book/bench"   # folder of bench.json reports committed with the book (shown at the end)
 
 # %%
 import logging
@@ -175,27 +175,33 @@ if rows:
 # warning. None of it changes a weight or a checkpoint key.
 
 # %% [markdown]
-# ## GPU results committed with the book
+# ## Reports committed with the book
+#
+# The table above is this build's machine with the preset's network. The reports below were measured with
+# `make bench` (`python -m ssl4sar.bench`) and committed to `book/bench/`, so that the book also shows the **paper
+# model** (SwinV2-T TYRION at 512 px) on the machines it was measured on. To add one: run
+# `python -m ssl4sar.bench --out bench_results` (full mode on a GPU, `--quick` on a CPU) and copy
+# `bench_results/bench.json` to `book/bench/<machine>.json`.
 
 # %%
-gpu_path = Path(gpu_results) if gpu_results else None
-if gpu_path is not None and gpu_path.is_file():
-    gpu = bench.load_report(gpu_path)
-    genv = gpu["environment"]
-    caption = (f"Measured on **{genv.get('device_name')}** ({genv.get('device_memory_gb', 0):.0f} GB), "
-               f"torch {genv.get('torch')}, CUDA {genv.get('cuda')}, {gpu['mode']} mode, preset {gpu['preset']}, "
-               f"{gpu.get('created', '')[:10]}. % of peak is relative to the measured bf16 matmul peak"
-               + (f" of {gpu['peak']['tflops']:.0f} TFLOP/s." if gpu.get("peak") else "."))
-    display(Markdown(caption))
-    display(Markdown(bench.render_markdown(gpu).split("\n", 2)[2]))
-    bench.bar_chart(gpu, title=f"{genv.get('device_name')} — preset {gpu['preset']}, {gpu['mode']} mode")
-    plt.show()
-    gspeed = bench.variant_speedups(gpu)
-    if not gspeed.empty:
-        display(gspeed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
-else:
-    print(f"no GPU report at {gpu_path}: run `python -m ssl4sar.bench --out bench_results` on a GPU and copy "
-          "bench_results/bench.json to book/bench_gpu.json to show it here")
+report_dir = Path(committed_reports) if committed_reports else None
+committed = sorted(report_dir.glob("*.json")) if report_dir is not None and report_dir.is_dir() else []
+for path in committed:
+    other = bench.load_report(path)
+    oenv = other["environment"]
+    peak = other.get("peak") or {}
+    display(Markdown(
+        f"### {path.stem}\n\nMeasured on **{oenv.get('device_name')}**, torch {oenv.get('torch')}"
+        + (f", CUDA {oenv.get('cuda')}" if oenv.get("cuda") else f", {oenv.get('cpu_usable')} usable CPU cores")
+        + f", {other['mode']} mode, preset **{other['preset']}**, {other.get('created', '')[:10]}."
+        + (f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
+           f"{peak['tflops']:.2f} TFLOP/s." if peak.get("tflops") else "")))
+    display(Markdown(bench.render_markdown(other).split("\n", 2)[2]))
+    ospeed = bench.variant_speedups(other)
+    if not ospeed.empty:
+        display(ospeed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
+if not committed:
+    print(f"no committed reports in {report_dir}")
 
 # %%
 print(f"GPU available in this kernel: {torch.cuda.is_available()}")
