@@ -9,8 +9,8 @@
            ``book/_build/timings.json``. A failing chapter stops the build with its name and the cell error.
 ``check``  serves ``book/_build/html`` on 127.0.0.1 and loads every page in headless Chromium: each page
            must render its main content, every ``<img>`` must have a source that loads, and every internal
-           link, stylesheet and script must answer HTTP 200. Screenshots of the index and of one chapter go
-           to ``book/_build/screenshots/``.
+           link, stylesheet and script must answer HTTP 200. Screenshots of the index, the first chapter and
+           the evaluation chapter go to ``book/_build/screenshots/``.
 ``toc``    prints (or, with ``--write``, writes to ``book/_toc.yml``) the table of contents for the
            chapters present in ``notebooks/``.
 
@@ -1060,8 +1060,10 @@ def _take_screenshots(
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     others = [p for p in report.pages if p != "index.html"]
-    chapter = next((p for p in others if p.startswith(f"{CHAPTER_SUBDIR}/")), others[0] if others else None)
-    for rel in ["index.html", *([chapter] if chapter else [])]:
+    chapters = [p for p in others if p.startswith(f"{CHAPTER_SUBDIR}/")]
+    # the front page, the first chapter and the evaluation chapter (the pages a reader looks at first)
+    wanted = [*chapters[:1], *(p for p in chapters[1:] if "evaluation" in Path(p).stem)] or others[:1]
+    for rel in ["index.html", *wanted]:
         target = out_dir / (Path(rel).stem + ".png")
         target.unlink(missing_ok=True)
         try:
