@@ -137,6 +137,12 @@ table.loc["initial weights"] = ["ImageNet SwinV2-T encoder, random decoder", ini
 display(table)
 
 # %% [markdown]
+# The `demo` preset raises OptSimMIM's learning rate tenfold (0.01 instead of 0.001). Its budget is a few hundred
+# optimiser steps where the paper ran hundreds of thousands; at the paper's rate the validation loss was still
+# falling almost linearly after 12 epochs and ended only 2.4 % below the mean-image baseline below (lr 0.005:
+# 7 %, lr 0.01: 15 %, measured on the synthetic demo data). The `paper` preset keeps 0.001.
+
+# %% [markdown]
 # ## Training
 #
 # `ssl4sar.pretrain.pretrain` builds the data module (random SAR/optical crops with a random zoom of 0.7–1 and a

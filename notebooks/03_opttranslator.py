@@ -87,8 +87,8 @@ display(Markdown(
 # (chapter 2) the task is *dense*: every pixel is a target, and the network never sees a hole in its input — the
 # same situation as in fine-tuning, where it labels every pixel of a complete SAR crop.
 #
-# The learning rate is higher than OptSimMIM's (0.005 vs 0.001), and the run stops early when the validation loss
-# has not improved for 100 epochs. Encoder and decoder transfer to fine-tuning; the 1 × 1 convolution does not
+# In the paper the learning rate is higher than OptSimMIM's (0.005 vs 0.001), and the run stops early when the
+# validation loss has not improved for 100 epochs. Encoder and decoder transfer to fine-tuning; the 1 × 1 convolution does not
 # (spec §5.4). The implementation is `ssl4sar.pretrain.opttranslator.OptTranslator`.
 #
 # ## Paper and this run
