@@ -30,7 +30,7 @@ ssl4sar_dir = None         # unused here
 work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-checkpoint = None          # model to apply; None: the best work_dir/finetune/<init>/best_mde.pt (lowest val MDE)
+checkpoint = None          # model to apply; None: the best work_dir/finetune/<init>/best_mde.pt (fewest val images without front, then lowest val MDE)
 timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
                            # None: the synthetic series in work_dir/data/timeseries
 tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
@@ -85,9 +85,11 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # ## The model
 #
 # Chapter 4 fine-tuned one model per initialisation and exported the checkpoint with the lowest validation MDE
-# as `work_dir/finetune/<init>/best_mde.pt`; the validation MDE is stored in the checkpoint. Unless `checkpoint`
-# names a file, the model with the lowest validation MDE is used (ties or no validation: OptTranslator,
-# OptSimMIM, ImageNet, scratch, in this order). The choice uses no test data.
+# as `work_dir/finetune/<init>/best_mde.pt`; the validation MDE is stored in the checkpoint. The MDE leaves out
+# the validation images without a predicted front, so unless `checkpoint` names a file, the model used is the one
+# with the **fewest validation images without a front** at its exported epoch (from the run's `metrics.csv`), then
+# the lowest validation MDE (ties or no validation: OptTranslator, OptSimMIM, ImageNet, scratch, in this order).
+# The choice uses no test data.
 
 # %%
 INIT_PREFERENCE = ["opttranslator", "optsimmim", "imagenet", "scratch"]
@@ -106,13 +108,21 @@ else:
     for p in candidates:
         _, meta = load_checkpoint(p)
         val = meta.get("val/mde")
+        missing = np.nan
+        metrics_csv = p.parent / "metrics.csv"
+        if metrics_csv.is_file() and meta.get("epoch") is not None:
+            per_epoch = viz.epoch_table(metrics_csv)
+            if int(meta["epoch"]) in per_epoch.index and "val/missing_fronts" in per_epoch:
+                missing = float(per_epoch.loc[int(meta["epoch"]), "val/missing_fronts"])
         rows.append({"init": p.parent.name, "val MDE (m)": float(val) if val is not None else np.nan,
-                     "selected by": meta.get("selected_by"), "epoch": meta.get("epoch"), "checkpoint": str(p)})
+                     "val images without front": missing, "selected by": meta.get("selected_by"),
+                     "epoch": meta.get("epoch"), "checkpoint": str(p)})
     cands = pd.DataFrame(rows)
     cands["rank"] = [INIT_PREFERENCE.index(i) if i in INIT_PREFERENCE else len(INIT_PREFERENCE)
                      for i in cands["init"]]
     valid = cands["val MDE (m)"].where(cands["val MDE (m)"] < 1e5)   # 1e6 m = no front in validation
-    order = cands.assign(_v=valid.fillna(np.inf)).sort_values(["_v", "rank"])
+    order = cands.assign(_m=cands["val images without front"].fillna(np.inf), _v=valid.fillna(np.inf)
+                         ).sort_values(["_m", "_v", "rank"])
     ckpt_path = Path(order["checkpoint"].iloc[0])
     cands["selected"] = cands["checkpoint"] == str(ckpt_path)
     display(cands.drop(columns="rank"))
