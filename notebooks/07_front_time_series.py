@@ -57,8 +57,9 @@ from ssl4sar.config import load_preset
 from ssl4sar.data import synthetic
 from ssl4sar.data.raster import read_raster
 from ssl4sar.evaluate import inference_settings, resolve_device
+from ssl4sar.finetune import rank_finetuned_models
 from ssl4sar.io import write_text_atomic
-from ssl4sar.models.convert import load_checkpoint, load_model
+from ssl4sar.models.convert import load_model
 from ssl4sar.predict import predict_scenes
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -92,40 +93,20 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # The choice uses no test data.
 
 # %%
-INIT_PREFERENCE = ["opttranslator", "optsimmim", "imagenet", "scratch"]
 if checkpoint is not None:
     ckpt_path = Path(checkpoint)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt_path} not found")
 else:
-    candidates = sorted((work / "finetune").glob("*/best_mde.pt"))
-    if not candidates:
+    if not list((work / "finetune").glob("*/best_mde.pt")):
         raise FileNotFoundError(
             f"no fine-tuned model: {work / 'finetune'}/<init>/best_mde.pt is written by chapter 4 "
             f"(04_finetuning). Run it with the same work_dir and preset first, e.g. "
             f"`python tools/book.py build --preset {preset_name} --only 04`, or pass checkpoint=<file>.")
-    rows = []
-    for p in candidates:
-        _, meta = load_checkpoint(p)
-        val = meta.get("val/mde")
-        missing = np.nan
-        metrics_csv = p.parent / "metrics.csv"
-        if metrics_csv.is_file() and meta.get("epoch") is not None:
-            per_epoch = viz.epoch_table(metrics_csv)
-            if int(meta["epoch"]) in per_epoch.index and "val/missing_fronts" in per_epoch:
-                missing = float(per_epoch.loc[int(meta["epoch"]), "val/missing_fronts"])
-        rows.append({"init": p.parent.name, "val MDE (m)": float(val) if val is not None else np.nan,
-                     "val images without front": missing, "selected by": meta.get("selected_by"),
-                     "epoch": meta.get("epoch"), "checkpoint": str(p)})
-    cands = pd.DataFrame(rows)
-    cands["rank"] = [INIT_PREFERENCE.index(i) if i in INIT_PREFERENCE else len(INIT_PREFERENCE)
-                     for i in cands["init"]]
-    valid = cands["val MDE (m)"].where(cands["val MDE (m)"] < 1e5)   # 1e6 m = no front in validation
-    order = cands.assign(_m=cands["val images without front"].fillna(np.inf), _v=valid.fillna(np.inf)
-                         ).sort_values(["_m", "_v", "rank"])
-    ckpt_path = Path(order["checkpoint"].iloc[0])
+    cands = rank_finetuned_models(work / "finetune")
+    ckpt_path = Path(cands["checkpoint"].iloc[0])
     cands["selected"] = cands["checkpoint"] == str(ckpt_path)
-    display(cands.drop(columns="rank"))
+    display(cands)
 dev = resolve_device(device)
 model = load_model(ckpt_path, map_location=dev)
 use_tta = (preset_name != "smoke") if tta is None else bool(tta)

@@ -576,6 +576,46 @@ class FinetuneResult:
     plan: TrainingPlan | None = None
 
 
+#: Order among fine-tuned models that tie on validation (the paper's best initialisation first).
+INIT_PREFERENCE = ("opttranslator", "optsimmim", "imagenet", "scratch")
+
+
+def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
+    """The exported models ``finetune_dir/<init>/best_mde.pt`` ranked best first, using validation data only.
+
+    The validation MDE leaves out images without a predicted front, so the rank is: fewest validation images
+    without a front at the exported epoch (from the run's ``metrics.csv``), then the lowest validation MDE
+    (``MDE_UNDEFINED_M`` = no front at all counts as none), then :data:`INIT_PREFERENCE`. Columns: ``init``,
+    ``val MDE (m)``, ``val images without front``, ``selected by``, ``epoch``, ``checkpoint``.
+    Raises ``FileNotFoundError`` when there is no exported model.
+    """
+    from ssl4sar.models.convert import load_checkpoint
+    from ssl4sar.viz import epoch_table
+
+    paths = sorted(Path(finetune_dir).glob(f"*/{BEST_MDE_EXPORT}"))
+    if not paths:
+        raise FileNotFoundError(f"no fine-tuned model: {finetune_dir}/<init>/{BEST_MDE_EXPORT} does not exist")
+    rows = []
+    for path in paths:
+        _, meta = load_checkpoint(path)
+        val, epoch, missing = meta.get("val/mde"), meta.get("epoch"), math.nan
+        metrics_csv = path.parent / "metrics.csv"
+        if metrics_csv.is_file() and epoch is not None:
+            per_epoch = epoch_table(metrics_csv)
+            if int(epoch) in per_epoch.index and "val/missing_fronts" in per_epoch:
+                missing = float(per_epoch.loc[int(epoch), "val/missing_fronts"])
+        rows.append({"init": path.parent.name, "val MDE (m)": float(val) if val is not None else math.nan,
+                     "val images without front": missing, "selected by": meta.get("selected_by"),
+                     "epoch": epoch, "checkpoint": str(path)})
+    table = pd.DataFrame(rows)
+    mde = table["val MDE (m)"].where(table["val MDE (m)"] < MDE_UNDEFINED_M)
+    preference = [INIT_PREFERENCE.index(i) if i in INIT_PREFERENCE else len(INIT_PREFERENCE) for i in table["init"]]
+    keys = table.assign(_missing=table["val images without front"].fillna(math.inf), _mde=mde.fillna(math.inf),
+                        _preference=preference)
+    order = keys.sort_values(["_missing", "_mde", "_preference"], kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
 def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
                                 ) -> Path:
     """Write the network of one of our Lightning checkpoints in the project format (``save_checkpoint``).

@@ -30,6 +30,7 @@ from ssl4sar.finetune import (
     finetune,
     initialise_model,
     patch_iou,
+    rank_finetuned_models,
 )
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
 from ssl4sar.models.convert import load_model, save_checkpoint, to_official_tyrion
@@ -348,3 +349,21 @@ def test_validation_without_fronts_logs_the_sentinel(smoke_data: Path) -> None:
     metrics = trainer.validate(module, dataloaders=DataLoader(ds, batch_size=4), verbose=False)[0]
     assert metrics["val/mde"] == MDE_UNDEFINED_M
     assert metrics["val/missing_fronts"] == 1 and metrics["val/images"] == 1
+
+
+def test_rank_finetuned_models_prefers_fewer_missing_fronts_then_lower_mde(
+    tmp_path: Path, smoke_model_config: dict[str, Any]
+) -> None:
+    model = Tyrion.from_config(smoke_model_config)
+    # (init, exported epoch, val MDE, val images without front at that epoch)
+    runs = [("scratch", 1, 40.0, 2), ("optsimmim", 0, 120.0, 0), ("opttranslator", 1, 90.0, 0), ("imagenet", 0, 1e6, 3)]
+    for init, epoch, mde, missing in runs:
+        run = tmp_path / init
+        save_checkpoint(run / "best_mde.pt", model, meta={"val/mde": mde, "epoch": epoch, "selected_by": "val/mde (min)"})
+        rows = [f"{e},{10 * (e + 1)},{mde if e == epoch else 500.0},{missing if e == epoch else 1}" for e in (0, 1)]
+        (run / "metrics.csv").write_text("epoch,step,val/mde,val/missing_fronts\n" + "\n".join(rows) + "\n")
+    ranked = rank_finetuned_models(tmp_path)
+    assert ranked["init"].tolist() == ["opttranslator", "optsimmim", "scratch", "imagenet"]
+    assert ranked["val images without front"].tolist() == [0.0, 0.0, 2.0, 3.0]
+    with pytest.raises(FileNotFoundError, match="best_mde.pt"):
+        rank_finetuned_models(tmp_path / "empty")
