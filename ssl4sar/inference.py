@@ -35,9 +35,13 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from ssl4sar.config import paper_preset
 from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
 
 logger = logging.getLogger(__name__)
+
+#: the test-time augmentation of the paper: quarter turns k × 90° clockwise (the paper preset's inference.tta_rotations)
+PAPER_TTA_ROTATIONS: tuple[int, ...] = tuple(paper_preset().inference.tta_rotations)
 
 Model = Callable[[torch.Tensor], Any]
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from ssl4sar.config import paper_preset
+
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
     "LOSS_PARTS",
@@ -32,7 +34,7 @@ __all__ = [
 #: Names of the four parts of :func:`tyrion_loss` (also the keys of ``finetune.loss_weights``).
 LOSS_PARTS = ("ce_target", "ce_context", "dice_target", "dice_context")
 #: The paper's weights (``weights_classification`` = ``weights_segmentation`` = [0.5, 0.5]).
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {name: 0.5 for name in LOSS_PARTS}
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = paper_preset().finetune.loss_weights.to_dict()  # 0.5 each (§6)
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

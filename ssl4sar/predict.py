@@ -100,7 +100,7 @@ from rasterio.windows import Window
 
 from ssl4sar import geo
 from ssl4sar.errors import DataError
-from ssl4sar.inference import sliding_window_probabilities
+from ssl4sar.inference import PAPER_TTA_ROTATIONS, sliding_window_probabilities
 from ssl4sar.io import atomic_path, write_text_atomic
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 
@@ -112,7 +112,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLASS_NAMES: tuple[str, ...] = ("NA", "rock", "glacier", "ocean")
-PAPER_TTA_ROTATIONS: tuple[int, ...] = (0, 1, 2, 3)
 _SUBSAMPLE_MAX = 1_000_000
 _STRIP_PIXELS = 4_000_000
 _OVERLAY_MAX_SIDE = 1600

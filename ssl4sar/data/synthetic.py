@@ -1259,7 +1259,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(preset, f"bad 'synthetic' section: {exc}",
                         "expected n_train, n_test, scene_size: [min, max], n_unlabeled") from exc
-    scale = float(syn.get("optical_size_scale", 1.0))
+    scale = float(syn["optical_size_scale"])
     difficulty = synthetic_difficulty(syn, preset)
     out = Path(out_dir)
     for layout in layouts:
@@ -1288,7 +1288,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
         record["layouts"]["ssl4sar"] = {"path": "ssl4sar", **common, "n_sar": n_unlabeled,
                                         "n_glaciers": n_glaciers, "scene_size": list(size)}
     if "timeseries" in layouts:
-        n_dates = int(syn.get("n_dates", 12))
+        n_dates = int(syn["n_dates"])
         side = int(round((lo + hi) / 2))
         paths["timeseries"] = generate_time_series(out / "timeseries", n_dates, seed, shape=(side, side))
         record["layouts"]["timeseries"] = {"path": "timeseries", **common, "n_dates": n_dates,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl4sar.pretrain.common import PretrainModule
+from ssl4sar.pretrain.module import PretrainModule
 
 __all__ = ["OptSimMIM", "PatchEmbed", "patchify", "unpatchify", "random_token_mask", "token_mask",
            "mask_to_image"]
@@ -131,7 +131,7 @@ def _init_linear_ln(module: nn.Module) -> None:
 class OptSimMIM(PretrainModule):
     """OptSimMIM pretraining (spec §5.2) as a LightningModule; the network is :attr:`model`.
 
-    Args (besides those of :class:`~ssl4sar.pretrain.common.PretrainModule`):
+    Args (besides those of :class:`~ssl4sar.pretrain.module.PretrainModule`):
         mask_ratio: fraction of the tokens masked (0.3 in the paper; ``int`` rounding of the kept count).
         token_size: token side in pixels; must equal the model's ``patch_size`` (4).
     """

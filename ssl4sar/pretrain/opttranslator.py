@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl4sar.pretrain.common import PretrainModule
+from ssl4sar.pretrain.module import PretrainModule
 
 __all__ = ["OptTranslator"]
 
@@ -24,7 +24,7 @@ __all__ = ["OptTranslator"]
 class OptTranslator(PretrainModule):
     """OptTranslator pretraining (spec §5.3) as a LightningModule; the network is :attr:`model`.
 
-    Args: those of :class:`~ssl4sar.pretrain.common.PretrainModule` (paper lr 0.005).
+    Args: those of :class:`~ssl4sar.pretrain.module.PretrainModule` (paper lr 0.005).
     """
 
     method = "opttranslator"
