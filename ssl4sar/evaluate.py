@@ -77,6 +77,7 @@ from ssl4sar.data.caffe import (
     load_scene,
     zones_to_classes,
 )
+from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
 from ssl4sar.io import atomic_path
@@ -287,15 +288,6 @@ def _sanitize(obj: Any) -> Any:
     return obj
 
 
-def _block_max(arr: np.ndarray, f: int) -> np.ndarray:
-    """``(H, W)`` → ``(ceil(H/f), ceil(W/f))`` maximum over ``f × f`` blocks (keeps thin front lines visible)."""
-    h, w = arr.shape
-    hp, wp = -(-h // f) * f, -(-w // f) * f
-    pad = np.zeros((hp, wp), dtype=arr.dtype)
-    pad[:h, :w] = arr
-    return pad.reshape(hp // f, f, wp // f, f).max(axis=(1, 3))
-
-
 def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front: np.ndarray,
                     gt_front: np.ndarray, uncertainty: np.ndarray | None, title: str, resolution_m: float) -> Path:
     """SAR + predicted / true front, SAR + predicted zones, and (when given) the uncertainty map.
@@ -308,10 +300,11 @@ def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front
 
     from ssl4sar.viz import plot_prediction, save_figure
 
-    f = max(1, math.ceil(max(sar.shape) / _FIGURE_MAX_SIDE_PX))
+    f = display_step(sar.shape, _FIGURE_MAX_SIDE_PX)
     if f > 1:
         sar, classes = sar[::f, ::f], classes[::f, ::f]
-        pred_front, gt_front = _block_max(pred_front, f), _block_max(gt_front, f)
+        pred_front = downsample_for_display(pred_front, f, keep_lines=True)
+        gt_front = downsample_for_display(gt_front, f, keep_lines=True)
         uncertainty = None if uncertainty is None else uncertainty[::f, ::f]
     h, w = sar.shape
     thickness = min(9 if resolution_m < 10 else 3, max(1, min(h, w) // 40))

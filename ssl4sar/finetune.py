@@ -97,6 +97,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from ssl4sar.config import PRESETS, as_preset, load_preset, paper_preset
+from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
 from ssl4sar.errors import DataError
 from ssl4sar.io import write_text_atomic
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
@@ -144,8 +145,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 _PAPER = paper_preset().finetune  # the constructor defaults of SegmentationModule
 
-#: Value logged for ``val/mde`` (and the normalised MDEs) when no front could be evaluated (metres).
-MDE_UNDEFINED_M = 1.0e6
 #: File name of the exported best-MDE network (our checkpoint format) inside ``out_dir``.
 BEST_MDE_EXPORT = "best_mde.pt"
 #: Checkpoint monitors: (metric, mode); ``last.ckpt`` is written as well.

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from ssl4sar.config import paper_preset
+from ssl4sar.domain import OCEAN
 
 __all__ = [
     "OCEAN_CLASS", "AugmentParams", "ocean_mixup", "speckle", "brightness", "gamma", "photometric",
     "flip_rotate", "augment_context",
 ]
 
-OCEAN_CLASS = 3
+OCEAN_CLASS = OCEAN
 _PAPER = paper_preset().data  # the defaults below: the paper preset's data section (§3.3)
 
 
