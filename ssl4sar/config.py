@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ssl4sar.errors import DataError
+
 __all__ = [
     "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
     "FinetuneSection", "OptSimMIMSection", "OptTranslatorSection", "PretrainSection", "InferenceSection",
@@ -293,22 +295,30 @@ def _read_yaml(name: str | Path) -> tuple[dict[str, Any], str, str]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{source}: not valid YAML: {exc}") from None
+        raise _error(source, f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{source}: expected a YAML mapping at the top level")
+        raise _error(source, "expected a YAML mapping at the top level")
     return raw, source, stem
+
+
+def _error(source: str, problem: str) -> ValueError:
+    """A preset file's problem as :class:`~ssl4sar.errors.DataError` naming the file; a packaged preset's (or its
+    overrides') as ``ValueError`` naming the preset."""
+    if source.startswith("preset "):
+        return ValueError(f"{source}: {problem}")
+    return DataError(source, problem)
 
 
 def _resolve(name: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """The raw preset ``name`` with its ``base`` chain merged in (not yet validated), and its description."""
     raw, source, stem = _read_yaml(name)
     if source in seen:
-        raise ValueError(f"{source}: {BASE_KEY!r} chain loops: {' -> '.join((*seen, source))}")
+        raise _error(source, f"{BASE_KEY!r} chain loops: {' -> '.join((*seen, source))}")
     base = raw.pop(BASE_KEY, None)
     if base is None:
         return raw, source
     if not isinstance(base, str):
-        raise ValueError(f"{source}: {BASE_KEY!r} must name a preset or a YAML path, got {base!r}")
+        raise _error(source, f"{BASE_KEY!r} must name a preset or a YAML path, got {base!r}")
     from_file = not (isinstance(name, str) and name in PRESETS)
     if from_file and base not in PRESETS and not Path(base).is_absolute():
         base = str(Path(source).parent / base)  # a relative base path is relative to the file naming it
@@ -328,13 +338,14 @@ def load_preset(name: str | Path = DEFAULT_PRESET, overrides: Mapping[str, Any] 
 
 def _load(name: str | Path, overrides: Mapping[str, Any] | None) -> Preset:
     raw, source = _resolve(name)
+    label = ""
     if overrides:
         raw = merge(raw, overrides)
-        source = f"{source} with overrides {', '.join(map(str, overrides))}"
+        label = f"with overrides {', '.join(map(str, overrides))}: "
     try:
         return Preset.from_dict(raw, "preset")
     except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from None
+        raise _error(source, f"{label}{exc}") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from ssl4sar.config import (
     load_preset,
     paper_preset,
 )
+from ssl4sar.errors import DataError
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -57,7 +58,7 @@ def test_misspelt_key_names_the_valid_keys() -> None:
     with pytest.raises(ValueError, match=r"unknown key 'lrr' \(did you mean 'lr'\?\); valid keys of "
                                          r"preset\.finetune: max_epochs, .*lr, momentum") as info:
         load_preset("smoke", {"finetune.lrr": 0.1})
-    assert "preset 'smoke' with overrides finetune.lrr" in str(info.value)
+    assert "preset 'smoke': with overrides finetune.lrr: preset.finetune" in str(info.value)
     with pytest.raises(ValueError, match=r"unknown key 'finetuen' \(did you mean 'finetune'\?\); valid keys of "
                                          r"preset: name, seed, model, data, finetune"):
         load_preset("paper", {"finetuen": {"lr": 0.1}})
@@ -92,11 +93,11 @@ def test_yaml_file_with_base_and_with_a_typo(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: paper\nfinetune:\n  lrr: 0.1\n")
-    with pytest.raises(ValueError, match=rf"{bad}: preset\.finetune: unknown key 'lrr'.*valid keys"):
+    with pytest.raises(DataError, match=rf"{bad}: preset\.finetune: unknown key 'lrr'.*valid keys"):
         load_preset(str(bad))
     partial = tmp_path / "partial.yaml"
     partial.write_text("name: partial\nseed: 0\n")
-    with pytest.raises(ValueError, match=r"preset: missing key\(s\) model, data, finetune.*base: paper"):
+    with pytest.raises(DataError, match=r"preset: missing key\(s\) model, data, finetune.*base: paper"):
         load_preset(str(partial))
     loop = tmp_path / "loop.yaml"
     loop.write_text("base: loop.yaml\n")
