@@ -63,7 +63,8 @@ def _one_hot(target: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
     return F.one_hot(target, num_classes=k).permute(0, 3, 1, 2).to(dtype)
 
 
-def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
+def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                 eps: float = paper_preset().finetune.label_smoothing) -> torch.Tensor:
     """Cross-entropy with the official label smoothing, mean over all B·H·W pixels.
 
     The soft target puts ``1 − eps`` on the true class and ``eps / (K − 1)`` on each other class (not
@@ -122,7 +123,7 @@ def tyrion_loss(
     logits_context: torch.Tensor,
     mask_context: torch.Tensor,
     weights: Mapping[str, float] | None = None,
-    label_smoothing: float = 0.1,
+    label_smoothing: float = paper_preset().finetune.label_smoothing,
     dice_eps: float = 1e-5,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The fine-tuning loss on a context prediction and its centre crop (spec §6).

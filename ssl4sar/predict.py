@@ -99,6 +99,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ssl4sar import geo
+from ssl4sar.config import paper_preset
 from ssl4sar.domain import CLASS_NAMES, display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, sliding_window_probabilities
@@ -651,7 +652,7 @@ def _as_models(models: Any) -> list[Any]:
 def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolution_m: float | None = None,
                   rotations: Sequence[int] = (0,), flips: bool = False, tile_size: int | None = None,
                   context_size: int | None = None, stride: int | None = None, sigma: float | None = None,
-                  batch_size: int = 8, device: str | torch.device | None = None,
+                  batch_size: int = paper_preset().inference.batch_size, device: str | torch.device | None = None,
                   amp_dtype: torch.dtype | None = None, min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
                   to_wgs84: bool = False,
                   allow_no_crs: bool = False, pixel_size_m: float | None = None,

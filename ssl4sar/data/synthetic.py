@@ -65,6 +65,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
+from ssl4sar.config import paper_preset
 from ssl4sar.domain import (  # re-exported: the class and glacier facts live in ssl4sar.domain
     CAFFE_GLACIERS,
     CLASS_TO_ZONE_VALUE,
@@ -1071,7 +1072,7 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
 # Time series
 # ---------------------------------------------------------------------------------------------------
 
-def generate_time_series(out_dir: str | Path, n_dates: int = 12, seed: int = 0,
+def generate_time_series(out_dir: str | Path, n_dates: int = paper_preset().synthetic.n_dates, seed: int = 0,
                          shape: tuple[int, int] = (384, 384), resolution_m: float = 20.0,
                          crs: str = "EPSG:32622", glacier: str = "JAC", start: dt.date = dt.date(2019, 1, 5),
                          interval_days: int = 24, seasonal_amplitude_m: float = 600.0,

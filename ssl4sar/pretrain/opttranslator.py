@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl4sar.config import paper_preset
 from ssl4sar.pretrain.module import PretrainModule
 
 __all__ = ["OptTranslator"]
@@ -29,7 +30,8 @@ class OptTranslator(PretrainModule):
 
     method = "opttranslator"
 
-    def __init__(self, model_config: Mapping[str, Any], lr: float = 0.005, **kwargs: Any) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float = paper_preset().pretrain.opttranslator.lr,
+                 **kwargs: Any) -> None:
         super().__init__(model_config, lr=lr, **kwargs)
         self.last_model_decoder_layer = nn.Conv2d(self.model.embed_dim, int(self.hparams["n_optical"]),
                                                   kernel_size=1)
