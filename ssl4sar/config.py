@@ -174,23 +174,30 @@ class LossWeights(_Section):
     dice_context: float
 
 
-@dataclass(frozen=True)
-class FinetuneSection(_Section):
-    """``finetune``: the segmentation training (§6). ``imagenet_weights`` is optional (a file path)."""
+@dataclass(frozen=True, kw_only=True)
+class _RunSection(_Section):
+    """What ``finetune`` and ``pretrain`` both set: the budget, the batch arithmetic
+    (:func:`ssl4sar.training.plan_training`), SGD, the precision, and optionally ``imagenet_weights`` (a file path)."""
 
     max_epochs: int
     global_batch_size: int
     batch_size_per_device: int
-    lr: float
     momentum: float
     weight_decay: float
+    precision: str
+    imagenet_weights: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneSection(_RunSection):
+    """``finetune``: the segmentation training (§6)."""
+
+    lr: float
     label_smoothing: float
     loss_weights: LossWeights
-    precision: str
     val_every_n_epochs: int
     zone_absent: str
     init: str
-    imagenet_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,27 +217,21 @@ class OptTranslatorSection(_Section):
     early_stopping_patience: int
 
 
-@dataclass(frozen=True)
-class PretrainSection(_Section):
-    """``pretrain``: the self-supervised tasks (§5). ``init`` and ``imagenet_weights`` are optional."""
+@dataclass(frozen=True, kw_only=True)
+class PretrainSection(_RunSection):
+    """``pretrain``: the self-supervised tasks (§5); ``init`` is optional (default: see
+    :func:`ssl4sar.pretrain.common.default_init`)."""
 
     context_size: int
     samples_per_epoch: int
-    max_epochs: int
-    global_batch_size: int
-    batch_size_per_device: int
-    momentum: float
-    weight_decay: float
     plateau_factor: float
     plateau_patience: int
     min_scale: float
     prob_flip: float
     num_workers: int
-    precision: str
     optsimmim: OptSimMIMSection
     opttranslator: OptTranslatorSection
     init: str | None = None
-    imagenet_weights: str | None = None
 
 
 @dataclass(frozen=True)
