@@ -1129,8 +1129,6 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
 # ssl4sar.pretrain, ssl4sar.finetune, ssl4sar.evaluate and ssl4sar.stats; these functions only arrange and draw.
 # =====================================================================================================================
 
-#: value logged for an undefined validation MDE (:data:`ssl4sar.domain.MDE_UNDEFINED_M`, metres); not drawn
-UNDEFINED_MDE_M = MDE_UNDEFINED_M
 
 
 def epoch_table(metrics: Any) -> Any:
@@ -1226,7 +1224,7 @@ LEARNING_CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], 
 
 
 def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, str, Sequence[tuple[str, str, str]]]]
-                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = UNDEFINED_MDE_M,
+                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = MDE_UNDEFINED_M,
                          best_marker: str | None = "val/mde") -> Figure:
     """Learning curves of several fine-tuning runs in one figure, one colour per run.
 
