@@ -1130,7 +1130,6 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
 # =====================================================================================================================
 
 
-
 def epoch_table(metrics: Any) -> Any:
     """One row per epoch from a Lightning ``metrics.csv`` (path or DataFrame) as the CSV logger writes it.
 
