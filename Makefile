@@ -2,6 +2,7 @@
 #   make test   unit, reference-equivalence and notebook smoke tests
 #   make book   execute every notebook (demo preset) and build the HTML book
 #   make lint   ruff
+#   make format / format-check   ruff format (apply / check; line width from pyproject.toml)
 #   make bench  quick throughput / memory benchmark of this machine
 # The virtual environment .venv is (re)built from requirements/lock.txt when it is missing or older
 # than the lock file or pyproject.toml.
@@ -19,10 +20,10 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test test-fast lint book book-check bench clean
+.PHONY: help env test test-fast lint format format-check book book-check bench clean
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ssl4sar needs Python >= 3.11, found " + sys.version'
@@ -42,6 +43,14 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ssl4sar tests notebooks tools
+
+FORMATTED := ssl4sar tests notebooks tools
+
+format: $(STAMP)
+	$(BIN)/ruff format $(FORMATTED)
+
+format-check: $(STAMP)
+	$(BIN)/ruff format --check $(FORMATTED)
 
 book: $(STAMP)
 	$(BIN)/python tools/book.py build --preset $(PRESET) $(if $(DATA),--caffe $(DATA)) $(if $(SSL4SAR_DATA_DIR),--ssl4sar $(SSL4SAR_DATA_DIR))

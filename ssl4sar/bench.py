@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError
 from ssl4sar.io import write_json_atomic, write_text_atomic
 
@@ -247,14 +248,15 @@ _FLOPS_CACHE: dict[str, int] = {}
 
 def _forward_flops(model_cfg: Mapping[str, Any]) -> int:
     from ssl4sar.benchmarks.training import count_flops
-    from ssl4sar.models.tyrion import Tyrion
+    from ssl4sar.models.tyrion import MODEL_CONFIG_DEFAULTS, Tyrion
 
     key = json.dumps(dict(model_cfg), sort_keys=True)
     if key not in _FLOPS_CACHE:
-        size = int(model_cfg.get("img_size", 512))
+        full = {**MODEL_CONFIG_DEFAULTS, **dict(model_cfg)}
+        size = int(full["img_size"])
         _FLOPS_CACHE[key] = count_flops(
             lambda: Tyrion.from_config(model_cfg),
-            lambda m: m(torch.empty(1, int(model_cfg.get("in_chans", 1)), size, size)),
+            lambda m: m(torch.empty(1, int(full["in_chans"]), size, size)),
         )
     return _FLOPS_CACHE[key]
 
@@ -304,7 +306,7 @@ def benchmark_data_sampler(
     from ssl4sar.data.caffe import discover, read_sar
     from ssl4sar.data.datasets import CaffeTrainDataset
 
-    c = int(data_cfg.get("context_size", 512))
+    c = int(data_cfg.get("context_size", paper_preset().data.context_size))
     t = int(data_cfg.get("target_size", c // 2))
     if n_scenes is None:
         n_scenes = 2 if data_dir is None else 8
@@ -550,7 +552,7 @@ def plan_benchmarks(
                 )
             )
 
-    c = int(model_cfg.get("img_size", 512))
+    c = int(model_cfg.get("img_size", paper_preset().model.img_size))
     stride = int(cfg.get("inference", {}).get("stride", c // 4))
     sigma = cfg.get("inference", {}).get("gaussian_sigma")
     side = _scene_side_for(s["windows_per_axis"], c, stride)
@@ -600,7 +602,7 @@ def plan_benchmarks(
 
     data_cfg = dict(cfg.get("data", {}))
     syn = cfg.get("synthetic", {})
-    scene_size = tuple(syn.get("scene_size", (900, 1200)))
+    scene_size = tuple(syn.get("scene_size", paper_preset().synthetic.scene_size))
     for all_aug in (False, True):
 
         def ds(all_aug: bool = all_aug) -> dict[str, Any]:

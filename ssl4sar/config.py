@@ -1,46 +1,370 @@
-"""Presets (``paper``, ``demo``, ``smoke``) and the data root.
+"""Presets (``paper``, ``demo``, ``smoke``), their typed schema, and the data root.
 
-A preset is a nested dictionary read from ``ssl4sar/configs/<name>.yaml``. The three presets share one
-schema and one code path: ``demo`` and ``smoke`` only change sizes and counts. ``paper`` is the published
-recipe (SwinV2-T TYRION at 512 px, the hyper-parameters of the official code) and the library default.
+``paper`` (``ssl4sar/configs/paper.yaml``) is the published recipe and the one place where every setting has
+its value. The other presets name it as their ``base`` and list only the keys that differ; a user's YAML file
+does the same (``base: paper``) or lists every key. The schema is the dataclasses below, one per section: a
+preset or an override with a key they do not name (a typo such as ``finetune.lrr``) or a value of the wrong
+type fails with a message that lists the valid keys.
+
+:func:`load_preset` returns the validated preset as a plain nested dict (what notebooks, checkpoints and
+``yaml.safe_dump`` take); :func:`as_preset` gives the typed :class:`Preset` for attribute access
+(``preset.finetune.lr``). Library defaults that repeat a preset value read it from :func:`paper_preset`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
+import functools
 import os
+import types
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from ssl4sar.errors import DataError
+
+__all__ = [
+    "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
+    "FinetuneSection", "OptSimMIMSection", "OptTranslatorSection", "PretrainSection", "InferenceSection",
+    "PostprocessSection", "SyntheticSection", "load_preset", "as_preset", "paper_preset", "merge", "data_root",
+]
+
 PRESETS = ("paper", "demo", "smoke")
 DEFAULT_PRESET = "paper"
+#: the key of a preset file that names the preset (or YAML path) it overrides
+BASE_KEY = "base"
+
+_S = TypeVar("_S", bound="_Section")
 
 
-def load_preset(name: str = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return the preset ``name`` as a nested dict, with ``overrides`` merged in.
+class _Section:
+    """Conversion between a preset section (a mapping) and its dataclass; fields without a default are required,
+    fields defaulting to ``None`` are optional (left out of :meth:`to_dict` when unset)."""
 
-    ``name`` may also be a path to a YAML file with the same schema. ``overrides`` uses dotted keys
-    (``{"finetune.max_epochs": 3}``) or nested dicts.
-    """
-    if name in PRESETS:
+    @classmethod
+    def from_dict(cls: type[_S], raw: Any, where: str) -> _S:
+        """Validate ``raw`` (the section at dotted path ``where``) and convert each value to its field's type."""
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = [k for k in raw if k not in fields]
+        if unknown:
+            key = str(unknown[0])
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{where}: unknown key {key!r}{hint}; valid keys of {where}: {', '.join(fields)}")
+        missing = [name for name, f in fields.items() if name not in raw and _required(f)]
+        if missing:
+            raise ValueError(f"{where}: missing key(s) {', '.join(missing)} (write `{BASE_KEY}: paper` to take the "
+                             "paper preset's values for the keys a file leaves out)")
+        hints = typing.get_type_hints(cls)
+        values = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as a plain dict (nested sections as dicts; unset optional keys left out)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and not _required(f):
+                continue
+            out[f.name] = value.to_dict() if isinstance(value, _Section) else copy.deepcopy(value)
+        return out
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``tp`` (ints stay ints, ints become floats where a float is due)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(value, args[0], where)
+    if isinstance(tp, type) and issubclass(tp, _Section):
+        return tp.from_dict(value, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return copy.deepcopy(dict(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{where}: no conversion for the annotation {tp!r}")  # a schema bug, not bad input
+
+
+# ------------------------------------------------------------------------------------------------ the schema
+# Units and meanings are commented in paper.yaml, next to the values.
+@dataclass(frozen=True)
+class ModelSection(_Section):
+    """``model``: the TYRION network (the keyword arguments of :class:`ssl4sar.models.tyrion.Tyrion`)."""
+
+    img_size: int
+    patch_size: int
+    in_chans: int
+    embed_dim: int
+    depths: list[int]
+    num_heads: list[int]
+    window_size: int
+    mlp_ratio: float
+    qkv_bias: bool
+    drop_path_rate: float
+    attn_drop_rate: float
+    proj_drop_rate: float
+    decoder_dropout: float
+    num_classes: int
+    zero_init_res_post_norm: bool
+
+
+@dataclass(frozen=True)
+class DataSection(_Section):
+    """``data``: fine-tuning samples (sizes in pixels) and their augmentation (§3.3)."""
+
+    context_size: int
+    target_size: int
+    samples_per_epoch: int
+    prob_rezoom: float
+    zoom_range: list[float]
+    prob_mixup: float
+    mixup_weight: list[float]
+    prob_speckle: float
+    prob_brightness: float
+    brightness_range: list[float]
+    prob_gamma: float
+    gamma_range: list[float]
+    prob_flip_h: float
+    prob_flip_v: float
+    prob_rotate: float
+    num_workers: int
+
+
+@dataclass(frozen=True)
+class LossWeights(_Section):
+    """``finetune.loss_weights``: the four parts of the fine-tuning loss (:data:`ssl4sar.losses.LOSS_PARTS`)."""
+
+    ce_target: float
+    ce_context: float
+    dice_target: float
+    dice_context: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RunSection(_Section):
+    """What ``finetune`` and ``pretrain`` both set: the budget, the batch arithmetic
+    (:func:`ssl4sar.training.plan_training`), SGD, the precision, and optionally ``imagenet_weights`` (a file path)."""
+
+    max_epochs: int
+    global_batch_size: int
+    batch_size_per_device: int
+    momentum: float
+    weight_decay: float
+    precision: str
+    imagenet_weights: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneSection(_RunSection):
+    """``finetune``: the segmentation training (§6)."""
+
+    lr: float
+    label_smoothing: float
+    loss_weights: LossWeights
+    val_every_n_epochs: int
+    zone_absent: str
+    init: str
+
+
+@dataclass(frozen=True)
+class OptSimMIMSection(_Section):
+    """``pretrain.optsimmim``: masked optical reconstruction (§5.2)."""
+
+    lr: float
+    mask_ratio: float
+    token_size: int
+
+
+@dataclass(frozen=True)
+class OptTranslatorSection(_Section):
+    """``pretrain.opttranslator``: SAR-to-optical translation (§5.3)."""
+
+    lr: float
+    early_stopping_patience: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainSection(_RunSection):
+    """``pretrain``: the self-supervised tasks (§5); ``init`` is optional (default: see
+    :func:`ssl4sar.pretrain.common.default_init`)."""
+
+    context_size: int
+    samples_per_epoch: int
+    plateau_factor: float
+    plateau_patience: int
+    min_scale: float
+    prob_flip: float
+    num_workers: int
+    optsimmim: OptSimMIMSection
+    opttranslator: OptTranslatorSection
+    init: str | None = None
+
+
+@dataclass(frozen=True)
+class InferenceSection(_Section):
+    """``inference``: sliding windows with Gaussian stitching (§7.1)."""
+
+    stride: int
+    gaussian_sigma: float
+    batch_size: int
+    tta_rotations: list[int]
+
+
+@dataclass(frozen=True)
+class PostprocessSection(_Section):
+    """``postprocess``: zones → calving front (§7.2)."""
+
+    min_front_length_m: float
+
+
+@dataclass(frozen=True)
+class SyntheticSection(_Section):
+    """``synthetic``: generator sizes; the optional difficulty keys ``looks``, ``na_probability`` and
+    ``radiometry`` are checked by :func:`ssl4sar.data.synthetic.synthetic_difficulty`."""
+
+    n_train: int
+    n_test: int
+    scene_size: list[int]
+    n_unlabeled: int
+    optical_size_scale: float
+    n_dates: int
+    looks: float | None = None
+    na_probability: float | None = None
+    radiometry: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Preset(_Section):
+    """A whole preset: its ``name``, global ``seed`` and one typed section each."""
+
+    name: str
+    seed: int
+    model: ModelSection
+    data: DataSection
+    finetune: FinetuneSection
+    pretrain: PretrainSection
+    inference: InferenceSection
+    postprocess: PostprocessSection
+    synthetic: SyntheticSection
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def _read_yaml(name: str | Path) -> tuple[dict[str, Any], str, str]:
+    """The raw mapping of preset ``name`` (a packaged preset or a YAML path), its description and default name."""
+    if isinstance(name, str) and name in PRESETS:
         text = resources.files("ssl4sar.configs").joinpath(f"{name}.yaml").read_text()
-        source = f"preset {name!r}"
+        source, stem = f"preset {name!r}", name
     else:
         path = Path(name)
         if not path.is_file():
-            raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)} or a YAML file path")
-        text = path.read_text()
-        source = str(path)
-    cfg = yaml.safe_load(text)
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{source}: expected a YAML mapping at the top level")
+            raise ValueError(f"unknown preset {str(name)!r}: expected one of {', '.join(PRESETS)} or a YAML file path")
+        text, source, stem = path.read_text(), str(path), path.stem
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _error(source, f"not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise _error(source, "expected a YAML mapping at the top level")
+    return raw, source, stem
+
+
+def _error(source: str, problem: str) -> ValueError:
+    """A preset file's problem as :class:`~ssl4sar.errors.DataError` naming the file; a packaged preset's (or its
+    overrides') as ``ValueError`` naming the preset."""
+    if source.startswith("preset "):
+        return ValueError(f"{source}: {problem}")
+    return DataError(source, problem)
+
+
+def _resolve(name: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+    """The raw preset ``name`` with its ``base`` chain merged in (not yet validated), and its description."""
+    raw, source, stem = _read_yaml(name)
+    if source in seen:
+        raise _error(source, f"{BASE_KEY!r} chain loops: {' -> '.join((*seen, source))}")
+    base = raw.pop(BASE_KEY, None)
+    if base is None:
+        return raw, source
+    if not isinstance(base, str):
+        raise _error(source, f"{BASE_KEY!r} must name a preset or a YAML path, got {base!r}")
+    from_file = not (isinstance(name, str) and name in PRESETS)
+    if from_file and base not in PRESETS and not Path(base).is_absolute():
+        base = str(Path(source).parent / base)  # a relative base path is relative to the file naming it
+    parent, _ = _resolve(base, (*seen, source))
+    return merge(parent, {"name": stem, **raw}), source
+
+
+def load_preset(name: str | Path = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the preset ``name``, with ``overrides`` merged in, as a validated nested dict.
+
+    ``name`` is one of :data:`PRESETS` or a path to a YAML file (complete, or naming a ``base`` preset and listing
+    the keys that differ). ``overrides`` uses dotted keys (``{"finetune.max_epochs": 3}``) or nested dicts.
+    Unknown keys, missing keys and values of the wrong type raise ``ValueError`` naming the valid keys.
+    """
+    return _load(name, overrides).to_dict()
+
+
+def _load(name: str | Path, overrides: Mapping[str, Any] | None) -> Preset:
+    raw, source = _resolve(name)
+    label = ""
     if overrides:
-        cfg = merge(cfg, overrides)
-    return cfg
+        raw = merge(raw, overrides)
+        label = f"with overrides {', '.join(map(str, overrides))}: "
+    try:
+        return Preset.from_dict(raw, "preset")
+    except ValueError as exc:
+        raise _error(source, f"{label}{exc}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def paper_preset() -> Preset:
+    """The ``paper`` preset, typed: the source of every library default that a preset also sets."""
+    return _load("paper", None)
+
+
+def as_preset(cfg: Preset | Mapping[str, Any] | str | Path) -> Preset:
+    """``cfg`` as a typed :class:`Preset`: a preset name or YAML path is loaded, a dict validated (complete)."""
+    if isinstance(cfg, Preset):
+        return cfg
+    if isinstance(cfg, str | Path):
+        return _load(cfg, None)
+    try:
+        return Preset.from_dict(cfg, "preset")
+    except ValueError as exc:
+        raise ValueError(f"preset {cfg.get('name', '?')!r}: {exc}") from None
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -77,8 +77,9 @@ from ssl4sar.data.caffe import (
     load_scene,
     zones_to_classes,
 )
+from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
-from ssl4sar.inference import EnsemblePrediction, predict_probabilities
+from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
 from ssl4sar.io import atomic_path
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
@@ -101,7 +102,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIGURES = 8
-PAPER_TTA_ROTATIONS: tuple[int, ...] = (0, 1, 2, 3)
 SPLIT_CHOICES = ("test", "val", "train", "trainval")
 #: per-image zone-metric columns: ``<metric>_<macro|NA|rock|glacier|ocean>`` (the reference's 4 × 5 numbers)
 ZONE_COLUMNS: tuple[str, ...] = tuple(f"{m}_{c}" for m in ("precision", "recall", "f1", "iou")
@@ -170,13 +170,13 @@ def resolve_device(device: str | torch.device = "auto") -> str:
     return name
 
 
-def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if preset is None:
-        return None
-    if isinstance(preset, Mapping):
-        return dict(preset)
+def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
     from ssl4sar.config import load_preset
 
+    if preset is None:
+        return load_preset("paper")
+    if isinstance(preset, Mapping):
+        return dict(preset)
     return load_preset(str(preset))
 
 
@@ -186,8 +186,8 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
                        amp_dtype: str | None = None) -> InferenceSettings:
     """Resolve the inference settings for a model with input size ``context_size`` (pixels).
 
-    Without ``preset``: stride ``C / 4`` px, σ ``C / 16`` px, batch size 8, TTA rotations 0..3. With a preset
-    (name, YAML path or dict): its ``inference.stride`` and ``inference.gaussian_sigma`` scaled by
+    From ``preset`` (name, YAML path or dict; default ``paper``: stride ``C / 4`` px, σ ``C / 16`` px, batch
+    size 8, TTA rotations 0..3): its ``inference.stride`` and ``inference.gaussian_sigma`` scaled by
     ``C / data.context_size``, its ``inference.batch_size`` and ``inference.tta_rotations``. Explicit
     ``stride`` / ``sigma`` / ``batch_size`` win. The stride must lie in ``1 .. C/2`` so that the kept centre
     crops cover every pixel.
@@ -196,19 +196,16 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
     if c <= 0 or c % 2:
         raise ValueError(f"context size must be a positive even number of pixels, got {context_size}")
     cfg = _preset_dict(preset)
-    rotations: tuple[int, ...] = PAPER_TTA_ROTATIONS
-    default_stride, default_sigma, default_batch = c / 4, c / 16, 8
-    if cfg is not None:
-        try:
-            inf = cfg["inference"]
-            scale = c / float(cfg["data"]["context_size"])
-            default_stride = float(inf["stride"]) * scale
-            default_sigma = float(inf["gaussian_sigma"]) * scale
-            default_batch = int(inf.get("batch_size", default_batch))
-            rotations = tuple(int(k) % 4 for k in inf.get("tta_rotations", PAPER_TTA_ROTATIONS))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / "
-                             f"inference.gaussian_sigma / data.context_size ({exc})") from exc
+    try:
+        inf = cfg["inference"]
+        scale = c / float(cfg["data"]["context_size"])
+        default_stride = float(inf["stride"]) * scale
+        default_sigma = float(inf["gaussian_sigma"]) * scale
+        default_batch = int(inf["batch_size"])
+        rotations = tuple(int(k) % 4 for k in inf["tta_rotations"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
+                         f"batch_size / tta_rotations or data.context_size ({exc})") from exc
     s = int(stride) if stride is not None else max(1, int(round(default_stride)))
     if not 0 < s <= c // 2:
         raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
@@ -291,15 +288,6 @@ def _sanitize(obj: Any) -> Any:
     return obj
 
 
-def _block_max(arr: np.ndarray, f: int) -> np.ndarray:
-    """``(H, W)`` → ``(ceil(H/f), ceil(W/f))`` maximum over ``f × f`` blocks (keeps thin front lines visible)."""
-    h, w = arr.shape
-    hp, wp = -(-h // f) * f, -(-w // f) * f
-    pad = np.zeros((hp, wp), dtype=arr.dtype)
-    pad[:h, :w] = arr
-    return pad.reshape(hp // f, f, wp // f, f).max(axis=(1, 3))
-
-
 def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front: np.ndarray,
                     gt_front: np.ndarray, uncertainty: np.ndarray | None, title: str, resolution_m: float) -> Path:
     """SAR + predicted / true front, SAR + predicted zones, and (when given) the uncertainty map.
@@ -312,10 +300,11 @@ def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front
 
     from ssl4sar.viz import plot_prediction, save_figure
 
-    f = max(1, math.ceil(max(sar.shape) / _FIGURE_MAX_SIDE_PX))
+    f = display_step(sar.shape, _FIGURE_MAX_SIDE_PX)
     if f > 1:
         sar, classes = sar[::f, ::f], classes[::f, ::f]
-        pred_front, gt_front = _block_max(pred_front, f), _block_max(gt_front, f)
+        pred_front = downsample_for_display(pred_front, f, keep_lines=True)
+        gt_front = downsample_for_display(gt_front, f, keep_lines=True)
         uncertainty = None if uncertainty is None else uncertainty[::f, ::f]
     h, w = sar.shape
     thickness = min(9 if resolution_m < 10 else 3, max(1, min(h, w) // 40))

@@ -96,11 +96,18 @@ import torch.distributed as dist
 import yaml
 from lightning.pytorch.callbacks import Callback
 
-from ssl4sar.config import PRESETS, load_preset
+from ssl4sar.config import PRESETS, as_preset, load_preset, paper_preset
+from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
 from ssl4sar.errors import DataError
 from ssl4sar.io import write_text_atomic
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
+from ssl4sar.models.initialise import (  # re-exported: their home before they were shared with pretraining
+    IMAGENET_RESOURCE,
+    export_lightning_checkpoint,
+    initialise_model,
+    resolve_imagenet_weights,
+)
 from ssl4sar.models.tyrion import Tyrion
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 from ssl4sar.training import (
@@ -128,6 +135,7 @@ __all__ = [
     "finetune",
     "initialise_model",
     "resolve_imagenet_weights",
+    "IMAGENET_RESOURCE",
     "patch_iou",
     "export_lightning_checkpoint",
     "configure",
@@ -135,14 +143,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_PAPER = paper_preset().finetune  # the constructor defaults of SegmentationModule
 
-#: Value logged for ``val/mde`` (and the normalised MDEs) when no front could be evaluated (metres).
-MDE_UNDEFINED_M = 1.0e6
 #: File name of the exported best-MDE network (our checkpoint format) inside ``out_dir``.
 BEST_MDE_EXPORT = "best_mde.pt"
 #: Checkpoint monitors: (metric, mode); ``last.ckpt`` is written as well.
 MONITORS: tuple[tuple[str, str], ...] = (("val/mde", "min"), ("val/iou_patch", "max"))
-IMAGENET_RESOURCE = "swinv2-tiny-imagenet"
 
 # columns of the per-scene validation table that is all-reduced across ranks
 _COLS = ("evaluated", "missing", "sum_m", "sum_sq_m2", "n_distances", "n_gt", "n_pred", "iou", "iou_valid")
@@ -225,61 +231,6 @@ def _dist_on() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-# ---------------------------------------------------------------------------------------------------- initialisation
-def resolve_imagenet_weights(path: str | Path | None = None) -> Path:
-    """Path of the ImageNet SwinV2-T weights: ``path`` if given, else the manifest entry under the data root.
-
-    Raises :class:`DataError` naming the expected file when it does not exist.
-    """
-    if path is None:
-        from ssl4sar.data.manifest import load_manifest, local_path
-
-        path = local_path(load_manifest()[IMAGENET_RESOURCE])
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(path, "ImageNet SwinV2-T weights (swinv2_tiny_patch4_window16_256.pth) not found",
-                        f"download them with `ssl4sar data fetch {IMAGENET_RESOURCE}`, pass --imagenet-weights PATH, "
-                        "or use --init scratch")
-    return path
-
-
-def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weights: str | Path | None = None) -> str:
-    """Fill ``model`` according to ``init`` (``scratch`` | ``imagenet`` | checkpoint path); returns a description.
-
-    A checkpoint must hold a network whose every parameter fits ``model`` (same names and shapes): encoder and
-    decoder are copied, pretraining heads dropped. Raises :class:`DataError` naming the file otherwise.
-    """
-    from ssl4sar.models.convert import load_imagenet_swinv2, load_model
-
-    key = str(init).strip()
-    if key.lower() == "scratch":
-        return "scratch"
-    if key.lower() == "imagenet":
-        path = resolve_imagenet_weights(imagenet_weights)
-        load_imagenet_swinv2(model, path)
-        return f"imagenet:{path}"
-    path = Path(key).expanduser()
-    if not path.is_file():
-        raise DataError(path, "initialisation checkpoint not found",
-                        "--init takes 'scratch', 'imagenet' or the path of a pretraining / fine-tuning checkpoint")
-    source = load_model(path, map_location="cpu", model_config=model.config)
-    theirs = source.state_dict()
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(theirs))
-    extra = sorted(set(theirs) - set(ours))
-    wrong = sorted(f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
-                   for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
-    if missing or extra or wrong:
-        problems = "; ".join(f"{label}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
-                             for label, keys in (("missing", missing), ("unexpected", extra), ("shape", wrong))
-                             if keys)
-        raise DataError(path, f"network does not fit the configured model ({problems})",
-                        "use the same model section (preset) as the run that wrote the checkpoint")
-    model.load_state_dict(theirs, strict=True)
-    log.info("%s: encoder and decoder weights loaded", path)
-    return f"checkpoint:{path}"
-
-
 # ---------------------------------------------------------------------------------------------------- module
 class SegmentationModule(pl.LightningModule):
     """TYRION fine-tuning (spec §6) as a LightningModule; the network is :attr:`model`.
@@ -299,10 +250,10 @@ class SegmentationModule(pl.LightningModule):
     validation batches also carry ``mask`` (B, T, T), ``stem``, ``window`` and ``centre_origin`` (B, 2).
     """
 
-    def __init__(self, model_config: Mapping[str, Any], lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 1e-4, label_smoothing: float = 0.1,
+    def __init__(self, model_config: Mapping[str, Any], lr: float = _PAPER.lr, momentum: float = _PAPER.momentum,
+                 weight_decay: float = _PAPER.weight_decay, label_smoothing: float = _PAPER.label_smoothing,
                  loss_weights: Mapping[str, float] | None = None,
-                 min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, zone_absent: str = "nan",
+                 min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, zone_absent: str = _PAPER.zone_absent,
                  channels_last: bool = True, init: str = "scratch") -> None:
         super().__init__()
         self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
@@ -327,16 +278,14 @@ class SegmentationModule(pl.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], init: str | None = None) -> SegmentationModule:
-        """Build from a preset dict (``model``, ``finetune``, optional ``postprocess``)."""
-        ft = dict(cfg["finetune"])
-        post = dict(cfg.get("postprocess") or {})
+        """Build from a preset (dict or :class:`ssl4sar.config.Preset`; ``model``, ``finetune``, ``postprocess``)."""
+        preset = as_preset(cfg)
+        ft = preset.finetune
         return cls(
-            model_config=cfg["model"], lr=float(ft.get("lr", 0.01)), momentum=float(ft.get("momentum", 0.9)),
-            weight_decay=float(ft.get("weight_decay", 1e-4)), label_smoothing=float(ft.get("label_smoothing", 0.1)),
-            loss_weights=ft.get("loss_weights"),
-            min_front_length_m=float(post.get("min_front_length_m", DEFAULT_MIN_FRONT_LENGTH_M)),
-            zone_absent=str(ft.get("zone_absent", "nan")),
-            init=str(init if init is not None else ft.get("init", "scratch")),
+            model_config=preset.model.to_dict(), lr=ft.lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
+            label_smoothing=ft.label_smoothing, loss_weights=ft.loss_weights.to_dict(),
+            min_front_length_m=preset.postprocess.min_front_length_m, zone_absent=ft.zone_absent,
+            init=str(init if init is not None else ft.init),
         )
 
     def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None) -> str:
@@ -616,22 +565,6 @@ def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
     return table.loc[order].reset_index(drop=True)
 
 
-def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
-                                ) -> Path:
-    """Write the network of one of our Lightning checkpoints in the project format (``save_checkpoint``).
-
-    ``meta`` is completed with the checkpoint's epoch, global step and source path.
-    """
-    from ssl4sar.models.convert import load_model, save_checkpoint
-
-    ckpt_path = Path(ckpt_path)
-    obj = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model = load_model(ckpt_path, map_location="cpu")
-    info = {"source_checkpoint": str(ckpt_path), "epoch": int(obj.get("epoch", -1)),
-            "global_step": int(obj.get("global_step", -1)), **dict(meta or {})}
-    return save_checkpoint(dest, model, meta=info)
-
-
 def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path, init: str | Path | None = None,
              seed: int | None = None, devices: int | str = "auto", resume: bool = True, max_steps: int | None = None,
              *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
@@ -660,25 +593,22 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
     """
     from ssl4sar.data.datamodules import CaffeDataModule
 
-    cfg = load_preset(cfg) if isinstance(cfg, str) else dict(cfg)
-    for section in ("model", "data", "finetune"):
-        if section not in cfg:
-            raise ValueError(f"preset {cfg.get('name', '?')!r} has no {section!r} section")
-    ft = dict(cfg["finetune"])
-    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
+    ft = cfg["finetune"]
+    seed = int(cfg["seed"] if seed is None else seed)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found",
                         "pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth")
     out = Path(out_dir)
     plan = plan_training(ft, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
-    max_epochs = int(ft.get("max_epochs", 1) if max_epochs is None else max_epochs)
+    max_epochs = int(ft["max_epochs"] if max_epochs is None else max_epochs)
     log.info("fine-tuning plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
              "precision %s", plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
              plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
 
     seed_everything(seed)
-    init_choice = str(init if init is not None else ft.get("init", "scratch"))
+    init_choice = str(init if init is not None else ft["init"])
     if imagenet_weights is None and ft.get("imagenet_weights"):
         imagenet_weights = ft["imagenet_weights"]
     datamodule = CaffeDataModule(data_dir, cfg, seed=seed)
@@ -698,7 +628,7 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
     ckpt_cbs = checkpoint_callbacks(out, MONITORS)
     trainer = build_trainer(
         plan, out, callbacks=[*ckpt_cbs, *callbacks], max_epochs=max_epochs, max_steps=max_steps, seed=seed,
-        check_val_every_n_epoch=int(ft.get("val_every_n_epochs", 1)), log_every_n_steps=min(50, steps_per_epoch),
+        check_val_every_n_epoch=int(ft["val_every_n_epochs"]), log_every_n_steps=min(50, steps_per_epoch),
         progress=progress, **dict(trainer_kwargs or {}))
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)

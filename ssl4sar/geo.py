@@ -55,7 +55,7 @@ from ssl4sar.io import write_text_atomic
 __all__ = [
     "LineMode", "WGS84", "Feature", "FeatureCollection",
     "front_polylines", "pixels_to_map", "polylines_to_geometry", "front_to_geometry",
-    "as_crs", "is_wgs84", "geometry_length_m", "reproject_geometry", "local_metric_crs",
+    "as_crs", "is_wgs84", "unit_factor_m", "geometry_length_m", "reproject_geometry", "local_metric_crs",
     "write_geojson", "read_geojson", "feature_collection",
 ]
 
@@ -251,9 +251,11 @@ def is_wgs84(crs: Any) -> bool:
     return c == WGS84 or c == CRS.from_user_input("OGC:CRS84")
 
 
-def _unit_factor(crs: CRS) -> float:
-    """Metres per unit of a projected CRS's first axis."""
-    axis = crs.axis_info[0] if crs.axis_info else None
+def unit_factor_m(crs: Any) -> float:
+    """Metres per unit of a projected CRS's first axis (any CRS description, see :func:`as_crs`); 1.0 when the CRS
+    does not state a linear unit."""
+    c = as_crs(crs)
+    axis = c.axis_info[0] if c.axis_info else None
     factor = getattr(axis, "unit_conversion_factor", None)
     return float(factor) if factor else 1.0
 
@@ -269,7 +271,7 @@ def geometry_length_m(geom: BaseGeometry | None, crs: Any) -> float:
     c = as_crs(crs)
     if c.is_geographic:
         return float(Geod(**_geod_params(c)).geometry_length(geom))
-    return float(geom.length) * _unit_factor(c)
+    return float(geom.length) * unit_factor_m(c)
 
 
 def _geod_params(crs: CRS) -> dict[str, float]:
@@ -279,20 +281,35 @@ def _geod_params(crs: CRS) -> dict[str, float]:
     return {"a": float(ell.semi_major_metre), "b": float(ell.semi_minor_metre)}
 
 
-def reproject_geometry(geom: BaseGeometry | None, src_crs: Any, dst_crs: Any) -> BaseGeometry | None:
-    """Reproject a shapely geometry between CRSs (pyproj, ``always_xy``: geographic = (lon, lat))."""
+def reproject_geometry(geom: BaseGeometry | None, src_crs: Any, dst_crs: Any, *, densify: int | None = None
+                       ) -> BaseGeometry | None:
+    """Reproject a shapely geometry between CRSs (pyproj, ``always_xy``: geographic = (lon, lat)).
+
+    ``densify``: first split every edge longer than 1/``densify`` of the geometry's larger bounding-box side, so
+    that straight edges of footprints and boxes bend as they should in the target CRS (``None``: keep the
+    vertices, as for fronts traced through pixel centres). A polygon that the transform makes invalid is
+    repaired (``shapely.make_valid``).
+    """
     if geom is None:
         return None
     src, dst = as_crs(src_crs), as_crs(dst_crs)
     if src == dst:
         return geom
+    if densify:
+        minx, miny, maxx, maxy = geom.bounds
+        span = max(maxx - minx, maxy - miny)
+        if span > 0:
+            geom = shapely.segmentize(geom, max_segment_length=span / float(densify))
     tr = Transformer.from_crs(src, dst, always_xy=True)
 
     def fn(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(geom, fn)
+    out = shapely.transform(geom, fn)
+    if out.geom_type in ("Polygon", "MultiPolygon") and not out.is_valid:
+        out = shapely.make_valid(out)
+    return out
 
 
 def local_metric_crs(geom: BaseGeometry, crs: Any) -> CRS:

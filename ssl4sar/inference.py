@@ -35,9 +35,14 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from ssl4sar.config import paper_preset
 from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
 
 logger = logging.getLogger(__name__)
+
+#: the test-time augmentation of the paper: quarter turns k × 90° clockwise (the paper preset's inference.tta_rotations)
+PAPER_TTA_ROTATIONS: tuple[int, ...] = tuple(paper_preset().inference.tta_rotations)
+_PAPER = paper_preset()  # window size, stride and batch size defaults (§7.1)
 
 Model = Callable[[torch.Tensor], Any]
 
@@ -157,8 +162,9 @@ def window_origins(padded_shape: tuple[int, int], context_size: int, stride: int
     return [(r, c) for r in rows for c in cols]
 
 
-def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor, context_size: int = 512,
-                                 stride: int = 128, sigma: float | None = None, batch_size: int = 8,
+def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
+                                 context_size: int = _PAPER.data.context_size, stride: int = _PAPER.inference.stride,
+                                 sigma: float | None = None, batch_size: int = _PAPER.inference.batch_size,
                                  device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
                                  canvas_device: str | torch.device | None = None, progress: bool = False
                                  ) -> np.ndarray:
@@ -268,8 +274,9 @@ def stitch_non_overlapping(tiles: Sequence[np.ndarray] | np.ndarray, image_shape
     return canvas[..., oy:oy + h, ox:ox + w]
 
 
-def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor, context_size: int = 512,
-                              batch_size: int = 8, device: str | torch.device | None = None,
+def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor,
+                              context_size: int = _PAPER.data.context_size,
+                              batch_size: int = _PAPER.inference.batch_size, device: str | torch.device | None = None,
                               amp_dtype: torch.dtype | None = None, progress: bool = False) -> np.ndarray:
     """Class map of a scene from non-overlapping centre tiles (validation during training, §3.4 / §7.1).
 

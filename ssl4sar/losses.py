@@ -20,6 +20,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from ssl4sar.config import paper_preset
+
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
     "LOSS_PARTS",
@@ -32,7 +34,7 @@ __all__ = [
 #: Names of the four parts of :func:`tyrion_loss` (also the keys of ``finetune.loss_weights``).
 LOSS_PARTS = ("ce_target", "ce_context", "dice_target", "dice_context")
 #: The paper's weights (``weights_classification`` = ``weights_segmentation`` = [0.5, 0.5]).
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {name: 0.5 for name in LOSS_PARTS}
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = paper_preset().finetune.loss_weights.to_dict()  # 0.5 each (§6)
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -61,7 +63,8 @@ def _one_hot(target: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
     return F.one_hot(target, num_classes=k).permute(0, 3, 1, 2).to(dtype)
 
 
-def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
+def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                 eps: float = paper_preset().finetune.label_smoothing) -> torch.Tensor:
     """Cross-entropy with the official label smoothing, mean over all B·H·W pixels.
 
     The soft target puts ``1 − eps`` on the true class and ``eps / (K − 1)`` on each other class (not
@@ -120,7 +123,7 @@ def tyrion_loss(
     logits_context: torch.Tensor,
     mask_context: torch.Tensor,
     weights: Mapping[str, float] | None = None,
-    label_smoothing: float = 0.1,
+    label_smoothing: float = paper_preset().finetune.label_smoothing,
     dice_eps: float = 1e-5,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The fine-tuning loss on a context prediction and its centre crop (spec §6).

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from ssl4sar.data.caffe import GLACIERS, parse_stem, season_of
+from ssl4sar.data.caffe import parse_stem
+from ssl4sar.domain import CLASS_NAMES, GLACIERS, SEASONS, season_of
 from ssl4sar.errors import DataError
 from ssl4sar.io import atomic_path, write_json_atomic
 
@@ -50,16 +51,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLASS_NAMES: tuple[str, ...] = ("NA", "rock", "glacier", "ocean")
 #: CaFFe categories in the reference's order (T:Evaluation.py:506-552), for ``breakdown(all_categories=True)``.
 CAFFE_GLACIERS: tuple[str, ...] = GLACIERS
 CAFFE_SENSOR_GROUPS: tuple[str, ...] = ("RSAT", "S1", "ENVISAT", "ERS", "PALSAR", "TSX/TDX")
 CAFFE_RESOLUTIONS: tuple[str, ...] = ("20", "17", "12", "7", "6")
-SEASONS: tuple[str, ...] = ("winter", "summer")
 
 
 # --------------------------------------------------------------------------------------------------------------
-# scene metadata (parsing and the season rule live in ssl4sar.data.caffe)
+# scene metadata (parsing lives in ssl4sar.data.caffe, the season rule in ssl4sar.domain)
 
 def sensor_group(sensor: str) -> str:
     """The reference's sensor grouping: TSX and TDX pooled as ``"TSX/TDX"``, others unchanged."""

@@ -45,16 +45,15 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from ssl4sar.config import paper_preset
+from ssl4sar.domain import GLACIER, NA, OCEAN, ROCK
 from ssl4sar.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-NA_ID = 0
-ROCK_ID = 1
-GLACIER_ID = 2
-OCEAN_ID = 3
+NA_ID, ROCK_ID, GLACIER_ID, OCEAN_ID = NA, ROCK, GLACIER, OCEAN
 
-DEFAULT_MIN_FRONT_LENGTH_M = 750.0
+DEFAULT_MIN_FRONT_LENGTH_M = paper_preset().postprocess.min_front_length_m  # 750 m (§7.2)
 KeepRule = Literal[">=", ">"]
 
 

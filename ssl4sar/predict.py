@@ -99,8 +99,10 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ssl4sar import geo
+from ssl4sar.config import paper_preset
+from ssl4sar.domain import CLASS_NAMES, display_step, downsample_for_display
 from ssl4sar.errors import DataError
-from ssl4sar.inference import sliding_window_probabilities
+from ssl4sar.inference import PAPER_TTA_ROTATIONS, sliding_window_probabilities
 from ssl4sar.io import atomic_path, write_text_atomic
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 
@@ -111,8 +113,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CLASS_NAMES: tuple[str, ...] = ("NA", "rock", "glacier", "ocean")
-PAPER_TTA_ROTATIONS: tuple[int, ...] = (0, 1, 2, 3)
 _SUBSAMPLE_MAX = 1_000_000
 _STRIP_PIXELS = 4_000_000
 _OVERLAY_MAX_SIDE = 1600
@@ -298,13 +298,6 @@ def _geographic_pixel_size(crs: Any, transform: Affine, shape: tuple[int, int]) 
     return float(dx), float(dy)
 
 
-def _unit_factor(crs: Any) -> float:
-    try:
-        return float(crs.linear_units_factor[1])
-    except Exception:  # noqa: BLE001 - rasterio raises CRSError / others for odd CRSs
-        return 1.0
-
-
 def open_scene(path: str | Path, *, allow_no_crs: bool = False, pixel_size_m: float | None = None,
                value_range: tuple[float, float] | None = None, percentiles: tuple[float, float] = (1.0, 99.0)
                ) -> SceneSource:
@@ -344,7 +337,7 @@ def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None
     meta = scene_metadata(path.stem, tags)
     t = ds.transform
     if crs is not None and crs.is_projected:
-        f = _unit_factor(crs)
+        f = geo.unit_factor_m(crs)
         sx, sy = math.hypot(t.a, t.d) * f, math.hypot(t.b, t.e) * f
     elif crs is not None and crs.is_geographic:
         sx, sy = _geographic_pixel_size(crs, t, (ds.height, ds.width))
@@ -659,7 +652,7 @@ def _as_models(models: Any) -> list[Any]:
 def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolution_m: float | None = None,
                   rotations: Sequence[int] = (0,), flips: bool = False, tile_size: int | None = None,
                   context_size: int | None = None, stride: int | None = None, sigma: float | None = None,
-                  batch_size: int = 8, device: str | torch.device | None = None,
+                  batch_size: int = paper_preset().inference.batch_size, device: str | torch.device | None = None,
                   amp_dtype: torch.dtype | None = None, min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
                   to_wgs84: bool = False,
                   allow_no_crs: bool = False, pixel_size_m: float | None = None,
@@ -872,15 +865,13 @@ def _write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.nd
     from ssl4sar.viz import plot_prediction, save_figure
 
     h, w = src.shape
-    f = max(1, math.ceil(max(h, w) / _OVERLAY_MAX_SIDE))
+    f = display_step((h, w), _OVERLAY_MAX_SIDE)
     small = (math.ceil(h / f), math.ceil(w / f))
     if f == 1:
         sar = src.read(0, h, 0, w)
     else:
         sar = src._convert(src._read(out_shape=small, resampling=Resampling.nearest))
-    fr = np.zeros(small, dtype=np.uint8)
-    rr, cc = np.nonzero(front)
-    fr[rr // f, cc // f] = 1
+    fr = downsample_for_display(front != 0, f, keep_lines=True).astype(np.uint8)
     title = src.stem + (f" ({src.date.isoformat()})" if src.date else "")
     fig = plot_prediction(sar, zones[::f, ::f], pred_front=fr, title=title,
                           thickness_px=1 if min(small) < 256 else 3)

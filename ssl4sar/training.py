@@ -54,6 +54,8 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
+from ssl4sar.config import paper_preset
+
 __all__ = [
     "PRECISIONS",
     "TrainingPlan",
@@ -251,7 +253,7 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
     except KeyError as exc:
         raise ValueError(f"preset section lacks {exc.args[0]!r} (needed for the batch arithmetic)") from None
     accum = accumulation_steps(gbs, bpd, n_dev, n_nodes)
-    prec = str(precision if precision is not None else section.get("precision", "32-true"))
+    prec = str(precision if precision is not None else section.get("precision", paper_preset().finetune.precision))
     if prec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
     if prec == "bf16-mixed" and not _cuda_requested(accelerator):

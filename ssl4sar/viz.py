@@ -21,11 +21,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy import ndimage
 
+from ssl4sar.domain import CLASS_LABELS, MDE_UNDEFINED_M, ZONE_COLORS, display_step, downsample_for_display
 from ssl4sar.io import atomic_path
 
-CLASS_NAMES: tuple[str, ...] = ("NA", "rock", "glacier", "ocean / mélange")
-#: colours of class ids 0..3 (NA, rock, glacier, ocean + ice mélange)
-ZONE_COLORS: tuple[str, ...] = ("#000000", "#8c6d46", "#d9f0ff", "#1f4e99")
+#: legend names of class ids 0..3 (:data:`ssl4sar.domain.CLASS_LABELS`)
+CLASS_NAMES: tuple[str, ...] = CLASS_LABELS
 PRED_FRONT_COLOR = "#ffd400"
 GT_FRONT_COLOR = "#ff3b30"
 AGREE_COLOR = "#ff00ff"
@@ -958,7 +958,7 @@ def _pixel_corner_grid(shape: tuple[int, int], transform: Any, max_cells: int) -
     from ssl4sar.geo import pixels_to_map
 
     h, w = shape
-    step = max(1, int(np.ceil(max(h, w) / max_cells)))
+    step = display_step((h, w), max_cells)
     r = np.r_[np.arange(0, h, step), h].astype(np.float64) - 0.5  # pixels_to_map maps centres (+0.5)
     c = np.r_[np.arange(0, w, step), w].astype(np.float64) - 0.5
     cc, rr = np.meshgrid(c, r)
@@ -1129,9 +1129,6 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
 # ssl4sar.pretrain, ssl4sar.finetune, ssl4sar.evaluate and ssl4sar.stats; these functions only arrange and draw.
 # =====================================================================================================================
 
-#: value logged for an undefined validation MDE (``ssl4sar.finetune.MDE_UNDEFINED_M``, metres); not drawn
-UNDEFINED_MDE_M = 1.0e6
-
 
 def epoch_table(metrics: Any) -> Any:
     """One row per epoch from a Lightning ``metrics.csv`` (path or DataFrame) as the CSV logger writes it.
@@ -1226,7 +1223,7 @@ LEARNING_CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], 
 
 
 def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, str, Sequence[tuple[str, str, str]]]]
-                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = UNDEFINED_MDE_M,
+                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = MDE_UNDEFINED_M,
                          best_marker: str | None = "val/mde") -> Figure:
     """Learning curves of several fine-tuning runs in one figure, one colour per run.
 
@@ -1273,28 +1270,6 @@ def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, 
     return fig
 
 
-def _display_step(shape: tuple[int, ...], max_side_px: int | None) -> int:
-    """Subsampling step that brings the longer side of ``shape`` to at most ``max_side_px`` pixels for display."""
-    if not max_side_px:
-        return 1
-    return max(1, int(np.ceil(max(shape[:2]) / float(max_side_px))))
-
-
-def _shrink(arr: Any, step: int, keep_lines: bool = False) -> np.ndarray:
-    """``arr`` (H, W) subsampled by ``step`` for display; ``keep_lines``: maximum over ``step × step`` blocks, so
-    that one-pixel front lines survive."""
-    a = np.asarray(arr)
-    if step <= 1:
-        return a
-    if not keep_lines:
-        return a[::step, ::step]
-    h, w = a.shape
-    hp, wp = -(-h // step) * step, -(-w // step) * step
-    pad = np.zeros((hp, wp), dtype=a.dtype)
-    pad[:h, :w] = a
-    return pad.reshape(hp // step, step, wp // step, step).max(axis=(1, 3))
-
-
 def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.6,
                         thickness_px: int | None = None, max_side_px: int | None = 1500) -> Figure:
     """Predicted and true fronts of several evaluations side by side: one row per scene, one column per evaluation.
@@ -1316,9 +1291,9 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
     fig, axes = plt.subplots(len(scenes), len(names), figsize=(panel_size * len(names), panel_size * len(scenes)),
                              squeeze=False)
     for r, scene in enumerate(scenes):
-        step = _display_step(np.shape(scene["sar"]), max_side_px)
-        sar = _shrink(scene["sar"], step)
-        gt_front = _shrink(scene["gt_front"], step, keep_lines=True)
+        step = display_step(np.shape(scene["sar"]), max_side_px)
+        sar = downsample_for_display(scene["sar"], step)
+        gt_front = downsample_for_display(scene["gt_front"], step, keep_lines=True)
         t = thickness_px if thickness_px is not None else max(1, min(3, min(sar.shape) // 60))
         for c, name in enumerate(names):
             ax = axes[r, c]
@@ -1328,8 +1303,8 @@ def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float =
                 continue
             mean_m = float(pred.get("mean_m", float("nan")))
             label = "missing front" if not np.isfinite(mean_m) else f"mean distance {mean_m:.0f} m"
-            zones = None if pred.get("zones") is None else _shrink(pred["zones"], step)
-            plot_prediction(sar, zones, _shrink(pred["front"], step, keep_lines=True), gt_front, ax=ax,
+            zones = None if pred.get("zones") is None else downsample_for_display(pred["zones"], step)
+            plot_prediction(sar, zones, downsample_for_display(pred["front"], step, keep_lines=True), gt_front, ax=ax,
                             thickness_px=t, zone_alpha=0.25)
             legend = ax.get_legend()
             if legend is not None and (r, c) != (0, 0):
@@ -1368,8 +1343,8 @@ def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: f
                              squeeze=False)
     im = None
     for r, scene in enumerate(scenes):
-        step = _display_step(np.shape(scene["sar"]), max_side_px)
-        sar, zones, gt = (_shrink(scene[k], step) for k in ("sar", "zones", "gt_zones"))
+        step = display_step(np.shape(scene["sar"]), max_side_px)
+        sar, zones, gt = (downsample_for_display(scene[k], step) for k in ("sar", "zones", "gt_zones"))
         plot_prediction(sar, zones, ax=axes[r, 0], zone_alpha=0.35)
         legend = axes[r, 0].get_legend()
         if legend is not None and r > 0:
@@ -1389,7 +1364,7 @@ def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: f
             if u is None:
                 ax.set_axis_off()
                 continue
-            im = ax.imshow(_shrink(u, step).astype(np.float32), cmap="magma", vmin=0.0, vmax=vmax,
+            im = ax.imshow(downsample_for_display(u, step).astype(np.float32), cmap="magma", vmin=0.0, vmax=vmax,
                            interpolation="nearest")
             ax.set_title(f"uncertainty: {name}", fontsize=9)
             ax.set_xticks([])

@@ -73,8 +73,9 @@ def test_settings_come_from_the_preset(cfg: dict) -> None:
     # the segmentation head is frozen (not part of the task graph) and so is the zero mask token
     assert not any(p.requires_grad for p in sim.model.head.parameters())
     assert "mask_token" not in dict(sim.named_parameters()) and torch.count_nonzero(sim.mask_token) == 0
-    with pytest.raises(ValueError, match="lr"):
-        method_settings({"model": cfg["model"], "pretrain": {"optsimmim": {}}}, "optsimmim")
+    no_lr = {**cfg, "pretrain": {**cfg["pretrain"], "optsimmim": {"mask_ratio": 0.3, "token_size": 4}}}
+    with pytest.raises(ValueError, match=r"pretrain\.optsimmim: missing key\(s\) lr"):
+        method_settings(no_lr, "optsimmim")
 
 
 def test_head_sizes_match_the_reference_for_the_paper_model() -> None:

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssl4sar.config import paper_preset
 from ssl4sar.models.fast import amp_dtype_for, autocast, compile_failed, maybe_compile, optimize_for_device
 
 __all__ = [
@@ -323,9 +324,9 @@ def benchmark_finetune_step(
     steps: int = 5,
     warmup: int = 2,
     seed: int = 0,
-    lr: float = 0.01,
+    lr: float = paper_preset().finetune.lr,
     loss_weights: Mapping[str, float] | None = None,
-    label_smoothing: float = 0.1,
+    label_smoothing: float = paper_preset().finetune.label_smoothing,
 ) -> dict[str, Any]:
     """Throughput of TYRION fine-tuning steps (forward, :func:`~ssl4sar.losses.tyrion_loss`, backward, SGD).
 

@@ -27,35 +27,44 @@ from typing import Any
 
 import numpy as np
 
+from ssl4sar.config import paper_preset
+from ssl4sar.domain import OCEAN
+
 __all__ = [
     "OCEAN_CLASS", "AugmentParams", "ocean_mixup", "speckle", "brightness", "gamma", "photometric",
     "flip_rotate", "augment_context",
 ]
 
-OCEAN_CLASS = 3
+OCEAN_CLASS = OCEAN
+_PAPER = paper_preset().data  # the defaults below: the paper preset's data section (§3.3)
+
+
+def _pair(values: list[float]) -> tuple[float, float]:
+    lo, hi = values
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """Probabilities and ranges of the fine-tuning sampler; defaults are the reference's (§3.3), also in the
-    presets' ``data`` section.
+    """Probabilities and ranges of the fine-tuning sampler; defaults are the reference's (§3.3), read from the
+    paper preset's ``data`` section.
 
     Ranges are half-open ``[lo, hi)``. ``antialias`` switches on antialiasing when the re-zoom shrinks a crop
     (off in the reference).
     """
 
-    prob_rezoom: float = 0.5
-    zoom_range: tuple[float, float] = (0.33, 2.83)
-    prob_mixup: float = 0.3
-    mixup_weight: tuple[float, float] = (0.15, 0.30)
-    prob_speckle: float = 0.2
-    prob_brightness: float = 0.2
-    brightness_range: tuple[float, float] = (0.6, 1.4)
-    prob_gamma: float = 0.2
-    gamma_range: tuple[float, float] = (0.7, 1.3)
-    prob_flip_h: float = 0.5
-    prob_flip_v: float = 0.5
-    prob_rotate: float = 0.5
+    prob_rezoom: float = _PAPER.prob_rezoom
+    zoom_range: tuple[float, float] = _pair(_PAPER.zoom_range)
+    prob_mixup: float = _PAPER.prob_mixup
+    mixup_weight: tuple[float, float] = _pair(_PAPER.mixup_weight)
+    prob_speckle: float = _PAPER.prob_speckle
+    prob_brightness: float = _PAPER.prob_brightness
+    brightness_range: tuple[float, float] = _pair(_PAPER.brightness_range)
+    prob_gamma: float = _PAPER.prob_gamma
+    gamma_range: tuple[float, float] = _pair(_PAPER.gamma_range)
+    prob_flip_h: float = _PAPER.prob_flip_h
+    prob_flip_v: float = _PAPER.prob_flip_v
+    prob_rotate: float = _PAPER.prob_rotate
     antialias: bool = False
 
     def __post_init__(self) -> None:
@@ -175,8 +184,8 @@ def photometric(image: np.ndarray, rng: np.random.Generator, params: AugmentPara
     return out
 
 
-def flip_rotate(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, *, prob_flip_h: float = 0.5,
-                prob_flip_v: float = 0.5, prob_rotate: float = 0.5) -> tuple[np.ndarray, np.ndarray | None]:
+def flip_rotate(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, *, prob_flip_h: float = _PAPER.prob_flip_h,
+                prob_flip_v: float = _PAPER.prob_flip_v, prob_rotate: float = _PAPER.prob_rotate) -> tuple[np.ndarray, np.ndarray | None]:
     """Horizontal flip, vertical flip, then 90/180/270° counter-clockwise rotation, applied identically to
     ``image`` and ``mask`` (last two axes; rotations need square arrays to keep the shape). Returns
     contiguous arrays."""

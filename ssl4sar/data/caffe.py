@@ -30,6 +30,16 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ssl4sar.domain import (  # re-exported: the class and glacier facts and the season rule live in ssl4sar.domain
+    CLASS_NAMES,
+    CLASS_TO_ZONE_VALUE,
+    GLACIERS,
+    NORTHERN_GLACIERS,
+    NUM_CLASSES,
+    ZONE_VALUE_TO_CLASS,
+    is_winter,
+    season_of,
+)
 from ssl4sar.errors import DataError
 
 __all__ = [
@@ -42,17 +52,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CLASS_NAMES: tuple[str, ...] = ("NA", "rock", "glacier", "ocean")
-NUM_CLASSES = len(CLASS_NAMES)
-#: zone-mask pixel value → class id (63 is an accepted variant of 64, §1.3)
-ZONE_VALUE_TO_CLASS: dict[int, int] = {0: 0, 63: 1, 64: 1, 127: 2, 254: 3}
-#: class id → zone-mask pixel value written to disk
-CLASS_TO_ZONE_VALUE: tuple[int, ...] = (0, 64, 127, 254)
-#: the seven CaFFe glaciers (test: Mapple, COL; train: the others)
-GLACIERS: tuple[str, ...] = ("Mapple", "COL", "Crane", "DBE", "JAC", "Jorum", "SI")
 SENSORS: tuple[str, ...] = ("RSAT", "S1", "ENVISAT", "ERS", "PALSAR", "TSX", "TDX")
-#: glaciers in the northern hemisphere (Columbia, Jakobshavn); all others are southern (§8.4)
-NORTHERN_GLACIERS: frozenset[str] = frozenset({"COL", "JAC"})
 CAFFE_N_TRAIN = 559
 CAFFE_N_VAL = 56
 SPLITS = ("train", "val", "test", "trainval")
@@ -73,22 +73,6 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # ---------------------------------------------------------------------------------------------------------
 # scene metadata
 # ---------------------------------------------------------------------------------------------------------
-
-def is_winter(glacier: str, month: int) -> bool:
-    """Season rule of the official evaluation (§8.4).
-
-    Northern glaciers (COL, JAC): winter ⇔ month ≤ 3 or month ≥ 9. Southern (all others): winter ⇔ 4 ≤ month ≤ 8.
-    """
-    if not 1 <= month <= 12:
-        raise ValueError(f"month must be in 1..12, got {month}")
-    summer_months_north = 4 <= month <= 8
-    return not summer_months_north if glacier in NORTHERN_GLACIERS else summer_months_north
-
-
-def season_of(glacier: str, month: int) -> str:
-    """``"winter"`` or ``"summer"`` for a glacier code and a month (§8.4)."""
-    return "winter" if is_winter(glacier, month) else "summer"
-
 
 @dataclass(frozen=True)
 class SceneMeta:

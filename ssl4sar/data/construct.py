@@ -88,7 +88,6 @@ from typing import Any
 import numpy as np
 import rasterio
 import shapely
-from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
@@ -98,6 +97,7 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import Polygon, box, shape
 from tqdm.auto import tqdm
 
+from ssl4sar import geo
 from ssl4sar.errors import DataError
 from ssl4sar.io import atomic_path, write_text_atomic
 
@@ -175,21 +175,6 @@ def _date_from_tags(tags: Mapping[str, str]) -> dt.date | None:
 def _footprint(transform: Affine, shape_hw: tuple[int, int]) -> Polygon:
     h, w = shape_hw
     return Polygon([transform @ (0, 0), transform @ (w, 0), transform @ (w, h), transform @ (0, h)])
-
-
-def _reproject_geometry(geom: Any, src: CRS, dst: CRS) -> Any:
-    """``geom`` from CRS ``src`` to ``dst`` (densified first so that edges bend correctly)."""
-    if src == dst:
-        return geom
-    minx, miny, maxx, maxy = geom.bounds
-    span = max(maxx - minx, maxy - miny)
-    if span > 0:
-        geom = shapely.segmentize(geom, max_segment_length=span / 64.0)
-    tr = Transformer.from_crs(src, dst, always_xy=True)
-    out = shapely.transform(geom, lambda x, y: np.asarray(tr.transform(x, y)), interleaved=False)
-    if not out.is_valid:
-        out = shapely.make_valid(out)
-    return out
 
 
 def _open(path: Path) -> Any:
@@ -287,7 +272,7 @@ class GlacierAOI:
 
     def in_crs(self, crs: CRS) -> Any:
         """The geometry in ``crs``."""
-        return _reproject_geometry(self.geometry, self.crs, crs)
+        return geo.reproject_geometry(self.geometry, self.crs, crs, densify=64)
 
 
 def read_aois(path: str | Path) -> list[GlacierAOI]:
@@ -405,7 +390,7 @@ class OpticalScene:
         return sorted({b.path for b in self.bands.values()})
 
     def footprint_in(self, crs: CRS) -> Any:
-        polys = [_reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs) for b in self.bands.values()]
+        polys = [geo.reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs, densify=64) for b in self.bands.values()]
         return shapely.union_all(polys)
 
 

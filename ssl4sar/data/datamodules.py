@@ -19,7 +19,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from ssl4sar.config import load_preset
+from ssl4sar.config import Preset, as_preset, load_preset
 from ssl4sar.data.augment import AugmentParams
 from ssl4sar.data.caffe import CaffeScene, discover
 from ssl4sar.data.datasets import (
@@ -80,8 +80,8 @@ class CaffeDataModule(_SampledDataModule):
 
     Args:
         root: CaFFe-layout data root (``sar_images/``, ``zones/``, ``fronts/``, ``bounding_boxes/``).
-        cfg: a preset dict (needs ``data``; ``finetune.batch_size_per_device`` and ``seed`` are used if present).
-        seed: base seed of the random training samples (default: the preset's ``seed``, else 0).
+        cfg: a complete preset (dict or :class:`ssl4sar.config.Preset`); uses ``data``, ``finetune`` and ``seed``.
+        seed: base seed of the random training samples (default: the preset's ``seed``).
         batch_size: per-device training batch size (default ``finetune.batch_size_per_device``).
         val_batch_size: validation batch size (default: the training batch size).
         num_workers: DataLoader workers (default ``data.num_workers``).
@@ -89,22 +89,23 @@ class CaffeDataModule(_SampledDataModule):
         preload: load all training scenes in :meth:`setup` (main process; workers then share them).
     """
 
-    def __init__(self, root: str | Path, cfg: Mapping[str, Any], seed: int | None = None, *,
+    def __init__(self, root: str | Path, cfg: Mapping[str, Any] | Preset, seed: int | None = None, *,
                  batch_size: int | None = None, val_batch_size: int | None = None, num_workers: int | None = None,
                  strict_split: bool = False, preload: bool = True) -> None:
         super().__init__()
-        data = dict(cfg["data"])
+        cfg = as_preset(cfg).to_dict()  # validated and complete
+        data = cfg["data"]
         self.root = Path(root)
         self.cfg = cfg
-        self.seed = int(seed if seed is not None else cfg.get("seed", 0))
+        self.seed = int(seed if seed is not None else cfg["seed"])
         self.context_size = int(data["context_size"])
         self.target_size = int(data["target_size"])
         self.samples_per_epoch = int(data["samples_per_epoch"])
         self.augment = AugmentParams.from_config(data)
-        finetune = cfg.get("finetune", {})
-        self.batch_size = int(batch_size if batch_size is not None else finetune.get("batch_size_per_device", 16))
+        ft = cfg["finetune"]
+        self.batch_size = int(batch_size if batch_size is not None else ft["batch_size_per_device"])
         self.val_batch_size = int(val_batch_size if val_batch_size is not None else self.batch_size)
-        self.num_workers = int(num_workers if num_workers is not None else data.get("num_workers", 0))
+        self.num_workers = int(num_workers if num_workers is not None else data["num_workers"])
         self.strict_split = strict_split
         self.preload = preload
         self.train_scenes: list[CaffeScene] = []
@@ -131,27 +132,28 @@ class PretrainDataModule(_SampledDataModule):
 
     Args:
         root: SSL4SAR-layout data root (``sar/train``, ``sar/val``, ``optical/``).
-        cfg: a preset dict (needs ``pretrain``; ``seed`` used if present).
-        seed: base seed (default: the preset's ``seed``, else 0).
+        cfg: a complete preset (dict or :class:`ssl4sar.config.Preset`); uses ``pretrain`` and ``seed``.
+        seed: base seed (default: the preset's ``seed``).
         batch_size, val_batch_size, num_workers: loader settings (defaults from ``pretrain``).
         glacier_aliases: SAR glacier key → optical key, where they differ.
     """
 
-    def __init__(self, root: str | Path, cfg: Mapping[str, Any], seed: int | None = None, *,
+    def __init__(self, root: str | Path, cfg: Mapping[str, Any] | Preset, seed: int | None = None, *,
                  batch_size: int | None = None, val_batch_size: int | None = None, num_workers: int | None = None,
                  glacier_aliases: Mapping[str, str] | None = None) -> None:
         super().__init__()
-        pre = dict(cfg["pretrain"])
+        cfg = as_preset(cfg).to_dict()  # validated and complete
+        pre = cfg["pretrain"]
         self.root = Path(root)
         self.cfg = cfg
-        self.seed = int(seed if seed is not None else cfg.get("seed", 0))
+        self.seed = int(seed if seed is not None else cfg["seed"])
         self.context_size = int(pre["context_size"])
         self.samples_per_epoch = int(pre["samples_per_epoch"])
-        self.min_scale = float(pre.get("min_scale", 0.7))
-        self.prob_flip = float(pre.get("prob_flip", 0.5))
-        self.batch_size = int(batch_size if batch_size is not None else pre.get("batch_size_per_device", 4))
+        self.min_scale = float(pre["min_scale"])
+        self.prob_flip = float(pre["prob_flip"])
+        self.batch_size = int(batch_size if batch_size is not None else pre["batch_size_per_device"])
         self.val_batch_size = int(val_batch_size if val_batch_size is not None else self.batch_size)
-        self.num_workers = int(num_workers if num_workers is not None else pre.get("num_workers", 0))
+        self.num_workers = int(num_workers if num_workers is not None else pre["num_workers"])
         self.glacier_aliases = dict(glacier_aliases or {})
         self.train_pairs: list[UnlabeledPair] = []
         self.val_pairs: list[UnlabeledPair] = []

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from ssl4sar.config import paper_preset
 from ssl4sar.data.augment import AugmentParams, augment_context
 from ssl4sar.data.caffe import CaffeScene, read_sar, read_zones
 from ssl4sar.data.sampling import (
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_PAPER = paper_preset().pretrain  # crop scale and flip defaults (§2.3)
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -341,7 +343,8 @@ class UnlabeledTrainDataset(_EpochKeyed):
     """
 
     def __init__(self, pairs: Sequence[UnlabeledPair], context_size: int, samples_per_epoch: int, *,
-                 min_scale: float = 0.7, prob_flip: float = 0.5, seed: int = 0, optical_cache_size: int = 4,
+                 min_scale: float = _PAPER.min_scale, prob_flip: float = _PAPER.prob_flip, seed: int = 0,
+                 optical_cache_size: int = 4,
                  sar_cache_size: int = 0) -> None:
         super().__init__(samples_per_epoch, seed)
         if not pairs:

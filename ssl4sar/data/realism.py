@@ -34,11 +34,11 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.stats import wasserstein_distance
 
+from ssl4sar.domain import CLASS_NAMES
 from ssl4sar.errors import DataError
 
 log = logging.getLogger(__name__)
 
-CLASS_NAMES = ("NA", "rock", "glacier", "ocean")
 CLASSES = (1, 2, 3)
 
 

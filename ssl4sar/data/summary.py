@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ssl4sar.data import caffe
 from ssl4sar.data.raster import read_raster_info
+from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 
 __all__ = [
@@ -317,19 +317,11 @@ def caffe_examples(inventory: pd.DataFrame, root: str | Path, n: int = 3, seed: 
         row = inventory.loc[idx]
         data = caffe.load_scene(scenes[str(row["stem"])])
         data["split"] = str(row["split"])
-        stride = 1
-        if max_side_px is not None and max(data["image"].shape) > max_side_px:
-            stride = int(math.ceil(max(data["image"].shape) / max_side_px))
+        stride = display_step(data["image"].shape, max_side_px)
+        if stride > 1:
             for key in ("image", "zones", "front"):
                 # keep every front pixel visible: max-pool the front, subsample the rest
-                arr = data[key]
-                if key == "front":
-                    h, w = arr.shape
-                    pad = np.zeros((math.ceil(h / stride) * stride, math.ceil(w / stride) * stride), arr.dtype)
-                    pad[:h, :w] = arr
-                    data[key] = pad.reshape(pad.shape[0] // stride, stride, -1, stride).max(axis=(1, 3))
-                else:
-                    data[key] = arr[::stride, ::stride]
+                data[key] = downsample_for_display(data[key], stride, keep_lines=key == "front")
             data["bbox"] = None
         data["stride"] = stride
         m = data["meta"]
@@ -445,7 +437,8 @@ def gradient_histogram_frame(patches: Sequence[_PatchLike], source: str, bins: i
     :func:`ssl4sar.data.realism.histogram_frame`: columns source, class, class_name, bin_left, bin_right, density
     (densities of a class sum to 1, or are all 0 when the class is absent).
     """
-    from ssl4sar.data.realism import CLASS_NAMES, CLASSES, class_gradients
+    from ssl4sar.data.realism import CLASSES, class_gradients
+    from ssl4sar.domain import CLASS_NAMES
 
     if max_gradient <= 0 or bins < 1:
         raise ValueError(f"need bins >= 1 and max_gradient > 0, got {bins}, {max_gradient}")

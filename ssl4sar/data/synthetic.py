@@ -65,6 +65,16 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
+from ssl4sar.config import paper_preset
+from ssl4sar.domain import (  # re-exported: the class and glacier facts live in ssl4sar.domain
+    CAFFE_GLACIERS,
+    CLASS_TO_ZONE_VALUE,
+    GLACIER,
+    NA,
+    OCEAN,
+    ROCK,
+    season_in,
+)
 from ssl4sar.errors import DataError
 from ssl4sar.io import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 
@@ -74,21 +84,9 @@ GENERATOR_VERSION = "1.0"
 #: Marker file written first into every layout folder: identifies folders this generator may replace.
 LAYOUT_MARKER = ".ssl4sar-synthetic"
 
-#: CaFFe class ids (spec §1.3) and their PNG pixel values.
-NA, ROCK, GLACIER, OCEAN = 0, 1, 2, 3
-ZONE_PNG_VALUES = np.array([0, 64, 127, 254], dtype=np.uint8)
-CLASS_NAMES = ("NA", "rock", "glacier", "ocean")
+#: PNG pixel values of the CaFFe class ids (spec §1.3), as a lookup array.
+ZONE_PNG_VALUES = np.array(CLASS_TO_ZONE_VALUE, dtype=np.uint8)
 
-#: CaFFe glaciers (spec §1.6): hemisphere and the sensors that imaged them.
-CAFFE_GLACIERS: dict[str, dict[str, Any]] = {
-    "Mapple": {"hemisphere": "south", "split": "test", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
-    "COL": {"hemisphere": "north", "split": "test", "sensors": ("ERS", "RSAT", "TSX", "TDX", "S1")},
-    "Crane": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
-    "DBE": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "PALSAR", "TSX", "S1")},
-    "JAC": {"hemisphere": "north", "split": "train", "sensors": ("TSX",)},
-    "Jorum": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
-    "SI": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "TDX", "S1")},
-}
 TRAIN_GLACIERS = tuple(g for g, v in CAFFE_GLACIERS.items() if v["split"] == "train")
 TEST_GLACIERS = tuple(g for g, v in CAFFE_GLACIERS.items() if v["split"] == "test")
 
@@ -146,10 +144,9 @@ def hemisphere(glacier: str) -> Literal["north", "south"]:
 
 
 def season_of(glacier: str, month: int) -> Literal["winter", "summer"]:
-    """Season rule of spec §8.4: north winter ⇔ m ≤ 3 or m ≥ 9; south winter ⇔ 4 ≤ m ≤ 8."""
-    if hemisphere(glacier) == "north":
-        return "winter" if month <= 3 or month >= 9 else "summer"
-    return "winter" if 4 <= month <= 8 else "summer"
+    """Season at a CaFFe or synthetic SSL4SAR glacier (:func:`hemisphere`) by the rule of spec §8.4
+    (:func:`ssl4sar.domain.season_in`)."""
+    return season_in(hemisphere(glacier), month)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1075,7 +1072,7 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
 # Time series
 # ---------------------------------------------------------------------------------------------------
 
-def generate_time_series(out_dir: str | Path, n_dates: int = 12, seed: int = 0,
+def generate_time_series(out_dir: str | Path, n_dates: int = paper_preset().synthetic.n_dates, seed: int = 0,
                          shape: tuple[int, int] = (384, 384), resolution_m: float = 20.0,
                          crs: str = "EPSG:32622", glacier: str = "JAC", start: dt.date = dt.date(2019, 1, 5),
                          interval_days: int = 24, seasonal_amplitude_m: float = 600.0,
@@ -1259,7 +1256,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(preset, f"bad 'synthetic' section: {exc}",
                         "expected n_train, n_test, scene_size: [min, max], n_unlabeled") from exc
-    scale = float(syn.get("optical_size_scale", 1.0))
+    scale = float(syn["optical_size_scale"])
     difficulty = synthetic_difficulty(syn, preset)
     out = Path(out_dir)
     for layout in layouts:
@@ -1288,7 +1285,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
         record["layouts"]["ssl4sar"] = {"path": "ssl4sar", **common, "n_sar": n_unlabeled,
                                         "n_glaciers": n_glaciers, "scene_size": list(size)}
     if "timeseries" in layouts:
-        n_dates = int(syn.get("n_dates", 12))
+        n_dates = int(syn["n_dates"])
         side = int(round((lo + hi) / 2))
         paths["timeseries"] = generate_time_series(out / "timeseries", n_dates, seed, shape=(side, side))
         record["layouts"]["timeseries"] = {"path": "timeseries", **common, "n_dates": n_dates,

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ssl4sar.config import paper_preset
 from ssl4sar.data.caffe import read_sar as _read_png_sar
 from ssl4sar.data.raster import RasterInfo, check_same_grid, read_raster, read_raster_info
 from ssl4sar.data.sampling import (
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_PAPER = paper_preset().pretrain  # crop scale and flip defaults (§2.3)
 
 #: band order of Google Earth Engine ``COPERNICUS/S2_SR`` exports (1-based band i = S2_SR_BANDS[i-1])
 S2_SR_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12", "AOT",
@@ -234,7 +236,8 @@ def check_pair_grid(pair: UnlabeledPair, shape: tuple[int, int], sar_info: Raste
 
 
 def random_pretrain_crop(sar: np.ndarray, optical: np.ndarray, context_size: int, rng: np.random.Generator, *,
-                         min_scale: float = 0.7, prob_flip: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+                         min_scale: float = _PAPER.min_scale, prob_flip: float = _PAPER.prob_flip
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """One pretraining sample (§2.3) from an unpadded SAR ``(H, W)`` and optical ``(14, H, W)`` pair (uint8).
 
     Both are (virtually) padded with ``pad_whole_image(·, C)``; a ``C × C`` window at a uniform top-left in

@@ -41,29 +41,16 @@ import torch.nn.functional as F
 from timm.models.swin_transformer_v2 import SwinTransformerV2
 from torch import nn
 
+from ssl4sar.config import paper_preset
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS"]
 
-#: Defaults of :class:`Tyrion` (the paper model, spec §4.1). Keys are the constructor's arguments and the
-#: keys accepted in a preset's ``model`` section.
-MODEL_CONFIG_DEFAULTS: dict[str, Any] = {
-    "img_size": 512,
-    "patch_size": 4,
-    "in_chans": 1,
-    "embed_dim": 96,
-    "depths": [2, 2, 6, 2],
-    "num_heads": [3, 6, 12, 24],
-    "window_size": 16,
-    "mlp_ratio": 4.0,
-    "qkv_bias": True,
-    "drop_path_rate": 0.0,
-    "attn_drop_rate": 0.0,
-    "proj_drop_rate": 0.0,
-    "decoder_dropout": 0.1,
-    "num_classes": 4,
-    "zero_init_res_post_norm": True,
-}
+#: Defaults of :class:`Tyrion`: the ``model`` section of the paper preset (the paper model, spec §4.1). Keys are the
+#: constructor's arguments and the keys accepted in a preset's ``model`` section.
+MODEL_CONFIG_DEFAULTS: dict[str, Any] = paper_preset().model.to_dict()
+_PAPER = paper_preset().model
 
 GROUP_NORM_GROUPS = 32
 GROUP_NORM_EPS = 1e-6
@@ -167,21 +154,21 @@ class Tyrion(nn.Module):
 
     def __init__(
         self,
-        img_size: int = 512,
-        patch_size: int = 4,
-        in_chans: int = 1,
-        embed_dim: int = 96,
-        depths: Sequence[int] = (2, 2, 6, 2),
-        num_heads: Sequence[int] = (3, 6, 12, 24),
-        window_size: int = 16,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        proj_drop_rate: float = 0.0,
-        decoder_dropout: float = 0.1,
-        num_classes: int = 4,
-        zero_init_res_post_norm: bool = True,
+        img_size: int = _PAPER.img_size,
+        patch_size: int = _PAPER.patch_size,
+        in_chans: int = _PAPER.in_chans,
+        embed_dim: int = _PAPER.embed_dim,
+        depths: Sequence[int] = tuple(_PAPER.depths),
+        num_heads: Sequence[int] = tuple(_PAPER.num_heads),
+        window_size: int = _PAPER.window_size,
+        mlp_ratio: float = _PAPER.mlp_ratio,
+        qkv_bias: bool = _PAPER.qkv_bias,
+        drop_path_rate: float = _PAPER.drop_path_rate,
+        attn_drop_rate: float = _PAPER.attn_drop_rate,
+        proj_drop_rate: float = _PAPER.proj_drop_rate,
+        decoder_dropout: float = _PAPER.decoder_dropout,
+        num_classes: int = _PAPER.num_classes,
+        zero_init_res_post_norm: bool = _PAPER.zero_init_res_post_norm,
         *,
         fused_attention: bool = False,
     ) -> None:

@@ -1,25 +1,7 @@
-"""What the two self-supervised tasks share (spec §5.1): the LightningModule base, the training entry point.
-
-:class:`PretrainModule` holds the TYRION network as attribute ``model`` (a :class:`~ssl4sar.models.tyrion.Tyrion`)
-and its task head(s) as other attributes, and stores ``model_config`` in its hyper-parameters. Its Lightning
-checkpoints therefore load directly into fine-tuning: :func:`ssl4sar.models.convert.load_model` keeps every
-``model.…`` weight (encoder *and* decoder, spec §5.4) and drops the heads by name, and
-:func:`ssl4sar.finetune.initialise_model` (``ssl4sar finetune --init <checkpoint>``) does the same.
-
-Optimisation (spec §5.1): SGD (momentum 0.9, weight decay 1e-4 on all trainable parameters, no warm-up, no
-clipping); ``ReduceLROnPlateau(mode="min", factor 0.5, patience 5)`` stepped once per epoch on ``val/loss`` (the
-epoch mean of the validation loss, the reference's ``val/loss_avg``). Checkpoints: best ``val/loss`` (min) and
-``last.ckpt``. The learning rate and, for OptTranslator, the early-stopping patience come from the preset's
-``pretrain.<method>`` section; everything else from ``pretrain``.
-
-TYRION's segmentation head (1 × 1 conv to the class logits) takes no part in either task (the reference leaves it
-random and needs DDP's ``find_unused_parameters``); here it is frozen during pretraining, so that DDP runs without
-searching for unused parameters. It keeps its random initial values, as in the reference.
-
-Validation masks of OptSimMIM are drawn from a generator seeded by ``(seed, batch index)``, i.e. every epoch sees
-the same masks, so that the validation loss that drives the scheduler and the checkpoint choice is not noisier than
-it needs to be. (The reference draws fresh masks at every validation.) Training masks come from torch's global
-generator, which :class:`ssl4sar.training.StepSeed` re-seeds at every step.
+"""The pretraining entry point (``ssl4sar pretrain``): :func:`pretrain` runs one of the two self-supervised tasks
+(:mod:`ssl4sar.pretrain.optsimmim`, :mod:`ssl4sar.pretrain.opttranslator`) with Lightning, writing checkpoints, logs,
+the run's ``config.yaml`` and the exported best network under ``out_dir``. The LightningModule base they share and
+its settings live in :mod:`ssl4sar.pretrain.module` (re-exported here).
 """
 
 from __future__ import annotations
@@ -30,16 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
-import numpy as np
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 
-from ssl4sar.config import load_preset
+from ssl4sar.config import Preset, as_preset
 from ssl4sar.errors import DataError
 from ssl4sar.io import write_text_atomic
-from ssl4sar.models.tyrion import Tyrion
+from ssl4sar.models.initialise import export_lightning_checkpoint
+from ssl4sar.pretrain.module import (
+    METHODS,
+    MONITOR,
+    N_OPTICAL,
+    PretrainModule,
+    mean_predictor_val_loss,
+    method_settings,
+    optical_band_means,
+)
+from ssl4sar.pretrain.optsimmim import OptSimMIM
+from ssl4sar.pretrain.opttranslator import OptTranslator
 from ssl4sar.training import (
     TrainingPlan,
     build_trainer,
@@ -63,211 +53,20 @@ __all__ = [
     "module_class",
     "optical_band_means",
     "pretrain",
+    "default_init",
 ]
 
 log = logging.getLogger(__name__)
 
-#: the two pretraining tasks
-METHODS: tuple[str, ...] = ("optsimmim", "opttranslator")
-#: the validation metric that drives the scheduler, checkpointing and early stopping (min)
-MONITOR = "val/loss"
-#: optical target channels (B1…B12, WVP, SCL; spec §2.2)
-N_OPTICAL = 14
 #: file name of the exported best network (our checkpoint format) inside ``out_dir``
 BEST_EXPORT = "pretrained.pt"
-
-
-def _val_seed(seed: int, batch_idx: int) -> int:
-    state = np.random.SeedSequence([int(seed), int(batch_idx), 0x7A1]).generate_state(1)
-    return int(state[0])
-
-
-class PretrainModule(pl.LightningModule):
-    """Base of :class:`~ssl4sar.pretrain.optsimmim.OptSimMIM` and
-    :class:`~ssl4sar.pretrain.opttranslator.OptTranslator`.
-
-    Args:
-        model_config: :class:`Tyrion` constructor arguments (a preset's ``model`` section; saved in full).
-        lr, momentum, weight_decay: SGD settings.
-        plateau_factor, plateau_patience: ``ReduceLROnPlateau`` on ``val/loss`` (per epoch).
-        n_optical: optical target channels (14).
-        seed: base seed of the fixed validation masks.
-        channels_last: use the channels-last memory format on CUDA.
-        init: provenance of the initial weights (recorded only; loaded by :meth:`initialise`).
-
-    Batches follow ARCHITECTURE.md: ``sar`` (B, 1, C, C) and ``optical`` (B, 14, C, C), both float in [0, 1].
-    Subclasses implement :meth:`compute_loss`.
-    """
-
-    method: str = ""
-
-    def __init__(self, model_config: Mapping[str, Any], lr: float, momentum: float = 0.9,
-                 weight_decay: float = 1e-4, plateau_factor: float = 0.5, plateau_patience: int = 5,
-                 n_optical: int = N_OPTICAL, seed: int = 0, channels_last: bool = True, init: str = "scratch",
-                 **task_hparams: Any) -> None:
-        super().__init__()
-        self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
-        # The segmentation head is not part of the pretraining graph: freeze it (no DDP unused-parameter search).
-        self.model.head.requires_grad_(False)
-        self.save_hyperparameters({
-            "method": self.method, "model_config": dict(self.model.config), "lr": float(lr),
-            "momentum": float(momentum), "weight_decay": float(weight_decay),
-            "plateau_factor": float(plateau_factor), "plateau_patience": int(plateau_patience),
-            "n_optical": int(n_optical), "seed": int(seed), "channels_last": bool(channels_last), "init": str(init),
-            **task_hparams,
-        })
-        self._channels_last = False
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], init: str | None = None, seed: int | None = None
-                    ) -> PretrainModule:
-        """Build from a preset dict (``model`` and ``pretrain`` with its ``<method>`` sub-section)."""
-        settings = method_settings(cfg, cls.method)
-        return cls(model_config=cfg["model"], init=str(init if init is not None else "scratch"),
-                   seed=int(cfg.get("seed", 0) if seed is None else seed), **settings)
-
-    def initialise(self, init: str | Path = "scratch", imagenet_weights: str | Path | None = None) -> str:
-        """Load the initial network weights: ``scratch`` | ``imagenet`` | checkpoint path (see
-        :func:`ssl4sar.finetune.initialise_model`); the heads keep their random initialisation. Returns a
-        description, also recorded in the hyper-parameters."""
-        from ssl4sar.finetune import initialise_model
-
-        desc = initialise_model(self.model, init, imagenet_weights)
-        self.hparams["init"] = desc
-        return desc
-
-    # ------------------------------------------------------------------ the task
-    def encode_decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """TYRION encoder + decoder steps on patch tokens (B, h, w, C) → features (B, embed_dim, H, W)."""
-        feats = self.model.decode(self.model.encode(tokens))
-        if self._channels_last:
-            feats = feats.contiguous(memory_format=torch.channels_last)
-        return feats
-
-    def embed(self, sar: torch.Tensor) -> torch.Tensor:
-        """Patch embedding (incl. its LayerNorm) of SAR (B, 1, C, C) → tokens (B, C/p, C/p, embed_dim)."""
-        if self._channels_last:
-            sar = sar.contiguous(memory_format=torch.channels_last)
-        return self.model.embed(sar)
-
-    def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """The task loss (scalar) of a batch; ``generator`` fixes the random masks (OptSimMIM)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def _check_batch(batch: Mapping[str, Any], n_optical: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sar, optical = batch["sar"], batch["optical"]
-        if sar.ndim != 4 or sar.shape[1] != 1:
-            raise ValueError(f"batch['sar'] must be (B, 1, C, C), got {tuple(sar.shape)}")
-        if optical.ndim != 4 or optical.shape[1] != n_optical or optical.shape[-2:] != sar.shape[-2:]:
-            raise ValueError(f"batch['optical'] must be (B, {n_optical}, C, C) like the SAR crop "
-                             f"{tuple(sar.shape)}, got {tuple(optical.shape)}")
-        return sar, optical
-
-    # ------------------------------------------------------------------ Lightning hooks
-    def on_fit_start(self) -> None:
-        if self.hparams["channels_last"] and self.device.type == "cuda":
-            self.to(memory_format=torch.channels_last)
-            self._channels_last = True
-
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.compute_loss(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["sar"].shape[0])
-        return loss
-
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(_val_seed(self.hparams["seed"], batch_idx))
-        loss = self.compute_loss(batch, generator=gen)
-        self.log(MONITOR, loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=batch["sar"].shape[0])
-        return loss
-
-    def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        """The task loss of a trivial predictor that outputs ``band_means`` (14,) at every pixel (same masks as
-        :meth:`compute_loss` for the same ``generator``): the level a useful pretraining must beat."""
-        raise NotImplementedError
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=self.hparams["lr"], momentum=self.hparams["momentum"],
-                              weight_decay=self.hparams["weight_decay"])
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.hparams["plateau_factor"],
-                                                           patience=self.hparams["plateau_patience"])
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": MONITOR, "interval": "epoch",
-                                                   "frequency": 1, "strict": False}}
-
-
-@torch.no_grad()
-def optical_band_means(dataset: Any, n_samples: int | None = None) -> torch.Tensor:
-    """Mean of each optical band (14,) over the first ``n_samples`` items of a pretraining dataset (all when
-    ``None``; every item weighs the same; values in [0, 1])."""
-    n = len(dataset) if n_samples is None else min(int(n_samples), len(dataset))
-    if n < 1:
-        raise ValueError("optical_band_means needs at least one sample")
-    total = None
-    for i in range(n):
-        optical = dataset[i]["optical"].double()
-        m = optical.mean(dim=(-2, -1))
-        total = m if total is None else total + m
-    assert total is not None
-    return (total / n).float()
-
-
-@torch.no_grad()
-def mean_predictor_val_loss(module: PretrainModule, loader: Any, band_means: torch.Tensor) -> float:
-    """The validation loss of predicting ``band_means`` everywhere, on the batches of ``loader`` with the masks
-    that :meth:`PretrainModule.validation_step` draws for them — directly comparable to ``val/loss``
-    (a batch-size-weighted epoch mean, as Lightning logs it)."""
-    total, count = 0.0, 0
-    for batch_idx, batch in enumerate(loader):
-        gen = torch.Generator().manual_seed(_val_seed(module.hparams["seed"], batch_idx))
-        loss = module.baseline_loss(batch, band_means, generator=gen)
-        b = int(batch["sar"].shape[0])
-        total += float(loss) * b
-        count += b
-    if count == 0:
-        raise ValueError("mean_predictor_val_loss: the loader is empty")
-    return total / count
-
-
-def method_settings(cfg: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """Constructor arguments of the ``method`` module from a preset's ``pretrain`` section.
-
-    Common keys: ``momentum``, ``weight_decay``, ``plateau_factor``, ``plateau_patience``; the method's sub-section
-    gives ``lr`` (required) and its own settings (OptSimMIM: ``mask_ratio``, ``token_size``). The
-    ``early_stopping_patience`` of a sub-section is a trainer setting and not returned.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown pretraining method {method!r}: choose from {', '.join(METHODS)}")
-    if "pretrain" not in cfg or "model" not in cfg:
-        raise ValueError(f"preset {cfg.get('name', '?')!r} needs 'model' and 'pretrain' sections")
-    pre = dict(cfg["pretrain"])
-    sub = dict(pre.get(method) or {})
-    if "lr" not in sub:
-        raise ValueError(f"preset {cfg.get('name', '?')!r}: pretrain.{method}.lr is missing")
-    out: dict[str, Any] = {
-        "lr": float(sub.pop("lr")),
-        "momentum": float(pre.get("momentum", 0.9)),
-        "weight_decay": float(pre.get("weight_decay", 1e-4)),
-        "plateau_factor": float(pre.get("plateau_factor", 0.5)),
-        "plateau_patience": int(pre.get("plateau_patience", 5)),
-    }
-    sub.pop("early_stopping_patience", None)
-    out.update(sub)
-    return out
 
 
 def module_class(method: str) -> type[PretrainModule]:
     """The LightningModule class of ``method`` (``optsimmim`` or ``opttranslator``)."""
     if method == "optsimmim":
-        from ssl4sar.pretrain.optsimmim import OptSimMIM
-
         return OptSimMIM
     if method == "opttranslator":
-        from ssl4sar.pretrain.opttranslator import OptTranslator
-
         return OptTranslator
     raise ValueError(f"unknown pretraining method {method!r}: choose from {', '.join(METHODS)}")
 
@@ -297,13 +96,13 @@ class PretrainResult:
     plan: TrainingPlan | None = None
 
 
-def default_init(cfg: Mapping[str, Any]) -> str:
+def default_init(cfg: Mapping[str, Any] | Preset) -> str:
     """Initialisation when none is given: ``pretrain.init`` of the preset, else ``finetune.init`` when that is
     ``scratch`` or ``imagenet`` (the paper pretrains from ImageNet weights, spec §5.1), else ``scratch``."""
-    pre = cfg.get("pretrain") or {}
-    if pre.get("init"):
-        return str(pre["init"])
-    ft_init = str((cfg.get("finetune") or {}).get("init", "scratch"))
+    preset = as_preset(cfg)
+    if preset.pretrain.init:
+        return preset.pretrain.init
+    ft_init = preset.finetune.init
     return ft_init if ft_init in ("scratch", "imagenet") else "scratch"
 
 
@@ -331,12 +130,11 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
         callbacks, progress, trainer_kwargs: extra Lightning callbacks / progress bar / Trainer arguments.
     """
     from ssl4sar.data.datamodules import PretrainDataModule
-    from ssl4sar.finetune import export_lightning_checkpoint
 
     cls = module_class(method)
-    cfg = load_preset(cfg) if isinstance(cfg, str) else dict(cfg)
-    pre = dict(cfg.get("pretrain") or {})
-    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
+    pre = cfg["pretrain"]
+    seed = int(cfg["seed"] if seed is None else seed)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found",
@@ -344,7 +142,7 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
                         "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`")
     out = Path(out_dir)
     plan = plan_training(pre, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
-    max_epochs = int(pre.get("max_epochs", 1) if max_epochs is None else max_epochs)
+    max_epochs = int(pre["max_epochs"] if max_epochs is None else max_epochs)
     log.info("%s pretraining plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global "
              "%d, precision %s", method, plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
              plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
@@ -369,7 +167,7 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
                          f"batch of {plan.global_batch_size}")
     ckpt_cbs = checkpoint_callbacks(out, [(MONITOR, "min")])
     extra: list[Callback] = [LearningRateMonitor(logging_interval="epoch")]
-    patience = (pre.get(method) or {}).get("early_stopping_patience")
+    patience = pre[method].get("early_stopping_patience")
     if patience is not None:
         extra.append(EarlyStopping(monitor=MONITOR, mode="min", patience=int(patience), strict=False))
     trainer = build_trainer(

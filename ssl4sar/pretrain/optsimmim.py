@@ -29,12 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl4sar.pretrain.common import PretrainModule
+from ssl4sar.config import paper_preset
+from ssl4sar.pretrain.module import PretrainModule
 
 __all__ = ["OptSimMIM", "PatchEmbed", "patchify", "unpatchify", "random_token_mask", "token_mask",
            "mask_to_image"]
 
 log = logging.getLogger(__name__)
+_PAPER = paper_preset().pretrain.optsimmim  # the constructor defaults
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -131,15 +133,15 @@ def _init_linear_ln(module: nn.Module) -> None:
 class OptSimMIM(PretrainModule):
     """OptSimMIM pretraining (spec §5.2) as a LightningModule; the network is :attr:`model`.
 
-    Args (besides those of :class:`~ssl4sar.pretrain.common.PretrainModule`):
+    Args (besides those of :class:`~ssl4sar.pretrain.module.PretrainModule`):
         mask_ratio: fraction of the tokens masked (0.3 in the paper; ``int`` rounding of the kept count).
         token_size: token side in pixels; must equal the model's ``patch_size`` (4).
     """
 
     method = "optsimmim"
 
-    def __init__(self, model_config: Mapping[str, Any], lr: float = 0.001, mask_ratio: float = 0.3,
-                 token_size: int = 4, **kwargs: Any) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float = _PAPER.lr, mask_ratio: float = _PAPER.mask_ratio,
+                 token_size: int = _PAPER.token_size, **kwargs: Any) -> None:
         super().__init__(model_config, lr=lr, mask_ratio=float(mask_ratio), token_size=int(token_size), **kwargs)
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")

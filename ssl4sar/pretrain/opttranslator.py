@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl4sar.pretrain.common import PretrainModule
+from ssl4sar.config import paper_preset
+from ssl4sar.pretrain.module import PretrainModule
 
 __all__ = ["OptTranslator"]
 
@@ -24,12 +25,13 @@ __all__ = ["OptTranslator"]
 class OptTranslator(PretrainModule):
     """OptTranslator pretraining (spec §5.3) as a LightningModule; the network is :attr:`model`.
 
-    Args: those of :class:`~ssl4sar.pretrain.common.PretrainModule` (paper lr 0.005).
+    Args: those of :class:`~ssl4sar.pretrain.module.PretrainModule` (paper lr 0.005).
     """
 
     method = "opttranslator"
 
-    def __init__(self, model_config: Mapping[str, Any], lr: float = 0.005, **kwargs: Any) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float = paper_preset().pretrain.opttranslator.lr,
+                 **kwargs: Any) -> None:
         super().__init__(model_config, lr=lr, **kwargs)
         self.last_model_decoder_layer = nn.Conv2d(self.model.embed_dim, int(self.hparams["n_optical"]),
                                                   kernel_size=1)
