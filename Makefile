@@ -3,6 +3,7 @@
 #   make book   execute every notebook (demo preset) and build the HTML book
 #   make lint   ruff
 #   make bench  quick throughput / memory benchmark of this machine
+#   make sync   regenerate copies: package manifest, chapter setup cells, notebooks/*.ipynb, Colab links
 # The virtual environment .venv is (re)built from requirements/lock.txt when it is missing or older
 # than the lock file or pyproject.toml.
 
@@ -19,10 +20,10 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test test-fast lint book book-check bench clean
+.PHONY: help env test test-fast lint book book-check bench sync clean
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ssl4sar needs Python >= 3.11, found " + sys.version'
@@ -51,6 +52,9 @@ book-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m ssl4sar.bench --quick --out bench_results
+
+sync: $(STAMP)
+	$(BIN)/python tools/sync.py
 
 clean:
 	rm -rf book/_build book/chapters/*.ipynb .pytest_cache
