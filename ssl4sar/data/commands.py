@@ -67,7 +67,7 @@ def subcommand(name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``data`` sub-commands to ``parser`` (called by :mod:`ssl4sar.cli`)."""
     parser.add_argument("--manifest", type=Path, default=None,
-                        help="data manifest to use (default: $SSL4SAR_MANIFEST or the repository's data_manifest.yaml)")
+                        help="data manifest to use (default: $SSL4SAR_MANIFEST or the one shipped in the package)")
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     for spec in _SUBCOMMANDS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
