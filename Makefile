@@ -1,9 +1,11 @@
 # ssl4sar — one entry point for users and CI.
 #   make test   unit, reference-equivalence and notebook smoke tests
+#   make test-wheel  the built wheel in a fresh venv: `ssl4sar data list` + chapter 1 (about 7 min)
 #   make book   execute every notebook (demo preset) and build the HTML book
 #   make lint   ruff
 #   make format / format-check   ruff format (apply / check; line width from pyproject.toml)
 #   make bench  quick throughput / memory benchmark of this machine
+#   make sync   regenerate copies: package manifest, chapter setup cells, notebooks/*.ipynb, Colab links
 # The virtual environment .venv is (re)built from requirements/lock.txt when it is missing or older
 # than the lock file or pyproject.toml.
 
@@ -20,10 +22,10 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test test-fast lint format format-check book book-check bench clean
+.PHONY: help env test test-fast test-wheel lint format format-check book book-check bench sync clean
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,11p' Makefile
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ssl4sar needs Python >= 3.11, found " + sys.version'
@@ -36,7 +38,11 @@ $(STAMP): requirements/lock.txt pyproject.toml
 env: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not wheel"
+
+# Installs the wheel with PyTorch and Jupyter Book into a temporary venv: too slow for `make test`; .ci/run runs it.
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest -m wheel tests/test_wheel_install.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not notebooks"
@@ -60,6 +66,9 @@ book-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m ssl4sar.bench --quick --out bench_results
+
+sync: $(STAMP)
+	$(BIN)/python tools/sync.py
 
 clean:
 	rm -rf book/_build book/chapters/*.ipynb .pytest_cache

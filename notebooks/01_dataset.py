@@ -8,6 +8,22 @@
 #     name: ssl4sar
 # ---
 
+# %% tags=["remove-cell"]
+# Colab / JupyterHub setup (written by `make sync` from book/_config.yml): installs ssl4sar with its book
+# extra when it is not importable (Colab, a fresh JupyterHub kernel). Where ssl4sar is installed (`make book`,
+# papermill, a clone with `pip install -e ".[book]"`) it does nothing. `device = "auto"` then uses the GPU.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ssl4sar") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    import torch
+
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
+
 # %% [markdown]
 # # The data: CaFFe and SSL4SAR
 #
@@ -28,7 +44,7 @@ ssl4sar_dir = None         # SSL4SAR unlabeled root (sar/{train,val}/, optical/)
 work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # unused here (no network is run in this chapter)
 seed = 0
-real_samples_dir = None    # the seven real CaFFe patches; None: ../../shared/real-samples/caffe-patches if present
+real_samples_dir = None    # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
 n_examples = 3             # CaFFe example scenes shown
 n_realism_patches = None   # synthetic patches compared with the real ones; None: 2 for smoke, 7 otherwise
 
@@ -45,7 +61,7 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 from ssl4sar import viz
 from ssl4sar.config import load_preset
-from ssl4sar.data import caffe, construct, realism, summary, synthetic, unlabeled
+from ssl4sar.data import caffe, construct, realism, samples, summary, synthetic, unlabeled
 
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 pd.set_option("display.max_colwidth", 90)
@@ -308,37 +324,27 @@ display(summary.unlabeled_counts(summary.unlabeled_inventory(constructed), summa
 # class (texture and speckle). The statistics come from `ssl4sar.data.realism`.
 
 # %%
-if real_samples_dir is not None:
-    real_dir = Path(real_samples_dir)
-else:
-    default = Path("../../shared/real-samples/caffe-patches")
-    real_dir = default if default.is_dir() else None
-have_real = real_dir is not None and real_dir.is_dir() and any(real_dir.glob("*_img.tif"))
-if not have_real:
-    display(Markdown("*The real CaFFe sample patches were not found (parameter `real_samples_dir`); this "
-                     "comparison is skipped.*"))
-else:
-    real = realism.load_real_patches(real_dir)
-    n_syn = n_realism_patches if n_realism_patches is not None else (2 if cfg.get("name") == "smoke" else 7)
-    side = 256 if cfg.get("name") == "smoke" else 512
-    synth = realism.synthetic_patches(n_syn, seed=seed, shape=(side, side))
-    display(pd.DataFrame([{"patch": p.name, **{k: p.meta.get(k) for k in ("glacier", "sensor", "date", "crs",
-                                                                            "pixel_size_m")}} for p in real]))
-    # show the real patches with the most classes (some are almost all glacier or no data)
-    varied = sorted(real, key=lambda p: -len(np.unique(p.mask[p.mask > 0])))[:3]
-    fig = viz.plot_scene_gallery(varied + synth[:3], ncols=3, panel_size=3.4)
+real_dir = Path(real_samples_dir) if real_samples_dir is not None else samples.patches_dir()
+real = realism.load_real_patches(real_dir)   # a missing or empty folder raises DataError: never skipped silently
+n_syn = n_realism_patches if n_realism_patches is not None else (2 if cfg.get("name") == "smoke" else 7)
+side = 256 if cfg.get("name") == "smoke" else 512
+synth = realism.synthetic_patches(n_syn, seed=seed, shape=(side, side))
+display(pd.DataFrame([{"patch": p.name, **{k: p.meta.get(k) for k in ("glacier", "sensor", "date", "crs",
+                                                                        "pixel_size_m")}} for p in real]))
+# show the real patches with the most classes (some are almost all glacier or no data)
+varied = sorted(real, key=lambda p: -len(np.unique(p.mask[p.mask > 0])))[:3]
+fig = viz.plot_scene_gallery(varied + synth[:3], ncols=3, panel_size=3.4)
 
 # %% [markdown]
 # In the figure above, the top row shows real patches and the bottom row synthetic ones, with their zone maps.
 
 # %%
-if have_real:
-    intensity = pd.concat([realism.histogram_frame(synth, "synthetic"), realism.histogram_frame(real, "real")])
-    gradients = pd.concat([summary.gradient_histogram_frame(synth, "synthetic"),
-                           summary.gradient_histogram_frame(real, "real")])
-    stats = pd.concat([realism.summary_table(synth, "synthetic"), realism.summary_table(real, "real")])
-    fig = viz.plot_realism(intensity, gradients, stats)
-    display(realism.compare(synth, real, seed=seed).round(3))
+intensity = pd.concat([realism.histogram_frame(synth, "synthetic"), realism.histogram_frame(real, "real")])
+gradients = pd.concat([summary.gradient_histogram_frame(synth, "synthetic"),
+                       summary.gradient_histogram_frame(real, "real")])
+stats = pd.concat([realism.summary_table(synth, "synthetic"), realism.summary_table(real, "real")])
+fig = viz.plot_realism(intensity, gradients, stats)
+display(realism.compare(synth, real, seed=seed).round(3))
 
 # %% [markdown]
 # In the table, `wasserstein_*` is the earth mover's distance between the synthetic and real distributions (grey
@@ -346,8 +352,9 @@ if have_real:
 # benchmark: the comparison says whether the synthetic scenes are in the right range, not that they are
 # interchangeable with real data.
 #
-# **Source and licence of the real patches.** The seven patches were sampled from the CaFFe benchmark by the
-# GEO-Bench-2 project for its unit tests (file `tests/data/caffe/caffe.tortilla`, CC-BY-4.0). CaFFe: Gourmelon,
+# **Source and licence of the real patches.** They ship with ssl4sar (`ssl4sar.data.samples.real_patches()`;
+# attribution in `ssl4sar/data/samples/caffe_patches/README.md`). They were sampled from the CaFFe benchmark by
+# the GEO-Bench-2 project for its unit tests (file `tests/data/caffe/caffe.tortilla`, CC-BY-4.0). CaFFe: Gourmelon,
 # N., Seehaus, T., Braun, M., Maier, A., Christlein, V.: *Calving fronts and where to find them: a benchmark
 # dataset and methodology for automatic glacier calving front extraction from synthetic aperture radar imagery*,
 # Earth Syst. Sci. Data 14, 4287–4313, 2022, doi 10.5194/essd-14-4287-2022; data doi 10.1594/PANGAEA.940950,

@@ -8,6 +8,22 @@
 #     name: ssl4sar
 # ---
 
+# %% tags=["remove-cell"]
+# Colab / JupyterHub setup (written by `make sync` from book/_config.yml): installs ssl4sar with its book
+# extra when it is not importable (Colab, a fresh JupyterHub kernel). Where ssl4sar is installed (`make book`,
+# papermill, a clone with `pip install -e ".[book]"`) it does nothing. `device = "auto"` then uses the GPU.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ssl4sar") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    import torch
+
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
+
 # %% [markdown]
 # # Pretraining II: OptTranslator
 #

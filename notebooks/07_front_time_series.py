@@ -8,6 +8,22 @@
 #     name: ssl4sar
 # ---
 
+# %% tags=["remove-cell"]
+# Colab / JupyterHub setup (written by `make sync` from book/_config.yml): installs ssl4sar with its book
+# extra when it is not importable (Colab, a fresh JupyterHub kernel). Where ssl4sar is installed (`make book`,
+# papermill, a clone with `pip install -e ".[book]"`) it does nothing. `device = "auto"` then uses the GPU.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ssl4sar") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    import torch
+
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
+
 # %% [markdown]
 # # From new scenes to a front-position time series
 #
@@ -34,7 +50,7 @@ checkpoint = None          # model to apply; None: the best work_dir/finetune/<i
 timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
                            # None: the synthetic series in work_dir/data/timeseries
 tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
-real_samples_dir = None    # the seven real CaFFe patches; None: ../../shared/real-samples/caffe-patches if present
+real_samples_dir = None    # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
 real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted at; None: their own (6-6.7 m)
 
 # %%
@@ -54,7 +70,7 @@ from IPython.display import Image, Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 from ssl4sar import geo, timeseries, viz
 from ssl4sar.config import load_preset
-from ssl4sar.data import synthetic
+from ssl4sar.data import samples, synthetic
 from ssl4sar.data.raster import read_raster
 from ssl4sar.evaluate import inference_settings, resolve_device
 from ssl4sar.finetune import rank_finetuned_models
@@ -321,15 +337,10 @@ else:
 # above; the outputs are on the patch's own grid either way) without test-time augmentation.
 
 # %%
-if real_samples_dir is not None:
-    real_dir = Path(real_samples_dir)
-else:
-    default = Path("../../shared/real-samples/caffe-patches")
-    real_dir = default if default.is_dir() else None
-real_images = sorted(real_dir.glob("*_img.tif")) if real_dir is not None and real_dir.is_dir() else []
-if not real_images:
-    display(Markdown("*The real CaFFe sample patches were not found (parameter `real_samples_dir`); this "
-                     "demonstration is skipped.*"))
+real_dir = Path(real_samples_dir) if real_samples_dir is not None else samples.patches_dir()
+real_images = sorted(real_dir.glob("*_img.tif"))
+if not real_images:   # never skipped silently: the patches ship with the package
+    raise FileNotFoundError(f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir")
 else:
     real_out = out_root / "real_patches"
     if real_out.exists():

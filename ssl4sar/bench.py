@@ -1247,7 +1247,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="torch.compile variants (auto: on CUDA in full mode)",
     )
     parser.add_argument(
-        "--batch", type=int, default=None, help="override the training / inference batch size"
+        "--batch-size", type=int, default=None, help="override the training / inference batch size"
     )
     parser.add_argument(
         "--data", default=None, help="CaFFe root for the data-sampler benchmark (default synthetic)"
@@ -1279,7 +1279,7 @@ def run(args: argparse.Namespace) -> int:
                 compile=(dev.type == "cuda" and not args.quick)
                 if args.compile == "auto"
                 else args.compile == "on",
-                batch=args.batch,
+                batch=args.batch_size,
                 preset_name=str(cfg.get("name")),
             )
             sys.stdout.write("\n".join(sp.key for sp in specs if _selected(sp.key, args.only)) + "\n")
@@ -1291,7 +1291,7 @@ def run(args: argparse.Namespace) -> int:
             only=args.only,
             preset=args.preset,
             compile=args.compile,
-            batch=args.batch,
+            batch=args.batch_size,
             data_dir=args.data,
             seed=args.seed,
             append=args.append,

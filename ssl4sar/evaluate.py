@@ -678,7 +678,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", nargs="+", type=Path, default=[], metavar="CKPT",
                         help="further ensemble members (mean of the softmax, §9)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
-    parser.add_argument("--flips", action="store_true", help="also the mirrored version of every rotation")
+    parser.add_argument("--tta-flips", action="store_true", help="with --tta: also the mirrored version of every rotation")
     parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="CaFFe split (default test)")
     parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="CaFFe data root")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
@@ -732,7 +732,7 @@ def run(args: argparse.Namespace) -> int:
     """``ssl4sar evaluate``: 0 on success, 1 on bad input (the error is logged)."""
     try:
         result = evaluate(
-            [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.flips,
+            [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.tta_flips,
             preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
             batch_size=args.batch_size, amp_dtype="bfloat16" if args.bf16 else None, absent=args.absent,
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,

@@ -954,6 +954,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--member-fronts", action="store_true",
                         help="also write one front per member x augmentation (for time-series uncertainty)")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay PNGs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--line-mode", choices=("chains", "longest"), default="chains",
                         help="front pixels to lines: longest path per piece plus branches, or longest only")
 
@@ -980,7 +981,7 @@ def run(args: argparse.Namespace) -> int:
         min_front_length_m=args.min_front_length_m, to_wgs84=args.to_wgs84, allow_no_crs=args.allow_no_crs,
         pixel_size_m=args.pixel_size_m, value_range=tuple(args.value_range) if args.value_range else None,
         probability_dtype="uint8" if args.uint8_probabilities else "float32", member_fronts=args.member_fronts,
-        overlay=not args.no_overlay, line_mode=args.line_mode, progress=True)
+        overlay=not args.no_overlay, line_mode=args.line_mode, progress=not args.no_progress)
     log.info("predicted %d scene(s), skipped %d (see %s)", len(result.results), len(result.skipped),
                 Path(args.out) / "skipped.csv")
     return min(len(result.skipped), _MAX_EXIT)

@@ -1,8 +1,10 @@
 """Shared pytest fixtures.
 
-Reference-equivalence tests (marker ``reference``) read the official code's numbers from the folder named by
-``SSL4SAR_REFERENCE_FIXTURES``; they skip with a clear reason when it is unset. The real CaFFe sample patches
-are found through ``SSL4SAR_REAL_SAMPLES`` or next to the fixtures (``../shared/real-samples/caffe-patches``).
+Reference-equivalence tests (marker ``reference``) read the official code's numbers from
+``tests/fixtures/reference`` (provenance in its README), or from the folder named by
+``SSL4SAR_REFERENCE_FIXTURES`` when that is set. The seven real CaFFe patches ship inside the package
+(:mod:`ssl4sar.data.samples`); ``SSL4SAR_REAL_SAMPLES`` points the tests at another folder of the same layout.
+Neither fixture skips: a missing folder is an error.
 """
 
 from __future__ import annotations
@@ -16,30 +18,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+REFERENCE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reference"
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """Folder of the official-code fixtures, from ``$SSL4SAR_REFERENCE_FIXTURES``."""
+    """Folder of the official-code fixtures: ``$SSL4SAR_REFERENCE_FIXTURES`` or ``tests/fixtures/reference``."""
     value = os.environ.get("SSL4SAR_REFERENCE_FIXTURES")
-    if not value:
-        pytest.skip("SSL4SAR_REFERENCE_FIXTURES is not set: reference-equivalence fixtures unavailable "
-                    "(CI sets it to ../shared/fixtures/reference)")
-    path = Path(value)
+    path = Path(value) if value else REFERENCE_FIXTURES
     if not path.is_dir():
-        pytest.fail(f"SSL4SAR_REFERENCE_FIXTURES={value} is not a directory")
+        pytest.fail(f"reference fixtures folder {path} does not exist"
+                    + (" (from SSL4SAR_REFERENCE_FIXTURES)" if value else ""))
     return path
 
 
 @pytest.fixture(scope="session")
 def real_samples_dir() -> Path:
-    """Folder with the seven real CaFFe patches (GeoTIFF); skips when absent."""
-    candidates = []
-    if os.environ.get("SSL4SAR_REAL_SAMPLES"):
-        candidates.append(Path(os.environ["SSL4SAR_REAL_SAMPLES"]))
-    if os.environ.get("SSL4SAR_REFERENCE_FIXTURES"):
-        candidates.append(Path(os.environ["SSL4SAR_REFERENCE_FIXTURES"]).resolve().parent.parent
-                          / "real-samples" / "caffe-patches")
-    candidates.append(Path(__file__).resolve().parent.parent.parent / "shared" / "real-samples" / "caffe-patches")
-    for c in candidates:
-        if (c / "metadata.csv").is_file():
-            return c
-    pytest.skip("real CaFFe sample patches not found (set SSL4SAR_REAL_SAMPLES or SSL4SAR_REFERENCE_FIXTURES)")
+    """Folder with the seven real CaFFe patches (GeoTIFF + metadata.csv): ``$SSL4SAR_REAL_SAMPLES`` or the package's."""
+    from ssl4sar.data import samples
+
+    value = os.environ.get("SSL4SAR_REAL_SAMPLES")
+    if not value:
+        return samples.patches_dir()
+    path = Path(value)
+    if not (path / samples.METADATA_FILENAME).is_file():
+        pytest.fail(f"SSL4SAR_REAL_SAMPLES={value} holds no {samples.METADATA_FILENAME}")
+    return path

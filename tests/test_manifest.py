@@ -37,9 +37,17 @@ def _doc(**fields: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ the shipped manifest
 
 
+def test_package_manifest_is_a_copy_of_the_repository_manifest():
+    """The package reads its own copy (it works from a wheel); data_manifest.yaml at the root is the source."""
+    source = (REPO / "data_manifest.yaml").read_bytes()
+    copy = (REPO / "ssl4sar" / "data" / "data_manifest.yaml").read_bytes()
+    assert copy == source, ("ssl4sar/data/data_manifest.yaml differs from data_manifest.yaml: edit the root file, "
+                            "then run `make sync` (or: python tools/sync.py) to copy it into the package")
+
+
 def test_shipped_manifest_loads_and_names_every_resource(monkeypatch):
     monkeypatch.delenv("SSL4SAR_MANIFEST", raising=False)
-    assert default_manifest_path() == REPO / "data_manifest.yaml"
+    assert default_manifest_path() == REPO / "ssl4sar" / "data" / "data_manifest.yaml"
     manifest = load_manifest()
     assert manifest.names() == ["caffe", "caffe-meta", "ssl4sar", "swinv2-tiny-imagenet", "synthetic-demo"]
 

@@ -57,7 +57,7 @@ KERNEL_DISPLAY_NAME = "Python (ssl4sar)"
 #: Names every chapter's ``parameters`` cell must define.
 REQUIRED_PARAMETERS = ("preset", "data_dir", "ssl4sar_dir", "work_dir", "device", "seed")
 #: Hand-written pages after the chapters, in this order (files in ``book/`` without suffix).
-APPENDIX_PAGES = ("differences", "running", "references")
+APPENDIX_PAGES = ("differences", "reference-implementation", "running", "references")
 ROOT_PAGE = "intro"
 CHAPTER_SUBDIR = "chapters"
 #: Synthetic layouts the chapters use (CaFFe, SSL4SAR unlabeled, front time series of one glacier).

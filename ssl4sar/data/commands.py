@@ -67,7 +67,7 @@ def subcommand(name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``data`` sub-commands to ``parser`` (called by :mod:`ssl4sar.cli`)."""
     parser.add_argument("--manifest", type=Path, default=None,
-                        help="data manifest to use (default: $SSL4SAR_MANIFEST or the repository's data_manifest.yaml)")
+                        help="data manifest to use (default: $SSL4SAR_MANIFEST or the one shipped in the package)")
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     for spec in _SUBCOMMANDS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
@@ -143,13 +143,14 @@ def _fetch(args: argparse.Namespace) -> int:
     arg("--seed", type=int, default=0, help="random seed (same seed, same data)"),
     arg("--layouts", nargs="+", choices=SYNTHETIC_LAYOUTS, default=None,
         help="what to generate (default: the generator's default, caffe and ssl4sar)"),
-    arg("--overwrite", action="store_true", help="replace what an earlier (possibly interrupted) run left in --out"),
+    arg("--force", action="store_true", help="replace what an earlier (possibly interrupted) run left in --out"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
 )
 def _synth(args: argparse.Namespace) -> int:
     from ssl4sar.data.download import run_generator
 
     out = run_generator("ssl4sar.data.synthetic.generate", args.out, preset=args.preset, seed=args.seed,
-                        layouts=args.layouts, overwrite=args.overwrite)
+                        layouts=args.layouts, overwrite=args.force, progress=not args.no_progress)
     layouts = ", ".join(args.layouts) if args.layouts else "default layouts"
     sys.stdout.write(f"synthetic data ({args.preset}, seed {args.seed}, {layouts}): {out}\n")
     return 0
@@ -163,7 +164,7 @@ def _synth(args: argparse.Namespace) -> int:
     arg("--aoi", type=Path, required=True, help="GeoJSON FeatureCollection, one feature per glacier (property "
         "'glacier'; Polygon or bbox)"),
     arg("--out", type=Path, required=True, help="output folder (re-running into it resumes)"),
-    arg("--resolution", type=float, default=None, help="grid spacing in metres (default: the first SAR scene's)"),
+    arg("--resolution-m", type=float, default=None, help="grid spacing in metres (default: the first SAR scene's)"),
     arg("--sar-units", default="auto", choices=("auto", "db", "intensity", "amplitude", "dn", "uint8"),
         help="what the SAR values are (default: auto-detect per scene)"),
     arg("--db-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -176,7 +177,7 @@ def _construct(args: argparse.Namespace) -> int:
     from ssl4sar.data.construct import DEFAULT_DB_RANGE, construct_ssl4sar
 
     result = construct_ssl4sar(
-        args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution, sar_units=args.sar_units,
+        args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution_m, sar_units=args.sar_units,
         db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
         min_valid_fraction=args.min_valid_fraction, progress=not args.no_progress)
     n_sar = sum(1 for r in result.rows if r["sensor"] != "S2")

@@ -178,6 +178,7 @@ def run_generator(
     layouts: Sequence[str] | None = None,
     resource_name: str | None = None,
     overwrite: bool = False,
+    **options: Any,
 ) -> Path:
     """Call ``generator(out_dir, preset=..., seed=..., layouts=...)`` and write ``out_dir/.complete`` afterwards.
 
@@ -200,6 +201,7 @@ def run_generator(
         kwargs["layouts"] = list(layouts)
     if overwrite:
         kwargs["overwrite"] = True
+    kwargs.update(options)   # further generator keywords, e.g. progress=False
     try:
         produced = func(out_dir, **kwargs)
     except OSError as exc:

@@ -10,7 +10,10 @@ generated data), ``<path>.complete`` next to a single file. The marker is a JSON
 written only after the data was verified and moved into place (:mod:`ssl4sar.data.download`), so a folder without
 it is never mistaken for a complete one.
 
-The manifest is found at ``$SSL4SAR_MANIFEST`` when set, else ``data_manifest.yaml`` at the repository root.
+The manifest is found at ``$SSL4SAR_MANIFEST`` when set, else the copy shipped inside the package
+(``ssl4sar/data/data_manifest.yaml``, read through :mod:`importlib.resources`, so it works from a wheel). The
+editable source is ``data_manifest.yaml`` at the repository root; ``make sync`` copies it into the package and a
+test checks that the two are identical.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -130,11 +134,11 @@ class Manifest:
 
 
 def default_manifest_path() -> Path:
-    """``$SSL4SAR_MANIFEST`` when set, else ``data_manifest.yaml`` at the repository root."""
+    """``$SSL4SAR_MANIFEST`` when set, else the package's copy of ``data_manifest.yaml``."""
     env = os.environ.get(MANIFEST_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / MANIFEST_FILENAME
+    return Path(str(resources.files("ssl4sar.data").joinpath(MANIFEST_FILENAME)))
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
@@ -142,7 +146,7 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     path = Path(path) if path is not None else default_manifest_path()
     if not path.is_file():
         raise DataError(path, "data manifest not found",
-                        f"pass its path (--manifest) or set {MANIFEST_ENV}; the repository ships {MANIFEST_FILENAME}")
+                        f"pass its path (--manifest) or set {MANIFEST_ENV}; the package ships {MANIFEST_FILENAME}")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

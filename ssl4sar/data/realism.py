@@ -16,8 +16,8 @@ value 0 are treated as no data and ignored everywhere.
 * :func:`compare` — per class the 1-D Wasserstein distance between synthetic and real intensity
   distributions (grey levels) and between their gradient distributions, plus the differences of the
   summary statistics;
-* :func:`load_real_patches` reads the real CaFFe patches (``*_img.tif`` + ``*_mask.tif``) shipped in
-  ``shared/real-samples/caffe-patches``; :func:`synthetic_patches` draws synthetic scenes imitating them
+* :func:`load_real_patches` reads real CaFFe patches (``*_img.tif`` + ``*_mask.tif``), by default the seven
+  shipped with the package (:mod:`ssl4sar.data.samples`); :func:`synthetic_patches` draws synthetic scenes imitating them
   (TerraSAR-X-like, 6 m, single look).
 """
 
@@ -272,17 +272,22 @@ def compare(synthetic: Sequence[Patch], real: Sequence[Patch], window: int = 7, 
     return pd.DataFrame(rows)
 
 
-def load_real_patches(folder: str | Path) -> list[Patch]:
-    """Read the real CaFFe patches: every ``*_img.tif`` with its ``*_mask.tif`` (class ids 0–3), via rasterio.
+def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
+    """Read real CaFFe patches: every ``*_img.tif`` with its ``*_mask.tif`` (class ids 0–3), via rasterio.
 
+    ``folder`` defaults to the seven patches shipped with the package (:func:`ssl4sar.data.samples.patches_dir`).
     ``meta`` holds the row of ``metadata.csv`` when present plus the CRS and pixel size (m).
     """
     import rasterio
 
+    if folder is None:
+        from ssl4sar.data.samples import patches_dir
+
+        folder = patches_dir()
     folder = Path(folder)
     imgs = sorted(folder.glob("*_img.tif"))
     if not imgs:
-        raise DataError(folder, "no *_img.tif patches found", "point to shared/real-samples/caffe-patches")
+        raise DataError(folder, "no *_img.tif patches found", "a folder of CaFFe patches like ssl4sar/data/samples/caffe_patches")
     meta_rows: dict[str, dict[str, Any]] = {}
     if (folder / "metadata.csv").is_file():
         meta_rows = {str(r["id"]): r for r in pd.read_csv(folder / "metadata.csv").to_dict("records")}

@@ -852,7 +852,7 @@ def caffe_scene_list(n_train: int, n_test: int, seed: int) -> list[dict[str, Any
 def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
                    scene_size: Sequence[int] = (320, 480), seed: int = 0,
                    radiometry: Radiometry = Radiometry(), na_probability: float = 0.35,
-                   looks: float | None = None) -> Path:
+                   looks: float | None = None, progress: bool = True) -> Path:
     """Write a synthetic dataset in the CaFFe layout (spec §1.1) under ``out_dir``; return ``out_dir``.
 
     ``n_train`` scenes of the training glaciers (Crane, DBE, JAC, Jorum, SI) go to ``train``, ``n_test``
@@ -872,7 +872,8 @@ def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
     _write_marker(out, "caffe")
     rows = []
     metas = caffe_scene_list(n_train, n_test, seed)
-    for i, meta in enumerate(tqdm(metas, desc="synthetic CaFFe", disable=len(metas) < 8, leave=False)):
+    for i, meta in enumerate(tqdm(metas, desc="synthetic CaFFe", disable=not progress or len(metas) < 8,
+                                  leave=False)):
         rng = _scene_rng(seed, 1, i)
         shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
         scene_looks = meta["looks"] if looks is None else float(looks)
@@ -1215,7 +1216,7 @@ def _prepare_dir(path: Path, overwrite: bool) -> None:
     ours = path.is_dir() and any((path / name).is_file() for name in (LAYOUT_MARKER, "scenes.csv", "truth.csv"))
     if not overwrite:
         raise DataError(path, "output folder is not empty",
-                        "pass overwrite=True (--overwrite) to regenerate, or choose another folder")
+                        "pass overwrite=True (ssl4sar data synth --force) to regenerate, or choose another folder")
     if not ours:
         raise DataError(path, "refusing to delete a folder the synthetic generator did not write",
                         "choose an empty or new output folder")
@@ -1224,7 +1225,8 @@ def _prepare_dir(path: Path, overwrite: bool) -> None:
 
 
 def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
-             layouts: Iterable[str] = ("caffe", "ssl4sar"), overwrite: bool = False) -> dict[str, Path]:
+             layouts: Iterable[str] = ("caffe", "ssl4sar"), overwrite: bool = False,
+             progress: bool = True) -> dict[str, Path]:
     """Generate the synthetic datasets of a preset's ``synthetic`` section under ``out_dir``.
 
     Writes ``out_dir/caffe`` (``n_train``/``n_test`` scenes, sides in ``scene_size`` px),
@@ -1237,7 +1239,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     A layout folder that already holds files is an error (stale files would mix with new ones) unless
     ``overwrite`` is true; then a folder this generator wrote (it holds the marker file
     ``.ssl4sar-synthetic``, written first, so interrupted runs are recognised too) is deleted first, and
-    any other non-empty folder is still refused.
+    any other non-empty folder is still refused. ``progress``: a progress bar over the CaFFe scenes.
     """
     from ssl4sar.config import load_preset
 
@@ -1267,7 +1269,8 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
                               "seed": int(seed), "preset": name, "layouts": _previous_layouts(out, layouts)}
     common = {"seed": int(seed), "preset": name, "version": GENERATOR_VERSION}
     if "caffe" in layouts:
-        paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed, **difficulty)
+        paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed, progress=progress,
+                                        **difficulty)
         record["layouts"]["caffe"] = {"path": "caffe", **common, "n_train": n_train, "n_test": n_test,
                                       "scene_size": [lo, hi]}
         if difficulty:   # recorded only when the preset changes the data's difficulty

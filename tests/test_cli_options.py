@@ -1,0 +1,103 @@
+"""The ``ssl4sar`` command line as a whole: every long-running command can run without progress bars, and one
+concept has one option name across all sub-commands.
+
+The argparse tree is walked through :func:`ssl4sar.cli.build_parser` (each sub-command configured as ``ssl4sar
+COMMAND`` would), so a new sub-command or option is checked without changing this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ssl4sar.cli import COMMANDS, build_parser
+
+#: Commands that draw progress bars (downloads, generation, construction, training, inference). ``data list``,
+#: ``timeseries`` (measures a few hundred polylines) and ``bench`` (timed loops; a bar would disturb them) draw none.
+LONG_RUNNING = {"data fetch", "data synth", "data construct", "pretrain", "finetune", "evaluate", "predict"}
+
+#: Spellings of one concept: at most one of each group may appear anywhere in the CLI.
+SYNONYMS = [
+    {"--no-progress", "--quiet", "--no-progress-bar", "--progress"},
+    {"--batch-size", "--batch", "--bs"},
+    {"--tta-flips", "--flips"},
+    {"--resolution-m", "--resolution", "--res", "--pixel-spacing"},
+    {"--force", "--overwrite", "--redo"},
+    {"--out", "--output", "--out-dir", "--output-dir"},
+    {"--checkpoint", "--ckpt", "--model"},
+    {"--device", "--gpu"},
+    {"--seed", "--random-seed"},
+    {"--min-front-length-m", "--min-front-length"},
+]
+
+
+def _options() -> dict[str, list[argparse.Action]]:
+    """``{"data fetch": [actions], "predict": [...], ...}`` for every leaf command (optional arguments only)."""
+    leaves: dict[str, list[argparse.Action]] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        own = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+        if not subs:
+            leaves[path] = own
+        for sub in subs:   # options of a parent group (``data --manifest``) apply to each of its commands
+            for name, child in sub.choices.items():
+                walk(child, f"{path} {name}")
+                leaves[f"{path} {name}"] = leaves[f"{path} {name}"] + own
+
+    for command in COMMANDS:
+        top = build_parser(command)
+        sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+        walk(sub.choices[command], command)
+    return leaves
+
+
+OPTIONS = _options()
+#: a plain string and a Path are the same kind of value on the command line
+_VALUE_KINDS = {None: "text", str: "text", Path: "text"}
+
+
+def test_the_walk_sees_every_command() -> None:
+    assert LONG_RUNNING <= set(OPTIONS)
+    assert {"data list", "timeseries", "bench"} <= set(OPTIONS)
+
+
+@pytest.mark.parametrize("command", sorted(LONG_RUNNING))
+def test_long_running_commands_have_no_progress(command: str) -> None:
+    flags = {s: a for a in OPTIONS[command] for s in a.option_strings}
+    assert "--no-progress" in flags, f"`ssl4sar {command}` has no --no-progress"
+    assert flags["--no-progress"].nargs == 0, "--no-progress is a flag"
+
+
+def test_one_name_per_concept() -> None:
+    used = {s for actions in OPTIONS.values() for a in actions for s in a.option_strings}
+    for group in SYNONYMS:
+        spellings = sorted(group & used)
+        assert len(spellings) <= 1, f"one concept, several option names: {spellings}"
+
+
+def test_an_option_name_means_the_same_everywhere() -> None:
+    """The same option string takes the same kind of value (flag / one value / a list) in every command."""
+    seen: dict[str, set[tuple[object, str]]] = defaultdict(set)
+    where: dict[str, list[str]] = defaultdict(list)
+    for command, actions in OPTIONS.items():
+        for a in actions:
+            for s in a.option_strings:
+                kind = "flag" if a.nargs == 0 else _VALUE_KINDS.get(a.type, getattr(a.type, "__name__", str(a.type)))
+                seen[s].add((a.nargs if a.nargs != 0 else 0, kind))
+                where[s].append(command)
+    mixed = {s: (sorted(map(str, kinds)), where[s]) for s, kinds in seen.items() if len(kinds) > 1}
+    assert not mixed, f"options whose value differs between commands: {mixed}"
+
+
+def test_lengths_in_metres_say_so_in_the_name() -> None:
+    """Units in names (ARCHITECTURE.md): an option measured in metres ends with ``-m``."""
+    for command, actions in OPTIONS.items():
+        for a in actions:
+            text = (a.help or "").lower()
+            if "in metres" in text or "(metres)" in text or "m/px" in text:
+                assert any(s.endswith("-m") for s in a.option_strings), \
+                    f"`ssl4sar {command} {a.option_strings[0]}` is in metres but its name does not end in -m"
