@@ -63,7 +63,7 @@ from ssl4sar.data.manifest import (
     status,
 )
 from ssl4sar.errors import ChecksumError, DataError
-from ssl4sar.io import set_default_mode, write_json_atomic
+from ssl4sar.io import ensure_writable_dir, set_default_mode, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def fetch(
     if not force and is_present(resource, root):
         logger.info("%s is already present at %s", name, target)
         return target
+    ensure_writable_dir(root, "data root")
     if resource.kind == "generated":
         return generate_resource(resource, root, progress=progress)
     state = status(resource, root)
@@ -197,8 +198,8 @@ def run_generator(
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise DataError(out_dir, f"generator {generator!r} is not available ({exc})") from exc
+    ensure_writable_dir(out_dir)
     (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
     logger.info("generating %s with %s (preset %s, seed %d, layouts %s)", out_dir, generator, preset, seed,
                 ", ".join(layouts) if layouts is not None else "default")
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
