@@ -204,3 +204,21 @@ def test_non_finite_weights_are_refused_by_every_loader(tmp_path: Path, smoke_da
         with caplog.at_level(logging.ERROR):
             assert cli.main(argv) != 0, argv[0]                     # before the fix: exit 0, all zones NA
         assert "non-finite weights" in caplog.text and "nan.pt" in caplog.text, argv[0]
+
+
+def test_non_finite_network_output_names_the_scene(tmp_path: Path, smoke_data: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    model = Tyrion.from_config(load_preset("smoke")["model"])
+    with torch.no_grad():
+        model.head.weight.fill_(3e38)                                 # finite weights, overflowing logits
+    ckpt = save_checkpoint(tmp_path / "overflow.pt", model)
+    scene = next((smoke_data / "sar_images" / "test").iterdir())
+    rc = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / "pred"),
+                   "--device", "cpu", "--no-overlay"])
+    assert rc == 1                                                    # counted: one scene failed
+    skipped = pd.read_csv(tmp_path / "pred" / "skipped.csv")
+    assert skipped["scene"].tolist() == [str(scene)] and "not finite" in skipped["reason"][0]
+    with caplog.at_level(logging.ERROR):
+        rc = cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(smoke_data), "--split", "test",
+                       "--out", str(tmp_path / "ev"), "--device", "cpu", "--no-progress"])
+    assert rc == 1 and "not finite" in caplog.text and "sar_images/test/" in caplog.text
