@@ -512,3 +512,18 @@ def test_fetched_files_get_normal_permissions(server, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644                # was 0600 (mkstemp) before the fix
+
+
+def test_cut_off_archive_locked_by_an_older_version_is_not_reused(server, tmp_path):
+    body = make_zip({**MEMBERS, "zones/train/big.png": bytes(range(256)) * 400})
+    cut = body[: len(body) // 2]
+    root = tmp_path / "root"
+    (root / "downloads").mkdir(parents=True)
+    (root / "downloads" / "data_raw.zip").write_bytes(cut)          # what the old code kept and locked
+    (root / "manifest.lock.json").write_text(json.dumps({"version": 1, "resources": {"caffe": {
+        "sha256": sha(cut), "size_bytes": len(cut), "filename": "data_raw.zip", "url": "x", "recorded": "then"}}}))
+    server.routes["/data_raw.zip"] = ("ok", body)
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], None))
+    with pytest.raises(ChecksumError, match="recorded from the first download"):   # before: BadZipFile
+        fetch("caffe", dest=root, manifest=manifest, progress=False, keep_archive=True)
+    assert not (root / "caffe").exists()

@@ -251,7 +251,7 @@ def _fetch_archive(resource: Resource, root: Path, progress: bool, timeout_s: fl
     expected, source = _expected_sha256(resource, root)
     result: _Download | None = None
     if archive.is_file():
-        if expected is not None and sha256sum(archive) == expected:
+        if expected is not None and sha256sum(archive) == expected and _archive_intact(archive, resource):
             logger.info("reusing the verified archive %s", archive)
             result = _Download(url=_lock_url(resource, root), path=archive, sha256=expected,
                                size_bytes=archive.stat().st_size, sha256_source=source or "manifest")
@@ -559,6 +559,17 @@ def _check_archive(path: Path, fmt: str) -> None:
             raise
         raise _AttemptFailed(f"the {fmt} archive failed its integrity check, it is cut off or corrupt "
                              f"({type(exc).__name__}: {exc})") from exc
+
+
+def _archive_intact(archive: Path, resource: Resource) -> bool:
+    """Whether a kept archive passes :func:`_check_archive` (a lock written before that check existed may hold the
+    sha256 of a cut-off file)."""
+    try:
+        _check_archive(archive, resource.archive_format or "")
+    except _AttemptFailed as failure:
+        logger.warning("%s: %s; not reusing it", archive, failure.problem)
+        return False
+    return True
 
 
 def _find_layout_root(top: Path, layout: Sequence[str]) -> Path | None:
