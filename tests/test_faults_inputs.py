@@ -66,6 +66,8 @@ def test_construct_skips_truncated_sar_and_optical_files(raw: RawScenes, tmp_pat
     reasons = {Path(r["source"]).name: r["reason"] for r in result.skipped}
     assert "unreadable" in reasons[bad_sar.name] and "unreadable" in reasons[bad_opt.name]
     assert not any("20190805" in r["source"] for r in result.rows)   # no part of the broken scene is used
+    others = [r for r in result.skipped if "20190805" in r["source"] and Path(r["source"]).name != bad_opt.name]
+    assert others and all(f"unreadable file, {bad_opt.name}" in r["reason"] for r in others)
     assert all(not f.endswith("2019-07-13_0.tif") for f in result.files())
     assert result.files("S1") and result.files("S2")                  # the good scenes are all there
     assert (out / "manifest.csv").is_file() and not list(out.rglob(".*.part*"))

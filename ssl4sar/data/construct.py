@@ -692,6 +692,15 @@ def _sar_on_grid(scene: SarScene, grid: GlacierGrid, units: str, db_range: tuple
     return db_to_uint8(on_grid, unit, db_range, dn_percentiles), unit
 
 
+class _UnreadableBand(Exception):
+    """A band file of a Sentinel-2 scene whose pixel data cannot be read (truncated or corrupt)."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        super().__init__(f"{path.name}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
 def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray, np.ndarray, np.dtype, list[str]]:
     """The scene's 15 output bands on ``grid``: float32 (15, H, W) with NaN = no data, the valid mask (all
     required bands valid), the output dtype, and the names of absent optional bands (filled with 0)."""
@@ -707,7 +716,10 @@ def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray
         win = _source_window(band.transform, band.shape, band.crs, grid)
         if win is None:
             continue
-        raw, wtransform = _read_window(band.path, band.index, win)
+        try:
+            raw, wtransform = _read_window(band.path, band.index, win)
+        except (RasterioIOError, OSError) as exc:
+            raise _UnreadableBand(band.path, exc) from exc
         x = raw.astype(np.float32)
         bad = ~np.isfinite(x)
         if band.nodata is not None:
@@ -983,9 +995,10 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
             for o in candidates:
                 try:
                     stack, valid, odtype, absent = _optical_on_grid(o, grid)
-                except (RasterioIOError, OSError) as exc:
+                except _UnreadableBand as exc:
                     for p in o.paths:
-                        _skip(skipped, p, "optical", f"unreadable (truncated or corrupt): {exc}", g)
+                        _skip(skipped, p, "optical", f"unreadable (truncated or corrupt): {exc.cause}" if p == exc.path
+                              else f"its Sentinel-2 scene {o.key} has an unreadable file, {exc.path.name}", g)
                     continue
                 if not valid.any():
                     for p in o.paths:
