@@ -222,3 +222,15 @@ def test_non_finite_network_output_names_the_scene(tmp_path: Path, smoke_data: P
         rc = cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(smoke_data), "--split", "test",
                        "--out", str(tmp_path / "ev"), "--device", "cpu", "--no-progress"])
     assert rc == 1 and "not finite" in caplog.text and "sar_images/test/" in caplog.text
+
+
+def test_resume_from_a_non_finite_checkpoint_is_refused(one_epoch_run: Path, smoke_data: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    out = _copy(one_epoch_run, tmp_path / "run")
+    last = out / "checkpoints" / "last.ckpt"
+    obj = torch.load(last, map_location="cpu", weights_only=True)
+    obj["state_dict"]["model.head.bias"] = torch.full_like(obj["state_dict"]["model.head.bias"], float("inf"))
+    torch.save(obj, last)
+    with caplog.at_level(logging.ERROR):
+        assert _finetune(smoke_data, out, "--max-epochs", "2") == 1  # before: resumed and trained on inf weights
+    assert "last.ckpt" in caplog.text and "non-finite weights" in caplog.text and "model.head.bias" in caplog.text
