@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from skimage.morphology import skeletonize
 
+from ssl4sar.data.raster import open_image
 from ssl4sar.errors import DataError
 from ssl4sar.metrics import front_distances, stem_metadata
 
@@ -47,7 +47,7 @@ def read_front_png(path: str | Path) -> np.ndarray:
     """Read a CaFFe front PNG (0 background, 255 front; 0/1 is accepted too) as ``(H, W)`` uint8 0/1."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with open_image(path, "front image") as im:
             arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P", "I", "I;16") else im)
     except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot read the front image: {exc}") from exc

@@ -1266,6 +1266,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmarks of ``args``; write the files; show the markdown table on stdout. Returns 0, or 2 on bad
     arguments."""
     from ssl4sar.config import load_preset
+    from ssl4sar.io import ensure_writable_dir
     from ssl4sar.models.fast import resolve_device
 
     try:
@@ -1284,6 +1285,7 @@ def run(args: argparse.Namespace) -> int:
             )
             sys.stdout.write("\n".join(sp.key for sp in specs if _selected(sp.key, args.only)) + "\n")
             return 0
+        ensure_writable_dir(args.out)  # before minutes of measurements
         report = run_benchmarks(
             args.out,
             quick=args.quick,

@@ -23,3 +23,7 @@ class DataError(ValueError):
 
 class ChecksumError(DataError):
     """A downloaded or local file does not have the expected sha256."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped because the loss or the weights became NaN or infinite (no checkpoint of that state)."""

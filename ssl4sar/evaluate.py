@@ -80,7 +80,7 @@ from ssl4sar.data.caffe import (
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
-from ssl4sar.io import atomic_path
+from ssl4sar.io import atomic_path, ensure_writable_dir
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
     ZoneMetrics,
@@ -576,7 +576,7 @@ def _model_context_size(model: Any) -> int | None:
     return int(size) if size is not None else None
 
 
-def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str
+def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str, trusted: bool = False
                   ) -> tuple[list[torch.nn.Module], list[str]]:
     from ssl4sar.models.convert import load_model
 
@@ -587,7 +587,7 @@ def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: s
             models.append(c.to(device).eval())
             names.append(f"<in-memory {type(c).__name__}>")
         else:
-            models.append(load_model(Path(c), map_location=device).set_fused_attention(True))
+            models.append(load_model(Path(c), map_location=device, trusted=trusted).set_fused_attention(True))
             names.append(str(Path(c)))
             logger.info("loaded %s", c)
     return models, names
@@ -599,7 +599,8 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
              context_size: int | None = None, device: str = "auto", batch_size: int | None = None,
              amp_dtype: str | None = None, absent: Literal["nan", "zero"] = "nan", keep_rule: KeepRule = ">=",
              min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
-             save_probabilities: bool = False, progress: bool = True) -> EvaluationResult:
+             save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False
+             ) -> EvaluationResult:
     """Evaluate one model or an ensemble (optionally with TTA) on a CaFFe split.
 
     Every checkpoint is loaded once (:func:`ssl4sar.models.convert.load_model`: our format, our Lightning
@@ -621,6 +622,8 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
         amp_dtype: ``"bfloat16"`` / ``"float16"`` for autocast on the device, ``None`` for float32.
         absent, keep_rule, min_front_length_m, figures, progress: see :func:`evaluate_predictions`.
         save_probabilities: also write the mean softmax and its std as float16 ``.npz`` per scene.
+        trust_checkpoint: load checkpoints with the full unpickler, which runs code from the file (default:
+            tensors and plain values only; see :func:`ssl4sar.models.convert.read_checkpoint_file`).
 
     Raises:
         DataError: missing or unreadable checkpoint (named), ensemble members with different input sizes,
@@ -636,7 +639,8 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             raise DataError(c, "checkpoint file not found", "check the --checkpoint / --ensemble paths")
     root, scenes = _scenes(data_dir, split)
     opts = _options(absent, keep_rule, min_front_length_m, figures, save_probabilities)
-    models, names = _load_members(ckpt_list, dev)
+    ensure_writable_dir(out_dir)
+    models, names = _load_members(ckpt_list, dev, trust_checkpoint)
     sizes = [_model_context_size(m) for m in models]
     c = context_size if context_size is not None else sizes[0]
     if c is None:
@@ -659,6 +663,9 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
                                      **window_kwargs)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
+        if not np.isfinite(pred.mean).all():  # NaN softmax argmax-es to class 0 (NA): never score it silently
+            raise DataError(scene.sar_path, "the network output is not finite (NaN or inf) for this scene",
+                            f"check the checkpoint(s) {', '.join(names)} and the image")
         scorer.add(scene, data, pred.classes, pred, inference_s=time.perf_counter() - t)
     info = {"source": "models", "checkpoints": names, "n_models": len(models), "tta": bool(tta),
             "n_maps_per_scene": len(models) * len(settings.rotations) * (2 if settings.flips else 1),
@@ -700,6 +707,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-probabilities", action="store_true",
                         help="write mean softmax and std per scene (float16 .npz)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load checkpoints with the full unpickler, which RUNS CODE FROM THE FILE: only for files "
+                             "whose origin you trust (default: tensors and plain values only)")
 
 
 def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
@@ -736,7 +746,8 @@ def run(args: argparse.Namespace) -> int:
             preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
             batch_size=args.batch_size, amp_dtype="bfloat16" if args.bf16 else None, absent=args.absent,
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
-            save_probabilities=args.save_probabilities, progress=not args.no_progress)
+            save_probabilities=args.save_probabilities, progress=not args.no_progress,
+            trust_checkpoint=args.trust_checkpoint)
     except (DataError, ValueError) as exc:
         logger.error("%s", exc)
         return 1

@@ -9,8 +9,10 @@ Training (one step = one batch of random context crops, §3.3)
     smoothing from the preset's ``finetune`` section); SGD with momentum and weight decay on all parameters at a
     constant learning rate (paper: lr 0.01, momentum 0.9, weight decay 1e-4, no schedule). The reference hard-codes
     lr 0.01 and ignores its config; here the preset's ``finetune.lr`` is used (same value in the paper preset).
-    A non-finite training loss stops the run with a ``FloatingPointError`` (the reference would train on with NaN
-    weights); on the demo data, lr 0.05 diverges within the first epoch.
+    A non-finite training loss stops the run at that step, before its backward pass, with a
+    :class:`~ssl4sar.errors.TrainingDiverged` naming the last good checkpoint (:class:`ssl4sar.training.
+    DivergenceGuard`; the reference would train on with NaN weights); on the demo data, lr 0.05 diverges within
+    the first epoch.
 
 Validation (every ``finetune.val_every_n_epochs`` epochs, on the non-overlapping windows of the ``val`` split, §3.4)
     * ``val/iou_patch`` — the reference's ``val/IoU_img``: per window, ``Σ_c IoU_c / #classes present in the centre
@@ -98,8 +100,8 @@ from lightning.pytorch.callbacks import Callback
 
 from ssl4sar.config import PRESETS, as_preset, load_preset, paper_preset
 from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
-from ssl4sar.errors import DataError
-from ssl4sar.io import write_text_atomic
+from ssl4sar.errors import DataError, TrainingDiverged
+from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
 from ssl4sar.models.initialise import (  # re-exported: their home before they were shared with pretraining
@@ -113,12 +115,15 @@ from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 from ssl4sar.training import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
+    DivergenceGuard,
     TrainingPlan,
     add_run_arguments,
     build_trainer,
     checkpoint_callbacks,
     existing_file,
     find_resume_checkpoint,
+    fit,
+    inspect_resume_checkpoint,
     metrics_csv_path,
     parse_overrides,
     plan_training,
@@ -288,9 +293,11 @@ class SegmentationModule(pl.LightningModule):
             init=str(init if init is not None else ft.init),
         )
 
-    def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None) -> str:
+    def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None,
+                   *, trusted: bool = False) -> str:
         """Load the initial weights (:func:`initialise_model`; default: the recorded ``init``) and record them."""
-        desc = initialise_model(self.model, self.hparams["init"] if init is None else init, imagenet_weights)
+        desc = initialise_model(self.model, self.hparams["init"] if init is None else init, imagenet_weights,
+                                trusted=trusted)
         self.hparams["init"] = desc
         return desc
 
@@ -320,10 +327,6 @@ class SegmentationModule(pl.LightningModule):
         x, y = batch["image_context"], batch["mask_context"]
         logits = self(x)
         loss, parts = self._loss(logits, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss is {float(loss)} at epoch {self.current_epoch}, step {self.global_step}: training "
-                f"diverged (lower finetune.lr, now {self.hparams['lr']}) or the input holds NaN/inf values")
         b = x.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=b)
         for name, value in parts.items():
@@ -570,7 +573,7 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
              *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
              accelerator: str = "auto", imagenet_weights: str | Path | None = None,
              callbacks: Sequence[Callback] = (), progress: bool = True,
-             trainer_kwargs: Mapping[str, Any] | None = None) -> FinetuneResult:
+             trainer_kwargs: Mapping[str, Any] | None = None, trust_checkpoint: bool = False) -> FinetuneResult:
     """Fine-tune TYRION on the CaFFe-layout data in ``data_dir``, writing everything under ``out_dir``.
 
     Args:
@@ -590,6 +593,12 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
         callbacks: extra Lightning callbacks.
         progress: show Lightning's progress bar and model summary.
         trainer_kwargs: extra :class:`lightning.pytorch.Trainer` arguments (e.g. ``limit_val_batches``).
+        trust_checkpoint: load the ``init`` and resume checkpoints with the full unpickler, which runs code from
+            the file (default: tensors and plain values only, see :func:`ssl4sar.models.convert.read_checkpoint_file`).
+
+    Raises:
+        DataError: bad data, an unwritable ``out_dir``, a refused / non-finite / mismatched checkpoint (named).
+        TrainingDiverged: the loss or the weights became NaN / infinite; names the last good checkpoint.
     """
     from ssl4sar.data.datamodules import CaffeDataModule
 
@@ -600,7 +609,7 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found",
                         "pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth")
-    out = Path(out_dir)
+    out = ensure_writable_dir(out_dir, "run folder")
     plan = plan_training(ft, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
     max_epochs = int(ft["max_epochs"] if max_epochs is None else max_epochs)
     log.info("fine-tuning plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
@@ -614,9 +623,12 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
     datamodule = CaffeDataModule(data_dir, cfg, seed=seed)
     module = SegmentationModule.from_config(cfg, init=init_choice)
     resume_from = find_resume_checkpoint(out) if resume else None
+    resume_state = None
     if resume_from is None:
-        init_desc = module.initialise(init_choice, imagenet_weights)
+        init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
     else:
+        resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
+                                                 section="finetune")
         init_desc = str(module.hparams["init"])
         log.info("resuming from %s (initial weights are taken from it)", resume_from)
 
@@ -627,9 +639,10 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
                          f"of {plan.global_batch_size}")
     ckpt_cbs = checkpoint_callbacks(out, MONITORS)
     trainer = build_trainer(
-        plan, out, callbacks=[*ckpt_cbs, *callbacks], max_epochs=max_epochs, max_steps=max_steps, seed=seed,
-        check_val_every_n_epoch=int(ft["val_every_n_epochs"]), log_every_n_steps=min(50, steps_per_epoch),
-        progress=progress, **dict(trainer_kwargs or {}))
+        plan, out, callbacks=[*ckpt_cbs, DivergenceGuard(out, "finetune"), *callbacks], max_epochs=max_epochs,
+        max_steps=max_steps, seed=seed, check_val_every_n_epoch=int(ft["val_every_n_epochs"]),
+        log_every_n_steps=min(50, steps_per_epoch), progress=progress, resume=resume_state,
+        **dict(trainer_kwargs or {}))
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         record = {**cfg, "run": {"seed": seed, "init": init_desc, "devices": plan.devices, "num_nodes": plan.num_nodes,
@@ -637,7 +650,10 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
                                  "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
                                  "resumed_from": str(resume_from) if resume_from else None}}
         write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    if resume_state is not None and max_steps is None and max_epochs <= resume_state.epoch + 1:
+        log.warning("%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
+                    "--max-epochs)", resume_from, resume_state.epoch + 1, max_epochs)
+    fit(trainer, module, datamodule, resume_state)
 
     mde_cb, iou_cb, last_cb = ckpt_cbs
     best_mde_ckpt = existing_file(mde_cb.best_model_path)
@@ -696,8 +712,9 @@ def run(args: argparse.Namespace) -> int:
         result = finetune(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
                           resume=args.resume, max_steps=args.max_steps, num_nodes=args.num_nodes,
                           max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,
-                          imagenet_weights=args.imagenet_weights, progress=args.progress)
-    except (DataError, ValueError) as exc:
+                          imagenet_weights=args.imagenet_weights, progress=args.progress,
+                          trust_checkpoint=args.trust_checkpoint)
+    except (DataError, ValueError, TrainingDiverged) as exc:
         log.error("%s", exc)
         return 1
     log.info("best val/mde checkpoint: %s", result.best_mde_checkpoint)

@@ -25,15 +25,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the result the permissions a normal file would get
-        umask = os.umask(0)
-        os.umask(umask)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp_path, 0o666 & ~umask)
+        set_default_mode(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def set_default_mode(path: str | Path) -> None:
+    """Give ``path`` the permissions a newly created file gets (``0o666`` less the umask): ``mkstemp`` makes 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
+
+
+def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create ``path`` (with parents) and prove that files can be written in it; return it.
+
+    Commands call this before any heavy work so that an unwritable ``--out`` ends at once with a
+    :class:`~ssl4sar.errors.DataError` naming the folder, instead of a PermissionError after the work.
+    """
+    from ssl4sar.errors import DataError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        problem = "exists and is not a folder" if path.exists() and not path.is_dir() else \
+            f"is not writable ({exc.strerror or exc})"
+        raise DataError(path, f"the {what} {problem}", "choose another folder or fix its permissions") from exc
+    return path
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -103,7 +103,7 @@ from ssl4sar.config import paper_preset
 from ssl4sar.domain import CLASS_NAMES, display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, sliding_window_probabilities
-from ssl4sar.io import atomic_path, write_text_atomic
+from ssl4sar.io import atomic_path, ensure_writable_dir, write_text_atomic
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 
 __all__ = [
@@ -751,6 +751,9 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         member_maps = _alloc((n_maps, *model_shape), np.uint8, tmpdir, "members") if member_fronts else None
         _model_frame_inference(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
                                member_maps, progress)
+        if not np.isfinite(mean).all():  # NaN softmax would argmax to NA everywhere: say so instead
+            raise DataError(src.path, "the network output is not finite (NaN or inf) for this scene",
+                            "check the checkpoint and the image values")
         frame = _SceneFrame(src.shape, model_shape)
         zones = np.zeros(src.shape, dtype=np.uint8)
         names = list(CLASS_NAMES) + [f"class {i}" for i in range(len(CLASS_NAMES), k_classes)]
@@ -957,6 +960,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--line-mode", choices=("chains", "longest"), default="chains",
                         help="front pixels to lines: longest path per piece plus branches, or longest only")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load checkpoints with the full unpickler, which RUNS CODE FROM THE FILE: only for files "
+                             "whose origin you trust (default: tensors and plain values only)")
 
 
 def _device(name: str) -> torch.device:
@@ -972,7 +978,13 @@ def run(args: argparse.Namespace) -> int:
     from ssl4sar.models.convert import load_model
 
     device = _device(args.device)
-    models = [load_model(p, map_location=device).set_fused_attention(True) for p in [args.checkpoint, *args.ensemble]]
+    try:  # bad checkpoints and an unwritable --out end here, before any scene is read
+        ensure_writable_dir(args.out)
+        models = [load_model(p, map_location=device, trusted=args.trust_checkpoint).set_fused_attention(True)
+                  for p in [args.checkpoint, *args.ensemble]]
+    except DataError as exc:
+        log.error("%s", exc)
+        return min(max(len(args.scenes), 1), _MAX_EXIT)  # every scene failed
     result = predict_scenes(
         models, args.scenes, args.out, resolution_m=args.resolution_m,
         rotations=PAPER_TTA_ROTATIONS if args.tta else (0,), flips=bool(args.tta and args.tta_flips),

@@ -52,7 +52,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ssl4sar import geo
 from ssl4sar.errors import DataError
-from ssl4sar.io import write_text_atomic
+from ssl4sar.io import ensure_writable_dir, write_text_atomic
 
 __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
@@ -132,6 +132,10 @@ def _union(geoms: Sequence[BaseGeometry | None]) -> BaseGeometry | None:
 
 def _read_vector(path: Path) -> tuple[list[BaseGeometry | None], list[BaseGeometry | None], dict[str, Any], CRS]:
     fc = geo.read_geojson(path)
+    if not fc.features:
+        raise DataError(path, "no front in the file (a FeatureCollection without features)",
+                        "give the fronts written by ssl4sar predict (one feature per scene, null geometry when no "
+                        "front was found)")
     if fc.crs is None:
         raise DataError(path, "front in pixel coordinates (no CRS)", "time series need georeferenced fronts")
     main, members, props = [], [], {}
@@ -465,13 +469,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``ssl4sar timeseries``: writes front_positions.csv and front_positions.png; returns 0."""
+    """``ssl4sar timeseries``: writes front_positions.csv and front_positions.png; returns 0, or 1 with a one-line
+    error for bad input (an unreadable or empty front file stops the run, naming it) or an unwritable ``--out``."""
+    try:
+        return _run(args)
+    except (DataError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from ssl4sar.viz import plot_front_positions, save_figure
 
+    out = ensure_writable_dir(args.out)
     series = front_time_series(args.fronts, box=args.box, centreline=args.centreline,
                                flow_direction=args.flow_direction, n_transects=args.transects,
                                min_coverage=args.min_coverage)
-    out = Path(args.out)
     csv_path = write_time_series(series, out / "front_positions.csv")
     truth = pd.read_csv(args.truth) if args.truth else None
     if truth is not None:

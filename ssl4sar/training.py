@@ -32,15 +32,27 @@ Output folder layout (``out_dir``)::
 
     checkpoints/last.ckpt            written after every validation (resume point)
     checkpoints/best-*.ckpt          one file per monitored metric (see :func:`checkpoint_callbacks`)
-    logs/metrics.csv, hparams.yaml   CSV log (always)
+    logs/metrics.csv, hparams.yaml   CSV log (always; a resumed run appends to it)
     logs/tensorboard/                TensorBoard events (when ``tensorboard`` or ``tensorboardX`` is installed)
+
+Resume, divergence, trust
+    :func:`inspect_resume_checkpoint` reads the resume checkpoint safely (``weights_only``; ``trusted`` allows
+    arbitrary objects), refuses non-finite weights and compares its hyper-parameters with the new run's: changed
+    optimiser settings (``lr``, ``momentum``, ``weight_decay``, plateau settings) are applied to the restored
+    optimiser, changed model settings are refused with a message. :class:`DivergenceGuard` stops training at the
+    step whose loss (or whose updated weights) is NaN or infinite and never lets a checkpoint of such a state be
+    written; the :class:`~ssl4sar.errors.TrainingDiverged` error names the last good checkpoint. A run folder
+    copied elsewhere keeps its best-checkpoint tracking (the callbacks re-base the recorded paths).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
+import io
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,10 +63,14 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import yaml
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from ssl4sar.config import paper_preset
+from ssl4sar.errors import DataError, TrainingDiverged
+from ssl4sar.io import write_text_atomic
 
 __all__ = [
     "PRECISIONS",
@@ -79,6 +95,10 @@ __all__ = [
     "existing_file",
     "parse_overrides",
     "add_run_arguments",
+    "ResumeState",
+    "inspect_resume_checkpoint",
+    "DivergenceGuard",
+    "fit",
 ]
 
 log = logging.getLogger(__name__)
@@ -267,11 +287,74 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
 
 
 # --------------------------------------------------------------------------------------------------- logging
-def build_loggers(out_dir: str | Path, tensorboard: bool | None = None) -> list[Logger]:
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that on resume it keeps the rows of the epochs the checkpoint holds
+    (Lightning deletes ``metrics.csv`` when the folder exists) and drops only rows logged after it."""
+
+    def __init__(self, log_dir: str, keep_until: tuple[int, int] | None) -> None:
+        self._keep_until = keep_until
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if self._keep_until is None or not os.path.isfile(self.metrics_file_path):
+            super()._check_log_dir_exists()
+            return
+        epoch, step = self._keep_until
+        with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            keys = list(reader.fieldnames or [])
+        kept = [r for r in rows if _logged_before(r, epoch, step)]
+        if len(kept) < len(rows):
+            log.info("%s: dropping %d row(s) logged after the resume checkpoint", self.metrics_file_path,
+                     len(rows) - len(kept))
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(kept)
+            write_text_atomic(self.metrics_file_path, buf.getvalue())
+        self.metrics_keys = sorted(keys)
+
+
+def _logged_before(row: Mapping[str, str], epoch: int, step: int) -> bool:
+    def number(key: str) -> float | None:
+        try:
+            value = float(row.get(key) or "nan")
+        except ValueError:
+            return None
+        return None if math.isnan(value) else value
+
+    e, s = number("epoch"), number("step")
+    if e is not None and e < epoch:
+        return True
+    return (e is None or e == epoch) and (s is None or s <= step)
+
+
+class _ResumableCSVLogger(CSVLogger):
+    """:class:`CSVLogger` that appends to the metrics of the run it resumes (``keep_until``: (epoch, step))."""
+
+    def __init__(self, *args: Any, keep_until: tuple[int, int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_until = keep_until
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is not None:
+            return self._experiment
+        self._fs.makedirs(self.root_dir, exist_ok=True)
+        self._experiment = _AppendingWriter(self.log_dir, self._keep_until)
+        return self._experiment
+
+
+def build_loggers(out_dir: str | Path, tensorboard: bool | None = None,
+                  resume: ResumeState | None = None) -> list[Logger]:
     """CSV logger at ``out_dir/logs`` (always) and a TensorBoard logger at ``out_dir/logs/tensorboard`` when
-    ``tensorboard`` (default: whenever ``tensorboard`` or ``tensorboardX`` is installed)."""
+    ``tensorboard`` (default: whenever ``tensorboard`` or ``tensorboardX`` is installed). With ``resume`` the
+    CSV log keeps the rows up to the resume checkpoint and appends the new ones."""
     out = Path(out_dir)
-    loggers: list[Logger] = [CSVLogger(save_dir=str(out), name=LOG_DIR, version="")]
+    keep = (resume.epoch, resume.global_step) if resume is not None else None
+    loggers: list[Logger] = [_ResumableCSVLogger(save_dir=str(out), name=LOG_DIR, version="", keep_until=keep)]
     have_tb = (importlib.util.find_spec("tensorboard") is not None
                or importlib.util.find_spec("tensorboardX") is not None)
     if tensorboard is None:
@@ -307,6 +390,31 @@ def _slug(metric: str) -> str:
     return metric.replace("/", "-").replace("_", "-")
 
 
+class _RelocatableCheckpoint(ModelCheckpoint):
+    """:class:`ModelCheckpoint` that keeps its best-checkpoint record when the run folder was moved or copied.
+
+    Lightning forgets the best score when the recorded ``dirpath`` differs from the current one (and keeps the old
+    ``best_model_path``); here the recorded paths are re-based onto the current folder first.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and os.path.normpath(old) != os.path.normpath(self.dirpath):
+            def rebase(p: Any) -> Any:
+                if not isinstance(p, str) or not p:
+                    return p
+                moved = Path(self.dirpath) / Path(p).name  # type: ignore[arg-type]
+                return str(moved) if Path(p).parent == Path(old) else p
+
+            log.info("run folder moved: re-basing the checkpoint records from %s to %s", old, self.dirpath)
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          "best_model_path": rebase(state_dict.get("best_model_path")),
+                          "kth_best_model_path": rebase(state_dict.get("kth_best_model_path")),
+                          "last_model_path": rebase(state_dict.get("last_model_path")),
+                          "best_k_models": {rebase(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}}
+        super().load_state_dict(state_dict)
+
+
 def checkpoint_callbacks(out_dir: str | Path, monitors: Sequence[tuple[str, str]],
                          save_last: bool = True) -> list[ModelCheckpoint]:
     """One :class:`ModelCheckpoint` per ``(metric, mode)``, each keeping the single best file
@@ -322,11 +430,11 @@ def checkpoint_callbacks(out_dir: str | Path, monitors: Sequence[tuple[str, str]
     for metric, mode in monitors:
         if mode not in ("min", "max"):
             raise ValueError(f"checkpoint mode for {metric!r} must be 'min' or 'max', got {mode!r}")
-        callbacks.append(ModelCheckpoint(
+        callbacks.append(_RelocatableCheckpoint(
             dirpath=dirpath, monitor=metric, mode=mode, save_top_k=1, save_last=False,
             filename=f"best-{_slug(metric)}-e{{epoch:03d}}-s{{step}}", auto_insert_metric_name=False))
     if save_last:
-        callbacks.append(ModelCheckpoint(
+        callbacks.append(_RelocatableCheckpoint(
             dirpath=dirpath, monitor=None, save_top_k=1, filename=LAST_CHECKPOINT[: -len(".ckpt")],
             save_on_train_epoch_end=True, enable_version_counter=False, auto_insert_metric_name=False))
     return callbacks
@@ -345,14 +453,18 @@ def find_resume_checkpoint(out_dir: str | Path) -> Path | None:
 def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequence[Callback] = (),
                   max_epochs: int | None = None, max_steps: int | None = None, seed: int | None = None,
                   check_val_every_n_epoch: int = 1, log_every_n_steps: int = 50, progress: bool = True,
-                  tensorboard: bool | None = None, **trainer_kwargs: Any) -> pl.Trainer:
+                  tensorboard: bool | None = None, resume: ResumeState | None = None,
+                  **trainer_kwargs: Any) -> pl.Trainer:
     """A :class:`lightning.pytorch.Trainer` for ``plan`` writing under ``out_dir``.
 
     ``callbacks`` come first (checkpoint callbacks included); a :class:`StepSeed` is added when ``seed`` is given.
     ``max_steps`` counts optimiser steps (``None`` = no limit). ``trainer_kwargs`` go to the Trainer unchanged
-    (e.g. ``limit_val_batches``, ``deterministic``).
+    (e.g. ``limit_val_batches``, ``deterministic``). ``resume`` (:func:`inspect_resume_checkpoint`) keeps the
+    metrics history and applies changed optimiser settings after Lightning restored the optimiser.
     """
     cbs = list(callbacks)
+    if resume is not None:
+        cbs.append(_ApplyResumeOverrides(resume))
     if seed is not None:
         cbs.append(StepSeed(seed))
     kwargs: dict[str, Any] = {
@@ -362,7 +474,7 @@ def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequenc
         "max_steps": -1 if max_steps is None else int(max_steps),
         "check_val_every_n_epoch": int(check_val_every_n_epoch),
         "log_every_n_steps": max(1, int(log_every_n_steps)),
-        "logger": build_loggers(out_dir, tensorboard),
+        "logger": build_loggers(out_dir, tensorboard, resume),
         "callbacks": cbs,
         "enable_progress_bar": progress,
         "enable_model_summary": progress,
@@ -395,6 +507,155 @@ def existing_file(p: str | Path | None) -> Path | None:
     return path if path.is_file() else None
 
 
+# ------------------------------------------------------------------------------------------ resume and divergence
+#: hyper-parameters Lightning restores into the optimiser / LR scheduler from the checkpoint: a changed value has to
+#: be put back after the restore (:class:`_ApplyResumeOverrides`)
+OPTIMISER_HPARAMS = ("lr", "momentum", "weight_decay")
+SCHEDULER_HPARAMS = {"plateau_factor": "factor", "plateau_patience": "patience"}
+#: cannot change within a run: the weights in the checkpoint belong to this network
+FIXED_HPARAMS = ("model_config",)
+#: provenance only (the resumed run keeps its initial weights)
+PROVENANCE_HPARAMS = ("init",)
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What :func:`inspect_resume_checkpoint` learnt about the checkpoint a run resumes from."""
+
+    path: Path
+    epoch: int
+    global_step: int
+    changed: dict[str, tuple[Any, Any]]  # hyper-parameter -> (recorded in the checkpoint, this run)
+    trusted: bool = False
+
+
+def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, trusted: bool = False,
+                              section: str = "finetune") -> ResumeState:
+    """Read the resume checkpoint ``path`` safely and compare its hyper-parameters with ``hparams`` (this run's).
+
+    Raises :class:`DataError` naming the file when it is unreadable or refused (:func:`ssl4sar.models.convert.
+    read_checkpoint_file`), holds non-finite weights, or was written with other model settings. Changed settings
+    that a resume can honour are logged and returned in :attr:`ResumeState.changed`.
+    """
+    from ssl4sar.models.convert import check_finite, read_checkpoint_file
+
+    path = Path(path)
+    ckpt = read_checkpoint_file(path, trusted=trusted)
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise DataError(path, "not a Lightning checkpoint (no 'state_dict')", "delete it or pass --no-resume")
+    check_finite(ckpt["state_dict"], path)
+    recorded = ckpt.get("hyper_parameters") or {}
+    changed = {k: (recorded[k], v) for k, v in hparams.items()
+               if k in recorded and k not in PROVENANCE_HPARAMS and recorded[k] != v}
+    fixed = [k for k in changed if k in FIXED_HPARAMS]
+    if fixed:
+        old, new = changed[fixed[0]]
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) \
+            if isinstance(old, Mapping) and isinstance(new, Mapping) else []
+        raise DataError(path, "the run being resumed used other model settings"
+                        + (f" ({', '.join(f'model.{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:6])})"
+                           if diff else ""),
+                        "model settings cannot change within a run: use a new --out folder, or --no-resume to "
+                        "start this folder afresh")
+    for k, (old, new) in changed.items():
+        log.warning("resuming %s with %s.%s = %r (the checkpoint was trained with %r): the new value applies from "
+                    "now on", path, section, k, new, old)
+    return ResumeState(path=path, epoch=int(ckpt.get("epoch", 0)), global_step=int(ckpt.get("global_step", 0)),
+                       changed=changed, trusted=trusted)
+
+
+class _ApplyResumeOverrides(Callback):
+    """Puts changed optimiser / scheduler settings back after Lightning restored the checkpoint's optimiser."""
+
+    def __init__(self, resume: ResumeState) -> None:
+        self.resume = resume
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for key, (_, new) in self.resume.changed.items():
+            if key in OPTIMISER_HPARAMS:
+                for opt in trainer.optimizers:
+                    for group in opt.param_groups:
+                        group[key] = new
+            elif key in SCHEDULER_HPARAMS:
+                for config in trainer.lr_scheduler_configs:
+                    if hasattr(config.scheduler, SCHEDULER_HPARAMS[key]):
+                        setattr(config.scheduler, SCHEDULER_HPARAMS[key], new)
+
+
+class DivergenceGuard(Callback):
+    """Stop at the first step whose loss or updated weights are NaN / infinite; never checkpoint such a state.
+
+    Raises :class:`~ssl4sar.errors.TrainingDiverged` naming the step and the last good checkpoint in ``out_dir``
+    (every checkpoint there passed this guard). The decision is shared between processes (DDP).
+    """
+
+    def __init__(self, out_dir: str | Path, section: str = "finetune") -> None:
+        self.out_dir = Path(out_dir)
+        self.section = section
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        problem = None
+        if not bool(torch.isfinite(loss.detach()).all()):
+            problem = f"the training loss is {float(loss.detach().float().reshape(-1)[0])}"
+        if trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
+            self._stop(trainer, problem or "another process saw a non-finite training loss")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not _weights_finite(pl_module):  # identical weights on every process: no collective needed
+            self._stop(trainer, "the weights became non-finite in the optimiser step")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        bad = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.endswith("loss") and isinstance(v, torch.Tensor) and v.numel() == 1 and not torch.isfinite(v)}
+        if bad:
+            self._stop(trainer, "the validation loss is not finite (" + ", ".join(f"{k} = {v}" for k, v in bad.items())
+                       + ")")
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        from ssl4sar.models.convert import non_finite_entries
+
+        bad = non_finite_entries(checkpoint.get("state_dict") or {})
+        if bad:
+            self._stop(trainer, f"the weights are not finite ({', '.join(bad[:3])})")
+
+    def _stop(self, trainer: pl.Trainer, problem: str) -> None:
+        last = find_resume_checkpoint(self.out_dir)
+        lrs = sorted({g["lr"] for opt in trainer.optimizers for g in opt.param_groups})
+        where = (f"the last good checkpoint is {last}; resume from it with a smaller learning rate (the same command "
+                 f"with --set {self.section}.lr=..., which applies on resume)" if last is not None else
+                 "no checkpoint was written before; start again with a smaller learning rate "
+                 f"(--set {self.section}.lr=...)")
+        raise TrainingDiverged(
+            f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: {problem} "
+            f"(learning rate {', '.join(f'{lr:g}' for lr in lrs)}). No checkpoint was written from this state; {where}.")
+
+
+def _weights_finite(module: torch.nn.Module) -> bool:
+    params = [p.detach() for p in module.parameters() if p.is_floating_point()]
+    if not params:
+        return True
+    peaks = torch._foreach_norm(params, ord=math.inf)
+    return bool(torch.isfinite(torch.stack(peaks)).all())
+
+
+def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any, resume: ResumeState | None) -> None:
+    """``trainer.fit`` that restores ``resume`` with ``weights_only=True`` (harmless types allowed) unless the
+    checkpoint was declared trusted."""
+    from ssl4sar.models.convert import _safe_globals
+
+    if resume is None:
+        trainer.fit(module, datamodule=datamodule)
+    elif resume.trusted:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.path), weights_only=False)
+    else:
+        with torch.serialization.safe_globals(_safe_globals()):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.path), weights_only=True)
+
+
 # -------------------------------------------------------------------------------------------------------- CLI
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``--set key=value`` items as a dict of dotted keys to YAML-parsed values (empty value: None)."""
@@ -423,3 +684,6 @@ def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_ove
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="start afresh even if OUT/checkpoints/last.ckpt exists")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load --init / resume checkpoints with the full unpickler, which RUNS CODE FROM THE "
+                             "FILE: only for files whose origin you trust (default: tensors and plain values only)")

@@ -78,6 +78,10 @@ def test_values_are_type_checked() -> None:
     cfg = load_preset("smoke", {"finetune.lr": 1, "finetune.max_epochs": 3})
     assert cfg["finetune"]["lr"] == 1.0 and isinstance(cfg["finetune"]["lr"], float)
     assert cfg["finetune"]["max_epochs"] == 3
+    # YAML 1.1 reads `1e12` (no dot) as a string: a number is still meant
+    assert load_preset("smoke", {"finetune.lr": "1e12"})["finetune"]["lr"] == 1e12
+    with pytest.raises(ValueError, match=r"preset\.finetune\.lr: expected a number, got 'fast'"):
+        load_preset("smoke", {"finetune.lr": "fast"})
 
 
 def test_yaml_file_with_base_and_with_a_typo(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ MEMBERS = {
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serves ``server.routes[path] = (mode, body)``; mode "ok", "truncate" (announces more bytes) or an HTTP code."""
+    """Serves ``server.routes[path] = (mode, body)``; mode "ok", "truncate" (announces more bytes), "cut" (no
+    Content-Length, closes after half the body), "unsized" (no Content-Length, whole body) or an HTTP code."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         self.server.hits.append(self.path)  # type: ignore[attr-defined]
@@ -49,6 +50,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
+        if mode in ("cut", "unsized"):  # no Content-Length: the body ends when the connection closes
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if mode == "cut" else body)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         announced = len(body) + (100_000 if mode == "truncate" else 0)
         self.send_header("Content-Length", str(announced))
         self.end_headers()
@@ -434,3 +441,89 @@ def test_short_body_without_transport_error_is_detected(server, tmp_path, monkey
     with pytest.raises(DataError, match="truncated transfer: received 10 bytes, Content-Length announced 1000"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------- issue 17: cut-off downloads
+
+
+def test_cut_off_archive_without_content_length_is_not_installed_nor_trusted(server, tmp_path):
+    body = make_zip({**MEMBERS, "zones/train/big.png": bytes(range(256)) * 400})
+    server.routes["/data_raw.zip"] = ("cut", body)
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], None))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match=r"integrity check") as info:   # before the fix: installed, sha locked
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert ".part" not in str(info.value).split(":")[0]
+    assert "caffe" not in read_lock(root)
+    assert not (root / "caffe").exists()
+    # the complete file is then accepted (it was rejected as a checksum mismatch before the fix)
+    server.routes["/data_raw.zip"] = ("unsized", body)
+    path = fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert read_lock(root)["caffe"]["sha256"] == sha(body)
+    assert (path / "zones/train/big.png").stat().st_size == 256 * 400
+
+
+def test_cut_off_file_without_any_known_size_is_refused(server, tmp_path):
+    body = b"meta;data\n" * 500
+    server.routes["/meta.csv"] = ("cut", body)
+    manifest = write_manifest(tmp_path / "m.yaml", meta={
+        "kind": "file", "urls": [url_of(server, "/meta.csv")], "sha256": None, "path": "caffe/meta.csv"})
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match=r"no Content-Length.*no size_bytes") as info:
+        fetch("meta", dest=root, manifest=manifest, progress=False)
+    assert str(info.value).startswith(str(root / "caffe" / "meta.csv") + ":")   # the target, not the .part file
+    assert "meta" not in read_lock(root) and not (root / "caffe" / "meta.csv").exists()
+    # with the manifest's size_bytes the same server is fine when it delivers everything
+    server.routes["/meta.csv"] = ("unsized", body)
+    manifest = write_manifest(tmp_path / "m.yaml", meta={
+        "kind": "file", "urls": [url_of(server, "/meta.csv")], "sha256": None, "size_bytes": len(body),
+        "path": "caffe/meta.csv"})
+    assert fetch("meta", dest=root, manifest=manifest, progress=False).read_bytes() == body
+
+
+def test_lock_records_the_checksum_origin_and_a_mismatch_offers_the_way_out(server, tmp_path):
+    body = b"first download" * 10
+    server.routes["/w.pth"] = ("ok", body)
+    manifest = write_manifest(tmp_path / "m.yaml", weights={
+        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": None, "path": "weights/w.pth"})
+    root = tmp_path / "root"
+    fetch("weights", dest=root, manifest=manifest, progress=False)
+    assert read_lock(root)["weights"]["sha256_source"] == "first-download"
+    server.routes["/w.pth"] = ("ok", b"another file")
+    with pytest.raises(ChecksumError) as info:
+        fetch("weights", dest=root, manifest=manifest, progress=False, force=True)
+    message = str(info.value)
+    assert "recorded from the first download" in message and "no checksum is published" in message
+    assert "ssl4sar data fetch weights --force" in message and "delete" in message
+
+
+def test_fetched_files_get_normal_permissions(server, tmp_path):
+    import os
+    import stat
+
+    body = b"weights" * 100
+    server.routes["/w.pth"] = ("ok", body)
+    manifest = write_manifest(tmp_path / "m.yaml", weights={
+        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": sha(body), "path": "weights/w.pth"})
+    umask = os.umask(0o022)
+    try:
+        path = fetch("weights", dest=tmp_path / "root", manifest=manifest, progress=False)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644                # was 0600 (mkstemp) before the fix
+
+
+def test_cut_off_archive_locked_by_an_older_version_is_not_reused(server, tmp_path):
+    body = make_zip({**MEMBERS, "zones/train/big.png": bytes(range(256)) * 400})
+    cut = body[: len(body) // 2]
+    root = tmp_path / "root"
+    (root / "downloads").mkdir(parents=True)
+    (root / "downloads" / "data_raw.zip").write_bytes(cut)          # what the old code kept and locked
+    (root / "manifest.lock.json").write_text(json.dumps({"version": 1, "resources": {"caffe": {
+        "sha256": sha(cut), "size_bytes": len(cut), "filename": "data_raw.zip", "url": "x", "recorded": "then"}}}))
+    server.routes["/data_raw.zip"] = ("ok", body)
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], None))
+    with pytest.raises(ChecksumError, match="recorded from the first download"):   # before: BadZipFile
+        fetch("caffe", dest=root, manifest=manifest, progress=False, keep_archive=True)
+    assert not (root / "caffe").exists()

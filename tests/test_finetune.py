@@ -160,15 +160,27 @@ def test_missing_data_folder_is_a_data_error(tmp_path: Path) -> None:
         finetune("smoke", tmp_path / "nowhere", tmp_path / "out", accelerator="cpu", progress=False)
 
 
-def test_non_finite_training_loss_stops_training(smoke_model_config: dict[str, Any]) -> None:
+def test_non_finite_training_loss_stops_training(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
+    import types
+
+    from ssl4sar.errors import TrainingDiverged
+    from ssl4sar.training import DivergenceGuard
+
     module = SegmentationModule(smoke_model_config, lr=0.5)
     image = torch.rand(2, 1, 64, 64)
     image[0, 0, 3, 3] = float("nan")
     batch = {"image_context": image, "mask_context": torch.randint(0, 4, (2, 64, 64))}
-    with pytest.raises(FloatingPointError, match=r"lower finetune.lr, now 0.5"):
-        module.training_step(batch, 0)
+    trainer = types.SimpleNamespace(
+        current_epoch=0, global_step=3, optimizers=[torch.optim.SGD(module.parameters(), lr=0.5)],
+        strategy=types.SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision))
+    guard = DivergenceGuard(tmp_path, "finetune")
+    loss = module.training_step(batch, 0)
+    with pytest.raises(TrainingDiverged, match=r"epoch 0, step 3: the training loss is nan .*learning rate 0.5"):
+        guard.on_before_backward(trainer, module, loss)   # before the backward pass of that step
     batch["image_context"] = torch.rand(2, 1, 64, 64)
-    assert torch.isfinite(module.training_step(batch, 0))
+    loss = module.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    guard.on_before_backward(trainer, module, loss)
 
 
 # ----------------------------------------------------------------------------------------------- initialisation

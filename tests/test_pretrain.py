@@ -235,10 +235,10 @@ def test_cli_pretrain_and_resume(ssl4sar_data: Path, tmp_path: Path) -> None:
     assert main([*args, "--max-epochs", "2"]) == 0   # resumes from last.ckpt for the second epoch only
     run = yaml.safe_load((out / "config.yaml").read_text())["run"]
     assert run["resumed_from"] == str(out / "checkpoints" / "last.ckpt")
-    # (Lightning's CSV logger starts a new metrics.csv on resume: only the resumed epoch is in it)
+    # the resumed run appends to metrics.csv (issue 17: Lightning's CSV logger used to start it afresh)
     val = read_metrics_csv(out / "logs" / "metrics.csv").dropna(subset=["val/loss"])
-    assert val["epoch"].astype(int).tolist() == [1]
-    assert int(val["step"].iloc[0]) == 2 * steps_per_epoch - 1
+    assert val["epoch"].astype(int).tolist() == [0, 1]
+    assert int(val["step"].iloc[1]) == 2 * steps_per_epoch - 1
     assert np.isfinite(val["val/loss"]).all()
     # bad input: a one-line error and exit status 1
     assert main(["pretrain", "--method", "opttranslator", "--preset", "smoke", "--ssl4sar",

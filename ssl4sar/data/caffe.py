@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from ssl4sar.data.raster import open_image
 from ssl4sar.domain import (  # re-exported: the class and glacier facts and the season rule live in ssl4sar.domain
     CLASS_NAMES,
     CLASS_TO_ZONE_VALUE,
@@ -215,10 +216,12 @@ def _read_gray_png(path: str | Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, f"{what} file not found", "check the data root and the CaFFe folder layout")
     try:
-        with Image.open(path) as im:
+        with open_image(path, f"{what} image") as im:
             im.load()
             mode = im.mode
             arr = np.array(im) if mode == "L" else (np.array(im.convert("L")) if mode in _GRAY_MODES else None)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(path, f"cannot decode {what} image: {exc}",
                         "the file is corrupt or truncated; download or regenerate it") from exc

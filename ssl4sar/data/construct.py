@@ -56,6 +56,7 @@ Output (the layout :mod:`ssl4sar.data.unlabeled` reads)::
     <out>/manifest.csv          file, glacier, date, sensor, crs, resolution_m, valid_fraction, source, split
     <out>/manifest_skipped.csv  source, kind (sar / optical / aoi), glacier, reason
     <out>/grids.json            the glacier grids
+    <out>/construction.json     the settings of the run (units, dB range, percentiles, split, thresholds, sensor)
 
 ``k`` numbers the scenes of one glacier and date (sorted by source name). ``split``: per glacier the latest
 ``val_fraction`` of the overlapping scenes (by date; at least one when a glacier has two or more) go to ``val``.
@@ -64,9 +65,12 @@ Scenes whose valid part of the grid is below ``min_valid_fraction`` are skipped.
 Robustness
     Every output is written to a temporary file and renamed. A row is appended to ``manifest.csv`` (and flushed)
     as soon as its file is complete, so an interrupted run can be repeated: outputs that exist *and* have a row
-    are skipped; the manifest is rewritten sorted at the end. Bad inputs — unreadable, no CRS, no overlap with any
-    area of interest, no valid pixel over it, no date, unidentifiable bands — are logged, listed in
-    ``manifest_skipped.csv`` with the reason, and skipped without stopping the run.
+    are skipped; the manifest is rewritten sorted at the end. Bad inputs — unreadable (also when only the pixel
+    data is cut off, found while reading it), no CRS, no overlap with any area of interest, no valid pixel over
+    it, no date, unidentifiable bands — are logged, listed in ``manifest_skipped.csv`` with the reason, and
+    skipped without stopping the run. A re-run into a folder built with other settings (``resolution_m`` other
+    than its grids', or any setting of ``construction.json``) is refused with a :class:`DataError` instead of
+    silently reusing outputs made with the old ones.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ from tqdm.auto import tqdm
 
 from ssl4sar import geo
 from ssl4sar.errors import DataError
-from ssl4sar.io import atomic_path, write_text_atomic
+from ssl4sar.io import atomic_path, ensure_writable_dir, write_text_atomic
 
 __all__ = [
     "SAR_UNITS", "DEFAULT_DB_RANGE", "DEFAULT_DN_PERCENTILES", "S2_BANDS", "MANIFEST_COLUMNS", "SKIPPED_COLUMNS",
@@ -129,6 +133,10 @@ SKIPPED_COLUMNS: tuple[str, ...] = ("source", "kind", "glacier", "reason")
 MANIFEST_NAME = "manifest.csv"
 SKIPPED_NAME = "manifest_skipped.csv"
 GRIDS_NAME = "grids.json"
+SETTINGS_NAME = "construction.json"
+#: settings that change the outputs: a re-run into the same folder must use the same values (resolution_m is
+#: checked against the stored grids instead, see :func:`_check_settings`)
+_OUTPUT_SETTINGS = ("sar_units", "db_range", "dn_percentiles", "val_fraction", "min_valid_fraction", "sensor")
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
 _EPS = 1e-6
 
@@ -669,6 +677,15 @@ def _sar_on_grid(scene: SarScene, grid: GlacierGrid, units: str, db_range: tuple
     return db_to_uint8(on_grid, unit, db_range, dn_percentiles), unit
 
 
+class _UnreadableBand(Exception):
+    """A band file of a Sentinel-2 scene whose pixel data cannot be read (truncated or corrupt)."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        super().__init__(f"{path.name}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
 def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray, np.ndarray, np.dtype, list[str]]:
     """The scene's 15 output bands on ``grid``: float32 (15, H, W) with NaN = no data, the valid mask (all
     required bands valid), the output dtype, and the names of absent optional bands (filled with 0)."""
@@ -684,7 +701,10 @@ def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray
         win = _source_window(band.transform, band.shape, band.crs, grid)
         if win is None:
             continue
-        raw, wtransform = _read_window(band.path, band.index, win)
+        try:
+            raw, wtransform = _read_window(band.path, band.index, win)
+        except (RasterioIOError, OSError) as exc:
+            raise _UnreadableBand(band.path, exc) from exc
         x = raw.astype(np.float32)
         bad = ~np.isfinite(x)
         if band.nodata is not None:
@@ -826,6 +846,30 @@ def _read_grids(out: Path) -> dict[str, GlacierGrid]:
     return {name: GlacierGrid.from_json(g, path) for name, g in doc.items()}
 
 
+def _check_settings(out: Path, settings: Mapping[str, Any], resolution_m: float | None,
+                    aois: Sequence[GlacierAOI]) -> None:
+    """Refuse a re-run into ``out`` whose settings differ from those its outputs were made with; record them."""
+    path = out / SETTINGS_NAME
+    old: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"corrupt settings file: {exc}", "remove the folder and build it again") from exc
+    changed = [f"{k}: {old[k]!r} -> {settings[k]!r}" for k in _OUTPUT_SETTINGS if k in old and old[k] != settings[k]]
+    if resolution_m is not None:
+        own = {a.name for a in aois if a.resolution_m is not None or a.grid is not None}
+        for name, grid in _read_grids(out).items():
+            if name not in own and abs(grid.resolution_m - resolution_m) > _EPS * max(1.0, resolution_m):
+                changed.append(f"resolution_m: {grid.resolution_m:g} -> {resolution_m:g} (glacier {name})")
+                break
+    if changed:
+        raise DataError(out, "was built with other settings than this run's (" + "; ".join(changed) + "): its "
+                        "outputs would be reused or mixed", "write to a new --out folder, or delete this one to "
+                        "rebuild it with the new settings")
+    write_text_atomic(path, json.dumps(dict(settings), indent=2) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------------ construction
 def _row(file: str, glacier: str, date: dt.date, sensor: str, grid: GlacierGrid, valid_fraction: float,
          source: str, split: str) -> dict[str, str]:
@@ -874,9 +918,12 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if not db_range[1] > db_range[0]:
         raise ValueError(f"db_range must be (low, high) with low < high, got {db_range}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(out_dir)
     aois = read_aois(glaciers) if isinstance(glaciers, (str, Path)) else list(glaciers)
+    settings = {"sar_units": sar_units, "db_range": [float(v) for v in db_range],
+                "dn_percentiles": [float(v) for v in dn_percentiles], "val_fraction": float(val_fraction),
+                "min_valid_fraction": float(min_valid_fraction), "sensor": sensor}
+    _check_settings(out, settings, resolution_m, aois)
     skipped: list[dict[str, str]] = []
     sar = scan_sar(sar_scenes, sensor=sensor, skipped=skipped)
     optical = scan_optical(optical_scenes, skipped=skipped)
@@ -931,7 +978,13 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
             dtype = np.dtype(np.uint16)
             pieces = []
             for o in candidates:
-                stack, valid, odtype, absent = _optical_on_grid(o, grid)
+                try:
+                    stack, valid, odtype, absent = _optical_on_grid(o, grid)
+                except _UnreadableBand as exc:
+                    for p in o.paths:
+                        _skip(skipped, p, "optical", f"unreadable (truncated or corrupt): {exc.cause}" if p == exc.path
+                              else f"its Sentinel-2 scene {o.key} has an unreadable file, {exc.path.name}", g)
+                    continue
                 if not valid.any():
                     for p in o.paths:
                         _skip(skipped, p, "optical", "no valid pixel over the area of interest", g)
@@ -984,7 +1037,11 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
                 rows[rel] = row
                 result.reused.append(rel)
                 continue
-            got = _sar_on_grid(s, grid, sar_units, db_range, dn_percentiles)
+            try:
+                got = _sar_on_grid(s, grid, sar_units, db_range, dn_percentiles)
+            except (RasterioIOError, OSError) as exc:
+                _skip(skipped, s.path, "sar", f"unreadable (truncated or corrupt): {exc}", g)
+                continue
             if got is None:
                 _skip(skipped, s.path, "sar", "no valid pixel over the area of interest (all no-data)", g)
                 continue

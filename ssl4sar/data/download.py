@@ -4,9 +4,11 @@
 in order (mirrors), and installs it under the data root:
 
 1. the transfer goes to a temporary ``.<name>.<random>.part`` file next to its destination;
-2. the number of bytes received is checked against the ``Content-Length`` the server announced (a truncated
-   transfer is an error), against ``size_bytes`` when the manifest knows it, and the sha256 against the manifest's
-   ``sha256`` or, when that is null, against the lock file;
+2. the transfer is complete only when its size is confirmed: the number of bytes received must equal the
+   ``Content-Length`` the server announced and the manifest's ``size_bytes`` when it states one; an archive must
+   also pass an integrity check (every zip member's CRC, every tar member readable to its end). A plain file whose
+   size neither the server nor the manifest states is refused (a cut-off transfer could not be told from a complete
+   one). Then the sha256 is checked against the manifest's ``sha256`` or, when that is null, the lock file;
 3. only then is the file renamed to its final name; archives are unpacked into a temporary folder, the folder that
    holds the manifest's ``layout`` gets a ``.complete`` marker (JSON: sha256, url, date) and is renamed into place;
    single files get a ``<file>.complete`` marker next to them.
@@ -15,9 +17,12 @@ Every failure (HTTP error, truncated transfer, checksum mismatch, disk full) rai
 :class:`ChecksumError` naming the resource, the URL(s) and the problem, after removing what it had written, so a
 re-run starts cleanly and nothing half-done ever looks complete.
 
-Trust on first use: when the manifest has no sha256 for a resource, the first successful download records its
-sha256 and size in ``<data root>/manifest.lock.json`` (a warning is logged) and every later download of that
-resource is verified against the record.
+Trust on first use: when the manifest has no sha256 for a resource, the first successful (size-confirmed,
+integrity-checked) download records its sha256 and size in ``<data root>/manifest.lock.json`` with
+``"sha256_source": "first-download"`` (a warning is logged), and every later download of that resource is verified
+against the record. A mismatch says that the expected value came from a first download, not from the publisher,
+and how to start over (delete the lock entry, then ``ssl4sar data fetch NAME --force``). Installed files get the
+permissions of a normally created file (``0o666`` less the umask).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import tarfile
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +63,7 @@ from ssl4sar.data.manifest import (
     status,
 )
 from ssl4sar.errors import ChecksumError, DataError
-from ssl4sar.io import write_json_atomic
+from ssl4sar.io import ensure_writable_dir, set_default_mode, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +116,7 @@ def fetch(
     if not force and is_present(resource, root):
         logger.info("%s is already present at %s", name, target)
         return target
+    ensure_writable_dir(root, "data root")
     if resource.kind == "generated":
         return generate_resource(resource, root, progress=progress)
     state = status(resource, root)
@@ -192,8 +199,8 @@ def run_generator(
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise DataError(out_dir, f"generator {generator!r} is not available ({exc})") from exc
+    ensure_writable_dir(out_dir)
     (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
     logger.info("generating %s with %s (preset %s, seed %d, layouts %s)", out_dir, generator, preset, seed,
                 ", ".join(layouts) if layouts is not None else "default")
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
@@ -246,7 +253,7 @@ def _fetch_archive(resource: Resource, root: Path, progress: bool, timeout_s: fl
     expected, source = _expected_sha256(resource, root)
     result: _Download | None = None
     if archive.is_file():
-        if expected is not None and sha256sum(archive) == expected:
+        if expected is not None and sha256sum(archive) == expected and _archive_intact(archive, resource):
             logger.info("reusing the verified archive %s", archive)
             result = _Download(url=_lock_url(resource, root), path=archive, sha256=expected,
                                size_bytes=archive.stat().st_size, sha256_source=source or "manifest")
@@ -289,6 +296,7 @@ class _AttemptFailed(Exception):
 def _download_verified(resource: Resource, root: Path, final: Path, progress: bool, timeout_s: float) -> _Download:
     """Try each URL in turn; the first transfer that passes every check is renamed to ``final``."""
     expected, source = _expected_sha256(resource, root)
+    target = local_path(resource, root) if resource.kind == "file" else final  # what errors name
     failures: list[tuple[str, _AttemptFailed]] = []
     for url in resource.urls:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
@@ -296,15 +304,20 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
         tmp = Path(tmp_name)
         try:
             logger.info("downloading %s from %s", resource.name, url)
-            _transfer(url, tmp, progress, timeout_s, desc=final.name)
+            announced = _transfer(url, tmp, progress, timeout_s, desc=target.name)
             size = tmp.stat().st_size
             if resource.size_bytes is not None and size != resource.size_bytes:
                 raise _AttemptFailed(f"size mismatch: received {size} bytes, the manifest expects "
                                      f"{resource.size_bytes}")
+            if resource.kind == "archive":
+                _check_archive(tmp, resource.archive_format or "")
+            elif not announced and resource.size_bytes is None:
+                raise _AttemptFailed(f"received {size} bytes, but the server sent no Content-Length and the manifest "
+                                     "has no size_bytes, so a cut-off transfer cannot be told from a complete one")
             digest = sha256sum(tmp)
             if expected is not None and digest != expected:
-                where = "the manifest" if source == "manifest" else f"the lock file {lock_path(root)}"
-                raise _AttemptFailed(f"sha256 mismatch: got {digest}, {where} expects {expected}", checksum=True)
+                raise _AttemptFailed(_mismatch(resource, root, digest, expected, source), checksum=True)
+            set_default_mode(tmp)
             os.replace(tmp, final)
         except _AttemptFailed as failure:
             tmp.unlink(missing_ok=True)
@@ -314,11 +327,12 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
-                raise DataError(final, f"disk full while downloading resource {resource.name!r} from {url} ({exc}); "
+                raise DataError(target, f"disk full while downloading resource {resource.name!r} from {url} ({exc}); "
                                 "the partial file was removed",
                                 f"free at least {format_size(resource.expected_size_bytes, True)} "
                                 "or choose another data root (--dest / SSL4SAR_DATA)") from exc
-            raise DataError(final, f"cannot write the download of resource {resource.name!r} from {url}: {exc}") from exc
+            raise DataError(target, f"cannot write the download of resource {resource.name!r} from {url}: "
+                            f"{exc.strerror or exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -327,17 +341,25 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
     summary = "; ".join(f"{url}: {failure.problem}" for url, failure in failures)
     problem = f"could not fetch resource {resource.name!r} ({len(failures)} URL(s) tried) - {summary}"
     if any(failure.checksum for _, failure in failures):
-        raise ChecksumError(final, problem + "; nothing was installed",
-                            "the server delivered a different file than the one recorded: if the upstream file "
-                            "changed on purpose, update the manifest's sha256 "
-                            f"(or delete the {resource.name!r} entry of {lock_path(root)}), else try again later")
-    raise DataError(final, problem + "; nothing was installed",
+        hint = ("the server delivered a different file than the one recorded: if the upstream file changed on "
+                "purpose, update the manifest's sha256, else try again later") if source == "manifest" else (
+                f"if the first download was the bad one, delete the {resource.name!r} entry of {lock_path(root)} and "
+                f"run `ssl4sar data fetch {resource.name} --force`: that download is then recorded instead")
+        raise ChecksumError(target, problem + "; nothing was installed", hint)
+    if resource.kind == "file" and resource.size_bytes is None and all(
+            "no Content-Length" in failure.problem for _, failure in failures):
+        raise DataError(target, problem + "; nothing was installed",
+                        "add the file's exact size as size_bytes to its manifest entry, or "
+                        + _manual_hint(resource, target))
+    raise DataError(target, problem + "; nothing was installed",
                     "check the network connection and the URL, then run the same command again; "
                     + _manual_hint(resource, local_path(resource, root)))
 
 
-def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) -> None:
-    """Stream ``url`` into ``tmp`` with pooch's HTTP downloader; raise :class:`_AttemptFailed` on transfer problems."""
+def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) -> int:
+    """Stream ``url`` into ``tmp`` with pooch's HTTP downloader; return the announced ``Content-Length`` (0: none).
+
+    Raises :class:`_AttemptFailed` on transfer problems, including fewer (or more) bytes than announced."""
     import requests  # lazy: only needed for downloads
 
     bar = _ProgressBar(desc, enabled=progress)
@@ -365,6 +387,7 @@ def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) 
         raise _AttemptFailed(f"truncated transfer: received {received} bytes, Content-Length announced "
                              f"{bar.announced}" if received < bar.announced else
                              f"received {received} bytes, more than the {bar.announced} announced")
+    return bar.announced
 
 
 class _ProgressBar:
@@ -411,6 +434,17 @@ class _ProgressBar:
 # ---------------------------------------------------------------------------------------------- trust on first use
 
 
+def _mismatch(resource: Resource, root: Path, digest: str, expected: str, source: str | None) -> str:
+    """The sha256-mismatch problem, saying where the expected value came from."""
+    if source == "manifest":
+        return f"sha256 mismatch: got {digest}, the manifest (published checksum) expects {expected}"
+    entry = read_lock(root).get(resource.name) or {}
+    return (f"sha256 mismatch: got {digest}, the lock file {lock_path(root)} expects {expected}, a value recorded "
+            f"from the first download ({entry.get('url') or 'unknown URL'}, {entry.get('recorded') or 'unknown date'})"
+            " because no checksum is published for this resource, so either that download or this one is not the "
+            "real file")
+
+
 def _expected_sha256(resource: Resource, root: Path) -> tuple[str | None, str | None]:
     """(sha256, "manifest" | "lock") to verify against, or (None, None) for a first download."""
     if resource.sha256 is not None:
@@ -441,8 +475,8 @@ def _record_first_use(resource: Resource, root: Path, result: _Download) -> None
     path = lock_path(root)
     entries = read_lock(root)
     entries[resource.name] = {
-        "sha256": result.sha256, "size_bytes": result.size_bytes, "filename": resource.filename,
-        "url": result.url, "recorded": _now(),
+        "sha256": result.sha256, "sha256_source": "first-download", "size_bytes": result.size_bytes,
+        "filename": resource.filename, "url": result.url, "recorded": _now(),
     }
     write_json_atomic(path, {
         "comment": "sha256 of resources whose data_manifest.yaml entry has sha256: null, recorded at their first "
@@ -501,9 +535,43 @@ def _extract(archive: Path, fmt: str, out: Path, progress: bool) -> None:
                     tf.extract(member, out, filter="data")
         else:
             raise DataError(archive, f"unknown archive format {fmt!r}")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
         raise DataError(archive, f"corrupt, unreadable or unsafe {fmt} archive ({type(exc).__name__}: {exc})",
                         "delete it and fetch again; nothing was installed") from exc
+
+
+def _check_archive(path: Path, fmt: str) -> None:
+    """Integrity check of a downloaded archive before its checksum is trusted: every zip member's CRC, every tar
+    member read to its end (a cut-off archive fails here). Raises :class:`_AttemptFailed`."""
+    try:
+        if fmt == "zip":
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            if bad is not None:
+                raise _AttemptFailed(f"the zip archive failed its integrity check (member {bad!r} is corrupt)")
+        elif fmt.startswith("tar"):
+            mode = {"tar": "r:", "tar.gz": "r:gz", "tar.bz2": "r:bz2", "tar.xz": "r:xz"}.get(fmt, "r:*")
+            with tarfile.open(path, mode) as tf:
+                for member in tf:
+                    handle = tf.extractfile(member) if member.isfile() else None
+                    while handle is not None and handle.read(1 << 20):
+                        pass
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise
+        raise _AttemptFailed(f"the {fmt} archive failed its integrity check, it is cut off or corrupt "
+                             f"({type(exc).__name__}: {exc})") from exc
+
+
+def _archive_intact(archive: Path, resource: Resource) -> bool:
+    """Whether a kept archive passes :func:`_check_archive` (a lock written before that check existed may hold the
+    sha256 of a cut-off file)."""
+    try:
+        _check_archive(archive, resource.archive_format or "")
+    except _AttemptFailed as failure:
+        logger.warning("%s: %s; not reusing it", archive, failure.problem)
+        return False
+    return True
 
 
 def _find_layout_root(top: Path, layout: Sequence[str]) -> Path | None:

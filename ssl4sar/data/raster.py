@@ -11,15 +11,18 @@ Errors (missing file, unreadable or corrupt raster, band out of range, a CRS req
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from PIL import Image
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.transform import Affine
@@ -113,10 +116,21 @@ def read_raster_info(path: str | Path, *, require_crs: bool = False) -> RasterIn
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with _open(path) as src:
             info = _info_from_dataset(path, src)
+            if require_crs and info.crs is None:
+                _check_readable(path, src)  # a cut-off file loses its georeferencing tags: say what is wrong
     if require_crs and info.crs is None:
         raise DataError(path, "raster has no coordinate reference system (CRS)",
                         "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
     return info
+
+
+def _check_readable(path: Path, src: Any) -> None:
+    """Raise :class:`DataError` when the pixel data of ``src`` cannot be read (truncated or corrupt file)."""
+    try:
+        src.read(1, window=((src.height - 1, src.height), (src.width - 1, src.width)))
+    except RasterioIOError as exc:
+        raise DataError(path, f"cannot read pixel data: {exc}", "the file is corrupt or truncated; download or "
+                        "regenerate it") from exc
 
 
 def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
@@ -138,6 +152,7 @@ def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
         with _open(path) as src:
             info = _info_from_dataset(path, src)
             if require_crs and info.crs is None:
+                _check_readable(path, src)
                 raise DataError(path, "raster has no coordinate reference system (CRS)",
                                 "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
             wanted = [bands] if isinstance(bands, int) else (None if bands is None else [int(b) for b in bands])
@@ -208,3 +223,36 @@ def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS | str | int | No
                 dst.write(arr)
     log.debug("wrote %s (%d band(s), %dx%d px)", path, count, height, width)
     return path
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path, what: str = "image") -> Iterator[Image.Image]:
+    """``PIL.Image.open`` that refuses an image whose header declares more pixels than PIL decodes safely
+    (``2 × Image.MAX_IMAGE_PIXELS``, a decompression bomb or a corrupt header) with a :class:`DataError` naming
+    the file and the declared width × height; PIL's ``DecompressionBombError`` never escapes."""
+    path = Path(path)
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError:
+        width, height = _declared_size(path)
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise DataError(path, f"the {what} declares {width} × {height} pixels ({width * height / 1e6:,.0f} "
+                        f"megapixels), more than the {limit / 1e6:,.0f} megapixels that are decoded safely",
+                        "the header is corrupt or the image is far too large; crop or downsample it") from None
+    with im:
+        yield im
+
+
+def _declared_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image header, without the decompression-bomb check (nothing is decoded)."""
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with Image.open(path) as im:
+                return int(im.width), int(im.height)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved

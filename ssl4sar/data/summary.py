@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from ssl4sar.data import caffe
-from ssl4sar.data.raster import read_raster_info
+from ssl4sar.data.raster import open_image, read_raster_info
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 
@@ -190,7 +190,7 @@ def paper_facts(dataset: str | None = None) -> pd.DataFrame:
 def _image_size(path: Path) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header (no pixel decoding)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return int(im.height), int(im.width)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DataError(path, f"cannot read the image header: {exc}", "the file is corrupt or truncated") from exc

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from ssl4sar.config import paper_preset
 from ssl4sar.data.caffe import read_sar as _read_png_sar
-from ssl4sar.data.raster import RasterInfo, check_same_grid, read_raster, read_raster_info
+from ssl4sar.data.raster import RasterInfo, check_same_grid, open_image, read_raster, read_raster_info
 from ssl4sar.data.sampling import (
     WindowGrid,
     crop_padded,
@@ -176,7 +176,7 @@ def sar_shape(path: str | Path) -> tuple[int, int]:
         if not path.is_file():
             raise DataError(path, "SAR file not found")
         try:
-            with Image.open(path) as im:
+            with open_image(path, "SAR image") as im:
                 return int(im.height), int(im.width)
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise DataError(path, f"cannot decode SAR image: {exc}", "the file is corrupt") from exc

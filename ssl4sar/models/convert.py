@@ -51,6 +51,11 @@ Our checkpoint format (``format = "ssl4sar.tyrion/1"``) is a ``torch.save``-d di
 
 It is written atomically (temporary file in the same folder, then renamed) and loads with
 ``torch.load(..., weights_only=True)`` as long as ``meta`` holds only plain Python values.
+
+Every file is read by :func:`read_checkpoint_file`: ``weights_only=True`` with a short allow-list of harmless
+container types (argparse ``Namespace``, paths, Lightning's ``AttributeDict``, NumPy scalars); a file needing
+anything else is refused, naming the file and the types, unless the caller passes ``trusted=True``
+(``--trust-checkpoint`` on the command line), which runs code from the file. Non-finite weights are refused too.
 """
 
 from __future__ import annotations
@@ -82,6 +87,10 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
+    "read_checkpoint_file",
+    "check_finite",
+    "non_finite_entries",
+    "TRUST_HINT",
 ]
 
 CHECKPOINT_FORMAT = "ssl4sar.tyrion/1"
@@ -303,27 +312,88 @@ def to_official_tyrion(state_dict: Mapping[str, torch.Tensor], in_chans: int = 3
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def _torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load`` that prefers ``weights_only=True`` and names the file in every error.
+#: Lightning's ``AttributeDict`` (hyper-parameters) under the names it had over the versions; read as a plain dict
+#: (the weights-only unpickler fills only plain dicts)
+_ATTRIBUTE_DICT_NAMES = ("lightning.fabric.utilities.data.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
+                         "pytorch_lightning.utilities.parsing.AttributeDict",
+                         "lightning.pytorch.utilities.parsing.AttributeDict")
 
-    Official Lightning / Microsoft checkpoints may pickle configuration objects; those need the full
-    unpickler, which runs code from the file — only load checkpoints you trust.
+
+def _safe_globals() -> list[Any]:
+    """Non-tensor types that official Lightning / Microsoft checkpoints and ours may contain (hyper-parameters,
+    callback state): plain data containers whose unpickling runs no code from the file. ``(obj, name)`` pairs map
+    a dotted name recorded in a file to the object built for it."""
+    import argparse
+    import pathlib
+
+    import numpy as np
+
+    return [
+        argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath,
+        *((dict, name) for name in _ATTRIBUTE_DICT_NAMES),
+        np.dtype, np._core.multiarray.scalar, (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+        *(getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType")),
+    ]
+
+
+TRUST_HINT = ("if you trust the file and where it came from, pass --trust-checkpoint (Python: trusted=True), "
+              "which lets the file run its code while loading")
+
+
+def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` with the harmless types of :func:`_safe_globals` allowed.
+
+    A file that needs anything else (a pickled function call, a custom class) is refused with a
+    :class:`DataError` naming the file and the types, before any of its code runs. ``trusted=True`` loads with the
+    full unpickler instead, which **runs code from the file**: only for files whose origin you trust.
+    Every other failure (truncated, not a checkpoint) is a :class:`DataError` naming the file too.
     """
+    path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
+    if trusted:
+        log.warning("%s: loading with the full unpickler (trusted checkpoint): code in the file runs", path)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as exc:  # any unpickling failure means a bad file
+            raise DataError(path, f"cannot read checkpoint: {type(exc).__name__}: {exc}",
+                            "is the file complete and a torch checkpoint?") from exc
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        log.warning("%s: contains non-tensor Python objects (%s); loading with the full unpickler — "
-                    "only do this for checkpoints you trust", path, str(exc).splitlines()[0])
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # a corrupt file: report the unpickler's own words
+            unsafe = []
+        allowed = {f"{g.__module__}.{g.__qualname__}" if not isinstance(g, tuple) else g[1] for g in _safe_globals()}
+        unsafe = [u for u in unsafe if u not in allowed]
+        if not unsafe:
+            raise DataError(path, f"cannot read checkpoint: {str(exc).splitlines()[0][:300]}",
+                            "is the file complete and a torch checkpoint?") from exc
+        raise DataError(path, "refused to load: the checkpoint contains Python objects whose loading would run "
+                        f"code from the file ({', '.join(unsafe[:8])})", TRUST_HINT) from None
     except Exception as exc:  # the unpickler raises many kinds of errors on a corrupt or foreign file
         raise DataError(path, f"cannot read checkpoint: {type(exc).__name__}: {exc}",
                         "is the file complete and a torch checkpoint?") from exc
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # any unpickling failure means a bad file
-        raise DataError(path, f"cannot read checkpoint: {type(exc).__name__}: {exc}",
-                        "is the file complete and a torch checkpoint?") from exc
+
+
+_torch_load = read_checkpoint_file  # the name used before the trust option existed
+
+
+def non_finite_entries(state_dict: Mapping[str, Any]) -> list[str]:
+    """Keys of the floating-point tensors in ``state_dict`` that hold NaN or ±inf."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def check_finite(state_dict: Mapping[str, Any], source: Any) -> None:
+    """Raise :class:`DataError` naming ``source`` when any weight is NaN or infinite (a diverged run's file)."""
+    bad = non_finite_entries(state_dict)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", … ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise DataError(source, f"the checkpoint holds non-finite weights (NaN or inf) in {shown}",
+                        "it was written by a diverged run; use an earlier checkpoint of that run")
 
 
 def _load_strict(model: Tyrion, sd: Mapping[str, torch.Tensor], source: Any, only_prefix: str | None = None) -> None:
@@ -331,6 +401,7 @@ def _load_strict(model: Tyrion, sd: Mapping[str, torch.Tensor], source: Any, onl
     not_tensors = sorted(k for k, v in sd.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
         raise DataError(source, f"entries that are not tensors: {', '.join(not_tensors[:8])}")
+    check_finite(sd, source)
     own = {k: v for k, v in model.state_dict().items() if only_prefix is None or k.startswith(only_prefix)}
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -347,16 +418,17 @@ def _load_strict(model: Tyrion, sd: Mapping[str, torch.Tensor], source: Any, onl
     model.load_state_dict(dict(sd), strict=only_prefix is None)
 
 
-def load_imagenet_swinv2(model: Tyrion, path: str | Path) -> ConversionReport:
+def load_imagenet_swinv2(model: Tyrion, path: str | Path, *, trusted: bool = False) -> ConversionReport:
     """Fill ``model``'s encoder with Microsoft's ImageNet SwinV2 weights from ``path`` (spec §4.5).
 
     ``path`` is the official ``swinv2_tiny_patch4_window16_256.pth`` (a dict with key ``"model"``; a bare
     state dict is accepted too). All encoder parameters must be present with matching shapes (the 256-px
     window-16 release has the same parameter shapes as the 512-px model); the decoder and head keep their
     values. Returns a report of the mapped and dropped keys. Raises :class:`DataError` naming the file.
+    ``trusted``: see :func:`read_checkpoint_file`.
     """
     path = Path(path)
-    obj = _torch_load(path)
+    obj = read_checkpoint_file(path, trusted=trusted)
     report = ConversionReport()
     sd = convert_imagenet_swinv2(obj, source=path, report=report)
     _load_strict(model, sd, path, only_prefix="encoder.")
@@ -395,10 +467,14 @@ def _model_from_config(config: Any, source: Any) -> Tyrion:
         raise DataError(source, f"invalid model_config: {exc}") from exc
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Tyrion, dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint` → (model in eval mode, meta)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False
+                    ) -> tuple[Tyrion, dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint` → (model in eval mode, meta).
+
+    ``trusted``: see :func:`read_checkpoint_file` (default: only tensors and plain values are read).
+    """
     path = Path(path)
-    obj = _torch_load(path, map_location)
+    obj = read_checkpoint_file(path, map_location, trusted=trusted)
     if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT:
         found = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__
         raise DataError(path, f"not an ssl4sar TYRION checkpoint (format {found!r}, expected "
@@ -414,6 +490,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu", model_config: Mapping[str, Any] | None = None,
+    *, trusted: bool = False,
 ) -> Tyrion:
     """Load a :class:`Tyrion` (eval mode) from any supported checkpoint file.
 
@@ -426,12 +503,13 @@ def load_model(
     - official TYRION Lightning checkpoints (``swin_unet.…``, fine-tuning or pretraining): they carry no
       model description, so ``model_config`` defaults to the ``paper`` preset's ``model`` section.
 
-    Raises :class:`DataError` naming the file and what is wrong.
+    Raises :class:`DataError` naming the file and what is wrong: unreadable, refused (objects whose loading runs
+    code; ``trusted=True`` allows them, see :func:`read_checkpoint_file`), weights missing, misshapen or non-finite.
     """
     path = Path(path)
-    obj = _torch_load(path, map_location="cpu")
+    obj = read_checkpoint_file(path, map_location="cpu", trusted=trusted)
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
-        model, _ = load_checkpoint(path, map_location)
+        model, _ = load_checkpoint(path, map_location, trusted=trusted)
         return model
     if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
         raise DataError(path, "unrecognised checkpoint: neither an ssl4sar TYRION checkpoint nor a Lightning "

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ssl4sar.errors import DataError
 from ssl4sar.models.tyrion import Tyrion
 
@@ -43,11 +41,14 @@ def resolve_imagenet_weights(path: str | Path | None = None) -> Path:
     return path
 
 
-def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weights: str | Path | None = None) -> str:
+def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weights: str | Path | None = None,
+                     *, trusted: bool = False) -> str:
     """Fill ``model`` according to ``init`` (``scratch`` | ``imagenet`` | checkpoint path); returns a description.
 
     A checkpoint must hold a network whose every parameter fits ``model`` (same names and shapes): encoder and
-    decoder are copied, pretraining heads dropped. Raises :class:`DataError` naming the file otherwise.
+    decoder are copied, pretraining heads dropped. Raises :class:`DataError` naming the file otherwise (also for
+    non-finite weights and for files refused by :func:`ssl4sar.models.convert.read_checkpoint_file`; ``trusted``
+    lets such a file run its code).
     """
     from ssl4sar.models.convert import load_imagenet_swinv2, load_model
 
@@ -56,13 +57,13 @@ def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weigh
         return "scratch"
     if key.lower() == "imagenet":
         path = resolve_imagenet_weights(imagenet_weights)
-        load_imagenet_swinv2(model, path)
+        load_imagenet_swinv2(model, path, trusted=trusted)
         return f"imagenet:{path}"
     path = Path(key).expanduser()
     if not path.is_file():
         raise DataError(path, "initialisation checkpoint not found",
                         "--init takes 'scratch', 'imagenet' or the path of a pretraining / fine-tuning checkpoint")
-    source = load_model(path, map_location="cpu", model_config=model.config)
+    source = load_model(path, map_location="cpu", model_config=model.config, trusted=trusted)
     theirs = source.state_dict()
     ours = model.state_dict()
     missing = sorted(set(ours) - set(theirs))
@@ -86,10 +87,10 @@ def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: M
 
     ``meta`` is completed with the checkpoint's epoch, global step and source path.
     """
-    from ssl4sar.models.convert import load_model, save_checkpoint
+    from ssl4sar.models.convert import load_model, read_checkpoint_file, save_checkpoint
 
     ckpt_path = Path(ckpt_path)
-    obj = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    obj = read_checkpoint_file(ckpt_path)
     model = load_model(ckpt_path, map_location="cpu")
     info = {"source_checkpoint": str(ckpt_path), "epoch": int(obj.get("epoch", -1)),
             "global_step": int(obj.get("global_step", -1)), **dict(meta or {})}

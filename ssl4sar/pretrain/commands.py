@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from ssl4sar.config import PRESETS, load_preset
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, TrainingDiverged
 
 __all__ = ["configure", "run"]
 
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
                           devices=args.devices, resume=args.resume, max_steps=args.max_steps,
                           num_nodes=args.num_nodes, max_epochs=args.max_epochs, precision=args.precision,
                           accelerator=args.accelerator, imagenet_weights=args.imagenet_weights,
-                          progress=args.progress)
-    except (DataError, ValueError) as exc:
+                          progress=args.progress, trust_checkpoint=args.trust_checkpoint)
+    except (DataError, ValueError, TrainingDiverged) as exc:
         log.error("%s", exc)
         return 1
     log.info("best val/loss %s: %s", result.best_val_loss, result.best_checkpoint)

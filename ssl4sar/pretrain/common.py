@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMon
 
 from ssl4sar.config import Preset, as_preset
 from ssl4sar.errors import DataError
-from ssl4sar.io import write_text_atomic
+from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
 from ssl4sar.pretrain.module import (
     METHODS,
@@ -31,11 +31,14 @@ from ssl4sar.pretrain.module import (
 from ssl4sar.pretrain.optsimmim import OptSimMIM
 from ssl4sar.pretrain.opttranslator import OptTranslator
 from ssl4sar.training import (
+    DivergenceGuard,
     TrainingPlan,
     build_trainer,
     checkpoint_callbacks,
     existing_file,
     find_resume_checkpoint,
+    fit,
+    inspect_resume_checkpoint,
     metrics_csv_path,
     plan_training,
     scalar_metrics,
@@ -111,7 +114,8 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
              resume: bool = True, max_steps: int | None = None, *, num_nodes: int | None = None,
              max_epochs: int | None = None, precision: str | None = None, accelerator: str = "auto",
              imagenet_weights: str | Path | None = None, callbacks: Sequence[Callback] = (),
-             progress: bool = True, trainer_kwargs: Mapping[str, Any] | None = None) -> PretrainResult:
+             progress: bool = True, trainer_kwargs: Mapping[str, Any] | None = None,
+             trust_checkpoint: bool = False) -> PretrainResult:
     """Self-supervised pretraining of TYRION on SSL4SAR-layout data, writing everything under ``out_dir``.
 
     Args:
@@ -128,6 +132,10 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
         max_steps: stop after this many optimiser steps; max_epochs: overrides ``pretrain.max_epochs``.
         imagenet_weights: path of ``swinv2_tiny_patch4_window16_256.pth`` for ``init="imagenet"``.
         callbacks, progress, trainer_kwargs: extra Lightning callbacks / progress bar / Trainer arguments.
+        trust_checkpoint: load ``init`` / resume checkpoints with the full unpickler (runs code from the file).
+
+    Raises ``DataError`` (bad data, unwritable ``out_dir``, refused or non-finite checkpoint) and
+    ``TrainingDiverged`` (non-finite loss or weights; names the last good checkpoint).
     """
     from ssl4sar.data.datamodules import PretrainDataModule
 
@@ -140,7 +148,7 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
         raise DataError(data_dir, "data folder not found",
                         "pass the SSL4SAR-layout root (sar/train, sar/val, optical/); build it with "
                         "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`")
-    out = Path(out_dir)
+    out = ensure_writable_dir(out_dir, "run folder")
     plan = plan_training(pre, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
     max_epochs = int(pre["max_epochs"] if max_epochs is None else max_epochs)
     log.info("%s pretraining plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global "
@@ -154,9 +162,12 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
     datamodule = PretrainDataModule(data_dir, cfg, seed=seed)
     module = cls.from_config(cfg, init=init_choice, seed=seed)
     resume_from = find_resume_checkpoint(out) if resume else None
+    resume_state = None
     if resume_from is None:
-        init_desc = module.initialise(init_choice, imagenet_weights)
+        init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
     else:
+        resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
+                                                 section="pretrain")
         init_desc = str(module.hparams["init"])
         log.info("resuming from %s (initial weights are taken from it)", resume_from)
 
@@ -171,8 +182,9 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
     if patience is not None:
         extra.append(EarlyStopping(monitor=MONITOR, mode="min", patience=int(patience), strict=False))
     trainer = build_trainer(
-        plan, out, callbacks=[*ckpt_cbs, *extra, *callbacks], max_epochs=max_epochs, max_steps=max_steps, seed=seed,
-        log_every_n_steps=min(50, steps_per_epoch), progress=progress, **dict(trainer_kwargs or {}))
+        plan, out, callbacks=[*ckpt_cbs, DivergenceGuard(out, "pretrain"), *extra, *callbacks], max_epochs=max_epochs,
+        max_steps=max_steps, seed=seed, log_every_n_steps=min(50, steps_per_epoch), progress=progress,
+        resume=resume_state, **dict(trainer_kwargs or {}))
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         record = {**cfg, "run": {"method": method, "seed": seed, "init": init_desc, "devices": plan.devices,
@@ -181,7 +193,7 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
                                  "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
                                  "resumed_from": str(resume_from) if resume_from else None}}
         write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    fit(trainer, module, datamodule, resume_state)
 
     cb = ckpt_cbs[0]
     best = existing_file(cb.best_model_path)

@@ -110,11 +110,12 @@ class PretrainModule(pl.LightningModule):
         return cls(model_config=preset.model.to_dict(), init=str(init if init is not None else "scratch"),
                    seed=int(preset.seed if seed is None else seed), **settings)
 
-    def initialise(self, init: str | Path = "scratch", imagenet_weights: str | Path | None = None) -> str:
+    def initialise(self, init: str | Path = "scratch", imagenet_weights: str | Path | None = None,
+                   *, trusted: bool = False) -> str:
         """Load the initial network weights: ``scratch`` | ``imagenet`` | checkpoint path (see
         :func:`ssl4sar.models.initialise.initialise_model`); the heads keep their random initialisation. Returns a
         description, also recorded in the hyper-parameters."""
-        desc = initialise_model(self.model, init, imagenet_weights)
+        desc = initialise_model(self.model, init, imagenet_weights, trusted=trusted)
         self.hparams["init"] = desc
         return desc
 
