@@ -1,0 +1,154 @@
+"""Accuracy of the fast path, measured: a trained checkpoint predicts a CaFFe split on the reference path (fp32,
+timm's attention, full decoder, one window per forward pass: the official code) and on the library's fast path; the
+class maps are compared pixel by pixel and both are scored (post-processing + MDE,
+:func:`ssl4sar.evaluate.evaluate_predictions`). Optionally the fast path is also run at coarser window strides, to
+show what a faster stride costs in MDE.
+
+``python -m ssl4sar.bench --accuracy CKPT DATA`` adds this as the ``accuracy`` row of a benchmark run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path
+
+__all__ = ["FullForward", "fast_path_accuracy", "predict_split"]
+
+log = logging.getLogger(__name__)
+
+
+class FullForward(torch.nn.Module):
+    """A model seen only through its ``forward`` (no ``centre_logits``): sliding-window inference then runs the
+    whole decoder and crops, as the official code does."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.img_size = getattr(model, "img_size", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def _on_path(model: torch.nn.Module, path: ExecPath, device: torch.device) -> torch.nn.Module:
+    from ssl4sar.models.fast import optimize_for_device
+
+    m = copy.deepcopy(model)
+    optimize_for_device(m, device, fused=path.fused, channels_last=path.channels_last, compile=path.compile)
+    m.eval()
+    return m if path.centre_only else FullForward(m)
+
+
+def predict_split(model: torch.nn.Module, scenes: Sequence[Any], path: ExecPath, *, device: torch.device,
+                  stride: int, sigma: float, batch_size: int) -> tuple[dict[str, np.ndarray], float]:
+    """Class maps ``{stem: (H, W) uint8}`` of ``scenes`` (CaFFe scenes) on ``path`` without TTA, and the seconds."""
+    from ssl4sar.data.caffe import load_scene
+    from ssl4sar.inference import sliding_window_probabilities
+
+    m = _on_path(model, path, device)
+    c = int(model.img_size)
+    maps: dict[str, np.ndarray] = {}
+    seconds = 0.0
+    for scene in scenes:
+        image = load_scene(scene)["image"]
+        t0 = time.perf_counter()
+        prob = sliding_window_probabilities(m, image, context_size=c, stride=stride, sigma=sigma,
+                                            batch_size=path.batch or batch_size, device=device,
+                                            amp_dtype=path.amp_dtype(device), centre_only=path.centre_only)
+        seconds += time.perf_counter() - t0
+        maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
+    return maps, seconds
+
+
+def _score(maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str) -> dict[str, float]:
+    from ssl4sar.evaluate import evaluate_predictions
+
+    with tempfile.TemporaryDirectory(prefix="ssl4sar-accuracy-") as tmp:
+        res = evaluate_predictions(maps, data_dir, split, tmp, figures=0, progress=False)
+    s = res.summary
+    return {"mde_m": float(s["pooled_mde_m"]), "missing_fronts": int(s["missing_fronts"]),
+            "mean_iou": float(s["mean_iou"])}
+
+
+def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str | Path, *, split: str = "test",
+                       device: str | torch.device = "cpu", preset: str | Mapping[str, Any] | None = None,
+                       strides: Sequence[int] = (), batch_size: int = 8) -> dict[str, Any]:
+    """Class-map agreement and MDE change of the fast path against the reference path on a CaFFe split.
+
+    Args:
+        checkpoint: a checkpoint (:func:`ssl4sar.models.convert.load_model`) or a model in memory.
+        data_dir, split: the CaFFe data and split (no TTA: one map per scene and path).
+        device: where the model runs.
+        preset: window stride / σ from this preset's ``inference`` section scaled to the model
+            (:func:`ssl4sar.evaluate.inference_settings`); default the paper's ratios (C/4, C/16).
+        strides: further strides (px) for the fast path: their MDE and agreement with the reference at the default
+            stride (what a faster stride costs).
+        batch_size: windows per forward pass of the fast path.
+
+    Returns ``agreement`` (fraction of pixels whose class is the same on both paths), ``disagreeing_px``,
+    ``pixels``, ``reference_mde_m``, ``fast_mde_m``, ``mde_change_m`` (fast − reference), the IoUs and missing
+    fronts of both, ``reference_s`` / ``fast_s`` (inference seconds) and ``strides`` (one dict per extra stride).
+    """
+    from ssl4sar.data.caffe import discover
+    from ssl4sar.evaluate import inference_settings
+    from ssl4sar.models.convert import load_model
+
+    dev = torch.device(device)
+    model = checkpoint if isinstance(checkpoint, torch.nn.Module) else load_model(Path(checkpoint), map_location="cpu")
+    model = model.float().eval()
+    scenes = discover(data_dir, split)
+    c = int(model.img_size)
+    settings = inference_settings(c, preset=preset)
+    kw = {"device": dev, "sigma": settings.sigma, "batch_size": batch_size}
+    ref_maps, ref_s = predict_split(model, scenes, REFERENCE, stride=settings.stride, **kw)
+    fast = fast_path(dev)
+    fast_maps, fast_s = predict_split(model, scenes, fast, stride=settings.stride, **kw)
+    ref_score, fast_score = _score(ref_maps, data_dir, split), _score(fast_maps, data_dir, split)
+
+    def agreement(maps: Mapping[str, np.ndarray]) -> tuple[float, int, int]:
+        same = sum(int(np.count_nonzero(maps[k] == ref_maps[k])) for k in ref_maps)
+        total = sum(v.size for v in ref_maps.values())
+        return same / total, total - same, total
+
+    agree, differ, total = agreement(fast_maps)
+    out: dict[str, Any] = {
+        "checkpoint": str(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else type(checkpoint).__name__,
+        "data": str(data_dir), "split": split, "scenes": len(scenes), "context_size": c, "stride": settings.stride,
+        "sigma": settings.sigma, "fast_path": fast.describe(dev), "agreement": agree, "disagreeing_px": differ,
+        "pixels": total, "reference_mde_m": ref_score["mde_m"], "fast_mde_m": fast_score["mde_m"],
+        "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"], "reference_iou": ref_score["mean_iou"],
+        "fast_iou": fast_score["mean_iou"], "reference_missing_fronts": ref_score["missing_fronts"],
+        "fast_missing_fronts": fast_score["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s, "strides": [],
+    }
+    for s in strides:
+        if int(s) == settings.stride:
+            continue
+        maps, sec = predict_split(model, scenes, fast, stride=int(s), **kw)
+        score = _score(maps, data_dir, split)
+        a, _, _ = agreement(maps)
+        out["strides"].append({"stride": int(s), "mde_m": score["mde_m"],
+                               "mde_change_m": score["mde_m"] - ref_score["mde_m"], "agreement": a,
+                               "missing_fronts": score["missing_fronts"], "seconds": sec,
+                               "windows_ratio": _window_ratio(scenes, c, settings.stride, int(s))})
+    log.info("accuracy: agreement %.5f, MDE %.2f m (reference) vs %.2f m (fast)", agree, out["reference_mde_m"],
+             out["fast_mde_m"])
+    return out
+
+
+def _window_ratio(scenes: Sequence[Any], c: int, base: int, stride: int) -> float:
+    """Windows at ``stride`` over windows at ``base`` for these scenes (the cost ratio of the stride)."""
+    from ssl4sar.bench.windows import windows_in_scene
+    from ssl4sar.data.caffe import read_sar
+
+    shapes = [read_sar(sc.sar_path).shape for sc in scenes]
+    return sum(windows_in_scene(s, c, stride) for s in shapes) / sum(windows_in_scene(s, c, base) for s in shapes)
