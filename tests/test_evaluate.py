@@ -296,18 +296,3 @@ def test_ensemble_members_must_share_the_context_size(data, checkpoints, tmp_pat
     other = save_checkpoint(tmp_path / "small.pt", Tyrion.from_config(cfg))
     with pytest.raises(DataError, match="input size 32 px differs from 64 px"):
         evaluate([checkpoints[0], other], data, "test", tmp_path / "o", device="cpu", progress=False)
-
-
-# -------------------------------------------------------------------------------------------- benchmarks
-
-def test_benchmark_functions_measure_something():
-    from ssl4sar.benchmarks.evaluation import benchmark_postprocess_mde, benchmark_sliding_window, build_model
-
-    pp = benchmark_postprocess_mde(size=300, repeats=1)
-    assert pp["n_pred"] > 300 and pp["n_gt"] > 300  # ~2 × size front pixels
-    assert 0 < pp["mde_m"] < 300 * 20 and pp["postprocess_s"] > 0 and pp["peak_traced_mb"] > 0
-    sw = benchmark_sliding_window(build_model("smoke"), 80, batch_size=8, stride=32, device="cpu")
-    assert sw["context_size"] == 64 and sw["stride"] == 32
-    assert sw["n_windows"] == 9  # 80 + 2·16 = 112 → padded to 128 → 3 × 3 windows of 64 on a 32-grid
-    assert sw["windows_per_s"] == pytest.approx(sw["n_windows"] / sw["seconds"])
-    assert sw["peak_rss_mb"] >= sw["rss_before_mb"] > 0

@@ -76,13 +76,19 @@ def _score(maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str) -> 
     with tempfile.TemporaryDirectory(prefix="ssl4sar-accuracy-") as tmp:
         res = evaluate_predictions(maps, data_dir, split, tmp, figures=0, progress=False)
     s = res.summary
-    return {"mde_m": float(s["pooled_mde_m"]), "missing_fronts": int(s["missing_fronts"]),
-            "mean_iou": float(s["mean_iou"])}
+
+    def num(v: Any) -> float:
+        return float("nan") if v is None else float(v)
+
+    # no MDE (None) when every front is missing: a weak model, or post-processing dropped all pieces
+    return {"mde_m": num(s["pooled_mde_m"]), "missing_fronts": int(s["missing_fronts"]),
+            "n_distances": int(s.get("n_distances") or 0), "mean_iou": num(s["mean_iou"])}
 
 
 def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str | Path, *, split: str = "test",
                        device: str | torch.device = "cpu", preset: str | Mapping[str, Any] | None = None,
-                       strides: Sequence[int] = (), batch_size: int = 8) -> dict[str, Any]:
+                       strides: Sequence[int] = (), stride_fractions: Sequence[float] = (),
+                       batch_size: int = 8) -> dict[str, Any]:
     """Class-map agreement and MDE change of the fast path against the reference path on a CaFFe split.
 
     Args:
@@ -92,7 +98,8 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         preset: window stride / σ from this preset's ``inference`` section scaled to the model
             (:func:`ssl4sar.evaluate.inference_settings`); default the paper's ratios (C/4, C/16).
         strides: further strides (px) for the fast path: their MDE and agreement with the reference at the default
-            stride (what a faster stride costs).
+            stride (what a faster stride costs). stride_fractions: further strides as fractions of the window
+            side C (``0.5`` = C/2, the coarsest stride that still covers every pixel).
         batch_size: windows per forward pass of the fast path.
 
     Returns ``agreement`` (fraction of pixels whose class is the same on both paths), ``disagreeing_px``,
@@ -128,9 +135,10 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         "pixels": total, "reference_mde_m": ref_score["mde_m"], "fast_mde_m": fast_score["mde_m"],
         "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"], "reference_iou": ref_score["mean_iou"],
         "fast_iou": fast_score["mean_iou"], "reference_missing_fronts": ref_score["missing_fronts"],
-        "fast_missing_fronts": fast_score["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s, "strides": [],
+        "fast_missing_fronts": fast_score["missing_fronts"], "reference_distances": ref_score["n_distances"],
+        "fast_distances": fast_score["n_distances"], "reference_s": ref_s, "fast_s": fast_s, "strides": [],
     }
-    for s in strides:
+    for s in sorted({*map(int, strides), *(int(round(f * c)) for f in stride_fractions)}):
         if int(s) == settings.stride:
             continue
         maps, sec = predict_split(model, scenes, fast, stride=int(s), **kw)

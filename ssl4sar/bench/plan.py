@@ -217,13 +217,13 @@ class Accuracy(Benchmark):
     data_dir: str | Path = ""
     split: str = "test"
     preset: str | Mapping[str, Any] | None = None
-    strides: Sequence[int] = ()
+    stride_fractions: Sequence[float] = ()
 
     def run(self) -> list[dict[str, Any]]:
         from ssl4sar.bench.accuracy import fast_path_accuracy
 
         return [fast_path_accuracy(self.checkpoint, self.data_dir, split=self.split, device=self.device,
-                                   preset=self.preset, strides=self.strides)]
+                                   preset=self.preset, stride_fractions=self.stride_fractions)]
 
 
 # ------------------------------------------------------------------------------------------------ plan
@@ -305,5 +305,6 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
                                all_aug, seed))
     if accuracy is not None:
         ckpt, data = accuracy
-        out.append(Accuracy(Path(ckpt).stem, dev, ckpt, data, "test", None))
+        for split in ("test", "val"):  # val too: a weak (demo) model may miss every test front, leaving no MDE
+            out.append(Accuracy(f"{Path(ckpt).stem}-{split}", dev, ckpt, data, split, None, (0.375, 0.5)))
     return out

@@ -198,14 +198,21 @@ def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def _accuracy_lines(report: Mapping[str, Any]) -> list[str]:
-    acc = next((r["details"] for r in report.get("results", []) if r["name"] == "accuracy"), None)
-    if acc is None:
+    accs = [r["details"] for r in report.get("results", []) if r["name"] == "accuracy"]
+    if not accs:
         return []
-    lines = ["## Accuracy of the fast path", "",
-             f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
+    lines = ["## Accuracy of the fast path", ""]
+    for acc in accs:
+        lines += _accuracy_of(acc)
+    return lines
+
+
+def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
+    lines = [f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
              f"{acc['stride']} px, no TTA): class maps agree on **{100 * acc['agreement']:.4f} %** of "
              f"{acc['pixels']:,} px; MDE {acc['reference_mde_m']:.2f} m (reference) vs {acc['fast_mde_m']:.2f} m "
-             f"(fast), change **{acc['mde_change_m']:+.2f} m**.", ""]
+             f"(fast), change **{acc['mde_change_m']:+.2f} m**; missing fronts {acc['reference_missing_fronts']} "
+             f"(reference) and {acc['fast_missing_fronts']} (fast).", ""]
     if acc.get("strides"):
         lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | agreement | missing fronts |",
                   "|---|---|---|---|---|---|"]
