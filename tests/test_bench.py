@@ -227,12 +227,13 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
     names = [(r["name"], r["variant"]) for r in report["results"]]
     # the matmul peak is added automatically: it is the reference of the model rows' "% of peak"
     assert names == [("matmul_peak", "float32-512"), ("sliding_window", "reference"), ("sliding_window", "fast"),
-                     ("postprocess_mde", "512px")]
+                     ("sliding_window", "fast-fp32"), ("postprocess_mde", "512px")]
     env = report["environment"]
     for key in ("torch", "timm", "cpu_count", "torch_threads", "device_name"):
         assert env[key]
     assert isinstance(env["cpu_native_bf16"], bool)
-    peak, ref, fast, pp = report["results"]
+    peak, ref, fast, fast32, pp = report["results"]
+    assert fast32["details"]["path_realised_precision"] == "fp32"
     assert peak["throughput_unit"] == "TFLOP/s" and peak["throughput"] > 0
     assert ref["batch"] == 1 and fast["batch"] == 2 and ref["speedup"] == 1.0
     assert ref["details"]["path_centre_only"] is False and fast["details"]["path_centre_only"] is True
@@ -248,8 +249,9 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
         assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])
     assert fast["speedup"] == pytest.approx(fast["throughput"] / ref["throughput"])
     assert report["ratios"] == [pytest.approx(r) for r in ratios_of(report)]
-    (ratio,) = report["ratios"]
+    ratio, ratio32 = report["ratios"]
     assert ratio["benchmark"] == "sliding_window" and ratio["ratio"] == pytest.approx(fast["speedup"])
+    assert ratio32["path"] == "fast-fp32" and ratio32["ratio"] == pytest.approx(fast32["speedup"])
     assert pp["throughput_unit"] == "scenes/s" and pp["details"]["size_px"] == 512 and pp["details"]["n_pred"] > 0
     md = (out / "bench.md").read_text()
     assert md == render_markdown(report)

@@ -242,11 +242,13 @@ def selected(key: str, only: Sequence[str] | None) -> bool:
 
 
 def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) -> list[ExecPath]:
-    """Reference and fast path; outside quick mode also the ablations (one switch each) of the fast path."""
+    """Reference and fast path (and, for inference, the fast path in fp32); outside quick mode also the ablations
+    (one switch each) of the fast path."""
     fast = fast_path(device)
     paths = [REFERENCE, fast]
-    if not quick:
+    if inference or not quick:  # the exact (fp32) fast path: what bf16 adds on top of it
         paths.append(fast.with_(name="fast-fp32", precision="fp32"))
+    if not quick:
         paths.append(fast.with_(name="fast-timm-attention", fused=False))
         paths.append(fast.with_(name="fast-channels-last" if not fast.channels_last else "fast-contiguous",
                                 channels_last=not fast.channels_last))
