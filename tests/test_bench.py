@@ -315,3 +315,13 @@ def test_postprocess_and_sliding_window_benchmarks_measure_something() -> None:
     assert sw["n_windows"] == 9  # 80 + 2·16 = 112 → padded to 128 → 3 × 3 windows of 64 on a 32-grid
     assert sw["windows_per_s"] == pytest.approx(sw["n_windows"] / sw["seconds"])
     assert sw["peak_memory_mb"] >= sw["memory_baseline_mb"] > 0
+
+
+def test_profile_step_ranks_the_matmul_first() -> None:
+    from ssl4sar.bench.profile import profile_step
+
+    a, b = torch.rand(256, 256), torch.rand(256, 256)
+    prof = profile_step(lambda: (a @ b).relu_(), "cpu", steps=2, warmup=1)
+    assert prof["top"][0]["name"] in ("aten::mm", "aten::matmul") and prof["top"][0]["calls"] == 1
+    assert 0 < prof["top"][0]["fraction"] <= 1 and prof["profiled_s"] > 0
+    assert "aten::mm" in prof["table"]

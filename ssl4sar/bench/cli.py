@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append", action="store_true",
                         help="merge into the bench.json already in --out (same device / preset / mode)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile a fast-path fine-tuning step (torch.profiler): profile.txt in --out")
     parser.add_argument("--list", action="store_true", help="list the benchmarks that would run, then exit")
 
 
@@ -64,12 +66,27 @@ def run(args: argparse.Namespace) -> int:
         report = run_benchmarks(args.out, quick=args.quick, device=args.device, only=args.only, preset=args.preset,
                                 compile=args.compile, batch=args.batch, data_dir=args.data, seed=args.seed,
                                 append=args.append, accuracy=tuple(args.accuracy) if args.accuracy else None)
+        if args.profile:
+            _profile(args, report)
     except (ValueError, DataError) as exc:
         log.error("%s", exc)
         return 2
     sys.stdout.write(render_markdown(report))
     sys.stdout.write(f"\nwrote {Path(args.out) / 'bench.json'} and {Path(args.out) / 'bench.md'}\n")
     return 1 if report["failed"] else 0
+
+
+def _profile(args: argparse.Namespace, report: dict) -> None:
+    """Profile a fast-path fine-tuning step; write the operator table to ``--out/profile.txt``."""
+    from ssl4sar.bench.profile import profile_fast_finetune
+    from ssl4sar.io import write_text_atomic
+
+    device = report["environment"]["device"]
+    prof = profile_fast_finetune(dict(report["model"]), device, args.batch or 2)
+    head = (f"fast-path fine-tuning step, preset {report['preset']}, batch {prof['batch_size']}, {device}: "
+            f"{prof['profiled_s']:.3g} s of operator self time per step\n\n")
+    write_text_atomic(Path(args.out) / "profile.txt", head + prof["table"] + "\n")
+    log.info("wrote %s", Path(args.out) / "profile.txt")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
