@@ -83,8 +83,24 @@ def _score(maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str,
         return float("nan") if v is None else float(v)
 
     # no MDE (None) when every front is missing: a weak model, or post-processing dropped all pieces
+    per = res.per_image.set_index("stem")
+    found = per[~per["missing"].astype(bool)]
     return {"mde_m": num(s["pooled_mde_m"]), "missing_fronts": int(s["missing_fronts"]),
-            "n_distances": int(s.get("n_distances") or 0), "mean_iou": num(s["mean_iou"])}
+            "n_distances": int(s.get("n_distances") or 0), "mean_iou": num(s["mean_iou"]),
+            "fronts": {str(k): (float(r["sum_m"]), int(r["n_distances"])) for k, r in found.iterrows()}}
+
+
+def _paired_mde(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float, int]:
+    """Pooled MDE (m) of ``a`` and of ``b`` over the images where both found a front, and their number: the MDE
+    change of the same fronts, not of a different set of found fronts."""
+    both = sorted(set(a["fronts"]) & set(b["fronts"]))
+    if not both:
+        return float("nan"), float("nan"), 0
+
+    def pooled(x: Mapping[str, Any]) -> float:
+        return sum(x["fronts"][k][0] for k in both) / max(1, sum(x["fronts"][k][1] for k in both))
+
+    return pooled(a), pooled(b), len(both)
 
 
 def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str | Path, *, split: str = "test",
@@ -105,7 +121,8 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         batch_size: windows per forward pass of the fast path.
 
     Returns ``agreement`` (fraction of pixels whose class is the same on both paths), ``disagreeing_px``,
-    ``pixels``, ``reference_mde_m``, ``fast_mde_m``, ``mde_change_m`` (fast − reference), the same with every
+    ``pixels``, ``reference_mde_m``, ``fast_mde_m``, ``mde_change_m`` (fast − reference), ``paired_*`` (the MDE of
+    both over the ``paired_images`` where both found a front, and its change), the same with every
     front piece kept (``*_all_pieces_*``: no 750 m minimum length), the IoUs and missing fronts of both, ``reference_s`` / ``fast_s`` (inference seconds) and ``strides`` (one dict per extra stride).
     """
     from ssl4sar.data.caffe import discover
@@ -132,12 +149,15 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
     # a weak model's fronts may all fall below the 750 m piece length: score every piece as well (no MDE otherwise)
     ref_all, fast_all = _score(ref_maps, data_dir, split, 0.0), _score(fast_maps, data_dir, split, 0.0)
     agree, differ, total = agreement(fast_maps)
+    paired_ref, paired_fast, n_paired = _paired_mde(ref_score, fast_score)
     out: dict[str, Any] = {
         "checkpoint": str(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else type(checkpoint).__name__,
         "data": str(data_dir), "split": split, "scenes": len(scenes), "context_size": c, "stride": settings.stride,
         "sigma": settings.sigma, "fast_path": fast.describe(dev), "agreement": agree, "disagreeing_px": differ,
         "pixels": total, "reference_mde_m": ref_score["mde_m"], "fast_mde_m": fast_score["mde_m"],
-        "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"], "reference_iou": ref_score["mean_iou"],
+        "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"], "paired_images": n_paired,
+        "paired_reference_mde_m": paired_ref, "paired_fast_mde_m": paired_fast,
+        "paired_mde_change_m": paired_fast - paired_ref, "reference_iou": ref_score["mean_iou"],
         "fast_iou": fast_score["mean_iou"], "reference_missing_fronts": ref_score["missing_fronts"],
         "fast_missing_fronts": fast_score["missing_fronts"], "reference_distances": ref_score["n_distances"],
         "fast_distances": fast_score["n_distances"], "reference_mde_all_pieces_m": ref_all["mde_m"],
@@ -151,10 +171,12 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         maps, sec = predict_split(model, scenes, fast, stride=int(s), **kw)
         score, every = _score(maps, data_dir, split), _score(maps, data_dir, split, 0.0)
         a, _, _ = agreement(maps)
+        pr, pf, n_pair = _paired_mde(ref_score, score)
         out["strides"].append({"stride": int(s), "mde_m": score["mde_m"],
                                "mde_change_m": score["mde_m"] - ref_score["mde_m"], "agreement": a,
                                "missing_fronts": score["missing_fronts"], "seconds": sec,
-                               "mde_all_pieces_m": every["mde_m"],
+                               "mde_all_pieces_m": every["mde_m"], "paired_images": n_pair,
+                               "paired_mde_change_m": pf - pr,
                                "mde_change_all_pieces_m": every["mde_m"] - ref_all["mde_m"],
                                "windows_ratio": _window_ratio(scenes, c, settings.stride, int(s))})
     log.info("accuracy: agreement %.5f, MDE %.2f m (reference) vs %.2f m (fast)", agree, out["reference_mde_m"],

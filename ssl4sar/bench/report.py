@@ -215,13 +215,17 @@ def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
              f"(reference) and {acc['fast_missing_fronts']} (fast). With every front piece kept (no 750 m minimum): "
              f"MDE {acc.get('reference_mde_all_pieces_m', float('nan')):.2f} m vs "
              f"{acc.get('fast_mde_all_pieces_m', float('nan')):.2f} m, change "
-             f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**.", ""]
+             f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
+             f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
+             f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
+             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**.", ""]
     if acc.get("strides"):
-        lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, all pieces (m) | "
+        lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
                   "agreement | missing fronts |", "|---|---|---|---|---|---|---|"]
         for s in acc["strides"]:
             lines.append(f"| {s['stride']} | {s['windows_ratio']:.2f}× | {s['mde_m']:.2f} | {s['mde_change_m']:+.2f} | "
-                         f"{s.get('mde_change_all_pieces_m', float('nan')):+.2f} | {100 * s['agreement']:.2f} % | "
+                         f"{s.get('paired_mde_change_m', float('nan')):+.2f} ({s.get('paired_images', 0)} img) | "
+                         f"{100 * s['agreement']:.2f} % | "
                          f"{s['missing_fronts']} |")
         lines.append("")
     return lines
