@@ -33,7 +33,8 @@ _NOTES = [
     "FLOPs: torch.utils.flop_counter.FlopCounterMode on the meta device, forward of one item (matmul, convolution, "
     "attention; 2 FLOPs per multiply-add; norms and element-wise ops not counted); training rows use 3 x forward; "
     "the sliding-window rows count the full forward (the fast path's centre-only decoder does less).",
-    "% of peak: achieved FLOP/s over the measured dense matmul peak of this device (bf16 on GPU, fp32 on CPU).",
+    "% of peak: achieved FLOP/s over the measured dense matmul peak of this device (bf16 on GPU, fp32 on CPU: "
+    "bf16 rows of a CPU with native bf16 can exceed 100 %).",
     "Peak memory: GPU rows torch.cuda.max_memory_allocated; CPU rows the peak resident set size of the process "
     "(VmHWM, reset before the measured step) with its increase during the step in brackets.",
     f"Sliding-window minutes per 10-MP scene are extrapolated from windows/s and the window count of a {TEN_MP_SIDE}"
