@@ -42,6 +42,7 @@ def test_full_forward_hides_centre_logits() -> None:
     assert not hasattr(wrapped, "centre_logits") and wrapped.img_size == 64
 
 
+@pytest.mark.slow  # about 40 s on the loaded 2-core machine: the reference path runs one window at a time
 def test_fast_path_agrees_with_reference_on_the_smoke_model(data: Path) -> None:
     model = _decisive_smoke_model()
     r = fast_path_accuracy(model, data, split="test", device="cpu", stride_fractions=(0.5,))
