@@ -357,7 +357,7 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
         a.set_yticks(range(len(sub)), [label for label, _ in sub], fontsize=8)
         a.invert_yaxis()
         if ratios:
-            a.axvline(1.0, color="0.3", lw=0.8, ls="--")
+            a.axvline(1.0, color="0.3", lw=0.8, ls="--", zorder=3)  # the reference path
         a.set_title(name, fontsize=9, loc="left")
         a.set_xlabel(unit, fontsize=8)
         for y, (_, v) in enumerate(sub):
