@@ -30,19 +30,21 @@ if importlib.util.find_spec("ssl4sar") is None:
 # How long does it take to train and apply TYRION, and where does the time go? This appendix measures the heavy
 # steps of the pipeline on the machine that builds the book, with `python -m ssl4sar.bench` (`make bench`):
 #
-# - **fine-tuning steps** of the network (forward, the centre + context cross-entropy/Dice loss, backward, SGD),
-#   in float32 and — on GPUs — bf16 mixed precision, with and without the fused attention kernel and
-#   `torch.compile`;
+# - **fine-tuning steps** of the network (forward, the centre + context cross-entropy/Dice loss, backward, SGD);
 # - **pretraining steps** of OptSimMIM and OptTranslator;
 # - **sliding-window inference** (overlapping windows with Gaussian stitching), in windows per second and in
-#   seconds per 10-megapixel scene;
+#   minutes per 10-megapixel scene;
 # - **post-processing + mean distance error** of a 5000 × 5000 px scene;
 # - the **data sampler** (random context crop with re-zoom and the augmentations) on one worker.
 #
-# Every row reports its throughput, peak memory, the network FLOPs per item (counted with
-# `torch.utils.flop_counter`; a training step counts 3 × the forward) and — for the network rows — the fraction
-# of the device's *measured* dense-matmul peak that the step achieves. The fast paths measured here live in
-# `ssl4sar.models.fast`; the sections below show how to switch them on.
+# The network benchmarks run two *execution paths* in the same process, in alternating rounds: the **reference
+# path** — what the official code does: float32, timm's window attention, the full decoder output of every window,
+# one window per forward pass — and the library's **fast path**: bf16 autocast where the processor computes bf16
+# natively (recent GPUs, CPUs with AVX512-BF16 or AMX; float32 elsewhere), the fused attention kernel, and at
+# inference a decoder that computes only the centre of each window that is kept. The benchmark reports the
+# **ratio** of the two, which a busy machine disturbs much less than the absolute numbers. Every row also reports
+# its peak memory, the network FLOPs per item (counted with `torch.utils.flop_counter`; a training step counts
+# 3 × the forward) and the fraction of the device's *measured* dense-matmul peak that the step achieves.
 #
 # This chapter needs nothing from earlier chapters. If `work_dir/bench/bench.json` exists (or `bench_json` names a
 # report), it is shown instead of measuring again. Reports committed with the book (`book/bench/*.json`: the paper
@@ -87,10 +89,10 @@ caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
 # %% [markdown]
 # ## Measuring
 #
-# The mode follows the preset: `smoke` runs one row of each kind with the tiny smoke network (seconds — **not**
-# the paper model), `demo` runs the quick mode with the demo network (a few minutes on a laptop CPU), and `paper` runs the
-# paper network: the full set of variants on a GPU (batch 16, 10 timed steps, `torch.compile` included; about
-# 10–15 minutes on one H100), the quick mode (batch 1, 2 timed steps) on a CPU.
+# The mode follows the preset: `smoke` runs one benchmark of each kind with the tiny smoke network (seconds —
+# **not** the paper model), `demo` runs the quick mode with the demo network (a few minutes on a laptop CPU), and
+# `paper` runs the paper network: on a GPU the full set (the fast path with one switch off at a time, and
+# `torch.compile`), on a CPU the quick mode (reference and fast path, three alternating rounds).
 
 # %%
 report_path = Path(bench_json) if bench_json is not None else out_dir / "bench.json"
@@ -104,8 +106,8 @@ else:
     quick = not (preset_name == "paper" and dev.type == "cuda")
     only = None
     if preset_name == "smoke":
-        only = ["matmul_peak", "finetune_step", "pretrain_step/opttranslator*", "sliding_window/fp32+fused",
-                "postprocess_mde", "data_sampler/*preset*"]
+        only = ["matmul_peak", "finetune_step", "pretrain_step/opttranslator", "sliding_window", "postprocess_mde",
+                "data_sampler/*preset*"]
     sampler_data = caffe_root if (caffe_root / "sar_images" / "train").is_dir() else None
     report = bench.run_benchmarks(out_dir, quick=quick, device=dev, only=only, preset=str(preset), seed=seed,
                                   data_dir=sampler_data)
@@ -135,21 +137,24 @@ fig = bench.bar_chart(report, title=f"{env.get('device_name')} — preset {repor
 plt.show()
 
 # %% [markdown]
-# ## What the fast paths buy
+# ## What the fast path buys
 #
-# Each ratio below compares two rows that differ in one switch only: the fused attention kernel
-# (`scaled_dot_product_attention` with SwinV2's cosine-attention temperature folded into the queries and the
-# position bias plus shifted-window mask passed as one additive mask), bf16 mixed precision, or `torch.compile`.
-# The fused attention gives the same numbers as timm's attention up to rounding (the reference logits of the
-# official network are reproduced to 7 · 10⁻⁶ of the largest logit in float32) and keeps the weights and
-# checkpoints unchanged.
+# Each ratio divides a path's throughput by the reference path's, both from their best round. `fast-fp32` is the
+# fast path without bf16: the fused attention kernel (`scaled_dot_product_attention` with SwinV2's
+# cosine-attention temperature folded into the queries and the position bias plus shifted-window mask passed as
+# one additive mask; it reproduces the official network's logits to 7 · 10⁻⁶ of the largest logit) and the
+# centre-only decoder (the last decoder convolutions run on the kept centre plus a one-pixel halo — exact, since
+# no normalisation follows them). Both keep the weights and checkpoints unchanged; only bf16 changes numbers,
+# and `python -m ssl4sar.bench --accuracy CKPT DATA` measures by how much on a trained model.
 
 # %%
-speed = bench.variant_speedups(report)
-if speed.empty:
-    print("no pair of rows differing in a single switch in this report")
+ratios = bench.ratios_frame(report)
+if ratios.empty:
+    print("no reference/fast pair in this report")
 else:
-    display(speed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
+    display(ratios.style.format({"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×",
+                                 "reference_minutes_10mp": "{:.3g}", "minutes_10mp": "{:.3g}"},
+                                na_rep="–").hide(axis="index"))
 
 # %% [markdown]
 # ## What it means for a training run
@@ -175,14 +180,18 @@ if rows:
 # %% [markdown]
 # ## Using the fast paths
 #
+# `ssl4sar evaluate` and `ssl4sar predict` use the fast path by default (`--precision auto`, the presets'
+# `inference.precision`; `--precision fp32` gives the reference arithmetic); `ssl4sar finetune --precision
+# bf16-mixed` trains in bf16 on GPUs and on CPUs with native bf16. In code:
+#
 # ```python
 # from ssl4sar.models import Tyrion
 # from ssl4sar.models.fast import amp_dtype_for, autocast, optimize_for_device
 #
 # model = Tyrion.from_config(cfg["model"])
 # optimize_for_device(model, "cuda", compile=True)   # fused attention + channels-last (+ torch.compile)
-# with autocast("cuda", amp_dtype_for("cuda")):      # bf16 where the GPU supports it
-#     logits = model(x)
+# with autocast("cuda", amp_dtype_for("cuda")):      # bf16 where the device computes it natively
+#     logits = model(x)                              # or model.centre_logits(x, 256): the kept centre only
 # ```
 #
 # `optimize_for_device` switches the attention to the fused kernel (`Tyrion(..., fused_attention=True)` or
@@ -213,9 +222,11 @@ for path in committed:
         + (f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
            f"{peak['tflops']:.2f} TFLOP/s." if peak.get("tflops") else "")))
     display(Markdown(bench.render_markdown(other).split("\n", 2)[2]))
-    ospeed = bench.variant_speedups(other)
-    if not ospeed.empty:
-        display(ospeed.style.format({"speedup": "{:.2f}×"}).hide(axis="index"))
+    oratios = bench.ratios_frame(other)
+    if not oratios.empty:
+        display(oratios.style.format({"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×",
+                                      "reference_minutes_10mp": "{:.3g}", "minutes_10mp": "{:.3g}"},
+                                     na_rep="–").hide(axis="index"))
 if not committed:
     print(f"no committed reports in {report_dir}")
 

@@ -247,6 +247,11 @@ class InferenceSection(_Section):
     gaussian_sigma: float
     batch_size: int
     tta_rotations: list[int]
+    precision: str  # auto | fp32 | bf16 (auto: bf16 autocast where the device computes bf16 natively)
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"inference.precision: expected auto, fp32 or bf16, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

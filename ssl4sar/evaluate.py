@@ -183,14 +183,16 @@ def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
 def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
                        preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
                        sigma: float | None = None, batch_size: int | None = None, device: str = "cpu",
-                       amp_dtype: str | None = None) -> InferenceSettings:
+                       amp_dtype: str | None = None, precision: str | None = None) -> InferenceSettings:
     """Resolve the inference settings for a model with input size ``context_size`` (pixels).
 
     From ``preset`` (name, YAML path or dict; default ``paper``: stride ``C / 4`` px, σ ``C / 16`` px, batch
     size 8, TTA rotations 0..3): its ``inference.stride`` and ``inference.gaussian_sigma`` scaled by
     ``C / data.context_size``, its ``inference.batch_size`` and ``inference.tta_rotations``. Explicit
     ``stride`` / ``sigma`` / ``batch_size`` win. The stride must lie in ``1 .. C/2`` so that the kept centre
-    crops cover every pixel.
+    crops cover every pixel. The autocast dtype: ``amp_dtype`` when given, else that of ``precision``
+    (``auto`` | ``fp32`` | ``bf16``, :func:`ssl4sar.models.fast.amp_dtype_for`: ``auto`` is bf16 where the device
+    computes it natively), else of the preset's ``inference.precision``, else ``auto``.
     """
     c = int(context_size)
     if c <= 0 or c % 2:
@@ -203,9 +205,11 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
         default_sigma = float(inf["gaussian_sigma"]) * scale
         default_batch = int(inf["batch_size"])
         rotations = tuple(int(k) % 4 for k in inf["tta_rotations"])
+        if precision is None:
+            precision = str(inf["precision"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
-                         f"batch_size / tta_rotations or data.context_size ({exc})") from exc
+                         f"batch_size / tta_rotations / precision or data.context_size ({exc})") from exc
     s = int(stride) if stride is not None else max(1, int(round(default_stride)))
     if not 0 < s <= c // 2:
         raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
@@ -217,6 +221,11 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
         raise ValueError(f"batch size must be at least 1, got {bs}")
     if not rotations:
         rotations = (0,)
+    if amp_dtype is None:
+        from ssl4sar.models.fast import amp_dtype_for
+
+        amp = amp_dtype_for(device, precision if precision is not None else "auto")
+        amp_dtype = None if amp is None else str(amp).replace("torch.", "")
     return InferenceSettings(context_size=c, stride=s, sigma=sg, batch_size=bs,
                              rotations=rotations if tta else (0,), flips=bool(flips), device=str(device),
                              amp_dtype=amp_dtype)
@@ -597,7 +606,8 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
              out_dir: str | Path = "evaluation", *, tta: bool = False, flips: bool = False,
              preset: str | Mapping[str, Any] | None = None, stride: int | None = None, sigma: float | None = None,
              context_size: int | None = None, device: str = "auto", batch_size: int | None = None,
-             amp_dtype: str | None = None, absent: Literal["nan", "zero"] = "nan", keep_rule: KeepRule = ">=",
+             amp_dtype: str | None = None, precision: str | None = None, absent: Literal["nan", "zero"] = "nan",
+             keep_rule: KeepRule = ">=",
              min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
              save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False
              ) -> EvaluationResult:
@@ -619,7 +629,9 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
         context_size: window side in pixels for models without ``img_size`` (Tyrion has it).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
         batch_size: windows per forward pass (default 8, or the preset's).
-        amp_dtype: ``"bfloat16"`` / ``"float16"`` for autocast on the device, ``None`` for float32.
+        amp_dtype: ``"bfloat16"`` / ``"float16"`` for autocast on the device; ``None``: from ``precision``.
+        precision: ``"auto"`` (bf16 where the device computes it natively), ``"fp32"`` or ``"bf16"``; ``None``: the
+            preset's ``inference.precision``, else ``"auto"`` (see :func:`inference_settings`).
         absent, keep_rule, min_front_length_m, figures, progress: see :func:`evaluate_predictions`.
         save_probabilities: also write the mean softmax and its std as float16 ``.npz`` per scene.
         trust_checkpoint: load checkpoints with the full unpickler, which runs code from the file (default:
@@ -650,7 +662,7 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             raise DataError(name, f"model input size {size} px differs from {c} px of {names[0]}",
                             "ensemble members must share the input size (context window)")
     settings = inference_settings(int(c), tta=tta, flips=flips, preset=preset, stride=stride, sigma=sigma,
-                                  batch_size=batch_size, device=dev, amp_dtype=amp_dtype)
+                                  batch_size=batch_size, device=dev, amp_dtype=amp_dtype, precision=precision)
     logger.info("evaluating %d model(s) on %d %s scenes: %s", len(models), len(scenes), split, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -695,7 +707,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, default=None, metavar="PX",
                         help="Gaussian importance σ (default context/16)")
     parser.add_argument("--preset", default=None, help="scale this preset's inference settings to the model")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                        help="network precision (default: the preset's inference.precision, else auto = bf16 "
+                             "autocast where the device computes bf16 natively, else fp32)")
+    parser.add_argument("--bf16", action="store_true", help="same as --precision bf16")
     parser.add_argument("--absent", default="nan", choices=("nan", "zero"),
                         help="zone score of a class absent from prediction and truth (zero = reference)")
     parser.add_argument("--keep-rule", default=">=", choices=(">=", ">"),
@@ -744,7 +759,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(
             [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.tta_flips,
             preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
-            batch_size=args.batch_size, amp_dtype="bfloat16" if args.bf16 else None, absent=args.absent,
+            batch_size=args.batch_size, precision="bf16" if args.bf16 else args.precision, absent=args.absent,
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
             save_probabilities=args.save_probabilities, progress=not args.no_progress,
             trust_checkpoint=args.trust_checkpoint)

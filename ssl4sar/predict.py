@@ -943,7 +943,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--stride", type=int, default=None, help="window stride in px (default context/4)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network (GPU)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="network precision: auto (default) = bf16 autocast where the device computes bf16 "
+                             "natively (recent GPUs, CPUs with AVX512-BF16/AMX), else fp32")
+    parser.add_argument("--bf16", action="store_true", help="same as --precision bf16")
     parser.add_argument("--min-front-length-m", type=float, default=DEFAULT_MIN_FRONT_LENGTH_M,
                         help="drop front pieces shorter than this (metres)")
     parser.add_argument("--allow-no-crs", action="store_true",
@@ -976,6 +979,7 @@ def _device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar predict``: returns the number of scenes that failed (capped at 125)."""
     from ssl4sar.models.convert import load_model
+    from ssl4sar.models.fast import amp_dtype_for
 
     device = _device(args.device)
     try:  # bad checkpoints and an unwritable --out end here, before any scene is read
@@ -989,7 +993,7 @@ def run(args: argparse.Namespace) -> int:
         models, args.scenes, args.out, resolution_m=args.resolution_m,
         rotations=PAPER_TTA_ROTATIONS if args.tta else (0,), flips=bool(args.tta and args.tta_flips),
         tile_size=args.tile_size, stride=args.stride, batch_size=args.batch_size, device=device,
-        amp_dtype=torch.bfloat16 if args.bf16 else None,
+        amp_dtype=amp_dtype_for(device, "bf16" if args.bf16 else args.precision),
         min_front_length_m=args.min_front_length_m, to_wgs84=args.to_wgs84, allow_no_crs=args.allow_no_crs,
         pixel_size_m=args.pixel_size_m, value_range=tuple(args.value_range) if args.value_range else None,
         probability_dtype="uint8" if args.uint8_probabilities else "float32", member_fronts=args.member_fronts,

@@ -17,8 +17,9 @@ Devices
     strategy (NCCL on GPUs, gloo on CPU).
 
 Precision
-    ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16 on recent GPUs). ``bf16-mixed`` is only used
-    on CUDA; on a CPU run it falls back to ``32-true`` with a warning (CPU autocast is slow and changes numbers).
+    ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16). ``bf16-mixed`` is used on CUDA and on CPUs
+    with native bf16 (AVX512-BF16 / AMX: a paper-network step about 2x faster, see ``make bench``); on other CPUs it
+    falls back to ``32-true`` with a warning (emulated bf16 is several times slower).
 
 Reproducibility
     :func:`seed_everything` seeds Python, NumPy and torch (and DataLoader workers). :class:`StepSeed` re-seeds
@@ -277,9 +278,12 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
     if prec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
     if prec == "bf16-mixed" and not _cuda_requested(accelerator):
-        log.warning("precision bf16-mixed is only used on CUDA GPUs; this run is on %s: using 32-true",
-                    accelerator if accelerator != "auto" else "CPU")
-        prec = "32-true"
+        from ssl4sar.models.fast import cpu_has_native_bf16
+
+        if not cpu_has_native_bf16():  # emulated bf16 (AVX2) is several times slower than fp32
+            log.warning("precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this "
+                        "run is on %s without it: using 32-true", accelerator if accelerator != "auto" else "CPU")
+            prec = "32-true"
     strategy = "ddp" if n_dev * n_nodes > 1 else "auto"
     return TrainingPlan(accelerator=accelerator, devices=n_dev, num_nodes=n_nodes, strategy=strategy,
                         precision=prec, accumulate_grad_batches=accum, batch_size_per_device=bpd,
@@ -678,7 +682,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_ove
     parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help=f"override {section}.precision (bf16-mixed is used on CUDA only)")
+                        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a preset value, e.g. --set {example_override} (repeatable)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",

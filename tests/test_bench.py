@@ -1,4 +1,4 @@
-"""The benchmark tools: ``python -m ssl4sar.bench`` and ssl4sar.benchmarks.training.
+"""The benchmark tools: ``python -m ssl4sar.bench`` (the ssl4sar.bench package).
 
 Tiny networks and the smoke preset only: these tests check that the measurements are what they claim to be
 (throughput = batch / median step, FLOPs counted on meta equal FLOPs counted on a real forward, window counts
@@ -20,25 +20,27 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ssl4sar.bench import (
     BENCHMARKS,
+    REFERENCE,
     SCHEMA,
-    _scene_side_for,
-    _selected,
+    TRAINING_FLOPS_FACTOR,
+    PeakMemory,
+    alternate,
     benchmark_data_sampler,
+    benchmark_finetune_step,
+    benchmark_pretrain_step,
+    count_flops,
+    fast_path,
     load_report,
     measure_matmul_peak,
     render_markdown,
     results_frame,
+    scene_side_for,
+    selected,
+    time_steps,
     windows_in_scene,
 )
 from ssl4sar.bench import main as bench_main
-from ssl4sar.benchmarks.training import (
-    TRAINING_FLOPS_FACTOR,
-    PeakMemory,
-    benchmark_finetune_step,
-    benchmark_pretrain_step,
-    count_flops,
-    time_steps,
-)
+from ssl4sar.bench.report import ratios_of
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
 from ssl4sar.errors import DataError
@@ -128,7 +130,7 @@ def test_windows_in_scene_matches_real_padding(shape: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize(("per_axis", "c", "s"), [(2, 512, 128), (5, 512, 128), (15, 512, 128), (2, 64, 16)])
 def test_scene_side_gives_requested_windows(per_axis: int, c: int, s: int) -> None:
-    side = _scene_side_for(per_axis, c, s)
+    side = scene_side_for(per_axis, c, s)
     assert windows_in_scene((side, side), c, s) == per_axis**2
 
 
@@ -147,15 +149,44 @@ def test_data_sampler_smoke() -> None:
 
 
 def test_only_selection() -> None:
-    assert _selected("finetune_step/bf16+fused", None)
-    assert _selected("finetune_step/bf16+fused", ["finetune_step"])
-    assert _selected("finetune_step/bf16+fused", ["finetune_step/bf16+fused"])
-    assert _selected("finetune_step/bf16+fused", ["finetune_step/bf16*"])
-    assert _selected("data_sampler/64px-preset-probabilities", ["data_sampler/*preset*"])
-    assert _selected("finetune_step/bf16+fused+compile", ["*/*compile"])
-    assert not _selected("finetune_step/bf16+fused", ["*/*compile"])
-    assert not _selected("finetune_step/bf16+fused", ["finetune_step/fp32*", "sliding_window"])
-    assert not _selected("finetune_step/bf16+fused", ["finetune_step/bf16"])
+    assert selected("finetune_step/reference-vs-fast", None)
+    assert selected("finetune_step/reference-vs-fast", ["finetune_step"])
+    assert selected("pretrain_step/optsimmim", ["pretrain_step/optsimmim"])
+    assert selected("pretrain_step/opttranslator", ["pretrain_step/opt*"])
+    assert selected("data_sampler/64px-preset-probabilities", ["data_sampler/*preset*"])
+    assert not selected("pretrain_step/optsimmim", ["pretrain_step/opttranslator", "sliding_window"])
+    assert not selected("pretrain_step/optsimmim", ["pretrain_step/opt"])
+
+
+def test_alternate_interleaves_rounds() -> None:
+    order: list[str] = []
+    times = alternate({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, "cpu")
+    assert order == ["a", "b", "b", "a", "a", "b"]  # reversed on odd rounds: neither always goes first
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+
+
+def test_reference_and_fast_paths_are_what_they_claim() -> None:
+    assert (REFERENCE.precision, REFERENCE.fused, REFERENCE.centre_only, REFERENCE.batch) == ("fp32", False, False, 1)
+    assert REFERENCE.amp_dtype("cpu") is None and REFERENCE.amp_dtype("cuda") is None
+    cpu, gpu = fast_path("cpu"), fast_path("cuda")
+    assert cpu.fused and cpu.centre_only and cpu.precision == "auto" and not cpu.channels_last
+    assert gpu.channels_last  # cuDNN's layout; decided from the device name, no GPU needed
+    assert cpu.describe("cpu")["realised_precision"] in ("bf16-mixed", "fp32")
+
+
+def test_ratios_come_from_same_case_reference() -> None:
+    def row(name: str, case: str, path: str, tput: float) -> dict:
+        return {"name": name, "case": case, "path": path, "throughput": tput, "speedup": 1.0,
+                "details": {"seconds_10mp_scene_extrapolated": 600.0 / tput}}
+
+    report = {"results": [row("finetune_step", "c", "reference", 2.0), row("finetune_step", "c", "fast", 5.0),
+                          row("sliding_window", "s", "reference", 1.0), row("sliding_window", "s", "fast", 3.0),
+                          row("pretrain_step", "optsimmim", "fast", 9.0)]}  # no reference of that case: no ratio
+    ratios = ratios_of(report)
+    assert [(r["benchmark"], r["path"], r["ratio"]) for r in ratios] == [("finetune_step", "fast", 2.5),
+                                                                        ("sliding_window", "fast", 3.0)]
+    assert ratios[1]["reference_minutes_10mp"] == pytest.approx(10.0)
+    assert ratios[1]["minutes_10mp"] == pytest.approx(10.0 / 3)
 
 
 def test_load_report_errors(tmp_path: Path) -> None:
@@ -173,84 +204,79 @@ def test_load_report_errors(tmp_path: Path) -> None:
         load_report(bad)
 
 
+def test_committed_reports_load() -> None:
+    for path in sorted((ROOT / "book" / "bench").glob("*.json")):
+        report = load_report(path)
+        assert render_markdown(report).startswith("# ssl4sar benchmarks")
+
+
 def _run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "ssl4sar.bench", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return subprocess.run([sys.executable, "-m", "ssl4sar.bench", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=timeout, check=False)
 
 
 def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    proc = _run_cli(
-        "--quick",
-        "--preset",
-        "smoke",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--only",
-        "sliding_window/fp32+fused",
-        "postprocess_mde",
-    )
+    proc = _run_cli("--quick", "--preset", "smoke", "--device", "cpu", "--out", str(out), "--only", "sliding_window",
+                    "postprocess_mde")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = load_report(out / "bench.json")
-    assert report["mode"] == "quick" and report["preset"] == "smoke" and not report["paper_model"]
-    assert report["failed"] == []
+    assert report["schema"] == SCHEMA and report["mode"] == "quick" and report["preset"] == "smoke"
+    assert not report["paper_model"] and report["failed"] == []
     names = [(r["name"], r["variant"]) for r in report["results"]]
     # the matmul peak is added automatically: it is the reference of the model rows' "% of peak"
-    assert names == [
-        ("matmul_peak", "float32-512"),
-        ("sliding_window", "fp32+fused"),
-        ("postprocess_mde", "512px"),
-    ]
+    assert names == [("matmul_peak", "float32-512"), ("sliding_window", "reference"), ("sliding_window", "fast"),
+                     ("sliding_window", "fast-fp32"), ("postprocess_mde", "512px")]
     env = report["environment"]
     for key in ("torch", "timm", "cpu_count", "torch_threads", "device_name"):
         assert env[key]
-    peak, sw, pp = report["results"]
+    assert isinstance(env["cpu_native_bf16"], bool)
+    peak, ref, fast, fast32, pp = report["results"]
+    assert fast32["details"]["path_realised_precision"] == "fp32"
     assert peak["throughput_unit"] == "TFLOP/s" and peak["throughput"] > 0
-    assert sw["throughput_unit"] == "windows/s" and sw["throughput"] > 0 and sw["batch"] == 2
-    d = sw["details"]
-    assert d["n_windows"] == 4 and d["windows_10mp_scene"] == windows_in_scene((3162, 3162), 64, 16)
-    assert d["seconds_10mp_scene_extrapolated"] == pytest.approx(d["windows_10mp_scene"] / sw["throughput"])
-    assert sw["flops_per_item"] == count_flops(
-        lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64))
-    )
-    assert sw["achieved_tflops"] == pytest.approx(sw["flops_per_item"] * sw["throughput"] / 1e12)
-    assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])
-    assert pp["throughput_unit"] == "scenes/s" and pp["device"] == "cpu"
-    assert pp["details"]["size_px"] == 512 and pp["details"]["n_pred"] > 0
+    assert ref["batch"] == 1 and fast["batch"] == 2 and ref["speedup"] == 1.0
+    assert ref["details"]["path_centre_only"] is False and fast["details"]["path_centre_only"] is True
+    for sw in (ref, fast):
+        d = sw["details"]
+        assert sw["throughput_unit"] == "windows/s" and sw["throughput"] > 0
+        assert d["n_windows"] == 9 and len(d["round_s"]) == 3  # 3 × 3 windows, 3 alternating rounds
+        assert d["windows_10mp_scene"] == windows_in_scene((3162, 3162), 64, 16)
+        assert d["seconds_10mp_scene_extrapolated"] == pytest.approx(d["windows_10mp_scene"] / sw["throughput"])
+        assert sw["throughput"] == pytest.approx(9 / min(d["round_s"]))
+        assert sw["flops_per_item"] == count_flops(
+            lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64)))
+        assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])
+    assert fast["speedup"] == pytest.approx(fast["throughput"] / ref["throughput"])
+    assert report["ratios"] == [pytest.approx(r) for r in ratios_of(report)]
+    ratio, ratio32 = report["ratios"]
+    assert ratio["benchmark"] == "sliding_window" and ratio["ratio"] == pytest.approx(fast["speedup"])
+    assert ratio32["path"] == "fast-fp32" and ratio32["ratio"] == pytest.approx(fast32["speedup"])
+    assert pp["throughput_unit"] == "scenes/s" and pp["details"]["size_px"] == 512 and pp["details"]["n_pred"] > 0
     md = (out / "bench.md").read_text()
     assert md == render_markdown(report)
-    table = [line for line in md.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| benchmark | variant |") and len(table) == 1 + len(report["results"])
+    assert "## Fast path / reference path" in md and "| sliding_window | stride16 | fast |" in md
+    table = [line for line in md.splitlines() if line.startswith("| ") and "× reference" not in line]
     assert "NOT the paper model" in md and "extrapolated" in md
-    assert "| sliding_window | fp32+fused | CPU | fp32 | 2 |" in md
+    assert "| sliding_window | fast | CPU |" in md and len(table) >= len(report["results"])
     assert list(results_frame(report)["name"]) == [n for n, _ in names]
     assert "wrote" in proc.stdout and "| benchmark |" in proc.stdout
 
 
 def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list"]) == 0
-    rows = capsys.readouterr().out.split()
-    assert {r.split("/")[0] for r in rows} == set(BENCHMARKS)
-    assert "finetune_step/fp32+fused" in rows and "pretrain_step/optsimmim+fp32+fused" in rows
-    assert "finetune_step/bf16+fused" not in rows  # no bf16 rows on a CPU in quick mode
-    assert (
-        bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"])
-        == 0
-    )
-    assert capsys.readouterr().out.split() == [
-        "data_sampler/64px-preset-probabilities",
-        "data_sampler/64px-all-augmentations",
-    ]
+    lines = capsys.readouterr().out.splitlines()
+    keys = [line.split()[0] for line in lines]
+    assert {k.split("/")[0] for k in keys} == set(BENCHMARKS) - {"accuracy"}
+    assert "finetune_step/reference-vs-fast  [reference, fast]" in lines
+    assert "pretrain_step/optsimmim  [reference, fast]" in lines
+    assert bench_main(["--preset", "smoke", "--device", "cpu", "--list", "--only", "sliding_window"]) == 0
+    full = capsys.readouterr().out
+    for ablation in ("fast-fp32", "fast-timm-attention", "fast-full-decoder", "fast-batch-1"):
+        assert ablation in full  # full mode: one switch of the fast path off per row
+    assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"]) == 0
+    assert capsys.readouterr().out.split() == ["data_sampler/64px-preset-probabilities",
+                                               "data_sampler/64px-all-augmentations"]
     assert bench_main(["--quick", "--preset", "smoke", "--out", str(tmp_path), "--only", "nonsense"]) == 2
     assert not (tmp_path / "bench.json").exists()
     assert bench_main(["--quick", "--preset", "no-such-preset", "--out", str(tmp_path)]) == 2
@@ -261,24 +287,41 @@ def test_append_merges_runs(tmp_path: Path) -> None:
 
     first = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
     assert [r["name"] for r in first["results"]] == ["postprocess_mde"]
-    second = run_benchmarks(
-        tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"], append=True
-    )
+    second = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"],
+                            append=True)
     assert [(r["name"], r["variant"]) for r in second["results"]] == [
-        ("postprocess_mde", "512px"),
-        ("data_sampler", "64px-preset-probabilities"),
-    ]
+        ("postprocess_mde", "512px"), ("data_sampler", "64px-preset-probabilities")]
     on_disk = load_report(tmp_path / "bench.json")
     assert [r["name"] for r in on_disk["results"]] == ["postprocess_mde", "data_sampler"]
     # re-measuring a row replaces it
-    third = run_benchmarks(
-        tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"], append=True
-    )
+    third = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"], append=True)
     assert [r["name"] for r in third["results"]] == ["data_sampler", "postprocess_mde"]
     with pytest.raises(DataError, match="--append"):
-        run_benchmarks(
-            tmp_path, quick=False, device="cpu", preset="smoke", only=["postprocess_mde"], append=True
-        )
+        run_benchmarks(tmp_path, quick=False, device="cpu", preset="smoke", only=["postprocess_mde"], append=True)
     # without append the report is replaced
     fresh = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
     assert len(fresh["results"]) == 1
+
+
+def test_postprocess_and_sliding_window_benchmarks_measure_something() -> None:
+    from ssl4sar.bench import benchmark_postprocess_mde, benchmark_sliding_window, build_model
+
+    pp = benchmark_postprocess_mde(size=300, repeats=1)
+    assert pp["n_pred"] > 300 and pp["n_gt"] > 300  # ~2 × size front pixels
+    assert 0 < pp["mde_m"] < 300 * 20 and pp["postprocess_s"] > 0
+    assert pp["memory_kind"] in ("rss_hwm", "ru_maxrss") and pp["peak_memory_mb"] > 0
+    sw = benchmark_sliding_window(build_model("smoke"), 80, batch_size=8, stride=32, device="cpu")
+    assert sw["context_size"] == 64 and sw["stride"] == 32
+    assert sw["n_windows"] == 9  # 80 + 2·16 = 112 → padded to 128 → 3 × 3 windows of 64 on a 32-grid
+    assert sw["windows_per_s"] == pytest.approx(sw["n_windows"] / sw["seconds"])
+    assert sw["peak_memory_mb"] >= sw["memory_baseline_mb"] > 0
+
+
+def test_profile_step_ranks_the_matmul_first() -> None:
+    from ssl4sar.bench.profile import profile_step
+
+    a, b = torch.rand(256, 256), torch.rand(256, 256)
+    prof = profile_step(lambda: (a @ b).relu_(), "cpu", steps=2, warmup=1)
+    assert prof["top"][0]["name"] in ("aten::mm", "aten::matmul") and prof["top"][0]["calls"] == 1
+    assert 0 < prof["top"][0]["fraction"] <= 1 and prof["profiled_s"] > 0
+    assert "aten::mm" in prof["table"]

@@ -208,8 +208,11 @@ def test_bad_class_maps_are_refused(data, tmp_path):
 
 def test_model_evaluation_matches_direct_inference_and_the_class_map_path(data, checkpoints, tmp_path):
     out = tmp_path / "single"
-    res = evaluate([checkpoints[0]], data, "test", out, device="cpu", stride=32, figures=0, progress=False)
+    # fp32: the direct inference below is fp32 (the default, precision "auto", is bf16 on CPUs with native bf16)
+    res = evaluate([checkpoints[0]], data, "test", out, device="cpu", stride=32, figures=0, progress=False,
+                   precision="fp32")
     assert res.summary["settings"]["stride"] == 32 and res.summary["settings"]["sigma"] == 4.0
+    assert res.summary["settings"]["amp_dtype"] is None
     assert res.summary["settings"]["n_maps_per_scene"] == 1
     assert (res.per_image["n_maps"] == 1).all()
 
@@ -298,16 +301,18 @@ def test_ensemble_members_must_share_the_context_size(data, checkpoints, tmp_pat
         evaluate([checkpoints[0], other], data, "test", tmp_path / "o", device="cpu", progress=False)
 
 
-# -------------------------------------------------------------------------------------------- benchmarks
+def test_inference_precision_resolution(monkeypatch):
+    import ssl4sar.models.fast as fast
 
-def test_benchmark_functions_measure_something():
-    from ssl4sar.benchmarks.evaluation import benchmark_postprocess_mde, benchmark_sliding_window, build_model
-
-    pp = benchmark_postprocess_mde(size=300, repeats=1)
-    assert pp["n_pred"] > 300 and pp["n_gt"] > 300  # ~2 × size front pixels
-    assert 0 < pp["mde_m"] < 300 * 20 and pp["postprocess_s"] > 0 and pp["peak_traced_mb"] > 0
-    sw = benchmark_sliding_window(build_model("smoke"), 80, batch_size=8, stride=32, device="cpu")
-    assert sw["context_size"] == 64 and sw["stride"] == 32
-    assert sw["n_windows"] == 9  # 80 + 2·16 = 112 → padded to 128 → 3 × 3 windows of 64 on a 32-grid
-    assert sw["windows_per_s"] == pytest.approx(sw["n_windows"] / sw["seconds"])
-    assert sw["peak_rss_mb"] >= sw["rss_before_mb"] > 0
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: True)
+    assert inference_settings(64).amp_dtype == "bfloat16"  # default auto: bf16 where native
+    assert inference_settings(64, preset="smoke").amp_dtype == "bfloat16"  # the presets' inference.precision: auto
+    assert inference_settings(64, precision="fp32").amp_dtype is None
+    assert inference_settings(64, precision="fp32", amp_dtype="float16").amp_dtype == "float16"  # explicit wins
+    fp32_preset = {**load_preset("smoke"), "inference": {**load_preset("smoke")["inference"], "precision": "fp32"}}
+    assert inference_settings(64, preset=fp32_preset).amp_dtype is None
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: False)
+    assert inference_settings(64).amp_dtype is None  # emulated bf16 is slower than fp32: auto stays fp32
+    assert inference_settings(64, precision="bf16").amp_dtype == "bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        inference_settings(64, precision="fp16")

@@ -244,3 +244,20 @@ def test_sliding_window_on_cuda_matches_cpu():
     np.testing.assert_allclose(cpu_canvas, cpu, atol=1e-5)
     cls = non_overlapping_class_map(model_gpu, img, context_size=32)
     assert np.array_equal(cls, non_overlapping_class_map(model, img, context_size=32))
+
+
+def test_centre_only_equals_the_full_decoder() -> None:
+    """Sliding windows with the model's centre-only decoder give the probabilities of the full forward pass."""
+    from ssl4sar.config import load_preset
+    from ssl4sar.models import Tyrion
+
+    torch.manual_seed(0)
+    model = Tyrion.from_config(load_preset("smoke")["model"]).eval()
+    image = np.random.default_rng(0).integers(0, 256, (90, 77), dtype=np.uint8)
+    kw = {"context_size": 64, "stride": 16, "batch_size": 3}
+    fast = sliding_window_probabilities(model, image, centre_only=True, **kw)
+    full = sliding_window_probabilities(model, image, centre_only=False, **kw)
+    np.testing.assert_allclose(fast, full, rtol=0, atol=1e-6)
+    # a model without centre_logits goes through forward + crop either way
+    plain = sliding_window_probabilities(lambda x: model(x), image, centre_only=True, **kw)
+    np.testing.assert_allclose(plain, full, rtol=0, atol=1e-6)

@@ -77,11 +77,16 @@ def test_plan_training_paper_preset() -> None:
         plan_training(ft, devices=3, num_nodes=1, accelerator="cpu")
 
 
-def test_plan_training_precision() -> None:
+def test_plan_training_precision(monkeypatch: pytest.MonkeyPatch) -> None:
     ft = load_preset("smoke")["finetune"]
     assert plan_training(ft, devices=1, accelerator="cpu").precision == "32-true"
-    # bf16 autocast is for CUDA only: a CPU run falls back to fp32
+    # bf16 autocast on a CPU only where it computes bf16 natively (AVX512-BF16 / AMX); elsewhere fp32
+    import ssl4sar.models.fast as fast
+
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: False)
     assert plan_training(ft, devices=1, precision="bf16-mixed", accelerator="cpu").precision == "32-true"
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: True)
+    assert plan_training(ft, devices=1, precision="bf16-mixed", accelerator="cpu").precision == "bf16-mixed"
     with pytest.raises(ValueError, match="precision"):
         plan_training(ft, devices=1, precision="16-mixed", accelerator="cpu")
     with pytest.raises(ValueError, match="batch_size_per_device"):

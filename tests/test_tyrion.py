@@ -200,3 +200,30 @@ def test_config_round_trip(smoke_model: Tyrion) -> None:
     assert clone.config == smoke_model.config
     assert {k: v.shape for k, v in clone.state_dict().items()} == \
         {k: v.shape for k, v in smoke_model.state_dict().items()}
+
+
+@pytest.mark.parametrize("size", [32, 33, 2, 64, 62])
+def test_centre_logits_equal_the_cropped_forward(size: int) -> None:
+    torch.manual_seed(0)
+    model = Tyrion.from_config(load_preset("smoke")["model"]).eval()
+    for m in model.modules():  # non-zero residual post-norms: every block changes the features
+        if isinstance(m, torch.nn.LayerNorm):
+            torch.nn.init.normal_(m.weight, 1.0, 0.2)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        full = model(x)
+        centre = model.centre_logits(x, size)
+    lo = (64 - size) // 2
+    assert centre.shape == (2, 4, size, size)
+    torch.testing.assert_close(centre, full[..., lo:lo + size, lo:lo + size], rtol=0, atol=1e-5)
+    if size < 62:  # the logits vary in space: a crop off by one pixel would not pass
+        assert (full[..., lo + 1:lo + 1 + size, lo:lo + size] - centre).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="centre size"):
+        model.centre_logits(x, 65)
+
+
+def test_centre_logits_gradients_reach_the_encoder() -> None:
+    torch.manual_seed(0)
+    model = Tyrion.from_config(load_preset("smoke")["model"]).train()
+    model.centre_logits(torch.rand(1, 1, 64, 64), 32).sum().backward()
+    assert model.encoder.patch_embed.proj.weight.grad is not None

@@ -121,6 +121,14 @@ class ResUpBlock(nn.Module):
         return x
 
 
+def _conv_region(conv: nn.Conv2d, crop: torch.Tensor, start: int, lo: int, hi: int) -> torch.Tensor:
+    """Rows and columns ``[lo, hi)`` of a 3 × 3 (padding 1) ``conv`` of a square map, from ``crop`` = that map's
+    rows/cols ``[start, start + crop_side)``. The crop must reach one pixel beyond ``[lo, hi)`` on each side, or
+    the map's border (where the convolution's zero padding is the true neighbour)."""
+    out = conv(crop)
+    return out[..., lo - start:hi - start, lo - start:hi - start]
+
+
 def _as_int_list(value: Any, name: str) -> list[int]:
     if isinstance(value, int) or not isinstance(value, Sequence) or isinstance(value, str):
         raise ValueError(f"model config {name!r} must be a list of integers, got {value!r}")
@@ -313,6 +321,45 @@ class Tyrion(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """SAR (B, in_chans, img_size, img_size) in [0, 1] → logits (B, num_classes, img_size, img_size)."""
         return self.head(self.decode(self.encode(self.embed(x))))
+
+    def centre_logits(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        """The centre ``size × size`` px of :meth:`forward`'s logits, computing the last decoder convolutions only
+        where they are needed.
+
+        Sliding-window inference keeps only the centre ``T × T`` (T = C / 2) of each window's output. The last
+        decoder step (a residual block at C/2 and the ×2 upsampling convolution at full resolution, about a third
+        of the paper network's FLOPs) has no normalisation after its second and its upsampling convolution, so
+        those two run on the needed region plus a 1-pixel halo: exact, not an approximation (the GroupNorm
+        statistics before them are still taken over the whole map). Returns (B, num_classes, size, size); equal to
+        ``forward(x)[..., p:p + size, p:p + size]`` with ``p = (img_size − size) // 2`` up to float rounding.
+        """
+        c = self.img_size
+        if not 0 < int(size) <= c:
+            raise ValueError(f"centre size must be in 1..{c} px, got {size}")
+        lo = (c - int(size)) // 2
+        hi = lo + int(size)
+        feats = self.encode(self.embed(x))
+        n = self.num_stages
+        y = self.decoder[0](feats[-1])
+        for i in range(1, n + 1):
+            y = self.decoder[i](torch.cat((y, feats[n - i]), dim=1))
+        last = self.decoder[n + 1]
+        assert isinstance(last, ResUpBlock) and last.up is not None
+        half = y.shape[-1]  # C / 2
+        # rows/cols of the ×2 map the upsampling conv reads, and the C/2 rows they repeat
+        i0 = max(lo - 1, 0) // 2
+        i1 = (min(hi + 1, c) - 1) // 2 + 1
+        blk = last.block
+        h = blk.conv1(F.silu(blk.norm1(y)))
+        h = F.silu(blk.norm2(h))  # statistics over the whole map
+        s, e = max(i0 - 1, 0), min(i1 + 1, half)
+        h = _conv_region(blk.conv2, blk.dropout(h[..., s:e, s:e]), s, i0, i1)
+        short = y[..., i0:i1, i0:i1]
+        if blk.nin_shortcut is not None:
+            short = blk.nin_shortcut(short)
+        up = F.interpolate(short + h, scale_factor=2.0, mode="nearest")  # rows 2·i0 … 2·i1 − 1
+        out = _conv_region(last.up.conv, up, 2 * i0, lo, hi)
+        return self.head(out)
 
     # ------------------------------------------------------------------ execution paths
     def set_fused_attention(self, enabled: bool = True) -> Tyrion:

@@ -1,0 +1,86 @@
+"""Execution paths the benchmarks compare: the official code's *reference path* and the library's *fast path*.
+
+An :class:`ExecPath` names how a network runs: precision (``fp32`` / ``bf16`` autocast / ``auto``), timm's or the
+fused SDPA window attention, channels-last convolutions, ``torch.compile``, whether sliding-window inference computes
+only the kept centre of each window (:meth:`ssl4sar.models.tyrion.Tyrion.centre_logits`), windows per forward pass,
+and torch's thread count. :data:`REFERENCE` is what the official TYRION code does; :func:`fast_path` is the library's
+default on a device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from ssl4sar.models.fast import amp_dtype_for
+
+__all__ = ["REFERENCE", "ExecPath", "fast_path", "path_threads"]
+
+
+@dataclass(frozen=True)
+class ExecPath:
+    """How a network runs in a benchmark.
+
+    Attributes:
+        name: label in the report (``reference``, ``fast``, ``fast-fp32`` …).
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 where the device computes it natively,
+            :func:`ssl4sar.models.fast.amp_dtype_for`).
+        fused: fused SDPA window attention instead of timm's.
+        channels_last: channels-last convolution weights and inputs.
+        compile: ``torch.compile`` (falls back to eager on failure).
+        centre_only: sliding-window inference computes only the kept centre of each window.
+        batch: windows (inference) per forward pass; ``None``: the benchmark's batch.
+        threads: torch intra-op threads while this path runs; ``None``: unchanged.
+    """
+
+    name: str
+    precision: str = "fp32"
+    fused: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    centre_only: bool = False
+    batch: int | None = None
+    threads: int | None = None
+
+    def amp_dtype(self, device: str | torch.device) -> torch.dtype | None:
+        """The autocast dtype of this path on ``device`` (``None``: float32)."""
+        return amp_dtype_for(device, self.precision)
+
+    def describe(self, device: str | torch.device) -> dict[str, Any]:
+        """The settings as realised on ``device`` (JSON-ready)."""
+        amp = self.amp_dtype(device)
+        return {**asdict(self), "realised_precision": "bf16-mixed" if amp is torch.bfloat16 else "fp32"}
+
+    def with_(self, **changes: Any) -> ExecPath:
+        """A copy with ``changes`` (e.g. ``fast.with_(name="fast-fp32", precision="fp32")``)."""
+        return replace(self, **changes)
+
+
+#: the official code: fp32, timm's attention, contiguous tensors, eager, full output of every window, batch 1
+#: window per forward pass at inference (the official predict loop)
+REFERENCE = ExecPath("reference", batch=1)
+
+
+def fast_path(device: str | torch.device) -> ExecPath:
+    """The library's fast path on ``device``: bf16 autocast where native (``auto``), fused attention, centre-only
+    decoding; channels-last on CUDA (on the measured CPUs it did not help, see the benchmark's ablation rows)."""
+    cuda = torch.device(device).type == "cuda"
+    return ExecPath("fast", precision="auto", fused=True, channels_last=cuda, centre_only=True)
+
+
+@contextlib.contextmanager
+def path_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside the block (unchanged for ``None``)."""
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

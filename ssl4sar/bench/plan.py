@@ -1,0 +1,313 @@
+"""The benchmarks of a run, one small dataclass each, and :func:`plan_benchmarks`, which lists them for a device and
+mode.
+
+Every benchmark has a ``name`` (one of :data:`BENCHMARKS`), a ``variant`` (its key is ``name/variant``, what
+``--only`` selects) and ``run()``, which returns one raw result dict per report row. The model benchmarks compare
+execution paths (:mod:`ssl4sar.bench.paths`) in alternating rounds: the first path is the official code's
+*reference path* and every row carries its ``speedup`` over it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ssl4sar.bench.measure import PeakMemory, alternate, warmup_steps
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, path_threads
+from ssl4sar.config import paper_preset
+
+__all__ = [
+    "BENCHMARKS",
+    "Accuracy",
+    "Benchmark",
+    "DataSampler",
+    "FinetuneStep",
+    "MatmulPeak",
+    "PostprocessMDE",
+    "PretrainStep",
+    "SlidingWindow",
+    "plan_benchmarks",
+    "selected",
+]
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = ("matmul_peak", "finetune_step", "pretrain_step", "sliding_window", "postprocess_mde", "data_sampler",
+              "accuracy")
+
+
+@dataclass
+class Benchmark:
+    """Base of the benchmarks: ``variant`` label and the ``device`` it runs on."""
+
+    name: ClassVar[str] = ""
+    variant: str
+    device: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.variant}"
+
+    def run(self) -> list[dict[str, Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class MatmulPeak(Benchmark):
+    """Dense ``n × n`` matmul FLOP/s in ``dtype`` (:func:`ssl4sar.bench.environment.measure_matmul_peak`)."""
+
+    name: ClassVar[str] = "matmul_peak"
+    dtype: torch.dtype = torch.float32
+    n: int = 2048
+    iters: int = 3
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.environment import measure_matmul_peak
+
+        return [measure_matmul_peak(self.device, self.dtype, self.n, self.iters)]
+
+
+def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int, warmup: int,
+                   device: str) -> list[dict[str, Any]]:
+    """Warm up every case, measure its peak memory on one step, then time all in alternating rounds."""
+    from ssl4sar.bench.training import case_result
+
+    dev = torch.device(device)
+    steps, warm, mems = {}, {}, {}
+    for p in paths:
+        case = cases[p.name]
+
+        def step(case: Any = case, p: ExecPath = p) -> None:
+            with path_threads(p.threads):
+                case.step()
+
+        warm[p.name] = warmup_steps(step, max(int(warmup), 3 if p.compile else 0), dev)
+        mems[p.name] = PeakMemory(dev)
+        with mems[p.name]:
+            step()
+        steps[p.name] = step
+    times = alternate(steps, rounds, dev)
+    rows = []
+    for p in paths:
+        row = case_result(cases[p.name], times[p.name], warm[p.name], mems[p.name])
+        row.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()})
+        # best round: the least disturbed by other load on the machine
+        row["throughput_best"] = row["batch_size"] / row["step_s_min"]
+        rows.append(row)
+    for row in rows:
+        row["speedup"] = row["throughput_best"] / rows[0]["throughput_best"]
+    return rows
+
+
+@dataclass
+class FinetuneStep(Benchmark):
+    """Fine-tuning steps of the preset's network on every path (:func:`ssl4sar.bench.training.finetune_case`); every
+    path trains on the same ``batch`` (a path's ``batch`` is an inference setting)."""
+
+    name: ClassVar[str] = "finetune_step"
+    model_config: Mapping[str, Any] = field(default_factory=dict)
+    paths: Sequence[ExecPath] = ()
+    batch: int = 2
+    rounds: int = 3
+    warmup: int = 1
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.training import finetune_case
+
+        cases = {p.name: finetune_case(self.model_config, device=self.device, batch_size=self.batch,
+                                       precision=p.precision, fused=p.fused, channels_last=p.channels_last,
+                                       compile=p.compile, seed=self.seed) for p in self.paths}
+        return _compare_steps(cases, self.paths, self.rounds, self.warmup, self.device)
+
+
+@dataclass
+class PretrainStep(Benchmark):
+    """OptSimMIM or OptTranslator steps on every path (:func:`ssl4sar.bench.training.pretrain_case`)."""
+
+    name: ClassVar[str] = "pretrain_step"
+    method: str = "optsimmim"
+    model_config: Mapping[str, Any] = field(default_factory=dict)
+    method_settings: Mapping[str, Any] | None = None
+    paths: Sequence[ExecPath] = ()
+    batch: int = 2
+    rounds: int = 2
+    warmup: int = 1
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.training import pretrain_case
+
+        cases = {p.name: pretrain_case(self.method, self.model_config, device=self.device,
+                                       batch_size=self.batch, precision=p.precision, fused=p.fused,
+                                       channels_last=p.channels_last, compile=p.compile, seed=self.seed,
+                                       method_settings=self.method_settings) for p in self.paths}
+        return _compare_steps(cases, self.paths, self.rounds, self.warmup, self.device)
+
+
+@dataclass
+class SlidingWindow(Benchmark):
+    """Sliding-window inference of a random scene on every path (:func:`ssl4sar.bench.windows.compare_sliding_window`)."""
+
+    name: ClassVar[str] = "sliding_window"
+    model_config: Mapping[str, Any] = field(default_factory=dict)
+    paths: Sequence[ExecPath] = ()
+    windows_per_axis: int = 3
+    stride: int | None = None
+    sigma: float | None = None
+    batch: int = 2
+    rounds: int = 3
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.windows import compare_sliding_window
+
+        return compare_sliding_window(self.model_config, self.paths, device=self.device,
+                                      windows_per_axis=self.windows_per_axis, stride=self.stride, sigma=self.sigma,
+                                      batch_size=self.batch, rounds=self.rounds, seed=self.seed)
+
+
+@dataclass
+class PostprocessMDE(Benchmark):
+    """Post-processing + MDE of one synthetic ``size²`` scene (:mod:`ssl4sar.bench.postprocess`)."""
+
+    name: ClassVar[str] = "postprocess_mde"
+    size: int = 5000
+    repeats: int = 1
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.postprocess import benchmark_postprocess_mde
+
+        return [benchmark_postprocess_mde(size=self.size, seed=self.seed, repeats=self.repeats, memory=True)]
+
+
+@dataclass
+class DataSampler(Benchmark):
+    """The fine-tuning sampler on one worker (:mod:`ssl4sar.bench.sampler`)."""
+
+    name: ClassVar[str] = "data_sampler"
+    data_config: Mapping[str, Any] = field(default_factory=dict)
+    n_samples: int = 16
+    warmup: int = 1
+    data_dir: str | Path | None = None
+    scene_size: tuple[int, int] = (900, 1200)
+    all_augmentations: bool = False
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.sampler import benchmark_data_sampler
+
+        return [benchmark_data_sampler(self.data_config, n_samples=self.n_samples, warmup=self.warmup,
+                                       data_dir=self.data_dir, scene_size=self.scene_size,
+                                       all_augmentations=self.all_augmentations, seed=self.seed)]
+
+
+@dataclass
+class Accuracy(Benchmark):
+    """Fast path vs reference path of a trained checkpoint on a CaFFe split (:mod:`ssl4sar.bench.accuracy`)."""
+
+    name: ClassVar[str] = "accuracy"
+    checkpoint: str | Path = ""
+    data_dir: str | Path = ""
+    split: str = "test"
+    preset: str | Mapping[str, Any] | None = None
+    stride_fractions: Sequence[float] = ()
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.accuracy import fast_path_accuracy
+
+        return [fast_path_accuracy(self.checkpoint, self.data_dir, split=self.split, device=self.device,
+                                   preset=self.preset, stride_fractions=self.stride_fractions)]
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def selected(key: str, only: Sequence[str] | None) -> bool:
+    """Whether the benchmark ``key`` (``name/variant``) is chosen by ``only`` (names, keys or shell patterns)."""
+    if not only:
+        return True
+    name = key.split("/", 1)[0]
+    for token in only:
+        token = token.strip()
+        if token in (name, key) or (any(ch in token for ch in "*?[") and fnmatch.fnmatchcase(key, token)):
+            return True
+    return False
+
+
+def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) -> list[ExecPath]:
+    """Reference and fast path (and, for inference, the fast path in fp32); outside quick mode also the ablations
+    (one switch each) of the fast path."""
+    fast = fast_path(device)
+    paths = [REFERENCE, fast]
+    if inference or not quick:  # the exact (fp32) fast path: what bf16 adds on top of it
+        paths.append(fast.with_(name="fast-fp32", precision="fp32"))
+    if not quick:
+        paths.append(fast.with_(name="fast-timm-attention", fused=False))
+        paths.append(fast.with_(name="fast-channels-last" if not fast.channels_last else "fast-contiguous",
+                                channels_last=not fast.channels_last))
+        if inference:
+            paths.append(fast.with_(name="fast-full-decoder", centre_only=False))
+            paths.append(fast.with_(name="fast-batch-1", batch=1))
+            paths.append(fast.with_(name="fast-batch-8", batch=8))
+        if device.type == "cpu" and torch.get_num_threads() > 1:
+            paths.append(fast.with_(name="fast-1-thread", threads=1))
+    if compile:
+        paths.append(fast.with_(name="fast-compile", compile=True))
+    return paths
+
+
+def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool, compile: bool,
+                    batch: int | None = None, data_dir: str | Path | None = None, seed: int = 0,
+                    preset_name: str = "paper", accuracy: tuple[str | Path, str | Path] | None = None
+                    ) -> list[Benchmark]:
+    """The benchmarks for this device and mode, in run order (see :mod:`ssl4sar.bench`)."""
+    gpu = device.type == "cuda"
+    dev = str(device)
+    model_cfg = dict(cfg["model"])
+    if gpu:
+        train_batch = batch or {"smoke": 8, "demo": 32}.get(preset_name, 16)
+        infer_batch = batch or 16
+        rounds, wpa = (3, 7) if quick else (10, 15)
+        mm = MatmulPeak("", dev, torch.bfloat16, 8192, 10 if quick else 30)
+    else:
+        train_batch = batch or 2
+        infer_batch = batch or 2
+        rounds, wpa = (3, 3) if quick else (5, 5)
+        mm = MatmulPeak("", dev, torch.float32, 512 if preset_name == "smoke" else 2048, 3 if quick else 10)
+    mm.variant = f"{str(mm.dtype).replace('torch.', '')}-{mm.n}"
+    out: list[Benchmark] = [mm]
+    train_paths = _paths(device, quick, compile, inference=False)
+    out.append(FinetuneStep("reference-vs-fast", dev, model_cfg, train_paths, train_batch, rounds, 1, seed))
+    from ssl4sar.pretrain.common import method_settings
+
+    for method in ("optsimmim", "opttranslator"):
+        settings = method_settings(cfg, method) if "pretrain" in cfg else None
+        out.append(PretrainStep(method, dev, method, model_cfg, settings, train_paths, train_batch,
+                                max(2, rounds - 1), 1, seed))
+    c = int(model_cfg.get("img_size", paper_preset().model.img_size))
+    inf = cfg.get("inference", {})
+    stride = int(inf.get("stride", c // 4))
+    out.append(SlidingWindow(f"stride{stride}", dev, model_cfg, _paths(device, quick, compile, inference=True),
+                             wpa, stride, inf.get("gaussian_sigma"), infer_batch, rounds, seed))
+    pp_size = 512 if preset_name == "smoke" else 5000
+    out.append(PostprocessMDE(f"{pp_size}px", "cpu", pp_size, 1 if quick else 3, seed))
+    data_cfg = dict(cfg.get("data", {}))
+    scene_size = tuple(cfg.get("synthetic", {}).get("scene_size", paper_preset().synthetic.scene_size))
+    n_samples = (8 if preset_name == "smoke" else 16) if quick else 200
+    for all_aug in (False, True):
+        label = f"{data_cfg.get('context_size', c)}px-" + ("all-augmentations" if all_aug else "preset-probabilities")
+        out.append(DataSampler(label, "cpu", data_cfg, n_samples, 1 if quick else 5, data_dir, scene_size,  # type: ignore[arg-type]
+                               all_aug, seed))
+    if accuracy is not None:
+        ckpt, data = accuracy
+        for split in ("test", "val"):  # val too: a weak (demo) model may miss every test front, leaving no MDE
+            out.append(Accuracy(f"{Path(ckpt).stem}-{split}", dev, ckpt, data, split, None, (0.375, 0.5)))
+    return out

@@ -1,0 +1,370 @@
+"""Report rows, ratios and rendering: a benchmark's raw dicts become table rows (:func:`make_row`), the model rows'
+speed-ups over the reference path become the report's ``ratios`` (:func:`ratios_of`), and a report is written as
+markdown (:func:`render_markdown`), read back (:func:`load_report`) and shown as frames and charts."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssl4sar.bench.windows import TEN_MP_SIDE
+from ssl4sar.errors import DataError
+
+__all__ = [
+    "SCHEMA",
+    "bar_chart",
+    "json_safe",
+    "load_report",
+    "make_row",
+    "ratios_frame",
+    "ratios_of",
+    "render_markdown",
+    "results_frame",
+    "variant_speedups",
+]
+
+SCHEMA = "ssl4sar-bench/2"
+#: the older schema, still readable (no ratios)
+_OLD_SCHEMAS = ("ssl4sar-bench/1",)
+#: the report columns of a ratio: what a benchmark measures per item
+_RATIO_METRIC = {"finetune_step": "samples/s", "pretrain_step": "samples/s", "sliding_window": "windows/s"}
+
+
+def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A table row from one raw result dict (all raw fields kept under ``details``)."""
+    path = raw.get("path")
+    variant = spec_variant if path is None else (path if name != "pretrain_step" else f"{spec_variant}+{path}")
+    row: dict[str, Any] = {
+        "name": name,
+        "variant": variant,
+        "case": spec_variant,
+        "path": path,
+        "device": raw.get("device", "cpu"),
+        "device_name": raw.get("device_name"),
+        "precision": raw.get("path_realised_precision", raw.get("precision", "-")),
+        "batch": raw.get("batch_size"),
+        "throughput": raw.get("throughput"),
+        "throughput_unit": raw.get("throughput_unit"),
+        "time_per_item_s": raw.get("time_per_item_s"),
+        "speedup": raw.get("speedup"),
+        "peak_memory_mb": raw.get("peak_memory_mb"),
+        "memory_kind": raw.get("memory_kind"),
+        "flops_per_item": raw.get("flops_per_item"),
+        "achieved_tflops": None,
+        "fraction_of_peak": None,
+        "notes": [],
+        "details": dict(raw),
+    }
+    notes = row["notes"]
+    if name == "matmul_peak":
+        row.update(throughput=raw["tflops"], throughput_unit="TFLOP/s", time_per_item_s=raw["seconds_per_matmul"],
+                   achieved_tflops=raw["tflops"], flops_per_item=2.0 * raw["n"] ** 3, precision=raw["dtype"])
+    elif name == "sliding_window":
+        row.update(throughput=raw["windows_per_s"], throughput_unit="windows/s",
+                   time_per_item_s=1.0 / raw["windows_per_s"] if raw["windows_per_s"] > 0 else math.inf)
+        notes.append(f"10-MP scene ({TEN_MP_SIDE}² px, {raw['windows_10mp_scene']} windows at stride {raw['stride']} "
+                     f"px): {fmt_duration(raw['seconds_10mp_scene_extrapolated'])} extrapolated from "
+                     f"{raw['n_windows']} windows of a {raw['scene_h']}² px scene")
+    elif name in ("finetune_step", "pretrain_step"):
+        row["throughput"] = raw.get("throughput_best", raw.get("throughput"))
+        row["time_per_item_s"] = 1.0 / row["throughput"] if row["throughput"] else None
+        if raw.get("compile"):
+            notes.append(f"first step incl. compilation {raw['first_step_s']:.3g} s")
+        if raw.get("compile_failed"):
+            notes.append(f"torch.compile failed, eager: {raw['compile_failed'][:80]}")
+        notes.append(f"best of {raw['steps']} alternating rounds")
+    elif name == "postprocess_mde":
+        row.update(throughput=1.0 / raw["total_s"] if raw["total_s"] > 0 else math.inf, throughput_unit="scenes/s",
+                   time_per_item_s=raw["total_s"], batch=1)
+        notes.append(f"post-processing {raw['postprocess_s']:.3g} s + MDE {raw['mde_s']:.3g} s; "
+                     f"{raw['n_pred']} / {raw['n_gt']} front px")
+    elif name == "data_sampler":
+        row["batch"] = 1
+        notes.append(f"one worker (in-process), {raw['n_samples']} samples, {raw['data']} scenes {raw['scene_shapes']}")
+    elif name == "accuracy":
+        row.update(throughput=raw["agreement"], throughput_unit="class-map agreement", batch=None)
+        notes.append(f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "
+                     f"{raw['mde_change_m']:+.2f} m; {raw['disagreeing_px']} of {raw['pixels']} px differ")
+    flops = row["flops_per_item"]
+    if name != "matmul_peak" and flops and row["throughput"] and row["throughput_unit"] in ("samples/s", "windows/s"):
+        row["achieved_tflops"] = flops * row["throughput"] / 1e12
+        if peak and peak.get("tflops"):
+            row["fraction_of_peak"] = row["achieved_tflops"] / peak["tflops"]
+    return row
+
+
+def ratios_of(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Speed of every path over the reference path of the same benchmark case, from the best alternating rounds:
+    ``benchmark``, ``case``, ``path``, ``metric``, ``reference`` and ``value`` (per second), ``ratio`` and, for
+    sliding windows, ``minutes_10mp`` of both."""
+    out = []
+    rows = [r for r in report.get("results", []) if r.get("path") and r.get("speedup") is not None]
+    for r in rows:
+        if r["path"] == "reference":
+            continue
+        ref = next((b for b in rows if b["name"] == r["name"] and b["case"] == r["case"] and b["path"] == "reference"),
+                   None)
+        if ref is None:
+            continue
+        item = {"benchmark": r["name"], "case": r["case"], "path": r["path"], "metric": _RATIO_METRIC.get(r["name"]),
+                "reference": ref["throughput"], "value": r["throughput"], "ratio": r["throughput"] / ref["throughput"]}
+        if r["name"] == "sliding_window":
+            item["reference_minutes_10mp"] = ref["details"]["seconds_10mp_scene_extrapolated"] / 60
+            item["minutes_10mp"] = r["details"]["seconds_10mp_scene_extrapolated"] / 60
+        out.append(item)
+    return out
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats as ``None`` and numpy / torch scalars, dtypes and paths as plain values."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return json_safe(obj.item())
+    if isinstance(obj, (torch.dtype, torch.device, Path)):
+        return str(obj)
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "–"
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def fmt_duration(s: float) -> str:
+    if not math.isfinite(s):
+        return "–"
+    if s >= 2 * 3600:
+        return f"{s / 3600:.3g} h"
+    if s >= 120:
+        return f"{s / 60:.3g} min"
+    return f"{s:.3g} s"
+
+
+def _fmt_memory(r: Mapping[str, Any]) -> str:
+    """Peak memory cell: CUDA peak allocated; CPU peak RSS of the process with the increase during the
+    benchmark in brackets; numpy-traced peak for the tracemalloc rows."""
+    mem = r.get("peak_memory_mb")
+    if mem is None:
+        return "–"
+    kind = r.get("memory_kind")
+    if kind == "tracemalloc":
+        return f"{mem:,.0f} MB (traced)"
+    inc = (r.get("details") or {}).get("memory_increase_mb")
+    if kind in ("rss_hwm", "rss_sampled", "ru_maxrss") and inc is not None and math.isfinite(inc):
+        return f"{mem:,.0f} MB (+{max(inc, 0.0):,.0f})"
+    return f"{mem:,.0f} MB"
+
+
+def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
+    ratios = report.get("ratios") or []
+    if not ratios:
+        return []
+    lines = ["## Fast path / reference path (same run, alternating rounds, best round of each)", "",
+             "| benchmark | case | path | reference | path | ratio | 10-MP scene (reference → path) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in ratios:
+        scene = (f"{r['reference_minutes_10mp']:.3g} → {r['minutes_10mp']:.3g} min"
+                 if r.get("minutes_10mp") is not None else "–")
+        lines.append(f"| {r['benchmark']} | {r['case']} | {r['path']} | {_fmt(r['reference'])} {r['metric']} | "
+                     f"{_fmt(r['value'])} {r['metric']} | **{r['ratio']:.2f}×** | {scene} |")
+    return [*lines, ""]
+
+
+def _accuracy_lines(report: Mapping[str, Any]) -> list[str]:
+    accs = [r["details"] for r in report.get("results", []) if r["name"] == "accuracy"]
+    if not accs:
+        return []
+    lines = ["## Accuracy of the fast path", ""]
+    for acc in accs:
+        lines += _accuracy_of(acc)
+    return lines
+
+
+def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
+    lines = [f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
+             f"{acc['stride']} px, no TTA): class maps agree on **{100 * acc['agreement']:.4f} %** of "
+             f"{acc['pixels']:,} px; MDE {acc['reference_mde_m']:.2f} m (reference) vs {acc['fast_mde_m']:.2f} m "
+             f"(fast), change **{acc['mde_change_m']:+.2f} m**; missing fronts {acc['reference_missing_fronts']} "
+             f"(reference) and {acc['fast_missing_fronts']} (fast). With every front piece kept (no 750 m minimum): "
+             f"MDE {acc.get('reference_mde_all_pieces_m', float('nan')):.2f} m vs "
+             f"{acc.get('fast_mde_all_pieces_m', float('nan')):.2f} m, change "
+             f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
+             f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
+             f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
+             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**.", ""]
+    if acc.get("strides"):
+        lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
+                  "agreement | missing fronts |", "|---|---|---|---|---|---|---|"]
+        for s in acc["strides"]:
+            lines.append(f"| {s['stride']} | {s['windows_ratio']:.2f}× | {s['mde_m']:.2f} | {s['mde_change_m']:+.2f} | "
+                         f"{s.get('paired_mde_change_m', float('nan')):+.2f} ({s.get('paired_images', 0)} img) | "
+                         f"{100 * s['agreement']:.2f} % | "
+                         f"{s['missing_fronts']} |")
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as markdown: heading with device and mode, environment, the ratio table, the accuracy of the fast
+    path, the table of all rows, notes and failures."""
+    env = report.get("environment", {})
+    lines = [f"# ssl4sar benchmarks — {env.get('device_name', env.get('device', '?'))}", ""]
+    lines.append(f"Mode **{report.get('mode')}**, preset **{report.get('preset')}**"
+                 + ("" if report.get("paper_model") else " (not the paper model)") + f", {report.get('created', '')}.")
+    lines.append("")
+    keys = ("torch", "timm", "python", "cuda", "cudnn", "device_name", "device_memory_gb", "cpu_model", "cpu_count",
+            "cpu_usable", "torch_threads", "cpu_capability", "cpu_native_bf16", "git_commit", "load_average")
+    env_items = [f"{k} {_fmt(env[k]) if not isinstance(env[k], list) else ', '.join(f'{x:.2f}' for x in env[k])}"
+                 for k in keys if env.get(k) is not None]
+    lines += ["Environment: " + "; ".join(env_items) + ".", ""]
+    lines += _ratio_lines(report)
+    lines += _accuracy_lines(report)
+    header = ["benchmark", "variant", "device", "precision", "batch", "throughput", "× reference", "time / item",
+              "peak memory", "GFLOP / item", "TFLOP/s", "% of peak", "notes"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in report.get("results", []):
+        flops = r.get("flops_per_item")
+        frac = r.get("fraction_of_peak")
+        cells = [
+            r["name"], r["variant"], "GPU" if str(r.get("device", "")).startswith("cuda") else "CPU",
+            _fmt(r.get("precision")), _fmt(r.get("batch")),
+            f"{_fmt(r.get('throughput'))} {r.get('throughput_unit') or ''}".strip(),
+            "–" if r.get("speedup") is None else f"{r['speedup']:.2f}×",
+            _fmt_time(r.get("time_per_item_s")), _fmt_memory(r), "–" if not flops else f"{flops / 1e9:,.1f}",
+            _fmt(r.get("achieved_tflops")), "–" if frac is None else f"{100 * frac:.1f} %",
+            "; ".join(r.get("notes", [])),
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    lines.append("")
+    for n in report.get("notes", []):
+        lines.append(f"- {n}")
+    for f in report.get("failed", []):
+        lines.append(f"- **failed** {f['name']}/{f['variant']}: {f['error']}")
+    for sk in report.get("skipped", []):
+        lines.append(f"- skipped {sk['name']}/{sk['variant']}: {sk['reason']}")
+    if report.get("total_wall_s") is not None:
+        lines.append(f"- total wall time {report['total_wall_s']:.0f} s")
+    return "\n".join(lines) + "\n"
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a ``bench.json`` written by :func:`ssl4sar.bench.run_benchmarks`; :class:`DataError` if it is not one.
+    Reports of the older schema (before the reference/fast ratios) are read too; their ``ratios`` are empty."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "benchmark report not found", "run  python -m ssl4sar.bench --out <folder>  first")
+    try:
+        report = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(p, f"not a JSON file: {exc}", "re-run the benchmark") from exc
+    schema = report.get("schema") if isinstance(report, dict) else None
+    if schema not in (SCHEMA, *_OLD_SCHEMAS):
+        raise DataError(p, f"not an ssl4sar benchmark report (schema {schema!r}, expected {SCHEMA!r})",
+                        "re-run  python -m ssl4sar.bench")
+    for key in ("results", "environment"):
+        if key not in report:
+            raise DataError(p, f"benchmark report without {key!r}", "re-run  python -m ssl4sar.bench")
+    bad = [i for i, r in enumerate(report["results"])
+           if not isinstance(r, dict) or not {"name", "variant", "throughput"} <= set(r)]
+    if bad:
+        raise DataError(p, f"result rows {bad[:5]} lack name / variant / throughput")
+    report.setdefault("ratios", [])
+    return report
+
+
+def results_frame(report: Mapping[str, Any]) -> Any:
+    """The result rows as a ``pandas.DataFrame`` (one row per benchmark row; ``details`` dropped)."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "details"} for r in report.get("results", [])])
+    if "notes" in df:
+        df["notes"] = df["notes"].map(lambda n: "; ".join(n) if isinstance(n, list) else n)
+    return df
+
+
+def ratios_frame(report: Mapping[str, Any]) -> Any:
+    """The report's fast/reference ratios as a ``pandas.DataFrame`` (columns of :func:`ratios_of`)."""
+    import pandas as pd
+
+    cols = ["benchmark", "case", "path", "metric", "reference", "value", "ratio", "reference_minutes_10mp",
+            "minutes_10mp"]
+    return pd.DataFrame(report.get("ratios") or [], columns=cols)
+
+
+def variant_speedups(report: Mapping[str, Any]) -> Any:
+    """Speed-ups over the reference path (``benchmark``, ``switch`` = the path, ``from``, ``to``, ``speedup``); the
+    notebook-facing name of :func:`ratios_frame`."""
+    import pandas as pd
+
+    rows = [{"benchmark": r["benchmark"], "switch": r["path"], "from": "reference", "to": f"{r['case']}/{r['path']}",
+             "speedup": r["ratio"]} for r in report.get("ratios") or []]
+    return pd.DataFrame(rows, columns=["benchmark", "switch", "from", "to", "speedup"])
+
+
+def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
+    """Speed over the reference path, one panel per benchmark (its paths as bars; 1 = the reference). Reports without
+    ratios show throughput bars instead. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    ratios = report.get("ratios") or []
+    if ratios:
+        items = [(r["benchmark"] + ("" if r["benchmark"] != "pretrain_step" else f" {r['case']}"), r["path"],
+                  r["ratio"]) for r in ratios]
+        unit = "× the reference path (same run)"
+    else:
+        items = [(r["name"], r["variant"], r["throughput"]) for r in report.get("results", [])
+                 if r.get("throughput") and r["name"] not in ("matmul_peak", "accuracy")]
+        unit = "throughput"
+    groups = list(dict.fromkeys(g for g, _, _ in items))
+    if not groups:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.text(0.5, 0.5, "no results", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    heights = [0.4 * sum(g == name for g, _, _ in items) + 0.7 for name in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for a, name in zip(axes[:, 0], groups):
+        sub = [(label, v) for g, label, v in items if g == name]
+        a.barh(range(len(sub)), [v for _, v in sub], color="tab:blue")
+        a.set_yticks(range(len(sub)), [label for label, _ in sub], fontsize=8)
+        a.invert_yaxis()
+        if ratios:
+            a.axvline(1.0, color="0.3", lw=0.8, ls="--", zorder=3)  # the reference path
+        a.set_title(name, fontsize=9, loc="left")
+        a.set_xlabel(unit, fontsize=8)
+        for y, (_, v) in enumerate(sub):
+            a.text(v, y, f" {v:.3g}" + ("×" if ratios else ""), va="center", fontsize=8)
+        a.margins(x=0.25)
+    env = report.get("environment", {})
+    fig.suptitle(title or f"{env.get('device_name', '')} — preset {report.get('preset')}, {report.get('mode')} mode",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
