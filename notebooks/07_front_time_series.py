@@ -19,7 +19,8 @@
 # known, so that the recovered series can be checked. It then applies the same prediction to seven real
 # TerraSAR-X patches to show the georeferencing on real data.
 #
-# It needs a fine-tuned model from chapter 4 (`work_dir/finetune/<init>/best_mde.pt`) and the synthetic time
+# It applies the paper's final model, the ensemble of chapter 5 (the seeds of one initialisation, listed in
+# `work_dir/finetune/runs.csv`), and needs the synthetic time
 # series (`work_dir/data/timeseries`, made by the build). It writes `work_dir/timeseries/`, which no later
 # chapter reads.
 
@@ -30,7 +31,7 @@ ssl4sar_dir = None         # unused here
 work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-checkpoint = None          # model to apply; None: the best work_dir/finetune/<init>/best_mde.pt (fewest val images without front, then lowest val MDE)
+checkpoint = None          # model to apply; None: the ensemble of chapter 5 (seeds of the initialisation best on validation)
 timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
                            # None: the synthetic series in work_dir/data/timeseries
 tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
@@ -57,7 +58,6 @@ from ssl4sar.config import load_preset
 from ssl4sar.data import synthetic
 from ssl4sar.data.raster import read_raster
 from ssl4sar.evaluate import inference_settings, resolve_device
-from ssl4sar.finetune import rank_finetuned_models
 from ssl4sar.io import write_text_atomic
 from ssl4sar.models.convert import load_model
 from ssl4sar.predict import predict_scenes
@@ -85,34 +85,33 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # %% [markdown]
 # ## The model
 #
-# Chapter 4 fine-tuned one model per initialisation and exported the checkpoint with the lowest validation MDE
-# as `work_dir/finetune/<init>/best_mde.pt`; the validation MDE is stored in the checkpoint. The MDE leaves out
-# the validation images without a predicted front, so unless `checkpoint` names a file, the model used is the one
-# with the **fewest validation images without a front** at its exported epoch (from the run's `metrics.csv`), then
-# the lowest validation MDE (ties or no validation: OptTranslator, OptSimMIM, ImageNet, scratch, in this order).
-# The choice uses no test data.
+# The paper's final model: the ensemble of the fine-tuning runs (seeds) of one initialisation, the one chapter 5
+# evaluated — chosen on validation data only (most validation fronts found, then the lowest validation MDE). Its
+# members × test-time rotations each give a front, and the spread of their positions is the error bar of the
+# time series. A `checkpoint` parameter replaces the ensemble by one model.
 
 # %%
+from ssl4sar import book, experiments
+
+layout = book.WorkLayout(work)
+book.pin_threads()
 if checkpoint is not None:
-    ckpt_path = Path(checkpoint)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_path} not found")
+    member_paths = [Path(checkpoint)]
+    if not member_paths[0].is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
 else:
-    if not list((work / "finetune").glob("*/best_mde.pt")):
-        raise FileNotFoundError(
-            f"no fine-tuned model: {work / 'finetune'}/<init>/best_mde.pt is written by chapter 4 "
-            f"(04_finetuning). Run it with the same work_dir and preset first, e.g. "
-            f"`python tools/book.py build --preset {preset_name} --only 04`, or pass checkpoint=<file>.")
-    cands = rank_finetuned_models(work / "finetune")
-    ckpt_path = Path(cands["checkpoint"].iloc[0])
-    cands["selected"] = cands["checkpoint"] == str(ckpt_path)
-    display(cands)
+    runs = experiments.read_runs(layout)
+    chosen = experiments.choose_ensemble_init(runs)
+    member_paths = [experiments.checkpoint_path(layout, c) for c in runs.loc[runs["init"] == chosen, "checkpoint"]]
+    display(runs.loc[runs["init"] == chosen, ["init", "seed", "val_mde_m", "val_fronts_found", "test_mde_m",
+                                              "fronts_found"]].round(1))
 dev = resolve_device(device)
-model = load_model(ckpt_path, map_location=dev)
+model = [load_model(p, map_location=dev) for p in member_paths]
 use_tta = (preset_name != "smoke") if tta is None else bool(tta)
-settings = inference_settings(model.img_size, tta=use_tta, preset=cfg, device=dev)
+settings = inference_settings(model[0].img_size, tta=use_tta, preset=cfg, device=dev)
 display(Markdown(
-    f"Model: `{ckpt_path}` ({model.img_size} px input), on `{dev}`; windows of {settings.context_size} px every "
+    f"Model: {len(model)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in member_paths)} "
+    f"({model[0].img_size} px input), on `{dev}`; windows of {settings.context_size} px every "
     f"{settings.stride} px, Gaussian σ {settings.sigma:g} px, "
     + (f"test-time augmentation with the rotations {list(settings.rotations)}." if use_tta
        else "no test-time augmentation.")
@@ -251,7 +250,8 @@ def accuracy(series_by_method: dict, t: pd.DataFrame | None, source: str) -> pd.
     rows = []
     for method, s in series_by_method.items():
         row = {"fronts from": source, "method": method, "dates": len(s),
-               "dates with a position": int(s["position_m"].notna().sum())}
+               "dates with a position": int(s["position_m"].notna().sum()),
+               "member spread (m)": float(s["position_std_m"].mean()) if s["position_std_m"].notna().any() else np.nan}
         if t is not None:
             row |= timeseries.compare_to_truth(s, truth_on_reference(s, t))
         rows.append(row)

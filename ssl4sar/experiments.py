@@ -354,3 +354,71 @@ def first_seed_curves(layout: WorkLayout, runs: pd.DataFrame) -> dict[str, pd.Da
         if path.is_file():
             curves[f"{init} (seed {int(g['seed'].iloc[0])})"] = pd.read_csv(path, index_col="epoch")
     return curves
+
+
+def rescore_without_length_filter(eval_dir: str | Path, caffe_root: str | Path, out_dir: str | Path
+                                  ) -> dict[str, Any]:
+    """Score the saved class maps of an evaluation again with the short-front filter off (``min_front_length_m`` 0).
+
+    Evidence for a diagnosis: when an evaluation finds fewer fronts than expected, this tells whether the fronts
+    were there and dropped as too short, or not there at all. Returns fronts found and pooled MDE (m), with and
+    without the filter. No network is run.
+    """
+    from ssl4sar.data import caffe
+    from ssl4sar.evaluate import evaluate_predictions
+
+    eval_dir = Path(eval_dir)
+    maps = {p.name.removesuffix("_zones.png"): caffe.read_zones(p)
+            for p in sorted((eval_dir / "class_maps").glob("*_zones.png"))}
+    before = json.loads((eval_dir / "summary.json").read_text())
+    after = evaluate_predictions(maps, caffe_root, "test", out_dir, min_front_length_m=0.0, figures=0,
+                                 progress=False).summary
+    return {"fronts_found": int(before["images"]) - int(before["missing_fronts"]),
+            "fronts_found_without_filter": int(after["images"]) - int(after["missing_fronts"]),
+            "test_images": int(before["images"]), "test_mde_m": _finite(before.get("pooled_mde_m")),
+            "test_mde_without_filter_m": _finite(after.get("pooled_mde_m"))}
+
+
+def ensemble_findings(summary: pd.DataFrame) -> str:
+    """Sentences comparing the ensembles with their members (fronts found, MDE), from ``evaluate/summary.csv``."""
+    ens = summary[summary["members"] > 1]
+    if ens.empty:
+        return "No ensemble was evaluated."
+    init = str(ens["init"].iloc[0])
+    members = summary[(summary["members"] == 1) & (summary["init"] == init)]
+    n = int(ens["test_images"].iloc[0])
+    found = members["fronts_found"].astype(float)
+    text = [f"The members (the {len(members)} seeds of `{init}`) find {found.mean():.1f} of {n} test fronts on "
+            f"average (from {found.min():.0f} to {found.max():.0f})."]
+    for row in ens.itertuples():
+        mde = f"{row.test_mde_m:.0f} m" if math.isfinite(row.test_mde_m) else "no MDE (no front)"
+        text.append(f"The {row.model} finds {row.fronts_found} of {n}, MDE {mde}.")
+    fewer = ens[ens["fronts_found"] < found.mean()]
+    if len(fewer):
+        text.append("**The ensemble finds fewer fronts than its average member**, the opposite of the paper's finding; "
+                    "see the diagnosis below.")
+    return " ".join(text)
+
+
+def load_evaluation_tables(eval_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``per_image.csv`` and ``breakdown.csv`` of an evaluation folder."""
+    eval_dir = Path(eval_dir)
+    return pd.read_csv(eval_dir / "per_image.csv"), pd.read_csv(eval_dir / "breakdown.csv")
+
+
+def breakdown_table(breakdowns: Mapping[str, pd.DataFrame], group_type: str) -> pd.DataFrame:
+    """MDE per group of ``group_type`` (season, glacier, sensor, resolution) for several evaluations.
+
+    A cell reads ``MDE (missing fronts)``; "—" where every image of the group misses its front.
+    """
+    cols: dict[str, list[str]] = {}
+    index: Any = None
+    images: Any = None
+    for name, b in breakdowns.items():
+        b = b[b["group_type"] == group_type].set_index("group_value")
+        cols[name] = [("—" if not math.isfinite(m) else f"{m:.0f}") + (f" ({k})" if k else "")
+                      for m, k in zip(b["mde_m"].astype(float), b["missing_fronts"].astype(int))]
+        index, images = b.index, b["images"].to_numpy()
+    table = pd.DataFrame(cols, index=index)
+    table.insert(0, "images", images)
+    return table.rename_axis(group_type)
