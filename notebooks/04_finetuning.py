@@ -40,7 +40,6 @@ imagenet_weights = None    # path of swinv2_tiny_patch4_window16_256.pth; None: 
 inits = ["scratch", "imagenet", "optsimmim", "opttranslator"]   # initialisations to train, in this order
 
 # %% tags=["hide-input"]
-import pandas as pd
 from IPython.display import Markdown, display
 
 from ssl4sar import book, experiments, viz
@@ -133,3 +132,14 @@ display(Markdown(
     "initialisation the smallest possible one-sided Mann–Whitney p is 1/C(6, 3) = 0.05: even a perfect separation "
     "of two initialisations is only just significant, so read the p-values as the paper's test applied, not as a "
     "verdict."))
+
+# %% [markdown]
+# ## This build
+#
+# Two builds give the same tables only on the same software with the same thread settings: a training run is
+# bit-identical across repeats with the same number of torch threads, but not between one and two threads. The
+# build pins every process to one thread (parallelism comes from running seeds in separate processes) and records
+# what it ran on in `work_dir/build_info.json`:
+
+# %% tags=["hide-input"]
+display(book.build_info_table(layout))

@@ -197,3 +197,17 @@ def setup_chapter(preset: str, work_dir: str | Path, data_dir: str | Path | None
             synthetic.generate(layout.data, preset=preset, seed=seed, layouts=tuple(missing))
     caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
     return ChapterSetup(cfg=cfg, layout=layout, caffe_root=caffe_root, synthetic=data_dir is None)
+
+
+def build_info_table(layout: WorkLayout) -> Any:
+    """``build_info.json`` as a two-column table (setting, value); a note row when the build wrote none."""
+    import json
+
+    import pandas as pd
+
+    if not layout.build_info.is_file():
+        return pd.DataFrame({"value": ["not recorded (chapter run by hand, not by tools/book.py)"]},
+                            index=pd.Index(["build_info.json"], name="setting"))
+    info = json.loads(layout.build_info.read_text())
+    flat = pd.json_normalize(info, sep=" ").iloc[0]
+    return flat.rename("value").rename_axis("setting").to_frame()
