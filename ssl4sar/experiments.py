@@ -422,3 +422,24 @@ def breakdown_table(breakdowns: Mapping[str, pd.DataFrame], group_type: str) -> 
     table = pd.DataFrame(cols, index=index)
     table.insert(0, "images", images)
     return table.rename_axis(group_type)
+
+
+def complete_evaluations(layout: WorkLayout) -> list[str]:
+    """Evaluations under ``work_dir/evaluate`` with ``summary.json`` and ``fronts/``: ensemble + TTA first."""
+    preference = ["ensemble_tta", "ensemble"]
+    if not layout.evaluate.is_dir():
+        return []
+    names = [p.name for p in layout.evaluate.iterdir() if (p / "summary.json").is_file() and (p / "fronts").is_dir()]
+    return sorted(names, key=lambda n: (preference.index(n) if n in preference else len(preference), n))
+
+
+def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, np.ndarray]:
+    """The post-processed fronts ``<stem>_front.png`` of an evaluation for ``stems``; a clear error if none."""
+    from ssl4sar.annotators import FRONT_SUFFIX, read_front_png
+
+    folder = Path(eval_dir) / "fronts"
+    found = {s: folder / f"{s}{FRONT_SUFFIX}" for s in stems if (folder / f"{s}{FRONT_SUFFIX}").is_file()}
+    if not found:
+        raise FileNotFoundError(f"{folder}: no front for any annotated image (e.g. {stems[0]}{FRONT_SUFFIX}); "
+                                "were the annotations made on the evaluated split?")
+    return {s: read_front_png(p) for s, p in found.items()}
