@@ -22,8 +22,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Threads of every book process. One: identical numbers on every machine; parallelism comes from processes.
-BOOK_THREADS = 1
+#: Torch threads of a chapter's own process (pretraining, prediction): a fixed number, not the machine's core count,
+#: so that every machine computes the same numbers (two: the build machine has two cores).
+BOOK_THREADS = 2
+#: Torch threads of each run the protocol starts in parallel (``ssl4sar.experiments.parallel_map``): one per process,
+#: two processes on two cores.
+RUN_THREADS = 1
 #: Environment variables that set the thread pools of OpenMP, MKL and OpenBLAS.
 THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Distributions whose versions a build records.
@@ -144,7 +148,8 @@ def build_info(preset: str, seed: int, workers: int | None = None) -> dict[str, 
     """What a build runs on: preset, seed, threads, processes, CPU, Python and library versions."""
     import torch
 
-    return {"preset": preset, "seed": seed, "threads": thread_settings(), "parallel_runs": workers,
+    return {"preset": preset, "seed": seed, "threads": thread_settings(), "run_threads": RUN_THREADS,
+            "parallel_runs": workers,
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
             "python": platform.python_version(), "torch_config": {"mkldnn": torch.backends.mkldnn.is_available(),
                                                                  "openmp": torch.backends.openmp.is_available()},

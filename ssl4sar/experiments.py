@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl4sar.book import BOOK_THREADS, WorkLayout, pin_threads
+from ssl4sar.book import RUN_THREADS, WorkLayout, pin_threads
 from ssl4sar.io import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class RunSpec:
 
 
 def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epochs: int | None = None,
-            imagenet_weights: str | Path | None = None, threads: int = BOOK_THREADS) -> dict[str, Any]:
+            imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS) -> dict[str, Any]:
     """Fine-tune one run on one CPU process with ``threads`` threads, score it on the test split; one row.
 
     The test evaluation (no TTA) goes to ``out_dir/test`` (the tables and fronts of :func:`ssl4sar.evaluate.evaluate`).
@@ -132,7 +132,7 @@ def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any], th
 
 def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, sources: Mapping[str, str],
                    seeds: Sequence[int], *, workers: int = 1, max_epochs: int | None = None,
-                   imagenet_weights: str | Path | None = None, threads: int = BOOK_THREADS) -> pd.DataFrame:
+                   imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS) -> pd.DataFrame:
     """Fine-tune every initialisation of ``sources`` (name → ``scratch`` / ``imagenet`` / checkpoint) with each seed.
 
     Writes ``layout.finetune_run(init, seed)`` per run and ``layout.finetune_runs_csv``; returns that table
@@ -265,7 +265,7 @@ def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int]
 
 def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, runs: pd.DataFrame,
                        init: str | None = None, *, workers: int = 1, figures: int = 0, seed: int = 0,
-                       threads: int = BOOK_THREADS) -> pd.DataFrame:
+                       threads: int = RUN_THREADS) -> pd.DataFrame:
     """Ensemble of the seeds of ``init`` (default :func:`choose_ensemble_init`), without and with TTA.
 
     Writes ``layout.evaluation("ensemble")`` and ``layout.evaluation("ensemble_tta")`` (tables, class maps, fronts,

@@ -406,9 +406,9 @@ def execute_chapter(
 
 #: Environment of the notebook kernels. ``MPLBACKEND`` must name the inline backend: the Makefile and the
 #: tests export ``MPLBACKEND=Agg`` for the library, and a kernel inheriting that would show no figures.
-#: The thread pools are pinned to one thread (``ssl4sar.book.BOOK_THREADS``): a training run is bit-identical across
-#: repeats with the same number of threads but not between one and two, so a build must not depend on the machine's
-#: core count; the chapters get their parallelism from processes (``ssl4sar.experiments.parallel_map``).
+#: The thread pools are pinned (here one thread; each chapter then sets torch to ``ssl4sar.book.BOOK_THREADS`` and
+#: every parallel run to ``RUN_THREADS``): a training run is bit-identical across repeats with the same number of
+#: threads but not between one and two, so a build must not depend on the machine's core count.
 KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0"}
@@ -438,8 +438,10 @@ def write_build_info(work_dir: Path, preset: str, seed: int) -> Path:
     """
     from ssl4sar.book import WorkLayout, build_info, pin_threads
 
+    from ssl4sar.book import BOOK_THREADS
+
     with kernel_environment():
-        pin_threads(int(KERNEL_ENVIRONMENT["OMP_NUM_THREADS"]))
+        pin_threads(BOOK_THREADS)  # what setup_chapter does in every chapter
         info = build_info(preset, seed)
     path = WorkLayout(work_dir).build_info
     _write_json_atomic(path, info)
