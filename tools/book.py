@@ -434,11 +434,9 @@ def kernel_environment() -> Iterator[None]:
 def write_build_info(work_dir: Path, preset: str, seed: int) -> Path:
     """Record the thread settings and library versions of this build in ``work_dir/build_info.json``.
 
-    The settings are those the notebook kernels get (``KERNEL_ENVIRONMENT``, torch pinned to one thread).
+    The settings are those the notebook kernels get (``KERNEL_ENVIRONMENT``, torch pinned to ``BOOK_THREADS``).
     """
-    from ssl4sar.book import WorkLayout, build_info, pin_threads
-
-    from ssl4sar.book import BOOK_THREADS
+    from ssl4sar.book import BOOK_THREADS, WorkLayout, build_info, pin_threads
 
     with kernel_environment():
         pin_threads(BOOK_THREADS)  # what setup_chapter does in every chapter
