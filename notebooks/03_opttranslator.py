@@ -49,6 +49,7 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 warnings.filterwarnings("ignore", module=r"lightning(\.|$)")       # Lightning's advice on workers, logging intervals
 from ssl4sar import viz
+from ssl4sar.book import pin_threads
 from ssl4sar.config import load_preset
 from ssl4sar.data import synthetic
 from ssl4sar.data.datamodules import PretrainDataModule
@@ -57,6 +58,7 @@ from ssl4sar.pretrain import pretrain
 from ssl4sar.pretrain.common import default_init, mean_predictor_val_loss, module_class, optical_band_means
 from ssl4sar.training import single_device_hardware
 
+pin_threads()   # a fixed number of torch threads (ssl4sar.book.BOOK_THREADS): the same numbers on every machine
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(name).setLevel(logging.ERROR)
