@@ -74,7 +74,9 @@ if missing_runs or not runs:
                             f"(05_evaluation) with the same work_dir first")
 primary = runs[0]
 summary_csv = pd.read_csv(layout.evaluate_summary_csv) if layout.evaluate_summary_csv.is_file() else None
-display(summary_csv.set_index("model").drop(columns=["init"]).round(1) if summary_csv is not None else runs)
+display(summary_csv.loc[summary_csv["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                                                     "test_images"]].set_index("model").round(1)
+        if summary_csv is not None else runs)
 print(f"the model of this chapter: {primary}")
 
 # %% [markdown]
@@ -126,7 +128,7 @@ study = annotators.human_vs_model(annotations, model_fronts, n_bootstrap=n_boots
 for name, table in (("summary", study.summary), ("pairs", study.pairs), ("per_image", study.per_image)):
     write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=name == "per_image", float_format="%.3f"))
 display(annotators.summary_for_display(study.summary, confidence))
-no_front = study.summary.loc[study.summary["group"] == f"{primary} vs human", "images without model front"].iloc[0]
+no_front = int(study.summary.loc[study.summary["group"] == f"{primary} vs human", "images without model front"].iloc[0])
 display(Markdown(
     f"The paper: ensemble vs annotators **{annotators.PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
     f"**{annotators.PAPER_HUMAN_MDE_M:g} m**, a ratio of "

@@ -144,12 +144,11 @@ def package_versions(packages: Sequence[str] = RECORDED_PACKAGES) -> dict[str, s
     return versions
 
 
-def build_info(preset: str, seed: int, workers: int | None = None) -> dict[str, Any]:
+def build_info(preset: str, seed: int) -> dict[str, Any]:
     """What a build runs on: preset, seed, threads, processes, CPU, Python and library versions."""
     import torch
 
     return {"preset": preset, "seed": seed, "threads": thread_settings(), "run_threads": RUN_THREADS,
-            "parallel_runs": workers,
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
             "python": platform.python_version(), "torch_config": {"mkldnn": torch.backends.mkldnn.is_available(),
                                                                  "openmp": torch.backends.openmp.is_available()},

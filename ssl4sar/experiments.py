@@ -443,3 +443,20 @@ def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, n
         raise FileNotFoundError(f"{folder}: no front for any annotated image (e.g. {stems[0]}{FRONT_SUFFIX}); "
                                 "were the annotations made on the evaluated split?")
     return {s: read_front_png(p) for s, p in found.items()}
+
+
+def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length_m: float) -> str:
+    """A sentence per evaluation from :func:`rescore_without_length_filter` results: how many fronts the filter took."""
+    text = []
+    for name, d in diagnosis.items():
+        lost = int(d["fronts_found_without_filter"]) - int(d["fronts_found"])
+        n = int(d["test_images"])
+        if lost > 0:
+            text.append(f"`{name}`: the {min_front_length_m:g} m short-front filter removes the only front of {lost} of "
+                        f"{n} scenes ({int(d['fronts_found'])} found with it, {int(d['fronts_found_without_filter'])} "
+                        "without): the zones have an ocean–glacier boundary there, but only in pieces shorter than "
+                        "the threshold.")
+        else:
+            text.append(f"`{name}`: the filter removes no scene's front; the {n - int(d['fronts_found'])} scenes "
+                        "without a front have no ocean–glacier boundary in the predicted zones.")
+    return " ".join(text)

@@ -94,3 +94,11 @@ def test_build_info_records_threads_and_versions() -> None:
         assert info["threads"]["torch_threads"] == 1 and info["packages"]["torch"] == torch.__version__.split("+")[0]
     finally:
         torch.set_num_threads(before)
+
+
+def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
+    d = {"ensemble": {"fronts_found": 1, "fronts_found_without_filter": 3, "test_images": 3},
+         "ensemble_tta": {"fronts_found": 2, "fronts_found_without_filter": 2, "test_images": 3}}
+    text = experiments.filter_findings(d, 750.0)
+    assert "removes the only front of 2 of 3 scenes" in text
+    assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
