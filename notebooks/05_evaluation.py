@@ -20,7 +20,7 @@
 #
 # It reads `work_dir/finetune/runs.csv` (chapter 4) and writes `work_dir/evaluate/ensemble/` and
 # `work_dir/evaluate/ensemble_tta/` (class maps, fronts, uncertainty maps, tables) and `work_dir/evaluate/summary.csv`
-# (one row per model or ensemble); **chapter 6 reads the ensemble's fronts, chapter 7 the ensemble's members**.
+# (one row per model or ensemble); **chapter 6 reads the ensemble's fronts**.
 
 # %% tags=["parameters"]
 preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset

@@ -19,8 +19,8 @@
 # known, so that the recovered series can be checked. It then applies the same prediction to seven real
 # TerraSAR-X patches to show the georeferencing on real data.
 #
-# It applies the paper's final model, the ensemble of chapter 5 (the seeds of one initialisation, listed in
-# `work_dir/finetune/runs.csv`), and needs the synthetic time
+# It applies the best fine-tuned run of chapter 4 (chosen on validation data from `work_dir/finetune/runs.csv`) and
+# needs the synthetic time
 # series (`work_dir/data/timeseries`, made by the build). It writes `work_dir/timeseries/`, which no later
 # chapter reads.
 
@@ -31,7 +31,7 @@ ssl4sar_dir = None         # unused here
 work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-checkpoint = None          # model to apply; None: the ensemble of chapter 5 (seeds of the initialisation best on validation)
+checkpoint = None          # model to apply; None: the best run of chapter 4 on validation data (runs.csv)
 timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
                            # None: the synthetic series in work_dir/data/timeseries
 tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
@@ -85,10 +85,10 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # %% [markdown]
 # ## The model
 #
-# The paper's final model: the ensemble of the fine-tuning runs (seeds) of one initialisation, the one chapter 5
-# evaluated — chosen on validation data only (most validation fronts found, then the lowest validation MDE). Its
-# members × test-time rotations each give a front, and the spread of their positions is the error bar of the
-# time series. A `checkpoint` parameter replaces the ensemble by one model.
+# The best fine-tuned run of chapter 4, chosen on validation data only (most validation fronts found, then the
+# lowest validation MDE; `ssl4sar.experiments.best_single_run`). With test-time augmentation each rotation gives
+# its own front, and the spread of their positions is the error bar of the time series. A `checkpoint` parameter
+# replaces it by any model.
 
 # %%
 from ssl4sar import book, experiments
@@ -101,10 +101,10 @@ if checkpoint is not None:
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
 else:
     runs = experiments.read_runs(layout)
-    chosen = experiments.choose_ensemble_init(runs)
-    member_paths = [experiments.checkpoint_path(layout, c) for c in runs.loc[runs["init"] == chosen, "checkpoint"]]
-    display(runs.loc[runs["init"] == chosen, ["init", "seed", "val_mde_m", "val_fronts_found", "test_mde_m",
-                                              "fronts_found"]].round(1))
+    best = experiments.best_single_run(runs)
+    member_paths = [experiments.checkpoint_path(layout, best["checkpoint"])]
+    display(runs.assign(selected=runs.index == best.name)[["init", "seed", "val_mde_m", "val_fronts_found",
+                                                            "test_mde_m", "fronts_found", "selected"]].round(1))
 dev = resolve_device(device)
 model = [load_model(p, map_location=dev) for p in member_paths]
 use_tta = (preset_name != "smoke") if tta is None else bool(tta)
