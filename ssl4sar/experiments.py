@@ -137,7 +137,8 @@ def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkL
 
     Writes ``layout.finetune_run(init, seed)`` per run and ``layout.finetune_runs_csv``; returns that table
     (:data:`RUN_COLUMNS`, one row per run, in the order of :data:`INIT_ORDER` then seed). MDEs in metres, NaN
-    where no front was found at all; ``checkpoint`` relative to the work folder.
+    where no front was found at all; ``checkpoint`` relative to the work folder. Floats are written at full
+    precision, so that two builds can be compared exactly.
     """
     if not sources:
         raise ValueError("no initialisation to fine-tune")
@@ -151,7 +152,7 @@ def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkL
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     runs["checkpoint"] = [layout.relative(p) for p in runs["checkpoint"]]
     layout.finetune.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(layout.finetune_runs_csv, runs.to_csv(index=False, float_format="%.3f"))
+    write_text_atomic(layout.finetune_runs_csv, runs.to_csv(index=False))
     return runs
 
 
@@ -284,7 +285,7 @@ def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: W
     rows += [_summary_row(f"ensemble of {len(members)} {init}" + (" + TTA" if tta else ""), init, len(members), tta,
                           layout.evaluation(name), seed) for name, tta in (("ensemble", False), ("ensemble_tta", True))]
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    write_text_atomic(layout.evaluate_summary_csv, summary.to_csv(index=False, float_format="%.3f"))
+    write_text_atomic(layout.evaluate_summary_csv, summary.to_csv(index=False))
     return summary
 
 
