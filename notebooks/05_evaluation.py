@@ -62,6 +62,10 @@ if setup.synthetic:
 # **MDE** pools the distances of every predicted front pixel to the nearest true one and vice versa (metres) over
 # the scenes with a front; scenes without a predicted front are counted as missing, not as distances.
 #
+# With the `demo` and `smoke` presets the network runs under bfloat16 autocast (`inference.amp_dtype`; the softmax
+# and everything after it stay float32): on the build machine's CPU 3.3× faster than float32, with 99.91–99.95 % of
+# the pixels classified alike on six demo test scenes. The `paper` preset keeps float32.
+#
 # The ensemble's initialisation is chosen on **validation** data only (most validation fronts found, then the lowest
 # validation MDE, averaged over seeds), as the test split must not choose the model.
 

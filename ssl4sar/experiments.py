@@ -57,6 +57,17 @@ def _finite(value: Any) -> float:
     return float("nan") if not math.isfinite(v) or v >= MDE_UNDEFINED_M else v
 
 
+def inference_amp_dtype(cfg: Mapping[str, Any]) -> str | None:
+    """The preset's ``inference.amp_dtype`` (``"bfloat16"``: autocast of the network; ``None``: float32).
+
+    On a CPU with native bf16 (AMD EPYC with avx512_bf16) bf16 inference of the demo network was 3.3x faster than
+    float32 with 99.91-99.95 % of the pixels classified alike on six demo test scenes (front pixel counts within
+    4 %); the softmax and everything after it stay float32.
+    """
+    value = dict(cfg.get("inference") or {}).get("amp_dtype")
+    return None if value in (None, "", "float32") else str(value)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One fine-tuning run of the protocol: an initialisation (name and weights source) and a seed."""
@@ -101,7 +112,7 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
             val_images = float(row["val/images"])
             val_found = val_images - float(row["val/missing_fronts"])
     test = evaluate([result.best_mde_export], caffe_root, "test", spec.out_dir / "test", preset=dict(cfg),
-                    device="cpu", figures=0, progress=False)
+                    device="cpu", amp_dtype=inference_amp_dtype(cfg), figures=0, progress=False)
     s = test.summary
     return {"init": spec.init, "seed": spec.seed, "val_mde_m": _finite(result.best_mde_m),
             "val_fronts_found": val_found, "val_images": val_images,
@@ -260,7 +271,8 @@ def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int]
 
     members, caffe_root, out, tta, cfg, figures = args
     pin_threads(threads)
-    evaluate(members, caffe_root, "test", out, tta=tta, preset=cfg, device="cpu", figures=figures, progress=False)
+    evaluate(members, caffe_root, "test", out, tta=tta, preset=cfg, device="cpu", amp_dtype=inference_amp_dtype(cfg),
+             figures=figures, progress=False)
     return out
 
 

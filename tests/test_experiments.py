@@ -102,3 +102,11 @@ def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
     text = experiments.filter_findings(d, 750.0)
     assert "removes the only front of 2 of 3 scenes" in text
     assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
+
+
+def test_inference_amp_dtype_from_the_preset() -> None:
+    from ssl4sar.config import load_preset
+
+    assert experiments.inference_amp_dtype(load_preset("demo")) == "bfloat16"
+    assert experiments.inference_amp_dtype(load_preset("paper")) is None  # the paper's numbers: float32
+    assert experiments.inference_amp_dtype({"inference": {"amp_dtype": "float32"}}) is None
