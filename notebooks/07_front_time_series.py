@@ -38,7 +38,7 @@ tta = None                 # test-time augmentation (4 rotations); None: on, exc
 real_samples_dir = None    # the seven real CaFFe patches; None: ../../shared/real-samples/caffe-patches if present
 real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted at; None: their own (6-6.7 m)
 
-# %%
+# %% tags=["hide-input"]
 import logging
 import shutil
 import time
@@ -235,31 +235,7 @@ series = {"box": timeseries.front_time_series(pred_files, box=ts_root / "referen
           "centreline": timeseries.front_time_series(pred_files, centreline=ts_root / "centreline.geojson")}
 
 
-def truth_on_reference(s: pd.DataFrame, t: pd.DataFrame) -> pd.DataFrame:
-    """The truth relative to the first date on which ``s`` has a position (the reference of ``s``)."""
-    ok = s["distance_m"].notna()
-    if not ok.any():
-        return t
-    ref_date = s.loc[ok, "date"].iloc[0]
-    ref = t.loc[t["date"] == ref_date, "position_m"]
-    return t.assign(position_m=t["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
-
-
-def accuracy(series_by_method: dict, t: pd.DataFrame | None, source: str) -> pd.DataFrame:
-    """One row per method: dates, dates with a position and, with a truth, RMSE / bias / max error (m)."""
-    rows = []
-    for method, s in series_by_method.items():
-        row = {"fronts from": source, "method": method, "dates": len(s),
-               "dates with a position": int(s["position_m"].notna().sum()),
-               "member spread (m)": float(s["position_std_m"].mean()) if s["position_std_m"].notna().any() else np.nan}
-        if t is not None:
-            row |= timeseries.compare_to_truth(s, truth_on_reference(s, t))
-        rows.append(row)
-    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
-                                              "max_abs_m": "max |error| (m)", "n": "compared"})
-
-
-model_acc = accuracy(series, truth, f"model ({preset_name})")
+model_acc = experiments.time_series_accuracy(series, truth, f"model ({preset_name})")
 display(model_acc.round(1))
 for method, s in series.items():
     timeseries.write_time_series(s, out_root / f"front_positions_{method}.csv")
@@ -270,7 +246,7 @@ display(pd.concat([s[["date", "position_m", "position_std_m", "coverage"]].assig
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
 for ax, (method, s) in zip(axes, series.items()):
-    t_ref = truth_on_reference(s, truth) if truth is not None else None
+    t_ref = experiments.truth_on_reference(s, truth) if truth is not None else None
     viz.plot_front_positions(s, truth=t_ref, ax=ax, title=f"{method} method: model fronts vs truth")
 fig.tight_layout()
 
@@ -289,12 +265,13 @@ if true_masks:
                                                                centreline=ts_root / "centreline.geojson")}
     for method, s in truth_series.items():
         timeseries.write_time_series(s, out_root / f"truth_masks_positions_{method}.csv")
-    table = pd.concat([accuracy(truth_series, truth, "true front masks"), model_acc], ignore_index=True)
+    table = pd.concat([experiments.time_series_accuracy(truth_series, truth, "true front masks"), model_acc],
+                      ignore_index=True)
     write_text_atomic(out_root / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
     display(table.round(1))
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
     for ax, (method, s) in zip(axes, truth_series.items()):
-        viz.plot_front_positions(s, truth=truth_on_reference(s, truth) if truth is not None else None, ax=ax,
+        viz.plot_front_positions(s, truth=experiments.truth_on_reference(s, truth) if truth is not None else None, ax=ax,
                                  title=f"{method} method: true front masks vs truth")
     fig.tight_layout()
 else:

@@ -473,3 +473,35 @@ def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length
             text.append(f"`{name}`: the filter removes no scene's front; the {n - int(d['fronts_found'])} scenes "
                         "without a front have no ocean–glacier boundary in the predicted zones.")
     return " ".join(text)
+
+
+def truth_on_reference(series: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The truth (``date``, ``position_m``) relative to the first date on which ``series`` has a position.
+
+    A series whose first date has no front starts from a later date; the truth is re-referenced to that date so
+    that both describe the same displacement. Unchanged when the series has no position at all.
+    """
+    ok = series["position_m"].notna()
+    if not ok.any():
+        return truth
+    ref = truth.loc[pd.to_datetime(truth["date"]) == pd.to_datetime(series.loc[ok, "date"].iloc[0]), "position_m"]
+    return truth.assign(position_m=truth["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
+
+
+def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None,
+                         source: str) -> pd.DataFrame:
+    """One row per method: dates, dates with a position, mean member spread and, with a truth, RMSE, bias and the
+    largest error (metres, :func:`ssl4sar.timeseries.compare_to_truth` on the re-referenced truth)."""
+    from ssl4sar.timeseries import compare_to_truth
+
+    rows = []
+    for method, s in series_by_method.items():
+        spread = s["position_std_m"].astype(float)
+        row: dict[str, Any] = {"fronts from": source, "method": method, "dates": len(s),
+                               "dates with a position": int(s["position_m"].notna().sum()),
+                               "member spread (m)": float(spread.mean()) if spread.notna().any() else math.nan}
+        if truth is not None:
+            row |= compare_to_truth(s, truth_on_reference(s, truth))
+        rows.append(row)
+    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
+                                              "max_abs_m": "max |error| (m)", "n": "compared"})

@@ -110,3 +110,21 @@ def test_inference_amp_dtype_from_the_preset() -> None:
     assert experiments.inference_amp_dtype(load_preset("demo")) == "bfloat16"
     assert experiments.inference_amp_dtype(load_preset("paper")) is None  # the paper's numbers: float32
     assert experiments.inference_amp_dtype({"inference": {"amp_dtype": "float32"}}) is None
+
+
+def test_time_series_accuracy_re_references_the_truth() -> None:
+    dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
+    truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
+    # no front on the first date: the series starts at the second date, 0 there
+    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
+                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
+    ref = experiments.truth_on_reference(series, truth)
+    assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
+    table = experiments.time_series_accuracy({"box": series}, truth, "model").iloc[0]
+    assert table["dates with a position"] == 3 and table["compared"] == 3
+    assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
+    assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
+    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
+    empty = series.assign(position_m=np.nan, position_std_m=np.nan)
+    row = experiments.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
+    assert row["compared"] == 0 and math.isnan(row["member spread (m)"])
