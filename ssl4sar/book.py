@@ -60,9 +60,18 @@ class WorkLayout:
     def timeseries_data(self) -> Path:
         return self.data / "timeseries"
 
+    @property
+    def ssl4sar_data(self) -> Path:
+        """Synthetic SSL4SAR-layout data (unlabeled SAR with co-registered optical images)."""
+        return self.data / "ssl4sar"
+
+    def pretrain_run(self, method: str) -> Path:
+        """Run folder of a pretraining chapter (checkpoints, logs, ``metrics.csv``, ``model.pt``)."""
+        return self.root / "pretrain" / method
+
     def pretrained(self, method: str) -> Path:
         """The network a pretraining chapter exports (``optsimmim``: chapter 2, ``opttranslator``: chapter 3)."""
-        return self.root / "pretrain" / method / "model.pt"
+        return self.pretrain_run(method) / "model.pt"
 
     @property
     def finetune(self) -> Path:
@@ -193,7 +202,7 @@ def setup_chapter(preset: str, work_dir: str | Path, data_dir: str | Path | None
     layout = WorkLayout(Path(work_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     if data_dir is None:
-        wanted = {"caffe": layout.caffe, "timeseries": layout.timeseries_data}
+        wanted = {"caffe": layout.caffe, "ssl4sar": layout.ssl4sar_data, "timeseries": layout.timeseries_data}
         missing = [name for name in layouts if name in wanted and not wanted[name].is_dir()]
         if missing:  # run by hand, not through tools/book.py
             from ssl4sar.data import synthetic
