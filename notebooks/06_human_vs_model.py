@@ -36,7 +36,8 @@ if importlib.util.find_spec("ssl4sar") is None:
 # This chapter makes the same comparison with `ssl4sar.annotators`: the MDE (§8.1, pooled over the images, in
 # metres) of every pair of annotators ("human–human") and of the model against every annotator
 # ("model–human"), each summarised by the mean over pairs with a **percentile bootstrap confidence interval**
-# that resamples images. It reads the model fronts that chapter 5 wrote (`work_dir/evaluate/<run>/fronts/`);
+# that resamples images. It reads the fronts of chapter 5's ensemble (`work_dir/evaluate/ensemble_tta/fronts/`,
+# and the ensemble without TTA beside it);
 # annotator fronts come from `annotators_dir` (one folder per annotator, CaFFe front layout) or, when none is
 # given, are **simulated** on the test images. It writes `work_dir/human_vs_model/` (tables; the simulated
 # annotators), which no later chapter reads.
@@ -49,91 +50,49 @@ work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # unused here (no network is run in this chapter)
 seed = 0
 annotators_dir = None      # folder with one sub-folder of <stem>_front.png per annotator; None: simulate annotators
-model_runs = None          # evaluation runs of chapter 5 to compare (names in work_dir/evaluate); None: all there
+model_runs = None          # evaluations of chapter 5 to compare (names in work_dir/evaluate); None: the ensembles
 n_annotators = None        # simulated annotators; None: as many as in the paper's study (10)
 annotator_displacement_m = 58.0   # RMS displacement of a simulated annotator's front from the true one (m)
 annotator_correlation_m = 1000.0  # correlation length of the simulated displacement field along the front (m)
 n_bootstrap = 2000         # bootstrap replicates (resampling images)
 confidence = 0.95          # coverage of the confidence intervals
 
-# %%
-import json
-import logging
-import shutil
-import warnings
+# %% tags=["hide-input"]
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from PIL import Image
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
-from ssl4sar import annotators, viz
-from ssl4sar.config import load_preset
-from ssl4sar.data import caffe, synthetic
-from ssl4sar.io import atomic_path, write_text_atomic
-from ssl4sar.metrics import stem_metadata
+from ssl4sar import annotators, book, experiments, viz
+from ssl4sar.data import caffe
+from ssl4sar.io import write_text_atomic
 
-logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-pd.set_option("display.max_colwidth", 70)
-cfg = load_preset(preset)
-work = Path(work_dir)
-out_dir = work / "human_vs_model"
+setup = book.setup_chapter(preset, work_dir, data_dir, seed)
+layout = setup.layout
+out_dir = layout.human_vs_model
 out_dir.mkdir(parents=True, exist_ok=True)
-
-if data_dir is None and not (work / "data" / "caffe").is_dir():   # run by hand, not through tools/book.py
-    synthetic.generate(work / "data", preset=preset, seed=seed, layouts=("caffe",))
-caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
 
 # %% [markdown]
 # ## The model fronts of chapter 5
 #
-# Chapter 5 evaluated single models (`single_<init>`), the ensemble (`ensemble`) and the ensemble with test-time
-# augmentation (`ensemble_tta`) on the test split, and wrote each run's post-processed fronts as
-# `work_dir/evaluate/<run>/fronts/<stem>_front.png`. A run counts as complete when its `summary.json` exists
-# (chapter 5 writes it last). The paper's comparison uses the ensemble; the first run in the list below is the
-# one this chapter treats as *the* model, the others are shown next to it.
+# Chapter 5 evaluated the paper's final model — the ensemble of the seeds of one initialisation — without
+# (`ensemble`) and with test-time augmentation (`ensemble_tta`) on the test split, and wrote each evaluation's
+# post-processed fronts as `work_dir/evaluate/<name>/fronts/<stem>_front.png`. The paper's comparison uses the
+# ensemble with TTA; it is *the* model of this chapter, the ensemble without TTA is shown next to it.
 
 # %%
-evaluate_root = work / "evaluate"
-PREFERENCE = ["ensemble_tta", "ensemble", "single_opttranslator", "single_optsimmim", "single_imagenet",
-              "single_scratch"]
-
-
-def complete_runs(root: Path) -> list[str]:
-    """Names of complete evaluation runs under ``root`` (summary.json and fronts/ present), preferred first."""
-    if not root.is_dir():
-        return []
-    names = [p.name for p in root.iterdir() if (p / "summary.json").is_file() and (p / "fronts").is_dir()]
-    return sorted(names, key=lambda n: (PREFERENCE.index(n) if n in PREFERENCE else len(PREFERENCE), n))
-
-
-available = complete_runs(evaluate_root)
-if model_runs is not None:
-    missing_runs = [r for r in model_runs if r not in available]
-    if missing_runs:
-        raise FileNotFoundError(
-            f"evaluation run(s) {missing_runs} not found (or incomplete: no summary.json) in {evaluate_root}; "
-            f"available: {available or 'none'}. Run chapter 5 (05_evaluation) with the same work_dir first.")
-    runs = list(model_runs)
-else:
-    runs = available
-if not runs:
-    raise FileNotFoundError(
-        f"no model fronts: {evaluate_root}/<run>/fronts/ and summary.json are written by chapter 5 "
-        "(05_evaluation). Run chapters 4 and 5 with the same work_dir and preset first, e.g. "
-        f"`python tools/book.py build --preset {preset} --only 04 05`.")
-
-run_rows = []
-for name in runs:
-    s = json.loads((evaluate_root / name / "summary.json").read_text())
-    st = s.get("settings", {})
-    run_rows.append({"run": name, "models": st.get("n_models"), "tta": st.get("tta"), "split": s.get("split"),
-                     "images": s.get("images"), "missing_fronts": s.get("missing_fronts"),
-                     "MDE vs ground truth (m)": s.get("pooled_mde_m")})
-display(pd.DataFrame(run_rows))
+available = experiments.complete_evaluations(layout)
+runs = list(model_runs) if model_runs is not None else available
+missing_runs = [r for r in runs if r not in available]
+if missing_runs or not runs:
+    raise FileNotFoundError(f"evaluations {missing_runs or 'of chapter 5'} not found in "
+                            f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
+                            f"(05_evaluation) with the same work_dir first")
 primary = runs[0]
+summary_csv = pd.read_csv(layout.evaluate_summary_csv) if layout.evaluate_summary_csv.is_file() else None
+display(summary_csv.loc[summary_csv["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                                                     "test_images"]].set_index("model").round(1)
+        if summary_csv is not None else runs)
 print(f"the model of this chapter: {primary}")
 
 # %% [markdown]
@@ -156,43 +115,19 @@ print(f"the model of this chapter: {primary}")
 # in the same layout as real ones and read back by the same function.
 
 # %%
-if annotators_dir is not None:
-    ann_root = Path(annotators_dir)
-    simulated = False
-else:
-    simulated = True
-    n_ann = int(n_annotators) if n_annotators is not None else annotators.PAPER_N_ANNOTATORS
-    ann_root = out_dir / "simulated_annotators"
-    if ann_root.exists():
-        shutil.rmtree(ann_root)   # this chapter's own output: simulate afresh
-    scenes = caffe.discover(caffe_root, "test")
-    rng = np.random.default_rng(seed)
-    names = [f"annotator_{i + 1:02d}" for i in range(n_ann)]
-    for scene in scenes:
-        gt = caffe.load_scene(scene, with_bbox=False)["front"]
-        res = float(stem_metadata(scene.stem)["resolution_m"])
-        fronts = annotators.simulate_annotators(gt, n_ann, annotator_displacement_m, res,
-                                                seed=int(rng.integers(2**31)),
-                                                correlation_length_m=annotator_correlation_m)
-        for name, front in zip(names, fronts):
-            path = ann_root / name / f"{scene.stem}{annotators.FRONT_SUFFIX}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                Image.fromarray(front * np.uint8(255)).save(tmp, format="PNG")
-
+simulated = annotators_dir is None
+n_ann = int(n_annotators) if n_annotators is not None else annotators.PAPER_N_ANNOTATORS
+ann_root = (annotators.write_simulated_annotators(setup.caffe_root, out_dir / "simulated_annotators", n_ann,
+                                                  annotator_displacement_m, annotator_correlation_m, seed)
+            if simulated else Path(annotators_dir))
 annotations = annotators.load_annotator_fronts(ann_root)
 ann_stems = sorted(set.intersection(*(set(v) for v in annotations.values())))
-if simulated:
-    display(Markdown(
-        f"**These annotators are a simulation**, not human delineations: {len(annotations)} annotators, each the "
-        f"ground-truth front of the {len(ann_stems)} test images of `{caffe_root}` displaced by a smooth random "
-        f"field with an RMS displacement of **{annotator_displacement_m:g} m** (correlation length "
-        f"{annotator_correlation_m:g} m), seed {seed}. Their agreement is set by that number, not measured; "
-        "what the simulation shows is how the comparison works and how the model's distance to the annotators "
-        "relates to theirs."))
-else:
-    display(Markdown(f"Annotator fronts from `{ann_root}`: {len(annotations)} annotators, {len(ann_stems)} "
-                     "images delineated by all of them."))
+display(Markdown(
+    f"**These annotators are a simulation**, not human delineations: {len(annotations)} annotators, each the "
+    f"ground-truth front of the {len(ann_stems)} test images displaced by a smooth random field with an RMS "
+    f"displacement of **{annotator_displacement_m:g} m** (correlation length {annotator_correlation_m:g} m), seed "
+    f"{seed}. Their agreement is set by that number, not measured." if simulated else
+    f"Annotator fronts from `{ann_root}`: {len(annotations)} annotators, {len(ann_stems)} images delineated by all."))
 
 # %% [markdown]
 # ## Human–human and model–human distances
@@ -203,57 +138,24 @@ else:
 # and averages over the pairs of each kind; the interval is the central `confidence` range of these means.
 
 # %%
-model_fronts = {}
-for name in runs:
-    folder = evaluate_root / name / "fronts"
-    lacking = [s for s in ann_stems if not (folder / f"{s}{annotators.FRONT_SUFFIX}").is_file()]
-    if len(lacking) == len(ann_stems):
-        raise FileNotFoundError(f"{folder}: no front for any annotated image (e.g. {lacking[0]}"
-                                f"{annotators.FRONT_SUFFIX}); were the annotations made on the evaluated split?")
-    model_fronts[name] = {s: annotators.read_front_png(folder / f"{s}{annotators.FRONT_SUFFIX}")
-                          for s in ann_stems if s not in lacking}
-
-comparisons = {name: annotators.compare_annotators(annotations, model_fronts[name], n_bootstrap=n_bootstrap,
-                                                   confidence=confidence, seed=seed, model_name=name)
-               for name in runs}
-
-HUMAN = "human vs human"
-first = comparisons[primary]
-hh = first.summary[first.summary["kind"] == "human-human"].iloc[0]
-summary_rows = [{"group": HUMAN, **hh.drop("kind").to_dict(),
-                 "images": int(first.pairs["images"].iloc[0]), "images without model front": None,
-                 "paper (m)": annotators.PAPER_HUMAN_MDE_M}]
-pair_frames = [first.pairs[first.pairs["kind"] == "human-human"].assign(group=HUMAN)]
-boot = {HUMAN: first.bootstrap.get("human-human")}
-for name, comp in comparisons.items():
-    group = f"{name} vs human"
-    mh = comp.summary[comp.summary["kind"] == "model-human"].iloc[0]
-    no_front = sum(1 for f in model_fronts[name].values() if not f.any())
-    summary_rows.append({"group": group, **mh.drop("kind").to_dict(), "images": int(comp.pairs["images"].iloc[0]),
-                         "images without model front": no_front,
-                         "paper (m)": annotators.PAPER_ENSEMBLE_MDE_M if name.startswith("ensemble") else None})
-    pair_frames.append(comp.pairs[comp.pairs["kind"] == "model-human"].assign(group=group))
-    boot[group] = comp.bootstrap.get("model-human")
-summary_table = pd.DataFrame(summary_rows)
-pairs_table = pd.concat(pair_frames, ignore_index=True)
-summary_table["ratio to human–human"] = summary_table["mean_mde_m"] / float(hh["mean_mde_m"])
-write_text_atomic(out_dir / "summary.csv", summary_table.to_csv(index=False, float_format="%.3f"))
-write_text_atomic(out_dir / "pairs.csv", pairs_table.to_csv(index=False, float_format="%.3f"))
-
-ci = f"{confidence:.0%} CI (m)"
-shown = summary_table.assign(**{ci: [f"{lo:.1f} – {hi:.1f}" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
-                                     for lo, hi in zip(summary_table["ci_low_m"], summary_table["ci_high_m"])]})
-display(shown[["group", "pairs", "images", "images without model front", "mean_mde_m", ci, "median_mde_m",
-               "ratio to human–human", "paper (m)"]].rename(columns={"mean_mde_m": "mean MDE (m)",
-                                                                    "median_mde_m": "median MDE (m)"}).round(2))
+model_fronts = {name: experiments.read_model_fronts(layout.evaluation(name), ann_stems) for name in runs}
+study = annotators.human_vs_model(annotations, model_fronts, n_bootstrap=n_bootstrap, confidence=confidence,
+                                  seed=seed)
+for name, table in (("summary", study.summary), ("pairs", study.pairs), ("per_image", study.per_image)):
+    write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=name == "per_image", float_format="%.3f"))
+display(annotators.summary_for_display(study.summary, confidence))
+no_front = int(study.summary.loc[study.summary["group"] == f"{primary} vs human", "images without model front"].iloc[0])
 display(Markdown(
     f"The paper: ensemble vs annotators **{annotators.PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
-    f"**{annotators.PAPER_HUMAN_MDE_M:g} m** ({annotators.PAPER_N_ANNOTATORS} annotators), a ratio of "
-    f"{annotators.PAPER_ENSEMBLE_MDE_M / annotators.PAPER_HUMAN_MDE_M:.2f}."))
+    f"**{annotators.PAPER_HUMAN_MDE_M:g} m**, a ratio of "
+    f"{annotators.PAPER_ENSEMBLE_MDE_M / annotators.PAPER_HUMAN_MDE_M:.2f}."
+    + (f" **{primary} found no front on {no_front} of the {len(ann_stems)} images**: its pairs rest on the "
+       f"{len(ann_stems) - no_front} others" + (" — with one image the bootstrap has nothing to resample and its "
+       "interval collapses to a point." if len(ann_stems) - no_front == 1 else ".") if no_front else "")))
 
 # %%
 fig = viz.plot_annotator_comparison(
-    pairs_table, summary_table, boot, human_groups=[HUMAN],
+    study.pairs, study.summary, study.bootstrap, human_groups=[annotators.HUMAN_GROUP],
     paper={"paper, human vs human": annotators.PAPER_HUMAN_MDE_M,
            "paper, ensemble vs human": annotators.PAPER_ENSEMBLE_MDE_M},
     title=("simulated annotators" if simulated else "annotators") + f" on {len(ann_stems)} test images")
@@ -267,31 +169,18 @@ fig = viz.plot_annotator_comparison(
 # this is where a model that is far from the annotators on average shows *where* it is far:
 
 # %%
-per_image = []
-for name, comp in comparisons.items():
-    pi = comp.per_image
-    kinds = ["human-human", "model-human"] if name == primary else ["model-human"]
-    for kind in kinds:
-        g = pi[pi["kind"] == kind].groupby("stem")
-        label = HUMAN if kind == "human-human" else f"{name} vs human"
-        per_image.append(pd.DataFrame({"group": label, "mean distance (m)": g["mean_m"].mean()}))
-per_image_table = pd.concat(per_image).reset_index().pivot(index="stem", columns="group",
-                                                           values="mean distance (m)")
-per_image_table = per_image_table[[g for g in summary_table["group"] if g in per_image_table.columns]]
-write_text_atomic(out_dir / "per_image.csv", per_image_table.to_csv(float_format="%.3f"))
-display(per_image_table.round(1))
+display(study.per_image.round(1))
 
 # %% [markdown]
 # One test image with every annotator's front (colours) and the model's front (yellow):
 
 # %%
-stem = next((s for s in ann_stems if model_fronts[primary][s].any()), ann_stems[0])   # one with a model front
-scene = next((s for s in caffe.discover(caffe_root, "test") if s.stem == stem), None)
-sar_img = caffe.read_sar(scene.sar_path) if scene is not None else np.zeros_like(model_fronts[primary][stem])
-fig = viz.plot_annotator_fronts(sar_img, {a: annotations[a][stem] for a in annotations},
-                                model_fronts[primary][stem], model_label=primary,
-                                title=f"{stem}: {len(annotations)} " + ("simulated " if simulated else "")
-                                + f"annotators and {primary}")
+stem = next((s for s in ann_stems if model_fronts[primary].get(s, 0).any()), ann_stems[0])   # one with a model front
+scene = next(s for s in caffe.discover(setup.caffe_root, "test") if s.stem == stem)
+fig = viz.plot_annotator_fronts(caffe.read_sar(scene.sar_path), {a: annotations[a][stem] for a in annotations},
+                                model_fronts[primary].get(stem, 0 * annotations[next(iter(annotations))][stem]),
+                                model_label=primary, title=f"{stem}: {len(annotations)} "
+                                + ("simulated " if simulated else "") + f"annotators and {primary}")
 
 # %% [markdown]
 # ## What the numbers say
@@ -306,7 +195,7 @@ fig = viz.plot_annotator_fronts(sar_img, {a: annotations[a][stem] for a in annot
 #   ground truth, for simulated annotators) differs by one annotator's error, whereas two annotators differ by
 #   two. A perfect model scores about 1/√2 of the human–human value against simulated annotators.
 # * Intervals come from resampling images, the unit of variation between test sets; with few images (the smoke
-#   and demo builds have 3 and 8) they are wide, and with a model that finds no front in some images the
+#   and demo builds have 3 and 32) they are wide, and with a model that finds no front in some images the
 #   model–human pairs rest on fewer images still (column *images without model front*).
 # * **This run's model** is the one chapters 4 and 5 trained and evaluated with the chosen preset. With the
 #   `smoke` and `demo` presets that is a small network trained for minutes on synthetic scenes; its distances

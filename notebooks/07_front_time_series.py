@@ -35,7 +35,8 @@ if importlib.util.find_spec("ssl4sar") is None:
 # known, so that the recovered series can be checked. It then applies the same prediction to seven real
 # TerraSAR-X patches to show the georeferencing on real data.
 #
-# It needs a fine-tuned model from chapter 4 (`work_dir/finetune/<init>/best_mde.pt`) and the synthetic time
+# It applies the best fine-tuned run of chapter 4 (chosen on validation data from `work_dir/finetune/runs.csv`) and
+# needs the synthetic time
 # series (`work_dir/data/timeseries`, made by the build). It writes `work_dir/timeseries/`, which no later
 # chapter reads.
 
@@ -46,14 +47,14 @@ ssl4sar_dir = None         # unused here
 work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-checkpoint = None          # model to apply; None: the best work_dir/finetune/<init>/best_mde.pt (fewest val images without front, then lowest val MDE)
+checkpoint = None          # model to apply; None: the best run of chapter 4 on validation data (runs.csv)
 timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
                            # None: the synthetic series in work_dir/data/timeseries
 tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
 real_samples_dir = None    # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
 real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted at; None: their own (6-6.7 m)
 
-# %%
+# %% tags=["hide-input"]
 import logging
 import shutil
 import time
@@ -73,7 +74,6 @@ from ssl4sar.config import load_preset
 from ssl4sar.data import samples, synthetic
 from ssl4sar.data.raster import read_raster
 from ssl4sar.evaluate import inference_settings, resolve_device
-from ssl4sar.finetune import rank_finetuned_models
 from ssl4sar.io import write_text_atomic
 from ssl4sar.models.convert import load_model
 from ssl4sar.predict import predict_scenes
@@ -101,34 +101,33 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # %% [markdown]
 # ## The model
 #
-# Chapter 4 fine-tuned one model per initialisation and exported the checkpoint with the lowest validation MDE
-# as `work_dir/finetune/<init>/best_mde.pt`; the validation MDE is stored in the checkpoint. The MDE leaves out
-# the validation images without a predicted front, so unless `checkpoint` names a file, the model used is the one
-# with the **fewest validation images without a front** at its exported epoch (from the run's `metrics.csv`), then
-# the lowest validation MDE (ties or no validation: OptTranslator, OptSimMIM, ImageNet, scratch, in this order).
-# The choice uses no test data.
+# The best fine-tuned run of chapter 4, chosen on validation data only (most validation fronts found, then the
+# lowest validation MDE; `ssl4sar.experiments.best_single_run`). With test-time augmentation each rotation gives
+# its own front, and the spread of their positions is the error bar of the time series. A `checkpoint` parameter
+# replaces it by any model.
 
 # %%
+from ssl4sar import book, experiments
+
+layout = book.WorkLayout(work)
+book.pin_threads()
 if checkpoint is not None:
-    ckpt_path = Path(checkpoint)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_path} not found")
+    member_paths = [Path(checkpoint)]
+    if not member_paths[0].is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
 else:
-    if not list((work / "finetune").glob("*/best_mde.pt")):
-        raise FileNotFoundError(
-            f"no fine-tuned model: {work / 'finetune'}/<init>/best_mde.pt is written by chapter 4 "
-            f"(04_finetuning). Run it with the same work_dir and preset first, e.g. "
-            f"`python tools/book.py build --preset {preset_name} --only 04`, or pass checkpoint=<file>.")
-    cands = rank_finetuned_models(work / "finetune")
-    ckpt_path = Path(cands["checkpoint"].iloc[0])
-    cands["selected"] = cands["checkpoint"] == str(ckpt_path)
-    display(cands)
+    runs = experiments.read_runs(layout)
+    best = experiments.best_single_run(runs)
+    member_paths = [experiments.checkpoint_path(layout, best["checkpoint"])]
+    display(runs.assign(selected=runs.index == best.name)[["init", "seed", "val_mde_m", "val_fronts_found",
+                                                            "test_mde_m", "fronts_found", "selected"]].round(1))
 dev = resolve_device(device)
-model = load_model(ckpt_path, map_location=dev)
+model = [load_model(p, map_location=dev) for p in member_paths]
 use_tta = (preset_name != "smoke") if tta is None else bool(tta)
-settings = inference_settings(model.img_size, tta=use_tta, preset=cfg, device=dev)
+settings = inference_settings(model[0].img_size, tta=use_tta, preset=cfg, device=dev)
 display(Markdown(
-    f"Model: `{ckpt_path}` ({model.img_size} px input), on `{dev}`; windows of {settings.context_size} px every "
+    f"Model: {len(model)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in member_paths)} "
+    f"({model[0].img_size} px input), on `{dev}`; windows of {settings.context_size} px every "
     f"{settings.stride} px, Gaussian σ {settings.sigma:g} px, "
     + (f"test-time augmentation with the rotations {list(settings.rotations)}." if use_tta
        else "no test-time augmentation.")
@@ -252,30 +251,7 @@ series = {"box": timeseries.front_time_series(pred_files, box=ts_root / "referen
           "centreline": timeseries.front_time_series(pred_files, centreline=ts_root / "centreline.geojson")}
 
 
-def truth_on_reference(s: pd.DataFrame, t: pd.DataFrame) -> pd.DataFrame:
-    """The truth relative to the first date on which ``s`` has a position (the reference of ``s``)."""
-    ok = s["distance_m"].notna()
-    if not ok.any():
-        return t
-    ref_date = s.loc[ok, "date"].iloc[0]
-    ref = t.loc[t["date"] == ref_date, "position_m"]
-    return t.assign(position_m=t["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
-
-
-def accuracy(series_by_method: dict, t: pd.DataFrame | None, source: str) -> pd.DataFrame:
-    """One row per method: dates, dates with a position and, with a truth, RMSE / bias / max error (m)."""
-    rows = []
-    for method, s in series_by_method.items():
-        row = {"fronts from": source, "method": method, "dates": len(s),
-               "dates with a position": int(s["position_m"].notna().sum())}
-        if t is not None:
-            row |= timeseries.compare_to_truth(s, truth_on_reference(s, t))
-        rows.append(row)
-    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
-                                              "max_abs_m": "max |error| (m)", "n": "compared"})
-
-
-model_acc = accuracy(series, truth, f"model ({preset_name})")
+model_acc = experiments.time_series_accuracy(series, truth, f"model ({preset_name})")
 display(model_acc.round(1))
 for method, s in series.items():
     timeseries.write_time_series(s, out_root / f"front_positions_{method}.csv")
@@ -286,7 +262,7 @@ display(pd.concat([s[["date", "position_m", "position_std_m", "coverage"]].assig
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
 for ax, (method, s) in zip(axes, series.items()):
-    t_ref = truth_on_reference(s, truth) if truth is not None else None
+    t_ref = experiments.truth_on_reference(s, truth) if truth is not None else None
     viz.plot_front_positions(s, truth=t_ref, ax=ax, title=f"{method} method: model fronts vs truth")
 fig.tight_layout()
 
@@ -305,12 +281,13 @@ if true_masks:
                                                                centreline=ts_root / "centreline.geojson")}
     for method, s in truth_series.items():
         timeseries.write_time_series(s, out_root / f"truth_masks_positions_{method}.csv")
-    table = pd.concat([accuracy(truth_series, truth, "true front masks"), model_acc], ignore_index=True)
+    table = pd.concat([experiments.time_series_accuracy(truth_series, truth, "true front masks"), model_acc],
+                      ignore_index=True)
     write_text_atomic(out_root / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
     display(table.round(1))
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
     for ax, (method, s) in zip(axes, truth_series.items()):
-        viz.plot_front_positions(s, truth=truth_on_reference(s, truth) if truth is not None else None, ax=ax,
+        viz.plot_front_positions(s, truth=experiments.truth_on_reference(s, truth) if truth is not None else None, ax=ax,
                                  title=f"{method} method: true front masks vs truth")
     fig.tight_layout()
 else:

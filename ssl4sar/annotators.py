@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 from skimage.morphology import skeletonize
 
 from ssl4sar.data.raster import open_image
@@ -287,3 +288,105 @@ def simulate_annotators(gt_front: np.ndarray, n: int, displacement_m: float, res
         moved = pts + _smooth_field(pts, sigma_px, length_px, rng) if len(pts) else pts
         out.append(_rasterise(moved[s], moved[d], shape))
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the book's study: simulated annotator folders, several models against the annotators
+
+#: Label of the human–human group in :class:`HumanVsModel` tables.
+HUMAN_GROUP = "human vs human"
+
+
+def write_simulated_annotators(caffe_root: str | Path, out_root: str | Path, n: int, displacement_m: float,
+                               correlation_length_m: float = 1000.0, seed: int = 0, split: str = "test") -> Path:
+    """Simulate ``n`` annotators on every scene of a CaFFe split; write them in the annotator folder layout.
+
+    ``out_root/annotator_NN/<stem>_front.png`` (0 / 255), readable by :func:`load_annotator_fronts`. An existing
+    ``out_root`` is replaced. Scene seeds come from ``numpy.random.default_rng(seed)`` in scene order.
+    """
+    import shutil
+
+    from ssl4sar.data import caffe
+    from ssl4sar.io import atomic_path
+
+    out = Path(out_root)
+    if out.exists():
+        shutil.rmtree(out)
+    rng = np.random.default_rng(seed)
+    names = [f"annotator_{i + 1:02d}" for i in range(n)]
+    for scene in caffe.discover(caffe_root, split):
+        gt = caffe.load_scene(scene, with_bbox=False)["front"]
+        res = float(stem_metadata(scene.stem)["resolution_m"])
+        fronts = simulate_annotators(gt, n, displacement_m, res, seed=int(rng.integers(2**31)),
+                                     correlation_length_m=correlation_length_m)
+        for name, front in zip(names, fronts):
+            path = out / name / f"{scene.stem}{FRONT_SUFFIX}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                Image.fromarray(front * np.uint8(255)).save(tmp, format="PNG")
+    return out
+
+
+@dataclass
+class HumanVsModel:
+    """Human–human and model–human tables of several models against the same annotators.
+
+    Attributes:
+        summary: one row per group (``human vs human``, ``<model> vs human``): pairs, images, images without
+            model front, mean / median pair MDE and bootstrap CI (m), ratio to human–human, paper value.
+        pairs: one row per pair with its ``group`` and pooled MDE (m).
+        bootstrap: group → bootstrap replicates of the mean pair MDE (m).
+        per_image: stem × group, mean front distance (m).
+    """
+
+    summary: pd.DataFrame
+    pairs: pd.DataFrame
+    bootstrap: dict[str, np.ndarray]
+    per_image: pd.DataFrame
+
+
+def human_vs_model(annotations: Mapping[str, Mapping[str, np.ndarray]],
+                   model_fronts: Mapping[str, Mapping[str, np.ndarray]], n_bootstrap: int = 2000,
+                   confidence: float = 0.95, seed: int = 0) -> HumanVsModel:
+    """:func:`compare_annotators` for each model of ``model_fronts`` (name → stem → front); tables side by side.
+
+    The human–human group is taken from the first model's comparison (it does not depend on the model). A model
+    without any front gives NaN means and intervals, and counts its images without a front.
+    """
+    if not model_fronts:
+        raise ValueError("no model fronts to compare")
+    comparisons = {name: compare_annotators(annotations, fronts, n_bootstrap=n_bootstrap, confidence=confidence,
+                                            seed=seed, model_name=name) for name, fronts in model_fronts.items()}
+    first = next(iter(comparisons.values()))
+    hh = first.summary[first.summary["kind"] == "human-human"].iloc[0]
+    rows = [{"group": HUMAN_GROUP, **hh.drop("kind").to_dict(), "images": int(first.pairs["images"].iloc[0]),
+             "images without model front": None, "paper (m)": PAPER_HUMAN_MDE_M}]
+    pairs = [first.pairs[first.pairs["kind"] == "human-human"].assign(group=HUMAN_GROUP)]
+    boot = {HUMAN_GROUP: first.bootstrap.get("human-human", np.array([]))}
+    per_image = [first.per_image[first.per_image["kind"] == "human-human"].groupby("stem")["mean_m"].mean()
+                 .rename(HUMAN_GROUP)]
+    for name, comp in comparisons.items():
+        group = f"{name} vs human"
+        mh = comp.summary[comp.summary["kind"] == "model-human"].iloc[0]
+        rows.append({"group": group, **mh.drop("kind").to_dict(), "images": int(comp.pairs["images"].iloc[0]),
+                     "images without model front": sum(1 for f in model_fronts[name].values() if not np.any(f)),
+                     "paper (m)": PAPER_ENSEMBLE_MDE_M if name.startswith("ensemble") else None})
+        pairs.append(comp.pairs[comp.pairs["kind"] == "model-human"].assign(group=group))
+        boot[group] = comp.bootstrap.get("model-human", np.array([]))
+        per_image.append(comp.per_image[comp.per_image["kind"] == "model-human"].groupby("stem")["mean_m"].mean()
+                         .rename(group))
+    summary = pd.DataFrame(rows)
+    summary["ratio to human–human"] = summary["mean_mde_m"] / float(hh["mean_mde_m"])
+    return HumanVsModel(summary=summary, pairs=pd.concat(pairs, ignore_index=True), bootstrap=boot,
+                        per_image=pd.concat(per_image, axis=1))
+
+
+def summary_for_display(summary: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The columns of :attr:`HumanVsModel.summary` a reader needs, the interval as one ``lo – hi`` column."""
+    ci = f"{confidence:.0%} CI (m)"
+    shown = summary.assign(**{ci: [f"{lo:.1f} – {hi:.1f}" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+                                   for lo, hi in zip(summary["ci_low_m"], summary["ci_high_m"])]})
+    return (shown[["group", "pairs", "images", "images without model front", "mean_mde_m", ci,
+                   "ratio to human–human", "paper (m)"]]
+            .rename(columns={"mean_mde_m": "mean MDE (m)", "images without model front": "no model front"})
+            .set_index("group").round(2))

@@ -203,6 +203,7 @@ class FinetuneSection(_RunSection):
     val_every_n_epochs: int
     zone_absent: str
     init: str
+    seeds: int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
 
 
 @dataclass(frozen=True)

@@ -887,10 +887,15 @@ def plot_annotator_comparison(pairs: Any, summary: Any, bootstrap: Mapping[str, 
         b = None if bootstrap is None else bootstrap.get(g)
         b = np.asarray([] if b is None else b, dtype=float)
         b = b[np.isfinite(b)]
-        if b.size < 2:
+        if b.size == 0:
             continue
-        counts, edges = np.histogram(b, bins=40)
-        ax1.stairs(counts / counts.max(), edges, lw=1.5, color=colours[g], label=g)
+        spread = float(b.max() - b.min())
+        if spread <= 1e-6 * max(1.0, abs(float(b.mean()))):
+            # every replicate has the same mean (e.g. the model found a front on one image only): one spike
+            ax1.plot([float(b.mean())] * 2, [0.0, 1.0], lw=2.0, color=colours[g], label=f"{g} (constant)")
+        else:
+            counts, edges = np.histogram(b, bins=40)
+            ax1.stairs(counts / counts.max(), edges, lw=1.5, color=colours[g], label=g)
         row = summary[summary["group"] == g].iloc[0]
         if np.isfinite(row["ci_low_m"]) and np.isfinite(row["ci_high_m"]):
             ax1.axvspan(float(row["ci_low_m"]), float(row["ci_high_m"]), color=colours[g], alpha=0.12, lw=0)

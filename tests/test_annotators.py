@@ -125,3 +125,27 @@ def test_compare_annotators_identical_annotators_and_stem_resolution():
         compare_annotators({"a": {STEMS[0]: gt}})
     with pytest.raises(ValueError, match="no image"):
         compare_annotators({"a": {STEMS[0]: gt}, "b": {STEMS[1]: gt}})
+
+
+def test_human_vs_model_tables_with_a_model_without_fronts():
+    from ssl4sar.annotators import HUMAN_GROUP, human_vs_model, summary_for_display
+
+    gts = {s: wavy_front(phase=i) for i, s in enumerate(STEMS)}
+    sims = {s: simulate_annotators(g, 3, 40.0, 7.0, seed=i) for i, (s, g) in enumerate(gts.items())}
+    annotations = {f"a{j}": {s: sims[s][j] for s in STEMS} for j in range(3)}
+    good = {s: gts[s] for s in STEMS}
+    one = {s: (gts[s] if i == 0 else np.zeros_like(gts[s])) for i, s in enumerate(STEMS)}
+    none = {s: np.zeros_like(gts[s]) for s in STEMS}
+    study = human_vs_model(annotations, {"ensemble_tta": good, "one": one, "none": none}, n_bootstrap=100)
+    summary = study.summary.set_index("group")
+    assert list(summary.index) == [HUMAN_GROUP, "ensemble_tta vs human", "one vs human", "none vs human"]
+    assert summary.loc["one vs human", "images without model front"] == 2
+    lo, hi = summary.loc["one vs human", ["ci_low_m", "ci_high_m"]]
+    assert lo == pytest.approx(hi)  # one image: the bootstrap cannot vary
+    assert np.isnan(summary.loc["none vs human", "mean_mde_m"])
+    assert summary.loc["ensemble_tta vs human", "paper (m)"] == PAPER_ENSEMBLE_MDE_M
+    ratio = summary.loc["ensemble_tta vs human", "mean_mde_m"] / summary.loc[HUMAN_GROUP, "mean_mde_m"]
+    assert summary.loc["ensemble_tta vs human", "ratio to human–human"] == pytest.approx(ratio)
+    assert study.per_image.shape == (len(STEMS), 4)
+    shown = summary_for_display(study.summary)
+    assert shown.loc["none vs human", "95% CI (m)"] == "n/a"

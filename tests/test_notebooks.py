@@ -66,6 +66,7 @@ class SmokeRun:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             if self._synthetic:
                 book.prepare_synthetic_data(self.work_dir, self.preset, self.seed, self._generate)
+            book.write_build_info(self.work_dir, self.preset, self.seed)
             self._kernel = book.ensure_kernel()
         return self._kernel
 
@@ -117,6 +118,87 @@ if CHAPTERS:
             pytest.skip(result.error)
         assert result.status == "ok", result.error
         assert result.output is not None and result.output.is_file()
+
+
+def _chapter(name: str) -> Any:
+    return next(c for c in CHAPTERS if c.name.startswith(name))
+
+
+def _run_alone(chapter: Any, root: Path, **extra: Any) -> Any:
+    """Execute one chapter with the smoke preset in a fresh work folder ``root/work`` (synthetic data made first)."""
+    work = root / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    book.prepare_synthetic_data(work, "smoke", 0)
+    book.write_build_info(work, "smoke", 0)
+    params = {**book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0),
+              **extra}
+    return book.execute_chapter(chapter, root / "executed" / f"{chapter.name}.ipynb", params,
+                                kernel_name=book.ensure_kernel(), failed_dir=root / "failed",
+                                cell_timeout_s=CELL_TIMEOUT_S)
+
+
+@pytest.mark.notebooks
+@pytest.mark.skipif(not any(c.name.startswith("04_") for c in CHAPTERS), reason="no chapter 04")
+def test_finetuning_chapter_gives_identical_tables_in_two_fresh_builds(tmp_path: Path) -> None:
+    """Two smoke builds of chapter 4 in fresh work folders write the same runs.csv, byte for byte.
+
+    The protocol's shape is checked too: three seeds of scratch, one row each, with the documented columns.
+    """
+    from ssl4sar.experiments import RUN_COLUMNS
+
+    tables = []
+    for k in range(2):
+        result = _run_alone(_chapter("04_"), tmp_path / f"build{k}", inits=["scratch"])
+        assert result.status == "ok", result.error
+        work = tmp_path / f"build{k}" / "work"
+        runs = (work / "finetune" / "runs.csv").read_text()
+        tables.append("\n".join(",".join(c for c in line.split(",")[:-2]) for line in runs.splitlines()))
+        info = json.loads((work / "build_info.json").read_text())
+        assert info["threads"]["torch_threads"] == 2 and info["run_threads"] == 1
+        assert info["packages"]["torch"]
+    # the two last columns are the run's wall time and its checkpoint path (different work folders)
+    assert tables[0] == tables[1]
+    import pandas as pd
+
+    runs = pd.read_csv(tmp_path / "build0" / "work" / "finetune" / "runs.csv")
+    assert list(runs.columns) == list(RUN_COLUMNS)
+    assert runs["init"].tolist() == ["scratch"] * 3 and runs["seed"].tolist() == [0, 1, 2]
+    assert (runs["test_images"] == 3).all() and runs["fronts_found"].between(0, 3).all()
+
+
+@pytest.mark.notebooks
+@pytest.mark.skipif(not any(c.name.startswith("06_") for c in CHAPTERS), reason="no chapter 06")
+def test_human_vs_model_chapter_with_a_model_that_finds_one_front(tmp_path: Path) -> None:
+    """Chapter 6 on an ensemble that found the front of one test scene only (constant bootstrap): no crash."""
+    import numpy as np
+
+    from ssl4sar.data import caffe
+    from ssl4sar.evaluate import evaluate_predictions
+
+    work = tmp_path / "work"
+    work.mkdir()
+    book.prepare_synthetic_data(work, "smoke", 0)
+    root = work / "data" / "caffe"
+    scenes = caffe.discover(root, "test")
+    loaded = {s.stem: caffe.load_scene(s, with_bbox=False) for s in scenes}
+    # the true zones of the scene with the longest front (short fronts fall to the 750 m filter), elsewhere all
+    # glacier: no ocean, no front
+    keep = max(scenes, key=lambda s: int(loaded[s.stem]["front"].sum()) * s.meta.resolution_m).stem
+    maps = {stem: d["zones"] if stem == keep else np.full_like(d["zones"], 2) for stem, d in loaded.items()}
+    for name in ("ensemble", "ensemble_tta"):
+        result = evaluate_predictions(maps, root, "test", work / "evaluate" / name, figures=0, progress=False)
+        assert result.summary["missing_fronts"] == len(scenes) - 1
+    result = _run_alone(_chapter("06_"), tmp_path, n_bootstrap=200)
+    assert result.status == "ok", result.error
+    summary = pd_read(work / "human_vs_model" / "summary.csv")
+    model_rows = summary[summary["group"].str.startswith("ensemble")]
+    assert len(model_rows) == 2 and (model_rows["images without model front"] == len(scenes) - 1).all()
+
+
+def pd_read(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -406,7 +406,11 @@ def execute_chapter(
 
 #: Environment of the notebook kernels. ``MPLBACKEND`` must name the inline backend: the Makefile and the
 #: tests export ``MPLBACKEND=Agg`` for the library, and a kernel inheriting that would show no figures.
-KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+#: The thread pools are pinned (here one thread; each chapter then sets torch to ``ssl4sar.book.BOOK_THREADS`` and
+#: every parallel run to ``RUN_THREADS``): a training run is bit-identical across repeats with the same number of
+#: threads but not between one and two, so a build must not depend on the machine's core count.
+KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1",
+                      "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0"}
 
 
@@ -425,6 +429,21 @@ def kernel_environment() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def write_build_info(work_dir: Path, preset: str, seed: int) -> Path:
+    """Record the thread settings and library versions of this build in ``work_dir/build_info.json``.
+
+    The settings are those the notebook kernels get (``KERNEL_ENVIRONMENT``, torch pinned to ``BOOK_THREADS``).
+    """
+    from ssl4sar.book import BOOK_THREADS, WorkLayout, build_info, pin_threads
+
+    with kernel_environment():
+        pin_threads(BOOK_THREADS)  # what setup_chapter does in every chapter
+        info = build_info(preset, seed)
+    path = WorkLayout(work_dir).build_info
+    _write_json_atomic(path, info)
+    return path
 
 
 def _keep_failed(running: Path, target: Path) -> Path | None:
@@ -636,6 +655,7 @@ def build(args: argparse.Namespace) -> int:
             work_dir.mkdir(parents=True, exist_ok=True)
             if caffe is None or ssl4sar is None:
                 prepare_synthetic_data(work_dir, args.preset, args.seed)
+            write_build_info(work_dir, args.preset, args.seed)
             kernel = ensure_kernel()
             if not args.verbose:
                 logging.getLogger("papermill").setLevel(logging.WARNING)

@@ -1,0 +1,132 @@
+"""The book's protocol tables: seeds per initialisation, tests, ensemble choice, bootstrap interval, layout."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssl4sar import experiments
+from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
+
+
+def runs_table() -> pd.DataFrame:
+    rows = []
+    mdes = {"scratch": [400.0, 420.0, 450.0], "optsimmim": [300.0, 310.0, 330.0], "opttranslator": [350.0, 250.0, 260.0]}
+    val_found = {"scratch": [2, 3, 3], "optsimmim": [4, 4, 3], "opttranslator": [4, 4, 4]}
+    for init, values in mdes.items():
+        for seed, (mde, vf) in enumerate(zip(values, val_found[init])):
+            rows.append({"init": init, "seed": seed, "val_mde_m": mde - 20, "val_fronts_found": vf, "val_images": 4,
+                         "best_epoch": 3, "test_mde_m": mde, "fronts_found": 30, "test_images": 32,
+                         "mean_iou": 0.7, "seconds": 1.0, "checkpoint": f"work_dir/finetune/{init}/seed{seed}/best_mde.pt"})
+    return pd.DataFrame(rows, columns=list(experiments.RUN_COLUMNS))
+
+
+def test_seed_summary_tests_and_choices() -> None:
+    runs = runs_table()
+    summary = experiments.seed_summary(runs)
+    assert summary.loc["scratch", "test MDE (m)"] == f"{np.mean([400, 420, 450]):.0f} ± {np.std([400, 420, 450], ddof=1):.0f}"
+    assert summary.loc["optsimmim", "seeds"] == 3 and summary.loc["optsimmim", "fronts found"] == "30.0 ± 0.0 of 32"
+    tests = experiments.compare_initialisations(runs, n_resamples=99)
+    assert [tuple(r) for r in tests[["baseline", "opponent"]].to_numpy()] == [
+        ("scratch", "optsimmim"), ("scratch", "opttranslator"), ("optsimmim", "opttranslator")]
+    # every scratch run is worse than every OptSimMIM run: the smallest one-sided p with 3 vs 3, 1/C(6,3)
+    assert tests.loc[0, "mwu_p"] == pytest.approx(1 / math.comb(6, 3))
+    # the ensemble's initialisation: most validation fronts, then validation MDE (test MDEs are not used)
+    assert experiments.choose_ensemble_init(runs) == "opttranslator"
+    best = experiments.best_single_run(runs)
+    assert (best["init"], best["seed"]) == ("opttranslator", 1)
+    # too few runs with a front: no test, an empty table with the shown columns
+    few = runs[runs["seed"] == 0]
+    assert experiments.compare_initialisations(few).empty
+
+
+def test_bootstrap_interval_of_the_pooled_mde() -> None:
+    per_image = pd.DataFrame({"sum_m": [100.0, 400.0, 0.0, 900.0], "n_distances": [1, 2, 0, 3]})
+    lo, hi = experiments.bootstrap_pooled_mde(per_image, n_bootstrap=500, seed=1)
+    pooled = 1400.0 / 6
+    assert lo <= pooled <= hi and 100.0 <= lo < hi <= 300.0
+    assert experiments.bootstrap_pooled_mde(per_image, n_bootstrap=500, seed=1) == (lo, hi)
+    one = pd.DataFrame({"sum_m": [0.0, 250.0, 0.0], "n_distances": [0, 5, 0]})  # one scene with a front
+    assert experiments.bootstrap_pooled_mde(one, n_bootstrap=200) == (50.0, 50.0)
+    none = pd.DataFrame({"sum_m": [0.0, 0.0], "n_distances": [0, 0]})
+    assert all(math.isnan(v) for v in experiments.bootstrap_pooled_mde(none))
+
+
+def test_ensemble_findings_and_breakdown_table() -> None:
+    summary = pd.DataFrame([
+        {"model": "optsimmim seed 0", "init": "optsimmim", "members": 1, "tta": False, "test_mde_m": 300.0,
+         "fronts_found": 6, "test_images": 8},
+        {"model": "optsimmim seed 1", "init": "optsimmim", "members": 1, "tta": False, "test_mde_m": 320.0,
+         "fronts_found": 4, "test_images": 8},
+        {"model": "ensemble of 2 optsimmim", "init": "optsimmim", "members": 2, "tta": False, "test_mde_m": float("nan"),
+         "fronts_found": 3, "test_images": 8}])
+    text = experiments.ensemble_findings(summary)
+    assert "5.0 of 8" in text and "no MDE" in text and "fewer fronts than its average member" in text
+    b = pd.DataFrame({"group_type": ["season", "season"], "group_value": ["summer", "winter"],
+                      "mde_m": [120.4, float("nan")], "missing_fronts": [1, 2], "images": [3, 2]})
+    table = experiments.breakdown_table({"a": b}, "season")
+    assert table.loc["summer", "a"] == "120 (1)" and table.loc["winter", "a"] == "— (2)"
+    assert table["images"].tolist() == [3, 2]
+
+
+def test_work_layout_names_and_relative_paths(tmp_path: Path) -> None:
+    layout = WorkLayout(tmp_path)
+    assert layout.finetune_run("optsimmim", 2) == tmp_path / "finetune" / "optsimmim" / "seed2"
+    shown = layout.relative(layout.finetune_run("scratch", 0) / "best_mde.pt")
+    assert shown == "work_dir/finetune/scratch/seed0/best_mde.pt"
+    assert experiments.checkpoint_path(layout, shown) == layout.finetune_run("scratch", 0) / "best_mde.pt"
+    assert layout.relative("/elsewhere/x.pt") == "/elsewhere/x.pt"
+    assert "not recorded" in build_info_table(layout)["value"].iloc[0]
+
+
+def test_build_info_records_threads_and_versions() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        settings = pin_threads(1)
+        assert settings["torch_threads"] == 1 and settings["OMP_NUM_THREADS"] == "1"
+        info = build_info("smoke", 0)
+        assert info["threads"]["torch_threads"] == 1 and info["packages"]["torch"] == torch.__version__.split("+")[0]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
+    d = {"ensemble": {"fronts_found": 1, "fronts_found_without_filter": 3, "test_images": 3},
+         "ensemble_tta": {"fronts_found": 2, "fronts_found_without_filter": 2, "test_images": 3}}
+    text = experiments.filter_findings(d, 750.0)
+    assert "removes the only front of 2 of 3 scenes" in text
+    assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
+
+
+def test_time_series_accuracy_re_references_the_truth() -> None:
+    dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
+    truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
+    # no front on the first date: the series starts at the second date, 0 there
+    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
+                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
+    ref = experiments.truth_on_reference(series, truth)
+    assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
+    table = experiments.time_series_accuracy({"box": series}, truth, "model").iloc[0]
+    assert table["dates with a position"] == 3 and table["compared"] == 3
+    assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
+    assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
+    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
+    empty = series.assign(position_m=np.nan, position_std_m=np.nan)
+    row = experiments.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
+    assert row["compared"] == 0 and math.isnan(row["member spread (m)"])
+
+
+def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert experiments.protocol_device("auto", 2) == ("cpu", 2)
+    assert experiments.protocol_device("cpu", 0) == ("cpu", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert experiments.protocol_device("auto", 2) == ("cuda", 1)  # one GPU: runs one after the other
