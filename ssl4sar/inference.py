@@ -19,7 +19,11 @@ device (or ``device``); the canvases live on ``canvas_device`` (default: the mod
 Ensembles and TTA (:func:`predict_probabilities`, §9): every member × every rotation (k × 90° clockwise like the
 reference's ``cv2.ROTATE_90_CLOCKWISE`` applied k times) [× horizontal flip] is predicted, rotated back, and the
 softmax maps are averaged without weights; the class map is the argmax of the mean and the per-class population
-standard deviation over the maps is the uncertainty.
+standard deviation over the maps is the uncertainty (:class:`RunningMoments`).
+
+Large scenes (:func:`tiled_ensemble_probabilities`, used by :mod:`ssl4sar.predict`): the same maps computed core
+tile by core tile, each tile read with a halo that starts on the window grid of its rotated/flipped frame, so
+that the result equals the whole-scene one.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ssl4sar import geo
+from ssl4sar.data.construct import parse_date
 from ssl4sar.errors import DataError
 
 __all__ = ["SceneSource", "open_scene", "scene_metadata", "to_model_input"]
@@ -54,10 +55,6 @@ _SUBSAMPLE_MAX = 1_000_000
 _STRIP_PIXELS = 4_000_000
 
 
-_DATE_PATTERNS = (
-    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:T\d{6})?(?!\d)"),
-)
 _SENSOR_TOKENS = {"S1": "S1", "S1A": "S1", "S1B": "S1", "S1C": "S1", "SENTINEL1": "S1", "SENTINEL-1": "S1",
                   "TSX": "TSX", "TSX1": "TSX", "TERRASAR-X": "TSX", "TDX": "TDX", "TDX1": "TDX",
                   "TANDEM-X": "TDX", "ERS": "ERS", "ERS1": "ERS", "ERS2": "ERS", "ENVISAT": "ENVISAT",
@@ -66,16 +63,6 @@ _SENSOR_TOKENS = {"S1": "S1", "S1A": "S1", "S1B": "S1", "S1C": "S1", "SENTINEL1"
 _DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITION_START_TIME", "START_TIME", "SENSING_TIME", "DATE",
               "TIFFTAG_DATETIME", "DATETIME")
 _SENSOR_TAGS = ("SENSOR", "MISSION", "MISSION_ID", "PLATFORM", "SATELLITE", "SPACECRAFT")
-
-
-def _date_from_text(text: str) -> dt.date | None:
-    for pat in _DATE_PATTERNS:
-        for m in pat.finditer(text):
-            try:
-                return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-            except ValueError:
-                continue
-    return None
 
 
 def _sensor_from_text(text: str) -> str | None:
@@ -108,12 +95,12 @@ def scene_metadata(stem: str, tags: dict[str, str] | None = None) -> dict[str, A
     upper = {str(k).upper(): str(v) for k, v in (tags or {}).items()}
     for key in _DATE_TAGS:
         if key in upper and out["date"] is None:
-            out["date"] = _date_from_text(upper[key].replace(":", "-", 2))
+            out["date"] = parse_date(upper[key].replace(":", "-", 2))
     for key in _SENSOR_TAGS:
         if key in upper and out["sensor"] is None:
             out["sensor"] = _sensor_from_text(upper[key]) or upper[key]
     if out["date"] is None:
-        out["date"] = _date_from_text(stem)
+        out["date"] = parse_date(stem)
     if out["sensor"] is None:
         out["sensor"] = _sensor_from_text(stem)
     return out
