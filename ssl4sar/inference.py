@@ -19,7 +19,11 @@ device (or ``device``); the canvases live on ``canvas_device`` (default: the mod
 Ensembles and TTA (:func:`predict_probabilities`, §9): every member × every rotation (k × 90° clockwise like the
 reference's ``cv2.ROTATE_90_CLOCKWISE`` applied k times) [× horizontal flip] is predicted, rotated back, and the
 softmax maps are averaged without weights; the class map is the argmax of the mean and the per-class population
-standard deviation over the maps is the uncertainty.
+standard deviation over the maps is the uncertainty (:class:`RunningMoments`).
+
+Large scenes (:func:`tiled_ensemble_probabilities`, used by :mod:`ssl4sar.predict`): the same maps computed core
+tile by core tile, each tile read with a halo that starts on the window grid of its rotated/flipped frame, so
+that the result equals the whole-scene one.
 """
 
 from __future__ import annotations
@@ -347,6 +351,40 @@ class EnsemblePrediction:
     n_maps: int
 
 
+def ensemble_members(models: Sequence[Model] | Model) -> list[Model]:
+    """One model or a sequence of ensemble members as a non-empty list."""
+    members = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not members:
+        raise ValueError("no models given")
+    return members
+
+
+class RunningMoments:
+    """Streaming per-pixel mean and population standard deviation of ``(K, H, W)`` maps (float32 Welford updates,
+    in the order the maps are added: no list of maps is kept)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: np.ndarray | None = None
+        self._m2: np.ndarray | None = None
+
+    def add(self, prob: np.ndarray) -> None:
+        self.n += 1
+        if self.mean is None:
+            self.mean = np.array(prob, dtype=np.float32)
+            self._m2 = np.zeros_like(self.mean)
+        else:
+            assert self._m2 is not None
+            delta = prob - self.mean
+            self.mean += delta / self.n
+            self._m2 += delta * (prob - self.mean)
+
+    def std(self) -> np.ndarray:
+        """Per-class population standard deviation over the maps added so far, float32."""
+        assert self._m2 is not None, "no map added"
+        return np.sqrt(np.maximum(self._m2 / self.n, 0.0)).astype(np.float32)
+
+
 def _forward_transform(image: np.ndarray, k: int, flip: bool) -> np.ndarray:
     out = np.rot90(image, k=-k)  # k × 90° clockwise
     return np.ascontiguousarray(out[:, ::-1] if flip else out)
@@ -375,30 +413,96 @@ def predict_probabilities(models: Sequence[Model] | Model, image: np.ndarray | t
         **window_kwargs: passed to :func:`sliding_window_probabilities` (context_size, stride, sigma,
             batch_size, device, amp_dtype, canvas_device, progress).
     """
-    members = list(models) if isinstance(models, (list, tuple)) else [models]
-    if not members:
-        raise ValueError("no models given")
+    members = ensemble_members(models)
     rots = [int(k) % 4 for k in rotations]
     if not rots:
         raise ValueError("rotations must not be empty")
     img, _ = _as_image(image)
-    mean: np.ndarray | None = None
-    m2: np.ndarray | None = None
-    n = 0
+    moments = RunningMoments()
     for mi, model in enumerate(members):
         for k in rots:
             for flip in ((False, True) if flips else (False,)):
                 prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
-                prob = _inverse_transform(prob, k, flip)
-                n += 1
-                if mean is None:
-                    mean = np.array(prob, dtype=np.float32)
-                    m2 = np.zeros_like(mean)
-                else:
-                    delta = prob - mean
-                    mean += delta / n
-                    m2 += delta * (prob - mean)
+                moments.add(_inverse_transform(prob, k, flip))
                 logger.debug("member %d rotation %d flip %s done", mi, k, flip)
-    assert mean is not None and m2 is not None
-    std = np.sqrt(np.maximum(m2 / n, 0.0)).astype(np.float32)
-    return EnsemblePrediction(mean=mean, std=std, classes=mean.argmax(axis=0).astype(np.uint8), n_maps=n)
+    mean, std = moments.mean, moments.std()
+    return EnsemblePrediction(mean=mean, std=std, classes=mean.argmax(axis=0).astype(np.uint8), n_maps=moments.n)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tiled TTA × ensemble on large scenes (ssl4sar.predict): dihedral frames of rectangles, core tiles with a halo
+
+Rect = tuple[int, int, int, int]  # row0, row1, col0, col1 (half-open)
+
+
+def _frame_shape(shape: tuple[int, int], k: int) -> tuple[int, int]:
+    return (shape[1], shape[0]) if k % 2 else shape
+
+
+def _rect_forward(rect: Rect, shape: tuple[int, int], k: int, flip: bool) -> Rect:
+    """Where a rectangle of the original frame lies in the rotated (k × 90° cw) and flipped frame."""
+    r0, r1, c0, c1 = rect
+    h, w = shape
+    for _ in range(k % 4):  # (r, c) → (c, h − 1 − r); the new shape is (w, h)
+        r0, r1, c0, c1 = c0, c1, h - r1, h - r0
+        h, w = w, h
+    if flip:
+        c0, c1 = w - c1, w - c0
+    return r0, r1, c0, c1
+
+
+def _rect_inverse(rect: Rect, shape: tuple[int, int], k: int, flip: bool) -> Rect:
+    """Inverse of :func:`_rect_forward` (``shape`` is the original frame's shape)."""
+    r0, r1, c0, c1 = rect
+    h, w = _frame_shape(shape, k)
+    if flip:
+        c0, c1 = w - c1, w - c0
+    for _ in range(k % 4):  # new (i, j) ← old (H − 1 − j, i), old shape (H, W) = (w, h) of the new frame
+        old_h = w
+        r0, r1, c0, c1 = old_h - c1, old_h - c0, r0, r1
+        h, w = w, h
+    return r0, r1, c0, c1
+
+
+
+def tile_rects(shape: tuple[int, int], tile: int | None) -> list[Rect]:
+    h, w = shape
+    if tile is None or (tile >= h and tile >= w):
+        return [(0, h, 0, w)]
+    return [(r, min(h, r + tile), c, min(w, c + tile)) for r in range(0, h, tile) for c in range(0, w, tile)]
+
+
+
+def tiled_ensemble_probabilities(maps: Sequence[tuple[Model, int, bool]], read: Callable[[int, int, int, int], np.ndarray],
+                                 shape: tuple[int, int], tiles: Sequence[Rect], halo: int, stride: int,
+                                 window_kwargs: dict[str, Any], mean_out: np.ndarray, std_out: np.ndarray,
+                                 member_out: np.ndarray | None, progress: bool) -> None:
+    """Mean and std of every ``(model, k, flip)`` map of an ``shape`` image, computed core tile by core tile.
+
+    For each map the tile is read (``read(r0, r1, c0, c1)`` → 8-bit image) with a halo of ``halo`` px that, in the
+    rotated/flipped frame, starts on the window grid (a multiple of ``stride``), so every window covering a core
+    pixel is the window of the whole-image run: tiled results equal :func:`predict_probabilities`. Fills
+    ``mean_out`` / ``std_out`` ``(K, H, W)`` (arrays or memory maps) and, when given, ``member_out`` ``(maps, H, W)``
+    with each map's class ids. ``window_kwargs`` go to :func:`sliding_window_probabilities`.
+    """
+    it: Any = tiles
+    if progress and len(tiles) > 1:
+        from tqdm.auto import tqdm
+
+        it = tqdm(tiles, desc="tiles", unit="tile")
+    for rect in it:
+        y0, y1, x0, x1 = rect
+        moments = RunningMoments()
+        for mi, (model, k, flip) in enumerate(maps):
+            ht, wt = _frame_shape(shape, k)
+            a0, a1, b0, b1 = _rect_forward(rect, shape, k, flip)
+            s0, s1 = max(0, ((a0 - halo) // stride) * stride), min(ht, a1 + halo)
+            t0, t1 = max(0, ((b0 - halo) // stride) * stride), min(wt, b1 + halo)
+            image = _forward_transform(read(*_rect_inverse((s0, s1, t0, t1), shape, k, flip)), k, flip)
+            prob_t = sliding_window_probabilities(model, image, **window_kwargs)
+            prob = _inverse_transform(prob_t[:, a0 - s0:a1 - s0, b0 - t0:b1 - t0], k, flip)
+            moments.add(prob)
+            if member_out is not None:
+                member_out[mi, y0:y1, x0:x1] = prob.argmax(axis=0).astype(np.uint8)
+        mean_out[:, y0:y1, x0:x1] = moments.mean
+        std_out[:, y0:y1, x0:x1] = moments.std()

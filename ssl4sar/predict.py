@@ -3,24 +3,8 @@
 ``ssl4sar predict --checkpoint CKPT [--ensemble CKPT …] [--tta] SCENE … --out DIR`` and the library function
 :func:`predict_scene` (one scene) / :func:`predict_scenes` (many; bad scenes are skipped and reported).
 
-**Inputs.** Any single-band raster GDAL reads (band 1 is used): GeoTIFFs in any CRS, or CaFFe PNGs.
-
-* ``uint8`` rasters are the 8-bit SAR amplitude the model was trained on (CaFFe, spec §1.3) and are used as
-  they are; 0 means no data. When the file declares another no-data value ``v``, pixels equal to ``v`` become
-  0 and valid pixels of value 0 become 1.
-* Any other type (float σ⁰ or amplitude, uint16 …) is stretched linearly: valid values (finite, not the
-  no-data value) in ``[lo, hi]`` map to ``1 … 255`` (rounded, clipped), no data to 0. ``lo, hi`` are
-  ``value_range`` when given (use a fixed range such as ``-25 0`` dB for a time series, so that every date
-  shares one scaling) and otherwise the ``percentiles`` (1 %, 99 %) of a deterministic subsample
-  (≤ 10⁶ values) of the scene's valid pixels. The model then reads the 8-bit value / 255 (spec §3.1).
-* Georeferencing: the scene's CRS and affine transform are copied to every raster output and used for the
-  front line. A GeoTIFF without CRS is refused unless ``allow_no_crs``; PNGs never have one and are accepted.
-  Without a CRS the front is written in **pixel coordinates** (x = column + 0.5, y = row + 0.5, the
-  GeoJSON says ``"coordinate_system": "pixel"``) and its length is ``pixels × resolution_m``.
-* Pixel spacing (m/px): from the transform of a projected CRS, the geodesic size of the centre pixel for a
-  geographic CRS, else the CaFFe stem (``<Glacier>_<date>_<Sensor>_<Res>_<Q>_<Orbit>``), else
-  ``pixel_size_m``; a scene whose spacing is unknown is refused. The short-front threshold
-  (``min_front_length_m``, 750 m) is converted with it.
+**Inputs** are read by :mod:`ssl4sar.data.scenes` (any single-band raster GDAL reads: GeoTIFFs in
+any CRS, or CaFFe PNGs; 8-bit scaling, georeferencing and pixel spacing are described there).
 
 **Resampling** (``resolution_m``): the training data spans 6–20 m/px. With a target spacing R, the scene is
 read at ``round(H·s_y/R) × round(W·s_x/R)`` px (GDAL ``average`` when shrinking, ``bilinear`` when
@@ -77,378 +61,56 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
-import io
 import logging
-import math
-import re
 import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ssl4sar import geo
 from ssl4sar.config import paper_preset
-from ssl4sar.domain import CLASS_NAMES, display_step, downsample_for_display
+from ssl4sar.data.scenes import SceneSource, open_scene, scene_metadata, to_model_input
+from ssl4sar.domain import CLASS_NAMES
 from ssl4sar.errors import DataError
-from ssl4sar.inference import PAPER_TTA_ROTATIONS, sliding_window_probabilities
-from ssl4sar.io import atomic_path, ensure_writable_dir, write_text_atomic
+from ssl4sar.inference import (
+    PAPER_TTA_ROTATIONS,
+    Rect,
+    ensemble_members,
+    tile_rects,
+    tiled_ensemble_probabilities,
+)
+from ssl4sar.io import atomic_path, ensure_writable_dir
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
+from ssl4sar.prediction_writers import (
+    SUMMARY_COLUMNS,
+    ProbabilityDtype,
+    crs_label,
+    encode_probabilities,
+    mean_at_front,
+    open_for_write,
+    raster_profile,
+    write_csv,
+    write_overlay,
+    write_raster,
+)
 
 __all__ = [
-    "CLASS_NAMES", "SceneSource", "SceneResult", "PredictionRun", "open_scene", "scene_metadata",
+    "CLASS_NAMES", "SceneSource", "SceneResult", "PredictionRun", "open_scene", "scene_metadata", "to_model_input",
     "predict_scene", "predict_scenes", "configure", "run",
 ]
 
 log = logging.getLogger(__name__)
 
-_SUBSAMPLE_MAX = 1_000_000
-_STRIP_PIXELS = 4_000_000
-_OVERLAY_MAX_SIDE = 1600
 _RESAMPLE_TOL = 1e-3
 _MAX_EXIT = 125
-
-ProbabilityDtype = Literal["float32", "uint8"]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# scene metadata
-
-_DATE_PATTERNS = (
-    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:T\d{6})?(?!\d)"),
-)
-_SENSOR_TOKENS = {"S1": "S1", "S1A": "S1", "S1B": "S1", "S1C": "S1", "SENTINEL1": "S1", "SENTINEL-1": "S1",
-                  "TSX": "TSX", "TSX1": "TSX", "TERRASAR-X": "TSX", "TDX": "TDX", "TDX1": "TDX",
-                  "TANDEM-X": "TDX", "ERS": "ERS", "ERS1": "ERS", "ERS2": "ERS", "ENVISAT": "ENVISAT",
-                  "ASAR": "ENVISAT", "PALSAR": "PALSAR", "ALOS": "PALSAR", "RSAT": "RSAT", "RADARSAT": "RSAT",
-                  "RS1": "RSAT", "RS2": "RSAT"}
-_DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITION_START_TIME", "START_TIME", "SENSING_TIME", "DATE",
-              "TIFFTAG_DATETIME", "DATETIME")
-_SENSOR_TAGS = ("SENSOR", "MISSION", "MISSION_ID", "PLATFORM", "SATELLITE", "SPACECRAFT")
-
-
-def _date_from_text(text: str) -> dt.date | None:
-    for pat in _DATE_PATTERNS:
-        for m in pat.finditer(text):
-            try:
-                return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-            except ValueError:
-                continue
-    return None
-
-
-def _sensor_from_text(text: str) -> str | None:
-    norm = text.upper().replace(" ", "")
-    if norm in _SENSOR_TOKENS:
-        return _SENSOR_TOKENS[norm]
-    for token in re.split(r"[_\-.\s]+", text.upper()):
-        if token in _SENSOR_TOKENS:
-            return _SENSOR_TOKENS[token]
-    return None
-
-
-def scene_metadata(stem: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Date, sensor and glacier of a scene from its file stem and raster tags.
-
-    Priority: a CaFFe stem (``<Glacier>_<YYYY-MM-DD>_<Sensor>_<Res>_<Q>_<Orbit>``, which also gives
-    ``resolution_m``), then tags (``ACQUISITION_DATE``, ``TIFFTAG_DATETIME`` …, ``SENSOR``, ``MISSION_ID`` …),
-    then a date (``YYYY-MM-DD`` or ``YYYYMMDD``) and a sensor token (``S1A``, ``TSX`` …) in the name.
-
-    Returns:
-        dict with ``date`` (``datetime.date`` or None), ``sensor``, ``glacier``, ``resolution_m`` (None if unknown).
-    """
-    from ssl4sar.data.caffe import parse_stem
-
-    out: dict[str, Any] = {"date": None, "sensor": None, "glacier": None, "resolution_m": None}
-    with contextlib.suppress(DataError):
-        meta = parse_stem(stem)
-        return {"date": meta.date, "sensor": meta.sensor, "glacier": meta.glacier,
-                "resolution_m": meta.resolution_m}
-    upper = {str(k).upper(): str(v) for k, v in (tags or {}).items()}
-    for key in _DATE_TAGS:
-        if key in upper and out["date"] is None:
-            out["date"] = _date_from_text(upper[key].replace(":", "-", 2))
-    for key in _SENSOR_TAGS:
-        if key in upper and out["sensor"] is None:
-            out["sensor"] = _sensor_from_text(upper[key]) or upper[key]
-    if out["date"] is None:
-        out["date"] = _date_from_text(stem)
-    if out["sensor"] is None:
-        out["sensor"] = _sensor_from_text(stem)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------
-# reading scenes
-
-@dataclass
-class SceneSource:
-    """An open scene: georeferencing, metadata, and 8-bit model input read by windows.
-
-    Attributes:
-        path, stem: the file and its name without suffix.
-        crs: rasterio CRS or ``None``; transform: pixel → map affine (of the file).
-        shape: ``(H, W)`` px; pixel_size_m: ``(s_x, s_y)`` in m/px; resolution_m: their mean.
-        date, sensor, glacier: from :func:`scene_metadata`.
-        scaling: ``None`` for uint8 input, else ``(lo, hi)`` of the linear stretch to 1..255.
-        n_valid: number of pixels with data.
-    """
-
-    path: Path
-    stem: str
-    crs: Any
-    transform: Affine
-    shape: tuple[int, int]
-    pixel_size_m: tuple[float, float]
-    resolution_m: float
-    date: dt.date | None
-    sensor: str | None
-    glacier: str | None
-    scaling: tuple[float, float] | None
-    nodata: float | None
-    n_valid: int
-    tags: dict[str, str] = field(default_factory=dict)
-    _ds: Any = None
-
-    def close(self) -> None:
-        if self._ds is not None:
-            self._ds.close()
-            self._ds = None
-
-    def _convert(self, values: np.ndarray) -> np.ndarray:
-        return to_model_input(values, self.nodata, self.scaling)
-
-    def _read(self, **kwargs: Any) -> np.ndarray:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                return self._ds.read(1, **kwargs)
-        except RasterioError as exc:
-            raise DataError(self.path, f"cannot read pixel data: {exc}", "the file is corrupt or truncated") from exc
-
-    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """8-bit model input of rows ``[r0, r1)`` and columns ``[c0, c1)`` (0 = no data)."""
-        return self._convert(self._read(window=Window(c0, r0, c1 - c0, r1 - r0)))
-
-    def read_resampled(self, out_shape: tuple[int, int]) -> np.ndarray:
-        """The whole scene as 8-bit model input on a ``out_shape`` grid (see the module docstring)."""
-        shrink = out_shape[0] * out_shape[1] < self.shape[0] * self.shape[1]
-        method = Resampling.average if shrink else Resampling.bilinear
-        values = self._convert(self._read(out_shape=out_shape, resampling=method))
-        valid = self._convert(self._read(out_shape=out_shape, resampling=Resampling.nearest)) > 0
-        values[~valid] = 0
-        values[valid & (values == 0)] = 1
-        return values
-
-
-def to_model_input(values: np.ndarray, nodata: float | None, scaling: tuple[float, float] | None) -> np.ndarray:
-    """Raster values → the 8-bit input the model reads (0 = no data); see the module docstring.
-
-    Args:
-        values: ``(H, W)`` raster values.
-        nodata: the file's no-data value or None.
-        scaling: None for uint8 input used as is, else ``(lo, hi)``: ``1 + 254·(v − lo)/(hi − lo)`` rounded and
-            clipped to 1..255.
-    """
-    if scaling is None:
-        out = np.asarray(values, dtype=np.uint8).copy()
-        if nodata is not None and nodata != 0 and 0 <= nodata <= 255:
-            nod = values == nodata
-            out[out == 0] = 1
-            out[nod] = 0
-        return out
-    v = np.asarray(values, dtype=np.float64)
-    valid = np.isfinite(v)
-    if nodata is not None:
-        valid &= ~((v == nodata) | (np.isnan(nodata) & np.isnan(v)))
-    lo, hi = scaling
-    scaled = np.zeros(v.shape, dtype=np.float64)
-    np.subtract(v, lo, out=scaled, where=valid)
-    scaled = 1.0 + 254.0 * scaled / (hi - lo)
-    out = np.clip(np.rint(np.where(valid, scaled, 0.0)), 1, 255).astype(np.uint8)
-    out[~valid] = 0
-    return out
-
-
-def _geographic_pixel_size(crs: Any, transform: Affine, shape: tuple[int, int]) -> tuple[float, float]:
-    from pyproj import Geod
-
-    g = geo.as_crs(crs)
-
-    ell = g.ellipsoid
-    geod = Geod(a=ell.semi_major_metre, b=ell.semi_minor_metre) if ell is not None else Geod(ellps="WGS84")
-    r, c = shape[0] / 2.0, shape[1] / 2.0
-    x0, y0 = transform @ (c, r)
-    x1, y1 = transform @ (c + 1, r)
-    x2, y2 = transform @ (c, r + 1)
-    _, _, dx = geod.inv(x0, y0, x1, y1)
-    _, _, dy = geod.inv(x0, y0, x2, y2)
-    return float(dx), float(dy)
-
-
-def open_scene(path: str | Path, *, allow_no_crs: bool = False, pixel_size_m: float | None = None,
-               value_range: tuple[float, float] | None = None, percentiles: tuple[float, float] = (1.0, 99.0)
-               ) -> SceneSource:
-    """Open a scene for prediction and check it (see the module docstring).
-
-    Raises :class:`DataError` naming the file when it is unreadable, has no CRS (GeoTIFF without
-    ``allow_no_crs``), holds no valid pixel, or its pixel spacing is unknown. The caller must ``close()`` it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
-    except RasterioError as exc:
-        raise DataError(path, f"cannot read raster: {exc}", "the file is corrupt or not a raster") from exc
-    try:
-        return _inspect(ds, path, allow_no_crs, pixel_size_m, value_range, percentiles)
-    except BaseException:
-        ds.close()
-        raise
-
-
-def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None,
-             value_range: tuple[float, float] | None, percentiles: tuple[float, float]) -> SceneSource:
-    crs = ds.crs if ds.crs else None
-    is_png = ds.driver.upper() == "PNG" or path.suffix.lower() == ".png"
-    if crs is None and not (is_png or allow_no_crs):
-        raise DataError(path, "raster has no coordinate reference system (CRS)",
-                        "assign one (gdal_edit.py -a_srs EPSG:xxxx) or pass --allow-no-crs for pixel coordinates")
-    if crs is None:
-        log.warning("%s: no CRS, the front is written in pixel coordinates (x = column + 0.5, y = row + 0.5)", path)
-    if ds.count > 1:
-        log.warning("%s: %d bands, using band 1 as the SAR amplitude", path, ds.count)
-    tags = {str(k): str(v) for k, v in ds.tags().items()}
-    meta = scene_metadata(path.stem, tags)
-    t = ds.transform
-    if crs is not None and crs.is_projected:
-        f = geo.unit_factor_m(crs)
-        sx, sy = math.hypot(t.a, t.d) * f, math.hypot(t.b, t.e) * f
-    elif crs is not None and crs.is_geographic:
-        sx, sy = _geographic_pixel_size(crs, t, (ds.height, ds.width))
-    elif meta["resolution_m"] is not None:
-        sx = sy = float(meta["resolution_m"])
-    elif pixel_size_m is not None:
-        sx = sy = float(pixel_size_m)
-    else:
-        raise DataError(path, "pixel spacing unknown (no CRS and not a CaFFe stem)",
-                        "pass --pixel-size-m, or name the file <Glacier>_<YYYY-MM-DD>_<Sensor>_<Res>_<Q>_<Orbit>")
-    if not (sx > 0 and sy > 0 and math.isfinite(sx) and math.isfinite(sy)):
-        raise DataError(path, f"invalid pixel spacing {sx:g} × {sy:g} m")
-    dtype = np.dtype(ds.dtypes[0])
-    nodata = None if ds.nodata is None else float(ds.nodata)
-    src = SceneSource(path=path, stem=path.stem, crs=crs, transform=t, shape=(int(ds.height), int(ds.width)),
-                      pixel_size_m=(float(sx), float(sy)), resolution_m=float((sx + sy) / 2.0),
-                      date=meta["date"], sensor=meta["sensor"], glacier=meta["glacier"], scaling=None,
-                      nodata=nodata, n_valid=0, tags=tags, _ds=ds)
-    if dtype != np.uint8:
-        if value_range is not None:
-            lo, hi = float(value_range[0]), float(value_range[1])
-        else:
-            lo, hi = _percentile_range(src, percentiles)
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise DataError(path, f"cannot scale the {dtype} values to 8 bits: range [{lo:g}, {hi:g}] is empty",
-                            "pass --value-range LO HI")
-        src.scaling = (lo, hi)
-        log.info("%s: %s values stretched from [%g, %g] to 1..255", path, dtype, lo, hi)
-    src.n_valid = _count_valid(src)
-    if src.n_valid == 0:
-        raise DataError(path, "the scene holds no valid pixel (all no data)")
-    return src
-
-
-def _strips(shape: tuple[int, int]) -> Iterator[tuple[int, int]]:
-    step = max(1, _STRIP_PIXELS // max(shape[1], 1))
-    for r in range(0, shape[0], step):
-        yield r, min(shape[0], r + step)
-
-
-def _percentile_range(src: SceneSource, percentiles: tuple[float, float]) -> tuple[float, float]:
-    k = max(1, math.ceil(src.shape[0] * src.shape[1] / _SUBSAMPLE_MAX))
-    parts = []
-    for r0, r1 in _strips(src.shape):
-        v = src._read(window=Window(0, r0, src.shape[1], r1 - r0)).astype(np.float64).ravel()
-        ok = np.isfinite(v)
-        if src.nodata is not None:
-            ok &= v != src.nodata
-        parts.append(v[ok][::k])
-    values = np.concatenate(parts) if parts else np.zeros(0)
-    if values.size == 0:
-        raise DataError(src.path, "the scene holds no valid pixel (all no data)")
-    lo, hi = np.percentile(values, [float(percentiles[0]), float(percentiles[1])])
-    return float(lo), float(hi)
-
-
-def _count_valid(src: SceneSource) -> int:
-    return int(sum(np.count_nonzero(src.read(r0, r1, 0, src.shape[1])) for r0, r1 in _strips(src.shape)))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# dihedral frames (rotation k × 90° clockwise, then an optional horizontal flip, as in ssl4sar.inference)
-
-Rect = tuple[int, int, int, int]  # row0, row1, col0, col1 (half-open)
-
-
-def _frame_shape(shape: tuple[int, int], k: int) -> tuple[int, int]:
-    return (shape[1], shape[0]) if k % 2 else shape
-
-
-def _rect_forward(rect: Rect, shape: tuple[int, int], k: int, flip: bool) -> Rect:
-    """Where a rectangle of the original frame lies in the rotated (k × 90° cw) and flipped frame."""
-    r0, r1, c0, c1 = rect
-    h, w = shape
-    for _ in range(k % 4):  # (r, c) → (c, h − 1 − r); the new shape is (w, h)
-        r0, r1, c0, c1 = c0, c1, h - r1, h - r0
-        h, w = w, h
-    if flip:
-        c0, c1 = w - c1, w - c0
-    return r0, r1, c0, c1
-
-
-def _rect_inverse(rect: Rect, shape: tuple[int, int], k: int, flip: bool) -> Rect:
-    """Inverse of :func:`_rect_forward` (``shape`` is the original frame's shape)."""
-    r0, r1, c0, c1 = rect
-    h, w = _frame_shape(shape, k)
-    if flip:
-        c0, c1 = w - c1, w - c0
-    for _ in range(k % 4):  # new (i, j) ← old (H − 1 − j, i), old shape (H, W) = (w, h) of the new frame
-        old_h = w
-        r0, r1, c0, c1 = old_h - c1, old_h - c0, r0, r1
-        h, w = w, h
-    return r0, r1, c0, c1
-
-
-def _forward(image: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    out = np.rot90(image, k=-k)
-    return np.ascontiguousarray(out[:, ::-1] if flip else out)
-
-
-def _inverse(prob: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    if flip:
-        prob = prob[:, :, ::-1]
-    return np.rot90(prob, k=k, axes=(1, 2))
-
-
-def _tiles(shape: tuple[int, int], tile: int | None) -> list[Rect]:
-    h, w = shape
-    if tile is None or (tile >= h and tile >= w):
-        return [(0, h, 0, w)]
-    return [(r, min(h, r + tile), c, min(w, c + tile)) for r in range(0, h, tile) for c in range(0, w, tile)]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -508,44 +170,6 @@ def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -
     return np.lib.format.open_memmap(tmpdir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
 
 
-def _model_frame_inference(maps: Sequence[tuple[Any, int, bool]], read: Any, shape: tuple[int, int],
-                           tiles: Sequence[Rect], halo: int, stride: int, window_kwargs: dict[str, Any],
-                           mean_out: np.ndarray, std_out: np.ndarray, member_out: np.ndarray | None,
-                           progress: bool) -> None:
-    """Fill ``mean_out``/``std_out`` ``(K, h, w)`` (and per-map class maps) tile by tile (module docstring)."""
-    it: Any = tiles
-    if progress and len(tiles) > 1:
-        from tqdm.auto import tqdm
-
-        it = tqdm(tiles, desc="tiles", unit="tile")
-    for rect in it:
-        y0, y1, x0, x1 = rect
-        mean: np.ndarray | None = None
-        m2: np.ndarray | None = None
-        n = 0
-        for mi, (model, k, flip) in enumerate(maps):
-            ht, wt = _frame_shape(shape, k)
-            a0, a1, b0, b1 = _rect_forward(rect, shape, k, flip)
-            s0, s1 = max(0, ((a0 - halo) // stride) * stride), min(ht, a1 + halo)
-            t0, t1 = max(0, ((b0 - halo) // stride) * stride), min(wt, b1 + halo)
-            image = _forward(read(*_rect_inverse((s0, s1, t0, t1), shape, k, flip)), k, flip)
-            prob_t = sliding_window_probabilities(model, image, **window_kwargs)
-            prob = _inverse(prob_t[:, a0 - s0:a1 - s0, b0 - t0:b1 - t0], k, flip)
-            n += 1
-            if mean is None:
-                mean = np.array(prob, dtype=np.float32)
-                m2 = np.zeros_like(mean)
-            else:
-                assert m2 is not None
-                delta = prob - mean
-                mean += delta / n
-                m2 += delta * (prob - mean)
-            if member_out is not None:
-                member_out[mi, y0:y1, x0:x1] = prob.argmax(axis=0).astype(np.uint8)
-        assert mean is not None and m2 is not None
-        mean_out[:, y0:y1, x0:x1] = mean
-        std_out[:, y0:y1, x0:x1] = np.sqrt(np.maximum(m2 / n, 0.0)).astype(np.float32)
-
 
 def _bilinear_axis(start: int, stop: int, n_out: int, n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices (i0, i1) and weight of i1 for output pixel centres ``start..stop-1`` (global, exact)."""
@@ -594,61 +218,6 @@ class _SceneFrame:
         return np.asarray(arr)[ri][:, ci]
 
 
-def _out_profile(shape: tuple[int, int], count: int, dtype: str, crs: Any, transform: Affine) -> dict[str, Any]:
-    h, w = shape
-    profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": count, "dtype": dtype,
-                               "crs": crs, "transform": transform, "compress": "deflate"}
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    return profile
-
-
-@contextlib.contextmanager
-def _open_for_write(path: Path, profile: dict[str, Any]) -> Iterator[Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        ds = rasterio.open(path, "w", **profile)
-    with ds:
-        yield ds
-
-
-def _encode(arr: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
-    if dtype == "uint8":
-        return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-    return arr.astype(np.float32, copy=False)
-
-
-def _crs_name(crs: Any) -> str | None:
-    if crs is None:
-        return None
-    c = geo.as_crs(crs)
-    auth = c.to_authority()
-    return f"{auth[0]}:{auth[1]}" if auth else c.to_wkt()
-
-
-def _mean_at_front(path: Path, front: np.ndarray, tiles: Sequence[Rect], dtype: ProbabilityDtype) -> float | None:
-    """Mean over front pixels of the largest per-class value stored in ``path`` (the uncertainty GeoTIFF)."""
-    total, count = 0.0, 0
-    with rasterio.open(path) as ds:
-        for y0, y1, x0, x1 in tiles:
-            sub = front[y0:y1, x0:x1]
-            if not sub.any():
-                continue
-            vals = ds.read(window=Window(x0, y0, x1 - x0, y1 - y0)).astype(np.float64)
-            if dtype == "uint8":
-                vals /= 255.0
-            total += float(vals.max(axis=0)[sub > 0].sum())
-            count += int(np.count_nonzero(sub))
-    return total / count if count else None
-
-
-def _as_models(models: Any) -> list[Any]:
-    members = list(models) if isinstance(models, (list, tuple)) else [models]
-    if not members:
-        raise ValueError("no models given")
-    return members
-
-
 def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolution_m: float | None = None,
                   rotations: Sequence[int] = (0,), flips: bool = False, tile_size: int | None = None,
                   context_size: int | None = None, stride: int | None = None, sigma: float | None = None,
@@ -687,7 +256,7 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
     Raises:
         DataError: for a bad scene (unreadable, no CRS, no data, unknown spacing), naming the file.
     """
-    members = _as_models(models)
+    members = ensemble_members(models)
     rots = [int(k) % 4 for k in rotations] or [0]
     if probability_dtype not in ("float32", "uint8"):
         raise ValueError(f"probability_dtype must be 'float32' or 'uint8', got {probability_dtype!r}")
@@ -735,8 +304,8 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         read = src.read
     maps = [(m, k, f) for m in members for k in rots for f in ((False, True) if flips else (False,))]
     n_maps = len(maps)
-    model_tiles = _tiles(model_shape, tile)
-    scene_tiles = _tiles(src.shape, tile)
+    model_tiles = tile_rects(model_shape, tile)
+    scene_tiles = tile_rects(src.shape, tile)
     stem = src.stem
     paths = {"zones": out / f"{stem}_zones.tif", "probabilities": out / f"{stem}_probabilities.tif",
              "uncertainty": out / f"{stem}_uncertainty.tif", "front_mask": out / f"{stem}_front.tif",
@@ -749,7 +318,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         mean = _alloc((k_classes, *model_shape), np.float32, tmpdir, "mean")
         std = _alloc((k_classes, *model_shape), np.float32, tmpdir, "std")
         member_maps = _alloc((n_maps, *model_shape), np.uint8, tmpdir, "members") if member_fronts else None
-        _model_frame_inference(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
+        tiled_ensemble_probabilities(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
                                member_maps, progress)
         if not np.isfinite(mean).all():  # NaN softmax would argmax to NA everywhere: say so instead
             raise DataError(src.path, "the network output is not finite (NaN or inf) for this scene",
@@ -759,8 +328,8 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         names = list(CLASS_NAMES) + [f"class {i}" for i in range(len(CLASS_NAMES), k_classes)]
         prob_dtype = "uint8" if probability_dtype == "uint8" else "float32"
         with atomic_path(paths["probabilities"]) as p_tmp, atomic_path(paths["uncertainty"]) as u_tmp:
-            profile = _out_profile(src.shape, k_classes, prob_dtype, src.crs, src.transform)
-            with _open_for_write(p_tmp, profile) as p_ds, _open_for_write(u_tmp, profile) as u_ds:
+            profile = raster_profile(src.shape, k_classes, prob_dtype, src.crs, src.transform)
+            with open_for_write(p_tmp, profile) as p_ds, open_for_write(u_tmp, profile) as u_ds:
                 for ds, what in ((p_ds, "mean softmax probability"), (u_ds, "std of the softmax over maps")):
                     for b in range(k_classes):
                         ds.set_band_description(b + 1, f"{names[b]}: {what}")
@@ -776,11 +345,11 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                     z[src.read(y0, y1, x0, x1) == 0] = 0
                     zones[y0:y1, x0:x1] = z
                     win = Window(x0, y0, x1 - x0, y1 - y0)
-                    p_ds.write(_encode(m_t, probability_dtype), window=win)
-                    u_ds.write(_encode(s_t, probability_dtype), window=win)
-        _write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
+                    p_ds.write(encode_probabilities(m_t, probability_dtype), window=win)
+                    u_ds.write(encode_probabilities(s_t, probability_dtype), window=win)
+        write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
         front = extract_front(zones, src.resolution_m, min_front_length_m=min_front_length_m)
-        _write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
+        write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
         member_geoms: list[tuple[Any, dict[str, Any]]] = []
         if member_maps is not None:
             for mi, (_, k, f) in enumerate(maps):
@@ -798,8 +367,8 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                                          "length_m": round(_length_m(g, src), 3)}))
     geometry = _front_geometry(front, src, line_mode)
     length_m = _length_m(geometry, src)
-    mean_unc = _mean_at_front(paths["uncertainty"], front, scene_tiles, probability_dtype)
-    crs_name = _crs_name(src.crs)
+    mean_unc = mean_at_front(paths["uncertainty"], front, scene_tiles, probability_dtype)
+    crs_name = crs_label(src.crs)
     props = {"scene": stem, "date": src.date.isoformat() if src.date else None, "sensor": src.sensor,
              "glacier": src.glacier, "length_m": round(length_m, 3),
              "mean_uncertainty": None if mean_unc is None else round(mean_unc, 6), "n_pixels": int(front.sum()),
@@ -817,7 +386,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
     if member_fronts:
         paths["front_members"] = geo.write_geojson(out / f"{stem}_front_members.geojson", member_geoms, src.crs)
     if overlay:
-        paths["overlay"] = _write_overlay(out / f"{stem}_overlay.png", src, zones, front)
+        paths["overlay"] = write_overlay(out / f"{stem}_overlay.png", src, zones, front)
     log.info("%s: front of %d px, %.0f m (%d maps)", stem, int(front.sum()), length_m, n_maps)
     return SceneResult(path=src.path, stem=stem, outputs=paths, crs=crs_name, transform=tuple(src.transform)[:6],
                        shape=src.shape, model_shape=model_shape, resolution_m=src.resolution_m, date=src.date,
@@ -856,30 +425,6 @@ def _length_m(geometry: Any, src: SceneSource) -> float:
     return geo.geometry_length_m(geometry, src.crs)
 
 
-def _write_raster(path: Path, array: np.ndarray, src: SceneSource, tags: dict[str, str]) -> Path:
-    with atomic_path(path) as tmp:
-        with _open_for_write(tmp, _out_profile(src.shape, 1, "uint8", src.crs, src.transform)) as ds:
-            ds.write(array, 1)
-            ds.update_tags(scene=src.stem, **tags)
-    return path
-
-
-def _write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.ndarray) -> Path:
-    from ssl4sar.viz import plot_prediction, save_figure
-
-    h, w = src.shape
-    f = display_step((h, w), _OVERLAY_MAX_SIDE)
-    small = (math.ceil(h / f), math.ceil(w / f))
-    if f == 1:
-        sar = src.read(0, h, 0, w)
-    else:
-        sar = src._convert(src._read(out_shape=small, resampling=Resampling.nearest))
-    fr = downsample_for_display(front != 0, f, keep_lines=True).astype(np.uint8)
-    title = src.stem + (f" ({src.date.isoformat()})" if src.date else "")
-    fig = plot_prediction(sar, zones[::f, ::f], pred_front=fr, title=title,
-                          thickness_px=1 if min(small) < 256 else 3)
-    return save_figure(fig, path)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # many scenes
@@ -902,23 +447,10 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
             reason = exc.problem if isinstance(exc, DataError) else str(exc)
             log.error("skipping %s: %s", p, reason)
             skipped.append((p, reason))
-    _write_csv(out / "predictions.csv", [r.summary() for r in results], _SUMMARY_COLUMNS)
-    _write_csv(out / "skipped.csv", [{"scene": str(p), "reason": r} for p, r in skipped], ["scene", "reason"])
+    write_csv(out / "predictions.csv", [r.summary() for r in results], SUMMARY_COLUMNS)
+    write_csv(out / "skipped.csv", [{"scene": str(p), "reason": r} for p, r in skipped], ["scene", "reason"])
     return PredictionRun(results, skipped)
 
-
-_SUMMARY_COLUMNS = ["scene", "path", "date", "sensor", "glacier", "crs", "height_px", "width_px", "resolution_m",
-                    "model_height_px", "model_width_px", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty",
-                    "front"]
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    return write_text_atomic(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def _scene_key(path: Path) -> str:
 
 
 def _date_of(value: Any, scene: str, path: Path) -> dt.date:
-    from ssl4sar.predict import scene_metadata
+    from ssl4sar.data.scenes import scene_metadata
 
     if isinstance(value, str) and value:
         try:

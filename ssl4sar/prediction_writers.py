@@ -1,0 +1,121 @@
+"""Files ``ssl4sar predict`` writes for a scene: GeoTIFF profiles and single-band rasters, the probability
+encoding, the overlay PNG, the mean uncertainty along the front, and the run's CSV tables
+(see :mod:`ssl4sar.predict` for the list of outputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from ssl4sar import geo
+from ssl4sar.data.scenes import SceneSource
+from ssl4sar.domain import display_step, downsample_for_display
+from ssl4sar.inference import Rect
+from ssl4sar.io import atomic_path, write_text_atomic
+
+_OVERLAY_MAX_SIDE = 1600
+
+ProbabilityDtype = Literal["float32", "uint8"]
+
+
+def raster_profile(shape: tuple[int, int], count: int, dtype: str, crs: Any, transform: Affine) -> dict[str, Any]:
+    h, w = shape
+    profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": count, "dtype": dtype,
+                               "crs": crs, "transform": transform, "compress": "deflate"}
+    if h >= 256 and w >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    return profile
+
+
+@contextlib.contextmanager
+def open_for_write(path: Path, profile: dict[str, Any]) -> Iterator[Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = rasterio.open(path, "w", **profile)
+    with ds:
+        yield ds
+
+
+def encode_probabilities(arr: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
+    if dtype == "uint8":
+        return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    return arr.astype(np.float32, copy=False)
+
+
+def crs_label(crs: Any) -> str | None:
+    if crs is None:
+        return None
+    c = geo.as_crs(crs)
+    auth = c.to_authority()
+    return f"{auth[0]}:{auth[1]}" if auth else c.to_wkt()
+
+
+def mean_at_front(path: Path, front: np.ndarray, tiles: Sequence[Rect], dtype: ProbabilityDtype) -> float | None:
+    """Mean over front pixels of the largest per-class value stored in ``path`` (the uncertainty GeoTIFF)."""
+    total, count = 0.0, 0
+    with rasterio.open(path) as ds:
+        for y0, y1, x0, x1 in tiles:
+            sub = front[y0:y1, x0:x1]
+            if not sub.any():
+                continue
+            vals = ds.read(window=Window(x0, y0, x1 - x0, y1 - y0)).astype(np.float64)
+            if dtype == "uint8":
+                vals /= 255.0
+            total += float(vals.max(axis=0)[sub > 0].sum())
+            count += int(np.count_nonzero(sub))
+    return total / count if count else None
+
+
+
+def write_raster(path: Path, array: np.ndarray, src: SceneSource, tags: dict[str, str]) -> Path:
+    with atomic_path(path) as tmp:
+        with open_for_write(tmp, raster_profile(src.shape, 1, "uint8", src.crs, src.transform)) as ds:
+            ds.write(array, 1)
+            ds.update_tags(scene=src.stem, **tags)
+    return path
+
+
+def write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.ndarray) -> Path:
+    from ssl4sar.viz import plot_prediction, save_figure
+
+    h, w = src.shape
+    f = display_step((h, w), _OVERLAY_MAX_SIDE)
+    small = (math.ceil(h / f), math.ceil(w / f))
+    if f == 1:
+        sar = src.read(0, h, 0, w)
+    else:
+        sar = src._convert(src._read(out_shape=small, resampling=Resampling.nearest))
+    fr = downsample_for_display(front != 0, f, keep_lines=True).astype(np.uint8)
+    title = src.stem + (f" ({src.date.isoformat()})" if src.date else "")
+    fig = plot_prediction(sar, zones[::f, ::f], pred_front=fr, title=title,
+                          thickness_px=1 if min(small) < 256 else 3)
+    return save_figure(fig, path)
+
+
+
+SUMMARY_COLUMNS = ["scene", "path", "date", "sensor", "glacier", "crs", "height_px", "width_px", "resolution_m",
+                    "model_height_px", "model_width_px", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty",
+                    "front"]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return write_text_atomic(path, buf.getvalue())
