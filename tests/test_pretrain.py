@@ -253,7 +253,7 @@ def test_pretrain_rejects_unknown_method_and_missing_data(cfg: dict, tmp_path: P
 
 
 def test_parser_accepts_documented_arguments() -> None:
-    from ssl4sar.pretrain.commands import configure
+    from ssl4sar.commands.pretrain import configure
 
     parser = argparse.ArgumentParser()
     configure(parser)
