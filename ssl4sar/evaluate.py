@@ -1,4 +1,5 @@
-"""Evaluation of trained models on a CaFFe split (spec §7–§9) and the ``ssl4sar evaluate`` command.
+"""Evaluation of trained models on a CaFFe split (spec §7–§9); the command ``ssl4sar evaluate`` is
+:mod:`ssl4sar.commands.evaluate`.
 
 Two entry points share one scoring path (:class:`_Scorer`):
 

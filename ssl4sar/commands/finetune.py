@@ -22,16 +22,26 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar finetune``."""
-    parser.add_argument("--preset", default="paper",
-                        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: paper)")
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: paper)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="CaFFe-layout data root")
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, best_mde.pt)")
-    parser.add_argument("--init", default=None,
-                        help="scratch | imagenet | path of a pretraining / fine-tuning checkpoint "
-                             "(default: the preset's finetune.init)")
-    parser.add_argument("--imagenet-weights", type=Path, default=None,
-                        help="swinv2_tiny_patch4_window16_256.pth for --init imagenet "
-                             "(default: the data manifest's path under $SSL4SAR_DATA)")
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="scratch | imagenet | path of a pretraining / fine-tuning checkpoint "
+        "(default: the preset's finetune.init)",
+    )
+    parser.add_argument(
+        "--imagenet-weights",
+        type=Path,
+        default=None,
+        help="swinv2_tiny_patch4_window16_256.pth for --init imagenet "
+        "(default: the data manifest's path under $SSL4SAR_DATA)",
+    )
     add_run_arguments(parser, "finetune", "data.num_workers=0")
 
 
@@ -39,11 +49,23 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ssl4sar finetune``; bad input ends with a one-line error (exit status 1)."""
     try:
         cfg = load_preset(args.preset, parse_overrides(args.overrides))
-        result = finetune(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
-                          resume=args.resume, max_steps=args.max_steps, num_nodes=args.num_nodes,
-                          max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,
-                          imagenet_weights=args.imagenet_weights, progress=args.progress,
-                          trust_checkpoint=args.trust_checkpoint)
+        result = finetune(
+            cfg,
+            args.data,
+            args.out,
+            init=args.init,
+            seed=args.seed,
+            devices=args.devices,
+            resume=args.resume,
+            max_steps=args.max_steps,
+            num_nodes=args.num_nodes,
+            max_epochs=args.max_epochs,
+            precision=args.precision,
+            accelerator=args.accelerator,
+            imagenet_weights=args.imagenet_weights,
+            progress=args.progress,
+            trust_checkpoint=args.trust_checkpoint,
+        )
     except (DataError, ValueError, TrainingDiverged) as exc:
         log.error("%s", exc)
         return 1
