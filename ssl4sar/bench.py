@@ -1210,7 +1210,7 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
     return fig
 
 
-if __name__ == "__main__":  # the command line is ssl4sar.commands.bench
-    from ssl4sar.commands.bench import main
+if __name__ == "__main__":  # the command line is ssl4sar.commands.bench, loaded through the cli's registry
+    from ssl4sar.cli import command_module
 
-    sys.exit(main())
+    sys.exit(command_module("bench").main())

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def command_module(name: str) -> ModuleType:
+    """The :mod:`ssl4sar.commands` module of sub-command ``name`` (imported now)."""
+    return importlib.import_module(COMMANDS[name][0])
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; with ``command`` given, only that sub-command is configured (lazy import)."""
     from ssl4sar import __version__
@@ -35,10 +41,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssl4sar {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
-            module = importlib.import_module(module_name)
+            module = command_module(name)
             module.configure(p)
             p.set_defaults(_run=module.run)
     return parser
