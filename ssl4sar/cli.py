@@ -1,6 +1,6 @@
 """The ``ssl4sar`` command line.
 
-Each sub-command is one module of :mod:`ssl4sar.commands`, which provides
+Each sub-command is one module of :mod:`ssl4sar.commands` (``bench`` still :mod:`ssl4sar.bench`), which provides
 ``configure(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
 Modules are imported only when their command runs, so ``ssl4sar --help`` stays fast.
 """
@@ -11,7 +11,6 @@ import argparse
 import importlib
 import logging
 import sys
-from types import ModuleType
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,13 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ssl4sar.commands.evaluate", "evaluate checkpoints (single, ensemble, TTA) on a CaFFe split"),
     "predict": ("ssl4sar.commands.predict", "georeferenced calving fronts for new scenes"),
     "timeseries": ("ssl4sar.commands.timeseries", "front-position time series from predicted fronts"),
-    "bench": ("ssl4sar.commands.bench", "throughput / memory benchmarks of this machine"),
+    "bench": ("ssl4sar.bench", "throughput / memory benchmarks of this machine"),
 }
-
-
-def command_module(name: str) -> ModuleType:
-    """The :mod:`ssl4sar.commands` module of sub-command ``name`` (imported now)."""
-    return importlib.import_module(COMMANDS[name][0])
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -41,10 +35,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ssl4sar {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
+    for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
-            module = command_module(name)
+            module = importlib.import_module(module_name)
             module.configure(p)
             p.set_defaults(_run=module.run)
     return parser

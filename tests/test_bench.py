@@ -30,6 +30,7 @@ from ssl4sar.bench import (
     results_frame,
     windows_in_scene,
 )
+from ssl4sar.bench import main as bench_main
 from ssl4sar.benchmarks.training import (
     TRAINING_FLOPS_FACTOR,
     PeakMemory,
@@ -38,7 +39,6 @@ from ssl4sar.benchmarks.training import (
     count_flops,
     time_steps,
 )
-from ssl4sar.commands.bench import main as bench_main
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
 from ssl4sar.errors import DataError
