@@ -1,6 +1,6 @@
 """The ``ssl4sar`` command line.
 
-Each sub-command lives in the module that owns its logic; that module provides
+Each sub-command is one module of :mod:`ssl4sar.commands`, which provides
 ``configure(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
 Modules are imported only when their command runs, so ``ssl4sar --help`` stays fast.
 """
@@ -14,13 +14,13 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("ssl4sar.data.commands", "list, fetch, generate (synth) and construct datasets"),
-    "pretrain": ("ssl4sar.pretrain.commands", "self-supervised pretraining (OptSimMIM or OptTranslator)"),
-    "finetune": ("ssl4sar.finetune", "fine-tune TYRION on CaFFe-layout data"),
-    "evaluate": ("ssl4sar.evaluate", "evaluate checkpoints (single, ensemble, TTA) on a CaFFe split"),
-    "predict": ("ssl4sar.predict", "georeferenced calving fronts for new scenes"),
-    "timeseries": ("ssl4sar.timeseries", "front-position time series from predicted fronts"),
-    "bench": ("ssl4sar.bench", "throughput / memory benchmarks of this machine"),
+    "data": ("ssl4sar.commands.data", "list, fetch, generate (synth) and construct datasets"),
+    "pretrain": ("ssl4sar.commands.pretrain", "self-supervised pretraining (OptSimMIM or OptTranslator)"),
+    "finetune": ("ssl4sar.commands.finetune", "fine-tune TYRION on CaFFe-layout data"),
+    "evaluate": ("ssl4sar.commands.evaluate", "evaluate checkpoints (single, ensemble, TTA) on a CaFFe split"),
+    "predict": ("ssl4sar.commands.predict", "georeferenced calving fronts for new scenes"),
+    "timeseries": ("ssl4sar.commands.timeseries", "front-position time series from predicted fronts"),
+    "bench": ("ssl4sar.commands.bench", "throughput / memory benchmarks of this machine"),
 }
 
 

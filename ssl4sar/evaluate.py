@@ -1,4 +1,5 @@
-"""Evaluation of trained models on a CaFFe split (spec §7–§9) and the ``ssl4sar evaluate`` command.
+"""Evaluation of trained models on a CaFFe split (spec §7–§9); the command ``ssl4sar evaluate`` is
+:mod:`ssl4sar.commands.evaluate`.
 
 Two entry points share one scoring path (:class:`_Scorer`):
 
@@ -53,11 +54,9 @@ ground truth out of that image's macro zone scores; ``"zero"`` scores it 0 like 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -96,7 +95,7 @@ from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, extract_fr
 __all__ = [
     "DEFAULT_FIGURES", "PAPER_TTA_ROTATIONS", "ZONE_COLUMNS", "EXTRA_COLUMNS", "InferenceSettings",
     "EvaluationResult", "inference_settings", "resolve_device", "evaluate", "evaluate_predictions",
-    "format_summary", "configure", "run",
+    "format_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -688,44 +687,7 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
 
 
 # --------------------------------------------------------------------------------------------------------------
-# CLI
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``ssl4sar evaluate``."""
-    parser.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT",
-                        help="model checkpoint (ssl4sar, our Lightning, or official TYRION)")
-    parser.add_argument("--ensemble", nargs="+", type=Path, default=[], metavar="CKPT",
-                        help="further ensemble members (mean of the softmax, §9)")
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
-    parser.add_argument("--tta-flips", action="store_true", help="with --tta: also the mirrored version of every rotation")
-    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="CaFFe split (default test)")
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="CaFFe data root")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="windows per forward pass (8)")
-    parser.add_argument("--stride", type=int, default=None, metavar="PX", help="window stride (default context/4)")
-    parser.add_argument("--sigma", type=float, default=None, metavar="PX",
-                        help="Gaussian importance σ (default context/16)")
-    parser.add_argument("--preset", default=None, help="scale this preset's inference settings to the model")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
-                        help="network precision (default: the preset's inference.precision, else auto = bf16 "
-                             "autocast where the device computes bf16 natively, else fp32)")
-    parser.add_argument("--bf16", action="store_true", help="same as --precision bf16")
-    parser.add_argument("--absent", default="nan", choices=("nan", "zero"),
-                        help="zone score of a class absent from prediction and truth (zero = reference)")
-    parser.add_argument("--keep-rule", default=">=", choices=(">=", ">"),
-                        help="keep front pieces with size >= (TYRION) or > (CaFFe) the 750 m threshold")
-    parser.add_argument("--min-front-length-m", type=float, default=DEFAULT_MIN_FRONT_LENGTH_M, metavar="M",
-                        help="drop front pieces shorter than this (metres)")
-    parser.add_argument("--figures", type=int, default=DEFAULT_FIGURES, metavar="N",
-                        help=f"overlay figures for the first N scenes (default {DEFAULT_FIGURES})")
-    parser.add_argument("--save-probabilities", action="store_true",
-                        help="write mean softmax and std per scene (float16 .npz)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load checkpoints with the full unpickler, which RUNS CODE FROM THE FILE: only for files "
-                             "whose origin you trust (default: tensors and plain values only)")
-
+# report
 
 def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -751,21 +713,4 @@ def format_summary(result: EvaluationResult) -> str:
                          f"{_fmt(r['mde_m']):>10}")
     lines.append(f"results in {result.out_dir}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    """``ssl4sar evaluate``: 0 on success, 1 on bad input (the error is logged)."""
-    try:
-        result = evaluate(
-            [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.tta_flips,
-            preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
-            batch_size=args.batch_size, precision="bf16" if args.bf16 else args.precision, absent=args.absent,
-            keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
-            save_probabilities=args.save_probabilities, progress=not args.no_progress,
-            trust_checkpoint=args.trust_checkpoint)
-    except (DataError, ValueError) as exc:
-        logger.error("%s", exc)
-        return 1
-    sys.stdout.write(format_summary(result) + "\n")
-    return 0
 

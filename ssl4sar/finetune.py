@@ -1,4 +1,5 @@
-"""Fine-tuning TYRION on CaFFe-layout data (spec §6): the LightningModule, the entry point and ``ssl4sar finetune``.
+"""Fine-tuning TYRION on CaFFe-layout data (spec §6): the LightningModule and the entry point :func:`finetune`
+(the command ``ssl4sar finetune`` is :mod:`ssl4sar.commands.finetune`; the run itself :mod:`ssl4sar.runner`).
 
 :class:`SegmentationModule` holds the network as attribute ``model`` (a :class:`~ssl4sar.models.tyrion.Tyrion`) and
 stores ``model_config`` in its hyper-parameters, so :func:`ssl4sar.models.convert.load_model` reads its Lightning
@@ -82,7 +83,6 @@ weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -95,13 +95,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-import yaml
 from lightning.pytorch.callbacks import Callback
 
-from ssl4sar.config import PRESETS, as_preset, load_preset, paper_preset
+from ssl4sar.config import as_preset, paper_preset
 from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
-from ssl4sar.errors import DataError, TrainingDiverged
-from ssl4sar.io import ensure_writable_dir, write_text_atomic
+from ssl4sar.errors import DataError
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
 from ssl4sar.models.initialise import (  # re-exported: their home before they were shared with pretraining
@@ -112,24 +110,8 @@ from ssl4sar.models.initialise import (  # re-exported: their home before they w
 )
 from ssl4sar.models.tyrion import Tyrion
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
-from ssl4sar.training import (
-    CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
-    DivergenceGuard,
-    TrainingPlan,
-    add_run_arguments,
-    build_trainer,
-    checkpoint_callbacks,
-    existing_file,
-    find_resume_checkpoint,
-    fit,
-    inspect_resume_checkpoint,
-    metrics_csv_path,
-    parse_overrides,
-    plan_training,
-    scalar_metrics,
-    seed_everything,
-)
+from ssl4sar.runner import RunSpec, run_training
+from ssl4sar.training import TrainingPlan
 
 __all__ = [
     "MDE_UNDEFINED_M",
@@ -143,8 +125,6 @@ __all__ = [
     "IMAGENET_RESOURCE",
     "patch_iou",
     "export_lightning_checkpoint",
-    "configure",
-    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -600,124 +580,28 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
         DataError: bad data, an unwritable ``out_dir``, a refused / non-finite / mismatched checkpoint (named).
         TrainingDiverged: the loss or the weights became NaN / infinite; names the last good checkpoint.
     """
+    cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
+    spec = RunSpec(
+        section="finetune", label="fine-tuning", samples_per_epoch="data.samples_per_epoch", monitors=MONITORS,
+        data_hint="pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth",
+        export_name=BEST_MDE_EXPORT, make_datamodule=_caffe_datamodule,
+        make_module=lambda c, init_choice, _seed: SegmentationModule.from_config(c, init=init_choice),
+        default_init=str(cfg["finetune"]["init"]),
+        check_val_every_n_epoch=int(cfg["finetune"]["val_every_n_epochs"]))
+    trained = run_training(spec, cfg, data_dir, out_dir, init=init, seed=seed, devices=devices, resume=resume,
+                       max_steps=max_steps, num_nodes=num_nodes, max_epochs=max_epochs, precision=precision,
+                       accelerator=accelerator, imagenet_weights=imagenet_weights, callbacks=callbacks,
+                       progress=progress, trainer_kwargs=trainer_kwargs, trust_checkpoint=trust_checkpoint)
+    best_mde_ckpt, best_mde = trained.best("val/mde")
+    best_iou_ckpt, best_iou = trained.best("val/iou_patch")
+    return FinetuneResult(
+        out_dir=trained.out_dir, last_checkpoint=trained.last_checkpoint, best_mde_checkpoint=best_mde_ckpt,
+        best_iou_checkpoint=best_iou_ckpt, best_mde_export=trained.export, metrics_csv=trained.metrics_csv,
+        final_metrics=trained.final_metrics, best_mde_m=best_mde, best_iou_patch=best_iou, epochs=trained.epochs,
+        global_step=trained.global_step, resumed_from=trained.resumed_from, init=trained.init, plan=trained.plan)
+
+
+def _caffe_datamodule(data_dir: Path, cfg: dict[str, Any], seed: int) -> Any:
     from ssl4sar.data.datamodules import CaffeDataModule
 
-    cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
-    ft = cfg["finetune"]
-    seed = int(cfg["seed"] if seed is None else seed)
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DataError(data_dir, "data folder not found",
-                        "pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth")
-    out = ensure_writable_dir(out_dir, "run folder")
-    plan = plan_training(ft, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
-    max_epochs = int(ft["max_epochs"] if max_epochs is None else max_epochs)
-    log.info("fine-tuning plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
-             "precision %s", plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
-             plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
-
-    seed_everything(seed)
-    init_choice = str(init if init is not None else ft["init"])
-    if imagenet_weights is None and ft.get("imagenet_weights"):
-        imagenet_weights = ft["imagenet_weights"]
-    datamodule = CaffeDataModule(data_dir, cfg, seed=seed)
-    module = SegmentationModule.from_config(cfg, init=init_choice)
-    resume_from = find_resume_checkpoint(out) if resume else None
-    resume_state = None
-    if resume_from is None:
-        init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
-    else:
-        resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
-                                                 section="finetune")
-        init_desc = str(module.hparams["init"])
-        log.info("resuming from %s (initial weights are taken from it)", resume_from)
-
-    samples = int(cfg["data"]["samples_per_epoch"])
-    steps_per_epoch = plan.optimizer_steps_per_epoch(samples)
-    if steps_per_epoch < 1:
-        raise ValueError(f"data.samples_per_epoch = {samples} gives no optimiser step per epoch with a global batch "
-                         f"of {plan.global_batch_size}")
-    ckpt_cbs = checkpoint_callbacks(out, MONITORS)
-    trainer = build_trainer(
-        plan, out, callbacks=[*ckpt_cbs, DivergenceGuard(out, "finetune"), *callbacks], max_epochs=max_epochs,
-        max_steps=max_steps, seed=seed, check_val_every_n_epoch=int(ft["val_every_n_epochs"]),
-        log_every_n_steps=min(50, steps_per_epoch), progress=progress, resume=resume_state,
-        **dict(trainer_kwargs or {}))
-    if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        record = {**cfg, "run": {"seed": seed, "init": init_desc, "devices": plan.devices, "num_nodes": plan.num_nodes,
-                                 "precision": plan.precision, "accumulate_grad_batches": plan.accumulate_grad_batches,
-                                 "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
-                                 "resumed_from": str(resume_from) if resume_from else None}}
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
-    if resume_state is not None and max_steps is None and max_epochs <= resume_state.epoch + 1:
-        log.warning("%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
-                    "--max-epochs)", resume_from, resume_state.epoch + 1, max_epochs)
-    fit(trainer, module, datamodule, resume_state)
-
-    mde_cb, iou_cb, last_cb = ckpt_cbs
-    best_mde_ckpt = existing_file(mde_cb.best_model_path)
-    export: Path | None = None
-    if trainer.is_global_zero:
-        meta = {"selected_by": "val/mde (min)", "seed": seed, "init": init_desc, "preset": cfg.get("name")}
-        if best_mde_ckpt is not None:
-            score = mde_cb.best_model_score
-            meta["val/mde"] = float(score) if score is not None else None
-            export = export_lightning_checkpoint(best_mde_ckpt, out / BEST_MDE_EXPORT, meta)
-        else:
-            from ssl4sar.models.convert import save_checkpoint
-
-            log.warning("no validation ran: exporting the final weights to %s", out / BEST_MDE_EXPORT)
-            meta["selected_by"] = "final weights (no validation ran)"
-            export = save_checkpoint(out / BEST_MDE_EXPORT, module.model,
-                                     meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step})
-    metrics = scalar_metrics(trainer.callback_metrics)
-    best_mde = mde_cb.best_model_score
-    best_iou = iou_cb.best_model_score
-    result = FinetuneResult(
-        out_dir=out, last_checkpoint=existing_file(last_cb.best_model_path) or existing_file(
-            out / CHECKPOINT_DIR / LAST_CHECKPOINT),
-        best_mde_checkpoint=best_mde_ckpt, best_iou_checkpoint=existing_file(iou_cb.best_model_path),
-        best_mde_export=export, metrics_csv=metrics_csv_path(out), final_metrics=metrics,
-        best_mde_m=float(best_mde) if best_mde is not None else None,
-        best_iou_patch=float(best_iou) if best_iou is not None else None,
-        epochs=int(trainer.current_epoch), global_step=int(trainer.global_step), resumed_from=resume_from,
-        init=init_desc, plan=plan)
-    if trainer.is_global_zero:
-        log.info("fine-tuning done: %d epochs, %d steps; best val/mde %s m (%s); best val/iou_patch %s; export %s",
-                 result.epochs, result.global_step, result.best_mde_m, best_mde_ckpt, result.best_iou_patch, export)
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``ssl4sar finetune``."""
-    parser.add_argument("--preset", default="paper",
-                        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: paper)")
-    parser.add_argument("--data", type=Path, required=True, help="CaFFe-layout data root")
-    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, best_mde.pt)")
-    parser.add_argument("--init", default=None,
-                        help="scratch | imagenet | path of a pretraining / fine-tuning checkpoint "
-                             "(default: the preset's finetune.init)")
-    parser.add_argument("--imagenet-weights", type=Path, default=None,
-                        help="swinv2_tiny_patch4_window16_256.pth for --init imagenet "
-                             "(default: the data manifest's path under $SSL4SAR_DATA)")
-    add_run_arguments(parser, "finetune", "data.num_workers=0")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``ssl4sar finetune``; bad input ends with a one-line error (exit status 1)."""
-    try:
-        cfg = load_preset(args.preset, parse_overrides(args.overrides))
-        result = finetune(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
-                          resume=args.resume, max_steps=args.max_steps, num_nodes=args.num_nodes,
-                          max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,
-                          imagenet_weights=args.imagenet_weights, progress=args.progress,
-                          trust_checkpoint=args.trust_checkpoint)
-    except (DataError, ValueError, TrainingDiverged) as exc:
-        log.error("%s", exc)
-        return 1
-    log.info("best val/mde checkpoint: %s", result.best_mde_checkpoint)
-    log.info("exported network: %s", result.best_mde_export)
-    log.info("metrics: %s", result.metrics_csv)
-    return 0
+    return CaffeDataModule(data_dir, cfg, seed=seed)

@@ -39,8 +39,8 @@ from ssl4sar.bench import (
     time_steps,
     windows_in_scene,
 )
-from ssl4sar.bench import main as bench_main
 from ssl4sar.bench.report import ratios_of
+from ssl4sar.commands.bench import main as bench_main
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
 from ssl4sar.errors import DataError

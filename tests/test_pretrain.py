@@ -4,6 +4,7 @@ the CLI and the pretraining figure. Tiny smoke-preset networks on synthetic data
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,7 +221,7 @@ def test_pretrain_checkpoint_initialises_finetuning(cfg: dict, ssl4sar_data: Pat
 
 
 @pytest.mark.slow
-def test_cli_pretrain_and_resume(ssl4sar_data: Path, tmp_path: Path) -> None:
+def test_cli_pretrain_and_resume(ssl4sar_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from ssl4sar.cli import main
     from ssl4sar.training import read_metrics_csv
 
@@ -240,6 +241,10 @@ def test_cli_pretrain_and_resume(ssl4sar_data: Path, tmp_path: Path) -> None:
     assert val["epoch"].astype(int).tolist() == [0, 1]
     assert int(val["step"].iloc[1]) == 2 * steps_per_epoch - 1
     assert np.isfinite(val["val/loss"]).all()
+    # a finished run re-run with the same budget says so (the runner fine-tuning and pretraining share)
+    with caplog.at_level(logging.WARNING, logger="ssl4sar"):
+        assert main([*args, "--max-epochs", "2"]) == 0
+    assert "nothing left to train" in caplog.text
     # bad input: a one-line error and exit status 1
     assert main(["pretrain", "--method", "opttranslator", "--preset", "smoke", "--ssl4sar",
                  str(tmp_path / "missing"), "--out", str(tmp_path / "x"), "--no-progress"]) == 1
@@ -253,7 +258,7 @@ def test_pretrain_rejects_unknown_method_and_missing_data(cfg: dict, tmp_path: P
 
 
 def test_parser_accepts_documented_arguments() -> None:
-    from ssl4sar.pretrain.commands import configure
+    from ssl4sar.commands.pretrain import configure
 
     parser = argparse.ArgumentParser()
     configure(parser)

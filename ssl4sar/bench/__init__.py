@@ -25,13 +25,12 @@ Modules: :mod:`~ssl4sar.bench.measure` (the peak-memory meter, timing, alternati
 :mod:`~ssl4sar.bench.paths` (reference and fast path), :mod:`~ssl4sar.bench.training`,
 :mod:`~ssl4sar.bench.windows`, :mod:`~ssl4sar.bench.postprocess`, :mod:`~ssl4sar.bench.sampler`,
 :mod:`~ssl4sar.bench.accuracy` (the measurements), :mod:`~ssl4sar.bench.plan` (one dataclass per benchmark),
-:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`,
-:mod:`~ssl4sar.bench.cli`.
+:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`; the command line
+(``ssl4sar bench``, ``python -m ssl4sar.bench``) is :mod:`ssl4sar.commands.bench`.
 """
 
 from __future__ import annotations
 
-from ssl4sar.bench.cli import configure, main, run
 from ssl4sar.bench.environment import environment, measure_matmul_peak
 from ssl4sar.bench.measure import (
     TRAINING_FLOPS_FACTOR,
@@ -80,18 +79,15 @@ __all__ = [
     "benchmark_pretrain_step",
     "benchmark_sliding_window",
     "build_model",
-    "configure",
     "count_flops",
     "environment",
     "fast_path",
     "load_report",
-    "main",
     "measure_matmul_peak",
     "plan_benchmarks",
     "ratios_frame",
     "render_markdown",
     "results_frame",
-    "run",
     "run_benchmarks",
     "scene_side_for",
     "selected",

@@ -2,6 +2,6 @@
 
 import sys
 
-from ssl4sar.bench.cli import main
+from ssl4sar.commands.bench import main
 
 sys.exit(main())

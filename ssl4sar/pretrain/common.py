@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 
 from ssl4sar.config import Preset, as_preset
-from ssl4sar.errors import DataError
-from ssl4sar.io import ensure_writable_dir, write_text_atomic
-from ssl4sar.models.initialise import export_lightning_checkpoint
 from ssl4sar.pretrain.module import (
     METHODS,
     MONITOR,
@@ -30,20 +26,8 @@ from ssl4sar.pretrain.module import (
 )
 from ssl4sar.pretrain.optsimmim import OptSimMIM
 from ssl4sar.pretrain.opttranslator import OptTranslator
-from ssl4sar.training import (
-    DivergenceGuard,
-    TrainingPlan,
-    build_trainer,
-    checkpoint_callbacks,
-    existing_file,
-    find_resume_checkpoint,
-    fit,
-    inspect_resume_checkpoint,
-    metrics_csv_path,
-    plan_training,
-    scalar_metrics,
-    seed_everything,
-)
+from ssl4sar.runner import RunSpec, run_training
+from ssl4sar.training import TrainingPlan
 
 __all__ = [
     "METHODS",
@@ -137,90 +121,32 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
     Raises ``DataError`` (bad data, unwritable ``out_dir``, refused or non-finite checkpoint) and
     ``TrainingDiverged`` (non-finite loss or weights; names the last good checkpoint).
     """
-    from ssl4sar.data.datamodules import PretrainDataModule
-
     cls = module_class(method)
     cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
-    pre = cfg["pretrain"]
-    seed = int(cfg["seed"] if seed is None else seed)
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DataError(data_dir, "data folder not found",
-                        "pass the SSL4SAR-layout root (sar/train, sar/val, optical/); build it with "
-                        "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`")
-    out = ensure_writable_dir(out_dir, "run folder")
-    plan = plan_training(pre, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
-    max_epochs = int(pre["max_epochs"] if max_epochs is None else max_epochs)
-    log.info("%s pretraining plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global "
-             "%d, precision %s", method, plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
-             plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
-
-    seed_everything(seed)
-    init_choice = str(init if init is not None else default_init(cfg))
-    if imagenet_weights is None and pre.get("imagenet_weights"):
-        imagenet_weights = pre["imagenet_weights"]
-    datamodule = PretrainDataModule(data_dir, cfg, seed=seed)
-    module = cls.from_config(cfg, init=init_choice, seed=seed)
-    resume_from = find_resume_checkpoint(out) if resume else None
-    resume_state = None
-    if resume_from is None:
-        init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
-    else:
-        resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
-                                                 section="pretrain")
-        init_desc = str(module.hparams["init"])
-        log.info("resuming from %s (initial weights are taken from it)", resume_from)
-
-    samples = int(pre["samples_per_epoch"])
-    steps_per_epoch = plan.optimizer_steps_per_epoch(samples)
-    if steps_per_epoch < 1:
-        raise ValueError(f"pretrain.samples_per_epoch = {samples} gives no optimiser step per epoch with a global "
-                         f"batch of {plan.global_batch_size}")
-    ckpt_cbs = checkpoint_callbacks(out, [(MONITOR, "min")])
     extra: list[Callback] = [LearningRateMonitor(logging_interval="epoch")]
-    patience = pre[method].get("early_stopping_patience")
+    patience = cfg["pretrain"][method].get("early_stopping_patience")
     if patience is not None:
         extra.append(EarlyStopping(monitor=MONITOR, mode="min", patience=int(patience), strict=False))
-    trainer = build_trainer(
-        plan, out, callbacks=[*ckpt_cbs, DivergenceGuard(out, "pretrain"), *extra, *callbacks], max_epochs=max_epochs,
-        max_steps=max_steps, seed=seed, log_every_n_steps=min(50, steps_per_epoch), progress=progress,
-        resume=resume_state, **dict(trainer_kwargs or {}))
-    if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        record = {**cfg, "run": {"method": method, "seed": seed, "init": init_desc, "devices": plan.devices,
-                                 "num_nodes": plan.num_nodes, "precision": plan.precision,
-                                 "accumulate_grad_batches": plan.accumulate_grad_batches,
-                                 "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
-                                 "resumed_from": str(resume_from) if resume_from else None}}
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
-    fit(trainer, module, datamodule, resume_state)
+    spec = RunSpec(
+        section="pretrain", label=f"{method} pretraining", samples_per_epoch="pretrain.samples_per_epoch",
+        monitors=((MONITOR, "min"),), export_name=BEST_EXPORT, make_datamodule=_pretrain_datamodule,
+        data_hint="pass the SSL4SAR-layout root (sar/train, sar/val, optical/); build it with "
+                  "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`",
+        make_module=lambda c, init_choice, run_seed: cls.from_config(c, init=init_choice, seed=run_seed),
+        default_init=default_init(cfg), record={"method": method}, callbacks=extra)
+    trained = run_training(spec, cfg, data_dir, out_dir, init=init, seed=seed, devices=devices, resume=resume,
+                           max_steps=max_steps, num_nodes=num_nodes, max_epochs=max_epochs, precision=precision,
+                           accelerator=accelerator, imagenet_weights=imagenet_weights, callbacks=callbacks,
+                           progress=progress, trainer_kwargs=trainer_kwargs, trust_checkpoint=trust_checkpoint)
+    best, best_loss = trained.best(MONITOR)
+    return PretrainResult(
+        method=method, out_dir=trained.out_dir, best_checkpoint=best, last_checkpoint=trained.last_checkpoint,
+        export=trained.export, metrics_csv=trained.metrics_csv, best_val_loss=best_loss,
+        final_metrics=trained.final_metrics, epochs=trained.epochs, global_step=trained.global_step,
+        resumed_from=trained.resumed_from, init=trained.init, plan=trained.plan)
 
-    cb = ckpt_cbs[0]
-    best = existing_file(cb.best_model_path)
-    export: Path | None = None
-    if trainer.is_global_zero:
-        meta = {"method": method, "selected_by": f"{MONITOR} (min)", "seed": seed, "init": init_desc,
-                "preset": cfg.get("name")}
-        if best is not None:
-            score = cb.best_model_score
-            meta[MONITOR] = float(score) if score is not None else None
-            export = export_lightning_checkpoint(best, out / BEST_EXPORT, meta)
-        else:
-            from ssl4sar.models.convert import save_checkpoint
 
-            log.warning("no validation ran: exporting the final weights to %s", out / BEST_EXPORT)
-            meta["selected_by"] = "final weights (no validation ran)"
-            export = save_checkpoint(out / BEST_EXPORT, module.model,
-                                     meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step})
-    score = cb.best_model_score
-    result = PretrainResult(
-        method=method, out_dir=out, best_checkpoint=best,
-        last_checkpoint=existing_file(cb.last_model_path) or existing_file(out / "checkpoints" / "last.ckpt"),
-        export=export, metrics_csv=metrics_csv_path(out),
-        best_val_loss=float(score) if score is not None else None,
-        final_metrics=scalar_metrics(trainer.callback_metrics), epochs=int(trainer.current_epoch),
-        global_step=int(trainer.global_step), resumed_from=resume_from, init=init_desc, plan=plan)
-    if trainer.is_global_zero:
-        log.info("%s pretraining done: %d epochs, %d steps; best %s %s (%s); export %s", method, result.epochs,
-                 result.global_step, MONITOR, result.best_val_loss, best, export)
-    return result
+def _pretrain_datamodule(data_dir: Path, cfg: dict[str, Any], seed: int) -> Any:
+    from ssl4sar.data.datamodules import PretrainDataModule
+
+    return PretrainDataModule(data_dir, cfg, seed=seed)
