@@ -238,6 +238,7 @@ class PretrainSection(_RunSection):
     optsimmim: OptSimMIMSection
     opttranslator: OptTranslatorSection
     init: str | None = None
+    val_max_pairs: int | None = None  # validate on at most this many sar/val pairs, evenly spaced (None: all)
 
 
 @dataclass(frozen=True)

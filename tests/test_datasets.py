@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from ssl4sar.data.augment import AugmentParams
 from ssl4sar.data.caffe import discover, load_scene
-from ssl4sar.data.datamodules import CaffeDataModule, PretrainDataModule
+from ssl4sar.data.datamodules import CaffeDataModule, PretrainDataModule, evenly_spaced
 from ssl4sar.data.datasets import (
     CaffeTrainDataset,
     CaffeValDataset,
@@ -191,3 +191,18 @@ def test_pretrain_datamodule(ssl_root) -> None:
     assert batch["sar"].shape == (2, 1, 64, 64) and batch["optical"].shape == (2, 14, 64, 64)
     vbatch = next(iter(dm.val_dataloader()))
     assert vbatch["optical"].shape[1:] == (14, 64, 64)
+
+
+def test_pretrain_validation_pairs_are_capped_by_the_preset(tmp_path) -> None:
+    write_unlabeled(tmp_path, glaciers=("Helheim", "Kanger"), n_train=1, n_val=3, shape=(50, 70))
+    every = PretrainDataModule.from_preset(tmp_path, "smoke")
+    every.setup("validate")
+    assert len(every.val_pairs) == 6
+    capped = PretrainDataModule.from_preset(tmp_path, "smoke", overrides={"pretrain.val_max_pairs": 2})
+    capped.setup("validate")
+    # evenly spaced over the sorted pool: one pair of each glacier, not the first two of one
+    assert [p.name for p in capped.val_pairs] == [every.val_pairs[0].name, every.val_pairs[3].name]
+    assert len(capped.val_dataset) < len(every.val_dataset)
+    with pytest.raises(ValueError, match="val_max_pairs must be at least 1"):
+        evenly_spaced([1, 2, 3], 0)
+    assert evenly_spaced([1, 2, 3], None) == [1, 2, 3] and evenly_spaced([1, 2, 3], 5) == [1, 2, 3]

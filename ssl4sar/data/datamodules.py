@@ -11,9 +11,9 @@ available. Validation loaders iterate the fixed window grids in order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -30,6 +30,8 @@ from ssl4sar.data.datasets import (
     UnlabeledValDataset,
 )
 from ssl4sar.data.unlabeled import UnlabeledPair, discover_unlabeled
+
+T = TypeVar("T")
 
 __all__ = ["CaffeDataModule", "PretrainDataModule"]
 
@@ -155,6 +157,7 @@ class PretrainDataModule(_SampledDataModule):
         self.val_batch_size = int(val_batch_size if val_batch_size is not None else self.batch_size)
         self.num_workers = int(num_workers if num_workers is not None else pre["num_workers"])
         self.glacier_aliases = dict(glacier_aliases or {})
+        self.val_max_pairs = pre.get("val_max_pairs")
         self.train_pairs: list[UnlabeledPair] = []
         self.val_pairs: list[UnlabeledPair] = []
         self.train_dataset: UnlabeledTrainDataset | None = None
@@ -169,5 +172,22 @@ class PretrainDataModule(_SampledDataModule):
                                                        min_scale=self.min_scale, prob_flip=self.prob_flip,
                                                        seed=self.seed)
         if self.val_dataset is None:
-            self.val_pairs = discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases)
+            self.val_pairs = evenly_spaced(discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases),
+                                           self.val_max_pairs)
             self.val_dataset = UnlabeledValDataset(self.val_pairs, self.context_size)
+
+
+def evenly_spaced(items: Sequence[T], limit: int | None) -> list[T]:
+    """At most ``limit`` of ``items``, evenly spaced over the sequence (all when ``limit`` is ``None``).
+
+    Pretraining validates on every window of every ``sar/val`` pair; with a large unlabeled pool that costs more
+    than the training steps. A fixed number of pairs spread over the (glacier-, then date-sorted) pool keeps the
+    validation cost set by the preset, not by the size of the pool.
+    """
+    items = list(items)
+    if limit is None or len(items) <= int(limit):
+        return items
+    if int(limit) < 1:
+        raise ValueError(f"pretrain.val_max_pairs must be at least 1, got {limit}")
+    n = int(limit)
+    return [items[(i * len(items)) // n] for i in range(n)]
