@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ssl4sar.domain import display_step, downsample_for_display
-from ssl4sar.viz.layers import PRED_FRONT_COLOR, _thicken, plot_prediction, show_sar
+from ssl4sar.viz.layers import PRED_FRONT_COLOR, _thicken, plot_prediction, scene_axes, show_sar
 
 #: colour of human-vs-human results in the annotator figures
 HUMAN_COLOR = "#4c72b0"
@@ -131,12 +131,7 @@ def plot_annotator_fronts(sar: np.ndarray, annotator_fronts: Mapping[str, np.nda
         thickness_px: line thickness of the annotators' fronts in pixels (the model's is 2 px thicker).
         cmap: colour map the annotator colours are drawn from.
     """
-    if ax is None:
-        h, w = np.asarray(sar).shape[:2]
-        fig, ax = plt.subplots(figsize=(6.4, 6.4 * h / max(w, 1) + 0.3))
-    else:
-        fig = ax.figure
-    show_sar(ax, sar)
+    fig, ax = scene_axes(sar, ax, width_in=6.4, title_in=0.3)
     colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(annotator_fronts), 2)))
     handles: list[Any] = []
     for i, (name, front) in enumerate(annotator_fronts.items()):

@@ -83,6 +83,19 @@ def _add_legend(ax: Axes, handles: list[Any]) -> None:
     ax.legend(handles=handles, loc="lower right", fontsize="small", framealpha=0.8)
 
 
+def scene_axes(sar: np.ndarray, ax: Axes | None = None, width_in: float = 6.0,
+               title_in: float = 0.4) -> tuple[Figure, Axes]:
+    """Draw ``sar`` into ``ax`` (default: a new figure ``width_in`` inches wide with the scene's aspect ratio plus
+    ``title_in`` inches for a title); returns the figure and axes for the layers drawn on top."""
+    if ax is None:
+        h, w = np.asarray(sar).shape[:2]
+        fig, ax = plt.subplots(figsize=(width_in, width_in * h / max(w, 1) + title_in))
+    else:
+        fig = ax.figure
+    show_sar(ax, sar)
+    return fig, ax
+
+
 def plot_prediction(sar: np.ndarray, zones: np.ndarray | None = None, pred_front: np.ndarray | None = None,
                     gt_front: np.ndarray | None = None, title: str | None = None, ax: Axes | None = None,
                     thickness_px: int = 3, zone_alpha: float = 0.4) -> Figure:
@@ -97,12 +110,7 @@ def plot_prediction(sar: np.ndarray, zones: np.ndarray | None = None, pred_front
         thickness_px: front line thickness in pixels (the reference uses 9 px below 10 m/px, else 3 px).
         zone_alpha: transparency of the zone overlay.
     """
-    if ax is None:
-        h, w = np.asarray(sar).shape[:2]
-        fig, ax = plt.subplots(figsize=(6.0, 6.0 * h / max(w, 1) + 0.4))
-    else:
-        fig = ax.figure
-    show_sar(ax, sar)
+    fig, ax = scene_axes(sar, ax)
     if zones is not None:
         show_zones(ax, zones, alpha=zone_alpha)
     if pred_front is not None:
