@@ -79,7 +79,7 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
 
     from ssl4sar.evaluate import evaluate
     from ssl4sar.finetune import finetune
-    from ssl4sar.viz import epoch_table
+    from ssl4sar.metrics_log import epoch_table
 
     pin_threads(threads)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "ssl4sar.data.caffe"):

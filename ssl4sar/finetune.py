@@ -521,8 +521,8 @@ def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
     ``val MDE (m)``, ``val images without front``, ``selected by``, ``epoch``, ``checkpoint``.
     Raises ``FileNotFoundError`` when there is no exported model.
     """
+    from ssl4sar.metrics_log import epoch_table
     from ssl4sar.models.convert import load_checkpoint
-    from ssl4sar.viz import epoch_table
 
     paths = sorted(Path(finetune_dir).glob(f"*/{BEST_MDE_EXPORT}"))
     if not paths:

@@ -76,9 +76,9 @@ def run_pretraining(method: str, cfg: Mapping[str, Any], data_root: str | Path, 
                     imagenet_weights: str | Path | None = None, resume: bool = False,
                     device: str = "auto") -> PretrainingRun:
     """:func:`ssl4sar.pretrain.pretrain` into ``layout.pretrain_run(method)`` (replaced unless ``resume``)."""
+    from ssl4sar.metrics_log import epoch_table
     from ssl4sar.pretrain import pretrain
     from ssl4sar.training import single_device_hardware
-    from ssl4sar.viz import epoch_table
 
     run_dir = layout.pretrain_run(method)
     if run_dir.exists() and not resume:

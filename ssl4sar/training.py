@@ -72,6 +72,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError, TrainingDiverged
 from ssl4sar.io import write_text_atomic
+from ssl4sar.metrics_log import read_metrics_csv  # re-exported: its home is metrics_log
 
 __all__ = [
     "PRECISIONS",
@@ -376,17 +377,6 @@ def build_loggers(out_dir: str | Path, tensorboard: bool | None = None,
 def metrics_csv_path(out_dir: str | Path) -> Path:
     """Where :func:`build_loggers`' CSV logger writes its metrics."""
     return Path(out_dir) / LOG_DIR / "metrics.csv"
-
-
-def read_metrics_csv(path: str | Path) -> Any:
-    """Read a Lightning ``metrics.csv`` and merge its rows per ``(epoch, step)`` → ``pandas.DataFrame``."""
-    import pandas as pd
-
-    df = pd.read_csv(path)
-    keys = [k for k in ("epoch", "step") if k in df.columns]
-    if not keys:
-        return df
-    return df.groupby(keys, as_index=False, sort=True).first()
 
 
 # --------------------------------------------------------------------------------------------------- checkpoints

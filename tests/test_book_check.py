@@ -147,7 +147,7 @@ def test_local_server_serves_files_and_404s(tmp_path: Path) -> None:
 
 
 def test_check_refuses_an_unbuilt_site(tmp_path: Path) -> None:
-    with pytest.raises(book.BuildError, match="no index.html; build the book first"):
+    with pytest.raises(book.SiteCheckError, match="no index.html; build the book first"):
         book.check_site(tmp_path)
 
 
