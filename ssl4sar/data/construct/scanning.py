@@ -60,6 +60,11 @@ def _date_from_tags(tags: Mapping[str, str]) -> dt.date | None:
     return None
 
 
+def _acquisition_date(path: Path, src: Any) -> dt.date | None:
+    """A raw scene's date: from its file name, else from its tags (the one rule for SAR and Sentinel-2 files)."""
+    return parse_date(path.stem) or _date_from_tags(src.tags())
+
+
 def _open(path: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -177,7 +182,7 @@ def scan_sar(sources: str | Path | Iterable[str | Path], sensor: str | None = No
                 if not src.crs:
                     _skip(skipped, path, "sar", "no coordinate reference system (CRS)")
                     continue
-                date = parse_date(path.stem) or _date_from_tags(src.tags())
+                date = _acquisition_date(path, src)
                 if date is None:
                     _skip(skipped, path, "sar", "no acquisition date in the file name or tags")
                     continue
@@ -224,7 +229,7 @@ def scan_optical(sources: str | Path | Iterable[str | Path], skipped: list[dict[
                     _skip(skipped, path, "optical", f"cannot tell which Sentinel-2 bands its {src.count} band(s) "
                           "are (name them in the band descriptions, or in the file name for single-band files)")
                     continue
-                date = parse_date(path.stem) or _date_from_tags(src.tags())
+                date = _acquisition_date(path, src)
                 if date is None:
                     _skip(skipped, path, "optical", "no acquisition date in the file name or tags")
                     continue
