@@ -59,7 +59,7 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
                       dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES, val_fraction: float = 0.2,
                       min_valid_fraction: float = 0.05, sensor: str | None = None,
                       progress: bool = True) -> ConstructionManifest:
-    """Build the SSL4SAR layout under ``out_dir`` from raw scenes (everything is described in the module docstring).
+    """Build the SSL4SAR layout under ``out_dir`` from raw scenes (described in :mod:`ssl4sar.data.construct`).
 
     Args:
         sar_scenes: folder (searched recursively for ``*.tif``, ``*.tiff``, ``*.jp2``, ``*.vrt``) or files of

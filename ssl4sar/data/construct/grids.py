@@ -124,7 +124,7 @@ class GlacierAOI:
 
 
 def read_aois(path: str | Path) -> list[GlacierAOI]:
-    """Read the glaciers' areas of interest from a GeoJSON file (format in the module docstring)."""
+    """Read the glaciers' areas of interest from a GeoJSON file (format in :mod:`ssl4sar.data.construct`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "area-of-interest file not found")
@@ -185,7 +185,7 @@ def read_aois(path: str | Path) -> list[GlacierAOI]:
 
 
 def glacier_grid(aoi: GlacierAOI, anchor: SarScene | None, resolution_m: float | None = None) -> GlacierGrid:
-    """The glacier's grid (rules in the module docstring); ``anchor`` is its first SAR scene."""
+    """The glacier's grid (rules in :mod:`ssl4sar.data.construct`); ``anchor`` is its first SAR scene."""
     if aoi.grid is not None:
         return aoi.grid
     crs = aoi.grid_crs or (anchor.crs if anchor is not None else None)

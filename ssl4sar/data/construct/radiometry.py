@@ -8,7 +8,6 @@ import re
 import numpy as np
 
 #: SAR value encodings understood (see :mod:`ssl4sar.data.construct`)
-#: SAR value encodings understood (see the module docstring)
 SAR_UNITS: tuple[str, ...] = ("auto", "db", "intensity", "amplitude", "dn", "uint8")
 #: σ⁰ range (dB) mapped to 1 … 255
 DEFAULT_DB_RANGE: tuple[float, float] = (-30.0, 5.0)
@@ -17,7 +16,7 @@ DEFAULT_DN_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 
 
 def resolve_sar_units(declared: str, dtype: str, hint: str = "", values: np.ndarray | None = None) -> str:
-    """The unit of a SAR scene's values (rules in the module docstring); ``declared`` wins unless ``auto``."""
+    """The unit of a SAR scene's values (rules in :mod:`ssl4sar.data.construct`); ``declared`` wins unless ``auto``."""
     if declared not in SAR_UNITS:
         raise ValueError(f"sar_units must be one of {SAR_UNITS}, got {declared!r}")
     if declared != "auto":
