@@ -18,12 +18,9 @@ Scoring of one scene (the order of the official ``Evaluation.py``):
    front is not masked and this is logged and recorded (column ``bounding_box``);
 3. distances to the raw ground-truth front (§8.1): per-image sums, later pooled into the MDE.
 
-Inference settings (:func:`inference_settings`): the window is the model's input size ``C`` (``img_size``); the
-stride and the Gaussian σ of the importance map are ``C / 4`` and ``C / 16`` pixels (128 px and 32 px at C = 512,
-the paper's values) unless given, or — with a ``preset`` — that preset's ``inference.stride`` /
-``inference.gaussian_sigma`` scaled by ``C / data.context_size``. TTA uses the rotations 0..3 (k × 90° clockwise,
-rotated back before averaging; the preset's ``inference.tta_rotations`` when a preset is given); ``flips`` adds the
-horizontal mirror of every rotation (not in the paper).
+Inference settings (window, stride, Gaussian σ, TTA, device) are resolved by
+:func:`ssl4sar.inference_settings.inference_settings` (re-exported here with :class:`InferenceSettings` and
+:func:`resolve_device`).
 
 Outputs in ``out_dir`` (one evaluation per folder; re-running overwrites every file atomically and removes this
 module's per-scene files of stems / options that the new run does not write, so that nothing stale remains;
@@ -59,7 +56,7 @@ import math
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +76,7 @@ from ssl4sar.data.caffe import (
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
+from ssl4sar.inference_settings import InferenceSettings, inference_settings, resolve_device
 from ssl4sar.io import atomic_path, ensure_writable_dir
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
@@ -117,117 +115,6 @@ _OUT_PROBABILITIES = ("probabilities", "_probabilities.npz")
 _OUT_FIGURE = ("figures", "_overlay.png")
 _SCENE_OUTPUTS = (_OUT_ZONES, _OUT_FRONT, _OUT_UNCERTAINTY, _OUT_PROBABILITIES, _OUT_FIGURE)
 _FIGURE_MAX_SIDE_PX = 2000
-
-
-# --------------------------------------------------------------------------------------------------------------
-# settings
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How scenes are predicted (see the module docstring).
-
-    Attributes:
-        context_size: window side C in pixels (the model's input size).
-        stride: pixels between window origins.
-        sigma: σ of the Gaussian importance map of the ``C/2`` centre crop, in pixels.
-        batch_size: windows per forward pass.
-        rotations: TTA quarter turns (k × 90° clockwise); ``(0,)`` without TTA.
-        flips: also the horizontal mirror of every rotation.
-        device: where the models run (``"cpu"``, ``"cuda"``, ``"cuda:1"`` …).
-        amp_dtype: autocast dtype name (``"bfloat16"``) or ``None`` for float32.
-    """
-
-    context_size: int
-    stride: int
-    sigma: float
-    batch_size: int
-    rotations: tuple[int, ...] = (0,)
-    flips: bool = False
-    device: str = "cpu"
-    amp_dtype: str | None = None
-
-    def window_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`ssl4sar.inference.sliding_window_probabilities`."""
-        return {"context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
-                "batch_size": self.batch_size, "device": self.device,
-                "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None, "progress": False}
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["rotations"] = list(self.rotations)
-        return d
-
-
-def resolve_device(device: str | torch.device = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when a CUDA device is available, else ``"cpu"``; others are checked and returned."""
-    name = str(device)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
-    torch.device(name)  # validates the spelling
-    return name
-
-
-def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    from ssl4sar.config import load_preset
-
-    if preset is None:
-        return load_preset("paper")
-    if isinstance(preset, Mapping):
-        return dict(preset)
-    return load_preset(str(preset))
-
-
-def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
-                       preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
-                       sigma: float | None = None, batch_size: int | None = None, device: str = "cpu",
-                       amp_dtype: str | None = None, precision: str | None = None) -> InferenceSettings:
-    """Resolve the inference settings for a model with input size ``context_size`` (pixels).
-
-    From ``preset`` (name, YAML path or dict; default ``paper``: stride ``C / 4`` px, σ ``C / 16`` px, batch
-    size 8, TTA rotations 0..3): its ``inference.stride`` and ``inference.gaussian_sigma`` scaled by
-    ``C / data.context_size``, its ``inference.batch_size`` and ``inference.tta_rotations``. Explicit
-    ``stride`` / ``sigma`` / ``batch_size`` win. The stride must lie in ``1 .. C/2`` so that the kept centre
-    crops cover every pixel. The autocast dtype: ``amp_dtype`` when given, else that of ``precision``
-    (``auto`` | ``fp32`` | ``bf16``, :func:`ssl4sar.models.fast.amp_dtype_for`: ``auto`` is bf16 where the device
-    computes it natively), else of the preset's ``inference.precision``, else ``auto``.
-    """
-    c = int(context_size)
-    if c <= 0 or c % 2:
-        raise ValueError(f"context size must be a positive even number of pixels, got {context_size}")
-    cfg = _preset_dict(preset)
-    try:
-        inf = cfg["inference"]
-        scale = c / float(cfg["data"]["context_size"])
-        default_stride = float(inf["stride"]) * scale
-        default_sigma = float(inf["gaussian_sigma"]) * scale
-        default_batch = int(inf["batch_size"])
-        rotations = tuple(int(k) % 4 for k in inf["tta_rotations"])
-        if precision is None:
-            precision = str(inf["precision"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
-                         f"batch_size / tta_rotations / precision or data.context_size ({exc})") from exc
-    s = int(stride) if stride is not None else max(1, int(round(default_stride)))
-    if not 0 < s <= c // 2:
-        raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
-    sg = float(sigma) if sigma is not None else float(default_sigma)
-    if not sg > 0:
-        raise ValueError(f"sigma must be a positive number of pixels, got {sg}")
-    bs = int(batch_size) if batch_size is not None else default_batch
-    if bs < 1:
-        raise ValueError(f"batch size must be at least 1, got {bs}")
-    if not rotations:
-        rotations = (0,)
-    if amp_dtype is None:
-        from ssl4sar.models.fast import amp_dtype_for
-
-        amp = amp_dtype_for(device, precision if precision is not None else "auto")
-        amp_dtype = None if amp is None else str(amp).replace("torch.", "")
-    return InferenceSettings(context_size=c, stride=s, sigma=sg, batch_size=bs,
-                             rotations=rotations if tta else (0,), flips=bool(flips), device=str(device),
-                             amp_dtype=amp_dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------

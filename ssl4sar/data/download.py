@@ -1,5 +1,10 @@
 """Checksummed, atomic downloads of the resources named in ``data_manifest.yaml``.
 
+Why one module of ~660 lines: it has one job, getting one resource onto disk so that a cut-off, corrupt or
+tampered transfer can never be installed, and its parts (transfer with size confirmation, trust on first use,
+unpacking with integrity checks, free-space and stale-file handling) are steps of that one sequence in
+:func:`fetch`, sharing its temporary-file naming; its public surface is five functions.
+
 :func:`fetch` downloads a resource over HTTP(S) with pooch (progress bar through tqdm), trying the manifest's URLs
 in order (mirrors), and installs it under the data root:
 
