@@ -50,6 +50,7 @@ from ssl4sar.viz.layers import (
 )
 from ssl4sar.viz.maps import (
     glacier_map,
+    glacier_map_caption,
     natural_earth_path,
     plot_front_map,
     plot_front_positions,
@@ -79,6 +80,7 @@ __all__ = [
     "SPLIT_COLORS",
     "epoch_table",
     "glacier_map",
+    "glacier_map_caption",
     "natural_earth_path",
     "optical_rgb",
     "plot_acquisition_timeline",

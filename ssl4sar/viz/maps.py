@@ -39,6 +39,17 @@ def natural_earth_path(name: str = "coastline", resolution: str = "110m", catego
     return None
 
 
+def glacier_map_caption() -> str:
+    """Markdown caption of :func:`glacier_map`: which local Natural Earth coastlines it drew (the shapefile's name,
+    not the machine's path), or why it drew none (no local copy; the book never downloads)."""
+    coast = natural_earth_path("coastline", "auto")
+    if coast is not None:
+        return f"*The CaFFe glaciers. Coastlines from the local Natural Earth copy `{coast.name}`.*"
+    return ("*The CaFFe glaciers. Coastlines are not drawn: the Natural Earth shapefiles are not installed on the "
+            "machine that built this page, and the book never downloads anything. The background of the northern map "
+            "and of the inset is cartopy's bundled low-resolution shaded relief.*")
+
+
 def _stock_image_path() -> Path | None:
     """cartopy's bundled low-resolution Natural Earth raster (shipped with the package, no download), if present."""
     import cartopy
