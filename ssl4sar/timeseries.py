@@ -56,6 +56,7 @@ from ssl4sar.io import write_text_atomic
 __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
     "centreline_positions", "front_time_series", "compare_to_truth", "write_time_series",
+    "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
 ]
 
 log = logging.getLogger(__name__)
@@ -445,3 +446,53 @@ def write_time_series(series: pd.DataFrame, path: str | Path) -> Path:
     df["date"] = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d")
     return write_text_atomic(path, df.to_csv(index=False, float_format="%.3f"))
 
+
+
+#: the measuring devices of a series folder: method → GeoJSON file (``<root>/<file>``)
+SERIES_REFERENCES = {"box": "reference_box.geojson", "centreline": "centreline.geojson"}
+
+
+def series_scenes(root: str | Path) -> list[Path]:
+    """The scenes of a time-series folder (``<root>/sar/*.tif``, sorted), after checking that the folder also holds
+    the reference box and the centreline (:data:`SERIES_REFERENCES`); :class:`DataError` naming what is missing."""
+    from ssl4sar.errors import DataError
+
+    folder = Path(root)
+    for needed in (folder / "sar", *(folder / name for name in SERIES_REFERENCES.values())):
+        if not needed.exists():
+            raise DataError(needed, "not found", "a time-series folder needs sar/*.tif, "
+                            + " and ".join(SERIES_REFERENCES.values()))
+    scenes = sorted((folder / "sar").glob("*.tif"))
+    if not scenes:
+        raise DataError(folder / "sar", "no scenes (*.tif)")
+    return scenes
+
+
+def series_by_method(fronts: Sequence[str | Path] | Sequence[FrontObservation], root: str | Path
+                     ) -> dict[str, pd.DataFrame]:
+    """:func:`front_time_series` of ``fronts`` by each method of :data:`SERIES_REFERENCES`, with the reference files
+    of the series folder ``root``: ``{"box": …, "centreline": …}``."""
+    folder = Path(root)
+    return {method: front_time_series(fronts, **{method: folder / name})  # type: ignore[arg-type]
+            for method, name in SERIES_REFERENCES.items()}
+
+
+def references_in(root: str | Path, crs: Any) -> dict[str, BaseGeometry]:
+    """The reference box and centreline of a series folder reprojected to ``crs`` (for drawing over a scene):
+    ``{"reference box": …, "centreline": …}``."""
+    from ssl4sar import geo
+
+    labels = {"box": "reference box", "centreline": "centreline"}
+    out = {}
+    for method, name in SERIES_REFERENCES.items():
+        geom, ref_crs, _ = read_reference(Path(root) / name)
+        out[labels[method]] = geo.reproject_geometry(geom, ref_crs, crs)
+    return out
+
+
+def fronts_in(observations: Sequence[FrontObservation], crs: Any) -> tuple[list[BaseGeometry | None], list[str]]:
+    """The observations' fronts reprojected to ``crs`` and their dates (ISO), for drawing over a scene."""
+    from ssl4sar import geo
+
+    return ([geo.reproject_geometry(o.geometry, o.crs, crs) for o in observations],
+            [o.date.isoformat() for o in observations])
