@@ -60,7 +60,6 @@ import shutil
 import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
@@ -113,8 +112,7 @@ display(Markdown(experiments.model_note(layout, [member_path], model[0].img_size
 # along the flow.
 
 # %%
-truth_path = ts_root / "truth.csv"
-truth = pd.read_csv(truth_path, parse_dates=["date"]) if truth_path.is_file() else None
+truth = timeseries.read_truth(ts_root)
 first_img, first_info = read_raster(scenes[0], 1, require_crs=True)
 print(f"{len(scenes)} scenes, {first_img.shape[-2]} × {first_img.shape[-1]} px, CRS {first_info.crs}, "
       f"{abs(first_info.transform.a):g} m/px")
@@ -135,11 +133,8 @@ pred_dir = out_root / "predictions"
 if pred_dir.exists():
     shutil.rmtree(pred_dir)   # this chapter's own output: predict afresh
 t0 = time.perf_counter()
-run = predict_scenes(model, scenes, pred_dir, rotations=settings.rotations, flips=settings.flips,
-                     context_size=settings.context_size, stride=settings.stride, sigma=settings.sigma,
-                     batch_size=settings.batch_size, device=dev,
-                     min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), to_wgs84=True,
-                     member_fronts=True, overlay=True)
+run = predict_scenes(model, scenes, pred_dir, **settings.predict_kwargs(), to_wgs84=True, member_fronts=True,
+                     min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), overlay=True)
 print(f"predicted {len(run.results)} scenes in {time.perf_counter() - t0:.1f} s, skipped {len(run.skipped)}")
 predictions = pd.read_csv(pred_dir / "predictions.csv")
 display(predictions[["scene", "date", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty"]])
@@ -167,15 +162,9 @@ pred_fronts = [r.geometry for r in run.results]
 dates = [r.date.isoformat() if r.date else r.stem for r in run.results]
 true_masks = sorted((ts_root / "fronts").glob("*_front.tif"))
 true_obs = timeseries.load_fronts(true_masks) if true_masks else []
-refs = timeseries.references_in(ts_root, first_info.crs)
-fig, axes = plt.subplots(1, 2 if true_obs else 1, figsize=(13.0 if true_obs else 6.6, 5.6), squeeze=False)
-viz.plot_scene_fronts_map(first_img, first_info.transform, pred_fronts, dates, refs, crs_name=str(first_info.crs),
-                          title=f"predicted fronts, {dates[0]} … {dates[-1]}", ax=axes[0, 0])
-if true_obs:
-    viz.plot_scene_fronts_map(first_img, first_info.transform, *timeseries.fronts_in(true_obs, first_info.crs), refs,
-                              crs_name=str(first_info.crs),
-                              title="true fronts (synthetic front masks)", ax=axes[0, 1])
-fig.tight_layout()
+fig = viz.plot_predicted_and_true_fronts(first_img, first_info.transform, str(first_info.crs), pred_fronts, dates,
+                                         timeseries.references_in(ts_root, first_info.crs),
+                                         timeseries.fronts_in(true_obs, first_info.crs))
 n_empty = sum(1 for g in pred_fronts if g is None)
 if n_empty:
     display(Markdown(f"*The model found no front in {n_empty} of {len(pred_fronts)} scenes.*"))
@@ -200,18 +189,11 @@ pred_files = sorted(pred_dir.glob("*_front.geojson"))
 series = timeseries.series_by_method(pred_files, ts_root)
 model_acc = experiments.time_series_accuracy(series, truth, f"model ({preset_name})")
 display(model_acc.round(1))
-for method, s in series.items():
-    timeseries.write_time_series(s, out_root / f"front_positions_{method}.csv")
-display(pd.concat([s[["date", "position_m", "position_std_m", "coverage"]].assign(method=m)
-                   for m, s in series.items()]).pivot(index="date", columns="method",
-                                                      values=["position_m", "position_std_m"]).round(1))
+timeseries.write_series(series, out_root, "front_positions")
+display(timeseries.positions_table(series))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
-for ax, (method, s) in zip(axes, series.items()):
-    t_ref = experiments.truth_on_reference(s, truth) if truth is not None else None
-    viz.plot_front_positions(s, truth=t_ref, ax=ax, title=f"{method} method: model fronts vs truth")
-fig.tight_layout()
+fig = viz.plot_positions_by_method(series, experiments.truth_by_method(series, truth), "model fronts")
 
 # %% [markdown]
 # ## The upper bound: the true front masks through the same path
@@ -224,17 +206,13 @@ fig.tight_layout()
 # %%
 if true_masks:
     truth_series = timeseries.series_by_method(true_masks, ts_root)
-    for method, s in truth_series.items():
-        timeseries.write_time_series(s, out_root / f"truth_masks_positions_{method}.csv")
+    timeseries.write_series(truth_series, out_root, "truth_masks_positions")
     table = pd.concat([experiments.time_series_accuracy(truth_series, truth, "true front masks"), model_acc],
                       ignore_index=True)
     write_text_atomic(out_root / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
     display(table.round(1))
-    fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
-    for ax, (method, s) in zip(axes, truth_series.items()):
-        viz.plot_front_positions(s, truth=experiments.truth_on_reference(s, truth) if truth is not None else None, ax=ax,
-                                 title=f"{method} method: true front masks vs truth")
-    fig.tight_layout()
+    fig = viz.plot_positions_by_method(truth_series, experiments.truth_by_method(truth_series, truth),
+                                       "true front masks")
 else:
     display(Markdown(f"*No front masks in `{layout.relative(ts_root / 'fronts')}`: the upper bound is skipped.*"))
 
@@ -267,11 +245,9 @@ else:
     real_out = out_root / "real_patches"
     if real_out.exists():
         shutil.rmtree(real_out)
-    real_run = predict_scenes(model, real_images, real_out, resolution_m=real_resolution_m, rotations=(0,),
-                              context_size=settings.context_size, stride=settings.stride, sigma=settings.sigma,
-                              batch_size=settings.batch_size, device=dev,
-                              min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), to_wgs84=True,
-                              overlay=False)
+    real_run = predict_scenes(model, real_images, real_out, resolution_m=real_resolution_m, to_wgs84=True,
+                              **settings.predict_kwargs(tta=False), overlay=False,
+                              min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]))
     table, panels = geographic_fronts(real_run.results, real_dir / "metadata.csv")
     display(table)
     if real_run.skipped:

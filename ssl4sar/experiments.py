@@ -546,3 +546,8 @@ def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd
         rows.append(row)
     return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
                                               "max_abs_m": "max |error| (m)", "n": "compared"})
+
+
+def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
+    """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
+    return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}

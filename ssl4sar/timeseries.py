@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
     "centreline_positions", "front_time_series", "compare_to_truth", "write_time_series",
     "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
+    "read_truth", "write_series", "positions_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -496,3 +497,22 @@ def fronts_in(observations: Sequence[FrontObservation], crs: Any) -> tuple[list[
 
     return ([geo.reproject_geometry(o.geometry, o.crs, crs) for o in observations],
             [o.date.isoformat() for o in observations])
+
+
+def read_truth(root: str | Path) -> pd.DataFrame | None:
+    """``<root>/truth.csv`` of a synthetic series (``date`` parsed; ``position_m`` relative to the first date), or
+    ``None`` when the folder has none (real scenes)."""
+    path = Path(root) / "truth.csv"
+    return pd.read_csv(path, parse_dates=["date"]) if path.is_file() else None
+
+
+def write_series(series: Mapping[str, pd.DataFrame], folder: str | Path, prefix: str) -> list[Path]:
+    """Write each method's series to ``<folder>/<prefix>_<method>.csv`` (:func:`write_time_series`); the paths."""
+    return [write_time_series(s, Path(folder) / f"{prefix}_{method}.csv") for method, s in series.items()]
+
+
+def positions_table(series: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Positions and their spread (m, 0.1 m) per date, one column pair per method: ``(position_m | position_std_m,
+    method)``."""
+    long = pd.concat([s[["date", "position_m", "position_std_m"]].assign(method=m) for m, s in series.items()])
+    return long.pivot(index="date", columns="method", values=["position_m", "position_std_m"]).round(1)

@@ -112,3 +112,52 @@ def test_choose_checkpoint_and_model_note(tmp_path: Path) -> None:
     assert "a small network" in note and str(tmp_path) not in note
     plain = experiments.model_note(layout, [path], 64, InferenceSettings(64, 32, 8.0, 2), "paper")
     assert "no test-time augmentation." in plain and plain.endswith("model of this build**.")
+
+
+def test_truth_series_files_and_positions_table(series_dir: Path, tmp_path: Path) -> None:
+    truth = timeseries.read_truth(series_dir)
+    assert truth is not None and truth["date"].dt.year.iloc[0] == 2019 and truth["position_m"].iloc[0] == 0.0
+    assert timeseries.read_truth(tmp_path) is None
+    series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
+    paths = timeseries.write_series(series, tmp_path, "truth_masks_positions")
+    assert [p.name for p in paths] == ["truth_masks_positions_box.csv", "truth_masks_positions_centreline.csv"]
+    assert len(pd.read_csv(paths[0])) == len(series["box"])
+    table = timeseries.positions_table(series)
+    assert list(table.columns) == [("position_m", "box"), ("position_m", "centreline"), ("position_std_m", "box"),
+                                   ("position_std_m", "centreline")]
+    assert table[("position_m", "box")].tolist() == series["box"]["position_m"].round(1).tolist()
+
+
+def test_predict_kwargs_with_and_without_tta() -> None:
+    settings = InferenceSettings(64, 32, 8.0, 2, rotations=(0, 1, 2, 3), flips=True, device="cpu", amp_dtype="bfloat16")
+    assert settings.predict_kwargs() == {"rotations": (0, 1, 2, 3), "flips": True, "context_size": 64, "stride": 32,
+                                         "sigma": 8.0, "batch_size": 2, "device": "cpu"}
+    plain = settings.predict_kwargs(tta=False)
+    assert plain["rotations"] == (0,) and plain["flips"] is False and "amp_dtype" not in plain
+
+
+def test_figures_of_the_series(series_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ssl4sar import viz
+    from ssl4sar.data.raster import read_raster
+
+    truth = timeseries.read_truth(series_dir)
+    series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
+    truths = experiments.truth_by_method(series, truth)
+    assert list(truths) == ["box", "centreline"]
+    pd.testing.assert_frame_equal(truths["box"], experiments.truth_on_reference(series["box"], truth))
+    assert experiments.truth_by_method(series, None) == {"box": None, "centreline": None}
+    fig = viz.plot_positions_by_method(series, truths, "true front masks")
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["box method: true front masks vs truth",
+                                                                      "centreline method: true front masks vs truth"]
+    img, info = read_raster(timeseries.series_scenes(series_dir)[0], 1, require_crs=True)
+    obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
+    fronts, dates = timeseries.fronts_in(obs, info.crs)
+    refs = timeseries.references_in(series_dir, info.crs)
+    two = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, (fronts, dates))
+    one = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, ([], []))
+    titled = [ax.get_title() for ax in two.axes if ax.get_title()]
+    assert titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}" and "true fronts (synthetic front masks)" in titled
+    assert "true fronts (synthetic front masks)" not in [ax.get_title() for ax in one.axes]

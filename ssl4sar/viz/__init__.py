@@ -55,6 +55,8 @@ from ssl4sar.viz.maps import (
     plot_front_map,
     plot_front_positions,
     plot_geographic_fronts,
+    plot_positions_by_method,
+    plot_predicted_and_true_fronts,
     plot_scene_fronts_map,
 )
 from ssl4sar.viz.pretraining import (
@@ -81,6 +83,8 @@ __all__ = [
     "epoch_table",
     "glacier_map",
     "glacier_map_caption",
+    "plot_positions_by_method",
+    "plot_predicted_and_true_fronts",
     "natural_earth_path",
     "optical_rgb",
     "plot_acquisition_timeline",
