@@ -58,45 +58,30 @@ real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted
 import logging
 import shutil
 import time
-import warnings
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import rasterio
-import shapely
 from IPython.display import Image, Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
-from ssl4sar import geo, timeseries, viz
-from ssl4sar.config import load_preset
-from ssl4sar.data import samples, synthetic
+from ssl4sar import experiments, timeseries, viz
+from ssl4sar.book import setup_chapter
+from ssl4sar.data import samples
 from ssl4sar.data.raster import read_raster
 from ssl4sar.evaluate import inference_settings, resolve_device
 from ssl4sar.io import write_text_atomic
 from ssl4sar.models.convert import load_model
 from ssl4sar.predict import predict_scenes
+from ssl4sar.prediction_writers import describe_rasters, geographic_fronts
 
-logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+# threads pinned, library advice quietened; the synthetic series made when run by hand without timeseries_dir
+setup = setup_chapter(preset, work_dir, seed=seed, layouts=("timeseries",) if timeseries_dir is None else ())
+layout, cfg, preset_name = setup.layout, setup.cfg, setup.preset_name
 logging.getLogger("ssl4sar.timeseries").setLevel(logging.ERROR)   # dates without a position are tabulated below
 pd.set_option("display.max_colwidth", 60)
-cfg = load_preset(preset)
-preset_name = str(cfg.get("name", preset))
-work = Path(work_dir)
-out_root = work / "timeseries"
+out_root = layout.timeseries
 out_root.mkdir(parents=True, exist_ok=True)
-
-if timeseries_dir is not None:
-    ts_root = Path(timeseries_dir)
-else:
-    ts_root = work / "data" / "timeseries"
-    if not ts_root.is_dir():   # run by hand, not through tools/book.py: make the data the build would have made
-        synthetic.generate(work / "data", preset=preset, seed=seed, layouts=("timeseries",))
-for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "centreline.geojson"):
-    if not needed.exists():
-        raise FileNotFoundError(f"{needed} not found: the time-series folder needs sar/*.tif, "
-                                "reference_box.geojson and centreline.geojson")
+ts_root = Path(timeseries_dir) if timeseries_dir is not None else layout.timeseries_data
+scenes = timeseries.series_scenes(ts_root)   # checks sar/, reference_box.geojson and centreline.geojson
 
 # %% [markdown]
 # ## The model
@@ -107,33 +92,14 @@ for needed in (ts_root / "sar", ts_root / "reference_box.geojson", ts_root / "ce
 # replaces it by any model.
 
 # %%
-from ssl4sar import book, experiments
-
-layout = book.WorkLayout(work)
-book.pin_threads()
-if checkpoint is not None:
-    member_paths = [Path(checkpoint)]
-    if not member_paths[0].is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
-else:
-    runs = experiments.read_runs(layout)
-    best = experiments.best_single_run(runs)
-    member_paths = [experiments.checkpoint_path(layout, best["checkpoint"])]
-    display(runs.assign(selected=runs.index == best.name)[["init", "seed", "val_mde_m", "val_fronts_found",
-                                                            "test_mde_m", "fronts_found", "selected"]].round(1))
+member_path, choice = experiments.choose_checkpoint(layout, checkpoint)
+if choice is not None:
+    display(choice)
 dev = resolve_device(device)
-model = [load_model(p, map_location=dev) for p in member_paths]
-use_tta = (preset_name != "smoke") if tta is None else bool(tta)
-settings = inference_settings(model[0].img_size, tta=use_tta, preset=cfg, device=dev)
-display(Markdown(
-    f"Model: {len(model)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in member_paths)} "
-    f"({model[0].img_size} px input), on `{dev}`; windows of {settings.context_size} px every "
-    f"{settings.stride} px, Gaussian σ {settings.sigma:g} px, "
-    + (f"test-time augmentation with the rotations {list(settings.rotations)}." if use_tta
-       else "no test-time augmentation.")
-    + f"\n\n**This is the `{preset_name}` model of this build**"
-    + (": a small network trained for minutes on synthetic scenes. The accuracy below describes that model, "
-       "not TYRION trained on CaFFe." if preset_name in ("smoke", "demo") else ".")))
+model = [load_model(member_path, map_location=dev)]
+settings = inference_settings(model[0].img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
+                              preset=cfg, device=dev)
+display(Markdown(experiments.model_note(layout, [member_path], model[0].img_size, settings, preset_name)))
 
 # %% [markdown]
 # ## The scenes
@@ -146,13 +112,7 @@ display(Markdown(
 # along the flow.
 
 # %%
-scenes = sorted((ts_root / "sar").glob("*.tif"))
-if not scenes:
-    raise FileNotFoundError(f"no scenes (*.tif) in {ts_root / 'sar'}")
-truth_path = ts_root / "truth.csv"
-truth = pd.read_csv(truth_path, parse_dates=["date"]) if truth_path.is_file() else None
-box_geom, box_crs, _ = timeseries.read_reference(ts_root / "reference_box.geojson")
-line_geom, line_crs, _ = timeseries.read_reference(ts_root / "centreline.geojson")
+truth = timeseries.read_truth(ts_root)
 first_img, first_info = read_raster(scenes[0], 1, require_crs=True)
 print(f"{len(scenes)} scenes, {first_img.shape[-2]} × {first_img.shape[-1]} px, CRS {first_info.crs}, "
       f"{abs(first_info.transform.a):g} m/px")
@@ -173,15 +133,11 @@ pred_dir = out_root / "predictions"
 if pred_dir.exists():
     shutil.rmtree(pred_dir)   # this chapter's own output: predict afresh
 t0 = time.perf_counter()
-run = predict_scenes(model, scenes, pred_dir, rotations=settings.rotations, flips=settings.flips,
-                     context_size=settings.context_size, stride=settings.stride, sigma=settings.sigma,
-                     batch_size=settings.batch_size, device=dev,
-                     min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), to_wgs84=True,
-                     member_fronts=True, overlay=True)
+run = predict_scenes(model, scenes, pred_dir, **settings.predict_kwargs(), to_wgs84=True, member_fronts=True,
+                     min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), overlay=True)
 print(f"predicted {len(run.results)} scenes in {time.perf_counter() - t0:.1f} s, skipped {len(run.skipped)}")
 predictions = pd.read_csv(pred_dir / "predictions.csv")
-display(predictions[["scene", "date", "crs", "height_px", "width_px", "resolution_m", "n_maps", "n_front_pixels",
-                     "length_m", "mean_uncertainty"]])
+display(predictions[["scene", "date", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty"]])
 
 # %% [markdown]
 # What was written for one scene, and what the files say about themselves:
@@ -190,15 +146,7 @@ display(predictions[["scene", "date", "crs", "height_px", "width_px", "resolutio
 example = run.results[0]
 display(pd.DataFrame([{"output": k, "file": p.name, "bytes": p.stat().st_size}
                       for k, p in example.outputs.items()]))
-rows = []
-for key in ("zones", "probabilities", "uncertainty", "front_mask"):
-    with rasterio.open(example.outputs[key]) as ds:
-        rows.append({"file": example.outputs[key].name, "CRS": str(ds.crs), "size (H × W)": f"{ds.height} × {ds.width}",
-                     "bands": ds.count, "dtype": ds.dtypes[0], "pixel (m)": abs(ds.transform.a),
-                     "origin (x, y)": (ds.transform.c, ds.transform.f),
-                     "band 1": ds.descriptions[0] or ", ".join(f"{k}={v}" for k, v in ds.tags().items()
-                                                               if k not in ("scene", "AREA_OR_POINT"))})
-display(pd.DataFrame(rows))
+display(describe_rasters([example.outputs[k] for k in ("zones", "probabilities", "uncertainty", "front_mask")]))
 text = example.outputs["front"].read_text()
 print(f"{example.outputs['front'].name} ({len(text)} characters):\n{text[:900]}" + (" …" if len(text) > 900 else ""))
 if "overlay" in example.outputs:   # the quick-look PNG predict writes next to the rasters
@@ -214,18 +162,9 @@ pred_fronts = [r.geometry for r in run.results]
 dates = [r.date.isoformat() if r.date else r.stem for r in run.results]
 true_masks = sorted((ts_root / "fronts").glob("*_front.tif"))
 true_obs = timeseries.load_fronts(true_masks) if true_masks else []
-refs = {"reference box": geo.reproject_geometry(box_geom, box_crs, first_info.crs),
-        "centreline": geo.reproject_geometry(line_geom, line_crs, first_info.crs)}
-sar0 = first_img
-fig, axes = plt.subplots(1, 2 if true_obs else 1, figsize=(13.0 if true_obs else 6.6, 5.6), squeeze=False)
-viz.plot_scene_fronts_map(sar0, first_info.transform, pred_fronts, dates, refs, crs_name=str(first_info.crs),
-                          title=f"predicted fronts, {dates[0]} … {dates[-1]}", ax=axes[0, 0])
-if true_obs:
-    viz.plot_scene_fronts_map(sar0, first_info.transform,
-                              [geo.reproject_geometry(o.geometry, o.crs, first_info.crs) for o in true_obs],
-                              [o.date.isoformat() for o in true_obs], refs, crs_name=str(first_info.crs),
-                              title="true fronts (synthetic front masks)", ax=axes[0, 1])
-fig.tight_layout()
+fig = viz.plot_predicted_and_true_fronts(first_img, first_info.transform, str(first_info.crs), pred_fronts, dates,
+                                         timeseries.references_in(ts_root, first_info.crs),
+                                         timeseries.fronts_in(true_obs, first_info.crs))
 n_empty = sum(1 for g in pred_fronts if g is None)
 if n_empty:
     display(Markdown(f"*The model found no front in {n_empty} of {len(pred_fronts)} scenes.*"))
@@ -247,24 +186,14 @@ if n_empty:
 
 # %%
 pred_files = sorted(pred_dir.glob("*_front.geojson"))
-series = {"box": timeseries.front_time_series(pred_files, box=ts_root / "reference_box.geojson"),
-          "centreline": timeseries.front_time_series(pred_files, centreline=ts_root / "centreline.geojson")}
-
-
+series = timeseries.series_by_method(pred_files, ts_root)
 model_acc = experiments.time_series_accuracy(series, truth, f"model ({preset_name})")
 display(model_acc.round(1))
-for method, s in series.items():
-    timeseries.write_time_series(s, out_root / f"front_positions_{method}.csv")
-display(pd.concat([s[["date", "position_m", "position_std_m", "coverage"]].assign(method=m)
-                   for m, s in series.items()]).pivot(index="date", columns="method",
-                                                      values=["position_m", "position_std_m"]).round(1))
+timeseries.write_series(series, out_root, "front_positions")
+display(timeseries.positions_table(series))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
-for ax, (method, s) in zip(axes, series.items()):
-    t_ref = experiments.truth_on_reference(s, truth) if truth is not None else None
-    viz.plot_front_positions(s, truth=t_ref, ax=ax, title=f"{method} method: model fronts vs truth")
-fig.tight_layout()
+fig = viz.plot_positions_by_method(series, experiments.truth_by_method(series, truth), "model fronts")
 
 # %% [markdown]
 # ## The upper bound: the true front masks through the same path
@@ -276,22 +205,16 @@ fig.tight_layout()
 
 # %%
 if true_masks:
-    truth_series = {"box": timeseries.front_time_series(true_masks, box=ts_root / "reference_box.geojson"),
-                    "centreline": timeseries.front_time_series(true_masks,
-                                                               centreline=ts_root / "centreline.geojson")}
-    for method, s in truth_series.items():
-        timeseries.write_time_series(s, out_root / f"truth_masks_positions_{method}.csv")
+    truth_series = timeseries.series_by_method(true_masks, ts_root)
+    timeseries.write_series(truth_series, out_root, "truth_masks_positions")
     table = pd.concat([experiments.time_series_accuracy(truth_series, truth, "true front masks"), model_acc],
                       ignore_index=True)
     write_text_atomic(out_root / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
     display(table.round(1))
-    fig, axes = plt.subplots(1, 2, figsize=(13.0, 3.8), sharey=True)
-    for ax, (method, s) in zip(axes, truth_series.items()):
-        viz.plot_front_positions(s, truth=experiments.truth_on_reference(s, truth) if truth is not None else None, ax=ax,
-                                 title=f"{method} method: true front masks vs truth")
-    fig.tight_layout()
+    fig = viz.plot_positions_by_method(truth_series, experiments.truth_by_method(truth_series, truth),
+                                       "true front masks")
 else:
-    display(Markdown(f"*No front masks in `{ts_root / 'fronts'}`: the upper bound is skipped.*"))
+    display(Markdown(f"*No front masks in `{layout.relative(ts_root / 'fronts')}`: the upper bound is skipped.*"))
 
 # %% [markdown]
 # With the true masks the box method recovers the positions to within the rasterisation of the front (a few
@@ -322,30 +245,11 @@ else:
     real_out = out_root / "real_patches"
     if real_out.exists():
         shutil.rmtree(real_out)
-    real_run = predict_scenes(model, real_images, real_out, resolution_m=real_resolution_m, rotations=(0,),
-                              context_size=settings.context_size, stride=settings.stride, sigma=settings.sigma,
-                              batch_size=settings.batch_size, device=dev,
-                              min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), to_wgs84=True,
-                              overlay=False)
-    meta_path = real_dir / "metadata.csv"
-    meta = pd.read_csv(meta_path).set_index("id") if meta_path.is_file() else pd.DataFrame()
-    rows, panels = [], []
-    for r in real_run.results:
-        pid = r.stem.removesuffix("_img")
-        m = meta.loc[pid] if pid in meta.index else {}
-        glacier = str(m.get("glacier", "")).replace("\x96", "–")   # the CSV holds a cp1252 dash
-        wgs = geo.read_geojson(r.outputs["front_wgs84"])
-        front_ll = wgs.geometries()[0] if wgs.geometries() else None
-        rows.append({"patch": pid, "glacier": glacier, "date": m.get("date", ""), "CRS": r.crs,
-                     "pixel (m)": round(r.resolution_m, 3), "model grid (px)": "×".join(map(str, r.model_shape)),
-                     "origin x, y (m)": (round(r.transform[2], 1), round(r.transform[5], 1)),
-                     "front pixels": r.n_front_pixels, "front length (m)": round(r.length_m),
-                     "first front vertex (lon, lat)": None if front_ll is None
-                     else tuple(np.round(shapely.get_coordinates(front_ll)[0], 4).tolist())})
-        img, info = read_raster(r.path, 1, require_crs=True)
-        panels.append({"sar": img, "transform": info.transform, "crs": info.crs, "front": front_ll,
-                       "title": f"{pid}: {glacier.split(' / ')[0]}\n{m.get('date', '')}, {r.crs}"})
-    display(pd.DataFrame(rows))
+    real_run = predict_scenes(model, real_images, real_out, resolution_m=real_resolution_m, to_wgs84=True,
+                              **settings.predict_kwargs(tta=False), overlay=False,
+                              min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]))
+    table, panels = geographic_fronts(real_run.results, real_dir / "metadata.csv")
+    display(table)
     if real_run.skipped:
         display(pd.DataFrame(real_run.skipped, columns=["patch", "reason"]))
     fig = viz.plot_geographic_fronts(panels, ncols=4)

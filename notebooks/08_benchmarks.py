@@ -61,30 +61,23 @@ bench_json = None          # an existing bench.json to show; None: work_dir/benc
 rerun = False              # measure again even if the report exists
 committed_reports = "../book/bench"   # folder of bench.json reports committed with the book (shown at the end)
 
-# %%
+# %% tags=["hide-input"]
 import logging
 import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 from ssl4sar import bench
+from ssl4sar.book import WorkLayout
 from ssl4sar.config import load_preset
-from ssl4sar.models.fast import resolve_device
 
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("ssl4sar.bench").setLevel(logging.INFO)
-pd.set_option("display.max_colwidth", 90)
-cfg = load_preset(preset)
-preset_name = cfg.get("name", str(preset))
-work = Path(work_dir)
-out_dir = work / "bench"
-dev = resolve_device(device)
-caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
+layout = WorkLayout(Path(work_dir))   # threads are not pinned: the benchmark measures the machine as it is
 
 # %% [markdown]
 # ## Measuring
@@ -95,30 +88,12 @@ caffe_root = Path(data_dir) if data_dir is not None else work / "data" / "caffe"
 # `torch.compile`), on a CPU the quick mode (reference and fast path, three alternating rounds).
 
 # %%
-report_path = Path(bench_json) if bench_json is not None else out_dir / "bench.json"
-if report_path.is_file() and not rerun:
-    report = bench.load_report(report_path)
-    print(f"showing the existing report {report_path} (set rerun = True to measure again)")
-else:
-    if bench_json is not None and not rerun:
-        raise FileNotFoundError(f"bench_json = {bench_json!r} does not exist; produce it with "
-                                f"`python -m ssl4sar.bench --out {Path(bench_json).parent}` or set bench_json = None")
-    quick = not (preset_name == "paper" and dev.type == "cuda")
-    only = None
-    if preset_name == "smoke":
-        only = ["matmul_peak", "finetune_step", "pretrain_step/opttranslator", "sliding_window", "postprocess_mde",
-                "data_sampler/*preset*"]
-    sampler_data = caffe_root if (caffe_root / "sar_images" / "train").is_dir() else None
-    report = bench.run_benchmarks(out_dir, quick=quick, device=dev, only=only, preset=str(preset), seed=seed,
-                                  data_dir=sampler_data)
-    report_path = out_dir / "bench.json"
-    print(f"wrote {report_path} and {out_dir / 'bench.md'}")
-
-env = report["environment"]
-display(Markdown(f"**Device:** {env.get('device_name')} · torch {env.get('torch')} · timm {env.get('timm')} · "
-                 f"{env.get('cpu_usable')} usable CPU cores, {env.get('torch_threads')} torch threads · "
-                 f"mode **{report['mode']}** · preset **{report['preset']}**"
-                 + ("" if report.get("paper_model") else " — *not the paper model: reduced sizes everywhere*")))
+report, report_path, measured = bench.book_report(
+    layout.root / "bench", preset=preset, device=device, seed=seed,
+    caffe_root=data_dir if data_dir is not None else layout.caffe, bench_json=bench_json, rerun=rerun)
+print(f"wrote {layout.relative(report_path)} and bench.md beside it" if measured else
+      f"showing the existing report {layout.relative(report_path)} (set rerun = True to measure again)")
+display(Markdown(bench.environment_line(report)))
 
 # %% [markdown]
 # ## The table
@@ -133,7 +108,7 @@ display(Markdown(f"**Device:** {env.get('device_name')} · torch {env.get('torch
 display(Markdown(bench.render_markdown(report).split("\n", 2)[2]))
 
 # %%
-fig = bench.bar_chart(report, title=f"{env.get('device_name')} — preset {report['preset']}, {report['mode']} mode")
+fig = bench.bar_chart(report)
 plt.show()
 
 # %% [markdown]
@@ -148,13 +123,8 @@ plt.show()
 # and `python -m ssl4sar.bench --accuracy CKPT DATA` measures by how much on a trained model.
 
 # %%
-ratios = bench.ratios_frame(report)
-if ratios.empty:
-    print("no reference/fast pair in this report")
-else:
-    display(ratios.style.format({"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×",
-                                 "reference_minutes_10mp": "{:.3g}", "minutes_10mp": "{:.3g}"},
-                                na_rep="–").hide(axis="index"))
+ratios = bench.styled_ratios(report)
+display(ratios if ratios is not None else Markdown("*no reference/fast pair in this report*"))
 
 # %% [markdown]
 # ## What it means for a training run
@@ -164,16 +134,10 @@ else:
 # a test scene of 10 megapixels takes the sliding-window time of the table.
 
 # %%
-epoch_samples = int(load_preset("paper")["data"]["samples_per_epoch"])
-epochs = int(load_preset("paper")["finetune"]["max_epochs"])
-rows = []
-for r in report["results"]:
-    if r["name"] == "finetune_step" and r.get("throughput"):
-        hours = epoch_samples / r["throughput"] / 3600
-        rows.append({"variant": r["variant"], "samples/s": r["throughput"], "hours / epoch": hours,
-                     f"days / {epochs} epochs": hours * epochs / 24})
-if rows:
-    display(pd.DataFrame(rows).style.format(precision=3).hide(axis="index"))
+paper = load_preset("paper")
+times = bench.training_time_table(report, int(paper["data"]["samples_per_epoch"]), int(paper["finetune"]["max_epochs"]))
+if not times.empty:
+    display(times.style.format(precision=3).hide(axis="index"))
     if not report.get("paper_model"):
         print(f"(the {report['preset']} network is smaller than the paper's: these are not paper-model times)")
 
@@ -213,20 +177,10 @@ report_dir = Path(committed_reports) if committed_reports else None
 committed = sorted(report_dir.glob("*.json")) if report_dir is not None and report_dir.is_dir() else []
 for path in committed:
     other = bench.load_report(path)
-    oenv = other["environment"]
-    peak = other.get("peak") or {}
-    display(Markdown(
-        f"### {path.stem}\n\nMeasured on **{oenv.get('device_name')}**, torch {oenv.get('torch')}"
-        + (f", CUDA {oenv.get('cuda')}" if oenv.get("cuda") else f", {oenv.get('cpu_usable')} usable CPU cores")
-        + f", {other['mode']} mode, preset **{other['preset']}**, {other.get('created', '')[:10]}."
-        + (f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
-           f"{peak['tflops']:.2f} TFLOP/s." if peak.get("tflops") else "")))
+    display(Markdown(bench.report_header(path.stem, other)))
     display(Markdown(bench.render_markdown(other).split("\n", 2)[2]))
-    oratios = bench.ratios_frame(other)
-    if not oratios.empty:
-        display(oratios.style.format({"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×",
-                                      "reference_minutes_10mp": "{:.3g}", "minutes_10mp": "{:.3g}"},
-                                     na_rep="–").hide(axis="index"))
+    if (oratios := bench.styled_ratios(other)) is not None:
+        display(oratios)
 if not committed:
     print(f"no committed reports in {report_dir}")
 

@@ -311,6 +311,44 @@ def best_single_run(runs: pd.DataFrame) -> pd.Series:
     return runs.loc[keys.sort_values(["_found", "_mde"], kind="stable").index[0]]
 
 
+#: columns of runs.csv shown beside the chosen run
+CHOICE_COLUMNS = ("init", "seed", "val_mde_m", "val_fronts_found", "test_mde_m", "fronts_found", "selected")
+
+
+def choose_checkpoint(layout: WorkLayout, checkpoint: str | Path | None = None
+                      ) -> tuple[Path, pd.DataFrame | None]:
+    """The model a chapter applies: ``checkpoint`` when given (:class:`FileNotFoundError` when missing), else the best
+    run of ``runs.csv`` on validation data (:func:`best_single_run`).
+
+    Returns ``(checkpoint file, the runs with a ``selected`` column, or None when ``checkpoint`` was given)``; the
+    table keeps :data:`CHOICE_COLUMNS`, MDEs in m rounded to 0.1 m.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {layout.relative(path)} not found")
+        return path, None
+    runs = read_runs(layout)
+    best = best_single_run(runs)
+    table = runs.assign(selected=runs.index == best.name)[list(CHOICE_COLUMNS)].round(1)
+    return checkpoint_path(layout, best["checkpoint"]), table
+
+
+def model_note(layout: WorkLayout, paths: Sequence[Path], img_size: int, settings: Any, preset_name: str) -> str:
+    """Markdown: which model(s) a chapter applies (paths relative to the work folder), how (windows, stride, Gaussian
+    σ in px, TTA rotations; ``settings``: :class:`ssl4sar.inference_settings.InferenceSettings`), and — for the
+    ``smoke`` and ``demo`` presets — that it is the small model of this build, not TYRION trained on CaFFe."""
+    tta = tuple(settings.rotations) != (0,) or bool(settings.flips)
+    return (f"Model: {len(paths)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in paths)} ({img_size} px "
+            f"input), on `{settings.device}`; windows of {settings.context_size} px every {settings.stride} px, "
+            f"Gaussian σ {settings.sigma:g} px, "
+            + (f"test-time augmentation with the rotations {list(settings.rotations)}." if tta
+               else "no test-time augmentation.")
+            + f"\n\n**This is the `{preset_name}` model of this build**"
+            + (": a small network trained for minutes on synthetic scenes. The accuracy below describes that model, "
+               "not TYRION trained on CaFFe." if preset_name in ("smoke", "demo") else "."))
+
+
 def plan_initialisations(inits: Sequence[str], layout: WorkLayout, cfg: Mapping[str, Any],
                          paper_cfg: Mapping[str, Any], imagenet_weights: str | Path | None = None
                          ) -> tuple[dict[str, str], list[str]]:
@@ -508,3 +546,8 @@ def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd
         rows.append(row)
     return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
                                               "max_abs_m": "max |error| (m)", "n": "compared"})
+
+
+def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
+    """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
+    return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}

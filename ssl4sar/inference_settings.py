@@ -51,6 +51,13 @@ class InferenceSettings:
                 "batch_size": self.batch_size, "device": self.device,
                 "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None, "progress": False}
 
+    def predict_kwargs(self, tta: bool = True) -> dict[str, Any]:
+        """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: windows, batch, device and (``tta``) the
+        augmentations; without ``tta`` one unrotated, unmirrored map. Float32: ``amp_dtype`` is not passed."""
+        return {"rotations": self.rotations if tta else (0,), "flips": self.flips and tta,
+                "context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
+                "batch_size": self.batch_size, "device": self.device}
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["rotations"] = list(self.rotations)

@@ -119,3 +119,52 @@ def write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:
     for row in rows:
         writer.writerow(row)
     return write_text_atomic(path, buf.getvalue())
+
+
+def describe_rasters(paths: Sequence[Path]) -> Any:
+    """What written GeoTIFFs say about themselves, one row each: file name, CRS, size (H × W), bands, dtype, pixel
+    size (m) and the first band's description (else its tags, without ``scene`` and ``AREA_OR_POINT``)."""
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        with rasterio.open(path) as ds:
+            tags = ", ".join(f"{k}={v}" for k, v in ds.tags().items() if k not in ("scene", "AREA_OR_POINT"))
+            rows.append({"file": Path(path).name, "CRS": str(ds.crs), "size (H × W)": f"{ds.height} × {ds.width}",
+                         "bands": ds.count, "dtype": ds.dtypes[0], "pixel (m)": abs(ds.transform.a),
+                         "band 1": ds.descriptions[0] or tags})
+    return pd.DataFrame(rows, columns=["file", "CRS", "size (H × W)", "bands", "dtype", "pixel (m)", "band 1"])
+
+
+def geographic_fronts(results: Sequence[Any], metadata_csv: Path | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """Read back the EPSG:4326 fronts of predicted scenes (``SceneResult`` s of :func:`ssl4sar.predict.predict_scenes`
+    run with ``to_wgs84=True``) to show where on the Earth they lie.
+
+    ``metadata_csv`` (``id``, ``glacier``, ``date`` per scene stem without ``_img``) names the scenes. Returns a table
+    (patch, glacier, date, CRS, pixel (m), model grid (px), front pixels, front length (m), first front vertex
+    (lon, lat), 4 decimals) and one panel per scene for :func:`ssl4sar.viz.plot_geographic_fronts` (``sar``,
+    ``transform``, ``crs``, ``front`` in lon/lat, ``title``).
+    """
+    import pandas as pd
+    import shapely
+
+    from ssl4sar.data.raster import read_raster
+
+    meta = (pd.read_csv(metadata_csv).set_index("id") if metadata_csv is not None and Path(metadata_csv).is_file()
+            else pd.DataFrame())
+    rows, panels = [], []
+    for r in results:
+        pid = r.stem.removesuffix("_img")
+        m = meta.loc[pid] if pid in meta.index else {}
+        glacier = str(m.get("glacier", "")).replace("\x96", "–")  # the CaFFe metadata holds a cp1252 dash
+        geometries = geo.read_geojson(r.outputs["front_wgs84"]).geometries()
+        front = geometries[0] if geometries else None
+        rows.append({"patch": pid, "glacier": glacier.split(" / ")[0], "date": m.get("date", ""), "CRS": r.crs,
+                     "pixel (m)": round(r.resolution_m, 3), "model grid (px)": "×".join(map(str, r.model_shape)),
+                     "front pixels": r.n_front_pixels, "front length (m)": round(r.length_m),
+                     "first front vertex (lon, lat)": None if front is None
+                     else tuple(np.round(shapely.get_coordinates(front)[0], 4).tolist())})
+        img, info = read_raster(r.path, 1, require_crs=True)
+        panels.append({"sar": img, "transform": info.transform, "crs": info.crs, "front": front,
+                       "title": f"{pid}: {glacier.split(' / ')[0]}\n{m.get('date', '')}, {r.crs}"})
+    return pd.DataFrame(rows), panels

@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ from ssl4sar.io import write_text_atomic
 __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
     "centreline_positions", "front_time_series", "compare_to_truth", "write_time_series",
+    "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
+    "read_truth", "write_series", "positions_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -445,3 +447,72 @@ def write_time_series(series: pd.DataFrame, path: str | Path) -> Path:
     df["date"] = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d")
     return write_text_atomic(path, df.to_csv(index=False, float_format="%.3f"))
 
+
+
+#: the measuring devices of a series folder: method → GeoJSON file (``<root>/<file>``)
+SERIES_REFERENCES = {"box": "reference_box.geojson", "centreline": "centreline.geojson"}
+
+
+def series_scenes(root: str | Path) -> list[Path]:
+    """The scenes of a time-series folder (``<root>/sar/*.tif``, sorted), after checking that the folder also holds
+    the reference box and the centreline (:data:`SERIES_REFERENCES`); :class:`DataError` naming what is missing."""
+    from ssl4sar.errors import DataError
+
+    folder = Path(root)
+    for needed in (folder / "sar", *(folder / name for name in SERIES_REFERENCES.values())):
+        if not needed.exists():
+            raise DataError(needed, "not found", "a time-series folder needs sar/*.tif, "
+                            + " and ".join(SERIES_REFERENCES.values()))
+    scenes = sorted((folder / "sar").glob("*.tif"))
+    if not scenes:
+        raise DataError(folder / "sar", "no scenes (*.tif)")
+    return scenes
+
+
+def series_by_method(fronts: Sequence[str | Path] | Sequence[FrontObservation], root: str | Path
+                     ) -> dict[str, pd.DataFrame]:
+    """:func:`front_time_series` of ``fronts`` by each method of :data:`SERIES_REFERENCES`, with the reference files
+    of the series folder ``root``: ``{"box": …, "centreline": …}``."""
+    folder = Path(root)
+    return {method: front_time_series(fronts, **{method: folder / name})  # type: ignore[arg-type]
+            for method, name in SERIES_REFERENCES.items()}
+
+
+def references_in(root: str | Path, crs: Any) -> dict[str, BaseGeometry]:
+    """The reference box and centreline of a series folder reprojected to ``crs`` (for drawing over a scene):
+    ``{"reference box": …, "centreline": …}``."""
+    from ssl4sar import geo
+
+    labels = {"box": "reference box", "centreline": "centreline"}
+    out = {}
+    for method, name in SERIES_REFERENCES.items():
+        geom, ref_crs, _ = read_reference(Path(root) / name)
+        out[labels[method]] = geo.reproject_geometry(geom, ref_crs, crs)
+    return out
+
+
+def fronts_in(observations: Sequence[FrontObservation], crs: Any) -> tuple[list[BaseGeometry | None], list[str]]:
+    """The observations' fronts reprojected to ``crs`` and their dates (ISO), for drawing over a scene."""
+    from ssl4sar import geo
+
+    return ([geo.reproject_geometry(o.geometry, o.crs, crs) for o in observations],
+            [o.date.isoformat() for o in observations])
+
+
+def read_truth(root: str | Path) -> pd.DataFrame | None:
+    """``<root>/truth.csv`` of a synthetic series (``date`` parsed; ``position_m`` relative to the first date), or
+    ``None`` when the folder has none (real scenes)."""
+    path = Path(root) / "truth.csv"
+    return pd.read_csv(path, parse_dates=["date"]) if path.is_file() else None
+
+
+def write_series(series: Mapping[str, pd.DataFrame], folder: str | Path, prefix: str) -> list[Path]:
+    """Write each method's series to ``<folder>/<prefix>_<method>.csv`` (:func:`write_time_series`); the paths."""
+    return [write_time_series(s, Path(folder) / f"{prefix}_{method}.csv") for method, s in series.items()]
+
+
+def positions_table(series: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Positions and their spread (m, 0.1 m) per date, one column pair per method: ``(position_m | position_std_m,
+    method)``."""
+    long = pd.concat([s[["date", "position_m", "position_std_m"]].assign(method=m) for m, s in series.items()])
+    return long.pivot(index="date", columns="method", values=["position_m", "position_std_m"]).round(1)

@@ -257,3 +257,43 @@ def test_coregistration_example_collects_before_and_after(constructed: tuple[syn
     assert -23.0 < np.nanmin(ex.raw_sar_db) and np.nanmax(ex.raw_sar_db[finite]) < -5.0   # −14 ± 8 dB
     with pytest.raises(DataError, match="no grid"):
         summary.coregistration_example(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, glacier="Petermann")
+
+
+# ---------------------------------------------------------------------------------------------------- data chapter
+def test_source_note_says_synthetic_or_real() -> None:
+    note = summary.source_note("CaFFe", "work_dir/data/caffe", synthetic=True, preset="demo", seed=3)
+    assert note.startswith("**This run reads synthetic CaFFe data**") and "`work_dir/data/caffe`" in note
+    assert "preset `demo`, seed 3" in note
+    assert summary.source_note("SSL4SAR", "/data/ssl", synthetic=False, preset="demo", seed=0) == \
+        "This run reads the SSL4SAR data in `/data/ssl`."
+
+
+def test_validation_split_note_names_the_picked_stems(caffe_root: Path) -> None:
+    inventory = summary.caffe_inventory(caffe_root)
+    note = summary.validation_split_note(inventory).splitlines()
+    # the official split of 559 images: the first 56 of RandomState(1).permutation(559), in index order
+    first = sorted(np.random.RandomState(1).permutation(559)[:56].tolist())[:10]
+    assert note[0] == f"official split: 56 validation / 503 training images; validation indices into the sorted 559 " \
+                      f"names start with {first}"
+    val = inventory.loc[inventory["split"] == "val", "stem"].tolist()
+    assert val and note[1] == (f"this run's train folder holds 12 images, not 559: the same rule picks {len(val)} of "
+                               f"them for validation ({', '.join(val)})")
+    full = pd.DataFrame({"split": ["train"] * 503 + ["val"] * 56 + ["test"] * 3, "stem": [f"s{i}" for i in range(562)]})
+    assert "the validation images are the official ones" in summary.validation_split_note(full)
+
+
+def test_construction_tables_show_file_names_and_every_defect(constructed: tuple[synthetic.RawScenes, Path]) -> None:
+    raw, out = constructed
+    rows = pd.read_csv(out / "manifest.csv").to_dict("records")
+    table = summary.construction_table(rows)
+    assert list(table.columns) == ["file", "glacier", "date", "sensor", "resolution_m", "valid_fraction", "split",
+                                   "source"]
+    assert len(table) == len(rows) and not table["source"].astype(str).str.contains("/").any()
+    skipped = pd.read_csv(out / "manifest_skipped.csv").to_dict("records")
+    skips, undetected = summary.construction_skips(skipped, raw.bad)
+    assert undetected == []   # every broken scene the generator built in was skipped
+    built_in = skips.set_index("source")["built-in defect"]
+    for name, defect in raw.bad.items():
+        assert built_in[name] == defect
+    _, missed = summary.construction_skips(skipped[1:], {**raw.bad, "never_seen.tif": "no_crs"})
+    assert "never_seen.tif" in missed

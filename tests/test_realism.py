@@ -130,3 +130,18 @@ def test_comparison_detects_a_mismatch(synthetic, real, comparison):
     for name in ("rock", "glacier", "ocean"):
         assert c_bad.loc[name, "mean_ratio"] < 0.5
         assert c_bad.loc[name, "wasserstein_intensity"] > 2 * c_ok.loc[name, "wasserstein_intensity"]
+
+
+def test_book_helpers_pick_tables_and_frames(real, synthetic):
+    table = realism.patch_table(real)
+    assert list(table.columns) == ["patch", *realism.PATCH_COLUMNS] and len(table) == len(real)
+    assert table["patch"].tolist() == [p.name for p in real] and (table["pixel_size_m"] > 0).all()
+    varied = realism.most_varied(real, 3)
+    n_classes = [len(np.unique(p.mask[p.mask > 0])) for p in real]
+    assert [len(np.unique(p.mask[p.mask > 0])) for p in varied] == sorted(n_classes, reverse=True)[:3]
+    intensity, gradients, stats = realism.comparison_frames(synthetic[:2], real[:2])
+    for frame in (intensity, gradients, stats):
+        assert list(dict.fromkeys(frame["source"])) == ["synthetic", "real"]
+    smoke = realism.book_synthetic_patches("smoke", seed=1)
+    assert len(smoke) == 2 and smoke[0].image.shape == (256, 256)
+    assert len(realism.book_synthetic_patches("demo", 1, seed=1)) == 1

@@ -217,3 +217,21 @@ def test_pretrain_validation_windows() -> None:
     ref = validation_windows((300, 200), 32)
     np.testing.assert_array_equal(g.origins, ref.origins)
     assert g.context_size == 64
+
+
+def test_pretrain_example_draws_a_sample_from_the_first_pair(tmp_path) -> None:
+    from ssl4sar.data import synthetic
+
+    root = synthetic.generate_ssl4sar(tmp_path / "ssl", n_sar=3, seed=2, n_glaciers=1, scene_size=(40, 48))
+    cfg = {"context_size": 16, "min_scale": 0.7, "prob_flip": 0.5}
+    ex = U.pretrain_example(root, cfg, np.random.default_rng(0), max_side_px=20)
+    first = U.discover_unlabeled(root, "train")[0]
+    sar, optical = U.load_pair(first)
+    assert ex.pair.name == first.name and ex.step == 3   # ceil(48 / 20)
+    assert np.array_equal(ex.sar, sar[::3, ::3]) and np.array_equal(ex.optical, optical[:, ::3, ::3])
+    assert ex.crop_sar.shape == (16, 16) and ex.crop_optical.shape == (14, 16, 16) and ex.context == 16
+    assert ex.title.endswith("(whole image, every 3th pixel)") and first.optical_path.name in ex.title
+    # the same generator state draws the same sample as the sampler itself
+    crop_sar, _ = U.random_pretrain_crop(sar, optical, 16, np.random.default_rng(0), min_scale=0.7, prob_flip=0.5)
+    assert np.array_equal(ex.crop_sar, crop_sar)
+    assert U.pretrain_example(root, cfg, np.random.default_rng(0)).step == 1

@@ -70,6 +70,13 @@ def test_natural_earth_path_finds_a_local_copy_and_prefers_the_finest(offline_ca
     assert viz.natural_earth_path("coastline", "auto") == coarse
 
 
+def test_glacier_map_caption_names_the_local_copy_or_says_why_none(offline_cartopy: Path) -> None:
+    assert "Coastlines are not drawn" in viz.glacier_map_caption()
+    coarse = _write_coastline(offline_cartopy, "110m")
+    caption = viz.glacier_map_caption()
+    assert f"`{coarse.name}`" in caption and str(coarse.parent) not in caption   # a name, not the machine's path
+
+
 def test_glacier_map_draws_offline_without_coastlines(offline_cartopy: Path) -> None:
     fig = viz.glacier_map()
     fig.canvas.draw()   # render everything: this is where cartopy would fetch missing data

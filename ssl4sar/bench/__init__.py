@@ -46,13 +46,17 @@ from ssl4sar.bench.postprocess import benchmark_postprocess_mde, synthetic_front
 from ssl4sar.bench.report import (
     SCHEMA,
     bar_chart,
+    environment_line,
     load_report,
     ratios_frame,
     render_markdown,
+    report_header,
     results_frame,
+    styled_ratios,
+    training_time_table,
     variant_speedups,
 )
-from ssl4sar.bench.runner import run_benchmarks
+from ssl4sar.bench.runner import SMOKE_SELECTION, book_report, run_benchmarks
 from ssl4sar.bench.sampler import benchmark_data_sampler
 from ssl4sar.bench.training import benchmark_finetune_step, benchmark_pretrain_step
 from ssl4sar.bench.windows import (
@@ -72,7 +76,13 @@ __all__ = [
     "ExecPath",
     "PeakMemory",
     "alternate",
+    "SMOKE_SELECTION",
     "bar_chart",
+    "book_report",
+    "environment_line",
+    "report_header",
+    "styled_ratios",
+    "training_time_table",
     "benchmark_data_sampler",
     "benchmark_finetune_step",
     "benchmark_postprocess_mde",

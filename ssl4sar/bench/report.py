@@ -19,6 +19,10 @@ from ssl4sar.errors import DataError
 __all__ = [
     "SCHEMA",
     "bar_chart",
+    "environment_line",
+    "report_header",
+    "styled_ratios",
+    "training_time_table",
     "json_safe",
     "load_report",
     "make_row",
@@ -368,3 +372,54 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+#: display formats of the ratio columns (:func:`ratios_frame`)
+RATIO_FORMATS = {"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×", "reference_minutes_10mp": "{:.3g}",
+                 "minutes_10mp": "{:.3g}"}
+
+
+def styled_ratios(report: Mapping[str, Any]) -> Any:
+    """:func:`ratios_frame` formatted for a page (3 significant digits, ratios as ``1.23×``, no index); ``None``
+    when the report has no reference/fast pair."""
+    ratios = ratios_frame(report)
+    if ratios.empty:
+        return None
+    return ratios.style.format(RATIO_FORMATS, na_rep="–").hide(axis="index")
+
+
+def environment_line(report: Mapping[str, Any]) -> str:
+    """One markdown line: device, torch / timm versions, CPU cores and threads, mode, preset (and a warning when the
+    network is not the paper's)."""
+    env = report.get("environment", {})
+    return (f"**Device:** {env.get('device_name')} · torch {env.get('torch')} · timm {env.get('timm')} · "
+            f"{env.get('cpu_usable')} usable CPU cores, {env.get('torch_threads')} torch threads · "
+            f"mode **{report.get('mode')}** · preset **{report.get('preset')}**"
+            + ("" if report.get("paper_model") else " — *not the paper model: reduced sizes everywhere*"))
+
+
+def report_header(name: str, report: Mapping[str, Any]) -> str:
+    """Markdown heading and provenance of a committed report: device, torch, CUDA or CPU cores, mode, preset, date,
+    and the matmul peak that "% of peak" refers to."""
+    env = report.get("environment", {})
+    peak = report.get("peak") or {}
+    return (f"### {name}\n\nMeasured on **{env.get('device_name')}**, torch {env.get('torch')}"
+            + (f", CUDA {env.get('cuda')}" if env.get("cuda") else f", {env.get('cpu_usable')} usable CPU cores")
+            + f", {report.get('mode')} mode, preset **{report.get('preset')}**, {str(report.get('created', ''))[:10]}."
+            + (f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
+               f"{peak['tflops']:.2f} TFLOP/s." if peak.get("tflops") else ""))
+
+
+def training_time_table(report: Mapping[str, Any], samples_per_epoch: int, epochs: int) -> Any:
+    """Duration of a fine-tuning run on one such device from the measured ``finetune_step`` throughput, per path:
+    ``samples/s``, ``hours / epoch`` (``samples_per_epoch`` samples) and ``days / <epochs> epochs``. Empty when the
+    report has no fine-tuning row."""
+    import pandas as pd
+
+    rows = []
+    for r in report.get("results", []):
+        if r["name"] == "finetune_step" and r.get("throughput"):
+            hours = samples_per_epoch / r["throughput"] / 3600
+            rows.append({"variant": r["variant"], "samples/s": r["throughput"], "hours / epoch": hours,
+                         f"days / {epochs} epochs": hours * epochs / 24})
+    return pd.DataFrame(rows, columns=["variant", "samples/s", "hours / epoch", f"days / {epochs} epochs"])

@@ -22,7 +22,11 @@ from ssl4sar.bench.windows import TEN_MP_SIDE
 from ssl4sar.errors import DataError
 from ssl4sar.io import write_json_atomic, write_text_atomic
 
-__all__ = ["resolve_compile", "run_benchmarks"]
+__all__ = ["SMOKE_SELECTION", "book_report", "resolve_compile", "run_benchmarks"]
+
+#: what the smoke preset measures in the book: one benchmark of each kind
+SMOKE_SELECTION = ("matmul_peak", "finetune_step", "pretrain_step/opttranslator", "sliding_window",
+                   "postprocess_mde", "data_sampler/*preset*")
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +189,34 @@ def _merge_old(report: dict[str, Any], old: dict[str, Any], path: Path, new_keys
     report["skipped"] = [f for f in old.get("skipped", []) if kept(f)]
     report["peak"] = old.get("peak")
     report["compile"] = bool(old.get("compile")) or report["compile"]
+
+
+def book_report(out_dir: str | Path, *, preset: str, device: str | torch.device = "auto", seed: int = 0,
+                caffe_root: str | Path | None = None, bench_json: str | Path | None = None,
+                rerun: bool = False) -> tuple[dict[str, Any], Path, bool]:
+    """The report a book chapter shows: ``bench_json`` (or ``out_dir/bench.json``) when it exists and ``rerun`` is
+    false, else measured now into ``out_dir``. The mode follows the preset: full on a GPU with the paper preset,
+    quick otherwise; the smoke preset measures :data:`SMOKE_SELECTION` only. ``caffe_root`` feeds the data sampler
+    when it holds ``sar_images/train``.
+
+    Returns ``(report, path of its bench.json, measured now?)``; :class:`FileNotFoundError` when ``bench_json``
+    names a missing file and ``rerun`` is false.
+    """
+    from ssl4sar.config import load_preset
+    from ssl4sar.models.fast import resolve_device
+
+    out = Path(out_dir)
+    path = Path(bench_json) if bench_json is not None else out / "bench.json"
+    if path.is_file() and not rerun:
+        return load_report(path), path, False
+    if bench_json is not None and not rerun:
+        raise FileNotFoundError(f"bench_json = {str(bench_json)!r} does not exist; produce it with "
+                                f"`python -m ssl4sar.bench --out {path.parent}` or set bench_json = None")
+    dev = resolve_device(device)
+    preset_name = str(load_preset(preset).get("name", preset))
+    root = Path(caffe_root) if caffe_root is not None else None
+    report = run_benchmarks(out, quick=not (preset_name == "paper" and dev.type == "cuda"), device=dev,
+                            only=list(SMOKE_SELECTION) if preset_name == "smoke" else None, preset=str(preset),
+                            seed=seed, data_dir=root if root is not None and (root / "sar_images" / "train").is_dir()
+                            else None)
+    return report, out / "bench.json", True

@@ -18,7 +18,8 @@ value 0 are treated as no data and ignored everywhere.
   summary statistics;
 * :func:`load_real_patches` reads real CaFFe patches (``*_img.tif`` + ``*_mask.tif``), by default the seven
   shipped with the package (:mod:`ssl4sar.data.samples`); :func:`synthetic_patches` draws synthetic scenes imitating them
-  (TerraSAR-X-like, 6 m, single look).
+  (TerraSAR-X-like, 6 m, single look);
+* :func:`book_synthetic_patches`, :func:`patch_table`, :func:`most_varied`, :func:`comparison_frames` — what the data chapter shows of them.
 """
 
 from __future__ import annotations
@@ -335,3 +336,39 @@ def synthetic_patches(n: int = 8, seed: int = 0, shape: tuple[int, int] = (512, 
                          meta={"season": sc.season, "sensor": sensor, "pixel_size_m": resolution_m,
                                **sc.params}))
     return out
+
+
+def book_synthetic_patches(preset_name: str, n: int | None = None, seed: int = 0) -> list[Patch]:
+    """The synthetic patches the data chapter compares with the real ones: ``n`` (default 2 for the ``smoke`` preset,
+    7 otherwise, as many as the shipped real patches) of 256 × 256 px (smoke) or 512 × 512 px (:func:`synthetic_patches`)."""
+    smoke = preset_name == "smoke"
+    side = 256 if smoke else 512
+    return synthetic_patches(n if n is not None else (2 if smoke else 7), seed=seed, shape=(side, side))
+
+
+#: metadata of a real patch shown in the data chapter
+PATCH_COLUMNS = ("glacier", "sensor", "date", "crs", "pixel_size_m")
+
+
+def patch_table(patches: Sequence[Patch], columns: Sequence[str] = PATCH_COLUMNS) -> pd.DataFrame:
+    """One row per patch: its name and the ``columns`` of its metadata (missing ones empty)."""
+    return pd.DataFrame([{"patch": p.name, **{k: p.meta.get(k) for k in columns}} for p in patches],
+                        columns=["patch", *columns])
+
+
+def most_varied(patches: Sequence[Patch], n: int = 3) -> list[Patch]:
+    """The ``n`` patches with the most classes (1–3) present, most first; ties keep the given order (some real
+    patches are almost all glacier or no data and show little)."""
+    return sorted(patches, key=lambda p: -len(np.unique(p.mask[p.mask > 0])))[:n]
+
+
+def comparison_frames(synthetic: Sequence[Patch], real: Sequence[Patch]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Intensity histograms, gradient histograms and summary statistics of both sets, ``source`` telling them apart
+    (``synthetic`` first): the inputs of :func:`ssl4sar.viz.plot_realism`."""
+    from ssl4sar.data.summary import gradient_histogram_frame
+
+    intensity = pd.concat([histogram_frame(synthetic, "synthetic"), histogram_frame(real, "real")])
+    gradients = pd.concat([gradient_histogram_frame(synthetic, "synthetic"), gradient_histogram_frame(real, "real")])
+    stats = pd.concat([summary_table(synthetic, "synthetic"), summary_table(real, "real")])
+    return intensity, gradients, stats

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import UnidentifiedImageError
@@ -52,7 +53,7 @@ __all__ = [
     "S2_SR_BANDS", "OPTICAL_BANDS", "OPTICAL_BAND_NUMBERS", "OPTICAL_BAND_NAMES", "SAR_SUFFIXES",
     "UnlabeledPair", "sar_glacier_key", "optical_glacier_key", "discover_unlabeled", "read_unlabeled_sar",
     "sar_shape", "read_optical", "check_pair_grid", "normalise_optical", "load_pair", "random_pretrain_crop",
-    "pretrain_validation_windows",
+    "pretrain_validation_windows", "PretrainExample", "pretrain_example",
 ]
 
 log = logging.getLogger(__name__)
@@ -269,3 +270,49 @@ def random_pretrain_crop(sar: np.ndarray, optical: np.ndarray, context_size: int
 def pretrain_validation_windows(shape: tuple[int, int], context_size: int) -> WindowGrid:
     """Validation windows of §2.4: the labelled validation grid (§3.4) with target ``C/2`` (stride ``C/2``)."""
     return validation_windows(shape, int(context_size) // 2)
+
+
+@dataclass
+class PretrainExample:
+    """One pair as the reader returns it, subsampled by ``step`` for display, and one pretraining sample from it.
+
+    ``sar`` (H/step, W/step) and ``optical`` (14, H/step, W/step) uint8 are for display only; ``crop_sar``
+    (context, context) and ``crop_optical`` (14, context, context) are what the sampler gives the network.
+    """
+
+    pair: UnlabeledPair
+    sar: np.ndarray
+    optical: np.ndarray
+    step: int
+    crop_sar: np.ndarray
+    crop_optical: np.ndarray
+
+    @property
+    def context(self) -> int:
+        return int(self.crop_sar.shape[-1])
+
+    @property
+    def title(self) -> str:
+        """Figure title of the whole pair: SAR and optical file, and the display subsampling."""
+        return (f"{self.pair.name} and {self.pair.optical_path.name} (whole image"
+                + (f", every {self.step}th pixel)" if self.step > 1 else ")"))
+
+
+def pretrain_example(root: str | Path, pretrain_cfg: Mapping[str, Any], rng: np.random.Generator, *,
+                     split: str = "train", max_side_px: int = 1024) -> PretrainExample:
+    """The first pair of ``<root>/sar/<split>`` and one pretraining sample drawn from it with the preset's pretraining
+    settings (``context_size``, ``min_scale``, ``prob_flip``; :func:`random_pretrain_crop`); the whole images are
+    subsampled to at most ``max_side_px`` pixels a side for display. :class:`DataError` when the split is empty."""
+    from ssl4sar.domain import display_step
+
+    pairs = discover_unlabeled(root, split)
+    if not pairs:
+        raise DataError(Path(root) / "sar" / split, "no SAR image paired with an optical image")
+    pair = pairs[0]
+    sar, optical = load_pair(pair)
+    step = display_step(sar.shape, max_side_px)
+    crop_sar, crop_optical = random_pretrain_crop(sar, optical, int(pretrain_cfg["context_size"]), rng,
+                                                  min_scale=float(pretrain_cfg["min_scale"]),
+                                                  prob_flip=float(pretrain_cfg["prob_flip"]))
+    return PretrainExample(pair=pair, sar=sar[::step, ::step], optical=optical[:, ::step, ::step], step=step,
+                           crop_sar=crop_sar, crop_optical=crop_optical)

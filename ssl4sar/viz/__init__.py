@@ -50,10 +50,13 @@ from ssl4sar.viz.layers import (
 )
 from ssl4sar.viz.maps import (
     glacier_map,
+    glacier_map_caption,
     natural_earth_path,
     plot_front_map,
     plot_front_positions,
     plot_geographic_fronts,
+    plot_positions_by_method,
+    plot_predicted_and_true_fronts,
     plot_scene_fronts_map,
 )
 from ssl4sar.viz.pretraining import (
@@ -79,6 +82,9 @@ __all__ = [
     "SPLIT_COLORS",
     "epoch_table",
     "glacier_map",
+    "glacier_map_caption",
+    "plot_positions_by_method",
+    "plot_predicted_and_true_fronts",
     "natural_earth_path",
     "optical_rgb",
     "plot_acquisition_timeline",

@@ -39,6 +39,17 @@ def natural_earth_path(name: str = "coastline", resolution: str = "110m", catego
     return None
 
 
+def glacier_map_caption() -> str:
+    """Markdown caption of :func:`glacier_map`: which local Natural Earth coastlines it drew (the shapefile's name,
+    not the machine's path), or why it drew none (no local copy; the book never downloads)."""
+    coast = natural_earth_path("coastline", "auto")
+    if coast is not None:
+        return f"*The CaFFe glaciers. Coastlines from the local Natural Earth copy `{coast.name}`.*"
+    return ("*The CaFFe glaciers. Coastlines are not drawn: the Natural Earth shapefiles are not installed on the "
+            "machine that built this page, and the book never downloads anything. The background of the northern map "
+            "and of the inset is cartopy's bundled low-resolution shaded relief.*")
+
+
 def _stock_image_path() -> Path | None:
     """cartopy's bundled low-resolution Natural Earth raster (shipped with the package, no download), if present."""
     import cartopy
@@ -400,5 +411,33 @@ def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, 
         ax.yaxis.set_major_locator(MaxNLocator(5))
         ax.grid(True, lw=0.4, color="0.7")
         ax.set_title(str(p.get("title", "")), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_positions_by_method(series: Mapping[str, Any], truths: Mapping[str, Any | None], label: str) -> Figure:
+    """One :func:`plot_front_positions` panel per method (``series``: method → series, ``truths``: method → truth on
+    that series' reference date or ``None``), titled ``"<method> method: <label> vs truth"``, shared y axis."""
+    fig, axes = plt.subplots(1, len(series), figsize=(6.5 * len(series), 3.8), sharey=True, squeeze=False)
+    for ax, (method, s) in zip(axes[0], series.items()):
+        plot_front_positions(s, truth=truths.get(method), ax=ax, title=f"{method} method: {label} vs truth")
+    fig.tight_layout()
+    return fig
+
+
+def plot_predicted_and_true_fronts(sar: np.ndarray, transform: Any, crs_name: str, predicted: Sequence[Any],
+                                   dates: Sequence[str], references: Mapping[str, Any],
+                                   true: tuple[Sequence[Any], Sequence[str]] | None = None) -> Figure:
+    """Predicted fronts of all dates over one scene (:func:`plot_scene_fronts_map`, map coordinates) and, when
+    ``true`` = ``(fronts, dates)`` is given and not empty, the true fronts beside them; ``references`` (the reference
+    box, the centreline) drawn on both."""
+    both = bool(true and len(true[0]))
+    fig, axes = plt.subplots(1, 2 if both else 1, figsize=(13.0 if both else 6.6, 5.6), squeeze=False)
+    plot_scene_fronts_map(sar, transform, predicted, dates, references, crs_name=crs_name,
+                          title=f"predicted fronts, {dates[0]} … {dates[-1]}" if dates else "predicted fronts",
+                          ax=axes[0, 0])
+    if both and true is not None:
+        plot_scene_fronts_map(sar, transform, true[0], true[1], references, crs_name=crs_name,
+                              title="true fronts (synthetic front masks)", ax=axes[0, 1])
     fig.tight_layout()
     return fig

@@ -1,0 +1,163 @@
+"""What chapter 7 calls to walk through a time series: the folder check, both methods at once, references and fronts
+in a scene's CRS, the written rasters described, the EPSG:4326 fronts read back, the model choice and its note."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from fakes import write_geotiff
+from rasterio.transform import Affine
+from shapely.geometry import LineString
+
+from ssl4sar import experiments, geo, timeseries
+from ssl4sar.book import WorkLayout
+from ssl4sar.data.synthetic import generate_time_series
+from ssl4sar.errors import DataError
+from ssl4sar.inference_settings import InferenceSettings
+from ssl4sar.prediction_writers import describe_rasters, geographic_fronts
+
+
+@pytest.fixture(scope="module")
+def series_dir(tmp_path_factory) -> Path:
+    return generate_time_series(tmp_path_factory.mktemp("ts"), n_dates=4, seed=0, shape=(128, 128))
+
+
+def test_series_scenes_checks_the_folder(series_dir: Path, tmp_path: Path) -> None:
+    scenes = timeseries.series_scenes(series_dir)
+    assert [p.name for p in scenes] == sorted(p.name for p in (series_dir / "sar").glob("*.tif")) and len(scenes) == 4
+    broken = shutil.copytree(series_dir, tmp_path / "ts")
+    (broken / "centreline.geojson").unlink()
+    with pytest.raises(DataError, match="centreline.geojson"):
+        timeseries.series_scenes(broken)
+    for scene in (broken / "sar").glob("*.tif"):
+        scene.unlink()
+    (broken / "centreline.geojson").write_text((series_dir / "centreline.geojson").read_text())
+    with pytest.raises(DataError, match=r"no scenes \(\*\.tif\)"):
+        timeseries.series_scenes(broken)
+
+
+def test_series_by_method_equals_each_method_alone(series_dir: Path) -> None:
+    masks = sorted((series_dir / "fronts").glob("*_front.tif"))
+    both = timeseries.series_by_method(masks, series_dir)
+    assert list(both) == ["box", "centreline"]
+    pd.testing.assert_frame_equal(both["box"], timeseries.front_time_series(
+        masks, box=series_dir / "reference_box.geojson"))
+    pd.testing.assert_frame_equal(both["centreline"], timeseries.front_time_series(
+        masks, centreline=series_dir / "centreline.geojson"))
+
+
+def test_references_and_fronts_in_a_scene_crs(series_dir: Path) -> None:
+    box, box_crs, _ = timeseries.read_reference(series_dir / "reference_box.geojson")
+    refs = timeseries.references_in(series_dir, "EPSG:4326")
+    assert list(refs) == ["reference box", "centreline"]
+    back = geo.reproject_geometry(refs["reference box"], "EPSG:4326", box_crs)
+    assert back.hausdorff_distance(box) < 0.01   # metres: the round trip lands on the box
+    obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
+    geoms, dates = timeseries.fronts_in(obs, obs[0].crs)
+    assert dates == [o.date.isoformat() for o in obs] and dates[0] == "2019-01-05"
+    assert all(g.equals(o.geometry) for g, o in zip(geoms, obs))
+
+
+def test_describe_rasters_and_geographic_fronts(tmp_path: Path) -> None:
+    transform = Affine(6.0, 0.0, 500_000.0, 0.0, -6.0, 7_660_000.0)
+    scene = write_geotiff(tmp_path / "p1_img.tif", np.full((8, 10), 7, np.uint8), crs="EPSG:32622", transform=transform)
+    table = describe_rasters([scene])
+    assert table.iloc[0][["file", "CRS", "size (H × W)", "bands", "dtype", "pixel (m)"]].tolist() == [
+        "p1_img.tif", "EPSG:32622", "8 × 10", 1, "uint8", 6.0]
+    front = LineString([(-50.12345678, 69.2), (-50.1, 69.21)])
+    wgs = geo.write_geojson(tmp_path / "p1_img_front_wgs84.geojson", [(front, {})], "EPSG:4326")
+    (tmp_path / "metadata.csv").write_text("id,glacier,date\np1,Jakobshavn Glacier / Sermeq Kujalleq,2011-05-02\n")
+    result = SimpleNamespace(stem="p1_img", outputs={"front_wgs84": wgs}, crs="EPSG:32622", resolution_m=20.0,
+                             model_shape=(3, 3), n_front_pixels=5, length_m=123.4, path=scene)
+    rows, panels = geographic_fronts([result], tmp_path / "metadata.csv")
+    row = rows.iloc[0]
+    assert (row["patch"], row["glacier"], row["date"]) == ("p1", "Jakobshavn Glacier", "2011-05-02")
+    assert row["first front vertex (lon, lat)"] == (-50.1235, 69.2) and row["front length (m)"] == 123
+    assert row["model grid (px)"] == "3×3"
+    assert panels[0]["front"].equals(front) and panels[0]["sar"].shape == (8, 10)
+    assert panels[0]["title"] == "p1: Jakobshavn Glacier\n2011-05-02, EPSG:32622"
+    no_meta, _ = geographic_fronts([result])
+    assert no_meta.iloc[0]["glacier"] == ""
+
+
+def test_choose_checkpoint_and_model_note(tmp_path: Path) -> None:
+    layout = WorkLayout(tmp_path)
+    with pytest.raises(FileNotFoundError, match="finetune/runs.csv"):
+        experiments.choose_checkpoint(layout)
+    layout.finetune.mkdir(parents=True)
+    pd.DataFrame({"init": ["scratch", "optsimmim"], "seed": [0, 0], "val_mde_m": [300.04, 250.0],
+                  "val_fronts_found": [2, 2], "test_mde_m": [400.0, 999.0], "fronts_found": [3, 1],
+                  "checkpoint": ["work_dir/finetune/scratch/seed0/best_mde.pt",
+                                 "work_dir/finetune/optsimmim/seed0/best_mde.pt"]}).to_csv(layout.finetune_runs_csv,
+                                                                                          index=False)
+    path, table = experiments.choose_checkpoint(layout)
+    assert path == tmp_path / "finetune" / "optsimmim" / "seed0" / "best_mde.pt"   # lower validation MDE
+    assert list(table.columns) == list(experiments.CHOICE_COLUMNS) and table["selected"].tolist() == [False, True]
+    assert table["val_mde_m"].tolist() == [300.0, 250.0]
+    with pytest.raises(FileNotFoundError, match="work_dir/missing.pt"):
+        experiments.choose_checkpoint(layout, tmp_path / "missing.pt")
+    given = tmp_path / "model.pt"
+    given.write_bytes(b"x")
+    assert experiments.choose_checkpoint(layout, given) == (given, None)
+    settings = InferenceSettings(context_size=64, stride=32, sigma=8.0, batch_size=2, rotations=(0, 1, 2, 3))
+    note = experiments.model_note(layout, [path], 64, settings, "demo")
+    assert note.startswith("Model: 1 member(s), `work_dir/finetune/optsimmim/seed0/best_mde.pt` (64 px input), on "
+                           "`cpu`; windows of 64 px every 32 px, Gaussian σ 8 px, test-time augmentation with the "
+                           "rotations [0, 1, 2, 3].")
+    assert "a small network" in note and str(tmp_path) not in note
+    plain = experiments.model_note(layout, [path], 64, InferenceSettings(64, 32, 8.0, 2), "paper")
+    assert "no test-time augmentation." in plain and plain.endswith("model of this build**.")
+
+
+def test_truth_series_files_and_positions_table(series_dir: Path, tmp_path: Path) -> None:
+    truth = timeseries.read_truth(series_dir)
+    assert truth is not None and truth["date"].dt.year.iloc[0] == 2019 and truth["position_m"].iloc[0] == 0.0
+    assert timeseries.read_truth(tmp_path) is None
+    series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
+    paths = timeseries.write_series(series, tmp_path, "truth_masks_positions")
+    assert [p.name for p in paths] == ["truth_masks_positions_box.csv", "truth_masks_positions_centreline.csv"]
+    assert len(pd.read_csv(paths[0])) == len(series["box"])
+    table = timeseries.positions_table(series)
+    assert list(table.columns) == [("position_m", "box"), ("position_m", "centreline"), ("position_std_m", "box"),
+                                   ("position_std_m", "centreline")]
+    assert table[("position_m", "box")].tolist() == series["box"]["position_m"].round(1).tolist()
+
+
+def test_predict_kwargs_with_and_without_tta() -> None:
+    settings = InferenceSettings(64, 32, 8.0, 2, rotations=(0, 1, 2, 3), flips=True, device="cpu", amp_dtype="bfloat16")
+    assert settings.predict_kwargs() == {"rotations": (0, 1, 2, 3), "flips": True, "context_size": 64, "stride": 32,
+                                         "sigma": 8.0, "batch_size": 2, "device": "cpu"}
+    plain = settings.predict_kwargs(tta=False)
+    assert plain["rotations"] == (0,) and plain["flips"] is False and "amp_dtype" not in plain
+
+
+def test_figures_of_the_series(series_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ssl4sar import viz
+    from ssl4sar.data.raster import read_raster
+
+    truth = timeseries.read_truth(series_dir)
+    series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
+    truths = experiments.truth_by_method(series, truth)
+    assert list(truths) == ["box", "centreline"]
+    pd.testing.assert_frame_equal(truths["box"], experiments.truth_on_reference(series["box"], truth))
+    assert experiments.truth_by_method(series, None) == {"box": None, "centreline": None}
+    fig = viz.plot_positions_by_method(series, truths, "true front masks")
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["box method: true front masks vs truth",
+                                                                      "centreline method: true front masks vs truth"]
+    img, info = read_raster(timeseries.series_scenes(series_dir)[0], 1, require_crs=True)
+    obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
+    fronts, dates = timeseries.fronts_in(obs, info.crs)
+    refs = timeseries.references_in(series_dir, info.crs)
+    two = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, (fronts, dates))
+    one = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, ([], []))
+    titled = [ax.get_title() for ax in two.axes if ax.get_title()]
+    assert titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}" and "true fronts (synthetic front masks)" in titled
+    assert "true fronts (synthetic front masks)" not in [ax.get_title() for ax in one.axes]
