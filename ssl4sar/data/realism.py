@@ -366,9 +366,31 @@ def comparison_frames(synthetic: Sequence[Patch], real: Sequence[Patch]
                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Intensity histograms, gradient histograms and summary statistics of both sets, ``source`` telling them apart
     (``synthetic`` first): the inputs of :func:`ssl4sar.viz.plot_realism`."""
-    from ssl4sar.data.summary import gradient_histogram_frame
 
     intensity = pd.concat([histogram_frame(synthetic, "synthetic"), histogram_frame(real, "real")])
     gradients = pd.concat([gradient_histogram_frame(synthetic, "synthetic"), gradient_histogram_frame(real, "real")])
     stats = pd.concat([summary_table(synthetic, "synthetic"), summary_table(real, "real")])
     return intensity, gradients, stats
+
+
+def gradient_histogram_frame(patches: Sequence[Patch], source: str, bins: int = 64,
+                             max_gradient: float = 96.0, margin: int = 2) -> pd.DataFrame:
+    """Pooled per-class histograms of Sobel gradient magnitudes (grey levels / px) inside each class.
+
+    Uses :func:`class_gradients` (pixels ``margin`` px away from other classes and no data).
+    ``bins`` equal bins over ``[0, max_gradient]``; larger values go to the last bin. Long form like
+    :func:`histogram_frame`: columns source, class, class_name, bin_left, bin_right, density
+    (densities of a class sum to 1, or are all 0 when the class is absent).
+    """
+    if max_gradient <= 0 or bins < 1:
+        raise ValueError(f"need bins >= 1 and max_gradient > 0, got {bins}, {max_gradient}")
+    edges = np.linspace(0.0, float(max_gradient), bins + 1)
+    rows = []
+    for c in CLASSES:
+        parts = [class_gradients(p.image, p.mask, c, margin) for p in patches]
+        g = np.concatenate(parts) if parts else np.empty(0, np.float32)
+        h, _ = np.histogram(np.minimum(g, max_gradient), bins=edges)
+        dens = h / h.sum() if h.sum() else h.astype(float)
+        rows += [{"source": source, "class": c, "class_name": CLASS_NAMES[c], "bin_left": float(edges[i]),
+                  "bin_right": float(edges[i + 1]), "density": float(dens[i])} for i in range(bins)]
+    return pd.DataFrame(rows)

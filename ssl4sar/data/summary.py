@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ from ssl4sar.data.coregistration import (
     coregistration_residuals,
 )
 from ssl4sar.data.raster import open_image, read_raster_info
+from ssl4sar.data.realism import gradient_histogram_frame  # re-exported: the realism module owns it
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 
@@ -428,41 +429,6 @@ def unlabeled_counts(inventory: pd.DataFrame, optical: pd.DataFrame | None = Non
     table.loc["total"] = pd.Series(total)
     table.index.name = "glacier"
     return table
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# realism: gradient distributions
-# ---------------------------------------------------------------------------------------------------------------------
-
-class _PatchLike(Protocol):
-    image: np.ndarray
-    mask: np.ndarray
-
-
-def gradient_histogram_frame(patches: Sequence[_PatchLike], source: str, bins: int = 64,
-                             max_gradient: float = 96.0, margin: int = 2) -> pd.DataFrame:
-    """Pooled per-class histograms of Sobel gradient magnitudes (grey levels / px) inside each class.
-
-    Uses :func:`ssl4sar.data.realism.class_gradients` (pixels ``margin`` px away from other classes and no data).
-    ``bins`` equal bins over ``[0, max_gradient]``; larger values go to the last bin. Long form like
-    :func:`ssl4sar.data.realism.histogram_frame`: columns source, class, class_name, bin_left, bin_right, density
-    (densities of a class sum to 1, or are all 0 when the class is absent).
-    """
-    from ssl4sar.data.realism import CLASSES, class_gradients
-    from ssl4sar.domain import CLASS_NAMES
-
-    if max_gradient <= 0 or bins < 1:
-        raise ValueError(f"need bins >= 1 and max_gradient > 0, got {bins}, {max_gradient}")
-    edges = np.linspace(0.0, float(max_gradient), bins + 1)
-    rows = []
-    for c in CLASSES:
-        parts = [class_gradients(p.image, p.mask, c, margin) for p in patches]
-        g = np.concatenate(parts) if parts else np.empty(0, np.float32)
-        h, _ = np.histogram(np.minimum(g, max_gradient), bins=edges)
-        dens = h / h.sum() if h.sum() else h.astype(float)
-        rows += [{"source": source, "class": c, "class_name": CLASS_NAMES[c], "bin_left": float(edges[i]),
-                  "bin_right": float(edges[i + 1]), "density": float(dens[i])} for i in range(bins)]
-    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def plot_realism(intensity: Any, gradients: Any, summary: Any,
     Args:
         intensity: long-form histograms of both sources (:func:`ssl4sar.data.realism.histogram_frame`, concatenated).
         gradients: long-form gradient histograms of both sources
-            (:func:`ssl4sar.data.summary.gradient_histogram_frame`, concatenated).
+            (:func:`ssl4sar.data.realism.gradient_histogram_frame`, concatenated).
         summary: per-source, per-class statistics (:func:`ssl4sar.data.realism.summary_table`, concatenated).
         colors: source → colour.
 
