@@ -1,4 +1,4 @@
-"""Presets (``paper``, ``demo``, ``smoke``), their typed schema, and the data root.
+"""Presets (``paper``, ``demo``, ``smoke``, ``gpu``), their typed schema, and the data root.
 
 ``paper`` (``ssl4sar/configs/paper.yaml``) is the published recipe and the one place where every setting has
 its value. The other presets name it as their ``base`` and list only the keys that differ; a user's YAML file
@@ -36,7 +36,7 @@ __all__ = [
     "PostprocessSection", "SyntheticSection", "load_preset", "as_preset", "paper_preset", "merge", "data_root",
 ]
 
-PRESETS = ("paper", "demo", "smoke")
+PRESETS = ("paper", "demo", "smoke", "gpu")
 DEFAULT_PRESET = "paper"
 #: the key of a preset file that names the preset (or YAML path) it overrides
 BASE_KEY = "base"

@@ -48,7 +48,7 @@ def _prepare_dir(path: Path, overwrite: bool) -> None:
 
 def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
              layouts: Iterable[str] = ("caffe", "ssl4sar"), overwrite: bool = False,
-             progress: bool = True) -> dict[str, Path]:
+             progress: bool = True, workers: int = 1) -> dict[str, Path]:
     """Generate the synthetic datasets of a preset's ``synthetic`` section under ``out_dir``.
 
     Writes ``out_dir/caffe`` (``n_train``/``n_test`` scenes, sides in ``scene_size`` px),
@@ -61,7 +61,8 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     A layout folder that already holds files is an error (stale files would mix with new ones) unless
     ``overwrite`` is true; then a folder this generator wrote (it holds the marker file
     ``.ssl4sar-synthetic``, written first, so interrupted runs are recognised too) is deleted first, and
-    any other non-empty folder is still refused. ``progress``: a progress bar over the CaFFe scenes.
+    any other non-empty folder is still refused. ``progress``: a progress bar over the CaFFe scenes. ``workers``: processes that make the
+    scenes (the files are the same for any number).
     """
     from ssl4sar.config import load_preset
 
@@ -92,7 +93,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     common = {"seed": int(seed), "preset": name, "version": GENERATOR_VERSION}
     if "caffe" in layouts:
         paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed, progress=progress,
-                                        **difficulty)
+                                        workers=workers, **difficulty)
         record["layouts"]["caffe"] = {"path": "caffe", **common, "n_train": n_train, "n_test": n_test,
                                       "scene_size": [lo, hi]}
         if difficulty:   # recorded only when the preset changes the data's difficulty
@@ -106,7 +107,7 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
         size = (max(32, int(round(lo * scale))), max(32, int(round(hi * scale))))
         n_glaciers = max(1, min(3, n_unlabeled // 2))
         paths["ssl4sar"] = generate_ssl4sar(out / "ssl4sar", n_unlabeled, seed, n_glaciers=n_glaciers,
-                                            scene_size=size)
+                                            scene_size=size, workers=workers)
         record["layouts"]["ssl4sar"] = {"path": "ssl4sar", **common, "n_sar": n_unlabeled,
                                         "n_glaciers": n_glaciers, "scene_size": list(size)}
     if "timeseries" in layouts:

@@ -81,10 +81,50 @@ def caffe_scene_list(n_train: int, n_test: int, seed: int) -> list[dict[str, Any
     return out
 
 
+def _map_scenes(fn: Any, jobs: Sequence[Any], workers: int, progress: bool = False, desc: str = "") -> list[Any]:
+    """``[fn(job) for job in jobs]``, in ``workers`` processes when ``workers`` > 1 (results in ``jobs`` order).
+
+    Every scene draws from its own seeded generator (``_scene_rng``), so the files do not depend on ``workers``.
+    """
+    from tqdm import tqdm
+
+    bar = {"desc": desc, "total": len(jobs), "disable": not progress or len(jobs) < 8, "leave": False}
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(job) for job in tqdm(jobs, **bar)]
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(tqdm(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * int(workers)))), **bar))
+
+
+def _write_caffe_scene(job: tuple[Any, ...]) -> dict[str, Any]:
+    """Make and write scene ``i`` of :func:`generate_caffe`; its ``scenes.csv`` row."""
+    out, i, meta, seed, lo, hi, looks, radiometry, na_probability = job
+    rng = _scene_rng(seed, 1, i)
+    shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
+    scene_looks = meta["looks"] if looks is None else float(looks)
+    scene = make_scene(rng, shape, meta["resolution_m"], meta["season"], meta["sensor"], scene_looks,
+                       radiometry=radiometry, na_probability=na_probability)
+    split, stem = meta["split"], meta["stem"]
+    write_png(out / "sar_images" / split / f"{stem}.png", scene.sar)
+    write_png(out / "zones" / split / f"{stem}_zones.png", ZONE_PNG_VALUES[scene.zones])
+    write_png(out / "fronts" / split / f"{stem}_front.png", scene.front * np.uint8(255))
+    margin = max(8, int(0.05 * max(shape)))
+    write_text_atomic(out / "bounding_boxes" / f"{stem}_front_extent_coord.txt",
+                      bounding_box_text(scene.front, margin))
+    return {"stem": stem, "split": split, "glacier": meta["glacier"], "date": meta["date"].isoformat(),
+            "sensor": meta["sensor"], "resolution_m": meta["resolution_m"], "season": meta["season"],
+            "height": shape[0], "width": shape[1], "front_px": int(scene.front.sum()),
+            "flow_angle_deg": round(math.degrees(scene.geometry.flow_angle), 3),
+            "wet_snow": scene.params["wet_snow"]}
+
+
 def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
                    scene_size: Sequence[int] = (320, 480), seed: int = 0,
                    radiometry: Radiometry = Radiometry(), na_probability: float = 0.35,  # noqa: B008 (frozen)
-                   looks: float | None = None, progress: bool = True) -> Path:
+                   looks: float | None = None, progress: bool = True, workers: int = 1) -> Path:
     """Write a synthetic dataset in the CaFFe layout (spec §1.1) under ``out_dir``; return ``out_dir``.
 
     ``n_train`` scenes of the training glaciers (Crane, DBE, JAC, Jorum, SI) go to ``train``, ``n_test``
@@ -93,46 +133,40 @@ def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
     chance of a no-data wedge per scene, ``looks`` the speckle's intensity looks (ENL) of every scene
     (``None``: each sensor's own, :data:`SENSORS`; more looks = less speckle, an easier task). Also writes
     ``scenes.csv`` (stem, split, glacier, date, sensor, resolution_m, season, height, width, front_px,
-    flow angle).
+    flow angle). ``workers`` processes make the scenes (same files for any number).
     """
     if looks is not None and not looks > 0:
         raise ValueError(f"looks must be > 0, got {looks}")
-    from tqdm import tqdm
-
     out = Path(out_dir)
     lo, hi = _check_size(scene_size)
     _write_marker(out, "caffe")
-    rows = []
-    metas = caffe_scene_list(n_train, n_test, seed)
-    for i, meta in enumerate(tqdm(metas, desc="synthetic CaFFe", disable=not progress or len(metas) < 8,
-                                  leave=False)):
-        rng = _scene_rng(seed, 1, i)
-        shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
-        scene_looks = meta["looks"] if looks is None else float(looks)
-        scene = make_scene(rng, shape, meta["resolution_m"], meta["season"], meta["sensor"], scene_looks,
-                           radiometry=radiometry, na_probability=na_probability)
-        split, stem = meta["split"], meta["stem"]
-        write_png(out / "sar_images" / split / f"{stem}.png", scene.sar)
-        write_png(out / "zones" / split / f"{stem}_zones.png", ZONE_PNG_VALUES[scene.zones])
-        write_png(out / "fronts" / split / f"{stem}_front.png", scene.front * np.uint8(255))
-        margin = max(8, int(0.05 * max(shape)))
-        write_text_atomic(out / "bounding_boxes" / f"{stem}_front_extent_coord.txt",
-                          bounding_box_text(scene.front, margin))
-        rows.append({"stem": stem, "split": split, "glacier": meta["glacier"], "date": meta["date"].isoformat(),
-                     "sensor": meta["sensor"], "resolution_m": meta["resolution_m"], "season": meta["season"],
-                     "height": shape[0], "width": shape[1], "front_px": int(scene.front.sum()),
-                     "flow_angle_deg": round(math.degrees(scene.geometry.flow_angle), 3),
-                     "wet_snow": scene.params["wet_snow"]})
+    jobs = [(out, i, meta, seed, lo, hi, looks, radiometry, na_probability)
+            for i, meta in enumerate(caffe_scene_list(n_train, n_test, seed))]
+    rows = _map_scenes(_write_caffe_scene, jobs, workers, progress, "synthetic CaFFe")
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic CaFFe scenes to %s", len(rows), out)
     return out
 
 
+def _write_unlabeled_scene(job: tuple[Any, ...]) -> dict[str, Any]:
+    """Make and write SAR image ``k`` of glacier ``g`` of :func:`generate_ssl4sar`; its ``scenes.csv`` row."""
+    out, seed, g, k, name, date, split, shape, geom, amplitude, resolution_m, crs, transform, radiometry = job
+    srng = _scene_rng(seed, 3, g * 100000 + k)
+    shift = amplitude * math.sin(2 * math.pi * date.timetuple().tm_yday / 365.25) \
+        - 0.02 * min(shape) * resolution_m * (date.year - 2016)
+    scene = make_scene(srng, shape, resolution_m, season_of(name, date.month), "S1", geometry=geom,
+                       front_shift_m=shift, na_probability=0.25, radiometry=radiometry)
+    fname = f"S1_{name}_{date.isoformat()}_{k}.tif"
+    write_geotiff(out / "sar" / split / fname, scene.sar, crs, transform, nodata=0)
+    return {"file": f"sar/{split}/{fname}", "glacier": name, "date": date.isoformat(), "split": split,
+            "height": shape[0], "width": shape[1], "front_shift_m": round(shift, 3), "season": scene.season}
+
 
 def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glaciers: int = 3,
                      scene_size: Sequence[int] = (320, 480), val_fraction: float = 0.2,
                      resolution_m: float = 20.0, crs: str = "EPSG:3413",
-                     radiometry: Radiometry = Radiometry()) -> Path:  # noqa: B008 (frozen)
+                     radiometry: Radiometry = Radiometry(),  # noqa: B008 (frozen)
+                     workers: int = 1) -> Path:
     """Write a synthetic SSL4SAR-layout dataset (spec §2) under ``out_dir``; return ``out_dir``.
 
     ``n_glaciers`` Arctic glaciers, each with one 15-band optical GeoTIFF
@@ -140,7 +174,7 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
     glaciers, ``sar/{train,val}/S1_<Glacier>_<date>_<k>.tif`` (about ``val_fraction`` of each glacier's
     dates go to ``val``, at least one when the glacier has ≥ 2). Every SAR image lies on exactly the
     grid (CRS ``crs``, transform, shape) of its glacier's optical image; the front moves between dates.
-    Also writes ``scenes.csv``.
+    Also writes ``scenes.csv``. ``workers`` processes make the SAR images (same files for any number).
     """
     out = Path(out_dir)
     lo, hi = _check_size(scene_size)
@@ -148,7 +182,7 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
         raise ValueError(f"n_glaciers must be in 1..{len(ARCTIC_GLACIERS)}, got {n_glaciers}")
     names = list(ARCTIC_GLACIERS)[:n_glaciers]
     _write_marker(out, "ssl4sar")
-    rows = []
+    jobs: list[tuple[Any, ...]] = []
     per_glacier = [n_sar // n_glaciers + (1 if g < n_sar % n_glaciers else 0) for g in range(n_glaciers)]
     for g, name in enumerate(names):
         rng = _scene_rng(seed, 2, g)
@@ -172,18 +206,9 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
         pick = sorted(rng.choice(len(dates), size=n, replace=False)) if n <= len(dates) else range(len(dates))
         dates = [dates[i] for i in pick]
         amplitude = float(rng.uniform(0.03, 0.08)) * min(shape) * resolution_m
-        for k, date in enumerate(dates):
-            split = "val" if k >= n - n_val else "train"
-            srng = _scene_rng(seed, 3, g * 100000 + k)
-            shift = amplitude * math.sin(2 * math.pi * date.timetuple().tm_yday / 365.25) \
-                - 0.02 * min(shape) * resolution_m * (date.year - 2016)
-            scene = make_scene(srng, shape, resolution_m, season_of(name, date.month), "S1", geometry=geom,
-                               front_shift_m=shift, na_probability=0.25, radiometry=radiometry)
-            fname = f"S1_{name}_{date.isoformat()}_{k}.tif"
-            write_geotiff(out / "sar" / split / fname, scene.sar, crs, transform, nodata=0)
-            rows.append({"file": f"sar/{split}/{fname}", "glacier": name, "date": date.isoformat(),
-                         "split": split, "height": shape[0], "width": shape[1],
-                         "front_shift_m": round(shift, 3), "season": scene.season})
+        jobs += [(out, seed, g, k, name, date, "val" if k >= n - n_val else "train", shape, geom, amplitude,
+                  resolution_m, crs, transform, radiometry) for k, date in enumerate(dates)]
+    rows = _map_scenes(_write_unlabeled_scene, jobs, workers)
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic SSL4SAR SAR images of %d glaciers to %s", len(rows), n_glaciers, out)
     return out

@@ -1,0 +1,82 @@
+"""``ssl4sar protocol`` / :func:`ssl4sar.protocol.run_protocol`: the book's experiments without the notebooks, the
+``gpu`` preset, and synthetic data made in several processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ssl4sar.book import WorkLayout
+from ssl4sar.cli import main
+from ssl4sar.config import load_preset
+from ssl4sar.data.synthetic import generate
+from ssl4sar.experiments import RUN_COLUMNS, SUMMARY_COLUMNS
+from ssl4sar.protocol import ensure_synthetic_data, run_protocol
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synthetic_data_is_the_same_for_any_number_of_workers(tmp_path: Path) -> None:
+    generate(tmp_path / "one", preset="smoke", seed=3, layouts=("caffe", "ssl4sar"), progress=False)
+    generate(tmp_path / "two", preset="smoke", seed=3, layouts=("caffe", "ssl4sar"), progress=False, workers=2)
+    one, two = _tree(tmp_path / "one"), _tree(tmp_path / "two")
+    assert len(one) > 20 and any(k.endswith(".tif") for k in one) and any(k.endswith(".png") for k in one)
+    assert one.keys() == two.keys()
+    assert [k for k in one if one[k] != two[k]] == []
+
+
+def test_gpu_preset_trains_the_paper_network_with_five_seeds() -> None:
+    gpu, paper, demo = load_preset("gpu"), load_preset("paper"), load_preset("demo")
+    assert gpu["model"] == paper["model"]
+    assert gpu["data"]["context_size"] == paper["data"]["context_size"] == gpu["pretrain"]["context_size"] == 512
+    assert (gpu["inference"]["stride"], gpu["inference"]["gaussian_sigma"]) == (128, 32.0)
+    assert gpu["finetune"]["seeds"] == 5
+    # the demo's easier synthetic data, at least 10 unlabeled scenes per labelled one, >= 32 test scenes
+    assert gpu["synthetic"]["radiometry"] == demo["synthetic"]["radiometry"]
+    assert gpu["synthetic"]["n_unlabeled"] >= 10 * gpu["synthetic"]["n_train"]
+    assert gpu["synthetic"]["n_test"] >= 32
+    assert min(gpu["synthetic"]["scene_size"]) >= gpu["data"]["context_size"]
+
+
+def test_existing_synthetic_data_is_reused_and_another_preset_regenerates(tmp_path: Path) -> None:
+    layout = WorkLayout(tmp_path)
+    made, _ = ensure_synthetic_data(layout, "smoke", 0)
+    again, seconds = ensure_synthetic_data(layout, "smoke", 0)
+    other_seed, _ = ensure_synthetic_data(layout, "smoke", 1)
+    assert (made, again, seconds, other_seed) == (True, False, 0.0, True)
+    info = json.loads((layout.data / "synthetic.json").read_text())
+    assert {info["layouts"][x]["seed"] for x in ("caffe", "ssl4sar")} == {1}
+
+
+@pytest.mark.slow
+def test_protocol_runs_pretraining_seeds_tests_and_ensembles(tmp_path: Path) -> None:
+    record = run_protocol("smoke", tmp_path, device="cpu", inits=("scratch", "optsimmim"), seeds=2, workers=1,
+                          threads=1)
+    layout = WorkLayout(tmp_path)
+    runs = pd.read_csv(layout.finetune_runs_csv)
+    assert list(runs.columns) == list(RUN_COLUMNS)
+    assert list(zip(runs["init"], runs["seed"], strict=True)) == [("scratch", 0), ("scratch", 1),
+                                                                 ("optsimmim", 0), ("optsimmim", 1)]
+    assert (runs["test_images"] == load_preset("smoke")["synthetic"]["n_test"]).all()
+    summary = pd.read_csv(layout.evaluate_summary_csv)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert len(summary) == len(runs) + 2 and summary["tta"].tolist()[-2:] == [False, True]
+    assert layout.finetune_tests_csv.is_file()
+    assert layout.pretrained("optsimmim").is_file() and not layout.pretrain_run("opttranslator").exists()
+    written = json.loads((tmp_path / "protocol.json").read_text())
+    assert written["finished"] is not None and written["device"] == "cpu" and written["seeds"] == [0, 1]
+    assert list(written["stages"]) == ["data", "pretrain_optsimmim", "finetune", "evaluate"]
+    assert all(stage["seconds"] >= 0 for stage in written["stages"].values())
+    assert written["stages"]["finetune"]["runs"] == 4
+    assert written["stages"]["pretrain_optsimmim"]["steps"] > 0
+    assert list(record.stages) == list(written["stages"]) and record.finished == written["finished"]
+
+
+def test_protocol_command_names_a_bad_preset(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["protocol", "--preset", str(tmp_path / "nope.yaml"), "--work-dir", str(tmp_path / "w")]) == 1
+    assert "nope.yaml" in caplog.text and "unknown preset" in caplog.text
