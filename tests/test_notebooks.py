@@ -9,10 +9,8 @@ collected. The other tests exercise the driver on throw-away notebooks written i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,20 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_book_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("ssl4sar_book_tool", ROOT / "tools" / "book.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-book = sys.modules.get("ssl4sar_book_tool") or _load_book_tool()
+book = load_tool("book")
 CHAPTERS = book.discover_notebooks(ROOT / "notebooks")
 CELL_TIMEOUT_S = 900
 

@@ -66,6 +66,22 @@ def _tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
+def _sgd_step(opt: torch.optim.Optimizer, loss_of_batch: Callable[[], torch.Tensor], tf32: bool,
+              last: dict[str, float]) -> Callable[[], None]:
+    """One optimiser step of ``loss_of_batch()`` (forward and loss, float32) with TF32 on or off; the loss goes to
+    ``last["loss"]``."""
+
+    def step() -> None:
+        with _tf32(tf32):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_of_batch()
+            loss.backward()
+            opt.step()
+        last["loss"] = float(loss.detach())
+
+    return step
+
+
 @dataclass
 class StepCase:
     """One prepared training step. ``step()`` runs it; ``module`` is what it trains; ``info`` the settings
@@ -145,17 +161,13 @@ def finetune_case(
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
     last: dict[str, float] = {}
-    use_tf32 = tf32 and dev.type == "cuda"
 
-    def step() -> None:
-        with _tf32(use_tf32):
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev, amp):
-                logits = model(x)
-            loss, _ = tyrion_loss(logits.float(), y, weights=loss_weights, label_smoothing=label_smoothing)
-            loss.backward()
-            opt.step()
-        last["loss"] = float(loss.detach())
+    def loss_of_batch() -> torch.Tensor:
+        with autocast(dev, amp):
+            logits = model(x)
+        return tyrion_loss(logits.float(), y, weights=loss_weights, label_smoothing=label_smoothing)[0]
+
+    step = _sgd_step(opt, loss_of_batch, tf32 and dev.type == "cuda", last)
 
     fwd = count_flops(lambda: Tyrion.from_config(model_config), lambda m: m(torch.empty(1, 1, c, c)))
     info = {"benchmark": "finetune_step", **_info(dev, amp, tf32, fused, compile, cl, c, batch_size, model)}
@@ -218,16 +230,12 @@ def pretrain_case(
         "optical": torch.rand(batch_size, n_opt, c, c, generator=gen).to(dev),
     }
     last: dict[str, float] = {}
-    use_tf32 = tf32 and dev.type == "cuda"
 
-    def step() -> None:
-        with _tf32(use_tf32):
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev, amp):
-                loss = module.compute_loss(batch)
-            loss.float().backward()
-            opt.step()
-        last["loss"] = float(loss.detach())
+    def loss_of_batch() -> torch.Tensor:
+        with autocast(dev, amp):
+            return module.compute_loss(batch).float()
+
+    step = _sgd_step(opt, loss_of_batch, tf32 and dev.type == "cuda", last)
 
     def flops_forward(m: nn.Module) -> Any:
         sar = torch.empty(1, 1, c, c)
