@@ -516,38 +516,74 @@ def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length
     return " ".join(text)
 
 
-def truth_on_reference(series: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """The truth (``date``, ``position_m``) relative to the first date on which ``series`` has a position.
+@dataclass
+class ChosenModel:
+    """The model a chapter applies (:func:`load_chosen_model`): the network as a one-member list (what
+    :func:`ssl4sar.predict.predict_scenes` takes), its file, the inference settings, the runs table of the choice
+    (``None`` when a checkpoint was given), the Markdown note of :func:`model_note` and the preset's minimum front
+    length (m)."""
 
-    A series whose first date has no front starts from a later date; the truth is re-referenced to that date so
-    that both describe the same displacement. Unchanged when the series has no position at all.
-    """
-    ok = series["position_m"].notna()
-    if not ok.any():
-        return truth
-    ref = truth.loc[pd.to_datetime(truth["date"]) == pd.to_datetime(series.loc[ok, "date"].iloc[0]), "position_m"]
-    return truth.assign(position_m=truth["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
+    members: list[Any]
+    path: Path
+    settings: Any
+    choice: pd.DataFrame | None
+    note: str
+    min_front_length_m: float
 
-
-def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None,
-                         source: str) -> pd.DataFrame:
-    """One row per method: dates, dates with a position, mean member spread and, with a truth, RMSE, bias and the
-    largest error (metres, :func:`ssl4sar.timeseries.compare_to_truth` on the re-referenced truth)."""
-    from ssl4sar.timeseries import compare_to_truth
-
-    rows = []
-    for method, s in series_by_method.items():
-        spread = s["position_std_m"].astype(float)
-        row: dict[str, Any] = {"fronts from": source, "method": method, "dates": len(s),
-                               "dates with a position": int(s["position_m"].notna().sum()),
-                               "member spread (m)": float(spread.mean()) if spread.notna().any() else math.nan}
-        if truth is not None:
-            row |= compare_to_truth(s, truth_on_reference(s, truth))
-        rows.append(row)
-    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
-                                              "max_abs_m": "max |error| (m)", "n": "compared"})
+    def predict_kwargs(self, tta: bool = True) -> dict[str, Any]:
+        """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: the inference settings
+        (:meth:`~ssl4sar.inference_settings.InferenceSettings.predict_kwargs`) and the minimum front length."""
+        return {**self.settings.predict_kwargs(tta=tta), "min_front_length_m": self.min_front_length_m}
 
 
-def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
-    """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
-    return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}
+def load_chosen_model(layout: WorkLayout, cfg: Mapping[str, Any], preset_name: str,
+                      checkpoint: str | Path | None = None, device: str = "auto", tta: bool | None = None
+                      ) -> ChosenModel:
+    """Load the model :func:`choose_checkpoint` picks on ``device`` (``"auto"``: CUDA when available) with the
+    inference settings of the preset ``cfg``; ``tta`` ``None``: test-time augmentation except with the smoke preset."""
+    from ssl4sar.inference_settings import inference_settings, resolve_device
+    from ssl4sar.models.convert import load_model
+
+    path, choice = choose_checkpoint(layout, checkpoint)
+    dev = resolve_device(device)
+    model = load_model(path, map_location=dev)
+    settings = inference_settings(model.img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
+                                  preset=cfg, device=dev)
+    note = model_note(layout, [path], model.img_size, settings, preset_name)
+    return ChosenModel([model], path, settings, choice, note, float(cfg["postprocess"]["min_front_length_m"]))
+
+
+@dataclass
+class RealPatchFronts:
+    """What :func:`predict_real_patches` found: the prediction run, the table and figure panels of
+    :func:`ssl4sar.prediction_writers.geographic_fronts`, the skipped patches (file name, reason; ``None`` when none)
+    and the start of one EPSG:4326 front file (:func:`ssl4sar.prediction_writers.text_excerpt`)."""
+
+    run: Any
+    table: pd.DataFrame
+    panels: list[dict[str, Any]]
+    skipped: pd.DataFrame | None
+    excerpt: str
+
+
+def predict_real_patches(model: ChosenModel, out_dir: str | Path, folder: str | Path | None = None,
+                         resolution_m: float | None = 20.0) -> RealPatchFronts:
+    """Predict real CaFFe patches (``folder``: ``*_img.tif`` and ``metadata.csv``; default the seven shipped with the
+    package) afresh into ``out_dir`` at ``resolution_m`` (m/px; ``None``: their own) without test-time augmentation,
+    the fronts also in EPSG:4326. :class:`FileNotFoundError` when the folder holds no patch."""
+    from ssl4sar.data import samples
+    from ssl4sar.predict import predict_scenes
+    from ssl4sar.prediction_writers import geographic_fronts, text_excerpt
+
+    real_dir = Path(folder) if folder is not None else samples.patches_dir()
+    images = sorted(real_dir.glob("*_img.tif"))
+    if not images:   # never skipped silently: the patches ship with the package
+        raise FileNotFoundError(f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir")
+    run = predict_scenes(model.members, images, out_dir, replace=True, resolution_m=resolution_m, to_wgs84=True,
+                         overlay=False, **model.predict_kwargs(tta=False))
+    table, panels = geographic_fronts(run.results, real_dir / "metadata.csv")
+    skipped = (pd.DataFrame([(Path(p).name, r) for p, r in run.skipped], columns=["patch", "reason"])
+               if run.skipped else None)
+    example = next((r for r in run.results if r.n_front_pixels), run.results[0])
+    return RealPatchFronts(run, table, panels, skipped, text_excerpt(example.outputs["front_wgs84"], 700,
+                                                                      with_length=False))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssl4sar import experiments
+from ssl4sar import experiments, series_study
 from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
 
 
@@ -110,15 +110,15 @@ def test_time_series_accuracy_re_references_the_truth() -> None:
     # no front on the first date: the series starts at the second date, 0 there
     series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
                            "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
-    ref = experiments.truth_on_reference(series, truth)
+    ref = series_study.truth_on_reference(series, truth)
     assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
-    table = experiments.time_series_accuracy({"box": series}, truth, "model").iloc[0]
+    table = series_study.time_series_accuracy({"box": series}, truth, "model").iloc[0]
     assert table["dates with a position"] == 3 and table["compared"] == 3
     assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
     assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
     assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
     empty = series.assign(position_m=np.nan, position_std_m=np.nan)
-    row = experiments.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
+    row = series_study.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
     assert row["compared"] == 0 and math.isnan(row["member spread (m)"])
 
 
