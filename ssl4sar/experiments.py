@@ -487,6 +487,29 @@ def complete_evaluations(layout: WorkLayout) -> list[str]:
     return sorted(names, key=lambda n: (preference.index(n) if n in preference else len(preference), n))
 
 
+def model_evaluations(layout: WorkLayout, names: Sequence[str] | None = None) -> list[str]:
+    """The evaluations of chapter 5 a later chapter compares: ``names`` (all must be complete), default every complete
+    one (:func:`complete_evaluations`, ensemble + TTA first). :class:`FileNotFoundError` names the missing ones."""
+    available = complete_evaluations(layout)
+    runs = list(names) if names is not None else available
+    missing = [r for r in runs if r not in available]
+    if missing or not runs:
+        raise FileNotFoundError(f"evaluations {missing or 'of chapter 5'} not found in "
+                                f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
+                                f"(05_evaluation) with the same work_dir first")
+    return runs
+
+
+def ensemble_summary(layout: WorkLayout) -> pd.DataFrame | None:
+    """The ensembles' rows of ``evaluate/summary.csv`` (test MDE with its interval, fronts found, images; 0.1 m),
+    indexed by model; ``None`` when chapter 5 wrote no summary."""
+    if not layout.evaluate_summary_csv.is_file():
+        return None
+    summary = pd.read_csv(layout.evaluate_summary_csv)
+    return summary.loc[summary["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                                                "test_images"]].set_index("model").round(1)
+
+
 def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, np.ndarray]:
     """The post-processed fronts ``<stem>_front.png`` of an evaluation for ``stems``; a clear error if none."""
     from ssl4sar.annotators import FRONT_SUFFIX, read_front_png

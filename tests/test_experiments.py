@@ -130,3 +130,29 @@ def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkey
     assert experiments.protocol_device("cpu", 0) == ("cpu", 1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert experiments.protocol_device("auto", 2) == ("cuda", 1)  # one GPU: runs one after the other
+
+
+def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
+    layout = WorkLayout(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"evaluations of chapter 5 not found in work_dir/evaluate "
+                                                r"\(available: none\)"):
+        experiments.model_evaluations(layout)
+    for name in ("ensemble", "ensemble_tta", "scratch_seed0", "broken"):
+        folder = layout.evaluation(name)
+        (folder / "fronts").mkdir(parents=True)
+        if name != "broken":
+            (folder / "summary.json").write_text("{}")
+    assert experiments.model_evaluations(layout) == ["ensemble_tta", "ensemble", "scratch_seed0"]
+    assert experiments.model_evaluations(layout, ["ensemble"]) == ["ensemble"]
+    with pytest.raises(FileNotFoundError, match=r"evaluations \['broken'\] not found"):
+        experiments.model_evaluations(layout, ["ensemble", "broken"])
+    assert experiments.ensemble_summary(layout) is None
+    pd.DataFrame({"model": ["scratch seed 0", "ensemble of 2 scratch", "ensemble of 2 scratch + TTA"],
+                  "init": ["scratch"] * 3, "members": [1, 2, 2], "tta": [False, False, True],
+                  "test_mde_m": [512.34, 401.26, 388.04], "ci_low_m": [400.0, 350.55, 340.0],
+                  "ci_high_m": [600.0, 450.0, 430.0], "fronts_found": [2, 3, 3], "test_images": [3, 3, 3],
+                  "mean_iou": [0.5, 0.6, 0.61]}).to_csv(layout.evaluate_summary_csv, index=False)
+    table = experiments.ensemble_summary(layout)
+    assert list(table.index) == ["ensemble of 2 scratch", "ensemble of 2 scratch + TTA"]
+    assert list(table.columns) == ["test_mde_m", "ci_low_m", "ci_high_m", "fronts_found", "test_images"]
+    assert table["test_mde_m"].tolist() == [401.3, 388.0] and table["ci_low_m"].tolist() == [350.6, 340.0]
