@@ -60,7 +60,7 @@ import logging
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from ssl4sar import experiments, series_study, timeseries, viz
+from ssl4sar import application, timeseries, viz
 from ssl4sar.book import setup_chapter
 from ssl4sar.predict import predict_scenes
 from ssl4sar.prediction_writers import describe_outputs, describe_rasters, text_excerpt
@@ -71,7 +71,7 @@ layout, cfg, preset_name, out_root = setup.layout, setup.cfg, setup.preset_name,
 logging.getLogger("ssl4sar.timeseries").setLevel(logging.ERROR)   # dates without a position are tabulated below
 pd.set_option("display.max_colwidth", 60)
 # the scenes, the first scene, truth.csv and the true front masks; checks sar/, reference_box and centreline.geojson
-ts = series_study.read_series(timeseries_dir if timeseries_dir is not None else layout.timeseries_data)
+ts = application.read_series(timeseries_dir if timeseries_dir is not None else layout.timeseries_data)
 
 # %% [markdown]
 # ## The model
@@ -82,7 +82,7 @@ ts = series_study.read_series(timeseries_dir if timeseries_dir is not None else 
 # replaces it by any model.
 
 # %%
-model = experiments.load_chosen_model(layout, cfg, preset_name, checkpoint, device, tta)
+model = application.load_chosen_model(layout, cfg, preset_name, checkpoint, device, tta)
 if model.choice is not None:
     display(model.choice)
 display(Markdown(model.note))
@@ -136,7 +136,7 @@ if "overlay" in example.outputs:   # the quick-look PNG predict writes next to t
 # measuring devices of the next section.
 
 # %%
-fig, no_front = series_study.plot_predicted_fronts(ts, run.results)
+fig, no_front = application.plot_predicted_fronts(ts, run.results)
 if no_front:
     display(Markdown(no_front))
 
@@ -156,13 +156,13 @@ if no_front:
 # before the errors are computed, so that both describe the same displacement.
 
 # %%
-series, model_acc = series_study.measure_series(sorted(pred_dir.glob("*_front.geojson")), ts,
+series, model_acc = application.measure_series(sorted(pred_dir.glob("*_front.geojson")), ts,
                                                 f"model ({preset_name})", out_root, "front_positions")
 display(model_acc.round(1))
 display(timeseries.positions_table(series))
 
 # %%
-fig = series_study.plot_positions(series, ts.truth, "model fronts")
+fig = application.plot_positions(series, ts.truth, "model fronts")
 
 # %% [markdown]
 # ## The upper bound: the true front masks through the same path
@@ -174,9 +174,9 @@ fig = series_study.plot_positions(series, ts.truth, "model fronts")
 
 # %%
 if ts.true_masks:   # accuracy.csv: both rows
-    truth_series, table = series_study.masks_upper_bound(ts, model_acc, out_root)
+    truth_series, table = application.masks_upper_bound(ts, model_acc, out_root)
     display(table.round(1))
-    fig = series_study.plot_positions(truth_series, ts.truth, "true front masks")
+    fig = application.plot_positions(truth_series, ts.truth, "true front masks")
 else:
     display(Markdown(f"*No front masks in `{layout.relative(ts.root / 'fronts')}`: the upper bound is skipped.*"))
 
@@ -201,7 +201,7 @@ else:
 # above; the outputs are on the patch's own grid either way) without test-time augmentation.
 
 # %%
-real = experiments.predict_real_patches(model, out_root / "real_patches", real_samples_dir, real_resolution_m)
+real = application.predict_real_patches(model, out_root / "real_patches", real_samples_dir, real_resolution_m)
 display(real.table)
 if real.skipped is not None:
     display(real.skipped)

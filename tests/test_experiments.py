@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssl4sar import experiments, series_study
+from ssl4sar import experiments
 from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
 
 
@@ -102,24 +102,6 @@ def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
     text = experiments.filter_findings(d, 750.0)
     assert "removes the only front of 2 of 3 scenes" in text
     assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
-
-
-def test_time_series_accuracy_re_references_the_truth() -> None:
-    dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
-    truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
-    # no front on the first date: the series starts at the second date, 0 there
-    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
-                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
-    ref = series_study.truth_on_reference(series, truth)
-    assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
-    table = series_study.time_series_accuracy({"box": series}, truth, "model").iloc[0]
-    assert table["dates with a position"] == 3 and table["compared"] == 3
-    assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
-    assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
-    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
-    empty = series.assign(position_m=np.nan, position_std_m=np.nan)
-    row = series_study.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
-    assert row["compared"] == 0 and math.isnan(row["member spread (m)"])
 
 
 def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkeypatch) -> None:

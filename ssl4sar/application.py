@@ -1,10 +1,15 @@
-"""The time-series study of chapter 7: a model's fronts over a georeferenced series, measured and compared with the
-truth of a synthetic series, next to the true front masks sent through the same path.
+"""A trained model applied to new scenes (chapter 7): the chosen model, a front-position time series compared with
+its truth, and real patches predicted to show the georeferencing.
 
-:mod:`ssl4sar.timeseries` measures front positions (box and centreline methods); this module holds what the chapter
-does with them: :func:`read_series` (the scenes, the first scene, the truth, the true front masks of a series folder),
-:func:`plot_predicted_fronts`, :func:`measure_series` (both methods, written and scored), :func:`masks_upper_bound`,
-:func:`time_series_accuracy` and the truth re-referenced to a series' first date (:func:`truth_on_reference`).
+:mod:`ssl4sar.timeseries` measures front positions (box and centreline methods) and :mod:`ssl4sar.predict` predicts
+scenes; this module holds what the chapter does with them:
+
+* :func:`load_chosen_model` — the model of :func:`ssl4sar.experiments.choose_checkpoint` with its inference settings;
+* :func:`read_series` — the scenes, first scene, truth and true front masks of a series folder;
+* :func:`plot_predicted_fronts`, :func:`measure_series` (both methods, written and scored),
+  :func:`masks_upper_bound` (the true masks through the same path), :func:`plot_positions`;
+* :func:`time_series_accuracy` against the truth re-referenced to a series' first date (:func:`truth_on_reference`);
+* :func:`predict_real_patches` — the real CaFFe patches predicted, their fronts read back in EPSG:4326.
 """
 
 from __future__ import annotations
@@ -19,14 +24,20 @@ import numpy as np
 import pandas as pd
 
 from ssl4sar import timeseries
+from ssl4sar.book import WorkLayout
+from ssl4sar.experiments import choose_checkpoint, model_note
 from ssl4sar.io import write_text_atomic
 
 __all__ = [
+    "ChosenModel",
+    "RealPatchFronts",
     "SeriesFolder",
+    "load_chosen_model",
     "masks_upper_bound",
     "measure_series",
     "plot_positions",
     "plot_predicted_fronts",
+    "predict_real_patches",
     "read_series",
     "time_series_accuracy",
     "truth_by_method",
@@ -150,3 +161,76 @@ def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd
 def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
     """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
     return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}
+
+
+@dataclass
+class ChosenModel:
+    """The model a chapter applies (:func:`load_chosen_model`): the network as a one-member list (what
+    :func:`ssl4sar.predict.predict_scenes` takes), its file, the inference settings, the runs table of the choice
+    (``None`` when a checkpoint was given), the Markdown note of :func:`model_note` and the preset's minimum front
+    length (m)."""
+
+    members: list[Any]
+    path: Path
+    settings: Any
+    choice: pd.DataFrame | None
+    note: str
+    min_front_length_m: float
+
+    def predict_kwargs(self, tta: bool = True) -> dict[str, Any]:
+        """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: the inference settings
+        (:meth:`~ssl4sar.inference_settings.InferenceSettings.predict_kwargs`) and the minimum front length."""
+        return {**self.settings.predict_kwargs(tta=tta), "min_front_length_m": self.min_front_length_m}
+
+
+def load_chosen_model(layout: WorkLayout, cfg: Mapping[str, Any], preset_name: str,
+                      checkpoint: str | Path | None = None, device: str = "auto", tta: bool | None = None
+                      ) -> ChosenModel:
+    """Load the model :func:`choose_checkpoint` picks on ``device`` (``"auto"``: CUDA when available) with the
+    inference settings of the preset ``cfg``; ``tta`` ``None``: test-time augmentation except with the smoke preset."""
+    from ssl4sar.inference_settings import inference_settings, resolve_device
+    from ssl4sar.models.convert import load_model
+
+    path, choice = choose_checkpoint(layout, checkpoint)
+    dev = resolve_device(device)
+    model = load_model(path, map_location=dev)
+    settings = inference_settings(model.img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
+                                  preset=cfg, device=dev)
+    note = model_note(layout, [path], model.img_size, settings, preset_name)
+    return ChosenModel([model], path, settings, choice, note, float(cfg["postprocess"]["min_front_length_m"]))
+
+
+@dataclass
+class RealPatchFronts:
+    """What :func:`predict_real_patches` found: the prediction run, the table and figure panels of
+    :func:`ssl4sar.prediction_writers.geographic_fronts`, the skipped patches (file name, reason; ``None`` when none)
+    and the start of one EPSG:4326 front file (:func:`ssl4sar.prediction_writers.text_excerpt`)."""
+
+    run: Any
+    table: pd.DataFrame
+    panels: list[dict[str, Any]]
+    skipped: pd.DataFrame | None
+    excerpt: str
+
+
+def predict_real_patches(model: ChosenModel, out_dir: str | Path, folder: str | Path | None = None,
+                         resolution_m: float | None = 20.0) -> RealPatchFronts:
+    """Predict real CaFFe patches (``folder``: ``*_img.tif`` and ``metadata.csv``; default the seven shipped with the
+    package) afresh into ``out_dir`` at ``resolution_m`` (m/px; ``None``: their own) without test-time augmentation,
+    the fronts also in EPSG:4326. :class:`FileNotFoundError` when the folder holds no patch."""
+    from ssl4sar.data import samples
+    from ssl4sar.predict import predict_scenes
+    from ssl4sar.prediction_writers import geographic_fronts, text_excerpt
+
+    real_dir = Path(folder) if folder is not None else samples.patches_dir()
+    images = sorted(real_dir.glob("*_img.tif"))
+    if not images:   # never skipped silently: the patches ship with the package
+        raise FileNotFoundError(f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir")
+    run = predict_scenes(model.members, images, out_dir, replace=True, resolution_m=resolution_m, to_wgs84=True,
+                         overlay=False, **model.predict_kwargs(tta=False))
+    table, panels = geographic_fronts(run.results, real_dir / "metadata.csv")
+    skipped = (pd.DataFrame([(Path(p).name, r) for p, r in run.skipped], columns=["patch", "reason"])
+               if run.skipped else None)
+    example = next((r for r in run.results if r.n_front_pixels), run.results[0])
+    return RealPatchFronts(run, table, panels, skipped, text_excerpt(example.outputs["front_wgs84"], 700,
+                                                                      with_length=False))
