@@ -133,10 +133,9 @@ class FinetuneStep(_StepComparison):
     name: ClassVar[str] = "finetune_step"
 
     def case(self, path: ExecPath) -> Any:
-        from ssl4sar.bench.training import finetune_case
+        from ssl4sar.bench.training import StepSettings, finetune_case
 
-        return finetune_case(self.model_config, device=self.device, batch_size=self.batch, precision=path.precision,
-                             fused=path.fused, channels_last=path.channels_last, compile=path.compile, seed=self.seed)
+        return finetune_case(self.model_config, StepSettings.on_path(path, self.device, self.batch, self.seed))
 
 
 @dataclass
@@ -149,11 +148,10 @@ class PretrainStep(_StepComparison):
     method_settings: Mapping[str, Any] | None = None
 
     def case(self, path: ExecPath) -> Any:
-        from ssl4sar.bench.training import pretrain_case
+        from ssl4sar.bench.training import StepSettings, pretrain_case
 
-        return pretrain_case(self.method, self.model_config, device=self.device, batch_size=self.batch,
-                             precision=path.precision, fused=path.fused, channels_last=path.channels_last,
-                             compile=path.compile, seed=self.seed, method_settings=self.method_settings)
+        settings = StepSettings.on_path(path, self.device, self.batch, self.seed)
+        return pretrain_case(self.method, self.model_config, settings, method_settings=self.method_settings)
 
 
 @dataclass
