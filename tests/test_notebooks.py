@@ -378,6 +378,25 @@ def test_run_chapters_executes_in_order_with_the_build_parameters(tmp_path: Path
     assert not list((tmp_path / "out").glob(".*running*")) and not (tmp_path / "failed").exists()
 
 
+def test_kernel_output_shows_no_tqdm_widget_warning_with_an_absolute_path(tmp_path: Path) -> None:
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    write_notebook(nb_dir, "01_bars", """\
+        # %%
+        from tqdm.auto import tqdm
+        print(sum(tqdm(range(5), disable=True)))
+        """)
+    work = tmp_path / "work"
+    work.mkdir()
+    params = book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0)
+    [result] = book.run_chapters(book.discover_notebooks(nb_dir), output_dir=tmp_path / "out", parameters=params,
+                                 kernel_name=book.ensure_kernel(), failed_dir=tmp_path / "failed")
+    assert result.status == "ok", result.error
+    executed = json.loads((tmp_path / "out" / "01_bars.ipynb").read_text())
+    shown = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert shown == "10\n"   # before: a TqdmWarning "IProgress not found" naming …/site-packages/tqdm/auto.py
+
+
 def test_failing_chapter_stops_the_run_and_names_the_cell(tmp_path: Path) -> None:
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
