@@ -58,14 +58,9 @@ n_bootstrap = 2000         # bootstrap replicates (resampling images)
 confidence = 0.95          # coverage of the confidence intervals
 
 # %% tags=["hide-input"]
-from pathlib import Path
-
-import pandas as pd
 from IPython.display import Markdown, display
 
 from ssl4sar import annotators, book, experiments, viz
-from ssl4sar.data import caffe
-from ssl4sar.io import write_text_atomic
 
 setup = book.setup_chapter(preset, work_dir, data_dir, seed)
 layout = setup.layout
@@ -81,18 +76,10 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # ensemble with TTA; it is *the* model of this chapter, the ensemble without TTA is shown next to it.
 
 # %%
-available = experiments.complete_evaluations(layout)
-runs = list(model_runs) if model_runs is not None else available
-missing_runs = [r for r in runs if r not in available]
-if missing_runs or not runs:
-    raise FileNotFoundError(f"evaluations {missing_runs or 'of chapter 5'} not found in "
-                            f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
-                            f"(05_evaluation) with the same work_dir first")
+runs = experiments.model_evaluations(layout, model_runs)   # an error names what chapter 5 has not written
 primary = runs[0]
-summary_csv = pd.read_csv(layout.evaluate_summary_csv) if layout.evaluate_summary_csv.is_file() else None
-display(summary_csv.loc[summary_csv["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
-                                                     "test_images"]].set_index("model").round(1)
-        if summary_csv is not None else runs)
+ensembles = experiments.ensemble_summary(layout)
+display(ensembles if ensembles is not None else runs)
 print(f"the model of this chapter: {primary}")
 
 # %% [markdown]
@@ -115,19 +102,9 @@ print(f"the model of this chapter: {primary}")
 # in the same layout as real ones and read back by the same function.
 
 # %%
-simulated = annotators_dir is None
-n_ann = int(n_annotators) if n_annotators is not None else annotators.PAPER_N_ANNOTATORS
-ann_root = (annotators.write_simulated_annotators(setup.caffe_root, out_dir / "simulated_annotators", n_ann,
-                                                  annotator_displacement_m, annotator_correlation_m, seed)
-            if simulated else Path(annotators_dir))
-annotations = annotators.load_annotator_fronts(ann_root)
-ann_stems = sorted(set.intersection(*(set(v) for v in annotations.values())))
-display(Markdown(
-    f"**These annotators are a simulation**, not human delineations: {len(annotations)} annotators, each the "
-    f"ground-truth front of the {len(ann_stems)} test images displaced by a smooth random field with an RMS "
-    f"displacement of **{annotator_displacement_m:g} m** (correlation length {annotator_correlation_m:g} m), seed "
-    f"{seed}. Their agreement is set by that number, not measured." if simulated else
-    f"Annotator fronts from `{ann_root}`: {len(annotations)} annotators, {len(ann_stems)} images delineated by all."))
+ann = annotators.prepare_annotators(setup.caffe_root, out_dir, annotators_dir, n_annotators, annotator_displacement_m,
+                                    annotator_correlation_m, seed, shown=layout.relative)
+display(Markdown(ann.note))
 
 # %% [markdown]
 # ## Human–human and model–human distances
@@ -138,27 +115,16 @@ display(Markdown(
 # and averages over the pairs of each kind; the interval is the central `confidence` range of these means.
 
 # %%
-model_fronts = {name: experiments.read_model_fronts(layout.evaluation(name), ann_stems) for name in runs}
-study = annotators.human_vs_model(annotations, model_fronts, n_bootstrap=n_bootstrap, confidence=confidence,
-                                  seed=seed)
-for name, table in (("summary", study.summary), ("pairs", study.pairs), ("per_image", study.per_image)):
-    write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=name == "per_image", float_format="%.3f"))
+model_fronts = {name: experiments.read_model_fronts(layout.evaluation(name), ann.stems) for name in runs}
+study = annotators.human_vs_model(ann.fronts, model_fronts, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+annotators.write_study(study, out_dir)   # summary.csv, pairs.csv, per_image.csv
 display(annotators.summary_for_display(study.summary, confidence))
-no_front = int(study.summary.loc[study.summary["group"] == f"{primary} vs human", "images without model front"].iloc[0])
-display(Markdown(
-    f"The paper: ensemble vs annotators **{annotators.PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
-    f"**{annotators.PAPER_HUMAN_MDE_M:g} m**, a ratio of "
-    f"{annotators.PAPER_ENSEMBLE_MDE_M / annotators.PAPER_HUMAN_MDE_M:.2f}."
-    + (f" **{primary} found no front on {no_front} of the {len(ann_stems)} images**: its pairs rest on the "
-       f"{len(ann_stems) - no_front} others" + (" — with one image the bootstrap has nothing to resample and its "
-       "interval collapses to a point." if len(ann_stems) - no_front == 1 else ".") if no_front else "")))
+display(Markdown(annotators.study_note(study, primary, len(ann.stems))))
 
 # %%
 fig = viz.plot_annotator_comparison(
-    study.pairs, study.summary, study.bootstrap, human_groups=[annotators.HUMAN_GROUP],
-    paper={"paper, human vs human": annotators.PAPER_HUMAN_MDE_M,
-           "paper, ensemble vs human": annotators.PAPER_ENSEMBLE_MDE_M},
-    title=("simulated annotators" if simulated else "annotators") + f" on {len(ann_stems)} test images")
+    study.pairs, study.summary, study.bootstrap, human_groups=[annotators.HUMAN_GROUP], paper=annotators.PAPER_LINES,
+    title=("simulated annotators" if ann.simulated else "annotators") + f" on {len(ann.stems)} test images")
 
 # %% [markdown]
 # The dots are the pairs (45 human–human pairs for ten annotators; one model–human pair per annotator), the black
@@ -175,12 +141,9 @@ display(study.per_image.round(1))
 # One test image with every annotator's front (colours) and the model's front (yellow):
 
 # %%
-stem = next((s for s in ann_stems if model_fronts[primary].get(s, 0).any()), ann_stems[0])   # one with a model front
-scene = next(s for s in caffe.discover(setup.caffe_root, "test") if s.stem == stem)
-fig = viz.plot_annotator_fronts(caffe.read_sar(scene.sar_path), {a: annotations[a][stem] for a in annotations},
-                                model_fronts[primary].get(stem, 0 * annotations[next(iter(annotations))][stem]),
-                                model_label=primary, title=f"{stem}: {len(annotations)} "
-                                + ("simulated " if simulated else "") + f"annotators and {primary}")
+stem, sar, fronts, model_front = annotators.example_image(setup.caffe_root, ann, model_fronts[primary])
+fig = viz.plot_annotator_fronts(sar, fronts, model_front, model_label=primary, title=f"{stem}: {len(fronts)} "
+                                + ("simulated " if ann.simulated else "") + f"annotators and {primary}")
 
 # %% [markdown]
 # ## What the numbers say

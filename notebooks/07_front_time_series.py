@@ -56,32 +56,22 @@ real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted
 
 # %% tags=["hide-input"]
 import logging
-import shutil
-import time
-from pathlib import Path
 
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from ssl4sar import experiments, timeseries, viz
+from ssl4sar import application, timeseries, viz
 from ssl4sar.book import setup_chapter
-from ssl4sar.data import samples
-from ssl4sar.data.raster import read_raster
-from ssl4sar.evaluate import inference_settings, resolve_device
-from ssl4sar.io import write_text_atomic
-from ssl4sar.models.convert import load_model
 from ssl4sar.predict import predict_scenes
-from ssl4sar.prediction_writers import describe_rasters, geographic_fronts
+from ssl4sar.prediction_writers import describe_outputs, describe_rasters, text_excerpt
 
 # threads pinned, library advice quietened; the synthetic series made when run by hand without timeseries_dir
 setup = setup_chapter(preset, work_dir, seed=seed, layouts=("timeseries",) if timeseries_dir is None else ())
-layout, cfg, preset_name = setup.layout, setup.cfg, setup.preset_name
+layout, cfg, preset_name, out_root = setup.layout, setup.cfg, setup.preset_name, setup.layout.timeseries
 logging.getLogger("ssl4sar.timeseries").setLevel(logging.ERROR)   # dates without a position are tabulated below
 pd.set_option("display.max_colwidth", 60)
-out_root = layout.timeseries
-out_root.mkdir(parents=True, exist_ok=True)
-ts_root = Path(timeseries_dir) if timeseries_dir is not None else layout.timeseries_data
-scenes = timeseries.series_scenes(ts_root)   # checks sar/, reference_box.geojson and centreline.geojson
+# the scenes, the first scene, truth.csv and the true front masks; checks sar/, reference_box and centreline.geojson
+ts = application.read_series(timeseries_dir if timeseries_dir is not None else layout.timeseries_data)
 
 # %% [markdown]
 # ## The model
@@ -92,14 +82,10 @@ scenes = timeseries.series_scenes(ts_root)   # checks sar/, reference_box.geojso
 # replaces it by any model.
 
 # %%
-member_path, choice = experiments.choose_checkpoint(layout, checkpoint)
-if choice is not None:
-    display(choice)
-dev = resolve_device(device)
-model = [load_model(member_path, map_location=dev)]
-settings = inference_settings(model[0].img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
-                              preset=cfg, device=dev)
-display(Markdown(experiments.model_note(layout, [member_path], model[0].img_size, settings, preset_name)))
+model = application.load_chosen_model(layout, cfg, preset_name, checkpoint, device, tta)
+if model.choice is not None:
+    display(model.choice)
+display(Markdown(model.note))
 
 # %% [markdown]
 # ## The scenes
@@ -112,12 +98,9 @@ display(Markdown(experiments.model_note(layout, [member_path], model[0].img_size
 # along the flow.
 
 # %%
-truth = timeseries.read_truth(ts_root)
-first_img, first_info = read_raster(scenes[0], 1, require_crs=True)
-print(f"{len(scenes)} scenes, {first_img.shape[-2]} × {first_img.shape[-1]} px, CRS {first_info.crs}, "
-      f"{abs(first_info.transform.a):g} m/px")
-if truth is not None:
-    display(truth[["date", "stem", "position_m"]].rename(columns={"position_m": "true position (m)"}))
+print(ts.description)
+if ts.truth is not None:
+    display(ts.truth_table())
 
 # %% [markdown]
 # ## Prediction: georeferenced fronts
@@ -129,26 +112,21 @@ if truth is not None:
 # uncertainty of the time series. Scenes that cannot be read are listed in `skipped.csv`, not fatal.
 
 # %%
-pred_dir = out_root / "predictions"
-if pred_dir.exists():
-    shutil.rmtree(pred_dir)   # this chapter's own output: predict afresh
-t0 = time.perf_counter()
-run = predict_scenes(model, scenes, pred_dir, **settings.predict_kwargs(), to_wgs84=True, member_fronts=True,
-                     min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]), overlay=True)
-print(f"predicted {len(run.results)} scenes in {time.perf_counter() - t0:.1f} s, skipped {len(run.skipped)}")
-predictions = pd.read_csv(pred_dir / "predictions.csv")
-display(predictions[["scene", "date", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty"]])
+pred_dir = out_root / "predictions"   # this chapter's own output: predicted afresh (replace=True)
+run = predict_scenes(model.members, ts.scenes, pred_dir, replace=True, to_wgs84=True, member_fronts=True,
+                     overlay=True, **model.predict_kwargs())
+print(f"predicted {len(run.results)} scenes in {run.seconds:.1f} s, skipped {len(run.skipped)}")
+display(pd.read_csv(pred_dir / "predictions.csv")[["scene", "date", "n_maps", "n_front_pixels", "length_m",
+                                                   "mean_uncertainty"]])
 
 # %% [markdown]
 # What was written for one scene, and what the files say about themselves:
 
 # %%
 example = run.results[0]
-display(pd.DataFrame([{"output": k, "file": p.name, "bytes": p.stat().st_size}
-                      for k, p in example.outputs.items()]))
+display(describe_outputs(example.outputs))
 display(describe_rasters([example.outputs[k] for k in ("zones", "probabilities", "uncertainty", "front_mask")]))
-text = example.outputs["front"].read_text()
-print(f"{example.outputs['front'].name} ({len(text)} characters):\n{text[:900]}" + (" …" if len(text) > 900 else ""))
+print(text_excerpt(example.outputs["front"], 900))
 if "overlay" in example.outputs:   # the quick-look PNG predict writes next to the rasters
     display(Image(filename=str(example.outputs["overlay"]), width=420))
 
@@ -158,16 +136,9 @@ if "overlay" in example.outputs:   # the quick-look PNG predict writes next to t
 # measuring devices of the next section.
 
 # %%
-pred_fronts = [r.geometry for r in run.results]
-dates = [r.date.isoformat() if r.date else r.stem for r in run.results]
-true_masks = sorted((ts_root / "fronts").glob("*_front.tif"))
-true_obs = timeseries.load_fronts(true_masks) if true_masks else []
-fig = viz.plot_predicted_and_true_fronts(first_img, first_info.transform, str(first_info.crs), pred_fronts, dates,
-                                         timeseries.references_in(ts_root, first_info.crs),
-                                         timeseries.fronts_in(true_obs, first_info.crs))
-n_empty = sum(1 for g in pred_fronts if g is None)
-if n_empty:
-    display(Markdown(f"*The model found no front in {n_empty} of {len(pred_fronts)} scenes.*"))
+fig, no_front = application.plot_predicted_fronts(ts, run.results)
+if no_front:
+    display(Markdown(no_front))
 
 # %% [markdown]
 # ## Front positions
@@ -185,15 +156,13 @@ if n_empty:
 # before the errors are computed, so that both describe the same displacement.
 
 # %%
-pred_files = sorted(pred_dir.glob("*_front.geojson"))
-series = timeseries.series_by_method(pred_files, ts_root)
-model_acc = experiments.time_series_accuracy(series, truth, f"model ({preset_name})")
+series, model_acc = application.measure_series(sorted(pred_dir.glob("*_front.geojson")), ts,
+                                                f"model ({preset_name})", out_root, "front_positions")
 display(model_acc.round(1))
-timeseries.write_series(series, out_root, "front_positions")
 display(timeseries.positions_table(series))
 
 # %%
-fig = viz.plot_positions_by_method(series, experiments.truth_by_method(series, truth), "model fronts")
+fig = application.plot_positions(series, ts.truth, "model fronts")
 
 # %% [markdown]
 # ## The upper bound: the true front masks through the same path
@@ -204,17 +173,12 @@ fig = viz.plot_positions_by_method(series, experiments.truth_by_method(series, t
 # segmentation would get this far and no further.
 
 # %%
-if true_masks:
-    truth_series = timeseries.series_by_method(true_masks, ts_root)
-    timeseries.write_series(truth_series, out_root, "truth_masks_positions")
-    table = pd.concat([experiments.time_series_accuracy(truth_series, truth, "true front masks"), model_acc],
-                      ignore_index=True)
-    write_text_atomic(out_root / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
+if ts.true_masks:   # accuracy.csv: both rows
+    truth_series, table = application.masks_upper_bound(ts, model_acc, out_root)
     display(table.round(1))
-    fig = viz.plot_positions_by_method(truth_series, experiments.truth_by_method(truth_series, truth),
-                                       "true front masks")
+    fig = application.plot_positions(truth_series, ts.truth, "true front masks")
 else:
-    display(Markdown(f"*No front masks in `{layout.relative(ts_root / 'fronts')}`: the upper bound is skipped.*"))
+    display(Markdown(f"*No front masks in `{layout.relative(ts.root / 'fronts')}`: the upper bound is skipped.*"))
 
 # %% [markdown]
 # With the true masks the box method recovers the positions to within the rasterisation of the front (a few
@@ -237,25 +201,12 @@ else:
 # above; the outputs are on the patch's own grid either way) without test-time augmentation.
 
 # %%
-real_dir = Path(real_samples_dir) if real_samples_dir is not None else samples.patches_dir()
-real_images = sorted(real_dir.glob("*_img.tif"))
-if not real_images:   # never skipped silently: the patches ship with the package
-    raise FileNotFoundError(f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir")
-else:
-    real_out = out_root / "real_patches"
-    if real_out.exists():
-        shutil.rmtree(real_out)
-    real_run = predict_scenes(model, real_images, real_out, resolution_m=real_resolution_m, to_wgs84=True,
-                              **settings.predict_kwargs(tta=False), overlay=False,
-                              min_front_length_m=float(cfg["postprocess"]["min_front_length_m"]))
-    table, panels = geographic_fronts(real_run.results, real_dir / "metadata.csv")
-    display(table)
-    if real_run.skipped:
-        display(pd.DataFrame(real_run.skipped, columns=["patch", "reason"]))
-    fig = viz.plot_geographic_fronts(panels, ncols=4)
-    ex = next((r for r in real_run.results if r.n_front_pixels), real_run.results[0])
-    text = ex.outputs["front_wgs84"].read_text()
-    print(f"{ex.outputs['front_wgs84'].name}:\n{text[:700]}" + (" …" if len(text) > 700 else ""))
+real = application.predict_real_patches(model, out_root / "real_patches", real_samples_dir, real_resolution_m)
+display(real.table)
+if real.skipped is not None:
+    display(real.skipped)
+fig = viz.plot_geographic_fronts(real.panels, ncols=4)
+print(real.excerpt)
 
 # %% [markdown]
 # Each panel is a patch drawn on its pixel corners reprojected to longitude/latitude: the tilt of the UTM and

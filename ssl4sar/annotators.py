@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,8 @@ PAPER_ENSEMBLE_MDE_M = 75.0
 PAPER_HUMAN_MDE_M = 38.0
 #: Number of human annotators in that study (same source).
 PAPER_N_ANNOTATORS = 10
+#: The two published numbers as reference lines of :func:`ssl4sar.viz.plot_annotator_comparison`.
+PAPER_LINES = {"paper, human vs human": PAPER_HUMAN_MDE_M, "paper, ensemble vs human": PAPER_ENSEMBLE_MDE_M}
 
 FRONT_SUFFIX = "_front.png"
 
@@ -390,3 +392,80 @@ def summary_for_display(summary: pd.DataFrame, confidence: float = 0.95) -> pd.D
                    "ratio to human–human", "paper (m)"]]
             .rename(columns={"mean_mde_m": "mean MDE (m)", "images without model front": "no model front"})
             .set_index("group").round(2))
+
+
+@dataclass
+class Annotators:
+    """The annotators of a study (:func:`prepare_annotators`): annotator → stem → front (0/1), the stems every
+    annotator delineated (sorted), their folder, whether they are simulated, and a Markdown sentence saying so."""
+
+    fronts: dict[str, dict[str, np.ndarray]]
+    stems: list[str]
+    root: Path
+    simulated: bool
+    note: str
+
+
+def prepare_annotators(caffe_root: str | Path, out_dir: str | Path, annotators_dir: str | Path | None = None,
+                       n: int | None = None, displacement_m: float = 58.0, correlation_length_m: float = 1000.0,
+                       seed: int = 0, shown: Callable[[Path], str] = str) -> Annotators:
+    """Real annotators from ``annotators_dir`` (:func:`load_annotator_fronts`) or, when it is ``None``, ``n``
+    (default :data:`PAPER_N_ANNOTATORS`) simulated ones on the test split of ``caffe_root``
+    (:func:`write_simulated_annotators` into ``<out_dir>/simulated_annotators``, then read back the same way).
+    ``shown`` turns the folder into the text of the note (e.g. :meth:`ssl4sar.book.WorkLayout.relative`)."""
+    simulated = annotators_dir is None
+    if simulated:
+        root = write_simulated_annotators(caffe_root, Path(out_dir) / "simulated_annotators",
+                                          int(n) if n is not None else PAPER_N_ANNOTATORS, displacement_m,
+                                          correlation_length_m, seed)
+    else:
+        root = Path(annotators_dir)
+    fronts = load_annotator_fronts(root)
+    stems = sorted(set.intersection(*(set(v) for v in fronts.values())))
+    if simulated:
+        note = (f"**These annotators are a simulation**, not human delineations: {len(fronts)} annotators, each the "
+                f"ground-truth front of the {len(stems)} test images displaced by a smooth random field with an RMS "
+                f"displacement of **{displacement_m:g} m** (correlation length {correlation_length_m:g} m), seed "
+                f"{seed}. Their agreement is set by that number, not measured.")
+    else:
+        note = (f"Annotator fronts from `{shown(root)}`: {len(fronts)} annotators, {len(stems)} images delineated "
+                "by all.")
+    return Annotators(fronts, stems, root, simulated, note)
+
+
+def write_study(study: HumanVsModel, out_dir: str | Path) -> list[Path]:
+    """Write ``summary.csv``, ``pairs.csv`` and ``per_image.csv`` (indexed by stem) of a study to ``out_dir``."""
+    from ssl4sar.io import write_text_atomic
+
+    return [write_text_atomic(Path(out_dir) / f"{name}.csv",
+                              table.to_csv(index=name == "per_image", float_format="%.3f"))
+            for name, table in (("summary", study.summary), ("pairs", study.pairs), ("per_image", study.per_image))]
+
+
+def study_note(study: HumanVsModel, model: str, n_images: int) -> str:
+    """Markdown: the paper's two numbers and their ratio and, when ``model`` found no front on some of the
+    ``n_images`` images, on how many images its pairs rest."""
+    summary = study.summary
+    no_front = int(summary.loc[summary["group"] == f"{model} vs human", "images without model front"].iloc[0])
+    text = (f"The paper: ensemble vs annotators **{PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
+            f"**{PAPER_HUMAN_MDE_M:g} m**, a ratio of {PAPER_ENSEMBLE_MDE_M / PAPER_HUMAN_MDE_M:.2f}.")
+    if no_front:
+        rest = n_images - no_front
+        text += (f" **{model} found no front on {no_front} of the {n_images} images**: its pairs rest on the "
+                 f"{rest} others" + (" — with one image the bootstrap has nothing to resample and its interval "
+                                     "collapses to a point." if rest == 1 else "."))
+    return text
+
+
+def example_image(caffe_root: str | Path, annotators: Annotators, model_fronts: Mapping[str, np.ndarray]
+                  ) -> tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """One annotated test image to draw: the first stem on which the model found a front (else the first stem),
+    its SAR image, every annotator's front on it and the model's front (all zeros when it has none)."""
+    from ssl4sar.data import caffe
+
+    stem = next((s for s in annotators.stems if np.any(model_fronts.get(s, 0))), annotators.stems[0])
+    scene = next(s for s in caffe.discover(caffe_root, "test") if s.stem == stem)
+    fronts = {a: annotators.fronts[a][stem] for a in annotators.fronts}
+    model = model_fronts.get(stem)
+    return stem, caffe.read_sar(scene.sar_path), fronts, (model if model is not None
+                                                          else np.zeros_like(next(iter(fronts.values()))))

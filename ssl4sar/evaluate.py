@@ -1,6 +1,10 @@
 """Evaluation of trained models on a CaFFe split (spec §7–§9); the command ``ssl4sar evaluate`` is
 :mod:`ssl4sar.commands.evaluate`.
 
+Why one module of ~600 lines: about 50 of them are this docstring and its output table, and the rest is one
+pipeline, the two entry points and the one scorer (:class:`_Scorer`) whose outputs they share; the metrics,
+post-processing and inference it calls already live in their own modules.
+
 Two entry points share one scoring path (:class:`_Scorer`):
 
 * :func:`evaluate` — checkpoints (or models in memory) → for every scene of the split: sliding-window inference

@@ -487,6 +487,29 @@ def complete_evaluations(layout: WorkLayout) -> list[str]:
     return sorted(names, key=lambda n: (preference.index(n) if n in preference else len(preference), n))
 
 
+def model_evaluations(layout: WorkLayout, names: Sequence[str] | None = None) -> list[str]:
+    """The evaluations of chapter 5 a later chapter compares: ``names`` (all must be complete), default every complete
+    one (:func:`complete_evaluations`, ensemble + TTA first). :class:`FileNotFoundError` names the missing ones."""
+    available = complete_evaluations(layout)
+    runs = list(names) if names is not None else available
+    missing = [r for r in runs if r not in available]
+    if missing or not runs:
+        raise FileNotFoundError(f"evaluations {missing or 'of chapter 5'} not found in "
+                                f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
+                                f"(05_evaluation) with the same work_dir first")
+    return runs
+
+
+def ensemble_summary(layout: WorkLayout) -> pd.DataFrame | None:
+    """The ensembles' rows of ``evaluate/summary.csv`` (test MDE with its interval, fronts found, images; 0.1 m),
+    indexed by model; ``None`` when chapter 5 wrote no summary."""
+    if not layout.evaluate_summary_csv.is_file():
+        return None
+    summary = pd.read_csv(layout.evaluate_summary_csv)
+    return summary.loc[summary["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                                                "test_images"]].set_index("model").round(1)
+
+
 def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, np.ndarray]:
     """The post-processed fronts ``<stem>_front.png`` of an evaluation for ``stems``; a clear error if none."""
     from ssl4sar.annotators import FRONT_SUFFIX, read_front_png
@@ -514,40 +537,3 @@ def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length
             text.append(f"`{name}`: the filter removes no scene's front; the {n - int(d['fronts_found'])} scenes "
                         "without a front have no ocean–glacier boundary in the predicted zones.")
     return " ".join(text)
-
-
-def truth_on_reference(series: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """The truth (``date``, ``position_m``) relative to the first date on which ``series`` has a position.
-
-    A series whose first date has no front starts from a later date; the truth is re-referenced to that date so
-    that both describe the same displacement. Unchanged when the series has no position at all.
-    """
-    ok = series["position_m"].notna()
-    if not ok.any():
-        return truth
-    ref = truth.loc[pd.to_datetime(truth["date"]) == pd.to_datetime(series.loc[ok, "date"].iloc[0]), "position_m"]
-    return truth.assign(position_m=truth["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
-
-
-def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None,
-                         source: str) -> pd.DataFrame:
-    """One row per method: dates, dates with a position, mean member spread and, with a truth, RMSE, bias and the
-    largest error (metres, :func:`ssl4sar.timeseries.compare_to_truth` on the re-referenced truth)."""
-    from ssl4sar.timeseries import compare_to_truth
-
-    rows = []
-    for method, s in series_by_method.items():
-        spread = s["position_std_m"].astype(float)
-        row: dict[str, Any] = {"fronts from": source, "method": method, "dates": len(s),
-                               "dates with a position": int(s["position_m"].notna().sum()),
-                               "member spread (m)": float(spread.mean()) if spread.notna().any() else math.nan}
-        if truth is not None:
-            row |= compare_to_truth(s, truth_on_reference(s, truth))
-        rows.append(row)
-    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
-                                              "max_abs_m": "max |error| (m)", "n": "compared"})
-
-
-def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
-    """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
-    return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}

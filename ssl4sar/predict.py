@@ -62,7 +62,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,10 +154,12 @@ class SceneResult:
 
 @dataclass
 class PredictionRun:
-    """Results of :func:`predict_scenes`: the scenes done and ``(path, reason)`` of those skipped."""
+    """Results of :func:`predict_scenes`: the scenes done, ``(path, reason)`` of those skipped, the wall-clock
+    seconds it took."""
 
     results: list[SceneResult]
     skipped: list[tuple[Path, str]]
+    seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -426,14 +430,19 @@ def _length_m(geometry: Any, src: SceneSource) -> float:
 # --------------------------------------------------------------------------------------------------------------
 # many scenes
 
-def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path, **kwargs: Any) -> PredictionRun:
+def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path, *, replace: bool = False,
+                   **kwargs: Any) -> PredictionRun:
     """:func:`predict_scene` for every path; bad scenes are logged, listed in ``skipped.csv`` and skipped.
 
     Writes ``predictions.csv`` (one row per predicted scene, :meth:`SceneResult.summary`) and ``skipped.csv``
-    (``scene,reason``; header only when nothing was skipped) to ``out_dir``.
+    (``scene,reason``; header only when nothing was skipped) to ``out_dir``. ``replace``: delete ``out_dir`` first
+    (a fresh run; no file of an earlier one is left).
     """
     out = Path(out_dir)
+    if replace and out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     results: list[SceneResult] = []
     skipped: list[tuple[Path, str]] = []
     for p in paths:
@@ -446,6 +455,6 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
             skipped.append((p, reason))
     write_csv(out / "predictions.csv", [r.summary() for r in results], SUMMARY_COLUMNS)
     write_csv(out / "skipped.csv", [{"scene": str(p), "reason": r} for p, r in skipped], ["scene", "reason"])
-    return PredictionRun(results, skipped)
+    return PredictionRun(results, skipped, time.perf_counter() - start)
 
 

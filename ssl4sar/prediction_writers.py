@@ -10,7 +10,7 @@ import csv
 import io
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,3 +168,20 @@ def geographic_fronts(results: Sequence[Any], metadata_csv: Path | None = None) 
         panels.append({"sar": img, "transform": info.transform, "crs": info.crs, "front": front,
                        "title": f"{pid}: {glacier.split(' / ')[0]}\n{m.get('date', '')}, {r.crs}"})
     return pd.DataFrame(rows), panels
+
+
+def describe_outputs(outputs: Mapping[str, Path]) -> Any:
+    """The files one scene's prediction wrote (``SceneResult.outputs``), one row each: output, file name, bytes."""
+    import pandas as pd
+
+    return pd.DataFrame([{"output": k, "file": Path(p).name, "bytes": Path(p).stat().st_size}
+                         for k, p in outputs.items()], columns=["output", "file", "bytes"])
+
+
+def text_excerpt(path: str | Path, limit: int, with_length: bool = True) -> str:
+    """``"<file name> (<n> characters):\\n<the first limit characters>"`` (`` …`` when cut); without ``with_length``
+    the file name alone heads it."""
+    p = Path(path)
+    text = p.read_text()
+    head = f"{p.name} ({len(text)} characters)" if with_length else p.name
+    return f"{head}:\n{text[:limit]}" + (" …" if len(text) > limit else "")

@@ -10,6 +10,7 @@ Neither fixture skips: a missing folder is an error.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,23 @@ def real_samples_dir() -> Path:
     if not (path / samples.METADATA_FILENAME).is_file():
         pytest.fail(f"SSL4SAR_REAL_SAMPLES={value} holds no {samples.METADATA_FILENAME}")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures(...)``): the test
+    machines' cores are shared, and the tiny networks are much faster on one thread than on contending ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic CaFFe-layout data of the smoke preset (5 train, 1 val, 3 test scenes), made once per session."""
+    from ssl4sar.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("smoke_data"), preset="smoke", seed=0, layouts=("caffe",))["caffe"]

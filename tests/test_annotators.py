@@ -149,3 +149,57 @@ def test_human_vs_model_tables_with_a_model_without_fronts():
     assert study.per_image.shape == (len(STEMS), 4)
     shown = summary_for_display(study.summary)
     assert shown.loc["none vs human", "95% CI (m)"] == "n/a"
+
+
+def test_study_note_write_study_and_paper_lines(tmp_path):
+    from ssl4sar.annotators import PAPER_LINES, human_vs_model, study_note, write_study
+
+    gts = {s: wavy_front(phase=i) for i, s in enumerate(STEMS)}
+    sims = {s: simulate_annotators(g, 3, 40.0, 7.0, seed=i) for i, (s, g) in enumerate(gts.items())}
+    annotations = {f"a{j}": {s: sims[s][j] for s in STEMS} for j in range(3)}
+    one = {s: (gts[s] if i == 0 else np.zeros_like(gts[s])) for i, s in enumerate(STEMS)}
+    two = {s: (gts[s] if i < 2 else np.zeros_like(gts[s])) for i, s in enumerate(STEMS)}
+    study = human_vs_model(annotations, {"ensemble_tta": {s: gts[s] for s in STEMS}, "one": one, "two": two},
+                           n_bootstrap=50)
+    paper = ("The paper: ensemble vs annotators **75 m**, annotators among themselves **38 m**, a ratio of 1.97.")
+    assert study_note(study, "ensemble_tta", 3) == paper
+    assert study_note(study, "one", 3) == paper + (" **one found no front on 2 of the 3 images**: its pairs rest on "
+                                                   "the 1 others — with one image the bootstrap has nothing to "
+                                                   "resample and its interval collapses to a point.")
+    assert study_note(study, "two", 3).endswith("**two found no front on 1 of the 3 images**: its pairs rest on the "
+                                                "2 others.")
+    paths = write_study(study, tmp_path)
+    assert [p.name for p in paths] == ["summary.csv", "pairs.csv", "per_image.csv"]
+    import pandas as pd
+
+    pairs = pd.read_csv(tmp_path / "pairs.csv")
+    assert len(pairs) == 3 + 3 * 3   # 3 human pairs, 3 model-human pairs per model
+    per_image = pd.read_csv(tmp_path / "per_image.csv", index_col=0)
+    assert sorted(per_image.index) == sorted(STEMS) and per_image.shape[1] == 4
+    assert PAPER_LINES == {"paper, human vs human": 38.0, "paper, ensemble vs human": 75.0}
+
+
+def test_prepare_annotators_simulated_and_real_and_the_example_image(tmp_path):
+    from ssl4sar.annotators import example_image, prepare_annotators
+    from ssl4sar.data.synthetic import generate
+
+    caffe_root = generate(tmp_path / "data", preset="smoke", seed=0, layouts=("caffe",))["caffe"]
+    sim = prepare_annotators(caffe_root, tmp_path / "out", n=4, displacement_m=58.0, seed=3)
+    assert sim.simulated and sim.root == tmp_path / "out" / "simulated_annotators"
+    assert list(sim.fronts) == ["annotator_01", "annotator_02", "annotator_03", "annotator_04"]
+    assert len(sim.stems) == 3   # the smoke preset's three test scenes
+    assert sim.note.startswith("**These annotators are a simulation**, not human delineations: 4 annotators, each the "
+                               "ground-truth front of the 3 test images displaced by a smooth random field with an "
+                               "RMS displacement of **58 m** (correlation length 1000 m), seed 3.")
+    real = prepare_annotators(caffe_root, tmp_path / "unused", sim.root, shown=lambda p: p.name)
+    assert not real.simulated and not (tmp_path / "unused").exists()
+    assert real.note == "Annotator fronts from `simulated_annotators`: 4 annotators, 3 images delineated by all."
+    assert real.stems == sim.stems
+    # the example: the first stem on which the model has a front; all zeros when it has none there
+    model = {sim.stems[0]: np.zeros_like(sim.fronts["annotator_01"][sim.stems[0]]),
+             sim.stems[1]: sim.fronts["annotator_02"][sim.stems[1]]}
+    stem, sar, fronts, front = example_image(caffe_root, sim, model)
+    assert stem == sim.stems[1] and sar.shape == front.shape and np.array_equal(front, model[stem])
+    assert list(fronts) == list(sim.fronts) and np.array_equal(fronts["annotator_03"], sim.fronts["annotator_03"][stem])
+    stem, _, _, front = example_image(caffe_root, sim, {})
+    assert stem == sim.stems[0] and not front.any() and front.shape == sim.fronts["annotator_01"][stem].shape

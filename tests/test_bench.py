@@ -23,7 +23,9 @@ from ssl4sar.bench import (
     REFERENCE,
     SCHEMA,
     TRAINING_FLOPS_FACTOR,
+    ExecPath,
     PeakMemory,
+    StepSettings,
     alternate,
     benchmark_data_sampler,
     benchmark_finetune_step,
@@ -76,7 +78,7 @@ def test_meta_flop_count_equals_real_forward() -> None:
 
 
 def test_finetune_step_benchmark_fields() -> None:
-    r = benchmark_finetune_step(TINY, batch_size=2, steps=2, warmup=1, seed=0)
+    r = benchmark_finetune_step(TINY, StepSettings(batch_size=2, seed=0), steps=2, warmup=1)
     assert r["benchmark"] == "finetune_step" and r["device"] == "cpu" and r["precision"] == "fp32"
     assert r["fused_attention"] and not r["compile"] and r["steps"] == 2 and len(r["warmup_s"]) == 1
     assert r["step_s_min"] <= r["step_s_median"] <= r["step_s_max"]
@@ -93,7 +95,8 @@ def test_finetune_step_benchmark_fields() -> None:
 @pytest.mark.parametrize("method", ["optsimmim", "opttranslator"])
 def test_pretrain_step_benchmark(method: str) -> None:
     settings = {"lr": 0.001, "mask_ratio": 0.3, "token_size": 4} if method == "optsimmim" else {"lr": 0.005}
-    r = benchmark_pretrain_step(method, TINY, batch_size=2, steps=1, warmup=0, method_settings=settings)
+    r = benchmark_pretrain_step(method, TINY, StepSettings(batch_size=2), steps=1, warmup=0,
+                                method_settings=settings)
     assert r["benchmark"] == "pretrain_step" and r["method"] == method
     assert r["throughput"] == pytest.approx(2 / r["step_s_median"])
     assert np.isfinite(r["loss"]) and r["loss"] > 0
@@ -325,3 +328,18 @@ def test_profile_step_ranks_the_matmul_first() -> None:
     assert prof["top"][0]["name"] in ("aten::mm", "aten::matmul") and prof["top"][0]["calls"] == 1
     assert 0 < prof["top"][0]["fraction"] <= 1 and prof["profiled_s"] > 0
     assert "aten::mm" in prof["table"]
+
+
+def test_step_settings_of_a_path_and_their_report_fields() -> None:
+    fast = ExecPath("fast", precision="bf16", fused=True, channels_last=True, compile=False)
+    s = StepSettings.on_path(fast, "cpu", 4, seed=7)
+    assert (s.device, s.batch_size, s.precision, s.fused, s.channels_last, s.compile, s.seed) == (
+        "cpu", 4, "bf16", True, True, False, 7)
+    assert s.amp is torch.bfloat16 and s.use_channels_last and not s.use_tf32
+    plain = StepSettings(tf32=True)   # channels-last on CUDA only; TF32 on CUDA only
+    assert plain.amp is None and not plain.use_channels_last and not plain.use_tf32
+    model = Tyrion.from_config(TINY)
+    info = s.info(32, model)
+    assert info["precision"] == "bf16-mixed" and info["channels_last"] is True and info["batch_size"] == 4
+    assert info["model_img_size"] == 32 and info["params_m"] == pytest.approx(model.num_params() / 1e6)
+    assert plain.info(32, model)["precision"] == "fp32" and plain.info(32, model)["device_name"] == "cpu"

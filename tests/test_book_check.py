@@ -7,31 +7,18 @@ the real built book when ``book/_build/html`` exists.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import logging
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_book_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("ssl4sar_book_tool", ROOT / "tools" / "book.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-book = sys.modules.get("ssl4sar_book_tool") or _load_book_tool()
+book = load_tool("book")
 
 
 def png_bytes(size: int = 6) -> bytes:

@@ -1,8 +1,9 @@
-"""What chapter 7 calls to walk through a time series: the folder check, both methods at once, references and fronts
+"""What chapter 7 calls to walk through a time series: the folder check and read, both methods at once, references and fronts
 in a scene's CRS, the written rasters described, the EPSG:4326 fronts read back, the model choice and its note."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,12 +15,12 @@ from fakes import write_geotiff
 from rasterio.transform import Affine
 from shapely.geometry import LineString
 
-from ssl4sar import experiments, geo, timeseries
+from ssl4sar import application, experiments, geo, timeseries
 from ssl4sar.book import WorkLayout
 from ssl4sar.data.synthetic import generate_time_series
 from ssl4sar.errors import DataError
 from ssl4sar.inference_settings import InferenceSettings
-from ssl4sar.prediction_writers import describe_rasters, geographic_fronts
+from ssl4sar.prediction_writers import describe_outputs, describe_rasters, geographic_fronts, text_excerpt
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +146,10 @@ def test_figures_of_the_series(series_dir: Path) -> None:
 
     truth = timeseries.read_truth(series_dir)
     series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
-    truths = experiments.truth_by_method(series, truth)
+    truths = application.truth_by_method(series, truth)
     assert list(truths) == ["box", "centreline"]
-    pd.testing.assert_frame_equal(truths["box"], experiments.truth_on_reference(series["box"], truth))
-    assert experiments.truth_by_method(series, None) == {"box": None, "centreline": None}
+    pd.testing.assert_frame_equal(truths["box"], application.truth_on_reference(series["box"], truth))
+    assert application.truth_by_method(series, None) == {"box": None, "centreline": None}
     fig = viz.plot_positions_by_method(series, truths, "true front masks")
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["box method: true front masks vs truth",
                                                                       "centreline method: true front masks vs truth"]
@@ -161,3 +162,109 @@ def test_figures_of_the_series(series_dir: Path) -> None:
     titled = [ax.get_title() for ax in two.axes if ax.get_title()]
     assert titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}" and "true fronts (synthetic front masks)" in titled
     assert "true fronts (synthetic front masks)" not in [ax.get_title() for ax in one.axes]
+
+
+def test_read_series_describes_the_folder(series_dir: Path) -> None:
+    ts = application.read_series(series_dir)
+    assert ts.scenes == timeseries.series_scenes(series_dir) and ts.first_image.shape == (128, 128)
+    assert ts.description == "4 scenes, 128 × 128 px, CRS EPSG:32622, 20 m/px"
+    assert [p.name for p in ts.true_masks] == [p.name.replace(".tif", "_front.tif") for p in ts.scenes]
+    table = ts.truth_table()
+    assert list(table.columns) == ["date", "stem", "true position (m)"] and table["true position (m)"].iloc[0] == 0.0
+    assert table["stem"].tolist() == [p.stem for p in ts.scenes]
+
+
+def test_measure_series_and_the_upper_bound_of_the_true_masks(series_dir: Path, tmp_path: Path) -> None:
+    ts = application.read_series(series_dir)
+    # the true masks measured twice: once as "model" fronts, once as the upper bound; both must agree exactly
+    series, acc = application.measure_series(ts.true_masks, ts, "model (demo)", tmp_path, "front_positions")
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["front_positions_box.csv",
+                                                             "front_positions_centreline.csv"]
+    assert acc["fronts from"].tolist() == ["model (demo)"] * 2 and acc["method"].tolist() == ["box", "centreline"]
+    assert acc["dates"].tolist() == [4, 4] and acc["compared"].tolist() == [4, 4]
+    assert acc.loc[0, "RMSE (m)"] < 10.0   # box method on the true masks: rasterisation error only (20 m pixels)
+    truth_series, table = application.masks_upper_bound(ts, acc, tmp_path)
+    assert table["fronts from"].tolist() == ["true front masks"] * 2 + ["model (demo)"] * 2
+    pd.testing.assert_frame_equal(table.iloc[2:].reset_index(drop=True), acc)
+    assert table.iloc[0]["RMSE (m)"] == acc.iloc[0]["RMSE (m)"]
+    written = pd.read_csv(tmp_path / "accuracy.csv")
+    assert len(written) == 4 and written["RMSE (m)"].round(3).tolist() == table["RMSE (m)"].round(3).tolist()
+    pd.testing.assert_frame_equal(truth_series["box"], series["box"])
+    assert (tmp_path / "truth_masks_positions_centreline.csv").is_file()
+
+
+def test_plot_predicted_fronts_counts_the_scenes_without_a_front(series_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ts = application.read_series(series_dir)
+    obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
+    results = [SimpleNamespace(geometry=o.geometry if i != 2 else None, date=o.date, stem=f"s{i}")
+               for i, o in enumerate(obs)]
+    fig, note = application.plot_predicted_fronts(ts, results)
+    assert note == "*The model found no front in 1 of 4 scenes.*"
+    assert "true fronts (synthetic front masks)" in [ax.get_title() for ax in fig.axes]
+    assert application.plot_predicted_fronts(ts, results[:2])[1] is None
+
+
+def test_describe_outputs_and_text_excerpt(tmp_path: Path) -> None:
+    (tmp_path / "a_front.geojson").write_text("x" * 1000)
+    (tmp_path / "a_zones.tif").write_bytes(b"\0" * 37)
+    table = describe_outputs({"zones": tmp_path / "a_zones.tif", "front": tmp_path / "a_front.geojson"})
+    assert table.values.tolist() == [["zones", "a_zones.tif", 37], ["front", "a_front.geojson", 1000]]
+    assert text_excerpt(tmp_path / "a_front.geojson", 900) == "a_front.geojson (1000 characters):\n" + "x" * 900 + " …"
+    assert text_excerpt(tmp_path / "a_front.geojson", 1000, with_length=False) == "a_front.geojson:\n" + "x" * 1000
+
+
+def test_load_chosen_model_and_predict_real_patches(tmp_path: Path) -> None:
+    import torch
+
+    from ssl4sar.config import load_preset
+    from ssl4sar.models.convert import save_checkpoint
+    from ssl4sar.models.tyrion import Tyrion
+
+    cfg = load_preset("smoke")
+    torch.manual_seed(0)
+    given = save_checkpoint(tmp_path / "model.pt", Tyrion.from_config(cfg["model"]))
+    layout = WorkLayout(tmp_path)
+    model = application.load_chosen_model(layout, cfg, "smoke", given, device="cpu")
+    assert model.path == given and model.choice is None and len(model.members) == 1
+    assert model.settings.rotations == (0,) and model.settings.context_size == cfg["model"]["img_size"]
+    assert "`work_dir/model.pt`" in model.note and "no test-time augmentation." in model.note
+    kwargs = model.predict_kwargs()
+    assert kwargs["min_front_length_m"] == float(cfg["postprocess"]["min_front_length_m"]) and kwargs["device"] == "cpu"
+    tta = application.load_chosen_model(layout, cfg, "demo", given, device="cpu")
+    assert tuple(tta.settings.rotations) == (0, 1, 2, 3) and tta.predict_kwargs(tta=False)["rotations"] == (0,)
+    out = tmp_path / "real"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    real = application.predict_real_patches(model, out, resolution_m=40.0)
+    assert not (out / "stale.txt").exists()   # predicted afresh
+    assert real.table["patch"].tolist() == ["sample_1632", "sample_1948", "sample_2349", "sample_3325",
+                                            "sample_3386", "sample_4521", "sample_4737"]
+    # outputs on each patch's own grid (6 m, 6.667 m); the model saw it at 40 m/px: 512 px × 6 m / 40 m ≈ 77 px
+    assert real.table["pixel (m)"].tolist() == [6.0, 6.0, 6.667, 6.667, 6.0, 6.0, 6.0] and real.skipped is None
+    assert real.table["model grid (px)"].tolist()[:3] == ["77×77", "77×77", "85×85"]
+    assert len(real.panels) == 7 and real.run.seconds > 0
+    assert real.excerpt.split(":\n")[0].endswith("_img_front_wgs84.geojson")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no real CaFFe patches"):
+        application.predict_real_patches(model, out, tmp_path / "empty")
+
+
+def test_time_series_accuracy_re_references_the_truth() -> None:
+    dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
+    truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
+    # no front on the first date: the series starts at the second date, 0 there
+    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
+                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
+    ref = application.truth_on_reference(series, truth)
+    assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
+    table = application.time_series_accuracy({"box": series}, truth, "model").iloc[0]
+    assert table["dates with a position"] == 3 and table["compared"] == 3
+    assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
+    assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
+    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
+    empty = series.assign(position_m=np.nan, position_std_m=np.nan)
+    row = application.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
+    assert row["compared"] == 0 and math.isnan(row["member spread (m)"])

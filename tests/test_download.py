@@ -86,6 +86,11 @@ def url_of(srv: ThreadingHTTPServer, path: str) -> str:
 # ------------------------------------------------------------------------------------------------------- helpers
 
 
+def file_entry(url: str, path: str, sha256: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A manifest entry of ``kind: file`` downloaded from ``url`` to ``path`` (no checksum unless given)."""
+    return {"kind": "file", "urls": [url], "sha256": sha256, "path": path, **fields}
+
+
 def make_zip(members: dict[str, bytes], prefix: str = "data_raw/") -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -282,8 +287,7 @@ def test_disk_full_is_reported_and_cleaned_up(server, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", full_disk)
-    manifest = write_manifest(tmp_path / "m.yaml", weights={
-        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": None, "path": "weights/w.pth"})
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="disk full") as info:
         fetch("weights", dest=root, manifest=manifest, progress=False)
@@ -302,9 +306,9 @@ def test_not_enough_space_is_refused_before_downloading(server, tmp_path):
 def test_fetch_single_file_with_sidecar_marker(server, tmp_path):
     body = b"\x00weights" * 1000
     server.routes["/swin.pth"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", weights={
-        "kind": "file", "urls": [url_of(server, "/swin.pth")], "sha256": sha(body), "size_bytes": len(body),
-        "path": "weights/swin.pth"})
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              weights=file_entry(url_of(server, "/swin.pth"), "weights/swin.pth", sha256=sha(body),
+                                                 size_bytes=len(body)))
     root = tmp_path / "root"
     path = fetch("weights", dest=root, manifest=manifest, progress=False)
     assert path == root / "weights" / "swin.pth"
@@ -317,8 +321,7 @@ def test_fetch_single_file_with_sidecar_marker(server, tmp_path):
 def test_failed_redownload_keeps_the_installed_file(server, tmp_path):
     body = b"first version of the weights"
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", weights={
-        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": None, "path": "weights/w.pth"})
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     path = fetch("weights", dest=root, manifest=manifest, progress=False)
     marker = path.with_name("w.pth.complete").read_text()
@@ -334,8 +337,7 @@ def test_failed_redownload_keeps_the_installed_file(server, tmp_path):
 def test_size_mismatch_is_rejected(server, tmp_path):
     body = b"0123456789"
     server.routes["/f.bin"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", f={
-        "kind": "file", "urls": [url_of(server, "/f.bin")], "sha256": None, "size_bytes": 11, "path": "f.bin"})
+    manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin", size_bytes=11))
     with pytest.raises(DataError, match="size mismatch: received 10 bytes"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert not (tmp_path / "root" / "f.bin").exists()
@@ -421,8 +423,9 @@ def test_generated_resource_runs_its_generator(tmp_path, monkeypatch):
 def test_default_data_root_comes_from_environment(server, tmp_path, monkeypatch):
     body = b"metadata;csv\n"
     server.routes["/meta_data.csv"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", meta={
-        "kind": "file", "urls": [url_of(server, "/meta_data.csv")], "sha256": sha(body), "path": "caffe/meta_data.csv"})
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              meta=file_entry(url_of(server, "/meta_data.csv"), "caffe/meta_data.csv",
+                                              sha256=sha(body)))
     monkeypatch.setenv("SSL4SAR_DATA", str(tmp_path / "envroot"))
     assert fetch("meta", manifest=manifest, progress=False) == tmp_path / "envroot" / "caffe" / "meta_data.csv"
     assert download.lock_path() == tmp_path / "envroot" / "manifest.lock.json"
@@ -436,8 +439,7 @@ def test_short_body_without_transport_error_is_detected(server, tmp_path, monkey
         Path(output_file).write_bytes(b"only ten b")
 
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", short_read)
-    manifest = write_manifest(tmp_path / "m.yaml", f={
-        "kind": "file", "urls": [url_of(server, "/f.bin")], "sha256": None, "path": "f.bin"})
+    manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin"))
     with pytest.raises(DataError, match="truncated transfer: received 10 bytes, Content-Length announced 1000"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == []
@@ -467,8 +469,7 @@ def test_cut_off_archive_without_content_length_is_not_installed_nor_trusted(ser
 def test_cut_off_file_without_any_known_size_is_refused(server, tmp_path):
     body = b"meta;data\n" * 500
     server.routes["/meta.csv"] = ("cut", body)
-    manifest = write_manifest(tmp_path / "m.yaml", meta={
-        "kind": "file", "urls": [url_of(server, "/meta.csv")], "sha256": None, "path": "caffe/meta.csv"})
+    manifest = write_manifest(tmp_path / "m.yaml", meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match=r"no Content-Length.*no size_bytes") as info:
         fetch("meta", dest=root, manifest=manifest, progress=False)
@@ -476,17 +477,15 @@ def test_cut_off_file_without_any_known_size_is_refused(server, tmp_path):
     assert "meta" not in read_lock(root) and not (root / "caffe" / "meta.csv").exists()
     # with the manifest's size_bytes the same server is fine when it delivers everything
     server.routes["/meta.csv"] = ("unsized", body)
-    manifest = write_manifest(tmp_path / "m.yaml", meta={
-        "kind": "file", "urls": [url_of(server, "/meta.csv")], "sha256": None, "size_bytes": len(body),
-        "path": "caffe/meta.csv"})
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv", size_bytes=len(body)))
     assert fetch("meta", dest=root, manifest=manifest, progress=False).read_bytes() == body
 
 
 def test_lock_records_the_checksum_origin_and_a_mismatch_offers_the_way_out(server, tmp_path):
     body = b"first download" * 10
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", weights={
-        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": None, "path": "weights/w.pth"})
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     fetch("weights", dest=root, manifest=manifest, progress=False)
     assert read_lock(root)["weights"]["sha256_source"] == "first-download"
@@ -504,8 +503,8 @@ def test_fetched_files_get_normal_permissions(server, tmp_path):
 
     body = b"weights" * 100
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(tmp_path / "m.yaml", weights={
-        "kind": "file", "urls": [url_of(server, "/w.pth")], "sha256": sha(body), "path": "weights/w.pth"})
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth", sha256=sha(body)))
     umask = os.umask(0o022)
     try:
         path = fetch("weights", dest=tmp_path / "root", manifest=manifest, progress=False)

@@ -16,7 +16,6 @@ from scipy import ndimage
 from ssl4sar.cli import main
 from ssl4sar.config import load_preset
 from ssl4sar.data.caffe import discover, load_scene
-from ssl4sar.data.synthetic import generate
 from ssl4sar.errors import DataError
 from ssl4sar.evaluate import (
     EXTRA_COLUMNS,
@@ -30,21 +29,13 @@ from ssl4sar.metrics import BREAKDOWN_COLUMNS, PER_IMAGE_COLUMNS
 from ssl4sar.models.convert import load_model, save_checkpoint
 from ssl4sar.models.tyrion import Tyrion
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The test machine's cores are shared: one intra-op thread is several times faster than oversubscribing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    """Smoke-preset synthetic data; returns the CaFFe root."""
-    root = tmp_path_factory.mktemp("evaldata")
-    return generate(root, preset="smoke", seed=0, layouts=("caffe",))["caffe"]
+def data(smoke_data: Path) -> Path:
+    """Smoke-preset synthetic data (the session's ``smoke_data``, read only here); returns the CaFFe root."""
+    return smoke_data
 
 
 @pytest.fixture(scope="module")

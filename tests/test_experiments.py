@@ -104,24 +104,6 @@ def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
     assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
 
 
-def test_time_series_accuracy_re_references_the_truth() -> None:
-    dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
-    truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
-    # no front on the first date: the series starts at the second date, 0 there
-    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
-                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
-    ref = experiments.truth_on_reference(series, truth)
-    assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
-    table = experiments.time_series_accuracy({"box": series}, truth, "model").iloc[0]
-    assert table["dates with a position"] == 3 and table["compared"] == 3
-    assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
-    assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
-    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
-    empty = series.assign(position_m=np.nan, position_std_m=np.nan)
-    row = experiments.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
-    assert row["compared"] == 0 and math.isnan(row["member spread (m)"])
-
-
 def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkeypatch) -> None:
     import torch
 
@@ -130,3 +112,29 @@ def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkey
     assert experiments.protocol_device("cpu", 0) == ("cpu", 1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert experiments.protocol_device("auto", 2) == ("cuda", 1)  # one GPU: runs one after the other
+
+
+def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
+    layout = WorkLayout(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"evaluations of chapter 5 not found in work_dir/evaluate "
+                                                r"\(available: none\)"):
+        experiments.model_evaluations(layout)
+    for name in ("ensemble", "ensemble_tta", "scratch_seed0", "broken"):
+        folder = layout.evaluation(name)
+        (folder / "fronts").mkdir(parents=True)
+        if name != "broken":
+            (folder / "summary.json").write_text("{}")
+    assert experiments.model_evaluations(layout) == ["ensemble_tta", "ensemble", "scratch_seed0"]
+    assert experiments.model_evaluations(layout, ["ensemble"]) == ["ensemble"]
+    with pytest.raises(FileNotFoundError, match=r"evaluations \['broken'\] not found"):
+        experiments.model_evaluations(layout, ["ensemble", "broken"])
+    assert experiments.ensemble_summary(layout) is None
+    pd.DataFrame({"model": ["scratch seed 0", "ensemble of 2 scratch", "ensemble of 2 scratch + TTA"],
+                  "init": ["scratch"] * 3, "members": [1, 2, 2], "tta": [False, False, True],
+                  "test_mde_m": [512.34, 401.26, 388.04], "ci_low_m": [400.0, 350.55, 340.0],
+                  "ci_high_m": [600.0, 450.0, 430.0], "fronts_found": [2, 3, 3], "test_images": [3, 3, 3],
+                  "mean_iou": [0.5, 0.6, 0.61]}).to_csv(layout.evaluate_summary_csv, index=False)
+    table = experiments.ensemble_summary(layout)
+    assert list(table.index) == ["ensemble of 2 scratch", "ensemble of 2 scratch + TTA"]
+    assert list(table.columns) == ["test_mde_m", "ci_low_m", "ci_high_m", "fronts_found", "test_images"]
+    assert table["test_mde_m"].tolist() == [401.3, 388.0] and table["ci_low_m"].tolist() == [350.6, 340.0]

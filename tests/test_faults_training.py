@@ -7,7 +7,6 @@ from __future__ import annotations
 import builtins
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,7 @@ from ssl4sar.errors import DataError
 from ssl4sar.models.convert import load_model, save_checkpoint
 from ssl4sar.models.tyrion import Tyrion
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ssl4sar.data.synthetic import generate
-
-    return generate(tmp_path_factory.mktemp("smoke"), preset="smoke", seed=0, layouts=("caffe",))["caffe"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _finetune(data: Path, out: Path, *extra: str) -> int:

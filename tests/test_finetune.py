@@ -7,7 +7,6 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +37,7 @@ from ssl4sar.models.tyrion import Tyrion
 from ssl4sar.postprocess import extract_front
 from ssl4sar.training import read_metrics_csv
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The test machine's cores are shared: one intra-op thread is much faster than two contending ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthetic CaFFe-layout data of the smoke preset (5 train, 1 val, 3 test scenes)."""
-    from ssl4sar.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("smoke_data")
-    return generate(root, preset="smoke", seed=0, layouts=("caffe",))["caffe"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

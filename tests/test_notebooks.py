@@ -9,10 +9,8 @@ collected. The other tests exercise the driver on throw-away notebooks written i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,20 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_book_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("ssl4sar_book_tool", ROOT / "tools" / "book.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-book = sys.modules.get("ssl4sar_book_tool") or _load_book_tool()
+book = load_tool("book")
 CHAPTERS = book.discover_notebooks(ROOT / "notebooks")
 CELL_TIMEOUT_S = 900
 
@@ -388,6 +376,25 @@ def test_run_chapters_executes_in_order_with_the_build_parameters(tmp_path: Path
     assert len(injected) == 1 and 'preset = "smoke"' in "".join(injected[0]["source"])
     assert executed["metadata"]["kernelspec"]["name"] == book.KERNEL_NAME
     assert not list((tmp_path / "out").glob(".*running*")) and not (tmp_path / "failed").exists()
+
+
+def test_kernel_output_shows_no_tqdm_widget_warning_with_an_absolute_path(tmp_path: Path) -> None:
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    write_notebook(nb_dir, "01_bars", """\
+        # %%
+        from tqdm.auto import tqdm
+        print(sum(tqdm(range(5), disable=True)))
+        """)
+    work = tmp_path / "work"
+    work.mkdir()
+    params = book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0)
+    [result] = book.run_chapters(book.discover_notebooks(nb_dir), output_dir=tmp_path / "out", parameters=params,
+                                 kernel_name=book.ensure_kernel(), failed_dir=tmp_path / "failed")
+    assert result.status == "ok", result.error
+    executed = json.loads((tmp_path / "out" / "01_bars.ipynb").read_text())
+    shown = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert shown == "10\n"   # before: a TqdmWarning "IProgress not found" naming …/site-packages/tqdm/auto.py
 
 
 def test_failing_chapter_stops_the_run_and_names_the_cell(tmp_path: Path) -> None:

@@ -70,13 +70,7 @@ class BrightnessRule(torch.nn.Module):
         return logits
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # the CI / dev machines are small and shared: one intra-op thread is many times faster than oversubscription
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scene_image(zones: np.ndarray, noise: float = 15.0, seed: int = 0) -> np.ndarray:

@@ -72,3 +72,22 @@ def test_patches_and_their_licence_are_package_data() -> None:
     readme = (folder / "README.md").read_text()
     for fact in ("CC-BY-4.0", "10.5194/essd-14-4287-2022", "10.1594/PANGAEA.940950", "GEO-Bench-2"):
         assert fact in readme.replace("Creative Commons Attribution 4.0", "CC-BY-4.0")
+
+
+def test_read_patch_pair_returns_the_checked_pair_with_its_georeferencing(tmp_path: Path) -> None:
+    import rasterio
+
+    src = samples.patches_dir()
+    image, mask, crs, res = samples.read_patch_pair(src / "sample_3325_img.tif", src / "sample_3325_mask.tif")
+    assert image.shape == mask.shape == (512, 512) and image.dtype == mask.dtype == np.uint8
+    assert crs.to_string() == "EPSG:3031" and res == pytest.approx(20 / 3, abs=1e-5)
+    ids, counts = np.unique(mask, return_counts=True)   # Jorum: NA, rock, glacier and ocean
+    assert ids.tolist() == [0, 1, 2, 3] and counts.tolist() == [2050, 54451, 175654, 29989]
+    # a mask with a class id outside 0..3 is refused, naming the mask file
+    with rasterio.open(src / "sample_3325_mask.tif") as ds:
+        profile, bad = ds.profile, ds.read(1)
+    bad[0, 0] = 7
+    with rasterio.open(tmp_path / "bad_mask.tif", "w", **profile) as ds:
+        ds.write(bad, 1)
+    with pytest.raises(DataError, match=r"bad_mask.tif.*unexpected class ids \[7\]"):
+        samples.read_patch_pair(src / "sample_3325_img.tif", tmp_path / "bad_mask.tif")

@@ -7,27 +7,15 @@ one of them was not regenerated after its source changed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tool_modules import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_sync_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("ssl4sar_sync_tool", ROOT / "tools" / "sync.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = sys.modules.get("ssl4sar_sync_tool") or _load_sync_tool()
+sync = load_tool("sync")
 HINT = "run `make sync` (or: python tools/sync.py) and commit the result"
 
 

@@ -417,7 +417,10 @@ def execute_chapter(
 #: threads but not between one and two, so a build must not depend on the machine's core count.
 KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0"}
+# PYTHONWARNINGS: without ipywidgets, importing tqdm.auto in a kernel warns "IProgress not found" with the absolute
+# path of the virtual environment, which would stand in the chapter's output; the bars fall back to text either way.
+KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                               "PYTHONWARNINGS": "ignore:IProgress not found"}
 
 
 @contextlib.contextmanager

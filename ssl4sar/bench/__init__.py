@@ -58,7 +58,7 @@ from ssl4sar.bench.report import (
 )
 from ssl4sar.bench.runner import SMOKE_SELECTION, book_report, run_benchmarks
 from ssl4sar.bench.sampler import benchmark_data_sampler
-from ssl4sar.bench.training import benchmark_finetune_step, benchmark_pretrain_step
+from ssl4sar.bench.training import StepSettings, benchmark_finetune_step, benchmark_pretrain_step
 from ssl4sar.bench.windows import (
     TEN_MP_SIDE,
     benchmark_sliding_window,
@@ -75,6 +75,7 @@ __all__ = [
     "TRAINING_FLOPS_FACTOR",
     "ExecPath",
     "PeakMemory",
+    "StepSettings",
     "alternate",
     "SMOKE_SELECTION",
     "bar_chart",

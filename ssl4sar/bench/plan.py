@@ -106,11 +106,11 @@ def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int
 
 
 @dataclass
-class FinetuneStep(Benchmark):
-    """Fine-tuning steps of the preset's network on every path (:func:`ssl4sar.bench.training.finetune_case`); every
-    path trains on the same ``batch`` (a path's ``batch`` is an inference setting)."""
+class _StepComparison(Benchmark):
+    """Training steps of the preset's network on every path, timed in alternating rounds (:func:`_compare_steps`);
+    every path trains on the same ``batch`` (a path's ``batch`` is an inference setting). Subclasses say how one
+    path's step is prepared (:meth:`case`)."""
 
-    name: ClassVar[str] = "finetune_step"
     model_config: Mapping[str, Any] = field(default_factory=dict)
     paths: Sequence[ExecPath] = ()
     batch: int = 2
@@ -118,37 +118,40 @@ class FinetuneStep(Benchmark):
     warmup: int = 1
     seed: int = 0
 
-    def run(self) -> list[dict[str, Any]]:
-        from ssl4sar.bench.training import finetune_case
+    def case(self, path: ExecPath) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
 
-        cases = {p.name: finetune_case(self.model_config, device=self.device, batch_size=self.batch,
-                                       precision=p.precision, fused=p.fused, channels_last=p.channels_last,
-                                       compile=p.compile, seed=self.seed) for p in self.paths}
+    def run(self) -> list[dict[str, Any]]:
+        cases = {p.name: self.case(p) for p in self.paths}
         return _compare_steps(cases, self.paths, self.rounds, self.warmup, self.device)
 
 
 @dataclass
-class PretrainStep(Benchmark):
+class FinetuneStep(_StepComparison):
+    """Fine-tuning steps on every path (:func:`ssl4sar.bench.training.finetune_case`)."""
+
+    name: ClassVar[str] = "finetune_step"
+
+    def case(self, path: ExecPath) -> Any:
+        from ssl4sar.bench.training import StepSettings, finetune_case
+
+        return finetune_case(self.model_config, StepSettings.on_path(path, self.device, self.batch, self.seed))
+
+
+@dataclass
+class PretrainStep(_StepComparison):
     """OptSimMIM or OptTranslator steps on every path (:func:`ssl4sar.bench.training.pretrain_case`)."""
 
     name: ClassVar[str] = "pretrain_step"
-    method: str = "optsimmim"
-    model_config: Mapping[str, Any] = field(default_factory=dict)
-    method_settings: Mapping[str, Any] | None = None
-    paths: Sequence[ExecPath] = ()
-    batch: int = 2
     rounds: int = 2
-    warmup: int = 1
-    seed: int = 0
+    method: str = "optsimmim"
+    method_settings: Mapping[str, Any] | None = None
 
-    def run(self) -> list[dict[str, Any]]:
-        from ssl4sar.bench.training import pretrain_case
+    def case(self, path: ExecPath) -> Any:
+        from ssl4sar.bench.training import StepSettings, pretrain_case
 
-        cases = {p.name: pretrain_case(self.method, self.model_config, device=self.device,
-                                       batch_size=self.batch, precision=p.precision, fused=p.fused,
-                                       channels_last=p.channels_last, compile=p.compile, seed=self.seed,
-                                       method_settings=self.method_settings) for p in self.paths}
-        return _compare_steps(cases, self.paths, self.rounds, self.warmup, self.device)
+        settings = StepSettings.on_path(path, self.device, self.batch, self.seed)
+        return pretrain_case(self.method, self.model_config, settings, method_settings=self.method_settings)
 
 
 @dataclass
@@ -290,8 +293,8 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
 
     for method in ("optsimmim", "opttranslator"):
         settings = method_settings(cfg, method) if "pretrain" in cfg else None
-        out.append(PretrainStep(method, dev, method, model_cfg, settings, train_paths, train_batch,
-                                max(2, rounds - 1), 1, seed))
+        out.append(PretrainStep(method, dev, model_cfg, train_paths, train_batch, max(2, rounds - 1), 1, seed,
+                                method=method, method_settings=settings))
     c = int(model_cfg.get("img_size", paper_preset().model.img_size))
     inf = cfg.get("inference", {})
     stride = int(inf.get("stride", c // 4))

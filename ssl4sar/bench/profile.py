@@ -52,9 +52,8 @@ def profile_fast_finetune(model_config: dict[str, Any], device: str | torch.devi
                           steps: int = 2) -> dict[str, Any]:
     """:func:`profile_step` of a fine-tuning step of ``model_config`` on the fast path of ``device``."""
     from ssl4sar.bench.paths import fast_path
-    from ssl4sar.bench.training import finetune_case
+    from ssl4sar.bench.training import StepSettings, finetune_case
 
     p = fast_path(device)
-    case = finetune_case(model_config, device=device, batch_size=batch, precision=p.precision, fused=p.fused,
-                         channels_last=p.channels_last, compile=p.compile)
+    case = finetune_case(model_config, StepSettings.on_path(p, device, batch))
     return {**profile_step(case.step, device, steps=steps), "path": p.describe(device), "batch_size": batch}

@@ -279,11 +279,9 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
     ``folder`` defaults to the seven patches shipped with the package (:func:`ssl4sar.data.samples.patches_dir`).
     ``meta`` holds the row of ``metadata.csv`` when present plus the CRS and pixel size (m).
     """
-    import rasterio
+    from ssl4sar.data.samples import patches_dir, read_patch_pair
 
     if folder is None:
-        from ssl4sar.data.samples import patches_dir
-
         folder = patches_dir()
     folder = Path(folder)
     imgs = sorted(folder.glob("*_img.tif"))
@@ -298,24 +296,10 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
         mask_path = folder / f"{pid}_mask.tif"
         if not mask_path.is_file():
             raise DataError(mask_path, "mask missing for patch " + img_path.name, "each *_img.tif needs a *_mask.tif")
-        try:
-            with rasterio.open(img_path) as ds:
-                image = ds.read(1)
-                crs, res = ds.crs, abs(ds.transform.a)
-            with rasterio.open(mask_path) as ds:
-                mask = ds.read(1)
-        except rasterio.errors.RasterioIOError as exc:
-            raise DataError(img_path, f"cannot read patch: {exc}") from exc
-        if image.dtype != np.uint8:
-            raise DataError(img_path, f"expected uint8 SAR, got {image.dtype}")
-        if image.shape != mask.shape:
-            raise DataError(mask_path, f"mask shape {mask.shape} differs from image shape {image.shape}")
-        bad = np.setdiff1d(np.unique(mask), [0, 1, 2, 3])
-        if bad.size:
-            raise DataError(mask_path, f"unexpected class ids {bad.tolist()}", "expected 0..3")
+        image, mask, crs, res = read_patch_pair(img_path, mask_path)
         meta = dict(meta_rows.get(pid, {}))
         meta.update(crs=str(crs), pixel_size_m=float(res))
-        out.append(Patch(image=image, mask=mask.astype(np.uint8), name=pid, meta=meta))
+        out.append(Patch(image=image, mask=mask, name=pid, meta=meta))
     return out
 
 

@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,27 +171,40 @@ def _sensor_from_name(name: str) -> str:
     return first if first and first.isalnum() else "S1"
 
 
+_NO_DATE = "no acquisition date in the file name or tags"
+
+
+def _scan_rasters(sources: str | Path | Iterable[str | Path], kind: str, skipped: list[dict[str, str]],
+                  use: Callable[[Path, Any], str | None]) -> None:
+    """Call ``use(path, open dataset)`` for every raster file with a CRS; a file without one, a reason ``use``
+    returns, or a read error sends the file to ``skipped`` (as ``kind``)."""
+    for path in _raster_files(sources):
+        try:
+            with _open(path) as src:
+                reason = use(path, src) if src.crs else "no coordinate reference system (CRS)"
+                if reason is not None:
+                    _skip(skipped, path, kind, reason)
+        except (RasterioIOError, OSError) as exc:
+            _skip(skipped, path, kind, f"cannot read raster: {exc}")
+
+
 def scan_sar(sources: str | Path | Iterable[str | Path], sensor: str | None = None,
              skipped: list[dict[str, str]] | None = None) -> list[SarScene]:
     """Read the metadata of raw SAR scenes; unreadable / CRS-less / undated ones go to ``skipped``."""
     skipped = skipped if skipped is not None else []
     scenes = []
-    for path in _raster_files(sources):
-        try:
-            with _open(path) as src:
-                if not src.crs:
-                    _skip(skipped, path, "sar", "no coordinate reference system (CRS)")
-                    continue
-                date = _acquisition_date(path, src)
-                if date is None:
-                    _skip(skipped, path, "sar", "no acquisition date in the file name or tags")
-                    continue
-                scenes.append(SarScene(
-                    path=path, crs=src.crs, transform=src.transform, shape=(src.height, src.width), date=date,
-                    sensor=sensor or _sensor_from_name(path.name), dtype=str(src.dtypes[0]),
-                    nodata=None if src.nodata is None else float(src.nodata), hint=_unit_hint(src)))
-        except (RasterioIOError, OSError) as exc:
-            _skip(skipped, path, "sar", f"cannot read raster: {exc}")
+
+    def use(path: Path, src: Any) -> str | None:
+        date = _acquisition_date(path, src)
+        if date is None:
+            return _NO_DATE
+        scenes.append(SarScene(
+            path=path, crs=src.crs, transform=src.transform, shape=(src.height, src.width), date=date,
+            sensor=sensor or _sensor_from_name(path.name), dtype=str(src.dtypes[0]),
+            nodata=None if src.nodata is None else float(src.nodata), hint=_unit_hint(src)))
+        return None
+
+    _scan_rasters(sources, "sar", skipped, use)
     return sorted(scenes, key=lambda s: s.sort_key)
 
 
@@ -218,36 +231,31 @@ def scan_optical(sources: str | Path | Iterable[str | Path], skipped: list[dict[
     """Group raw Sentinel-2 files into scenes and identify their bands; bad files go to ``skipped``."""
     skipped = skipped if skipped is not None else []
     scenes: dict[str, OpticalScene] = {}
-    for path in _raster_files(sources):
-        try:
-            with _open(path) as src:
-                if not src.crs:
-                    _skip(skipped, path, "optical", "no coordinate reference system (CRS)")
-                    continue
-                bands = _bands_of(path, src)
-                if bands is None:
-                    _skip(skipped, path, "optical", f"cannot tell which Sentinel-2 bands its {src.count} band(s) "
-                          "are (name them in the band descriptions, or in the file name for single-band files)")
-                    continue
-                date = _acquisition_date(path, src)
-                if date is None:
-                    _skip(skipped, path, "optical", "no acquisition date in the file name or tags")
-                    continue
-                key = _scene_key(path.stem)
-                scene = scenes.setdefault(key, OpticalScene(key=key, date=date))
-                for i, name in enumerate(bands, start=1):
-                    dtype = str(src.dtypes[i - 1])
-                    nodata = src.nodatavals[i - 1]
-                    if nodata is None and np.issubdtype(np.dtype(dtype), np.integer):
-                        nodata = 0.0   # L2A convention
-                    cand = BandSource(path=path, index=i, crs=src.crs, transform=src.transform,
-                                      shape=(src.height, src.width), dtype=dtype,
-                                      nodata=None if nodata is None else float(nodata))
-                    old = scene.bands.get(name)
-                    if old is None or cand.resolution < old.resolution - _EPS:
-                        scene.bands[name] = cand
-        except (RasterioIOError, OSError) as exc:
-            _skip(skipped, path, "optical", f"cannot read raster: {exc}")
+
+    def use(path: Path, src: Any) -> str | None:
+        bands = _bands_of(path, src)
+        if bands is None:
+            return (f"cannot tell which Sentinel-2 bands its {src.count} band(s) are (name them in the band "
+                    "descriptions, or in the file name for single-band files)")
+        date = _acquisition_date(path, src)
+        if date is None:
+            return _NO_DATE
+        key = _scene_key(path.stem)
+        scene = scenes.setdefault(key, OpticalScene(key=key, date=date))
+        for i, name in enumerate(bands, start=1):
+            dtype = str(src.dtypes[i - 1])
+            nodata = src.nodatavals[i - 1]
+            if nodata is None and np.issubdtype(np.dtype(dtype), np.integer):
+                nodata = 0.0   # L2A convention
+            cand = BandSource(path=path, index=i, crs=src.crs, transform=src.transform,
+                              shape=(src.height, src.width), dtype=dtype,
+                              nodata=None if nodata is None else float(nodata))
+            old = scene.bands.get(name)
+            if old is None or cand.resolution < old.resolution - _EPS:
+                scene.bands[name] = cand
+        return None
+
+    _scan_rasters(sources, "optical", skipped, use)
     out = []
     for scene in scenes.values():
         missing = [b for b in REQUIRED_S2_BANDS if b not in scene.bands]

@@ -3,7 +3,8 @@
 They give tests and the book real TerraSAR-X texture and real georeferencing without any download:
 :func:`real_patches` returns one :class:`RealPatch` per patch (image, zone mask, metadata), read from the
 package data through :mod:`importlib.resources`, so it works from a wheel as well as from a clone.
-:func:`patches_dir` is the folder itself (for code that wants file paths, e.g. ``ssl4sar predict``).
+:func:`patches_dir` is the folder itself (for code that wants file paths, e.g. ``ssl4sar predict``);
+:func:`read_patch_pair` reads and checks one image / mask pair (also used by :mod:`ssl4sar.data.realism`).
 
 Seven patches are a check of realism and of georeferenced code paths, not a benchmark.
 """
@@ -16,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,14 +107,38 @@ def read_metadata(folder: Path | None = None) -> list[PatchMetadata]:
     return sorted(rows, key=lambda m: m.id)
 
 
+def read_patch_pair(img_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray, Any, float]:
+    """One patch's image and mask, checked: ``(image, mask, crs, pixel size in m)``.
+
+    The image must be uint8 SAR amplitude, the mask hold only the class ids 0–3 and have the image's shape;
+    otherwise a :class:`DataError` names the file. The mask comes back as uint8.
+    """
+    import rasterio
+
+    try:
+        with rasterio.open(img_path) as ds:
+            image = ds.read(1)
+            crs, res = ds.crs, abs(ds.transform.a)
+        with rasterio.open(mask_path) as ds:
+            mask = ds.read(1)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataError(img_path, f"cannot read patch: {exc}") from exc
+    if image.dtype != np.uint8:
+        raise DataError(img_path, f"expected uint8 SAR amplitude, got {image.dtype}")
+    if image.shape != mask.shape:
+        raise DataError(mask_path, f"mask shape {mask.shape} differs from image shape {image.shape}")
+    bad = np.setdiff1d(np.unique(mask), CLASS_IDS)
+    if bad.size:
+        raise DataError(mask_path, f"unexpected class ids {bad.tolist()}", "expected 0..3")
+    return image, mask.astype(np.uint8), crs, float(res)
+
+
 def real_patches(folder: Path | None = None) -> list[RealPatch]:
     """Read every patch listed in ``metadata.csv`` (default: the seven shipped with the package), sorted by id.
 
     Images must be uint8, masks hold only the class ids 0–3 and have the image's shape; otherwise a
     :class:`DataError` names the file.
     """
-    import rasterio
-
     folder = folder or patches_dir()
     out = []
     for meta in read_metadata(folder):
@@ -120,21 +146,8 @@ def real_patches(folder: Path | None = None) -> list[RealPatch]:
         for p in (img_path, mask_path):
             if not p.is_file():
                 raise DataError(p, f"file of patch {meta.id} listed in {METADATA_FILENAME} is missing")
-        try:
-            with rasterio.open(img_path) as ds:
-                image = ds.read(1)
-            with rasterio.open(mask_path) as ds:
-                mask = ds.read(1)
-        except rasterio.errors.RasterioIOError as exc:
-            raise DataError(img_path, f"cannot read patch: {exc}") from exc
-        if image.dtype != np.uint8:
-            raise DataError(img_path, f"expected uint8 SAR amplitude, got {image.dtype}")
-        if image.shape != mask.shape:
-            raise DataError(mask_path, f"mask shape {mask.shape} differs from image shape {image.shape}")
-        bad = np.setdiff1d(np.unique(mask), CLASS_IDS)
-        if bad.size:
-            raise DataError(mask_path, f"unexpected class ids {bad.tolist()}", "expected 0..3")
-        out.append(RealPatch(image=image, mask=mask.astype(np.uint8), metadata=meta,
+        image, mask, _, _ = read_patch_pair(img_path, mask_path)
+        out.append(RealPatch(image=image, mask=mask, metadata=meta,
                              image_path=img_path, mask_path=mask_path))
     log.debug("read %d real CaFFe patches from %s", len(out), folder)
     return out
