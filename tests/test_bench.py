@@ -343,3 +343,14 @@ def test_step_settings_of_a_path_and_their_report_fields() -> None:
     assert info["precision"] == "bf16-mixed" and info["channels_last"] is True and info["batch_size"] == 4
     assert info["model_img_size"] == 32 and info["params_m"] == pytest.approx(model.num_params() / 1e6)
     assert plain.info(32, model)["precision"] == "fp32" and plain.info(32, model)["device_name"] == "cpu"
+
+
+def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None:
+    """``--profile`` profiles a fast-path fine-tuning step after the benchmarks (it once crashed on an unknown
+    argument name after every benchmark had run)."""
+    from ssl4sar.commands.bench import main
+
+    assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "--profile",
+                 "--batch-size", "2", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "profile.txt").read_text()
+    assert text.startswith("fast-path fine-tuning step, preset smoke, batch 2, cpu:") and "Self CPU" in text

@@ -84,7 +84,8 @@ def _profile(args: argparse.Namespace, report: dict) -> None:
     from ssl4sar.io import write_text_atomic
 
     device = report["environment"]["device"]
-    prof = profile_fast_finetune(dict(report["model"]), device, args.batch or 2)
+    batch = args.batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
+    prof = profile_fast_finetune(dict(report["model"]), device, batch)
     head = (f"fast-path fine-tuning step, preset {report['preset']}, batch {prof['batch_size']}, {device}: "
             f"{prof['profiled_s']:.3g} s of operator self time per step\n\n")
     write_text_atomic(Path(args.out) / "profile.txt", head + prof["table"] + "\n")
