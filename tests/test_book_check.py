@@ -186,3 +186,19 @@ def test_built_book_renders(chromium: str) -> None:
     report = book.check_site(html, chromium=chromium, pages=["index.html"])
     assert report.ok, report.summary()
     assert report.internal_links > 10 and report.assets > 5
+
+
+def test_injected_parameters_cell_is_removed_from_the_rendered_chapter(tmp_path: Path) -> None:
+    """papermill's injected cell holds the build machine's absolute work folder; the book must not show it."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("preset = 'demo'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("work_dir = '/abs/path'", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("print(1)")])
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, str(path))
+    assert book.hide_injected_parameters(path) == 1
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(str(path), as_version=4).cells]
+    assert tags == [["parameters"], ["injected-parameters", "remove-cell"], []]
+    assert book.hide_injected_parameters(path) == 0  # already hidden

@@ -404,10 +404,28 @@ def execute_chapter(
             f"{_ANSI_RE.sub('', str(exc)).strip()}" + (f"\npartly executed notebook: {copy}" if copy else "")
         )
         raise NotebookError(chapter, message, copy) from exc
+    hide_injected_parameters(running)
     os.replace(running, output_path)
     seconds = time.perf_counter() - start
     log.info("%s done in %.1f s", chapter.name, seconds)
     return ChapterResult(chapter, "ok", seconds, output_path)
+
+
+def hide_injected_parameters(path: Path) -> int:
+    """Tag the cell papermill injected (``injected-parameters``) ``remove-cell``, so that the rendered chapter does
+    not show the build machine's absolute paths; returns the number of cells tagged."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).setdefault("tags", []) if "metadata" in cell else []
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            tagged += 1
+    if tagged:
+        nbformat.write(nb, str(path))
+    return tagged
 
 
 #: Environment of the notebook kernels. ``MPLBACKEND`` must name the inline backend: the Makefile and the
@@ -420,7 +438,8 @@ KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline",
 # PYTHONWARNINGS: without ipywidgets, importing tqdm.auto in a kernel warns "IProgress not found" with the absolute
 # path of the virtual environment, which would stand in the chapter's output; the bars fall back to text either way.
 KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
-                               "PYTHONWARNINGS": "ignore:IProgress not found"}
+                               # and lightning's own deprecation notice of torch's pytree API, same path
+                               "PYTHONWARNINGS": "ignore:IProgress not found,ignore:`isinstance(treespec"}
 
 
 @contextlib.contextmanager

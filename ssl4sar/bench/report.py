@@ -90,7 +90,8 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
                      f"{raw['n_pred']} / {raw['n_gt']} front px")
     elif name == "data_sampler":
         row["batch"] = 1
-        notes.append(f"one worker (in-process), {raw['n_samples']} samples, {raw['data']} scenes {raw['scene_shapes']}")
+        notes.append(f"one worker (in-process), {raw['n_samples']} samples, {Path(str(raw['data'])).name} scenes "
+                     f"{raw['scene_shapes']}")
     elif name == "accuracy":
         row.update(throughput=raw["agreement"], throughput_unit="class-map agreement", batch=None)
         notes.append(f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "
