@@ -18,6 +18,7 @@ from ssl4sar.models.fast import cpu_has_native_bf16
 
 __all__ = ["environment", "measure_matmul_peak"]
 
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -95,8 +96,6 @@ def environment(device: str | torch.device) -> dict[str, Any]:
     return env
 
 
-
-
 def measure_matmul_peak(
     device: str | torch.device,
     dtype: torch.dtype = torch.bfloat16,
@@ -140,5 +139,3 @@ def measure_matmul_peak(
         "seconds_per_matmul": per,
         "iters": iters,
     }
-
-

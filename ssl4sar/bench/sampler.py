@@ -103,5 +103,3 @@ def benchmark_data_sampler(
         "all_augmentations": bool(all_augmentations),
         **mem.as_dict(),
     }
-
-
