@@ -2,7 +2,7 @@
 #   make test   unit, reference-equivalence and notebook smoke tests
 #   make test-wheel  the built wheel in a fresh venv: `ssl4sar data list` + chapter 1 (about 7 min)
 #   make book   execute every notebook (demo preset) and build the HTML book
-#   make lint   ruff check and ruff format --check
+#   make lint   ruff
 #   make format / format-check   ruff format (apply / check; line width from pyproject.toml)
 #   make bench  quick throughput / memory benchmark of this machine
 #   make sync   regenerate copies: package manifest, chapter setup cells, notebooks/*.ipynb, Colab links
@@ -49,7 +49,6 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ssl4sar tests notebooks tools
-	$(BIN)/ruff format --check $(FORMATTED)
 
 FORMATTED := ssl4sar tests notebooks tools
 

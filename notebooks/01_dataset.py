@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # The data: CaFFe and SSL4SAR
@@ -38,17 +38,15 @@ if importlib.util.find_spec("ssl4sar") is None:
 # `work_dir/constructed/` (construction section), which no later chapter reads.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
-ssl4sar_dir = None  # SSL4SAR unlabeled root (sar/{train,val}/, optical/); None: synthetic data
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # unused here (no network is run in this chapter)
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
+ssl4sar_dir = None         # SSL4SAR unlabeled root (sar/{train,val}/, optical/); None: synthetic data
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # unused here (no network is run in this chapter)
 seed = 0
-real_samples_dir = (
-    None  # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
-)
-n_examples = 3  # CaFFe example scenes shown
-n_realism_patches = None  # synthetic patches compared with the real ones; None: 2 for smoke, 7 otherwise
+real_samples_dir = None    # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
+n_examples = 3             # CaFFe example scenes shown
+n_realism_patches = None   # synthetic patches compared with the real ones; None: 2 for smoke, 7 otherwise
 
 # %% tags=["hide-input"]
 import logging
@@ -63,26 +61,15 @@ from ssl4sar.book import setup_chapter
 from ssl4sar.data import construct, realism, samples, summary, synthetic, unlabeled
 
 # synthetic data only for the layouts not given (the build makes them first; a by-hand run makes them here)
-setup = setup_chapter(
-    preset,
-    work_dir,
-    seed=seed,
-    layouts=[name for name, given in (("caffe", data_dir), ("ssl4sar", ssl4sar_dir)) if given is None],
-)
+setup = setup_chapter(preset, work_dir, seed=seed,
+                      layouts=[name for name, given in (("caffe", data_dir), ("ssl4sar", ssl4sar_dir)) if given is None])
 layout, cfg = setup.layout, setup.cfg
 caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
 ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
 rng = np.random.default_rng(seed)
-display(
-    Markdown(
-        "\n\n".join(
-            summary.source_note(
-                name, layout.relative(root), synthetic=given is None, preset=setup.preset_name, seed=seed
-            )
-            for name, root, given in (("CaFFe", caffe_root, data_dir), ("SSL4SAR", ssl4sar_root, ssl4sar_dir))
-        )
-    )
-)
+display(Markdown("\n\n".join(
+    summary.source_note(name, layout.relative(root), synthetic=given is None, preset=setup.preset_name, seed=seed)
+    for name, root, given in (("CaFFe", caffe_root, data_dir), ("SSL4SAR", ssl4sar_root, ssl4sar_dir)))))
 
 # %% [markdown]
 # ## The CaFFe benchmark
@@ -121,21 +108,15 @@ display(
 # %%
 inventory = summary.caffe_inventory(caffe_root)
 display(inventory.drop(columns=["sar_path"]).head(12))
-print(
-    f"{len(inventory)} scenes read: "
-    + ", ".join(f"{n} {s}" for s, n in inventory["split"].value_counts(sort=False).items())
-)
+print(f"{len(inventory)} scenes read: "
+      + ", ".join(f"{n} {s}" for s, n in inventory["split"].value_counts(sort=False).items()))
 
 # %% [markdown]
 # The scenes of this run by glacier, sensor, pixel spacing and season, split into train, validation and test:
 
 # %%
-for column, title in (
-    ("glacier", "glacier"),
-    ("sensor", "sensor"),
-    ("resolution_m", "pixel spacing (m/px)"),
-    ("season", "season"),
-):
+for column, title in (("glacier", "glacier"), ("sensor", "sensor"), ("resolution_m", "pixel spacing (m/px)"),
+                      ("season", "season")):
     display(Markdown(f"**Scenes by {title}**"))
     display(summary.count_table(inventory, column, "split"))
 
@@ -220,13 +201,9 @@ display(summary.paper_facts("SSL4SAR"))
 # interpolation, and a random horizontal flip, applied identically to SAR and optical (spec §2.3).
 
 # %%
-ex = unlabeled.pretrain_example(
-    ssl4sar_root, cfg["pretrain"], rng
-)  # large real scenes are subsampled for display
+ex = unlabeled.pretrain_example(ssl4sar_root, cfg["pretrain"], rng)   # large real scenes are subsampled for display
 fig = viz.plot_sar_optical(ex.sar, ex.optical, title=ex.title)
-fig = viz.plot_sar_optical(
-    ex.crop_sar, ex.crop_optical, title=f"a pretraining sample: {ex.context} × {ex.context} px"
-)
+fig = viz.plot_sar_optical(ex.crop_sar, ex.crop_optical, title=f"a pretraining sample: {ex.context} × {ex.context} px")
 
 # %% [markdown]
 # ## Building the pretraining data set from raw scenes
@@ -250,14 +227,10 @@ fig = viz.plot_sar_optical(
 raw = synthetic.generate_raw_scenes(layout.data / "raw_scenes", seed=seed)
 constructed = layout.root / "constructed"
 if constructed.exists():
-    shutil.rmtree(constructed)  # this chapter's own output: start afresh so that the run below is complete
-logging.getLogger("ssl4sar.data.construct").setLevel(logging.ERROR)  # the skips are tabulated below
-manifest = construct.construct_ssl4sar(
-    raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed, progress=False
-)
-print(
-    f"{len(manifest.written)} files written to {layout.relative(constructed)}, {len(manifest.skipped)} inputs skipped"
-)
+    shutil.rmtree(constructed)   # this chapter's own output: start afresh so that the run below is complete
+logging.getLogger("ssl4sar.data.construct").setLevel(logging.ERROR)   # the skips are tabulated below
+manifest = construct.construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed, progress=False)
+print(f"{len(manifest.written)} files written to {layout.relative(constructed)}, {len(manifest.skipped)} inputs skipped")
 display(summary.construction_table(manifest.rows))
 
 # %% [markdown]
@@ -275,9 +248,8 @@ print("every broken scene was skipped" if not undetected else f"NOT skipped: {un
 # boundaries (black) on the edges of the resampled SCL cells: the layers are co-registered.
 
 # %%
-example = summary.coregistration_example(
-    raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed, glacier=raw.glaciers[0], pattern=raw.pattern
-)
+example = summary.coregistration_example(raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed,
+                                         glacier=raw.glaciers[0], pattern=raw.pattern)
 fig = viz.plot_coregistration(example)
 
 # %% [markdown]
@@ -295,9 +267,7 @@ display(summary.coregistration_residuals(constructed, raw.pattern))
 # %%
 again = construct.construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed, progress=False)
 print(f"second run: {len(again.written)} written, {len(again.reused)} reused")
-display(
-    summary.unlabeled_counts(summary.unlabeled_inventory(constructed), summary.optical_inventory(constructed))
-)
+display(summary.unlabeled_counts(summary.unlabeled_inventory(constructed), summary.optical_inventory(constructed)))
 
 # %% [markdown]
 # ## How realistic is the synthetic SAR?
@@ -310,9 +280,7 @@ display(
 # class (texture and speckle). The statistics come from `ssl4sar.data.realism`.
 
 # %%
-real = realism.load_real_patches(
-    real_samples_dir or samples.patches_dir()
-)  # missing or empty folder: DataError
+real = realism.load_real_patches(real_samples_dir or samples.patches_dir())   # missing or empty folder: DataError
 synth = realism.book_synthetic_patches(setup.preset_name, n_realism_patches, seed=seed)
 display(realism.patch_table(real))
 fig = viz.plot_scene_gallery(realism.most_varied(real, 3) + synth[:3], ncols=3, panel_size=3.4)

@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # Pretraining II: OptTranslator
@@ -39,17 +39,17 @@ if importlib.util.find_spec("ssl4sar") is None:
 # run folder of the training (`checkpoints/`, `logs/`, `config.yaml`).
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root; unused here
-ssl4sar_dir = None  # SSL4SAR unlabeled root (sar/{train,val}/, optical/); None: synthetic data
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" (one device; multi-GPU runs: `ssl4sar pretrain`)
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root; unused here
+ssl4sar_dir = None         # SSL4SAR unlabeled root (sar/{train,val}/, optical/); None: synthetic data
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N" (one device; multi-GPU runs: `ssl4sar pretrain`)
 seed = 0
-max_epochs = None  # None: the preset's pretrain.max_epochs
-init = None  # None: library default (scratch; imagenet with the paper preset) | "scratch" | "imagenet" | a checkpoint path
-imagenet_weights = None  # path of swinv2_tiny_patch4_window16_256.pth, needed for the imagenet init (paper-size network only)
-resume = False  # True: continue the run in work_dir/pretrain/opttranslator instead of starting afresh
-n_examples = 2  # validation windows shown with their translation
+max_epochs = None          # None: the preset's pretrain.max_epochs
+init = None                # None: library default (scratch; imagenet with the paper preset) | "scratch" | "imagenet" | a checkpoint path
+imagenet_weights = None    # path of swinv2_tiny_patch4_window16_256.pth, needed for the imagenet init (paper-size network only)
+resume = False             # True: continue the run in work_dir/pretrain/opttranslator instead of starting afresh
+n_examples = 2             # validation windows shown with their translation
 
 # %% tags=["hide-input"]
 from pathlib import Path
@@ -65,15 +65,11 @@ METHOD = "opttranslator"
 setup = book.setup_chapter(preset, work_dir, ssl4sar_dir, seed, layouts=("ssl4sar",))
 cfg, layout, paper = setup.cfg, setup.layout, load_preset("paper")
 ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
-display(
-    Markdown(
-        f"**This run pretrains on synthetic SAR/optical pairs** (preset `{cfg['name']}`), with a "
-        "network and a budget that fit a laptop CPU: its numbers show that the code path works and learns, not what "
-        "the paper's model learns from 9,563 real Sentinel-1 scenes."
-        if ssl4sar_dir is None
-        else f"This run pretrains on the SSL4SAR data in `{ssl4sar_root}` (preset `{cfg['name']}`)."
-    )
-)
+display(Markdown(
+    f"**This run pretrains on synthetic SAR/optical pairs** (preset `{cfg['name']}`), with a "
+     "network and a budget that fit a laptop CPU: its numbers show that the code path works and learns, not what "
+     "the paper's model learns from 9,563 real Sentinel-1 scenes." if ssl4sar_dir is None else
+     f"This run pretrains on the SSL4SAR data in `{ssl4sar_root}` (preset `{cfg['name']}`)."))
 
 # %% [markdown]
 # ## The task
@@ -102,23 +98,11 @@ display(pretrain_report.recipe_table(METHOD, cfg, paper, epochs, init or default
 # (random crops with zoom and flip; a fixed grid of validation windows), the same optimiser and checkpointing.
 
 # %%
-run = pretrain_report.run_pretraining(
-    METHOD,
-    cfg,
-    ssl4sar_root,
-    layout,
-    init=init,
-    seed=seed,
-    max_epochs=max_epochs,
-    imagenet_weights=imagenet_weights,
-    resume=resume,
-    device=device,
-)
+run = pretrain_report.run_pretraining(METHOD, cfg, ssl4sar_root, layout, init=init, seed=seed, max_epochs=max_epochs,
+                                      imagenet_weights=imagenet_weights, resume=resume, device=device)
 result = run.result
-print(
-    f"{result.epochs} epochs, {result.global_step} optimiser steps in {run.seconds:.0f} s "
-    f"(initial weights: {result.init}); best validation L1 {result.best_val_loss:.4f}"
-)
+print(f"{result.epochs} epochs, {result.global_step} optimiser steps in {run.seconds:.0f} s "
+      f"(initial weights: {result.init}); best validation L1 {result.best_val_loss:.4f}")
 
 # %% [markdown]
 # ## Is it learning? Loss curves and a trivial baseline
@@ -130,12 +114,8 @@ print(
 
 # %%
 module, datamodule, band_means, baseline = pretrain_report.baseline(METHOD, run, ssl4sar_root, cfg, seed)
-fig = viz.plot_pretrain_curves(
-    run.epochs,
-    baseline=baseline,
-    title="OptTranslator: dense L1 over 14 bands",
-    loss_label="L1 (all pixels, 14 bands)",
-)
+fig = viz.plot_pretrain_curves(run.epochs, baseline=baseline, title="OptTranslator: dense L1 over 14 bands",
+                               loss_label="L1 (all pixels, 14 bands)")
 display(run.epochs)
 display(Markdown(pretrain_report.learning_findings(run.epochs, float(result.best_val_loss), baseline)))
 
@@ -151,14 +131,8 @@ batch = next(iter(datamodule.val_dataloader()))
 with torch.no_grad():
     recon = module.reconstruct(batch["sar"])
 for i in range(min(n_examples, batch["sar"].shape[0])):
-    fig = viz.plot_pretrain_batch(
-        batch["sar"],
-        batch["optical"],
-        recon["prediction"],
-        None,
-        index=i,
-        title=f"validation window {batch['name'][i]}",
-    )
+    fig = viz.plot_pretrain_batch(batch["sar"], batch["optical"], recon["prediction"], None, index=i,
+                                  title=f"validation window {batch['name'][i]}")
 
 # %% [markdown]
 # Which bands does the radar image predict best? The mean absolute error per band over these windows, for the

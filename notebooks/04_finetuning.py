@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # Fine-tuning TYRION: does pretraining help?
@@ -43,17 +43,17 @@ if importlib.util.find_spec("ssl4sar") is None:
 # `work_dir/finetune/significance.csv`.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
-ssl4sar_dir = None  # unused here (pretraining: chapters 2 and 3)
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # "auto": the GPU when there is one (runs one after the other), else CPU processes
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
+ssl4sar_dir = None         # unused here (pretraining: chapters 2 and 3)
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto": the GPU when there is one (runs one after the other), else CPU processes
 seed = 0
-seeds = None  # fine-tuning seeds; None: seed, seed + 1, … (the preset's finetune.seeds of them)
-parallel_runs = 2  # runs trained at the same time, one single-thread process each
-max_epochs = None  # None: the preset's finetune.max_epochs (the same for every initialisation)
-imagenet_weights = None  # path of swinv2_tiny_patch4_window16_256.pth; None: the ImageNet run is skipped
-inits = ["scratch", "imagenet", "optsimmim", "opttranslator"]  # initialisations to train, in this order
+seeds = None               # fine-tuning seeds; None: seed, seed + 1, … (the preset's finetune.seeds of them)
+parallel_runs = 2          # runs trained at the same time, one single-thread process each
+max_epochs = None          # None: the preset's finetune.max_epochs (the same for every initialisation)
+imagenet_weights = None    # path of swinv2_tiny_patch4_window16_256.pth; None: the ImageNet run is skipped
+inits = ["scratch", "imagenet", "optsimmim", "opttranslator"]   # initialisations to train, in this order
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -65,17 +65,12 @@ from ssl4sar.stats import PAPER_RUN_MDES_M
 
 setup = book.setup_chapter(preset, work_dir, data_dir, seed)
 cfg, layout, paper = setup.cfg, setup.layout, load_preset("paper")
-run_seeds = (
-    list(seeds) if seeds is not None else [seed + k for k in range(int(cfg["finetune"].get("seeds", 3)))]
-)
+run_seeds = list(seeds) if seeds is not None else [seed + k for k in range(int(cfg["finetune"].get("seeds", 3)))]
 if setup.synthetic:
-    display(
-        Markdown(
-            f"**This run fine-tunes on synthetic CaFFe-layout scenes** (preset `{setup.preset_name}`) with a small network "
-            "and a budget of minutes on a CPU. Its numbers show how the initialisations behave on this toy problem; they "
-            "are **not** an estimate of the paper's results (559 real SAR images, the full SwinV2-T, 150 epochs on GPUs)."
-        )
-    )
+    display(Markdown(
+        f"**This run fine-tunes on synthetic CaFFe-layout scenes** (preset `{setup.preset_name}`) with a small network "
+        "and a budget of minutes on a CPU. Its numbers show how the initialisations behave on this toy problem; they "
+        "are **not** an estimate of the paper's results (559 real SAR images, the full SwinV2-T, 150 epochs on GPUs)."))
 
 # %% [markdown]
 # ## The recipe (spec §6)
@@ -108,16 +103,8 @@ display(experiments.recipe_table(cfg, paper, len(run_seeds)))
 
 # %%
 plan, notes = experiments.plan_initialisations(inits, layout, cfg, paper, imagenet_weights)
-display(
-    Markdown(
-        "\n".join(
-            [
-                f"Training {', '.join(f'`{i}`' for i in plan)} with seeds {run_seeds}.",
-                *(f"- {n}" for n in notes),
-            ]
-        )
-    )
-)
+display(Markdown("\n".join([f"Training {', '.join(f'`{i}`' for i in plan)} with seeds {run_seeds}.",
+                             *(f"- {n}" for n in notes)])))
 
 # %% [markdown]
 # ## Training and test scores
@@ -128,17 +115,8 @@ display(
 
 # %%
 run_device, workers = experiments.protocol_device(device, parallel_runs)
-runs = experiments.finetune_seeds(
-    cfg,
-    setup.caffe_root,
-    layout,
-    plan,
-    run_seeds,
-    workers=workers,
-    device=run_device,
-    max_epochs=max_epochs,
-    imagenet_weights=imagenet_weights,
-)
+runs = experiments.finetune_seeds(cfg, setup.caffe_root, layout, plan, run_seeds, workers=workers, device=run_device,
+                                  max_epochs=max_epochs, imagenet_weights=imagenet_weights)
 display(runs.drop(columns=["checkpoint", "test_images", "val_images"]).round(3))
 
 # %% [markdown]
@@ -161,32 +139,16 @@ fig = viz.plot_learning_curves(experiments.first_seed_curves(layout, runs))
 display(experiments.seed_summary(runs))
 tests = experiments.compare_initialisations(runs, seed=seed)
 write_text_atomic(layout.finetune_tests_csv, tests.to_csv(index=False, float_format="%.4f"))
-display(
-    tests[
-        [
-            "baseline",
-            "opponent",
-            "mean_baseline_m",
-            "mean_opponent_m",
-            "mwu_u",
-            "mwu_p",
-            "significant",
-            "cohens_d_pooled",
-        ]
-    ].round(3)
-    if len(tests)
-    else Markdown("*No pair of initialisations has two runs with a test front each: nothing to test.*")
-)
+display(tests[["baseline", "opponent", "mean_baseline_m", "mean_opponent_m", "mwu_u", "mwu_p", "significant",
+               "cohens_d_pooled"]].round(3) if len(tests) else Markdown(
+    "*No pair of initialisations has two runs with a test front each: nothing to test.*"))
 paper_mean = {k: sum(v) / len(v) for k, v in PAPER_RUN_MDES_M.items()}
-display(
-    Markdown(
-        f"The paper's test MDE, mean of five runs: TYRION (ImageNet) {paper_mean['TYRION']:.1f} m, OptSimMIM "
-        f"{paper_mean['OptSimMIM']:.1f} m, OptTranslator {paper_mean['OptTranslator']:.1f} m. With three seeds per "
-        "initialisation the smallest possible one-sided Mann–Whitney p is 1/C(6, 3) = 0.05: even a perfect separation "
-        "of two initialisations is only just significant, so read the p-values as the paper's test applied, not as a "
-        "verdict."
-    )
-)
+display(Markdown(
+    f"The paper's test MDE, mean of five runs: TYRION (ImageNet) {paper_mean['TYRION']:.1f} m, OptSimMIM "
+    f"{paper_mean['OptSimMIM']:.1f} m, OptTranslator {paper_mean['OptTranslator']:.1f} m. With three seeds per "
+    "initialisation the smallest possible one-sided Mann–Whitney p is 1/C(6, 3) = 0.05: even a perfect separation "
+    "of two initialisations is only just significant, so read the p-values as the paper's test applied, not as a "
+    "verdict."))
 
 # %% [markdown]
 # ## This build

@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # Evaluation: single models, ensemble, test-time augmentation
@@ -39,15 +39,15 @@ if importlib.util.find_spec("ssl4sar") is None:
 # (one row per model or ensemble); **chapter 6 reads the ensemble's fronts**.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
-ssl4sar_dir = None  # unused here
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # "auto": the GPU when there is one, else single-thread CPU processes side by side
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root (sar_images/, zones/, fronts/, bounding_boxes/); None: synthetic data
+ssl4sar_dir = None         # unused here
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto": the GPU when there is one, else single-thread CPU processes side by side
 seed = 0
-ensemble_init = None  # initialisation whose seeds form the ensemble; None: the best on validation data
-parallel_runs = 2  # evaluations run at the same time, one single-thread process each
-n_examples = 3  # scenes shown with their fronts and uncertainty maps
+ensemble_init = None       # initialisation whose seeds form the ensemble; None: the best on validation data
+parallel_runs = 2          # evaluations run at the same time, one single-thread process each
+n_examples = 3             # scenes shown with their fronts and uncertainty maps
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -63,12 +63,8 @@ cfg, layout = setup.cfg, setup.layout
 runs = experiments.read_runs(layout)
 chosen = ensemble_init or experiments.choose_ensemble_init(runs)
 if setup.synthetic:
-    display(
-        Markdown(
-            "**The scenes scored here are synthetic** and the models were trained for minutes on a CPU: "
-            "the numbers describe this toy problem, not the paper's accuracy."
-        )
-    )
+    display(Markdown("**The scenes scored here are synthetic** and the models were trained for minutes on a CPU: "
+                     "the numbers describe this toy problem, not the paper's accuracy."))
 
 # %% [markdown]
 # ## How a scene is predicted and scored
@@ -92,17 +88,8 @@ if setup.synthetic:
 
 # %%
 run_device, workers = experiments.protocol_device(device, parallel_runs)
-summary = experiments.evaluate_ensembles(
-    cfg,
-    setup.caffe_root,
-    layout,
-    runs,
-    chosen,
-    workers=workers,
-    device=run_device,
-    figures=n_examples,
-    seed=seed,
-)
+summary = experiments.evaluate_ensembles(cfg, setup.caffe_root, layout, runs, chosen, workers=workers,
+                                         device=run_device, figures=n_examples, seed=seed)
 display(summary.drop(columns=["init", "test_images"]).round(3))
 display(Markdown(experiments.ensemble_findings(summary)))
 
@@ -118,12 +105,9 @@ display(Markdown(experiments.ensemble_findings(summary)))
 # changed, since the MDE is defined with the filter.
 
 # %%
-diagnosis = {
-    name: experiments.rescore_without_length_filter(
-        layout.evaluation(name), setup.caffe_root, layout.evaluation(name) / "without_length_filter"
-    )
-    for name in ("ensemble", "ensemble_tta")
-}
+diagnosis = {name: experiments.rescore_without_length_filter(layout.evaluation(name), setup.caffe_root,
+                                                              layout.evaluation(name) / "without_length_filter")
+             for name in ("ensemble", "ensemble_tta")}
 display(pd.DataFrame(diagnosis).T.round(1))
 display(Markdown(experiments.filter_findings(diagnosis, float(cfg["postprocess"]["min_front_length_m"]))))
 
@@ -135,12 +119,8 @@ display(Markdown(experiments.filter_findings(diagnosis, float(cfg["postprocess"]
 
 # %%
 best = experiments.best_single_run(runs)
-folders = {
-    f"{best['init']} seed {best['seed']}": experiments.checkpoint_path(layout, best["checkpoint"]).parent
-    / "test",
-    "ensemble": layout.evaluation("ensemble"),
-    "ensemble + TTA": layout.evaluation("ensemble_tta"),
-}
+folders = {f"{best['init']} seed {best['seed']}": experiments.checkpoint_path(layout, best["checkpoint"]).parent / "test",
+           "ensemble": layout.evaluation("ensemble"), "ensemble + TTA": layout.evaluation("ensemble_tta")}
 tables = {name: experiments.load_evaluation_tables(folder) for name, folder in folders.items()}
 for group_type in ("season", "glacier", "sensor", "resolution"):
     display(experiments.breakdown_table({n: t[1] for n, t in tables.items()}, group_type))
@@ -153,38 +133,23 @@ for group_type in ("season", "glacier", "sensor", "resolution"):
 
 # %% tags=["hide-input"]
 scenes = {s.stem: s for s in caffe.discover(setup.caffe_root, "test")}
-per_image = (
-    tables["ensemble + TTA"][0].assign(rank_m=lambda t: t["mean_m"].fillna(np.inf)).sort_values("rank_m")
-)
-picks = (
-    per_image["stem"]
-    .iloc[np.unique(np.linspace(0, len(per_image) - 1, min(n_examples, len(per_image))).round().astype(int))]
-    .tolist()
-)
+per_image = tables["ensemble + TTA"][0].assign(rank_m=lambda t: t["mean_m"].fillna(np.inf)).sort_values("rank_m")
+picks = per_image["stem"].iloc[np.unique(np.linspace(0, len(per_image) - 1, min(n_examples, len(per_image)))
+                                         .round().astype(int))].tolist()
 
 
 def prediction(name: str, stem: str) -> dict:
     row = tables[name][0].set_index("stem").loc[stem]
-    return {
-        "front": caffe.read_front(folders[name] / "fronts" / f"{stem}_front.png"),
-        "zones": caffe.read_zones(folders[name] / "class_maps" / f"{stem}_zones.png"),
-        "mean_m": float(row["mean_m"]),
-    }
+    return {"front": caffe.read_front(folders[name] / "fronts" / f"{stem}_front.png"),
+            "zones": caffe.read_zones(folders[name] / "class_maps" / f"{stem}_zones.png"), "mean_m": float(row["mean_m"])}
 
 
 examples = []
 for stem in picks:
     data = caffe.load_scene(scenes[stem])
-    examples.append(
-        {
-            "stem": stem,
-            "sar": data["image"],
-            "gt_front": data["front"],
-            "gt_zones": data["zones"],
-            "resolution_m": scenes[stem].meta.resolution_m,
-            "predictions": {name: prediction(name, stem) for name in folders},
-        }
-    )
+    examples.append({"stem": stem, "sar": data["image"], "gt_front": data["front"], "gt_zones": data["zones"],
+                     "resolution_m": scenes[stem].meta.resolution_m,
+                     "predictions": {name: prediction(name, stem) for name in folders}})
 fig = viz.plot_front_overlays(examples)
 
 # %% [markdown]
@@ -193,31 +158,16 @@ fig = viz.plot_front_overlays(examples)
 # The standard deviation of the softmax of the predicted class over the members (and, with TTA, members ×
 # rotations): 0 where all agree. Disagreement should concentrate on class boundaries and on the wrong pixels.
 
-
 # %% tags=["hide-input"]
 def uncertainty(name: str, stem: str) -> np.ndarray:
     png = folders[name] / "uncertainty" / f"{stem}_uncertainty.png"
     return np.asarray(Image.open(png), dtype=np.float32) / 255.0
 
 
-fig = viz.plot_uncertainty_examples(
-    [
-        {
-            "stem": e["stem"],
-            "sar": e["sar"],
-            "gt_zones": e["gt_zones"],
-            "zones": e["predictions"]["ensemble + TTA"]["zones"],
-            "uncertainty": {n: uncertainty(n, e["stem"]) for n in ("ensemble", "ensemble + TTA")},
-        }
-        for e in examples
-    ]
-)
+fig = viz.plot_uncertainty_examples([
+    {"stem": e["stem"], "sar": e["sar"], "gt_zones": e["gt_zones"], "zones": e["predictions"]["ensemble + TTA"]["zones"],
+     "uncertainty": {n: uncertainty(n, e["stem"]) for n in ("ensemble", "ensemble + TTA")}} for e in examples])
 agree = per_image["mean_uncertainty"].max() == 0
-display(
-    Markdown(
-        "*The members agree on every pixel: the uncertainty maps are empty.*"
-        if agree
-        else "Per test scene: mean uncertainty of the ensemble with TTA, its mean front distance and zone IoU."
-    )
-)
+display(Markdown("*The members agree on every pixel: the uncertainty maps are empty.*" if agree else
+                 "Per test scene: mean uncertainty of the ensemble with TTA, its mean front distance and zone IoU."))
 display(per_image[["stem", "mean_uncertainty", "mean_m", "missing", "iou_macro"]].set_index("stem").round(3))

@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # Human vs model: the multi-annotator study
@@ -43,21 +43,19 @@ if importlib.util.find_spec("ssl4sar") is None:
 # annotators), which no later chapter reads.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root; None: synthetic data in work_dir/data/caffe
-ssl4sar_dir = None  # unused here
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # unused here (no network is run in this chapter)
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root; None: synthetic data in work_dir/data/caffe
+ssl4sar_dir = None         # unused here
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # unused here (no network is run in this chapter)
 seed = 0
-annotators_dir = (
-    None  # folder with one sub-folder of <stem>_front.png per annotator; None: simulate annotators
-)
-model_runs = None  # evaluations of chapter 5 to compare (names in work_dir/evaluate); None: the ensembles
-n_annotators = None  # simulated annotators; None: as many as in the paper's study (10)
-annotator_displacement_m = 58.0  # RMS displacement of a simulated annotator's front from the true one (m)
+annotators_dir = None      # folder with one sub-folder of <stem>_front.png per annotator; None: simulate annotators
+model_runs = None          # evaluations of chapter 5 to compare (names in work_dir/evaluate); None: the ensembles
+n_annotators = None        # simulated annotators; None: as many as in the paper's study (10)
+annotator_displacement_m = 58.0   # RMS displacement of a simulated annotator's front from the true one (m)
 annotator_correlation_m = 1000.0  # correlation length of the simulated displacement field along the front (m)
-n_bootstrap = 2000  # bootstrap replicates (resampling images)
-confidence = 0.95  # coverage of the confidence intervals
+n_bootstrap = 2000         # bootstrap replicates (resampling images)
+confidence = 0.95          # coverage of the confidence intervals
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -78,7 +76,7 @@ out_dir.mkdir(parents=True, exist_ok=True)
 # ensemble with TTA; it is *the* model of this chapter, the ensemble without TTA is shown next to it.
 
 # %%
-runs = experiments.model_evaluations(layout, model_runs)  # an error names what chapter 5 has not written
+runs = experiments.model_evaluations(layout, model_runs)   # an error names what chapter 5 has not written
 primary = runs[0]
 ensembles = experiments.ensemble_summary(layout)
 display(ensembles if ensembles is not None else runs)
@@ -104,16 +102,8 @@ print(f"the model of this chapter: {primary}")
 # in the same layout as real ones and read back by the same function.
 
 # %%
-ann = annotators.prepare_annotators(
-    setup.caffe_root,
-    out_dir,
-    annotators_dir,
-    n_annotators,
-    annotator_displacement_m,
-    annotator_correlation_m,
-    seed,
-    shown=layout.relative,
-)
+ann = annotators.prepare_annotators(setup.caffe_root, out_dir, annotators_dir, n_annotators, annotator_displacement_m,
+                                    annotator_correlation_m, seed, shown=layout.relative)
 display(Markdown(ann.note))
 
 # %% [markdown]
@@ -126,22 +116,15 @@ display(Markdown(ann.note))
 
 # %%
 model_fronts = {name: experiments.read_model_fronts(layout.evaluation(name), ann.stems) for name in runs}
-study = annotators.human_vs_model(
-    ann.fronts, model_fronts, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-)
-annotators.write_study(study, out_dir)  # summary.csv, pairs.csv, per_image.csv
+study = annotators.human_vs_model(ann.fronts, model_fronts, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+annotators.write_study(study, out_dir)   # summary.csv, pairs.csv, per_image.csv
 display(annotators.summary_for_display(study.summary, confidence))
 display(Markdown(annotators.study_note(study, primary, len(ann.stems))))
 
 # %%
 fig = viz.plot_annotator_comparison(
-    study.pairs,
-    study.summary,
-    study.bootstrap,
-    human_groups=[annotators.HUMAN_GROUP],
-    paper=annotators.PAPER_LINES,
-    title=("simulated annotators" if ann.simulated else "annotators") + f" on {len(ann.stems)} test images",
-)
+    study.pairs, study.summary, study.bootstrap, human_groups=[annotators.HUMAN_GROUP], paper=annotators.PAPER_LINES,
+    title=("simulated annotators" if ann.simulated else "annotators") + f" on {len(ann.stems)} test images")
 
 # %% [markdown]
 # The dots are the pairs (45 human–human pairs for ten annotators; one model–human pair per annotator), the black
@@ -159,13 +142,8 @@ display(study.per_image.round(1))
 
 # %%
 stem, sar, fronts, model_front = annotators.example_image(setup.caffe_root, ann, model_fronts[primary])
-fig = viz.plot_annotator_fronts(
-    sar,
-    fronts,
-    model_front,
-    model_label=primary,
-    title=f"{stem}: {len(fronts)} " + ("simulated " if ann.simulated else "") + f"annotators and {primary}",
-)
+fig = viz.plot_annotator_fronts(sar, fronts, model_front, model_label=primary, title=f"{stem}: {len(fronts)} "
+                                + ("simulated " if ann.simulated else "") + f"annotators and {primary}")
 
 # %% [markdown]
 # ## What the numbers say

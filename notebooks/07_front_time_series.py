@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # From new scenes to a front-position time series
@@ -41,22 +41,18 @@ if importlib.util.find_spec("ssl4sar") is None:
 # chapter reads.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # unused here (the scenes are the time series below)
-ssl4sar_dir = None  # unused here
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # unused here (the scenes are the time series below)
+ssl4sar_dir = None         # unused here
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-checkpoint = None  # model to apply; None: the best run of chapter 4 on validation data (runs.csv)
-timeseries_dir = (
-    None  # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
-)
-# None: the synthetic series in work_dir/data/timeseries
-tta = None  # test-time augmentation (4 rotations); None: on, except with the smoke preset
-real_samples_dir = (
-    None  # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
-)
-real_resolution_m = 20.0  # pixel spacing (m/px) the real patches are predicted at; None: their own (6-6.7 m)
+checkpoint = None          # model to apply; None: the best run of chapter 4 on validation data (runs.csv)
+timeseries_dir = None      # georeferenced scenes sar/*.tif + reference_box.geojson, centreline.geojson (+ truth.csv);
+                           # None: the synthetic series in work_dir/data/timeseries
+tta = None                 # test-time augmentation (4 rotations); None: on, except with the smoke preset
+real_samples_dir = None    # folder of real CaFFe patches; None: the seven shipped with ssl4sar (ssl4sar.data.samples)
+real_resolution_m = 20.0   # pixel spacing (m/px) the real patches are predicted at; None: their own (6-6.7 m)
 
 # %% tags=["hide-input"]
 import logging
@@ -72,9 +68,7 @@ from ssl4sar.prediction_writers import describe_outputs, describe_rasters, text_
 # threads pinned, library advice quietened; the synthetic series made when run by hand without timeseries_dir
 setup = setup_chapter(preset, work_dir, seed=seed, layouts=("timeseries",) if timeseries_dir is None else ())
 layout, cfg, preset_name, out_root = setup.layout, setup.cfg, setup.preset_name, setup.layout.timeseries
-logging.getLogger("ssl4sar.timeseries").setLevel(
-    logging.ERROR
-)  # dates without a position are tabulated below
+logging.getLogger("ssl4sar.timeseries").setLevel(logging.ERROR)   # dates without a position are tabulated below
 pd.set_option("display.max_colwidth", 60)
 # the scenes, the first scene, truth.csv and the true front masks; checks sar/, reference_box and centreline.geojson
 ts = application.read_series(timeseries_dir if timeseries_dir is not None else layout.timeseries_data)
@@ -118,23 +112,12 @@ if ts.truth is not None:
 # uncertainty of the time series. Scenes that cannot be read are listed in `skipped.csv`, not fatal.
 
 # %%
-pred_dir = out_root / "predictions"  # this chapter's own output: predicted afresh (replace=True)
-run = predict_scenes(
-    model.members,
-    ts.scenes,
-    pred_dir,
-    replace=True,
-    to_wgs84=True,
-    member_fronts=True,
-    overlay=True,
-    **model.predict_kwargs(),
-)
+pred_dir = out_root / "predictions"   # this chapter's own output: predicted afresh (replace=True)
+run = predict_scenes(model.members, ts.scenes, pred_dir, replace=True, to_wgs84=True, member_fronts=True,
+                     overlay=True, **model.predict_kwargs())
 print(f"predicted {len(run.results)} scenes in {run.seconds:.1f} s, skipped {len(run.skipped)}")
-display(
-    pd.read_csv(pred_dir / "predictions.csv")[
-        ["scene", "date", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty"]
-    ]
-)
+display(pd.read_csv(pred_dir / "predictions.csv")[["scene", "date", "n_maps", "n_front_pixels", "length_m",
+                                                   "mean_uncertainty"]])
 
 # %% [markdown]
 # What was written for one scene, and what the files say about themselves:
@@ -142,11 +125,9 @@ display(
 # %%
 example = run.results[0]
 display(describe_outputs(example.outputs))
-display(
-    describe_rasters([example.outputs[k] for k in ("zones", "probabilities", "uncertainty", "front_mask")])
-)
+display(describe_rasters([example.outputs[k] for k in ("zones", "probabilities", "uncertainty", "front_mask")]))
 print(text_excerpt(example.outputs["front"], 900))
-if "overlay" in example.outputs:  # the quick-look PNG predict writes next to the rasters
+if "overlay" in example.outputs:   # the quick-look PNG predict writes next to the rasters
     display(Image(filename=str(example.outputs["overlay"]), width=420))
 
 # %% [markdown]
@@ -175,9 +156,8 @@ if no_front:
 # before the errors are computed, so that both describe the same displacement.
 
 # %%
-series, model_acc = application.measure_series(
-    sorted(pred_dir.glob("*_front.geojson")), ts, f"model ({preset_name})", out_root, "front_positions"
-)
+series, model_acc = application.measure_series(sorted(pred_dir.glob("*_front.geojson")), ts,
+                                                f"model ({preset_name})", out_root, "front_positions")
 display(model_acc.round(1))
 display(timeseries.positions_table(series))
 
@@ -193,14 +173,12 @@ fig = application.plot_positions(series, ts.truth, "model fronts")
 # segmentation would get this far and no further.
 
 # %%
-if ts.true_masks:  # accuracy.csv: both rows
+if ts.true_masks:   # accuracy.csv: both rows
     truth_series, table = application.masks_upper_bound(ts, model_acc, out_root)
     display(table.round(1))
     fig = application.plot_positions(truth_series, ts.truth, "true front masks")
 else:
-    display(
-        Markdown(f"*No front masks in `{layout.relative(ts.root / 'fronts')}`: the upper bound is skipped.*")
-    )
+    display(Markdown(f"*No front masks in `{layout.relative(ts.root / 'fronts')}`: the upper bound is skipped.*"))
 
 # %% [markdown]
 # With the true masks the box method recovers the positions to within the rasterisation of the front (a few

@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # Appendix: throughput and memory
@@ -51,15 +51,15 @@ if importlib.util.find_spec("ssl4sar") is None:
 # model on a 2-core CPU with `make bench`, and GPU runs when a GPU was available) are shown at the end.
 
 # %% tags=["parameters"]
-preset = "demo"  # "paper" | "demo" | "smoke" | path to a YAML preset
-data_dir = None  # CaFFe root for the data-sampler benchmark; None: the synthetic data in work_dir/data/caffe
-ssl4sar_dir = None  # unused here
-work_dir = "../book/_work/demo"  # artefacts shared between chapters
-device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+preset = "demo"            # "paper" | "demo" | "smoke" | path to a YAML preset
+data_dir = None            # CaFFe root for the data-sampler benchmark; None: the synthetic data in work_dir/data/caffe
+ssl4sar_dir = None         # unused here
+work_dir = "../book/_work/demo"   # artefacts shared between chapters
+device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
 seed = 0
-bench_json = None  # an existing bench.json to show; None: work_dir/bench/bench.json (measured if missing)
-rerun = False  # measure again even if the report exists
-committed_reports = "../book/bench"  # folder of bench.json reports committed with the book (shown at the end)
+bench_json = None          # an existing bench.json to show; None: work_dir/bench/bench.json (measured if missing)
+rerun = False              # measure again even if the report exists
+committed_reports = "../book/bench"   # folder of bench.json reports committed with the book (shown at the end)
 
 # %% tags=["hide-input"]
 import logging
@@ -74,10 +74,10 @@ from ssl4sar import bench
 from ssl4sar.book import WorkLayout
 from ssl4sar.config import load_preset
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a kernel without ipywidgets
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 logging.getLogger("ssl4sar.bench").setLevel(logging.INFO)
-layout = WorkLayout(Path(work_dir))  # threads are not pinned: the benchmark measures the machine as it is
+layout = WorkLayout(Path(work_dir))   # threads are not pinned: the benchmark measures the machine as it is
 
 # %% [markdown]
 # ## Measuring
@@ -89,19 +89,10 @@ layout = WorkLayout(Path(work_dir))  # threads are not pinned: the benchmark mea
 
 # %%
 report, report_path, measured = bench.book_report(
-    layout.root / "bench",
-    preset=preset,
-    device=device,
-    seed=seed,
-    caffe_root=data_dir if data_dir is not None else layout.caffe,
-    bench_json=bench_json,
-    rerun=rerun,
-)
-print(
-    f"wrote {layout.relative(report_path)} and bench.md beside it"
-    if measured
-    else f"showing the existing report {layout.relative(report_path)} (set rerun = True to measure again)"
-)
+    layout.root / "bench", preset=preset, device=device, seed=seed,
+    caffe_root=data_dir if data_dir is not None else layout.caffe, bench_json=bench_json, rerun=rerun)
+print(f"wrote {layout.relative(report_path)} and bench.md beside it" if measured else
+      f"showing the existing report {layout.relative(report_path)} (set rerun = True to measure again)")
 display(Markdown(bench.environment_line(report)))
 
 # %% [markdown]
@@ -144,15 +135,11 @@ display(ratios if ratios is not None else Markdown("*no reference/fast pair in t
 
 # %%
 paper = load_preset("paper")
-times = bench.training_time_table(
-    report, int(paper["data"]["samples_per_epoch"]), int(paper["finetune"]["max_epochs"])
-)
+times = bench.training_time_table(report, int(paper["data"]["samples_per_epoch"]), int(paper["finetune"]["max_epochs"]))
 if not times.empty:
     display(times.style.format(precision=3).hide(axis="index"))
     if not report.get("paper_model"):
-        print(
-            f"(the {report['preset']} network is smaller than the paper's: these are not paper-model times)"
-        )
+        print(f"(the {report['preset']} network is smaller than the paper's: these are not paper-model times)")
 
 # %% [markdown]
 # ## Using the fast paths

@@ -58,17 +58,13 @@ def read_front_png(path: str | Path) -> np.ndarray:
         raise DataError(path, f"front image must be single-band, got shape {arr.shape}")
     values = np.unique(arr)
     if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
-        raise DataError(
-            path,
-            f"front image must hold only 0 and 255, found values {values[:8].tolist()}",
-            "a front mask is a thin line: 0 background, 255 front",
-        )
+        raise DataError(path, f"front image must hold only 0 and 255, found values {values[:8].tolist()}",
+                        "a front mask is a thin line: 0 background, 255 front")
     return (arr > 0).astype(np.uint8)
 
 
-def load_annotator_fronts(
-    root: str | Path, annotators: Sequence[str] | None = None, suffix: str = FRONT_SUFFIX
-) -> dict[str, dict[str, np.ndarray]]:
+def load_annotator_fronts(root: str | Path, annotators: Sequence[str] | None = None,
+                          suffix: str = FRONT_SUFFIX) -> dict[str, dict[str, np.ndarray]]:
     """Fronts of several annotators: ``root/<annotator>/<stem>_front.png``.
 
     Args:
@@ -82,9 +78,7 @@ def load_annotator_fronts(
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "annotator folder does not exist", "expected one sub-folder per annotator")
-    names = (
-        list(annotators) if annotators is not None else sorted(p.name for p in root.iterdir() if p.is_dir())
-    )
+    names = list(annotators) if annotators is not None else sorted(p.name for p in root.iterdir() if p.is_dir())
     if len(names) < 2:
         raise DataError(root, f"need at least two annotator folders, found {len(names)}")
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -128,15 +122,10 @@ def _resolution(stem: str, resolution_m: float | Mapping[str, float] | None) -> 
     return float(resolution_m)
 
 
-def compare_annotators(
-    annotations: Mapping[str, Mapping[str, np.ndarray]],
-    model_fronts: Mapping[str, np.ndarray] | None = None,
-    resolution_m: float | Mapping[str, float] | None = None,
-    n_bootstrap: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    model_name: str = "model",
-) -> AnnotatorComparison:
+def compare_annotators(annotations: Mapping[str, Mapping[str, np.ndarray]],
+                       model_fronts: Mapping[str, np.ndarray] | None = None,
+                       resolution_m: float | Mapping[str, float] | None = None, n_bootstrap: int = 2000,
+                       confidence: float = 0.95, seed: int = 0, model_name: str = "model") -> AnnotatorComparison:
     """Annotator-vs-annotator and model-vs-annotator MDE with bootstrap confidence intervals.
 
     Only images that every annotator (and the model, if given) delineated are used. The MDE of a pair is the pooled
@@ -163,17 +152,14 @@ def compare_annotators(
         stems &= set(model_fronts)
     stems_sorted = sorted(stems)
     if not stems_sorted:
-        raise ValueError(
-            "no image was delineated by every annotator" + (" and the model" if model_fronts else "")
-        )
+        raise ValueError("no image was delineated by every annotator" + (" and the model" if model_fronts else ""))
     dropped = set.union(*(set(v) for v in annotations.values())) - stems
     if dropped:
         logger.warning("%d images are not delineated by every annotator and are skipped", len(dropped))
 
     names = list(annotations)
     pair_list: list[tuple[str, str, str, Mapping[str, np.ndarray], Mapping[str, np.ndarray]]] = [
-        ("human-human", a, b, annotations[a], annotations[b]) for a, b in itertools.combinations(names, 2)
-    ]
+        ("human-human", a, b, annotations[a], annotations[b]) for a, b in itertools.combinations(names, 2)]
     if model_fronts is not None:
         pair_list += [("model-human", model_name, a, model_fronts, annotations[a]) for a in names]
 
@@ -187,31 +173,15 @@ def compare_annotators(
             if d is not None:
                 sums[pi, ii] = d.sum()
                 counts[pi, ii] = d.size
-            rows.append(
-                {
-                    "kind": kind,
-                    "a": a,
-                    "b": b,
-                    "stem": stem,
-                    "n_distances": 0 if d is None else d.size,
-                    "sum_m": float(sums[pi, ii]),
-                    "mean_m": float("nan") if d is None else float(d.mean()),
-                    "missing": d is None,
-                }
-            )
+            rows.append({"kind": kind, "a": a, "b": b, "stem": stem, "n_distances": 0 if d is None else d.size,
+                         "sum_m": float(sums[pi, ii]), "mean_m": float("nan") if d is None else float(d.mean()),
+                         "missing": d is None})
     per_image = pd.DataFrame(rows)
     with np.errstate(invalid="ignore", divide="ignore"):
         pair_mde = sums.sum(axis=1) / counts.sum(axis=1)
-    pairs = pd.DataFrame(
-        {
-            "kind": [p[0] for p in pair_list],
-            "a": [p[1] for p in pair_list],
-            "b": [p[2] for p in pair_list],
-            "mde_m": pair_mde,
-            "images": n_img,
-            "missing_fronts": (counts == 0).sum(axis=1),
-        }
-    )
+    pairs = pd.DataFrame({"kind": [p[0] for p in pair_list], "a": [p[1] for p in pair_list],
+                          "b": [p[2] for p in pair_list], "mde_m": pair_mde, "images": n_img,
+                          "missing_fronts": (counts == 0).sum(axis=1)})
 
     rng = np.random.default_rng(seed)
     boot: dict[str, np.ndarray] = {}
@@ -231,30 +201,20 @@ def compare_annotators(
         v = pairs.loc[pairs["kind"] == kind, "mde_m"].to_numpy(float)
         b = boot.get(kind)
         finite = b[np.isfinite(b)] if b is not None else np.array([])
-        summary_rows.append(
-            {
-                "kind": kind,
-                "pairs": int(v.size),
-                "mean_mde_m": float(np.nanmean(v)) if np.any(np.isfinite(v)) else np.nan,
-                "median_mde_m": float(np.nanmedian(v)) if np.any(np.isfinite(v)) else np.nan,
-                "ci_low_m": float(np.quantile(finite, lo_q)) if finite.size else np.nan,
-                "ci_high_m": float(np.quantile(finite, hi_q)) if finite.size else np.nan,
-                "confidence": confidence,
-                "n_bootstrap": int(n_bootstrap),
-            }
-        )
-    return AnnotatorComparison(
-        pairs=pairs, summary=pd.DataFrame(summary_rows), per_image=per_image, bootstrap=boot
-    )
+        summary_rows.append({
+            "kind": kind, "pairs": int(v.size), "mean_mde_m": float(np.nanmean(v)) if np.any(np.isfinite(v)) else np.nan,
+            "median_mde_m": float(np.nanmedian(v)) if np.any(np.isfinite(v)) else np.nan,
+            "ci_low_m": float(np.quantile(finite, lo_q)) if finite.size else np.nan,
+            "ci_high_m": float(np.quantile(finite, hi_q)) if finite.size else np.nan,
+            "confidence": confidence, "n_bootstrap": int(n_bootstrap)})
+    return AnnotatorComparison(pairs=pairs, summary=pd.DataFrame(summary_rows), per_image=per_image, bootstrap=boot)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # synthetic annotators
 
-
-def _smooth_field(
-    points: np.ndarray, sigma_px: float, length_px: float, rng: np.random.Generator, n_features: int = 256
-) -> np.ndarray:
+def _smooth_field(points: np.ndarray, sigma_px: float, length_px: float, rng: np.random.Generator,
+                  n_features: int = 256) -> np.ndarray:
     """A smooth stationary random 2-D displacement field evaluated at ``points`` ``(N, 2)`` (row, col), pixels.
 
     Random Fourier features of a squared-exponential covariance with correlation length ``length_px``; each
@@ -281,14 +241,8 @@ def _rasterise(p0: np.ndarray, p1: np.ndarray, shape: tuple[int, int]) -> np.nda
     return skeletonize(out.astype(bool)).astype(np.uint8)
 
 
-def simulate_annotators(
-    gt_front: np.ndarray,
-    n: int,
-    displacement_m: float,
-    resolution_m: float,
-    seed: int = 0,
-    correlation_length_m: float = 1000.0,
-) -> list[np.ndarray]:
+def simulate_annotators(gt_front: np.ndarray, n: int, displacement_m: float, resolution_m: float, seed: int = 0,
+                        correlation_length_m: float = 1000.0) -> list[np.ndarray]:
     """Synthetic annotators: the ground-truth front moved by smooth random displacement fields.
 
     Each annotator gets an independent smooth field (random Fourier features, squared-exponential correlation over
@@ -345,15 +299,8 @@ def simulate_annotators(
 HUMAN_GROUP = "human vs human"
 
 
-def write_simulated_annotators(
-    caffe_root: str | Path,
-    out_root: str | Path,
-    n: int,
-    displacement_m: float,
-    correlation_length_m: float = 1000.0,
-    seed: int = 0,
-    split: str = "test",
-) -> Path:
+def write_simulated_annotators(caffe_root: str | Path, out_root: str | Path, n: int, displacement_m: float,
+                               correlation_length_m: float = 1000.0, seed: int = 0, split: str = "test") -> Path:
     """Simulate ``n`` annotators on every scene of a CaFFe split; write them in the annotator folder layout.
 
     ``out_root/annotator_NN/<stem>_front.png`` (0 / 255), readable by :func:`load_annotator_fronts`. An existing
@@ -372,14 +319,8 @@ def write_simulated_annotators(
     for scene in caffe.discover(caffe_root, split):
         gt = caffe.load_scene(scene, with_bbox=False)["front"]
         res = float(stem_metadata(scene.stem)["resolution_m"])
-        fronts = simulate_annotators(
-            gt,
-            n,
-            displacement_m,
-            res,
-            seed=int(rng.integers(2**31)),
-            correlation_length_m=correlation_length_m,
-        )
+        fronts = simulate_annotators(gt, n, displacement_m, res, seed=int(rng.integers(2**31)),
+                                     correlation_length_m=correlation_length_m)
         for name, front in zip(names, fronts):
             path = out / name / f"{scene.stem}{FRONT_SUFFIX}"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -406,13 +347,9 @@ class HumanVsModel:
     per_image: pd.DataFrame
 
 
-def human_vs_model(
-    annotations: Mapping[str, Mapping[str, np.ndarray]],
-    model_fronts: Mapping[str, Mapping[str, np.ndarray]],
-    n_bootstrap: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> HumanVsModel:
+def human_vs_model(annotations: Mapping[str, Mapping[str, np.ndarray]],
+                   model_fronts: Mapping[str, Mapping[str, np.ndarray]], n_bootstrap: int = 2000,
+                   confidence: float = 0.95, seed: int = 0) -> HumanVsModel:
     """:func:`compare_annotators` for each model of ``model_fronts`` (name → stem → front); tables side by side.
 
     The human–human group is taken from the first model's comparison (it does not depend on the model). A model
@@ -420,89 +357,41 @@ def human_vs_model(
     """
     if not model_fronts:
         raise ValueError("no model fronts to compare")
-    comparisons = {
-        name: compare_annotators(
-            annotations, fronts, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, model_name=name
-        )
-        for name, fronts in model_fronts.items()
-    }
+    comparisons = {name: compare_annotators(annotations, fronts, n_bootstrap=n_bootstrap, confidence=confidence,
+                                            seed=seed, model_name=name) for name, fronts in model_fronts.items()}
     first = next(iter(comparisons.values()))
     hh = first.summary[first.summary["kind"] == "human-human"].iloc[0]
-    rows = [
-        {
-            "group": HUMAN_GROUP,
-            **hh.drop("kind").to_dict(),
-            "images": int(first.pairs["images"].iloc[0]),
-            "images without model front": None,
-            "paper (m)": PAPER_HUMAN_MDE_M,
-        }
-    ]
+    rows = [{"group": HUMAN_GROUP, **hh.drop("kind").to_dict(), "images": int(first.pairs["images"].iloc[0]),
+             "images without model front": None, "paper (m)": PAPER_HUMAN_MDE_M}]
     pairs = [first.pairs[first.pairs["kind"] == "human-human"].assign(group=HUMAN_GROUP)]
     boot = {HUMAN_GROUP: first.bootstrap.get("human-human", np.array([]))}
-    per_image = [
-        first.per_image[first.per_image["kind"] == "human-human"]
-        .groupby("stem")["mean_m"]
-        .mean()
-        .rename(HUMAN_GROUP)
-    ]
+    per_image = [first.per_image[first.per_image["kind"] == "human-human"].groupby("stem")["mean_m"].mean()
+                 .rename(HUMAN_GROUP)]
     for name, comp in comparisons.items():
         group = f"{name} vs human"
         mh = comp.summary[comp.summary["kind"] == "model-human"].iloc[0]
-        rows.append(
-            {
-                "group": group,
-                **mh.drop("kind").to_dict(),
-                "images": int(comp.pairs["images"].iloc[0]),
-                "images without model front": sum(1 for f in model_fronts[name].values() if not np.any(f)),
-                "paper (m)": PAPER_ENSEMBLE_MDE_M if name.startswith("ensemble") else None,
-            }
-        )
+        rows.append({"group": group, **mh.drop("kind").to_dict(), "images": int(comp.pairs["images"].iloc[0]),
+                     "images without model front": sum(1 for f in model_fronts[name].values() if not np.any(f)),
+                     "paper (m)": PAPER_ENSEMBLE_MDE_M if name.startswith("ensemble") else None})
         pairs.append(comp.pairs[comp.pairs["kind"] == "model-human"].assign(group=group))
         boot[group] = comp.bootstrap.get("model-human", np.array([]))
-        per_image.append(
-            comp.per_image[comp.per_image["kind"] == "model-human"]
-            .groupby("stem")["mean_m"]
-            .mean()
-            .rename(group)
-        )
+        per_image.append(comp.per_image[comp.per_image["kind"] == "model-human"].groupby("stem")["mean_m"].mean()
+                         .rename(group))
     summary = pd.DataFrame(rows)
     summary["ratio to human–human"] = summary["mean_mde_m"] / float(hh["mean_mde_m"])
-    return HumanVsModel(
-        summary=summary,
-        pairs=pd.concat(pairs, ignore_index=True),
-        bootstrap=boot,
-        per_image=pd.concat(per_image, axis=1),
-    )
+    return HumanVsModel(summary=summary, pairs=pd.concat(pairs, ignore_index=True), bootstrap=boot,
+                        per_image=pd.concat(per_image, axis=1))
 
 
 def summary_for_display(summary: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """The columns of :attr:`HumanVsModel.summary` a reader needs, the interval as one ``lo – hi`` column."""
     ci = f"{confidence:.0%} CI (m)"
-    shown = summary.assign(
-        **{
-            ci: [
-                f"{lo:.1f} – {hi:.1f}" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
-                for lo, hi in zip(summary["ci_low_m"], summary["ci_high_m"])
-            ]
-        }
-    )
-    return (
-        shown[
-            [
-                "group",
-                "pairs",
-                "images",
-                "images without model front",
-                "mean_mde_m",
-                ci,
-                "ratio to human–human",
-                "paper (m)",
-            ]
-        ]
-        .rename(columns={"mean_mde_m": "mean MDE (m)", "images without model front": "no model front"})
-        .set_index("group")
-        .round(2)
-    )
+    shown = summary.assign(**{ci: [f"{lo:.1f} – {hi:.1f}" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
+                                   for lo, hi in zip(summary["ci_low_m"], summary["ci_high_m"])]})
+    return (shown[["group", "pairs", "images", "images without model front", "mean_mde_m", ci,
+                   "ratio to human–human", "paper (m)"]]
+            .rename(columns={"mean_mde_m": "mean MDE (m)", "images without model front": "no model front"})
+            .set_index("group").round(2))
 
 
 @dataclass
@@ -517,46 +406,30 @@ class Annotators:
     note: str
 
 
-def prepare_annotators(
-    caffe_root: str | Path,
-    out_dir: str | Path,
-    annotators_dir: str | Path | None = None,
-    n: int | None = None,
-    displacement_m: float = 58.0,
-    correlation_length_m: float = 1000.0,
-    seed: int = 0,
-    shown: Callable[[Path], str] = str,
-) -> Annotators:
+def prepare_annotators(caffe_root: str | Path, out_dir: str | Path, annotators_dir: str | Path | None = None,
+                       n: int | None = None, displacement_m: float = 58.0, correlation_length_m: float = 1000.0,
+                       seed: int = 0, shown: Callable[[Path], str] = str) -> Annotators:
     """Real annotators from ``annotators_dir`` (:func:`load_annotator_fronts`) or, when it is ``None``, ``n``
     (default :data:`PAPER_N_ANNOTATORS`) simulated ones on the test split of ``caffe_root``
     (:func:`write_simulated_annotators` into ``<out_dir>/simulated_annotators``, then read back the same way).
     ``shown`` turns the folder into the text of the note (e.g. :meth:`ssl4sar.book.WorkLayout.relative`)."""
     simulated = annotators_dir is None
     if simulated:
-        root = write_simulated_annotators(
-            caffe_root,
-            Path(out_dir) / "simulated_annotators",
-            int(n) if n is not None else PAPER_N_ANNOTATORS,
-            displacement_m,
-            correlation_length_m,
-            seed,
-        )
+        root = write_simulated_annotators(caffe_root, Path(out_dir) / "simulated_annotators",
+                                          int(n) if n is not None else PAPER_N_ANNOTATORS, displacement_m,
+                                          correlation_length_m, seed)
     else:
         root = Path(annotators_dir)
     fronts = load_annotator_fronts(root)
     stems = sorted(set.intersection(*(set(v) for v in fronts.values())))
     if simulated:
-        note = (
-            f"**These annotators are a simulation**, not human delineations: {len(fronts)} annotators, each the "
-            f"ground-truth front of the {len(stems)} test images displaced by a smooth random field with an RMS "
-            f"displacement of **{displacement_m:g} m** (correlation length {correlation_length_m:g} m), seed "
-            f"{seed}. Their agreement is set by that number, not measured."
-        )
+        note = (f"**These annotators are a simulation**, not human delineations: {len(fronts)} annotators, each the "
+                f"ground-truth front of the {len(stems)} test images displaced by a smooth random field with an RMS "
+                f"displacement of **{displacement_m:g} m** (correlation length {correlation_length_m:g} m), seed "
+                f"{seed}. Their agreement is set by that number, not measured.")
     else:
-        note = (
-            f"Annotator fronts from `{shown(root)}`: {len(fronts)} annotators, {len(stems)} images delineated "
-            "by all."
-        )
+        note = (f"Annotator fronts from `{shown(root)}`: {len(fronts)} annotators, {len(stems)} images delineated "
+                "by all.")
     return Annotators(fronts, stems, root, simulated, note)
 
 
@@ -564,16 +437,9 @@ def write_study(study: HumanVsModel, out_dir: str | Path) -> list[Path]:
     """Write ``summary.csv``, ``pairs.csv`` and ``per_image.csv`` (indexed by stem) of a study to ``out_dir``."""
     from ssl4sar.io import write_text_atomic
 
-    return [
-        write_text_atomic(
-            Path(out_dir) / f"{name}.csv", table.to_csv(index=name == "per_image", float_format="%.3f")
-        )
-        for name, table in (
-            ("summary", study.summary),
-            ("pairs", study.pairs),
-            ("per_image", study.per_image),
-        )
-    ]
+    return [write_text_atomic(Path(out_dir) / f"{name}.csv",
+                              table.to_csv(index=name == "per_image", float_format="%.3f"))
+            for name, table in (("summary", study.summary), ("pairs", study.pairs), ("per_image", study.per_image))]
 
 
 def study_note(study: HumanVsModel, model: str, n_images: int) -> str:
@@ -581,28 +447,18 @@ def study_note(study: HumanVsModel, model: str, n_images: int) -> str:
     ``n_images`` images, on how many images its pairs rest."""
     summary = study.summary
     no_front = int(summary.loc[summary["group"] == f"{model} vs human", "images without model front"].iloc[0])
-    text = (
-        f"The paper: ensemble vs annotators **{PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
-        f"**{PAPER_HUMAN_MDE_M:g} m**, a ratio of {PAPER_ENSEMBLE_MDE_M / PAPER_HUMAN_MDE_M:.2f}."
-    )
+    text = (f"The paper: ensemble vs annotators **{PAPER_ENSEMBLE_MDE_M:g} m**, annotators among themselves "
+            f"**{PAPER_HUMAN_MDE_M:g} m**, a ratio of {PAPER_ENSEMBLE_MDE_M / PAPER_HUMAN_MDE_M:.2f}.")
     if no_front:
         rest = n_images - no_front
-        text += (
-            f" **{model} found no front on {no_front} of the {n_images} images**: its pairs rest on the "
-            f"{rest} others"
-            + (
-                " — with one image the bootstrap has nothing to resample and its interval "
-                "collapses to a point."
-                if rest == 1
-                else "."
-            )
-        )
+        text += (f" **{model} found no front on {no_front} of the {n_images} images**: its pairs rest on the "
+                 f"{rest} others" + (" — with one image the bootstrap has nothing to resample and its interval "
+                                     "collapses to a point." if rest == 1 else "."))
     return text
 
 
-def example_image(
-    caffe_root: str | Path, annotators: Annotators, model_fronts: Mapping[str, np.ndarray]
-) -> tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+def example_image(caffe_root: str | Path, annotators: Annotators, model_fronts: Mapping[str, np.ndarray]
+                  ) -> tuple[str, np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """One annotated test image to draw: the first stem on which the model found a front (else the first stem),
     its SAR image, every annotator's front on it and the model's front (all zeros when it has none)."""
     from ssl4sar.data import caffe
@@ -611,9 +467,5 @@ def example_image(
     scene = next(s for s in caffe.discover(caffe_root, "test") if s.stem == stem)
     fronts = {a: annotators.fronts[a][stem] for a in annotators.fronts}
     model = model_fronts.get(stem)
-    return (
-        stem,
-        caffe.read_sar(scene.sar_path),
-        fronts,
-        (model if model is not None else np.zeros_like(next(iter(fronts.values())))),
-    )
+    return stem, caffe.read_sar(scene.sar_path), fronts, (model if model is not None
+                                                          else np.zeros_like(next(iter(fronts.values()))))

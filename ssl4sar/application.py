@@ -62,10 +62,8 @@ class SeriesFolder:
     def description(self) -> str:
         """One line: number of scenes, size of the first (px), its CRS and pixel spacing (m/px)."""
         h, w = self.first_image.shape[-2:]
-        return (
-            f"{len(self.scenes)} scenes, {h} × {w} px, CRS {self.first_info.crs}, "
-            f"{abs(self.first_info.transform.a):g} m/px"
-        )
+        return (f"{len(self.scenes)} scenes, {h} × {w} px, CRS {self.first_info.crs}, "
+                f"{abs(self.first_info.transform.a):g} m/px")
 
     def truth_table(self) -> pd.DataFrame | None:
         """The truth for display: date, scene stem and the true position (m) relative to the first date."""
@@ -81,14 +79,8 @@ def read_series(root: str | Path) -> SeriesFolder:
     folder = Path(root)
     scenes = timeseries.series_scenes(folder)
     image, info = read_raster(scenes[0], 1, require_crs=True)
-    return SeriesFolder(
-        folder,
-        scenes,
-        image,
-        info,
-        timeseries.read_truth(folder),
-        sorted((folder / "fronts").glob("*_front.tif")),
-    )
+    return SeriesFolder(folder, scenes, image, info, timeseries.read_truth(folder),
+                        sorted((folder / "fronts").glob("*_front.tif")))
 
 
 def plot_predicted_fronts(series: SeriesFolder, results: Sequence[Any]) -> tuple[Any, str | None]:
@@ -102,22 +94,15 @@ def plot_predicted_fronts(series: SeriesFolder, results: Sequence[Any]) -> tuple
     dates = [r.date.isoformat() if r.date else r.stem for r in results]
     crs = series.first_info.crs
     true_obs = timeseries.load_fronts(series.true_masks) if series.true_masks else []
-    fig = viz.plot_predicted_and_true_fronts(
-        series.first_image,
-        series.first_info.transform,
-        str(crs),
-        fronts,
-        dates,
-        timeseries.references_in(series.root, crs),
-        timeseries.fronts_in(true_obs, crs),
-    )
+    fig = viz.plot_predicted_and_true_fronts(series.first_image, series.first_info.transform, str(crs), fronts, dates,
+                                             timeseries.references_in(series.root, crs),
+                                             timeseries.fronts_in(true_obs, crs))
     n_empty = sum(1 for g in fronts if g is None)
     return fig, (f"*The model found no front in {n_empty} of {len(fronts)} scenes.*" if n_empty else None)
 
 
-def measure_series(
-    fronts: Sequence[str | Path], series: SeriesFolder, source: str, out_dir: str | Path, prefix: str
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def measure_series(fronts: Sequence[str | Path], series: SeriesFolder, source: str, out_dir: str | Path,
+                   prefix: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Positions of ``fronts`` by both methods (:func:`ssl4sar.timeseries.series_by_method`), written to
     ``<out_dir>/<prefix>_<method>.csv``, and their accuracy (:func:`time_series_accuracy`, rows named ``source``)."""
     by_method = timeseries.series_by_method(fronts, series.root)
@@ -125,15 +110,12 @@ def measure_series(
     return by_method, time_series_accuracy(by_method, series.truth, source)
 
 
-def masks_upper_bound(
-    series: SeriesFolder, model_accuracy: pd.DataFrame, out_dir: str | Path
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def masks_upper_bound(series: SeriesFolder, model_accuracy: pd.DataFrame, out_dir: str | Path
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The true front masks through the same path as the model's fronts (:func:`measure_series`, files
     ``truth_masks_positions_<method>.csv``): their positions and the accuracy table of both (masks first, then
     ``model_accuracy``), written to ``<out_dir>/accuracy.csv``."""
-    by_method, masks = measure_series(
-        series.true_masks, series, "true front masks", out_dir, "truth_masks_positions"
-    )
+    by_method, masks = measure_series(series.true_masks, series, "true front masks", out_dir, "truth_masks_positions")
     table = pd.concat([masks, model_accuracy], ignore_index=True)
     write_text_atomic(Path(out_dir) / "accuracy.csv", table.to_csv(index=False, float_format="%.3f"))
     return by_method, table
@@ -155,38 +137,28 @@ def truth_on_reference(series: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFram
     ok = series["position_m"].notna()
     if not ok.any():
         return truth
-    ref = truth.loc[
-        pd.to_datetime(truth["date"]) == pd.to_datetime(series.loc[ok, "date"].iloc[0]), "position_m"
-    ]
+    ref = truth.loc[pd.to_datetime(truth["date"]) == pd.to_datetime(series.loc[ok, "date"].iloc[0]), "position_m"]
     return truth.assign(position_m=truth["position_m"] - (float(ref.iloc[0]) if len(ref) else 0.0))
 
 
-def time_series_accuracy(
-    series_by_method: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None, source: str
-) -> pd.DataFrame:
+def time_series_accuracy(series_by_method: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None,
+                         source: str) -> pd.DataFrame:
     """One row per method: dates, dates with a position, mean member spread and, with a truth, RMSE, bias and the
     largest error (metres, :func:`ssl4sar.timeseries.compare_to_truth` on the re-referenced truth)."""
     rows = []
     for method, s in series_by_method.items():
         spread = s["position_std_m"].astype(float)
-        row: dict[str, Any] = {
-            "fronts from": source,
-            "method": method,
-            "dates": len(s),
-            "dates with a position": int(s["position_m"].notna().sum()),
-            "member spread (m)": float(spread.mean()) if spread.notna().any() else math.nan,
-        }
+        row: dict[str, Any] = {"fronts from": source, "method": method, "dates": len(s),
+                               "dates with a position": int(s["position_m"].notna().sum()),
+                               "member spread (m)": float(spread.mean()) if spread.notna().any() else math.nan}
         if truth is not None:
             row |= timeseries.compare_to_truth(s, truth_on_reference(s, truth))
         rows.append(row)
-    return pd.DataFrame(rows).rename(
-        columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)", "max_abs_m": "max |error| (m)", "n": "compared"}
-    )
+    return pd.DataFrame(rows).rename(columns={"rmse_m": "RMSE (m)", "bias_m": "bias (m)",
+                                              "max_abs_m": "max |error| (m)", "n": "compared"})
 
 
-def truth_by_method(
-    series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None
-) -> dict[str, pd.DataFrame | None]:
+def truth_by_method(series: Mapping[str, pd.DataFrame], truth: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
     """:func:`truth_on_reference` for each method's series (all ``None`` without a truth)."""
     return {m: truth_on_reference(s, truth) if truth is not None else None for m, s in series.items()}
 
@@ -211,14 +183,9 @@ class ChosenModel:
         return {**self.settings.predict_kwargs(tta=tta), "min_front_length_m": self.min_front_length_m}
 
 
-def load_chosen_model(
-    layout: WorkLayout,
-    cfg: Mapping[str, Any],
-    preset_name: str,
-    checkpoint: str | Path | None = None,
-    device: str = "auto",
-    tta: bool | None = None,
-) -> ChosenModel:
+def load_chosen_model(layout: WorkLayout, cfg: Mapping[str, Any], preset_name: str,
+                      checkpoint: str | Path | None = None, device: str = "auto", tta: bool | None = None
+                      ) -> ChosenModel:
     """Load the model :func:`choose_checkpoint` picks on ``device`` (``"auto"``: CUDA when available) with the
     inference settings of the preset ``cfg``; ``tta`` ``None``: test-time augmentation except with the smoke preset."""
     from ssl4sar.inference_settings import inference_settings, resolve_device
@@ -227,9 +194,8 @@ def load_chosen_model(
     path, choice = choose_checkpoint(layout, checkpoint)
     dev = resolve_device(device)
     model = load_model(path, map_location=dev)
-    settings = inference_settings(
-        model.img_size, tta=(preset_name != "smoke") if tta is None else bool(tta), preset=cfg, device=dev
-    )
+    settings = inference_settings(model.img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
+                                  preset=cfg, device=dev)
     note = model_note(layout, [path], model.img_size, settings, preset_name)
     return ChosenModel([model], path, settings, choice, note, float(cfg["postprocess"]["min_front_length_m"]))
 
@@ -247,12 +213,8 @@ class RealPatchFronts:
     excerpt: str
 
 
-def predict_real_patches(
-    model: ChosenModel,
-    out_dir: str | Path,
-    folder: str | Path | None = None,
-    resolution_m: float | None = 20.0,
-) -> RealPatchFronts:
+def predict_real_patches(model: ChosenModel, out_dir: str | Path, folder: str | Path | None = None,
+                         resolution_m: float | None = 20.0) -> RealPatchFronts:
     """Predict real CaFFe patches (``folder``: ``*_img.tif`` and ``metadata.csv``; default the seven shipped with the
     package) afresh into ``out_dir`` at ``resolution_m`` (m/px; ``None``: their own) without test-time augmentation,
     the fronts also in EPSG:4326. :class:`FileNotFoundError` when the folder holds no patch."""
@@ -262,27 +224,13 @@ def predict_real_patches(
 
     real_dir = Path(folder) if folder is not None else samples.patches_dir()
     images = sorted(real_dir.glob("*_img.tif"))
-    if not images:  # never skipped silently: the patches ship with the package
-        raise FileNotFoundError(
-            f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir"
-        )
-    run = predict_scenes(
-        model.members,
-        images,
-        out_dir,
-        replace=True,
-        resolution_m=resolution_m,
-        to_wgs84=True,
-        overlay=False,
-        **model.predict_kwargs(tta=False),
-    )
+    if not images:   # never skipped silently: the patches ship with the package
+        raise FileNotFoundError(f"{real_dir}: no real CaFFe patches (*_img.tif); check the parameter real_samples_dir")
+    run = predict_scenes(model.members, images, out_dir, replace=True, resolution_m=resolution_m, to_wgs84=True,
+                         overlay=False, **model.predict_kwargs(tta=False))
     table, panels = geographic_fronts(run.results, real_dir / "metadata.csv")
-    skipped = (
-        pd.DataFrame([(Path(p).name, r) for p, r in run.skipped], columns=["patch", "reason"])
-        if run.skipped
-        else None
-    )
+    skipped = (pd.DataFrame([(Path(p).name, r) for p, r in run.skipped], columns=["patch", "reason"])
+               if run.skipped else None)
     example = next((r for r in run.results if r.n_front_pixels), run.results[0])
-    return RealPatchFronts(
-        run, table, panels, skipped, text_excerpt(example.outputs["front_wgs84"], 700, with_length=False)
-    )
+    return RealPatchFronts(run, table, panels, skipped, text_excerpt(example.outputs["front_wgs84"], 700,
+                                                                      with_length=False))

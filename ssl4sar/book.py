@@ -31,19 +31,8 @@ RUN_THREADS = 1
 #: Environment variables that set the thread pools of OpenMP, MKL and OpenBLAS.
 THREAD_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: Distributions whose versions a build records.
-RECORDED_PACKAGES = (
-    "torch",
-    "lightning",
-    "numpy",
-    "scipy",
-    "pandas",
-    "scikit-image",
-    "shapely",
-    "rasterio",
-    "matplotlib",
-    "papermill",
-    "jupyter-book",
-)
+RECORDED_PACKAGES = ("torch", "lightning", "numpy", "scipy", "pandas", "scikit-image", "shapely", "rasterio",
+                     "matplotlib", "papermill", "jupyter-book")
 #: Loggers whose warnings a chapter does not show (advice on workers and logging intervals; the split rule).
 QUIET_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "ssl4sar.data.caffe")
 
@@ -149,11 +138,8 @@ def thread_settings() -> dict[str, Any]:
     """The thread settings in effect: environment variables and torch's pools."""
     import torch
 
-    return {
-        **{k: os.environ.get(k) for k in THREAD_ENVIRONMENT},
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-    }
+    return {**{k: os.environ.get(k) for k in THREAD_ENVIRONMENT}, "torch_threads": torch.get_num_threads(),
+            "torch_interop_threads": torch.get_num_interop_threads()}
 
 
 def package_versions(packages: Sequence[str] = RECORDED_PACKAGES) -> dict[str, str | None]:
@@ -171,21 +157,11 @@ def build_info(preset: str, seed: int) -> dict[str, Any]:
     """What a build runs on: preset, seed, threads, processes, CPU, Python and library versions."""
     import torch
 
-    return {
-        "preset": preset,
-        "seed": seed,
-        "threads": thread_settings(),
-        "run_threads": RUN_THREADS,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "python": platform.python_version(),
-        "torch_config": {
-            "mkldnn": torch.backends.mkldnn.is_available(),
-            "openmp": torch.backends.openmp.is_available(),
-        },
-        "packages": package_versions(),
-    }
+    return {"preset": preset, "seed": seed, "threads": thread_settings(), "run_threads": RUN_THREADS,
+            "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(),
+            "python": platform.python_version(), "torch_config": {"mkldnn": torch.backends.mkldnn.is_available(),
+                                                                 "openmp": torch.backends.openmp.is_available()},
+            "packages": package_versions()}
 
 
 @dataclass
@@ -202,14 +178,8 @@ class ChapterSetup:
         return str(self.cfg.get("name", "custom"))
 
 
-def setup_chapter(
-    preset: str,
-    work_dir: str | Path,
-    data_dir: str | Path | None = None,
-    seed: int = 0,
-    layouts: Sequence[str] = ("caffe",),
-    threads: int = BOOK_THREADS,
-) -> ChapterSetup:
+def setup_chapter(preset: str, work_dir: str | Path, data_dir: str | Path | None = None, seed: int = 0,
+                  layouts: Sequence[str] = ("caffe",), threads: int = BOOK_THREADS) -> ChapterSetup:
     """Pin threads, quieten library advice, load ``preset``; make synthetic data a by-hand run lacks.
 
     Args:
@@ -249,10 +219,8 @@ def build_info_table(layout: WorkLayout) -> Any:
     import pandas as pd
 
     if not layout.build_info.is_file():
-        return pd.DataFrame(
-            {"value": ["not recorded (chapter run by hand, not by tools/book.py)"]},
-            index=pd.Index(["build_info.json"], name="setting"),
-        )
+        return pd.DataFrame({"value": ["not recorded (chapter run by hand, not by tools/book.py)"]},
+                            index=pd.Index(["build_info.json"], name="setting"))
     info = json.loads(layout.build_info.read_text())
     flat = pd.json_normalize(info, sep=" ").iloc[0]
     return flat.rename("value").rename_axis("setting").to_frame()

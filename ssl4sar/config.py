@@ -31,25 +31,9 @@ import yaml
 from ssl4sar.errors import DataError
 
 __all__ = [
-    "PRESETS",
-    "DEFAULT_PRESET",
-    "BASE_KEY",
-    "Preset",
-    "ModelSection",
-    "DataSection",
-    "LossWeights",
-    "FinetuneSection",
-    "OptSimMIMSection",
-    "OptTranslatorSection",
-    "PretrainSection",
-    "InferenceSection",
-    "PostprocessSection",
-    "SyntheticSection",
-    "load_preset",
-    "as_preset",
-    "paper_preset",
-    "merge",
-    "data_root",
+    "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
+    "FinetuneSection", "OptSimMIMSection", "OptTranslatorSection", "PretrainSection", "InferenceSection",
+    "PostprocessSection", "SyntheticSection", "load_preset", "as_preset", "paper_preset", "merge", "data_root",
 ]
 
 PRESETS = ("paper", "demo", "smoke", "gpu")
@@ -75,15 +59,11 @@ class _Section:
             key = str(unknown[0])
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"{where}: unknown key {key!r}{hint}; valid keys of {where}: {', '.join(fields)}"
-            )
+            raise ValueError(f"{where}: unknown key {key!r}{hint}; valid keys of {where}: {', '.join(fields)}")
         missing = [name for name, f in fields.items() if name not in raw and _required(f)]
         if missing:
-            raise ValueError(
-                f"{where}: missing key(s) {', '.join(missing)} (write `{BASE_KEY}: paper` to take the "
-                "paper preset's values for the keys a file leaves out)"
-            )
+            raise ValueError(f"{where}: missing key(s) {', '.join(missing)} (write `{BASE_KEY}: paper` to take the "
+                             "paper preset's values for the keys a file leaves out)")
         hints = typing.get_type_hints(cls)
         values = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
         return cls(**values)
@@ -129,9 +109,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(
-            value, str
-        ):  # YAML 1.1 reads '1e12' (no dot) as a string; `--set finetune.lr=1e12` means a number
+        if isinstance(value, str):  # YAML 1.1 reads '1e12' (no dot) as a string; `--set finetune.lr=1e12` means a number
             try:
                 value = float(value)
             except ValueError:
@@ -225,9 +203,7 @@ class FinetuneSection(_RunSection):
     val_every_n_epochs: int
     zone_absent: str
     init: str
-    seeds: (
-        int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
-    )
+    seeds: int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
 
 
 @dataclass(frozen=True)
@@ -327,9 +303,7 @@ def _read_yaml(name: str | Path) -> tuple[dict[str, Any], str, str]:
     else:
         path = Path(name)
         if not path.is_file():
-            raise ValueError(
-                f"unknown preset {str(name)!r}: expected one of {', '.join(PRESETS)} or a YAML file path"
-            )
+            raise ValueError(f"unknown preset {str(name)!r}: expected one of {', '.join(PRESETS)} or a YAML file path")
         text, source, stem = path.read_text(), str(path), path.stem
     try:
         raw = yaml.safe_load(text)
@@ -365,9 +339,7 @@ def _resolve(name: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, An
     return merge(parent, {"name": stem, **raw}), source
 
 
-def load_preset(
-    name: str | Path = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def load_preset(name: str | Path = DEFAULT_PRESET, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return the preset ``name``, with ``overrides`` merged in, as a validated nested dict.
 
     ``name`` is one of :data:`PRESETS` or a path to a YAML file (complete, or naming a ``base`` preset and listing

@@ -12,27 +12,9 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
-    "NA",
-    "ROCK",
-    "GLACIER",
-    "OCEAN",
-    "CLASS_NAMES",
-    "CLASS_LABELS",
-    "NUM_CLASSES",
-    "ZONE_VALUE_TO_CLASS",
-    "CLASS_TO_ZONE_VALUE",
-    "ZONE_COLORS",
-    "CAFFE_GLACIERS",
-    "GLACIERS",
-    "NORTHERN_GLACIERS",
-    "SEASONS",
-    "Hemisphere",
-    "Season",
-    "season_in",
-    "is_winter",
-    "season_of",
-    "MDE_UNDEFINED_M",
-    "display_step",
+    "NA", "ROCK", "GLACIER", "OCEAN", "CLASS_NAMES", "CLASS_LABELS", "NUM_CLASSES", "ZONE_VALUE_TO_CLASS",
+    "CLASS_TO_ZONE_VALUE", "ZONE_COLORS", "CAFFE_GLACIERS", "GLACIERS", "NORTHERN_GLACIERS", "SEASONS",
+    "Hemisphere", "Season", "season_in", "is_winter", "season_of", "MDE_UNDEFINED_M", "display_step",
     "downsample_for_display",
 ]
 
@@ -55,36 +37,18 @@ ZONE_COLORS: tuple[str, ...] = ("#000000", "#8c6d46", "#d9f0ff", "#1f4e99")
 Hemisphere = Literal["north", "south"]
 #: the seven CaFFe glaciers (spec §1.6): hemisphere, split (test: Mapple, COL) and the sensors that imaged them
 CAFFE_GLACIERS: dict[str, dict[str, Any]] = {
-    "Mapple": {
-        "hemisphere": "south",
-        "split": "test",
-        "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1"),
-    },
+    "Mapple": {"hemisphere": "south", "split": "test", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
     "COL": {"hemisphere": "north", "split": "test", "sensors": ("ERS", "RSAT", "TSX", "TDX", "S1")},
-    "Crane": {
-        "hemisphere": "south",
-        "split": "train",
-        "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1"),
-    },
+    "Crane": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
     "DBE": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "PALSAR", "TSX", "S1")},
     "JAC": {"hemisphere": "north", "split": "train", "sensors": ("TSX",)},
-    "Jorum": {
-        "hemisphere": "south",
-        "split": "train",
-        "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1"),
-    },
-    "SI": {
-        "hemisphere": "south",
-        "split": "train",
-        "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "TDX", "S1"),
-    },
+    "Jorum": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
+    "SI": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "TDX", "S1")},
 }
 #: the CaFFe glacier codes, in the reference's order
 GLACIERS: tuple[str, ...] = tuple(CAFFE_GLACIERS)
 #: CaFFe glaciers in the northern hemisphere (Columbia, Jakobshavn); all others are southern (§8.4)
-NORTHERN_GLACIERS: frozenset[str] = frozenset(
-    g for g, v in CAFFE_GLACIERS.items() if v["hemisphere"] == "north"
-)
+NORTHERN_GLACIERS: frozenset[str] = frozenset(g for g, v in CAFFE_GLACIERS.items() if v["hemisphere"] == "north")
 
 # --------------------------------------------------------------------------------------------------- seasons
 Season = Literal["winter", "summer"]

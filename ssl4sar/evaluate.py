@@ -95,16 +95,8 @@ from ssl4sar.metrics import (
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, extract_front
 
 __all__ = [
-    "DEFAULT_FIGURES",
-    "PAPER_TTA_ROTATIONS",
-    "ZONE_COLUMNS",
-    "EXTRA_COLUMNS",
-    "InferenceSettings",
-    "EvaluationResult",
-    "inference_settings",
-    "resolve_device",
-    "evaluate",
-    "evaluate_predictions",
+    "DEFAULT_FIGURES", "PAPER_TTA_ROTATIONS", "ZONE_COLUMNS", "EXTRA_COLUMNS", "InferenceSettings",
+    "EvaluationResult", "inference_settings", "resolve_device", "evaluate", "evaluate_predictions",
     "format_summary",
 ]
 
@@ -113,18 +105,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_FIGURES = 8
 SPLIT_CHOICES = ("test", "val", "train", "trainval")
 #: per-image zone-metric columns: ``<metric>_<macro|NA|rock|glacier|ocean>`` (the reference's 4 × 5 numbers)
-ZONE_COLUMNS: tuple[str, ...] = tuple(
-    f"{m}_{c}" for m in ("precision", "recall", "f1", "iou") for c in ("macro", *CLASS_NAMES)
-)
+ZONE_COLUMNS: tuple[str, ...] = tuple(f"{m}_{c}" for m in ("precision", "recall", "f1", "iou")
+                                      for c in ("macro", *CLASS_NAMES))
 #: further per-image columns after :data:`ssl4sar.metrics.PER_IMAGE_COLUMNS` and :data:`ZONE_COLUMNS`
-EXTRA_COLUMNS: tuple[str, ...] = (
-    "height_px",
-    "width_px",
-    "bounding_box",
-    "n_maps",
-    "mean_uncertainty",
-    "inference_s",
-)
+EXTRA_COLUMNS: tuple[str, ...] = ("height_px", "width_px", "bounding_box", "n_maps", "mean_uncertainty",
+                                  "inference_s")
 
 # per-scene outputs: (sub-folder, file-name suffix)
 _OUT_ZONES = ("class_maps", "_zones.png")
@@ -138,7 +123,6 @@ _FIGURE_MAX_SIDE_PX = 2000
 
 # --------------------------------------------------------------------------------------------------------------
 # result
-
 
 @dataclass
 class EvaluationResult:
@@ -173,7 +157,6 @@ class EvaluationResult:
 # --------------------------------------------------------------------------------------------------------------
 # the shared scoring path
 
-
 def _write_png(path: Path, arr: np.ndarray) -> Path:
     """Write an ``(H, W)`` uint8 array as an 8-bit grayscale PNG, atomically."""
     from PIL import Image
@@ -204,16 +187,8 @@ def _sanitize(obj: Any) -> Any:
     return obj
 
 
-def _overlay_figure(
-    path: Path,
-    sar: np.ndarray,
-    classes: np.ndarray,
-    pred_front: np.ndarray,
-    gt_front: np.ndarray,
-    uncertainty: np.ndarray | None,
-    title: str,
-    resolution_m: float,
-) -> Path:
+def _overlay_figure(path: Path, sar: np.ndarray, classes: np.ndarray, pred_front: np.ndarray,
+                    gt_front: np.ndarray, uncertainty: np.ndarray | None, title: str, resolution_m: float) -> Path:
     """SAR + predicted / true front, SAR + predicted zones, and (when given) the uncertainty map.
 
     Scenes larger than 2000 px are shown subsampled (SAR and zones by striding, fronts by block maximum).
@@ -278,51 +253,25 @@ class _Scorer:
         self.written.add(p)
         return p
 
-    def add(
-        self,
-        scene: CaffeScene,
-        data: Mapping[str, Any],
-        classes: np.ndarray,
-        prediction: EnsemblePrediction | None = None,
-        inference_s: float = float("nan"),
-    ) -> dict[str, Any]:
+    def add(self, scene: CaffeScene, data: Mapping[str, Any], classes: np.ndarray,
+            prediction: EnsemblePrediction | None = None, inference_s: float = float("nan")) -> dict[str, Any]:
         """Score one scene: zone metrics, post-processing, distances; write its files. Returns its table row."""
         stem = scene.stem
         image, gt_zones, gt_front = data["image"], data["zones"], data["front"]
         if classes.shape != image.shape:
-            raise DataError(
-                scene.sar_path,
-                f"predicted class map is {classes.shape[0]}x{classes.shape[1]} (HxW) but "
-                f"the scene is {image.shape[0]}x{image.shape[1]}",
-                "predict on the full scene",
-            )
+            raise DataError(scene.sar_path, f"predicted class map is {classes.shape[0]}x{classes.shape[1]} (HxW) but "
+                            f"the scene is {image.shape[0]}x{image.shape[1]}", "predict on the full scene")
         res = float(scene.meta.resolution_m)
         zm = zone_metrics(classes, gt_zones, num_classes=NUM_CLASSES, absent=self.opts.absent)
         bbox = data.get("bbox")
         if bbox is None:
             logger.info("%s: no bounding-box file; the predicted front is not masked", stem)
-        front = extract_front(
-            classes, res, bbox, min_front_length_m=self.opts.min_front_length_m, keep_rule=self.opts.keep_rule
-        )
-        row = (
-            evaluate_fronts(
-                [
-                    {
-                        "stem": stem,
-                        "pred_front": front,
-                        "gt_front": gt_front,
-                        "resolution_m": res,
-                        "glacier": scene.meta.glacier,
-                        "date": scene.meta.date.isoformat(),
-                        "season": scene.meta.season,
-                        "sensor": scene.meta.sensor,
-                        "sensor_group": scene.meta.sensor_group,
-                    }
-                ]
-            )
-            .iloc[0]
-            .to_dict()
-        )
+        front = extract_front(classes, res, bbox, min_front_length_m=self.opts.min_front_length_m,
+                              keep_rule=self.opts.keep_rule)
+        row = evaluate_fronts([{"stem": stem, "pred_front": front, "gt_front": gt_front, "resolution_m": res,
+                                "glacier": scene.meta.glacier, "date": scene.meta.date.isoformat(),
+                                "season": scene.meta.season, "sensor": scene.meta.sensor,
+                                "sensor_group": scene.meta.sensor_group}]).iloc[0].to_dict()
         macro = zm.macro()
         for metric in ("precision", "recall", "f1", "iou"):
             row[f"{metric}_macro"] = macro[metric]
@@ -344,28 +293,15 @@ class _Scorer:
         _write_png(self._path(_OUT_ZONES, stem), classes_to_zones(classes))
         _write_png(self._path(_OUT_FRONT, stem), front * np.uint8(255))
         if uncertainty is not None:
-            _write_png(
-                self._path(_OUT_UNCERTAINTY, stem),
-                np.clip(np.rint(uncertainty * 255.0), 0, 255).astype(np.uint8),
-            )
+            _write_png(self._path(_OUT_UNCERTAINTY, stem),
+                       np.clip(np.rint(uncertainty * 255.0), 0, 255).astype(np.uint8))
             if self.opts.save_probabilities:
-                _write_npz(
-                    self._path(_OUT_PROBABILITIES, stem),
-                    probabilities=prediction.mean.astype(np.float16),
-                    std=prediction.std.astype(np.float16),
-                )
+                _write_npz(self._path(_OUT_PROBABILITIES, stem), probabilities=prediction.mean.astype(np.float16),
+                           std=prediction.std.astype(np.float16))
         if len(self.rows) <= self.opts.figures:
             mde = "missing front" if row["missing"] else f"mean distance {row['mean_m']:.0f} m"
-            _overlay_figure(
-                self._path(_OUT_FIGURE, stem),
-                image,
-                classes,
-                front,
-                gt_front,
-                uncertainty,
-                f"{stem}\n{mde}",
-                res,
-            )
+            _overlay_figure(self._path(_OUT_FIGURE, stem), image, classes, front, gt_front, uncertainty,
+                            f"{stem}\n{mde}", res)
         return row
 
     def _remove_stale(self) -> None:
@@ -382,9 +318,8 @@ class _Scorer:
         """Pool the scenes: tables, breakdowns, summary; write them; remove stale per-scene files."""
         if not self.rows:
             raise ValueError("no scenes were scored")
-        per_image = pd.DataFrame(
-            self.rows, columns=list(PER_IMAGE_COLUMNS) + list(ZONE_COLUMNS) + list(EXTRA_COLUMNS)
-        )
+        per_image = pd.DataFrame(self.rows, columns=list(PER_IMAGE_COLUMNS) + list(ZONE_COLUMNS)
+                                 + list(EXTRA_COLUMNS))
         bd = breakdown(per_image)
         zones = average_zone_metrics(self.zones)
         s = mde_summary(per_image)
@@ -411,33 +346,18 @@ class _Scorer:
         summary = _sanitize(summary)
         self._remove_stale()
         files = write_tables(self.out, per_image=per_image, breakdown_df=bd, summary=summary, zones=zones)
-        logger.info(
-            "%s: %d images, %d missing fronts, MDE %s m, mean IoU %s",
-            split,
-            summary["images"],
-            summary["missing_fronts"],
-            summary["pooled_mde_m"],
-            summary["mean_iou"],
-        )
-        return EvaluationResult(
-            per_image=per_image,
-            breakdown=bd,
-            summary=summary,
-            zone_metrics=zones,
-            out_dir=self.out,
-            files={**files, **{str(p.relative_to(self.out)): p for p in sorted(self.written)}},
-        )
+        logger.info("%s: %d images, %d missing fronts, MDE %s m, mean IoU %s", split, summary["images"],
+                    summary["missing_fronts"], summary["pooled_mde_m"], summary["mean_iou"])
+        return EvaluationResult(per_image=per_image, breakdown=bd, summary=summary, zone_metrics=zones,
+                                out_dir=self.out, files={**files, **{str(p.relative_to(self.out)): p
+                                                                     for p in sorted(self.written)}})
 
 
 def _versions() -> dict[str, str]:
     from ssl4sar import __version__
 
-    out = {
-        "ssl4sar": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-    }
+    out = {"ssl4sar": __version__, "python": platform.python_version(), "numpy": np.__version__,
+           "torch": torch.__version__}
     try:
         import timm
 
@@ -451,9 +371,7 @@ def _caffe_root(data_dir: str | Path) -> Path:
     """The CaFFe root: ``data_dir`` itself, or ``data_dir/caffe`` (the folder ``ssl4sar data synth`` writes)."""
     root = Path(data_dir)
     if not root.exists():
-        raise DataError(
-            root, "data folder not found", "pass the CaFFe root holding sar_images/, zones/, fronts/"
-        )
+        raise DataError(root, "data folder not found", "pass the CaFFe root holding sar_images/, zones/, fronts/")
     if not (root / "sar_images").is_dir() and (root / "caffe" / "sar_images").is_dir():
         logger.info("using the CaFFe layout under %s", root / "caffe")
         return root / "caffe"
@@ -478,36 +396,21 @@ def _iterate(items: Sequence[Any], progress: bool, desc: str) -> Any:
     return tqdm(items, desc=desc, unit="scene")
 
 
-def _options(
-    absent: str, keep_rule: str, min_front_length_m: float, figures: int, save_probabilities: bool
-) -> _ScoreOptions:
-    return _ScoreOptions(
-        absent=absent,
-        keep_rule=keep_rule,  # type: ignore[arg-type]
-        min_front_length_m=float(min_front_length_m),
-        figures=max(0, int(figures)),
-        save_probabilities=bool(save_probabilities),
-    )
+def _options(absent: str, keep_rule: str, min_front_length_m: float, figures: int,
+             save_probabilities: bool) -> _ScoreOptions:
+    return _ScoreOptions(absent=absent, keep_rule=keep_rule,  # type: ignore[arg-type]
+                         min_front_length_m=float(min_front_length_m), figures=max(0, int(figures)),
+                         save_probabilities=bool(save_probabilities))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # public pipelines
 
-
-def evaluate_predictions(
-    class_maps: Mapping[str, np.ndarray],
-    data_dir: str | Path,
-    split: str = "test",
-    out_dir: str | Path = "evaluation",
-    *,
-    absent: Literal["nan", "zero"] = "nan",
-    keep_rule: KeepRule = ">=",
-    min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
-    figures: int = DEFAULT_FIGURES,
-    require_all: bool = True,
-    progress: bool = True,
-    settings: Mapping[str, Any] | None = None,
-) -> EvaluationResult:
+def evaluate_predictions(class_maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str = "test",
+                         out_dir: str | Path = "evaluation", *, absent: Literal["nan", "zero"] = "nan",
+                         keep_rule: KeepRule = ">=", min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
+                         figures: int = DEFAULT_FIGURES, require_all: bool = True, progress: bool = True,
+                         settings: Mapping[str, Any] | None = None) -> EvaluationResult:
     """Score given class maps on a CaFFe split: zone metrics, post-processing, MDE, tables and files.
 
     Args:
@@ -535,22 +438,14 @@ def evaluate_predictions(
     by_stem = {s.stem: s for s in scenes}
     unknown = sorted(set(class_maps) - set(by_stem))
     if unknown:
-        raise DataError(
-            root,
-            f"class maps for {len(unknown)} stem(s) not in the {split} split: "
-            + ", ".join(unknown[:5])
-            + (" …" if len(unknown) > 5 else ""),
-            "pass class maps of this split only",
-        )
+        raise DataError(root, f"class maps for {len(unknown)} stem(s) not in the {split} split: "
+                        + ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""),
+                        "pass class maps of this split only")
     missing = [s.stem for s in scenes if s.stem not in class_maps]
     if missing and require_all:
-        raise DataError(
-            root,
-            f"no class map for {len(missing)} of the {len(scenes)} scenes of the {split} split: "
-            + ", ".join(missing[:5])
-            + (" …" if len(missing) > 5 else ""),
-            "predict every scene or pass require_all=False",
-        )
+        raise DataError(root, f"no class map for {len(missing)} of the {len(scenes)} scenes of the {split} split: "
+                        + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""),
+                        "predict every scene or pass require_all=False")
     selected = [s for s in scenes if s.stem in class_maps]
     if not selected:
         raise DataError(root, f"no class maps given for the {split} split")
@@ -561,20 +456,12 @@ def evaluate_predictions(
         data = load_scene(scene)
         cm = np.asarray(class_maps[scene.stem])
         if cm.ndim != 2:
-            raise DataError(
-                scene.sar_path, f"class map for {scene.stem} must be 2-D (H, W), got shape {cm.shape}"
-            )
+            raise DataError(scene.sar_path, f"class map for {scene.stem} must be 2-D (H, W), got shape {cm.shape}")
         if cm.size and (cm.min() < 0 or cm.max() >= NUM_CLASSES):
             cm = zones_to_classes(cm, path=f"class map of {scene.stem}")
         scorer.add(scene, data, cm.astype(np.uint8, copy=False))
-    info = {
-        "source": "class maps",
-        "data_dir": str(root),
-        "split": split,
-        "absent": absent,
-        "keep_rule": keep_rule,
-        "min_front_length_m": float(min_front_length_m),
-    }
+    info = {"source": "class maps", "data_dir": str(root), "split": split, "absent": absent, "keep_rule": keep_rule,
+            "min_front_length_m": float(min_front_length_m)}
     info.update(dict(settings or {}))
     return scorer.finish(split, info, time.perf_counter() - t0)
 
@@ -588,9 +475,8 @@ def _model_context_size(model: Any) -> int | None:
     return int(size) if size is not None else None
 
 
-def _load_members(
-    checkpoints: Sequence[str | Path | torch.nn.Module], device: str, trusted: bool = False
-) -> tuple[list[torch.nn.Module], list[str]]:
+def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str, trusted: bool = False
+                  ) -> tuple[list[torch.nn.Module], list[str]]:
     from ssl4sar.models.convert import load_model
 
     models: list[torch.nn.Module] = []
@@ -606,30 +492,15 @@ def _load_members(
     return models, names
 
 
-def evaluate(
-    checkpoints: Sequence[str | Path | torch.nn.Module],
-    data_dir: str | Path,
-    split: str = "test",
-    out_dir: str | Path = "evaluation",
-    *,
-    tta: bool = False,
-    flips: bool = False,
-    preset: str | Mapping[str, Any] | None = None,
-    stride: int | None = None,
-    sigma: float | None = None,
-    context_size: int | None = None,
-    device: str = "auto",
-    batch_size: int | None = None,
-    amp_dtype: str | None = None,
-    precision: str | None = None,
-    absent: Literal["nan", "zero"] = "nan",
-    keep_rule: KeepRule = ">=",
-    min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
-    figures: int = DEFAULT_FIGURES,
-    save_probabilities: bool = False,
-    progress: bool = True,
-    trust_checkpoint: bool = False,
-) -> EvaluationResult:
+def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path, split: str = "test",
+             out_dir: str | Path = "evaluation", *, tta: bool = False, flips: bool = False,
+             preset: str | Mapping[str, Any] | None = None, stride: int | None = None, sigma: float | None = None,
+             context_size: int | None = None, device: str = "auto", batch_size: int | None = None,
+             amp_dtype: str | None = None, precision: str | None = None, absent: Literal["nan", "zero"] = "nan",
+             keep_rule: KeepRule = ">=",
+             min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
+             save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False
+             ) -> EvaluationResult:
     """Evaluate one model or an ensemble (optionally with TTA) on a CaFFe split.
 
     Every checkpoint is loaded once (:func:`ssl4sar.models.convert.load_model`: our format, our Lightning
@@ -678,23 +549,10 @@ def evaluate(
         raise ValueError(f"{names[0]}: the model has no img_size; pass context_size")
     for size, name in zip(sizes, names):
         if size is not None and size != int(c):
-            raise DataError(
-                name,
-                f"model input size {size} px differs from {c} px of {names[0]}",
-                "ensemble members must share the input size (context window)",
-            )
-    settings = inference_settings(
-        int(c),
-        tta=tta,
-        flips=flips,
-        preset=preset,
-        stride=stride,
-        sigma=sigma,
-        batch_size=batch_size,
-        device=dev,
-        amp_dtype=amp_dtype,
-        precision=precision,
-    )
+            raise DataError(name, f"model input size {size} px differs from {c} px of {names[0]}",
+                            "ensemble members must share the input size (context window)")
+    settings = inference_settings(int(c), tta=tta, flips=flips, preset=preset, stride=stride, sigma=sigma,
+                                  batch_size=batch_size, device=dev, amp_dtype=amp_dtype, precision=precision)
     logger.info("evaluating %d model(s) on %d %s scenes: %s", len(models), len(scenes), split, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -703,38 +561,24 @@ def evaluate(
     for scene in _iterate(scenes, progress, f"evaluating {split}"):
         data = load_scene(scene)
         t = time.perf_counter()
-        pred = predict_probabilities(
-            models, data["image"], rotations=settings.rotations, flips=settings.flips, **window_kwargs
-        )
+        pred = predict_probabilities(models, data["image"], rotations=settings.rotations, flips=settings.flips,
+                                     **window_kwargs)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
         if not np.isfinite(pred.mean).all():  # NaN softmax argmax-es to class 0 (NA): never score it silently
-            raise DataError(
-                scene.sar_path,
-                "the network output is not finite (NaN or inf) for this scene",
-                f"check the checkpoint(s) {', '.join(names)} and the image",
-            )
+            raise DataError(scene.sar_path, "the network output is not finite (NaN or inf) for this scene",
+                            f"check the checkpoint(s) {', '.join(names)} and the image")
         scorer.add(scene, data, pred.classes, pred, inference_s=time.perf_counter() - t)
-    info = {
-        "source": "models",
-        "checkpoints": names,
-        "n_models": len(models),
-        "tta": bool(tta),
-        "n_maps_per_scene": len(models) * len(settings.rotations) * (2 if settings.flips else 1),
-        **settings.as_dict(),
-        "data_dir": str(root),
-        "split": split,
-        "absent": absent,
-        "keep_rule": keep_rule,
-        "min_front_length_m": float(min_front_length_m),
-        "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name"),
-    }
+    info = {"source": "models", "checkpoints": names, "n_models": len(models), "tta": bool(tta),
+            "n_maps_per_scene": len(models) * len(settings.rotations) * (2 if settings.flips else 1),
+            **settings.as_dict(), "data_dir": str(root), "split": split, "absent": absent,
+            "keep_rule": keep_rule, "min_front_length_m": float(min_front_length_m),
+            "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name")}
     return scorer.finish(split, info, time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # report
-
 
 def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -756,8 +600,8 @@ def format_summary(result: EvaluationResult) -> str:
     if len(groups):
         lines.append(f"  {'group':<22}{'images':>7}{'missing':>9}{'MDE (m)':>10}")
         for _, r in groups.iterrows():
-            lines.append(
-                f"  {r['group_value']:<22}{r['images']:>7}{r['missing_fronts']:>9}{_fmt(r['mde_m']):>10}"
-            )
+            lines.append(f"  {r['group_value']:<22}{r['images']:>7}{r['missing_fronts']:>9}"
+                         f"{_fmt(r['mde_m']):>10}")
     lines.append(f"results in {result.out_dir}")
     return "\n".join(lines)
+

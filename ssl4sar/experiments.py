@@ -39,42 +39,14 @@ INIT_ORDER = ("scratch", "imagenet", "optsimmim", "opttranslator")
 #: The paper's names of the initialisations (``ssl4sar.stats.PAPER_RUN_MDES_M`` keys).
 PAPER_NAMES = {"imagenet": "TYRION", "optsimmim": "OptSimMIM", "opttranslator": "OptTranslator"}
 #: Columns of ``finetune/runs.csv``.
-RUN_COLUMNS = (
-    "init",
-    "seed",
-    "val_mde_m",
-    "val_fronts_found",
-    "val_images",
-    "best_epoch",
-    "test_mde_m",
-    "fronts_found",
-    "test_images",
-    "mean_iou",
-    "seconds",
-    "checkpoint",
-)
+RUN_COLUMNS = ("init", "seed", "val_mde_m", "val_fronts_found", "val_images", "best_epoch", "test_mde_m",
+               "fronts_found", "test_images", "mean_iou", "seconds", "checkpoint")
 #: Columns of ``evaluate/summary.csv``.
-SUMMARY_COLUMNS = (
-    "model",
-    "init",
-    "members",
-    "tta",
-    "test_mde_m",
-    "ci_low_m",
-    "ci_high_m",
-    "fronts_found",
-    "test_images",
-    "mean_iou",
-)
+SUMMARY_COLUMNS = ("model", "init", "members", "tta", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                   "test_images", "mean_iou")
 #: Initialisation pairs tested (baseline, opponent; H1: the baseline's MDEs are larger), when both are present.
-TEST_PAIRS = (
-    ("scratch", "optsimmim"),
-    ("scratch", "opttranslator"),
-    ("imagenet", "optsimmim"),
-    ("imagenet", "opttranslator"),
-    ("scratch", "imagenet"),
-    ("optsimmim", "opttranslator"),
-)
+TEST_PAIRS = (("scratch", "optsimmim"), ("scratch", "opttranslator"), ("imagenet", "optsimmim"),
+              ("imagenet", "opttranslator"), ("scratch", "imagenet"), ("optsimmim", "opttranslator"))
 
 
 def _finite(value: Any) -> float:
@@ -95,16 +67,9 @@ class RunSpec:
     out_dir: Path
 
 
-def run_one(
-    cfg: Mapping[str, Any],
-    caffe_root: Path,
-    spec: RunSpec,
-    *,
-    max_epochs: int | None = None,
-    imagenet_weights: str | Path | None = None,
-    threads: int = RUN_THREADS,
-    device: str = "cpu",
-) -> dict[str, Any]:
+def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epochs: int | None = None,
+            imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu"
+            ) -> dict[str, Any]:
     """Fine-tune one run on ``device`` (a CPU process with ``threads`` threads, or one GPU), score it on the test
     split; one row.
 
@@ -122,19 +87,9 @@ def run_one(
     if spec.out_dir.exists():
         shutil.rmtree(spec.out_dir)  # the protocol's own output: start afresh
     t0 = time.perf_counter()
-    result = finetune(
-        cfg,
-        caffe_root,
-        spec.out_dir,
-        init=spec.source,
-        seed=spec.seed,
-        max_epochs=max_epochs,
-        imagenet_weights=imagenet_weights if spec.init == "imagenet" else None,
-        resume=False,
-        progress=False,
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
-    )
+    result = finetune(cfg, caffe_root, spec.out_dir, init=spec.source, seed=spec.seed, max_epochs=max_epochs,
+                      imagenet_weights=imagenet_weights if spec.init == "imagenet" else None, resume=False,
+                      progress=False, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1)
     table = epoch_table(result.metrics_csv)
     write_text_atomic(spec.out_dir / "metrics.csv", table.to_csv())
     best_epoch, val_images, val_found = None, math.nan, math.nan
@@ -147,31 +102,15 @@ def run_one(
             row = table.loc[int(best_epoch)]
             val_images = float(row["val/images"])
             val_found = val_images - float(row["val/missing_fronts"])
-    test = evaluate(
-        [result.best_mde_export],
-        caffe_root,
-        "test",
-        spec.out_dir / "test",
-        preset=dict(cfg),
-        device=device,
-        figures=0,
-        progress=False,
-    )
+    test = evaluate([result.best_mde_export], caffe_root, "test", spec.out_dir / "test", preset=dict(cfg),
+                    device=device, figures=0, progress=False)
     s = test.summary
-    return {
-        "init": spec.init,
-        "seed": spec.seed,
-        "val_mde_m": _finite(result.best_mde_m),
-        "val_fronts_found": val_found,
-        "val_images": val_images,
-        "best_epoch": None if best_epoch is None else int(best_epoch) + 1,
-        "test_mde_m": _finite(s.get("pooled_mde_m")),
-        "fronts_found": int(s["images"]) - int(s["missing_fronts"]),
-        "test_images": int(s["images"]),
-        "mean_iou": _finite(s.get("mean_iou")),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "checkpoint": str(result.best_mde_export),
-    }
+    return {"init": spec.init, "seed": spec.seed, "val_mde_m": _finite(result.best_mde_m),
+            "val_fronts_found": val_found, "val_images": val_images,
+            "best_epoch": None if best_epoch is None else int(best_epoch) + 1,
+            "test_mde_m": _finite(s.get("pooled_mde_m")), "fronts_found": int(s["images"]) - int(s["missing_fronts"]),
+            "test_images": int(s["images"]), "mean_iou": _finite(s.get("mean_iou")),
+            "seconds": round(time.perf_counter() - t0, 1), "checkpoint": str(result.best_mde_export)}
 
 
 def parallel_map(fn: Callable[..., Any], items: Sequence[Any], workers: int, **kwargs: Any) -> list[Any]:
@@ -188,19 +127,10 @@ def parallel_map(fn: Callable[..., Any], items: Sequence[Any], workers: int, **k
         return [f.result() for f in futures]
 
 
-def _run_spec(
-    args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str], threads: int
-) -> dict[str, Any]:
+def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str], threads: int) -> dict[str, Any]:
     cfg, caffe_root, spec, max_epochs, imagenet_weights, device = args
-    return run_one(
-        cfg,
-        caffe_root,
-        spec,
-        max_epochs=max_epochs,
-        imagenet_weights=imagenet_weights,
-        threads=threads,
-        device=device,
-    )
+    return run_one(cfg, caffe_root, spec, max_epochs=max_epochs, imagenet_weights=imagenet_weights, threads=threads,
+                   device=device)
 
 
 def protocol_device(device: str | None = "auto", workers: int = 1) -> tuple[str, int]:
@@ -212,19 +142,10 @@ def protocol_device(device: str | None = "auto", workers: int = 1) -> tuple[str,
     return (str(dev), 1) if dev.type == "cuda" else ("cpu", max(1, int(workers)))
 
 
-def finetune_seeds(
-    cfg: Mapping[str, Any],
-    caffe_root: str | Path,
-    layout: WorkLayout,
-    sources: Mapping[str, str],
-    seeds: Sequence[int],
-    *,
-    workers: int = 1,
-    max_epochs: int | None = None,
-    imagenet_weights: str | Path | None = None,
-    threads: int = RUN_THREADS,
-    device: str = "cpu",
-) -> pd.DataFrame:
+def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, sources: Mapping[str, str],
+                   seeds: Sequence[int], *, workers: int = 1, max_epochs: int | None = None,
+                   imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu"
+                   ) -> pd.DataFrame:
     """Fine-tune every initialisation of ``sources`` (name → ``scratch`` / ``imagenet`` / checkpoint) with each seed
     on ``device`` (see :func:`protocol_device`).
 
@@ -238,11 +159,8 @@ def finetune_seeds(
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"seeds must be distinct and not empty, got {list(seeds)}")
     order = sorted(sources, key=lambda i: (INIT_ORDER.index(i) if i in INIT_ORDER else len(INIT_ORDER), i))
-    specs = [
-        RunSpec(init, str(sources[init]), int(s), layout.finetune_run(init, int(s)))
-        for init in order
-        for s in seeds
-    ]
+    specs = [RunSpec(init, str(sources[init]), int(s), layout.finetune_run(init, int(s))) for init in order
+             for s in seeds]
     jobs = [(dict(cfg), Path(caffe_root), spec, max_epochs, imagenet_weights, device) for spec in specs]
     rows = parallel_map(_run_spec, jobs, workers, threads=threads)
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
@@ -255,10 +173,8 @@ def finetune_seeds(
 def read_runs(layout: WorkLayout) -> pd.DataFrame:
     """``finetune/runs.csv`` of chapter 4; a clear error when it is missing."""
     if not layout.finetune_runs_csv.is_file():
-        raise FileNotFoundError(
-            f"{layout.relative(layout.finetune_runs_csv)} not found: chapter 4 (04_finetuning) "
-            "writes it; run it with the same work_dir and preset first"
-        )
+        raise FileNotFoundError(f"{layout.relative(layout.finetune_runs_csv)} not found: chapter 4 (04_finetuning) "
+                                "writes it; run it with the same work_dir and preset first")
     return pd.read_csv(layout.finetune_runs_csv)
 
 
@@ -281,18 +197,10 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
     for init, g in runs.groupby("init", sort=False):
         n = int(g["test_images"].iloc[0])
         found = g["fronts_found"].astype(float)
-        rows.append(
-            {
-                "init": init,
-                "seeds": len(g),
-                "test MDE (m)": _mean_sd(g["test_mde_m"]),
-                "fronts found": f"{found.mean():.1f} ± {found.std(ddof=1):.1f} of {n}"
-                if len(g) > 1
-                else f"{found.iloc[0]:.0f} of {n}",
-                "val MDE (m)": _mean_sd(g["val_mde_m"]),
-                "mean IoU": f"{g['mean_iou'].mean():.3f}",
-            }
-        )
+        rows.append({"init": init, "seeds": len(g), "test MDE (m)": _mean_sd(g["test_mde_m"]),
+                     "fronts found": f"{found.mean():.1f} ± {found.std(ddof=1):.1f} of {n}" if len(g) > 1
+                     else f"{found.iloc[0]:.0f} of {n}",
+                     "val MDE (m)": _mean_sd(g["val_mde_m"]), "mean IoU": f"{g['mean_iou'].mean():.3f}"})
     return pd.DataFrame(rows).set_index("init")
 
 
@@ -304,23 +212,11 @@ def compare_initialisations(runs: pd.DataFrame, seed: int = 0, n_resamples: int 
     """
     from ssl4sar.stats import compare_methods
 
-    mdes = {
-        init: g["test_mde_m"].dropna().astype(float).tolist() for init, g in runs.groupby("init", sort=False)
-    }
+    mdes = {init: g["test_mde_m"].dropna().astype(float).tolist() for init, g in runs.groupby("init", sort=False)}
     pairs = [(a, b) for a, b in TEST_PAIRS if len(mdes.get(a, [])) >= 2 and len(mdes.get(b, [])) >= 2]
     if not pairs:
-        return pd.DataFrame(
-            columns=[
-                "baseline",
-                "opponent",
-                "mean_baseline_m",
-                "mean_opponent_m",
-                "mwu_u",
-                "mwu_p",
-                "significant",
-                "cohens_d_pooled",
-            ]
-        )
+        return pd.DataFrame(columns=["baseline", "opponent", "mean_baseline_m", "mean_opponent_m", "mwu_u", "mwu_p",
+                                     "significant", "cohens_d_pooled"])
     with np.errstate(all="ignore"):
         return compare_methods(mdes, pairs=pairs, n_resamples=n_resamples, seed=seed)
 
@@ -336,20 +232,13 @@ def choose_ensemble_init(runs: pd.DataFrame) -> str:
     for init, g in runs.groupby("init", sort=False):
         found = g["val_fronts_found"].astype(float).mean()
         mde = g["val_mde_m"].astype(float).mean()
-        keys.append(
-            (
-                -found if math.isfinite(found) else math.inf,
-                mde if math.isfinite(mde) else math.inf,
-                preference.index(init) if init in preference else len(preference),
-                init,
-            )
-        )
+        keys.append((-found if math.isfinite(found) else math.inf, mde if math.isfinite(mde) else math.inf,
+                     preference.index(init) if init in preference else len(preference), init))
     return min(keys)[-1]
 
 
-def bootstrap_pooled_mde(
-    per_image: pd.DataFrame, n_bootstrap: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
+def bootstrap_pooled_mde(per_image: pd.DataFrame, n_bootstrap: int = 2000, confidence: float = 0.95,
+                         seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval (metres) of the pooled MDE, resampling scenes with replacement.
 
     The pooled MDE of a resample is Σ distances / Σ count over its scenes with a front (``sum_m``,
@@ -374,18 +263,10 @@ def _summary_row(model: str, init: str, members: int, tta: bool, out_dir: Path, 
     per_image = pd.read_csv(out_dir / "per_image.csv")
     s = json.loads((out_dir / "summary.json").read_text())
     lo, hi = bootstrap_pooled_mde(per_image, seed=seed)
-    return {
-        "model": model,
-        "init": init,
-        "members": members,
-        "tta": tta,
-        "test_mde_m": _finite(s.get("pooled_mde_m")),
-        "ci_low_m": lo,
-        "ci_high_m": hi,
-        "fronts_found": int(s["images"]) - int(s["missing_fronts"]),
-        "test_images": int(s["images"]),
-        "mean_iou": _finite(s.get("mean_iou")),
-    }
+    return {"model": model, "init": init, "members": members, "tta": tta,
+            "test_mde_m": _finite(s.get("pooled_mde_m")), "ci_low_m": lo, "ci_high_m": hi,
+            "fronts_found": int(s["images"]) - int(s["missing_fronts"]), "test_images": int(s["images"]),
+            "mean_iou": _finite(s.get("mean_iou"))}
 
 
 def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int, str], threads: int) -> Path:
@@ -393,25 +274,14 @@ def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int,
 
     members, caffe_root, out, tta, cfg, figures, device = args
     pin_threads(threads)
-    evaluate(
-        members, caffe_root, "test", out, tta=tta, preset=cfg, device=device, figures=figures, progress=False
-    )
+    evaluate(members, caffe_root, "test", out, tta=tta, preset=cfg, device=device,
+             figures=figures, progress=False)
     return out
 
 
-def evaluate_ensembles(
-    cfg: Mapping[str, Any],
-    caffe_root: str | Path,
-    layout: WorkLayout,
-    runs: pd.DataFrame,
-    init: str | None = None,
-    *,
-    workers: int = 1,
-    figures: int = 0,
-    seed: int = 0,
-    threads: int = RUN_THREADS,
-    device: str = "cpu",
-) -> pd.DataFrame:
+def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, runs: pd.DataFrame,
+                       init: str | None = None, *, workers: int = 1, figures: int = 0, seed: int = 0,
+                       threads: int = RUN_THREADS, device: str = "cpu") -> pd.DataFrame:
     """Ensemble of the seeds of ``init`` (default :func:`choose_ensemble_init`), without and with TTA.
 
     Writes ``layout.evaluation("ensemble")`` and ``layout.evaluation("ensemble_tta")`` (tables, class maps, fronts,
@@ -422,33 +292,13 @@ def evaluate_ensembles(
     members = [checkpoint_path(layout, c) for c in runs.loc[runs["init"] == init, "checkpoint"]]
     if not members:
         raise ValueError(f"no run of initialisation {init!r} in runs.csv (have {sorted(set(runs['init']))})")
-    jobs = [
-        (members, Path(caffe_root), layout.evaluation(name), tta, dict(cfg), figures if tta else 0, device)
-        for name, tta in (("ensemble", False), ("ensemble_tta", True))
-    ]
+    jobs = [(members, Path(caffe_root), layout.evaluation(name), tta, dict(cfg), figures if tta else 0, device)
+            for name, tta in (("ensemble", False), ("ensemble_tta", True))]
     parallel_map(_evaluate_job, jobs, workers, threads=threads)
-    rows = [
-        _summary_row(
-            f"{r.init} seed {r.seed}",
-            r.init,
-            1,
-            False,
-            checkpoint_path(layout, r.checkpoint).parent / "test",
-            seed,
-        )
-        for r in runs.itertuples()
-    ]
-    rows += [
-        _summary_row(
-            f"ensemble of {len(members)} {init}" + (" + TTA" if tta else ""),
-            init,
-            len(members),
-            tta,
-            layout.evaluation(name),
-            seed,
-        )
-        for name, tta in (("ensemble", False), ("ensemble_tta", True))
-    ]
+    rows = [_summary_row(f"{r.init} seed {r.seed}", r.init, 1, False, checkpoint_path(layout, r.checkpoint).parent
+                         / "test", seed) for r in runs.itertuples()]
+    rows += [_summary_row(f"ensemble of {len(members)} {init}" + (" + TTA" if tta else ""), init, len(members), tta,
+                          layout.evaluation(name), seed) for name, tta in (("ensemble", False), ("ensemble_tta", True))]
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     write_text_atomic(layout.evaluate_summary_csv, summary.to_csv(index=False))
     return summary
@@ -456,10 +306,8 @@ def evaluate_ensembles(
 
 def best_single_run(runs: pd.DataFrame) -> pd.Series:
     """The run with the most validation fronts found, then the lowest validation MDE (no test data used)."""
-    keys = runs.assign(
-        _found=-runs["val_fronts_found"].astype(float).fillna(-math.inf),
-        _mde=runs["val_mde_m"].astype(float).fillna(math.inf),
-    )
+    keys = runs.assign(_found=-runs["val_fronts_found"].astype(float).fillna(-math.inf),
+                       _mde=runs["val_mde_m"].astype(float).fillna(math.inf))
     return runs.loc[keys.sort_values(["_found", "_mde"], kind="stable").index[0]]
 
 
@@ -467,9 +315,8 @@ def best_single_run(runs: pd.DataFrame) -> pd.Series:
 CHOICE_COLUMNS = ("init", "seed", "val_mde_m", "val_fronts_found", "test_mde_m", "fronts_found", "selected")
 
 
-def choose_checkpoint(
-    layout: WorkLayout, checkpoint: str | Path | None = None
-) -> tuple[Path, pd.DataFrame | None]:
+def choose_checkpoint(layout: WorkLayout, checkpoint: str | Path | None = None
+                      ) -> tuple[Path, pd.DataFrame | None]:
     """The model a chapter applies: ``checkpoint`` when given (:class:`FileNotFoundError` when missing), else the best
     run of ``runs.csv`` on validation data (:func:`best_single_run`).
 
@@ -487,48 +334,32 @@ def choose_checkpoint(
     return checkpoint_path(layout, best["checkpoint"]), table
 
 
-def model_note(
-    layout: WorkLayout, paths: Sequence[Path], img_size: int, settings: Any, preset_name: str
-) -> str:
+def model_note(layout: WorkLayout, paths: Sequence[Path], img_size: int, settings: Any, preset_name: str) -> str:
     """Markdown: which model(s) a chapter applies (paths relative to the work folder), how (windows, stride, Gaussian
     σ in px, TTA rotations; ``settings``: :class:`ssl4sar.inference_settings.InferenceSettings`), and — for the
     ``smoke`` and ``demo`` presets — that it is the small model of this build, not TYRION trained on CaFFe."""
     tta = tuple(settings.rotations) != (0,) or bool(settings.flips)
-    return (
-        f"Model: {len(paths)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in paths)} ({img_size} px "
-        f"input), on `{settings.device}`; windows of {settings.context_size} px every {settings.stride} px, "
-        f"Gaussian σ {settings.sigma:g} px, "
-        + (
-            f"test-time augmentation with the rotations {list(settings.rotations)}."
-            if tta
-            else "no test-time augmentation."
-        )
-        + f"\n\n**This is the `{preset_name}` model of this build**"
-        + (
-            ": a small network trained for minutes on synthetic scenes. The accuracy below describes that model, "
-            "not TYRION trained on CaFFe."
-            if preset_name in ("smoke", "demo")
-            else "."
-        )
-    )
+    return (f"Model: {len(paths)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in paths)} ({img_size} px "
+            f"input), on `{settings.device}`; windows of {settings.context_size} px every {settings.stride} px, "
+            f"Gaussian σ {settings.sigma:g} px, "
+            + (f"test-time augmentation with the rotations {list(settings.rotations)}." if tta
+               else "no test-time augmentation.")
+            + f"\n\n**This is the `{preset_name}` model of this build**"
+            + (": a small network trained for minutes on synthetic scenes. The accuracy below describes that model, "
+               "not TYRION trained on CaFFe." if preset_name in ("smoke", "demo") else "."))
 
 
-def plan_initialisations(
-    inits: Sequence[str],
-    layout: WorkLayout,
-    cfg: Mapping[str, Any],
-    paper_cfg: Mapping[str, Any],
-    imagenet_weights: str | Path | None = None,
-) -> tuple[dict[str, str], list[str]]:
+def plan_initialisations(inits: Sequence[str], layout: WorkLayout, cfg: Mapping[str, Any],
+                         paper_cfg: Mapping[str, Any], imagenet_weights: str | Path | None = None
+                         ) -> tuple[dict[str, str], list[str]]:
     """Which initialisations can be trained: name → weights source, and a sentence for each one skipped.
 
     ``scratch`` always; ``imagenet`` with an existing ``imagenet_weights`` file and the SwinV2-T network of the
     paper preset; ``optsimmim`` / ``opttranslator`` when chapters 2 / 3 exported their network; any other name is
     taken as a checkpoint path.
     """
-    swinv2_t = all(
-        cfg["model"][k] == paper_cfg["model"][k] for k in ("patch_size", "embed_dim", "depths", "num_heads")
-    )
+    swinv2_t = all(cfg["model"][k] == paper_cfg["model"][k] for k in ("patch_size", "embed_dim", "depths",
+                                                                       "num_heads"))
     chapter = {"optsimmim": "chapter 2 (`02_optsimmim`)", "opttranslator": "chapter 3 (`03_opttranslator`)"}
     plan: dict[str, str] = {}
     notes: list[str] = []
@@ -537,15 +368,11 @@ def plan_initialisations(
             plan[init] = "scratch"
         elif init == "imagenet":
             if imagenet_weights is None:
-                notes.append(
-                    "`imagenet` skipped: no ImageNet weights file given (parameter `imagenet_weights`)."
-                )
+                notes.append("`imagenet` skipped: no ImageNet weights file given (parameter `imagenet_weights`).")
             elif not Path(imagenet_weights).is_file():
                 notes.append(f"`imagenet` skipped: `{imagenet_weights}` does not exist.")
             elif not swinv2_t:
-                notes.append(
-                    "`imagenet` skipped: the ImageNet SwinV2-T weights fit only the `paper` preset's network."
-                )
+                notes.append("`imagenet` skipped: the ImageNet SwinV2-T weights fit only the `paper` preset's network.")
             else:
                 plan[init] = "imagenet"
         elif init in chapter:
@@ -553,9 +380,7 @@ def plan_initialisations(
             if checkpoint.is_file():
                 plan[init] = str(checkpoint)
             else:
-                notes.append(
-                    f"`{init}` skipped: `{layout.relative(checkpoint)}` is missing; {chapter[init]} writes it."
-                )
+                notes.append(f"`{init}` skipped: `{layout.relative(checkpoint)}` is missing; {chapter[init]} writes it.")
         else:
             plan[init] = init
     return plan, notes
@@ -566,19 +391,13 @@ def recipe_table(cfg: Mapping[str, Any], paper_cfg: Mapping[str, Any], seeds: in
 
     def rows(c: Mapping[str, Any], n_seeds: int) -> dict[str, Any]:
         ft, data, model = c["finetune"], c["data"], c["model"]
-        return {
-            "context / target crop (px)": f"{data['context_size']} / {data['target_size']}",
-            "network: dim / depths": f"{model['embed_dim']} / {model['depths']}",
-            "SGD lr (constant)": ft["lr"],
-            "global batch": ft["global_batch_size"],
-            "steps per epoch": int(data["samples_per_epoch"]) // int(ft["global_batch_size"]),
-            "epochs": ft["max_epochs"],
-            "seeds per initialisation": n_seeds,
-        }
+        return {"context / target crop (px)": f"{data['context_size']} / {data['target_size']}",
+                "network: dim / depths": f"{model['embed_dim']} / {model['depths']}",
+                "SGD lr (constant)": ft["lr"], "global batch": ft["global_batch_size"],
+                "steps per epoch": int(data["samples_per_epoch"]) // int(ft["global_batch_size"]),
+                "epochs": ft["max_epochs"], "seeds per initialisation": n_seeds}
 
-    return pd.DataFrame(
-        {"paper": rows(paper_cfg, 5), f"this run ({cfg.get('name', 'custom')})": rows(cfg, seeds)}
-    )
+    return pd.DataFrame({"paper": rows(paper_cfg, 5), f"this run ({cfg.get('name', 'custom')})": rows(cfg, seeds)})
 
 
 def first_seed_curves(layout: WorkLayout, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -591,9 +410,8 @@ def first_seed_curves(layout: WorkLayout, runs: pd.DataFrame) -> dict[str, pd.Da
     return curves
 
 
-def rescore_without_length_filter(
-    eval_dir: str | Path, caffe_root: str | Path, out_dir: str | Path
-) -> dict[str, Any]:
+def rescore_without_length_filter(eval_dir: str | Path, caffe_root: str | Path, out_dir: str | Path
+                                  ) -> dict[str, Any]:
     """Score the saved class maps of an evaluation again with the short-front filter off (``min_front_length_m`` 0).
 
     Evidence for a diagnosis: when an evaluation finds fewer fronts than expected, this tells whether the fronts
@@ -604,21 +422,15 @@ def rescore_without_length_filter(
     from ssl4sar.evaluate import evaluate_predictions
 
     eval_dir = Path(eval_dir)
-    maps = {
-        p.name.removesuffix("_zones.png"): caffe.read_zones(p)
-        for p in sorted((eval_dir / "class_maps").glob("*_zones.png"))
-    }
+    maps = {p.name.removesuffix("_zones.png"): caffe.read_zones(p)
+            for p in sorted((eval_dir / "class_maps").glob("*_zones.png"))}
     before = json.loads((eval_dir / "summary.json").read_text())
-    after = evaluate_predictions(
-        maps, caffe_root, "test", out_dir, min_front_length_m=0.0, figures=0, progress=False
-    ).summary
-    return {
-        "fronts_found": int(before["images"]) - int(before["missing_fronts"]),
-        "fronts_found_without_filter": int(after["images"]) - int(after["missing_fronts"]),
-        "test_images": int(before["images"]),
-        "test_mde_m": _finite(before.get("pooled_mde_m")),
-        "test_mde_without_filter_m": _finite(after.get("pooled_mde_m")),
-    }
+    after = evaluate_predictions(maps, caffe_root, "test", out_dir, min_front_length_m=0.0, figures=0,
+                                 progress=False).summary
+    return {"fronts_found": int(before["images"]) - int(before["missing_fronts"]),
+            "fronts_found_without_filter": int(after["images"]) - int(after["missing_fronts"]),
+            "test_images": int(before["images"]), "test_mde_m": _finite(before.get("pooled_mde_m")),
+            "test_mde_without_filter_m": _finite(after.get("pooled_mde_m"))}
 
 
 def ensemble_findings(summary: pd.DataFrame) -> str:
@@ -630,19 +442,15 @@ def ensemble_findings(summary: pd.DataFrame) -> str:
     members = summary[(summary["members"] == 1) & (summary["init"] == init)]
     n = int(ens["test_images"].iloc[0])
     found = members["fronts_found"].astype(float)
-    text = [
-        f"The members (the {len(members)} seeds of `{init}`) find {found.mean():.1f} of {n} test fronts on "
-        f"average (from {found.min():.0f} to {found.max():.0f})."
-    ]
+    text = [f"The members (the {len(members)} seeds of `{init}`) find {found.mean():.1f} of {n} test fronts on "
+            f"average (from {found.min():.0f} to {found.max():.0f})."]
     for row in ens.itertuples():
         mde = f"{row.test_mde_m:.0f} m" if math.isfinite(row.test_mde_m) else "no MDE (no front)"
         text.append(f"The {row.model} finds {row.fronts_found} of {n}, MDE {mde}.")
     fewer = ens[ens["fronts_found"] < found.mean()]
     if len(fewer):
-        text.append(
-            "**The ensemble finds fewer fronts than its average member**, the opposite of the paper's finding; "
-            "see the diagnosis below."
-        )
+        text.append("**The ensemble finds fewer fronts than its average member**, the opposite of the paper's finding; "
+                    "see the diagnosis below.")
     return " ".join(text)
 
 
@@ -662,10 +470,8 @@ def breakdown_table(breakdowns: Mapping[str, pd.DataFrame], group_type: str) -> 
     images: Any = None
     for name, b in breakdowns.items():
         b = b[b["group_type"] == group_type].set_index("group_value")
-        cols[name] = [
-            ("—" if not math.isfinite(m) else f"{m:.0f}") + (f" ({k})" if k else "")
-            for m, k in zip(b["mde_m"].astype(float), b["missing_fronts"].astype(int))
-        ]
+        cols[name] = [("—" if not math.isfinite(m) else f"{m:.0f}") + (f" ({k})" if k else "")
+                      for m, k in zip(b["mde_m"].astype(float), b["missing_fronts"].astype(int))]
         index, images = b.index, b["images"].to_numpy()
     table = pd.DataFrame(cols, index=index)
     table.insert(0, "images", images)
@@ -677,11 +483,7 @@ def complete_evaluations(layout: WorkLayout) -> list[str]:
     preference = ["ensemble_tta", "ensemble"]
     if not layout.evaluate.is_dir():
         return []
-    names = [
-        p.name
-        for p in layout.evaluate.iterdir()
-        if (p / "summary.json").is_file() and (p / "fronts").is_dir()
-    ]
+    names = [p.name for p in layout.evaluate.iterdir() if (p / "summary.json").is_file() and (p / "fronts").is_dir()]
     return sorted(names, key=lambda n: (preference.index(n) if n in preference else len(preference), n))
 
 
@@ -692,11 +494,9 @@ def model_evaluations(layout: WorkLayout, names: Sequence[str] | None = None) ->
     runs = list(names) if names is not None else available
     missing = [r for r in runs if r not in available]
     if missing or not runs:
-        raise FileNotFoundError(
-            f"evaluations {missing or 'of chapter 5'} not found in "
-            f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
-            f"(05_evaluation) with the same work_dir first"
-        )
+        raise FileNotFoundError(f"evaluations {missing or 'of chapter 5'} not found in "
+                                f"{layout.relative(layout.evaluate)} (available: {available or 'none'}); run chapter 5 "
+                                f"(05_evaluation) with the same work_dir first")
     return runs
 
 
@@ -706,14 +506,8 @@ def ensemble_summary(layout: WorkLayout) -> pd.DataFrame | None:
     if not layout.evaluate_summary_csv.is_file():
         return None
     summary = pd.read_csv(layout.evaluate_summary_csv)
-    return (
-        summary.loc[
-            summary["members"] > 1,
-            ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found", "test_images"],
-        ]
-        .set_index("model")
-        .round(1)
-    )
+    return summary.loc[summary["members"] > 1, ["model", "test_mde_m", "ci_low_m", "ci_high_m", "fronts_found",
+                                                "test_images"]].set_index("model").round(1)
 
 
 def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, np.ndarray]:
@@ -723,10 +517,8 @@ def read_model_fronts(eval_dir: str | Path, stems: Sequence[str]) -> dict[str, n
     folder = Path(eval_dir) / "fronts"
     found = {s: folder / f"{s}{FRONT_SUFFIX}" for s in stems if (folder / f"{s}{FRONT_SUFFIX}").is_file()}
     if not found:
-        raise FileNotFoundError(
-            f"{folder}: no front for any annotated image (e.g. {stems[0]}{FRONT_SUFFIX}); "
-            "were the annotations made on the evaluated split?"
-        )
+        raise FileNotFoundError(f"{folder}: no front for any annotated image (e.g. {stems[0]}{FRONT_SUFFIX}); "
+                                "were the annotations made on the evaluated split?")
     return {s: read_front_png(p) for s, p in found.items()}
 
 
@@ -737,15 +529,11 @@ def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length
         lost = int(d["fronts_found_without_filter"]) - int(d["fronts_found"])
         n = int(d["test_images"])
         if lost > 0:
-            text.append(
-                f"`{name}`: the {min_front_length_m:g} m short-front filter removes the only front of {lost} of "
-                f"{n} scenes ({int(d['fronts_found'])} found with it, {int(d['fronts_found_without_filter'])} "
-                "without): the zones have an ocean–glacier boundary there, but only in pieces shorter than "
-                "the threshold."
-            )
+            text.append(f"`{name}`: the {min_front_length_m:g} m short-front filter removes the only front of {lost} of "
+                        f"{n} scenes ({int(d['fronts_found'])} found with it, {int(d['fronts_found_without_filter'])} "
+                        "without): the zones have an ocean–glacier boundary there, but only in pieces shorter than "
+                        "the threshold.")
         else:
-            text.append(
-                f"`{name}`: the filter removes no scene's front; the {n - int(d['fronts_found'])} scenes "
-                "without a front have no ocean–glacier boundary in the predicted zones."
-            )
+            text.append(f"`{name}`: the filter removes no scene's front; the {n - int(d['fronts_found'])} scenes "
+                        "without a front have no ocean–glacier boundary in the predicted zones.")
     return " ".join(text)

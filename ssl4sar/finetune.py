@@ -157,9 +157,7 @@ def patch_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tor
         (0 when the union is empty); classes absent from the target therefore contribute 0 to the sum.
     """
     if pred.shape != target.shape or pred.ndim != 3:
-        raise ValueError(
-            f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
+        raise ValueError(f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
     k = int(num_classes)
     b = pred.shape[0]
     idx = (target.long() * k + pred.long()).reshape(b, -1)
@@ -191,9 +189,7 @@ class _ValidationState:
         self.canvases: dict[int, np.ndarray] = {}
         self.window_iou: dict[int, np.ndarray] = {}
 
-    def add(
-        self, stem: str, window: int, centre_origin: tuple[int, int], tile: np.ndarray, iou: float
-    ) -> None:
+    def add(self, stem: str, window: int, centre_origin: tuple[int, int], tile: np.ndarray, iou: float) -> None:
         i = self.index.get(stem)
         if i is None:
             raise DataError(None, f"validation sample of unknown scene {stem!r}")
@@ -208,7 +204,7 @@ class _ValidationState:
         rs, cs = max(r0, 0), max(c0, 0)
         re, ce = min(r0 + t, h), min(c0 + t, w)
         if re > rs and ce > cs:
-            canvas[rs:re, cs:ce] = tile[rs - r0 : re - r0, cs - c0 : ce - c0].astype(np.uint8) + 1
+            canvas[rs:re, cs:ce] = tile[rs - r0:re - r0, cs - c0:ce - c0].astype(np.uint8) + 1
         self.window_iou[i][int(window)] = float(iou)
 
     def canvas(self, i: int) -> np.ndarray:
@@ -243,44 +239,25 @@ class SegmentationModule(pl.LightningModule):
     validation batches also carry ``mask`` (B, T, T), ``stem``, ``window`` and ``centre_origin`` (B, 2).
     """
 
-    def __init__(
-        self,
-        model_config: Mapping[str, Any],
-        lr: float = _PAPER.lr,
-        momentum: float = _PAPER.momentum,
-        weight_decay: float = _PAPER.weight_decay,
-        label_smoothing: float = _PAPER.label_smoothing,
-        loss_weights: Mapping[str, float] | None = None,
-        min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
-        zone_absent: str = _PAPER.zone_absent,
-        channels_last: bool = True,
-        init: str = "scratch",
-    ) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float = _PAPER.lr, momentum: float = _PAPER.momentum,
+                 weight_decay: float = _PAPER.weight_decay, label_smoothing: float = _PAPER.label_smoothing,
+                 loss_weights: Mapping[str, float] | None = None,
+                 min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, zone_absent: str = _PAPER.zone_absent,
+                 channels_last: bool = True, init: str = "scratch") -> None:
         super().__init__()
-        self.model = Tyrion.from_config(model_config).set_fused_attention(
-            True
-        )  # same numbers, faster (models.fast)
+        self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
         weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
         if set(weights) != set(LOSS_PARTS):
-            raise ValueError(
-                f"loss_weights must have exactly the keys {list(LOSS_PARTS)}, got {sorted(weights)}"
-            )
+            raise ValueError(f"loss_weights must have exactly the keys {list(LOSS_PARTS)}, got {sorted(weights)}")
         if zone_absent not in ("nan", "zero"):
             raise ValueError(f"zone_absent must be 'nan' or 'zero', got {zone_absent!r}")
-        self.save_hyperparameters(
-            {
-                "model_config": dict(self.model.config),
-                "lr": float(lr),
-                "momentum": float(momentum),
-                "weight_decay": float(weight_decay),
-                "label_smoothing": float(label_smoothing),
-                "loss_weights": {k: float(v) for k, v in weights.items()},
-                "min_front_length_m": float(min_front_length_m),
-                "zone_absent": zone_absent,
-                "channels_last": bool(channels_last),
-                "init": str(init),
-            }
-        )
+        self.save_hyperparameters({
+            "model_config": dict(self.model.config), "lr": float(lr), "momentum": float(momentum),
+            "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing),
+            "loss_weights": {k: float(v) for k, v in weights.items()},
+            "min_front_length_m": float(min_front_length_m), "zone_absent": zone_absent,
+            "channels_last": bool(channels_last), "init": str(init),
+        })
         self._channels_last = False
         self._val: _ValidationState | None = None
         self._val_warned = False
@@ -294,28 +271,17 @@ class SegmentationModule(pl.LightningModule):
         preset = as_preset(cfg)
         ft = preset.finetune
         return cls(
-            model_config=preset.model.to_dict(),
-            lr=ft.lr,
-            momentum=ft.momentum,
-            weight_decay=ft.weight_decay,
-            label_smoothing=ft.label_smoothing,
-            loss_weights=ft.loss_weights.to_dict(),
-            min_front_length_m=preset.postprocess.min_front_length_m,
-            zone_absent=ft.zone_absent,
+            model_config=preset.model.to_dict(), lr=ft.lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
+            label_smoothing=ft.label_smoothing, loss_weights=ft.loss_weights.to_dict(),
+            min_front_length_m=preset.postprocess.min_front_length_m, zone_absent=ft.zone_absent,
             init=str(init if init is not None else ft.init),
         )
 
-    def initialise(
-        self,
-        init: str | Path | None = None,
-        imagenet_weights: str | Path | None = None,
-        *,
-        trusted: bool = False,
-    ) -> str:
+    def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None,
+                   *, trusted: bool = False) -> str:
         """Load the initial weights (:func:`initialise_model`; default: the recorded ``init``) and record them."""
-        desc = initialise_model(
-            self.model, self.hparams["init"] if init is None else init, imagenet_weights, trusted=trusted
-        )
+        desc = initialise_model(self.model, self.hparams["init"] if init is None else init, imagenet_weights,
+                                trusted=trusted)
         self.hparams["init"] = desc
         return desc
 
@@ -333,20 +299,12 @@ class SegmentationModule(pl.LightningModule):
             self._channels_last = True
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(
-            self.parameters(),
-            lr=self.hparams["lr"],
-            momentum=self.hparams["momentum"],
-            weight_decay=self.hparams["weight_decay"],
-        )
+        return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=self.hparams["momentum"],
+                               weight_decay=self.hparams["weight_decay"])
 
     def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return tyrion_loss(
-            logits.float(),
-            mask,
-            weights=self.hparams["loss_weights"],
-            label_smoothing=self.hparams["label_smoothing"],
-        )
+        return tyrion_loss(logits.float(), mask, weights=self.hparams["loss_weights"],
+                           label_smoothing=self.hparams["label_smoothing"])
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -370,25 +328,17 @@ class SegmentationModule(pl.LightningModule):
         ds = self._val_dataset()
         if ds is None or not hasattr(ds, "scenes") or not hasattr(ds, "grid"):
             if not self._val_warned:
-                log.warning(
-                    "validation dataset %s has no scene list: full-image validation (val/mde …) disabled",
-                    type(ds).__name__,
-                )
+                log.warning("validation dataset %s has no scene list: full-image validation (val/mde …) disabled",
+                            type(ds).__name__)
                 self._val_warned = True
             self._val = None
             return
         scenes = []
         for i, scene in enumerate(ds.scenes):
             grid = ds.grid(i)
-            scenes.append(
-                _SceneInfo(
-                    stem=scene.stem,
-                    resolution_m=float(scene.meta.resolution_m),
-                    image_shape=tuple(int(v) for v in grid.image_shape),
-                    n_windows=len(grid),
-                    scene=scene,
-                )
-            )
+            scenes.append(_SceneInfo(stem=scene.stem, resolution_m=float(scene.meta.resolution_m),
+                                     image_shape=tuple(int(v) for v in grid.image_shape), n_windows=len(grid),
+                                     scene=scene))
         self._val = _ValidationState(scenes)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
@@ -397,7 +347,7 @@ class SegmentationModule(pl.LightningModule):
         b = x.shape[0]
         totals, parts_sum = [], {name: 0.0 for name in LOSS_PARTS}
         for i in range(b):  # per window, like the reference's validation batch size of 1
-            total, parts = self._loss(logits[i : i + 1], y[i : i + 1])
+            total, parts = self._loss(logits[i:i + 1], y[i:i + 1])
             totals.append(total)
             for name in LOSS_PARTS:
                 parts_sum[name] = parts_sum[name] + parts[name]
@@ -416,13 +366,8 @@ class SegmentationModule(pl.LightningModule):
         windows = windows.tolist() if isinstance(windows, torch.Tensor) else list(windows)
         ious_np = ious.cpu().numpy()
         for i in range(b):
-            self._val.add(
-                batch["stem"][i],
-                int(windows[i]),
-                (int(origins[i][0]), int(origins[i][1])),
-                tiles[i],
-                float(ious_np[i]),
-            )
+            self._val.add(batch["stem"][i], int(windows[i]), (int(origins[i][0]), int(origins[i][1])), tiles[i],
+                          float(ious_np[i]))
 
     def _ground_truth(self, i: int, info: _SceneInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         cached = self._gt_cache.get(i)
@@ -431,27 +376,18 @@ class SegmentationModule(pl.LightningModule):
 
             data = load_scene(info.scene, with_front=True, with_bbox=True)
             if data["zones"].shape != info.image_shape:
-                raise DataError(
-                    info.scene.zones_path,
-                    f"zone mask is {data['zones'].shape} but the validation "
-                    f"windows were built for {info.image_shape}",
-                )
+                raise DataError(info.scene.zones_path, f"zone mask is {data['zones'].shape} but the validation "
+                                f"windows were built for {info.image_shape}")
             keep = data["bbox"].keep_mask() if data["bbox"] is not None else None
             cached = self._gt_cache[i] = (data["zones"], data["front"], keep)
         return cached
 
     def _evaluate_scene(self, i: int, info: _SceneInfo, class_map: np.ndarray) -> np.ndarray:
         zones, front, keep = self._ground_truth(i, info)
-        pred_front = extract_front(
-            class_map,
-            info.resolution_m,
-            bounding_box=keep,
-            min_front_length_m=self.hparams["min_front_length_m"],
-        )
+        pred_front = extract_front(class_map, info.resolution_m, bounding_box=keep,
+                                   min_front_length_m=self.hparams["min_front_length_m"])
         fr = front_result(info.stem, pred_front, front, info.resolution_m)
-        zm = zone_metrics(
-            class_map, zones, num_classes=self.model.num_classes, absent=self.hparams["zone_absent"]
-        )
+        zm = zone_metrics(class_map, zones, num_classes=self.model.num_classes, absent=self.hparams["zone_absent"])
         iou = zm.macro()["iou"]
         row = np.zeros(len(_COLS), dtype=np.float64)
         row[_COLS.index("evaluated")] = 1.0
@@ -506,12 +442,8 @@ class SegmentationModule(pl.LightningModule):
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
             rows = t.cpu().numpy()
         if incomplete:
-            log.warning(
-                "full-image validation skipped %d scene(s) not fully covered by the validated windows "
-                "(limit_val_batches?): %s",
-                len(incomplete),
-                ", ".join(incomplete[:5]),
-            )
+            log.warning("full-image validation skipped %d scene(s) not fully covered by the validated windows "
+                        "(limit_val_batches?): %s", len(incomplete), ", ".join(incomplete[:5]))
         all_ious = np.concatenate(window_ious) if window_ious else np.zeros(0)
         if all_ious.size:
             self.log("val/iou_patch", float(all_ious.mean()), on_epoch=True, sync_dist=True)
@@ -530,9 +462,7 @@ class SegmentationModule(pl.LightningModule):
         out = table[["stem", "resolution_m", "n_pred", "n_gt", "n_distances", "sum_m", "sum_sq_m2"]].copy()
         out["missing"] = table["missing"] > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["mean_m"] = np.where(
-                out["missing"], np.nan, table["sum_m"] / table["n_distances"].clip(lower=1)
-            )
+            out["mean_m"] = np.where(out["missing"], np.nan, table["sum_m"] / table["n_distances"].clip(lower=1))
         out["iou"] = np.where(table["iou_valid"] > 0, table["iou"], np.nan)
         for col in ("n_pred", "n_gt", "n_distances"):
             out[col] = out[col].astype(np.int64)
@@ -543,17 +473,10 @@ class SegmentationModule(pl.LightningModule):
         missing = 0
         iou_image = float("nan")
         if table is not None and n_images:
-            summ = mde_summary(
-                pd.DataFrame(
-                    {
-                        "sum_m": table["sum_m"],
-                        "sum_sq_m2": table["sum_sq_m2"],
-                        "n_distances": table["n_distances"].astype(np.int64),
-                        "n_gt": table["n_gt"].astype(np.int64),
-                        "missing": table["missing"] > 0,
-                    }
-                )
-            )
+            summ = mde_summary(pd.DataFrame({
+                "sum_m": table["sum_m"], "sum_sq_m2": table["sum_sq_m2"],
+                "n_distances": table["n_distances"].astype(np.int64), "n_gt": table["n_gt"].astype(np.int64),
+                "missing": table["missing"] > 0}))
             missing = summ.missing_fronts
             if summ.n_distances:
                 mde, picture = summ.pooled_mde_m, summ.picture_normalised_mde_m
@@ -562,14 +485,8 @@ class SegmentationModule(pl.LightningModule):
             valid = table["iou_valid"] > 0
             if valid.any():
                 iou_image = float(table.loc[valid, "iou"].mean())
-        values = {
-            "val/mde": mde,
-            "val/mde_picture": picture,
-            "val/mde_front_length": flen,
-            "val/missing_fronts": float(missing),
-            "val/iou_image": iou_image,
-            "val/images": float(n_images),
-        }
+        values = {"val/mde": mde, "val/mde_picture": picture, "val/mde_front_length": flen,
+                  "val/missing_fronts": float(missing), "val/iou_image": iou_image, "val/images": float(n_images)}
         for name, value in values.items():
             self.log(name, float(value), on_epoch=True, sync_dist=True, prog_bar=name in ("val/mde",))
 
@@ -613,9 +530,7 @@ def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
 
     paths = sorted(Path(finetune_dir).glob(f"*/{BEST_MDE_EXPORT}"))
     if not paths:
-        raise FileNotFoundError(
-            f"no fine-tuned model: {finetune_dir}/<init>/{BEST_MDE_EXPORT} does not exist"
-        )
+        raise FileNotFoundError(f"no fine-tuned model: {finetune_dir}/<init>/{BEST_MDE_EXPORT} does not exist")
     rows = []
     for path in paths:
         _, meta = load_checkpoint(path)
@@ -625,50 +540,24 @@ def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
             per_epoch = epoch_table(metrics_csv)
             if int(epoch) in per_epoch.index and "val/missing_fronts" in per_epoch:
                 missing = float(per_epoch.loc[int(epoch), "val/missing_fronts"])
-        rows.append(
-            {
-                "init": path.parent.name,
-                "val MDE (m)": float(val) if val is not None else math.nan,
-                "val images without front": missing,
-                "selected by": meta.get("selected_by"),
-                "epoch": epoch,
-                "checkpoint": str(path),
-            }
-        )
+        rows.append({"init": path.parent.name, "val MDE (m)": float(val) if val is not None else math.nan,
+                     "val images without front": missing, "selected by": meta.get("selected_by"),
+                     "epoch": epoch, "checkpoint": str(path)})
     table = pd.DataFrame(rows)
     mde = table["val MDE (m)"].where(table["val MDE (m)"] < MDE_UNDEFINED_M)
-    preference = [
-        INIT_PREFERENCE.index(i) if i in INIT_PREFERENCE else len(INIT_PREFERENCE) for i in table["init"]
-    ]
-    keys = table.assign(
-        _missing=table["val images without front"].fillna(math.inf),
-        _mde=mde.fillna(math.inf),
-        _preference=preference,
-    )
+    preference = [INIT_PREFERENCE.index(i) if i in INIT_PREFERENCE else len(INIT_PREFERENCE) for i in table["init"]]
+    keys = table.assign(_missing=table["val images without front"].fillna(math.inf), _mde=mde.fillna(math.inf),
+                        _preference=preference)
     order = keys.sort_values(["_missing", "_mde", "_preference"], kind="stable").index
     return table.loc[order].reset_index(drop=True)
 
 
-def finetune(
-    cfg: Mapping[str, Any] | str,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    init: str | Path | None = None,
-    seed: int | None = None,
-    devices: int | str = "auto",
-    resume: bool = True,
-    max_steps: int | None = None,
-    *,
-    num_nodes: int | None = None,
-    max_epochs: int | None = None,
-    precision: str | None = None,
-    accelerator: str = "auto",
-    imagenet_weights: str | Path | None = None,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    trainer_kwargs: Mapping[str, Any] | None = None,
-    trust_checkpoint: bool = False,
-) -> FinetuneResult:
+def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path, init: str | Path | None = None,
+             seed: int | None = None, devices: int | str = "auto", resume: bool = True, max_steps: int | None = None,
+             *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
+             accelerator: str = "auto", imagenet_weights: str | Path | None = None,
+             callbacks: Sequence[Callback] = (), progress: bool = True,
+             trainer_kwargs: Mapping[str, Any] | None = None, trust_checkpoint: bool = False) -> FinetuneResult:
     """Fine-tune TYRION on the CaFFe-layout data in ``data_dir``, writing everything under ``out_dir``.
 
     Args:
@@ -697,55 +586,23 @@ def finetune(
     """
     cfg = as_preset(cfg).to_dict()  # validated and complete: the values below all come from the preset
     spec = RunSpec(
-        section="finetune",
-        label="fine-tuning",
-        samples_per_epoch="data.samples_per_epoch",
-        monitors=MONITORS,
+        section="finetune", label="fine-tuning", samples_per_epoch="data.samples_per_epoch", monitors=MONITORS,
         data_hint="pass the CaFFe-layout root (sar_images/, zones/, fronts/); synthetic data: ssl4sar data synth",
-        export_name=BEST_MDE_EXPORT,
-        make_datamodule=_caffe_datamodule,
+        export_name=BEST_MDE_EXPORT, make_datamodule=_caffe_datamodule,
         make_module=lambda c, init_choice, _seed: SegmentationModule.from_config(c, init=init_choice),
         default_init=str(cfg["finetune"]["init"]),
-        check_val_every_n_epoch=int(cfg["finetune"]["val_every_n_epochs"]),
-    )
-    trained = run_training(
-        spec,
-        cfg,
-        data_dir,
-        out_dir,
-        init=init,
-        seed=seed,
-        devices=devices,
-        resume=resume,
-        max_steps=max_steps,
-        num_nodes=num_nodes,
-        max_epochs=max_epochs,
-        precision=precision,
-        accelerator=accelerator,
-        imagenet_weights=imagenet_weights,
-        callbacks=callbacks,
-        progress=progress,
-        trainer_kwargs=trainer_kwargs,
-        trust_checkpoint=trust_checkpoint,
-    )
+        check_val_every_n_epoch=int(cfg["finetune"]["val_every_n_epochs"]))
+    trained = run_training(spec, cfg, data_dir, out_dir, init=init, seed=seed, devices=devices, resume=resume,
+                       max_steps=max_steps, num_nodes=num_nodes, max_epochs=max_epochs, precision=precision,
+                       accelerator=accelerator, imagenet_weights=imagenet_weights, callbacks=callbacks,
+                       progress=progress, trainer_kwargs=trainer_kwargs, trust_checkpoint=trust_checkpoint)
     best_mde_ckpt, best_mde = trained.best("val/mde")
     best_iou_ckpt, best_iou = trained.best("val/iou_patch")
     return FinetuneResult(
-        out_dir=trained.out_dir,
-        last_checkpoint=trained.last_checkpoint,
-        best_mde_checkpoint=best_mde_ckpt,
-        best_iou_checkpoint=best_iou_ckpt,
-        best_mde_export=trained.export,
-        metrics_csv=trained.metrics_csv,
-        final_metrics=trained.final_metrics,
-        best_mde_m=best_mde,
-        best_iou_patch=best_iou,
-        epochs=trained.epochs,
-        global_step=trained.global_step,
-        resumed_from=trained.resumed_from,
-        init=trained.init,
-        plan=trained.plan,
-    )
+        out_dir=trained.out_dir, last_checkpoint=trained.last_checkpoint, best_mde_checkpoint=best_mde_ckpt,
+        best_iou_checkpoint=best_iou_ckpt, best_mde_export=trained.export, metrics_csv=trained.metrics_csv,
+        final_metrics=trained.final_metrics, best_mde_m=best_mde, best_iou_patch=best_iou, epochs=trained.epochs,
+        global_step=trained.global_step, resumed_from=trained.resumed_from, init=trained.init, plan=trained.plan)
 
 
 def _caffe_datamodule(data_dir: Path, cfg: dict[str, Any], seed: int) -> Any:

@@ -53,23 +53,10 @@ from ssl4sar.errors import DataError
 from ssl4sar.io import write_text_atomic
 
 __all__ = [
-    "LineMode",
-    "WGS84",
-    "Feature",
-    "FeatureCollection",
-    "front_polylines",
-    "pixels_to_map",
-    "polylines_to_geometry",
-    "front_to_geometry",
-    "as_crs",
-    "is_wgs84",
-    "unit_factor_m",
-    "geometry_length_m",
-    "reproject_geometry",
-    "local_metric_crs",
-    "write_geojson",
-    "read_geojson",
-    "feature_collection",
+    "LineMode", "WGS84", "Feature", "FeatureCollection",
+    "front_polylines", "pixels_to_map", "polylines_to_geometry", "front_to_geometry",
+    "as_crs", "is_wgs84", "unit_factor_m", "geometry_length_m", "reproject_geometry", "local_metric_crs",
+    "write_geojson", "read_geojson", "feature_collection",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,7 +70,6 @@ _SQRT2 = math.sqrt(2.0)
 
 # --------------------------------------------------------------------------------------------------------------
 # pixel chains
-
 
 def _front_graph(front: np.ndarray) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
     """Front pixels in row-major order and their symmetric 8-neighbour graph (weights 1 / √2)."""
@@ -136,9 +122,8 @@ def _orient(rc: np.ndarray) -> np.ndarray:
     return rc
 
 
-def _trace_component(
-    rc: np.ndarray, graph: sparse.csr_matrix, mode: LineMode, min_branch_px: int
-) -> list[np.ndarray]:
+def _trace_component(rc: np.ndarray, graph: sparse.csr_matrix, mode: LineMode, min_branch_px: int
+                     ) -> list[np.ndarray]:
     """Polylines (row, col) of one connected component (``rc`` its pixels, ``graph`` its subgraph)."""
     lines: list[np.ndarray] = []
     pending = [np.arange(rc.shape[0])]
@@ -221,9 +206,7 @@ def pixels_to_map(rows: np.ndarray, cols: np.ndarray, transform: Affine) -> tupl
     return a * c + b * r + xoff, d * c + e * r + yoff
 
 
-def polylines_to_geometry(
-    lines: Sequence[np.ndarray], transform: Affine
-) -> LineString | MultiLineString | None:
+def polylines_to_geometry(lines: Sequence[np.ndarray], transform: Affine) -> LineString | MultiLineString | None:
     """Pixel polylines ``(N, 2)`` (row, col) → a LineString (one line) or MultiLineString in map coordinates.
 
     Returns ``None`` for no line.
@@ -239,9 +222,8 @@ def polylines_to_geometry(
     return MultiLineString(parts)
 
 
-def front_to_geometry(
-    front: np.ndarray, transform: Affine | None = None, mode: LineMode = "chains", min_branch_px: int = 3
-) -> LineString | MultiLineString | None:
+def front_to_geometry(front: np.ndarray, transform: Affine | None = None, mode: LineMode = "chains",
+                      min_branch_px: int = 3) -> LineString | MultiLineString | None:
     """A front mask as a LineString / MultiLineString through its pixel centres in map coordinates.
 
     ``transform`` is the raster's affine transform (None = identity → pixel coordinates); see
@@ -253,7 +235,6 @@ def front_to_geometry(
 
 # --------------------------------------------------------------------------------------------------------------
 # CRS, lengths, reprojection
-
 
 def as_crs(crs: Any) -> CRS:
     """Any CRS description (pyproj/rasterio CRS, ``"EPSG:32622"``, an EPSG int, WKT, URN) → ``pyproj.CRS``."""
@@ -300,9 +281,8 @@ def _geod_params(crs: CRS) -> dict[str, float]:
     return {"a": float(ell.semi_major_metre), "b": float(ell.semi_minor_metre)}
 
 
-def reproject_geometry(
-    geom: BaseGeometry | None, src_crs: Any, dst_crs: Any, *, densify: int | None = None
-) -> BaseGeometry | None:
+def reproject_geometry(geom: BaseGeometry | None, src_crs: Any, dst_crs: Any, *, densify: int | None = None
+                       ) -> BaseGeometry | None:
     """Reproject a shapely geometry between CRSs (pyproj, ``always_xy``: geographic = (lon, lat)).
 
     ``densify``: first split every edge longer than 1/``densify`` of the geometry's larger bounding-box side, so
@@ -351,7 +331,6 @@ def local_metric_crs(geom: BaseGeometry, crs: Any) -> CRS:
 
 # --------------------------------------------------------------------------------------------------------------
 # GeoJSON
-
 
 @dataclass
 class Feature:
@@ -403,11 +382,8 @@ def _round_coords(obj: Any, ndigits: int) -> Any:
     return obj
 
 
-def feature_collection(
-    features: Iterable[Feature | tuple[BaseGeometry | None, Mapping[str, Any]]],
-    crs: Any,
-    precision: int | None = None,
-) -> dict[str, Any]:
+def feature_collection(features: Iterable[Feature | tuple[BaseGeometry | None, Mapping[str, Any]]], crs: Any,
+                       precision: int | None = None) -> dict[str, Any]:
     """The GeoJSON FeatureCollection dict of ``features`` in ``crs`` (``None`` = pixel coordinates).
 
     ``precision`` rounds coordinates to that many decimals (default: full float precision).
@@ -418,12 +394,9 @@ def feature_collection(
         g = None
         if geom is not None and not geom.is_empty:
             g = mapping(geom)
-            g = {
-                "type": g["type"],
-                "coordinates": _round_coords(json.loads(json.dumps(g["coordinates"])), precision)
-                if precision is not None
-                else json.loads(json.dumps(g["coordinates"])),
-            }
+            g = {"type": g["type"], "coordinates": _round_coords(json.loads(json.dumps(g["coordinates"])),
+                                                                 precision) if precision is not None
+                 else json.loads(json.dumps(g["coordinates"]))}
         feats.append({"type": "Feature", "properties": _json_value(dict(props)), "geometry": g})
     out: dict[str, Any] = {"type": "FeatureCollection"}
     if crs is None:
@@ -436,12 +409,8 @@ def feature_collection(
     return out
 
 
-def write_geojson(
-    path: str | Path,
-    features: Iterable[Feature | tuple[BaseGeometry | None, Mapping[str, Any]]],
-    crs: Any,
-    precision: int | None = None,
-) -> Path:
+def write_geojson(path: str | Path, features: Iterable[Feature | tuple[BaseGeometry | None, Mapping[str, Any]]],
+                  crs: Any, precision: int | None = None) -> Path:
     """Write a GeoJSON FeatureCollection atomically (see :func:`feature_collection`); returns the path.
 
     Geometries must already be in ``crs``; for EPSG:4326 they must be (lon, lat) (RFC 7946).
@@ -467,11 +436,8 @@ def _parse_crs_member(obj: Mapping[str, Any], path: Path) -> tuple[bool, CRS | N
             raise CRSError(f"unsupported crs member {member!r}")
         return True, CRS.from_user_input(name)
     except (CRSError, AttributeError, TypeError) as exc:
-        raise DataError(
-            path,
-            f"cannot understand the 'crs' member: {exc}",
-            'expected {"type": "name", "properties": {"name": "EPSG:xxxx"}}',
-        ) from exc
+        raise DataError(path, f"cannot understand the 'crs' member: {exc}",
+                        'expected {"type": "name", "properties": {"name": "EPSG:xxxx"}}') from exc
 
 
 def read_geojson(path: str | Path, default_crs: Any = WGS84) -> FeatureCollection:

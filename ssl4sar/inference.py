@@ -54,10 +54,8 @@ Model = Callable[[torch.Tensor], Any]
 # --------------------------------------------------------------------------------------------------------------
 # weights and padding
 
-
-def gaussian_importance_map(
-    target_size: int | tuple[int, int], sigma: float | tuple[float, float] | None = None
-) -> np.ndarray:
+def gaussian_importance_map(target_size: int | tuple[int, int], sigma: float | tuple[float, float] | None = None
+                            ) -> np.ndarray:
     """Gaussian importance map of a ``T × T`` centre crop, as the reference builds it (§7.1).
 
     A unit delta at ``(T // 2, T // 2)`` blurred with ``scipy.ndimage.gaussian_filter(σ, mode="constant")``,
@@ -70,11 +68,7 @@ def gaussian_importance_map(
     Returns:
         ``(T_h, T_w)`` float32 weights in ``(0, 1]``.
     """
-    size = (
-        (int(target_size), int(target_size))
-        if np.isscalar(target_size)
-        else tuple(int(s) for s in target_size)
-    )
+    size = (int(target_size), int(target_size)) if np.isscalar(target_size) else tuple(int(s) for s in target_size)
     if sigma is None:
         sig: Any = [s / 8.0 for s in size]
     else:
@@ -90,7 +84,6 @@ def gaussian_importance_map(
 
 # --------------------------------------------------------------------------------------------------------------
 # helpers
-
 
 def _model_device(model: Any, device: str | torch.device | None) -> torch.device:
     if device is not None:
@@ -129,7 +122,7 @@ def _centre_logits(model: Model, x: torch.Tensor, size: int, centre_only: bool) 
     if fn is not None:
         return fn(x, size)
     p = (x.shape[-1] - size) // 2
-    return _logits(model, x)[:, :, p : p + size, p : p + size]
+    return _logits(model, x)[:, :, p:p + size, p:p + size]
 
 
 def _logits(model: Model, x: torch.Tensor) -> torch.Tensor:
@@ -138,16 +131,10 @@ def _logits(model: Model, x: torch.Tensor) -> torch.Tensor:
         out = out[0]
     elif isinstance(out, dict):
         out = out["logits"]
-    if (
-        not isinstance(out, torch.Tensor)
-        or out.ndim != 4
-        or out.shape[0] != x.shape[0]
-        or tuple(out.shape[-2:]) != tuple(x.shape[-2:])
-    ):
+    if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[0] != x.shape[0] \
+            or tuple(out.shape[-2:]) != tuple(x.shape[-2:]):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"model must map (B, 1, C, C) to logits (B, K, C, C); got {shape} for input {tuple(x.shape)}"
-        )
+        raise ValueError(f"model must map (B, 1, C, C) to logits (B, K, C, C); got {shape} for input {tuple(x.shape)}")
     return out
 
 
@@ -169,7 +156,7 @@ def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray, bool]:
 
 def _batches(origins: Sequence[tuple[int, int]], batch_size: int) -> Iterator[Sequence[tuple[int, int]]]:
     for i in range(0, len(origins), batch_size):
-        yield origins[i : i + batch_size]
+        yield origins[i:i + batch_size]
 
 
 def _progress(iterable: Any, total: int, enabled: bool, desc: str) -> Any:
@@ -183,7 +170,6 @@ def _progress(iterable: Any, total: int, enabled: bool, desc: str) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # overlapping windows
 
-
 def window_origins(padded_shape: tuple[int, int], context_size: int, stride: int) -> list[tuple[int, int]]:
     """Top-left corners ``(row, col)`` of all windows on the stride grid inside a padded image, row-major."""
     rows = range(0, padded_shape[0] - context_size + 1, stride)
@@ -191,19 +177,12 @@ def window_origins(padded_shape: tuple[int, int], context_size: int, stride: int
     return [(r, c) for r in rows for c in cols]
 
 
-def sliding_window_probabilities(
-    model: Model,
-    image: np.ndarray | torch.Tensor,
-    context_size: int = _PAPER.data.context_size,
-    stride: int = _PAPER.inference.stride,
-    sigma: float | None = None,
-    batch_size: int = _PAPER.inference.batch_size,
-    device: str | torch.device | None = None,
-    amp_dtype: torch.dtype | None = None,
-    canvas_device: str | torch.device | None = None,
-    progress: bool = False,
-    centre_only: bool = True,
-) -> np.ndarray:
+def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
+                                 context_size: int = _PAPER.data.context_size, stride: int = _PAPER.inference.stride,
+                                 sigma: float | None = None, batch_size: int = _PAPER.inference.batch_size,
+                                 device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
+                                 canvas_device: str | torch.device | None = None, progress: bool = False,
+                                 centre_only: bool = True) -> np.ndarray:
     """Per-class probabilities of a whole scene by overlapping windows with Gaussian stitching (§7.1).
 
     Args:
@@ -231,10 +210,8 @@ def sliding_window_probabilities(
         raise ValueError(f"context_size must be a positive even number of pixels, got {context_size}")
     t = c // 2
     if not 0 < stride <= t:
-        raise ValueError(
-            f"stride must be in 1..{t} (= context_size / 2) so that the centre crops cover the image; "
-            f"got {stride}"
-        )
+        raise ValueError(f"stride must be in 1..{t} (= context_size / 2) so that the centre crops cover the image; "
+                         f"got {stride}")
     img, is_uint8 = _as_image(image)
     h, w = img.shape
     dev = _model_device(model, device)
@@ -247,7 +224,7 @@ def sliding_window_probabilities(
     n_batches = (len(origins) + batch_size - 1) // batch_size
     with _eval_mode(model), torch.inference_mode():
         for batch in _progress(_batches(origins, batch_size), n_batches, progress, "windows"):
-            x = torch.stack([padded[r : r + c, col : col + c] for r, col in batch])[:, None]
+            x = torch.stack([padded[r:r + c, col:col + c] for r, col in batch])[:, None]
             x = x.float() / 255.0 if is_uint8 else x.float()
             with _autocast(dev, amp_dtype):
                 logits = _centre_logits(model, x, t, centre_only)
@@ -270,7 +247,6 @@ def sliding_window_probabilities(
 # --------------------------------------------------------------------------------------------------------------
 # non-overlapping tiles (validation during training)
 
-
 def tile_index(name: str) -> int:
     """Numeric tile index of a validation sample name ``<stem>_<k:03d>`` (sort by this, not by the string)."""
     m = re.search(r"_(\d+)$", name)
@@ -284,9 +260,8 @@ def non_overlapping_grid(image_shape: tuple[int, int], tile_size: int = 256) -> 
     return image_shape[0] // tile_size + 1, image_shape[1] // tile_size + 1
 
 
-def stitch_non_overlapping(
-    tiles: Sequence[np.ndarray] | np.ndarray, image_shape: tuple[int, int], tile_size: int = 256
-) -> np.ndarray:
+def stitch_non_overlapping(tiles: Sequence[np.ndarray] | np.ndarray, image_shape: tuple[int, int],
+                           tile_size: int = 256) -> np.ndarray:
     """Place centre tiles on the validation grid and crop back to the image (§7.1 non-overlapping).
 
     Args:
@@ -308,23 +283,18 @@ def stitch_non_overlapping(
     canvas = np.zeros((*lead, nr * t, nc * t), dtype=tiles.dtype)
     for k in range(nr * nc):
         r, c = divmod(k, nc)
-        canvas[..., r * t : (r + 1) * t, c * t : (c + 1) * t] = tiles[k]
+        canvas[..., r * t:(r + 1) * t, c * t:(c + 1) * t] = tiles[k]
     pad = whole_image_padding((h, w), t)
     top, left = pad.top, pad.left
     # canvas row 0 is padded row T/2, so original row y sits at canvas row y + top − T/2
     oy, ox = top - t // 2, left - t // 2
-    return canvas[..., oy : oy + h, ox : ox + w]
+    return canvas[..., oy:oy + h, ox:ox + w]
 
 
-def non_overlapping_class_map(
-    model: Model,
-    image: np.ndarray | torch.Tensor,
-    context_size: int = _PAPER.data.context_size,
-    batch_size: int = _PAPER.inference.batch_size,
-    device: str | torch.device | None = None,
-    amp_dtype: torch.dtype | None = None,
-    progress: bool = False,
-) -> np.ndarray:
+def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor,
+                              context_size: int = _PAPER.data.context_size,
+                              batch_size: int = _PAPER.inference.batch_size, device: str | torch.device | None = None,
+                              amp_dtype: torch.dtype | None = None, progress: bool = False) -> np.ndarray:
     """Class map of a scene from non-overlapping centre tiles (validation during training, §3.4 / §7.1).
 
     The image is padded with :func:`whole_image_padding` (symmetric), windows ``C × C`` start every T = C / 2
@@ -351,19 +321,18 @@ def non_overlapping_class_map(
     k = 0
     with _eval_mode(model), torch.inference_mode():
         for batch in _progress(_batches(origins, batch_size), n_batches, progress, "tiles"):
-            x = torch.stack([padded[r : r + c, col : col + c] for r, col in batch])[:, None]
+            x = torch.stack([padded[r:r + c, col:col + c] for r, col in batch])[:, None]
             x = x.float() / 255.0 if is_uint8 else x.float()
             with _autocast(dev, amp_dtype):
                 logits = _logits(model, x)
-            cls = logits[:, :, p : p + t, p : p + t].float().argmax(dim=1).to(torch.uint8).cpu().numpy()
-            tiles[k : k + len(batch)] = cls
+            cls = logits[:, :, p:p + t, p:p + t].float().argmax(dim=1).to(torch.uint8).cpu().numpy()
+            tiles[k:k + len(batch)] = cls
             k += len(batch)
     return stitch_non_overlapping(tiles, (h, w), t)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # TTA and ensembles
-
 
 @dataclass(frozen=True)
 class EnsemblePrediction:
@@ -427,13 +396,9 @@ def _inverse_transform(prob: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return np.rot90(prob, k=k, axes=(1, 2))
 
 
-def predict_probabilities(
-    models: Sequence[Model] | Model,
-    image: np.ndarray | torch.Tensor,
-    rotations: Sequence[int] = (0,),
-    flips: bool = False,
-    **window_kwargs: Any,
-) -> EnsemblePrediction:
+def predict_probabilities(models: Sequence[Model] | Model, image: np.ndarray | torch.Tensor,
+                          rotations: Sequence[int] = (0,), flips: bool = False, **window_kwargs: Any
+                          ) -> EnsemblePrediction:
     """Test-time augmentation × ensemble with unweighted soft voting (§9).
 
     For every model and every rotation ``k`` (image rotated k × 90° clockwise) — and, with ``flips``, also its
@@ -456,14 +421,12 @@ def predict_probabilities(
     moments = RunningMoments()
     for mi, model in enumerate(members):
         for k in rots:
-            for flip in (False, True) if flips else (False,):
+            for flip in ((False, True) if flips else (False,)):
                 prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
                 moments.add(_inverse_transform(prob, k, flip))
                 logger.debug("member %d rotation %d flip %s done", mi, k, flip)
     mean, std = moments.mean, moments.std()
-    return EnsemblePrediction(
-        mean=mean, std=std, classes=mean.argmax(axis=0).astype(np.uint8), n_maps=moments.n
-    )
+    return EnsemblePrediction(mean=mean, std=std, classes=mean.argmax(axis=0).astype(np.uint8), n_maps=moments.n)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -501,6 +464,7 @@ def _rect_inverse(rect: Rect, shape: tuple[int, int], k: int, flip: bool) -> Rec
     return r0, r1, c0, c1
 
 
+
 def tile_rects(shape: tuple[int, int], tile: int | None) -> list[Rect]:
     h, w = shape
     if tile is None or (tile >= h and tile >= w):
@@ -508,19 +472,11 @@ def tile_rects(shape: tuple[int, int], tile: int | None) -> list[Rect]:
     return [(r, min(h, r + tile), c, min(w, c + tile)) for r in range(0, h, tile) for c in range(0, w, tile)]
 
 
-def tiled_ensemble_probabilities(
-    maps: Sequence[tuple[Model, int, bool]],
-    read: Callable[[int, int, int, int], np.ndarray],
-    shape: tuple[int, int],
-    tiles: Sequence[Rect],
-    halo: int,
-    stride: int,
-    window_kwargs: dict[str, Any],
-    mean_out: np.ndarray,
-    std_out: np.ndarray,
-    member_out: np.ndarray | None,
-    progress: bool,
-) -> None:
+
+def tiled_ensemble_probabilities(maps: Sequence[tuple[Model, int, bool]], read: Callable[[int, int, int, int], np.ndarray],
+                                 shape: tuple[int, int], tiles: Sequence[Rect], halo: int, stride: int,
+                                 window_kwargs: dict[str, Any], mean_out: np.ndarray, std_out: np.ndarray,
+                                 member_out: np.ndarray | None, progress: bool) -> None:
     """Mean and std of every ``(model, k, flip)`` map of an ``shape`` image, computed core tile by core tile.
 
     For each map the tile is read (``read(r0, r1, c0, c1)`` → 8-bit image) with a halo of ``halo`` px that, in the
@@ -544,7 +500,7 @@ def tiled_ensemble_probabilities(
             t0, t1 = max(0, ((b0 - halo) // stride) * stride), min(wt, b1 + halo)
             image = _forward_transform(read(*_rect_inverse((s0, s1, t0, t1), shape, k, flip)), k, flip)
             prob_t = sliding_window_probabilities(model, image, **window_kwargs)
-            prob = _inverse_transform(prob_t[:, a0 - s0 : a1 - s0, b0 - t0 : b1 - t0], k, flip)
+            prob = _inverse_transform(prob_t[:, a0 - s0:a1 - s0, b0 - t0:b1 - t0], k, flip)
             moments.add(prob)
             if member_out is not None:
                 member_out[mi, y0:y1, x0:x1] = prob.argmax(axis=0).astype(np.uint8)

@@ -47,28 +47,16 @@ class InferenceSettings:
 
     def window_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`ssl4sar.inference.sliding_window_probabilities`."""
-        return {
-            "context_size": self.context_size,
-            "stride": self.stride,
-            "sigma": self.sigma,
-            "batch_size": self.batch_size,
-            "device": self.device,
-            "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None,
-            "progress": False,
-        }
+        return {"context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
+                "batch_size": self.batch_size, "device": self.device,
+                "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None, "progress": False}
 
     def predict_kwargs(self, tta: bool = True) -> dict[str, Any]:
         """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: windows, batch, device and (``tta``) the
         augmentations; without ``tta`` one unrotated, unmirrored map. Float32: ``amp_dtype`` is not passed."""
-        return {
-            "rotations": self.rotations if tta else (0,),
-            "flips": self.flips and tta,
-            "context_size": self.context_size,
-            "stride": self.stride,
-            "sigma": self.sigma,
-            "batch_size": self.batch_size,
-            "device": self.device,
-        }
+        return {"rotations": self.rotations if tta else (0,), "flips": self.flips and tta,
+                "context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
+                "batch_size": self.batch_size, "device": self.device}
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,19 +85,10 @@ def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
     return load_preset(str(preset))
 
 
-def inference_settings(
-    context_size: int,
-    *,
-    tta: bool = False,
-    flips: bool = False,
-    preset: str | Mapping[str, Any] | None = None,
-    stride: int | None = None,
-    sigma: float | None = None,
-    batch_size: int | None = None,
-    device: str = "cpu",
-    amp_dtype: str | None = None,
-    precision: str | None = None,
-) -> InferenceSettings:
+def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
+                       preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
+                       sigma: float | None = None, batch_size: int | None = None, device: str = "cpu",
+                       amp_dtype: str | None = None, precision: str | None = None) -> InferenceSettings:
     """Resolve the inference settings for a model with input size ``context_size`` (pixels).
 
     From ``preset`` (name, YAML path or dict; default ``paper``: stride ``C / 4`` px, σ ``C / 16`` px, batch
@@ -134,10 +113,8 @@ def inference_settings(
         if precision is None:
             precision = str(inf["precision"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
-            f"batch_size / tta_rotations / precision or data.context_size ({exc})"
-        ) from exc
+        raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
+                         f"batch_size / tta_rotations / precision or data.context_size ({exc})") from exc
     s = int(stride) if stride is not None else max(1, int(round(default_stride)))
     if not 0 < s <= c // 2:
         raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
@@ -154,13 +131,6 @@ def inference_settings(
 
         amp = amp_dtype_for(device, precision if precision is not None else "auto")
         amp_dtype = None if amp is None else str(amp).replace("torch.", "")
-    return InferenceSettings(
-        context_size=c,
-        stride=s,
-        sigma=sg,
-        batch_size=bs,
-        rotations=rotations if tta else (0,),
-        flips=bool(flips),
-        device=str(device),
-        amp_dtype=amp_dtype,
-    )
+    return InferenceSettings(context_size=c, stride=s, sigma=sg, batch_size=bs,
+                             rotations=rotations if tta else (0,), flips=bool(flips), device=str(device),
+                             amp_dtype=amp_dtype)

@@ -55,14 +55,9 @@ def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        problem = (
-            "exists and is not a folder"
-            if path.exists() and not path.is_dir()
-            else f"is not writable ({exc.strerror or exc})"
-        )
-        raise DataError(
-            path, f"the {what} {problem}", "choose another folder or fix its permissions"
-        ) from exc
+        problem = "exists and is not a folder" if path.exists() and not path.is_dir() else \
+            f"is not writable ({exc.strerror or exc})"
+        raise DataError(path, f"the {what} {problem}", "choose another folder or fix its permissions") from exc
     return path
 
 

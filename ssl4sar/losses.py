@@ -45,19 +45,16 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
     b, k, h, w = logits.shape
     if tuple(target.shape) != (b, h, w):
-        raise ValueError(
-            f"target must be (B, H, W) = {(b, h, w)} to match logits {tuple(logits.shape)}, "
-            f"got {tuple(target.shape)}"
-        )
+        raise ValueError(f"target must be (B, H, W) = {(b, h, w)} to match logits {tuple(logits.shape)}, "
+                         f"got {tuple(target.shape)}")
     if torch.is_floating_point(target) or target.dtype == torch.bool or torch.is_complex(target):
         raise TypeError(f"target must hold integer class ids, got {target.dtype}")
     if k < 2:
         raise ValueError(f"need at least 2 classes, logits have {k}")
     target = target.long()
     if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
-        raise ValueError(
-            f"target class ids must lie in 0 … {k - 1}, found {int(target.min())} … {int(target.max())}"
-        )
+        raise ValueError(f"target class ids must lie in 0 … {k - 1}, found {int(target.min())} … "
+                         f"{int(target.max())}")
     return target
 
 
@@ -66,9 +63,8 @@ def _one_hot(target: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
     return F.one_hot(target, num_classes=k).permute(0, 3, 1, 2).to(dtype)
 
 
-def label_smoothed_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, eps: float = paper_preset().finetune.label_smoothing
-) -> torch.Tensor:
+def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                 eps: float = paper_preset().finetune.label_smoothing) -> torch.Tensor:
     """Cross-entropy with the official label smoothing, mean over all B·H·W pixels.
 
     The soft target puts ``1 − eps`` on the true class and ``eps / (K − 1)`` on each other class (not
@@ -120,7 +116,7 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
         raise ValueError(f"crop size {size} px larger than the input {h} × {w} px")
     top = int(round((h - size) / 2.0))
     left = int(round((w - size) / 2.0))
-    return x[..., top : top + size, left : left + size]
+    return x[..., top:top + size, left:left + size]
 
 
 def tyrion_loss(
@@ -150,9 +146,7 @@ def tyrion_loss(
     mask_context = _check(logits_context, mask_context)
     c = logits_context.shape[-1]
     if logits_context.shape[-2] != c or c % 2:
-        raise ValueError(
-            f"context logits must be square with an even side, got {tuple(logits_context.shape)}"
-        )
+        raise ValueError(f"context logits must be square with an even side, got {tuple(logits_context.shape)}")
     t = c // 2
     logits_target = center_crop(logits_context, t)
     mask_target = center_crop(mask_context, t)

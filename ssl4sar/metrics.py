@@ -43,29 +43,10 @@ from ssl4sar.errors import DataError
 from ssl4sar.io import atomic_path, write_json_atomic
 
 __all__ = [
-    "CLASS_NAMES",
-    "CAFFE_GLACIERS",
-    "CAFFE_SENSOR_GROUPS",
-    "CAFFE_RESOLUTIONS",
-    "SEASONS",
-    "PER_IMAGE_COLUMNS",
-    "BREAKDOWN_COLUMNS",
-    "season_of",
-    "sensor_group",
-    "format_resolution",
-    "stem_metadata",
-    "front_distances",
-    "FrontResult",
-    "front_result",
-    "MDESummary",
-    "mde_summary",
-    "evaluate_fronts",
-    "breakdown",
-    "ZoneMetrics",
-    "confusion_matrix",
-    "zone_metrics",
-    "average_zone_metrics",
-    "write_tables",
+    "CLASS_NAMES", "CAFFE_GLACIERS", "CAFFE_SENSOR_GROUPS", "CAFFE_RESOLUTIONS", "SEASONS", "PER_IMAGE_COLUMNS",
+    "BREAKDOWN_COLUMNS", "season_of", "sensor_group", "format_resolution", "stem_metadata", "front_distances",
+    "FrontResult", "front_result", "MDESummary", "mde_summary", "evaluate_fronts", "breakdown", "ZoneMetrics",
+    "confusion_matrix", "zone_metrics", "average_zone_metrics", "write_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,7 +59,6 @@ CAFFE_RESOLUTIONS: tuple[str, ...] = ("20", "17", "12", "7", "6")
 
 # --------------------------------------------------------------------------------------------------------------
 # scene metadata (parsing lives in ssl4sar.data.caffe, the season rule in ssl4sar.domain)
-
 
 def sensor_group(sensor: str) -> str:
     """The reference's sensor grouping: TSX and TDX pooled as ``"TSX/TDX"``, others unchanged."""
@@ -98,19 +78,12 @@ def stem_metadata(stem: str) -> dict[str, Any]:
     :class:`DataError` naming the stem on a malformed name.
     """
     meta = parse_stem(stem)
-    return {
-        "glacier": meta.glacier,
-        "date": meta.date.isoformat(),
-        "sensor": meta.sensor,
-        "sensor_group": meta.sensor_group,
-        "resolution_m": float(meta.resolution_m),
-        "season": meta.season,
-    }
+    return {"glacier": meta.glacier, "date": meta.date.isoformat(), "sensor": meta.sensor,
+            "sensor_group": meta.sensor_group, "resolution_m": float(meta.resolution_m), "season": meta.season}
 
 
 # --------------------------------------------------------------------------------------------------------------
 # distances
-
 
 def _coords(mask: np.ndarray) -> np.ndarray:
     """``(N, 2)`` float64 (row, col) of the non-zero pixels in row-major order (flatnonzero: fast on big scenes)."""
@@ -137,9 +110,7 @@ def front_distances(pred_front: np.ndarray, gt_front: np.ndarray, resolution_m: 
     pred_front = np.asarray(pred_front)
     gt_front = np.asarray(gt_front)
     if pred_front.shape != gt_front.shape:
-        raise DataError(
-            None, f"predicted front shape {pred_front.shape} != ground-truth front shape {gt_front.shape}"
-        )
+        raise DataError(None, f"predicted front shape {pred_front.shape} != ground-truth front shape {gt_front.shape}")
     p = _coords(pred_front)
     g = _coords(gt_front)
     if len(p) == 0 or len(g) == 0:
@@ -166,9 +137,8 @@ class MDESummary:
         return asdict(self)
 
 
-def _summary(
-    sum_m: np.ndarray, sum_sq: np.ndarray, n_dist: np.ndarray, n_gt: np.ndarray, missing: np.ndarray
-) -> MDESummary:
+def _summary(sum_m: np.ndarray, sum_sq: np.ndarray, n_dist: np.ndarray, n_gt: np.ndarray,
+             missing: np.ndarray) -> MDESummary:
     ok = ~missing
     total = int(n_dist[ok].sum())
     nan = float("nan")
@@ -179,16 +149,9 @@ def _summary(
     means = sum_m[ok] / n_dist[ok]
     lengths = n_gt[ok].astype(np.float64)
     flen = float(np.sum(means * lengths / lengths.sum())) if lengths.sum() > 0 else nan
-    return MDESummary(
-        pooled_mde_m=pooled,
-        std_m=math.sqrt(var),
-        picture_normalised_mde_m=float(means.mean()),
-        picture_std_m=float(means.std()),
-        front_length_normalised_mde_m=flen,
-        missing_fronts=int(missing.sum()),
-        images_evaluated=int(missing.size),
-        n_distances=total,
-    )
+    return MDESummary(pooled_mde_m=pooled, std_m=math.sqrt(var), picture_normalised_mde_m=float(means.mean()),
+                      picture_std_m=float(means.std()), front_length_normalised_mde_m=flen,
+                      missing_fronts=int(missing.sum()), images_evaluated=int(missing.size), n_distances=total)
 
 
 @dataclass(frozen=True)
@@ -207,12 +170,8 @@ class FrontResult:
 
 def front_result(stem: str, pred_front: np.ndarray, gt_front: np.ndarray, resolution_m: float) -> FrontResult:
     """Distances and pixel counts of one image (see :func:`front_distances`)."""
-    return FrontResult(
-        stem,
-        front_distances(pred_front, gt_front, resolution_m),
-        int(np.count_nonzero(np.asarray(pred_front))),
-        int(np.count_nonzero(np.asarray(gt_front))),
-    )
+    return FrontResult(stem, front_distances(pred_front, gt_front, resolution_m),
+                       int(np.count_nonzero(np.asarray(pred_front))), int(np.count_nonzero(np.asarray(gt_front))))
 
 
 def mde_summary(per_image: pd.DataFrame | Iterable[FrontResult]) -> MDESummary:
@@ -224,13 +183,9 @@ def mde_summary(per_image: pd.DataFrame | Iterable[FrontResult]) -> MDESummary:
     """
     if isinstance(per_image, pd.DataFrame):
         df = per_image
-        return _summary(
-            df["sum_m"].to_numpy(float),
-            df["sum_sq_m2"].to_numpy(float),
-            df["n_distances"].to_numpy(np.int64),
-            df["n_gt"].to_numpy(np.int64),
-            df["missing"].to_numpy(bool),
-        )
+        return _summary(df["sum_m"].to_numpy(float), df["sum_sq_m2"].to_numpy(float),
+                        df["n_distances"].to_numpy(np.int64), df["n_gt"].to_numpy(np.int64),
+                        df["missing"].to_numpy(bool))
     results = list(per_image)
     missing = np.array([r.missing for r in results], dtype=bool)
     sums = np.array([0.0 if r.missing else float(r.distances_m.sum()) for r in results])
@@ -247,22 +202,8 @@ def mde_summary(per_image: pd.DataFrame | Iterable[FrontResult]) -> MDESummary:
 # --------------------------------------------------------------------------------------------------------------
 # per-image table and breakdowns
 
-PER_IMAGE_COLUMNS = (
-    "stem",
-    "glacier",
-    "date",
-    "season",
-    "sensor",
-    "sensor_group",
-    "resolution_m",
-    "n_pred",
-    "n_gt",
-    "n_distances",
-    "sum_m",
-    "sum_sq_m2",
-    "mean_m",
-    "missing",
-)
+PER_IMAGE_COLUMNS = ("stem", "glacier", "date", "season", "sensor", "sensor_group", "resolution_m", "n_pred",
+                     "n_gt", "n_distances", "sum_m", "sum_sq_m2", "mean_m", "missing")
 
 
 def _field(record: Any, name: str, default: Any = None) -> Any:
@@ -301,55 +242,28 @@ def evaluate_fronts(records: Iterable[Any]) -> pd.DataFrame:
         res = float(meta["resolution_m"])
         fr = front_result(stem, _field(rec, "pred_front"), _field(rec, "gt_front"), res)
         d = fr.distances_m
-        rows.append(
-            {
-                "stem": stem,
-                "glacier": meta.get("glacier"),
-                "date": meta.get("date"),
-                "season": meta.get("season"),
-                "sensor": meta.get("sensor"),
-                "sensor_group": meta.get("sensor_group"),
-                "resolution_m": res,
-                "n_pred": fr.n_pred,
-                "n_gt": fr.n_gt,
-                "n_distances": 0 if d is None else int(d.size),
-                "sum_m": 0.0 if d is None else float(d.sum()),
-                "sum_sq_m2": 0.0 if d is None else float(np.square(d).sum()),
-                "mean_m": float("nan") if d is None else float(d.mean()),
-                "missing": d is None,
-            }
-        )
+        rows.append({
+            "stem": stem, "glacier": meta.get("glacier"), "date": meta.get("date"), "season": meta.get("season"),
+            "sensor": meta.get("sensor"), "sensor_group": meta.get("sensor_group"), "resolution_m": res,
+            "n_pred": fr.n_pred, "n_gt": fr.n_gt, "n_distances": 0 if d is None else int(d.size),
+            "sum_m": 0.0 if d is None else float(d.sum()),
+            "sum_sq_m2": 0.0 if d is None else float(np.square(d).sum()),
+            "mean_m": float("nan") if d is None else float(d.mean()), "missing": d is None,
+        })
     return pd.DataFrame(rows, columns=list(PER_IMAGE_COLUMNS))
 
 
-BREAKDOWN_COLUMNS = (
-    "group_type",
-    "group_value",
-    "images",
-    "missing_fronts",
-    "mde_m",
-    "std_m",
-    "picture_normalised_mde_m",
-    "front_length_normalised_mde_m",
-    "n_distances",
-    "stems",
-)
+BREAKDOWN_COLUMNS = ("group_type", "group_value", "images", "missing_fronts", "mde_m", "std_m",
+                     "picture_normalised_mde_m", "front_length_normalised_mde_m", "n_distances", "stems")
 
 
 def _group_row(group_type: str, value: str, sub: pd.DataFrame) -> dict[str, Any]:
     s = mde_summary(sub)
-    return {
-        "group_type": group_type,
-        "group_value": value,
-        "images": int(len(sub)),
-        "missing_fronts": s.missing_fronts,
-        "mde_m": s.pooled_mde_m,
-        "std_m": s.std_m,
-        "picture_normalised_mde_m": s.picture_normalised_mde_m,
-        "front_length_normalised_mde_m": s.front_length_normalised_mde_m,
-        "n_distances": s.n_distances,
-        "stems": ";".join(sorted(sub["stem"].astype(str))),
-    }
+    return {"group_type": group_type, "group_value": value, "images": int(len(sub)),
+            "missing_fronts": s.missing_fronts, "mde_m": s.pooled_mde_m, "std_m": s.std_m,
+            "picture_normalised_mde_m": s.picture_normalised_mde_m,
+            "front_length_normalised_mde_m": s.front_length_normalised_mde_m, "n_distances": s.n_distances,
+            "stems": ";".join(sorted(sub["stem"].astype(str)))}
 
 
 def breakdown(df: pd.DataFrame, crosses: bool = True, all_categories: bool = False) -> pd.DataFrame:
@@ -372,12 +286,8 @@ def breakdown(df: pd.DataFrame, crosses: bool = True, all_categories: bool = Fal
     df = df.copy()
     df["resolution"] = df["resolution_m"].map(format_resolution)
     singles = {"season": "season", "glacier": "glacier", "sensor": "sensor_group", "resolution": "resolution"}
-    known = {
-        "season": SEASONS,
-        "glacier": CAFFE_GLACIERS,
-        "sensor": CAFFE_SENSOR_GROUPS,
-        "resolution": CAFFE_RESOLUTIONS,
-    }
+    known = {"season": SEASONS, "glacier": CAFFE_GLACIERS, "sensor": CAFFE_SENSOR_GROUPS,
+             "resolution": CAFFE_RESOLUTIONS}
 
     def values(kind: str) -> list[str]:
         present = sorted({str(v) for v in df[singles[kind]].dropna()})
@@ -402,7 +312,6 @@ def breakdown(df: pd.DataFrame, crosses: bool = True, all_categories: bool = Fal
 
 # --------------------------------------------------------------------------------------------------------------
 # zone metrics
-
 
 @dataclass(frozen=True)
 class ZoneMetrics:
@@ -439,18 +348,14 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int = 4) -> 
         raise DataError(None, f"prediction shape {pred.shape} != ground-truth shape {gt.shape}")
     for name, a in (("prediction", pred), ("ground truth", gt)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
-            raise DataError(
-                None,
-                f"{name} holds values outside 0..{num_classes - 1}",
-                "pass class ids, not CaFFe pixel values",
-            )
+            raise DataError(None, f"{name} holds values outside 0..{num_classes - 1}",
+                            "pass class ids, not CaFFe pixel values")
     idx = gt.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def zone_metrics(
-    pred: np.ndarray, gt: np.ndarray, num_classes: int = 4, absent: Literal["nan", "zero"] = "nan"
-) -> ZoneMetrics:
+def zone_metrics(pred: np.ndarray, gt: np.ndarray, num_classes: int = 4,
+                 absent: Literal["nan", "zero"] = "nan") -> ZoneMetrics:
     """Per-class precision, recall, F1 and IoU of a class map (§8.2).
 
     Args:
@@ -482,9 +387,7 @@ def zone_metrics(
     return ZoneMetrics(precision, recall, f1, iou, absent)
 
 
-def average_zone_metrics(
-    per_image: Iterable[ZoneMetrics], class_names: Sequence[str] = CLASS_NAMES
-) -> pd.DataFrame:
+def average_zone_metrics(per_image: Iterable[ZoneMetrics], class_names: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:
     """Average per-image zone metrics over images like the reference: NaNs filtered, then the mean.
 
     Returns a DataFrame with rows = classes + ``macro`` (the mean over images of each image's macro mean) and
@@ -503,15 +406,9 @@ def average_zone_metrics(
 # --------------------------------------------------------------------------------------------------------------
 # tables
 
-
-def write_tables(
-    out_dir: str | Path,
-    per_image: pd.DataFrame | None = None,
-    breakdown_df: pd.DataFrame | None = None,
-    summary: MDESummary | Mapping[str, Any] | None = None,
-    zones: pd.DataFrame | None = None,
-    prefix: str = "",
-) -> dict[str, Path]:
+def write_tables(out_dir: str | Path, per_image: pd.DataFrame | None = None, breakdown_df: pd.DataFrame | None = None,
+                 summary: MDESummary | Mapping[str, Any] | None = None, zones: pd.DataFrame | None = None,
+                 prefix: str = "") -> dict[str, Path]:
     """Write the evaluation tables atomically (CSV for tables, JSON for everything).
 
     Files (each only when its table is given): ``<prefix>per_image.csv/.json``, ``<prefix>breakdown.csv/.json``,

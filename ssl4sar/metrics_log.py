@@ -33,9 +33,7 @@ def epoch_table(metrics: Any) -> Any:
     if "epoch" not in df.columns or "step" not in df.columns:
         raise ValueError("a Lightning metrics table needs the columns 'epoch' and 'step'")
     df = df.sort_values("step", kind="stable")
-    df["epoch"] = df[
-        "epoch"
-    ].bfill()  # learning-rate rows carry no epoch: they belong to the next epoch logged
+    df["epoch"] = df["epoch"].bfill()   # learning-rate rows carry no epoch: they belong to the next epoch logged
     df = df.dropna(subset=["epoch"])
     df = df.drop(columns=[c for c in df.columns if c.endswith("_step")])
     df = df.rename(columns={c: c[: -len("_epoch")] for c in df.columns if c.endswith("_epoch")})

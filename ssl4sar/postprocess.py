@@ -62,11 +62,8 @@ def _check_zones(zones: np.ndarray) -> np.ndarray:
     if zones.ndim != 2:
         raise DataError(None, f"zone map must be 2-D (H, W), got shape {zones.shape}")
     if zones.size and (zones.min() < 0 or zones.max() > OCEAN_ID):
-        raise DataError(
-            None,
-            f"zone map holds values outside the class ids 0..3 (min {zones.min()}, max {zones.max()})",
-            "convert CaFFe pixel values 0/64/127/254 to class ids first",
-        )
+        raise DataError(None, f"zone map holds values outside the class ids 0..3 (min {zones.min()}, max {zones.max()})",
+                        "convert CaFFe pixel values 0/64/127/254 to class ids first")
     return zones
 
 
@@ -91,9 +88,8 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, keys[0::2] - rows * w1, keys[1::2] - rows * w1
 
 
-def _run_components(
-    rows: np.ndarray, start: np.ndarray, stop: np.ndarray, width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_components(rows: np.ndarray, start: np.ndarray, stop: np.ndarray, width: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of runs (from :func:`_runs`).
 
     Two runs in consecutive rows touch (8-connectivity) when ``start_b <= stop_a`` and ``stop_b >= start_a``.
@@ -280,17 +276,13 @@ def _corner_points(bounding_box: Any) -> np.ndarray:
     corners = getattr(bounding_box, "corners", bounding_box)
     arr = np.asarray(corners, dtype=float)
     if arr.shape != (4, 2):
-        raise DataError(
-            None,
-            f"bounding box must be 4 (x, y) corner points, got an array of shape {arr.shape}",
-            "order: left-upper, left-lower, right-lower, right-upper, pixel coordinates",
-        )
+        raise DataError(None, f"bounding box must be 4 (x, y) corner points, got an array of shape {arr.shape}",
+                        "order: left-upper, left-lower, right-lower, right-upper, pixel coordinates")
     return arr
 
 
-def bounding_box_keep_region(
-    corners: Sequence[Sequence[float]] | np.ndarray, image_shape: tuple[int, int]
-) -> tuple[int, int, int, int]:
+def bounding_box_keep_region(corners: Sequence[Sequence[float]] | np.ndarray,
+                             image_shape: tuple[int, int]) -> tuple[int, int, int, int]:
     """The region of the image kept by a CaFFe bounding box (§1.4), exactly as the reference computes it.
 
     Args:
@@ -310,9 +302,7 @@ def bounding_box_keep_region(
     """
     pts = _corner_points(corners)
     h, w = int(image_shape[0]), int(image_shape[1])
-    (x_lu, y_lu), (x_ll, y_ll), (x_rl, y_rl), (x_ru, y_ru) = [
-        (round(float(x)), round(float(y))) for x, y in pts
-    ]
+    (x_lu, y_lu), (x_ll, y_ll), (x_rl, y_rl), (x_ru, y_ru) = [(round(float(x)), round(float(y))) for x, y in pts]
     if x_lu < 0:
         x_lu = 0
     if x_rl > w:
@@ -351,9 +341,7 @@ def mask_with_bounding_box(front: np.ndarray, bounding_box: Any) -> np.ndarray:
     out = np.zeros_like(front)
     if isinstance(bounding_box, np.ndarray) and bounding_box.dtype == bool and bounding_box.ndim == 2:
         if bounding_box.shape != front.shape:
-            raise DataError(
-                None, f"bounding-box mask shape {bounding_box.shape} != front shape {front.shape}"
-            )
+            raise DataError(None, f"bounding-box mask shape {bounding_box.shape} != front shape {front.shape}")
         out[bounding_box] = front[bounding_box]
         return out
     r0, r1, c0, c1 = bounding_box_keep_region(_corner_points(bounding_box), front.shape)
@@ -361,13 +349,8 @@ def mask_with_bounding_box(front: np.ndarray, bounding_box: Any) -> np.ndarray:
     return out
 
 
-def extract_front(
-    zones: np.ndarray,
-    resolution_m: float,
-    bounding_box: Any = None,
-    min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
-    keep_rule: KeepRule = ">=",
-) -> np.ndarray:
+def extract_front(zones: np.ndarray, resolution_m: float, bounding_box: Any = None,
+                  min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, keep_rule: KeepRule = ">=") -> np.ndarray:
     """The full §7.2 post-processing: predicted zone map → calving-front mask.
 
     Args:

@@ -103,15 +103,8 @@ from ssl4sar.prediction_writers import (
 )
 
 __all__ = [
-    "CLASS_NAMES",
-    "SceneSource",
-    "SceneResult",
-    "PredictionRun",
-    "open_scene",
-    "scene_metadata",
-    "to_model_input",
-    "predict_scene",
-    "predict_scenes",
+    "CLASS_NAMES", "SceneSource", "SceneResult", "PredictionRun", "open_scene", "scene_metadata", "to_model_input",
+    "predict_scene", "predict_scenes",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,7 +114,6 @@ _RESAMPLE_TOL = 1e-3
 
 # --------------------------------------------------------------------------------------------------------------
 # results
-
 
 @dataclass
 class SceneResult:
@@ -151,24 +143,13 @@ class SceneResult:
 
     def summary(self) -> dict[str, Any]:
         """One CSV row."""
-        return {
-            "scene": self.stem,
-            "path": str(self.path),
-            "date": self.date.isoformat() if self.date else "",
-            "sensor": self.sensor or "",
-            "glacier": self.glacier or "",
-            "crs": self.crs or "pixel",
-            "height_px": self.shape[0],
-            "width_px": self.shape[1],
-            "resolution_m": round(self.resolution_m, 4),
-            "model_height_px": self.model_shape[0],
-            "model_width_px": self.model_shape[1],
-            "n_maps": self.n_maps,
-            "n_front_pixels": self.n_front_pixels,
-            "length_m": round(self.length_m, 3),
-            "mean_uncertainty": "" if self.mean_uncertainty is None else round(self.mean_uncertainty, 6),
-            "front": str(self.outputs.get("front", "")),
-        }
+        return {"scene": self.stem, "path": str(self.path), "date": self.date.isoformat() if self.date else "",
+                "sensor": self.sensor or "", "glacier": self.glacier or "", "crs": self.crs or "pixel",
+                "height_px": self.shape[0], "width_px": self.shape[1], "resolution_m": round(self.resolution_m, 4),
+                "model_height_px": self.model_shape[0], "model_width_px": self.model_shape[1],
+                "n_maps": self.n_maps, "n_front_pixels": self.n_front_pixels, "length_m": round(self.length_m, 3),
+                "mean_uncertainty": "" if self.mean_uncertainty is None else round(self.mean_uncertainty, 6),
+                "front": str(self.outputs.get("front", ""))}
 
 
 @dataclass
@@ -184,16 +165,14 @@ class PredictionRun:
 # --------------------------------------------------------------------------------------------------------------
 # the core
 
-
 def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -> np.ndarray:
     if tmpdir is None:
         return np.zeros(shape, dtype=dtype)
     return np.lib.format.open_memmap(tmpdir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
 
 
-def _bilinear_axis(
-    start: int, stop: int, n_out: int, n_src: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def _bilinear_axis(start: int, stop: int, n_out: int, n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices (i0, i1) and weight of i1 for output pixel centres ``start..stop-1`` (global, exact)."""
     u = (np.arange(start, stop, dtype=np.float64) + 0.5) * (n_src / n_out) - 0.5
     u = np.clip(u, 0.0, n_src - 1.0)
@@ -240,33 +219,16 @@ class _SceneFrame:
         return np.asarray(arr)[ri][:, ci]
 
 
-def predict_scene(
-    models: Any,
-    path: str | Path,
-    out_dir: str | Path,
-    *,
-    resolution_m: float | None = None,
-    rotations: Sequence[int] = (0,),
-    flips: bool = False,
-    tile_size: int | None = None,
-    context_size: int | None = None,
-    stride: int | None = None,
-    sigma: float | None = None,
-    batch_size: int = paper_preset().inference.batch_size,
-    device: str | torch.device | None = None,
-    amp_dtype: torch.dtype | None = None,
-    min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
-    to_wgs84: bool = False,
-    allow_no_crs: bool = False,
-    pixel_size_m: float | None = None,
-    value_range: tuple[float, float] | None = None,
-    percentiles: tuple[float, float] = (1.0, 99.0),
-    probability_dtype: ProbabilityDtype = "float32",
-    member_fronts: bool = False,
-    overlay: bool = True,
-    line_mode: geo.LineMode = "chains",
-    progress: bool = False,
-) -> SceneResult:
+def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolution_m: float | None = None,
+                  rotations: Sequence[int] = (0,), flips: bool = False, tile_size: int | None = None,
+                  context_size: int | None = None, stride: int | None = None, sigma: float | None = None,
+                  batch_size: int = paper_preset().inference.batch_size, device: str | torch.device | None = None,
+                  amp_dtype: torch.dtype | None = None, min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M,
+                  to_wgs84: bool = False,
+                  allow_no_crs: bool = False, pixel_size_m: float | None = None,
+                  value_range: tuple[float, float] | None = None, percentiles: tuple[float, float] = (1.0, 99.0),
+                  probability_dtype: ProbabilityDtype = "float32", member_fronts: bool = False,
+                  overlay: bool = True, line_mode: geo.LineMode = "chains", progress: bool = False) -> SceneResult:
     """Predict one scene and write its outputs (module docstring) to ``out_dir``.
 
     Args:
@@ -305,67 +267,25 @@ def predict_scene(
     s = int(stride) if stride is not None else max(1, c // 4)
     halo = -(-c // s) * s
     tile = None if tile_size is None else max(s, -(-int(tile_size) // s) * s)
-    window_kwargs: dict[str, Any] = {
-        "context_size": c,
-        "stride": s,
-        "sigma": sigma,
-        "batch_size": batch_size,
-        "device": device,
-        "amp_dtype": amp_dtype,
-        "progress": progress and tile is None,
-    }
+    window_kwargs: dict[str, Any] = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size,
+                                     "device": device, "amp_dtype": amp_dtype, "progress": progress and tile is None}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    src = open_scene(
-        path,
-        allow_no_crs=allow_no_crs,
-        pixel_size_m=pixel_size_m,
-        value_range=value_range,
-        percentiles=percentiles,
-    )
+    src = open_scene(path, allow_no_crs=allow_no_crs, pixel_size_m=pixel_size_m, value_range=value_range,
+                     percentiles=percentiles)
     try:
-        return _predict_open_scene(
-            members,
-            src,
-            out,
-            resolution_m,
-            rots,
-            flips,
-            tile,
-            halo,
-            s,
-            window_kwargs,
-            min_front_length_m,
-            to_wgs84,
-            probability_dtype,
-            member_fronts,
-            overlay,
-            line_mode,
-            progress,
-        )
+        return _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
+                                   min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
+                                   line_mode, progress)
     finally:
         src.close()
 
 
-def _predict_open_scene(
-    members: list[Any],
-    src: SceneSource,
-    out: Path,
-    resolution_m: float | None,
-    rots: list[int],
-    flips: bool,
-    tile: int | None,
-    halo: int,
-    stride: int,
-    window_kwargs: dict[str, Any],
-    min_front_length_m: float,
-    to_wgs84: bool,
-    probability_dtype: ProbabilityDtype,
-    member_fronts: bool,
-    overlay: bool,
-    line_mode: geo.LineMode,
-    progress: bool,
-) -> SceneResult:
+def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolution_m: float | None,
+                        rots: list[int], flips: bool, tile: int | None, halo: int, stride: int,
+                        window_kwargs: dict[str, Any], min_front_length_m: float, to_wgs84: bool,
+                        probability_dtype: ProbabilityDtype, member_fronts: bool, overlay: bool,
+                        line_mode: geo.LineMode, progress: bool) -> SceneResult:
     h, w = src.shape
     model_shape = src.shape
     if resolution_m is not None:
@@ -375,16 +295,8 @@ def _predict_open_scene(
         if abs(sx / resolution_m - 1) > _RESAMPLE_TOL or abs(sy / resolution_m - 1) > _RESAMPLE_TOL:
             model_shape = (max(1, round(h * sy / resolution_m)), max(1, round(w * sx / resolution_m)))
     if model_shape != src.shape:
-        log.info(
-            "%s: resampling %dx%d px at %.2f m to %dx%d px at %.2f m",
-            src.path,
-            h,
-            w,
-            src.resolution_m,
-            model_shape[0],
-            model_shape[1],
-            resolution_m,
-        )
+        log.info("%s: resampling %dx%d px at %.2f m to %dx%d px at %.2f m", src.path, h, w, src.resolution_m,
+                 model_shape[0], model_shape[1], resolution_m)
         resampled = src.read_resampled(model_shape)
 
         def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -396,13 +308,9 @@ def _predict_open_scene(
     model_tiles = tile_rects(model_shape, tile)
     scene_tiles = tile_rects(src.shape, tile)
     stem = src.stem
-    paths = {
-        "zones": out / f"{stem}_zones.tif",
-        "probabilities": out / f"{stem}_probabilities.tif",
-        "uncertainty": out / f"{stem}_uncertainty.tif",
-        "front_mask": out / f"{stem}_front.tif",
-        "front": out / f"{stem}_front.geojson",
-    }
+    paths = {"zones": out / f"{stem}_zones.tif", "probabilities": out / f"{stem}_probabilities.tif",
+             "uncertainty": out / f"{stem}_uncertainty.tif", "front_mask": out / f"{stem}_front.tif",
+             "front": out / f"{stem}_front.geojson"}
     with contextlib.ExitStack() as stack:
         tmpdir = None
         if tile is not None:
@@ -411,25 +319,11 @@ def _predict_open_scene(
         mean = _alloc((k_classes, *model_shape), np.float32, tmpdir, "mean")
         std = _alloc((k_classes, *model_shape), np.float32, tmpdir, "std")
         member_maps = _alloc((n_maps, *model_shape), np.uint8, tmpdir, "members") if member_fronts else None
-        tiled_ensemble_probabilities(
-            maps,
-            read,
-            model_shape,
-            model_tiles,
-            halo,
-            stride,
-            window_kwargs,
-            mean,
-            std,
-            member_maps,
-            progress,
-        )
+        tiled_ensemble_probabilities(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
+                               member_maps, progress)
         if not np.isfinite(mean).all():  # NaN softmax would argmax to NA everywhere: say so instead
-            raise DataError(
-                src.path,
-                "the network output is not finite (NaN or inf) for this scene",
-                "check the checkpoint and the image values",
-            )
+            raise DataError(src.path, "the network output is not finite (NaN or inf) for this scene",
+                            "check the checkpoint and the image values")
         frame = _SceneFrame(src.shape, model_shape)
         zones = np.zeros(src.shape, dtype=np.uint8)
         names = list(CLASS_NAMES) + [f"class {i}" for i in range(len(CLASS_NAMES), k_classes)]
@@ -442,9 +336,8 @@ def _predict_open_scene(
                         ds.set_band_description(b + 1, f"{names[b]}: {what}")
                     if probability_dtype == "uint8":
                         ds.scales = [1.0 / 255.0] * k_classes
-                    ds.update_tags(
-                        n_maps=n_maps, rotations=",".join(map(str, rots)), flips=str(flips), scene=stem
-                    )
+                    ds.update_tags(n_maps=n_maps, rotations=",".join(map(str, rots)), flips=str(flips),
+                                   scene=stem)
                 for rect in scene_tiles:
                     y0, y1, x0, x1 = rect
                     m_t = frame.bilinear(mean, rect)
@@ -455,9 +348,7 @@ def _predict_open_scene(
                     win = Window(x0, y0, x1 - x0, y1 - y0)
                     p_ds.write(encode_probabilities(m_t, probability_dtype), window=win)
                     u_ds.write(encode_probabilities(s_t, probability_dtype), window=win)
-        write_raster(
-            paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"}
-        )
+        write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
         front = extract_front(zones, src.resolution_m, min_front_length_m=min_front_length_m)
         write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
         member_geoms: list[tuple[Any, dict[str, Any]]] = []
@@ -472,38 +363,19 @@ def _predict_open_scene(
                 mf = extract_front(mz, src.resolution_m, min_front_length_m=min_front_length_m)
                 g = _front_geometry(mf, src, line_mode)
                 per_model = len(rots) * (2 if flips else 1)
-                member_geoms.append(
-                    (
-                        g,
-                        {
-                            "scene": stem,
-                            "member": mi,
-                            "model": mi // per_model,
-                            "rotation": k,
-                            "flip": f,
-                            "n_pixels": int(mf.sum()),
-                            "length_m": round(_length_m(g, src), 3),
-                        },
-                    )
-                )
+                member_geoms.append((g, {"scene": stem, "member": mi, "model": mi // per_model, "rotation": k,
+                                         "flip": f, "n_pixels": int(mf.sum()),
+                                         "length_m": round(_length_m(g, src), 3)}))
     geometry = _front_geometry(front, src, line_mode)
     length_m = _length_m(geometry, src)
     mean_unc = mean_at_front(paths["uncertainty"], front, scene_tiles, probability_dtype)
     crs_name = crs_label(src.crs)
-    props = {
-        "scene": stem,
-        "date": src.date.isoformat() if src.date else None,
-        "sensor": src.sensor,
-        "glacier": src.glacier,
-        "length_m": round(length_m, 3),
-        "mean_uncertainty": None if mean_unc is None else round(mean_unc, 6),
-        "n_pixels": int(front.sum()),
-        "n_lines": 0 if geometry is None else len(getattr(geometry, "geoms", [geometry])),
-        "n_maps": n_maps,
-        "resolution_m": round(src.resolution_m, 4),
-        "crs": crs_name or "pixel",
-        "kind": "fused",
-    }
+    props = {"scene": stem, "date": src.date.isoformat() if src.date else None, "sensor": src.sensor,
+             "glacier": src.glacier, "length_m": round(length_m, 3),
+             "mean_uncertainty": None if mean_unc is None else round(mean_unc, 6), "n_pixels": int(front.sum()),
+             "n_lines": 0 if geometry is None else len(getattr(geometry, "geoms", [geometry])),
+             "n_maps": n_maps, "resolution_m": round(src.resolution_m, 4), "crs": crs_name or "pixel",
+             "kind": "fused"}
     geo.write_geojson(paths["front"], [(geometry, props)], src.crs)
     if to_wgs84:
         if src.crs is None:
@@ -511,34 +383,16 @@ def _predict_open_scene(
         else:
             paths["front_wgs84"] = geo.write_geojson(
                 out / f"{stem}_front_wgs84.geojson",
-                [(geo.reproject_geometry(geometry, src.crs, geo.WGS84), props)],
-                geo.WGS84,
-            )
+                [(geo.reproject_geometry(geometry, src.crs, geo.WGS84), props)], geo.WGS84)
     if member_fronts:
-        paths["front_members"] = geo.write_geojson(
-            out / f"{stem}_front_members.geojson", member_geoms, src.crs
-        )
+        paths["front_members"] = geo.write_geojson(out / f"{stem}_front_members.geojson", member_geoms, src.crs)
     if overlay:
         paths["overlay"] = write_overlay(out / f"{stem}_overlay.png", src, zones, front)
     log.info("%s: front of %d px, %.0f m (%d maps)", stem, int(front.sum()), length_m, n_maps)
-    return SceneResult(
-        path=src.path,
-        stem=stem,
-        outputs=paths,
-        crs=crs_name,
-        transform=tuple(src.transform)[:6],
-        shape=src.shape,
-        model_shape=model_shape,
-        resolution_m=src.resolution_m,
-        date=src.date,
-        sensor=src.sensor,
-        glacier=src.glacier,
-        n_maps=n_maps,
-        n_front_pixels=int(front.sum()),
-        length_m=length_m,
-        mean_uncertainty=mean_unc,
-        geometry=geometry,
-    )
+    return SceneResult(path=src.path, stem=stem, outputs=paths, crs=crs_name, transform=tuple(src.transform)[:6],
+                       shape=src.shape, model_shape=model_shape, resolution_m=src.resolution_m, date=src.date,
+                       sensor=src.sensor, glacier=src.glacier, n_maps=n_maps, n_front_pixels=int(front.sum()),
+                       length_m=length_m, mean_uncertainty=mean_unc, geometry=geometry)
 
 
 def _n_classes(model: Any, read: Any, shape: tuple[int, int], window_kwargs: dict[str, Any]) -> int:
@@ -548,7 +402,7 @@ def _n_classes(model: Any, read: Any, shape: tuple[int, int], window_kwargs: dic
     c = int(window_kwargs["context_size"])
     probe = np.zeros((c, c), dtype=np.uint8)
     img = read(0, min(c, shape[0]), 0, min(c, shape[1]))
-    probe[: img.shape[0], : img.shape[1]] = img
+    probe[:img.shape[0], :img.shape[1]] = img
     x = torch.from_numpy(probe.astype(np.float32) / 255.0)[None, None]
     dev = window_kwargs.get("device")
     if dev is not None:
@@ -572,13 +426,12 @@ def _length_m(geometry: Any, src: SceneSource) -> float:
     return geo.geometry_length_m(geometry, src.crs)
 
 
+
 # --------------------------------------------------------------------------------------------------------------
 # many scenes
 
-
-def predict_scenes(
-    models: Any, paths: Sequence[str | Path], out_dir: str | Path, *, replace: bool = False, **kwargs: Any
-) -> PredictionRun:
+def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path, *, replace: bool = False,
+                   **kwargs: Any) -> PredictionRun:
     """:func:`predict_scene` for every path; bad scenes are logged, listed in ``skipped.csv`` and skipped.
 
     Writes ``predictions.csv`` (one row per predicted scene, :meth:`SceneResult.summary`) and ``skipped.csv``
@@ -603,3 +456,5 @@ def predict_scenes(
     write_csv(out / "predictions.csv", [r.summary() for r in results], SUMMARY_COLUMNS)
     write_csv(out / "skipped.csv", [{"scene": str(p), "reason": r} for p, r in skipped], ["scene", "reason"])
     return PredictionRun(results, skipped, time.perf_counter() - start)
+
+

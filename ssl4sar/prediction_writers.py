@@ -32,20 +32,10 @@ _OVERLAY_MAX_SIDE = 1600
 ProbabilityDtype = Literal["float32", "uint8"]
 
 
-def raster_profile(
-    shape: tuple[int, int], count: int, dtype: str, crs: Any, transform: Affine
-) -> dict[str, Any]:
+def raster_profile(shape: tuple[int, int], count: int, dtype: str, crs: Any, transform: Affine) -> dict[str, Any]:
     h, w = shape
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "height": h,
-        "width": w,
-        "count": count,
-        "dtype": dtype,
-        "crs": crs,
-        "transform": transform,
-        "compress": "deflate",
-    }
+    profile: dict[str, Any] = {"driver": "GTiff", "height": h, "width": w, "count": count, "dtype": dtype,
+                               "crs": crs, "transform": transform, "compress": "deflate"}
     if h >= 256 and w >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     return profile
@@ -74,9 +64,7 @@ def crs_label(crs: Any) -> str | None:
     return f"{auth[0]}:{auth[1]}" if auth else c.to_wkt()
 
 
-def mean_at_front(
-    path: Path, front: np.ndarray, tiles: Sequence[Rect], dtype: ProbabilityDtype
-) -> float | None:
+def mean_at_front(path: Path, front: np.ndarray, tiles: Sequence[Rect], dtype: ProbabilityDtype) -> float | None:
     """Mean over front pixels of the largest per-class value stored in ``path`` (the uncertainty GeoTIFF)."""
     total, count = 0.0, 0
     with rasterio.open(path) as ds:
@@ -90,6 +78,7 @@ def mean_at_front(
             total += float(vals.max(axis=0)[sub > 0].sum())
             count += int(np.count_nonzero(sub))
     return total / count if count else None
+
 
 
 def write_raster(path: Path, array: np.ndarray, src: SceneSource, tags: dict[str, str]) -> Path:
@@ -112,30 +101,15 @@ def write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.nda
         sar = src._convert(src._read(out_shape=small, resampling=Resampling.nearest))
     fr = downsample_for_display(front != 0, f, keep_lines=True).astype(np.uint8)
     title = src.stem + (f" ({src.date.isoformat()})" if src.date else "")
-    fig = plot_prediction(
-        sar, zones[::f, ::f], pred_front=fr, title=title, thickness_px=1 if min(small) < 256 else 3
-    )
+    fig = plot_prediction(sar, zones[::f, ::f], pred_front=fr, title=title,
+                          thickness_px=1 if min(small) < 256 else 3)
     return save_figure(fig, path)
 
 
-SUMMARY_COLUMNS = [
-    "scene",
-    "path",
-    "date",
-    "sensor",
-    "glacier",
-    "crs",
-    "height_px",
-    "width_px",
-    "resolution_m",
-    "model_height_px",
-    "model_width_px",
-    "n_maps",
-    "n_front_pixels",
-    "length_m",
-    "mean_uncertainty",
-    "front",
-]
+
+SUMMARY_COLUMNS = ["scene", "path", "date", "sensor", "glacier", "crs", "height_px", "width_px", "resolution_m",
+                    "model_height_px", "model_width_px", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty",
+                    "front"]
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:
@@ -156,25 +130,13 @@ def describe_rasters(paths: Sequence[Path]) -> Any:
     for path in paths:
         with rasterio.open(path) as ds:
             tags = ", ".join(f"{k}={v}" for k, v in ds.tags().items() if k not in ("scene", "AREA_OR_POINT"))
-            rows.append(
-                {
-                    "file": Path(path).name,
-                    "CRS": str(ds.crs),
-                    "size (H × W)": f"{ds.height} × {ds.width}",
-                    "bands": ds.count,
-                    "dtype": ds.dtypes[0],
-                    "pixel (m)": abs(ds.transform.a),
-                    "band 1": ds.descriptions[0] or tags,
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["file", "CRS", "size (H × W)", "bands", "dtype", "pixel (m)", "band 1"]
-    )
+            rows.append({"file": Path(path).name, "CRS": str(ds.crs), "size (H × W)": f"{ds.height} × {ds.width}",
+                         "bands": ds.count, "dtype": ds.dtypes[0], "pixel (m)": abs(ds.transform.a),
+                         "band 1": ds.descriptions[0] or tags})
+    return pd.DataFrame(rows, columns=["file", "CRS", "size (H × W)", "bands", "dtype", "pixel (m)", "band 1"])
 
 
-def geographic_fronts(
-    results: Sequence[Any], metadata_csv: Path | None = None
-) -> tuple[Any, list[dict[str, Any]]]:
+def geographic_fronts(results: Sequence[Any], metadata_csv: Path | None = None) -> tuple[Any, list[dict[str, Any]]]:
     """Read back the EPSG:4326 fronts of predicted scenes (``SceneResult`` s of :func:`ssl4sar.predict.predict_scenes`
     run with ``to_wgs84=True``) to show where on the Earth they lie.
 
@@ -188,11 +150,8 @@ def geographic_fronts(
 
     from ssl4sar.data.raster import read_raster
 
-    meta = (
-        pd.read_csv(metadata_csv).set_index("id")
-        if metadata_csv is not None and Path(metadata_csv).is_file()
-        else pd.DataFrame()
-    )
+    meta = (pd.read_csv(metadata_csv).set_index("id") if metadata_csv is not None and Path(metadata_csv).is_file()
+            else pd.DataFrame())
     rows, panels = [], []
     for r in results:
         pid = r.stem.removesuffix("_img")
@@ -200,31 +159,14 @@ def geographic_fronts(
         glacier = str(m.get("glacier", "")).replace("\x96", "–")  # the CaFFe metadata holds a cp1252 dash
         geometries = geo.read_geojson(r.outputs["front_wgs84"]).geometries()
         front = geometries[0] if geometries else None
-        rows.append(
-            {
-                "patch": pid,
-                "glacier": glacier.split(" / ")[0],
-                "date": m.get("date", ""),
-                "CRS": r.crs,
-                "pixel (m)": round(r.resolution_m, 3),
-                "model grid (px)": "×".join(map(str, r.model_shape)),
-                "front pixels": r.n_front_pixels,
-                "front length (m)": round(r.length_m),
-                "first front vertex (lon, lat)": None
-                if front is None
-                else tuple(np.round(shapely.get_coordinates(front)[0], 4).tolist()),
-            }
-        )
+        rows.append({"patch": pid, "glacier": glacier.split(" / ")[0], "date": m.get("date", ""), "CRS": r.crs,
+                     "pixel (m)": round(r.resolution_m, 3), "model grid (px)": "×".join(map(str, r.model_shape)),
+                     "front pixels": r.n_front_pixels, "front length (m)": round(r.length_m),
+                     "first front vertex (lon, lat)": None if front is None
+                     else tuple(np.round(shapely.get_coordinates(front)[0], 4).tolist())})
         img, info = read_raster(r.path, 1, require_crs=True)
-        panels.append(
-            {
-                "sar": img,
-                "transform": info.transform,
-                "crs": info.crs,
-                "front": front,
-                "title": f"{pid}: {glacier.split(' / ')[0]}\n{m.get('date', '')}, {r.crs}",
-            }
-        )
+        panels.append({"sar": img, "transform": info.transform, "crs": info.crs, "front": front,
+                       "title": f"{pid}: {glacier.split(' / ')[0]}\n{m.get('date', '')}, {r.crs}"})
     return pd.DataFrame(rows), panels
 
 
@@ -232,10 +174,8 @@ def describe_outputs(outputs: Mapping[str, Path]) -> Any:
     """The files one scene's prediction wrote (``SceneResult.outputs``), one row each: output, file name, bytes."""
     import pandas as pd
 
-    return pd.DataFrame(
-        [{"output": k, "file": Path(p).name, "bytes": Path(p).stat().st_size} for k, p in outputs.items()],
-        columns=["output", "file", "bytes"],
-    )
+    return pd.DataFrame([{"output": k, "file": Path(p).name, "bytes": Path(p).stat().st_size}
+                         for k, p in outputs.items()], columns=["output", "file", "bytes"])
 
 
 def text_excerpt(path: str | Path, limit: int, with_length: bool = True) -> str:

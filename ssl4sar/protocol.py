@@ -27,13 +27,7 @@ from ssl4sar.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "PRETRAIN_METHODS",
-    "ProtocolRecord",
-    "device_description",
-    "ensure_synthetic_data",
-    "run_protocol",
-]
+__all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "device_description", "ensure_synthetic_data", "run_protocol"]
 
 #: Pretraining methods of the protocol, in the book's order (chapters 2 and 3).
 PRETRAIN_METHODS = ("optsimmim", "opttranslator")
@@ -71,27 +65,18 @@ def device_description(device: str) -> dict[str, Any]:
 
     import torch
 
-    info: dict[str, Any] = {
-        "device": device,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "packages": package_versions(("torch", "timm", "lightning", "numpy")),
-    }
+    info: dict[str, Any] = {"device": device, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+                            "python": platform.python_version(),
+                            "packages": package_versions(("torch", "timm", "lightning", "numpy"))}
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = torch.device(device)
         props = torch.cuda.get_device_properties(dev)
-        info |= {
-            "gpu": props.name,
-            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-            "cuda": torch.version.cuda,
-        }
+        info |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                 "cuda": torch.version.cuda}
     return info
 
 
-def ensure_synthetic_data(
-    layout: WorkLayout, preset: str | Path, seed: int, workers: int = 1
-) -> tuple[bool, float]:
+def ensure_synthetic_data(layout: WorkLayout, preset: str | Path, seed: int, workers: int = 1) -> tuple[bool, float]:
     """Generate the preset's synthetic CaFFe and SSL4SAR data under ``layout.data`` unless this (preset, seed) is
     there already (``synthetic.json``, written last by the generator). Returns (generated, seconds)."""
     from ssl4sar.config import load_preset
@@ -106,40 +91,21 @@ def ensure_synthetic_data(
         except (OSError, ValueError):
             info = {}
         layouts = info.get("layouts", {})
-        if all(
-            layouts.get(x, {}).get("preset") == name and layouts.get(x, {}).get("seed") == seed
-            for x in ("caffe", "ssl4sar")
-        ):
+        if all(layouts.get(x, {}).get("preset") == name and layouts.get(x, {}).get("seed") == seed
+               for x in ("caffe", "ssl4sar")):
             return False, 0.0
     t0 = time.perf_counter()
-    generate(
-        layout.data,
-        preset=preset,
-        seed=seed,
-        layouts=("caffe", "ssl4sar"),
-        overwrite=True,
-        progress=False,
-        workers=workers,
-    )
+    generate(layout.data, preset=preset, seed=seed, layouts=("caffe", "ssl4sar"), overwrite=True, progress=False,
+             workers=workers)
     return True, time.perf_counter() - t0
 
 
-def run_protocol(
-    preset: str,
-    work_dir: str | Path,
-    *,
-    device: str = "auto",
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-    ssl4sar_dir: str | Path | None = None,
-    inits: Sequence[str] = ("scratch", "imagenet", "optsimmim", "opttranslator"),
-    seeds: int | None = None,
-    workers: int = 2,
-    gpu_workers: int = 1,
-    imagenet_weights: str | Path | None = None,
-    threads: int = 2,
-    data_workers: int = 1,
-) -> ProtocolRecord:
+def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", seed: int = 0,
+                 data_dir: str | Path | None = None, ssl4sar_dir: str | Path | None = None,
+                 inits: Sequence[str] = ("scratch", "imagenet", "optsimmim", "opttranslator"),
+                 seeds: int | None = None, workers: int = 2, gpu_workers: int = 1,
+                 imagenet_weights: str | Path | None = None, threads: int = 2, data_workers: int = 1
+                 ) -> ProtocolRecord:
     """Run the book's protocol with ``preset`` into ``work_dir``; return (and write) its record.
 
     Args:
@@ -167,15 +133,9 @@ def run_protocol(
     layout.root.mkdir(parents=True, exist_ok=True)
     pin_threads(threads)
     n_seeds = int(seeds if seeds is not None else cfg["finetune"]["seeds"])
-    record = ProtocolRecord(
-        preset=str(cfg["name"]),
-        device=run_device,
-        seeds=[seed + k for k in range(n_seeds)],
-        inits=list(inits),
-        command=" ".join(shlex.quote(a) for a in sys.argv),
-        started=_now(),
-        machine=device_description(run_device),
-    )
+    record = ProtocolRecord(preset=str(cfg["name"]), device=run_device, seeds=[seed + k for k in range(n_seeds)],
+                            inits=list(inits), command=" ".join(shlex.quote(a) for a in sys.argv),
+                            started=_now(), machine=device_description(run_device))
     record.write(layout)
 
     caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
@@ -190,54 +150,30 @@ def run_protocol(
         run = pretrain_report.run_pretraining(method, cfg, ssl4sar_root, layout, seed=seed, device=run_device)
         pretrain_report.export_pretrained(method, run, layout)
         val = run.epochs["val/loss"].dropna() if "val/loss" in run.epochs else []
-        record.stage(
-            f"pretrain_{method}",
-            run.seconds,
-            epochs=int(run.result.epochs),
-            steps=int(run.result.global_step),
-            best_val_loss=float(run.result.best_val_loss),
-            first_val_loss=float(val.iloc[0]) if len(val) else None,
-        )
+        record.stage(f"pretrain_{method}", run.seconds, epochs=int(run.result.epochs),
+                     steps=int(run.result.global_step), best_val_loss=float(run.result.best_val_loss),
+                     first_val_loss=float(val.iloc[0]) if len(val) else None)
         record.write(layout)
 
     plan, notes = experiments.plan_initialisations(inits, layout, cfg, paper, imagenet_weights)
     for note in notes:
         log.warning("%s", note)
     t0 = time.perf_counter()
-    runs = experiments.finetune_seeds(
-        cfg,
-        caffe_root,
-        layout,
-        plan,
-        record.seeds,
-        workers=run_workers,
-        device=run_device,
-        imagenet_weights=imagenet_weights,
-    )
-    record.stage(
-        "finetune",
-        time.perf_counter() - t0,
-        runs=len(runs),
-        skipped=notes,
-        run_seconds=float(runs["seconds"].sum()),
-    )
+    runs = experiments.finetune_seeds(cfg, caffe_root, layout, plan, record.seeds, workers=run_workers,
+                                      device=run_device, imagenet_weights=imagenet_weights)
+    record.stage("finetune", time.perf_counter() - t0, runs=len(runs), skipped=notes,
+                 run_seconds=float(runs["seconds"].sum()))
     record.write(layout)
 
     t0 = time.perf_counter()
     tests = experiments.compare_initialisations(runs, seed=seed)
     write_text_atomic(layout.finetune_tests_csv, tests.to_csv(index=False, float_format="%.4f"))
     chosen = experiments.choose_ensemble_init(runs)
-    summary = experiments.evaluate_ensembles(
-        cfg, caffe_root, layout, runs, chosen, workers=run_workers, device=run_device, seed=seed
-    )
-    record.stage(
-        "evaluate",
-        time.perf_counter() - t0,
-        ensemble_init=chosen,
-        ensembles=summary.loc[summary["members"] > 1, ["model", "test_mde_m", "fronts_found"]].to_dict(
-            orient="records"
-        ),
-    )
+    summary = experiments.evaluate_ensembles(cfg, caffe_root, layout, runs, chosen, workers=run_workers,
+                                             device=run_device, seed=seed)
+    record.stage("evaluate", time.perf_counter() - t0, ensemble_init=chosen,
+                 ensembles=summary.loc[summary["members"] > 1, ["model", "test_mde_m", "fronts_found"]]
+                 .to_dict(orient="records"))
     record.finished = _now()
     record.write(layout)
     return record

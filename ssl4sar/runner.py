@@ -127,27 +127,13 @@ def _preset_value(cfg: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def run_training(
-    spec: RunSpec,
-    cfg: dict[str, Any],
-    data_dir: str | Path,
-    out_dir: str | Path,
-    init: str | Path | None = None,
-    seed: int | None = None,
-    devices: int | str = "auto",
-    resume: bool = True,
-    max_steps: int | None = None,
-    *,
-    num_nodes: int | None = None,
-    max_epochs: int | None = None,
-    precision: str | None = None,
-    accelerator: str = "auto",
-    imagenet_weights: str | Path | None = None,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    trainer_kwargs: Mapping[str, Any] | None = None,
-    trust_checkpoint: bool = False,
-) -> TrainingRun:
+def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_dir: str | Path,
+                 init: str | Path | None = None, seed: int | None = None, devices: int | str = "auto",
+                 resume: bool = True, max_steps: int | None = None, *, num_nodes: int | None = None,
+                 max_epochs: int | None = None, precision: str | None = None, accelerator: str = "auto",
+                 imagenet_weights: str | Path | None = None, callbacks: Sequence[Callback] = (),
+                 progress: bool = True, trainer_kwargs: Mapping[str, Any] | None = None,
+                 trust_checkpoint: bool = False) -> TrainingRun:
     """Train as ``spec`` says on the validated, complete preset dict ``cfg``, writing everything under ``out_dir``.
 
     The other arguments are those of :func:`ssl4sar.finetune.finetune` (documented there).
@@ -163,22 +149,11 @@ def run_training(
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found", spec.data_hint)
     out = ensure_writable_dir(out_dir, "run folder")
-    plan = plan_training(
-        section, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator
-    )
+    plan = plan_training(section, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
     max_epochs = int(section["max_epochs"] if max_epochs is None else max_epochs)
-    log.info(
-        "%s plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
-        "precision %s",
-        spec.label,
-        plan.devices,
-        plan.num_nodes,
-        plan.accelerator,
-        plan.batch_size_per_device,
-        plan.accumulate_grad_batches,
-        plan.global_batch_size,
-        plan.precision,
-    )
+    log.info("%s plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
+             "precision %s", spec.label, plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
+             plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
 
     seed_everything(seed)
     init_choice = str(init if init is not None else spec.default_init)
@@ -191,119 +166,58 @@ def run_training(
     if resume_from is None:
         init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
     else:
-        resume_state = inspect_resume_checkpoint(
-            resume_from, module.hparams, trusted=trust_checkpoint, section=spec.section
-        )
+        resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
+                                                 section=spec.section)
         init_desc = str(module.hparams["init"])
         log.info("resuming from %s (initial weights are taken from it)", resume_from)
 
     samples = int(_preset_value(cfg, spec.samples_per_epoch))
     steps_per_epoch = plan.optimizer_steps_per_epoch(samples)
     if steps_per_epoch < 1:
-        raise ValueError(
-            f"{spec.samples_per_epoch} = {samples} gives no optimiser step per epoch with a global "
-            f"batch of {plan.global_batch_size}"
-        )
+        raise ValueError(f"{spec.samples_per_epoch} = {samples} gives no optimiser step per epoch with a global "
+                         f"batch of {plan.global_batch_size}")
     ckpt_cbs = checkpoint_callbacks(out, spec.monitors)
     trainer = build_trainer(
-        plan,
-        out,
-        callbacks=[*ckpt_cbs, DivergenceGuard(out, spec.section), *spec.callbacks, *callbacks],
-        max_epochs=max_epochs,
-        max_steps=max_steps,
-        seed=seed,
-        check_val_every_n_epoch=spec.check_val_every_n_epoch,
-        log_every_n_steps=min(50, steps_per_epoch),
-        progress=progress,
-        resume=resume_state,
-        **dict(trainer_kwargs or {}),
-    )
+        plan, out, callbacks=[*ckpt_cbs, DivergenceGuard(out, spec.section), *spec.callbacks, *callbacks],
+        max_epochs=max_epochs, max_steps=max_steps, seed=seed, check_val_every_n_epoch=spec.check_val_every_n_epoch,
+        log_every_n_steps=min(50, steps_per_epoch), progress=progress, resume=resume_state,
+        **dict(trainer_kwargs or {}))
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
-        record = {
-            **cfg,
-            "run": {
-                **spec.record,
-                "seed": seed,
-                "init": init_desc,
-                "devices": plan.devices,
-                "num_nodes": plan.num_nodes,
-                "precision": plan.precision,
-                "accumulate_grad_batches": plan.accumulate_grad_batches,
-                "data_dir": str(data_dir),
-                "max_epochs": max_epochs,
-                "max_steps": max_steps,
-                "resumed_from": str(resume_from) if resume_from else None,
-            },
-        }
+        record = {**cfg, "run": {**spec.record, "seed": seed, "init": init_desc, "devices": plan.devices,
+                                 "num_nodes": plan.num_nodes, "precision": plan.precision,
+                                 "accumulate_grad_batches": plan.accumulate_grad_batches,
+                                 "data_dir": str(data_dir), "max_epochs": max_epochs, "max_steps": max_steps,
+                                 "resumed_from": str(resume_from) if resume_from else None}}
         write_text_atomic(out / "config.yaml", yaml.safe_dump(record, sort_keys=False))
     if resume_state is not None and max_steps is None and max_epochs <= resume_state.epoch + 1:
-        log.warning(
-            "%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
-            "--max-epochs)",
-            resume_from,
-            resume_state.epoch + 1,
-            max_epochs,
-        )
+        log.warning("%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
+                    "--max-epochs)", resume_from, resume_state.epoch + 1, max_epochs)
     fit(trainer, module, datamodule, resume_state)
 
     best_cbs, last_cb = ckpt_cbs[:-1], ckpt_cbs[-1]
-    export = (
-        _export_best(spec, cfg, out, best_cbs[0], module, trainer, seed, init_desc)
-        if trainer.is_global_zero
+    export = _export_best(spec, cfg, out, best_cbs[0], module, trainer, seed, init_desc) if trainer.is_global_zero \
         else None
-    )
     result = TrainingRun(
-        out_dir=out,
-        plan=plan,
-        seed=seed,
-        init=init_desc,
-        resumed_from=resume_from,
-        module=module,
-        trainer=trainer,
+        out_dir=out, plan=plan, seed=seed, init=init_desc, resumed_from=resume_from, module=module, trainer=trainer,
         best_checkpoints=best_cbs,
-        last_checkpoint=existing_file(last_cb.best_model_path)
-        or existing_file(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
-        export=export,
-        metrics_csv=metrics_csv_path(out),
-        final_metrics=scalar_metrics(trainer.callback_metrics),
-    )
+        last_checkpoint=existing_file(last_cb.best_model_path) or existing_file(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        export=export, metrics_csv=metrics_csv_path(out), final_metrics=scalar_metrics(trainer.callback_metrics))
     if trainer.is_global_zero:
-        bests = "; ".join(
-            f"best {cb.monitor} {result.best(str(cb.monitor))[1]} ({existing_file(cb.best_model_path)})"
-            for cb in best_cbs
-        )
-        log.info(
-            "%s done: %d epochs, %d steps; %s; export %s",
-            spec.label,
-            result.epochs,
-            result.global_step,
-            bests,
-            export,
-        )
+        bests = "; ".join(f"best {cb.monitor} {result.best(str(cb.monitor))[1]} ({existing_file(cb.best_model_path)})"
+                          for cb in best_cbs)
+        log.info("%s done: %d epochs, %d steps; %s; export %s", spec.label, result.epochs, result.global_step, bests,
+                 export)
     return result
 
 
-def _export_best(
-    spec: RunSpec,
-    cfg: Mapping[str, Any],
-    out: Path,
-    cb: ModelCheckpoint,
-    module: pl.LightningModule,
-    trainer: pl.Trainer,
-    seed: int,
-    init_desc: str,
-) -> Path:
+def _export_best(spec: RunSpec, cfg: Mapping[str, Any], out: Path, cb: ModelCheckpoint, module: pl.LightningModule,
+                 trainer: pl.Trainer, seed: int, init_desc: str) -> Path:
     """Export the network of ``cb``'s best checkpoint (or the final weights when no validation ran)."""
     metric, mode = spec.monitors[0]
     target = out / spec.export_name
-    meta: dict[str, Any] = {
-        **spec.record,
-        "selected_by": f"{metric} ({mode})",
-        "seed": seed,
-        "init": init_desc,
-        "preset": cfg.get("name"),
-    }
+    meta: dict[str, Any] = {**spec.record, "selected_by": f"{metric} ({mode})", "seed": seed, "init": init_desc,
+                            "preset": cfg.get("name")}
     best = existing_file(cb.best_model_path)
     if best is not None:
         score = cb.best_model_score
@@ -313,8 +227,5 @@ def _export_best(
 
     log.warning("no validation ran: exporting the final weights to %s", target)
     meta["selected_by"] = "final weights (no validation ran)"
-    return save_checkpoint(
-        target,
-        module.model,
-        meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step},
-    )
+    return save_checkpoint(target, module.model,
+                           meta={**meta, "epoch": trainer.current_epoch, "global_step": trainer.global_step})

@@ -69,32 +69,22 @@ def levene(a: Sequence[float], b: Sequence[float]) -> TestResult:
 _PERM_RNG_KW = "rng" if "rng" in inspect.signature(sps.permutation_test).parameters else "random_state"
 
 
-def levene_permutation(
-    a: Sequence[float], b: Sequence[float], n_resamples: int = 9999, seed: int = 0
-) -> TestResult:
+def levene_permutation(a: Sequence[float], b: Sequence[float], n_resamples: int = 9999, seed: int = 0) -> TestResult:
     """Permutation test of the Levene statistic (independent samples, alternative ``"greater"``), as the reference.
 
     When ``n_resamples`` exceeds the number of distinct partitions (252 for 5 vs 5) scipy enumerates them all and
     the p-value is exact (then ``seed`` does not matter).
     """
-
     def stat(x: np.ndarray, y: np.ndarray) -> float:
         return sps.levene(x, y).statistic
 
-    r = sps.permutation_test(
-        (_arr(a), _arr(b)),
-        stat,
-        permutation_type="independent",
-        alternative="greater",
-        n_resamples=n_resamples,
-        **{_PERM_RNG_KW: np.random.default_rng(seed)},
-    )
+    r = sps.permutation_test((_arr(a), _arr(b)), stat, permutation_type="independent", alternative="greater",
+                             n_resamples=n_resamples, **{_PERM_RNG_KW: np.random.default_rng(seed)})
     return TestResult(float(r.statistic), float(r.pvalue))
 
 
-def mann_whitney_greater(
-    a: Sequence[float], b: Sequence[float], method: Literal["auto", "exact", "asymptotic"] = "auto"
-) -> TestResult:
+def mann_whitney_greater(a: Sequence[float], b: Sequence[float],
+                         method: Literal["auto", "exact", "asymptotic"] = "auto") -> TestResult:
     """One-sided Mann–Whitney U test, H1: values of ``a`` tend to be larger than those of ``b``.
 
     ``statistic`` is U of ``a``. With ``method="auto"`` scipy uses the exact null distribution for small samples
@@ -124,13 +114,9 @@ def cohens_d(a: Sequence[float], b: Sequence[float], pooled: bool = False, ddof:
     return float(diff / s)
 
 
-def compare_methods(
-    mdes: Mapping[str, Sequence[float]] = PAPER_RUN_MDES_M,
-    pairs: Sequence[tuple[str, str]] = PAPER_PAIRS,
-    n_resamples: int = 9999,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
+def compare_methods(mdes: Mapping[str, Sequence[float]] = PAPER_RUN_MDES_M,
+                    pairs: Sequence[tuple[str, str]] = PAPER_PAIRS, n_resamples: int = 9999, seed: int = 0,
+                    alpha: float = 0.05) -> pd.DataFrame:
     """All tests of §10 for each (baseline, opponent) pair.
 
     Args:
@@ -153,23 +139,13 @@ def compare_methods(
         lev = levene(a, b)
         perm = levene_permutation(a, b, n_resamples=n_resamples, seed=seed)
         mwu = mann_whitney_greater(a, b)
-        rows.append(
-            {
-                "baseline": base,
-                "opponent": opp,
-                "mean_baseline_m": float(a.mean()),
-                "std_baseline_m": float(a.std()),
-                "mean_opponent_m": float(b.mean()),
-                "std_opponent_m": float(b.std()),
-                "levene_statistic": lev.statistic,
-                "levene_p": lev.pvalue,
-                "levene_permutation_p": perm.pvalue,
-                "mwu_u": mwu.statistic,
-                "mwu_p": mwu.pvalue,
-                "significant": bool(mwu.pvalue < alpha),
-                "cohens_d_baseline_sd": cohens_d(a, b),
-                "cohens_d_pooled": cohens_d(a, b, pooled=True, ddof=1),
-                "cohens_d_pooled_ddof0": cohens_d(a, b, pooled=True, ddof=0),
-            }
-        )
+        rows.append({
+            "baseline": base, "opponent": opp,
+            "mean_baseline_m": float(a.mean()), "std_baseline_m": float(a.std()),
+            "mean_opponent_m": float(b.mean()), "std_opponent_m": float(b.std()),
+            "levene_statistic": lev.statistic, "levene_p": lev.pvalue, "levene_permutation_p": perm.pvalue,
+            "mwu_u": mwu.statistic, "mwu_p": mwu.pvalue, "significant": bool(mwu.pvalue < alpha),
+            "cohens_d_baseline_sd": cohens_d(a, b), "cohens_d_pooled": cohens_d(a, b, pooled=True, ddof=1),
+            "cohens_d_pooled_ddof0": cohens_d(a, b, pooled=True, ddof=0),
+        })
     return pd.DataFrame(rows)

@@ -54,23 +54,10 @@ from ssl4sar.errors import DataError
 from ssl4sar.io import write_text_atomic
 
 __all__ = [
-    "FrontObservation",
-    "load_fronts",
-    "read_reference",
-    "box_transects",
-    "box_positions",
-    "centreline_positions",
-    "front_time_series",
-    "compare_to_truth",
-    "write_time_series",
-    "SERIES_REFERENCES",
-    "series_scenes",
-    "series_by_method",
-    "references_in",
-    "fronts_in",
-    "read_truth",
-    "write_series",
-    "positions_table",
+    "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
+    "centreline_positions", "front_time_series", "compare_to_truth", "write_time_series",
+    "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
+    "read_truth", "write_series", "positions_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,17 +65,8 @@ log = logging.getLogger(__name__)
 _VECTOR_SUFFIXES = {".geojson", ".json"}
 _RASTER_SUFFIXES = {".tif", ".tiff", ".png", ".vrt"}
 _SCENE_SUFFIX = re.compile(r"(_front(_wgs84|_members)?)$")
-COLUMNS = [
-    "date",
-    "scene",
-    "method",
-    "distance_m",
-    "position_m",
-    "position_std_m",
-    "n_members",
-    "coverage",
-    "source",
-]
+COLUMNS = ["date", "scene", "method", "distance_m", "position_m", "position_std_m", "n_members", "coverage",
+           "source"]
 
 
 @dataclass
@@ -105,7 +83,6 @@ class FrontObservation:
 
 # --------------------------------------------------------------------------------------------------------------
 # reading fronts
-
 
 def _scene_key(path: Path) -> str:
     stem = path.name
@@ -126,11 +103,8 @@ def _date_of(value: Any, scene: str, path: Path) -> dt.date:
             pass
     date = scene_metadata(scene)["date"]
     if date is None:
-        raise DataError(
-            path,
-            "no date: neither a 'date' property nor a date in the file name",
-            "add a 'date' property (YYYY-MM-DD) or name the file with the date",
-        )
+        raise DataError(path, "no date: neither a 'date' property nor a date in the file name",
+                        "add a 'date' property (YYYY-MM-DD) or name the file with the date")
     return date
 
 
@@ -157,17 +131,12 @@ def _union(geoms: Sequence[BaseGeometry | None]) -> BaseGeometry | None:
     return MultiLineString(lines)
 
 
-def _read_vector(
-    path: Path,
-) -> tuple[list[BaseGeometry | None], list[BaseGeometry | None], dict[str, Any], CRS]:
+def _read_vector(path: Path) -> tuple[list[BaseGeometry | None], list[BaseGeometry | None], dict[str, Any], CRS]:
     fc = geo.read_geojson(path)
     if not fc.features:
-        raise DataError(
-            path,
-            "no front in the file (a FeatureCollection without features)",
-            "give the fronts written by ssl4sar predict (one feature per scene, null geometry when no "
-            "front was found)",
-        )
+        raise DataError(path, "no front in the file (a FeatureCollection without features)",
+                        "give the fronts written by ssl4sar predict (one feature per scene, null geometry when no "
+                        "front was found)")
     if fc.crs is None:
         raise DataError(path, "front in pixel coordinates (no CRS)", "time series need georeferenced fronts")
     main, members, props = [], [], {}
@@ -203,19 +172,10 @@ def load_fronts(paths: Sequence[str | Path]) -> list[FrontObservation]:
     for p in map(Path, paths):
         suffix = p.suffix.lower()
         if suffix not in _VECTOR_SUFFIXES | _RASTER_SUFFIXES:
-            raise DataError(
-                p, f"unknown front file type {p.suffix!r}", "give GeoJSON fronts or GeoTIFF masks"
-            )
+            raise DataError(p, f"unknown front file type {p.suffix!r}", "give GeoJSON fronts or GeoTIFF masks")
         name = p.name.lower()
-        kind = (
-            "members"
-            if "_front_members." in name
-            else "wgs84"
-            if "_front_wgs84." in name
-            else "vector"
-            if suffix in _VECTOR_SUFFIXES
-            else "mask"
-        )
+        kind = ("members" if "_front_members." in name else "wgs84" if "_front_wgs84." in name
+                else "vector" if suffix in _VECTOR_SUFFIXES else "mask")
         groups.setdefault((p.parent, _scene_key(p)), {})[kind] = p
     out: list[FrontObservation] = []
     for (folder, scene), files in groups.items():
@@ -245,16 +205,8 @@ def load_fronts(paths: Sequence[str | Path]) -> list[FrontObservation]:
             members = [geo.reproject_geometry(g, mcrs, crs) for g in extra]
             props = props or mprops
         date = _date_of(props.get("date"), scene, src)
-        out.append(
-            FrontObservation(
-                date=date,
-                scene=str(props.get("scene") or scene),
-                geometry=geometry,
-                crs=crs,
-                source=src,
-                members=members,
-            )
-        )
+        out.append(FrontObservation(date=date, scene=str(props.get("scene") or scene), geometry=geometry, crs=crs,
+                                    source=src, members=members))
     out.sort(key=lambda o: (o.date, o.scene))
     return out
 
@@ -272,7 +224,6 @@ def read_reference(path: str | Path) -> tuple[BaseGeometry, CRS, dict[str, Any]]
 
 # --------------------------------------------------------------------------------------------------------------
 # measuring
-
 
 def _working_crs(reference: BaseGeometry, ref_crs: CRS, fronts: Sequence[FrontObservation]) -> CRS:
     if ref_crs.is_projected:
@@ -300,11 +251,8 @@ def _box_vertices(box: BaseGeometry, flow_direction: Sequence[float] | None) -> 
     keep[1:] = np.any(np.diff(ring, axis=0) != 0, axis=1)
     ring = ring[keep]
     if len(ring) != 4:
-        raise DataError(
-            None,
-            f"the reference box must have 4 corners, it has {len(ring)}",
-            "draw a rectangle across the fjord, its first edge upstream",
-        )
+        raise DataError(None, f"the reference box must have 4 corners, it has {len(ring)}",
+                        "draw a rectangle across the fjord, its first edge upstream")
     if flow_direction is not None:
         f = np.asarray(flow_direction, dtype=np.float64)
         if f.shape != (2,) or not np.all(np.isfinite(f)) or not np.any(f):
@@ -315,9 +263,8 @@ def _box_vertices(box: BaseGeometry, flow_direction: Sequence[float] | None) -> 
     return ring
 
 
-def box_transects(
-    box: BaseGeometry, n_transects: int = 200, flow_direction: Sequence[float] | None = None
-) -> tuple[np.ndarray, np.ndarray, float]:
+def box_transects(box: BaseGeometry, n_transects: int = 200,
+                  flow_direction: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """The flow-parallel transects of a 4-corner box (module docstring).
 
     Returns:
@@ -365,15 +312,9 @@ def _frame(rows: list[dict[str, Any]], method: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def box_positions(
-    fronts: Sequence[FrontObservation],
-    box: BaseGeometry,
-    box_crs: Any,
-    *,
-    flow_direction: Sequence[float] | None = None,
-    n_transects: int = 200,
-    min_coverage: float = 0.5,
-) -> pd.DataFrame:
+def box_positions(fronts: Sequence[FrontObservation], box: BaseGeometry, box_crs: Any, *,
+                  flow_direction: Sequence[float] | None = None, n_transects: int = 200,
+                  min_coverage: float = 0.5) -> pd.DataFrame:
     """Rectilinear-box front positions (module docstring) → DataFrame with :data:`COLUMNS`.
 
     ``flow_direction`` is in the box's CRS. Distances in metres; ``coverage`` in [0, 1].
@@ -396,12 +337,8 @@ def box_positions(
         coverage = float(np.mean(np.isfinite(d)))
         dist = float(np.nanmean(d)) * unit if coverage >= min_coverage and coverage > 0 else np.nan
         if coverage < min_coverage:
-            log.warning(
-                "%s (%s): the front crosses only %.0f %% of the box transects; no position",
-                f.scene,
-                f.date,
-                100 * coverage,
-            )
+            log.warning("%s (%s): the front crosses only %.0f %% of the box transects; no position",
+                        f.scene, f.date, 100 * coverage)
         member_d = []
         for g in f.members:
             dm = _first_crossing(starts, ends, _reproject(g, f.crs, work))
@@ -414,20 +351,13 @@ def box_positions(
 
 def _row(f: FrontObservation, dist: float, member_d: list[float], coverage: float) -> dict[str, Any]:
     md = np.asarray([x for x in member_d if np.isfinite(x)], dtype=np.float64)
-    return {
-        "date": f.date,
-        "scene": f.scene,
-        "distance_m": dist,
-        "position_std_m": float(np.std(md)) if md.size >= 2 else np.nan,
-        "n_members": len(f.members),
-        "coverage": coverage,
-        "source": str(f.source),
-    }
+    return {"date": f.date, "scene": f.scene, "distance_m": dist,
+            "position_std_m": float(np.std(md)) if md.size >= 2 else np.nan,
+            "n_members": len(f.members), "coverage": coverage, "source": str(f.source)}
 
 
-def centreline_positions(
-    fronts: Sequence[FrontObservation], centreline: BaseGeometry, line_crs: Any
-) -> pd.DataFrame:
+def centreline_positions(fronts: Sequence[FrontObservation], centreline: BaseGeometry, line_crs: Any
+                         ) -> pd.DataFrame:
     """Centreline front positions (module docstring) → DataFrame with :data:`COLUMNS` (``coverage`` 1 / 0)."""
     lcrs = geo.as_crs(line_crs)
     line = centreline
@@ -459,15 +389,10 @@ def centreline_positions(
     return _frame(rows, "centreline")
 
 
-def front_time_series(
-    fronts: Sequence[str | Path] | Sequence[FrontObservation],
-    *,
-    box: str | Path | None = None,
-    centreline: str | Path | None = None,
-    flow_direction: Sequence[float] | None = None,
-    n_transects: int = 200,
-    min_coverage: float = 0.5,
-) -> pd.DataFrame:
+def front_time_series(fronts: Sequence[str | Path] | Sequence[FrontObservation], *,
+                      box: str | Path | None = None, centreline: str | Path | None = None,
+                      flow_direction: Sequence[float] | None = None, n_transects: int = 200,
+                      min_coverage: float = 0.5) -> pd.DataFrame:
     """Front positions of ``fronts`` (files or observations) by the box or the centreline method.
 
     Exactly one of ``box`` / ``centreline`` (GeoJSON files) must be given. Returns a DataFrame with
@@ -484,9 +409,8 @@ def front_time_series(
         geom, crs, props = read_reference(box)
         flow = flow_direction if flow_direction is not None else props.get("flow_direction")
         try:
-            return box_positions(
-                obs, geom, crs, flow_direction=flow, n_transects=n_transects, min_coverage=min_coverage
-            )
+            return box_positions(obs, geom, crs, flow_direction=flow, n_transects=n_transects,
+                                 min_coverage=min_coverage)
         except DataError as exc:
             if exc.path is None:
                 raise DataError(box, exc.problem, exc.hint) from exc
@@ -513,12 +437,8 @@ def compare_to_truth(series: pd.DataFrame, truth: pd.DataFrame | str | Path) -> 
     err = (m["position_m"] - m["position_m_true"]).dropna().to_numpy(dtype=np.float64)
     if err.size == 0:
         return {"rmse_m": math.nan, "bias_m": math.nan, "max_abs_m": math.nan, "n": 0}
-    return {
-        "rmse_m": float(np.sqrt(np.mean(err**2))),
-        "bias_m": float(np.mean(err)),
-        "max_abs_m": float(np.max(np.abs(err))),
-        "n": int(err.size),
-    }
+    return {"rmse_m": float(np.sqrt(np.mean(err ** 2))), "bias_m": float(np.mean(err)),
+            "max_abs_m": float(np.max(np.abs(err))), "n": int(err.size)}
 
 
 def write_time_series(series: pd.DataFrame, path: str | Path) -> Path:
@@ -526,6 +446,7 @@ def write_time_series(series: pd.DataFrame, path: str | Path) -> Path:
     df = series.copy()
     df["date"] = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d")
     return write_text_atomic(path, df.to_csv(index=False, float_format="%.3f"))
+
 
 
 #: the measuring devices of a series folder: method → GeoJSON file (``<root>/<file>``)
@@ -540,27 +461,21 @@ def series_scenes(root: str | Path) -> list[Path]:
     folder = Path(root)
     for needed in (folder / "sar", *(folder / name for name in SERIES_REFERENCES.values())):
         if not needed.exists():
-            raise DataError(
-                needed,
-                "not found",
-                "a time-series folder needs sar/*.tif, " + " and ".join(SERIES_REFERENCES.values()),
-            )
+            raise DataError(needed, "not found", "a time-series folder needs sar/*.tif, "
+                            + " and ".join(SERIES_REFERENCES.values()))
     scenes = sorted((folder / "sar").glob("*.tif"))
     if not scenes:
         raise DataError(folder / "sar", "no scenes (*.tif)")
     return scenes
 
 
-def series_by_method(
-    fronts: Sequence[str | Path] | Sequence[FrontObservation], root: str | Path
-) -> dict[str, pd.DataFrame]:
+def series_by_method(fronts: Sequence[str | Path] | Sequence[FrontObservation], root: str | Path
+                     ) -> dict[str, pd.DataFrame]:
     """:func:`front_time_series` of ``fronts`` by each method of :data:`SERIES_REFERENCES`, with the reference files
     of the series folder ``root``: ``{"box": …, "centreline": …}``."""
     folder = Path(root)
-    return {
-        method: front_time_series(fronts, **{method: folder / name})  # type: ignore[arg-type]
-        for method, name in SERIES_REFERENCES.items()
-    }
+    return {method: front_time_series(fronts, **{method: folder / name})  # type: ignore[arg-type]
+            for method, name in SERIES_REFERENCES.items()}
 
 
 def references_in(root: str | Path, crs: Any) -> dict[str, BaseGeometry]:
@@ -576,16 +491,12 @@ def references_in(root: str | Path, crs: Any) -> dict[str, BaseGeometry]:
     return out
 
 
-def fronts_in(
-    observations: Sequence[FrontObservation], crs: Any
-) -> tuple[list[BaseGeometry | None], list[str]]:
+def fronts_in(observations: Sequence[FrontObservation], crs: Any) -> tuple[list[BaseGeometry | None], list[str]]:
     """The observations' fronts reprojected to ``crs`` and their dates (ISO), for drawing over a scene."""
     from ssl4sar import geo
 
-    return (
-        [geo.reproject_geometry(o.geometry, o.crs, crs) for o in observations],
-        [o.date.isoformat() for o in observations],
-    )
+    return ([geo.reproject_geometry(o.geometry, o.crs, crs) for o in observations],
+            [o.date.isoformat() for o in observations])
 
 
 def read_truth(root: str | Path) -> pd.DataFrame | None:
@@ -603,7 +514,5 @@ def write_series(series: Mapping[str, pd.DataFrame], folder: str | Path, prefix:
 def positions_table(series: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Positions and their spread (m, 0.1 m) per date, one column pair per method: ``(position_m | position_std_m,
     method)``."""
-    long = pd.concat(
-        [s[["date", "position_m", "position_std_m"]].assign(method=m) for m, s in series.items()]
-    )
+    long = pd.concat([s[["date", "position_m", "position_std_m"]].assign(method=m) for m, s in series.items()])
     return long.pivot(index="date", columns="method", values=["position_m", "position_std_m"]).round(1)

@@ -123,9 +123,7 @@ def seed_everything(seed: int) -> int:
 
 
 def _step_seed(seed: int, epoch: int, batch_idx: int, rank: int) -> int:
-    state = np.random.SeedSequence([int(seed), int(epoch), int(batch_idx), int(rank), 0x5EED]).generate_state(
-        2
-    )
+    state = np.random.SeedSequence([int(seed), int(epoch), int(batch_idx), int(rank), 0x5EED]).generate_state(2)
     return int(state[0]) << 32 | int(state[1])
 
 
@@ -140,9 +138,8 @@ class StepSeed(Callback):
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
 
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         torch.manual_seed(_step_seed(self.seed, trainer.current_epoch, batch_idx, trainer.global_rank))
 
 
@@ -194,11 +191,7 @@ def single_device_hardware(device: str = "auto") -> dict[str, Any]:
         index = name.partition(":")[2]
         if index and not index.isdigit():
             raise ValueError(f"device {device!r}: expected 'cuda' or 'cuda:N' with an integer N")
-        return {
-            "accelerator": "gpu",
-            "devices": 1,
-            "trainer_kwargs": {"devices": [int(index)]} if index else None,
-        }
+        return {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [int(index)]} if index else None}
     raise ValueError(f"unknown device {device!r}: choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
@@ -215,24 +208,19 @@ def resolve_num_nodes(num_nodes: int | None = None) -> int:
     return _env_int("SLURM_NNODES") or 1
 
 
-def accumulation_steps(
-    global_batch_size: int, batch_size_per_device: int, devices: int = 1, num_nodes: int = 1
-) -> int:
+def accumulation_steps(global_batch_size: int, batch_size_per_device: int, devices: int = 1,
+                       num_nodes: int = 1) -> int:
     """Gradient-accumulation steps that make ``batch_size_per_device × devices × num_nodes × steps`` equal the
     global batch. Raises ``ValueError`` when it does not divide (or is smaller than one step's batch)."""
     g, b, d, n = int(global_batch_size), int(batch_size_per_device), int(devices), int(num_nodes)
     if min(g, b, d, n) < 1:
-        raise ValueError(
-            f"batch sizes, devices and nodes must be positive (global batch {g}, per device {b}, "
-            f"devices {d}, nodes {n})"
-        )
+        raise ValueError(f"batch sizes, devices and nodes must be positive (global batch {g}, per device {b}, "
+                         f"devices {d}, nodes {n})")
     per_step = b * d * n
     if g % per_step:
-        raise ValueError(
-            f"global batch {g} is not a multiple of batch_size_per_device × devices × nodes = "
-            f"{b} × {d} × {n} = {per_step}: choose devices / batch_size_per_device so that it divides "
-            f"(e.g. --set <section>.batch_size_per_device=...)"
-        )
+        raise ValueError(f"global batch {g} is not a multiple of batch_size_per_device × devices × nodes = "
+                         f"{b} × {d} × {n} = {per_step}: choose devices / batch_size_per_device so that it divides "
+                         f"(e.g. --set <section>.batch_size_per_device=...)")
     return g // per_step
 
 
@@ -263,23 +251,13 @@ class TrainingPlan:
         return batches // self.accumulate_grad_batches
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        return {
-            "accelerator": self.accelerator,
-            "devices": self.devices,
-            "num_nodes": self.num_nodes,
-            "strategy": self.strategy,
-            "precision": self.precision,
-            "accumulate_grad_batches": self.accumulate_grad_batches,
-        }
+        return {"accelerator": self.accelerator, "devices": self.devices, "num_nodes": self.num_nodes,
+                "strategy": self.strategy, "precision": self.precision,
+                "accumulate_grad_batches": self.accumulate_grad_batches}
 
 
-def plan_training(
-    section: Mapping[str, Any],
-    devices: int | str | None = "auto",
-    num_nodes: int | None = None,
-    precision: str | None = None,
-    accelerator: str = "auto",
-) -> TrainingPlan:
+def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto", num_nodes: int | None = None,
+                  precision: str | None = None, accelerator: str = "auto") -> TrainingPlan:
     """Derive a :class:`TrainingPlan` from a preset section (``finetune`` / ``pretrain``).
 
     Args:
@@ -302,32 +280,20 @@ def plan_training(
     except KeyError as exc:
         raise ValueError(f"preset section lacks {exc.args[0]!r} (needed for the batch arithmetic)") from None
     accum = accumulation_steps(gbs, bpd, n_dev, n_nodes)
-    prec = str(
-        precision if precision is not None else section.get("precision", paper_preset().finetune.precision)
-    )
+    prec = str(precision if precision is not None else section.get("precision", paper_preset().finetune.precision))
     if prec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
     if prec == "bf16-mixed" and not _cuda_requested(accelerator):
         from ssl4sar.models.fast import cpu_has_native_bf16
 
         if not cpu_has_native_bf16():  # emulated bf16 (AVX2) is several times slower than fp32
-            log.warning(
-                "precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this "
-                "run is on %s without it: using 32-true",
-                accelerator if accelerator != "auto" else "CPU",
-            )
+            log.warning("precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this "
+                        "run is on %s without it: using 32-true", accelerator if accelerator != "auto" else "CPU")
             prec = "32-true"
     strategy = "ddp" if n_dev * n_nodes > 1 else "auto"
-    return TrainingPlan(
-        accelerator=accelerator,
-        devices=n_dev,
-        num_nodes=n_nodes,
-        strategy=strategy,
-        precision=prec,
-        accumulate_grad_batches=accum,
-        batch_size_per_device=bpd,
-        global_batch_size=gbs,
-    )
+    return TrainingPlan(accelerator=accelerator, devices=n_dev, num_nodes=n_nodes, strategy=strategy,
+                        precision=prec, accumulate_grad_batches=accum, batch_size_per_device=bpd,
+                        global_batch_size=gbs)
 
 
 # --------------------------------------------------------------------------------------------------- logging
@@ -350,11 +316,8 @@ class _AppendingWriter(ExperimentWriter):
             keys = list(reader.fieldnames or [])
         kept = [r for r in rows if _logged_before(r, epoch, step)]
         if len(kept) < len(rows):
-            log.info(
-                "%s: dropping %d row(s) logged after the resume checkpoint",
-                self.metrics_file_path,
-                len(rows) - len(kept),
-            )
+            log.info("%s: dropping %d row(s) logged after the resume checkpoint", self.metrics_file_path,
+                     len(rows) - len(kept))
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
             writer.writeheader()
@@ -394,35 +357,25 @@ class _ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
-def build_loggers(
-    out_dir: str | Path, tensorboard: bool | None = None, resume: ResumeState | None = None
-) -> list[Logger]:
+def build_loggers(out_dir: str | Path, tensorboard: bool | None = None,
+                  resume: ResumeState | None = None) -> list[Logger]:
     """CSV logger at ``out_dir/logs`` (always) and a TensorBoard logger at ``out_dir/logs/tensorboard`` when
     ``tensorboard`` (default: whenever ``tensorboard`` or ``tensorboardX`` is installed). With ``resume`` the
     CSV log keeps the rows up to the resume checkpoint and appends the new ones."""
     out = Path(out_dir)
     keep = (resume.epoch, resume.global_step) if resume is not None else None
-    loggers: list[Logger] = [
-        _ResumableCSVLogger(save_dir=str(out), name=LOG_DIR, version="", keep_until=keep)
-    ]
-    have_tb = (
-        importlib.util.find_spec("tensorboard") is not None
-        or importlib.util.find_spec("tensorboardX") is not None
-    )
+    loggers: list[Logger] = [_ResumableCSVLogger(save_dir=str(out), name=LOG_DIR, version="", keep_until=keep)]
+    have_tb = (importlib.util.find_spec("tensorboard") is not None
+               or importlib.util.find_spec("tensorboardX") is not None)
     if tensorboard is None:
         tensorboard = have_tb
     if tensorboard:
         if not have_tb:
-            raise ValueError(
-                "TensorBoard logging requested but neither tensorboard nor tensorboardX is installed"
-            )
+            raise ValueError("TensorBoard logging requested but neither tensorboard nor tensorboardX is installed")
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(
-            TensorBoardLogger(
-                save_dir=str(out / LOG_DIR), name="tensorboard", version="", default_hp_metric=False
-            )
-        )
+        loggers.append(TensorBoardLogger(save_dir=str(out / LOG_DIR), name="tensorboard", version="",
+                                         default_hp_metric=False))
     return loggers
 
 
@@ -446,7 +399,6 @@ class _RelocatableCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old = state_dict.get("dirpath")
         if old and self.dirpath and os.path.normpath(old) != os.path.normpath(self.dirpath):
-
             def rebase(p: Any) -> Any:
                 if not isinstance(p, str) or not p:
                     return p
@@ -454,20 +406,16 @@ class _RelocatableCheckpoint(ModelCheckpoint):
                 return str(moved) if Path(p).parent == Path(old) else p
 
             log.info("run folder moved: re-basing the checkpoint records from %s to %s", old, self.dirpath)
-            state_dict = {
-                **state_dict,
-                "dirpath": self.dirpath,
-                "best_model_path": rebase(state_dict.get("best_model_path")),
-                "kth_best_model_path": rebase(state_dict.get("kth_best_model_path")),
-                "last_model_path": rebase(state_dict.get("last_model_path")),
-                "best_k_models": {rebase(k): v for k, v in (state_dict.get("best_k_models") or {}).items()},
-            }
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          "best_model_path": rebase(state_dict.get("best_model_path")),
+                          "kth_best_model_path": rebase(state_dict.get("kth_best_model_path")),
+                          "last_model_path": rebase(state_dict.get("last_model_path")),
+                          "best_k_models": {rebase(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}}
         super().load_state_dict(state_dict)
 
 
-def checkpoint_callbacks(
-    out_dir: str | Path, monitors: Sequence[tuple[str, str]], save_last: bool = True
-) -> list[ModelCheckpoint]:
+def checkpoint_callbacks(out_dir: str | Path, monitors: Sequence[tuple[str, str]],
+                         save_last: bool = True) -> list[ModelCheckpoint]:
     """One :class:`ModelCheckpoint` per ``(metric, mode)``, each keeping the single best file
     ``checkpoints/best-<metric>-e<epoch>-s<step>.ckpt``, followed (``save_last``) by one writing
     ``checkpoints/last.ckpt`` at the end of every training epoch.
@@ -481,29 +429,13 @@ def checkpoint_callbacks(
     for metric, mode in monitors:
         if mode not in ("min", "max"):
             raise ValueError(f"checkpoint mode for {metric!r} must be 'min' or 'max', got {mode!r}")
-        callbacks.append(
-            _RelocatableCheckpoint(
-                dirpath=dirpath,
-                monitor=metric,
-                mode=mode,
-                save_top_k=1,
-                save_last=False,
-                filename=f"best-{_slug(metric)}-e{{epoch:03d}}-s{{step}}",
-                auto_insert_metric_name=False,
-            )
-        )
+        callbacks.append(_RelocatableCheckpoint(
+            dirpath=dirpath, monitor=metric, mode=mode, save_top_k=1, save_last=False,
+            filename=f"best-{_slug(metric)}-e{{epoch:03d}}-s{{step}}", auto_insert_metric_name=False))
     if save_last:
-        callbacks.append(
-            _RelocatableCheckpoint(
-                dirpath=dirpath,
-                monitor=None,
-                save_top_k=1,
-                filename=LAST_CHECKPOINT[: -len(".ckpt")],
-                save_on_train_epoch_end=True,
-                enable_version_counter=False,
-                auto_insert_metric_name=False,
-            )
-        )
+        callbacks.append(_RelocatableCheckpoint(
+            dirpath=dirpath, monitor=None, save_top_k=1, filename=LAST_CHECKPOINT[: -len(".ckpt")],
+            save_on_train_epoch_end=True, enable_version_counter=False, auto_insert_metric_name=False))
     return callbacks
 
 
@@ -511,29 +443,17 @@ def find_resume_checkpoint(out_dir: str | Path) -> Path | None:
     """The checkpoint to resume from: the newest of ``checkpoints/last.ckpt`` and Lightning's SLURM requeue
     checkpoints ``hpc_ckpt_*.ckpt`` (written on SIGUSR1 before a SLURM job is preempted), or ``None``."""
     out = Path(out_dir)
-    candidates = [
-        p for p in [out / CHECKPOINT_DIR / LAST_CHECKPOINT, *out.glob("hpc_ckpt_*.ckpt")] if p.is_file()
-    ]
+    candidates = [p for p in [out / CHECKPOINT_DIR / LAST_CHECKPOINT, *out.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
     if not candidates:
         return None
     return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
-def build_trainer(
-    plan: TrainingPlan,
-    out_dir: str | Path,
-    *,
-    callbacks: Sequence[Callback] = (),
-    max_epochs: int | None = None,
-    max_steps: int | None = None,
-    seed: int | None = None,
-    check_val_every_n_epoch: int = 1,
-    log_every_n_steps: int = 50,
-    progress: bool = True,
-    tensorboard: bool | None = None,
-    resume: ResumeState | None = None,
-    **trainer_kwargs: Any,
-) -> pl.Trainer:
+def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequence[Callback] = (),
+                  max_epochs: int | None = None, max_steps: int | None = None, seed: int | None = None,
+                  check_val_every_n_epoch: int = 1, log_every_n_steps: int = 50, progress: bool = True,
+                  tensorboard: bool | None = None, resume: ResumeState | None = None,
+                  **trainer_kwargs: Any) -> pl.Trainer:
     """A :class:`lightning.pytorch.Trainer` for ``plan`` writing under ``out_dir``.
 
     ``callbacks`` come first (checkpoint callbacks included); a :class:`StepSeed` is added when ``seed`` is given.
@@ -561,9 +481,8 @@ def build_trainer(
     if plan.strategy == "ddp" and "strategy" not in trainer_kwargs:
         from lightning.pytorch.strategies import DDPStrategy
 
-        kwargs["strategy"] = DDPStrategy(
-            find_unused_parameters=False, process_group_backend=None if plan.on_cuda else "gloo"
-        )
+        kwargs["strategy"] = DDPStrategy(find_unused_parameters=False,
+                                         process_group_backend=None if plan.on_cuda else "gloo")
     kwargs.update(trainer_kwargs)
     return pl.Trainer(**kwargs)
 
@@ -609,9 +528,8 @@ class ResumeState:
     trusted: bool = False
 
 
-def inspect_resume_checkpoint(
-    path: str | Path, hparams: Mapping[str, Any], *, trusted: bool = False, section: str = "finetune"
-) -> ResumeState:
+def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, trusted: bool = False,
+                              section: str = "finetune") -> ResumeState:
     """Read the resume checkpoint ``path`` safely and compare its hyper-parameters with ``hparams`` (this run's).
 
     Raises :class:`DataError` naming the file when it is unreadable or refused (:func:`ssl4sar.models.convert.
@@ -626,47 +544,23 @@ def inspect_resume_checkpoint(
         raise DataError(path, "not a Lightning checkpoint (no 'state_dict')", "delete it or pass --no-resume")
     check_finite(ckpt["state_dict"], path)
     recorded = ckpt.get("hyper_parameters") or {}
-    changed = {
-        k: (recorded[k], v)
-        for k, v in hparams.items()
-        if k in recorded and k not in PROVENANCE_HPARAMS and recorded[k] != v
-    }
+    changed = {k: (recorded[k], v) for k, v in hparams.items()
+               if k in recorded and k not in PROVENANCE_HPARAMS and recorded[k] != v}
     fixed = [k for k in changed if k in FIXED_HPARAMS]
     if fixed:
         old, new = changed[fixed[0]]
-        diff = (
-            sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            if isinstance(old, Mapping) and isinstance(new, Mapping)
-            else []
-        )
-        raise DataError(
-            path,
-            "the run being resumed used other model settings"
-            + (
-                f" ({', '.join(f'model.{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:6])})"
-                if diff
-                else ""
-            ),
-            "model settings cannot change within a run: use a new --out folder, or --no-resume to "
-            "start this folder afresh",
-        )
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) \
+            if isinstance(old, Mapping) and isinstance(new, Mapping) else []
+        raise DataError(path, "the run being resumed used other model settings"
+                        + (f" ({', '.join(f'model.{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:6])})"
+                           if diff else ""),
+                        "model settings cannot change within a run: use a new --out folder, or --no-resume to "
+                        "start this folder afresh")
     for k, (old, new) in changed.items():
-        log.warning(
-            "resuming %s with %s.%s = %r (the checkpoint was trained with %r): the new value applies from "
-            "now on",
-            path,
-            section,
-            k,
-            new,
-            old,
-        )
-    return ResumeState(
-        path=path,
-        epoch=int(ckpt.get("epoch", 0)),
-        global_step=int(ckpt.get("global_step", 0)),
-        changed=changed,
-        trusted=trusted,
-    )
+        log.warning("resuming %s with %s.%s = %r (the checkpoint was trained with %r): the new value applies from "
+                    "now on", path, section, k, new, old)
+    return ResumeState(path=path, epoch=int(ckpt.get("epoch", 0)), global_step=int(ckpt.get("global_step", 0)),
+                       changed=changed, trusted=trusted)
 
 
 class _ApplyResumeOverrides(Callback):
@@ -698,38 +592,29 @@ class DivergenceGuard(Callback):
         self.out_dir = Path(out_dir)
         self.section = section
 
-    def on_before_backward(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
-    ) -> None:
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
         problem = None
         if not bool(torch.isfinite(loss.detach()).all()):
             problem = f"the training loss is {float(loss.detach().float().reshape(-1)[0])}"
         if trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
             self._stop(trainer, problem or "another process saw a non-finite training loss")
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         if not _weights_finite(pl_module):  # identical weights on every process: no collective needed
             self._stop(trainer, "the weights became non-finite in the optimiser step")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        bad = {
-            k: float(v)
-            for k, v in trainer.callback_metrics.items()
-            if k.endswith("loss") and isinstance(v, torch.Tensor) and v.numel() == 1 and not torch.isfinite(v)
-        }
+        bad = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if k.endswith("loss") and isinstance(v, torch.Tensor) and v.numel() == 1 and not torch.isfinite(v)}
         if bad:
-            self._stop(
-                trainer,
-                "the validation loss is not finite (" + ", ".join(f"{k} = {v}" for k, v in bad.items()) + ")",
-            )
+            self._stop(trainer, "the validation loss is not finite (" + ", ".join(f"{k} = {v}" for k, v in bad.items())
+                       + ")")
 
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
         from ssl4sar.models.convert import non_finite_entries
 
         bad = non_finite_entries(checkpoint.get("state_dict") or {})
@@ -739,17 +624,13 @@ class DivergenceGuard(Callback):
     def _stop(self, trainer: pl.Trainer, problem: str) -> None:
         last = find_resume_checkpoint(self.out_dir)
         lrs = sorted({g["lr"] for opt in trainer.optimizers for g in opt.param_groups})
-        where = (
-            f"the last good checkpoint is {last}; resume from it with a smaller learning rate (the same command "
-            f"with --set {self.section}.lr=..., which applies on resume)"
-            if last is not None
-            else "no checkpoint was written before; start again with a smaller learning rate "
-            f"(--set {self.section}.lr=...)"
-        )
+        where = (f"the last good checkpoint is {last}; resume from it with a smaller learning rate (the same command "
+                 f"with --set {self.section}.lr=..., which applies on resume)" if last is not None else
+                 "no checkpoint was written before; start again with a smaller learning rate "
+                 f"(--set {self.section}.lr=...)")
         raise TrainingDiverged(
             f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: {problem} "
-            f"(learning rate {', '.join(f'{lr:g}' for lr in lrs)}). No checkpoint was written from this state; {where}."
-        )
+            f"(learning rate {', '.join(f'{lr:g}' for lr in lrs)}). No checkpoint was written from this state; {where}.")
 
 
 def _weights_finite(module: torch.nn.Module) -> bool:
@@ -791,36 +672,17 @@ def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_ove
     ``--set`` overrides, resuming, progress); ``section`` is the preset section they override."""
     parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
     parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
-    parser.add_argument(
-        "--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)"
-    )
+    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
     parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=None,
-        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override a preset value, e.g. --set {example_override} (repeatable)",
-    )
-    parser.add_argument(
-        "--no-resume",
-        dest="resume",
-        action="store_false",
-        help="start afresh even if OUT/checkpoints/last.ckpt exists",
-    )
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a preset value, e.g. --set {example_override} (repeatable)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load --init / resume checkpoints with the full unpickler, which RUNS CODE FROM THE "
-        "FILE: only for files whose origin you trust (default: tensors and plain values only)",
-    )
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load --init / resume checkpoints with the full unpickler, which RUNS CODE FROM THE "
+                             "FILE: only for files whose origin you trust (default: tensors and plain values only)")

@@ -28,10 +28,8 @@ def reference_dir() -> Path:
     value = os.environ.get("SSL4SAR_REFERENCE_FIXTURES")
     path = Path(value) if value else REFERENCE_FIXTURES
     if not path.is_dir():
-        pytest.fail(
-            f"reference fixtures folder {path} does not exist"
-            + (" (from SSL4SAR_REFERENCE_FIXTURES)" if value else "")
-        )
+        pytest.fail(f"reference fixtures folder {path} does not exist"
+                    + (" (from SSL4SAR_REFERENCE_FIXTURES)" if value else ""))
     return path
 
 
@@ -66,6 +64,4 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic CaFFe-layout data of the smoke preset (5 train, 1 val, 3 test scenes), made once per session."""
     from ssl4sar.data.synthetic import generate
 
-    return generate(tmp_path_factory.mktemp("smoke_data"), preset="smoke", seed=0, layouts=("caffe",))[
-        "caffe"
-    ]
+    return generate(tmp_path_factory.mktemp("smoke_data"), preset="smoke", seed=0, layouts=("caffe",))["caffe"]

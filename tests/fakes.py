@@ -53,15 +53,8 @@ def stem_for(i: int, test: bool = False) -> str:
     return f"{glaciers[i % len(glaciers)]}_{date.isoformat()}_{sensor}_{res}_{1 + i % 3}_{i:03d}"
 
 
-def write_caffe_scene(
-    root: Path,
-    stem: str,
-    folder: str,
-    image: np.ndarray,
-    classes: np.ndarray,
-    front: np.ndarray,
-    bbox: str | None = None,
-) -> None:
+def write_caffe_scene(root: Path, stem: str, folder: str, image: np.ndarray, classes: np.ndarray,
+                      front: np.ndarray, bbox: str | None = None) -> None:
     write_png(root / "sar_images" / folder / f"{stem}.png", image)
     write_png(root / "zones" / folder / f"{stem}_zones.png", ZONE_VALUES[classes])
     write_png(root / "fronts" / folder / f"{stem}_front.png", front.astype(np.uint8) * 255)
@@ -72,15 +65,12 @@ def write_caffe_scene(
 
 
 def full_bbox_text(height: int, width: int) -> str:
-    return (
-        "left_upper, left_lower, right_lower, right_upper (x,y)\n"
-        f"-2.0,{height + 10.5}\n-2.0,-3.5\n{width + 4.5},-3.5\n{width + 4.5},{height + 10.5}\n"
-    )
+    return ("left_upper, left_lower, right_lower, right_upper (x,y)\n"
+            f"-2.0,{height + 10.5}\n-2.0,-3.5\n{width + 4.5},-3.5\n{width + 4.5},{height + 10.5}\n")
 
 
-def write_caffe(
-    root: Path, n_train: int = 6, n_test: int = 2, shape: tuple[int, int] = (70, 90), seed: int = 0
-) -> list[str]:
+def write_caffe(root: Path, n_train: int = 6, n_test: int = 2, shape: tuple[int, int] = (70, 90),
+                seed: int = 0) -> list[str]:
     """Write a tiny CaFFe-layout dataset; returns the train stems (sorted). Sizes vary by a few pixels."""
     stems = []
     for i in range(n_train + n_test):
@@ -88,31 +78,21 @@ def write_caffe(
         h, w = shape[0] + 3 * (i % 3), shape[1] + 5 * (i % 2)
         image, classes, front = scene_arrays(h, w, seed + i)
         stem = stem_for(i, test)
-        write_caffe_scene(
-            root, stem, "test" if test else "train", image, classes, front, full_bbox_text(h, w)
-        )
+        write_caffe_scene(root, stem, "test" if test else "train", image, classes, front, full_bbox_text(h, w))
         if not test:
             stems.append(stem)
     return sorted(stems)
 
 
-def write_geotiff(path: Path, arr: np.ndarray, crs: str | None = "EPSG:3413", transform=None) -> Path:
+def write_geotiff(path: Path, arr: np.ndarray, crs: str | None = "EPSG:3413",
+                  transform=None) -> Path:
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[None]
     path.parent.mkdir(parents=True, exist_ok=True)
     transform = transform if transform is not None else Affine(20.0, 0.0, -200000.0, 0.0, -20.0, -2000000.0)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=arr.shape[1],
-        width=arr.shape[2],
-        count=arr.shape[0],
-        dtype=arr.dtype.name,
-        crs=crs,
-        transform=transform,
-    ) as dst:
+    with rasterio.open(path, "w", driver="GTiff", height=arr.shape[1], width=arr.shape[2], count=arr.shape[0],
+                       dtype=arr.dtype.name, crs=crs, transform=transform) as dst:
         dst.write(arr)
     return path
 
@@ -125,24 +105,14 @@ def optical_stack(height: int, width: int, seed: int = 0, n_bands: int = 15) -> 
     return np.stack(bands).astype(np.float32)
 
 
-def write_unlabeled(
-    root: Path,
-    glaciers: tuple[str, ...] = ("Helheim", "Kanger"),
-    n_train: int = 2,
-    n_val: int = 1,
-    shape: tuple[int, int] = (50, 70),
-    sar_format: str = "tif",
-    seed: int = 0,
-) -> None:
+def write_unlabeled(root: Path, glaciers: tuple[str, ...] = ("Helheim", "Kanger"), n_train: int = 2, n_val: int = 1,
+                    shape: tuple[int, int] = (50, 70), sar_format: str = "tif", seed: int = 0) -> None:
     """Write a tiny SSL4SAR-layout dataset: per glacier one 15-band optical GeoTIFF and SAR images on its grid."""
     rng = np.random.default_rng(seed)
     for g_i, glacier in enumerate(glaciers):
         transform = Affine(20.0, 0.0, -200000.0 + 10000 * g_i, 0.0, -20.0, -2000000.0)
-        write_geotiff(
-            root / "optical" / f"{glacier}_S2_2020-07-01.tif",
-            optical_stack(*shape, seed=g_i),
-            transform=transform,
-        )
+        write_geotiff(root / "optical" / f"{glacier}_S2_2020-07-01.tif", optical_stack(*shape, seed=g_i),
+                      transform=transform)
         for split, n in (("train", n_train), ("val", n_val)):
             for k in range(n):
                 sar = rng.integers(1, 256, shape, dtype=np.uint8)

@@ -49,10 +49,8 @@ def test_simulate_annotators_reproducible_smooth_and_scaled():
         assert f.dtype == np.uint8 and set(np.unique(f)) <= {0, 1}
         _, _, comp = front_components(f)
         assert comp.max() == 0  # still one connected line
-    mdes = [
-        np.mean([front_distances(f, gt, 6.0).mean() for f in simulate_annotators(gt, 4, d, 6.0, seed=1)])
-        for d in (10.0, 60.0, 240.0)
-    ]
+    mdes = [np.mean([front_distances(f, gt, 6.0).mean()
+                     for f in simulate_annotators(gt, 4, d, 6.0, seed=1)]) for d in (10.0, 60.0, 240.0)]
     assert mdes[0] < mdes[1] < mdes[2]
     assert 0.2 * 60 < mdes[1] < 1.5 * 60  # of the order of the RMS displacement
     with pytest.raises(ValueError):
@@ -68,10 +66,8 @@ def _write_annotators(root, fronts_by_annotator):
 
 def test_load_annotator_fronts_round_trip_and_errors(tmp_path):
     gt = wavy_front()
-    fronts = {
-        f"ann{i}": {s: f for s, f in zip(STEMS, simulate_annotators(gt, 3, 30.0, 7.0, seed=i))}
-        for i in range(3)
-    }
+    fronts = {f"ann{i}": {s: f for s, f in zip(STEMS, simulate_annotators(gt, 3, 30.0, 7.0, seed=i))}
+              for i in range(3)}
     _write_annotators(tmp_path / "study", fronts)
     loaded = load_annotator_fronts(tmp_path / "study")
     assert sorted(loaded) == ["ann0", "ann1", "ann2"]
@@ -104,9 +100,7 @@ def test_compare_annotators_pairs_bootstrap_and_model():
     assert len(hh) == n_ann * (n_ann - 1) // 2 and len(mh) == n_ann
     # a pair's MDE is the pooled MDE over the images
     row = hh.iloc[0]
-    d = np.concatenate(
-        [front_distances(annotations[row["a"]][s], annotations[row["b"]][s], 7.0) for s in STEMS]
-    )
+    d = np.concatenate([front_distances(annotations[row["a"]][s], annotations[row["b"]][s], 7.0) for s in STEMS])
     assert row["mde_m"] == pytest.approx(d.mean(), rel=1e-12)
     summ = res.summary.set_index("kind")
     assert summ.loc["model-human", "mean_mde_m"] > summ.loc["human-human", "mean_mde_m"]
@@ -165,27 +159,21 @@ def test_study_note_write_study_and_paper_lines(tmp_path):
     annotations = {f"a{j}": {s: sims[s][j] for s in STEMS} for j in range(3)}
     one = {s: (gts[s] if i == 0 else np.zeros_like(gts[s])) for i, s in enumerate(STEMS)}
     two = {s: (gts[s] if i < 2 else np.zeros_like(gts[s])) for i, s in enumerate(STEMS)}
-    study = human_vs_model(
-        annotations, {"ensemble_tta": {s: gts[s] for s in STEMS}, "one": one, "two": two}, n_bootstrap=50
-    )
-    paper = (
-        "The paper: ensemble vs annotators **75 m**, annotators among themselves **38 m**, a ratio of 1.97."
-    )
+    study = human_vs_model(annotations, {"ensemble_tta": {s: gts[s] for s in STEMS}, "one": one, "two": two},
+                           n_bootstrap=50)
+    paper = ("The paper: ensemble vs annotators **75 m**, annotators among themselves **38 m**, a ratio of 1.97.")
     assert study_note(study, "ensemble_tta", 3) == paper
-    assert study_note(study, "one", 3) == paper + (
-        " **one found no front on 2 of the 3 images**: its pairs rest on "
-        "the 1 others — with one image the bootstrap has nothing to "
-        "resample and its interval collapses to a point."
-    )
-    assert study_note(study, "two", 3).endswith(
-        "**two found no front on 1 of the 3 images**: its pairs rest on the 2 others."
-    )
+    assert study_note(study, "one", 3) == paper + (" **one found no front on 2 of the 3 images**: its pairs rest on "
+                                                   "the 1 others — with one image the bootstrap has nothing to "
+                                                   "resample and its interval collapses to a point.")
+    assert study_note(study, "two", 3).endswith("**two found no front on 1 of the 3 images**: its pairs rest on the "
+                                                "2 others.")
     paths = write_study(study, tmp_path)
     assert [p.name for p in paths] == ["summary.csv", "pairs.csv", "per_image.csv"]
     import pandas as pd
 
     pairs = pd.read_csv(tmp_path / "pairs.csv")
-    assert len(pairs) == 3 + 3 * 3  # 3 human pairs, 3 model-human pairs per model
+    assert len(pairs) == 3 + 3 * 3   # 3 human pairs, 3 model-human pairs per model
     per_image = pd.read_csv(tmp_path / "per_image.csv", index_col=0)
     assert sorted(per_image.index) == sorted(STEMS) and per_image.shape[1] == 4
     assert PAPER_LINES == {"paper, human vs human": 38.0, "paper, ensemble vs human": 75.0}
@@ -199,27 +187,19 @@ def test_prepare_annotators_simulated_and_real_and_the_example_image(tmp_path):
     sim = prepare_annotators(caffe_root, tmp_path / "out", n=4, displacement_m=58.0, seed=3)
     assert sim.simulated and sim.root == tmp_path / "out" / "simulated_annotators"
     assert list(sim.fronts) == ["annotator_01", "annotator_02", "annotator_03", "annotator_04"]
-    assert len(sim.stems) == 3  # the smoke preset's three test scenes
-    assert sim.note.startswith(
-        "**These annotators are a simulation**, not human delineations: 4 annotators, each the "
-        "ground-truth front of the 3 test images displaced by a smooth random field with an "
-        "RMS displacement of **58 m** (correlation length 1000 m), seed 3."
-    )
+    assert len(sim.stems) == 3   # the smoke preset's three test scenes
+    assert sim.note.startswith("**These annotators are a simulation**, not human delineations: 4 annotators, each the "
+                               "ground-truth front of the 3 test images displaced by a smooth random field with an "
+                               "RMS displacement of **58 m** (correlation length 1000 m), seed 3.")
     real = prepare_annotators(caffe_root, tmp_path / "unused", sim.root, shown=lambda p: p.name)
     assert not real.simulated and not (tmp_path / "unused").exists()
-    assert (
-        real.note == "Annotator fronts from `simulated_annotators`: 4 annotators, 3 images delineated by all."
-    )
+    assert real.note == "Annotator fronts from `simulated_annotators`: 4 annotators, 3 images delineated by all."
     assert real.stems == sim.stems
     # the example: the first stem on which the model has a front; all zeros when it has none there
-    model = {
-        sim.stems[0]: np.zeros_like(sim.fronts["annotator_01"][sim.stems[0]]),
-        sim.stems[1]: sim.fronts["annotator_02"][sim.stems[1]],
-    }
+    model = {sim.stems[0]: np.zeros_like(sim.fronts["annotator_01"][sim.stems[0]]),
+             sim.stems[1]: sim.fronts["annotator_02"][sim.stems[1]]}
     stem, sar, fronts, front = example_image(caffe_root, sim, model)
     assert stem == sim.stems[1] and sar.shape == front.shape and np.array_equal(front, model[stem])
-    assert list(fronts) == list(sim.fronts) and np.array_equal(
-        fronts["annotator_03"], sim.fronts["annotator_03"][stem]
-    )
+    assert list(fronts) == list(sim.fronts) and np.array_equal(fronts["annotator_03"], sim.fronts["annotator_03"][stem])
     stem, _, _, front = example_image(caffe_root, sim, {})
     assert stem == sim.stems[0] and not front.any() and front.shape == sim.fronts["annotator_01"][stem].shape

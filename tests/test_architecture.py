@@ -28,23 +28,15 @@ def package_modules(package: Path) -> set[str]:
 
 def test_module_map_matches_the_package() -> None:
     listed = module_map((ROOT / "ARCHITECTURE.md").read_text())
-    assert len(listed) == len(set(listed)), (
-        f"listed twice: {sorted({m for m in listed if listed.count(m) > 1})}"
-    )
+    assert len(listed) == len(set(listed)), f"listed twice: {sorted({m for m in listed if listed.count(m) > 1})}"
     present = package_modules(ROOT / "ssl4sar")
-    assert not set(listed) - present, (
-        f"in ARCHITECTURE.md but not in ssl4sar/: {sorted(set(listed) - present)}"
-    )
-    assert not present - set(listed), (
-        f"in ssl4sar/ but not in ARCHITECTURE.md: {sorted(present - set(listed))}"
-    )
+    assert not set(listed) - present, f"in ARCHITECTURE.md but not in ssl4sar/: {sorted(set(listed) - present)}"
+    assert not present - set(listed), f"in ssl4sar/ but not in ARCHITECTURE.md: {sorted(present - set(listed))}"
 
 
 def test_module_map_parser_on_a_small_page(tmp_path: Path) -> None:
-    page = (
-        "# x\n\n## Modules\n| module | job |\n|---|---|\n| **Data** | |\n| `data` | the package |\n"
-        "| `data.caffe` | CaFFe |\n\n## Batches\n| `not.a.module` | after the section |\n"
-    )
+    page = ("# x\n\n## Modules\n| module | job |\n|---|---|\n| **Data** | |\n| `data` | the package |\n"
+            "| `data.caffe` | CaFFe |\n\n## Batches\n| `not.a.module` | after the section |\n")
     assert module_map(page) == ["data", "data.caffe"]
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     for name in ("__init__.py", "a.py", "sub/__init__.py", "sub/b.py", "sub/__main__.py"):

@@ -42,9 +42,7 @@ def test_speckle_normalised_noise() -> None:
     bright = np.full((64, 64), 255, dtype=np.uint8)
     out = A.speckle(bright, np.random.default_rng(1))
     assert out.min() < 255 and out.max() == 255
-    np.testing.assert_array_equal(
-        A.speckle(zero, np.random.default_rng(5)), A.speckle(zero, np.random.default_rng(5))
-    )
+    np.testing.assert_array_equal(A.speckle(zero, np.random.default_rng(5)), A.speckle(zero, np.random.default_rng(5)))
 
 
 def test_ocean_mixup_only_touches_ocean() -> None:
@@ -94,15 +92,11 @@ def test_augment_context_masks_keep_valid_ids() -> None:
     for _ in range(30):
         img, mask = _scene(rng)
         shape = img.shape
-        out_img, out_mask = A.augment_context(
-            img, mask, rng, params, lambda r, shape=shape: r.integers(0, 256, shape, dtype=np.uint8)
-        )
+        out_img, out_mask = A.augment_context(img, mask, rng, params,
+                                              lambda r, shape=shape: r.integers(0, 256, shape, dtype=np.uint8))
         assert out_img.dtype == np.uint8 and out_img.shape == img.shape
         assert out_mask.dtype == mask.dtype and set(np.unique(out_mask)) <= {0, 1, 2, 3}
-        assert (
-            np.bincount(out_mask.ravel(), minlength=4).tolist()
-            == np.bincount(mask.ravel(), minlength=4).tolist()
-        )
+        assert np.bincount(out_mask.ravel(), minlength=4).tolist() == np.bincount(mask.ravel(), minlength=4).tolist()
 
 
 def test_augment_context_geometry_only_keeps_alignment() -> None:

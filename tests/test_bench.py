@@ -95,9 +95,8 @@ def test_finetune_step_benchmark_fields() -> None:
 @pytest.mark.parametrize("method", ["optsimmim", "opttranslator"])
 def test_pretrain_step_benchmark(method: str) -> None:
     settings = {"lr": 0.001, "mask_ratio": 0.3, "token_size": 4} if method == "optsimmim" else {"lr": 0.005}
-    r = benchmark_pretrain_step(
-        method, TINY, StepSettings(batch_size=2), steps=1, warmup=0, method_settings=settings
-    )
+    r = benchmark_pretrain_step(method, TINY, StepSettings(batch_size=2), steps=1, warmup=0,
+                                method_settings=settings)
     assert r["benchmark"] == "pretrain_step" and r["method"] == method
     assert r["throughput"] == pytest.approx(2 / r["step_s_median"])
     assert np.isfinite(r["loss"]) and r["loss"] > 0
@@ -170,12 +169,7 @@ def test_alternate_interleaves_rounds() -> None:
 
 
 def test_reference_and_fast_paths_are_what_they_claim() -> None:
-    assert (REFERENCE.precision, REFERENCE.fused, REFERENCE.centre_only, REFERENCE.batch) == (
-        "fp32",
-        False,
-        False,
-        1,
-    )
+    assert (REFERENCE.precision, REFERENCE.fused, REFERENCE.centre_only, REFERENCE.batch) == ("fp32", False, False, 1)
     assert REFERENCE.amp_dtype("cpu") is None and REFERENCE.amp_dtype("cuda") is None
     cpu, gpu = fast_path("cpu"), fast_path("cuda")
     assert cpu.fused and cpu.centre_only and cpu.precision == "auto" and not cpu.channels_last
@@ -185,29 +179,15 @@ def test_reference_and_fast_paths_are_what_they_claim() -> None:
 
 def test_ratios_come_from_same_case_reference() -> None:
     def row(name: str, case: str, path: str, tput: float) -> dict:
-        return {
-            "name": name,
-            "case": case,
-            "path": path,
-            "throughput": tput,
-            "speedup": 1.0,
-            "details": {"seconds_10mp_scene_extrapolated": 600.0 / tput},
-        }
+        return {"name": name, "case": case, "path": path, "throughput": tput, "speedup": 1.0,
+                "details": {"seconds_10mp_scene_extrapolated": 600.0 / tput}}
 
-    report = {
-        "results": [
-            row("finetune_step", "c", "reference", 2.0),
-            row("finetune_step", "c", "fast", 5.0),
-            row("sliding_window", "s", "reference", 1.0),
-            row("sliding_window", "s", "fast", 3.0),
-            row("pretrain_step", "optsimmim", "fast", 9.0),
-        ]
-    }  # no reference of that case: no ratio
+    report = {"results": [row("finetune_step", "c", "reference", 2.0), row("finetune_step", "c", "fast", 5.0),
+                          row("sliding_window", "s", "reference", 1.0), row("sliding_window", "s", "fast", 3.0),
+                          row("pretrain_step", "optsimmim", "fast", 9.0)]}  # no reference of that case: no ratio
     ratios = ratios_of(report)
-    assert [(r["benchmark"], r["path"], r["ratio"]) for r in ratios] == [
-        ("finetune_step", "fast", 2.5),
-        ("sliding_window", "fast", 3.0),
-    ]
+    assert [(r["benchmark"], r["path"], r["ratio"]) for r in ratios] == [("finetune_step", "fast", 2.5),
+                                                                        ("sliding_window", "fast", 3.0)]
     assert ratios[1]["reference_minutes_10mp"] == pytest.approx(10.0)
     assert ratios[1]["minutes_10mp"] == pytest.approx(10.0 / 3)
 
@@ -235,44 +215,22 @@ def test_committed_reports_load() -> None:
 
 def _run_cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "ssl4sar.bench", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+    return subprocess.run([sys.executable, "-m", "ssl4sar.bench", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=timeout, check=False)
 
 
 def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    proc = _run_cli(
-        "--quick",
-        "--preset",
-        "smoke",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--only",
-        "sliding_window",
-        "postprocess_mde",
-    )
+    proc = _run_cli("--quick", "--preset", "smoke", "--device", "cpu", "--out", str(out), "--only", "sliding_window",
+                    "postprocess_mde")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = load_report(out / "bench.json")
     assert report["schema"] == SCHEMA and report["mode"] == "quick" and report["preset"] == "smoke"
     assert not report["paper_model"] and report["failed"] == []
     names = [(r["name"], r["variant"]) for r in report["results"]]
     # the matmul peak is added automatically: it is the reference of the model rows' "% of peak"
-    assert names == [
-        ("matmul_peak", "float32-512"),
-        ("sliding_window", "reference"),
-        ("sliding_window", "fast"),
-        ("sliding_window", "fast-fp32"),
-        ("postprocess_mde", "512px"),
-    ]
+    assert names == [("matmul_peak", "float32-512"), ("sliding_window", "reference"), ("sliding_window", "fast"),
+                     ("sliding_window", "fast-fp32"), ("postprocess_mde", "512px")]
     env = report["environment"]
     for key in ("torch", "timm", "cpu_count", "torch_threads", "device_name"):
         assert env[key]
@@ -287,24 +245,17 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
         assert sw["throughput_unit"] == "windows/s" and sw["throughput"] > 0
         assert d["n_windows"] == 9 and len(d["round_s"]) == 3  # 3 × 3 windows, 3 alternating rounds
         assert d["windows_10mp_scene"] == windows_in_scene((3162, 3162), 64, 16)
-        assert d["seconds_10mp_scene_extrapolated"] == pytest.approx(
-            d["windows_10mp_scene"] / sw["throughput"]
-        )
+        assert d["seconds_10mp_scene_extrapolated"] == pytest.approx(d["windows_10mp_scene"] / sw["throughput"])
         assert sw["throughput"] == pytest.approx(9 / min(d["round_s"]))
         assert sw["flops_per_item"] == count_flops(
-            lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64))
-        )
+            lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64)))
         assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])
     assert fast["speedup"] == pytest.approx(fast["throughput"] / ref["throughput"])
     assert report["ratios"] == [pytest.approx(r) for r in ratios_of(report)]
     ratio, ratio32 = report["ratios"]
     assert ratio["benchmark"] == "sliding_window" and ratio["ratio"] == pytest.approx(fast["speedup"])
     assert ratio32["path"] == "fast-fp32" and ratio32["ratio"] == pytest.approx(fast32["speedup"])
-    assert (
-        pp["throughput_unit"] == "scenes/s"
-        and pp["details"]["size_px"] == 512
-        and pp["details"]["n_pred"] > 0
-    )
+    assert pp["throughput_unit"] == "scenes/s" and pp["details"]["size_px"] == 512 and pp["details"]["n_pred"] > 0
     md = (out / "bench.md").read_text()
     assert md == render_markdown(report)
     assert "## Fast path / reference path" in md and "| sliding_window | stride16 | fast |" in md
@@ -326,14 +277,9 @@ def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     full = capsys.readouterr().out
     for ablation in ("fast-fp32", "fast-timm-attention", "fast-full-decoder", "fast-batch-1"):
         assert ablation in full  # full mode: one switch of the fast path off per row
-    assert (
-        bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"])
-        == 0
-    )
-    assert capsys.readouterr().out.split() == [
-        "data_sampler/64px-preset-probabilities",
-        "data_sampler/64px-all-augmentations",
-    ]
+    assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"]) == 0
+    assert capsys.readouterr().out.split() == ["data_sampler/64px-preset-probabilities",
+                                               "data_sampler/64px-all-augmentations"]
     assert bench_main(["--quick", "--preset", "smoke", "--out", str(tmp_path), "--only", "nonsense"]) == 2
     assert not (tmp_path / "bench.json").exists()
     assert bench_main(["--quick", "--preset", "no-such-preset", "--out", str(tmp_path)]) == 2
@@ -344,24 +290,17 @@ def test_append_merges_runs(tmp_path: Path) -> None:
 
     first = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
     assert [r["name"] for r in first["results"]] == ["postprocess_mde"]
-    second = run_benchmarks(
-        tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"], append=True
-    )
+    second = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"],
+                            append=True)
     assert [(r["name"], r["variant"]) for r in second["results"]] == [
-        ("postprocess_mde", "512px"),
-        ("data_sampler", "64px-preset-probabilities"),
-    ]
+        ("postprocess_mde", "512px"), ("data_sampler", "64px-preset-probabilities")]
     on_disk = load_report(tmp_path / "bench.json")
     assert [r["name"] for r in on_disk["results"]] == ["postprocess_mde", "data_sampler"]
     # re-measuring a row replaces it
-    third = run_benchmarks(
-        tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"], append=True
-    )
+    third = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"], append=True)
     assert [r["name"] for r in third["results"]] == ["data_sampler", "postprocess_mde"]
     with pytest.raises(DataError, match="--append"):
-        run_benchmarks(
-            tmp_path, quick=False, device="cpu", preset="smoke", only=["postprocess_mde"], append=True
-        )
+        run_benchmarks(tmp_path, quick=False, device="cpu", preset="smoke", only=["postprocess_mde"], append=True)
     # without append the report is replaced
     fresh = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
     assert len(fresh["results"]) == 1
@@ -395,16 +334,9 @@ def test_step_settings_of_a_path_and_their_report_fields() -> None:
     fast = ExecPath("fast", precision="bf16", fused=True, channels_last=True, compile=False)
     s = StepSettings.on_path(fast, "cpu", 4, seed=7)
     assert (s.device, s.batch_size, s.precision, s.fused, s.channels_last, s.compile, s.seed) == (
-        "cpu",
-        4,
-        "bf16",
-        True,
-        True,
-        False,
-        7,
-    )
+        "cpu", 4, "bf16", True, True, False, 7)
     assert s.amp is torch.bfloat16 and s.use_channels_last and not s.use_tf32
-    plain = StepSettings(tf32=True)  # channels-last on CUDA only; TF32 on CUDA only
+    plain = StepSettings(tf32=True)   # channels-last on CUDA only; TF32 on CUDA only
     assert plain.amp is None and not plain.use_channels_last and not plain.use_tf32
     model = Tyrion.from_config(TINY)
     info = s.info(32, model)
@@ -418,24 +350,7 @@ def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None
     argument name after every benchmark had run)."""
     from ssl4sar.commands.bench import main
 
-    assert (
-        main(
-            [
-                "--preset",
-                "smoke",
-                "--quick",
-                "--device",
-                "cpu",
-                "--only",
-                "matmul_peak",
-                "--profile",
-                "--batch-size",
-                "2",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
+    assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "--profile",
+                 "--batch-size", "2", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "profile.txt").read_text()
     assert text.startswith("fast-path fine-tuning step, preset smoke, batch 2, cpu:") and "Self CPU" in text

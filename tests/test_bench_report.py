@@ -18,39 +18,16 @@ from ssl4sar.bench import (
 
 
 def _report(**extra: object) -> dict:
-    report = {
-        "schema": SCHEMA,
-        "mode": "quick",
-        "preset": "demo",
-        "paper_model": False,
-        "created": "2026-01-02T03:04",
-        "environment": {
-            "device_name": "cpu (test)",
-            "torch": "2.x",
-            "timm": "1.x",
-            "cpu_usable": 2,
-            "torch_threads": 2,
-        },
-        "peak": {"dtype": "float32", "tflops": 0.5},
-        "results": [
-            {"name": "finetune_step", "variant": "reference", "throughput": 4.0},
-            {"name": "finetune_step", "variant": "fast", "throughput": 10.0},
-            {"name": "sliding_window", "variant": "fast", "throughput": 3.0},
-        ],
-        "ratios": [
-            {
-                "benchmark": "finetune_step",
-                "case": "train",
-                "path": "fast",
-                "metric": "samples/s",
-                "reference": 4.0,
-                "value": 10.0,
-                "ratio": 2.5,
-                "reference_minutes_10mp": None,
-                "minutes_10mp": None,
-            }
-        ],
-    }
+    report = {"schema": SCHEMA, "mode": "quick", "preset": "demo", "paper_model": False, "created": "2026-01-02T03:04",
+              "environment": {"device_name": "cpu (test)", "torch": "2.x", "timm": "1.x", "cpu_usable": 2,
+                              "torch_threads": 2},
+              "peak": {"dtype": "float32", "tflops": 0.5},
+              "results": [{"name": "finetune_step", "variant": "reference", "throughput": 4.0},
+                          {"name": "finetune_step", "variant": "fast", "throughput": 10.0},
+                          {"name": "sliding_window", "variant": "fast", "throughput": 3.0}],
+              "ratios": [{"benchmark": "finetune_step", "case": "train", "path": "fast", "metric": "samples/s",
+                          "reference": 4.0, "value": 10.0, "ratio": 2.5, "reference_minutes_10mp": None,
+                          "minutes_10mp": None}]}
     report.update(extra)
     return report
 
@@ -59,9 +36,7 @@ def test_training_time_table_from_finetune_throughput() -> None:
     table = training_time_table(_report(), samples_per_epoch=36_000, epochs=150)
     assert list(table.columns) == ["variant", "samples/s", "hours / epoch", "days / 150 epochs"]
     assert table["variant"].tolist() == ["reference", "fast"]  # the sliding-window row is not a training step
-    assert table["hours / epoch"].tolist() == pytest.approx(
-        [2.5, 1.0]
-    )  # 36 000 / 4 / 3600, 36 000 / 10 / 3600
+    assert table["hours / epoch"].tolist() == pytest.approx([2.5, 1.0])  # 36 000 / 4 / 3600, 36 000 / 10 / 3600
     assert table["days / 150 epochs"].tolist() == pytest.approx([2.5 * 150 / 24, 150 / 24])
     assert training_time_table(_report(results=[]), 40_000, 150).empty
 
@@ -76,9 +51,7 @@ def test_styled_ratios_and_headers() -> None:
     head = report_header("laptop", _report())
     assert head.startswith("### laptop\n\n") and "2 usable CPU cores" in head and "2026-01-02." in head
     assert "float32 matmul peak of 0.50 TFLOP/s" in head
-    assert "CUDA 12.4" in report_header(
-        "gpu", _report(environment={"device_name": "H", "cuda": "12.4"}, peak=None)
-    )
+    assert "CUDA 12.4" in report_header("gpu", _report(environment={"device_name": "H", "cuda": "12.4"}, peak=None))
 
 
 def test_book_report_shows_existing_report_and_rejects_missing_one(tmp_path: Path) -> None:

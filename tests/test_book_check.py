@@ -192,13 +192,10 @@ def test_injected_parameters_cell_is_removed_from_the_rendered_chapter(tmp_path:
     """papermill's injected cell holds the build machine's absolute work folder; the book must not show it."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell("preset = 'demo'", metadata={"tags": ["parameters"]}),
-            nbformat.v4.new_code_cell("work_dir = '/abs/path'", metadata={"tags": ["injected-parameters"]}),
-            nbformat.v4.new_code_cell("print(1)"),
-        ]
-    )
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("preset = 'demo'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("work_dir = '/abs/path'", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("print(1)")])
     path = tmp_path / "chapter.ipynb"
     nbformat.write(nb, str(path))
     assert book.hide_injected_parameters(path) == 1

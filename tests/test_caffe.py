@@ -42,22 +42,19 @@ def test_parse_stem_fields() -> None:
     assert (m2.glacier, m2.sensor, m2.resolution_m, m2.orbit) == ("COL", "TDX", 7.0, "024")
 
 
-@pytest.mark.parametrize(
-    "stem",
-    [
-        "Mapple_2018-06-11_S1_20_2",  # 5 fields
-        "Mapple_2018-06-11_S1_20_2_009_zones",  # 7 fields
-        "Mapple_2018-13-11_S1_20_2_009",  # month 13
-        "Mapple_2018-6-11_S1_20_2_009",  # not zero padded
-        "Mapple_20180611_S1_20_2_009",  # no dashes
-        "Mapple_2018-06-11_S1_20m_2_009",  # resolution not a number
-        "Mapple_2018-06-11_S1_-20_2_009",  # negative resolution
-        "Mapple_2018-06-11_S1_20_q_009",  # quality not an integer
-        "Mapple_2018-06-11__20_2_009",  # empty sensor
-        "Mapple_2018-06-11_S1_20_2_",  # empty orbit
-        "",
-    ],
-)
+@pytest.mark.parametrize("stem", [
+    "Mapple_2018-06-11_S1_20_2",            # 5 fields
+    "Mapple_2018-06-11_S1_20_2_009_zones",  # 7 fields
+    "Mapple_2018-13-11_S1_20_2_009",        # month 13
+    "Mapple_2018-6-11_S1_20_2_009",         # not zero padded
+    "Mapple_20180611_S1_20_2_009",          # no dashes
+    "Mapple_2018-06-11_S1_20m_2_009",       # resolution not a number
+    "Mapple_2018-06-11_S1_-20_2_009",       # negative resolution
+    "Mapple_2018-06-11_S1_20_q_009",        # quality not an integer
+    "Mapple_2018-06-11__20_2_009",          # empty sensor
+    "Mapple_2018-06-11_S1_20_2_",           # empty orbit
+    "",
+])
 def test_parse_stem_rejects_bad_stems(stem: str) -> None:
     with pytest.raises(DataError, match="stem|field"):
         parse_stem(stem)
@@ -70,23 +67,12 @@ def test_parse_stem_error_names_the_file(tmp_path) -> None:
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("glacier", "month", "season", "hemisphere"),
-    [
-        ("COL", 1, "winter", "north"),
-        ("COL", 3, "winter", "north"),
-        ("COL", 4, "summer", "north"),
-        ("COL", 8, "summer", "north"),
-        ("JAC", 9, "winter", "north"),
-        ("JAC", 12, "winter", "north"),
-        ("Mapple", 3, "summer", "south"),
-        ("Mapple", 4, "winter", "south"),
-        ("SI", 8, "winter", "south"),
-        ("Crane", 9, "summer", "south"),
-        ("DBE", 1, "summer", "south"),
-        ("Jorum", 6, "winter", "south"),
-    ],
-)
+@pytest.mark.parametrize(("glacier", "month", "season", "hemisphere"), [
+    ("COL", 1, "winter", "north"), ("COL", 3, "winter", "north"), ("COL", 4, "summer", "north"),
+    ("COL", 8, "summer", "north"), ("JAC", 9, "winter", "north"), ("JAC", 12, "winter", "north"),
+    ("Mapple", 3, "summer", "south"), ("Mapple", 4, "winter", "south"), ("SI", 8, "winter", "south"),
+    ("Crane", 9, "summer", "south"), ("DBE", 1, "summer", "south"), ("Jorum", 6, "winter", "south"),
+])
 def test_season_and_hemisphere(glacier: str, month: int, season: str, hemisphere: str) -> None:
     m = parse_stem(f"{glacier}_2015-{month:02d}-10_S1_20_1_001")
     assert m.season == season
@@ -199,10 +185,10 @@ def test_bbox_clamping_rules_exactly() -> None:
     assert (b.y_ll, b.y_rl) == (0, 0)
     # values equal to W / H are not clamped; the other directions are never clamped
     b = _bbox([(90, h), (85, 120), (w, 3), (-7, h)], (h, w))
-    assert b.x_lu == 90  # x_LU > W is not clamped
-    assert b.y_ll == 120  # y_LL > H is not clamped
+    assert b.x_lu == 90          # x_LU > W is not clamped
+    assert b.y_ll == 120         # y_LL > H is not clamped
     assert b.x_rl == w and b.y_lu == h and b.y_ru == h
-    assert b.x_ru == -7  # x_RU < 0 is not clamped
+    assert b.x_ru == -7          # x_RU < 0 is not clamped
 
 
 def test_bbox_mask_keeps_rows_and_columns() -> None:
@@ -255,63 +241,9 @@ def test_official_fronts_lie_inside_the_bounding_box(reference_dir) -> None:
 
 
 SPEC_VAL_INDICES = [
-    0,
-    9,
-    29,
-    41,
-    47,
-    49,
-    65,
-    67,
-    85,
-    90,
-    119,
-    132,
-    135,
-    146,
-    157,
-    162,
-    165,
-    192,
-    213,
-    225,
-    237,
-    244,
-    245,
-    261,
-    274,
-    284,
-    286,
-    292,
-    307,
-    323,
-    342,
-    346,
-    350,
-    360,
-    364,
-    374,
-    385,
-    404,
-    405,
-    406,
-    419,
-    427,
-    440,
-    442,
-    448,
-    465,
-    474,
-    480,
-    494,
-    500,
-    504,
-    525,
-    530,
-    531,
-    540,
-    548,
-]
+    0, 9, 29, 41, 47, 49, 65, 67, 85, 90, 119, 132, 135, 146, 157, 162, 165, 192, 213, 225, 237, 244, 245, 261, 274,
+    284, 286, 292, 307, 323, 342, 346, 350, 360, 364, 374, 385, 404, 405, 406, 419, 427, 440, 442, 448, 465, 474,
+    480, 494, 500, 504, 525, 530, 531, 540, 548]
 
 
 def test_validation_indices_are_the_caffe_split() -> None:

@@ -30,9 +30,7 @@ def series_dir(tmp_path_factory) -> Path:
 
 def test_series_scenes_checks_the_folder(series_dir: Path, tmp_path: Path) -> None:
     scenes = timeseries.series_scenes(series_dir)
-    assert [p.name for p in scenes] == sorted(p.name for p in (series_dir / "sar").glob("*.tif")) and len(
-        scenes
-    ) == 4
+    assert [p.name for p in scenes] == sorted(p.name for p in (series_dir / "sar").glob("*.tif")) and len(scenes) == 4
     broken = shutil.copytree(series_dir, tmp_path / "ts")
     (broken / "centreline.geojson").unlink()
     with pytest.raises(DataError, match="centreline.geojson"):
@@ -48,12 +46,10 @@ def test_series_by_method_equals_each_method_alone(series_dir: Path) -> None:
     masks = sorted((series_dir / "fronts").glob("*_front.tif"))
     both = timeseries.series_by_method(masks, series_dir)
     assert list(both) == ["box", "centreline"]
-    pd.testing.assert_frame_equal(
-        both["box"], timeseries.front_time_series(masks, box=series_dir / "reference_box.geojson")
-    )
-    pd.testing.assert_frame_equal(
-        both["centreline"], timeseries.front_time_series(masks, centreline=series_dir / "centreline.geojson")
-    )
+    pd.testing.assert_frame_equal(both["box"], timeseries.front_time_series(
+        masks, box=series_dir / "reference_box.geojson"))
+    pd.testing.assert_frame_equal(both["centreline"], timeseries.front_time_series(
+        masks, centreline=series_dir / "centreline.geojson"))
 
 
 def test_references_and_fronts_in_a_scene_crs(series_dir: Path) -> None:
@@ -61,7 +57,7 @@ def test_references_and_fronts_in_a_scene_crs(series_dir: Path) -> None:
     refs = timeseries.references_in(series_dir, "EPSG:4326")
     assert list(refs) == ["reference box", "centreline"]
     back = geo.reproject_geometry(refs["reference box"], "EPSG:4326", box_crs)
-    assert back.hausdorff_distance(box) < 0.01  # metres: the round trip lands on the box
+    assert back.hausdorff_distance(box) < 0.01   # metres: the round trip lands on the box
     obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
     geoms, dates = timeseries.fronts_in(obs, obs[0].crs)
     assert dates == [o.date.isoformat() for o in obs] and dates[0] == "2019-01-05"
@@ -70,33 +66,15 @@ def test_references_and_fronts_in_a_scene_crs(series_dir: Path) -> None:
 
 def test_describe_rasters_and_geographic_fronts(tmp_path: Path) -> None:
     transform = Affine(6.0, 0.0, 500_000.0, 0.0, -6.0, 7_660_000.0)
-    scene = write_geotiff(
-        tmp_path / "p1_img.tif", np.full((8, 10), 7, np.uint8), crs="EPSG:32622", transform=transform
-    )
+    scene = write_geotiff(tmp_path / "p1_img.tif", np.full((8, 10), 7, np.uint8), crs="EPSG:32622", transform=transform)
     table = describe_rasters([scene])
     assert table.iloc[0][["file", "CRS", "size (H × W)", "bands", "dtype", "pixel (m)"]].tolist() == [
-        "p1_img.tif",
-        "EPSG:32622",
-        "8 × 10",
-        1,
-        "uint8",
-        6.0,
-    ]
+        "p1_img.tif", "EPSG:32622", "8 × 10", 1, "uint8", 6.0]
     front = LineString([(-50.12345678, 69.2), (-50.1, 69.21)])
     wgs = geo.write_geojson(tmp_path / "p1_img_front_wgs84.geojson", [(front, {})], "EPSG:4326")
-    (tmp_path / "metadata.csv").write_text(
-        "id,glacier,date\np1,Jakobshavn Glacier / Sermeq Kujalleq,2011-05-02\n"
-    )
-    result = SimpleNamespace(
-        stem="p1_img",
-        outputs={"front_wgs84": wgs},
-        crs="EPSG:32622",
-        resolution_m=20.0,
-        model_shape=(3, 3),
-        n_front_pixels=5,
-        length_m=123.4,
-        path=scene,
-    )
+    (tmp_path / "metadata.csv").write_text("id,glacier,date\np1,Jakobshavn Glacier / Sermeq Kujalleq,2011-05-02\n")
+    result = SimpleNamespace(stem="p1_img", outputs={"front_wgs84": wgs}, crs="EPSG:32622", resolution_m=20.0,
+                             model_shape=(3, 3), n_front_pixels=5, length_m=123.4, path=scene)
     rows, panels = geographic_fronts([result], tmp_path / "metadata.csv")
     row = rows.iloc[0]
     assert (row["patch"], row["glacier"], row["date"]) == ("p1", "Jakobshavn Glacier", "2011-05-02")
@@ -113,26 +91,14 @@ def test_choose_checkpoint_and_model_note(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="finetune/runs.csv"):
         experiments.choose_checkpoint(layout)
     layout.finetune.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "init": ["scratch", "optsimmim"],
-            "seed": [0, 0],
-            "val_mde_m": [300.04, 250.0],
-            "val_fronts_found": [2, 2],
-            "test_mde_m": [400.0, 999.0],
-            "fronts_found": [3, 1],
-            "checkpoint": [
-                "work_dir/finetune/scratch/seed0/best_mde.pt",
-                "work_dir/finetune/optsimmim/seed0/best_mde.pt",
-            ],
-        }
-    ).to_csv(layout.finetune_runs_csv, index=False)
+    pd.DataFrame({"init": ["scratch", "optsimmim"], "seed": [0, 0], "val_mde_m": [300.04, 250.0],
+                  "val_fronts_found": [2, 2], "test_mde_m": [400.0, 999.0], "fronts_found": [3, 1],
+                  "checkpoint": ["work_dir/finetune/scratch/seed0/best_mde.pt",
+                                 "work_dir/finetune/optsimmim/seed0/best_mde.pt"]}).to_csv(layout.finetune_runs_csv,
+                                                                                          index=False)
     path, table = experiments.choose_checkpoint(layout)
-    assert path == tmp_path / "finetune" / "optsimmim" / "seed0" / "best_mde.pt"  # lower validation MDE
-    assert list(table.columns) == list(experiments.CHOICE_COLUMNS) and table["selected"].tolist() == [
-        False,
-        True,
-    ]
+    assert path == tmp_path / "finetune" / "optsimmim" / "seed0" / "best_mde.pt"   # lower validation MDE
+    assert list(table.columns) == list(experiments.CHOICE_COLUMNS) and table["selected"].tolist() == [False, True]
     assert table["val_mde_m"].tolist() == [300.0, 250.0]
     with pytest.raises(FileNotFoundError, match="work_dir/missing.pt"):
         experiments.choose_checkpoint(layout, tmp_path / "missing.pt")
@@ -141,11 +107,9 @@ def test_choose_checkpoint_and_model_note(tmp_path: Path) -> None:
     assert experiments.choose_checkpoint(layout, given) == (given, None)
     settings = InferenceSettings(context_size=64, stride=32, sigma=8.0, batch_size=2, rotations=(0, 1, 2, 3))
     note = experiments.model_note(layout, [path], 64, settings, "demo")
-    assert note.startswith(
-        "Model: 1 member(s), `work_dir/finetune/optsimmim/seed0/best_mde.pt` (64 px input), on "
-        "`cpu`; windows of 64 px every 32 px, Gaussian σ 8 px, test-time augmentation with the "
-        "rotations [0, 1, 2, 3]."
-    )
+    assert note.startswith("Model: 1 member(s), `work_dir/finetune/optsimmim/seed0/best_mde.pt` (64 px input), on "
+                           "`cpu`; windows of 64 px every 32 px, Gaussian σ 8 px, test-time augmentation with the "
+                           "rotations [0, 1, 2, 3].")
     assert "a small network" in note and str(tmp_path) not in note
     plain = experiments.model_note(layout, [path], 64, InferenceSettings(64, 32, 8.0, 2), "paper")
     assert "no test-time augmentation." in plain and plain.endswith("model of this build**.")
@@ -157,34 +121,18 @@ def test_truth_series_files_and_positions_table(series_dir: Path, tmp_path: Path
     assert timeseries.read_truth(tmp_path) is None
     series = timeseries.series_by_method(sorted((series_dir / "fronts").glob("*_front.tif")), series_dir)
     paths = timeseries.write_series(series, tmp_path, "truth_masks_positions")
-    assert [p.name for p in paths] == [
-        "truth_masks_positions_box.csv",
-        "truth_masks_positions_centreline.csv",
-    ]
+    assert [p.name for p in paths] == ["truth_masks_positions_box.csv", "truth_masks_positions_centreline.csv"]
     assert len(pd.read_csv(paths[0])) == len(series["box"])
     table = timeseries.positions_table(series)
-    assert list(table.columns) == [
-        ("position_m", "box"),
-        ("position_m", "centreline"),
-        ("position_std_m", "box"),
-        ("position_std_m", "centreline"),
-    ]
+    assert list(table.columns) == [("position_m", "box"), ("position_m", "centreline"), ("position_std_m", "box"),
+                                   ("position_std_m", "centreline")]
     assert table[("position_m", "box")].tolist() == series["box"]["position_m"].round(1).tolist()
 
 
 def test_predict_kwargs_with_and_without_tta() -> None:
-    settings = InferenceSettings(
-        64, 32, 8.0, 2, rotations=(0, 1, 2, 3), flips=True, device="cpu", amp_dtype="bfloat16"
-    )
-    assert settings.predict_kwargs() == {
-        "rotations": (0, 1, 2, 3),
-        "flips": True,
-        "context_size": 64,
-        "stride": 32,
-        "sigma": 8.0,
-        "batch_size": 2,
-        "device": "cpu",
-    }
+    settings = InferenceSettings(64, 32, 8.0, 2, rotations=(0, 1, 2, 3), flips=True, device="cpu", amp_dtype="bfloat16")
+    assert settings.predict_kwargs() == {"rotations": (0, 1, 2, 3), "flips": True, "context_size": 64, "stride": 32,
+                                         "sigma": 8.0, "batch_size": 2, "device": "cpu"}
     plain = settings.predict_kwargs(tta=False)
     assert plain["rotations"] == (0,) and plain["flips"] is False and "amp_dtype" not in plain
 
@@ -203,25 +151,16 @@ def test_figures_of_the_series(series_dir: Path) -> None:
     pd.testing.assert_frame_equal(truths["box"], application.truth_on_reference(series["box"], truth))
     assert application.truth_by_method(series, None) == {"box": None, "centreline": None}
     fig = viz.plot_positions_by_method(series, truths, "true front masks")
-    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == [
-        "box method: true front masks vs truth",
-        "centreline method: true front masks vs truth",
-    ]
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["box method: true front masks vs truth",
+                                                                      "centreline method: true front masks vs truth"]
     img, info = read_raster(timeseries.series_scenes(series_dir)[0], 1, require_crs=True)
     obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
     fronts, dates = timeseries.fronts_in(obs, info.crs)
     refs = timeseries.references_in(series_dir, info.crs)
-    two = viz.plot_predicted_and_true_fronts(
-        img, info.transform, str(info.crs), fronts, dates, refs, (fronts, dates)
-    )
-    one = viz.plot_predicted_and_true_fronts(
-        img, info.transform, str(info.crs), fronts, dates, refs, ([], [])
-    )
+    two = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, (fronts, dates))
+    one = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, ([], []))
     titled = [ax.get_title() for ax in two.axes if ax.get_title()]
-    assert (
-        titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}"
-        and "true fronts (synthetic front masks)" in titled
-    )
+    assert titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}" and "true fronts (synthetic front masks)" in titled
     assert "true fronts (synthetic front masks)" not in [ax.get_title() for ax in one.axes]
 
 
@@ -231,10 +170,7 @@ def test_read_series_describes_the_folder(series_dir: Path) -> None:
     assert ts.description == "4 scenes, 128 × 128 px, CRS EPSG:32622, 20 m/px"
     assert [p.name for p in ts.true_masks] == [p.name.replace(".tif", "_front.tif") for p in ts.scenes]
     table = ts.truth_table()
-    assert (
-        list(table.columns) == ["date", "stem", "true position (m)"]
-        and table["true position (m)"].iloc[0] == 0.0
-    )
+    assert list(table.columns) == ["date", "stem", "true position (m)"] and table["true position (m)"].iloc[0] == 0.0
     assert table["stem"].tolist() == [p.stem for p in ts.scenes]
 
 
@@ -242,18 +178,11 @@ def test_measure_series_and_the_upper_bound_of_the_true_masks(series_dir: Path, 
     ts = application.read_series(series_dir)
     # the true masks measured twice: once as "model" fronts, once as the upper bound; both must agree exactly
     series, acc = application.measure_series(ts.true_masks, ts, "model (demo)", tmp_path, "front_positions")
-    assert sorted(p.name for p in tmp_path.glob("*.csv")) == [
-        "front_positions_box.csv",
-        "front_positions_centreline.csv",
-    ]
-    assert acc["fronts from"].tolist() == ["model (demo)"] * 2 and acc["method"].tolist() == [
-        "box",
-        "centreline",
-    ]
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["front_positions_box.csv",
+                                                             "front_positions_centreline.csv"]
+    assert acc["fronts from"].tolist() == ["model (demo)"] * 2 and acc["method"].tolist() == ["box", "centreline"]
     assert acc["dates"].tolist() == [4, 4] and acc["compared"].tolist() == [4, 4]
-    assert (
-        acc.loc[0, "RMSE (m)"] < 10.0
-    )  # box method on the true masks: rasterisation error only (20 m pixels)
+    assert acc.loc[0, "RMSE (m)"] < 10.0   # box method on the true masks: rasterisation error only (20 m pixels)
     truth_series, table = application.masks_upper_bound(ts, acc, tmp_path)
     assert table["fronts from"].tolist() == ["true front masks"] * 2 + ["model (demo)"] * 2
     pd.testing.assert_frame_equal(table.iloc[2:].reset_index(drop=True), acc)
@@ -270,10 +199,8 @@ def test_plot_predicted_fronts_counts_the_scenes_without_a_front(series_dir: Pat
     matplotlib.use("Agg")
     ts = application.read_series(series_dir)
     obs = timeseries.load_fronts(sorted((series_dir / "fronts").glob("*_front.geojson")))
-    results = [
-        SimpleNamespace(geometry=o.geometry if i != 2 else None, date=o.date, stem=f"s{i}")
-        for i, o in enumerate(obs)
-    ]
+    results = [SimpleNamespace(geometry=o.geometry if i != 2 else None, date=o.date, stem=f"s{i}")
+               for i, o in enumerate(obs)]
     fig, note = application.plot_predicted_fronts(ts, results)
     assert note == "*The model found no front in 1 of 4 scenes.*"
     assert "true fronts (synthetic front masks)" in [ax.get_title() for ax in fig.axes]
@@ -285,14 +212,8 @@ def test_describe_outputs_and_text_excerpt(tmp_path: Path) -> None:
     (tmp_path / "a_zones.tif").write_bytes(b"\0" * 37)
     table = describe_outputs({"zones": tmp_path / "a_zones.tif", "front": tmp_path / "a_front.geojson"})
     assert table.values.tolist() == [["zones", "a_zones.tif", 37], ["front", "a_front.geojson", 1000]]
-    assert (
-        text_excerpt(tmp_path / "a_front.geojson", 900)
-        == "a_front.geojson (1000 characters):\n" + "x" * 900 + " …"
-    )
-    assert (
-        text_excerpt(tmp_path / "a_front.geojson", 1000, with_length=False)
-        == "a_front.geojson:\n" + "x" * 1000
-    )
+    assert text_excerpt(tmp_path / "a_front.geojson", 900) == "a_front.geojson (1000 characters):\n" + "x" * 900 + " …"
+    assert text_excerpt(tmp_path / "a_front.geojson", 1000, with_length=False) == "a_front.geojson:\n" + "x" * 1000
 
 
 def test_load_chosen_model_and_predict_real_patches(tmp_path: Path) -> None:
@@ -311,32 +232,18 @@ def test_load_chosen_model_and_predict_real_patches(tmp_path: Path) -> None:
     assert model.settings.rotations == (0,) and model.settings.context_size == cfg["model"]["img_size"]
     assert "`work_dir/model.pt`" in model.note and "no test-time augmentation." in model.note
     kwargs = model.predict_kwargs()
-    assert (
-        kwargs["min_front_length_m"] == float(cfg["postprocess"]["min_front_length_m"])
-        and kwargs["device"] == "cpu"
-    )
+    assert kwargs["min_front_length_m"] == float(cfg["postprocess"]["min_front_length_m"]) and kwargs["device"] == "cpu"
     tta = application.load_chosen_model(layout, cfg, "demo", given, device="cpu")
-    assert tuple(tta.settings.rotations) == (0, 1, 2, 3) and tta.predict_kwargs(tta=False)["rotations"] == (
-        0,
-    )
+    assert tuple(tta.settings.rotations) == (0, 1, 2, 3) and tta.predict_kwargs(tta=False)["rotations"] == (0,)
     out = tmp_path / "real"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier run")
     real = application.predict_real_patches(model, out, resolution_m=40.0)
-    assert not (out / "stale.txt").exists()  # predicted afresh
-    assert real.table["patch"].tolist() == [
-        "sample_1632",
-        "sample_1948",
-        "sample_2349",
-        "sample_3325",
-        "sample_3386",
-        "sample_4521",
-        "sample_4737",
-    ]
+    assert not (out / "stale.txt").exists()   # predicted afresh
+    assert real.table["patch"].tolist() == ["sample_1632", "sample_1948", "sample_2349", "sample_3325",
+                                            "sample_3386", "sample_4521", "sample_4737"]
     # outputs on each patch's own grid (6 m, 6.667 m); the model saw it at 40 m/px: 512 px × 6 m / 40 m ≈ 77 px
-    assert (
-        real.table["pixel (m)"].tolist() == [6.0, 6.0, 6.667, 6.667, 6.0, 6.0, 6.0] and real.skipped is None
-    )
+    assert real.table["pixel (m)"].tolist() == [6.0, 6.0, 6.667, 6.667, 6.0, 6.0, 6.0] and real.skipped is None
     assert real.table["model grid (px)"].tolist()[:3] == ["77×77", "77×77", "85×85"]
     assert len(real.panels) == 7 and real.run.seconds > 0
     assert real.excerpt.split(":\n")[0].endswith("_img_front_wgs84.geojson")
@@ -349,22 +256,15 @@ def test_time_series_accuracy_re_references_the_truth() -> None:
     dates = pd.to_datetime(["2019-01-05", "2019-01-29", "2019-02-22", "2019-03-18"])
     truth = pd.DataFrame({"date": dates, "position_m": [0.0, -100.0, -250.0, -400.0]})
     # no front on the first date: the series starts at the second date, 0 there
-    series = pd.DataFrame(
-        {
-            "date": dates,
-            "position_m": [np.nan, 0.0, -140.0, -310.0],
-            "position_std_m": [np.nan, 10.0, 20.0, 30.0],
-        }
-    )
+    series = pd.DataFrame({"date": dates, "position_m": [np.nan, 0.0, -140.0, -310.0],
+                           "position_std_m": [np.nan, 10.0, 20.0, 30.0]})
     ref = application.truth_on_reference(series, truth)
     assert ref["position_m"].tolist() == [100.0, 0.0, -150.0, -300.0]
     table = application.time_series_accuracy({"box": series}, truth, "model").iloc[0]
     assert table["dates with a position"] == 3 and table["compared"] == 3
     assert table["bias (m)"] == pytest.approx((0 + 10 - 10) / 3)
     assert table["RMSE (m)"] == pytest.approx(math.sqrt((0 + 100 + 100) / 3))
-    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(
-        20.0
-    )
+    assert table["max |error| (m)"] == pytest.approx(10.0) and table["member spread (m)"] == pytest.approx(20.0)
     empty = series.assign(position_m=np.nan, position_std_m=np.nan)
     row = application.time_series_accuracy({"box": empty}, truth, "model").iloc[0]
     assert row["compared"] == 0 and math.isnan(row["member spread (m)"])

@@ -54,37 +54,15 @@ def env(tmp_path, monkeypatch) -> Iterator[dict[str, Any]]:
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     common = {"license": "CC-BY-4.0", "citation": "Test (2024)", "note": "test"}
-    manifest = {
-        "version": 1,
-        "resources": {
-            "demo-zip": {
-                "kind": "archive",
-                "urls": [f"{base}/demo.zip"],
-                "filename": "demo.zip",
-                "sha256": hashlib.sha256(body).hexdigest(),
-                "size_bytes": len(body),
-                "path": "demo/data_raw",
-                "unpack": {"layout": ["sar_images/train", "sar_images/test", "zones/train"]},
-                **common,
-            },
-            "gone": {
-                "kind": "file",
-                "urls": [f"{base}/gone.pth"],
-                "sha256": None,
-                "approx_size_bytes": 115_000_000,
-                "path": "weights/gone.pth",
-                **common,
-            },
-            "synth-smoke": {
-                "kind": "generated",
-                "generator": "ssl4sar.data.synthetic.generate",
-                "preset": "smoke",
-                "seed": 3,
-                "layouts": ["caffe"],
-                "path": "synthetic/smoke",
-            },
-        },
-    }
+    manifest = {"version": 1, "resources": {
+        "demo-zip": {"kind": "archive", "urls": [f"{base}/demo.zip"], "filename": "demo.zip",
+                     "sha256": hashlib.sha256(body).hexdigest(), "size_bytes": len(body), "path": "demo/data_raw",
+                     "unpack": {"layout": ["sar_images/train", "sar_images/test", "zones/train"]}, **common},
+        "gone": {"kind": "file", "urls": [f"{base}/gone.pth"], "sha256": None, "approx_size_bytes": 115_000_000,
+                 "path": "weights/gone.pth", **common},
+        "synth-smoke": {"kind": "generated", "generator": "ssl4sar.data.synthetic.generate", "preset": "smoke",
+                        "seed": 3, "layouts": ["caffe"], "path": "synthetic/smoke"},
+    }}
     manifest_path = tmp_path / "manifest.yaml"
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     root = tmp_path / "data"
@@ -153,18 +131,11 @@ def test_fetch_error_is_one_line_and_exit_status_1(capsys, caplog, env):
 
 def test_synth_calls_the_generator_and_marks_the_output(capsys, tmp_path):
     out = tmp_path / "synth"
-    assert (
-        main(["data", "synth", "--out", str(out), "--preset", "smoke", "--seed", "5", "--layouts", "caffe"])
-        == 0
-    )
+    assert main(["data", "synth", "--out", str(out), "--preset", "smoke", "--seed", "5", "--layouts", "caffe"]) == 0
     assert str(out) in capsys.readouterr().out
     marker = json.loads((out / ".complete").read_text())
     assert (marker["generator"], marker["preset"], marker["seed"], marker["layouts"]) == (
-        "ssl4sar.data.synthetic.generate",
-        "smoke",
-        5,
-        ["caffe"],
-    )
+        "ssl4sar.data.synthetic.generate", "smoke", 5, ["caffe"])
     assert any((out / "caffe").rglob("*.png")) or any((out / "caffe").rglob("*.tif"))
     assert not (out / "ssl4sar").exists()
 
@@ -177,20 +148,10 @@ def test_synth_rejects_unknown_layout(capsys, tmp_path):
 
 
 def test_data_list_in_a_subprocess(env):
-    environ = {
-        **os.environ,
-        "SSL4SAR_MANIFEST": str(env["manifest"]),
-        "SSL4SAR_DATA": str(env["root"]),
-        "HF_HUB_OFFLINE": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "ssl4sar.cli", "data", "list"],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
+    environ = {**os.environ, "SSL4SAR_MANIFEST": str(env["manifest"]), "SSL4SAR_DATA": str(env["root"]),
+               "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "ssl4sar.cli", "data", "list"], capture_output=True, text=True,
+                            env=environ, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
     assert set(table) == {"demo-zip", "gone", "synth-smoke"}

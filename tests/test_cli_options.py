@@ -43,7 +43,7 @@ def _options() -> dict[str, list[argparse.Action]]:
         own = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
         if not subs:
             leaves[path] = own
-        for sub in subs:  # options of a parent group (``data --manifest``) apply to each of its commands
+        for sub in subs:   # options of a parent group (``data --manifest``) apply to each of its commands
             for name, child in sub.choices.items():
                 walk(child, f"{path} {name}")
                 leaves[f"{path} {name}"] = leaves[f"{path} {name}"] + own
@@ -86,11 +86,7 @@ def test_an_option_name_means_the_same_everywhere() -> None:
     for command, actions in OPTIONS.items():
         for a in actions:
             for s in a.option_strings:
-                kind = (
-                    "flag"
-                    if a.nargs == 0
-                    else _VALUE_KINDS.get(a.type, getattr(a.type, "__name__", str(a.type)))
-                )
+                kind = "flag" if a.nargs == 0 else _VALUE_KINDS.get(a.type, getattr(a.type, "__name__", str(a.type)))
                 seen[s].add((a.nargs if a.nargs != 0 else 0, kind))
                 where[s].append(command)
     mixed = {s: (sorted(map(str, kinds)), where[s]) for s, kinds in seen.items() if len(kinds) > 1}
@@ -103,6 +99,5 @@ def test_lengths_in_metres_say_so_in_the_name() -> None:
         for a in actions:
             text = (a.help or "").lower()
             if "in metres" in text or "(metres)" in text or "m/px" in text:
-                assert any(s.endswith("-m") for s in a.option_strings), (
+                assert any(s.endswith("-m") for s in a.option_strings), \
                     f"`ssl4sar {command} {a.option_strings[0]}` is in metres but its name does not end in -m"
-                )

@@ -33,9 +33,7 @@ def test_every_preset_is_complete_and_typed(name: str) -> None:
 def test_demo_and_smoke_list_only_what_differs_from_paper() -> None:
     paper = load_preset("paper")
     for name in ("demo", "smoke"):
-        raw = yaml.safe_load(
-            Path(__file__).parents[1].joinpath("ssl4sar", "configs", f"{name}.yaml").read_text()
-        )
+        raw = yaml.safe_load(Path(__file__).parents[1].joinpath("ssl4sar", "configs", f"{name}.yaml").read_text())
         assert raw.pop("base") == "paper"
 
         def repeats(node: dict, ref: dict, prefix: str = "") -> list[str]:
@@ -50,27 +48,19 @@ def test_demo_and_smoke_list_only_what_differs_from_paper() -> None:
         assert repeats(raw, paper) == [], f"{name}.yaml repeats paper values"
     demo, smoke = load_preset("demo"), load_preset("smoke")
     # inherited from paper, set in one place only
-    assert (
-        demo["finetune"]["momentum"] == smoke["finetune"]["momentum"] == paper["finetune"]["momentum"] == 0.9
-    )
+    assert demo["finetune"]["momentum"] == smoke["finetune"]["momentum"] == paper["finetune"]["momentum"] == 0.9
     assert demo["pretrain"]["optsimmim"] == {"lr": 0.01, "mask_ratio": 0.3, "token_size": 4}
     assert smoke["pretrain"]["optsimmim"]["lr"] == 0.001 and smoke["model"]["mlp_ratio"] == 2.0
     assert demo["synthetic"]["looks"] == 8.0 and "looks" not in smoke["synthetic"]
 
 
 def test_misspelt_key_names_the_valid_keys() -> None:
-    with pytest.raises(
-        ValueError,
-        match=r"unknown key 'lrr' \(did you mean 'lr'\?\); valid keys of "
-        r"preset\.finetune: max_epochs, global_batch_size, .*, lr, label_smoothing",
-    ) as info:
+    with pytest.raises(ValueError, match=r"unknown key 'lrr' \(did you mean 'lr'\?\); valid keys of "
+                                         r"preset\.finetune: max_epochs, global_batch_size, .*, lr, label_smoothing") as info:
         load_preset("smoke", {"finetune.lrr": 0.1})
     assert "preset 'smoke': with overrides finetune.lrr: preset.finetune" in str(info.value)
-    with pytest.raises(
-        ValueError,
-        match=r"unknown key 'finetuen' \(did you mean 'finetune'\?\); valid keys of "
-        r"preset: name, seed, model, data, finetune",
-    ):
+    with pytest.raises(ValueError, match=r"unknown key 'finetuen' \(did you mean 'finetune'\?\); valid keys of "
+                                         r"preset: name, seed, model, data, finetune"):
         load_preset("paper", {"finetuen": {"lr": 0.1}})
     with pytest.raises(ValueError, match=r"preset\.pretrain\.optsimmim: unknown key 'mask_ration'"):
         load_preset("demo", {"pretrain.optsimmim.mask_ration": 0.5})
@@ -144,48 +134,21 @@ def test_library_defaults_come_from_the_paper_preset() -> None:
     import inspect
 
     sig = inspect.signature(SegmentationModule.__init__).parameters
-    assert (
-        sig["lr"].default == paper.finetune.lr and sig["weight_decay"].default == paper.finetune.weight_decay
-    )
+    assert sig["lr"].default == paper.finetune.lr and sig["weight_decay"].default == paper.finetune.weight_decay
 
 
-def test_cli_set_with_a_misspelt_key_fails_naming_the_valid_keys(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_cli_set_with_a_misspelt_key_fails_naming_the_valid_keys(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     from ssl4sar.cli import main
 
     with caplog.at_level(logging.ERROR):
-        rc = main(
-            [
-                "finetune",
-                "--preset",
-                "smoke",
-                "--data",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "o"),
-                "--set",
-                "finetune.lrr=0.1",
-            ]
-        )
+        rc = main(["finetune", "--preset", "smoke", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                   "--set", "finetune.lrr=0.1"])
     assert rc == 1
     assert "unknown key 'lrr' (did you mean 'lr'?); valid keys of preset.finetune:" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.ERROR):
-        rc = main(
-            [
-                "pretrain",
-                "--method",
-                "optsimmim",
-                "--preset",
-                "smoke",
-                "--ssl4sar",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "p"),
-                "--set",
-                "pretrain.optsimmim.lrr=0.1",
-            ]
-        )
+        rc = main(["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(tmp_path), "--out",
+                   str(tmp_path / "p"), "--set", "pretrain.optsimmim.lrr=0.1"])
     assert rc == 1
     assert "preset.pretrain.optsimmim: unknown key 'lrr'" in caplog.text

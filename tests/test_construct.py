@@ -31,7 +31,7 @@ from ssl4sar.data.construct import (
 from ssl4sar.data.synthetic import RAW_S2_BANDS, RawScenes, generate_raw_scenes
 from ssl4sar.errors import DataError
 
-DB_RANGE = (-30.0, 5.0)  # the documented default mapping
+DB_RANGE = (-30.0, 5.0)   # the documented default mapping
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,8 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> RawScenes:
 
 @pytest.fixture(scope="module")
 def built(raw: RawScenes, tmp_path_factory: pytest.TempPathFactory) -> ConstructionManifest:
-    return construct_ssl4sar(
-        raw.sar_dir, raw.optical_dir, raw.aoi_path, tmp_path_factory.mktemp("built"), progress=False
-    )
+    return construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, tmp_path_factory.mktemp("built"),
+                             progress=False)
 
 
 def _centres(src: rasterio.DatasetReader) -> tuple[np.ndarray, np.ndarray]:
@@ -76,14 +75,14 @@ def test_optical_is_coregistered_onto_the_sar_grid(raw: RawScenes, built: Constr
         valid = bands[1] > 0
         assert valid.mean() > 0.95
         for i, band in enumerate(RAW_S2_BANDS):
-            if band == "SCL":  # nearest neighbour: the categorical checkerboard survives
+            if band == "SCL":   # nearest neighbour: the categorical checkerboard survives
                 agree = (bands[i][valid] == pattern.scl(x, y)[valid]).mean()
                 assert agree > 0.97, (row["glacier"], agree)
                 continue
             scale = 1000.0 if band in ("AOT", "WVP") else 10000.0
             truth = pattern.s2_dn(band, x, y)
-            err = np.abs(bands[i] - truth)[valid] / scale  # in reflectance units
-            shifted = np.abs(bands[i] - np.roll(truth, 1, axis=1))[valid] / scale  # one pixel (20 m) off
+            err = np.abs(bands[i] - truth)[valid] / scale                     # in reflectance units
+            shifted = np.abs(bands[i] - np.roll(truth, 1, axis=1))[valid] / scale   # one pixel (20 m) off
             assert err.mean() < 0.0015 and np.percentile(err, 99) < 0.004, (row["glacier"], band)
             assert shifted.mean() > 4 * err.mean() + 0.003, (row["glacier"], band)
 
@@ -103,10 +102,10 @@ def test_sar_is_cropped_resampled_and_scaled(raw: RawScenes, built: Construction
         expected = _expected_dn(pattern.sigma0_db(x, y))
         err = np.abs(img - expected)[valid]
         assert err.mean() < 0.2 and err.max() <= 3, row["file"]
-        assert np.abs(img - np.roll(expected, 1, axis=0))[valid].mean() > 1.5  # a 20 m shift would show
-        if row["source"] == "S1A_IW_GRDH_20190701T100512_HH.tif":  # the grid's anchor: a crop, no resampling
+        assert np.abs(img - np.roll(expected, 1, axis=0))[valid].mean() > 1.5   # a 20 m shift would show
+        if row["source"] == "S1A_IW_GRDH_20190701T100512_HH.tif":   # the grid's anchor: a crop, no resampling
             assert err.max() == 0
-    assert units == {"db", "intensity"}  # dB (NaN and -9999 no-data) and linear σ0 were recognised
+    assert units == {"db", "intensity"}   # dB (NaN and -9999 no-data) and linear σ0 were recognised
 
 
 def test_bad_scenes_are_skipped_and_reported(raw: RawScenes, built: ConstructionManifest) -> None:
@@ -114,11 +113,8 @@ def test_bad_scenes_are_skipped_and_reported(raw: RawScenes, built: Construction
         rows = list(csv.DictReader(fh))
     assert rows and tuple(rows[0]) == SKIPPED_COLUMNS
     by_file = {Path(r["source"]).name: r for r in rows}
-    reasons = {
-        "no_crs": "no coordinate reference system",
-        "no_overlap": "does not overlap",
-        "all_nodata": "no valid pixel",
-    }
+    reasons = {"no_crs": "no coordinate reference system", "no_overlap": "does not overlap",
+               "all_nodata": "no valid pixel"}
     assert set(by_file) == set(raw.bad)
     for name, kind in raw.bad.items():
         assert reasons[kind] in by_file[name]["reason"], (name, by_file[name])
@@ -144,10 +140,8 @@ def test_manifest_is_complete(raw: RawScenes, built: ConstructionManifest) -> No
         assert r["date"] in r["file"]
         if r["sensor"] == "S2":
             assert r["file"] == f"optical/{r['glacier']}_S2_{r['date']}.tif" and r["split"] == ""
-            assert all(
-                (raw.optical_dir / f).exists() or any(p.name.startswith(f) for p in raw.optical_files)
-                for f in r["source"].split(";")
-            )
+            assert all((raw.optical_dir / f).exists() or any(p.name.startswith(f) for p in raw.optical_files)
+                       for f in r["source"].split(";"))
         else:
             assert r["file"].startswith(f"sar/{r['split']}/S1_{r['glacier']}_{r['date']}_")
             assert (raw.sar_dir / r["source"]).is_file()
@@ -169,13 +163,12 @@ def test_output_reads_as_ssl4sar_layout(built: ConstructionManifest) -> None:
         pairs = discover_unlabeled(built.out_dir, split)
         assert pairs
         for pair in pairs:
-            sar, optical = load_pair(pair)  # checks CRS, transform and shape
+            sar, optical = load_pair(pair)   # checks CRS, transform and shape
             assert sar.shape == optical.shape[1:] and optical.shape[0] == 14 and optical.max() == 255
 
 
-def test_rerun_skips_finished_outputs_and_resumes(
-    raw: RawScenes, built: ConstructionManifest, tmp_path: Path
-) -> None:
+def test_rerun_skips_finished_outputs_and_resumes(raw: RawScenes, built: ConstructionManifest,
+                                                  tmp_path: Path) -> None:
     from ssl4sar.cli import main
 
     out = tmp_path / "copy"
@@ -190,37 +183,18 @@ def test_rerun_skips_finished_outputs_and_resumes(
     (out / lost).unlink()
     with (out / "manifest.csv").open("a") as fh:
         fh.write("sar/train/S1_Eqip_2019-07-1")
-    assert (
-        main(
-            [
-                "data",
-                "construct",
-                "--sar",
-                str(raw.sar_dir),
-                "--optical",
-                str(raw.optical_dir),
-                "--aoi",
-                str(raw.aoi_path),
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main(["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir), "--aoi",
+                 str(raw.aoi_path), "--out", str(out), "--no-progress"]) == 0
     resumed = ConstructionManifest.read(out)
     assert resumed.rows == built.rows and (out / lost).is_file()
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/**/*.tif") if p != out / lost} == {
-        p: t for p, t in mtimes.items() if p != out / lost
-    }
+        p: t for p, t in mtimes.items() if p != out / lost}
 
 
 def test_explicit_resolution_and_aoi_objects(raw: RawScenes, tmp_path: Path) -> None:
     """The API with AOI objects, a 40 m grid: the SAR is resampled (bilinear, in dB) and still matches."""
     aoi = read_aois(raw.aoi_path)[1]
-    result = construct_ssl4sar(
-        raw.sar_dir, raw.optical_dir, [aoi], tmp_path, resolution_m=40.0, progress=False
-    )
+    result = construct_ssl4sar(raw.sar_dir, raw.optical_dir, [aoi], tmp_path, resolution_m=40.0, progress=False)
     grid = result.grids[aoi.name]
     assert grid.resolution_m == 40.0 and grid.crs.to_epsg() == 32622
     for row in result.rows:
@@ -243,21 +217,8 @@ def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
     # the lon/lat polygon, in UTM, is the 3 km × 2.4 km AOI (shrunk by 0.9, rotated): area ≈ 0.81 · 7.2 km²
     assert abs(aois[0].in_crs(aois[1].crs).area - 0.81 * 3000 * 2400) < 0.01 * 0.81 * 3000 * 2400
     bad = tmp_path / "bad.geojson"
-    bad.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"glacier": "My_Glacier"},
-                        "bbox": [0, 0, 1, 1],
-                        "geometry": None,
-                    }
-                ],
-            }
-        )
-    )
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"glacier": "My_Glacier"}, "bbox": [0, 0, 1, 1], "geometry": None}]}))
     with pytest.raises(DataError, match="bad.geojson.*not usable in file names"):
         read_aois(bad)
     bad.write_text("{not json")
@@ -265,14 +226,9 @@ def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
         read_aois(bad)
     with pytest.raises(DataError, match="empty"):
         GlacierAOI.from_bbox("X", [1, 1, 0, 2])
-    explicit = GlacierGrid.from_json(
-        {"crs": "EPSG:3413", "transform": [30, 0, 1000, 0, -30, 9000], "width": 10, "height": 5}
-    )
-    assert (
-        explicit.shape == (5, 10)
-        and explicit.resolution_m == 30.0
-        and explicit.bounds == (1000, 8850, 1300, 9000)
-    )
+    explicit = GlacierGrid.from_json({"crs": "EPSG:3413", "transform": [30, 0, 1000, 0, -30, 9000],
+                                      "width": 10, "height": 5})
+    assert explicit.shape == (5, 10) and explicit.resolution_m == 30.0 and explicit.bounds == (1000, 8850, 1300, 9000)
     assert GlacierGrid.from_json(explicit.to_json()) == explicit
 
 
@@ -292,9 +248,7 @@ def test_sar_units_and_8bit_mapping() -> None:
     assert np.isnan(sar_to_db(np.array([-5.0, 2.0]), "db", invalid=np.array([False, True]))[1])
     dn = db_to_uint8(np.array([-40.0, -30.0, 5.0, 9.0, -12.5, np.nan], dtype=np.float32), "db", DB_RANGE)
     assert dn.tolist() == [1, 1, 255, 255, 128, 0]
-    stretched = db_to_uint8(
-        np.linspace(0.0, 100.0, 1001, dtype=np.float32), "dn", dn_percentiles=(0.0, 100.0)
-    )
+    stretched = db_to_uint8(np.linspace(0.0, 100.0, 1001, dtype=np.float32), "dn", dn_percentiles=(0.0, 100.0))
     assert stretched[0] == 1 and stretched[-1] == 255 and stretched[500] == 128
 
 
@@ -302,4 +256,4 @@ def test_parse_date() -> None:
     assert str(parse_date("S1A_IW_GRDH_1SDH_20190715T101010_20190715T101035_028111")) == "2019-07-15"
     assert str(parse_date("S1_Jakobshavn_2019-07-01_0")) == "2019-07-01"
     assert parse_date("T22WEV_B04_10m") is None
-    assert parse_date("x_20191340") is None  # not a date
+    assert parse_date("x_20191340") is None   # not a date

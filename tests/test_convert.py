@@ -34,15 +34,11 @@ from ssl4sar.models.convert import (
 torch.set_num_threads(2)
 
 PRETRAIN_HEADS = {  # OptSimMIM wrapper extras (shapes for embed_dim E=32, patch 4, 14 optical bands)
-    "decoder.weight": (224, 32),
-    "decoder.bias": (224,),
-    "last_model_decoder_layer.weight": (3, 32, 1, 1),
-    "last_model_decoder_layer.bias": (3,),
+    "decoder.weight": (224, 32), "decoder.bias": (224,),
+    "last_model_decoder_layer.weight": (3, 32, 1, 1), "last_model_decoder_layer.bias": (3,),
     "mask_token": (1, 1, 32),
-    "patch_embed_after_decoder.proj.weight": (32, 3, 4, 4),
-    "patch_embed_after_decoder.proj.bias": (32,),
-    "patch_embed_after_decoder.norm.weight": (32,),
-    "patch_embed_after_decoder.norm.bias": (32,),
+    "patch_embed_after_decoder.proj.weight": (32, 3, 4, 4), "patch_embed_after_decoder.proj.bias": (32,),
+    "patch_embed_after_decoder.norm.weight": (32,), "patch_embed_after_decoder.norm.bias": (32,),
 }
 
 
@@ -130,7 +126,7 @@ def test_imagenet_swinv2_from_official_key_names(reference_dir: Path, tmp_path: 
     enc = [r for r in rows if r["key"].startswith(("swin_unet.patch_embed.", "swin_unet.layers."))]
     sd: dict[str, torch.Tensor] = {}
     for i, r in enumerate(enc):
-        key = r["key"][len("swin_unet.") :]
+        key = r["key"][len("swin_unet."):]
         shape = _shape(r)
         if r["kind"] == "buffer":
             continue
@@ -144,15 +140,9 @@ def test_imagenet_swinv2_from_official_key_names(reference_dir: Path, tmp_path: 
             sd[pre + "attn.relative_coords_table"] = torch.zeros(1, 2 * win - 1, 2 * win - 1, 2)
             sd[pre + "attn.relative_position_index"] = torch.zeros(win * win, win * win, dtype=torch.long)
             if b % 2 == 1 and stage < 2:
-                sd[pre + "attn_mask"] = torch.zeros((64 // 2**stage // 16) ** 2, 256, 256)
-    sd.update(
-        {
-            "norm.weight": torch.ones(768),
-            "norm.bias": torch.zeros(768),
-            "head.weight": torch.zeros(1000, 768),
-            "head.bias": torch.zeros(1000),
-        }
-    )
+                sd[pre + "attn_mask"] = torch.zeros((64 // 2 ** stage // 16) ** 2, 256, 256)
+    sd.update({"norm.weight": torch.ones(768), "norm.bias": torch.zeros(768),
+               "head.weight": torch.zeros(1000, 768), "head.bias": torch.zeros(1000)})
     path = tmp_path / "swinv2_tiny_patch4_window16_256.pth"
     torch.save({"model": sd}, path)
 
@@ -164,14 +154,9 @@ def test_imagenet_swinv2_from_official_key_names(reference_dir: Path, tmp_path: 
     for key, ours in report.mapped.items():
         expected = sd[key].sum(dim=1, keepdim=True) if key == "patch_embed.proj.weight" else sd[key]
         torch.testing.assert_close(state[ours], expected, rtol=0, atol=0)
-    assert (
-        report.mapped["layers.0.downsample.reduction.weight"]
-        == "encoder.layers.1.downsample.reduction.weight"
-    )
+    assert report.mapped["layers.0.downsample.reduction.weight"] == "encoder.layers.1.downsample.reduction.weight"
     assert {report.dropped[k] for k in ("norm.weight", "head.bias")} == {DROP_REASONS["classifier"]}
-    assert (
-        sum(r == DROP_REASONS["buffer"] for r in report.dropped.values()) == 2 * 12 + 2
-    )  # 12 blocks × 2 tables + 2 masks
+    assert sum(r == DROP_REASONS["buffer"] for r in report.dropped.values()) == 2 * 12 + 2  # 12 blocks × 2 tables + 2 masks
     assert sorted(report.mapped.values()) == sorted(k for k in state if k.startswith("encoder."))
     for k, v in decoder_before.items():  # the decoder keeps its random initialisation
         torch.testing.assert_close(state[k], v, rtol=0, atol=0)
@@ -187,9 +172,8 @@ def test_patch_embedding_channel_sum_is_exact() -> None:
     sd = convert_official_tyrion({"patch_embed.proj.weight": w3, "patch_embed.proj.bias": b})
     w1 = sd["encoder.patch_embed.proj.weight"]
     assert w1.shape == (8, 1, 4, 4)
-    torch.testing.assert_close(
-        F.conv2d(x, w1, b, stride=4), F.conv2d(x.repeat(1, 3, 1, 1), w3, b, stride=4), rtol=1e-13, atol=1e-13
-    )
+    torch.testing.assert_close(F.conv2d(x, w1, b, stride=4), F.conv2d(x.repeat(1, 3, 1, 1), w3, b, stride=4),
+                               rtol=1e-13, atol=1e-13)
 
 
 def test_official_round_trip_reproduces_outputs(smoke_model: Tyrion, smoke_cfg: dict) -> None:
@@ -236,21 +220,15 @@ def test_save_and_load_checkpoint(tmp_path: Path, smoke_model: Tyrion) -> None:
     torch.testing.assert_close(again.head.weight, smoke_model.head.weight, rtol=0, atol=0)
 
 
-def test_load_model_recognises_lightning_checkpoints(
-    tmp_path: Path, smoke_model: Tyrion, smoke_cfg: dict
-) -> None:
+def test_load_model_recognises_lightning_checkpoints(tmp_path: Path, smoke_model: Tyrion,
+                                                      smoke_cfg: dict) -> None:
     x = torch.rand(1, 1, smoke_cfg["img_size"], smoke_cfg["img_size"])
     with torch.no_grad():
         expected = smoke_model(x)
     # ours: network under "model.", config in hyper_parameters, other attributes ignored
-    ours = {
-        "state_dict": {
-            **{f"model.{k}": v for k, v in smoke_model.state_dict().items()},
-            "opt_head.weight": torch.ones(14, 32, 1, 1),
-        },
-        "hyper_parameters": {"model_config": smoke_model.config},
-        "epoch": 3,
-    }
+    ours = {"state_dict": {**{f"model.{k}": v for k, v in smoke_model.state_dict().items()},
+                           "opt_head.weight": torch.ones(14, 32, 1, 1)},
+            "hyper_parameters": {"model_config": smoke_model.config}, "epoch": 3}
     torch.save(ours, tmp_path / "ours.ckpt")
     with torch.no_grad():
         torch.testing.assert_close(load_model(tmp_path / "ours.ckpt")(x), expected, rtol=0, atol=0)
@@ -281,21 +259,16 @@ def test_load_model_errors_name_the_file(tmp_path: Path, smoke_model: Tyrion) ->
         load_checkpoint(tmp_path / "fmt.pt")
     sd = smoke_model.state_dict()
     sd.pop("head.bias")
-    torch.save(
-        {"format": CHECKPOINT_FORMAT, "model_config": smoke_model.config, "state_dict": sd, "meta": {}},
-        tmp_path / "incomplete.pt",
-    )
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": smoke_model.config, "state_dict": sd, "meta": {}},
+               tmp_path / "incomplete.pt")
     with pytest.raises(DataError, match=r"incomplete.pt.*missing: head\.bias"):
         load_checkpoint(tmp_path / "incomplete.pt")
 
 
 def test_imagenet_loader_is_strict(tmp_path: Path, smoke_model: Tyrion, smoke_cfg: dict) -> None:
     """Weights of another width are reported as shape mismatches, naming the file."""
-    enc = {
-        k[len("swin_unet.") :]: v
-        for k, v in to_official_tyrion(smoke_model.state_dict()).items()
-        if k.startswith(("swin_unet.patch_embed.", "swin_unet.layers."))
-    }
+    enc = {k[len("swin_unet."):]: v for k, v in to_official_tyrion(smoke_model.state_dict()).items()
+           if k.startswith(("swin_unet.patch_embed.", "swin_unet.layers."))}
     torch.save({"model": enc}, tmp_path / "w.pth")
     fits = Tyrion.from_config(smoke_cfg)
     report = load_imagenet_swinv2(fits, tmp_path / "w.pth")

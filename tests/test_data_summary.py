@@ -36,7 +36,7 @@ def test_glacier_code_resolves_names_and_aliases() -> None:
     assert summary.glacier_code(" Columbia ") == "COL"
     assert summary.glacier_code("SI") == "SI"
     assert summary.glacier_code("Sjogren inlet") == "SI"
-    assert summary.glacier_code("Dinsmoor\x96Bombardier\x96Edgeworth") == "DBE"  # mis-decoded en dash
+    assert summary.glacier_code("Dinsmoor\x96Bombardier\x96Edgeworth") == "DBE"   # mis-decoded en dash
     with pytest.raises(KeyError, match="unknown glacier"):
         summary.glacier_code("Petermann")
 
@@ -73,9 +73,8 @@ def test_paper_facts_agree_with_the_reader_constants() -> None:
 # ---------------------------------------------------------------------------------------------------- CaFFe
 @pytest.fixture(scope="module")
 def caffe_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.generate_caffe(
-        tmp_path_factory.mktemp("caffe"), n_train=12, n_test=4, scene_size=(40, 56), seed=3
-    )
+    return synthetic.generate_caffe(tmp_path_factory.mktemp("caffe"), n_train=12, n_test=4, scene_size=(40, 56),
+                                    seed=3)
 
 
 def test_caffe_inventory_reads_every_scene_with_the_official_split_rule(caffe_root: Path) -> None:
@@ -106,9 +105,7 @@ def test_count_table_totals_and_order(caffe_root: Path) -> None:
     t = summary.count_table(inv, "glacier", "split")
     assert list(t.columns) == ["train", "val", "test", "total"]
     assert int(t.loc["total", "total"]) == len(inv)
-    assert (
-        t.drop(index="total")["total"] == t.drop(index="total")[["train", "val", "test"]].sum(axis=1)
-    ).all()
+    assert (t.drop(index="total")["total"] == t.drop(index="total")[["train", "val", "test"]].sum(axis=1)).all()
     glaciers = [g for g in t.index if g != "total"]
     assert glaciers == [g for g in caffe.GLACIERS if g in set(inv["glacier"])]
     assert t.loc["Mapple", "train"] == 0 and t.loc["Mapple", "test"] == (inv["glacier"] == "Mapple").sum()
@@ -133,7 +130,7 @@ def test_caffe_examples_are_varied_and_subsampled_for_display(caffe_root: Path) 
     for e in small:
         assert max(e["image"].shape) <= 20 and e["stride"] >= 2 and e["bbox"] is None
         assert e["front"].shape == e["image"].shape
-        assert e["front"].sum() > 0  # front pixels survive the subsampling (max-pooled)
+        assert e["front"].sum() > 0   # front pixels survive the subsampling (max-pooled)
     assert summary.caffe_examples(inv, caffe_root, n=0) == []
 
 
@@ -154,9 +151,7 @@ def test_unlabeled_inventory_and_counts(tmp_path: Path) -> None:
     truth = pd.read_csv(root / "scenes.csv")
     inv = summary.unlabeled_inventory(root)
     assert len(inv) == len(truth)
-    merged = inv.assign(file=[f"sar/{s}/{n}.tif" for s, n in zip(inv["split"], inv["name"])]).merge(
-        truth, on="file"
-    )
+    merged = inv.assign(file=[f"sar/{s}/{n}.tif" for s, n in zip(inv["split"], inv["name"])]).merge(truth, on="file")
     assert len(merged) == len(truth)
     assert (merged["glacier_x"] == merged["glacier_y"]).all()
     assert (merged["date_x"].dt.strftime("%Y-%m-%d") == merged["date_y"]).all()
@@ -180,8 +175,8 @@ def test_unlabeled_inventory_and_counts(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- realism
 def test_gradient_histogram_frame_puts_known_gradients_in_the_right_bins() -> None:
     rows, cols = np.mgrid[0:64, 0:64]
-    ramp = (20 + 3 * cols).astype(np.uint8)  # Sobel/8 magnitude is exactly 3 grey levels / px inside
-    flat = np.full((64, 64), 100, np.uint8)  # gradient 0 inside
+    ramp = (20 + 3 * cols).astype(np.uint8)          # Sobel/8 magnitude is exactly 3 grey levels / px inside
+    flat = np.full((64, 64), 100, np.uint8)           # gradient 0 inside
     mask = np.where(cols < 32, 2, 3).astype(np.uint8)  # left glacier, right ocean
     image = np.where(cols < 32, flat, ramp).astype(np.uint8)
     df = summary.gradient_histogram_frame([Patch(image, mask)], "test", bins=32, max_gradient=32.0)
@@ -191,7 +186,7 @@ def test_gradient_histogram_frame_puts_known_gradients_in_the_right_bins() -> No
         assert d["density"].sum() == pytest.approx(1.0)
         top = d.loc[d["density"].idxmax()]
         assert top["bin_left"] <= expected < top["bin_right"] and top["density"] > 0.95
-    assert df[df["class"] == 1]["density"].sum() == 0.0  # no rock
+    assert df[df["class"] == 1]["density"].sum() == 0.0   # no rock
     with pytest.raises(ValueError):
         summary.gradient_histogram_frame([Patch(image, mask)], "test", max_gradient=0)
 
@@ -200,7 +195,7 @@ def test_gradient_histograms_of_real_patches(real_samples_dir: Path) -> None:
     real = load_real_patches(real_samples_dir)
     df = summary.gradient_histogram_frame(real, "real", bins=16)
     sums = df.groupby("class")["density"].sum()
-    assert np.allclose(sums, 1.0)  # all three classes occur in the seven patches
+    assert np.allclose(sums, 1.0)   # all three classes occur in the seven patches
 
 
 # ---------------------------------------------------------------------------------------------------- construction
@@ -213,16 +208,14 @@ def constructed(tmp_path_factory: pytest.TempPathFactory) -> tuple[synthetic.Raw
     return raw, out
 
 
-def test_coregistration_residuals_are_far_below_one_pixel(
-    constructed: tuple[synthetic.RawScenes, Path],
-) -> None:
+def test_coregistration_residuals_are_far_below_one_pixel(constructed: tuple[synthetic.RawScenes, Path]) -> None:
     raw, out = constructed
     res = summary.coregistration_residuals(out, raw.pattern)
     assert set(res["glacier"]) == set(raw.glaciers)
     sar = res[res["sensor"] != "S2"]
     opt = res[res["sensor"] == "S2"]
     assert len(opt) == 2 and len(sar) >= 4
-    assert (sar["median_abs_error"] < 0.1).all()  # dB
+    assert (sar["median_abs_error"] < 0.1).all()                       # dB
     assert (sar["median_abs_error"] < 0.3 * sar["shift_1px_error"]).all()
     assert (opt["median_abs_error"] < 0.3 * opt["shift_1px_error"]).all()
     assert (opt["scl_agreement"] > 0.95).all()
@@ -236,25 +229,18 @@ def test_coregistration_residuals_are_far_below_one_pixel(
     with rasterio.open(shifted / sar["file"].iloc[0], "w", **profile) as dst:
         dst.write(np.roll(data, 2, axis=1), 1)
     (shifted / "manifest.csv").write_text(
-        (out / "manifest.csv").read_text().splitlines()[0]
-        + "\n"
-        + next(
-            line for line in (out / "manifest.csv").read_text().splitlines() if sar["file"].iloc[0] in line
-        )
-        + "\n"
-    )
+        (out / "manifest.csv").read_text().splitlines()[0] + "\n"
+        + next(line for line in (out / "manifest.csv").read_text().splitlines() if sar["file"].iloc[0] in line)
+        + "\n")
     (shifted / "grids.json").write_text((out / "grids.json").read_text())
     bad = summary.coregistration_residuals(shifted, raw.pattern)
     assert float(bad["median_abs_error"].iloc[0]) > sar["shift_1px_error"].iloc[0]
 
 
-def test_coregistration_example_collects_before_and_after(
-    constructed: tuple[synthetic.RawScenes, Path],
-) -> None:
+def test_coregistration_example_collects_before_and_after(constructed: tuple[synthetic.RawScenes, Path]) -> None:
     raw, out = constructed
-    ex = summary.coregistration_example(
-        raw.sar_dir, raw.optical_dir, raw.aoi_path, out, glacier=raw.glaciers[0], pattern=raw.pattern
-    )
+    ex = summary.coregistration_example(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, glacier=raw.glaciers[0],
+                                        pattern=raw.pattern)
     assert ex.glacier == raw.glaciers[0] and ex.grid_crs == "EPSG:32622" and ex.raw_optical_crs == "EPSG:3413"
     assert ex.sar.shape == ex.scl.shape == ex.rgb.shape[:2] == ex.truth_db.shape == ex.truth_scl.shape
     # the chosen raw SAR scene was not on the grid lattice already (sub-pixel offset, other spacing or CRS)
@@ -268,7 +254,7 @@ def test_coregistration_example_collects_before_and_after(
     valid = ex.scl > 0
     assert (ex.scl[valid] == ex.truth_scl[valid]).mean() > 0.95
     finite = np.isfinite(ex.raw_sar_db)
-    assert -23.0 < np.nanmin(ex.raw_sar_db) and np.nanmax(ex.raw_sar_db[finite]) < -5.0  # −14 ± 8 dB
+    assert -23.0 < np.nanmin(ex.raw_sar_db) and np.nanmax(ex.raw_sar_db[finite]) < -5.0   # −14 ± 8 dB
     with pytest.raises(DataError, match="no grid"):
         summary.coregistration_example(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, glacier="Petermann")
 
@@ -278,10 +264,8 @@ def test_source_note_says_synthetic_or_real() -> None:
     note = summary.source_note("CaFFe", "work_dir/data/caffe", synthetic=True, preset="demo", seed=3)
     assert note.startswith("**This run reads synthetic CaFFe data**") and "`work_dir/data/caffe`" in note
     assert "preset `demo`, seed 3" in note
-    assert (
-        summary.source_note("SSL4SAR", "/data/ssl", synthetic=False, preset="demo", seed=0)
-        == "This run reads the SSL4SAR data in `/data/ssl`."
-    )
+    assert summary.source_note("SSL4SAR", "/data/ssl", synthetic=False, preset="demo", seed=0) == \
+        "This run reads the SSL4SAR data in `/data/ssl`."
 
 
 def test_validation_split_note_names_the_picked_stems(caffe_root: Path) -> None:
@@ -289,42 +273,25 @@ def test_validation_split_note_names_the_picked_stems(caffe_root: Path) -> None:
     note = summary.validation_split_note(inventory).splitlines()
     # the official split of 559 images: the first 56 of RandomState(1).permutation(559), in index order
     first = sorted(np.random.RandomState(1).permutation(559)[:56].tolist())[:10]
-    assert (
-        note[0]
-        == f"official split: 56 validation / 503 training images; validation indices into the sorted 559 "
-        f"names start with {first}"
-    )
+    assert note[0] == f"official split: 56 validation / 503 training images; validation indices into the sorted 559 " \
+                      f"names start with {first}"
     val = inventory.loc[inventory["split"] == "val", "stem"].tolist()
-    assert val and note[1] == (
-        f"this run's train folder holds 12 images, not 559: the same rule picks {len(val)} of "
-        f"them for validation ({', '.join(val)})"
-    )
-    full = pd.DataFrame(
-        {"split": ["train"] * 503 + ["val"] * 56 + ["test"] * 3, "stem": [f"s{i}" for i in range(562)]}
-    )
+    assert val and note[1] == (f"this run's train folder holds 12 images, not 559: the same rule picks {len(val)} of "
+                               f"them for validation ({', '.join(val)})")
+    full = pd.DataFrame({"split": ["train"] * 503 + ["val"] * 56 + ["test"] * 3, "stem": [f"s{i}" for i in range(562)]})
     assert "the validation images are the official ones" in summary.validation_split_note(full)
 
 
-def test_construction_tables_show_file_names_and_every_defect(
-    constructed: tuple[synthetic.RawScenes, Path],
-) -> None:
+def test_construction_tables_show_file_names_and_every_defect(constructed: tuple[synthetic.RawScenes, Path]) -> None:
     raw, out = constructed
     rows = pd.read_csv(out / "manifest.csv").to_dict("records")
     table = summary.construction_table(rows)
-    assert list(table.columns) == [
-        "file",
-        "glacier",
-        "date",
-        "sensor",
-        "resolution_m",
-        "valid_fraction",
-        "split",
-        "source",
-    ]
+    assert list(table.columns) == ["file", "glacier", "date", "sensor", "resolution_m", "valid_fraction", "split",
+                                   "source"]
     assert len(table) == len(rows) and not table["source"].astype(str).str.contains("/").any()
     skipped = pd.read_csv(out / "manifest_skipped.csv").to_dict("records")
     skips, undetected = summary.construction_skips(skipped, raw.bad)
-    assert undetected == []  # every broken scene the generator built in was skipped
+    assert undetected == []   # every broken scene the generator built in was skipped
     built_in = skips.set_index("source")["built-in defect"]
     for name, defect in raw.bad.items():
         assert built_in[name] == defect

@@ -51,8 +51,8 @@ def test_train_sample_contract(caffe_root) -> None:
     assert s["image"].shape == (1, T, T) and s["mask"].shape == (T, T) and s["mask"].dtype == torch.int64
     assert 0.0 <= float(s["image_context"].min()) and float(s["image_context"].max()) <= 1.0
     off = (C - T) // 2
-    torch.testing.assert_close(s["image"], s["image_context"][:, off : off + T, off : off + T])
-    torch.testing.assert_close(s["mask"], s["mask_context"][off : off + T, off : off + T])
+    torch.testing.assert_close(s["image"], s["image_context"][:, off:off + T, off:off + T])
+    torch.testing.assert_close(s["mask"], s["mask_context"][off:off + T, off:off + T])
     assert s["stem"] == ds.scenes[3 % len(ds.scenes)].stem
     for i in range(len(ds)):
         assert set(torch.unique(ds[i]["mask_context"]).tolist()) <= {0, 1, 2, 3}
@@ -60,9 +60,7 @@ def test_train_sample_contract(caffe_root) -> None:
 
 def test_train_image_stays_aligned_with_mask(caffe_root) -> None:
     """Fake scenes have image = 40 + 50·class (+ <5 noise); geometric augmentations keep that relation."""
-    params = AugmentParams(
-        prob_rezoom=0.0, prob_mixup=0.0, prob_speckle=0.0, prob_brightness=0.0, prob_gamma=0.0
-    )
+    params = AugmentParams(prob_rezoom=0.0, prob_mixup=0.0, prob_speckle=0.0, prob_brightness=0.0, prob_gamma=0.0)
     ds = _train_ds(caffe_root, augment=params)
     for i in range(12):
         s = ds[i]
@@ -131,10 +129,8 @@ def test_val_windows_stitch_back_to_the_scene(caffe_root) -> None:
         rs, cs = slice(max(r0, 0), min(r0 + T, h)), slice(max(c0, 0), min(c0 + T, w))
         canvas = canvases[item["stem"]]
         assert np.all(canvas[rs, cs] == -1)  # each pixel written once
-        canvas[rs, cs] = item["mask"].numpy()[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
-        images[item["stem"]][rs, cs] = item["image"][0].numpy()[
-            rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0
-        ]
+        canvas[rs, cs] = item["mask"].numpy()[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0]
+        images[item["stem"]][rs, cs] = item["image"][0].numpy()[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0]
     for s in scenes:
         data = load_scene(s)
         np.testing.assert_array_equal(canvases[s.stem], data["zones"])
@@ -147,9 +143,7 @@ def test_unlabeled_train_dataset(ssl_root) -> None:
     s = ds[7]
     assert set(s) == {"sar", "optical", "name"}
     assert s["sar"].shape == (1, 32, 32) and s["optical"].shape == (14, 32, 32)
-    assert (
-        s["sar"].dtype == torch.float32 and 0 <= float(s["optical"].min()) <= float(s["optical"].max()) <= 1
-    )
+    assert s["sar"].dtype == torch.float32 and 0 <= float(s["optical"].min()) <= float(s["optical"].max()) <= 1
     assert s["name"] == pairs[7 % len(pairs)].name
     again = UnlabeledTrainDataset(pairs, 32, 10, seed=4)[7]
     torch.testing.assert_close(s["optical"], again["optical"])
@@ -169,7 +163,7 @@ def test_unlabeled_val_windows_stitch_back(ssl_root) -> None:
         r0, c0 = grid.centre_origins()[k]
         rs, cs = slice(max(r0, 0), min(r0 + 16, h)), slice(max(c0, 0), min(c0 + 16, w))
         centre = item["optical"][:, 8:24, 8:24].numpy()
-        canvas[:, rs, cs] = centre[:, rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
+        canvas[:, rs, cs] = centre[:, rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0]
     np.testing.assert_allclose(canvas, optical / 255.0, atol=1e-6)
 
 

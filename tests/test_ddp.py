@@ -72,20 +72,14 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0"}
     for name in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(data), str(out)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = subprocess.run([sys.executable, str(script), str(data), str(out)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     digests = [(out / f"rank{r}.sha256").read_text() for r in (0, 1)]
     assert digests[0] == digests[1], "the two DDP ranks ended with different weights"
     batches = [set((out / f"rank{r}.batches").read_text().split()) for r in (0, 1)]
-    assert len(batches[0]) == len(batches[1]) == 4  # 16 samples / (2 ranks × 2 per batch)
+    assert len(batches[0]) == len(batches[1]) == 4          # 16 samples / (2 ranks × 2 per batch)
     assert not batches[0] & batches[1], "the ranks trained on the same samples"
 
     last = out / "checkpoints" / "last.ckpt"
@@ -96,23 +90,9 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     logged = df.iloc[-1]
     torch.set_num_threads(1)
     module = SegmentationModule.load_from_checkpoint(last, map_location="cpu")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    single = trainer.validate(
-        module, datamodule=CaffeDataModule(data, load_preset("smoke", OVERRIDES)), verbose=False
-    )[0]
-    for name in (
-        "val/iou_patch",
-        "val/iou_image",
-        "val/mde",
-        "val/mde_picture",
-        "val/missing_fronts",
-        "val/images",
-    ):
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    single = trainer.validate(module, datamodule=CaffeDataModule(data, load_preset("smoke", OVERRIDES)),
+                              verbose=False)[0]
+    for name in ("val/iou_patch", "val/iou_image", "val/mde", "val/mde_picture", "val/missing_fronts", "val/images"):
         assert float(logged[name]) == pytest.approx(single[name], rel=1e-5, nan_ok=True), name

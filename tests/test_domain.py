@@ -17,16 +17,10 @@ from ssl4sar import domain, geo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(
-    ("glacier", "winter_months"),
-    [
-        ("COL", [1, 2, 3, 9, 10, 11, 12]),
-        ("JAC", [1, 2, 3, 9, 10, 11, 12]),
-        ("Mapple", [4, 5, 6, 7, 8]),
-        ("SI", [4, 5, 6, 7, 8]),
-        ("Crane", [4, 5, 6, 7, 8]),
-    ],
-)
+@pytest.mark.parametrize(("glacier", "winter_months"), [
+    ("COL", [1, 2, 3, 9, 10, 11, 12]), ("JAC", [1, 2, 3, 9, 10, 11, 12]),
+    ("Mapple", [4, 5, 6, 7, 8]), ("SI", [4, 5, 6, 7, 8]), ("Crane", [4, 5, 6, 7, 8]),
+])
 def test_season_rule(glacier: str, winter_months: list[int]) -> None:
     from ssl4sar.data import caffe, synthetic
     from ssl4sar.metrics import season_of as metrics_season_of
@@ -89,16 +83,11 @@ def test_display_downsampling() -> None:
     assert domain.display_step((100, 100), 1500) == 1 and domain.display_step((5000, 10), None) == 1
     a = np.zeros((5, 7), dtype=np.uint8)
     a[4, 6] = 1  # a one-pixel front in the last, incomplete block
-    assert (
-        domain.downsample_for_display(a, 2).shape == (3, 4) and domain.downsample_for_display(a, 2).sum() == 1
-    )
+    assert domain.downsample_for_display(a, 2).shape == (3, 4) and domain.downsample_for_display(a, 2).sum() == 1
     kept = domain.downsample_for_display(a, 3, keep_lines=True)
     assert kept.shape == (2, 3) and kept[1, 2] == 1 and kept.sum() == 1
     assert domain.downsample_for_display(a, 3).sum() == 0  # plain striding loses it
-    assert domain.downsample_for_display(a, 1) is not None and domain.downsample_for_display(a, 1).shape == (
-        5,
-        7,
-    )
+    assert domain.downsample_for_display(a, 1) is not None and domain.downsample_for_display(a, 1).shape == (5, 7)
 
 
 def test_unit_factor_m_for_pyproj_and_rasterio_crs() -> None:

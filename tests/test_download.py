@@ -112,28 +112,16 @@ def make_targz(members: dict[str, bytes]) -> bytes:
 def write_manifest(path: Path, **entries: dict[str, Any]) -> Path:
     resources = {}
     for name, fields in entries.items():
-        base: dict[str, Any] = {
-            "license": "CC-BY-4.0",
-            "citation": "Test et al. (2024)",
-            "note": "test entry",
-        }
+        base: dict[str, Any] = {"license": "CC-BY-4.0", "citation": "Test et al. (2024)", "note": "test entry"}
         base.update(fields)
         resources[name] = base
     path.write_text(yaml.safe_dump({"version": 1, "resources": resources}))
     return path
 
 
-def archive_entry(
-    urls: list[str], sha256: str | None, filename: str = "data_raw.zip", **extra: Any
-) -> dict[str, Any]:
-    entry = {
-        "kind": "archive",
-        "urls": urls,
-        "filename": filename,
-        "sha256": sha256,
-        "path": "caffe/data_raw",
-        "unpack": {"layout": LAYOUT},
-    }
+def archive_entry(urls: list[str], sha256: str | None, filename: str = "data_raw.zip", **extra: Any) -> dict[str, Any]:
+    entry = {"kind": "archive", "urls": urls, "filename": filename, "sha256": sha256, "path": "caffe/data_raw",
+             "unpack": {"layout": LAYOUT}}
     entry.update(extra)
     return entry
 
@@ -154,9 +142,7 @@ def test_fetch_archive_verified_unpacked_and_marked(server, tmp_path):
     body = make_zip(MEMBERS)
     server.routes["/data_raw.zip"] = ("ok", body)
     url = url_of(server, "/data_raw.zip")
-    manifest = write_manifest(
-        tmp_path / "m.yaml", caffe=archive_entry([url], sha(body), size_bytes=len(body))
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body), size_bytes=len(body)))
     root = tmp_path / "root"
 
     path = fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -188,8 +174,7 @@ def test_fetch_targz_without_wrapper_and_keep_archive(server, tmp_path):
     root = tmp_path / "root"
     path = fetch("caffe", dest=root, manifest=manifest, progress=False, keep_archive=True)
     assert sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) == sorted(
-        [*MEMBERS, ".complete"]
-    )
+        [*MEMBERS, ".complete"])
     assert sha256sum(root / "downloads" / "ssl.tar.gz") == sha(body)
 
 
@@ -251,9 +236,7 @@ def test_mirrors_are_tried_in_order(server, tmp_path):
 def test_rerun_after_failure_succeeds(server, tmp_path):
     body = make_zip(MEMBERS)
     server.routes["/data_raw.zip"] = ("truncate", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body))
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body)))
     root = tmp_path / "root"
     with pytest.raises(DataError):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -304,9 +287,7 @@ def test_disk_full_is_reported_and_cleaned_up(server, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", full_disk)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth")
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="disk full") as info:
         fetch("weights", dest=root, manifest=manifest, progress=False)
@@ -315,10 +296,8 @@ def test_disk_full_is_reported_and_cleaned_up(server, tmp_path, monkeypatch):
 
 
 def test_not_enough_space_is_refused_before_downloading(server, tmp_path):
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        caffe=archive_entry([url_of(server, "/data_raw.zip")], None, approx_size_bytes=10**18),
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry(
+        [url_of(server, "/data_raw.zip")], None, approx_size_bytes=10**18))
     with pytest.raises(DataError, match="not enough disk space"):
         fetch("caffe", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert server.hits == []
@@ -327,12 +306,9 @@ def test_not_enough_space_is_refused_before_downloading(server, tmp_path):
 def test_fetch_single_file_with_sidecar_marker(server, tmp_path):
     body = b"\x00weights" * 1000
     server.routes["/swin.pth"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        weights=file_entry(
-            url_of(server, "/swin.pth"), "weights/swin.pth", sha256=sha(body), size_bytes=len(body)
-        ),
-    )
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              weights=file_entry(url_of(server, "/swin.pth"), "weights/swin.pth", sha256=sha(body),
+                                                 size_bytes=len(body)))
     root = tmp_path / "root"
     path = fetch("weights", dest=root, manifest=manifest, progress=False)
     assert path == root / "weights" / "swin.pth"
@@ -345,9 +321,7 @@ def test_fetch_single_file_with_sidecar_marker(server, tmp_path):
 def test_failed_redownload_keeps_the_installed_file(server, tmp_path):
     body = b"first version of the weights"
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth")
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     path = fetch("weights", dest=root, manifest=manifest, progress=False)
     marker = path.with_name("w.pth.complete").read_text()
@@ -363,9 +337,7 @@ def test_failed_redownload_keeps_the_installed_file(server, tmp_path):
 def test_size_mismatch_is_rejected(server, tmp_path):
     body = b"0123456789"
     server.routes["/f.bin"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin", size_bytes=11)
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin", size_bytes=11))
     with pytest.raises(DataError, match="size mismatch: received 10 bytes"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert not (tmp_path / "root" / "f.bin").exists()
@@ -374,9 +346,7 @@ def test_size_mismatch_is_rejected(server, tmp_path):
 def test_archive_without_expected_layout_installs_nothing(server, tmp_path):
     body = make_zip({"something/else.txt": b"x"})
     server.routes["/data_raw.zip"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body))
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body)))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="expected layout") as info:
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -388,9 +358,7 @@ def test_archive_without_expected_layout_installs_nothing(server, tmp_path):
 def test_unsafe_zip_member_is_refused(server, tmp_path):
     body = make_zip({"../escape.txt": b"x", **MEMBERS}, prefix="")
     server.routes["/data_raw.zip"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body))
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], sha(body)))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="unsafe member path"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -399,16 +367,9 @@ def test_unsafe_zip_member_is_refused(server, tmp_path):
 
 
 def test_manual_resource_explains_what_to_do(tmp_path):
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        unlabeled={
-            "kind": "archive",
-            "urls": [],
-            "path": "ssl4sar",
-            "landing_page": "https://zenodo.org/records/1",
-            "unpack": {"layout": ["unlabeled_data_raw_train", "data_optical"]},
-        },
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", unlabeled={
+        "kind": "archive", "urls": [], "path": "ssl4sar", "landing_page": "https://zenodo.org/records/1",
+        "unpack": {"layout": ["unlabeled_data_raw_train", "data_optical"]}})
     with pytest.raises(DataError, match="no download URL") as info:
         fetch("unlabeled", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert "https://zenodo.org/records/1" in str(info.value)
@@ -423,10 +384,8 @@ def test_manual_resource_explains_what_to_do(tmp_path):
 def test_unsafe_tar_member_is_refused(server, tmp_path):
     body = make_targz({"../../escape.txt": b"x", **MEMBERS})
     server.routes["/a.tar.gz"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        caffe=archive_entry([url_of(server, "/a.tar.gz")], sha(body), filename="a.tar.gz"),
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry(
+        [url_of(server, "/a.tar.gz")], sha(body), filename="a.tar.gz"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="unsafe tar.gz archive"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -446,17 +405,9 @@ def test_generated_resource_runs_its_generator(tmp_path, monkeypatch):
     module = types.ModuleType("fake_ssl4sar_generator")
     module.generate = generate  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fake_ssl4sar_generator", module)
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        synth={
-            "kind": "generated",
-            "generator": "fake_ssl4sar_generator.generate",
-            "preset": "smoke",
-            "seed": 7,
-            "layouts": ["caffe"],
-            "path": "synthetic/smoke",
-        },
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", synth={
+        "kind": "generated", "generator": "fake_ssl4sar_generator.generate", "preset": "smoke", "seed": 7,
+        "layouts": ["caffe"], "path": "synthetic/smoke"})
     root = tmp_path / "root"
     # an interrupted earlier generation (no marker) is replaced
     (root / "synthetic" / "smoke" / "stale").mkdir(parents=True)
@@ -472,14 +423,11 @@ def test_generated_resource_runs_its_generator(tmp_path, monkeypatch):
 def test_default_data_root_comes_from_environment(server, tmp_path, monkeypatch):
     body = b"metadata;csv\n"
     server.routes["/meta_data.csv"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        meta=file_entry(url_of(server, "/meta_data.csv"), "caffe/meta_data.csv", sha256=sha(body)),
-    )
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              meta=file_entry(url_of(server, "/meta_data.csv"), "caffe/meta_data.csv",
+                                              sha256=sha(body)))
     monkeypatch.setenv("SSL4SAR_DATA", str(tmp_path / "envroot"))
-    assert (
-        fetch("meta", manifest=manifest, progress=False) == tmp_path / "envroot" / "caffe" / "meta_data.csv"
-    )
+    assert fetch("meta", manifest=manifest, progress=False) == tmp_path / "envroot" / "caffe" / "meta_data.csv"
     assert download.lock_path() == tmp_path / "envroot" / "manifest.lock.json"
 
 
@@ -492,9 +440,7 @@ def test_short_body_without_transport_error_is_detected(server, tmp_path, monkey
 
     monkeypatch.setattr(pooch.HTTPDownloader, "__call__", short_read)
     manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin"))
-    with pytest.raises(
-        DataError, match="truncated transfer: received 10 bytes, Content-Length announced 1000"
-    ):
+    with pytest.raises(DataError, match="truncated transfer: received 10 bytes, Content-Length announced 1000"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == []
 
@@ -508,7 +454,7 @@ def test_cut_off_archive_without_content_length_is_not_installed_nor_trusted(ser
     url = url_of(server, "/data_raw.zip")
     manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], None))
     root = tmp_path / "root"
-    with pytest.raises(DataError, match=r"integrity check") as info:  # before the fix: installed, sha locked
+    with pytest.raises(DataError, match=r"integrity check") as info:   # before the fix: installed, sha locked
         fetch("caffe", dest=root, manifest=manifest, progress=False)
     assert ".part" not in str(info.value).split(":")[0]
     assert "caffe" not in read_lock(root)
@@ -523,31 +469,23 @@ def test_cut_off_archive_without_content_length_is_not_installed_nor_trusted(ser
 def test_cut_off_file_without_any_known_size_is_refused(server, tmp_path):
     body = b"meta;data\n" * 500
     server.routes["/meta.csv"] = ("cut", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv")
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match=r"no Content-Length.*no size_bytes") as info:
         fetch("meta", dest=root, manifest=manifest, progress=False)
-    assert str(info.value).startswith(
-        str(root / "caffe" / "meta.csv") + ":"
-    )  # the target, not the .part file
+    assert str(info.value).startswith(str(root / "caffe" / "meta.csv") + ":")   # the target, not the .part file
     assert "meta" not in read_lock(root) and not (root / "caffe" / "meta.csv").exists()
     # with the manifest's size_bytes the same server is fine when it delivers everything
     server.routes["/meta.csv"] = ("unsized", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml",
-        meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv", size_bytes=len(body)),
-    )
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              meta=file_entry(url_of(server, "/meta.csv"), "caffe/meta.csv", size_bytes=len(body)))
     assert fetch("meta", dest=root, manifest=manifest, progress=False).read_bytes() == body
 
 
 def test_lock_records_the_checksum_origin_and_a_mismatch_offers_the_way_out(server, tmp_path):
     body = b"first download" * 10
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth")
-    )
+    manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     fetch("weights", dest=root, manifest=manifest, progress=False)
     assert read_lock(root)["weights"]["sha256_source"] == "first-download"
@@ -565,15 +503,14 @@ def test_fetched_files_get_normal_permissions(server, tmp_path):
 
     body = b"weights" * 100
     server.routes["/w.pth"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth", sha256=sha(body))
-    )
+    manifest = write_manifest(tmp_path / "m.yaml",
+                              weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth", sha256=sha(body)))
     umask = os.umask(0o022)
     try:
         path = fetch("weights", dest=tmp_path / "root", manifest=manifest, progress=False)
     finally:
         os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # was 0600 (mkstemp) before the fix
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644                # was 0600 (mkstemp) before the fix
 
 
 def test_cut_off_archive_locked_by_an_older_version_is_not_reused(server, tmp_path):
@@ -581,27 +518,11 @@ def test_cut_off_archive_locked_by_an_older_version_is_not_reused(server, tmp_pa
     cut = body[: len(body) // 2]
     root = tmp_path / "root"
     (root / "downloads").mkdir(parents=True)
-    (root / "downloads" / "data_raw.zip").write_bytes(cut)  # what the old code kept and locked
-    (root / "manifest.lock.json").write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "resources": {
-                    "caffe": {
-                        "sha256": sha(cut),
-                        "size_bytes": len(cut),
-                        "filename": "data_raw.zip",
-                        "url": "x",
-                        "recorded": "then",
-                    }
-                },
-            }
-        )
-    )
+    (root / "downloads" / "data_raw.zip").write_bytes(cut)          # what the old code kept and locked
+    (root / "manifest.lock.json").write_text(json.dumps({"version": 1, "resources": {"caffe": {
+        "sha256": sha(cut), "size_bytes": len(cut), "filename": "data_raw.zip", "url": "x", "recorded": "then"}}}))
     server.routes["/data_raw.zip"] = ("ok", body)
-    manifest = write_manifest(
-        tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], None)
-    )
-    with pytest.raises(ChecksumError, match="recorded from the first download"):  # before: BadZipFile
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], None))
+    with pytest.raises(ChecksumError, match="recorded from the first download"):   # before: BadZipFile
         fetch("caffe", dest=root, manifest=manifest, progress=False, keep_archive=True)
     assert not (root / "caffe").exists()

@@ -68,7 +68,6 @@ def read_png(path: Path) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ settings
 
-
 def test_inference_settings_scale_with_the_model_context():
     paper = inference_settings(512)
     assert (paper.stride, paper.sigma, paper.batch_size, paper.rotations) == (128, 32.0, 8, (0,))
@@ -91,7 +90,6 @@ def test_inference_settings_scale_with_the_model_context():
 
 # ------------------------------------------------------------------------------------------ class-map path
 
-
 def test_ground_truth_zone_maps_give_zero_mde(data, tmp_path):
     """GT zones in → fronts identical to the GT except where the GT front is too short for the 750 m rule."""
     maps = gt_zone_maps(data, "trainval")
@@ -111,9 +109,8 @@ def test_ground_truth_zone_maps_give_zero_mde(data, tmp_path):
     assert res.zone_metrics.loc["macro", "f1"] == pytest.approx(1.0)
 
     # without the short-front rule the GT fronts come back exactly: MDE 0, no missing front
-    exact = evaluate_predictions(
-        maps, data, "trainval", tmp_path / "exact", figures=0, progress=False, min_front_length_m=0.0
-    )
+    exact = evaluate_predictions(maps, data, "trainval", tmp_path / "exact", figures=0, progress=False,
+                                 min_front_length_m=0.0)
     assert exact.summary["missing_fronts"] == 0
     assert exact.summary["pooled_mde_m"] == 0.0
     assert (exact.per_image["n_pred"] == exact.per_image["n_gt"]).all()
@@ -124,9 +121,8 @@ def test_shifted_zone_maps_give_growing_errors(data, tmp_path):
     results = {}
     for shift in (0, 2, 6):
         shifted = {k: np.roll(v, shift, axis=0) for k, v in maps.items()}
-        results[shift] = evaluate_predictions(
-            shifted, data, "test", tmp_path / f"s{shift}", figures=0, progress=False, min_front_length_m=0.0
-        ).summary
+        results[shift] = evaluate_predictions(shifted, data, "test", tmp_path / f"s{shift}", figures=0,
+                                              progress=False, min_front_length_m=0.0).summary
     assert results[0]["pooled_mde_m"] == 0.0
     assert 0 < results[2]["pooled_mde_m"] < results[6]["pooled_mde_m"]
     assert results[0]["mean_iou"] > results[2]["mean_iou"] > results[6]["mean_iou"]
@@ -159,16 +155,8 @@ def test_class_map_outputs_and_tables(data, tmp_path):
     assert list(zones_tbl.index) == ["NA", "rock", "glacier", "ocean", "macro"]
     assert list(zones_tbl.columns) == ["precision", "recall", "f1", "iou"]
     summary = json.loads((out / "summary.json").read_text())
-    for key in (
-        "pooled_mde_m",
-        "picture_normalised_mde_m",
-        "front_length_normalised_mde_m",
-        "missing_fronts",
-        "images",
-        "mean_iou",
-        "settings",
-        "versions",
-    ):
+    for key in ("pooled_mde_m", "picture_normalised_mde_m", "front_length_normalised_mde_m", "missing_fronts",
+                "images", "mean_iou", "settings", "versions"):
         assert key in summary
     assert summary["images"] == len(stems)
     assert json.loads((out / "per_image.json").read_text())[0]["stem"] == stems[0]
@@ -190,15 +178,13 @@ def test_bad_class_maps_are_refused(data, tmp_path):
     maps = gt_zone_maps(data, "test")
     stem = sorted(maps)[0]
     with pytest.raises(DataError, match="not in the test split"):
-        evaluate_predictions(
-            {**maps, "Mapple_2020-01-01_S1_20_1_001": maps[stem]}, data, "test", tmp_path, progress=False
-        )
+        evaluate_predictions({**maps, "Mapple_2020-01-01_S1_20_1_001": maps[stem]}, data, "test", tmp_path,
+                             progress=False)
     partial = {stem: maps[stem]}
     with pytest.raises(DataError, match="no class map for 2 of the 3"):
         evaluate_predictions(partial, data, "test", tmp_path, progress=False)
-    one = evaluate_predictions(
-        partial, data, "test", tmp_path / "one", progress=False, require_all=False, figures=0
-    )
+    one = evaluate_predictions(partial, data, "test", tmp_path / "one", progress=False, require_all=False,
+                               figures=0)
     assert list(one.per_image["stem"]) == [stem]
     # a run that fails part-way leaves no summary.json behind (it is written last)
     assert (tmp_path / "one" / "summary.json").is_file()
@@ -206,28 +192,16 @@ def test_bad_class_maps_are_refused(data, tmp_path):
         evaluate_predictions({**maps, stem: maps[stem][:-1]}, data, "test", tmp_path / "one", progress=False)
     assert not (tmp_path / "one" / "summary.json").exists()
     with pytest.raises(DataError, match="unknown pixel values"):
-        evaluate_predictions(
-            {**maps, stem: np.full_like(maps[stem], 9)}, data, "test", tmp_path, progress=False
-        )
+        evaluate_predictions({**maps, stem: np.full_like(maps[stem], 9)}, data, "test", tmp_path, progress=False)
 
 
 # ------------------------------------------------------------------------------------------------ model path
 
-
 def test_model_evaluation_matches_direct_inference_and_the_class_map_path(data, checkpoints, tmp_path):
     out = tmp_path / "single"
     # fp32: the direct inference below is fp32 (the default, precision "auto", is bf16 on CPUs with native bf16)
-    res = evaluate(
-        [checkpoints[0]],
-        data,
-        "test",
-        out,
-        device="cpu",
-        stride=32,
-        figures=0,
-        progress=False,
-        precision="fp32",
-    )
+    res = evaluate([checkpoints[0]], data, "test", out, device="cpu", stride=32, figures=0, progress=False,
+                   precision="fp32")
     assert res.summary["settings"]["stride"] == 32 and res.summary["settings"]["sigma"] == 4.0
     assert res.summary["settings"]["amp_dtype"] is None
     assert res.summary["settings"]["n_maps_per_scene"] == 1
@@ -238,10 +212,8 @@ def test_model_evaluation_matches_direct_inference_and_the_class_map_path(data, 
     scene = discover(data, "test")[0]
     image = load_scene(scene)["image"]
     direct = predict_probabilities(model, image, context_size=64, stride=32, sigma=4.0, batch_size=8)
-    np.testing.assert_array_equal(
-        read_png(out / "class_maps" / f"{scene.stem}_zones.png"),
-        np.array([0, 64, 127, 254], np.uint8)[direct.classes],
-    )
+    np.testing.assert_array_equal(read_png(out / "class_maps" / f"{scene.stem}_zones.png"),
+                                  np.array([0, 64, 127, 254], np.uint8)[direct.classes])
     # a single map has no spread
     assert read_png(out / "uncertainty" / f"{scene.stem}_uncertainty.png").max() == 0
 
@@ -254,32 +226,9 @@ def test_model_evaluation_matches_direct_inference_and_the_class_map_path(data, 
 
 def test_cli_ensemble_with_tta_writes_everything(data, checkpoints, tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main(
-        [
-            "evaluate",
-            "--checkpoint",
-            str(checkpoints[0]),
-            "--ensemble",
-            str(checkpoints[1]),
-            "--tta",
-            "--split",
-            "val",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--stride",
-            "32",
-            "--batch-size",
-            "16",
-            "--figures",
-            "1",
-            "--save-probabilities",
-            "--no-progress",
-        ]
-    )
+    rc = main(["evaluate", "--checkpoint", str(checkpoints[0]), "--ensemble", str(checkpoints[1]), "--tta",
+               "--split", "val", "--data", str(data), "--out", str(out), "--device", "cpu", "--stride", "32",
+               "--batch-size", "16", "--figures", "1", "--save-probabilities", "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "MDE (pooled)" in printed and "val split" in printed
@@ -293,12 +242,8 @@ def test_cli_ensemble_with_tta_writes_everything(data, checkpoints, tmp_path, ca
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.json").is_file()
     for scene in scenes:
         shape = load_scene(scene)["image"].shape
-        for folder, suffix in (
-            ("class_maps", "_zones.png"),
-            ("fronts", "_front.png"),
-            ("uncertainty", "_uncertainty.png"),
-            ("figures", "_overlay.png"),
-        ):
+        for folder, suffix in (("class_maps", "_zones.png"), ("fronts", "_front.png"),
+                               ("uncertainty", "_uncertainty.png"), ("figures", "_overlay.png")):
             assert (out / folder / f"{scene.stem}{suffix}").is_file(), (folder, scene.stem)
         with np.load(out / "probabilities" / f"{scene.stem}_probabilities.npz") as npz:
             prob, std = npz["probabilities"], npz["std"]
@@ -321,9 +266,7 @@ def test_bad_inputs_give_clear_errors(data, checkpoints, tmp_path, caplog):
     with pytest.raises(DataError, match="nope.pt.*checkpoint file not found"):
         evaluate([checkpoints[0], missing], data, "test", tmp_path / "o", device="cpu", progress=False)
     with caplog.at_level(logging.ERROR):
-        rc = main(
-            ["evaluate", "--checkpoint", str(missing), "--data", str(data), "--out", str(tmp_path / "o")]
-        )
+        rc = main(["evaluate", "--checkpoint", str(missing), "--data", str(data), "--out", str(tmp_path / "o")])
     assert rc == 1 and "nope.pt" in caplog.text and "checkpoint file not found" in caplog.text
 
     junk = tmp_path / "junk.pt"
@@ -354,17 +297,10 @@ def test_inference_precision_resolution(monkeypatch):
 
     monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: True)
     assert inference_settings(64).amp_dtype == "bfloat16"  # default auto: bf16 where native
-    assert (
-        inference_settings(64, preset="smoke").amp_dtype == "bfloat16"
-    )  # the presets' inference.precision: auto
+    assert inference_settings(64, preset="smoke").amp_dtype == "bfloat16"  # the presets' inference.precision: auto
     assert inference_settings(64, precision="fp32").amp_dtype is None
-    assert (
-        inference_settings(64, precision="fp32", amp_dtype="float16").amp_dtype == "float16"
-    )  # explicit wins
-    fp32_preset = {
-        **load_preset("smoke"),
-        "inference": {**load_preset("smoke")["inference"], "precision": "fp32"},
-    }
+    assert inference_settings(64, precision="fp32", amp_dtype="float16").amp_dtype == "float16"  # explicit wins
+    fp32_preset = {**load_preset("smoke"), "inference": {**load_preset("smoke")["inference"], "precision": "fp32"}}
     assert inference_settings(64, preset=fp32_preset).amp_dtype is None
     monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: False)
     assert inference_settings(64).amp_dtype is None  # emulated bf16 is slower than fp32: auto stays fp32

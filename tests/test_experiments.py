@@ -15,50 +15,24 @@ from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
 
 def runs_table() -> pd.DataFrame:
     rows = []
-    mdes = {
-        "scratch": [400.0, 420.0, 450.0],
-        "optsimmim": [300.0, 310.0, 330.0],
-        "opttranslator": [350.0, 250.0, 260.0],
-    }
+    mdes = {"scratch": [400.0, 420.0, 450.0], "optsimmim": [300.0, 310.0, 330.0], "opttranslator": [350.0, 250.0, 260.0]}
     val_found = {"scratch": [2, 3, 3], "optsimmim": [4, 4, 3], "opttranslator": [4, 4, 4]}
     for init, values in mdes.items():
         for seed, (mde, vf) in enumerate(zip(values, val_found[init])):
-            rows.append(
-                {
-                    "init": init,
-                    "seed": seed,
-                    "val_mde_m": mde - 20,
-                    "val_fronts_found": vf,
-                    "val_images": 4,
-                    "best_epoch": 3,
-                    "test_mde_m": mde,
-                    "fronts_found": 30,
-                    "test_images": 32,
-                    "mean_iou": 0.7,
-                    "seconds": 1.0,
-                    "checkpoint": f"work_dir/finetune/{init}/seed{seed}/best_mde.pt",
-                }
-            )
+            rows.append({"init": init, "seed": seed, "val_mde_m": mde - 20, "val_fronts_found": vf, "val_images": 4,
+                         "best_epoch": 3, "test_mde_m": mde, "fronts_found": 30, "test_images": 32,
+                         "mean_iou": 0.7, "seconds": 1.0, "checkpoint": f"work_dir/finetune/{init}/seed{seed}/best_mde.pt"})
     return pd.DataFrame(rows, columns=list(experiments.RUN_COLUMNS))
 
 
 def test_seed_summary_tests_and_choices() -> None:
     runs = runs_table()
     summary = experiments.seed_summary(runs)
-    assert (
-        summary.loc["scratch", "test MDE (m)"]
-        == f"{np.mean([400, 420, 450]):.0f} ± {np.std([400, 420, 450], ddof=1):.0f}"
-    )
-    assert (
-        summary.loc["optsimmim", "seeds"] == 3
-        and summary.loc["optsimmim", "fronts found"] == "30.0 ± 0.0 of 32"
-    )
+    assert summary.loc["scratch", "test MDE (m)"] == f"{np.mean([400, 420, 450]):.0f} ± {np.std([400, 420, 450], ddof=1):.0f}"
+    assert summary.loc["optsimmim", "seeds"] == 3 and summary.loc["optsimmim", "fronts found"] == "30.0 ± 0.0 of 32"
     tests = experiments.compare_initialisations(runs, n_resamples=99)
     assert [tuple(r) for r in tests[["baseline", "opponent"]].to_numpy()] == [
-        ("scratch", "optsimmim"),
-        ("scratch", "opttranslator"),
-        ("optsimmim", "opttranslator"),
-    ]
+        ("scratch", "optsimmim"), ("scratch", "opttranslator"), ("optsimmim", "opttranslator")]
     # every scratch run is worse than every OptSimMIM run: the smallest one-sided p with 3 vs 3, 1/C(6,3)
     assert tests.loc[0, "mwu_p"] == pytest.approx(1 / math.comb(6, 3))
     # the ensemble's initialisation: most validation fronts, then validation MDE (test MDEs are not used)
@@ -83,48 +57,17 @@ def test_bootstrap_interval_of_the_pooled_mde() -> None:
 
 
 def test_ensemble_findings_and_breakdown_table() -> None:
-    summary = pd.DataFrame(
-        [
-            {
-                "model": "optsimmim seed 0",
-                "init": "optsimmim",
-                "members": 1,
-                "tta": False,
-                "test_mde_m": 300.0,
-                "fronts_found": 6,
-                "test_images": 8,
-            },
-            {
-                "model": "optsimmim seed 1",
-                "init": "optsimmim",
-                "members": 1,
-                "tta": False,
-                "test_mde_m": 320.0,
-                "fronts_found": 4,
-                "test_images": 8,
-            },
-            {
-                "model": "ensemble of 2 optsimmim",
-                "init": "optsimmim",
-                "members": 2,
-                "tta": False,
-                "test_mde_m": float("nan"),
-                "fronts_found": 3,
-                "test_images": 8,
-            },
-        ]
-    )
+    summary = pd.DataFrame([
+        {"model": "optsimmim seed 0", "init": "optsimmim", "members": 1, "tta": False, "test_mde_m": 300.0,
+         "fronts_found": 6, "test_images": 8},
+        {"model": "optsimmim seed 1", "init": "optsimmim", "members": 1, "tta": False, "test_mde_m": 320.0,
+         "fronts_found": 4, "test_images": 8},
+        {"model": "ensemble of 2 optsimmim", "init": "optsimmim", "members": 2, "tta": False, "test_mde_m": float("nan"),
+         "fronts_found": 3, "test_images": 8}])
     text = experiments.ensemble_findings(summary)
     assert "5.0 of 8" in text and "no MDE" in text and "fewer fronts than its average member" in text
-    b = pd.DataFrame(
-        {
-            "group_type": ["season", "season"],
-            "group_value": ["summer", "winter"],
-            "mde_m": [120.4, float("nan")],
-            "missing_fronts": [1, 2],
-            "images": [3, 2],
-        }
-    )
+    b = pd.DataFrame({"group_type": ["season", "season"], "group_value": ["summer", "winter"],
+                      "mde_m": [120.4, float("nan")], "missing_fronts": [1, 2], "images": [3, 2]})
     table = experiments.breakdown_table({"a": b}, "season")
     assert table.loc["summer", "a"] == "120 (1)" and table.loc["winter", "a"] == "— (2)"
     assert table["images"].tolist() == [3, 2]
@@ -148,19 +91,14 @@ def test_build_info_records_threads_and_versions() -> None:
         settings = pin_threads(1)
         assert settings["torch_threads"] == 1 and settings["OMP_NUM_THREADS"] == "1"
         info = build_info("smoke", 0)
-        assert (
-            info["threads"]["torch_threads"] == 1
-            and info["packages"]["torch"] == torch.__version__.split("+")[0]
-        )
+        assert info["threads"]["torch_threads"] == 1 and info["packages"]["torch"] == torch.__version__.split("+")[0]
     finally:
         torch.set_num_threads(before)
 
 
 def test_filter_findings_names_the_fronts_the_filter_removed() -> None:
-    d = {
-        "ensemble": {"fronts_found": 1, "fronts_found_without_filter": 3, "test_images": 3},
-        "ensemble_tta": {"fronts_found": 2, "fronts_found_without_filter": 2, "test_images": 3},
-    }
+    d = {"ensemble": {"fronts_found": 1, "fronts_found_without_filter": 3, "test_images": 3},
+         "ensemble_tta": {"fronts_found": 2, "fronts_found_without_filter": 2, "test_images": 3}}
     text = experiments.filter_findings(d, 750.0)
     assert "removes the only front of 2 of 3 scenes" in text
     assert "`ensemble_tta`: the filter removes no scene's front; the 1 scenes" in text
@@ -178,11 +116,8 @@ def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkey
 
 def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
     layout = WorkLayout(tmp_path)
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"evaluations of chapter 5 not found in work_dir/evaluate "
-        r"\(available: none\)",
-    ):
+    with pytest.raises(FileNotFoundError, match=r"evaluations of chapter 5 not found in work_dir/evaluate "
+                                                r"\(available: none\)"):
         experiments.model_evaluations(layout)
     for name in ("ensemble", "ensemble_tta", "scratch_seed0", "broken"):
         folder = layout.evaluation(name)
@@ -194,20 +129,11 @@ def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"evaluations \['broken'\] not found"):
         experiments.model_evaluations(layout, ["ensemble", "broken"])
     assert experiments.ensemble_summary(layout) is None
-    pd.DataFrame(
-        {
-            "model": ["scratch seed 0", "ensemble of 2 scratch", "ensemble of 2 scratch + TTA"],
-            "init": ["scratch"] * 3,
-            "members": [1, 2, 2],
-            "tta": [False, False, True],
-            "test_mde_m": [512.34, 401.26, 388.04],
-            "ci_low_m": [400.0, 350.55, 340.0],
-            "ci_high_m": [600.0, 450.0, 430.0],
-            "fronts_found": [2, 3, 3],
-            "test_images": [3, 3, 3],
-            "mean_iou": [0.5, 0.6, 0.61],
-        }
-    ).to_csv(layout.evaluate_summary_csv, index=False)
+    pd.DataFrame({"model": ["scratch seed 0", "ensemble of 2 scratch", "ensemble of 2 scratch + TTA"],
+                  "init": ["scratch"] * 3, "members": [1, 2, 2], "tta": [False, False, True],
+                  "test_mde_m": [512.34, 401.26, 388.04], "ci_low_m": [400.0, 350.55, 340.0],
+                  "ci_high_m": [600.0, 450.0, 430.0], "fronts_found": [2, 3, 3], "test_images": [3, 3, 3],
+                  "mean_iou": [0.5, 0.6, 0.61]}).to_csv(layout.evaluate_summary_csv, index=False)
     table = experiments.ensemble_summary(layout)
     assert list(table.index) == ["ensemble of 2 scratch", "ensemble of 2 scratch + TTA"]
     assert list(table.columns) == ["test_mde_m", "ci_low_m", "ci_high_m", "fronts_found", "test_images"]

@@ -59,83 +59,53 @@ def test_construct_skips_truncated_sar_and_optical_files(raw: RawScenes, tmp_pat
     optical = tmp_path / "optical"
     shutil.copytree(raw.sar_dir, sar)
     shutil.copytree(raw.optical_dir, optical)
-    bad_sar = _truncate(sar / "S1A_IW_GRDH_20190713T100513_HH.tif", 0.6)  # header intact, pixels cut
+    bad_sar = _truncate(sar / "S1A_IW_GRDH_20190713T100513_HH.tif", 0.6)       # header intact, pixels cut
     bad_opt = _truncate(optical / "S2A_MSIL2A_20190805T150801_T22WEV_B04_10m.tif", 0.6)
     out = tmp_path / "out"
-    result = construct_ssl4sar(
-        sar, optical, raw.aoi_path, out, progress=False
-    )  # before the fix: RasterioIOError
+    result = construct_ssl4sar(sar, optical, raw.aoi_path, out, progress=False)   # before the fix: RasterioIOError
     reasons = {Path(r["source"]).name: r["reason"] for r in result.skipped}
     assert "unreadable" in reasons[bad_sar.name] and "unreadable" in reasons[bad_opt.name]
-    assert not any("20190805" in r["source"] for r in result.rows)  # no part of the broken scene is used
-    others = [
-        r for r in result.skipped if "20190805" in r["source"] and Path(r["source"]).name != bad_opt.name
-    ]
+    assert not any("20190805" in r["source"] for r in result.rows)   # no part of the broken scene is used
+    others = [r for r in result.skipped if "20190805" in r["source"] and Path(r["source"]).name != bad_opt.name]
     assert others and all(f"unreadable file, {bad_opt.name}" in r["reason"] for r in others)
     assert all(not f.endswith("2019-07-13_0.tif") for f in result.files())
-    assert result.files("S1") and result.files("S2")  # the good scenes are all there
+    assert result.files("S1") and result.files("S2")                  # the good scenes are all there
     assert (out / "manifest.csv").is_file() and not list(out.rglob(".*.part*"))
 
 
-def test_construct_rerun_with_another_resolution_is_refused(
-    raw: RawScenes, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_construct_rerun_with_another_resolution_is_refused(raw: RawScenes, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "out"
-    first = construct_ssl4sar(
-        raw.sar_dir, raw.optical_dir, raw.aoi_path, out, resolution_m=40.0, progress=False
-    )
+    first = construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, resolution_m=40.0, progress=False)
     assert first.written
-    with pytest.raises(DataError, match=r"resolution_m.*40.*60"):  # before the fix: all reused at 40 m
+    with pytest.raises(DataError, match=r"resolution_m.*40.*60"):      # before the fix: all reused at 40 m
         construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, resolution_m=60.0, progress=False)
-    argv = [
-        "data",
-        "construct",
-        "--sar",
-        str(raw.sar_dir),
-        "--optical",
-        str(raw.optical_dir),
-        "--aoi",
-        str(raw.aoi_path),
-        "--out",
-        str(out),
-        "--resolution",
-        "60",
-        "--no-progress",
-    ]
+    argv = ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir), "--aoi",
+            str(raw.aoi_path), "--out", str(out), "--resolution", "60", "--no-progress"]
     with caplog.at_level(logging.ERROR):
         assert cli.main(argv) == 1
     assert str(out) in _errors(caplog) and "new --out" in _errors(caplog)
-    again = construct_ssl4sar(
-        raw.sar_dir, raw.optical_dir, raw.aoi_path, out, resolution_m=40.0, progress=False
-    )
-    assert not again.written and sorted(again.reused) == sorted(first.written)  # same settings: reused
+    again = construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, resolution_m=40.0, progress=False)
+    assert not again.written and sorted(again.reused) == sorted(first.written)   # same settings: reused
 
 
 # ------------------------------------------------------------------------------------------------ timeseries
-def test_timeseries_with_a_truncated_front_says_unreadable(
-    smoke: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_timeseries_with_a_truncated_front_says_unreadable(smoke: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     fronts = tmp_path / "fronts"
     fronts.mkdir()
     for f in sorted((smoke / "timeseries" / "fronts").glob("*_front.tif")):
         shutil.copy(f, fronts)
     bad = _truncate(sorted(fronts.iterdir())[0], 0.6)
-    argv = [
-        "timeseries",
-        *map(str, sorted(fronts.iterdir())),
-        "--box",
-        str(smoke / "timeseries" / "reference_box.geojson"),
-        "--out",
-        str(tmp_path / "ts"),
-    ]
+    argv = ["timeseries", *map(str, sorted(fronts.iterdir())), "--box", str(smoke / "timeseries" /
+            "reference_box.geojson"), "--out", str(tmp_path / "ts")]
     with caplog.at_level(logging.ERROR):
-        assert cli.main(argv) == 1  # before: a traceback about "no CRS"
+        assert cli.main(argv) == 1                                      # before: a traceback about "no CRS"
     assert bad.name in _errors(caplog) and "cannot read" in _errors(caplog) and "CRS" not in _errors(caplog)
 
 
-def test_timeseries_with_empty_input_is_a_message(
-    smoke: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_timeseries_with_empty_input_is_a_message(smoke: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     empty = tmp_path / "JAC_2019-01-05_front.geojson"
     empty.write_text('{"type": "FeatureCollection", "features": []}')
     zero = tmp_path / "JAC_2019-02-05_front.geojson"
@@ -153,166 +123,70 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose IHDR claims ``width`` × ``height`` grey pixels (no image data)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-    )
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I",
+                                                                                                  zlib.crc32(b"IEND")))
     return path
 
 
-def test_oversized_png_is_refused_naming_file_and_size(
-    smoke: Path, tmp_path: Path, checkpoint: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_oversized_png_is_refused_naming_file_and_size(smoke: Path, tmp_path: Path, checkpoint: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "caffe"
     shutil.copytree(smoke / "caffe", data)
     for split in ("train", "test"):
         victim = sorted((data / "sar_images" / split).glob("*.png"))[0]
         _png_header_only(victim, 100_000, 100_000)
-    for argv in (
-        [
-            "finetune",
-            "--preset",
-            "smoke",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "ft"),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-        ],
-        [
-            "evaluate",
-            "--checkpoint",
-            str(checkpoint),
-            "--data",
-            str(data),
-            "--split",
-            "test",
-            "--out",
-            str(tmp_path / "ev"),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
-    ):
+    for argv in (["finetune", "--preset", "smoke", "--data", str(data), "--out", str(tmp_path / "ft"),
+                  "--accelerator", "cpu", "--no-progress"],
+                 ["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--split", "test",
+                  "--out", str(tmp_path / "ev"), "--device", "cpu", "--no-progress"]):
         caplog.clear()
         with caplog.at_level(logging.ERROR):
-            assert cli.main(argv) == 1, argv[0]  # before: DecompressionBombError traceback
+            assert cli.main(argv) == 1, argv[0]                       # before: DecompressionBombError traceback
         assert "100000 × 100000" in _errors(caplog) and ".png" in _errors(caplog), argv[0]
 
 
 # -------------------------------------------------------------------------------------------- unwritable output
-def test_every_command_checks_its_output_folder_first(
-    smoke: Path, raw: RawScenes, checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_every_command_checks_its_output_folder_first(smoke: Path, raw: RawScenes, checkpoint: Path,
+                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    bad = blocker / "out"  # cannot be created, even by root
+    bad = blocker / "out"                                             # cannot be created, even by root
     caffe = smoke / "caffe"
     scene = next((caffe / "sar_images" / "test").glob("*.png"))
     ts = smoke / "timeseries"
     commands = {
         "data fetch": ["data", "fetch", "caffe-meta", "--dest", str(bad)],
         "data synth": ["data", "synth", "--preset", "smoke", "--layouts", "caffe", "--out", str(bad)],
-        "data construct": [
-            "data",
-            "construct",
-            "--sar",
-            str(raw.sar_dir),
-            "--optical",
-            str(raw.optical_dir),
-            "--aoi",
-            str(raw.aoi_path),
-            "--out",
-            str(bad),
-            "--no-progress",
-        ],
-        "pretrain": [
-            "pretrain",
-            "--method",
-            "optsimmim",
-            "--preset",
-            "smoke",
-            "--ssl4sar",
-            str(smoke),
-            "--out",
-            str(bad),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-        ],
-        "finetune": [
-            "finetune",
-            "--preset",
-            "smoke",
-            "--data",
-            str(caffe),
-            "--out",
-            str(bad),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-        ],
-        "evaluate": [
-            "evaluate",
-            "--checkpoint",
-            str(checkpoint),
-            "--data",
-            str(caffe),
-            "--out",
-            str(bad),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
-        "predict": [
-            "predict",
-            str(scene),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(bad),
-            "--device",
-            "cpu",
-        ],
-        "timeseries": [
-            "timeseries",
-            *map(str, sorted((ts / "fronts").glob("*_front.geojson"))),
-            "--box",
-            str(ts / "reference_box.geojson"),
-            "--out",
-            str(bad),
-        ],
+        "data construct": ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir),
+                           "--aoi", str(raw.aoi_path), "--out", str(bad), "--no-progress"],
+        "pretrain": ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(smoke),
+                     "--out", str(bad), "--accelerator", "cpu", "--no-progress"],
+        "finetune": ["finetune", "--preset", "smoke", "--data", str(caffe), "--out", str(bad),
+                     "--accelerator", "cpu", "--no-progress"],
+        "evaluate": ["evaluate", "--checkpoint", str(checkpoint), "--data", str(caffe), "--out", str(bad),
+                     "--device", "cpu", "--no-progress"],
+        "predict": ["predict", str(scene), "--checkpoint", str(checkpoint), "--out", str(bad), "--device", "cpu"],
+        "timeseries": ["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
+                       str(ts / "reference_box.geojson"), "--out", str(bad)],
         "bench": ["bench", "--quick", "--device", "cpu", "--only", "none", "--out", str(bad)],
     }
     for name, argv in commands.items():
         caplog.clear()
         with caplog.at_level(logging.ERROR):
-            rc = cli.main(argv)  # before: PermissionError / OSError traceback
+            rc = cli.main(argv)                                       # before: PermissionError / OSError traceback
         assert rc != 0, name
         assert str(bad) in _errors(caplog) and "not writable" in _errors(caplog), name
 
 
 # ------------------------------------------------------------------------------------------------ predict
-def test_predict_with_a_checkpoint_missing_a_key(
-    smoke: Path, checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_predict_with_a_checkpoint_missing_a_key(smoke: Path, checkpoint: Path, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     obj = torch.load(checkpoint, map_location="cpu", weights_only=True)
     del obj["state_dict"]["head.bias"]
     broken = tmp_path / "broken.pt"
     torch.save(obj, broken)
     scene = next((smoke / "caffe" / "sar_images" / "test").glob("*.png"))
     with caplog.at_level(logging.ERROR):
-        rc = cli.main(
-            [
-                "predict",
-                str(scene),
-                "--checkpoint",
-                str(broken),
-                "--out",
-                str(tmp_path / "p"),
-                "--device",
-                "cpu",
-            ]
-        )  # before: a traceback
+        rc = cli.main(["predict", str(scene), "--checkpoint", str(broken), "--out", str(tmp_path / "p"),
+                       "--device", "cpu"])                             # before: a traceback
     assert rc == 1 and "broken.pt" in _errors(caplog) and "missing: head.bias" in _errors(caplog)

@@ -24,21 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _finetune(data: Path, out: Path, *extra: str) -> int:
-    return cli.main(
-        [
-            "finetune",
-            "--preset",
-            "smoke",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-            *extra,
-        ]
-    )
+    return cli.main(["finetune", "--preset", "smoke", "--data", str(data), "--out", str(out), "--accelerator", "cpu",
+                     "--no-progress", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +52,22 @@ class _Crafted:
 
 
 # ---------------------------------------------------------------------------------------------------- divergence
-def test_divergence_stops_at_the_first_non_finite_step_without_checkpoints(
-    smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_divergence_stops_at_the_first_non_finite_step_without_checkpoints(smoke_data: Path, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "diverged"
     with caplog.at_level(logging.ERROR):
         rc = _finetune(smoke_data, out, "--set", "finetune.lr=1e12")
-    assert rc == 1  # a message, no FloatingPointError traceback
+    assert rc == 1                                              # a message, no FloatingPointError traceback
     message = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     assert "training diverged at epoch 0" in message and "no checkpoint was written before" in message
     assert not list((out / "checkpoints").glob("*.ckpt")) if (out / "checkpoints").exists() else True
-    steps = (
-        pd.read_csv(out / "logs" / "metrics.csv")["step"] if (out / "logs" / "metrics.csv").exists() else []
-    )
-    assert len(steps) == 0 or max(steps) < 4  # stopped within epoch 0 (4 steps per epoch)
+    steps = pd.read_csv(out / "logs" / "metrics.csv")["step"] if (out / "logs" / "metrics.csv").exists() else []
+    assert len(steps) == 0 or max(steps) < 4                    # stopped within epoch 0 (4 steps per epoch)
 
 
-def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(
-    one_epoch_run: Path, smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(one_epoch_run: Path, smoke_data: Path,
+                                                                      tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     out = _copy(one_epoch_run, tmp_path / "run")
     before = (out / "checkpoints" / "last.ckpt").read_bytes()
     with caplog.at_level(logging.ERROR):
@@ -91,28 +75,24 @@ def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(
     assert rc == 1
     message = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     assert f"the last good checkpoint is {out / 'checkpoints' / 'last.ckpt'}" in message
-    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before  # not overwritten by the diverged state
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before   # not overwritten by the diverged state
     for ckpt in (out / "checkpoints").glob("*.ckpt"):
         sd = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point()), ckpt
 
 
 # ------------------------------------------------------------------------------------------------ resume overrides
-def test_learning_rate_override_on_resume_reaches_the_optimiser(
-    one_epoch_run: Path, smoke_data: Path, tmp_path: Path
-) -> None:
+def test_learning_rate_override_on_resume_reaches_the_optimiser(one_epoch_run: Path, smoke_data: Path,
+                                                                tmp_path: Path) -> None:
     out = _copy(one_epoch_run, tmp_path / "run")
     assert _finetune(smoke_data, out, "--max-epochs", "2", "--set", "finetune.lr=0.0005") == 0
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 1
-    assert [g["lr"] for g in last["optimizer_states"][0]["param_groups"]] == [
-        0.0005
-    ]  # was 0.01 before the fix
+    assert [g["lr"] for g in last["optimizer_states"][0]["param_groups"]] == [0.0005]   # was 0.01 before the fix
 
 
-def test_resume_with_other_model_settings_is_refused(
-    one_epoch_run: Path, smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_resume_with_other_model_settings_is_refused(one_epoch_run: Path, smoke_data: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     out = _copy(one_epoch_run, tmp_path / "run")
     with caplog.at_level(logging.ERROR):
         rc = _finetune(smoke_data, out, "--max-epochs", "2", "--set", "model.drop_path_rate=0.3")
@@ -125,25 +105,22 @@ def test_resume_appends_to_the_metrics_history(one_epoch_run: Path, smoke_data: 
     out = _copy(one_epoch_run, tmp_path / "run")
     assert _finetune(smoke_data, out, "--max-epochs", "2") == 0
     df = pd.read_csv(out / "logs" / "metrics.csv")
-    assert sorted(df.dropna(subset=["val/mde"])["epoch"].astype(int)) == [0, 1]  # before the fix: [1]
+    assert sorted(df.dropna(subset=["val/mde"])["epoch"].astype(int)) == [0, 1]   # before the fix: [1]
     assert sorted(df.dropna(subset=["train/loss_step"])["step"].astype(int))[0] < 4  # epoch-0 steps are kept
 
 
 # ------------------------------------------------------------------------------------------------ moved run folder
-def test_copied_run_folder_keeps_its_best_checkpoint_tracking(
-    one_epoch_run: Path, smoke_data: Path, tmp_path: Path
-) -> None:
+def test_copied_run_folder_keeps_its_best_checkpoint_tracking(one_epoch_run: Path, smoke_data: Path,
+                                                              tmp_path: Path) -> None:
     out = _copy(one_epoch_run, tmp_path / "copied")
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     states = [v for k, v in ckpt["callbacks"].items() if "val/iou_patch" in k]
     recorded = float(states[0]["best_model_score"])
-    assert (
-        _finetune(smoke_data, out, "--max-epochs", "2", "--set", "finetune.lr=0") == 0
-    )  # lr 0: no better score
+    assert _finetune(smoke_data, out, "--max-epochs", "2", "--set", "finetune.lr=0") == 0   # lr 0: no better score
     after = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     state = next(v for k, v in after["callbacks"].items() if "val/iou_patch" in k)
-    assert float(state["best_model_score"]) >= recorded  # before the fix: epoch 1's score, tracking lost
-    assert Path(state["best_model_path"]).parent == out / "checkpoints"  # not the original folder
+    assert float(state["best_model_score"]) >= recorded            # before the fix: epoch 1's score, tracking lost
+    assert Path(state["best_model_path"]).parent == out / "checkpoints"   # not the original folder
     assert Path(state["best_model_path"]).is_file()
 
 
@@ -157,9 +134,7 @@ def _tiny_checkpoint(path: Path, **extra: Any) -> Path:
     return path
 
 
-def test_crafted_checkpoint_runs_nothing_without_trust(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_crafted_checkpoint_runs_nothing_without_trust(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     marker = tmp_path / "pwned"
     crafted = _tiny_checkpoint(tmp_path / "crafted.pt", payload=_Crafted(marker))
     with pytest.raises(DataError, match=r"crafted\.pt: refused to load.*builtins\.open|io\.open"):
@@ -167,21 +142,11 @@ def test_crafted_checkpoint_runs_nothing_without_trust(
     scene = tmp_path / "scene.png"
     scene.write_bytes(b"")
     with caplog.at_level(logging.ERROR):
-        rc = cli.main(
-            [
-                "predict",
-                str(scene),
-                "--checkpoint",
-                str(crafted),
-                "--out",
-                str(tmp_path / "pred"),
-                "--device",
-                "cpu",
-            ]
-        )
+        rc = cli.main(["predict", str(scene), "--checkpoint", str(crafted), "--out", str(tmp_path / "pred"),
+                       "--device", "cpu"])
     assert rc != 0 and "--trust-checkpoint" in caplog.text
-    assert not marker.exists()  # before the fix the file appeared here
-    load_model(crafted, trusted=True)  # the documented way to run it
+    assert not marker.exists()                                       # before the fix the file appeared here
+    load_model(crafted, trusted=True)                                # the documented way to run it
     assert marker.exists()
 
 
@@ -202,129 +167,56 @@ def test_harmless_lightning_types_are_allowed(tmp_path: Path) -> None:
     import numpy as np
     from lightning.fabric.utilities.data import AttributeDict
 
-    path = _tiny_checkpoint(
-        tmp_path / "ok.pt",
-        args=argparse.Namespace(lr=0.1),
-        where=Path("/data/x"),
-        hp=AttributeDict(a=1),
-        score=np.float64(0.5),
-    )
+    path = _tiny_checkpoint(tmp_path / "ok.pt", args=argparse.Namespace(lr=0.1), where=Path("/data/x"),
+                            hp=AttributeDict(a=1), score=np.float64(0.5))
     assert isinstance(load_model(path), Tyrion)
 
 
-def test_non_finite_weights_are_refused_by_every_loader(
-    tmp_path: Path, smoke_data: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_non_finite_weights_are_refused_by_every_loader(tmp_path: Path, smoke_data: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     model = Tyrion.from_config(load_preset("smoke")["model"])
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
     ckpt = save_checkpoint(tmp_path / "nan.pt", model)
     with pytest.raises(DataError, match=r"nan\.pt: .*non-finite weights.*head\.weight"):
         load_model(ckpt)
-    for argv in (
-        [
-            "evaluate",
-            "--checkpoint",
-            str(ckpt),
-            "--data",
-            str(smoke_data),
-            "--split",
-            "test",
-            "--out",
-            str(tmp_path / "ev"),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
-        [
-            "predict",
-            str(next((smoke_data / "sar_images" / "test").iterdir())),
-            "--checkpoint",
-            str(ckpt),
-            "--out",
-            str(tmp_path / "pred"),
-            "--device",
-            "cpu",
-        ],
-        [
-            "finetune",
-            "--preset",
-            "smoke",
-            "--data",
-            str(smoke_data),
-            "--out",
-            str(tmp_path / "ft"),
-            "--init",
-            str(ckpt),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-        ],
-    ):
+    for argv in (["evaluate", "--checkpoint", str(ckpt), "--data", str(smoke_data), "--split", "test",
+                  "--out", str(tmp_path / "ev"), "--device", "cpu", "--no-progress"],
+                 ["predict", str(next((smoke_data / "sar_images" / "test").iterdir())), "--checkpoint", str(ckpt),
+                  "--out", str(tmp_path / "pred"), "--device", "cpu"],
+                 ["finetune", "--preset", "smoke", "--data", str(smoke_data), "--out", str(tmp_path / "ft"),
+                  "--init", str(ckpt), "--accelerator", "cpu", "--no-progress"]):
         caplog.clear()
         with caplog.at_level(logging.ERROR):
-            assert cli.main(argv) != 0, argv[0]  # before the fix: exit 0, all zones NA
+            assert cli.main(argv) != 0, argv[0]                     # before the fix: exit 0, all zones NA
         assert "non-finite weights" in caplog.text and "nan.pt" in caplog.text, argv[0]
 
 
-def test_non_finite_network_output_names_the_scene(
-    tmp_path: Path, smoke_data: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_non_finite_network_output_names_the_scene(tmp_path: Path, smoke_data: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     model = Tyrion.from_config(load_preset("smoke")["model"])
     with torch.no_grad():
-        model.head.weight.fill_(3e38)  # finite weights, overflowing logits
+        model.head.weight.fill_(3e38)                                 # finite weights, overflowing logits
     ckpt = save_checkpoint(tmp_path / "overflow.pt", model)
     scene = next((smoke_data / "sar_images" / "test").iterdir())
-    rc = cli.main(
-        [
-            "predict",
-            str(scene),
-            "--checkpoint",
-            str(ckpt),
-            "--out",
-            str(tmp_path / "pred"),
-            "--device",
-            "cpu",
-            "--no-overlay",
-        ]
-    )
-    assert rc == 1  # counted: one scene failed
+    rc = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / "pred"),
+                   "--device", "cpu", "--no-overlay"])
+    assert rc == 1                                                    # counted: one scene failed
     skipped = pd.read_csv(tmp_path / "pred" / "skipped.csv")
     assert skipped["scene"].tolist() == [str(scene)] and "not finite" in skipped["reason"][0]
     with caplog.at_level(logging.ERROR):
-        rc = cli.main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(ckpt),
-                "--data",
-                str(smoke_data),
-                "--split",
-                "test",
-                "--out",
-                str(tmp_path / "ev"),
-                "--device",
-                "cpu",
-                "--no-progress",
-            ]
-        )
+        rc = cli.main(["evaluate", "--checkpoint", str(ckpt), "--data", str(smoke_data), "--split", "test",
+                       "--out", str(tmp_path / "ev"), "--device", "cpu", "--no-progress"])
     assert rc == 1 and "not finite" in caplog.text and "sar_images/test/" in caplog.text
 
 
-def test_resume_from_a_non_finite_checkpoint_is_refused(
-    one_epoch_run: Path, smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_resume_from_a_non_finite_checkpoint_is_refused(one_epoch_run: Path, smoke_data: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     out = _copy(one_epoch_run, tmp_path / "run")
     last = out / "checkpoints" / "last.ckpt"
     obj = torch.load(last, map_location="cpu", weights_only=True)
     obj["state_dict"]["model.head.bias"] = torch.full_like(obj["state_dict"]["model.head.bias"], float("inf"))
     torch.save(obj, last)
     with caplog.at_level(logging.ERROR):
-        assert (
-            _finetune(smoke_data, out, "--max-epochs", "2") == 1
-        )  # before: resumed and trained on inf weights
-    assert (
-        "last.ckpt" in caplog.text
-        and "non-finite weights" in caplog.text
-        and "model.head.bias" in caplog.text
-    )
+        assert _finetune(smoke_data, out, "--max-epochs", "2") == 1  # before: resumed and trained on inf weights
+    assert "last.ckpt" in caplog.text and "non-finite weights" in caplog.text and "model.head.bias" in caplog.text

@@ -45,26 +45,14 @@ def smoke_run(smoke_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     """``ssl4sar finetune --preset smoke`` run once through the CLI entry point (2 epochs × 4 steps)."""
     out = tmp_path_factory.mktemp("ft_smoke") / "run"
     start = time.perf_counter()
-    rc = cli.main(
-        [
-            "finetune",
-            "--preset",
-            "smoke",
-            "--data",
-            str(smoke_data),
-            "--out",
-            str(out),
-            "--accelerator",
-            "cpu",
-            "--no-progress",
-        ]
-    )
+    rc = cli.main(["finetune", "--preset", "smoke", "--data", str(smoke_data), "--out", str(out),
+                   "--accelerator", "cpu", "--no-progress"])
     return {"rc": rc, "out": out, "seconds": time.perf_counter() - start}
 
 
 def _network_state(ckpt: Path) -> dict[str, torch.Tensor]:
     sd = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    return {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
+    return {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
 
 
 # ----------------------------------------------------------------------------------------------- CLI smoke run
@@ -77,7 +65,7 @@ def test_cli_smoke_run_writes_checkpoints_and_logs(smoke_run: dict[str, Any]) ->
     assert len(list(ckpts.glob("best-val-iou-patch-*.ckpt"))) == 1
     assert (out / BEST_MDE_EXPORT).is_file() and (out / "config.yaml").is_file()
     last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
-    assert (last["epoch"], last["global_step"]) == (1, 8)  # 2 epochs × 16 samples / batch 4
+    assert (last["epoch"], last["global_step"]) == (1, 8)           # 2 epochs × 16 samples / batch 4
     assert last["hyper_parameters"]["model_config"]["embed_dim"] == load_preset("smoke")["model"]["embed_dim"]
     # our Lightning checkpoints load as a Tyrion through the converter
     model = load_model(ckpts / "last.ckpt")
@@ -85,23 +73,12 @@ def test_cli_smoke_run_writes_checkpoints_and_logs(smoke_run: dict[str, Any]) ->
 
     df = read_metrics_csv(out / "logs" / "metrics.csv")
     val = df.dropna(subset=["val/mde"])
-    assert len(val) == 2  # one validation per epoch
-    for col in (
-        "val/loss",
-        "val/ce_target",
-        "val/ce_context",
-        "val/dice_target",
-        "val/dice_context",
-        "val/iou_patch",
-        "val/mde_picture",
-        "val/mde_front_length",
-        "val/missing_fronts",
-        "val/iou_image",
-        "val/images",
-        "train/loss_epoch",
-    ):
+    assert len(val) == 2                                             # one validation per epoch
+    for col in ("val/loss", "val/ce_target", "val/ce_context", "val/dice_target", "val/dice_context",
+                "val/iou_patch", "val/mde_picture", "val/mde_front_length", "val/missing_fronts",
+                "val/iou_image", "val/images", "train/loss_epoch"):
         assert col in df.columns and df[col].notna().any(), col
-    assert (val["val/images"] == 1).all()  # the smoke preset has one validation scene
+    assert (val["val/images"] == 1).all()                           # the smoke preset has one validation scene
     assert ((val["val/iou_patch"] >= 0) & (val["val/iou_patch"] <= 1)).all()
     assert ((val["val/missing_fronts"] == 1) == (val["val/mde"] == MDE_UNDEFINED_M)).all()
     assert np.isfinite(df["train/loss_epoch"].dropna()).all()
@@ -119,9 +96,8 @@ def test_best_mde_export_holds_the_best_mde_checkpoint(smoke_run: dict[str, Any]
     assert all(torch.equal(exported["state_dict"][k], ref[k]) for k in ref)
 
 
-def test_resume_from_last_checkpoint_matches_uninterrupted_run(
-    smoke_run: dict[str, Any], smoke_data: Path, tmp_path: Path
-) -> None:
+def test_resume_from_last_checkpoint_matches_uninterrupted_run(smoke_run: dict[str, Any], smoke_data: Path,
+                                                               tmp_path: Path) -> None:
     out = tmp_path / "resumed"
     first = finetune("smoke", smoke_data, out, max_steps=4, accelerator="cpu", progress=False)  # epoch 0 only
     assert first.global_step == 4 and first.resumed_from is None
@@ -146,40 +122,17 @@ class _BatchCounter(Callback):
 def test_global_batch_is_kept_by_accumulation(smoke_data: Path, tmp_path: Path) -> None:
     cfg = load_preset("smoke", {"finetune.global_batch_size": 8})
     counter = _BatchCounter()
-    result = finetune(
-        cfg,
-        smoke_data,
-        tmp_path / "acc",
-        max_epochs=1,
-        accelerator="cpu",
-        progress=False,
-        callbacks=[counter],
-        trainer_kwargs={"num_sanity_val_steps": 0},
-    )
+    result = finetune(cfg, smoke_data, tmp_path / "acc", max_epochs=1, accelerator="cpu", progress=False,
+                      callbacks=[counter], trainer_kwargs={"num_sanity_val_steps": 0})
     assert result.plan is not None and result.plan.accumulate_grad_batches == 2
-    assert counter.batches == 4  # 16 samples per epoch / 4 per batch
-    assert result.global_step == 2  # 16 samples / global batch 8
+    assert counter.batches == 4          # 16 samples per epoch / 4 per batch
+    assert result.global_step == 2      # 16 samples / global batch 8
 
 
-def test_cli_reports_bad_batch_arithmetic(
-    smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_cli_reports_bad_batch_arithmetic(smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR):
-        rc = cli.main(
-            [
-                "finetune",
-                "--preset",
-                "smoke",
-                "--data",
-                str(smoke_data),
-                "--out",
-                str(tmp_path / "x"),
-                "--set",
-                "finetune.global_batch_size=6",
-                "--accelerator",
-                "cpu",
-            ]
-        )
+        rc = cli.main(["finetune", "--preset", "smoke", "--data", str(smoke_data), "--out", str(tmp_path / "x"),
+                       "--set", "finetune.global_batch_size=6", "--accelerator", "cpu"])
     assert rc == 1
     assert "global batch 6" in caplog.text
     assert not (tmp_path / "x" / "checkpoints").exists()
@@ -201,17 +154,12 @@ def test_non_finite_training_loss_stops_training(smoke_model_config: dict[str, A
     image[0, 0, 3, 3] = float("nan")
     batch = {"image_context": image, "mask_context": torch.randint(0, 4, (2, 64, 64))}
     trainer = types.SimpleNamespace(
-        current_epoch=0,
-        global_step=3,
-        optimizers=[torch.optim.SGD(module.parameters(), lr=0.5)],
-        strategy=types.SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision),
-    )
+        current_epoch=0, global_step=3, optimizers=[torch.optim.SGD(module.parameters(), lr=0.5)],
+        strategy=types.SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision))
     guard = DivergenceGuard(tmp_path, "finetune")
     loss = module.training_step(batch, 0)
-    with pytest.raises(
-        TrainingDiverged, match=r"epoch 0, step 3: the training loss is nan .*learning rate 0.5"
-    ):
-        guard.on_before_backward(trainer, module, loss)  # before the backward pass of that step
+    with pytest.raises(TrainingDiverged, match=r"epoch 0, step 3: the training loss is nan .*learning rate 0.5"):
+        guard.on_before_backward(trainer, module, loss)   # before the backward pass of that step
     batch["image_context"] = torch.rand(2, 1, 64, 64)
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
@@ -229,25 +177,21 @@ def _random_tyrion(cfg: dict[str, Any], seed: int) -> Tyrion:
     model = Tyrion.from_config(cfg)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))  # no zero-initialised parameters left
+            p.add_(0.01 * torch.randn_like(p))   # no zero-initialised parameters left
     return model
 
 
-def _assert_same(
-    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], prefix: str = "", atol: float = 0.0
-) -> None:
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], prefix: str = "", atol: float = 0.0) -> None:
     keys = [k for k in a if k.startswith(prefix)]
     assert keys
     for k in keys:
         assert torch.allclose(a[k], b[k], rtol=0, atol=atol), k
 
 
-def test_init_from_our_pretraining_lightning_checkpoint(
-    smoke_model_config: dict[str, Any], tmp_path: Path
-) -> None:
+def test_init_from_our_pretraining_lightning_checkpoint(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
     src = _random_tyrion(smoke_model_config, 1)
     sd = {f"model.{k}": v for k, v in src.state_dict().items()}
-    sd["translator_head.weight"] = torch.randn(14, 32, 1, 1)  # a pretraining head: not part of TYRION
+    sd["translator_head.weight"] = torch.randn(14, 32, 1, 1)    # a pretraining head: not part of TYRION
     path = tmp_path / "pretrain.ckpt"
     torch.save({"state_dict": sd, "hyper_parameters": {"model_config": dict(src.config)}}, path)
     module = SegmentationModule(smoke_model_config)
@@ -258,19 +202,11 @@ def test_init_from_our_pretraining_lightning_checkpoint(
     assert not torch.equal(before["head.weight"], module.model.state_dict()["head.weight"])
 
 
-def test_init_from_official_pretraining_checkpoint(
-    smoke_model_config: dict[str, Any], tmp_path: Path
-) -> None:
+def test_init_from_official_pretraining_checkpoint(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
     src = _random_tyrion(smoke_model_config, 2)
     sd = to_official_tyrion(src.state_dict())
-    sd.update(
-        {
-            "decoder.weight": torch.randn(224, 32),
-            "decoder.bias": torch.randn(224),
-            "last_model_decoder_layer.weight": torch.randn(3, 32, 1, 1),
-            "mask_token": torch.zeros(1, 1, 32),
-        }
-    )
+    sd.update({"decoder.weight": torch.randn(224, 32), "decoder.bias": torch.randn(224),
+               "last_model_decoder_layer.weight": torch.randn(3, 32, 1, 1), "mask_token": torch.zeros(1, 1, 32)})
     path = tmp_path / "official_optsimmim.ckpt"
     torch.save({"state_dict": sd}, path)
     model = Tyrion.from_config(smoke_model_config)
@@ -281,9 +217,8 @@ def test_init_from_official_pretraining_checkpoint(
     _assert_same(model.state_dict(), src.state_dict(), "head.")
 
 
-def test_init_from_our_format_and_fine_tuning_checkpoint(
-    smoke_model_config: dict[str, Any], smoke_run: dict[str, Any], tmp_path: Path
-) -> None:
+def test_init_from_our_format_and_fine_tuning_checkpoint(smoke_model_config: dict[str, Any], smoke_run: dict[str, Any],
+                                                         tmp_path: Path) -> None:
     src = _random_tyrion(smoke_model_config, 3)
     path = save_checkpoint(tmp_path / "model.pt", src)
     model = Tyrion.from_config(smoke_model_config)
@@ -294,9 +229,8 @@ def test_init_from_our_format_and_fine_tuning_checkpoint(
     _assert_same(model.state_dict(), _network_state(last))
 
 
-def test_init_rejects_a_checkpoint_of_another_architecture(
-    smoke_model_config: dict[str, Any], tmp_path: Path
-) -> None:
+def test_init_rejects_a_checkpoint_of_another_architecture(smoke_model_config: dict[str, Any],
+                                                           tmp_path: Path) -> None:
     other = _random_tyrion({**smoke_model_config, "embed_dim": 64}, 4)
     path = save_checkpoint(tmp_path / "wide.pt", other)
     with pytest.raises(DataError, match="wide.pt"):
@@ -308,24 +242,16 @@ def test_init_rejects_a_checkpoint_of_another_architecture(
 def test_init_imagenet(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
     src = _random_tyrion(smoke_model_config, 5)
     official = to_official_tyrion(src.state_dict())
-    imagenet = {
-        k[len("swin_unet.") :]: v for k, v in official.items() if not k.startswith("swin_unet.pred_target")
-    }
-    imagenet.update(
-        {
-            "norm.weight": torch.ones(256),
-            "norm.bias": torch.zeros(256),
-            "head.weight": torch.randn(1000, 256),
-            "head.bias": torch.zeros(1000),
-        }
-    )
+    imagenet = {k[len("swin_unet."):]: v for k, v in official.items() if not k.startswith("swin_unet.pred_target")}
+    imagenet.update({"norm.weight": torch.ones(256), "norm.bias": torch.zeros(256),
+                     "head.weight": torch.randn(1000, 256), "head.bias": torch.zeros(1000)})
     path = tmp_path / "swinv2_tiny_patch4_window16_256.pth"
     torch.save({"model": imagenet}, path)
     model = Tyrion.from_config(smoke_model_config)
     decoder_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
     assert initialise_model(model, "imagenet", imagenet_weights=path) == f"imagenet:{path}"
     _assert_same(model.state_dict(), src.state_dict(), "encoder.", atol=1e-6)
-    _assert_same(model.state_dict(), decoder_before, "decoder.")  # the decoder keeps its initialisation
+    _assert_same(model.state_dict(), decoder_before, "decoder.")    # the decoder keeps its initialisation
     with pytest.raises(DataError, match="ImageNet SwinV2-T weights"):
         initialise_model(model, "imagenet", imagenet_weights=tmp_path / "absent.pth")
 
@@ -344,13 +270,11 @@ def test_patch_iou_matches_torchmetrics_jaccard() -> None:
     from torchmetrics.functional.classification import multiclass_jaccard_index
 
     g = torch.Generator().manual_seed(0)
-    target = torch.randint(0, 3, (6, 16, 16), generator=g)  # class 3 absent from every target
+    target = torch.randint(0, 3, (6, 16, 16), generator=g)      # class 3 absent from every target
     pred = torch.randint(0, 4, (6, 16, 16), generator=g)
     got = patch_iou(pred, target, 4)
     for i in range(6):
-        per_class = multiclass_jaccard_index(
-            pred[i], target[i], num_classes=4, average="none", zero_division=0
-        )
+        per_class = multiclass_jaccard_index(pred[i], target[i], num_classes=4, average="none", zero_division=0)
         expected = per_class.sum() / len(torch.unique(target[i]))
         assert math.isclose(float(got[i]), float(expected), rel_tol=1e-6)
 
@@ -376,19 +300,13 @@ def _key(x: torch.Tensor) -> str:
 
 def test_full_image_validation_with_a_perfect_network(smoke_data: Path) -> None:
     cfg = load_preset("smoke")
-    scenes = discover(smoke_data, "test")  # 3 scenes of different sizes
+    scenes = discover(smoke_data, "test")                         # 3 scenes of different sizes
     ds = CaffeValDataset(scenes, cfg["data"]["target_size"])
     lookup = {_key(s["image_context"]): s["mask_context"] for s in (ds[i] for i in range(len(ds)))}
     module = SegmentationModule.from_config(cfg)
     module.model = _Oracle(lookup)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.validate(module, dataloaders=DataLoader(ds, batch_size=3), verbose=False)[0]
 
     # independent expectation: the stitched map must be the ground truth itself
@@ -396,12 +314,8 @@ def test_full_image_validation_with_a_perfect_network(smoke_data: Path) -> None:
     for scene in scenes:
         data = load_scene(scene)
         keep = data["bbox"].keep_mask() if data["bbox"] is not None else None
-        front = extract_front(
-            data["zones"],
-            scene.meta.resolution_m,
-            bounding_box=keep,
-            min_front_length_m=cfg["postprocess"]["min_front_length_m"],
-        )
+        front = extract_front(data["zones"], scene.meta.resolution_m, bounding_box=keep,
+                              min_front_length_m=cfg["postprocess"]["min_front_length_m"])
         results.append(front_result(scene.stem, front, data["front"], scene.meta.resolution_m))
         assert np.nanmean(zone_metrics(data["zones"], data["zones"]).iou) == 1.0
     expected = mde_summary(results)
@@ -422,17 +336,11 @@ def test_validation_without_fronts_logs_the_sentinel(smoke_data: Path) -> None:
     cfg = load_preset("smoke")
     ds = CaffeValDataset(discover(smoke_data, "val"), cfg["data"]["target_size"])
     module = SegmentationModule.from_config(cfg)
-    with torch.no_grad():  # predict "glacier" everywhere: no front at all
+    with torch.no_grad():                                         # predict "glacier" everywhere: no front at all
         module.model.head.weight.zero_()
         module.model.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.validate(module, dataloaders=DataLoader(ds, batch_size=4), verbose=False)[0]
     assert metrics["val/mde"] == MDE_UNDEFINED_M
     assert metrics["val/missing_fronts"] == 1 and metrics["val/images"] == 1
@@ -443,21 +351,11 @@ def test_rank_finetuned_models_prefers_fewer_missing_fronts_then_lower_mde(
 ) -> None:
     model = Tyrion.from_config(smoke_model_config)
     # (init, exported epoch, val MDE, val images without front at that epoch)
-    runs = [
-        ("scratch", 1, 40.0, 2),
-        ("optsimmim", 0, 120.0, 0),
-        ("opttranslator", 1, 90.0, 0),
-        ("imagenet", 0, 1e6, 3),
-    ]
+    runs = [("scratch", 1, 40.0, 2), ("optsimmim", 0, 120.0, 0), ("opttranslator", 1, 90.0, 0), ("imagenet", 0, 1e6, 3)]
     for init, epoch, mde, missing in runs:
         run = tmp_path / init
-        save_checkpoint(
-            run / "best_mde.pt", model, meta={"val/mde": mde, "epoch": epoch, "selected_by": "val/mde (min)"}
-        )
-        rows = [
-            f"{e},{10 * (e + 1)},{mde if e == epoch else 500.0},{missing if e == epoch else 1}"
-            for e in (0, 1)
-        ]
+        save_checkpoint(run / "best_mde.pt", model, meta={"val/mde": mde, "epoch": epoch, "selected_by": "val/mde (min)"})
+        rows = [f"{e},{10 * (e + 1)},{mde if e == epoch else 500.0},{missing if e == epoch else 1}" for e in (0, 1)]
         (run / "metrics.csv").write_text("epoch,step,val/mde,val/missing_fronts\n" + "\n".join(rows) + "\n")
     ranked = rank_finetuned_models(tmp_path)
     assert ranked["init"].tolist() == ["opttranslator", "optsimmim", "scratch", "imagenet"]

@@ -45,8 +45,8 @@ def test_staircase_of_a_4_connected_boundary_gives_one_diagonal_chain():
 
 def test_branches_longest_vs_chains():
     f = np.zeros((20, 20), dtype=np.uint8)
-    f[10, 2:18] = 1  # main line, 16 px
-    f[2:10, 9] = 1  # side branch, 8 px, joining at (10, 9)
+    f[10, 2:18] = 1   # main line, 16 px
+    f[2:10, 9] = 1    # side branch, 8 px, joining at (10, 9)
     longest = geo.front_polylines(f, mode="longest")
     assert len(longest) == 1 and len(longest[0]) == 16  # the geodesic through the junction: 8 + 8 px
     chains = geo.front_polylines(f, mode="chains")
@@ -61,9 +61,9 @@ def test_branches_longest_vs_chains():
 
 def test_components_isolated_pixels_and_order():
     f = np.zeros((10, 10), dtype=bool)
-    f[1, 5:9] = True  # component A (first in row-major order)
-    f[7, 1:4] = True  # component B
-    f[4, 0] = True  # isolated pixel: no line
+    f[1, 5:9] = True   # component A (first in row-major order)
+    f[7, 1:4] = True   # component B
+    f[4, 0] = True     # isolated pixel: no line
     lines = geo.front_polylines(f)
     assert [len(x) for x in lines] == [4, 3]
     assert lines[0][0, 0] == 1 and lines[1][0, 0] == 7
@@ -145,9 +145,8 @@ def test_crs_round_trip_to_wgs84_is_sub_millimetre(tmp_path):
 
 def test_geojson_crs_members_properties_and_pixel_coordinates(tmp_path):
     line = LineString([(547_010.0, 7_674_990.0), (547_110.0, 7_674_950.0)])
-    p = geo.write_geojson(
-        tmp_path / "a.geojson", [(line, {"n": np.int64(3), "u": float("nan")}), (None, {})], UTM22
-    )
+    p = geo.write_geojson(tmp_path / "a.geojson", [(line, {"n": np.int64(3), "u": float("nan")}), (None, {})],
+                          UTM22)
     obj = json.loads(p.read_text())
     assert obj["crs"]["properties"]["name"] == "EPSG:32622"
     assert obj["features"][0]["properties"] == {"n": 3, "u": None}
@@ -166,23 +165,15 @@ def test_geojson_crs_members_properties_and_pixel_coordinates(tmp_path):
     assert geo.read_geojson(r).crs == geo.WGS84 and len(geo.read_geojson(r).features) == 1
 
 
-@pytest.mark.parametrize(
-    "text, problem",
-    [
-        ("{not json", "not readable as JSON"),
-        ('{"features": []}', "not a GeoJSON object"),
-        ('{"type": "FeatureCollection", "features": [{"type": "Point"}]}', "not a GeoJSON Feature"),
-        (
-            '{"type": "Feature", "geometry": {"type": "LineString", "coordinates": "x"}, "properties": {}}',
-            "invalid geometry",
-        ),
-        (
-            '{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}, '
-            '"features": []}',
-            "crs",
-        ),
-    ],
-)
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "not readable as JSON"),
+    ('{"features": []}', "not a GeoJSON object"),
+    ('{"type": "FeatureCollection", "features": [{"type": "Point"}]}', "not a GeoJSON Feature"),
+    ('{"type": "Feature", "geometry": {"type": "LineString", "coordinates": "x"}, "properties": {}}',
+     "invalid geometry"),
+    ('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}, '
+     '"features": []}', "crs"),
+])
 def test_bad_geojson_raises_data_error_naming_the_file(tmp_path, text, problem):
     p = tmp_path / "bad.geojson"
     p.write_text(text)

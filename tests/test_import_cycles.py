@@ -122,15 +122,8 @@ def test_ssl4sar_has_no_import_cycle() -> None:
     assert cycles == [], "import cycles: " + "; ".join(" ↔ ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "ssl4sar.pretrain.common",
-        "ssl4sar.pretrain.module",
-        "ssl4sar.pretrain.optsimmim",
-        "ssl4sar.pretrain.opttranslator",
-    ],
-)
+@pytest.mark.parametrize("module", ["ssl4sar.pretrain.common", "ssl4sar.pretrain.module",
+                                    "ssl4sar.pretrain.optsimmim", "ssl4sar.pretrain.opttranslator"])
 def test_pretraining_does_not_import_finetuning(module: str) -> None:
     graph = import_graph(ROOT / "ssl4sar")
     seen, todo = set(), [module]

@@ -85,17 +85,13 @@ def test_pad_overlapping_is_symmetric_twice():
     img = np.arange(12, dtype=np.uint8).reshape(3, 4)
     padded = pad_overlapping(img, context_size=8, stride=2)  # p = 2
     assert np.array_equal(padded[2:5, 2:6], img)
-    assert np.array_equal(padded[1, 2:6], img[0]) and np.array_equal(
-        padded[0, 2:6], img[1]
-    )  # mirror incl. edge
+    assert np.array_equal(padded[1, 2:6], img[0]) and np.array_equal(padded[0, 2:6], img[1])  # mirror incl. edge
     a = np.pad(img, 2, mode="symmetric")
     assert np.array_equal(padded[: a.shape[0], : a.shape[1]], a)
 
 
-@pytest.mark.parametrize(
-    ("h", "w", "context", "stride"),
-    [(70, 90, 64, 16), (33, 20, 64, 32), (5, 7, 32, 16), (64, 64, 64, 32), (97, 41, 32, 8)],
-)
+@pytest.mark.parametrize(("h", "w", "context", "stride"), [
+    (70, 90, 64, 16), (33, 20, 64, 32), (5, 7, 32, 16), (64, 64, 64, 32), (97, 41, 32, 8)])
 def test_sliding_window_equals_direct_prediction_for_pointwise_model(h, w, context, stride):
     model = Pointwise(seed=h)
     img = image(h, w, seed=w)
@@ -109,15 +105,8 @@ def test_sliding_window_float_input_batch_invariance_and_devices():
     model = Pointwise(seed=5)
     img = image(50, 60).astype(np.float32) / 255.0
     a = sliding_window_probabilities(model, img, context_size=32, stride=8, batch_size=1)
-    b = sliding_window_probabilities(
-        model,
-        torch.from_numpy(img),
-        context_size=32,
-        stride=8,
-        batch_size=64,
-        device="cpu",
-        canvas_device="cpu",
-    )
+    b = sliding_window_probabilities(model, torch.from_numpy(img), context_size=32, stride=8, batch_size=64,
+                                     device="cpu", canvas_device="cpu")
     np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(a, model.direct(img), atol=2e-6)
     c = sliding_window_probabilities(model, img, context_size=32, stride=8, amp_dtype=torch.bfloat16)

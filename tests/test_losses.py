@@ -41,12 +41,8 @@ def _numpy_dice(logits: np.ndarray, target: np.ndarray, eps: float) -> float:
 
 def test_ce_without_smoothing_is_plain_cross_entropy() -> None:
     logits, target = _random_case()
-    torch.testing.assert_close(
-        label_smoothed_cross_entropy(logits, target, eps=0.0),
-        F.cross_entropy(logits, target),
-        rtol=1e-12,
-        atol=1e-12,
-    )
+    torch.testing.assert_close(label_smoothed_cross_entropy(logits, target, eps=0.0),
+                               F.cross_entropy(logits, target), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.3])
@@ -55,9 +51,8 @@ def test_ce_smoothing_puts_eps_over_k_minus_1_on_other_classes(eps: float) -> No
     logits, target = _random_case(k=4)
     k = logits.shape[1]
     ours = label_smoothed_cross_entropy(logits, target, eps=eps)
-    torch.testing.assert_close(
-        ours, F.cross_entropy(logits, target, label_smoothing=eps * k / (k - 1)), rtol=1e-12, atol=1e-12
-    )
+    torch.testing.assert_close(ours, F.cross_entropy(logits, target, label_smoothing=eps * k / (k - 1)),
+                               rtol=1e-12, atol=1e-12)
     assert not torch.isclose(ours, F.cross_entropy(logits, target, label_smoothing=eps))
 
 

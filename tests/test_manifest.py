@@ -28,14 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _doc(**fields: Any) -> dict[str, Any]:
-    entry = {
-        "kind": "file",
-        "urls": ["https://example.org/w.pth"],
-        "sha256": "a" * 64,
-        "path": "weights/w.pth",
-        "license": "MIT",
-        "citation": "Someone (2022)",
-    }
+    entry = {"kind": "file", "urls": ["https://example.org/w.pth"], "sha256": "a" * 64, "path": "weights/w.pth",
+             "license": "MIT", "citation": "Someone (2022)"}
     entry.update(fields)
     return {"version": 1, "resources": {"weights": {k: v for k, v in entry.items() if v is not ...}}}
 
@@ -47,10 +41,8 @@ def test_package_manifest_is_a_copy_of_the_repository_manifest():
     """The package reads its own copy (it works from a wheel); data_manifest.yaml at the root is the source."""
     source = (REPO / "data_manifest.yaml").read_bytes()
     copy = (REPO / "ssl4sar" / "data" / "data_manifest.yaml").read_bytes()
-    assert copy == source, (
-        "ssl4sar/data/data_manifest.yaml differs from data_manifest.yaml: edit the root file, "
-        "then run `make sync` (or: python tools/sync.py) to copy it into the package"
-    )
+    assert copy == source, ("ssl4sar/data/data_manifest.yaml differs from data_manifest.yaml: edit the root file, "
+                            "then run `make sync` (or: python tools/sync.py) to copy it into the package")
 
 
 def test_shipped_manifest_loads_and_names_every_resource(monkeypatch):
@@ -63,15 +55,8 @@ def test_shipped_manifest_loads_and_names_every_resource(monkeypatch):
     assert caffe.kind == "archive" and caffe.archive_format == "zip" and caffe.filename == "data_raw.zip"
     assert caffe.urls[0] == "https://download.pangaea.de/dataset/940950/files/data_raw.zip"
     assert caffe.doi == "10.1594/PANGAEA.940950" and caffe.license == "CC-BY-4.0"
-    assert {
-        "sar_images/train",
-        "sar_images/test",
-        "zones/train",
-        "zones/test",
-        "fronts/train",
-        "fronts/test",
-        "bounding_boxes",
-    } == set(caffe.layout)
+    assert {"sar_images/train", "sar_images/test", "zones/train", "zones/test", "fronts/train", "fronts/test",
+            "bounding_boxes"} == set(caffe.layout)
     assert 2.8e9 < caffe.expected_size_bytes < 2.9e9
 
     weights = manifest["swinv2-tiny-imagenet"]
@@ -84,11 +69,7 @@ def test_shipped_manifest_loads_and_names_every_resource(monkeypatch):
     assert "could not be confirmed" in unlabeled.note
 
     demo = manifest["synthetic-demo"]
-    assert (demo.kind, demo.generator, demo.preset) == (
-        "generated",
-        "ssl4sar.data.synthetic.generate",
-        "demo",
-    )
+    assert (demo.kind, demo.generator, demo.preset) == ("generated", "ssl4sar.data.synthetic.generate", "demo")
 
     for resource in manifest:
         if resource.kind == "generated":
@@ -109,22 +90,19 @@ def test_manifest_path_from_environment(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------- schema errors
 
 
-@pytest.mark.parametrize(
-    ("fields", "needle"),
-    [
-        ({"kind": "zip"}, "entry 'weights', field 'kind'"),
-        ({"sha256": "xyz"}, "entry 'weights', field 'sha256': expected 64 hexadecimal"),
-        ({"sah256": "a" * 64}, "entry 'weights', field 'sah256': unknown field"),
-        ({"path": "../outside"}, "entry 'weights', field 'path': must be relative"),
-        ({"path": "/abs/w.pth"}, "entry 'weights', field 'path'"),
-        ({"urls": ["ftp://example.org/w.pth"]}, "entry 'weights', field 'urls': expected http(s)"),
-        ({"urls": [], "landing_page": ...}, "entry 'weights', field 'urls': empty"),
-        ({"size_bytes": -5}, "entry 'weights', field 'size_bytes': expected a positive integer"),
-        ({"sha256": None}, "entry 'weights', field 'sha256': null needs a 'note'"),
-        ({"license": ...}, "entry 'weights', field 'license': required"),
-        ({"path": ...}, "entry 'weights', field 'path': required"),
-    ],
-)
+@pytest.mark.parametrize(("fields", "needle"), [
+    ({"kind": "zip"}, "entry 'weights', field 'kind'"),
+    ({"sha256": "xyz"}, "entry 'weights', field 'sha256': expected 64 hexadecimal"),
+    ({"sah256": "a" * 64}, "entry 'weights', field 'sah256': unknown field"),
+    ({"path": "../outside"}, "entry 'weights', field 'path': must be relative"),
+    ({"path": "/abs/w.pth"}, "entry 'weights', field 'path'"),
+    ({"urls": ["ftp://example.org/w.pth"]}, "entry 'weights', field 'urls': expected http(s)"),
+    ({"urls": [], "landing_page": ...}, "entry 'weights', field 'urls': empty"),
+    ({"size_bytes": -5}, "entry 'weights', field 'size_bytes': expected a positive integer"),
+    ({"sha256": None}, "entry 'weights', field 'sha256': null needs a 'note'"),
+    ({"license": ...}, "entry 'weights', field 'license': required"),
+    ({"path": ...}, "entry 'weights', field 'path': required"),
+])
 def test_schema_errors_name_entry_and_field(fields, needle, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(_doc(**fields)))
@@ -135,15 +113,8 @@ def test_schema_errors_name_entry_and_field(fields, needle, tmp_path):
 
 
 def test_archive_and_generated_schema_errors():
-    archive = {
-        "kind": "archive",
-        "urls": ["https://example.org/a.rar"],
-        "filename": "a.rar",
-        "sha256": "b" * 64,
-        "path": "a",
-        "license": "x",
-        "citation": "y",
-    }
+    archive = {"kind": "archive", "urls": ["https://example.org/a.rar"], "filename": "a.rar", "sha256": "b" * 64,
+               "path": "a", "license": "x", "citation": "y"}
     with pytest.raises(DataError, match="entry 'a', field 'unpack.format'"):
         parse_manifest({"version": 1, "resources": {"a": archive}})
     archive_bad_layout = {**archive, "filename": "a.zip", "unpack": {"layout": ["../up"]}}
@@ -153,9 +124,7 @@ def test_archive_and_generated_schema_errors():
     with pytest.raises(DataError, match="entry 'g', field 'preset'"):
         parse_manifest({"version": 1, "resources": {"g": generated}})
     with pytest.raises(DataError, match="entry 'g', field 'layouts'"):
-        parse_manifest(
-            {"version": 1, "resources": {"g": {**generated, "preset": "demo", "layouts": ["mars"]}}}
-        )
+        parse_manifest({"version": 1, "resources": {"g": {**generated, "preset": "demo", "layouts": ["mars"]}}})
     with pytest.raises(DataError, match="field 'version'"):
         parse_manifest({"version": 2, "resources": {"g": generated}})
     with pytest.raises(DataError, match="no resource named 'nope'"):
@@ -163,15 +132,8 @@ def test_archive_and_generated_schema_errors():
 
 
 def test_archive_format_inferred_from_file_name():
-    entry = {
-        "kind": "archive",
-        "urls": ["https://example.org/x.tgz"],
-        "filename": "x.tgz",
-        "sha256": "c" * 64,
-        "path": "x",
-        "license": "x",
-        "citation": "y",
-    }
+    entry = {"kind": "archive", "urls": ["https://example.org/x.tgz"], "filename": "x.tgz", "sha256": "c" * 64,
+             "path": "x", "license": "x", "citation": "y"}
     assert parse_manifest({"version": 1, "resources": {"x": entry}})["x"].archive_format == "tar.gz"
 
 
@@ -207,9 +169,7 @@ def test_local_path_marker_and_status_for_files(tmp_path):
 
 
 def test_status_of_folders_uses_the_layout(tmp_path):
-    resource = Resource(
-        name="caffe", kind="archive", path="caffe/data_raw", layout=("sar_images/train", "zones")
-    )
+    resource = Resource(name="caffe", kind="archive", path="caffe/data_raw", layout=("sar_images/train", "zones"))
     folder = local_path(resource, tmp_path)
     assert marker_path(resource, tmp_path) == folder / ".complete"
     (folder / "sar_images" / "train").mkdir(parents=True)
@@ -228,16 +188,10 @@ def test_local_path_defaults_to_environment_data_root(tmp_path, monkeypatch):
     assert local_path(resource) == tmp_path / "data" / "synthetic" / "demo"
 
 
-@pytest.mark.parametrize(
-    ("n", "approx", "text"),
-    [
-        (None, False, "?"),
-        (512, False, "512 B"),
-        (136_000, True, "~136 kB"),
-        (2_860_000_000, True, "~2.86 GB"),
-        (115_000_000, False, "115 MB"),
-    ],
-)
+@pytest.mark.parametrize(("n", "approx", "text"), [
+    (None, False, "?"), (512, False, "512 B"), (136_000, True, "~136 kB"), (2_860_000_000, True, "~2.86 GB"),
+    (115_000_000, False, "115 MB"),
+])
 def test_format_size(n, approx, text):
     assert format_size(n, approximate=approx) == text
 
@@ -254,16 +208,10 @@ def test_environment_yml_matches_the_lock_file():
     assert python == "python=3.11" and requires == ">=3.11"
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict))
     assert "-r requirements/lock.txt" in pip_section and "-e ." in pip_section
-    lock = dict(
-        line.split("==") for line in (REPO / "requirements/lock.txt").read_text().split() if "==" in line
-    )
+    lock = dict(line.split("==") for line in (REPO / "requirements/lock.txt").read_text().split() if "==" in line)
     # versions quoted in the explanatory comment must be the locked ones
-    comment = "\n".join(
-        line for line in (REPO / "environment.yml").read_text().splitlines() if line.startswith("#")
-    )
+    comment = "\n".join(line for line in (REPO / "environment.yml").read_text().splitlines() if line.startswith("#"))
     quoted = re.findall(r"\b([a-z][\w-]*) (\d+\.\d+\.\d+)\b", comment)
     assert len(quoted) >= 5
     for name, version in quoted:
-        assert lock.get(name) == version, (
-            f"environment.yml mentions {name} {version}, the lock pins {lock.get(name)}"
-        )
+        assert lock.get(name) == version, f"environment.yml mentions {name} {version}, the lock pins {lock.get(name)}"

@@ -91,39 +91,17 @@ def test_mde_summary_definitions():
     assert s.pooled_mde_m == pytest.approx(pooled.mean(), rel=1e-12)
     assert s.std_m == pytest.approx(pooled.std(), rel=1e-12)
     assert s.picture_normalised_mde_m == pytest.approx(means.mean(), rel=1e-12)
-    assert s.front_length_normalised_mde_m == pytest.approx(
-        (means * lengths).sum() / lengths.sum(), rel=1e-12
-    )
+    assert s.front_length_normalised_mde_m == pytest.approx((means * lengths).sum() / lengths.sum(), rel=1e-12)
     assert (s.missing_fronts, s.images_evaluated, s.n_distances) == (1, 5, pooled.size)
     # the DataFrame route gives the same numbers
     recs = []
     rng = np.random.default_rng(2)
     for i in range(4):
         p, g = random_front(rng), random_front(rng, n=10 + 10 * i)
-        recs.append(
-            {
-                "stem": f"img{i}",
-                "pred_front": p,
-                "gt_front": g,
-                "resolution_m": 10.0 + i,
-                "glacier": "X",
-                "season": "winter",
-                "sensor": "S1",
-                "date": "2020-01-01",
-            }
-        )
-    recs.append(
-        {
-            "stem": "missing",
-            "pred_front": np.zeros((40, 50)),
-            "gt_front": np.ones((40, 50)),
-            "resolution_m": 5.0,
-            "glacier": "X",
-            "season": "winter",
-            "sensor": "S1",
-            "date": "2020-01-01",
-        }
-    )
+        recs.append({"stem": f"img{i}", "pred_front": p, "gt_front": g, "resolution_m": 10.0 + i,
+                     "glacier": "X", "season": "winter", "sensor": "S1", "date": "2020-01-01"})
+    recs.append({"stem": "missing", "pred_front": np.zeros((40, 50)), "gt_front": np.ones((40, 50)),
+                 "resolution_m": 5.0, "glacier": "X", "season": "winter", "sensor": "S1", "date": "2020-01-01"})
     s2 = mde_summary(evaluate_fronts(recs))
     for k in ("pooled_mde_m", "picture_normalised_mde_m", "front_length_normalised_mde_m"):
         assert getattr(s2, k) == pytest.approx(getattr(s, k), rel=1e-10)
@@ -135,36 +113,19 @@ def test_mde_summary_all_missing_is_nan():
     assert math.isnan(s.pooled_mde_m) and s.missing_fronts == 2 and s.images_evaluated == 2
 
 
-@pytest.mark.parametrize(
-    ("glacier", "month", "season"),
-    [
-        ("COL", 1, "winter"),
-        ("COL", 3, "winter"),
-        ("COL", 4, "summer"),
-        ("COL", 8, "summer"),
-        ("JAC", 9, "winter"),
-        ("JAC", 12, "winter"),
-        ("Mapple", 3, "summer"),
-        ("Mapple", 4, "winter"),
-        ("SI", 8, "winter"),
-        ("Crane", 9, "summer"),
-        ("DBE", 11, "summer"),
-    ],
-)
+@pytest.mark.parametrize(("glacier", "month", "season"), [
+    ("COL", 1, "winter"), ("COL", 3, "winter"), ("COL", 4, "summer"), ("COL", 8, "summer"), ("JAC", 9, "winter"),
+    ("JAC", 12, "winter"), ("Mapple", 3, "summer"), ("Mapple", 4, "winter"), ("SI", 8, "winter"),
+    ("Crane", 9, "summer"), ("DBE", 11, "summer"),
+])
 def test_season_rule(glacier, month, season):
     assert season_of(glacier, month) == season
 
 
 def test_stem_metadata_and_sensor_group():
     m = stem_metadata("COL_2011-06-18_TDX_7_1_024")
-    assert m == {
-        "glacier": "COL",
-        "date": "2011-06-18",
-        "sensor": "TDX",
-        "sensor_group": "TSX/TDX",
-        "resolution_m": 7.0,
-        "season": "summer",
-    }
+    assert m == {"glacier": "COL", "date": "2011-06-18", "sensor": "TDX", "sensor_group": "TSX/TDX",
+                 "resolution_m": 7.0, "season": "summer"}
     assert sensor_group("S1") == "S1" and sensor_group("TSX") == "TSX/TDX"
     with pytest.raises(DataError, match="scene42"):
         stem_metadata("scene42")
@@ -205,16 +166,8 @@ def test_breakdown_counts_missing_fronts_in_every_group():
     row = b[b["group_type"] == "all"].iloc[0]
     assert row["images"] == 4 and row["missing_fronts"] == 1
     assert row["mde_m"] == pytest.approx((7 + 14 + 60) / 3)
-    assert set(b["group_type"]) == {
-        "all",
-        "season",
-        "glacier",
-        "sensor",
-        "resolution",
-        "glacier×season",
-        "glacier×sensor",
-        "glacier×resolution",
-    }
+    assert set(b["group_type"]) == {"all", "season", "glacier", "sensor", "resolution", "glacier×season",
+                                    "glacier×sensor", "glacier×resolution"}
     full = breakdown(_demo_table(), all_categories=True)
     glaciers = full[full["group_type"] == "glacier"]
     assert list(glaciers["group_value"]) == list(CAFFE_GLACIERS)
@@ -232,12 +185,8 @@ def test_zone_metrics_absent_zero_matches_torchmetrics():
     pred[0, 0] = 1
     m = zone_metrics(pred, gt, absent="zero")
     tp, tt = torch.from_numpy(pred), torch.from_numpy(gt)
-    for name, cls in (
-        ("precision", torchmetrics.Precision),
-        ("recall", torchmetrics.Recall),
-        ("f1", torchmetrics.F1Score),
-        ("iou", torchmetrics.JaccardIndex),
-    ):
+    for name, cls in (("precision", torchmetrics.Precision), ("recall", torchmetrics.Recall),
+                      ("f1", torchmetrics.F1Score), ("iou", torchmetrics.JaccardIndex)):
         ref = cls(task="multiclass", num_classes=4, average="none")(tp, tt).numpy()
         np.testing.assert_allclose(getattr(m, name), ref, rtol=1e-5, atol=1e-6, err_msg=name)
     assert m.macro()["iou"] == pytest.approx(m.iou.mean())
@@ -279,18 +228,11 @@ def test_write_tables(tmp_path):
     df = _demo_table()
     b = breakdown(df)
     z = zone_metrics(np.array([[0, 1]]), np.array([[0, 1]])).to_frame()
-    paths = write_tables(
-        tmp_path / "out", per_image=df, breakdown_df=b, summary=mde_summary(df), zones=z, prefix="test_"
-    )
-    assert {p.name for p in paths.values()} == {
-        "test_per_image.csv",
-        "test_per_image.json",
-        "test_breakdown.csv",
-        "test_breakdown.json",
-        "test_zone_metrics.csv",
-        "test_zone_metrics.json",
-        "test_summary.json",
-    }
+    paths = write_tables(tmp_path / "out", per_image=df, breakdown_df=b, summary=mde_summary(df), zones=z,
+                         prefix="test_")
+    assert {p.name for p in paths.values()} == {"test_per_image.csv", "test_per_image.json", "test_breakdown.csv",
+                                                "test_breakdown.json", "test_zone_metrics.csv",
+                                                "test_zone_metrics.json", "test_summary.json"}
     back = pd.read_csv(paths["breakdown.csv"])
     assert len(back) == len(b) and "missing_fronts" in back.columns
     summ = json.loads(paths["summary.json"].read_text())

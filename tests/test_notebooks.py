@@ -118,18 +118,11 @@ def _run_alone(chapter: Any, root: Path, **extra: Any) -> Any:
     work.mkdir(parents=True, exist_ok=True)
     book.prepare_synthetic_data(work, "smoke", 0)
     book.write_build_info(work, "smoke", 0)
-    params = {
-        **book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0),
-        **extra,
-    }
-    return book.execute_chapter(
-        chapter,
-        root / "executed" / f"{chapter.name}.ipynb",
-        params,
-        kernel_name=book.ensure_kernel(),
-        failed_dir=root / "failed",
-        cell_timeout_s=CELL_TIMEOUT_S,
-    )
+    params = {**book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0),
+              **extra}
+    return book.execute_chapter(chapter, root / "executed" / f"{chapter.name}.ipynb", params,
+                                kernel_name=book.ensure_kernel(), failed_dir=root / "failed",
+                                cell_timeout_s=CELL_TIMEOUT_S)
 
 
 @pytest.mark.notebooks
@@ -274,12 +267,8 @@ def test_toc_lists_intro_chapters_then_appendix() -> None:
     toc = yaml.safe_load(book.render_toc(["01_data", "02_pretrain"]))
     assert toc["format"] == "jb-book" and toc["root"] == "intro"
     assert [e["file"] for e in toc["parts"][0]["chapters"]] == ["chapters/01_data", "chapters/02_pretrain"]
-    assert [e["file"] for e in toc["parts"][1]["chapters"]] == [
-        "differences",
-        "reference-implementation",
-        "running",
-        "references",
-    ]
+    assert [e["file"] for e in toc["parts"][1]["chapters"]] == ["differences", "reference-implementation", "running",
+                                                                "references"]
     empty = yaml.safe_load(book.render_toc([]))
     assert len(empty["parts"]) == 1 and empty["parts"][0]["caption"] == "About this book"
 
@@ -392,29 +381,20 @@ def test_run_chapters_executes_in_order_with_the_build_parameters(tmp_path: Path
 def test_kernel_output_shows_no_tqdm_widget_warning_with_an_absolute_path(tmp_path: Path) -> None:
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    write_notebook(
-        nb_dir,
-        "01_bars",
-        """\
+    write_notebook(nb_dir, "01_bars", """\
         # %%
         from tqdm.auto import tqdm
         print(sum(tqdm(range(5), disable=True)))
-        """,
-    )
+        """)
     work = tmp_path / "work"
     work.mkdir()
     params = book.notebook_parameters(preset="smoke", work_dir=work, data_dir=None, ssl4sar_dir=None, seed=0)
-    [result] = book.run_chapters(
-        book.discover_notebooks(nb_dir),
-        output_dir=tmp_path / "out",
-        parameters=params,
-        kernel_name=book.ensure_kernel(),
-        failed_dir=tmp_path / "failed",
-    )
+    [result] = book.run_chapters(book.discover_notebooks(nb_dir), output_dir=tmp_path / "out", parameters=params,
+                                 kernel_name=book.ensure_kernel(), failed_dir=tmp_path / "failed")
     assert result.status == "ok", result.error
     executed = json.loads((tmp_path / "out" / "01_bars.ipynb").read_text())
     shown = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
-    assert shown == "10\n"  # before: a TqdmWarning "IProgress not found" naming …/site-packages/tqdm/auto.py
+    assert shown == "10\n"   # before: a TqdmWarning "IProgress not found" naming …/site-packages/tqdm/auto.py
 
 
 def test_failing_chapter_stops_the_run_and_names_the_cell(tmp_path: Path) -> None:

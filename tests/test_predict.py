@@ -46,13 +46,8 @@ class BrightnessRule(torch.nn.Module):
     pixels of its window, like a real network's context).
     """
 
-    def __init__(
-        self,
-        context_size: int = 32,
-        position_bias: float = 0.0,
-        width: float = 0.12,
-        context_weight: float = 0.0,
-    ) -> None:
+    def __init__(self, context_size: int = 32, position_bias: float = 0.0, width: float = 0.12,
+                 context_weight: float = 0.0) -> None:
         super().__init__()
         self.img_size = context_size
         self.num_classes = 4
@@ -64,7 +59,7 @@ class BrightnessRule(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         x = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).median(dim=1).values.view(b, 1, h, w)
-        logits = -(((x - self.levels) / self.width) ** 2)
+        logits = -((x - self.levels) / self.width) ** 2
         logits[:, 0] -= 50.0
         if self.context_weight:
             logits[:, 2] += self.context_weight * x.mean(dim=(1, 2, 3)).view(b, 1, 1)
@@ -94,15 +89,8 @@ def straight_front_zones(h: int = 70, w: int = 90, front_col: int = 40) -> np.nd
 
 def write_tif(path: Path, arr: np.ndarray, crs=UTM22, transform=T20, nodata=None, tags=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff",
-        "height": arr.shape[0],
-        "width": arr.shape[1],
-        "count": 1,
-        "dtype": arr.dtype.name,
-        "crs": crs,
-        "transform": transform,
-    }
+    profile = {"driver": "GTiff", "height": arr.shape[0], "width": arr.shape[1], "count": 1,
+               "dtype": arr.dtype.name, "crs": crs, "transform": transform}
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as ds:
@@ -122,23 +110,18 @@ def wavy_zones(h: int, w: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------------------
 
-
 def test_front_of_a_utm_scene_lies_on_the_true_front(tmp_path):
     front_col = 40
     img = scene_image(straight_front_zones(front_col=front_col))
     path = write_tif(tmp_path / "JAC_2019-01-05_S1_20_1_025.tif", img)
-    res = predict_scene(
-        BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, to_wgs84=True
-    )
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, to_wgs84=True)
     # the glacier/ocean boundary is the pixel edge x = X0 + 40 · 20 m; front pixels (ocean) have centres 10 m east
     x_true = X0 + front_col * RES
     fc = geo.read_geojson(res.outputs["front"])
     assert fc.crs == geo.as_crs(UTM22)
     xy = shapely.get_coordinates(fc.features[0].geometry)
     assert np.all(np.abs(xy[:, 0] - x_true) <= RES)
-    assert xy[:, 1].max() == pytest.approx(Y0 - 0.5 * RES) and xy[:, 1].min() == pytest.approx(
-        Y0 - 69.5 * RES
-    )
+    assert xy[:, 1].max() == pytest.approx(Y0 - 0.5 * RES) and xy[:, 1].min() == pytest.approx(Y0 - 69.5 * RES)
     props = fc.features[0].properties
     assert props["scene"] == "JAC_2019-01-05_S1_20_1_025" and props["date"] == "2019-01-05"
     assert props["sensor"] == "S1" and props["glacier"] == "JAC"
@@ -153,12 +136,8 @@ def test_front_of_a_utm_scene_lies_on_the_true_front(tmp_path):
     back = geo.reproject_geometry(ll, 4326, UTM22)
     assert back.hausdorff_distance(fc.features[0].geometry) < 1e-3
     # raster outputs: the scene's CRS and transform, documented encodings
-    for key, count, dtype in (
-        ("zones", 1, "uint8"),
-        ("probabilities", 4, "float32"),
-        ("uncertainty", 4, "float32"),
-        ("front_mask", 1, "uint8"),
-    ):
+    for key, count, dtype in (("zones", 1, "uint8"), ("probabilities", 4, "float32"), ("uncertainty", 4, "float32"),
+                              ("front_mask", 1, "uint8")):
         with rasterio.open(res.outputs[key]) as ds:
             assert ds.crs.to_epsg() == 32622 and ds.transform == T20, key
             assert ds.count == count and ds.dtypes[0] == dtype, key
@@ -185,16 +164,8 @@ def test_whole_scene_equals_the_library_ensemble_with_tta(tmp_path):
     img = scene_image(wavy_zones(61, 75), seed=3)
     path = write_tif(tmp_path / "scene.tif", img)
     models = [BrightnessRule(32, position_bias=1.5), BrightnessRule(32, position_bias=-0.8, width=0.15)]
-    whole = predict_scene(
-        models,
-        path,
-        tmp_path / "whole",
-        rotations=(0, 1, 2, 3),
-        flips=True,
-        stride=16,
-        min_front_length_m=100,
-        overlay=False,
-    )
+    whole = predict_scene(models, path, tmp_path / "whole", rotations=(0, 1, 2, 3), flips=True, stride=16,
+                          min_front_length_m=100, overlay=False)
     assert whole.n_maps == 16
     ref = predict_probabilities(models, img, rotations=(0, 1, 2, 3), flips=True, context_size=32, stride=16)
     np.testing.assert_array_equal(_read(whole.outputs["probabilities"]), ref.mean)
@@ -227,15 +198,8 @@ def test_tiles_give_the_whole_scene_result(tmp_path):
 def test_resampling_to_a_target_spacing_returns_to_the_scene_grid(tmp_path):
     img = scene_image(straight_front_zones(h=90, w=90, front_col=45), noise=8.0)
     path = write_tif(tmp_path / "s.tif", img)
-    res = predict_scene(
-        BrightnessRule(),
-        path,
-        tmp_path / "out",
-        resolution_m=30.0,
-        stride=8,
-        min_front_length_m=200,
-        overlay=False,
-    )
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", resolution_m=30.0, stride=8,
+                        min_front_length_m=200, overlay=False)
     assert res.model_shape == (60, 60) and res.shape == (90, 90)
     with rasterio.open(res.outputs["zones"]) as ds:
         assert ds.transform == T20 and ds.shape == (90, 90)
@@ -244,16 +208,8 @@ def test_resampling_to_a_target_spacing_returns_to_the_scene_grid(tmp_path):
     xy = shapely.get_coordinates(res.geometry)
     assert np.all(np.abs(xy[:, 0] - (X0 + 45 * RES)) <= 1.5 * RES)  # within 1 px of a 30 m model grid
     # tiled resampled run = whole resampled run
-    tiled = predict_scene(
-        BrightnessRule(),
-        path,
-        tmp_path / "tiled",
-        resolution_m=30.0,
-        stride=8,
-        tile_size=16,
-        min_front_length_m=200,
-        overlay=False,
-    )
+    tiled = predict_scene(BrightnessRule(), path, tmp_path / "tiled", resolution_m=30.0, stride=8, tile_size=16,
+                          min_front_length_m=200, overlay=False)
     for key in ("probabilities", "zones"):
         np.testing.assert_array_equal(_read(res.outputs[key]), _read(tiled.outputs[key]))
 
@@ -263,35 +219,20 @@ def test_to_model_input_scaling_and_nodata():
     out = to_model_input(v, -9999.0, (-25.0, 0.0))
     np.testing.assert_array_equal(out, [[1, 255, 128, 0, 0, 255, 1]])
     u = np.array([[0, 7, 255, 200]], dtype=np.uint8)
-    np.testing.assert_array_equal(to_model_input(u, None, None), u)  # 0 = no data already
+    np.testing.assert_array_equal(to_model_input(u, None, None), u)            # 0 = no data already
     np.testing.assert_array_equal(to_model_input(u, 255.0, None), [[1, 7, 0, 200]])  # another no-data value
 
 
 def test_float_scene_with_value_range_matches_the_uint8_scene(tmp_path):
     zones = straight_front_zones()
     img = scene_image(zones)
-    db = (
-        img.astype(np.float32) - 1.0
-    ) / 254.0 * 25.0 - 25.0  # exact inverse of the 1..255 stretch of [-25, 0]
+    db = (img.astype(np.float32) - 1.0) / 254.0 * 25.0 - 25.0  # exact inverse of the 1..255 stretch of [-25, 0]
     db[:3, :5] = -9999.0
     img[:3, :5] = 0
-    a = predict_scene(
-        BrightnessRule(),
-        write_tif(tmp_path / "u8.tif", img),
-        tmp_path / "a",
-        stride=8,
-        min_front_length_m=200,
-        overlay=False,
-    )
-    b = predict_scene(
-        BrightnessRule(),
-        write_tif(tmp_path / "f32.tif", db, nodata=-9999.0),
-        tmp_path / "b",
-        stride=8,
-        min_front_length_m=200,
-        overlay=False,
-        value_range=(-25.0, 0.0),
-    )
+    a = predict_scene(BrightnessRule(), write_tif(tmp_path / "u8.tif", img), tmp_path / "a", stride=8,
+                      min_front_length_m=200, overlay=False)
+    b = predict_scene(BrightnessRule(), write_tif(tmp_path / "f32.tif", db, nodata=-9999.0), tmp_path / "b",
+                      stride=8, min_front_length_m=200, overlay=False, value_range=(-25.0, 0.0))
     with rasterio.open(a.outputs["probabilities"]) as pa, rasterio.open(b.outputs["probabilities"]) as pb:
         np.testing.assert_array_equal(pa.read(), pb.read())
     with rasterio.open(b.outputs["zones"]) as ds:
@@ -309,17 +250,9 @@ def test_float_scene_with_value_range_matches_the_uint8_scene(tmp_path):
 def test_uint8_probabilities_and_member_fronts(tmp_path):
     img = scene_image(wavy_zones(64, 64), seed=5)
     path = write_tif(tmp_path / "S1A_IW_GRDH_1SDH_20190105T101010_x.tif", img)
-    res = predict_scene(
-        [BrightnessRule(position_bias=2.0), BrightnessRule(width=0.2)],
-        path,
-        tmp_path / "o",
-        rotations=(0, 2),
-        stride=8,
-        min_front_length_m=100,
-        overlay=False,
-        probability_dtype="uint8",
-        member_fronts=True,
-    )
+    res = predict_scene([BrightnessRule(position_bias=2.0), BrightnessRule(width=0.2)], path, tmp_path / "o",
+                        rotations=(0, 2), stride=8, min_front_length_m=100, overlay=False,
+                        probability_dtype="uint8", member_fronts=True)
     assert res.date.isoformat() == "2019-01-05" and res.sensor == "S1"
     with rasterio.open(res.outputs["probabilities"]) as ds:
         assert ds.dtypes[0] == "uint8" and ds.scales == (1 / 255,) * 4
@@ -327,12 +260,8 @@ def test_uint8_probabilities_and_member_fronts(tmp_path):
     np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=4 / 255)
     members = geo.read_geojson(res.outputs["front_members"])
     assert [f.properties["member"] for f in members.features] == [0, 1, 2, 3]
-    assert [(f.properties["model"], f.properties["rotation"]) for f in members.features] == [
-        (0, 0),
-        (0, 2),
-        (1, 0),
-        (1, 2),
-    ]
+    assert [(f.properties["model"], f.properties["rotation"]) for f in members.features] == \
+        [(0, 0), (0, 2), (1, 0), (1, 2)]
     assert all(f.properties["n_pixels"] > 0 for f in members.features)
 
 
@@ -351,14 +280,8 @@ def test_bad_scenes_are_skipped_and_reported(tmp_path):
     corrupt = tmp_path / "in" / "corrupt.tif"
     corrupt.write_bytes(b"II*\x00 this is not a tiff")
     missing = tmp_path / "in" / "missing.tif"
-    run = predict_scenes(
-        BrightnessRule(),
-        [good, nocrs, empty, corrupt, missing],
-        tmp_path / "out",
-        stride=8,
-        min_front_length_m=200,
-        overlay=False,
-    )
+    run = predict_scenes(BrightnessRule(), [good, nocrs, empty, corrupt, missing], tmp_path / "out", stride=8,
+                         min_front_length_m=200, overlay=False)
     assert [r.stem for r in run.results] == ["good"]
     reasons = {p.name: r for p, r in run.skipped}
     assert set(reasons) == {"nocrs.tif", "empty.tif", "corrupt.tif", "missing.tif"}
@@ -375,16 +298,8 @@ def test_bad_scenes_are_skipped_and_reported(tmp_path):
     # the same scene without CRS is accepted on request: pixel coordinates
     with pytest.raises(DataError, match="pixel spacing unknown"):
         predict_scene(BrightnessRule(), nocrs, tmp_path / "px", allow_no_crs=True)
-    res = predict_scene(
-        BrightnessRule(),
-        nocrs,
-        tmp_path / "px",
-        allow_no_crs=True,
-        pixel_size_m=20.0,
-        stride=8,
-        min_front_length_m=200,
-        overlay=False,
-    )
+    res = predict_scene(BrightnessRule(), nocrs, tmp_path / "px", allow_no_crs=True, pixel_size_m=20.0, stride=8,
+                        min_front_length_m=200, overlay=False)
     obj = json.loads(res.outputs["front"].read_text())
     assert obj["coordinate_system"] == "pixel" and "crs" not in obj
     xy = shapely.get_coordinates(geo.read_geojson(res.outputs["front"]).features[0].geometry)
@@ -395,9 +310,7 @@ def test_bad_scenes_are_skipped_and_reported(tmp_path):
 def test_caffe_png_is_accepted_with_the_stem_resolution(tmp_path):
     path = tmp_path / "Mapple_2018-06-11_S1_20_2_009.png"
     Image.fromarray(scene_image(straight_front_zones(h=50, w=60, front_col=25)), mode="L").save(path)
-    res = predict_scene(
-        BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, overlay=False
-    )
+    res = predict_scene(BrightnessRule(), path, tmp_path / "out", stride=8, min_front_length_m=200, overlay=False)
     assert res.crs is None and res.resolution_m == 20.0 and res.glacier == "Mapple"
     xy = shapely.get_coordinates(res.geometry)
     np.testing.assert_allclose(xy[:, 0], 25.5)
@@ -406,7 +319,6 @@ def test_caffe_png_is_accepted_with_the_stem_resolution(tmp_path):
 
 # --------------------------------------------------------------------------------------------------------------
 # real patches and the command line (smoke-preset TYRION with random weights)
-
 
 @pytest.fixture(scope="module")
 def smoke_checkpoint(tmp_path_factory):
@@ -428,23 +340,8 @@ def test_real_patch_through_the_cli(real_samples_dir, smoke_checkpoint, tmp_path
         crs, transform, shape = ds.crs, ds.transform, ds.shape
     out = tmp_path / "out"
     # 512 px at 6-6.7 m read at 48 m → a 64-70 px model grid (one smoke window), back on the 512 px grid
-    rc = main(
-        [
-            "predict",
-            "--checkpoint",
-            str(smoke_checkpoint),
-            str(img),
-            "--out",
-            str(out),
-            "--resolution-m",
-            "48",
-            "--to-wgs84",
-            "--device",
-            "cpu",
-            "--min-front-length-m",
-            "300",
-        ]
-    )
+    rc = main(["predict", "--checkpoint", str(smoke_checkpoint), str(img), "--out", str(out),
+               "--resolution-m", "48", "--to-wgs84", "--device", "cpu", "--min-front-length-m", "300"])
     assert rc == 0
     for key in ("zones", "probabilities", "uncertainty", "front"):
         with rasterio.open(out / f"{img.stem}_{key}.tif") as ds:
@@ -456,9 +353,7 @@ def test_real_patch_through_the_cli(real_samples_dir, smoke_checkpoint, tmp_path
     if geom is not None:  # a random network may or may not produce a front; when it does it lies in the patch
         x, y = shapely.get_coordinates(geom).T
         left, top = transform.c, transform.f
-        assert np.all(
-            (x >= left) & (x <= left + 512 * transform.a) & (y <= top) & (y >= top + 512 * transform.e)
-        )
+        assert np.all((x >= left) & (x <= left + 512 * transform.a) & (y <= top) & (y >= top + 512 * transform.e))
     assert (out / "skipped.csv").read_text().strip() == "scene,reason"
 
 
@@ -467,20 +362,7 @@ def test_cli_exit_code_counts_failed_scenes(smoke_checkpoint, tmp_path):
 
     good = write_tif(tmp_path / "good.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20)))
     nocrs = write_tif(tmp_path / "nocrs.tif", scene_image(straight_front_zones(h=48, w=48)), crs=None)
-    rc = main(
-        [
-            "predict",
-            "--checkpoint",
-            str(smoke_checkpoint),
-            str(good),
-            str(nocrs),
-            str(tmp_path / "nope.tif"),
-            "--out",
-            str(tmp_path / "out"),
-            "--no-overlay",
-            "--stride",
-            "32",
-        ]
-    )
+    rc = main(["predict", "--checkpoint", str(smoke_checkpoint), str(good), str(nocrs), str(tmp_path / "nope.tif"),
+               "--out", str(tmp_path / "out"), "--no-overlay", "--stride", "32"])
     assert rc == 2
     assert (tmp_path / "out" / "good_zones.tif").is_file()

@@ -63,10 +63,7 @@ def test_settings_come_from_the_preset(cfg: dict) -> None:
     assert sgd.defaults["momentum"] == pre["momentum"] and sgd.defaults["weight_decay"] == pre["weight_decay"]
     assert isinstance(sched["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert sched["monitor"] == "val/loss" and sched["interval"] == "epoch"
-    assert (
-        sched["scheduler"].factor == pre["plateau_factor"]
-        and sched["scheduler"].patience == pre["plateau_patience"]
-    )
+    assert sched["scheduler"].factor == pre["plateau_factor"] and sched["scheduler"].patience == pre["plateau_patience"]
     # the segmentation head is frozen (not part of the task graph) and so is the zero mask token
     assert not any(p.requires_grad for p in sim.model.head.parameters())
     assert "mask_token" not in dict(sim.named_parameters()) and torch.count_nonzero(sim.mask_token) == 0
@@ -78,7 +75,7 @@ def test_settings_come_from_the_preset(cfg: dict) -> None:
 def test_head_sizes_match_the_reference_for_the_paper_model() -> None:
     """Spec §4.6: the pretraining heads add 26 915 (OptSimMIM) and 1 358 (OptTranslator) parameters."""
     paper = load_preset("paper")
-    small = {**paper["model"], "depths": [1, 1, 1, 1]}  # heads only depend on embed_dim and patch_size
+    small = {**paper["model"], "depths": [1, 1, 1, 1]}   # heads only depend on embed_dim and patch_size
     for cls, expected in ((OptSimMIM, 26915), (OptTranslator, 1358)):
         module = cls(small, **{k: v for k, v in method_settings(paper, cls.method).items() if k != "lr"})
         n = sum(p.numel() for name, p in module.named_parameters() if not name.startswith("model."))
@@ -98,7 +95,7 @@ def test_masking_replaces_embedded_tokens_with_zeros(cfg: dict, batch: dict) -> 
         seen["tokens"] = tokens.detach().clone()
         return original(tokens)
 
-    module.model.encode = spy  # type: ignore[method-assign]
+    module.model.encode = spy   # type: ignore[method-assign]
     with torch.no_grad():
         pred = module(batch["sar"], idx)
         embedded = module.model.embed(batch["sar"])
@@ -126,9 +123,7 @@ def test_optsimmim_loss_is_l1_on_masked_tokens_only(cfg: dict, batch: dict) -> N
 
 
 @pytest.mark.parametrize("cls, min_gain", [(OptSimMIM, 0.01), (OptTranslator, 0.2)])
-def test_losses_finite_and_decreasing_on_a_fixed_batch(
-    cfg: dict, batch: dict, cls: type, min_gain: float
-) -> None:
+def test_losses_finite_and_decreasing_on_a_fixed_batch(cfg: dict, batch: dict, cls: type, min_gain: float) -> None:
     torch.manual_seed(0)
     module = cls.from_config(cfg)
     opt = module.configure_optimizers()["optimizer"]
@@ -168,9 +163,7 @@ def test_reconstruction_figure(cfg: dict, batch: dict) -> None:
     rec = module.reconstruct(batch["sar"], generator=torch.Generator().manual_seed(2))
     mask = rec["mask"]
     assert mask.shape == (4, 64, 64) and abs(float(mask.float().mean()) - 0.3) < 0.02
-    assert (
-        torch.count_nonzero(rec["prediction"][:, :, ~mask[0]][0]) == 0
-    )  # nothing predicted on visible tokens
+    assert torch.count_nonzero(rec["prediction"][:, :, ~mask[0]][0]) == 0   # nothing predicted on visible tokens
     fig = plot_pretrain_batch(batch["sar"], batch["optical"], rec["prediction"], mask, index=0)
     masked_panel = np.asarray(fig.axes[1].images[0].get_array())
     m = mask[0].numpy()
@@ -178,13 +171,8 @@ def test_reconstruction_figure(cfg: dict, batch: dict) -> None:
     assert np.allclose(masked_panel[~m], batch["sar"][0, 0].numpy()[~m])
     titles = [a.get_title() for a in fig.axes]
     assert "true RGB (B4/B3/B2)" in titles and "B11 predicted" in titles and "SCL true" in titles
-    fig2 = plot_pretrain_batch(
-        batch["sar"],
-        batch["optical"],
-        OptTranslator.from_config(cfg).reconstruct(batch["sar"])["prediction"],
-        None,
-        index=1,
-    )
+    fig2 = plot_pretrain_batch(batch["sar"], batch["optical"], OptTranslator.from_config(cfg).reconstruct(
+        batch["sar"])["prediction"], None, index=1)
     assert "input (no masking)" in [a.get_title() for a in fig2.axes]
 
 
@@ -193,30 +181,19 @@ def test_reconstruction_figure(cfg: dict, batch: dict) -> None:
 def test_pretrain_checkpoint_initialises_finetuning(cfg: dict, ssl4sar_data: Path, tmp_path: Path) -> None:
     from ssl4sar.finetune import SegmentationModule, initialise_model
 
-    small = merge(cfg, {"pretrain.samples_per_epoch": 8})  # two optimiser steps
+    small = merge(cfg, {"pretrain.samples_per_epoch": 8})   # two optimiser steps
     for method in ("optsimmim", "opttranslator"):
         out = tmp_path / method
-        result = pretrain(
-            method,
-            small,
-            ssl4sar_data,
-            out,
-            max_epochs=1,
-            progress=False,
-            init="scratch",
-            trainer_kwargs={"num_sanity_val_steps": 0},
-        )
+        result = pretrain(method, small, ssl4sar_data, out, max_epochs=1, progress=False, init="scratch",
+                          trainer_kwargs={"num_sanity_val_steps": 0})
         assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
         assert result.last_checkpoint is not None and result.best_val_loss is not None
         assert np.isfinite(result.best_val_loss) and result.epochs == 1
         state = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
         heads = {k for k in state if not k.startswith("model.")}
-        assert heads and all(
-            k.split(".")[0]
-            in ("mask_token", "last_model_decoder_layer", "patch_embed_after_decoder", "token_head")
-            for k in heads
-        )
-        network = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+        assert heads and all(k.split(".")[0] in ("mask_token", "last_model_decoder_layer",
+                                                 "patch_embed_after_decoder", "token_head") for k in heads)
+        network = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
         # load_model: every encoder and decoder weight, the heads dropped
         loaded = load_model(result.best_checkpoint)
         assert set(loaded.state_dict()) == set(network)
@@ -237,33 +214,19 @@ def test_pretrain_checkpoint_initialises_finetuning(cfg: dict, ssl4sar_data: Pat
 
 
 @pytest.mark.slow
-def test_cli_pretrain_and_resume(
-    ssl4sar_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_cli_pretrain_and_resume(ssl4sar_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from ssl4sar.cli import main
     from ssl4sar.training import read_metrics_csv
 
     out = tmp_path / "run"
-    args = [
-        "pretrain",
-        "--method",
-        "optsimmim",
-        "--preset",
-        "smoke",
-        "--ssl4sar",
-        str(ssl4sar_data),
-        "--out",
-        str(out),
-        "--init",
-        "scratch",
-        "--no-progress",
-    ]
+    args = ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(ssl4sar_data), "--out",
+            str(out), "--init", "scratch", "--no-progress"]
     assert main([*args, "--max-epochs", "1"]) == 0
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "pretrained.pt").is_file()
     first = read_metrics_csv(out / "logs" / "metrics.csv").dropna(subset=["val/loss"])
     assert first["epoch"].astype(int).tolist() == [0]
     steps_per_epoch = int(first["step"].iloc[0]) + 1
-    assert main([*args, "--max-epochs", "2"]) == 0  # resumes from last.ckpt for the second epoch only
+    assert main([*args, "--max-epochs", "2"]) == 0   # resumes from last.ckpt for the second epoch only
     run = yaml.safe_load((out / "config.yaml").read_text())["run"]
     assert run["resumed_from"] == str(out / "checkpoints" / "last.ckpt")
     # the resumed run appends to metrics.csv (issue 17: Lightning's CSV logger used to start it afresh)
@@ -276,23 +239,8 @@ def test_cli_pretrain_and_resume(
         assert main([*args, "--max-epochs", "2"]) == 0
     assert "nothing left to train" in caplog.text
     # bad input: a one-line error and exit status 1
-    assert (
-        main(
-            [
-                "pretrain",
-                "--method",
-                "opttranslator",
-                "--preset",
-                "smoke",
-                "--ssl4sar",
-                str(tmp_path / "missing"),
-                "--out",
-                str(tmp_path / "x"),
-                "--no-progress",
-            ]
-        )
-        == 1
-    )
+    assert main(["pretrain", "--method", "opttranslator", "--preset", "smoke", "--ssl4sar",
+                 str(tmp_path / "missing"), "--out", str(tmp_path / "x"), "--no-progress"]) == 1
 
 
 def test_pretrain_rejects_unknown_method_and_missing_data(cfg: dict, tmp_path: Path) -> None:
@@ -307,36 +255,10 @@ def test_parser_accepts_documented_arguments() -> None:
 
     parser = argparse.ArgumentParser()
     configure(parser)
-    ns = parser.parse_args(
-        [
-            "--method",
-            "opttranslator",
-            "--preset",
-            "demo",
-            "--ssl4sar",
-            "d",
-            "--out",
-            "o",
-            "--init",
-            "imagenet",
-            "--max-epochs",
-            "3",
-            "--seed",
-            "7",
-            "--devices",
-            "2",
-        ]
-    )
+    ns = parser.parse_args(["--method", "opttranslator", "--preset", "demo", "--ssl4sar", "d", "--out", "o",
+                            "--init", "imagenet", "--max-epochs", "3", "--seed", "7", "--devices", "2"])
     assert (ns.method, ns.preset, ns.data, ns.out, ns.init, ns.max_epochs, ns.seed, ns.devices) == (
-        "opttranslator",
-        "demo",
-        Path("d"),
-        Path("o"),
-        "imagenet",
-        3,
-        7,
-        "2",
-    )
+        "opttranslator", "demo", Path("d"), Path("o"), "imagenet", 3, 7, "2")
 
 
 def test_mean_predictor_baseline(cfg: dict, batch: dict) -> None:

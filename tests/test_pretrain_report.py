@@ -15,10 +15,7 @@ def test_recipe_table_per_method() -> None:
     sim = pretrain_report.recipe_table("optsimmim", demo, paper, 12, "scratch")
     assert sim.loc["tokens per crop (masked)", "paper"] == "16384 (4916, 30 %)"  # 512 px, 4 px tokens, 30 %
     assert sim.loc["values predicted per masked token", "paper"] == 224
-    assert (
-        sim.loc["epochs", "this run (demo)"] == 12
-        and sim.loc["initial weights", "this run (demo)"] == "scratch"
-    )
+    assert sim.loc["epochs", "this run (demo)"] == 12 and sim.loc["initial weights", "this run (demo)"] == "scratch"
     tr = pretrain_report.recipe_table("opttranslator", demo, paper, 12, "scratch")
     assert tr.loc["targets per crop (pixels × bands)", "paper"] == "262144 × 14"
     assert "tokens per crop (masked)" not in tr.index

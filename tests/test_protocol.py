@@ -23,9 +23,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_synthetic_data_is_the_same_for_any_number_of_workers(tmp_path: Path) -> None:
     generate(tmp_path / "one", preset="smoke", seed=3, layouts=("caffe", "ssl4sar"), progress=False)
-    generate(
-        tmp_path / "two", preset="smoke", seed=3, layouts=("caffe", "ssl4sar"), progress=False, workers=2
-    )
+    generate(tmp_path / "two", preset="smoke", seed=3, layouts=("caffe", "ssl4sar"), progress=False, workers=2)
     one, two = _tree(tmp_path / "one"), _tree(tmp_path / "two")
     assert len(one) > 20 and any(k.endswith(".tif") for k in one) and any(k.endswith(".png") for k in one)
     assert one.keys() == two.keys()
@@ -35,9 +33,7 @@ def test_synthetic_data_is_the_same_for_any_number_of_workers(tmp_path: Path) ->
 def test_gpu_preset_trains_the_paper_network_with_five_seeds() -> None:
     gpu, paper, demo = load_preset("gpu"), load_preset("paper"), load_preset("demo")
     assert gpu["model"] == paper["model"]
-    assert (
-        gpu["data"]["context_size"] == paper["data"]["context_size"] == gpu["pretrain"]["context_size"] == 512
-    )
+    assert gpu["data"]["context_size"] == paper["data"]["context_size"] == gpu["pretrain"]["context_size"] == 512
     assert (gpu["inference"]["stride"], gpu["inference"]["gaussian_sigma"]) == (128, 32.0)
     assert gpu["finetune"]["seeds"] == 5
     # the demo's easier synthetic data, at least 10 unlabeled scenes per labelled one, >= 32 test scenes
@@ -59,18 +55,13 @@ def test_existing_synthetic_data_is_reused_and_another_preset_regenerates(tmp_pa
 
 @pytest.mark.slow
 def test_protocol_runs_pretraining_seeds_tests_and_ensembles(tmp_path: Path) -> None:
-    record = run_protocol(
-        "smoke", tmp_path, device="cpu", inits=("scratch", "optsimmim"), seeds=2, workers=1, threads=1
-    )
+    record = run_protocol("smoke", tmp_path, device="cpu", inits=("scratch", "optsimmim"), seeds=2, workers=1,
+                          threads=1)
     layout = WorkLayout(tmp_path)
     runs = pd.read_csv(layout.finetune_runs_csv)
     assert list(runs.columns) == list(RUN_COLUMNS)
-    assert list(zip(runs["init"], runs["seed"], strict=True)) == [
-        ("scratch", 0),
-        ("scratch", 1),
-        ("optsimmim", 0),
-        ("optsimmim", 1),
-    ]
+    assert list(zip(runs["init"], runs["seed"], strict=True)) == [("scratch", 0), ("scratch", 1),
+                                                                 ("optsimmim", 0), ("optsimmim", 1)]
     assert (runs["test_images"] == load_preset("smoke")["synthetic"]["n_test"]).all()
     summary = pd.read_csv(layout.evaluate_summary_csv)
     assert list(summary.columns) == list(SUMMARY_COLUMNS)

@@ -37,7 +37,7 @@ def test_enl_of_pure_speckle_matches_theory(looks):
     sig = np.full((210, 210), -10.0, dtype=np.float32)
     img = speckle_and_quantise(np.random.default_rng(1), sig, looks)
     mask = np.full(img.shape, 2, dtype=np.uint8)
-    assert (img == 255).mean() == 0  # no clipping at this level
+    assert (img == 255).mean() == 0     # no clipping at this level
     every = realism.equivalent_number_of_looks(img, mask, 2, homogeneous_quantile=1.0)
     assert every == pytest.approx(_amplitude_enl(looks), rel=0.08)
 
@@ -45,7 +45,7 @@ def test_enl_of_pure_speckle_matches_theory(looks):
 def test_enl_ignores_texture_by_picking_homogeneous_windows():
     rng = np.random.default_rng(2)
     sig = np.full((210, 210), -18.0, dtype=np.float32)
-    sig[:, 56:] += 7.0 * (np.arange(154) % 4 < 2)[None, :]  # 3/4 of the image: stripes finer than a window
+    sig[:, 56:] += 7.0 * (np.arange(154) % 4 < 2)[None, :]      # 3/4 of the image: stripes finer than a window
     img = speckle_and_quantise(rng, sig, 2.0)
     assert (img == 255).mean() < 1e-3
     mask = np.full(img.shape, 2, dtype=np.uint8)
@@ -64,10 +64,10 @@ def test_histograms_and_gradients():
     img = np.array([[0, 10, 10, 200], [10, 10, 200, 200]], dtype=np.uint8)
     mask = np.array([[2, 2, 2, 3], [2, 2, 3, 3]], dtype=np.uint8)
     h = realism.class_histograms(img, mask, classes=(1, 2, 3), bins=256)
-    assert h[2][10] == 1.0 and h[3][200] == 1.0 and h[1].sum() == 0  # 0 = no data is ignored
+    assert h[2][10] == 1.0 and h[3][200] == 1.0 and h[1].sum() == 0      # 0 = no data is ignored
     ramp = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (50, 1))
     g = realism.gradient_magnitude(ramp)
-    assert g[10:-10, 10:-10] == pytest.approx(2.0)  # grey levels per pixel
+    assert g[10:-10, 10:-10] == pytest.approx(2.0)                    # grey levels per pixel
     assert realism.histogram_distance(np.arange(100.0), np.arange(100.0) + 7) == pytest.approx(7.0)
     assert np.isnan(realism.histogram_distance(np.empty(0), np.arange(3)))
     with pytest.raises(ValueError, match="same shape"):
@@ -83,7 +83,7 @@ def test_summary_on_real_patches_is_sensible(real):
     assert tab.loc["glacier", "n_images"] >= 5 and tab.loc["ocean", "n_images"] >= 3
     for name in ("rock", "glacier", "ocean"):
         row = tab.loc[name]
-        assert 1.0 < row["enl"] < 20.0  # speckled, not noise-free, not pure noise
+        assert 1.0 < row["enl"] < 20.0           # speckled, not noise-free, not pure noise
         assert 20 < row["mean"] < 235 and row["std"] > 10
         assert row["median_gradient"] > 0 and 0 <= row["saturated"] < 0.6
     hist = realism.histogram_frame(real, "real", bins=32)
@@ -97,15 +97,8 @@ def test_load_real_patches_errors(tmp_path):
     import rasterio
     from rasterio.transform import from_origin
 
-    prof = {
-        "driver": "GTiff",
-        "height": 8,
-        "width": 8,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": "EPSG:32622",
-        "transform": from_origin(0, 0, 6, 6),
-    }
+    prof = {"driver": "GTiff", "height": 8, "width": 8, "count": 1, "dtype": "uint8", "crs": "EPSG:32622",
+            "transform": from_origin(0, 0, 6, 6)}
     with rasterio.open(tmp_path / "x_img.tif", "w", **prof) as ds:
         ds.write(np.ones((1, 8, 8), np.uint8))
     with pytest.raises(DataError, match="mask missing"):
@@ -125,15 +118,13 @@ def test_synthetic_matches_real_statistics(comparison):
         assert 0.7 < c.loc[name, "mean_ratio"] < 1.4, name
         assert 0.6 < c.loc[name, "std_ratio"] < 1.5, name
         assert 0.6 < c.loc[name, "enl_ratio"] < 1.6, name
-        assert c.loc[name, "wasserstein_intensity"] < 40, name  # grey levels
+        assert c.loc[name, "wasserstein_intensity"] < 40, name      # grey levels
 
 
 def test_comparison_detects_a_mismatch(synthetic, real, comparison):
     """A visibly wrong synthetic set (dark and smooth) is flagged by the same numbers."""
-    bad = [
-        realism.Patch(image=np.clip(p.image // 3, 1, 255).astype(np.uint8) * (p.image > 0), mask=p.mask)
-        for p in synthetic
-    ]
+    bad = [realism.Patch(image=np.clip(p.image // 3, 1, 255).astype(np.uint8) * (p.image > 0),
+                         mask=p.mask) for p in synthetic]
     c_bad = realism.compare(bad, real).set_index("class_name")
     c_ok = comparison.set_index("class_name")
     for name in ("rock", "glacier", "ocean"):

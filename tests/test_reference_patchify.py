@@ -28,10 +28,8 @@ def fixture(reference_dir: Path) -> dict:
 
 def _fixture_input(fx: dict) -> torch.Tensor:
     """Build the input the fixture describes: ``x = arange(C*H*W) reshaped to (B, C, H, W) …``."""
-    m = re.search(
-        r"arange\((\d+)\s*\*\s*(\d+)\s*\*\s*(\d+)\)\s*reshaped to \((\d+),\s*(\d+),\s*(\d+),\s*(\d+)\)",
-        fx["input"],
-    )
+    m = re.search(r"arange\((\d+)\s*\*\s*(\d+)\s*\*\s*(\d+)\)\s*reshaped to \((\d+),\s*(\d+),\s*(\d+),\s*(\d+)\)",
+                  fx["input"])
     assert m, f"unexpected input description: {fx['input']}"
     c, h, w, *shape = (int(v) for v in m.groups())
     assert math.prod(shape) == c * h * w
@@ -55,14 +53,8 @@ def test_module_target_uses_reference_layout(fixture: dict) -> None:
     x = _fixture_input(fixture).float()
     p = int(fixture["patchify_patch_size"])
     side = x.shape[-1]
-    cfg = {
-        "img_size": side,
-        "patch_size": p,
-        "embed_dim": 32,
-        "depths": [1],
-        "num_heads": [1],
-        "window_size": side // p,
-    }
+    cfg = {"img_size": side, "patch_size": p, "embed_dim": 32, "depths": [1], "num_heads": [1],
+           "window_size": side // p}
     module = OptSimMIM(cfg, n_optical=x.shape[1])
     expected = torch.tensor(fixture["tokens"], dtype=torch.float32).reshape(fixture["tokens_shape"])
     idx = torch.tensor([[3, 1]])

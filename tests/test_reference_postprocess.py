@@ -66,22 +66,14 @@ def test_post_processed_fronts_identical(reference_dir):
         expected = arrays[f"case{i:02d}_front"]
         assert front.shape == expected.shape
         assert np.array_equal(front.astype(bool), expected > 0), (
-            f"case {i} ({case['note']}): {int((front.astype(bool) != (expected > 0)).sum())} pixels differ"
-        )
+            f"case {i} ({case['note']}): {int((front.astype(bool) != (expected > 0)).sum())} pixels differ")
         assert int(front.sum()) == case["predicted_front_pixels"]
 
 
 def _table(reference_dir: Path):
     meta, arrays, fronts = _predicted_fronts(reference_dir)
-    records = [
-        {
-            "stem": c["stem"],
-            "pred_front": fronts[c["index"]],
-            "gt_front": arrays[f"case{c['index']:02d}_gt_front"],
-        }
-        for c in meta["cases"]
-        if not c["reference_crashes"]
-    ]
+    records = [{"stem": c["stem"], "pred_front": fronts[c["index"]], "gt_front": arrays[f"case{c['index']:02d}_gt_front"]}
+               for c in meta["cases"] if not c["reference_crashes"]]
     return meta, evaluate_fronts(records)
 
 

@@ -66,22 +66,8 @@ def test_logits_match_official(reference_dir: Path) -> None:
     arrays = np.load(reference_dir / "tyrion_forward.npz")
     hp = meta["network_hyperparameters"]
     assert hp["in_chans"] == 3 and hp["patch_norm"]  # the official convention our converter undoes
-    cfg = {
-        k: hp[k]
-        for k in (
-            "img_size",
-            "patch_size",
-            "embed_dim",
-            "depths",
-            "num_heads",
-            "window_size",
-            "mlp_ratio",
-            "qkv_bias",
-            "num_classes",
-            "drop_path_rate",
-            "attn_drop_rate",
-        )
-    }
+    cfg = {k: hp[k] for k in ("img_size", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
+                              "mlp_ratio", "qkv_bias", "num_classes", "drop_path_rate", "attn_drop_rate")}
     cfg["proj_drop_rate"] = hp["drop_rate"]
 
     official = _official_state_dict(reference_dir, meta["weight_fill_rule"])

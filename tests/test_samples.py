@@ -18,15 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_real_patches_are_the_seven_documented_ones() -> None:
     patches = samples.real_patches()
-    assert [p.name for p in patches] == [
-        "sample_1632",
-        "sample_1948",
-        "sample_2349",
-        "sample_3325",
-        "sample_3386",
-        "sample_4521",
-        "sample_4737",
-    ]
+    assert [p.name for p in patches] == ["sample_1632", "sample_1948", "sample_2349", "sample_3325",
+                                         "sample_3386", "sample_4521", "sample_4737"]
     for p in patches:
         assert p.image.shape == p.mask.shape == (512, 512) and p.image.dtype == p.mask.dtype == np.uint8
         assert set(np.unique(p.mask)) <= {0, 1, 2, 3}
@@ -53,9 +46,7 @@ def test_realism_loader_defaults_to_the_packaged_patches() -> None:
     real = realism.load_real_patches()
     typed = samples.real_patches()
     assert [p.name for p in real] == [p.name for p in typed]
-    assert all(
-        np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) for a, b in zip(real, typed)
-    )
+    assert all(np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) for a, b in zip(real, typed))
 
 
 def test_bad_copies_raise_naming_the_file(tmp_path: Path) -> None:
@@ -75,7 +66,7 @@ def test_patches_and_their_licence_are_package_data() -> None:
     folder = samples.patches_dir()
     assert folder == REPO / "ssl4sar" / "data" / "samples" / "caffe_patches"
     files = sorted(f for f in folder.iterdir() if f.is_file())
-    assert len(files) == 2 * samples.N_PATCHES + 2  # images, masks, metadata.csv, README.md
+    assert len(files) == 2 * samples.N_PATCHES + 2   # images, masks, metadata.csv, README.md
     shipped = {f for pattern in patterns for f in (folder.parent).glob(pattern)}
     assert set(files) == shipped
     readme = (folder / "README.md").read_text()
@@ -90,7 +81,7 @@ def test_read_patch_pair_returns_the_checked_pair_with_its_georeferencing(tmp_pa
     image, mask, crs, res = samples.read_patch_pair(src / "sample_3325_img.tif", src / "sample_3325_mask.tif")
     assert image.shape == mask.shape == (512, 512) and image.dtype == mask.dtype == np.uint8
     assert crs.to_string() == "EPSG:3031" and res == pytest.approx(20 / 3, abs=1e-5)
-    ids, counts = np.unique(mask, return_counts=True)  # Jorum: NA, rock, glacier and ocean
+    ids, counts = np.unique(mask, return_counts=True)   # Jorum: NA, rock, glacier and ocean
     assert ids.tolist() == [0, 1, 2, 3] and counts.tolist() == [2050, 54451, 175654, 29989]
     # a mask with a class id outside 0..3 is refused, naming the mask file
     with rasterio.open(src / "sample_3325_mask.tif") as ds:

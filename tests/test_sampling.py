@@ -28,15 +28,12 @@ def test_whole_image_padding_reference_rounding(shape, t) -> None:
     assert (pad.left, pad.right) == (round((wt - w) / 2), round((wt - w + 1) / 2))
     padded = S.pad_whole_image(_ramp(shape), t)
     assert padded.shape[0] in (ht, ht + 1) and padded.shape[1] in (wt, wt + 1)
-    np.testing.assert_array_equal(padded[pad.top : pad.top + h, pad.left : pad.left + w], _ramp(shape))
+    np.testing.assert_array_equal(padded[pad.top:pad.top + h, pad.left:pad.left + w], _ramp(shape))
 
 
 def test_whole_image_padding_plus_one_quirk() -> None:
     pad = S.whole_image_padding((101, 100), 64)
-    assert (pad.top, pad.bottom) == (
-        46,
-        46,
-    )  # round(45.5) = 46 (even), round(46.0) = 46 → 101 + 92 = 193 = Ht + 1
+    assert (pad.top, pad.bottom) == (46, 46)  # round(45.5) = 46 (even), round(46.0) = 46 → 101 + 92 = 193 = Ht + 1
     assert pad.padded_shape((101, 100)) == (193, 192)
 
 
@@ -56,9 +53,7 @@ def test_crop_padded_matches_materialised_padding() -> None:
         h, w = rng.integers(1, 20, 2)
         top = rng.integers(0, full.shape[1] - h + 1)
         left = rng.integers(0, full.shape[2] - w + 1)
-        np.testing.assert_array_equal(
-            S.crop_padded(arr, pad, top, left, h, w), full[:, top : top + h, left : left + w]
-        )
+        np.testing.assert_array_equal(S.crop_padded(arr, pad, top, left, h, w), full[:, top:top + h, left:left + w])
     with pytest.raises(ValueError):
         S.crop_padded(arr, pad, full.shape[1] - 3, 0, 5, 5)
 
@@ -86,7 +81,7 @@ def test_validation_windows_cover_each_pixel_once_and_align(shape, t) -> None:
         rs, cs = slice(max(r0, 0), min(r0 + t, h)), slice(max(c0, 0), min(c0 + t, w))
         coverage[rs, cs] += 1
         # centre pixels that fall inside the image carry the original coordinates
-        inner = centre[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
+        inner = centre[rs.start - r0: rs.stop - r0, cs.start - c0: cs.stop - c0]
         np.testing.assert_array_equal(inner, ramp[rs, cs])
     np.testing.assert_array_equal(coverage, 1)
 
@@ -133,7 +128,7 @@ def test_test_windows_geometry(shape, context, stride) -> None:
     assert coverage.min() >= 1
     assert coverage.max() <= (t // stride) ** 2
     if h > 2 * t and w > 2 * t:
-        assert coverage[t : h - t, t : w - t].min() == (t // stride) ** 2
+        assert coverage[t:h - t, t:w - t].min() == (t // stride) ** 2
 
 
 def test_test_windows_reference_order() -> None:
@@ -165,11 +160,8 @@ def test_resize_nearest_is_pixel_centre_aligned() -> None:
         b = S.resize_nearest(idx, (8, out_w))
         assert np.abs(a - b).max() <= 1.0
         np.testing.assert_array_equal(
-            b[0],
-            torch.nn.functional.interpolate(
-                torch.from_numpy(idx[None, None].astype(np.float32)), size=(8, out_w), mode="nearest-exact"
-            )[0, 0, 0].numpy(),
-        )
+            b[0], torch.nn.functional.interpolate(torch.from_numpy(idx[None, None].astype(np.float32)),
+                                                  size=(8, out_w), mode="nearest-exact")[0, 0, 0].numpy())
 
 
 def test_random_context_crop_without_rezoom_is_a_window_of_the_padded_image() -> None:
@@ -184,11 +176,8 @@ def test_random_context_crop_without_rezoom_is_a_window_of_the_padded_image() ->
         img, msk = S.random_context_crop(image, ramp, c, rng, prob_rezoom=0.0, padding=pad)
         assert img.shape == (c, c) and msk.shape == (c, c)
         hits = np.argwhere(padded_ramp == msk[0, 0])
-        found = any(
-            np.array_equal(padded_ramp[r : r + c, q : q + c], msk)
-            for r, q in hits
-            if r + c <= padded_ramp.shape[0] and q + c <= padded_ramp.shape[1]
-        )
+        found = any(np.array_equal(padded_ramp[r:r + c, q:q + c], msk) for r, q in hits
+                    if r + c <= padded_ramp.shape[0] and q + c <= padded_ramp.shape[1])
         assert found
         np.testing.assert_array_equal(img, (msk % 251).astype(np.uint8))
 

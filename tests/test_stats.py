@@ -35,25 +35,15 @@ def test_paper_data_shape():
     assert {n for pair in PAPER_PAIRS for n in pair} == set(PAPER_RUN_MDES_M)
     # the means the spec quotes (§10, §13): 360.5, 342.3, 300.4, 293.2 m
     means = {k: np.mean(v) for k, v in PAPER_RUN_MDES_M.items()}
-    assert [round(means[k], 1) for k in ("HookFormer", "TYRION", "OptSimMIM", "OptTranslator")] == [
-        360.5,
-        342.3,
-        300.4,
-        293.2,
-    ]
+    assert [round(means[k], 1) for k in ("HookFormer", "TYRION", "OptSimMIM", "OptTranslator")] == \
+        [360.5, 342.3, 300.4, 293.2]
 
 
-@pytest.mark.parametrize(
-    ("base", "opp", "u", "p"),
-    [
-        ("HookFormer", "TYRION", 18, 0.155),
-        ("TYRION", "OptTranslator", 20, 0.0754),
-        ("TYRION", "OptSimMIM", 20, 0.0754),
-        ("HookFormer", "OptSimMIM", 20, 0.0754),
-        ("HookFormer", "OptTranslator", 20, 0.0754),
-        ("OptSimMIM", "OptTranslator", 15, 0.345),
-    ],
-)
+@pytest.mark.parametrize(("base", "opp", "u", "p"), [
+    ("HookFormer", "TYRION", 18, 0.155), ("TYRION", "OptTranslator", 20, 0.0754),
+    ("TYRION", "OptSimMIM", 20, 0.0754), ("HookFormer", "OptSimMIM", 20, 0.0754),
+    ("HookFormer", "OptTranslator", 20, 0.0754), ("OptSimMIM", "OptTranslator", 15, 0.345),
+])
 def test_mann_whitney_reproduces_spec_values_exactly(base, opp, u, p):
     a, b = np.array(PAPER_RUN_MDES_M[base]), np.array(PAPER_RUN_MDES_M[opp])
     r = mann_whitney_greater(a, b)

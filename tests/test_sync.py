@@ -38,13 +38,9 @@ def test_every_chapter_has_a_twin_without_outputs_that_opens_on_colab() -> None:
         assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), src
         setup = "".join(code[0]["source"])
         assert code[0]["metadata"]["tags"] == ["remove-cell"] and f"git+{url}" in setup, src
-        assert "parameters" in code[1]["metadata"]["tags"], (
-            f"{src}: the parameters cell must follow the setup cell"
-        )
-        link = (
-            f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/"
-            f"notebooks/{src.stem}.ipynb"
-        )
+        assert "parameters" in code[1]["metadata"]["tags"], f"{src}: the parameters cell must follow the setup cell"
+        link = f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/" \
+               f"notebooks/{src.stem}.ipynb"
         assert link in readme and link in running, f"no Colab link for {src.name}"
 
 

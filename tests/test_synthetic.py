@@ -22,31 +22,19 @@ def scenes() -> list[syn.Scene]:
     out = []
     for i in range(8):
         sensor = ("S1", "TSX", "ERS", "PALSAR")[i % 4]
-        out.append(
-            syn.make_scene(
-                np.random.default_rng([5, i]),
-                (100 + 4 * i, 120),
-                syn.SENSORS[sensor].resolution_m,
-                ("winter", "summer")[i % 2],
-                sensor,
-                na_probability=0.5,
-            )
-        )
+        out.append(syn.make_scene(np.random.default_rng([5, i]), (100 + 4 * i, 120), syn.SENSORS[sensor].resolution_m,
+                                  ("winter", "summer")[i % 2], sensor, na_probability=0.5))
     return out
 
 
 @pytest.fixture(scope="module")
 def caffe_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return syn.generate_caffe(
-        tmp_path_factory.mktemp("caffe"), n_train=7, n_test=3, scene_size=SMALL, seed=11
-    )
+    return syn.generate_caffe(tmp_path_factory.mktemp("caffe"), n_train=7, n_test=3, scene_size=SMALL, seed=11)
 
 
 @pytest.fixture(scope="module")
 def ssl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return syn.generate_ssl4sar(
-        tmp_path_factory.mktemp("ssl"), n_sar=7, seed=4, n_glaciers=2, scene_size=SMALL
-    )
+    return syn.generate_ssl4sar(tmp_path_factory.mktemp("ssl"), n_sar=7, seed=4, n_glaciers=2, scene_size=SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +43,6 @@ def ts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --- scene model -------------------------------------------------------------------------------------------
-
 
 def test_scene_arrays_and_label_consistency(scenes):
     from ssl4sar import postprocess
@@ -67,22 +54,23 @@ def test_scene_arrays_and_label_consistency(scenes):
         assert {1, 2, 3} <= set(np.unique(sc.zones)), "every scene shows rock, glacier and ocean"
         # no data <=> class NA <=> SAR 0 (valid pixels are 1..255)
         np.testing.assert_array_equal(sc.sar == 0, sc.zones == syn.NA)
-        assert (
-            np.isnan(sc.sigma0_db[sc.zones == syn.NA]).all()
-            and np.isfinite(sc.sigma0_db[sc.zones != 0]).all()
-        )
+        assert np.isnan(sc.sigma0_db[sc.zones == syn.NA]).all() and np.isfinite(sc.sigma0_db[sc.zones != 0]).all()
         # the front is exactly the §7.2 rule of the project's post-processing, and non-empty
         np.testing.assert_array_equal(sc.front, postprocess.front_from_zones(sc.zones))
         assert sc.front.sum() >= 0.15 * min(sc.sar.shape)
         # the zones are a fixed point of §7.2 steps 1-2, so post-processing the truth returns the truth
-        np.testing.assert_array_equal(
-            postprocess.keep_largest_ocean(postprocess.fill_ocean_gaps(sc.zones)), sc.zones
-        )
+        np.testing.assert_array_equal(postprocess.keep_largest_ocean(postprocess.fill_ocean_gaps(sc.zones)), sc.zones)
 
 
 def test_front_is_glacier_ocean_four_neighbour_boundary():
-    zones = np.array([[1, 2, 2, 3], [1, 2, 3, 3], [0, 3, 3, 3], [1, 1, 3, 3]], dtype=np.uint8)
-    want = np.array([[0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=np.uint8)
+    zones = np.array([[1, 2, 2, 3],
+                      [1, 2, 3, 3],
+                      [0, 3, 3, 3],
+                      [1, 1, 3, 3]], dtype=np.uint8)
+    want = np.array([[0, 0, 0, 1],
+                     [0, 0, 1, 0],
+                     [0, 1, 0, 0],
+                     [0, 0, 0, 0]], dtype=np.uint8)
     np.testing.assert_array_equal(syn.front_from_zones(zones), want)
 
 
@@ -98,18 +86,16 @@ def test_wet_snow_darkens_the_glacier():
     geom = syn.random_geometry(np.random.default_rng(3), (128, 128), 20.0)
     dry, wet = [], []
     for i in range(6):
-        a = syn.make_scene(
-            np.random.default_rng([9, i]), (128, 128), 20.0, "winter", "S1", geometry=geom, na_probability=0
-        )
-        b = syn.make_scene(
-            np.random.default_rng([9, i]), (128, 128), 20.0, "summer", "S1", geometry=geom, na_probability=0
-        )
+        a = syn.make_scene(np.random.default_rng([9, i]), (128, 128), 20.0, "winter", "S1", geometry=geom,
+                           na_probability=0)
+        b = syn.make_scene(np.random.default_rng([9, i]), (128, 128), 20.0, "summer", "S1", geometry=geom,
+                           na_probability=0)
         assert not a.params["wet_snow"]
-        if b.params["wet_snow"]:  # most, not all, summer scenes have wet snow
+        if b.params["wet_snow"]:    # most, not all, summer scenes have wet snow
             dry.append(np.median(a.sigma0_db[a.zones == syn.GLACIER]))
             wet.append(np.median(b.sigma0_db[b.zones == syn.GLACIER]))
     assert len(wet) >= 3
-    assert min(d - w for d, w in zip(dry, wet)) > 3.0  # dB, same scene drawn dry and wet
+    assert min(d - w for d, w in zip(dry, wet)) > 3.0   # dB, same scene drawn dry and wet
 
 
 def test_speckle_has_the_requested_looks():
@@ -119,7 +105,7 @@ def test_speckle_has_the_requested_looks():
     for looks in (1.0, 4.4):
         img = syn.speckle_and_quantise(np.random.default_rng(0), sig, looks)
         a = img.astype(float)
-        m = np.exp(gammaln(looks + 0.5) - gammaln(looks)) / np.sqrt(looks)  # E[A] for unit-mean intensity
+        m = np.exp(gammaln(looks + 0.5) - gammaln(looks)) / np.sqrt(looks)   # E[A] for unit-mean intensity
         enl_theory = m * m / (1 - m * m)
         assert a.mean() ** 2 / a.var() == pytest.approx(enl_theory, rel=0.06)
 
@@ -128,15 +114,8 @@ def test_front_shift_moves_the_front_along_the_flow():
     rng = np.random.default_rng(8)
     geom = syn.random_geometry(rng, (150, 150), 20.0)
     a = syn.make_scene(np.random.default_rng(1), (150, 150), 20.0, "winter", geometry=geom, na_probability=0)
-    b = syn.make_scene(
-        np.random.default_rng(1),
-        (150, 150),
-        20.0,
-        "winter",
-        geometry=geom,
-        front_shift_m=200.0,
-        na_probability=0,
-    )
+    b = syn.make_scene(np.random.default_rng(1), (150, 150), 20.0, "winter", geometry=geom, front_shift_m=200.0,
+                       na_probability=0)
     assert b.front_position_m - a.front_position_m == pytest.approx(200.0)
     # centroid of the front moves ~10 px (200 m / 20 m) downstream
     dr, dc = geom.flow_direction
@@ -168,7 +147,6 @@ def test_bad_arguments():
 
 # --- CaFFe layout ------------------------------------------------------------------------------------------
 
-
 def test_caffe_layout_stems_and_mask_values(caffe_root):
     from ssl4sar.data import caffe
 
@@ -182,9 +160,8 @@ def test_caffe_layout_stems_and_mask_values(caffe_root):
             assert meta.glacier in (syn.TEST_GLACIERS if split == "test" else syn.TRAIN_GLACIERS)
             spec = syn.SENSORS[meta.sensor]
             assert meta.sensor in syn.CAFFE_GLACIERS[meta.glacier]["sensors"]
-            assert meta.resolution_m == syn.SENSOR_RESOLUTION_OVERRIDES.get(
-                (meta.glacier, meta.sensor), spec.resolution_m
-            )
+            assert meta.resolution_m == syn.SENSOR_RESOLUTION_OVERRIDES.get((meta.glacier, meta.sensor),
+                                                                             spec.resolution_m)
             assert spec.first_year <= meta.date.year <= spec.last_year
             assert len(stem.split("_")[5]) == 3
             sar = np.asarray(Image.open(f))
@@ -198,10 +175,8 @@ def test_caffe_layout_stems_and_mask_values(caffe_root):
             np.testing.assert_array_equal(sar == 0, zones == 0)
             assert (caffe_root / "bounding_boxes" / f"{stem}_front_extent_coord.txt").is_file()
             stems[stem] = split
-    assert len(stems) == 10  # unique
-    assert {caffe.parse_stem(s).glacier for s, sp in stems.items() if sp == "train"} == set(
-        syn.TRAIN_GLACIERS
-    )
+    assert len(stems) == 10   # unique
+    assert {caffe.parse_stem(s).glacier for s, sp in stems.items() if sp == "train"} == set(syn.TRAIN_GLACIERS)
 
 
 def test_caffe_round_trip_through_the_reader(caffe_root):
@@ -220,19 +195,16 @@ def test_caffe_round_trip_through_the_reader(caffe_root):
         np.testing.assert_array_equal(box.mask(d["front"]), d["front"])
         assert box.keep_mask().sum() < d["front"].size
         # post-processing the true zones (without the length filter) gives back the true front
-        np.testing.assert_array_equal(
-            extract_front(d["zones"], scene.meta.resolution_m, min_front_length_m=0.0), d["front"]
-        )
+        np.testing.assert_array_equal(extract_front(d["zones"], scene.meta.resolution_m, min_front_length_m=0.0),
+                                      d["front"])
 
 
 def test_bounding_box_file_format(caffe_root):
     text = next((caffe_root / "bounding_boxes").glob("*.txt")).read_text().splitlines()
     assert text[0] == "x,y" and len(text) == 5
-    (x_lu, y_lu), (x_ll, y_ll), (x_rl, y_rl), (x_ru, y_ru) = [
-        tuple(map(float, t.split(","))) for t in text[1:]
-    ]
+    (x_lu, y_lu), (x_ll, y_ll), (x_rl, y_rl), (x_ru, y_ru) = [tuple(map(float, t.split(","))) for t in text[1:]]
     assert x_lu == x_ll < x_rl == x_ru
-    assert y_lu == y_ru > y_ll == y_rl  # "upper" y is the larger row index
+    assert y_lu == y_ru > y_ll == y_rl   # "upper" y is the larger row index
 
 
 def test_caffe_scenes_csv(caffe_root):
@@ -246,7 +218,6 @@ def test_caffe_scenes_csv(caffe_root):
 
 
 # --- SSL4SAR layout ----------------------------------------------------------------------------------------
-
 
 def test_ssl4sar_layout_pairs_on_identical_grids(ssl_root):
     import rasterio
@@ -267,7 +238,7 @@ def test_ssl4sar_layout_pairs_on_identical_grids(ssl_root):
             assert o.count == 15 and o.dtypes[0] == "uint16"
             assert tuple(o.descriptions) == syn.S2_SR_BAND_ORDER
             assert s.transform.a == 20.0 and s.transform.e == -20.0
-    for pair in (train[0], val[0]):  # the reader's own grid check and 14-band normalisation pass
+    for pair in (train[0], val[0]):      # the reader's own grid check and 14-band normalisation pass
         sar, optical = unlabeled.load_pair(pair)
         assert sar.shape == optical.shape[1:] and optical.shape[0] == 14 and optical.dtype == np.uint8
     # several dates per glacier
@@ -287,11 +258,11 @@ def test_optical_spectra_follow_the_surface(ssl_root):
     assert set(np.unique(scl)) <= set(syn.SCL_CODES.values())
     snow, water, soil = scl == 11, scl == 6, scl == 5
     assert snow.any() and water.any() and soil.any()
-    b3, b11 = img[2], img[10]  # green, SWIR 1.6 µm
-    assert b3[snow].mean() > 2 * b3[water].mean()  # snow/ice bright in the visible
-    assert b11[snow].mean() < b3[snow].mean() / 3  # and dark in the SWIR
-    assert b11[soil].mean() > b11[snow].mean()  # rock brighter than snow in the SWIR
-    assert np.median(b3[water]) < 2000  # water dark (some floating ice)
+    b3, b11 = img[2], img[10]       # green, SWIR 1.6 µm
+    assert b3[snow].mean() > 2 * b3[water].mean()          # snow/ice bright in the visible
+    assert b11[snow].mean() < b3[snow].mean() / 3           # and dark in the SWIR
+    assert b11[soil].mean() > b11[snow].mean()              # rock brighter than snow in the SWIR
+    assert np.median(b3[water]) < 2000                      # water dark (some floating ice)
 
 
 def test_optical_clouds_are_bright_in_swir():
@@ -306,7 +277,6 @@ def test_optical_clouds_are_bright_in_swir():
 
 
 # --- time series -------------------------------------------------------------------------------------------
-
 
 def _box_positions(ts_root: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     import rasterio
@@ -332,7 +302,7 @@ def _box_positions(ts_root: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
 
 def test_time_series_truth_matches_the_masks(ts_root):
     est, truth, rows = _box_positions(ts_root)
-    assert truth[0] == 0.0 and np.ptp(truth) > 200  # the front really moves
+    assert truth[0] == 0.0 and np.ptp(truth) > 200      # the front really moves
     # box method on the true masks recovers the stated along-flow positions within half a 20 m pixel
     np.testing.assert_allclose(est, truth, atol=10.0)
     dates = [dt.date.fromisoformat(r["date"]) for r in rows]
@@ -359,7 +329,7 @@ def test_time_series_georeferencing_and_masks(ts_root):
                     front = ds.read(1)
         assert grids[0] == grids[1] == grids[2]
         ref = ref or grids[0]
-        assert grids[0] == ref  # one grid for every date
+        assert grids[0] == ref                        # one grid for every date
         assert set(np.unique(front)) == {0, 255}
         np.testing.assert_array_equal(front // 255, syn.front_from_zones(zones))
         # the analytic front line of the GeoJSON lies on the raster front (pixel units)
@@ -382,7 +352,6 @@ def test_time_series_georeferencing_and_masks(ts_root):
 
 # --- generate(): presets, determinism ----------------------------------------------------------------------
 
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -397,9 +366,7 @@ def test_generate_smoke_is_deterministic(tmp_path):
     assert ta.keys() == tb.keys() and len(ta) > 40
     assert all(ta[k] == tb[k] for k in ta), [k for k in ta if ta[k] != tb[k]]
     tc = _tree(tmp_path / "c")
-    assert [k for k in tc if k.startswith("caffe/sar_images")] != [
-        k for k in ta if k.startswith("caffe/sar_images")
-    ]
+    assert [k for k in tc if k.startswith("caffe/sar_images")] != [k for k in ta if k.startswith("caffe/sar_images")]
     record = json.loads((tmp_path / "a" / "synthetic.json").read_text())
     assert record["seed"] == 3 and record["preset"] == "smoke" and record["version"] == syn.GENERATOR_VERSION
     from ssl4sar.config import load_preset

@@ -19,16 +19,8 @@ def test_demo_preset_difficulty_is_parsed():
     assert synthetic_difficulty(load_preset("paper")["synthetic"]) == {}
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"looks": 0},
-        {"looks": "many"},
-        {"na_probability": 1.5},
-        {"radiometry": {"no_such_field": 1}},
-        {"radiometry": [1, 2]},
-    ],
-)
+@pytest.mark.parametrize("bad", [{"looks": 0}, {"looks": "many"}, {"na_probability": 1.5},
+                                 {"radiometry": {"no_such_field": 1}}, {"radiometry": [1, 2]}])
 def test_bad_difficulty_values_name_the_source(bad):
     with pytest.raises(DataError, match="my.yaml"):
         synthetic_difficulty(bad, source="my.yaml")

@@ -48,7 +48,7 @@ class BrightnessRule(torch.nn.Module):
         b, _, h, w = x.shape
         x = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).median(dim=1).values.view(b, 1, h, w)
         levels = torch.tensor(LEVELS, dtype=x.dtype).view(1, 4, 1, 1) / 255.0
-        logits = -(((x - levels) / 0.12) ** 2)
+        logits = -((x - levels) / 0.12) ** 2
         logits[:, 0] -= 50.0
         return logits
 
@@ -106,15 +106,8 @@ def test_stand_in_model_through_predict_recovers_the_retreat(series_dir, tmp_pat
             with rasterio.open(out, "w", **profile) as ds:
                 ds.write(img.astype(np.uint8), 1)
             scenes.append(out)
-        run = predict_scenes(
-            BrightnessRule(),
-            scenes,
-            tmp_path / "pred",
-            rotations=(0, 2),
-            stride=16,
-            member_fronts=True,
-            overlay=False,
-        )
+        run = predict_scenes(BrightnessRule(), scenes, tmp_path / "pred", rotations=(0, 2), stride=16,
+                             member_fronts=True, overlay=False)
     finally:
         torch.set_num_threads(torch_threads)
     assert not run.skipped and len(run.results) == 6
@@ -137,24 +130,16 @@ def _straight(distance: float, flow=(1.0, 0.0), half_width: float = 500.0, origi
 
 
 def _obs(day: int, geometry, members=()) -> FrontObservation:
-    return FrontObservation(
-        date=dt.date(2020, 1, 1) + dt.timedelta(days=day),
-        scene=f"s{day}",
-        geometry=geometry,
-        crs=UTM22,
-        source=Path(f"s{day}.geojson"),
-        members=list(members),
-    )
+    return FrontObservation(date=dt.date(2020, 1, 1) + dt.timedelta(days=day), scene=f"s{day}",
+                            geometry=geometry, crs=UTM22, source=Path(f"s{day}.geojson"), members=list(members))
 
 
 def test_member_spread_and_upstream_edge():
     x0, y0 = 500_000.0, 7_600_000.0
     box = Polygon([(x0, y0 - 200), (x0, y0 + 200), (x0 + 2000, y0 + 200), (x0 + 2000, y0 - 200)])
-    obs = [
-        _obs(0, _straight(800.0), [_straight(780.0), _straight(820.0)]),
-        _obs(10, _straight(650.0), [_straight(640.0), _straight(670.0), _straight(660.0)]),
-        _obs(20, _straight(1100.0)),
-    ]
+    obs = [_obs(0, _straight(800.0), [_straight(780.0), _straight(820.0)]),
+           _obs(10, _straight(650.0), [_straight(640.0), _straight(670.0), _straight(660.0)]),
+           _obs(20, _straight(1100.0))]
     df = box_positions(obs, box, UTM22, n_transects=50)
     np.testing.assert_allclose(df["distance_m"], [800.0, 650.0, 1100.0])
     np.testing.assert_allclose(df["position_m"], [0.0, -150.0, 300.0])
@@ -180,10 +165,8 @@ def test_coverage_reference_in_wgs84_and_multiline_fronts():
     assert width == pytest.approx(400.0)
     np.testing.assert_allclose(starts[:, 1] - y0, [-150.0, -50.0, 50.0, 150.0])
     np.testing.assert_allclose(ends[:, 0], x0 + 2000.0)
-    partial = LineString([(x0 + 700, y0 - 300), (x0 + 700, y0 - 100)])  # crosses a quarter of the box
-    split = MultiLineString(
-        [[(x0 + 600, y0 - 300), (x0 + 600, y0 + 1)], [(x0 + 700, y0 + 1), (x0 + 700, y0 + 300)]]
-    )
+    partial = LineString([(x0 + 700, y0 - 300), (x0 + 700, y0 - 100)])   # crosses a quarter of the box
+    split = MultiLineString([[(x0 + 600, y0 - 300), (x0 + 600, y0 + 1)], [(x0 + 700, y0 + 1), (x0 + 700, y0 + 300)]])
     obs = [_obs(0, split), _obs(5, partial), _obs(9, None)]
     df = box_positions(obs, box, UTM22, n_transects=400)
     assert df["coverage"].tolist() == pytest.approx([1.0, 0.25, 0.0])
@@ -214,9 +197,8 @@ def test_files_dates_and_errors(series_dir, tmp_path):
     with pytest.raises(DataError, match="unknown front file type"):
         load_fronts([tmp_path / "x.txt"])
     # a box that is not a 4-corner polygon names the box file
-    bad_box = geo.write_geojson(
-        tmp_path / "box.geojson", [(Polygon([(0, 0), (0, 1), (1, 2), (2, 1), (1, 0)]), {})], UTM22
-    )
+    bad_box = geo.write_geojson(tmp_path / "box.geojson", [(Polygon([(0, 0), (0, 1), (1, 2), (2, 1), (1, 0)]), {})],
+                                UTM22)
     with pytest.raises(DataError, match="4 corners") as err:
         front_time_series(lines, box=bad_box)
     assert str(bad_box) in str(err.value)
@@ -225,15 +207,10 @@ def test_files_dates_and_errors(series_dir, tmp_path):
 
 
 def test_compare_to_truth_and_csv(tmp_path):
-    series = pd.DataFrame(
-        {"date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01"]), "position_m": [0.0, 13.0, -4.0]}
-    )
-    truth = pd.DataFrame(
-        {
-            "date": ["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"],
-            "position_m": [0.0, 10.0, 0.0, 50.0],
-        }
-    )
+    series = pd.DataFrame({"date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01"]),
+                           "position_m": [0.0, 13.0, -4.0]})
+    truth = pd.DataFrame({"date": ["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"],
+                          "position_m": [0.0, 10.0, 0.0, 50.0]})
     s = compare_to_truth(series, truth)
     assert s["n"] == 3 and s["rmse_m"] == pytest.approx(np.sqrt((9 + 16) / 3))
     assert s["bias_m"] == pytest.approx(-1 / 3) and s["max_abs_m"] == 4.0
@@ -248,29 +225,15 @@ def test_cli_writes_csv_and_plot(series_dir, tmp_path):
 
     lines = sorted(str(p) for p in (series_dir / "fronts").glob("*_front.geojson"))
     out = tmp_path / "out"
-    rc = main(
-        [
-            "timeseries",
-            *lines,
-            "--box",
-            str(series_dir / "reference_box.geojson"),
-            "--out",
-            str(out),
-            "--truth",
-            str(series_dir / "truth.csv"),
-            "--transects",
-            "100",
-        ]
-    )
+    rc = main(["timeseries", *lines, "--box", str(series_dir / "reference_box.geojson"), "--out", str(out),
+               "--truth", str(series_dir / "truth.csv"), "--transects", "100"])
     assert rc == 0
     df = pd.read_csv(out / "front_positions.csv")
     assert list(df.columns) == COLUMNS and len(df) == 6
     truth = pd.read_csv(series_dir / "truth.csv")
     np.testing.assert_allclose(df["position_m"], truth["position_m"], atol=2.0)
     assert (out / "front_positions.png").stat().st_size > 5000
-    rc = main(
-        ["timeseries", *lines, "--centreline", str(series_dir / "centreline.geojson"), "--out", str(out)]
-    )
+    rc = main(["timeseries", *lines, "--centreline", str(series_dir / "centreline.geojson"), "--out", str(out)])
     assert rc == 0 and (pd.read_csv(out / "front_positions.csv")["method"] == "centreline").all()
 
 

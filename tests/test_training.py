@@ -38,35 +38,27 @@ def _clean_launch_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- batch arithmetic
-@pytest.mark.parametrize(
-    ("global_bs", "per_device", "devices", "nodes", "expected"),
-    [
-        (128, 16, 4, 1, 2),  # the paper: 16 per GPU × 4 GPUs × 2 accumulation steps
-        (128, 16, 1, 1, 8),
-        (128, 16, 8, 1, 1),
-        (128, 16, 2, 2, 2),
-        (32, 4, 4, 1, 2),  # the paper's pretraining
-        (4, 4, 1, 1, 1),
-    ],
-)
+@pytest.mark.parametrize(("global_bs", "per_device", "devices", "nodes", "expected"), [
+    (128, 16, 4, 1, 2),   # the paper: 16 per GPU × 4 GPUs × 2 accumulation steps
+    (128, 16, 1, 1, 8),
+    (128, 16, 8, 1, 1),
+    (128, 16, 2, 2, 2),
+    (32, 4, 4, 1, 2),     # the paper's pretraining
+    (4, 4, 1, 1, 1),
+])
 def test_accumulation_steps(global_bs: int, per_device: int, devices: int, nodes: int, expected: int) -> None:
     steps = accumulation_steps(global_bs, per_device, devices, nodes)
     assert steps == expected
     assert steps * per_device * devices * nodes == global_bs
 
 
-@pytest.mark.parametrize(
-    ("global_bs", "per_device", "devices", "nodes"),
-    [
-        (128, 16, 3, 1),  # 48 does not divide 128
-        (8, 16, 1, 1),  # one step's batch larger than the global batch
-        (128, 16, 16, 1),  # 256 > 128
-        (128, 0, 1, 1),
-    ],
-)
-def test_accumulation_steps_rejects_non_divisible(
-    global_bs: int, per_device: int, devices: int, nodes: int
-) -> None:
+@pytest.mark.parametrize(("global_bs", "per_device", "devices", "nodes"), [
+    (128, 16, 3, 1),   # 48 does not divide 128
+    (8, 16, 1, 1),     # one step's batch larger than the global batch
+    (128, 16, 16, 1),  # 256 > 128
+    (128, 0, 1, 1),
+])
+def test_accumulation_steps_rejects_non_divisible(global_bs: int, per_device: int, devices: int, nodes: int) -> None:
     with pytest.raises(ValueError, match=f"global batch {global_bs}|must be positive"):
         accumulation_steps(global_bs, per_device, devices, nodes)
 
@@ -112,7 +104,7 @@ def test_resolve_devices_and_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_num_nodes(0)
     monkeypatch.setenv("SLURM_NNODES", "5")
     assert resolve_num_nodes() == 5
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun --nproc-per-node 4 --nnodes 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")   # torchrun --nproc-per-node 4 --nnodes 2
     monkeypatch.setenv("WORLD_SIZE", "8")
     assert resolve_devices("auto", accelerator="cpu") == 4
     assert resolve_num_nodes() == 2
@@ -155,7 +147,7 @@ def test_find_resume_checkpoint(tmp_path: Path) -> None:
     last.write_bytes(b"x")
     os.utime(last, (1000, 1000))
     assert find_resume_checkpoint(tmp_path) == last
-    hpc = tmp_path / "hpc_ckpt_2.ckpt"  # SLURM requeue checkpoint, newer
+    hpc = tmp_path / "hpc_ckpt_2.ckpt"     # SLURM requeue checkpoint, newer
     hpc.write_bytes(b"x")
     os.utime(hpc, (2000, 2000))
     assert find_resume_checkpoint(tmp_path) == hpc
@@ -207,21 +199,14 @@ class _Toy(pl.LightningModule):
 def test_build_trainer_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     plan = plan_training({"global_batch_size": 8, "batch_size_per_device": 2}, devices=1, accelerator="cpu")
     assert plan.accumulate_grad_batches == 4
-    trainer = build_trainer(
-        plan,
-        tmp_path,
-        callbacks=checkpoint_callbacks(tmp_path, []),
-        max_epochs=1,
-        seed=0,
-        progress=False,
-        log_every_n_steps=1,
-    )
+    trainer = build_trainer(plan, tmp_path, callbacks=checkpoint_callbacks(tmp_path, []), max_epochs=1, seed=0,
+                            progress=False, log_every_n_steps=1)
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(16, 3, generator=g), torch.randn(16, 1, generator=g))
     module = _Toy()
     trainer.fit(module, DataLoader(data, batch_size=2))
-    assert module.seen == 8  # 16 samples / 2 per batch
-    assert trainer.global_step == 2  # one optimiser step per 4 micro-batches = 8 samples
+    assert module.seen == 8                # 16 samples / 2 per batch
+    assert trainer.global_step == 2        # one optimiser step per 4 micro-batches = 8 samples
     assert (tmp_path / "checkpoints" / LAST_CHECKPOINT).is_file()
     assert metrics_csv_path(tmp_path).is_file()
     assert any(isinstance(cb, StepSeed) for cb in trainer.callbacks)
@@ -231,11 +216,7 @@ def test_single_device_hardware_names_one_device():
     assert single_device_hardware("cpu") == {"accelerator": "cpu", "devices": 1}
     assert single_device_hardware("auto") == {"accelerator": "auto", "devices": 1}
     assert single_device_hardware("cuda") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": None}
-    assert single_device_hardware("cuda:3") == {
-        "accelerator": "gpu",
-        "devices": 1,
-        "trainer_kwargs": {"devices": [3]},
-    }
+    assert single_device_hardware("cuda:3") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [3]}}
     for bad in ("cuda:x", "tpu", ""):
         with pytest.raises(ValueError, match="device"):
             single_device_hardware(bad)

@@ -43,9 +43,7 @@ def test_presets_build_and_run(preset: str) -> None:
     # the two samples differ, so must their predictions
     assert not torch.allclose(y[0], y[1])
     # shifted-window masks: 0 within a region, −100 across regions (as in the official code)
-    masks = [
-        blk.attn_mask for stage in model.encoder.layers for blk in stage.blocks if blk.attn_mask is not None
-    ]
+    masks = [blk.attn_mask for stage in model.encoder.layers for blk in stage.blocks if blk.attn_mask is not None]
     assert all(set(m.unique().tolist()) == {0.0, -100.0} for m in masks)
     assert (len(masks) > 0) == (preset == "demo")  # smoke has one block per stage: no shifted blocks
 
@@ -70,7 +68,7 @@ def test_paper_model_windows_and_shifts(paper_model: Tyrion) -> None:
             expected_shift = (8, 8) if (j % 2 == 1 and i < 3) else (0, 0)
             assert tuple(blk.shift_size) == expected_shift
             if expected_shift != (0, 0):
-                grid = 128 // 2**i
+                grid = 128 // 2 ** i
                 assert blk.attn_mask.shape == ((grid // 16) ** 2, 256, 256)
             else:
                 assert blk.attn_mask is None
@@ -85,8 +83,7 @@ def test_pieces_shapes_and_composition(smoke_model: Tyrion) -> None:
         assert tokens.shape == (2, grid, grid, cfg["embed_dim"])
         skips = smoke_model.encode(tokens)
         assert [tuple(s.shape) for s in skips] == [
-            (2, cfg["embed_dim"] * 2**i, grid // 2**i, grid // 2**i) for i in range(4)
-        ]
+            (2, cfg["embed_dim"] * 2 ** i, grid // 2 ** i, grid // 2 ** i) for i in range(4)]
         feats = smoke_model.decode(skips)
         assert feats.shape == (2, cfg["embed_dim"], cfg["img_size"], cfg["img_size"])
         logits = smoke_model.head(feats)
@@ -101,9 +98,7 @@ def test_skips_are_pre_merging_stage_outputs(smoke_model: Tyrion) -> None:
         for i in range(3):
             merge = smoke_model.encoder.layers[i + 1].downsample
             s = skips[i].permute(0, 2, 3, 1)  # NHWC
-            official = torch.cat(
-                [s[:, 0::2, 0::2], s[:, 1::2, 0::2], s[:, 0::2, 1::2], s[:, 1::2, 1::2]], dim=-1
-            )
+            official = torch.cat([s[:, 0::2, 0::2], s[:, 1::2, 0::2], s[:, 0::2, 1::2], s[:, 1::2, 1::2]], dim=-1)
             official = merge.norm(merge.reduction(official))
             torch.testing.assert_close(merge(s), official)
             blocks_out = official
@@ -118,7 +113,7 @@ def test_token_order_is_row_major(smoke_model: Tyrion) -> None:
     p = cfg["patch_size"]
     x = _sar(cfg, batch=1)
     x2 = x.clone()
-    x2[0, 0, 2 * p : 3 * p, 5 * p : 6 * p] += 0.5
+    x2[0, 0, 2 * p:3 * p, 5 * p:6 * p] += 0.5
     with torch.no_grad():
         diff = (smoke_model.embed(x2) - smoke_model.embed(x)).abs().sum(-1)[0]
     changed = torch.nonzero(diff > 0).tolist()
@@ -133,16 +128,13 @@ def test_wrong_input_shape_is_rejected(smoke_model: Tyrion) -> None:
         smoke_model(torch.rand(1, 1, s + 16, s + 16))
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ({"embed_dim": 48}, "multiple of 32"),
-        ({"img_size": 72}, "multiple of"),
-        ({"depths": [1, 1, 1], "num_heads": [1, 2, 4, 8]}, "same length"),
-        ({"num_heads": [3, 2, 4, 8]}, "not divisible"),
-        ({"wndow_size": 8}, "unknown keys"),
-    ],
-)
+@pytest.mark.parametrize(("override", "message"), [
+    ({"embed_dim": 48}, "multiple of 32"),
+    ({"img_size": 72}, "multiple of"),
+    ({"depths": [1, 1, 1], "num_heads": [1, 2, 4, 8]}, "same length"),
+    ({"num_heads": [3, 2, 4, 8]}, "not divisible"),
+    ({"wndow_size": 8}, "unknown keys"),
+])
 def test_invalid_configs(override: dict, message: str) -> None:
     cfg = {**load_preset("smoke")["model"], **override}
     with pytest.raises(ValueError, match=message):
@@ -206,9 +198,8 @@ def test_construction_fetches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_config_round_trip(smoke_model: Tyrion) -> None:
     clone = Tyrion.from_config(smoke_model.config)
     assert clone.config == smoke_model.config
-    assert {k: v.shape for k, v in clone.state_dict().items()} == {
-        k: v.shape for k, v in smoke_model.state_dict().items()
-    }
+    assert {k: v.shape for k, v in clone.state_dict().items()} == \
+        {k: v.shape for k, v in smoke_model.state_dict().items()}
 
 
 @pytest.mark.parametrize("size", [32, 33, 2, 64, 62])
@@ -224,9 +215,9 @@ def test_centre_logits_equal_the_cropped_forward(size: int) -> None:
         centre = model.centre_logits(x, size)
     lo = (64 - size) // 2
     assert centre.shape == (2, 4, size, size)
-    torch.testing.assert_close(centre, full[..., lo : lo + size, lo : lo + size], rtol=0, atol=1e-5)
+    torch.testing.assert_close(centre, full[..., lo:lo + size, lo:lo + size], rtol=0, atol=1e-5)
     if size < 62:  # the logits vary in space: a crop off by one pixel would not pass
-        assert (full[..., lo + 1 : lo + 1 + size, lo : lo + size] - centre).abs().max() > 1e-3
+        assert (full[..., lo + 1:lo + 1 + size, lo:lo + size] - centre).abs().max() > 1e-3
     with pytest.raises(ValueError, match="centre size"):
         model.centre_logits(x, 65)
 

@@ -46,9 +46,7 @@ def test_raster_round_trip_and_metadata(tmp_path) -> None:
     with pytest.raises(DataError, match="band"):
         raster.read_raster(path, [4])
     assert not list(tmp_path.glob(".*part*"))  # atomic write left no temporary file
-    geo = raster.write_geotiff(
-        tmp_path / "g.tif", arr[0], "EPSG:4326", Affine(0.001, 0.0, 10.0, 0.0, -0.001, 50.0)
-    )
+    geo = raster.write_geotiff(tmp_path / "g.tif", arr[0], "EPSG:4326", Affine(0.001, 0.0, 10.0, 0.0, -0.001, 50.0))
     assert raster.read_raster_info(geo).resolution_m is None  # degrees, not metres
 
 
@@ -76,22 +74,8 @@ def test_corrupt_raster(tmp_path) -> None:
 
 def test_optical_band_list() -> None:
     assert U.OPTICAL_BAND_NUMBERS == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15)
-    assert U.OPTICAL_BAND_NAMES == (
-        "B1",
-        "B2",
-        "B3",
-        "B4",
-        "B5",
-        "B6",
-        "B7",
-        "B8",
-        "B8A",
-        "B9",
-        "B11",
-        "B12",
-        "WVP",
-        "SCL",
-    )
+    assert U.OPTICAL_BAND_NAMES == ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+                                    "WVP", "SCL")
     assert "AOT" not in U.OPTICAL_BAND_NAMES
 
 
@@ -113,9 +97,8 @@ def test_discover_pairs_by_second_field(tmp_path) -> None:
 
 def test_discover_missing_optical_and_bad_names(tmp_path) -> None:
     write_unlabeled(tmp_path, glaciers=("Helheim",), n_train=1, n_val=0)
-    orphan = write_geotiff(
-        tmp_path / "sar" / "train" / "S1_Petermann_2020-01-01.tif", np.ones((50, 70), np.uint8)
-    )
+    orphan = write_geotiff(tmp_path / "sar" / "train" / "S1_Petermann_2020-01-01.tif",
+                           np.ones((50, 70), np.uint8))
     with pytest.raises(DataError) as err:
         U.discover_unlabeled(tmp_path, "train")
     assert str(orphan) in str(err.value) and "Petermann" in str(err.value) and "Helheim" in str(err.value)
@@ -130,9 +113,9 @@ def test_discover_missing_optical_and_bad_names(tmp_path) -> None:
 
 def test_read_optical_normalisation(tmp_path, caplog) -> None:
     bands = optical_stack(20, 30, seed=4)
-    bands[12] = 1e9  # AOT (band 13) is skipped: huge values must not show up anywhere
+    bands[12] = 1e9       # AOT (band 13) is skipped: huge values must not show up anywhere
     bands[0, 3, 4] = np.nan
-    bands[13] = 0.0  # WVP (band 14) all zero → zeros, logged
+    bands[13] = 0.0       # WVP (band 14) all zero → zeros, logged
     path = write_geotiff(tmp_path / "Helheim_S2.tif", bands.astype(np.float32))
     with caplog.at_level(logging.WARNING, logger="ssl4sar.data.unlabeled"):
         out, info = U.read_optical(path)
@@ -216,22 +199,13 @@ def test_pretrain_flip_is_horizontal() -> None:
     ref_cols, ref_rows = pad.apply(cols), pad.apply(rows)
     flipped_seen = 0
     for seed in range(10):
-        s, o = U.random_pretrain_crop(
-            cols, optical, 32, np.random.default_rng(seed), min_scale=1.0, prob_flip=1.0
-        )
+        s, o = U.random_pretrain_crop(cols, optical, 32, np.random.default_rng(seed), min_scale=1.0, prob_flip=1.0)
         unflipped = s[:, ::-1]
         # the un-flipped SAR crop and the optical crop are windows at the same place of the padded images
-        rs = [r for r in range(ref_rows.shape[0] - 31) if np.array_equal(ref_rows[r : r + 32, 0], o[0][:, 0])]
-        cs = [
-            c for c in range(ref_cols.shape[1] - 31) if np.array_equal(ref_cols[0, c : c + 32], unflipped[0])
-        ]
-        hits = [
-            (r, c)
-            for r in rs
-            for c in cs
-            if np.array_equal(ref_cols[r : r + 32, c : c + 32], unflipped)
-            and np.array_equal(ref_rows[r : r + 32, c : c + 32], o[0])
-        ]
+        rs = [r for r in range(ref_rows.shape[0] - 31) if np.array_equal(ref_rows[r:r + 32, 0], o[0][:, 0])]
+        cs = [c for c in range(ref_cols.shape[1] - 31) if np.array_equal(ref_cols[0, c:c + 32], unflipped[0])]
+        hits = [(r, c) for r in rs for c in cs if np.array_equal(ref_cols[r:r + 32, c:c + 32], unflipped)
+                and np.array_equal(ref_rows[r:r + 32, c:c + 32], o[0])]
         assert hits, seed
         assert np.array_equal(o[0], o[0][:, ::-1])  # rows image: a horizontal flip leaves it unchanged
         flipped_seen += 1
@@ -253,13 +227,11 @@ def test_pretrain_example_draws_a_sample_from_the_first_pair(tmp_path) -> None:
     ex = U.pretrain_example(root, cfg, np.random.default_rng(0), max_side_px=20)
     first = U.discover_unlabeled(root, "train")[0]
     sar, optical = U.load_pair(first)
-    assert ex.pair.name == first.name and ex.step == 3  # ceil(48 / 20)
+    assert ex.pair.name == first.name and ex.step == 3   # ceil(48 / 20)
     assert np.array_equal(ex.sar, sar[::3, ::3]) and np.array_equal(ex.optical, optical[:, ::3, ::3])
     assert ex.crop_sar.shape == (16, 16) and ex.crop_optical.shape == (14, 16, 16) and ex.context == 16
     assert ex.title.endswith("(whole image, every 3th pixel)") and first.optical_path.name in ex.title
     # the same generator state draws the same sample as the sampler itself
-    crop_sar, _ = U.random_pretrain_crop(
-        sar, optical, 16, np.random.default_rng(0), min_scale=0.7, prob_flip=0.5
-    )
+    crop_sar, _ = U.random_pretrain_crop(sar, optical, 16, np.random.default_rng(0), min_scale=0.7, prob_flip=0.5)
     assert np.array_equal(ex.crop_sar, crop_sar)
     assert U.pretrain_example(root, cfg, np.random.default_rng(0)).step == 1

@@ -20,9 +20,7 @@ def _summary(groups: list[str], means: list[float], lows: list[float], highs: li
 def test_annotator_comparison_with_constant_bootstrap_distribution() -> None:
     # a model that finds a front on one image only: every bootstrap replicate is the same mean up to rounding
     constant = 312.25 + np.arange(2000) % 3 * 1e-13
-    pairs = pd.DataFrame(
-        {"group": ["human", "human", "model", "model"], "mde_m": [35.0, 41.0, 312.25, 312.25]}
-    )
+    pairs = pd.DataFrame({"group": ["human", "human", "model", "model"], "mde_m": [35.0, 41.0, 312.25, 312.25]})
     summary = _summary(["human", "model"], [38.0, 312.25], [34.0, 312.25], [42.0, 312.25])
     boot = {"human": np.random.default_rng(0).normal(38.0, 2.0, 2000), "model": constant}
     fig = viz.plot_annotator_comparison(pairs, summary, boot, human_groups=["human"])

@@ -66,7 +66,7 @@ def test_natural_earth_path_finds_a_local_copy_and_prefers_the_finest(offline_ca
     assert viz.natural_earth_path("coastline", "auto") == coarse
     fine = _write_coastline(offline_cartopy, "50m")
     assert viz.natural_earth_path("coastline", "auto") == fine
-    fine.with_suffix(".dbf").unlink()  # an incomplete shapefile does not count
+    fine.with_suffix(".dbf").unlink()   # an incomplete shapefile does not count
     assert viz.natural_earth_path("coastline", "auto") == coarse
 
 
@@ -74,14 +74,12 @@ def test_glacier_map_caption_names_the_local_copy_or_says_why_none(offline_carto
     assert "Coastlines are not drawn" in viz.glacier_map_caption()
     coarse = _write_coastline(offline_cartopy, "110m")
     caption = viz.glacier_map_caption()
-    assert (
-        f"`{coarse.name}`" in caption and str(coarse.parent) not in caption
-    )  # a name, not the machine's path
+    assert f"`{coarse.name}`" in caption and str(coarse.parent) not in caption   # a name, not the machine's path
 
 
 def test_glacier_map_draws_offline_without_coastlines(offline_cartopy: Path) -> None:
     fig = viz.glacier_map()
-    fig.canvas.draw()  # render everything: this is where cartopy would fetch missing data
+    fig.canvas.draw()   # render everything: this is where cartopy would fetch missing data
     north, south = [ax for ax in fig.axes if hasattr(ax, "projection")]
     inset = south.child_axes[0]
     geo_axes = [north, south, inset]
@@ -113,6 +111,6 @@ def test_glacier_map_uses_a_local_coastline_file(offline_cartopy: Path) -> None:
 def test_glacier_map_refuses_to_fetch_coastlines(offline_cartopy: Path) -> None:
     with pytest.raises(FileNotFoundError, match="never|nothing is downloaded"):
         viz.glacier_map(coastlines=True, background=False)
-    fig = viz.glacier_map(coastlines=False, background=False)  # explicitly off: fine
+    fig = viz.glacier_map(coastlines=False, background=False)   # explicitly off: fine
     fig.canvas.draw()
     plt.close(fig)

@@ -433,20 +433,13 @@ def hide_injected_parameters(path: Path) -> int:
 #: The thread pools are pinned (here one thread; each chapter then sets torch to ``ssl4sar.book.BOOK_THREADS`` and
 #: every parallel run to ``RUN_THREADS``): a training run is bit-identical across repeats with the same number of
 #: threads but not between one and two, so a build must not depend on the machine's core count.
-KERNEL_ENVIRONMENT = {
-    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-}
+KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "OMP_NUM_THREADS": "1",
+                      "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 # PYTHONWARNINGS: without ipywidgets, importing tqdm.auto in a kernel warns "IProgress not found" with the absolute
 # path of the virtual environment, which would stand in the chapter's output; the bars fall back to text either way.
-KERNEL_ENVIRONMENT_DEFAULTS = {
-    "HF_HUB_OFFLINE": "1",
-    "PYTHONHASHSEED": "0",
-    # and lightning's own deprecation notice of torch's pytree API, same path
-    "PYTHONWARNINGS": "ignore:IProgress not found,ignore:`isinstance(treespec",
-}
+KERNEL_ENVIRONMENT_DEFAULTS = {"HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+                               # and lightning's own deprecation notice of torch's pytree API, same path
+                               "PYTHONWARNINGS": "ignore:IProgress not found,ignore:`isinstance(treespec"}
 
 
 @contextlib.contextmanager

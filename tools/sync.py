@@ -48,9 +48,7 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
     url, branch = str(repo.get("url") or "").rstrip("/"), str(repo.get("branch") or "main")
     parsed = urlparse(url)
     if parsed.netloc != "github.com" or len([p for p in parsed.path.split("/") if p]) != 2:
-        raise SystemExit(
-            f"{root / BOOK_CONFIG}: repository.url must be https://github.com/OWNER/NAME, got {url!r}"
-        )
+        raise SystemExit(f"{root / BOOK_CONFIG}: repository.url must be https://github.com/OWNER/NAME, got {url!r}")
     return url.removesuffix(".git"), branch
 
 
@@ -63,7 +61,7 @@ def chapters(root: Path = ROOT) -> list[Path]:
 
 def setup_cell(url: str) -> str:
     """The first cell of every chapter: installs ssl4sar[book] from ``url`` only when it is not importable."""
-    return f"""# %% tags=["remove-cell"]
+    return f'''# %% tags=["remove-cell"]
 {SETUP_MARKER} (written by `make sync` from book/_config.yml): installs ssl4sar with its book
 # extra when it is not importable (Colab, a fresh JupyterHub kernel). Where ssl4sar is installed (`make book`,
 # papermill, a clone with `pip install -e ".[book]"`) it does nothing. `device = "auto"` then uses the GPU.
@@ -72,14 +70,14 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "ssl4sar[book] @ git+{url}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "ssl4sar[book] @ git+{url}"], check=True)
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
+    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
+          else "none (on Colab: Runtime > Change runtime type > GPU)")
 
-"""
+'''
 
 
 def with_setup_cell(text: str, url: str) -> str:
@@ -92,7 +90,7 @@ def with_setup_cell(text: str, url: str) -> str:
     while start < len(lines) and not lines[start].strip():
         start += 1
     rest = lines[start:]
-    if len(rest) > 1 and rest[1].startswith(SETUP_MARKER):  # drop the old setup cell
+    if len(rest) > 1 and rest[1].startswith(SETUP_MARKER):   # drop the old setup cell
         nxt = next((i for i in range(1, len(rest)) if rest[i].startswith("# %%")), len(rest))
         rest = rest[nxt:]
     return "".join(lines[:header_end]) + "\n" + setup_cell(url) + "".join(rest)
@@ -129,9 +127,7 @@ def link_table(root: Path, url: str, branch: str) -> str:
     rows = ["| chapter | open |", "|---|---|"]
     for src in chapters(root):
         twin = f"notebooks/{src.stem}.ipynb"
-        rows.append(
-            f"| {src.stem[:2]} {chapter_title(src)} | [Open in Colab]({colab_url(url, branch, twin)}) |"
-        )
+        rows.append(f"| {src.stem[:2]} {chapter_title(src)} | [Open in Colab]({colab_url(url, branch, twin)}) |")
     return "\n".join(rows)
 
 
@@ -150,17 +146,15 @@ def expected_files(root: Path = ROOT) -> dict[Path, Callable[[], str | bytes]]:
     """``{path: function giving its expected content}`` for every generated file, in the order to write them."""
     url, branch = repository(root)
     out: dict[Path, Callable[[], str | bytes]] = {
-        root / MANIFEST_COPY: lambda: (root / MANIFEST_SOURCE).read_bytes()
-    }
+        root / MANIFEST_COPY: lambda: (root / MANIFEST_SOURCE).read_bytes()}
     for src in chapters(root):
         out[src] = lambda src=src: with_setup_cell(src.read_text(encoding="utf-8"), url)
-    for src in chapters(root):  # after the setup cells: the twins are made from the updated .py files
+    for src in chapters(root):   # after the setup cells: the twins are made from the updated .py files
         out[src.with_suffix(".ipynb")] = lambda src=src: notebook_twin(src)
     table = link_table(root, url, branch)
     for page in LINK_PAGES:
-        out[root / page] = lambda page=page: with_link_table(
-            (root / page).read_text(encoding="utf-8"), table, root / page
-        )
+        out[root / page] = lambda page=page: with_link_table((root / page).read_text(encoding="utf-8"), table,
+                                                             root / page)
     return out
 
 
@@ -179,11 +173,7 @@ def stale(root: Path = ROOT) -> list[Path]:
 
 def orphan_twins(root: Path = ROOT) -> list[Path]:
     """``notebooks/NN_*.ipynb`` without a ``.py`` source (a renamed or deleted chapter)."""
-    return [
-        p
-        for p in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-        if not p.with_suffix(".py").is_file()
-    ]
+    return [p for p in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")) if not p.with_suffix(".py").is_file()]
 
 
 def write_all(root: Path = ROOT) -> list[Path]:
@@ -202,9 +192,7 @@ def write_all(root: Path = ROOT) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--check", action="store_true", help="list stale copies, write nothing; exit 1 if any"
-    )
+    parser.add_argument("--check", action="store_true", help="list stale copies, write nothing; exit 1 if any")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.check:

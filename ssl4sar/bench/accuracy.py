@@ -49,16 +49,8 @@ def _on_path(model: torch.nn.Module, path: ExecPath, device: torch.device) -> to
     return m if path.centre_only else FullForward(m)
 
 
-def predict_split(
-    model: torch.nn.Module,
-    scenes: Sequence[Any],
-    path: ExecPath,
-    *,
-    device: torch.device,
-    stride: int,
-    sigma: float,
-    batch_size: int,
-) -> tuple[dict[str, np.ndarray], float]:
+def predict_split(model: torch.nn.Module, scenes: Sequence[Any], path: ExecPath, *, device: torch.device,
+                  stride: int, sigma: float, batch_size: int) -> tuple[dict[str, np.ndarray], float]:
     """Class maps ``{stem: (H, W) uint8}`` of ``scenes`` (CaFFe scenes) on ``path`` without TTA, and the seconds."""
     from ssl4sar.data.caffe import load_scene
     from ssl4sar.inference import sliding_window_probabilities
@@ -70,25 +62,16 @@ def predict_split(
     for scene in scenes:
         image = load_scene(scene)["image"]
         t0 = time.perf_counter()
-        prob = sliding_window_probabilities(
-            m,
-            image,
-            context_size=c,
-            stride=stride,
-            sigma=sigma,
-            batch_size=path.batch or batch_size,
-            device=device,
-            amp_dtype=path.amp_dtype(device),
-            centre_only=path.centre_only,
-        )
+        prob = sliding_window_probabilities(m, image, context_size=c, stride=stride, sigma=sigma,
+                                            batch_size=path.batch or batch_size, device=device,
+                                            amp_dtype=path.amp_dtype(device), centre_only=path.centre_only)
         seconds += time.perf_counter() - t0
         maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
     return maps, seconds
 
 
-def _score(
-    maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str, min_front_length_m: float | None = None
-) -> dict[str, float]:
+def _score(maps: Mapping[str, np.ndarray], data_dir: str | Path, split: str,
+           min_front_length_m: float | None = None) -> dict[str, float]:
     from ssl4sar.evaluate import evaluate_predictions
 
     kw = {} if min_front_length_m is None else {"min_front_length_m": float(min_front_length_m)}
@@ -102,13 +85,9 @@ def _score(
     # no MDE (None) when every front is missing: a weak model, or post-processing dropped all pieces
     per = res.per_image.set_index("stem")
     found = per[~per["missing"].astype(bool)]
-    return {
-        "mde_m": num(s["pooled_mde_m"]),
-        "missing_fronts": int(s["missing_fronts"]),
-        "n_distances": int(s.get("n_distances") or 0),
-        "mean_iou": num(s["mean_iou"]),
-        "fronts": {str(k): (float(r["sum_m"]), int(r["n_distances"])) for k, r in found.iterrows()},
-    }
+    return {"mde_m": num(s["pooled_mde_m"]), "missing_fronts": int(s["missing_fronts"]),
+            "n_distances": int(s.get("n_distances") or 0), "mean_iou": num(s["mean_iou"]),
+            "fronts": {str(k): (float(r["sum_m"]), int(r["n_distances"])) for k, r in found.iterrows()}}
 
 
 def _paired_mde(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float, int]:
@@ -124,17 +103,10 @@ def _paired_mde(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, floa
     return pooled(a), pooled(b), len(both)
 
 
-def fast_path_accuracy(
-    checkpoint: str | Path | torch.nn.Module,
-    data_dir: str | Path,
-    *,
-    split: str = "test",
-    device: str | torch.device = "cpu",
-    preset: str | Mapping[str, Any] | None = None,
-    strides: Sequence[int] = (),
-    stride_fractions: Sequence[float] = (),
-    batch_size: int = 8,
-) -> dict[str, Any]:
+def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str | Path, *, split: str = "test",
+                       device: str | torch.device = "cpu", preset: str | Mapping[str, Any] | None = None,
+                       strides: Sequence[int] = (), stride_fractions: Sequence[float] = (),
+                       batch_size: int = 8) -> dict[str, Any]:
     """Class-map agreement and MDE change of the fast path against the reference path on a CaFFe split.
 
     Args:
@@ -158,11 +130,7 @@ def fast_path_accuracy(
     from ssl4sar.models.convert import load_model
 
     dev = torch.device(device)
-    model = (
-        checkpoint
-        if isinstance(checkpoint, torch.nn.Module)
-        else load_model(Path(checkpoint), map_location="cpu")
-    )
+    model = checkpoint if isinstance(checkpoint, torch.nn.Module) else load_model(Path(checkpoint), map_location="cpu")
     model = model.float().eval()
     scenes = discover(data_dir, split)
     c = int(model.img_size)
@@ -183,40 +151,19 @@ def fast_path_accuracy(
     agree, differ, total = agreement(fast_maps)
     paired_ref, paired_fast, n_paired = _paired_mde(ref_score, fast_score)
     out: dict[str, Any] = {
-        "checkpoint": str(checkpoint)
-        if not isinstance(checkpoint, torch.nn.Module)
-        else type(checkpoint).__name__,
-        "data": str(data_dir),
-        "split": split,
-        "scenes": len(scenes),
-        "context_size": c,
-        "stride": settings.stride,
-        "sigma": settings.sigma,
-        "fast_path": fast.describe(dev),
-        "agreement": agree,
-        "disagreeing_px": differ,
-        "pixels": total,
-        "reference_mde_m": ref_score["mde_m"],
-        "fast_mde_m": fast_score["mde_m"],
-        "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"],
-        "paired_images": n_paired,
-        "paired_reference_mde_m": paired_ref,
-        "paired_fast_mde_m": paired_fast,
-        "paired_mde_change_m": paired_fast - paired_ref,
-        "reference_iou": ref_score["mean_iou"],
-        "fast_iou": fast_score["mean_iou"],
-        "reference_missing_fronts": ref_score["missing_fronts"],
-        "fast_missing_fronts": fast_score["missing_fronts"],
-        "reference_distances": ref_score["n_distances"],
-        "fast_distances": fast_score["n_distances"],
-        "reference_mde_all_pieces_m": ref_all["mde_m"],
-        "fast_mde_all_pieces_m": fast_all["mde_m"],
-        "mde_change_all_pieces_m": fast_all["mde_m"] - ref_all["mde_m"],
+        "checkpoint": str(checkpoint) if not isinstance(checkpoint, torch.nn.Module) else type(checkpoint).__name__,
+        "data": str(data_dir), "split": split, "scenes": len(scenes), "context_size": c, "stride": settings.stride,
+        "sigma": settings.sigma, "fast_path": fast.describe(dev), "agreement": agree, "disagreeing_px": differ,
+        "pixels": total, "reference_mde_m": ref_score["mde_m"], "fast_mde_m": fast_score["mde_m"],
+        "mde_change_m": fast_score["mde_m"] - ref_score["mde_m"], "paired_images": n_paired,
+        "paired_reference_mde_m": paired_ref, "paired_fast_mde_m": paired_fast,
+        "paired_mde_change_m": paired_fast - paired_ref, "reference_iou": ref_score["mean_iou"],
+        "fast_iou": fast_score["mean_iou"], "reference_missing_fronts": ref_score["missing_fronts"],
+        "fast_missing_fronts": fast_score["missing_fronts"], "reference_distances": ref_score["n_distances"],
+        "fast_distances": fast_score["n_distances"], "reference_mde_all_pieces_m": ref_all["mde_m"],
+        "fast_mde_all_pieces_m": fast_all["mde_m"], "mde_change_all_pieces_m": fast_all["mde_m"] - ref_all["mde_m"],
         "reference_missing_fronts_all_pieces": ref_all["missing_fronts"],
-        "fast_missing_fronts_all_pieces": fast_all["missing_fronts"],
-        "reference_s": ref_s,
-        "fast_s": fast_s,
-        "strides": [],
+        "fast_missing_fronts_all_pieces": fast_all["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s, "strides": [],
     }
     for s in sorted({*map(int, strides), *(int(round(f * c)) for f in stride_fractions)}):
         if int(s) == settings.stride:
@@ -225,27 +172,15 @@ def fast_path_accuracy(
         score, every = _score(maps, data_dir, split), _score(maps, data_dir, split, 0.0)
         a, _, _ = agreement(maps)
         pr, pf, n_pair = _paired_mde(ref_score, score)
-        out["strides"].append(
-            {
-                "stride": int(s),
-                "mde_m": score["mde_m"],
-                "mde_change_m": score["mde_m"] - ref_score["mde_m"],
-                "agreement": a,
-                "missing_fronts": score["missing_fronts"],
-                "seconds": sec,
-                "mde_all_pieces_m": every["mde_m"],
-                "paired_images": n_pair,
-                "paired_mde_change_m": pf - pr,
-                "mde_change_all_pieces_m": every["mde_m"] - ref_all["mde_m"],
-                "windows_ratio": _window_ratio(scenes, c, settings.stride, int(s)),
-            }
-        )
-    log.info(
-        "accuracy: agreement %.5f, MDE %.2f m (reference) vs %.2f m (fast)",
-        agree,
-        out["reference_mde_m"],
-        out["fast_mde_m"],
-    )
+        out["strides"].append({"stride": int(s), "mde_m": score["mde_m"],
+                               "mde_change_m": score["mde_m"] - ref_score["mde_m"], "agreement": a,
+                               "missing_fronts": score["missing_fronts"], "seconds": sec,
+                               "mde_all_pieces_m": every["mde_m"], "paired_images": n_pair,
+                               "paired_mde_change_m": pf - pr,
+                               "mde_change_all_pieces_m": every["mde_m"] - ref_all["mde_m"],
+                               "windows_ratio": _window_ratio(scenes, c, settings.stride, int(s))})
+    log.info("accuracy: agreement %.5f, MDE %.2f m (reference) vs %.2f m (fast)", agree, out["reference_mde_m"],
+             out["fast_mde_m"])
     return out
 
 
@@ -255,6 +190,4 @@ def _window_ratio(scenes: Sequence[Any], c: int, base: int, stride: int) -> floa
     from ssl4sar.data.caffe import read_sar
 
     shapes = [read_sar(sc.sar_path).shape for sc in scenes]
-    return sum(windows_in_scene(s, c, stride) for s in shapes) / sum(
-        windows_in_scene(s, c, base) for s in shapes
-    )
+    return sum(windows_in_scene(s, c, stride) for s in shapes) / sum(windows_in_scene(s, c, base) for s in shapes)

@@ -18,7 +18,6 @@ from ssl4sar.models.fast import cpu_has_native_bf16
 
 __all__ = ["environment", "measure_matmul_peak"]
 
-
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -96,6 +95,8 @@ def environment(device: str | torch.device) -> dict[str, Any]:
     return env
 
 
+
+
 def measure_matmul_peak(
     device: str | torch.device,
     dtype: torch.dtype = torch.bfloat16,
@@ -139,3 +140,5 @@ def measure_matmul_peak(
         "seconds_per_matmul": per,
         "iters": iters,
     }
+
+

@@ -38,15 +38,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = (
-    "matmul_peak",
-    "finetune_step",
-    "pretrain_step",
-    "sliding_window",
-    "postprocess_mde",
-    "data_sampler",
-    "accuracy",
-)
+BENCHMARKS = ("matmul_peak", "finetune_step", "pretrain_step", "sliding_window", "postprocess_mde", "data_sampler",
+              "accuracy")
 
 
 @dataclass
@@ -80,9 +73,8 @@ class MatmulPeak(Benchmark):
         return [measure_matmul_peak(self.device, self.dtype, self.n, self.iters)]
 
 
-def _compare_steps(
-    cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int, warmup: int, device: str
-) -> list[dict[str, Any]]:
+def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int, warmup: int,
+                   device: str) -> list[dict[str, Any]]:
     """Warm up every case, measure its peak memory on one step, then time all in alternating rounds."""
     from ssl4sar.bench.training import case_result
 
@@ -143,9 +135,7 @@ class FinetuneStep(_StepComparison):
     def case(self, path: ExecPath) -> Any:
         from ssl4sar.bench.training import StepSettings, finetune_case
 
-        return finetune_case(
-            self.model_config, StepSettings.on_path(path, self.device, self.batch, self.seed)
-        )
+        return finetune_case(self.model_config, StepSettings.on_path(path, self.device, self.batch, self.seed))
 
 
 @dataclass
@@ -181,17 +171,9 @@ class SlidingWindow(Benchmark):
     def run(self) -> list[dict[str, Any]]:
         from ssl4sar.bench.windows import compare_sliding_window
 
-        return compare_sliding_window(
-            self.model_config,
-            self.paths,
-            device=self.device,
-            windows_per_axis=self.windows_per_axis,
-            stride=self.stride,
-            sigma=self.sigma,
-            batch_size=self.batch,
-            rounds=self.rounds,
-            seed=self.seed,
-        )
+        return compare_sliding_window(self.model_config, self.paths, device=self.device,
+                                      windows_per_axis=self.windows_per_axis, stride=self.stride, sigma=self.sigma,
+                                      batch_size=self.batch, rounds=self.rounds, seed=self.seed)
 
 
 @dataclass
@@ -225,17 +207,9 @@ class DataSampler(Benchmark):
     def run(self) -> list[dict[str, Any]]:
         from ssl4sar.bench.sampler import benchmark_data_sampler
 
-        return [
-            benchmark_data_sampler(
-                self.data_config,
-                n_samples=self.n_samples,
-                warmup=self.warmup,
-                data_dir=self.data_dir,
-                scene_size=self.scene_size,
-                all_augmentations=self.all_augmentations,
-                seed=self.seed,
-            )
-        ]
+        return [benchmark_data_sampler(self.data_config, n_samples=self.n_samples, warmup=self.warmup,
+                                       data_dir=self.data_dir, scene_size=self.scene_size,
+                                       all_augmentations=self.all_augmentations, seed=self.seed)]
 
 
 @dataclass
@@ -252,16 +226,8 @@ class Accuracy(Benchmark):
     def run(self) -> list[dict[str, Any]]:
         from ssl4sar.bench.accuracy import fast_path_accuracy
 
-        return [
-            fast_path_accuracy(
-                self.checkpoint,
-                self.data_dir,
-                split=self.split,
-                device=self.device,
-                preset=self.preset,
-                stride_fractions=self.stride_fractions,
-            )
-        ]
+        return [fast_path_accuracy(self.checkpoint, self.data_dir, split=self.split, device=self.device,
+                                   preset=self.preset, stride_fractions=self.stride_fractions)]
 
 
 # ------------------------------------------------------------------------------------------------ plan
@@ -288,12 +254,8 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
         paths.append(fast.with_(name="fast-fp32", precision="fp32"))
     if not quick:
         paths.append(fast.with_(name="fast-timm-attention", fused=False))
-        paths.append(
-            fast.with_(
-                name="fast-channels-last" if not fast.channels_last else "fast-contiguous",
-                channels_last=not fast.channels_last,
-            )
-        )
+        paths.append(fast.with_(name="fast-channels-last" if not fast.channels_last else "fast-contiguous",
+                                channels_last=not fast.channels_last))
         if inference:
             paths.append(fast.with_(name="fast-full-decoder", centre_only=False))
             paths.append(fast.with_(name="fast-batch-1", batch=1))
@@ -305,18 +267,10 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
     return paths
 
 
-def plan_benchmarks(
-    cfg: Mapping[str, Any],
-    *,
-    device: torch.device,
-    quick: bool,
-    compile: bool,
-    batch: int | None = None,
-    data_dir: str | Path | None = None,
-    seed: int = 0,
-    preset_name: str = "paper",
-    accuracy: tuple[str | Path, str | Path] | None = None,
-) -> list[Benchmark]:
+def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool, compile: bool,
+                    batch: int | None = None, data_dir: str | Path | None = None, seed: int = 0,
+                    preset_name: str = "paper", accuracy: tuple[str | Path, str | Path] | None = None
+                    ) -> list[Benchmark]:
     """The benchmarks for this device and mode, in run order (see :mod:`ssl4sar.bench`)."""
     gpu = device.type == "cuda"
     dev = str(device)
@@ -339,64 +293,24 @@ def plan_benchmarks(
 
     for method in ("optsimmim", "opttranslator"):
         settings = method_settings(cfg, method) if "pretrain" in cfg else None
-        out.append(
-            PretrainStep(
-                method,
-                dev,
-                model_cfg,
-                train_paths,
-                train_batch,
-                max(2, rounds - 1),
-                1,
-                seed,
-                method=method,
-                method_settings=settings,
-            )
-        )
+        out.append(PretrainStep(method, dev, model_cfg, train_paths, train_batch, max(2, rounds - 1), 1, seed,
+                                method=method, method_settings=settings))
     c = int(model_cfg.get("img_size", paper_preset().model.img_size))
     inf = cfg.get("inference", {})
     stride = int(inf.get("stride", c // 4))
-    out.append(
-        SlidingWindow(
-            f"stride{stride}",
-            dev,
-            model_cfg,
-            _paths(device, quick, compile, inference=True),
-            wpa,
-            stride,
-            inf.get("gaussian_sigma"),
-            infer_batch,
-            rounds,
-            seed,
-        )
-    )
+    out.append(SlidingWindow(f"stride{stride}", dev, model_cfg, _paths(device, quick, compile, inference=True),
+                             wpa, stride, inf.get("gaussian_sigma"), infer_batch, rounds, seed))
     pp_size = 512 if preset_name == "smoke" else 5000
     out.append(PostprocessMDE(f"{pp_size}px", "cpu", pp_size, 1 if quick else 3, seed))
     data_cfg = dict(cfg.get("data", {}))
     scene_size = tuple(cfg.get("synthetic", {}).get("scene_size", paper_preset().synthetic.scene_size))
     n_samples = (8 if preset_name == "smoke" else 16) if quick else 200
     for all_aug in (False, True):
-        label = f"{data_cfg.get('context_size', c)}px-" + (
-            "all-augmentations" if all_aug else "preset-probabilities"
-        )
-        out.append(
-            DataSampler(
-                label,
-                "cpu",
-                data_cfg,
-                n_samples,
-                1 if quick else 5,
-                data_dir,
-                scene_size,  # type: ignore[arg-type]
-                all_aug,
-                seed,
-            )
-        )
+        label = f"{data_cfg.get('context_size', c)}px-" + ("all-augmentations" if all_aug else "preset-probabilities")
+        out.append(DataSampler(label, "cpu", data_cfg, n_samples, 1 if quick else 5, data_dir, scene_size,  # type: ignore[arg-type]
+                               all_aug, seed))
     if accuracy is not None:
         ckpt, data = accuracy
-        for split in (
-            "test",
-            "val",
-        ):  # val too: a weak (demo) model may miss every test front, leaving no MDE
+        for split in ("test", "val"):  # val too: a weak (demo) model may miss every test front, leaving no MDE
             out.append(Accuracy(f"{Path(ckpt).stem}-{split}", dev, ckpt, data, split, None, (0.375, 0.5)))
     return out

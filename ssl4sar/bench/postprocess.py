@@ -20,7 +20,6 @@ from ssl4sar.postprocess import GLACIER_ID, NA_ID, OCEAN_ID, ROCK_ID, extract_fr
 
 __all__ = ["benchmark_postprocess_mde", "synthetic_front_scene"]
 
-
 def _boundary(rng: np.random.Generator, size: int, phase_shift: float = 0.0) -> np.ndarray:
     """Row of the glacier/ocean boundary for every column: two sines plus a smoothed random walk (pixels).
 
@@ -30,12 +29,8 @@ def _boundary(rng: np.random.Generator, size: int, phase_shift: float = 0.0) -> 
     p1, p2 = rng.uniform(0, 2 * np.pi, 2)
     walk = np.cumsum(rng.normal(0.0, 1.0, size))
     walk -= np.convolve(walk, np.ones(101) / 101, mode="same")  # keep only the small-scale wiggles
-    y = (
-        0.5 * size
-        + 0.08 * size * np.sin(2 * np.pi * x / (0.45 * size) + p1 + phase_shift)
-        + 0.015 * size * np.sin(2 * np.pi * x / (0.05 * size) + p2 + phase_shift)
-        + 2.0 * walk
-    )
+    y = (0.5 * size + 0.08 * size * np.sin(2 * np.pi * x / (0.45 * size) + p1 + phase_shift)
+         + 0.015 * size * np.sin(2 * np.pi * x / (0.05 * size) + p2 + phase_shift) + 2.0 * walk)
     return np.clip(y, 0.3 * size, 0.9 * size)
 
 
@@ -48,7 +43,7 @@ def _zones(rng: np.random.Generator, size: int, boundary: np.ndarray, clutter: b
         blob = max(2, size // 600)
         for r, c in zip(rng.integers(0, size, 200), rng.integers(0, size, 200)):
             # icebergs in the ocean, lakes on the glacier
-            z[r : r + blob, c : c + blob] = GLACIER_ID if z[r, c] == OCEAN_ID else OCEAN_ID
+            z[r:r + blob, c:c + blob] = GLACIER_ID if z[r, c] == OCEAN_ID else OCEAN_ID
         n_salt = int(0.0005 * size * size)
         z.reshape(-1)[rng.integers(0, size * size, n_salt)] = ROCK_ID
     return z
@@ -66,17 +61,13 @@ def synthetic_front_scene(size: int = 5000, seed: int = 0) -> dict[str, Any]:
         raise ValueError(f"size must be at least 64 px, got {size}")
     rng = np.random.default_rng(seed)
     pred = _zones(rng, size, _boundary(np.random.default_rng(seed), size), clutter=True)
-    gt_zones = _zones(
-        rng, size, _boundary(np.random.default_rng(seed), size, phase_shift=0.03), clutter=False
-    )
+    gt_zones = _zones(rng, size, _boundary(np.random.default_rng(seed), size, phase_shift=0.03), clutter=False)
     gt_front = front_from_zones(gt_zones).astype(np.uint8)
     box = [(-2.0, size + 10.5), (-2.0, -3.5), (size + 4.5, -3.5), (size + 4.5, size + 10.5)]
     return {"zones": pred, "gt_front": gt_front, "bounding_box": box, "resolution_m": 20.0}
 
 
-def benchmark_postprocess_mde(
-    size: int = 5000, seed: int = 0, repeats: int = 3, memory: bool = True
-) -> dict[str, Any]:
+def benchmark_postprocess_mde(size: int = 5000, seed: int = 0, repeats: int = 3, memory: bool = True) -> dict[str, Any]:
     """Time the §7.2 post-processing and the §8.1 distances on one synthetic ``size × size`` scene.
 
     Args:
@@ -106,18 +97,11 @@ def benchmark_postprocess_mde(
         md.append(t3 - t2)
     totals = [a + b for a, b in zip(pp, md)]
     out: dict[str, Any] = {
-        "size_px": int(size),
-        "n_pred": int(np.count_nonzero(front)),
-        "n_gt": int(np.count_nonzero(gt)),
+        "size_px": int(size), "n_pred": int(np.count_nonzero(front)), "n_gt": int(np.count_nonzero(gt)),
         "mde_m": float(dist.mean()) if dist is not None else float("nan"),
-        "postprocess_s": min(pp),
-        "mde_s": min(md),
-        "total_s": min(totals),
-        "postprocess_median_s": float(np.median(pp)),
-        "mde_median_s": float(np.median(md)),
-        "total_median_s": float(np.median(totals)),
-        "scene_build_s": build_s,
-        "repeats": len(pp),
+        "postprocess_s": min(pp), "mde_s": min(md), "total_s": min(totals),
+        "postprocess_median_s": float(np.median(pp)), "mde_median_s": float(np.median(md)),
+        "total_median_s": float(np.median(totals)), "scene_build_s": build_s, "repeats": len(pp),
     }
     if memory:
         with PeakMemory("cpu") as mem:

@@ -12,14 +12,8 @@ import torch
 __all__ = ["profile_fast_finetune", "profile_step"]
 
 
-def profile_step(
-    step: Callable[[], Any],
-    device: str | torch.device,
-    *,
-    steps: int = 2,
-    warmup: int = 1,
-    row_limit: int = 25,
-) -> dict[str, Any]:
+def profile_step(step: Callable[[], Any], device: str | torch.device, *, steps: int = 2, warmup: int = 1,
+                 row_limit: int = 25) -> dict[str, Any]:
     """Profile ``steps`` calls of ``step`` after ``warmup`` unprofiled ones.
 
     Returns ``table`` (text: operators by self time — self CUDA time on a GPU, self CPU time otherwise), ``top``
@@ -42,37 +36,20 @@ def profile_step(
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
 
     def self_us(e: Any) -> float:
-        return (
-            float(getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0))
-            if cuda
-            else float(e.self_cpu_time_total)
-        )
+        return float(getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0)) \
+            if cuda else float(e.self_cpu_time_total)
 
     total = sum(self_us(e) for e in events) or 1.0
     ranked = sorted(events, key=self_us, reverse=True)[: int(row_limit)]
     n = max(1, int(steps))
-    top = [
-        {
-            "name": e.key,
-            "calls": int(e.count) // n,
-            "self_s": self_us(e) / 1e6 / n,
-            "total_s": float(e.cpu_time_total) / 1e6 / n,
-            "fraction": self_us(e) / total,
-        }
-        for e in ranked
-    ]
-    return {
-        "device": str(dev),
-        "steps": n,
-        "profiled_s": total / 1e6 / n,
-        "top": top,
-        "table": events.table(sort_by=sort, row_limit=int(row_limit)),
-    }
+    top = [{"name": e.key, "calls": int(e.count) // n, "self_s": self_us(e) / 1e6 / n,
+            "total_s": float(e.cpu_time_total) / 1e6 / n, "fraction": self_us(e) / total} for e in ranked]
+    return {"device": str(dev), "steps": n, "profiled_s": total / 1e6 / n, "top": top,
+            "table": events.table(sort_by=sort, row_limit=int(row_limit))}
 
 
-def profile_fast_finetune(
-    model_config: dict[str, Any], device: str | torch.device, batch: int, steps: int = 2
-) -> dict[str, Any]:
+def profile_fast_finetune(model_config: dict[str, Any], device: str | torch.device, batch: int,
+                          steps: int = 2) -> dict[str, Any]:
     """:func:`profile_step` of a fine-tuning step of ``model_config`` on the fast path of ``device``."""
     from ssl4sar.bench.paths import fast_path
     from ssl4sar.bench.training import StepSettings, finetune_case

@@ -40,14 +40,10 @@ _OLD_SCHEMAS = ("ssl4sar-bench/1",)
 _RATIO_METRIC = {"finetune_step": "samples/s", "pretrain_step": "samples/s", "sliding_window": "windows/s"}
 
 
-def make_row(
-    name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping[str, Any] | None) -> dict[str, Any]:
     """A table row from one raw result dict (all raw fields kept under ``details``)."""
     path = raw.get("path")
-    variant = (
-        spec_variant if path is None else (path if name != "pretrain_step" else f"{spec_variant}+{path}")
-    )
+    variant = spec_variant if path is None else (path if name != "pretrain_step" else f"{spec_variant}+{path}")
     row: dict[str, Any] = {
         "name": name,
         "variant": variant,
@@ -71,25 +67,14 @@ def make_row(
     }
     notes = row["notes"]
     if name == "matmul_peak":
-        row.update(
-            throughput=raw["tflops"],
-            throughput_unit="TFLOP/s",
-            time_per_item_s=raw["seconds_per_matmul"],
-            achieved_tflops=raw["tflops"],
-            flops_per_item=2.0 * raw["n"] ** 3,
-            precision=raw["dtype"],
-        )
+        row.update(throughput=raw["tflops"], throughput_unit="TFLOP/s", time_per_item_s=raw["seconds_per_matmul"],
+                   achieved_tflops=raw["tflops"], flops_per_item=2.0 * raw["n"] ** 3, precision=raw["dtype"])
     elif name == "sliding_window":
-        row.update(
-            throughput=raw["windows_per_s"],
-            throughput_unit="windows/s",
-            time_per_item_s=1.0 / raw["windows_per_s"] if raw["windows_per_s"] > 0 else math.inf,
-        )
-        notes.append(
-            f"10-MP scene ({TEN_MP_SIDE}² px, {raw['windows_10mp_scene']} windows at stride {raw['stride']} "
-            f"px): {fmt_duration(raw['seconds_10mp_scene_extrapolated'])} extrapolated from "
-            f"{raw['n_windows']} windows of a {raw['scene_h']}² px scene"
-        )
+        row.update(throughput=raw["windows_per_s"], throughput_unit="windows/s",
+                   time_per_item_s=1.0 / raw["windows_per_s"] if raw["windows_per_s"] > 0 else math.inf)
+        notes.append(f"10-MP scene ({TEN_MP_SIDE}² px, {raw['windows_10mp_scene']} windows at stride {raw['stride']} "
+                     f"px): {fmt_duration(raw['seconds_10mp_scene_extrapolated'])} extrapolated from "
+                     f"{raw['n_windows']} windows of a {raw['scene_h']}² px scene")
     elif name in ("finetune_step", "pretrain_step"):
         row["throughput"] = raw.get("throughput_best", raw.get("throughput"))
         row["time_per_item_s"] = 1.0 / row["throughput"] if row["throughput"] else None
@@ -99,35 +84,20 @@ def make_row(
             notes.append(f"torch.compile failed, eager: {raw['compile_failed'][:80]}")
         notes.append(f"best of {raw['steps']} alternating rounds")
     elif name == "postprocess_mde":
-        row.update(
-            throughput=1.0 / raw["total_s"] if raw["total_s"] > 0 else math.inf,
-            throughput_unit="scenes/s",
-            time_per_item_s=raw["total_s"],
-            batch=1,
-        )
-        notes.append(
-            f"post-processing {raw['postprocess_s']:.3g} s + MDE {raw['mde_s']:.3g} s; "
-            f"{raw['n_pred']} / {raw['n_gt']} front px"
-        )
+        row.update(throughput=1.0 / raw["total_s"] if raw["total_s"] > 0 else math.inf, throughput_unit="scenes/s",
+                   time_per_item_s=raw["total_s"], batch=1)
+        notes.append(f"post-processing {raw['postprocess_s']:.3g} s + MDE {raw['mde_s']:.3g} s; "
+                     f"{raw['n_pred']} / {raw['n_gt']} front px")
     elif name == "data_sampler":
         row["batch"] = 1
-        notes.append(
-            f"one worker (in-process), {raw['n_samples']} samples, {Path(str(raw['data'])).name} scenes "
-            f"{raw['scene_shapes']}"
-        )
+        notes.append(f"one worker (in-process), {raw['n_samples']} samples, {Path(str(raw['data'])).name} scenes "
+                     f"{raw['scene_shapes']}")
     elif name == "accuracy":
         row.update(throughput=raw["agreement"], throughput_unit="class-map agreement", batch=None)
-        notes.append(
-            f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "
-            f"{raw['mde_change_m']:+.2f} m; {raw['disagreeing_px']} of {raw['pixels']} px differ"
-        )
+        notes.append(f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "
+                     f"{raw['mde_change_m']:+.2f} m; {raw['disagreeing_px']} of {raw['pixels']} px differ")
     flops = row["flops_per_item"]
-    if (
-        name != "matmul_peak"
-        and flops
-        and row["throughput"]
-        and row["throughput_unit"] in ("samples/s", "windows/s")
-    ):
+    if name != "matmul_peak" and flops and row["throughput"] and row["throughput_unit"] in ("samples/s", "windows/s"):
         row["achieved_tflops"] = flops * row["throughput"] / 1e12
         if peak and peak.get("tflops"):
             row["fraction_of_peak"] = row["achieved_tflops"] / peak["tflops"]
@@ -143,25 +113,12 @@ def ratios_of(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     for r in rows:
         if r["path"] == "reference":
             continue
-        ref = next(
-            (
-                b
-                for b in rows
-                if b["name"] == r["name"] and b["case"] == r["case"] and b["path"] == "reference"
-            ),
-            None,
-        )
+        ref = next((b for b in rows if b["name"] == r["name"] and b["case"] == r["case"] and b["path"] == "reference"),
+                   None)
         if ref is None:
             continue
-        item = {
-            "benchmark": r["name"],
-            "case": r["case"],
-            "path": r["path"],
-            "metric": _RATIO_METRIC.get(r["name"]),
-            "reference": ref["throughput"],
-            "value": r["throughput"],
-            "ratio": r["throughput"] / ref["throughput"],
-        }
+        item = {"benchmark": r["name"], "case": r["case"], "path": r["path"], "metric": _RATIO_METRIC.get(r["name"]),
+                "reference": ref["throughput"], "value": r["throughput"], "ratio": r["throughput"] / ref["throughput"]}
         if r["name"] == "sliding_window":
             item["reference_minutes_10mp"] = ref["details"]["seconds_10mp_scene_extrapolated"] / 60
             item["minutes_10mp"] = r["details"]["seconds_10mp_scene_extrapolated"] / 60
@@ -234,22 +191,14 @@ def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
     ratios = report.get("ratios") or []
     if not ratios:
         return []
-    lines = [
-        "## Fast path / reference path (same run, alternating rounds, best round of each)",
-        "",
-        "| benchmark | case | path | reference | path | ratio | 10-MP scene (reference → path) |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    lines = ["## Fast path / reference path (same run, alternating rounds, best round of each)", "",
+             "| benchmark | case | path | reference | path | ratio | 10-MP scene (reference → path) |",
+             "|---|---|---|---|---|---|---|"]
     for r in ratios:
-        scene = (
-            f"{r['reference_minutes_10mp']:.3g} → {r['minutes_10mp']:.3g} min"
-            if r.get("minutes_10mp") is not None
-            else "–"
-        )
-        lines.append(
-            f"| {r['benchmark']} | {r['case']} | {r['path']} | {_fmt(r['reference'])} {r['metric']} | "
-            f"{_fmt(r['value'])} {r['metric']} | **{r['ratio']:.2f}×** | {scene} |"
-        )
+        scene = (f"{r['reference_minutes_10mp']:.3g} → {r['minutes_10mp']:.3g} min"
+                 if r.get("minutes_10mp") is not None else "–")
+        lines.append(f"| {r['benchmark']} | {r['case']} | {r['path']} | {_fmt(r['reference'])} {r['metric']} | "
+                     f"{_fmt(r['value'])} {r['metric']} | **{r['ratio']:.2f}×** | {scene} |")
     return [*lines, ""]
 
 
@@ -264,33 +213,25 @@ def _accuracy_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
-    lines = [
-        f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
-        f"{acc['stride']} px, no TTA): class maps agree on **{100 * acc['agreement']:.4f} %** of "
-        f"{acc['pixels']:,} px; MDE {acc['reference_mde_m']:.2f} m (reference) vs {acc['fast_mde_m']:.2f} m "
-        f"(fast), change **{acc['mde_change_m']:+.2f} m**; missing fronts {acc['reference_missing_fronts']} "
-        f"(reference) and {acc['fast_missing_fronts']} (fast). With every front piece kept (no 750 m minimum): "
-        f"MDE {acc.get('reference_mde_all_pieces_m', float('nan')):.2f} m vs "
-        f"{acc.get('fast_mde_all_pieces_m', float('nan')):.2f} m, change "
-        f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
-        f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
-        f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
-        f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**.",
-        "",
-    ]
+    lines = [f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
+             f"{acc['stride']} px, no TTA): class maps agree on **{100 * acc['agreement']:.4f} %** of "
+             f"{acc['pixels']:,} px; MDE {acc['reference_mde_m']:.2f} m (reference) vs {acc['fast_mde_m']:.2f} m "
+             f"(fast), change **{acc['mde_change_m']:+.2f} m**; missing fronts {acc['reference_missing_fronts']} "
+             f"(reference) and {acc['fast_missing_fronts']} (fast). With every front piece kept (no 750 m minimum): "
+             f"MDE {acc.get('reference_mde_all_pieces_m', float('nan')):.2f} m vs "
+             f"{acc.get('fast_mde_all_pieces_m', float('nan')):.2f} m, change "
+             f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
+             f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
+             f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
+             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**.", ""]
     if acc.get("strides"):
-        lines += [
-            "| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
-            "agreement | missing fronts |",
-            "|---|---|---|---|---|---|---|",
-        ]
+        lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
+                  "agreement | missing fronts |", "|---|---|---|---|---|---|---|"]
         for s in acc["strides"]:
-            lines.append(
-                f"| {s['stride']} | {s['windows_ratio']:.2f}× | {s['mde_m']:.2f} | {s['mde_change_m']:+.2f} | "
-                f"{s.get('paired_mde_change_m', float('nan')):+.2f} ({s.get('paired_images', 0)} img) | "
-                f"{100 * s['agreement']:.2f} % | "
-                f"{s['missing_fronts']} |"
-            )
+            lines.append(f"| {s['stride']} | {s['windows_ratio']:.2f}× | {s['mde_m']:.2f} | {s['mde_change_m']:+.2f} | "
+                         f"{s.get('paired_mde_change_m', float('nan')):+.2f} ({s.get('paired_images', 0)} img) | "
+                         f"{100 * s['agreement']:.2f} % | "
+                         f"{s['missing_fronts']} |")
         lines.append("")
     return lines
 
@@ -300,69 +241,29 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     path, the table of all rows, notes and failures."""
     env = report.get("environment", {})
     lines = [f"# ssl4sar benchmarks — {env.get('device_name', env.get('device', '?'))}", ""]
-    lines.append(
-        f"Mode **{report.get('mode')}**, preset **{report.get('preset')}**"
-        + ("" if report.get("paper_model") else " (not the paper model)")
-        + f", {report.get('created', '')}."
-    )
+    lines.append(f"Mode **{report.get('mode')}**, preset **{report.get('preset')}**"
+                 + ("" if report.get("paper_model") else " (not the paper model)") + f", {report.get('created', '')}.")
     lines.append("")
-    keys = (
-        "torch",
-        "timm",
-        "python",
-        "cuda",
-        "cudnn",
-        "device_name",
-        "device_memory_gb",
-        "cpu_model",
-        "cpu_count",
-        "cpu_usable",
-        "torch_threads",
-        "cpu_capability",
-        "cpu_native_bf16",
-        "git_commit",
-        "load_average",
-    )
-    env_items = [
-        f"{k} {_fmt(env[k]) if not isinstance(env[k], list) else ', '.join(f'{x:.2f}' for x in env[k])}"
-        for k in keys
-        if env.get(k) is not None
-    ]
+    keys = ("torch", "timm", "python", "cuda", "cudnn", "device_name", "device_memory_gb", "cpu_model", "cpu_count",
+            "cpu_usable", "torch_threads", "cpu_capability", "cpu_native_bf16", "git_commit", "load_average")
+    env_items = [f"{k} {_fmt(env[k]) if not isinstance(env[k], list) else ', '.join(f'{x:.2f}' for x in env[k])}"
+                 for k in keys if env.get(k) is not None]
     lines += ["Environment: " + "; ".join(env_items) + ".", ""]
     lines += _ratio_lines(report)
     lines += _accuracy_lines(report)
-    header = [
-        "benchmark",
-        "variant",
-        "device",
-        "precision",
-        "batch",
-        "throughput",
-        "× reference",
-        "time / item",
-        "peak memory",
-        "GFLOP / item",
-        "TFLOP/s",
-        "% of peak",
-        "notes",
-    ]
+    header = ["benchmark", "variant", "device", "precision", "batch", "throughput", "× reference", "time / item",
+              "peak memory", "GFLOP / item", "TFLOP/s", "% of peak", "notes"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in report.get("results", []):
         flops = r.get("flops_per_item")
         frac = r.get("fraction_of_peak")
         cells = [
-            r["name"],
-            r["variant"],
-            "GPU" if str(r.get("device", "")).startswith("cuda") else "CPU",
-            _fmt(r.get("precision")),
-            _fmt(r.get("batch")),
+            r["name"], r["variant"], "GPU" if str(r.get("device", "")).startswith("cuda") else "CPU",
+            _fmt(r.get("precision")), _fmt(r.get("batch")),
             f"{_fmt(r.get('throughput'))} {r.get('throughput_unit') or ''}".strip(),
             "–" if r.get("speedup") is None else f"{r['speedup']:.2f}×",
-            _fmt_time(r.get("time_per_item_s")),
-            _fmt_memory(r),
-            "–" if not flops else f"{flops / 1e9:,.1f}",
-            _fmt(r.get("achieved_tflops")),
-            "–" if frac is None else f"{100 * frac:.1f} %",
+            _fmt_time(r.get("time_per_item_s")), _fmt_memory(r), "–" if not flops else f"{flops / 1e9:,.1f}",
+            _fmt(r.get("achieved_tflops")), "–" if frac is None else f"{100 * frac:.1f} %",
             "; ".join(r.get("notes", [])),
         ]
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
@@ -390,19 +291,13 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise DataError(p, f"not a JSON file: {exc}", "re-run the benchmark") from exc
     schema = report.get("schema") if isinstance(report, dict) else None
     if schema not in (SCHEMA, *_OLD_SCHEMAS):
-        raise DataError(
-            p,
-            f"not an ssl4sar benchmark report (schema {schema!r}, expected {SCHEMA!r})",
-            "re-run  python -m ssl4sar.bench",
-        )
+        raise DataError(p, f"not an ssl4sar benchmark report (schema {schema!r}, expected {SCHEMA!r})",
+                        "re-run  python -m ssl4sar.bench")
     for key in ("results", "environment"):
         if key not in report:
             raise DataError(p, f"benchmark report without {key!r}", "re-run  python -m ssl4sar.bench")
-    bad = [
-        i
-        for i, r in enumerate(report["results"])
-        if not isinstance(r, dict) or not {"name", "variant", "throughput"} <= set(r)
-    ]
+    bad = [i for i, r in enumerate(report["results"])
+           if not isinstance(r, dict) or not {"name", "variant", "throughput"} <= set(r)]
     if bad:
         raise DataError(p, f"result rows {bad[:5]} lack name / variant / throughput")
     report.setdefault("ratios", [])
@@ -423,17 +318,8 @@ def ratios_frame(report: Mapping[str, Any]) -> Any:
     """The report's fast/reference ratios as a ``pandas.DataFrame`` (columns of :func:`ratios_of`)."""
     import pandas as pd
 
-    cols = [
-        "benchmark",
-        "case",
-        "path",
-        "metric",
-        "reference",
-        "value",
-        "ratio",
-        "reference_minutes_10mp",
-        "minutes_10mp",
-    ]
+    cols = ["benchmark", "case", "path", "metric", "reference", "value", "ratio", "reference_minutes_10mp",
+            "minutes_10mp"]
     return pd.DataFrame(report.get("ratios") or [], columns=cols)
 
 
@@ -442,16 +328,8 @@ def variant_speedups(report: Mapping[str, Any]) -> Any:
     notebook-facing name of :func:`ratios_frame`."""
     import pandas as pd
 
-    rows = [
-        {
-            "benchmark": r["benchmark"],
-            "switch": r["path"],
-            "from": "reference",
-            "to": f"{r['case']}/{r['path']}",
-            "speedup": r["ratio"],
-        }
-        for r in report.get("ratios") or []
-    ]
+    rows = [{"benchmark": r["benchmark"], "switch": r["path"], "from": "reference", "to": f"{r['case']}/{r['path']}",
+             "speedup": r["ratio"]} for r in report.get("ratios") or []]
     return pd.DataFrame(rows, columns=["benchmark", "switch", "from", "to", "speedup"])
 
 
@@ -462,21 +340,12 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
 
     ratios = report.get("ratios") or []
     if ratios:
-        items = [
-            (
-                r["benchmark"] + ("" if r["benchmark"] != "pretrain_step" else f" {r['case']}"),
-                r["path"],
-                r["ratio"],
-            )
-            for r in ratios
-        ]
+        items = [(r["benchmark"] + ("" if r["benchmark"] != "pretrain_step" else f" {r['case']}"), r["path"],
+                  r["ratio"]) for r in ratios]
         unit = "× the reference path (same run)"
     else:
-        items = [
-            (r["name"], r["variant"], r["throughput"])
-            for r in report.get("results", [])
-            if r.get("throughput") and r["name"] not in ("matmul_peak", "accuracy")
-        ]
+        items = [(r["name"], r["variant"], r["throughput"]) for r in report.get("results", [])
+                 if r.get("throughput") and r["name"] not in ("matmul_peak", "accuracy")]
         unit = "throughput"
     groups = list(dict.fromkeys(g for g, _, _ in items))
     if not groups:
@@ -485,9 +354,8 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
         ax.set_axis_off()
         return fig
     heights = [0.4 * sum(g == name for g, _, _ in items) + 0.7 for name in groups]
-    fig, axes = plt.subplots(
-        len(groups), 1, figsize=(8, sum(heights) + 0.6), squeeze=False, gridspec_kw={"height_ratios": heights}
-    )
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
     for a, name in zip(axes[:, 0], groups):
         sub = [(label, v) for g, label, v in items if g == name]
         a.barh(range(len(sub)), [v for _, v in sub], color="tab:blue")
@@ -501,22 +369,15 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
             a.text(v, y, f" {v:.3g}" + ("×" if ratios else ""), va="center", fontsize=8)
         a.margins(x=0.25)
     env = report.get("environment", {})
-    fig.suptitle(
-        title or f"{env.get('device_name', '')} — preset {report.get('preset')}, {report.get('mode')} mode",
-        fontsize=10,
-    )
+    fig.suptitle(title or f"{env.get('device_name', '')} — preset {report.get('preset')}, {report.get('mode')} mode",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
 #: display formats of the ratio columns (:func:`ratios_frame`)
-RATIO_FORMATS = {
-    "reference": "{:.3g}",
-    "value": "{:.3g}",
-    "ratio": "{:.2f}×",
-    "reference_minutes_10mp": "{:.3g}",
-    "minutes_10mp": "{:.3g}",
-}
+RATIO_FORMATS = {"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×", "reference_minutes_10mp": "{:.3g}",
+                 "minutes_10mp": "{:.3g}"}
 
 
 def styled_ratios(report: Mapping[str, Any]) -> Any:
@@ -532,12 +393,10 @@ def environment_line(report: Mapping[str, Any]) -> str:
     """One markdown line: device, torch / timm versions, CPU cores and threads, mode, preset (and a warning when the
     network is not the paper's)."""
     env = report.get("environment", {})
-    return (
-        f"**Device:** {env.get('device_name')} · torch {env.get('torch')} · timm {env.get('timm')} · "
-        f"{env.get('cpu_usable')} usable CPU cores, {env.get('torch_threads')} torch threads · "
-        f"mode **{report.get('mode')}** · preset **{report.get('preset')}**"
-        + ("" if report.get("paper_model") else " — *not the paper model: reduced sizes everywhere*")
-    )
+    return (f"**Device:** {env.get('device_name')} · torch {env.get('torch')} · timm {env.get('timm')} · "
+            f"{env.get('cpu_usable')} usable CPU cores, {env.get('torch_threads')} torch threads · "
+            f"mode **{report.get('mode')}** · preset **{report.get('preset')}**"
+            + ("" if report.get("paper_model") else " — *not the paper model: reduced sizes everywhere*"))
 
 
 def report_header(name: str, report: Mapping[str, Any]) -> str:
@@ -545,17 +404,11 @@ def report_header(name: str, report: Mapping[str, Any]) -> str:
     and the matmul peak that "% of peak" refers to."""
     env = report.get("environment", {})
     peak = report.get("peak") or {}
-    return (
-        f"### {name}\n\nMeasured on **{env.get('device_name')}**, torch {env.get('torch')}"
-        + (f", CUDA {env.get('cuda')}" if env.get("cuda") else f", {env.get('cpu_usable')} usable CPU cores")
-        + f", {report.get('mode')} mode, preset **{report.get('preset')}**, {str(report.get('created', ''))[:10]}."
-        + (
-            f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
-            f"{peak['tflops']:.2f} TFLOP/s."
-            if peak.get("tflops")
-            else ""
-        )
-    )
+    return (f"### {name}\n\nMeasured on **{env.get('device_name')}**, torch {env.get('torch')}"
+            + (f", CUDA {env.get('cuda')}" if env.get("cuda") else f", {env.get('cpu_usable')} usable CPU cores")
+            + f", {report.get('mode')} mode, preset **{report.get('preset')}**, {str(report.get('created', ''))[:10]}."
+            + (f" % of peak is relative to the measured {peak.get('dtype', '')} matmul peak of "
+               f"{peak['tflops']:.2f} TFLOP/s." if peak.get("tflops") else ""))
 
 
 def training_time_table(report: Mapping[str, Any], samples_per_epoch: int, epochs: int) -> Any:
@@ -568,12 +421,6 @@ def training_time_table(report: Mapping[str, Any], samples_per_epoch: int, epoch
     for r in report.get("results", []):
         if r["name"] == "finetune_step" and r.get("throughput"):
             hours = samples_per_epoch / r["throughput"] / 3600
-            rows.append(
-                {
-                    "variant": r["variant"],
-                    "samples/s": r["throughput"],
-                    "hours / epoch": hours,
-                    f"days / {epochs} epochs": hours * epochs / 24,
-                }
-            )
+            rows.append({"variant": r["variant"], "samples/s": r["throughput"], "hours / epoch": hours,
+                         f"days / {epochs} epochs": hours * epochs / 24})
     return pd.DataFrame(rows, columns=["variant", "samples/s", "hours / epoch", f"days / {epochs} epochs"])

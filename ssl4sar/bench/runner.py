@@ -25,14 +25,8 @@ from ssl4sar.io import write_json_atomic, write_text_atomic
 __all__ = ["SMOKE_SELECTION", "book_report", "resolve_compile", "run_benchmarks"]
 
 #: what the smoke preset measures in the book: one benchmark of each kind
-SMOKE_SELECTION = (
-    "matmul_peak",
-    "finetune_step",
-    "pretrain_step/opttranslator",
-    "sliding_window",
-    "postprocess_mde",
-    "data_sampler/*preset*",
-)
+SMOKE_SELECTION = ("matmul_peak", "finetune_step", "pretrain_step/opttranslator", "sliding_window",
+                   "postprocess_mde", "data_sampler/*preset*")
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +62,11 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def run_benchmarks(
-    out_dir: str | Path | None = "bench_results",
-    *,
-    quick: bool = True,
-    device: str | torch.device = "auto",
-    only: Sequence[str] | None = None,
-    preset: str = "paper",
-    compile: str | bool = "auto",
-    batch: int | None = None,
-    data_dir: str | Path | None = None,
-    seed: int = 0,
-    append: bool = False,
-    accuracy: tuple[str | Path, str | Path] | None = None,
-) -> dict[str, Any]:
+def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool = True,
+                   device: str | torch.device = "auto", only: Sequence[str] | None = None, preset: str = "paper",
+                   compile: str | bool = "auto", batch: int | None = None, data_dir: str | Path | None = None,
+                   seed: int = 0, append: bool = False,
+                   accuracy: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
     """Run the benchmarks and (when ``out_dir`` is given) write ``bench.json`` and ``bench.md`` there.
 
     Args:
@@ -115,51 +100,25 @@ def run_benchmarks(
     if only:
         unknown = [t for t in only if not any(fnmatch.fnmatchcase(b, t.split("/", 1)[0]) for b in BENCHMARKS)]
         if unknown:
-            raise ValueError(
-                f"--only {unknown}: unknown benchmark; choose from {', '.join(BENCHMARKS)} "
-                "(optionally /variant)"
-            )
+            raise ValueError(f"--only {unknown}: unknown benchmark; choose from {', '.join(BENCHMARKS)} "
+                             "(optionally /variant)")
     if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = (
-            True  # fixed shapes: let cuDNN pick the fastest convolution algorithms
-        )
-    plan = plan_benchmarks(
-        cfg,
-        device=dev,
-        quick=quick,
-        compile=use_compile,
-        batch=batch,
-        data_dir=data_dir,
-        seed=seed,
-        preset_name=preset_name,
-        accuracy=accuracy,
-    )
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolution algorithms
+    plan = plan_benchmarks(cfg, device=dev, quick=quick, compile=use_compile, batch=batch, data_dir=data_dir,
+                           seed=seed, preset_name=preset_name, accuracy=accuracy)
     chosen = [b for b in plan if selected(b.key, only)]
     model_cfg = dict(cfg["model"])
     is_paper = preset_name == "paper"
     notes = list(_NOTES)
     if not is_paper:
-        notes.insert(
-            0,
-            f"Preset '{preset_name}': the {model_cfg.get('img_size')} px {preset_name} model (embed_dim "
-            f"{model_cfg.get('embed_dim')}, depths {model_cfg.get('depths')}) — NOT the paper model; "
-            "sizes are reduced everywhere.",
-        )
+        notes.insert(0, f"Preset '{preset_name}': the {model_cfg.get('img_size')} px {preset_name} model (embed_dim "
+                        f"{model_cfg.get('embed_dim')}, depths {model_cfg.get('depths')}) — NOT the paper model; "
+                        "sizes are reduced everywhere.")
     report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
-        "preset": preset_name,
-        "paper_model": is_paper,
-        "model": model_cfg,
-        "compile": use_compile,
-        "environment": environment(dev),
-        "peak": None,
-        "results": [],
-        "ratios": [],
-        "failed": [],
-        "skipped": [],
-        "notes": notes,
+        "schema": SCHEMA, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full", "preset": preset_name, "paper_model": is_paper, "model": model_cfg,
+        "compile": use_compile, "environment": environment(dev), "peak": None, "results": [], "ratios": [],
+        "failed": [], "skipped": [], "notes": notes,
     }
     out = Path(out_dir) if out_dir is not None else None
     if append and out is not None and (out / "bench.json").is_file():
@@ -183,22 +142,14 @@ def run_benchmarks(
         try:
             raws = bench.run()
         except ImportError as exc:
-            report["skipped"].append(
-                {"name": bench.name, "variant": bench.variant, "reason": f"{type(exc).__name__}: {exc}"}
-            )
+            report["skipped"].append({"name": bench.name, "variant": bench.variant,
+                                      "reason": f"{type(exc).__name__}: {exc}"})
             log.warning("%s skipped: %s", bench.key, exc)
             continue
-        except (
-            Exception
-        ) as exc:  # keep going: one failing benchmark (e.g. out of memory) must not lose the others
-            report["failed"].append(
-                {
-                    "name": bench.name,
-                    "variant": bench.variant,
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(limit=6),
-                }
-            )
+        except Exception as exc:  # keep going: one failing benchmark (e.g. out of memory) must not lose the others
+            report["failed"].append({"name": bench.name, "variant": bench.variant,
+                                     "error": f"{type(exc).__name__}: {exc}",
+                                     "traceback": traceback.format_exc(limit=6)})
             log.error("%s failed: %s: %s", bench.key, type(exc).__name__, exc)
             save()
             continue
@@ -207,21 +158,13 @@ def run_benchmarks(
         if bench.name == "matmul_peak":
             report["peak"] = raws[0]
         rows = [make_row(bench.name, bench.variant, raw, report["peak"]) for raw in raws]
-        report["results"] = [
-            r
-            for r in report["results"]
-            if r.get("case", r["variant"]) != bench.variant or r["name"] != bench.name
-        ]
+        report["results"] = [r for r in report["results"] if r.get("case", r["variant"]) != bench.variant
+                             or r["name"] != bench.name]
         wall = time.perf_counter() - t0
         for row in rows:
             row["wall_s"] = wall
-            log.info(
-                "    %s: %.4g %s%s",
-                row["variant"],
-                row["throughput"] or float("nan"),
-                row["throughput_unit"],
-                "" if row.get("speedup") is None else f" ({row['speedup']:.2f}× reference)",
-            )
+            log.info("    %s: %.4g %s%s", row["variant"], row["throughput"] or float("nan"), row["throughput_unit"],
+                     "" if row.get("speedup") is None else f" ({row['speedup']:.2f}× reference)")
         report["results"].extend(rows)
         save()
     report["total_wall_s"] = time.perf_counter() - t_start
@@ -232,18 +175,11 @@ def run_benchmarks(
 def _merge_old(report: dict[str, Any], old: dict[str, Any], path: Path, new_keys: set[str]) -> None:
     """Keep the rows of ``old`` (the report already on disk) that this run does not measure again."""
     env, oenv = report["environment"], old["environment"]
-    if (oenv.get("device_name"), old.get("preset"), old.get("mode")) != (
-        env.get("device_name"),
-        report["preset"],
-        report["mode"],
-    ):
-        raise DataError(
-            path,
-            f"--append: the report is from {oenv.get('device_name')}, preset {old.get('preset')}, "
-            f"{old.get('mode')} mode; this run is {env.get('device_name')}, preset {report['preset']}, "
-            f"{report['mode']} mode",
-            "use another --out folder",
-        )
+    if (oenv.get("device_name"), old.get("preset"), old.get("mode")) != (env.get("device_name"), report["preset"],
+                                                                         report["mode"]):
+        raise DataError(path, f"--append: the report is from {oenv.get('device_name')}, preset {old.get('preset')}, "
+                        f"{old.get('mode')} mode; this run is {env.get('device_name')}, preset {report['preset']}, "
+                        f"{report['mode']} mode", "use another --out folder")
 
     def kept(r: dict[str, Any]) -> bool:
         return f"{r['name']}/{r.get('case', r['variant'])}" not in new_keys
@@ -255,16 +191,9 @@ def _merge_old(report: dict[str, Any], old: dict[str, Any], path: Path, new_keys
     report["compile"] = bool(old.get("compile")) or report["compile"]
 
 
-def book_report(
-    out_dir: str | Path,
-    *,
-    preset: str,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    caffe_root: str | Path | None = None,
-    bench_json: str | Path | None = None,
-    rerun: bool = False,
-) -> tuple[dict[str, Any], Path, bool]:
+def book_report(out_dir: str | Path, *, preset: str, device: str | torch.device = "auto", seed: int = 0,
+                caffe_root: str | Path | None = None, bench_json: str | Path | None = None,
+                rerun: bool = False) -> tuple[dict[str, Any], Path, bool]:
     """The report a book chapter shows: ``bench_json`` (or ``out_dir/bench.json``) when it exists and ``rerun`` is
     false, else measured now into ``out_dir``. The mode follows the preset: full on a GPU with the paper preset,
     quick otherwise; the smoke preset measures :data:`SMOKE_SELECTION` only. ``caffe_root`` feeds the data sampler
@@ -281,20 +210,13 @@ def book_report(
     if path.is_file() and not rerun:
         return load_report(path), path, False
     if bench_json is not None and not rerun:
-        raise FileNotFoundError(
-            f"bench_json = {str(bench_json)!r} does not exist; produce it with "
-            f"`python -m ssl4sar.bench --out {path.parent}` or set bench_json = None"
-        )
+        raise FileNotFoundError(f"bench_json = {str(bench_json)!r} does not exist; produce it with "
+                                f"`python -m ssl4sar.bench --out {path.parent}` or set bench_json = None")
     dev = resolve_device(device)
     preset_name = str(load_preset(preset).get("name", preset))
     root = Path(caffe_root) if caffe_root is not None else None
-    report = run_benchmarks(
-        out,
-        quick=not (preset_name == "paper" and dev.type == "cuda"),
-        device=dev,
-        only=list(SMOKE_SELECTION) if preset_name == "smoke" else None,
-        preset=str(preset),
-        seed=seed,
-        data_dir=root if root is not None and (root / "sar_images" / "train").is_dir() else None,
-    )
+    report = run_benchmarks(out, quick=not (preset_name == "paper" and dev.type == "cuda"), device=dev,
+                            only=list(SMOKE_SELECTION) if preset_name == "smoke" else None, preset=str(preset),
+                            seed=seed, data_dir=root if root is not None and (root / "sar_images" / "train").is_dir()
+                            else None)
     return report, out / "bench.json", True

@@ -103,3 +103,5 @@ def benchmark_data_sampler(
         "all_augmentations": bool(all_augmentations),
         **mem.as_dict(),
     }
+
+

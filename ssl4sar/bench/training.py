@@ -68,9 +68,8 @@ def _tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def _sgd_step(
-    opt: torch.optim.Optimizer, loss_of_batch: Callable[[], torch.Tensor], tf32: bool, last: dict[str, float]
-) -> Callable[[], None]:
+def _sgd_step(opt: torch.optim.Optimizer, loss_of_batch: Callable[[], torch.Tensor], tf32: bool,
+              last: dict[str, float]) -> Callable[[], None]:
     """One optimiser step of ``loss_of_batch()`` (forward and loss, float32) with TF32 on or off; the loss goes to
     ``last["loss"]``."""
 
@@ -127,9 +126,7 @@ class StepSettings:
     @classmethod
     def on_path(cls, path: Any, device: str | torch.device, batch_size: int, seed: int = 0) -> StepSettings:
         """The settings of an execution path (:class:`ssl4sar.bench.paths.ExecPath`) on ``device``."""
-        return cls(
-            device, batch_size, path.precision, path.fused, path.channels_last, path.compile, seed=seed
-        )
+        return cls(device, batch_size, path.precision, path.fused, path.channels_last, path.compile, seed=seed)
 
     @property
     def torch_device(self) -> torch.device:
@@ -154,8 +151,7 @@ class StepSettings:
         return {
             "device": str(dev),
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "precision": "bf16-mixed"
-            if self.amp is torch.bfloat16
+            "precision": "bf16-mixed" if self.amp is torch.bfloat16
             else ("fp32 (tf32 matmul)" if self.use_tf32 else "fp32"),
             "fused_attention": bool(self.fused),
             "compile": bool(self.compile),
@@ -190,9 +186,7 @@ def finetune_case(
     torch.manual_seed(int(s.seed))
     model = Tyrion.from_config(model_config)
     c, k = model.img_size, model.num_classes
-    optimize_for_device(
-        model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode
-    )
+    optimize_for_device(model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(int(s.seed))
@@ -253,9 +247,8 @@ def pretrain_case(
         maybe_compile(module, mode=s.compile_mode)
     module.train()
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(
-        params, lr=float(module.hparams.get("lr", module_settings["lr"])), momentum=0.9, weight_decay=1e-4
-    )
+    opt = torch.optim.SGD(params, lr=float(module.hparams.get("lr", module_settings["lr"])), momentum=0.9,
+                          weight_decay=1e-4)
     gen = torch.Generator().manual_seed(int(s.seed))
     batch = {
         "sar": torch.rand(batch_size, 1, c, c, generator=gen).to(dev),
@@ -281,9 +274,7 @@ def pretrain_case(
     return StepCase(step, module, batch_size, fwd, info, bool(s.compile), last)
 
 
-def case_result(
-    case: StepCase, times: list[float], warm: list[float], memory: PeakMemory | None
-) -> dict[str, Any]:
+def case_result(case: StepCase, times: list[float], warm: list[float], memory: PeakMemory | None) -> dict[str, Any]:
     """The report dict of a timed case: settings, throughput (samples/s from the median step), FLOPs (training =
     3 × forward), warm-up seconds, the last loss, peak memory, and ``compile_failed`` when compilation fell back."""
     out = {
@@ -314,28 +305,15 @@ def measure_case(case: StepCase, steps: int = 5, warmup: int = 2) -> dict[str, A
     return case_result(case, times, warm, mem)
 
 
-def benchmark_finetune_step(
-    model_config: Mapping[str, Any],
-    settings: StepSettings | None = None,
-    *,
-    steps: int = 5,
-    warmup: int = 2,
-    **kwargs: Any,
-) -> dict[str, Any]:
+def benchmark_finetune_step(model_config: Mapping[str, Any], settings: StepSettings | None = None, *, steps: int = 5,
+                            warmup: int = 2, **kwargs: Any) -> dict[str, Any]:
     """:func:`measure_case` of :func:`finetune_case` (``settings``, ``kwargs``): throughput (samples/s), step
     seconds, FLOPs, peak memory, last loss and the settings."""
     return measure_case(finetune_case(model_config, settings, **kwargs), steps, warmup)
 
 
-def benchmark_pretrain_step(
-    method: str,
-    model_config: Mapping[str, Any],
-    settings: StepSettings | None = None,
-    *,
-    steps: int = 5,
-    warmup: int = 2,
-    **kwargs: Any,
-) -> dict[str, Any]:
+def benchmark_pretrain_step(method: str, model_config: Mapping[str, Any], settings: StepSettings | None = None, *,
+                            steps: int = 5, warmup: int = 2, **kwargs: Any) -> dict[str, Any]:
     """:func:`measure_case` of :func:`pretrain_case` (``settings``, ``kwargs``); fields as
     :func:`benchmark_finetune_step` plus ``method``."""
     return measure_case(pretrain_case(method, model_config, settings, **kwargs), steps, warmup)

@@ -66,29 +66,16 @@ def build_model(preset: str | Mapping[str, Any] = "demo", seed: int = 0) -> torc
 
 
 def _scene(scene_size: int | tuple[int, int], seed: int) -> np.ndarray:
-    h, w = (
-        (int(scene_size), int(scene_size))
-        if np.isscalar(scene_size)
-        else (int(scene_size[0]), int(scene_size[1]))
-    )
+    h, w = (int(scene_size), int(scene_size)) if np.isscalar(scene_size) else (int(scene_size[0]),
+                                                                                int(scene_size[1]))
     return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
 
 
-def benchmark_sliding_window(
-    model: torch.nn.Module,
-    scene_size: int | tuple[int, int] = 2048,
-    *,
-    batch_size: int = 4,
-    stride: int | None = None,
-    sigma: float | None = None,
-    context_size: int | None = None,
-    device: str | torch.device | None = None,
-    amp_dtype: torch.dtype | None = None,
-    centre_only: bool = True,
-    repeats: int = 1,
-    warmup: bool = True,
-    seed: int = 0,
-) -> dict[str, Any]:
+def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int, int] = 2048, *,
+                             batch_size: int = 4, stride: int | None = None, sigma: float | None = None,
+                             context_size: int | None = None, device: str | torch.device | None = None,
+                             amp_dtype: torch.dtype | None = None, centre_only: bool = True, repeats: int = 1,
+                             warmup: bool = True, seed: int = 0) -> dict[str, Any]:
     """Windows per second and peak memory of overlapping-window inference of one random ``scene_size`` scene.
 
     Args:
@@ -108,15 +95,8 @@ def benchmark_sliding_window(
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(dev).eval()
     image = _scene(scene_size, seed)
-    kwargs = {
-        "context_size": c,
-        "stride": s,
-        "sigma": sigma,
-        "batch_size": batch_size,
-        "device": dev,
-        "amp_dtype": amp_dtype,
-        "centre_only": centre_only,
-    }
+    kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size, "device": dev,
+              "amp_dtype": amp_dtype, "centre_only": centre_only}
     if warmup:
         sliding_window_probabilities(model, image[: c // 2, : c // 2], **kwargs)
     times: list[float] = []
@@ -127,55 +107,27 @@ def benchmark_sliding_window(
     return _result(model, image, c, s, batch_size, times, dev, mem)
 
 
-def _result(
-    model: torch.nn.Module,
-    image: np.ndarray,
-    c: int,
-    s: int,
-    batch: int,
-    times: list[float],
-    dev: torch.device,
-    mem: PeakMemory,
-) -> dict[str, Any]:
+def _result(model: torch.nn.Module, image: np.ndarray, c: int, s: int, batch: int, times: list[float],
+            dev: torch.device, mem: PeakMemory) -> dict[str, Any]:
     h, w = image.shape
     n_windows = windows_in_scene((h, w), c, s)
     best = min(times)
     n10 = windows_in_scene((TEN_MP_SIDE, TEN_MP_SIDE), c, s)
     wps = n_windows / best if best > 0 else math.inf
     return {
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "scene_h": h,
-        "scene_w": w,
-        "context_size": c,
-        "stride": s,
-        "batch_size": int(batch),
-        "n_windows": n_windows,
-        "seconds": best,
-        "median_s": float(np.median(times)),
-        "repeats": len(times),
-        "windows_per_s": wps,
-        "megapixels_per_s": h * w / 1e6 / best if best > 0 else math.inf,
+        "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch_threads": torch.get_num_threads(), "scene_h": h, "scene_w": w, "context_size": c, "stride": s,
+        "batch_size": int(batch), "n_windows": n_windows, "seconds": best, "median_s": float(np.median(times)),
+        "repeats": len(times), "windows_per_s": wps, "megapixels_per_s": h * w / 1e6 / best if best > 0 else math.inf,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "windows_10mp_scene": n10,
-        "seconds_10mp_scene_extrapolated": n10 / wps if wps > 0 else math.inf,
+        "windows_10mp_scene": n10, "seconds_10mp_scene_extrapolated": n10 / wps if wps > 0 else math.inf,
         **mem.as_dict(),
     }
 
 
-def compare_sliding_window(
-    model_config: Mapping[str, Any],
-    paths: Sequence[ExecPath],
-    *,
-    device: str | torch.device,
-    windows_per_axis: int = 2,
-    stride: int | None = None,
-    sigma: float | None = None,
-    batch_size: int = 2,
-    rounds: int = 3,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
+def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[ExecPath], *, device: str | torch.device,
+                           windows_per_axis: int = 2, stride: int | None = None, sigma: float | None = None,
+                           batch_size: int = 2, rounds: int = 3, seed: int = 0) -> list[dict[str, Any]]:
     """Sliding-window inference of one random scene on every path, alternating rounds (same weights everywhere).
 
     Args:
@@ -200,15 +152,8 @@ def compare_sliding_window(
         m = copy.deepcopy(base)
         optimize_for_device(m, dev, fused=p.fused, channels_last=p.channels_last, compile=p.compile)
         models[p.name] = m
-        kwargs = {
-            "context_size": c,
-            "stride": s,
-            "sigma": sigma,
-            "batch_size": p.batch or batch_size,
-            "device": dev,
-            "amp_dtype": p.amp_dtype(dev),
-            "centre_only": p.centre_only,
-        }
+        kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
+                  "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only}
 
         def run(m: torch.nn.Module = m, kwargs: dict[str, Any] = kwargs, p: ExecPath = p) -> None:
             with path_threads(p.threads):
@@ -225,13 +170,8 @@ def compare_sliding_window(
     out = []
     for p in paths:
         r = _result(models[p.name], image, c, s, p.batch or batch_size, times[p.name], dev, mems[p.name])
-        r.update(
-            path=p.name,
-            round_s=times[p.name],
-            **{f"path_{k}": v for k, v in p.describe(dev).items()},
-            flops_per_item=flops,
-            flops_note="FlopCounterMode, full forward of one window on meta",
-        )
+        r.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()},
+                 flops_per_item=flops, flops_note="FlopCounterMode, full forward of one window on meta")
         out.append(r)
     for r in out:
         r["speedup"] = r["windows_per_s"] / out[0]["windows_per_s"]

@@ -20,59 +20,29 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m ssl4sar.bench`` (and of the ``ssl4sar bench`` sub-command)."""
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="reference and fast path only, few rounds (minutes on a 2-core CPU); default: also the "
-        "ablations of the fast path and more rounds",
-    )
+    parser.add_argument("--quick", action="store_true",
+                        help="reference and fast path only, few rounds (minutes on a 2-core CPU); default: also the "
+                             "ablations of the fast path and more rounds")
     parser.add_argument("--out", default="bench_results", help="output folder for bench.json and bench.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        metavar="NAME",
-        default=None,
-        help=f"run only these benchmarks ({', '.join(BENCHMARKS)}), keys 'name/variant' or patterns "
-        "such as 'pretrain_step/opt*'",
-    )
-    parser.add_argument(
-        "--preset",
-        default="paper",
-        help="paper (default) | demo | smoke | preset YAML: model and sizes (smoke/demo are not the "
-        "paper model)",
-    )
-    parser.add_argument(
-        "--compile",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="add a torch.compile path (auto: on CUDA in full mode)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=None, help="override the training / inference batch size"
-    )
-    parser.add_argument(
-        "--data", default=None, help="CaFFe root for the data-sampler benchmark (default synthetic)"
-    )
-    parser.add_argument(
-        "--accuracy",
-        nargs=2,
-        metavar=("CKPT", "DATA"),
-        default=None,
-        help="also measure the fast path's class-map agreement and MDE change against the reference "
-        "path with this checkpoint on the test split of this CaFFe root",
-    )
+    parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                        help=f"run only these benchmarks ({', '.join(BENCHMARKS)}), keys 'name/variant' or patterns "
+                             "such as 'pretrain_step/opt*'")
+    parser.add_argument("--preset", default="paper",
+                        help="paper (default) | demo | smoke | preset YAML: model and sizes (smoke/demo are not the "
+                             "paper model)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="add a torch.compile path (auto: on CUDA in full mode)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the training / inference batch size")
+    parser.add_argument("--data", default=None, help="CaFFe root for the data-sampler benchmark (default synthetic)")
+    parser.add_argument("--accuracy", nargs=2, metavar=("CKPT", "DATA"), default=None,
+                        help="also measure the fast path's class-map agreement and MDE change against the reference "
+                             "path with this checkpoint on the test split of this CaFFe root")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--append",
-        action="store_true",
-        help="merge into the bench.json already in --out (same device / preset / mode)",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="also profile a fast-path fine-tuning step (torch.profiler): profile.txt in --out",
-    )
+    parser.add_argument("--append", action="store_true",
+                        help="merge into the bench.json already in --out (same device / preset / mode)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile a fast-path fine-tuning step (torch.profiler): profile.txt in --out")
     parser.add_argument("--list", action="store_true", help="list the benchmarks that would run, then exit")
 
 
@@ -87,36 +57,17 @@ def run(args: argparse.Namespace) -> int:
         if args.list:
             dev = resolve_device(args.device)
             cfg = load_preset(args.preset)
-            plan = plan_benchmarks(
-                cfg,
-                device=dev,
-                quick=args.quick,
-                compile=resolve_compile(args.compile, dev, args.quick),
-                batch=args.batch_size,
-                preset_name=str(cfg.get("name")),
-                accuracy=args.accuracy,
-            )
-            lines = [
-                f"{b.key}" + (f"  [{', '.join(p.name for p in b.paths)}]" if hasattr(b, "paths") else "")
-                for b in plan
-                if selected(b.key, args.only)
-            ]
+            plan = plan_benchmarks(cfg, device=dev, quick=args.quick,
+                                   compile=resolve_compile(args.compile, dev, args.quick), batch=args.batch_size,
+                                   preset_name=str(cfg.get("name")), accuracy=args.accuracy)
+            lines = [f"{b.key}" + (f"  [{', '.join(p.name for p in b.paths)}]" if hasattr(b, "paths") else "")
+                     for b in plan if selected(b.key, args.only)]
             sys.stdout.write("\n".join(lines) + "\n")
             return 0
         ensure_writable_dir(args.out, "benchmark output folder")  # before minutes of measurements
-        report = run_benchmarks(
-            args.out,
-            quick=args.quick,
-            device=args.device,
-            only=args.only,
-            preset=args.preset,
-            compile=args.compile,
-            batch=args.batch_size,
-            data_dir=args.data,
-            seed=args.seed,
-            append=args.append,
-            accuracy=tuple(args.accuracy) if args.accuracy else None,
-        )
+        report = run_benchmarks(args.out, quick=args.quick, device=args.device, only=args.only, preset=args.preset,
+                                compile=args.compile, batch=args.batch_size, data_dir=args.data, seed=args.seed,
+                                append=args.append, accuracy=tuple(args.accuracy) if args.accuracy else None)
         if args.profile:
             _profile(args, report)
     except (ValueError, DataError) as exc:
@@ -135,26 +86,19 @@ def _profile(args: argparse.Namespace, report: dict) -> None:
     device = report["environment"]["device"]
     batch = args.batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
     prof = profile_fast_finetune(dict(report["model"]), device, batch)
-    head = (
-        f"fast-path fine-tuning step, preset {report['preset']}, batch {prof['batch_size']}, {device}: "
-        f"{prof['profiled_s']:.3g} s of operator self time per step\n\n"
-    )
+    head = (f"fast-path fine-tuning step, preset {report['preset']}, batch {prof['batch_size']}, {device}: "
+            f"{prof['profiled_s']:.3g} s of operator self time per step\n\n")
     write_text_atomic(Path(args.out) / "profile.txt", head + prof["table"] + "\n")
     log.info("wrote %s", Path(args.out) / "profile.txt")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ssl4sar.bench``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ssl4sar.bench",
-        description="throughput, memory and fast/reference ratios of this machine",
-    )
+    parser = argparse.ArgumentParser(prog="python -m ssl4sar.bench",
+                                     description="throughput, memory and fast/reference ratios of this machine")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     configure(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose == 0 else logging.DEBUG,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    logging.basicConfig(level=logging.INFO if args.verbose == 0 else logging.DEBUG,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     return run(args)

@@ -54,9 +54,7 @@ def arg(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, kwargs
 
 
-def subcommand(
-    name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]
-) -> Callable[[Handler], Handler]:
+def subcommand(name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]) -> Callable[[Handler], Handler]:
     """Register ``handler(args) -> exit status`` as ``ssl4sar data <name>`` with the given arguments."""
 
     def register(handler: Handler) -> Handler:
@@ -68,12 +66,8 @@ def subcommand(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``data`` sub-commands to ``parser`` (called by :mod:`ssl4sar.cli`)."""
-    parser.add_argument(
-        "--manifest",
-        type=Path,
-        default=None,
-        help="data manifest to use (default: $SSL4SAR_MANIFEST or the one shipped in the package)",
-    )
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="data manifest to use (default: $SSL4SAR_MANIFEST or the one shipped in the package)")
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     for spec in _SUBCOMMANDS.values():
         p = sub.add_parser(spec.name, help=spec.help, description=spec.help)
@@ -100,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 @subcommand(
-    "list",
-    "list the manifest's datasets and weights and whether they are present locally",
+    "list", "list the manifest's datasets and weights and whether they are present locally",
     arg("--dest", type=Path, default=None, help="data root (default: $SSL4SAR_DATA or ~/.cache/ssl4sar)"),
 )
 def _list(args: argparse.Namespace) -> int:
@@ -113,19 +106,10 @@ def _list(args: argparse.Namespace) -> int:
         if resource.kind == "generated":
             size = "-"
         else:
-            size = format_size(
-                resource.expected_size_bytes,
-                approximate=resource.size_bytes is None and resource.approx_size_bytes is not None,
-            )
-        rows.append(
-            (
-                resource.name,
-                resource.kind,
-                shown[status(resource, root)],
-                size,
-                str(local_path(resource, root)),
-            )
-        )
+            size = format_size(resource.expected_size_bytes, approximate=resource.size_bytes is None
+                               and resource.approx_size_bytes is not None)
+        rows.append((resource.name, resource.kind, shown[status(resource, root)], size,
+                     str(local_path(resource, root))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = sys.stdout
     for row in rows:
@@ -135,8 +119,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 @subcommand(
-    "fetch",
-    "download, verify (sha256) and install a manifest entry",
+    "fetch", "download, verify (sha256) and install a manifest entry",
     arg("name", metavar="NAME", help="manifest entry (see `ssl4sar data list`)"),
     arg("--dest", type=Path, default=None, help="data root to install under (default: $SSL4SAR_DATA)"),
     arg("--force", action="store_true", help="download again even when already present"),
@@ -146,101 +129,47 @@ def _list(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from ssl4sar.data.download import fetch
 
-    path = fetch(
-        args.name,
-        dest=args.dest,
-        manifest=load_manifest(args.manifest),
-        progress=not args.no_progress,
-        force=args.force,
-        keep_archive=args.keep_archive,
-    )
+    path = fetch(args.name, dest=args.dest, manifest=load_manifest(args.manifest), progress=not args.no_progress,
+                 force=args.force, keep_archive=args.keep_archive)
     sys.stdout.write(f"{args.name}: {path}\n")
     return 0
 
 
 @subcommand(
-    "synth",
-    "generate synthetic glacier scenes (CaFFe and SSL4SAR layouts, time series)",
+    "synth", "generate synthetic glacier scenes (CaFFe and SSL4SAR layouts, time series)",
     arg("--out", type=Path, required=True, help="output folder"),
-    arg(
-        "--preset",
-        choices=PRESETS,
-        default="paper",
-        help="preset whose 'synthetic' section sets sizes and counts "
-        "(default: paper, the library default; the book uses demo)",
-    ),
+    arg("--preset", choices=PRESETS, default="paper", help="preset whose 'synthetic' section sets sizes and counts "
+        "(default: paper, the library default; the book uses demo)"),
     arg("--seed", type=int, default=0, help="random seed (same seed, same data)"),
-    arg(
-        "--layouts",
-        nargs="+",
-        choices=SYNTHETIC_LAYOUTS,
-        default=None,
-        help="what to generate (default: the generator's default, caffe and ssl4sar)",
-    ),
-    arg(
-        "--force",
-        action="store_true",
-        help="replace what an earlier (possibly interrupted) run left in --out",
-    ),
+    arg("--layouts", nargs="+", choices=SYNTHETIC_LAYOUTS, default=None,
+        help="what to generate (default: the generator's default, caffe and ssl4sar)"),
+    arg("--force", action="store_true", help="replace what an earlier (possibly interrupted) run left in --out"),
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
 def _synth(args: argparse.Namespace) -> int:
     from ssl4sar.data.download import run_generator
 
-    out = run_generator(
-        "ssl4sar.data.synthetic.generate",
-        args.out,
-        preset=args.preset,
-        seed=args.seed,
-        layouts=args.layouts,
-        overwrite=args.force,
-        progress=not args.no_progress,
-    )
+    out = run_generator("ssl4sar.data.synthetic.generate", args.out, preset=args.preset, seed=args.seed,
+                        layouts=args.layouts, overwrite=args.force, progress=not args.no_progress)
     layouts = ", ".join(args.layouts) if args.layouts else "default layouts"
     sys.stdout.write(f"synthetic data ({args.preset}, seed {args.seed}, {layouts}): {out}\n")
     return 0
 
 
 @subcommand(
-    "construct",
-    "build the SSL4SAR pretraining layout from raw georeferenced Sentinel-1 / Sentinel-2 scenes",
+    "construct", "build the SSL4SAR pretraining layout from raw georeferenced Sentinel-1 / Sentinel-2 scenes",
     arg("--sar", type=Path, required=True, help="folder of Sentinel-1 GeoTIFFs (searched recursively)"),
-    arg(
-        "--optical",
-        type=Path,
-        required=True,
-        help="folder of Sentinel-2 L2A files (multi-band, band groups or single bands)",
-    ),
-    arg(
-        "--aoi",
-        type=Path,
-        required=True,
-        help="GeoJSON FeatureCollection, one feature per glacier (property 'glacier'; Polygon or bbox)",
-    ),
+    arg("--optical", type=Path, required=True, help="folder of Sentinel-2 L2A files (multi-band, band groups or "
+        "single bands)"),
+    arg("--aoi", type=Path, required=True, help="GeoJSON FeatureCollection, one feature per glacier (property "
+        "'glacier'; Polygon or bbox)"),
     arg("--out", type=Path, required=True, help="output folder (re-running into it resumes)"),
-    arg(
-        "--resolution-m",
-        type=float,
-        default=None,
-        help="grid spacing in metres (default: the first SAR scene's)",
-    ),
-    arg(
-        "--sar-units",
-        default="auto",
-        choices=("auto", "db", "intensity", "amplitude", "dn", "uint8"),
-        help="what the SAR values are (default: auto-detect per scene)",
-    ),
-    arg(
-        "--db-range",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="sigma0 range in dB mapped to 1..255 (default: -30 5)",
-    ),
-    arg(
-        "--val-fraction", type=float, default=0.2, help="share of each glacier's latest scenes put in sar/val"
-    ),
+    arg("--resolution-m", type=float, default=None, help="grid spacing in metres (default: the first SAR scene's)"),
+    arg("--sar-units", default="auto", choices=("auto", "db", "intensity", "amplitude", "dn", "uint8"),
+        help="what the SAR values are (default: auto-detect per scene)"),
+    arg("--db-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+        help="sigma0 range in dB mapped to 1..255 (default: -30 5)"),
+    arg("--val-fraction", type=float, default=0.2, help="share of each glacier's latest scenes put in sar/val"),
     arg("--min-valid-fraction", type=float, default=0.05, help="skip outputs with less valid area than this"),
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
@@ -248,22 +177,12 @@ def _construct(args: argparse.Namespace) -> int:
     from ssl4sar.data.construct import DEFAULT_DB_RANGE, construct_ssl4sar
 
     result = construct_ssl4sar(
-        args.sar,
-        args.optical,
-        args.aoi,
-        args.out,
-        resolution_m=args.resolution_m,
-        sar_units=args.sar_units,
-        db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE,
-        val_fraction=args.val_fraction,
-        min_valid_fraction=args.min_valid_fraction,
-        progress=not args.no_progress,
-    )
+        args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution_m, sar_units=args.sar_units,
+        db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
+        min_valid_fraction=args.min_valid_fraction, progress=not args.no_progress)
     n_sar = sum(1 for r in result.rows if r["sensor"] != "S2")
     n_opt = len(result.rows) - n_sar
-    sys.stdout.write(
-        f"SSL4SAR layout in {args.out}: {n_sar} SAR image(s), {n_opt} optical image(s) "
-        f"({len(result.written)} written, {len(result.reused)} reused); {len(result.skipped)} input(s) "
-        f"skipped, see {result.skipped_path}\n"
-    )
+    sys.stdout.write(f"SSL4SAR layout in {args.out}: {n_sar} SAR image(s), {n_opt} optical image(s) "
+                     f"({len(result.written)} written, {len(result.reused)} reused); {len(result.skipped)} input(s) "
+                     f"skipped, see {result.skipped_path}\n")
     return 0

@@ -28,27 +28,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--method", required=True, choices=METHODS, help="pretraining task")
     add_training_arguments(
-        parser,
-        "pretrain",
-        data_flag="--ssl4sar",
-        data_help="SSL4SAR-layout data root (sar/train, sar/val, optical/)",
+        parser, "pretrain", data_flag="--ssl4sar", data_help="SSL4SAR-layout data root (sar/train, sar/val, optical/)",
         out_help="run folder (checkpoints, logs, pretrained.pt)",
         init_help="scratch | imagenet | path of a checkpoint (default: the preset's pretrain.init, else imagenet when "
-        "finetune.init is imagenet, else scratch)",
-        example_override="pretrain.num_workers=0",
-    )
+                  "finetune.init is imagenet, else scratch)",
+        example_override="pretrain.num_workers=0")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ssl4sar pretrain``; bad input ends with a one-line error (exit status 1)."""
     from ssl4sar.pretrain.common import pretrain
 
-    return run_training_command(
-        args,
-        functools.partial(pretrain, args.method),
-        lambda result: {
-            f"best val/loss {result.best_val_loss}": result.best_checkpoint,
-            "exported network": result.export,
-            "metrics": result.metrics_csv,
-        },
-    )
+    return run_training_command(args, functools.partial(pretrain, args.method), lambda result: {
+        f"best val/loss {result.best_val_loss}": result.best_checkpoint, "exported network": result.export,
+        "metrics": result.metrics_csv})

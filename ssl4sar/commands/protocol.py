@@ -17,74 +17,28 @@ logger = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar protocol``."""
-    parser.add_argument(
-        "--preset",
-        default="demo",
-        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: demo)",
-    )
-    parser.add_argument(
-        "--work-dir",
-        required=True,
-        type=Path,
-        metavar="DIR",
-        help="work folder: data, pretraining, fine-tuning runs, evaluations, protocol.json",
-    )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="CaFFe root (default: the preset's synthetic data in DIR/data)",
-    )
-    parser.add_argument(
-        "--ssl4sar-data",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="SSL4SAR unlabeled root (default: the preset's synthetic data)",
-    )
+    parser.add_argument("--preset", default="demo",
+                        help=f"preset name ({', '.join(PRESETS)}) or a YAML file with the same schema (default: demo)")
+    parser.add_argument("--work-dir", required=True, type=Path, metavar="DIR",
+                        help="work folder: data, pretraining, fine-tuning runs, evaluations, protocol.json")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="CaFFe root (default: the preset's synthetic data in DIR/data)")
+    parser.add_argument("--ssl4sar-data", type=Path, default=None, metavar="DIR",
+                        help="SSL4SAR unlabeled root (default: the preset's synthetic data)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="data and pretraining seed; fine-tuning seeds start here"
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        metavar="N",
-        help="fine-tuning runs per initialisation (default: the preset's finetune.seeds)",
-    )
-    parser.add_argument(
-        "--inits",
-        nargs="+",
-        default=["scratch", "imagenet", "optsimmim", "opttranslator"],
-        metavar="INIT",
-        help="initialisations (scratch, imagenet, optsimmim, opttranslator)",
-    )
-    parser.add_argument(
-        "--imagenet-weights",
-        type=Path,
-        default=None,
-        metavar="PTH",
-        help="swinv2_tiny_patch4_window16_256.pth for the imagenet initialisation",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=2, metavar="N", help="CPU: single-thread runs side by side (default 2)"
-    )
-    parser.add_argument(
-        "--gpu-workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="GPU: runs sharing the GPU at a time (default 1)",
-    )
-    parser.add_argument(
-        "--data-workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes generating the synthetic data (same files for any number; default 1)",
-    )
+    parser.add_argument("--seed", type=int, default=0, help="data and pretraining seed; fine-tuning seeds start here")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="fine-tuning runs per initialisation (default: the preset's finetune.seeds)")
+    parser.add_argument("--inits", nargs="+", default=["scratch", "imagenet", "optsimmim", "opttranslator"],
+                        metavar="INIT", help="initialisations (scratch, imagenet, optsimmim, opttranslator)")
+    parser.add_argument("--imagenet-weights", type=Path, default=None, metavar="PTH",
+                        help="swinv2_tiny_patch4_window16_256.pth for the imagenet initialisation")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="CPU: single-thread runs side by side (default 2)")
+    parser.add_argument("--gpu-workers", type=int, default=1, metavar="N",
+                        help="GPU: runs sharing the GPU at a time (default 1)")
+    parser.add_argument("--data-workers", type=int, default=1, metavar="N",
+                        help="processes generating the synthetic data (same files for any number; default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,20 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from ssl4sar.protocol import run_protocol
 
     try:
-        record = run_protocol(
-            args.preset,
-            args.work_dir,
-            device=args.device,
-            seed=args.seed,
-            data_dir=args.data,
-            ssl4sar_dir=args.ssl4sar_data,
-            inits=args.inits,
-            seeds=args.seeds,
-            workers=args.workers,
-            gpu_workers=args.gpu_workers,
-            imagenet_weights=args.imagenet_weights,
-            data_workers=args.data_workers,
-        )
+        record = run_protocol(args.preset, args.work_dir, device=args.device, seed=args.seed, data_dir=args.data,
+                              ssl4sar_dir=args.ssl4sar_data, inits=args.inits, seeds=args.seeds,
+                              workers=args.workers, gpu_workers=args.gpu_workers,
+                              imagenet_weights=args.imagenet_weights, data_workers=args.data_workers)
     except (DataError, ValueError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 1

@@ -20,44 +20,20 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar timeseries``."""
-    parser.add_argument(
-        "fronts",
-        nargs="+",
-        type=Path,
-        metavar="FRONT",
-        help="front GeoJSONs (ssl4sar predict output or any lines) or front-mask GeoTIFFs",
-    )
+    parser.add_argument("fronts", nargs="+", type=Path, metavar="FRONT",
+                        help="front GeoJSONs (ssl4sar predict output or any lines) or front-mask GeoTIFFs")
     ref = parser.add_mutually_exclusive_group(required=True)
     ref.add_argument("--box", type=Path, help="reference box GeoJSON (4-corner Polygon, first edge upstream)")
-    ref.add_argument(
-        "--centreline",
-        "--centerline",
-        type=Path,
-        dest="centreline",
-        help="centreline GeoJSON (LineString drawn from upstream to downstream)",
-    )
+    ref.add_argument("--centreline", "--centerline", type=Path, dest="centreline",
+                     help="centreline GeoJSON (LineString drawn from upstream to downstream)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument(
-        "--flow-direction",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("DX", "DY"),
-        help="flow direction in the box CRS (chooses the upstream edge)",
-    )
+    parser.add_argument("--flow-direction", type=float, nargs=2, default=None, metavar=("DX", "DY"),
+                        help="flow direction in the box CRS (chooses the upstream edge)")
     parser.add_argument("--transects", type=int, default=200, help="number of box transects")
-    parser.add_argument(
-        "--min-coverage",
-        type=float,
-        default=0.5,
-        help="minimum fraction of box transects that must cross the front",
-    )
-    parser.add_argument(
-        "--truth",
-        type=Path,
-        default=None,
-        help="CSV with date,position_m to compare with (e.g. the synthetic truth.csv)",
-    )
+    parser.add_argument("--min-coverage", type=float, default=0.5,
+                        help="minimum fraction of box transects that must cross the front")
+    parser.add_argument("--truth", type=Path, default=None,
+                        help="CSV with date,position_m to compare with (e.g. the synthetic truth.csv)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,26 +50,15 @@ def _run(args: argparse.Namespace) -> int:
     from ssl4sar.viz import plot_front_positions, save_figure
 
     out = ensure_writable_dir(args.out)
-    series = front_time_series(
-        args.fronts,
-        box=args.box,
-        centreline=args.centreline,
-        flow_direction=args.flow_direction,
-        n_transects=args.transects,
-        min_coverage=args.min_coverage,
-    )
+    series = front_time_series(args.fronts, box=args.box, centreline=args.centreline,
+                               flow_direction=args.flow_direction, n_transects=args.transects,
+                               min_coverage=args.min_coverage)
     csv_path = write_time_series(series, out / "front_positions.csv")
     truth = pd.read_csv(args.truth) if args.truth else None
     if truth is not None:
         stats = compare_to_truth(series, truth)
-        log.info(
-            "against %s: RMSE %.1f m, bias %.1f m, max %.1f m over %d dates",
-            args.truth,
-            stats["rmse_m"],
-            stats["bias_m"],
-            stats["max_abs_m"],
-            stats["n"],
-        )
+        log.info("against %s: RMSE %.1f m, bias %.1f m, max %.1f m over %d dates", args.truth,
+                    stats["rmse_m"], stats["bias_m"], stats["max_abs_m"], stats["n"])
     method = "box" if args.box else "centreline"
     fig = plot_front_positions(series, truth=truth, title=f"front position ({method} method)")
     save_figure(fig, out / "front_positions.png")

@@ -31,15 +31,8 @@ from ssl4sar.config import paper_preset
 from ssl4sar.domain import OCEAN
 
 __all__ = [
-    "OCEAN_CLASS",
-    "AugmentParams",
-    "ocean_mixup",
-    "speckle",
-    "brightness",
-    "gamma",
-    "photometric",
-    "flip_rotate",
-    "augment_context",
+    "OCEAN_CLASS", "AugmentParams", "ocean_mixup", "speckle", "brightness", "gamma", "photometric",
+    "flip_rotate", "augment_context",
 ]
 
 OCEAN_CLASS = OCEAN
@@ -95,24 +88,14 @@ class AugmentParams:
     @classmethod
     def none(cls) -> AugmentParams:
         """All probabilities 0: crops without re-zoom and no augmentation."""
-        return cls(
-            prob_rezoom=0.0,
-            prob_mixup=0.0,
-            prob_speckle=0.0,
-            prob_brightness=0.0,
-            prob_gamma=0.0,
-            prob_flip_h=0.0,
-            prob_flip_v=0.0,
-            prob_rotate=0.0,
-        )
+        return cls(prob_rezoom=0.0, prob_mixup=0.0, prob_speckle=0.0, prob_brightness=0.0, prob_gamma=0.0,
+                   prob_flip_h=0.0, prob_flip_v=0.0, prob_rotate=0.0)
 
 
 def ocean_mixup(image: np.ndarray, mask: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
     """Blend ``other`` into ``image`` where ``mask == 3``: ``(img + w·other)/(1 + w)``, clipped, truncated to uint8."""
     if image.shape != other.shape or image.shape[-2:] != mask.shape[-2:]:
-        raise ValueError(
-            f"ocean_mixup: shapes differ: image {image.shape}, other {other.shape}, mask {mask.shape}"
-        )
+        raise ValueError(f"ocean_mixup: shapes differ: image {image.shape}, other {other.shape}, mask {mask.shape}")
     w = np.float32(weight)
     a = image.astype(np.float32)
     blended = (a + w * other.astype(np.float32)) / (np.float32(1.0) + w)
@@ -201,15 +184,8 @@ def photometric(image: np.ndarray, rng: np.random.Generator, params: AugmentPara
     return out
 
 
-def flip_rotate(
-    image: np.ndarray,
-    mask: np.ndarray | None,
-    rng: np.random.Generator,
-    *,
-    prob_flip_h: float = _PAPER.prob_flip_h,
-    prob_flip_v: float = _PAPER.prob_flip_v,
-    prob_rotate: float = _PAPER.prob_rotate,
-) -> tuple[np.ndarray, np.ndarray | None]:
+def flip_rotate(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, *, prob_flip_h: float = _PAPER.prob_flip_h,
+                prob_flip_v: float = _PAPER.prob_flip_v, prob_rotate: float = _PAPER.prob_rotate) -> tuple[np.ndarray, np.ndarray | None]:
     """Horizontal flip, vertical flip, then 90/180/270° counter-clockwise rotation, applied identically to
     ``image`` and ``mask`` (last two axes; rotations need square arrays to keep the shape). Returns
     contiguous arrays."""
@@ -229,13 +205,9 @@ def flip_rotate(
     return img, msk
 
 
-def augment_context(
-    image: np.ndarray,
-    mask: np.ndarray,
-    rng: np.random.Generator,
-    params: AugmentParams,
-    mixup_source: Callable[[np.random.Generator], np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def augment_context(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, params: AugmentParams,
+                    mixup_source: Callable[[np.random.Generator], np.ndarray] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Steps 2–4 of §3.3 on a ``(C, C)`` uint8 context crop and its ``(C, C)`` class-id mask.
 
     ``mixup_source(rng)`` must return another image's random ``(C, C)`` uint8 context crop (drawn with the same
@@ -248,11 +220,5 @@ def augment_context(
         other = mixup_source(rng)
         img = ocean_mixup(img, mask, other, w)
     img = photometric(img, rng, params)
-    return flip_rotate(
-        img,
-        mask,
-        rng,
-        prob_flip_h=params.prob_flip_h,
-        prob_flip_v=params.prob_flip_v,
-        prob_rotate=params.prob_rotate,
-    )
+    return flip_rotate(img, mask, rng, prob_flip_h=params.prob_flip_h, prob_flip_v=params.prob_flip_v,
+                       prob_rotate=params.prob_rotate)

@@ -44,33 +44,11 @@ from ssl4sar.domain import (  # re-exported: the class and glacier facts and the
 from ssl4sar.errors import DataError
 
 __all__ = [
-    "CLASS_NAMES",
-    "NUM_CLASSES",
-    "ZONE_VALUE_TO_CLASS",
-    "CLASS_TO_ZONE_VALUE",
-    "GLACIERS",
-    "SENSORS",
-    "NORTHERN_GLACIERS",
-    "CAFFE_N_TRAIN",
-    "CAFFE_N_VAL",
-    "SPLITS",
-    "SceneMeta",
-    "parse_stem",
-    "zones_to_classes",
-    "classes_to_zones",
-    "front_to_binary",
-    "read_sar",
-    "read_zones",
-    "read_front",
-    "BoundingBox",
-    "read_bounding_box",
-    "parse_bounding_box",
-    "CaffeScene",
-    "discover",
-    "validation_indices",
-    "load_scene",
-    "season_of",
-    "is_winter",
+    "CLASS_NAMES", "NUM_CLASSES", "ZONE_VALUE_TO_CLASS", "CLASS_TO_ZONE_VALUE", "GLACIERS", "SENSORS",
+    "NORTHERN_GLACIERS", "CAFFE_N_TRAIN", "CAFFE_N_VAL", "SPLITS",
+    "SceneMeta", "parse_stem", "zones_to_classes", "classes_to_zones", "front_to_binary",
+    "read_sar", "read_zones", "read_front", "BoundingBox", "read_bounding_box", "parse_bounding_box",
+    "CaffeScene", "discover", "validation_indices", "load_scene", "season_of", "is_winter",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,7 +74,6 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # ---------------------------------------------------------------------------------------------------------
 # scene metadata
 # ---------------------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class SceneMeta:
@@ -148,9 +125,7 @@ def parse_stem(stem: str, path: str | Path | None = None) -> SceneMeta:
     where = path if path is not None else stem
     fields = stem.split("_")
     if len(fields) != 6:
-        raise DataError(
-            where, f"stem {stem!r} has {len(fields)} '_'-separated field(s), expected 6", _STEM_HINT
-        )
+        raise DataError(where, f"stem {stem!r} has {len(fields)} '_'-separated field(s), expected 6", _STEM_HINT)
     glacier, date_s, sensor, res_s, q_s, orbit = fields
     if not glacier or not sensor or not orbit:
         raise DataError(where, f"stem {stem!r} has an empty glacier, sensor or orbit field", _STEM_HINT)
@@ -163,9 +138,7 @@ def parse_stem(stem: str, path: str | Path | None = None) -> SceneMeta:
     try:
         resolution = float(res_s)
     except ValueError as exc:
-        raise DataError(
-            where, f"stem {stem!r}: resolution field {res_s!r} is not a number", _STEM_HINT
-        ) from exc
+        raise DataError(where, f"stem {stem!r}: resolution field {res_s!r} is not a number", _STEM_HINT) from exc
     if not math.isfinite(resolution) or resolution <= 0:
         raise DataError(where, f"stem {stem!r}: resolution {res_s!r} m/px must be positive", _STEM_HINT)
     try:
@@ -176,15 +149,13 @@ def parse_stem(stem: str, path: str | Path | None = None) -> SceneMeta:
         log.debug("stem %s: glacier %r is not one of the CaFFe glaciers", stem, glacier)
     if sensor not in SENSORS:
         log.debug("stem %s: sensor %r is not one of the CaFFe sensors", stem, sensor)
-    return SceneMeta(
-        glacier=glacier, date=date, sensor=sensor, resolution_m=resolution, quality=quality, orbit=orbit
-    )
+    return SceneMeta(glacier=glacier, date=date, sensor=sensor, resolution_m=resolution, quality=quality,
+                     orbit=orbit)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # masks and readers
 # ---------------------------------------------------------------------------------------------------------
-
 
 def _describe_bad(values: np.ndarray, lut: np.ndarray) -> str:
     bad = lut[values] == _INVALID
@@ -203,19 +174,13 @@ def zones_to_classes(zones: np.ndarray, path: str | Path | None = None) -> np.nd
     arr = np.asarray(zones)
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise DataError(
-                path,
-                f"zone mask values outside 0..255 (dtype {arr.dtype})",
-                "zone masks are 8-bit PNGs with values 0, 64, 127, 254",
-            )
+            raise DataError(path, f"zone mask values outside 0..255 (dtype {arr.dtype})",
+                            "zone masks are 8-bit PNGs with values 0, 64, 127, 254")
         arr = arr.astype(np.uint8)
     out = _ZONE_LUT[arr]
     if (out == _INVALID).any():
-        raise DataError(
-            path,
-            f"zone mask has unknown pixel values: {_describe_bad(arr, _ZONE_LUT)}",
-            "expected only 0 (NA), 64 or 63 (rock), 127 (glacier), 254 (ocean / ice mélange)",
-        )
+        raise DataError(path, f"zone mask has unknown pixel values: {_describe_bad(arr, _ZONE_LUT)}",
+                        "expected only 0 (NA), 64 or 63 (rock), 127 (glacier), 254 (ocean / ice mélange)")
     return out
 
 
@@ -232,19 +197,13 @@ def front_to_binary(front: np.ndarray, path: str | Path | None = None) -> np.nda
     arr = np.asarray(front)
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise DataError(
-                path,
-                f"front mask values outside 0..255 (dtype {arr.dtype})",
-                "front masks are 8-bit PNGs with values 0 and 255",
-            )
+            raise DataError(path, f"front mask values outside 0..255 (dtype {arr.dtype})",
+                            "front masks are 8-bit PNGs with values 0 and 255")
         arr = arr.astype(np.uint8)
     out = _FRONT_LUT[arr]
     if (out == _INVALID).any():
-        raise DataError(
-            path,
-            f"front mask has pixel values other than 0 and 255: {_describe_bad(arr, _FRONT_LUT)}",
-            "front masks contain only 0 (background) and 255 (front)",
-        )
+        raise DataError(path, f"front mask has pixel values other than 0 and 255: {_describe_bad(arr, _FRONT_LUT)}",
+                        "front masks contain only 0 (background) and 255 (front)")
     return out
 
 
@@ -260,21 +219,14 @@ def _read_gray_png(path: str | Path, what: str) -> np.ndarray:
         with open_image(path, f"{what} image") as im:
             im.load()
             mode = im.mode
-            arr = (
-                np.array(im) if mode == "L" else (np.array(im.convert("L")) if mode in _GRAY_MODES else None)
-            )
+            arr = np.array(im) if mode == "L" else (np.array(im.convert("L")) if mode in _GRAY_MODES else None)
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(
-            path,
-            f"cannot decode {what} image: {exc}",
-            "the file is corrupt or truncated; download or regenerate it",
-        ) from exc
+        raise DataError(path, f"cannot decode {what} image: {exc}",
+                        "the file is corrupt or truncated; download or regenerate it") from exc
     if arr is None:
-        raise DataError(
-            path, f"{what} image has unsupported mode {mode!r}", "expected an 8-bit grayscale PNG"
-        )
+        raise DataError(path, f"{what} image has unsupported mode {mode!r}", "expected an 8-bit grayscale PNG")
     return arr
 
 
@@ -299,7 +251,6 @@ def read_front(path: str | Path) -> np.ndarray:
 # bounding boxes (§1.4)
 # ---------------------------------------------------------------------------------------------------------
 
-
 @dataclass(frozen=True)
 class BoundingBox:
     """Front search box of one scene, in pixel coordinates (x = column, y = row), after the official
@@ -323,12 +274,8 @@ class BoundingBox:
     path: Path | None = None
 
     @classmethod
-    def from_corners(
-        cls,
-        corners: Sequence[tuple[float, float]],
-        image_shape: tuple[int, int],
-        path: str | Path | None = None,
-    ) -> BoundingBox:
+    def from_corners(cls, corners: Sequence[tuple[float, float]], image_shape: tuple[int, int],
+                     path: str | Path | None = None) -> BoundingBox:
         """Round (half-to-even) and clamp the four ``(x, y)`` corners (LU, LL, RL, RU) for an ``(H, W)`` image.
 
         Clamping rules, exactly those of the official code (only these): x_LU, x_LL < 0 → 0;
@@ -338,8 +285,7 @@ class BoundingBox:
             raise ValueError(f"expected 4 corners (LU, LL, RL, RU), got {len(corners)}")
         height, width = int(image_shape[0]), int(image_shape[1])
         (x_lu, y_lu), (x_ll, y_ll), (x_rl, y_rl), (x_ru, y_ru) = [
-            (round(float(x)), round(float(y))) for x, y in corners
-        ]
+            (round(float(x)), round(float(y))) for x, y in corners]
         if x_lu < 0:
             x_lu = 0
         if x_ll < 0:
@@ -356,33 +302,19 @@ class BoundingBox:
             y_ru = height - 1
         if y_rl < 0:
             y_rl = 0
-        return cls(
-            x_lu=x_lu,
-            y_lu=y_lu,
-            x_ll=x_ll,
-            y_ll=y_ll,
-            x_rl=x_rl,
-            y_rl=y_rl,
-            x_ru=x_ru,
-            y_ru=y_ru,
-            image_shape=(height, width),
-            path=Path(path) if path is not None else None,
-        )
+        return cls(x_lu=x_lu, y_lu=y_lu, x_ll=x_ll, y_ll=y_ll, x_rl=x_rl, y_rl=y_rl, x_ru=x_ru, y_ru=y_ru,
+                   image_shape=(height, width), path=Path(path) if path is not None else None)
 
     def mask(self, front: np.ndarray) -> np.ndarray:
         """Return a copy of ``front`` (``(H, W)``) with everything outside the box set to 0."""
         arr = np.array(front, copy=True)
         if arr.shape[-2:] != self.image_shape:
-            raise DataError(
-                self.path,
-                f"bounding box is for an image of {self.image_shape} (HxW) but the front "
-                f"has shape {arr.shape[-2:]}",
-                "use the bounding box of the same scene",
-            )
+            raise DataError(self.path, f"bounding box is for an image of {self.image_shape} (HxW) but the front "
+                            f"has shape {arr.shape[-2:]}", "use the bounding box of the same scene")
         arr[..., : self.y_rl, :] = 0
-        arr[..., self.y_lu :, :] = 0
+        arr[..., self.y_lu:, :] = 0
         arr[..., :, : self.x_lu] = 0
-        arr[..., :, self.x_rl :] = 0
+        arr[..., :, self.x_rl:] = 0
         return arr
 
     def keep_mask(self) -> np.ndarray:
@@ -390,17 +322,12 @@ class BoundingBox:
         return self.mask(np.ones(self.image_shape, dtype=bool))
 
 
-def parse_bounding_box(
-    text: str, image_shape: tuple[int, int], path: str | Path | None = None
-) -> BoundingBox:
+def parse_bounding_box(text: str, image_shape: tuple[int, int], path: str | Path | None = None) -> BoundingBox:
     """Parse the text of a ``*_front_extent_coord.txt`` file (header line, then 4 lines ``x,y``)."""
     lines = [ln for ln in text.splitlines()]
     if len(lines) < 5:
-        raise DataError(
-            path,
-            f"bounding-box file has {len(lines)} line(s), expected a header and 4 'x,y' lines",
-            "CaFFe bounding-box files list the LU, LL, RL, RU corners after one header line",
-        )
+        raise DataError(path, f"bounding-box file has {len(lines)} line(s), expected a header and 4 'x,y' lines",
+                        "CaFFe bounding-box files list the LU, LL, RL, RU corners after one header line")
     corners: list[tuple[float, float]] = []
     for lineno in range(1, 5):
         parts = lines[lineno].split(",")
@@ -409,11 +336,8 @@ def parse_bounding_box(
                 raise ValueError
             x, y = float(parts[0]), float(parts[1])
         except ValueError as exc:
-            raise DataError(
-                path,
-                f"line {lineno + 1} {lines[lineno]!r} is not 'x,y' with two numbers",
-                "CaFFe bounding-box files list the LU, LL, RL, RU corners as 'x,y'",
-            ) from exc
+            raise DataError(path, f"line {lineno + 1} {lines[lineno]!r} is not 'x,y' with two numbers",
+                            "CaFFe bounding-box files list the LU, LL, RL, RU corners as 'x,y'") from exc
         if not (math.isfinite(x) and math.isfinite(y)):
             raise DataError(path, f"line {lineno + 1} {lines[lineno]!r} holds a non-finite coordinate")
         corners.append((x, y))
@@ -435,7 +359,6 @@ def read_bounding_box(path: str | Path, image_shape: tuple[int, int]) -> Boundin
 # ---------------------------------------------------------------------------------------------------------
 # scenes, discovery and splits
 # ---------------------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class CaffeScene:
@@ -464,14 +387,9 @@ def validation_indices(n: int) -> np.ndarray:
         raise ValueError(f"cannot split {n} training image(s) into train and validation (need at least 2)")
     n_val = math.ceil(0.1 * n)
     if n != CAFFE_N_TRAIN:
-        log.warning(
-            "train folder holds %d images, not the %d of CaFFe: using the same rule "
-            "(RandomState(1) permutation, first ceil(0.1 n) = %d for validation), "
-            "which is not the CaFFe validation split",
-            n,
-            CAFFE_N_TRAIN,
-            n_val,
-        )
+        log.warning("train folder holds %d images, not the %d of CaFFe: using the same rule "
+                    "(RandomState(1) permutation, first ceil(0.1 n) = %d for validation), "
+                    "which is not the CaFFe validation split", n, CAFFE_N_TRAIN, n_val)
     perm = np.random.RandomState(1).permutation(n)
     return np.sort(perm[:n_val]).astype(np.int64)
 
@@ -519,16 +437,10 @@ def discover(root: str | Path, split: str, *, strict_split: bool = False) -> lis
     folder = "test" if split == "test" else "train"
     sar_dir = root / "sar_images" / folder
     if not sar_dir.is_dir():
-        raise DataError(
-            sar_dir,
-            "folder not found",
-            "expected the CaFFe layout <root>/sar_images/{train,test}, zones/…, fronts/…",
-        )
-    sar_files = sorted(
-        p
-        for p in sar_dir.iterdir()
-        if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith(".")
-    )
+        raise DataError(sar_dir, "folder not found",
+                        "expected the CaFFe layout <root>/sar_images/{train,test}, zones/…, fronts/…")
+    sar_files = sorted(p for p in sar_dir.iterdir()
+                       if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith("."))
     if not sar_files:
         raise DataError(sar_dir, "no SAR images (*.png) found")
     zones = _mask_partners(root / "zones" / folder, "_zones")
@@ -539,28 +451,20 @@ def discover(root: str | Path, split: str, *, strict_split: bool = False) -> lis
         missing = [s for s in stems if s not in partners]
         if missing:
             first = missing[0]
-            raise DataError(
-                sar_dir / f"{first}.png",
-                f"no {kind} {first}{suffix}.png"
-                + (f" (and {len(missing) - 1} more images lack one)" if len(missing) > 1 else ""),
-                f"every SAR image needs <stem>{suffix}.png in the matching folder",
-            )
+            raise DataError(sar_dir / f"{first}.png",
+                            f"no {kind} {first}{suffix}.png" + (f" (and {len(missing) - 1} more images lack one)"
+                                                                 if len(missing) > 1 else ""),
+                            f"every SAR image needs <stem>{suffix}.png in the matching folder")
         orphans = sorted(s for s in partners if s not in stem_set)
         if orphans:
-            raise DataError(
-                partners[orphans[0]],
-                f"{kind} without a SAR image {orphans[0]}.png"
-                + (f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""),
-                "remove the stray mask or add the missing image",
-            )
+            raise DataError(partners[orphans[0]], f"{kind} without a SAR image {orphans[0]}.png"
+                            + (f" (and {len(orphans) - 1} more)" if len(orphans) > 1 else ""),
+                            "remove the stray mask or add the missing image")
     n = len(sar_files)
     if split != "test" and strict_split and n != CAFFE_N_TRAIN:
-        raise DataError(
-            sar_dir,
-            f"holds {n} training images, not the {CAFFE_N_TRAIN} of CaFFe, so the "
-            "official train/val split cannot be reproduced",
-            "point the data root at the real CaFFe data or use strict_split=False",
-        )
+        raise DataError(sar_dir, f"holds {n} training images, not the {CAFFE_N_TRAIN} of CaFFe, so the "
+                        "official train/val split cannot be reproduced",
+                        "point the data root at the real CaFFe data or use strict_split=False")
     if split in ("train", "val"):
         val_idx = set(validation_indices(n).tolist())
         keep = [i for i in range(n) if (i in val_idx) == (split == "val")]
@@ -570,17 +474,9 @@ def discover(root: str | Path, split: str, *, strict_split: bool = False) -> lis
     scenes = []
     for i in keep:
         stem = stems[i]
-        scenes.append(
-            CaffeScene(
-                stem=stem,
-                meta=parse_stem(stem, sar_files[i]),
-                sar_path=sar_files[i],
-                zones_path=zones[stem],
-                front_path=fronts[stem],
-                bbox_path=_find_bbox(stem, bboxes),
-                split=split,
-            )
-        )
+        scenes.append(CaffeScene(
+            stem=stem, meta=parse_stem(stem, sar_files[i]), sar_path=sar_files[i], zones_path=zones[stem],
+            front_path=fronts[stem], bbox_path=_find_bbox(stem, bboxes), split=split))
     log.info("CaFFe %s split under %s: %d scenes", split, root, len(scenes))
     return scenes
 
@@ -595,23 +491,17 @@ def load_scene(scene: CaffeScene, *, with_front: bool = True, with_bbox: bool = 
     image = read_sar(scene.sar_path)
     zones = read_zones(scene.zones_path)
     if zones.shape != image.shape:
-        raise DataError(
-            scene.zones_path,
-            f"zone mask is {zones.shape[0]}x{zones.shape[1]} (HxW) but the SAR "
-            f"image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
-            "image and masks of a scene must have the same size",
-        )
+        raise DataError(scene.zones_path, f"zone mask is {zones.shape[0]}x{zones.shape[1]} (HxW) but the SAR "
+                        f"image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
+                        "image and masks of a scene must have the same size")
     out: dict[str, Any] = {"stem": scene.stem, "meta": scene.meta, "image": image, "zones": zones}
     if with_front:
         front = read_front(scene.front_path)
         if front.shape != image.shape:
-            raise DataError(
-                scene.front_path,
-                f"front mask is {front.shape[0]}x{front.shape[1]} (HxW) but the "
-                f"SAR image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
-                "image and masks of a scene must have the same size",
-            )
+            raise DataError(scene.front_path, f"front mask is {front.shape[0]}x{front.shape[1]} (HxW) but the "
+                            f"SAR image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
+                            "image and masks of a scene must have the same size")
         out["front"] = front
     if with_bbox:
-        out["bbox"] = read_bounding_box(scene.bbox_path, image.shape) if scene.bbox_path is not None else None
+        out["bbox"] = (read_bounding_box(scene.bbox_path, image.shape) if scene.bbox_path is not None else None)
     return out

@@ -95,9 +95,7 @@ def _crs_name(crs: Any) -> str:
     return f"EPSG:{epsg}" if epsg else (crs.to_string() if crs is not None else "none")
 
 
-def _in_pattern_crs(
-    x: np.ndarray, y: np.ndarray, src: Any, pattern_crs: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _in_pattern_crs(x: np.ndarray, y: np.ndarray, src: Any, pattern_crs: str) -> tuple[np.ndarray, np.ndarray]:
     from pyproj import CRS as PCRS
     from pyproj import Transformer
 
@@ -130,19 +128,12 @@ def _band_index(path: Path, name: str) -> int:
         return desc.index(name) + 1
     if len(desc) >= len(S2_BANDS):
         return S2_BANDS.index(name) + 1
-    raise DataError(
-        path, f"no band {name} (band descriptions: {desc})", "the constructed optical image is broken"
-    )
+    raise DataError(path, f"no band {name} (band descriptions: {desc})", "the constructed optical image is broken")
 
 
-def coregistration_example(
-    raw_sar_dir: str | Path,
-    raw_optical_dir: str | Path,
-    aoi_path: str | Path,
-    constructed_dir: str | Path,
-    glacier: str | None = None,
-    pattern: _Pattern | None = None,
-) -> CoregistrationExample:
+def coregistration_example(raw_sar_dir: str | Path, raw_optical_dir: str | Path, aoi_path: str | Path,
+                           constructed_dir: str | Path, glacier: str | None = None,
+                           pattern: _Pattern | None = None) -> CoregistrationExample:
     """Collect what :func:`ssl4sar.data.construct.construct_ssl4sar` read and wrote for one glacier.
 
     ``glacier`` defaults to the first glacier of the manifest with an optical image. Chooses the glacier's first
@@ -171,9 +162,7 @@ def coregistration_example(
             raise DataError(out / "manifest.csv", "no optical output in the manifest")
         glacier = optical_rows[0]["glacier"]
     if glacier not in manifest.grids:
-        raise DataError(
-            out / "grids.json", f"no grid for glacier {glacier!r} (grids: {', '.join(manifest.grids)})"
-        )
+        raise DataError(out / "grids.json", f"no grid for glacier {glacier!r} (grids: {', '.join(manifest.grids)})")
     grid = manifest.grids[glacier]
     sar_rows = [r for r in manifest.rows if r["glacier"] == glacier and r["sensor"] != "S2"]
     opt_row = next((r for r in optical_rows if r["glacier"] == glacier), None)
@@ -237,27 +226,13 @@ def coregistration_example(
     footprints.append(Footprint(f"grid {glacier}", "grid", box(*grid.bounds), True))
 
     ex = CoregistrationExample(
-        glacier=glacier,
-        grid_crs=_crs_name(grid.crs),
-        grid_extent=_extent(grid.transform, grid.shape),
-        resolution_m=grid.resolution_m,
-        footprints=footprints,
-        raw_sar_name=raw_sar.path.name,
-        raw_sar_crs=_crs_name(crs),
-        raw_sar_extent=_extent(transform, values.shape),
-        raw_sar_resolution_m=float(abs(transform.a)),
-        raw_sar_db=raw_db.astype(np.float32),
-        raw_optical_name=band.path.name,
-        raw_optical_crs=_crs_name(o_crs),
-        raw_optical_extent=_extent(o_transform, raw_scl.shape),
-        raw_optical_resolution_m=float(abs(o_transform.a)),
-        raw_scl=raw_scl,
-        sar_file=sar_row["file"],
-        sar=sar,
-        optical_file=opt_row["file"],
-        rgb=rgb,
-        scl=scl,
-    )
+        glacier=glacier, grid_crs=_crs_name(grid.crs), grid_extent=_extent(grid.transform, grid.shape),
+        resolution_m=grid.resolution_m, footprints=footprints,
+        raw_sar_name=raw_sar.path.name, raw_sar_crs=_crs_name(crs), raw_sar_extent=_extent(transform, values.shape),
+        raw_sar_resolution_m=float(abs(transform.a)), raw_sar_db=raw_db.astype(np.float32),
+        raw_optical_name=band.path.name, raw_optical_crs=_crs_name(o_crs),
+        raw_optical_extent=_extent(o_transform, raw_scl.shape), raw_optical_resolution_m=float(abs(o_transform.a)),
+        raw_scl=raw_scl, sar_file=sar_row["file"], sar=sar, optical_file=opt_row["file"], rgb=rgb, scl=scl)
     if unit != "db":
         ex.notes.append(f"{raw_sar.path.name} stores σ⁰ as {unit}; shown converted to dB")
     if pattern is not None:
@@ -281,9 +256,8 @@ def _to_grid_crs(geom: Any, src: Any, dst: Any) -> Any:
     return shapely_transform(lambda xx, yy, zz=None: tr.transform(xx, yy), geom)
 
 
-def coregistration_residuals(
-    constructed_dir: str | Path, pattern: _Pattern, db_range: tuple[float, float] | None = None
-) -> pd.DataFrame:
+def coregistration_residuals(constructed_dir: str | Path, pattern: _Pattern,
+                             db_range: tuple[float, float] | None = None) -> pd.DataFrame:
     """How far each constructed image lies from the known ``pattern`` of synthetic raw scenes.
 
     For every SAR output: its 8-bit values mapped back to dB (``dB = lo + (DN − 1)·(hi − lo)/254``, the inverse of
@@ -318,9 +292,7 @@ def coregistration_residuals(
                 valid = b4 > 0
                 got, truth = b4 / 10000.0, pattern.reflectance("B4", px, py)
                 shifted = pattern.reflectance("B4", sx, sy)
-                agree = (
-                    float((scl[valid] == pattern.scl(px, py)[valid]).mean()) if valid.any() else float("nan")
-                )
+                agree = float((scl[valid] == pattern.scl(px, py)[valid]).mean()) if valid.any() else float("nan")
                 quantity = "B4 reflectance"
             else:
                 dn = src.read(1).astype(np.float64)
@@ -330,32 +302,11 @@ def coregistration_residuals(
                 agree = float("nan")
                 quantity = "sigma0 (dB)"
         err = np.abs(got - truth)[valid]
-        rows.append(
-            {
-                "file": r["file"],
-                "glacier": r["glacier"],
-                "sensor": r["sensor"],
-                "valid_px": int(valid.sum()),
-                "quantity": quantity,
-                "median_abs_error": float(np.median(err)) if err.size else float("nan"),
-                "p95_abs_error": float(np.percentile(err, 95)) if err.size else float("nan"),
-                "shift_1px_error": float(np.median(np.abs(shifted - truth)[valid]))
-                if err.size
-                else float("nan"),
-                "scl_agreement": agree,
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "file",
-            "glacier",
-            "sensor",
-            "valid_px",
-            "quantity",
-            "median_abs_error",
-            "p95_abs_error",
-            "shift_1px_error",
-            "scl_agreement",
-        ],
-    )
+        rows.append({"file": r["file"], "glacier": r["glacier"], "sensor": r["sensor"], "valid_px": int(valid.sum()),
+                     "quantity": quantity,
+                     "median_abs_error": float(np.median(err)) if err.size else float("nan"),
+                     "p95_abs_error": float(np.percentile(err, 95)) if err.size else float("nan"),
+                     "shift_1px_error": float(np.median(np.abs(shifted - truth)[valid])) if err.size else float("nan"),
+                     "scl_agreement": agree})
+    return pd.DataFrame(rows, columns=["file", "glacier", "sensor", "valid_px", "quantity", "median_abs_error",
+                                       "p95_abs_error", "shift_1px_error", "scl_agreement"])

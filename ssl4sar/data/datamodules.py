@@ -57,13 +57,8 @@ class _SampledDataModule(pl.LightningDataModule):
     val_dataset: Any
 
     @classmethod
-    def from_preset(
-        cls,
-        root: str | Path,
-        preset_name: str = "paper",
-        overrides: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Self:
+    def from_preset(cls, root: str | Path, preset_name: str = "paper",
+                    overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> Self:
         """Build from a preset name (``paper``, ``demo``, ``smoke`` or a YAML path) with optional overrides."""
         return cls(root, load_preset(preset_name, overrides), **kwargs)
 
@@ -71,25 +66,15 @@ class _SampledDataModule(pl.LightningDataModule):
         if self.train_dataset is None:
             self.setup("fit")
         assert self.train_dataset is not None
-        return DataLoader(
-            self.train_dataset,
-            batch_size=self.batch_size,
-            sampler=EpochSampler(self.train_dataset),
-            drop_last=True,
-            **_loader_kwargs(self.num_workers),
-        )
+        return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=EpochSampler(self.train_dataset),
+                          drop_last=True, **_loader_kwargs(self.num_workers))
 
     def val_dataloader(self) -> DataLoader:
         if self.val_dataset is None:
             self.setup("validate")
         assert self.val_dataset is not None
-        return DataLoader(
-            self.val_dataset,
-            batch_size=self.val_batch_size,
-            shuffle=False,
-            drop_last=False,
-            **_loader_kwargs(self.num_workers),
-        )
+        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False,
+                          **_loader_kwargs(self.num_workers))
 
 
 class CaffeDataModule(_SampledDataModule):
@@ -106,18 +91,9 @@ class CaffeDataModule(_SampledDataModule):
         preload: load all training scenes in :meth:`setup` (main process; workers then share them).
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        cfg: Mapping[str, Any] | Preset,
-        seed: int | None = None,
-        *,
-        batch_size: int | None = None,
-        val_batch_size: int | None = None,
-        num_workers: int | None = None,
-        strict_split: bool = False,
-        preload: bool = True,
-    ) -> None:
+    def __init__(self, root: str | Path, cfg: Mapping[str, Any] | Preset, seed: int | None = None, *,
+                 batch_size: int | None = None, val_batch_size: int | None = None, num_workers: int | None = None,
+                 strict_split: bool = False, preload: bool = True) -> None:
         super().__init__()
         cfg = as_preset(cfg).to_dict()  # validated and complete
         data = cfg["data"]
@@ -144,14 +120,8 @@ class CaffeDataModule(_SampledDataModule):
             return
         if self.train_dataset is None and stage in (None, "fit"):
             self.train_scenes = discover(self.root, "train", strict_split=self.strict_split)
-            self.train_dataset = CaffeTrainDataset(
-                self.train_scenes,
-                self.context_size,
-                self.target_size,
-                self.samples_per_epoch,
-                self.augment,
-                seed=self.seed,
-            )
+            self.train_dataset = CaffeTrainDataset(self.train_scenes, self.context_size, self.target_size,
+                                                   self.samples_per_epoch, self.augment, seed=self.seed)
             if self.preload:
                 self.train_dataset.preload()
         if self.val_dataset is None:
@@ -170,17 +140,9 @@ class PretrainDataModule(_SampledDataModule):
         glacier_aliases: SAR glacier key → optical key, where they differ.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        cfg: Mapping[str, Any] | Preset,
-        seed: int | None = None,
-        *,
-        batch_size: int | None = None,
-        val_batch_size: int | None = None,
-        num_workers: int | None = None,
-        glacier_aliases: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, root: str | Path, cfg: Mapping[str, Any] | Preset, seed: int | None = None, *,
+                 batch_size: int | None = None, val_batch_size: int | None = None, num_workers: int | None = None,
+                 glacier_aliases: Mapping[str, str] | None = None) -> None:
         super().__init__()
         cfg = as_preset(cfg).to_dict()  # validated and complete
         pre = cfg["pretrain"]
@@ -206,18 +168,12 @@ class PretrainDataModule(_SampledDataModule):
             return
         if self.train_dataset is None and stage in (None, "fit"):
             self.train_pairs = discover_unlabeled(self.root, "train", glacier_aliases=self.glacier_aliases)
-            self.train_dataset = UnlabeledTrainDataset(
-                self.train_pairs,
-                self.context_size,
-                self.samples_per_epoch,
-                min_scale=self.min_scale,
-                prob_flip=self.prob_flip,
-                seed=self.seed,
-            )
+            self.train_dataset = UnlabeledTrainDataset(self.train_pairs, self.context_size, self.samples_per_epoch,
+                                                       min_scale=self.min_scale, prob_flip=self.prob_flip,
+                                                       seed=self.seed)
         if self.val_dataset is None:
-            self.val_pairs = evenly_spaced(
-                discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases), self.val_max_pairs
-            )
+            self.val_pairs = evenly_spaced(discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases),
+                                           self.val_max_pairs)
             self.val_dataset = UnlabeledValDataset(self.val_pairs, self.context_size)
 
 

@@ -53,13 +53,8 @@ from ssl4sar.data.unlabeled import (
 from ssl4sar.errors import DataError
 
 __all__ = [
-    "sample_rng",
-    "EpochSampler",
-    "CaffeTrainDataset",
-    "CaffeValDataset",
-    "UnlabeledTrainDataset",
-    "UnlabeledValDataset",
-    "finetune_sample",
+    "sample_rng", "EpochSampler", "CaffeTrainDataset", "CaffeValDataset", "UnlabeledTrainDataset",
+    "UnlabeledValDataset", "finetune_sample",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,41 +107,26 @@ class EpochSampler(DistributedSampler):
     ``DistributedSampler``); otherwise one replica. Call :meth:`set_epoch` (Lightning does) each epoch.
     """
 
-    def __init__(
-        self,
-        dataset: _EpochKeyed,
-        *,
-        shuffle: bool = True,
-        seed: int | None = None,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-    ) -> None:
+    def __init__(self, dataset: _EpochKeyed, *, shuffle: bool = True, seed: int | None = None,
+                 num_replicas: int | None = None, rank: int | None = None) -> None:
         if num_replicas is None or rank is None:
             if dist.is_available() and dist.is_initialized():
                 num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
                 rank = dist.get_rank() if rank is None else rank
             else:
                 num_replicas, rank = 1, 0
-        super().__init__(
-            dataset,
-            num_replicas=num_replicas,
-            rank=rank,
-            shuffle=shuffle,
-            seed=dataset.seed if seed is None else int(seed),
-            drop_last=False,
-        )
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=dataset.seed if seed is None else int(seed), drop_last=False)
 
     def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)  # type: ignore[arg-type]
         if self.shuffle:
-            order = np.random.default_rng(
-                np.random.SeedSequence([self.seed, self.epoch, 2**31 - 1])
-            ).permutation(n)
+            order = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 2**31 - 1])).permutation(n)
         else:
             order = np.arange(n)
         if self.total_size > n:
             order = np.concatenate([order, np.resize(order, self.total_size - n)])
-        mine = order[self.rank : self.total_size : self.num_replicas]
+        mine = order[self.rank:self.total_size:self.num_replicas]
         base = self.epoch * n
         return iter((base + int(i)) for i in mine)
 
@@ -168,12 +148,9 @@ class _SceneCache:
         image = read_sar(scene.sar_path)
         zones = read_zones(scene.zones_path)
         if image.shape != zones.shape:
-            raise DataError(
-                scene.zones_path,
-                f"zone mask is {zones.shape[0]}x{zones.shape[1]} (HxW) but the SAR "
-                f"image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
-                "image and masks of a scene must have the same size",
-            )
+            raise DataError(scene.zones_path, f"zone mask is {zones.shape[0]}x{zones.shape[1]} (HxW) but the SAR "
+                            f"image {scene.sar_path.name} is {image.shape[0]}x{image.shape[1]}",
+                            "image and masks of a scene must have the same size")
         self._items[idx] = (image, zones)
         if self.max_items is not None and len(self._items) > self.max_items:
             self._items.popitem(last=False)
@@ -184,31 +161,18 @@ class _SceneCache:
             self[i]
 
 
-def finetune_sample(
-    image: np.ndarray,
-    mask: np.ndarray,
-    context_size: int,
-    target_size: int,
-    rng: np.random.Generator,
-    params: AugmentParams,
-    mixup_source: Callable[[np.random.Generator], np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def finetune_sample(image: np.ndarray, mask: np.ndarray, context_size: int, target_size: int,
+                    rng: np.random.Generator, params: AugmentParams,
+                    mixup_source: Callable[[np.random.Generator], np.ndarray] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Random context crop with re-zoom plus augmentations (§3.3 steps 1–4) from an unpadded scene.
 
     The scene is virtually padded with ``pad_whole_image(·, C)``. Returns the augmented ``(C, C)`` uint8 context
     and its ``(C, C)`` class-id mask; the centre ``T`` crop is taken by the caller.
     """
     pad = whole_image_padding(image.shape, context_size)
-    ctx, msk = random_context_crop(
-        image,
-        mask,
-        context_size,
-        rng,
-        prob_rezoom=params.prob_rezoom,
-        zoom_range=params.zoom_range,
-        padding=pad,
-        antialias=params.antialias,
-    )
+    ctx, msk = random_context_crop(image, mask, context_size, rng, prob_rezoom=params.prob_rezoom,
+                                   zoom_range=params.zoom_range, padding=pad, antialias=params.antialias)
     assert msk is not None
     return augment_context(ctx, msk, rng, params, mixup_source)
 
@@ -229,16 +193,8 @@ class CaffeTrainDataset(_EpochKeyed):
     scene.
     """
 
-    def __init__(
-        self,
-        scenes: Sequence[CaffeScene],
-        context_size: int,
-        target_size: int,
-        samples_per_epoch: int,
-        augment: AugmentParams | None = None,
-        seed: int = 0,
-        cache_size: int | None = None,
-    ) -> None:
+    def __init__(self, scenes: Sequence[CaffeScene], context_size: int, target_size: int, samples_per_epoch: int,
+                 augment: AugmentParams | None = None, seed: int = 0, cache_size: int | None = None) -> None:
         super().__init__(samples_per_epoch, seed)
         if not scenes:
             raise ValueError("CaffeTrainDataset needs at least one scene")
@@ -258,25 +214,17 @@ class CaffeTrainDataset(_EpochKeyed):
         j = int(rng.integers(len(self.scenes)))
         image, _ = self._cache[j]
         pad = whole_image_padding(image.shape, self.context_size)
-        crop, _ = random_context_crop(
-            image,
-            None,
-            self.context_size,
-            rng,
-            prob_rezoom=self.augment.prob_rezoom,
-            zoom_range=self.augment.zoom_range,
-            padding=pad,
-            antialias=self.augment.antialias,
-        )
+        crop, _ = random_context_crop(image, None, self.context_size, rng, prob_rezoom=self.augment.prob_rezoom,
+                                      zoom_range=self.augment.zoom_range, padding=pad,
+                                      antialias=self.augment.antialias)
         return crop
 
     def sample(self, epoch: int, index: int) -> dict[str, Any]:
         rng = sample_rng(self.seed, epoch, index)
         scene_idx = index % len(self.scenes)
         image, zones = self._cache[scene_idx]
-        ctx, msk = finetune_sample(
-            image, zones, self.context_size, self.target_size, rng, self.augment, self._mixup_source
-        )
+        ctx, msk = finetune_sample(image, zones, self.context_size, self.target_size, rng, self.augment,
+                                   self._mixup_source)
         return {
             "image_context": _to_image_tensor(ctx),
             "mask_context": _to_mask_tensor(msk),
@@ -317,9 +265,8 @@ class CaffeValDataset(Dataset):
         self.scenes = list(scenes)
         self.target_size = int(target_size)
         self.context_size = 2 * self.target_size
-        self._index = _WindowIndex(
-            [validation_windows(sar_shape(s.sar_path), self.target_size) for s in self.scenes]
-        )
+        self._index = _WindowIndex([validation_windows(sar_shape(s.sar_path), self.target_size)
+                                    for s in self.scenes])
         self._cache = _SceneCache(self.scenes, cache_size)
 
     def __len__(self) -> int:
@@ -334,10 +281,8 @@ class CaffeValDataset(Dataset):
         grid = self._index.grids[s]
         image, zones = self._cache[s]
         if image.shape != grid.image_shape:
-            raise DataError(
-                self.scenes[s].sar_path,
-                f"image changed size since the dataset was built ({image.shape} vs {grid.image_shape})",
-            )
+            raise DataError(self.scenes[s].sar_path, f"image changed size since the dataset was built "
+                            f"({image.shape} vs {grid.image_shape})")
         ctx = grid.context(image, k)
         msk = grid.context(zones, k)
         return {
@@ -397,18 +342,10 @@ class UnlabeledTrainDataset(_EpochKeyed):
     (``optical_cache_size`` glaciers); SAR images are read per sample unless ``sar_cache_size > 0``.
     """
 
-    def __init__(
-        self,
-        pairs: Sequence[UnlabeledPair],
-        context_size: int,
-        samples_per_epoch: int,
-        *,
-        min_scale: float = _PAPER.min_scale,
-        prob_flip: float = _PAPER.prob_flip,
-        seed: int = 0,
-        optical_cache_size: int = 4,
-        sar_cache_size: int = 0,
-    ) -> None:
+    def __init__(self, pairs: Sequence[UnlabeledPair], context_size: int, samples_per_epoch: int, *,
+                 min_scale: float = _PAPER.min_scale, prob_flip: float = _PAPER.prob_flip, seed: int = 0,
+                 optical_cache_size: int = 4,
+                 sar_cache_size: int = 0) -> None:
         super().__init__(samples_per_epoch, seed)
         if not pairs:
             raise ValueError("UnlabeledTrainDataset needs at least one SAR/optical pair")
@@ -424,25 +361,21 @@ class UnlabeledTrainDataset(_EpochKeyed):
         rng = sample_rng(self.seed, epoch, index)
         pair = self.pairs[index % len(self.pairs)]
         sar, optical = self._cache.load(pair)
-        s, o = random_pretrain_crop(
-            sar, optical, self.context_size, rng, min_scale=self.min_scale, prob_flip=self.prob_flip
-        )
+        s, o = random_pretrain_crop(sar, optical, self.context_size, rng, min_scale=self.min_scale,
+                                    prob_flip=self.prob_flip)
         return {"sar": _to_image_tensor(s), "optical": _to_image_tensor(o), "name": pair.name}
 
 
 class UnlabeledValDataset(Dataset):
     """Pretraining validation windows (§2.4): stride ``C/2`` grid of ``C × C`` windows over each pair."""
 
-    def __init__(
-        self, pairs: Sequence[UnlabeledPair], context_size: int, optical_cache_size: int = 2
-    ) -> None:
+    def __init__(self, pairs: Sequence[UnlabeledPair], context_size: int, optical_cache_size: int = 2) -> None:
         if not pairs:
             raise ValueError("UnlabeledValDataset needs at least one SAR/optical pair")
         self.pairs = list(pairs)
         self.context_size = int(context_size)
-        self._index = _WindowIndex(
-            [pretrain_validation_windows(sar_shape(p.sar_path), self.context_size) for p in self.pairs]
-        )
+        self._index = _WindowIndex([pretrain_validation_windows(sar_shape(p.sar_path), self.context_size)
+                                    for p in self.pairs])
         self._cache = _PairCache(optical_cache_size, sar_cache_size=2)
 
     def __len__(self) -> int:

@@ -127,11 +127,8 @@ def fetch(
     state = status(resource, root)
     if not resource.urls:
         if state == "unverified" and not force:
-            logger.warning(
-                "%s: %s was installed by hand (its layout is complete, its checksum cannot be verified)",
-                target,
-                name,
-            )
+            logger.warning("%s: %s was installed by hand (its layout is complete, its checksum cannot be verified)",
+                           target, name)
             return target
         raise DataError(
             target,
@@ -165,16 +162,11 @@ def read_lock(root: str | Path | None = None) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise DataError(
-            path,
-            f"unreadable lock file ({exc})",
-            "repair it or delete it (the next downloads then re-record their sha256)",
-        ) from exc
+        raise DataError(path, f"unreadable lock file ({exc})",
+                        "repair it or delete it (the next downloads then re-record their sha256)") from exc
     entries = doc.get("resources") if isinstance(doc, dict) else None
     if not isinstance(entries, dict):
-        raise DataError(
-            path, "lock file without a 'resources' mapping", "delete it to re-record the sha256 values"
-        )
+        raise DataError(path, "lock file without a 'resources' mapping", "delete it to re-record the sha256 values")
     return entries
 
 
@@ -186,14 +178,8 @@ def generate_resource(resource: Resource, root: str | Path | None = None, progre
     if target.exists() and not is_present(resource, root):
         logger.warning("%s: removing an incomplete earlier generation of %s", target, resource.name)
         shutil.rmtree(target) if target.is_dir() else target.unlink()
-    return run_generator(
-        resource.generator,
-        target,
-        preset=resource.preset or "demo",
-        seed=resource.seed or 0,
-        layouts=resource.layouts,
-        resource_name=resource.name,
-    )
+    return run_generator(resource.generator, target, preset=resource.preset or "demo", seed=resource.seed or 0,
+                         layouts=resource.layouts, resource_name=resource.name)
 
 
 def run_generator(
@@ -220,45 +206,26 @@ def run_generator(
         raise DataError(out_dir, f"generator {generator!r} is not available ({exc})") from exc
     ensure_writable_dir(out_dir)
     (out_dir / MARKER_NAME).unlink(missing_ok=True)
-    logger.info(
-        "generating %s with %s (preset %s, seed %d, layouts %s)",
-        out_dir,
-        generator,
-        preset,
-        seed,
-        ", ".join(layouts) if layouts is not None else "default",
-    )
+    logger.info("generating %s with %s (preset %s, seed %d, layouts %s)", out_dir, generator, preset, seed,
+                ", ".join(layouts) if layouts is not None else "default")
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
     if layouts is not None:
         kwargs["layouts"] = list(layouts)
     if overwrite:
         kwargs["overwrite"] = True
-    kwargs.update(options)  # further generator keywords, e.g. progress=False
+    kwargs.update(options)   # further generator keywords, e.g. progress=False
     try:
         produced = func(out_dir, **kwargs)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise DataError(
-                out_dir,
-                f"disk full while generating {resource_name or 'data'} ({exc})",
-                "free some space or choose another output folder",
-            ) from exc
+            raise DataError(out_dir, f"disk full while generating {resource_name or 'data'} ({exc})",
+                            "free some space or choose another output folder") from exc
         raise
-    write_json_atomic(
-        out_dir / MARKER_NAME,
-        {
-            "resource": resource_name,
-            "kind": "generated",
-            "generator": generator,
-            "preset": preset,
-            "seed": seed,
-            "layouts": list(produced)
-            if isinstance(produced, Mapping)
-            else (list(layouts) if layouts else None),
-            "date": _now(),
-            "ssl4sar_version": __version__,
-        },
-    )
+    write_json_atomic(out_dir / MARKER_NAME, {
+        "resource": resource_name, "kind": "generated", "generator": generator, "preset": preset, "seed": seed,
+        "layouts": list(produced) if isinstance(produced, Mapping) else (list(layouts) if layouts else None),
+        "date": _now(), "ssl4sar_version": __version__,
+    })
     return out_dir
 
 
@@ -281,9 +248,7 @@ def _fetch_file(resource: Resource, root: Path, progress: bool, timeout_s: float
     return target
 
 
-def _fetch_archive(
-    resource: Resource, root: Path, progress: bool, timeout_s: float, keep_archive: bool
-) -> Path:
+def _fetch_archive(resource: Resource, root: Path, progress: bool, timeout_s: float, keep_archive: bool) -> Path:
     assert resource.filename is not None
     target = local_path(resource, root)
     downloads = root / DOWNLOADS_DIR
@@ -295,13 +260,8 @@ def _fetch_archive(
     if archive.is_file():
         if expected is not None and sha256sum(archive) == expected and _archive_intact(archive, resource):
             logger.info("reusing the verified archive %s", archive)
-            result = _Download(
-                url=_lock_url(resource, root),
-                path=archive,
-                sha256=expected,
-                size_bytes=archive.stat().st_size,
-                sha256_source=source or "manifest",
-            )
+            result = _Download(url=_lock_url(resource, root), path=archive, sha256=expected,
+                               size_bytes=archive.stat().st_size, sha256_source=source or "manifest")
         else:
             logger.info("discarding %s (not verifiable against a known sha256)", archive)
             archive.unlink()
@@ -325,15 +285,9 @@ class _Download:
 
     def marker(self, resource: Resource) -> dict[str, Any]:
         return {
-            "resource": resource.name,
-            "kind": resource.kind,
-            "filename": resource.filename,
-            "url": self.url,
-            "sha256": self.sha256,
-            "size_bytes": self.size_bytes,
-            "sha256_source": self.sha256_source,
-            "date": _now(),
-            "ssl4sar_version": __version__,
+            "resource": resource.name, "kind": resource.kind, "filename": resource.filename, "url": self.url,
+            "sha256": self.sha256, "size_bytes": self.size_bytes, "sha256_source": self.sha256_source,
+            "date": _now(), "ssl4sar_version": __version__,
         }
 
 
@@ -344,9 +298,7 @@ class _AttemptFailed(Exception):
         self.checksum = checksum
 
 
-def _download_verified(
-    resource: Resource, root: Path, final: Path, progress: bool, timeout_s: float
-) -> _Download:
+def _download_verified(resource: Resource, root: Path, final: Path, progress: bool, timeout_s: float) -> _Download:
     """Try each URL in turn; the first transfer that passes every check is renamed to ``final``."""
     expected, source = _expected_sha256(resource, root)
     target = local_path(resource, root) if resource.kind == "file" else final  # what errors name
@@ -360,16 +312,13 @@ def _download_verified(
             announced = _transfer(url, tmp, progress, timeout_s, desc=target.name)
             size = tmp.stat().st_size
             if resource.size_bytes is not None and size != resource.size_bytes:
-                raise _AttemptFailed(
-                    f"size mismatch: received {size} bytes, the manifest expects {resource.size_bytes}"
-                )
+                raise _AttemptFailed(f"size mismatch: received {size} bytes, the manifest expects "
+                                     f"{resource.size_bytes}")
             if resource.kind == "archive":
                 _check_archive(tmp, resource.archive_format or "")
             elif not announced and resource.size_bytes is None:
-                raise _AttemptFailed(
-                    f"received {size} bytes, but the server sent no Content-Length and the manifest "
-                    "has no size_bytes, so a cut-off transfer cannot be told from a complete one"
-                )
+                raise _AttemptFailed(f"received {size} bytes, but the server sent no Content-Length and the manifest "
+                                     "has no size_bytes, so a cut-off transfer cannot be told from a complete one")
             digest = sha256sum(tmp)
             if expected is not None and digest != expected:
                 raise _AttemptFailed(_mismatch(resource, root, digest, expected, source), checksum=True)
@@ -383,59 +332,33 @@ def _download_verified(
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
-                raise DataError(
-                    target,
-                    f"disk full while downloading resource {resource.name!r} from {url} ({exc}); "
-                    "the partial file was removed",
-                    f"free at least {format_size(resource.expected_size_bytes, True)} "
-                    "or choose another data root (--dest / SSL4SAR_DATA)",
-                ) from exc
-            raise DataError(
-                target,
-                f"cannot write the download of resource {resource.name!r} from {url}: {exc.strerror or exc}",
-            ) from exc
+                raise DataError(target, f"disk full while downloading resource {resource.name!r} from {url} ({exc}); "
+                                "the partial file was removed",
+                                f"free at least {format_size(resource.expected_size_bytes, True)} "
+                                "or choose another data root (--dest / SSL4SAR_DATA)") from exc
+            raise DataError(target, f"cannot write the download of resource {resource.name!r} from {url}: "
+                            f"{exc.strerror or exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return _Download(
-            url=url,
-            path=final,
-            sha256=digest,
-            size_bytes=size,
-            sha256_source=source if expected is not None else "first-use",
-        )
+        return _Download(url=url, path=final, sha256=digest, size_bytes=size,
+                         sha256_source=source if expected is not None else "first-use")
     summary = "; ".join(f"{url}: {failure.problem}" for url, failure in failures)
     problem = f"could not fetch resource {resource.name!r} ({len(failures)} URL(s) tried) - {summary}"
     if any(failure.checksum for _, failure in failures):
-        hint = (
-            (
-                "the server delivered a different file than the one recorded: if the upstream file changed on "
-                "purpose, update the manifest's sha256, else try again later"
-            )
-            if source == "manifest"
-            else (
+        hint = ("the server delivered a different file than the one recorded: if the upstream file changed on "
+                "purpose, update the manifest's sha256, else try again later") if source == "manifest" else (
                 f"if the first download was the bad one, delete the {resource.name!r} entry of {lock_path(root)} and "
-                f"run `ssl4sar data fetch {resource.name} --force`: that download is then recorded instead"
-            )
-        )
+                f"run `ssl4sar data fetch {resource.name} --force`: that download is then recorded instead")
         raise ChecksumError(target, problem + "; nothing was installed", hint)
-    if (
-        resource.kind == "file"
-        and resource.size_bytes is None
-        and all("no Content-Length" in failure.problem for _, failure in failures)
-    ):
-        raise DataError(
-            target,
-            problem + "; nothing was installed",
-            "add the file's exact size as size_bytes to its manifest entry, or "
-            + _manual_hint(resource, target),
-        )
-    raise DataError(
-        target,
-        problem + "; nothing was installed",
-        "check the network connection and the URL, then run the same command again; "
-        + _manual_hint(resource, local_path(resource, root)),
-    )
+    if resource.kind == "file" and resource.size_bytes is None and all(
+            "no Content-Length" in failure.problem for _, failure in failures):
+        raise DataError(target, problem + "; nothing was installed",
+                        "add the file's exact size as size_bytes to its manifest entry, or "
+                        + _manual_hint(resource, target))
+    raise DataError(target, problem + "; nothing was installed",
+                    "check the network connection and the URL, then run the same command again; "
+                    + _manual_hint(resource, local_path(resource, root)))
 
 
 def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) -> int:
@@ -446,8 +369,7 @@ def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) 
 
     bar = _ProgressBar(desc, enabled=progress)
     downloader = pooch.HTTPDownloader(
-        progressbar=bar,
-        timeout=timeout_s,
+        progressbar=bar, timeout=timeout_s,
         headers={"Accept-Encoding": "identity", "User-Agent": f"ssl4sar/{__version__} (pooch)"},
     )
     try:
@@ -459,21 +381,17 @@ def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) 
     except requests.exceptions.RequestException as exc:
         received = tmp.stat().st_size if tmp.exists() else 0
         if bar.announced and received < bar.announced:
-            raise _AttemptFailed(
-                f"truncated transfer: the connection closed before the {bar.announced} bytes "
-                f"announced by Content-Length arrived ({received} bytes written; "
-                f"{type(exc).__name__})"
-            ) from exc
+            raise _AttemptFailed(f"truncated transfer: the connection closed before the {bar.announced} bytes "
+                                 f"announced by Content-Length arrived ({received} bytes written; "
+                                 f"{type(exc).__name__})") from exc
         raise _AttemptFailed(f"transfer failed ({type(exc).__name__}: {exc})") from exc
     finally:
         bar.close()
     received = tmp.stat().st_size
     if bar.announced and received != bar.announced:
-        raise _AttemptFailed(
-            f"truncated transfer: received {received} bytes, Content-Length announced {bar.announced}"
-            if received < bar.announced
-            else f"received {received} bytes, more than the {bar.announced} announced"
-        )
+        raise _AttemptFailed(f"truncated transfer: received {received} bytes, Content-Length announced "
+                             f"{bar.announced}" if received < bar.announced else
+                             f"received {received} bytes, more than the {bar.announced} announced")
     return bar.announced
 
 
@@ -492,16 +410,8 @@ class _ProgressBar:
 
     def _get(self) -> tqdm:
         if self._bar is None:
-            self._bar = tqdm(
-                total=self.announced or None,
-                desc=self._desc,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1000,
-                leave=True,
-                disable=not self._enabled,
-                dynamic_ncols=True,
-            )
+            self._bar = tqdm(total=self.announced or None, desc=self._desc, unit="B", unit_scale=True,
+                             unit_divisor=1000, leave=True, disable=not self._enabled, dynamic_ncols=True)
         return self._bar
 
     @property
@@ -534,12 +444,10 @@ def _mismatch(resource: Resource, root: Path, digest: str, expected: str, source
     if source == "manifest":
         return f"sha256 mismatch: got {digest}, the manifest (published checksum) expects {expected}"
     entry = read_lock(root).get(resource.name) or {}
-    return (
-        f"sha256 mismatch: got {digest}, the lock file {lock_path(root)} expects {expected}, a value recorded "
-        f"from the first download ({entry.get('url') or 'unknown URL'}, {entry.get('recorded') or 'unknown date'})"
-        " because no checksum is published for this resource, so either that download or this one is not the "
-        "real file"
-    )
+    return (f"sha256 mismatch: got {digest}, the lock file {lock_path(root)} expects {expected}, a value recorded "
+            f"from the first download ({entry.get('url') or 'unknown URL'}, {entry.get('recorded') or 'unknown date'})"
+            " because no checksum is published for this resource, so either that download or this one is not the "
+            "real file")
 
 
 def _expected_sha256(resource: Resource, root: Path) -> tuple[str | None, str | None]:
@@ -550,21 +458,13 @@ def _expected_sha256(resource: Resource, root: Path) -> tuple[str | None, str | 
     if not entry:
         return None, None
     if entry.get("filename") not in (None, resource.filename):
-        logger.warning(
-            "%s: the lock entry for %s names %r, the manifest %r; ignoring the stale entry",
-            lock_path(root),
-            resource.name,
-            entry.get("filename"),
-            resource.filename,
-        )
+        logger.warning("%s: the lock entry for %s names %r, the manifest %r; ignoring the stale entry",
+                       lock_path(root), resource.name, entry.get("filename"), resource.filename)
         return None, None
     sha = entry.get("sha256")
     if not isinstance(sha, str) or len(sha) != 64:
-        raise DataError(
-            lock_path(root),
-            f"entry {resource.name!r} has no valid sha256",
-            "delete the entry to re-record it at the next download",
-        )
+        raise DataError(lock_path(root), f"entry {resource.name!r} has no valid sha256",
+                        "delete the entry to re-record it at the next download")
     return sha.lower(), "lock"
 
 
@@ -580,31 +480,18 @@ def _record_first_use(resource: Resource, root: Path, result: _Download) -> None
     path = lock_path(root)
     entries = read_lock(root)
     entries[resource.name] = {
-        "sha256": result.sha256,
-        "sha256_source": "first-download",
-        "size_bytes": result.size_bytes,
-        "filename": resource.filename,
-        "url": result.url,
-        "recorded": _now(),
+        "sha256": result.sha256, "sha256_source": "first-download", "size_bytes": result.size_bytes,
+        "filename": resource.filename, "url": result.url, "recorded": _now(),
     }
-    write_json_atomic(
-        path,
-        {
-            "comment": "sha256 of resources whose data_manifest.yaml entry has sha256: null, recorded at their first "
-            "download (trust on first use); later downloads are verified against these values",
-            "version": 1,
-            "resources": entries,
-        },
-    )
+    write_json_atomic(path, {
+        "comment": "sha256 of resources whose data_manifest.yaml entry has sha256: null, recorded at their first "
+                   "download (trust on first use); later downloads are verified against these values",
+        "version": 1, "resources": entries,
+    })
     logger.warning(
         "resource %r has no sha256 in the manifest: trusting this first download from %s (sha256 %s, %d bytes) and "
-        "recording it in %s; later downloads must match it",
-        resource.name,
-        result.url,
-        result.sha256,
-        result.size_bytes,
-        path,
-    )
+        "recording it in %s; later downloads must match it", resource.name, result.url, result.sha256,
+        result.size_bytes, path)
 
 
 # ------------------------------------------------------------------------------------------------------------ unpacking
@@ -621,22 +508,16 @@ def _unpack(resource: Resource, archive: Path, target: Path, marker: dict[str, A
         found = _find_layout_root(workdir, resource.layout)
         if found is None:
             missing = [p for p in resource.layout if not (workdir / p).exists()]
-            raise DataError(
-                archive,
-                f"archive of resource {resource.name!r} does not contain the expected layout "
-                f"(missing at the top level and in any sub-folder: {', '.join(missing)})",
-                "the manifest's unpack.layout may be out of date; nothing was installed",
-            )
+            raise DataError(archive, f"archive of resource {resource.name!r} does not contain the expected layout "
+                            f"(missing at the top level and in any sub-folder: {', '.join(missing)})",
+                            "the manifest's unpack.layout may be out of date; nothing was installed")
         write_json_atomic(found / MARKER_NAME, marker)
         _replace_dir(found, target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise DataError(
-                target,
-                f"disk full while unpacking resource {resource.name!r} from {archive} ({exc}); "
-                "the partial extraction was removed",
-                "free some space and run the same command again (the verified archive is kept)",
-            ) from exc
+            raise DataError(target, f"disk full while unpacking resource {resource.name!r} from {archive} ({exc}); "
+                            "the partial extraction was removed",
+                            "free some space and run the same command again (the verified archive is kept)") from exc
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -660,11 +541,8 @@ def _extract(archive: Path, fmt: str, out: Path, progress: bool) -> None:
         else:
             raise DataError(archive, f"unknown archive format {fmt!r}")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
-        raise DataError(
-            archive,
-            f"corrupt, unreadable or unsafe {fmt} archive ({type(exc).__name__}: {exc})",
-            "delete it and fetch again; nothing was installed",
-        ) from exc
+        raise DataError(archive, f"corrupt, unreadable or unsafe {fmt} archive ({type(exc).__name__}: {exc})",
+                        "delete it and fetch again; nothing was installed") from exc
 
 
 def _check_archive(path: Path, fmt: str) -> None:
@@ -675,9 +553,7 @@ def _check_archive(path: Path, fmt: str) -> None:
             with zipfile.ZipFile(path) as zf:
                 bad = zf.testzip()
             if bad is not None:
-                raise _AttemptFailed(
-                    f"the zip archive failed its integrity check (member {bad!r} is corrupt)"
-                )
+                raise _AttemptFailed(f"the zip archive failed its integrity check (member {bad!r} is corrupt)")
         elif fmt.startswith("tar"):
             mode = {"tar": "r:", "tar.gz": "r:gz", "tar.bz2": "r:bz2", "tar.xz": "r:xz"}.get(fmt, "r:*")
             with tarfile.open(path, mode) as tf:
@@ -688,10 +564,8 @@ def _check_archive(path: Path, fmt: str) -> None:
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise
-        raise _AttemptFailed(
-            f"the {fmt} archive failed its integrity check, it is cut off or corrupt "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
+        raise _AttemptFailed(f"the {fmt} archive failed its integrity check, it is cut off or corrupt "
+                             f"({type(exc).__name__}: {exc})") from exc
 
 
 def _archive_intact(archive: Path, resource: Resource) -> bool:
@@ -715,9 +589,7 @@ def _find_layout_root(top: Path, layout: Sequence[str]) -> Path | None:
         if all((folder / p).exists() for p in layout):
             return folder
         if depth < _LAYOUT_SEARCH_DEPTH:
-            queue.extend(
-                (sub, depth + 1) for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.is_symlink()
-            )
+            queue.extend((sub, depth + 1) for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.is_symlink())
     return None
 
 
@@ -751,12 +623,9 @@ def _check_free_space(resource: Resource, root: Path) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < needed:
-        raise DataError(
-            root,
-            f"not enough disk space for resource {resource.name!r}: needs about "
-            f"{format_size(needed)}, {format_size(free)} free",
-            "free some space or choose another data root (--dest / SSL4SAR_DATA)",
-        )
+        raise DataError(root, f"not enough disk space for resource {resource.name!r}: needs about "
+                        f"{format_size(needed)}, {format_size(free)} free",
+                        "free some space or choose another data root (--dest / SSL4SAR_DATA)")
 
 
 def _remove_stale(directory: Path, prefix: str, suffix: str, directories: bool = False) -> None:
@@ -776,11 +645,8 @@ def _remove_stale(directory: Path, prefix: str, suffix: str, directories: bool =
 def _manual_hint(resource: Resource, target: Path) -> str:
     where = resource.landing_page or (resource.urls[0] if resource.urls else "the data provider")
     if resource.kind == "archive":
-        what = (
-            f"unpack it so that {target} contains {', '.join(resource.layout)}"
-            if resource.layout
+        what = f"unpack it so that {target} contains {', '.join(resource.layout)}" if resource.layout \
             else f"unpack it into {target}"
-        )
     else:
         what = f"save it as {target}"
     return f"to install by hand, download from {where} and {what}"
@@ -788,3 +654,4 @@ def _manual_hint(resource: Resource, target: Path) -> str:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+

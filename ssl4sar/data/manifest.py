@@ -44,17 +44,7 @@ SYNTHETIC_LAYOUTS = ("caffe", "ssl4sar", "timeseries")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_COMMON_FIELDS = {
-    "kind",
-    "title",
-    "description",
-    "path",
-    "license",
-    "citation",
-    "doi",
-    "landing_page",
-    "note",
-}
+_COMMON_FIELDS = {"kind", "title", "description", "path", "license", "citation", "doi", "landing_page", "note"}
 _DOWNLOAD_FIELDS = {"urls", "filename", "size_bytes", "approx_size_bytes", "sha256"}
 _ALLOWED_FIELDS: dict[str, set[str]] = {
     "archive": _COMMON_FIELDS | _DOWNLOAD_FIELDS | {"unpack"},
@@ -127,9 +117,8 @@ class Manifest:
         try:
             return self.resources[name]
         except KeyError:
-            raise DataError(
-                self.source, f"no resource named {name!r}", f"known resources: {', '.join(self.resources)}"
-            ) from None
+            raise DataError(self.source, f"no resource named {name!r}",
+                            f"known resources: {', '.join(self.resources)}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.resources
@@ -156,11 +145,8 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     """Read and validate a manifest; schema errors raise :class:`DataError` naming the entry and the field."""
     path = Path(path) if path is not None else default_manifest_path()
     if not path.is_file():
-        raise DataError(
-            path,
-            "data manifest not found",
-            f"pass its path (--manifest) or set {MANIFEST_ENV}; the package ships {MANIFEST_FILENAME}",
-        )
+        raise DataError(path, "data manifest not found",
+                        f"pass its path (--manifest) or set {MANIFEST_ENV}; the package ships {MANIFEST_FILENAME}")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -201,10 +187,8 @@ def _parse_entry(name: str, entry: Any, source: Path) -> Resource:
         raise fail("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
     unknown = set(entry) - _ALLOWED_FIELDS[kind]
     if unknown:
-        raise fail(
-            sorted(map(str, unknown))[0],
-            f"unknown field for kind {kind!r} (allowed: {', '.join(sorted(_ALLOWED_FIELDS[kind]))})",
-        )
+        raise fail(sorted(map(str, unknown))[0], f"unknown field for kind {kind!r} "
+                   f"(allowed: {', '.join(sorted(_ALLOWED_FIELDS[kind]))})")
 
     def text(field_name: str, required: bool = False) -> str | None:
         value = entry.get(field_name)
@@ -231,16 +215,10 @@ def _parse_entry(name: str, entry: Any, source: Path) -> Resource:
         raise fail("path", f"must be relative to the data root and stay inside it, got {rel!r}")
 
     common: dict[str, Any] = {
-        "name": name,
-        "kind": kind,
-        "path": str(rel_path),
-        "title": text("title") or name,
-        "description": text("description") or "",
-        "license": text("license"),
-        "citation": text("citation"),
-        "doi": text("doi"),
-        "landing_page": text("landing_page"),
-        "note": text("note"),
+        "name": name, "kind": kind, "path": str(rel_path),
+        "title": text("title") or name, "description": text("description") or "",
+        "license": text("license"), "citation": text("citation"), "doi": text("doi"),
+        "landing_page": text("landing_page"), "note": text("note"),
     }
 
     if kind == "generated":
@@ -255,14 +233,9 @@ def _parse_entry(name: str, entry: Any, source: Path) -> Resource:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise fail("seed", f"expected a non-negative integer, got {seed!r}")
         layouts = entry.get("layouts", list(SYNTHETIC_LAYOUTS))
-        if (
-            not isinstance(layouts, list)
-            or not layouts
-            or any(item not in SYNTHETIC_LAYOUTS for item in layouts)
-        ):
-            raise fail(
-                "layouts", f"expected a non-empty list from {', '.join(SYNTHETIC_LAYOUTS)}, got {layouts!r}"
-            )
+        if (not isinstance(layouts, list) or not layouts
+                or any(item not in SYNTHETIC_LAYOUTS for item in layouts)):
+            raise fail("layouts", f"expected a non-empty list from {', '.join(SYNTHETIC_LAYOUTS)}, got {layouts!r}")
         return Resource(**common, generator=generator, preset=preset, seed=seed, layouts=tuple(layouts))
 
     urls = entry.get("urls", [])
@@ -304,55 +277,30 @@ def _parse_entry(name: str, entry: Any, source: Path) -> Resource:
             raise fail("unpack", f"expected a mapping with 'format' and 'layout', got {unpack!r}")
         bad = set(unpack) - _UNPACK_FIELDS
         if bad:
-            raise fail(
-                f"unpack.{sorted(map(str, bad))[0]}",
-                f"unknown field (allowed: {', '.join(sorted(_UNPACK_FIELDS))})",
-            )
+            raise fail(f"unpack.{sorted(map(str, bad))[0]}", f"unknown field (allowed: {', '.join(sorted(_UNPACK_FIELDS))})")
         archive_format = unpack.get("format")
         if archive_format is None and filename is not None:
             archive_format = archive_format_of(filename)
         if urls and archive_format not in ARCHIVE_FORMATS:
-            raise fail(
-                "unpack.format", f"expected one of {', '.join(ARCHIVE_FORMATS)}, got {archive_format!r}"
-            )
+            raise fail("unpack.format", f"expected one of {', '.join(ARCHIVE_FORMATS)}, got {archive_format!r}")
         raw_layout = unpack.get("layout", [])
-        if not isinstance(raw_layout, list) or any(
-            not isinstance(p, str) or not p.strip() for p in raw_layout
-        ):
+        if not isinstance(raw_layout, list) or any(not isinstance(p, str) or not p.strip() for p in raw_layout):
             raise fail("unpack.layout", f"expected a list of relative paths, got {raw_layout!r}")
         for item in raw_layout:
             p = PurePosixPath(item)
             if p.is_absolute() or ".." in p.parts:
-                raise fail(
-                    "unpack.layout", f"paths must be relative and stay inside the folder, got {item!r}"
-                )
+                raise fail("unpack.layout", f"paths must be relative and stay inside the folder, got {item!r}")
         layout = tuple(str(PurePosixPath(p)) for p in raw_layout)
 
-    return Resource(
-        **common,
-        urls=tuple(urls),
-        filename=filename,
-        size_bytes=size_bytes,
-        approx_size_bytes=approx,
-        sha256=sha256,
-        archive_format=archive_format,
-        layout=layout,
-    )
+    return Resource(**common, urls=tuple(urls), filename=filename, size_bytes=size_bytes, approx_size_bytes=approx,
+                    sha256=sha256, archive_format=archive_format, layout=layout)
 
 
 def archive_format_of(filename: str) -> str | None:
     """The archive format implied by a file name (``.zip``, ``.tar``, ``.tar.gz``/``.tgz`` …), or ``None``."""
     lower = filename.lower()
-    for suffix, fmt in (
-        (".tar.gz", "tar.gz"),
-        (".tgz", "tar.gz"),
-        (".tar.bz2", "tar.bz2"),
-        (".tbz2", "tar.bz2"),
-        (".tar.xz", "tar.xz"),
-        (".txz", "tar.xz"),
-        (".tar", "tar"),
-        (".zip", "zip"),
-    ):
+    for suffix, fmt in ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar.bz2", "tar.bz2"), (".tbz2", "tar.bz2"),
+                        (".tar.xz", "tar.xz"), (".txz", "tar.xz"), (".tar", "tar"), (".zip", "zip")):
         if lower.endswith(suffix):
             return fmt
     return None
@@ -382,9 +330,7 @@ def read_marker(resource: Resource, root: str | Path | None = None) -> dict[str,
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        logger.warning(
-            "%s: unreadable completion marker (%s); treating %s as absent", marker, exc, resource.name
-        )
+        logger.warning("%s: unreadable completion marker (%s); treating %s as absent", marker, exc, resource.name)
         return None
     return content if isinstance(content, dict) else None
 
@@ -399,11 +345,7 @@ def status(resource: Resource, root: str | Path | None = None) -> Status:
     path = local_path(resource, root)
     marker = read_marker(resource, root)
     if marker is not None and path.exists():
-        if (
-            resource.sha256 is None
-            or marker.get("sha256") in (None, resource.sha256)
-            or resource.kind == "generated"
-        ):
+        if resource.sha256 is None or marker.get("sha256") in (None, resource.sha256) or resource.kind == "generated":
             return "present"
     if not path.exists():
         return "missing"

@@ -105,11 +105,8 @@ def _open(path: Path) -> Any:
     try:
         return rasterio.open(path)
     except RasterioIOError as exc:
-        raise DataError(
-            path,
-            f"cannot read raster: {exc}",
-            "the file is corrupt or not a raster; download or regenerate it",
-        ) from exc
+        raise DataError(path, f"cannot read raster: {exc}", "the file is corrupt or not a raster; "
+                        "download or regenerate it") from exc
 
 
 def read_raster_info(path: str | Path, *, require_crs: bool = False) -> RasterInfo:
@@ -122,11 +119,8 @@ def read_raster_info(path: str | Path, *, require_crs: bool = False) -> RasterIn
             if require_crs and info.crs is None:
                 _check_readable(path, src)  # a cut-off file loses its georeferencing tags: say what is wrong
     if require_crs and info.crs is None:
-        raise DataError(
-            path,
-            "raster has no coordinate reference system (CRS)",
-            "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs",
-        )
+        raise DataError(path, "raster has no coordinate reference system (CRS)",
+                        "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
     return info
 
 
@@ -135,16 +129,12 @@ def _check_readable(path: Path, src: Any) -> None:
     try:
         src.read(1, window=((src.height - 1, src.height), (src.width - 1, src.width)))
     except RasterioIOError as exc:
-        raise DataError(
-            path,
-            f"cannot read pixel data: {exc}",
-            "the file is corrupt or truncated; download or regenerate it",
-        ) from exc
+        raise DataError(path, f"cannot read pixel data: {exc}", "the file is corrupt or truncated; download or "
+                        "regenerate it") from exc
 
 
-def read_raster(
-    path: str | Path, bands: int | Sequence[int] | None = None, *, require_crs: bool = False
-) -> tuple[np.ndarray, RasterInfo]:
+def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
+                require_crs: bool = False) -> tuple[np.ndarray, RasterInfo]:
     """Read pixel data and metadata of ``path``.
 
     Args:
@@ -163,28 +153,19 @@ def read_raster(
             info = _info_from_dataset(path, src)
             if require_crs and info.crs is None:
                 _check_readable(path, src)
-                raise DataError(
-                    path,
-                    "raster has no coordinate reference system (CRS)",
-                    "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs",
-                )
-            wanted = (
-                [bands] if isinstance(bands, int) else (None if bands is None else [int(b) for b in bands])
-            )
+                raise DataError(path, "raster has no coordinate reference system (CRS)",
+                                "a georeferenced GeoTIFF is required here; assign a CRS with gdal_edit.py -a_srs")
+            wanted = [bands] if isinstance(bands, int) else (None if bands is None else [int(b) for b in bands])
             if wanted is not None:
                 bad = [b for b in wanted if not 1 <= b <= info.count]
                 if bad:
-                    raise DataError(
-                        path,
-                        f"band(s) {bad} requested but the file has {info.count} band(s)",
-                        "band numbers are 1-based",
-                    )
+                    raise DataError(path, f"band(s) {bad} requested but the file has {info.count} band(s)",
+                                    "band numbers are 1-based")
             try:
                 arr = src.read(wanted)
             except RasterioIOError as exc:
-                raise DataError(
-                    path, f"cannot read pixel data: {exc}", "the file is corrupt; download or regenerate it"
-                ) from exc
+                raise DataError(path, f"cannot read pixel data: {exc}", "the file is corrupt; download or "
+                                "regenerate it") from exc
     if isinstance(bands, int):
         arr = arr[0]
     return arr, info
@@ -196,35 +177,21 @@ def check_same_grid(a: RasterInfo, b: RasterInfo, *, shape_only: bool = False) -
     With ``shape_only`` (for rasters without georeferencing, e.g. PNG) only the ``(H, W)`` shape is compared.
     """
     if a.shape != b.shape:
-        raise DataError(
-            a.path,
-            f"pixel grid {a.shape[0]}x{a.shape[1]} (HxW) differs from {b.path} ({b.shape[0]}x{b.shape[1]})",
-            "the SAR image and its optical image must be co-registered on the same pixel grid",
-        )
+        raise DataError(a.path, f"pixel grid {a.shape[0]}x{a.shape[1]} (HxW) differs from {b.path} "
+                        f"({b.shape[0]}x{b.shape[1]})",
+                        "the SAR image and its optical image must be co-registered on the same pixel grid")
     if shape_only:
         return
     if (a.crs is None) != (b.crs is None) or (a.crs is not None and a.crs != b.crs):
-        raise DataError(
-            a.path,
-            f"CRS {a.crs} differs from the CRS {b.crs} of {b.path}",
-            "reproject one of them onto the other's grid",
-        )
+        raise DataError(a.path, f"CRS {a.crs} differs from the CRS {b.crs} of {b.path}",
+                        "reproject one of them onto the other's grid")
     if not a.same_grid(b):
-        raise DataError(
-            a.path,
-            f"geotransform {tuple(a.transform)[:6]} differs from {tuple(b.transform)[:6]} of {b.path}",
-            "resample one of them onto the other's grid",
-        )
+        raise DataError(a.path, f"geotransform {tuple(a.transform)[:6]} differs from {tuple(b.transform)[:6]} "
+                        f"of {b.path}", "resample one of them onto the other's grid")
 
 
-def write_geotiff(
-    path: str | Path,
-    array: np.ndarray,
-    crs: CRS | str | int | None,
-    transform: Affine,
-    nodata: float | None = None,
-    compress: str = "deflate",
-) -> Path:
+def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS | str | int | None, transform: Affine,
+                  nodata: float | None = None, compress: str = "deflate") -> Path:
     """Write ``array`` (``(H, W)`` or ``(C, H, W)``) as a tiled, compressed GeoTIFF, atomically.
 
     ``crs`` may be a rasterio CRS, an EPSG code or any string rasterio understands, or ``None`` (no CRS).
@@ -242,14 +209,8 @@ def write_geotiff(
         crs = CRS.from_user_input(crs)
     count, height, width = arr.shape
     profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": count,
-        "dtype": arr.dtype.name,
-        "crs": crs,
-        "transform": transform,
-        "compress": compress,
+        "driver": "GTiff", "height": height, "width": width, "count": count, "dtype": arr.dtype.name,
+        "crs": crs, "transform": transform, "compress": compress,
     }
     if height >= 256 and width >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
@@ -278,12 +239,9 @@ def open_image(path: str | Path, what: str = "image") -> Iterator[Image.Image]:
     except Image.DecompressionBombError:
         width, height = _declared_size(path)
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise DataError(
-            path,
-            f"the {what} declares {width} × {height} pixels ({width * height / 1e6:,.0f} "
-            f"megapixels), more than the {limit / 1e6:,.0f} megapixels that are decoded safely",
-            "the header is corrupt or the image is far too large; crop or downsample it",
-        ) from None
+        raise DataError(path, f"the {what} declares {width} × {height} pixels ({width * height / 1e6:,.0f} "
+                        f"megapixels), more than the {limit / 1e6:,.0f} megapixels that are decoded safely",
+                        "the header is corrupt or the image is far too large; crop or downsample it") from None
     with im:
         yield im
 

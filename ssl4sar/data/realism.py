@@ -67,9 +67,8 @@ def class_values(image: np.ndarray, mask: np.ndarray, cls: int) -> np.ndarray:
     return image[(mask == cls) & (image > 0)]
 
 
-def class_histograms(
-    image: np.ndarray, mask: np.ndarray, classes: Iterable[int] = CLASSES, bins: int = 64
-) -> dict[int, np.ndarray]:
+def class_histograms(image: np.ndarray, mask: np.ndarray, classes: Iterable[int] = CLASSES,
+                     bins: int = 64) -> dict[int, np.ndarray]:
     """Per-class intensity histograms: ``{class: density}`` over ``bins`` equal bins of the range [0, 256).
 
     Densities sum to 1 (all zeros for a class without valid pixels).
@@ -92,16 +91,8 @@ def histogram_frame(patches: Sequence[Patch], source: str, bins: int = 64) -> pd
         h, _ = np.histogram(values, bins=edges)
         dens = h / h.sum() if h.sum() else h.astype(float)
         for i in range(bins):
-            rows.append(
-                {
-                    "source": source,
-                    "class": c,
-                    "class_name": CLASS_NAMES[c],
-                    "bin_left": edges[i],
-                    "bin_right": edges[i + 1],
-                    "density": float(dens[i]),
-                }
-            )
+            rows.append({"source": source, "class": c, "class_name": CLASS_NAMES[c], "bin_left": edges[i],
+                         "bin_right": edges[i + 1], "density": float(dens[i])})
     return pd.DataFrame(rows)
 
 
@@ -132,7 +123,7 @@ class _WindowFields:
     mean: np.ndarray
     var: np.ndarray
     grad: np.ndarray
-    centres: np.ndarray  # bool: centres of the non-overlapping window grid
+    centres: np.ndarray   # bool: centres of the non-overlapping window grid
     window: int
 
 
@@ -143,18 +134,16 @@ def _window_fields(image: np.ndarray, window: int, smooth_sigma: float = 2.0) ->
     n = window * window
     mean = ndi.uniform_filter(x, window, mode="constant")
     var = (ndi.uniform_filter(x * x, window, mode="constant") - mean * mean) * n / (n - 1)
-    grad = ndi.uniform_filter(
-        gradient_magnitude(ndi.gaussian_filter(x, smooth_sigma)).astype(np.float64), window, mode="constant"
-    )
+    grad = ndi.uniform_filter(gradient_magnitude(ndi.gaussian_filter(x, smooth_sigma)).astype(np.float64),
+                              window, mode="constant")
     half = window // 2
     centres = np.zeros(image.shape, dtype=bool)
-    centres[half : image.shape[0] - half : window, half : image.shape[1] - half : window] = True
+    centres[half:image.shape[0] - half:window, half:image.shape[1] - half:window] = True
     return _WindowFields(mean, var, grad, centres, window)
 
 
-def _enl_from_fields(
-    f: _WindowFields, image: np.ndarray, mask: np.ndarray, cls: int, homogeneous_quantile: float
-) -> np.ndarray:
+def _enl_from_fields(f: _WindowFields, image: np.ndarray, mask: np.ndarray, cls: int,
+                     homogeneous_quantile: float) -> np.ndarray:
     ok = (mask == cls) & (image > 0) & (image < 255)
     n = f.window * f.window
     full = ndi.uniform_filter(ok.astype(np.float64), f.window, mode="constant") > 1 - 0.5 / n
@@ -165,14 +154,8 @@ def _enl_from_fields(
     return (f.mean[sel] ** 2 / f.var[sel]).astype(np.float64)
 
 
-def enl_windows(
-    image: np.ndarray,
-    mask: np.ndarray,
-    cls: int,
-    window: int = 7,
-    homogeneous_quantile: float = 0.25,
-    smooth_sigma: float = 2.0,
-) -> np.ndarray:
+def enl_windows(image: np.ndarray, mask: np.ndarray, cls: int, window: int = 7,
+                homogeneous_quantile: float = 0.25, smooth_sigma: float = 2.0) -> np.ndarray:
     """ENL (mean² / variance) of the most homogeneous windows of class ``cls``; 1-D float64.
 
     Windows of ``window`` × ``window`` px on a non-overlapping grid; a window counts when all its pixels
@@ -182,19 +165,11 @@ def enl_windows(
     1.0 keeps every window). The variance uses ddof = 1.
     """
     image, mask = _check(image, mask)
-    return _enl_from_fields(
-        _window_fields(image, window, smooth_sigma), image, mask, cls, homogeneous_quantile
-    )
+    return _enl_from_fields(_window_fields(image, window, smooth_sigma), image, mask, cls, homogeneous_quantile)
 
 
-def equivalent_number_of_looks(
-    image: np.ndarray,
-    mask: np.ndarray,
-    cls: int,
-    window: int = 7,
-    homogeneous_quantile: float = 0.25,
-    min_windows: int = 5,
-) -> float:
+def equivalent_number_of_looks(image: np.ndarray, mask: np.ndarray, cls: int, window: int = 7,
+                               homogeneous_quantile: float = 0.25, min_windows: int = 5) -> float:
     """Median ENL over the homogeneous windows of class ``cls`` (see :func:`enl_windows`); NaN when
     fewer than ``min_windows`` windows qualify."""
     e = enl_windows(image, mask, cls, window, homogeneous_quantile)
@@ -203,9 +178,9 @@ def equivalent_number_of_looks(
 
 @dataclass
 class _ClassSample:
-    values: np.ndarray  # grey levels of valid pixels (uint8)
-    gradients: np.ndarray  # Sobel magnitudes inside the class (float32)
-    enl: np.ndarray  # ENL of the homogeneous windows (float64)
+    values: np.ndarray      # grey levels of valid pixels (uint8)
+    gradients: np.ndarray   # Sobel magnitudes inside the class (float32)
+    enl: np.ndarray         # ENL of the homogeneous windows (float64)
 
 
 def _patch_samples(patch: Patch, window: int) -> dict[int, _ClassSample]:
@@ -213,14 +188,10 @@ def _patch_samples(patch: Patch, window: int) -> dict[int, _ClassSample]:
     image, mask = _check(patch.image, patch.mask)
     grad = gradient_magnitude(image)
     fields = _window_fields(image, window)
-    return {
-        c: _ClassSample(
-            values=image[(mask == c) & (image > 0)],
-            gradients=grad[_interior(mask, image, c, 2)],
-            enl=_enl_from_fields(fields, image, mask, c, 0.25),
-        )
-        for c in CLASSES
-    }
+    return {c: _ClassSample(values=image[(mask == c) & (image > 0)],
+                            gradients=grad[_interior(mask, image, c, 2)],
+                            enl=_enl_from_fields(fields, image, mask, c, 0.25))
+            for c in CLASSES}
 
 
 def _samples(patches: Sequence[Patch], window: int) -> list[dict[int, _ClassSample]]:
@@ -234,30 +205,21 @@ def _summary(samples: list[dict[int, _ClassSample]], source: str, min_pixels: in
         v = np.concatenate([u.values for u in use]).astype(np.float64) if use else np.empty(0)
         g = np.concatenate([u.gradients for u in use]) if use else np.empty(0)
         e = np.concatenate([u.enl for u in use]) if use else np.empty(0)
-        rows.append(
-            {
-                "source": source,
-                "class": c,
-                "class_name": CLASS_NAMES[c],
-                "n_images": len(use),
-                "n_pixels": int(v.size),
-                "mean": float(v.mean()) if v.size else np.nan,
-                "std": float(v.std()) if v.size else np.nan,
-                "p05": float(np.percentile(v, 5)) if v.size else np.nan,
-                "median": float(np.median(v)) if v.size else np.nan,
-                "p95": float(np.percentile(v, 95)) if v.size else np.nan,
-                "saturated": float((v == 255).mean()) if v.size else np.nan,
-                "enl": float(np.median(e)) if e.size >= 5 else np.nan,
-                "n_windows": int(e.size),
-                "median_gradient": float(np.median(g)) if g.size else np.nan,
-            }
-        )
+        rows.append({
+            "source": source, "class": c, "class_name": CLASS_NAMES[c], "n_images": len(use),
+            "n_pixels": int(v.size),
+            "mean": float(v.mean()) if v.size else np.nan, "std": float(v.std()) if v.size else np.nan,
+            "p05": float(np.percentile(v, 5)) if v.size else np.nan,
+            "median": float(np.median(v)) if v.size else np.nan,
+            "p95": float(np.percentile(v, 95)) if v.size else np.nan,
+            "saturated": float((v == 255).mean()) if v.size else np.nan,
+            "enl": float(np.median(e)) if e.size >= 5 else np.nan, "n_windows": int(e.size),
+            "median_gradient": float(np.median(g)) if g.size else np.nan,
+        })
     return pd.DataFrame(rows)
 
 
-def summary_table(
-    patches: Sequence[Patch], source: str, window: int = 7, min_pixels: int = 500
-) -> pd.DataFrame:
+def summary_table(patches: Sequence[Patch], source: str, window: int = 7, min_pixels: int = 500) -> pd.DataFrame:
     """Per-class statistics pooled over ``patches`` (images with ≥ ``min_pixels`` valid pixels of a class).
 
     Columns: source, class, class_name, n_images, n_pixels, mean, std, p05, median, p95 (grey levels),
@@ -276,14 +238,8 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(wasserstein_distance(a, b))
 
 
-def compare(
-    synthetic: Sequence[Patch],
-    real: Sequence[Patch],
-    window: int = 7,
-    min_pixels: int = 500,
-    max_samples: int = 200_000,
-    seed: int = 0,
-) -> pd.DataFrame:
+def compare(synthetic: Sequence[Patch], real: Sequence[Patch], window: int = 7, min_pixels: int = 500,
+            max_samples: int = 200_000, seed: int = 0) -> pd.DataFrame:
     """Per-class comparison of synthetic and real patches.
 
     Columns: class, class_name, wasserstein_intensity (grey levels), wasserstein_gradient (grey
@@ -305,15 +261,10 @@ def compare(
     rows = []
     for c in CLASSES:
         row: dict[str, Any] = {
-            "class": c,
-            "class_name": CLASS_NAMES[c],
-            "wasserstein_intensity": histogram_distance(
-                sub(pool(s_smp, c, "values")), sub(pool(r_smp, c, "values"))
-            ),
-            "wasserstein_gradient": histogram_distance(
-                sub(pool(s_smp, c, "gradients")), sub(pool(r_smp, c, "gradients"))
-            ),
-        }
+            "class": c, "class_name": CLASS_NAMES[c],
+            "wasserstein_intensity": histogram_distance(sub(pool(s_smp, c, "values")), sub(pool(r_smp, c, "values"))),
+            "wasserstein_gradient": histogram_distance(sub(pool(s_smp, c, "gradients")),
+                                                       sub(pool(r_smp, c, "gradients")))}
         for stat in ("mean", "std", "enl", "median_gradient"):
             sv, rv = float(s_tab.loc[c, stat]), float(r_tab.loc[c, stat])
             row[f"{stat}_synthetic"], row[f"{stat}_real"] = sv, rv
@@ -335,11 +286,7 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
     folder = Path(folder)
     imgs = sorted(folder.glob("*_img.tif"))
     if not imgs:
-        raise DataError(
-            folder,
-            "no *_img.tif patches found",
-            "a folder of CaFFe patches like ssl4sar/data/samples/caffe_patches",
-        )
+        raise DataError(folder, "no *_img.tif patches found", "a folder of CaFFe patches like ssl4sar/data/samples/caffe_patches")
     meta_rows: dict[str, dict[str, Any]] = {}
     if (folder / "metadata.csv").is_file():
         meta_rows = {str(r["id"]): r for r in pd.read_csv(folder / "metadata.csv").to_dict("records")}
@@ -348,9 +295,7 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
         pid = img_path.name[: -len("_img.tif")]
         mask_path = folder / f"{pid}_mask.tif"
         if not mask_path.is_file():
-            raise DataError(
-                mask_path, "mask missing for patch " + img_path.name, "each *_img.tif needs a *_mask.tif"
-            )
+            raise DataError(mask_path, "mask missing for patch " + img_path.name, "each *_img.tif needs a *_mask.tif")
         image, mask, crs, res = read_patch_pair(img_path, mask_path)
         meta = dict(meta_rows.get(pid, {}))
         meta.update(crs=str(crs), pixel_size_m=float(res))
@@ -358,15 +303,8 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
     return out
 
 
-def synthetic_patches(
-    n: int = 8,
-    seed: int = 0,
-    shape: tuple[int, int] = (512, 512),
-    sensor: str = "TSX",
-    resolution_m: float = 6.0,
-    looks: float | None = None,
-    **scene_kwargs: Any,
-) -> list[Patch]:
+def synthetic_patches(n: int = 8, seed: int = 0, shape: tuple[int, int] = (512, 512), sensor: str = "TSX",
+                      resolution_m: float = 6.0, looks: float | None = None, **scene_kwargs: Any) -> list[Patch]:
     """Draw ``n`` synthetic scenes (default TerraSAR-X-like: 6 m, single look) as :class:`Patch` es.
 
     Seasons alternate winter/summer; ``scene_kwargs`` go to :func:`ssl4sar.data.synthetic.make_scene`.
@@ -376,17 +314,11 @@ def synthetic_patches(
     out = []
     for i in range(n):
         rng = np.random.default_rng([int(seed), 77, i])
-        sc = make_scene(
-            rng, shape, resolution_m, "winter" if i % 2 == 0 else "summer", sensor, looks, **scene_kwargs
-        )
-        out.append(
-            Patch(
-                image=sc.sar,
-                mask=sc.zones,
-                name=f"synthetic_{i}",
-                meta={"season": sc.season, "sensor": sensor, "pixel_size_m": resolution_m, **sc.params},
-            )
-        )
+        sc = make_scene(rng, shape, resolution_m, "winter" if i % 2 == 0 else "summer", sensor, looks,
+                        **scene_kwargs)
+        out.append(Patch(image=sc.sar, mask=sc.zones, name=f"synthetic_{i}",
+                         meta={"season": sc.season, "sensor": sensor, "pixel_size_m": resolution_m,
+                               **sc.params}))
     return out
 
 
@@ -404,10 +336,8 @@ PATCH_COLUMNS = ("glacier", "sensor", "date", "crs", "pixel_size_m")
 
 def patch_table(patches: Sequence[Patch], columns: Sequence[str] = PATCH_COLUMNS) -> pd.DataFrame:
     """One row per patch: its name and the ``columns`` of its metadata (missing ones empty)."""
-    return pd.DataFrame(
-        [{"patch": p.name, **{k: p.meta.get(k) for k in columns}} for p in patches],
-        columns=["patch", *columns],
-    )
+    return pd.DataFrame([{"patch": p.name, **{k: p.meta.get(k) for k in columns}} for p in patches],
+                        columns=["patch", *columns])
 
 
 def most_varied(patches: Sequence[Patch], n: int = 3) -> list[Patch]:
@@ -416,23 +346,19 @@ def most_varied(patches: Sequence[Patch], n: int = 3) -> list[Patch]:
     return sorted(patches, key=lambda p: -len(np.unique(p.mask[p.mask > 0])))[:n]
 
 
-def comparison_frames(
-    synthetic: Sequence[Patch], real: Sequence[Patch]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def comparison_frames(synthetic: Sequence[Patch], real: Sequence[Patch]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Intensity histograms, gradient histograms and summary statistics of both sets, ``source`` telling them apart
     (``synthetic`` first): the inputs of :func:`ssl4sar.viz.plot_realism`."""
 
     intensity = pd.concat([histogram_frame(synthetic, "synthetic"), histogram_frame(real, "real")])
-    gradients = pd.concat(
-        [gradient_histogram_frame(synthetic, "synthetic"), gradient_histogram_frame(real, "real")]
-    )
+    gradients = pd.concat([gradient_histogram_frame(synthetic, "synthetic"), gradient_histogram_frame(real, "real")])
     stats = pd.concat([summary_table(synthetic, "synthetic"), summary_table(real, "real")])
     return intensity, gradients, stats
 
 
-def gradient_histogram_frame(
-    patches: Sequence[Patch], source: str, bins: int = 64, max_gradient: float = 96.0, margin: int = 2
-) -> pd.DataFrame:
+def gradient_histogram_frame(patches: Sequence[Patch], source: str, bins: int = 64,
+                             max_gradient: float = 96.0, margin: int = 2) -> pd.DataFrame:
     """Pooled per-class histograms of Sobel gradient magnitudes (grey levels / px) inside each class.
 
     Uses :func:`class_gradients` (pixels ``margin`` px away from other classes and no data).
@@ -449,15 +375,6 @@ def gradient_histogram_frame(
         g = np.concatenate(parts) if parts else np.empty(0, np.float32)
         h, _ = np.histogram(np.minimum(g, max_gradient), bins=edges)
         dens = h / h.sum() if h.sum() else h.astype(float)
-        rows += [
-            {
-                "source": source,
-                "class": c,
-                "class_name": CLASS_NAMES[c],
-                "bin_left": float(edges[i]),
-                "bin_right": float(edges[i + 1]),
-                "density": float(dens[i]),
-            }
-            for i in range(bins)
-        ]
+        rows += [{"source": source, "class": c, "class_name": CLASS_NAMES[c], "bin_left": float(edges[i]),
+                  "bin_right": float(edges[i + 1]), "density": float(dens[i])} for i in range(bins)]
     return pd.DataFrame(rows)

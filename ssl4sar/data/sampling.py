@@ -24,22 +24,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "Padding",
-    "whole_image_padding",
-    "pad_whole_image",
-    "overlapping_padding",
-    "overlapping_padding_stages",
+    "Padding", "whole_image_padding", "pad_whole_image", "overlapping_padding", "overlapping_padding_stages",
     "pad_overlapping",
-    "symmetric_indices",
-    "crop_padded",
-    "centre_crop",
-    "resize_bilinear",
-    "resize_bicubic",
-    "resize_nearest",
-    "random_context_crop",
-    "WindowGrid",
-    "validation_windows",
-    "test_windows",
+    "symmetric_indices", "crop_padded", "centre_crop", "resize_bilinear", "resize_bicubic", "resize_nearest",
+    "random_context_crop", "WindowGrid", "validation_windows", "test_windows",
 ]
 
 
@@ -77,12 +65,8 @@ def whole_image_padding(shape: tuple[int, int], target_size: int) -> Padding:
     if t <= 0:
         raise ValueError(f"target_size must be positive, got {target_size}")
     ht, wt = (h // t + 2) * t, (w // t + 2) * t
-    return Padding(
-        top=int(round((ht - h) / 2.0)),
-        bottom=int(round((ht - h + 1) / 2.0)),
-        left=int(round((wt - w) / 2.0)),
-        right=int(round((wt - w + 1) / 2.0)),
-    )
+    return Padding(top=int(round((ht - h) / 2.0)), bottom=int(round((ht - h + 1) / 2.0)),
+                   left=int(round((wt - w) / 2.0)), right=int(round((wt - w + 1) / 2.0)))
 
 
 def pad_whole_image(img: np.ndarray, target_size: int) -> np.ndarray:
@@ -91,9 +75,7 @@ def pad_whole_image(img: np.ndarray, target_size: int) -> np.ndarray:
     return whole_image_padding(img.shape[-2:], target_size).apply(img)
 
 
-def overlapping_padding_stages(
-    shape: tuple[int, int], context_size: int, stride: int
-) -> tuple[Padding, Padding]:
+def overlapping_padding_stages(shape: tuple[int, int], context_size: int, stride: int) -> tuple[Padding, Padding]:
     """The two paddings of the official ``pad_whole_image_overlapping`` (§3.2), generalised to any context / stride.
 
     With target ``T = C/2``: (a) ``(C − T)/2`` pixels on all four sides, so that a window's centre crop at
@@ -120,18 +102,14 @@ def overlapping_padding_stages(
 
     h_a = int(shape[0]) + first + first_far
     w_a = int(shape[1]) + first + first_far
-    return (
-        Padding(top=first, bottom=first_far, left=first, right=first_far),
-        Padding(top=0, bottom=extra(h_a), left=0, right=extra(w_a)),
-    )
+    return (Padding(top=first, bottom=first_far, left=first, right=first_far),
+            Padding(top=0, bottom=extra(h_a), left=0, right=extra(w_a)))
 
 
 def overlapping_padding(shape: tuple[int, int], context_size: int, stride: int) -> Padding:
     """Total padding (both stages of :func:`overlapping_padding_stages`): the geometry of the test windows."""
     a, b = overlapping_padding_stages(shape, context_size, stride)
-    return Padding(
-        top=a.top + b.top, bottom=a.bottom + b.bottom, left=a.left + b.left, right=a.right + b.right
-    )
+    return Padding(top=a.top + b.top, bottom=a.bottom + b.bottom, left=a.left + b.left, right=a.right + b.right)
 
 
 def pad_overlapping(img: np.ndarray, context_size: int, stride: int) -> np.ndarray:
@@ -160,9 +138,7 @@ def _take(arr: np.ndarray, idx: np.ndarray, axis: int) -> np.ndarray:
     return np.take(arr, idx, axis=axis)
 
 
-def crop_padded(
-    arr: np.ndarray, padding: Padding, top: int, left: int, height: int, width: int
-) -> np.ndarray:
+def crop_padded(arr: np.ndarray, padding: Padding, top: int, left: int, height: int, width: int) -> np.ndarray:
     """Crop ``[top:top+height, left:left+width]`` of ``padding.apply(arr)`` without materialising the padding.
 
     ``top`` / ``left`` are padded coordinates; the crop must lie inside the padded image. Returns
@@ -173,14 +149,12 @@ def crop_padded(
     h, w = arr.shape[-2:]
     ph, pw = padding.padded_shape((h, w))
     if top < 0 or left < 0 or top + height > ph or left + width > pw:
-        raise ValueError(
-            f"crop [{top}:{top + height}, {left}:{left + width}] outside the padded image {ph}x{pw}"
-        )
+        raise ValueError(f"crop [{top}:{top + height}, {left}:{left + width}] outside the padded image {ph}x{pw}")
     rows = symmetric_indices(top - padding.top, height, h)
     cols = symmetric_indices(left - padding.left, width, w)
     # narrow the columns to their span first (a view), so that gathering rows copies as little as possible
     c0 = int(cols.min())
-    narrowed = arr[..., :, c0 : int(cols.max()) + 1]
+    narrowed = arr[..., :, c0:int(cols.max()) + 1]
     out = _take(narrowed, rows, arr.ndim - 2)
     return _take(out, cols - c0, arr.ndim - 1)
 
@@ -192,7 +166,7 @@ def centre_crop(arr: np.ndarray, size: int) -> np.ndarray:
     if size > h or size > w:
         raise ValueError(f"centre crop {size} larger than the array {h}x{w}")
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return arr[..., top : top + size, left : left + size]
+    return arr[..., top:top + size, left:left + size]
 
 
 def _to_float_tensor(arr: np.ndarray) -> tuple[torch.Tensor, int]:
@@ -225,9 +199,8 @@ def resize_bilinear(arr: np.ndarray, size: tuple[int, int], *, antialias: bool =
     if arr.shape[-2:] == tuple(size):
         return np.array(arr)
     t, nd = _to_float_tensor(arr)
-    out = F.interpolate(
-        t, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False, antialias=antialias
-    )
+    out = F.interpolate(t, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False,
+                        antialias=antialias)
     return _from_float_tensor(out, nd, arr.dtype)
 
 
@@ -258,17 +231,10 @@ def resize_nearest(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.take(np.take(arr, rows, axis=-2), cols, axis=-1)
 
 
-def random_context_crop(
-    image: np.ndarray,
-    mask: np.ndarray | None,
-    context_size: int,
-    rng: np.random.Generator,
-    *,
-    prob_rezoom: float = 0.5,
-    zoom_range: tuple[float, float] = (0.33, 2.83),
-    padding: Padding | None = None,
-    antialias: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
+def random_context_crop(image: np.ndarray, mask: np.ndarray | None, context_size: int, rng: np.random.Generator,
+                        *, prob_rezoom: float = 0.5, zoom_range: tuple[float, float] = (0.33, 2.83),
+                        padding: Padding | None = None, antialias: bool = False,
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
     """Random ``C × C`` context crop with random re-zoom (§3.3 step 1).
 
     With probability ``prob_rezoom`` a zoom ``z ~ U[zoom_range)`` is drawn (else ``z = 1``); a square of side
@@ -302,8 +268,8 @@ def random_context_crop(
         img = crop_padded(image, padding, top, left, h, w)
         msk = crop_padded(mask, padding, top, left, h, w) if mask is not None else None
     else:
-        img = image[..., top : top + h, left : left + w]
-        msk = mask[..., top : top + h, left : left + w] if mask is not None else None
+        img = image[..., top:top + h, left:left + w]
+        msk = mask[..., top:top + h, left:left + w] if mask is not None else None
     img = resize_bilinear(img, (c, c), antialias=antialias)
     if msk is not None:
         msk = resize_nearest(msk, (c, c))
@@ -349,7 +315,7 @@ class WindowGrid:
         """Window ``k`` (``(..., C, C)``) of ``arr`` — the original array, or the padded one if ``padded``."""
         r, c = (int(v) for v in self.origins[k])
         if padded:
-            return np.array(arr[..., r : r + self.context_size, c : c + self.context_size])
+            return np.array(arr[..., r:r + self.context_size, c:c + self.context_size])
         return np.array(crop_padded(arr, self.padding, r, c, self.context_size, self.context_size))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -391,13 +357,8 @@ def test_windows(shape: tuple[int, int], context_size: int, stride: int) -> Wind
     cols = np.arange(0, pw - c + 1, s)
     cc, rr = np.meshgrid(cols, rows, indexing="ij")  # columns outer, rows inner (reference order)
     origins = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(np.int64)
-    return WindowGrid(
-        image_shape=(int(shape[0]), int(shape[1])),
-        padding=pad,
-        context_size=c,
-        target_size=c // 2,
-        origins=origins,
-    )
+    return WindowGrid(image_shape=(int(shape[0]), int(shape[1])), padding=pad, context_size=c, target_size=c // 2,
+                      origins=origins)
 
 
 test_windows.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into test modules

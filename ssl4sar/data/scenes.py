@@ -55,40 +55,13 @@ _SUBSAMPLE_MAX = 1_000_000
 _STRIP_PIXELS = 4_000_000
 
 
-_SENSOR_TOKENS = {
-    "S1": "S1",
-    "S1A": "S1",
-    "S1B": "S1",
-    "S1C": "S1",
-    "SENTINEL1": "S1",
-    "SENTINEL-1": "S1",
-    "TSX": "TSX",
-    "TSX1": "TSX",
-    "TERRASAR-X": "TSX",
-    "TDX": "TDX",
-    "TDX1": "TDX",
-    "TANDEM-X": "TDX",
-    "ERS": "ERS",
-    "ERS1": "ERS",
-    "ERS2": "ERS",
-    "ENVISAT": "ENVISAT",
-    "ASAR": "ENVISAT",
-    "PALSAR": "PALSAR",
-    "ALOS": "PALSAR",
-    "RSAT": "RSAT",
-    "RADARSAT": "RSAT",
-    "RS1": "RSAT",
-    "RS2": "RSAT",
-}
-_DATE_TAGS = (
-    "ACQUISITION_DATE",
-    "ACQUISITION_START_TIME",
-    "START_TIME",
-    "SENSING_TIME",
-    "DATE",
-    "TIFFTAG_DATETIME",
-    "DATETIME",
-)
+_SENSOR_TOKENS = {"S1": "S1", "S1A": "S1", "S1B": "S1", "S1C": "S1", "SENTINEL1": "S1", "SENTINEL-1": "S1",
+                  "TSX": "TSX", "TSX1": "TSX", "TERRASAR-X": "TSX", "TDX": "TDX", "TDX1": "TDX",
+                  "TANDEM-X": "TDX", "ERS": "ERS", "ERS1": "ERS", "ERS2": "ERS", "ENVISAT": "ENVISAT",
+                  "ASAR": "ENVISAT", "PALSAR": "PALSAR", "ALOS": "PALSAR", "RSAT": "RSAT", "RADARSAT": "RSAT",
+                  "RS1": "RSAT", "RS2": "RSAT"}
+_DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITION_START_TIME", "START_TIME", "SENSING_TIME", "DATE",
+              "TIFFTAG_DATETIME", "DATETIME")
 _SENSOR_TAGS = ("SENSOR", "MISSION", "MISSION_ID", "PLATFORM", "SATELLITE", "SPACECRAFT")
 
 
@@ -117,12 +90,8 @@ def scene_metadata(stem: str, tags: dict[str, str] | None = None) -> dict[str, A
     out: dict[str, Any] = {"date": None, "sensor": None, "glacier": None, "resolution_m": None}
     with contextlib.suppress(DataError):
         meta = parse_stem(stem)
-        return {
-            "date": meta.date,
-            "sensor": meta.sensor,
-            "glacier": meta.glacier,
-            "resolution_m": meta.resolution_m,
-        }
+        return {"date": meta.date, "sensor": meta.sensor, "glacier": meta.glacier,
+                "resolution_m": meta.resolution_m}
     upper = {str(k).upper(): str(v) for k, v in (tags or {}).items()}
     for key in _DATE_TAGS:
         if key in upper and out["date"] is None:
@@ -139,7 +108,6 @@ def scene_metadata(stem: str, tags: dict[str, str] | None = None) -> dict[str, A
 
 # --------------------------------------------------------------------------------------------------------------
 # reading scenes
-
 
 @dataclass
 class SceneSource:
@@ -184,9 +152,7 @@ class SceneSource:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 return self._ds.read(1, **kwargs)
         except RasterioError as exc:
-            raise DataError(
-                self.path, f"cannot read pixel data: {exc}", "the file is corrupt or truncated"
-            ) from exc
+            raise DataError(self.path, f"cannot read pixel data: {exc}", "the file is corrupt or truncated") from exc
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """8-bit model input of rows ``[r0, r1)`` and columns ``[c0, c1)`` (0 = no data)."""
@@ -204,9 +170,7 @@ class SceneSource:
         return values
 
 
-def to_model_input(
-    values: np.ndarray, nodata: float | None, scaling: tuple[float, float] | None
-) -> np.ndarray:
+def to_model_input(values: np.ndarray, nodata: float | None, scaling: tuple[float, float] | None) -> np.ndarray:
     """Raster values → the 8-bit input the model reads (0 = no data); see the module docstring.
 
     Args:
@@ -251,14 +215,9 @@ def _geographic_pixel_size(crs: Any, transform: Affine, shape: tuple[int, int]) 
     return float(dx), float(dy)
 
 
-def open_scene(
-    path: str | Path,
-    *,
-    allow_no_crs: bool = False,
-    pixel_size_m: float | None = None,
-    value_range: tuple[float, float] | None = None,
-    percentiles: tuple[float, float] = (1.0, 99.0),
-) -> SceneSource:
+def open_scene(path: str | Path, *, allow_no_crs: bool = False, pixel_size_m: float | None = None,
+               value_range: tuple[float, float] | None = None, percentiles: tuple[float, float] = (1.0, 99.0)
+               ) -> SceneSource:
     """Open a scene for prediction and check it (see the module docstring).
 
     Raises :class:`DataError` naming the file when it is unreadable, has no CRS (GeoTIFF without
@@ -280,26 +239,15 @@ def open_scene(
         raise
 
 
-def _inspect(
-    ds: Any,
-    path: Path,
-    allow_no_crs: bool,
-    pixel_size_m: float | None,
-    value_range: tuple[float, float] | None,
-    percentiles: tuple[float, float],
-) -> SceneSource:
+def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None,
+             value_range: tuple[float, float] | None, percentiles: tuple[float, float]) -> SceneSource:
     crs = ds.crs if ds.crs else None
     is_png = ds.driver.upper() == "PNG" or path.suffix.lower() == ".png"
     if crs is None and not (is_png or allow_no_crs):
-        raise DataError(
-            path,
-            "raster has no coordinate reference system (CRS)",
-            "assign one (gdal_edit.py -a_srs EPSG:xxxx) or pass --allow-no-crs for pixel coordinates",
-        )
+        raise DataError(path, "raster has no coordinate reference system (CRS)",
+                        "assign one (gdal_edit.py -a_srs EPSG:xxxx) or pass --allow-no-crs for pixel coordinates")
     if crs is None:
-        log.warning(
-            "%s: no CRS, the front is written in pixel coordinates (x = column + 0.5, y = row + 0.5)", path
-        )
+        log.warning("%s: no CRS, the front is written in pixel coordinates (x = column + 0.5, y = row + 0.5)", path)
     if ds.count > 1:
         log.warning("%s: %d bands, using band 1 as the SAR amplitude", path, ds.count)
     tags = {str(k): str(v) for k, v in ds.tags().items()}
@@ -315,43 +263,24 @@ def _inspect(
     elif pixel_size_m is not None:
         sx = sy = float(pixel_size_m)
     else:
-        raise DataError(
-            path,
-            "pixel spacing unknown (no CRS and not a CaFFe stem)",
-            "pass --pixel-size-m, or name the file <Glacier>_<YYYY-MM-DD>_<Sensor>_<Res>_<Q>_<Orbit>",
-        )
+        raise DataError(path, "pixel spacing unknown (no CRS and not a CaFFe stem)",
+                        "pass --pixel-size-m, or name the file <Glacier>_<YYYY-MM-DD>_<Sensor>_<Res>_<Q>_<Orbit>")
     if not (sx > 0 and sy > 0 and math.isfinite(sx) and math.isfinite(sy)):
         raise DataError(path, f"invalid pixel spacing {sx:g} × {sy:g} m")
     dtype = np.dtype(ds.dtypes[0])
     nodata = None if ds.nodata is None else float(ds.nodata)
-    src = SceneSource(
-        path=path,
-        stem=path.stem,
-        crs=crs,
-        transform=t,
-        shape=(int(ds.height), int(ds.width)),
-        pixel_size_m=(float(sx), float(sy)),
-        resolution_m=float((sx + sy) / 2.0),
-        date=meta["date"],
-        sensor=meta["sensor"],
-        glacier=meta["glacier"],
-        scaling=None,
-        nodata=nodata,
-        n_valid=0,
-        tags=tags,
-        _ds=ds,
-    )
+    src = SceneSource(path=path, stem=path.stem, crs=crs, transform=t, shape=(int(ds.height), int(ds.width)),
+                      pixel_size_m=(float(sx), float(sy)), resolution_m=float((sx + sy) / 2.0),
+                      date=meta["date"], sensor=meta["sensor"], glacier=meta["glacier"], scaling=None,
+                      nodata=nodata, n_valid=0, tags=tags, _ds=ds)
     if dtype != np.uint8:
         if value_range is not None:
             lo, hi = float(value_range[0]), float(value_range[1])
         else:
             lo, hi = _percentile_range(src, percentiles)
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise DataError(
-                path,
-                f"cannot scale the {dtype} values to 8 bits: range [{lo:g}, {hi:g}] is empty",
-                "pass --value-range LO HI",
-            )
+            raise DataError(path, f"cannot scale the {dtype} values to 8 bits: range [{lo:g}, {hi:g}] is empty",
+                            "pass --value-range LO HI")
         src.scaling = (lo, hi)
         log.info("%s: %s values stretched from [%g, %g] to 1..255", path, dtype, lo, hi)
     src.n_valid = _count_valid(src)

@@ -50,28 +50,12 @@ from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 
 __all__ = [
-    "GlacierLocation",
-    "GLACIER_LOCATIONS",
-    "glacier_table",
-    "glacier_code",
-    "PAPER_FACTS",
-    "paper_facts",
-    "SPLIT_ORDER",
-    "caffe_inventory",
-    "count_table",
-    "caffe_examples",
-    "unlabeled_inventory",
-    "optical_inventory",
-    "unlabeled_counts",
+    "GlacierLocation", "GLACIER_LOCATIONS", "glacier_table", "glacier_code", "PAPER_FACTS", "paper_facts",
+    "SPLIT_ORDER", "caffe_inventory", "count_table", "caffe_examples",
+    "unlabeled_inventory", "optical_inventory", "unlabeled_counts",
     "gradient_histogram_frame",
-    "source_note",
-    "validation_split_note",
-    "construction_table",
-    "construction_skips",
-    "Footprint",
-    "CoregistrationExample",
-    "coregistration_example",
-    "coregistration_residuals",
+    "source_note", "validation_split_note", "construction_table", "construction_skips",
+    "Footprint", "CoregistrationExample", "coregistration_example", "coregistration_residuals",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,101 +103,34 @@ class GlacierLocation:
 
 
 #: The seven CaFFe glaciers (spec §1.6), in :data:`ssl4sar.data.caffe.GLACIERS` order.
-GLACIER_LOCATIONS: dict[str, GlacierLocation] = {
-    g.code: g
-    for g in (
-        GlacierLocation(
-            "Mapple",
-            "Mapple Glacier",
-            -65.417,
-            -62.250,
-            "Antarctic Peninsula, Oscar II Coast",
-            "test",
-            f"{_GNIS}: 65°25′S 62°15′W",
-            ("Mapple Glacier",),
-        ),
-        GlacierLocation(
-            "COL",
-            "Columbia Glacier",
-            61.220,
-            -146.895,
-            "Alaska, Prince William Sound",
-            "test",
-            f"{_GNIS}: 61°13′11″N 146°53′43″W",
-            ("Columbia", "Columbia Glacier"),
-        ),
-        GlacierLocation(
-            "Crane",
-            "Crane Glacier",
-            -65.333,
-            -62.250,
-            "Antarctic Peninsula, Oscar II Coast",
-            "train",
-            f"{_GNIS}: 65°20′S 62°15′W",
-            ("Crane Glacier",),
-        ),
-        GlacierLocation(
-            "DBE",
-            "Dinsmoor–Bombardier–Edgeworth glacier system",
-            -64.317,
-            -59.983,
-            "Antarctic Peninsula, Nordenskjöld Coast",
-            "train",
-            f"{_GNIS}: Bombardier Glacier 64°19′S 59°59′W (Dinsmoor Glacier 64°22′S 59°59′W)",
-            ("DinsmoorBombardierEdgeworth", "Dinsmoor-Bombardier-Edgeworth"),
-        ),
-        GlacierLocation(
-            "JAC",
-            "Jakobshavn Isbræ (Sermeq Kujalleq)",
-            69.167,
-            -49.833,
-            "West Greenland, Ilulissat",
-            "train",
-            f"{_GNIS}: 69°10′N 49°50′W",
-            ("Jakobshavn", "Jakobshavn Glacier / Sermeq Kujalleq", "Sermeq Kujalleq", "Jakobshavn Isbræ"),
-        ),
-        GlacierLocation(
-            "Jorum",
-            "Jorum Glacier",
-            -65.233,
-            -62.050,
-            "Antarctic Peninsula, Oscar II Coast",
-            "train",
-            f"{_GNIS}: 65°14′S 62°03′W",
-            ("Jorum Glacier",),
-        ),
-        GlacierLocation(
-            "SI",
-            "Sjögren Inlet (Sjögren and Boydell glaciers)",
-            -64.233,
-            -59.000,
-            "Antarctic Peninsula, Trinity Peninsula",
-            "train",
-            f"{_GNIS}: Sjögren Glacier 64°14′S 59°00′W",
-            ("Sjogren", "Sjögren", "Sjögren Inlet", "Sjogren Inlet"),
-        ),
-    )
-}
+GLACIER_LOCATIONS: dict[str, GlacierLocation] = {g.code: g for g in (
+    GlacierLocation("Mapple", "Mapple Glacier", -65.417, -62.250, "Antarctic Peninsula, Oscar II Coast", "test",
+                    f"{_GNIS}: 65°25′S 62°15′W", ("Mapple Glacier",)),
+    GlacierLocation("COL", "Columbia Glacier", 61.220, -146.895, "Alaska, Prince William Sound", "test",
+                    f"{_GNIS}: 61°13′11″N 146°53′43″W", ("Columbia", "Columbia Glacier")),
+    GlacierLocation("Crane", "Crane Glacier", -65.333, -62.250, "Antarctic Peninsula, Oscar II Coast", "train",
+                    f"{_GNIS}: 65°20′S 62°15′W", ("Crane Glacier",)),
+    GlacierLocation("DBE", "Dinsmoor–Bombardier–Edgeworth glacier system", -64.317, -59.983,
+                    "Antarctic Peninsula, Nordenskjöld Coast", "train",
+                    f"{_GNIS}: Bombardier Glacier 64°19′S 59°59′W (Dinsmoor Glacier 64°22′S 59°59′W)",
+                    ("DinsmoorBombardierEdgeworth", "Dinsmoor-Bombardier-Edgeworth")),
+    GlacierLocation("JAC", "Jakobshavn Isbræ (Sermeq Kujalleq)", 69.167, -49.833, "West Greenland, Ilulissat",
+                    "train", f"{_GNIS}: 69°10′N 49°50′W",
+                    ("Jakobshavn", "Jakobshavn Glacier / Sermeq Kujalleq", "Sermeq Kujalleq", "Jakobshavn Isbræ")),
+    GlacierLocation("Jorum", "Jorum Glacier", -65.233, -62.050, "Antarctic Peninsula, Oscar II Coast", "train",
+                    f"{_GNIS}: 65°14′S 62°03′W", ("Jorum Glacier",)),
+    GlacierLocation("SI", "Sjögren Inlet (Sjögren and Boydell glaciers)", -64.233, -59.000,
+                    "Antarctic Peninsula, Trinity Peninsula", "train", f"{_GNIS}: Sjögren Glacier 64°14′S 59°00′W",
+                    ("Sjogren", "Sjögren", "Sjögren Inlet", "Sjogren Inlet")),
+)}
 
 
 def glacier_table(locations: Mapping[str, GlacierLocation] | None = None) -> pd.DataFrame:
     """:data:`GLACIER_LOCATIONS` as a table: code, name, lat, lon (degrees), region, hemisphere, caffe_split, source."""
     locs = (locations or GLACIER_LOCATIONS).values()
-    return pd.DataFrame(
-        [
-            {
-                "code": g.code,
-                "name": g.name,
-                "lat": g.lat,
-                "lon": g.lon,
-                "region": g.region,
-                "hemisphere": g.hemisphere,
-                "caffe_split": g.caffe_split,
-                "source": g.source,
-            }
-            for g in locs
-        ]
-    ).set_index("code")
+    return pd.DataFrame([{"code": g.code, "name": g.name, "lat": g.lat, "lon": g.lon, "region": g.region,
+                          "hemisphere": g.hemisphere, "caffe_split": g.caffe_split, "source": g.source}
+                         for g in locs]).set_index("code")
 
 
 def _name_key(name: str) -> str:
@@ -221,10 +138,8 @@ def _name_key(name: str) -> str:
     U+0096 is '–'), accents removed, only letters and digits kept, case-folded."""
     import unicodedata
 
-    text = "".join(
-        ch.encode("latin-1").decode("cp1252", errors="ignore") if 0x80 <= ord(ch) <= 0x9F else ch
-        for ch in name
-    )
+    text = "".join(ch.encode("latin-1").decode("cp1252", errors="ignore") if 0x80 <= ord(ch) <= 0x9F else ch
+                   for ch in name)
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if ch.isalnum()).casefold()
 
@@ -249,10 +164,8 @@ def glacier_code(name: str) -> str:
 _ESSD = "Gourmelon et al. 2022, ESSD 14:4287 (CaFFe), doi 10.5194/essd-14-4287-2022"
 _TGRS = "Gourmelon et al. 2025, IEEE TGRS 63 (SSL4SAR), doi 10.1109/TGRS.2025.3580945"
 _CHECK = "CaFFe code: data_processing/check_raw_data_is_correct.py asserts 559 train / 122 test"
-_SPLIT = (
-    "CaFFe code: data_processing/data_preprocessing.py, train_test_split(np.arange(559), test_size=0.1, "
-    "random_state=1) = RandomState(1).permutation(559)[:56]"
-)
+_SPLIT = ("CaFFe code: data_processing/data_preprocessing.py, train_test_split(np.arange(559), test_size=0.1, "
+          "random_state=1) = RandomState(1).permutation(559)[:56]")
 
 #: Published facts about the two data sets: (dataset, quantity, value, source).
 PAPER_FACTS: tuple[tuple[str, str, str, str], ...] = (
@@ -264,19 +177,9 @@ PAPER_FACTS: tuple[tuple[str, str, str, str], ...] = (
     ("CaFFe", "training images after the validation hold-out", "503", _SPLIT),
     ("CaFFe", "test glaciers", "Mapple (Antarctic Peninsula), COL (Columbia, Alaska)", _ESSD),
     ("CaFFe", "training glaciers", "Crane, DBE, JAC (Jakobshavn), Jorum, SI (Sjögren Inlet)", _ESSD),
-    (
-        "CaFFe",
-        "sensors",
-        "ERS-1/2, ENVISAT, RADARSAT-1, ALOS PALSAR, TerraSAR-X, TanDEM-X, Sentinel-1",
-        _ESSD,
-    ),
+    ("CaFFe", "sensors", "ERS-1/2, ENVISAT, RADARSAT-1, ALOS PALSAR, TerraSAR-X, TanDEM-X, Sentinel-1", _ESSD),
     ("CaFFe", "pixel spacing (m/px)", "6 to 20 (file names: 20, 17, 12, 7, 6)", _ESSD),
-    (
-        "CaFFe",
-        "labels per image",
-        "zone mask (NA, rock, glacier, ocean incl. ice mélange) + 1-px front line",
-        _ESSD,
-    ),
+    ("CaFFe", "labels per image", "zone mask (NA, rock, glacier, ocean incl. ice mélange) + 1-px front line", _ESSD),
     ("SSL4SAR", "Sentinel-1 SAR images (unlabeled)", "9,563", _TGRS),
     ("SSL4SAR", "Sentinel-2 images (one 14-band target per glacier)", "14", _TGRS),
 )
@@ -296,16 +199,13 @@ def paper_facts(dataset: str | None = None) -> pd.DataFrame:
 # CaFFe
 # ---------------------------------------------------------------------------------------------------------------------
 
-
 def _image_size(path: Path) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header (no pixel decoding)."""
     try:
         with open_image(path) as im:
             return int(im.height), int(im.width)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(
-            path, f"cannot read the image header: {exc}", "the file is corrupt or truncated"
-        ) from exc
+        raise DataError(path, f"cannot read the image header: {exc}", "the file is corrupt or truncated") from exc
 
 
 def caffe_inventory(root: str | Path) -> pd.DataFrame:
@@ -327,25 +227,12 @@ def caffe_inventory(root: str | Path) -> pd.DataFrame:
         for i, s in enumerate(scenes):
             h, w = _image_size(s.sar_path)
             m = s.meta
-            rows.append(
-                {
-                    "stem": s.stem,
-                    "split": split_of(i),
-                    "glacier": m.glacier,
-                    "date": pd.Timestamp(m.date),
-                    "year": m.date.year,
-                    "month": m.date.month,
-                    "sensor": m.sensor,
-                    "sensor_group": m.sensor_group,
-                    "resolution_m": float(m.resolution_m),
-                    "season": m.season,
-                    "hemisphere": m.hemisphere,
-                    "height_px": h,
-                    "width_px": w,
-                    "has_bbox": s.bbox_path is not None,
-                    "sar_path": s.sar_path,
-                }
-            )
+            rows.append({
+                "stem": s.stem, "split": split_of(i), "glacier": m.glacier, "date": pd.Timestamp(m.date),
+                "year": m.date.year, "month": m.date.month, "sensor": m.sensor, "sensor_group": m.sensor_group,
+                "resolution_m": float(m.resolution_m), "season": m.season, "hemisphere": m.hemisphere,
+                "height_px": h, "width_px": w, "has_bbox": s.bbox_path is not None, "sar_path": s.sar_path,
+            })
     df = pd.DataFrame(rows)
     df["split"] = pd.Categorical(df["split"], categories=list(SPLIT_ORDER), ordered=True)
     return df.sort_values(["split", "stem"], kind="stable").reset_index(drop=True)
@@ -367,9 +254,8 @@ _PREFERRED_ORDER: dict[str, Sequence[Any]] = {
 }
 
 
-def count_table(
-    inventory: pd.DataFrame, index: str, columns: str | None = "split", *, total: bool = True
-) -> pd.DataFrame:
+def count_table(inventory: pd.DataFrame, index: str, columns: str | None = "split", *,
+                total: bool = True) -> pd.DataFrame:
     """Number of rows of ``inventory`` per ``index`` value (rows) and ``columns`` value (columns).
 
     Glaciers, sensors, splits and seasons come in their usual order, resolutions from coarse to fine, other values
@@ -387,9 +273,7 @@ def count_table(
         return _ordered(vals, _PREFERRED_ORDER.get(col, ()))
 
     if columns is None:
-        counts = (
-            inventory.groupby(inventory[index].astype(object)).size().reindex(order(index)).rename("count")
-        )
+        counts = inventory.groupby(inventory[index].astype(object)).size().reindex(order(index)).rename("count")
         table = counts.to_frame()
         if total:
             table.loc["total"] = int(table["count"].sum())
@@ -405,9 +289,8 @@ def count_table(
     return table.astype(int)
 
 
-def caffe_examples(
-    inventory: pd.DataFrame, root: str | Path, n: int = 3, seed: int = 0, max_side_px: int | None = None
-) -> list[dict[str, Any]]:
+def caffe_examples(inventory: pd.DataFrame, root: str | Path, n: int = 3, seed: int = 0,
+                   max_side_px: int | None = None) -> list[dict[str, Any]]:
     """Load ``n`` example scenes, as varied as possible: different splits, glaciers and sensors first.
 
     Picks (seeded) one scene per split in turn, preferring glaciers and sensors not yet shown, then loads it with
@@ -432,20 +315,15 @@ def caffe_examples(
         if cand.empty:
             splits.remove(split)
             continue
-        novelty = (~cand["glacier"].isin(seen_glaciers)).astype(int) * 2 + (
-            ~cand["sensor"].isin(seen_sensors)
-        )
+        novelty = (~cand["glacier"].isin(seen_glaciers)).astype(int) * 2 + (~cand["sensor"].isin(seen_sensors))
         best = cand[novelty == novelty.max()]
         idx = int(best.index[rng.integers(len(best))])
         chosen.append(idx)
         seen_glaciers.add(str(inventory.at[idx, "glacier"]))
         seen_sensors.add(str(inventory.at[idx, "sensor"]))
     folder_split = {"train": "trainval", "val": "trainval", "test": "test"}
-    scenes = {
-        s.stem: s
-        for sp in {folder_split[str(inventory.at[i, "split"])] for i in chosen}
-        for s in caffe.discover(root, sp)
-    }
+    scenes = {s.stem: s for sp in {folder_split[str(inventory.at[i, "split"])] for i in chosen}
+              for s in caffe.discover(root, sp)}
     out = []
     for idx in chosen:
         row = inventory.loc[idx]
@@ -459,10 +337,8 @@ def caffe_examples(
             data["bbox"] = None
         data["stride"] = stride
         m = data["meta"]
-        data["title"] = (
-            f"{m.glacier} {m.date.isoformat()} · {m.sensor} {m.resolution_label} m/px\n"
-            f"{data['split']} · {m.season} · {row['height_px']}×{row['width_px']} px"
-        )
+        data["title"] = (f"{m.glacier} {m.date.isoformat()} · {m.sensor} {m.resolution_label} m/px\n"
+                         f"{data['split']} · {m.season} · {row['height_px']}×{row['width_px']} px")
         out.append(data)
     return out
 
@@ -484,9 +360,7 @@ def _date_field(stem: str) -> pd.Timestamp:
     return pd.NaT
 
 
-def unlabeled_inventory(
-    root: str | Path, *, glacier_aliases: Mapping[str, str] | None = None
-) -> pd.DataFrame:
+def unlabeled_inventory(root: str | Path, *, glacier_aliases: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per SAR image of the SSL4SAR layout under ``root`` (see :mod:`ssl4sar.data.unlabeled`).
 
     Columns: ``name``, ``split`` (``train`` / ``val``), ``glacier`` (the optical key it pairs with), ``sensor``
@@ -504,33 +378,11 @@ def unlabeled_inventory(
             continue
         for p in discover_unlabeled(root, split, glacier_aliases=glacier_aliases):
             h, w = sar_shape(p.sar_path)
-            rows.append(
-                {
-                    "name": p.name,
-                    "split": split,
-                    "glacier": p.glacier,
-                    "sensor": p.name.split("_")[0],
-                    "date": _date_field(p.name),
-                    "height_px": h,
-                    "width_px": w,
-                    "optical_file": p.optical_path.name,
-                    "sar_path": p.sar_path,
-                }
-            )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "name",
-            "split",
-            "glacier",
-            "sensor",
-            "date",
-            "height_px",
-            "width_px",
-            "optical_file",
-            "sar_path",
-        ],
-    )
+            rows.append({"name": p.name, "split": split, "glacier": p.glacier, "sensor": p.name.split("_")[0],
+                         "date": _date_field(p.name), "height_px": h, "width_px": w,
+                         "optical_file": p.optical_path.name, "sar_path": p.sar_path})
+    return pd.DataFrame(rows, columns=["name", "split", "glacier", "sensor", "date", "height_px", "width_px",
+                                       "optical_file", "sar_path"])
 
 
 def optical_inventory(root: str | Path) -> pd.DataFrame:
@@ -548,23 +400,12 @@ def optical_inventory(root: str | Path) -> pd.DataFrame:
             continue
         info = read_raster_info(p)
         d = parse_date(p.stem)
-        rows.append(
-            {
-                "glacier": optical_glacier_key(p),
-                "file": p.name,
-                "date": pd.Timestamp(d) if d else pd.NaT,
-                "bands": info.count,
-                "height_px": info.shape[0],
-                "width_px": info.shape[1],
-                "crs": info.crs.to_string() if info.crs is not None else None,
-                "resolution_m": info.resolution_m,
-                "dtype": info.dtype,
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=["glacier", "file", "date", "bands", "height_px", "width_px", "crs", "resolution_m", "dtype"],
-    )
+        rows.append({"glacier": optical_glacier_key(p), "file": p.name, "date": pd.Timestamp(d) if d else pd.NaT,
+                     "bands": info.count, "height_px": info.shape[0], "width_px": info.shape[1],
+                     "crs": info.crs.to_string() if info.crs is not None else None,
+                     "resolution_m": info.resolution_m, "dtype": info.dtype})
+    return pd.DataFrame(rows, columns=["glacier", "file", "date", "bands", "height_px", "width_px", "crs",
+                                       "resolution_m", "dtype"])
 
 
 def unlabeled_counts(inventory: pd.DataFrame, optical: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -572,9 +413,7 @@ def unlabeled_counts(inventory: pd.DataFrame, optical: pd.DataFrame | None = Non
     when ``optical`` (:func:`optical_inventory`) is given, the glacier's optical file; a ``total`` row at the end."""
     if inventory.empty:
         return pd.DataFrame(columns=["train", "val", "total", "first_date", "last_date"])
-    table = pd.crosstab(inventory["glacier"], inventory["split"]).reindex(
-        columns=["train", "val"], fill_value=0
-    )
+    table = pd.crosstab(inventory["glacier"], inventory["split"]).reindex(columns=["train", "val"], fill_value=0)
     table["total"] = table.sum(axis=1)
     dates = inventory.groupby("glacier")["date"]
     table["first_date"] = dates.min().dt.date
@@ -583,10 +422,8 @@ def unlabeled_counts(inventory: pd.DataFrame, optical: pd.DataFrame | None = Non
         first = optical.groupby("glacier")["file"].first()
         table["optical_file"] = first.reindex(table.index)
     total = {c: int(table[c].sum()) for c in ("train", "val", "total")}
-    total.update(
-        first_date=inventory["date"].min().date() if inventory["date"].notna().any() else None,
-        last_date=inventory["date"].max().date() if inventory["date"].notna().any() else None,
-    )
+    total.update(first_date=inventory["date"].min().date() if inventory["date"].notna().any() else None,
+                 last_date=inventory["date"].max().date() if inventory["date"].notna().any() else None)
     if "optical_file" in table.columns:
         total["optical_file"] = f"{table['optical_file'].notna().sum()} file(s)"
     table.loc["total"] = pd.Series(total)
@@ -598,16 +435,13 @@ def unlabeled_counts(inventory: pd.DataFrame, optical: pd.DataFrame | None = Non
 # what the data chapter says about a run's data
 # ---------------------------------------------------------------------------------------------------------------------
 
-
 def source_note(name: str, root: str | Path, *, synthetic: bool, preset: str, seed: int) -> str:
     """Markdown: which ``name`` data (``"CaFFe"``, ``"SSL4SAR"``) a run reads from ``root`` (show a path relative to
     the work folder), and, for synthetic data, that the counts describe the synthetic set."""
     if synthetic:
-        return (
-            f"**This run reads synthetic {name} data** generated by `ssl4sar.data.synthetic` (preset "
-            f"`{preset}`, seed {seed}) in `{root}`: the counts below describe that synthetic set, not the real "
-            "data. The published numbers are in the table after them."
-        )
+        return (f"**This run reads synthetic {name} data** generated by `ssl4sar.data.synthetic` (preset "
+                f"`{preset}`, seed {seed}) in `{root}`: the counts below describe that synthetic set, not the real "
+                "data. The published numbers are in the table after them.")
     return f"This run reads the {name} data in `{root}`."
 
 
@@ -615,22 +449,16 @@ def validation_split_note(inventory: pd.DataFrame, n_train: int = caffe.CAFFE_N_
     """How the official validation rule applies to a run's train folder (:func:`caffe_inventory` rows): the official
     split (first ten indices) and whether this folder holds the ``n_train`` CaFFe images or which stems it picks."""
     official = caffe.validation_indices(n_train)
-    lines = [
-        f"official split: {len(official)} validation / {n_train - len(official)} training images; validation "
-        f"indices into the sorted {n_train} names start with {official[:10].tolist()}"
-    ]
+    lines = [f"official split: {len(official)} validation / {n_train - len(official)} training images; validation "
+             f"indices into the sorted {n_train} names start with {official[:10].tolist()}"]
     n_trainval = int((inventory["split"] != "test").sum())
     val_stems = inventory.loc[inventory["split"] == "val", "stem"].tolist()
     if n_trainval == n_train:
-        lines.append(
-            f"this run's train folder holds the {n_train} CaFFe images: the validation images are the "
-            "official ones"
-        )
+        lines.append(f"this run's train folder holds the {n_train} CaFFe images: the validation images are the "
+                     "official ones")
     else:
-        lines.append(
-            f"this run's train folder holds {n_trainval} images, not {n_train}: the same rule picks "
-            f"{len(val_stems)} of them for validation ({', '.join(val_stems)})"
-        )
+        lines.append(f"this run's train folder holds {n_trainval} images, not {n_train}: the same rule picks "
+                     f"{len(val_stems)} of them for validation ({', '.join(val_stems)})")
     return "\n".join(lines)
 
 
@@ -643,9 +471,8 @@ def construction_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def construction_skips(
-    skipped: Sequence[Mapping[str, Any]], defects: Mapping[str, str]
-) -> tuple[pd.DataFrame, list[str]]:
+def construction_skips(skipped: Sequence[Mapping[str, Any]], defects: Mapping[str, str]
+                       ) -> tuple[pd.DataFrame, list[str]]:
     """Skipped inputs of a construction (``ConstructionManifest.skipped``) beside the defect built into each
     (``defects``: file name → defect, e.g. ``RawScenes.bad``; ``—`` where none was built in).
 

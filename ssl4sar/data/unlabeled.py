@@ -50,57 +50,21 @@ from ssl4sar.data.sampling import (
 from ssl4sar.errors import DataError
 
 __all__ = [
-    "S2_SR_BANDS",
-    "OPTICAL_BANDS",
-    "OPTICAL_BAND_NUMBERS",
-    "OPTICAL_BAND_NAMES",
-    "SAR_SUFFIXES",
-    "UnlabeledPair",
-    "sar_glacier_key",
-    "optical_glacier_key",
-    "discover_unlabeled",
-    "read_unlabeled_sar",
-    "sar_shape",
-    "read_optical",
-    "check_pair_grid",
-    "normalise_optical",
-    "load_pair",
-    "random_pretrain_crop",
-    "pretrain_validation_windows",
-    "PretrainExample",
-    "pretrain_example",
+    "S2_SR_BANDS", "OPTICAL_BANDS", "OPTICAL_BAND_NUMBERS", "OPTICAL_BAND_NAMES", "SAR_SUFFIXES",
+    "UnlabeledPair", "sar_glacier_key", "optical_glacier_key", "discover_unlabeled", "read_unlabeled_sar",
+    "sar_shape", "read_optical", "check_pair_grid", "normalise_optical", "load_pair", "random_pretrain_crop",
+    "pretrain_validation_windows", "PretrainExample", "pretrain_example",
 ]
 
 log = logging.getLogger(__name__)
 _PAPER = paper_preset().pretrain  # crop scale and flip defaults (§2.3)
 
 #: band order of Google Earth Engine ``COPERNICUS/S2_SR`` exports (1-based band i = S2_SR_BANDS[i-1])
-S2_SR_BANDS: tuple[str, ...] = (
-    "B1",
-    "B2",
-    "B3",
-    "B4",
-    "B5",
-    "B6",
-    "B7",
-    "B8",
-    "B8A",
-    "B9",
-    "B11",
-    "B12",
-    "AOT",
-    "WVP",
-    "SCL",
-    "TCI_R",
-    "TCI_G",
-    "TCI_B",
-    "MSK_CLDPRB",
-    "MSK_SNWPRB",
-)
+S2_SR_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12", "AOT",
+                                "WVP", "SCL", "TCI_R", "TCI_G", "TCI_B", "MSK_CLDPRB", "MSK_SNWPRB")
 #: the 14 optical target channels: (1-based band number, name); AOT (band 13) is skipped (§2.2)
 OPTICAL_BANDS: tuple[tuple[int, str], ...] = tuple(
-    (i, S2_SR_BANDS[i - 1]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15)
-)
+    (i, S2_SR_BANDS[i - 1]) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15))
 OPTICAL_BAND_NUMBERS: tuple[int, ...] = tuple(b for b, _ in OPTICAL_BANDS)
 OPTICAL_BAND_NAMES: tuple[str, ...] = tuple(n for _, n in OPTICAL_BANDS)
 MIN_OPTICAL_BANDS = 15
@@ -132,11 +96,8 @@ def sar_glacier_key(path: str | Path) -> str:
     path = Path(path)
     fields = path.stem.split("_")
     if len(fields) < 2 or not fields[1]:
-        raise DataError(
-            path,
-            "SAR file name has no glacier field",
-            "SSL4SAR SAR files are named <Sensor>_<Glacier>_<YYYY-MM-DD>[_anything].tif",
-        )
+        raise DataError(path, "SAR file name has no glacier field",
+                        "SSL4SAR SAR files are named <Sensor>_<Glacier>_<YYYY-MM-DD>[_anything].tif")
     return fields[1]
 
 
@@ -147,20 +108,15 @@ def optical_glacier_key(path: str | Path) -> str:
 
 def _optical_index(optical_dir: Path) -> dict[str, Path]:
     if not optical_dir.is_dir():
-        raise DataError(
-            optical_dir,
-            "optical folder not found",
-            "expected <root>/optical/<Glacier>_*.tif next to <root>/sar/",
-        )
+        raise DataError(optical_dir, "optical folder not found",
+                        "expected <root>/optical/<Glacier>_*.tif next to <root>/sar/")
     index: dict[str, Path] = {}
     for p in sorted(optical_dir.iterdir()):
         if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in OPTICAL_SUFFIXES:
             continue
         key = optical_glacier_key(p)
         if key in index:
-            log.warning(
-                "several optical images for glacier %s: using %s, ignoring %s", key, index[key].name, p.name
-            )
+            log.warning("several optical images for glacier %s: using %s, ignoring %s", key, index[key].name, p.name)
             continue
         index[key] = p
     if not index:
@@ -168,12 +124,8 @@ def _optical_index(optical_dir: Path) -> dict[str, Path]:
     return index
 
 
-def discover_unlabeled(
-    root: str | Path,
-    split: str,
-    *,
-    glacier_aliases: Mapping[str, str] | None = None,
-) -> list[UnlabeledPair]:
+def discover_unlabeled(root: str | Path, split: str, *, glacier_aliases: Mapping[str, str] | None = None,
+                       ) -> list[UnlabeledPair]:
     """Pair every SAR image of ``<root>/sar/<split>`` with its glacier's optical image (sorted by name).
 
     ``glacier_aliases`` maps SAR glacier keys to optical keys where they differ (the reference maps ``COL`` to
@@ -184,16 +136,10 @@ def discover_unlabeled(
     root = Path(root)
     sar_dir = root / "sar" / split
     if not sar_dir.is_dir():
-        raise DataError(
-            sar_dir,
-            "folder not found",
-            "expected the SSL4SAR layout <root>/sar/{train,val}/, <root>/optical/",
-        )
-    sar_files = sorted(
-        p
-        for p in sar_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SAR_SUFFIXES
-    )
+        raise DataError(sar_dir, "folder not found", "expected the SSL4SAR layout <root>/sar/{train,val}/, "
+                        "<root>/optical/")
+    sar_files = sorted(p for p in sar_dir.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SAR_SUFFIXES)
     if not sar_files:
         raise DataError(sar_dir, "no SAR images (*.tif, *.png) found")
     optical = _optical_index(root / "optical")
@@ -204,19 +150,11 @@ def discover_unlabeled(
         key = aliases.get(key, key)
         opt = optical.get(key)
         if opt is None:
-            raise DataError(
-                p,
-                f"no optical image for glacier {key!r} in {root / 'optical'}",
-                f"available glaciers: {', '.join(sorted(optical))}; add <root>/optical/{key}_*.tif",
-            )
+            raise DataError(p, f"no optical image for glacier {key!r} in {root / 'optical'}",
+                            f"available glaciers: {', '.join(sorted(optical))}; add <root>/optical/{key}_*.tif")
         pairs.append(UnlabeledPair(name=p.stem, glacier=key, sar_path=p, optical_path=opt, split=split))
-    log.info(
-        "SSL4SAR %s split under %s: %d SAR images, %d glaciers",
-        split,
-        root,
-        len(pairs),
-        len({q.glacier for q in pairs}),
-    )
+    log.info("SSL4SAR %s split under %s: %d SAR images, %d glaciers", split, root, len(pairs),
+             len({q.glacier for q in pairs}))
     return pairs
 
 
@@ -227,11 +165,8 @@ def read_unlabeled_sar(path: str | Path) -> tuple[np.ndarray, RasterInfo | None]
         return _read_png_sar(path), None
     arr, info = read_raster(path)
     if info.count != 1 or arr.dtype != np.uint8:
-        raise DataError(
-            path,
-            f"SAR GeoTIFF has {info.count} band(s) of {arr.dtype}, expected one uint8 band",
-            "convert the SAR amplitude to 8-bit (0 = no data) before pretraining",
-        )
+        raise DataError(path, f"SAR GeoTIFF has {info.count} band(s) of {arr.dtype}, expected one uint8 band",
+                        "convert the SAR amplitude to 8-bit (0 = no data) before pretraining")
     return arr[0], info
 
 
@@ -269,19 +204,14 @@ def read_optical(path: str | Path) -> tuple[np.ndarray, RasterInfo]:
     path = Path(path)
     info = read_raster_info(path)
     if info.count < MIN_OPTICAL_BANDS:
-        raise DataError(
-            path,
-            f"optical image has {info.count} band(s), expected at least {MIN_OPTICAL_BANDS} in the "
-            "COPERNICUS/S2_SR order",
-            "export B1…B12, AOT, WVP, SCL from Earth Engine",
-        )
+        raise DataError(path, f"optical image has {info.count} band(s), expected at least {MIN_OPTICAL_BANDS} in the "
+                        "COPERNICUS/S2_SR order", "export B1…B12, AOT, WVP, SCL from Earth Engine")
     bands, info = read_raster(path, list(OPTICAL_BAND_NUMBERS))
     return normalise_optical(bands, path), info
 
 
-def load_pair(
-    pair: UnlabeledPair, optical: np.ndarray | None = None, optical_info: RasterInfo | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def load_pair(pair: UnlabeledPair, optical: np.ndarray | None = None,
+              optical_info: RasterInfo | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Load ``(sar (H, W) uint8, optical (14, H, W) uint8)`` of a pair, checking that the grids agree.
 
     ``optical`` / ``optical_info`` may be passed in (already read, e.g. cached per glacier).
@@ -293,32 +223,22 @@ def load_pair(
     return sar, optical
 
 
-def check_pair_grid(
-    pair: UnlabeledPair, shape: tuple[int, int], sar_info: RasterInfo | None, optical_info: RasterInfo
-) -> None:
+def check_pair_grid(pair: UnlabeledPair, shape: tuple[int, int], sar_info: RasterInfo | None,
+                    optical_info: RasterInfo) -> None:
     """Raise :class:`DataError` naming both files unless the SAR grid (``shape`` and, for GeoTIFF SAR, its
     ``sar_info``) equals the optical image's grid."""
     if sar_info is None:
         if tuple(shape) != optical_info.shape:
-            raise DataError(
-                pair.sar_path,
-                f"SAR image is {shape[0]}x{shape[1]} (HxW) but its optical image "
-                f"{pair.optical_path} is {optical_info.shape[0]}x{optical_info.shape[1]}",
-                "SAR and optical must be co-registered on the same pixel grid",
-            )
+            raise DataError(pair.sar_path, f"SAR image is {shape[0]}x{shape[1]} (HxW) but its optical image "
+                            f"{pair.optical_path} is {optical_info.shape[0]}x{optical_info.shape[1]}",
+                            "SAR and optical must be co-registered on the same pixel grid")
         return
     check_same_grid(sar_info, optical_info)
 
 
-def random_pretrain_crop(
-    sar: np.ndarray,
-    optical: np.ndarray,
-    context_size: int,
-    rng: np.random.Generator,
-    *,
-    min_scale: float = _PAPER.min_scale,
-    prob_flip: float = _PAPER.prob_flip,
-) -> tuple[np.ndarray, np.ndarray]:
+def random_pretrain_crop(sar: np.ndarray, optical: np.ndarray, context_size: int, rng: np.random.Generator, *,
+                         min_scale: float = _PAPER.min_scale, prob_flip: float = _PAPER.prob_flip
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """One pretraining sample (§2.3) from an unpadded SAR ``(H, W)`` and optical ``(14, H, W)`` pair (uint8).
 
     Both are (virtually) padded with ``pad_whole_image(·, C)``; a ``C × C`` window at a uniform top-left in
@@ -338,9 +258,8 @@ def random_pretrain_crop(
     t = max(1, int(c * scale))
     top += int(rng.integers(0, max(1, c - t)))
     left += int(rng.integers(0, max(1, c - t)))
-    stack = np.concatenate(
-        [crop_padded(sar, pad, top, left, t, t)[None], crop_padded(optical, pad, top, left, t, t)], axis=0
-    )
+    stack = np.concatenate([crop_padded(sar, pad, top, left, t, t)[None],
+                            crop_padded(optical, pad, top, left, t, t)], axis=0)
     stack = resize_bicubic(stack, (c, c))
     if prob_flip > 0 and rng.random() < prob_flip:
         stack = stack[..., ::-1]
@@ -375,19 +294,12 @@ class PretrainExample:
     @property
     def title(self) -> str:
         """Figure title of the whole pair: SAR and optical file, and the display subsampling."""
-        return f"{self.pair.name} and {self.pair.optical_path.name} (whole image" + (
-            f", every {self.step}th pixel)" if self.step > 1 else ")"
-        )
+        return (f"{self.pair.name} and {self.pair.optical_path.name} (whole image"
+                + (f", every {self.step}th pixel)" if self.step > 1 else ")"))
 
 
-def pretrain_example(
-    root: str | Path,
-    pretrain_cfg: Mapping[str, Any],
-    rng: np.random.Generator,
-    *,
-    split: str = "train",
-    max_side_px: int = 1024,
-) -> PretrainExample:
+def pretrain_example(root: str | Path, pretrain_cfg: Mapping[str, Any], rng: np.random.Generator, *,
+                     split: str = "train", max_side_px: int = 1024) -> PretrainExample:
     """The first pair of ``<root>/sar/<split>`` and one pretraining sample drawn from it with the preset's pretraining
     settings (``context_size``, ``min_scale``, ``prob_flip``; :func:`random_pretrain_crop`); the whole images are
     subsampled to at most ``max_side_px`` pixels a side for display. :class:`DataError` when the split is empty."""
@@ -399,19 +311,8 @@ def pretrain_example(
     pair = pairs[0]
     sar, optical = load_pair(pair)
     step = display_step(sar.shape, max_side_px)
-    crop_sar, crop_optical = random_pretrain_crop(
-        sar,
-        optical,
-        int(pretrain_cfg["context_size"]),
-        rng,
-        min_scale=float(pretrain_cfg["min_scale"]),
-        prob_flip=float(pretrain_cfg["prob_flip"]),
-    )
-    return PretrainExample(
-        pair=pair,
-        sar=sar[::step, ::step],
-        optical=optical[:, ::step, ::step],
-        step=step,
-        crop_sar=crop_sar,
-        crop_optical=crop_optical,
-    )
+    crop_sar, crop_optical = random_pretrain_crop(sar, optical, int(pretrain_cfg["context_size"]), rng,
+                                                  min_scale=float(pretrain_cfg["min_scale"]),
+                                                  prob_flip=float(pretrain_cfg["prob_flip"]))
+    return PretrainExample(pair=pair, sar=sar[::step, ::step], optical=optical[:, ::step, ::step], step=step,
+                           crop_sar=crop_sar, crop_optical=crop_optical)

@@ -105,41 +105,25 @@ DROP_REASONS: dict[str, str] = {
 }
 
 _BLOCK_PARAMS = {
-    "norm1.weight",
-    "norm1.bias",
-    "norm2.weight",
-    "norm2.bias",
-    "attn.logit_scale",
-    "attn.q_bias",
-    "attn.v_bias",
-    "attn.cpb_mlp.0.weight",
-    "attn.cpb_mlp.0.bias",
-    "attn.cpb_mlp.2.weight",
-    "attn.qkv.weight",
-    "attn.proj.weight",
-    "attn.proj.bias",
-    "mlp.fc1.weight",
-    "mlp.fc1.bias",
-    "mlp.fc2.weight",
-    "mlp.fc2.bias",
+    "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+    "attn.logit_scale", "attn.q_bias", "attn.v_bias",
+    "attn.cpb_mlp.0.weight", "attn.cpb_mlp.0.bias", "attn.cpb_mlp.2.weight",
+    "attn.qkv.weight", "attn.proj.weight", "attn.proj.bias",
+    "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
 }
 _BLOCK_BUFFERS = {"attn.relative_coords_table", "attn.relative_position_index", "attn_mask"}
 
 _RE_PATCH = re.compile(r"^patch_embed\.(proj\.weight|proj\.bias|norm\.weight|norm\.bias)$")
 _RE_BLOCK = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.(.+)$")
 _RE_DOWN = re.compile(r"^layers\.(\d+)\.downsample\.(reduction\.weight|norm\.weight|norm\.bias)$")
-_RE_DEC_BLOCK = re.compile(
-    r"^pred_target\.(\d+)\.block\.(norm1|conv1|norm2|conv2|nin_shortcut)\.(weight|bias)$"
-)
+_RE_DEC_BLOCK = re.compile(r"^pred_target\.(\d+)\.block\.(norm1|conv1|norm2|conv2|nin_shortcut)\.(weight|bias)$")
 _RE_DEC_TEMB = re.compile(r"^pred_target\.(\d+)\.block\.temb_proj\.(weight|bias)$")
 _RE_DEC_UP = re.compile(r"^pred_target\.(\d+)\.up\.conv\.(weight|bias)$")
 _RE_DEC_HEAD = re.compile(r"^pred_target\.(\d+)\.(weight|bias)$")
 _RE_OUTPUTT = re.compile(r"^outputt\.(weight|bias)$")
 _RE_CLASSIFIER = re.compile(r"^(norm|head)\.(weight|bias)$")
-_RE_PRETRAIN_HEAD = re.compile(
-    r"^(decoder\.(weight|bias)|last_model_decoder_layer\.(weight|bias)"
-    r"|patch_embed_after_decoder\.(proj|norm)\.(weight|bias)|mask_token)$"
-)
+_RE_PRETRAIN_HEAD = re.compile(r"^(decoder\.(weight|bias)|last_model_decoder_layer\.(weight|bias)"
+                               r"|patch_embed_after_decoder\.(proj|norm)\.(weight|bias)|mask_token)$")
 
 
 @dataclass
@@ -198,11 +182,8 @@ def _patch_weight_to_one_channel(w: torch.Tensor, key: str, source: Any) -> torc
 
 def _unknown_error(source: Any, unknown: list[str], what: str) -> DataError:
     shown = ", ".join(unknown[:12]) + (f", … ({len(unknown)} in all)" if len(unknown) > 12 else "")
-    return DataError(
-        source,
-        f"{len(unknown)} key(s) cannot be mapped to {what}: {shown}",
-        "is this really the expected kind of checkpoint?",
-    )
+    return DataError(source, f"{len(unknown)} key(s) cannot be mapped to {what}: {shown}",
+                     "is this really the expected kind of checkpoint?")
 
 
 def _extract_state_dict(obj: Any, source: Any) -> Mapping[str, Any]:
@@ -216,9 +197,7 @@ def _extract_state_dict(obj: Any, source: Any) -> Mapping[str, Any]:
 
 
 def convert_official_tyrion(
-    state_dict: Mapping[str, Any],
-    source: str | Path | None = None,
-    report: ConversionReport | None = None,
+    state_dict: Mapping[str, Any], source: str | Path | None = None, report: ConversionReport | None = None,
 ) -> dict[str, torch.Tensor]:
     """Map an official TYRION state dict to our :class:`Tyrion` keys (see the module docstring).
 
@@ -242,7 +221,7 @@ def convert_official_tyrion(
                 else:
                     unknown.append(key)
                 continue
-            inner = key[len(OFFICIAL_PREFIX) :]
+            inner = key[len(OFFICIAL_PREFIX):]
         else:
             inner = key
         ours, reason = _map_encoder_key(inner)
@@ -271,9 +250,7 @@ def convert_official_tyrion(
 
 
 def convert_imagenet_swinv2(
-    state_dict: Mapping[str, Any],
-    source: str | Path | None = None,
-    report: ConversionReport | None = None,
+    state_dict: Mapping[str, Any], source: str | Path | None = None, report: ConversionReport | None = None,
 ) -> dict[str, torch.Tensor]:
     """Map Microsoft's official SwinV2 state dict (``…pth["model"]``) to our encoder keys.
 
@@ -316,18 +293,18 @@ def to_official_tyrion(state_dict: Mapping[str, torch.Tensor], in_chans: int = 3
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if key.startswith("encoder.patch_embed."):
-            name = "patch_embed." + key[len("encoder.patch_embed.") :]
+            name = "patch_embed." + key[len("encoder.patch_embed."):]
             if name == "patch_embed.proj.weight":
                 value = (value / in_chans).repeat(1, in_chans, 1, 1)
         elif m := re.match(r"^encoder\.layers\.(\d+)\.downsample\.(.+)$", key):
             name = f"layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}"
         elif key.startswith("encoder.layers."):
-            name = key[len("encoder.") :]
+            name = key[len("encoder."):]
         elif key.startswith("decoder."):
-            name = "pred_target." + key[len("decoder.") :]
+            name = "pred_target." + key[len("decoder."):]
         elif key.startswith("head."):
             n_steps = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("decoder."))
-            name = f"pred_target.{n_steps}.{key[len('head.') :]}"
+            name = f"pred_target.{n_steps}.{key[len('head.'):]}"
         else:
             raise ValueError(f"not a Tyrion parameter key: {key}")
         out[OFFICIAL_PREFIX + name] = value
@@ -337,12 +314,9 @@ def to_official_tyrion(state_dict: Mapping[str, torch.Tensor], in_chans: int = 3
 # ---------------------------------------------------------------------------------------------- loading
 #: Lightning's ``AttributeDict`` (hyper-parameters) under the names it had over the versions; read as a plain dict
 #: (the weights-only unpickler fills only plain dicts)
-_ATTRIBUTE_DICT_NAMES = (
-    "lightning.fabric.utilities.data.AttributeDict",
-    "lightning_fabric.utilities.data.AttributeDict",
-    "pytorch_lightning.utilities.parsing.AttributeDict",
-    "lightning.pytorch.utilities.parsing.AttributeDict",
-)
+_ATTRIBUTE_DICT_NAMES = ("lightning.fabric.utilities.data.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
+                         "pytorch_lightning.utilities.parsing.AttributeDict",
+                         "lightning.pytorch.utilities.parsing.AttributeDict")
 
 
 def _safe_globals() -> list[Any]:
@@ -355,31 +329,18 @@ def _safe_globals() -> list[Any]:
     import numpy as np
 
     return [
-        argparse.Namespace,
-        pathlib.PosixPath,
-        pathlib.PurePosixPath,
-        pathlib.WindowsPath,
-        pathlib.PureWindowsPath,
+        argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath,
         *((dict, name) for name in _ATTRIBUTE_DICT_NAMES),
-        np.dtype,
-        np._core.multiarray.scalar,
-        (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
-        *(
-            getattr(np.dtypes, n)
-            for n in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType")
-        ),
+        np.dtype, np._core.multiarray.scalar, (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+        *(getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType")),
     ]
 
 
-TRUST_HINT = (
-    "if you trust the file and where it came from, pass --trust-checkpoint (Python: trusted=True), "
-    "which lets the file run its code while loading"
-)
+TRUST_HINT = ("if you trust the file and where it came from, pass --trust-checkpoint (Python: trusted=True), "
+              "which lets the file run its code while loading")
 
 
-def read_checkpoint_file(
-    path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False
-) -> Any:
+def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` with the harmless types of :func:`_safe_globals` allowed.
 
     A file that needs anything else (a pickled function call, a custom class) is refused with a
@@ -395,11 +356,8 @@ def read_checkpoint_file(
         try:
             return torch.load(path, map_location=map_location, weights_only=False)
         except Exception as exc:  # any unpickling failure means a bad file
-            raise DataError(
-                path,
-                f"cannot read checkpoint: {type(exc).__name__}: {exc}",
-                "is the file complete and a torch checkpoint?",
-            ) from exc
+            raise DataError(path, f"cannot read checkpoint: {type(exc).__name__}: {exc}",
+                            "is the file complete and a torch checkpoint?") from exc
     try:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -408,28 +366,16 @@ def read_checkpoint_file(
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:  # a corrupt file: report the unpickler's own words
             unsafe = []
-        allowed = {
-            f"{g.__module__}.{g.__qualname__}" if not isinstance(g, tuple) else g[1] for g in _safe_globals()
-        }
+        allowed = {f"{g.__module__}.{g.__qualname__}" if not isinstance(g, tuple) else g[1] for g in _safe_globals()}
         unsafe = [u for u in unsafe if u not in allowed]
         if not unsafe:
-            raise DataError(
-                path,
-                f"cannot read checkpoint: {str(exc).splitlines()[0][:300]}",
-                "is the file complete and a torch checkpoint?",
-            ) from exc
-        raise DataError(
-            path,
-            "refused to load: the checkpoint contains Python objects whose loading would run "
-            f"code from the file ({', '.join(unsafe[:8])})",
-            TRUST_HINT,
-        ) from None
+            raise DataError(path, f"cannot read checkpoint: {str(exc).splitlines()[0][:300]}",
+                            "is the file complete and a torch checkpoint?") from exc
+        raise DataError(path, "refused to load: the checkpoint contains Python objects whose loading would run "
+                        f"code from the file ({', '.join(unsafe[:8])})", TRUST_HINT) from None
     except Exception as exc:  # the unpickler raises many kinds of errors on a corrupt or foreign file
-        raise DataError(
-            path,
-            f"cannot read checkpoint: {type(exc).__name__}: {exc}",
-            "is the file complete and a torch checkpoint?",
-        ) from exc
+        raise DataError(path, f"cannot read checkpoint: {type(exc).__name__}: {exc}",
+                        "is the file complete and a torch checkpoint?") from exc
 
 
 _torch_load = read_checkpoint_file  # the name used before the trust option existed
@@ -437,11 +383,8 @@ _torch_load = read_checkpoint_file  # the name used before the trust option exis
 
 def non_finite_entries(state_dict: Mapping[str, Any]) -> list[str]:
     """Keys of the floating-point tensors in ``state_dict`` that hold NaN or ±inf."""
-    return [
-        k
-        for k, v in state_dict.items()
-        if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())
-    ]
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def check_finite(state_dict: Mapping[str, Any], source: Any) -> None:
@@ -449,16 +392,11 @@ def check_finite(state_dict: Mapping[str, Any], source: Any) -> None:
     bad = non_finite_entries(state_dict)
     if bad:
         shown = ", ".join(bad[:5]) + (f", … ({len(bad)} in all)" if len(bad) > 5 else "")
-        raise DataError(
-            source,
-            f"the checkpoint holds non-finite weights (NaN or inf) in {shown}",
-            "it was written by a diverged run; use an earlier checkpoint of that run",
-        )
+        raise DataError(source, f"the checkpoint holds non-finite weights (NaN or inf) in {shown}",
+                        "it was written by a diverged run; use an earlier checkpoint of that run")
 
 
-def _load_strict(
-    model: Tyrion, sd: Mapping[str, torch.Tensor], source: Any, only_prefix: str | None = None
-) -> None:
+def _load_strict(model: Tyrion, sd: Mapping[str, torch.Tensor], source: Any, only_prefix: str | None = None) -> None:
     """Load ``sd`` into ``model`` requiring every (prefixed) model key present with the right shape."""
     not_tensors = sorted(k for k, v in sd.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
@@ -467,22 +405,16 @@ def _load_strict(
     own = {k: v for k, v in model.state_dict().items() if only_prefix is None or k.startswith(only_prefix)}
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
-    wrong = sorted(
-        f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(sd) & set(own)
-        if tuple(sd[k].shape) != tuple(own[k].shape)
-    )
+    wrong = sorted(f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                   for k in set(sd) & set(own) if tuple(sd[k].shape) != tuple(own[k].shape))
     problems = []
     for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)):
         if keys:
             shown = "; ".join(keys[:8]) + (f"; … ({len(keys)} in all)" if len(keys) > 8 else "")
             problems.append(f"{label}: {shown}")
     if problems:
-        raise DataError(
-            source,
-            "weights do not fit the model (" + " | ".join(problems) + ")",
-            "check that the model configuration matches the checkpoint",
-        )
+        raise DataError(source, "weights do not fit the model (" + " | ".join(problems) + ")",
+                        "check that the model configuration matches the checkpoint")
     model.load_state_dict(dict(sd), strict=only_prefix is None)
 
 
@@ -505,9 +437,7 @@ def load_imagenet_swinv2(model: Tyrion, path: str | Path, *, trusted: bool = Fal
 
 
 def save_checkpoint(
-    path: str | Path,
-    model: Tyrion,
-    model_config: Mapping[str, Any] | None = None,
+    path: str | Path, model: Tyrion, model_config: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` in our format (module docstring) to ``path`` atomically; returns the path.
@@ -537,9 +467,8 @@ def _model_from_config(config: Any, source: Any) -> Tyrion:
         raise DataError(source, f"invalid model_config: {exc}") from exc
 
 
-def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False
-) -> tuple[Tyrion, dict[str, Any]]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, trusted: bool = False
+                    ) -> tuple[Tyrion, dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint` → (model in eval mode, meta).
 
     ``trusted``: see :func:`read_checkpoint_file` (default: only tensors and plain values are read).
@@ -548,11 +477,8 @@ def load_checkpoint(
     obj = read_checkpoint_file(path, map_location, trusted=trusted)
     if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT:
         found = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__
-        raise DataError(
-            path,
-            f"not an ssl4sar TYRION checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})",
-            "use load_model() for other checkpoint kinds",
-        )
+        raise DataError(path, f"not an ssl4sar TYRION checkpoint (format {found!r}, expected "
+                              f"{CHECKPOINT_FORMAT!r})", "use load_model() for other checkpoint kinds")
     for key in ("model_config", "state_dict"):
         if key not in obj:
             raise DataError(path, f"checkpoint has no {key!r} entry")
@@ -563,11 +489,8 @@ def load_checkpoint(
 
 
 def load_model(
-    path: str | Path,
-    map_location: str | torch.device = "cpu",
-    model_config: Mapping[str, Any] | None = None,
-    *,
-    trusted: bool = False,
+    path: str | Path, map_location: str | torch.device = "cpu", model_config: Mapping[str, Any] | None = None,
+    *, trusted: bool = False,
 ) -> Tyrion:
     """Load a :class:`Tyrion` (eval mode) from any supported checkpoint file.
 
@@ -589,11 +512,8 @@ def load_model(
         model, _ = load_checkpoint(path, map_location, trusted=trusted)
         return model
     if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
-        raise DataError(
-            path,
-            "unrecognised checkpoint: neither an ssl4sar TYRION checkpoint nor a Lightning "
-            "checkpoint with a 'state_dict'",
-        )
+        raise DataError(path, "unrecognised checkpoint: neither an ssl4sar TYRION checkpoint nor a Lightning "
+                              "checkpoint with a 'state_dict'")
     sd: Mapping[str, Any] = obj["state_dict"]
     if any(k.startswith("model.") for k in sd):
         config = model_config
@@ -601,12 +521,9 @@ def load_model(
             hparams = obj.get("hyper_parameters") or {}
             config = hparams.get("model_config") if isinstance(hparams, Mapping) else None
         if config is None:
-            raise DataError(
-                path,
-                "Lightning checkpoint without 'model_config' in its hyper_parameters",
-                "pass model_config=... explicitly",
-            )
-        ours = {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
+            raise DataError(path, "Lightning checkpoint without 'model_config' in its hyper_parameters",
+                            "pass model_config=... explicitly")
+        ours = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
         others = sorted({k.split(".")[0] for k in sd if not k.startswith("model.")})
         if others:
             log.info("%s: ignoring non-network entries of the LightningModule: %s", path, ", ".join(others))
@@ -622,8 +539,5 @@ def load_model(
         _load_strict(model, convert_official_tyrion(sd, source=path), path)
         return model.to(map_location).eval()
     sample = ", ".join(list(sd)[:5])
-    raise DataError(
-        path,
-        f"Lightning checkpoint whose state_dict is neither ours ('model.…') nor official "
-        f"TYRION ('swin_unet.…'); first keys: {sample}",
-    )
+    raise DataError(path, f"Lightning checkpoint whose state_dict is neither ours ('model.…') nor official "
+                          f"TYRION ('swin_unet.…'); first keys: {sample}")

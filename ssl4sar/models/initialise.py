@@ -35,22 +35,14 @@ def resolve_imagenet_weights(path: str | Path | None = None) -> Path:
         path = local_path(load_manifest()[IMAGENET_RESOURCE])
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(
-            path,
-            "ImageNet SwinV2-T weights (swinv2_tiny_patch4_window16_256.pth) not found",
-            f"download them with `ssl4sar data fetch {IMAGENET_RESOURCE}`, pass --imagenet-weights PATH, "
-            "or use --init scratch",
-        )
+        raise DataError(path, "ImageNet SwinV2-T weights (swinv2_tiny_patch4_window16_256.pth) not found",
+                        f"download them with `ssl4sar data fetch {IMAGENET_RESOURCE}`, pass --imagenet-weights PATH, "
+                        "or use --init scratch")
     return path
 
 
-def initialise_model(
-    model: Tyrion,
-    init: str | Path = "scratch",
-    imagenet_weights: str | Path | None = None,
-    *,
-    trusted: bool = False,
-) -> str:
+def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weights: str | Path | None = None,
+                     *, trusted: bool = False) -> str:
     """Fill ``model`` according to ``init`` (``scratch`` | ``imagenet`` | checkpoint path); returns a description.
 
     A checkpoint must hold a network whose every parameter fits ``model`` (same names and shapes): encoder and
@@ -69,40 +61,28 @@ def initialise_model(
         return f"imagenet:{path}"
     path = Path(key).expanduser()
     if not path.is_file():
-        raise DataError(
-            path,
-            "initialisation checkpoint not found",
-            "--init takes 'scratch', 'imagenet' or the path of a pretraining / fine-tuning checkpoint",
-        )
+        raise DataError(path, "initialisation checkpoint not found",
+                        "--init takes 'scratch', 'imagenet' or the path of a pretraining / fine-tuning checkpoint")
     source = load_model(path, map_location="cpu", model_config=model.config, trusted=trusted)
     theirs = source.state_dict()
     ours = model.state_dict()
     missing = sorted(set(ours) - set(theirs))
     extra = sorted(set(theirs) - set(ours))
-    wrong = sorted(
-        f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
-        for k in set(ours) & set(theirs)
-        if theirs[k].shape != ours[k].shape
-    )
+    wrong = sorted(f"{k} {tuple(theirs[k].shape)} vs {tuple(ours[k].shape)}"
+                   for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
     if missing or extra or wrong:
-        problems = "; ".join(
-            f"{label}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
-            for label, keys in (("missing", missing), ("unexpected", extra), ("shape", wrong))
-            if keys
-        )
-        raise DataError(
-            path,
-            f"network does not fit the configured model ({problems})",
-            "use the same model section (preset) as the run that wrote the checkpoint",
-        )
+        problems = "; ".join(f"{label}: {', '.join(keys[:5])}{' …' if len(keys) > 5 else ''}"
+                             for label, keys in (("missing", missing), ("unexpected", extra), ("shape", wrong))
+                             if keys)
+        raise DataError(path, f"network does not fit the configured model ({problems})",
+                        "use the same model section (preset) as the run that wrote the checkpoint")
     model.load_state_dict(theirs, strict=True)
     log.info("%s: encoder and decoder weights loaded", path)
     return f"checkpoint:{path}"
 
 
-def export_lightning_checkpoint(
-    ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
-) -> Path:
+def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
+                                ) -> Path:
     """Write the network of one of our Lightning checkpoints in the project format (``save_checkpoint``).
 
     ``meta`` is completed with the checkpoint's epoch, global step and source path.
@@ -112,10 +92,6 @@ def export_lightning_checkpoint(
     ckpt_path = Path(ckpt_path)
     obj = read_checkpoint_file(ckpt_path)
     model = load_model(ckpt_path, map_location="cpu")
-    info = {
-        "source_checkpoint": str(ckpt_path),
-        "epoch": int(obj.get("epoch", -1)),
-        "global_step": int(obj.get("global_step", -1)),
-        **dict(meta or {}),
-    }
+    info = {"source_checkpoint": str(ckpt_path), "epoch": int(obj.get("epoch", -1)),
+            "global_step": int(obj.get("global_step", -1)), **dict(meta or {})}
     return save_checkpoint(dest, model, meta=info)

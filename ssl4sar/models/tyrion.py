@@ -60,10 +60,8 @@ def _group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm as the official ``Normalize``: 32 groups (or one per channel below 32), eps 1e-6."""
     groups = min(GROUP_NORM_GROUPS, channels)
     if channels % groups:
-        raise ValueError(
-            f"GroupNorm needs a channel count divisible by {GROUP_NORM_GROUPS}, got {channels} "
-            "(choose embed_dim as a multiple of 32)"
-        )
+        raise ValueError(f"GroupNorm needs a channel count divisible by {GROUP_NORM_GROUPS}, got {channels} "
+                         "(choose embed_dim as a multiple of 32)")
     return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=GROUP_NORM_EPS, affine=True)
 
 
@@ -86,8 +84,7 @@ class ResnetBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.nin_shortcut: nn.Module | None = (
             nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, padding=0)
-            if in_channels != out_channels
-            else None
+            if in_channels != out_channels else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +109,7 @@ class Upsample(nn.Module):
 class ResUpBlock(nn.Module):
     """One decoder step: :class:`ResnetBlock` then, optionally, :class:`Upsample` (official ``ResUpSampleBlock``)."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, upsample: bool = True, dropout: float = 0.1
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, upsample: bool = True, dropout: float = 0.1) -> None:
         super().__init__()
         self.block = ResnetBlock(in_channels, out_channels, dropout=dropout)
         self.up: nn.Module | None = Upsample(out_channels) if upsample else None
@@ -131,7 +126,7 @@ def _conv_region(conv: nn.Conv2d, crop: torch.Tensor, start: int, lo: int, hi: i
     rows/cols ``[start, start + crop_side)``. The crop must reach one pixel beyond ``[lo, hi)`` on each side, or
     the map's border (where the convolution's zero padding is the true neighbour)."""
     out = conv(crop)
-    return out[..., lo - start : hi - start, lo - start : hi - start]
+    return out[..., lo - start:hi - start, lo - start:hi - start]
 
 
 def _as_int_list(value: Any, name: str) -> list[int]:
@@ -189,21 +184,12 @@ class Tyrion(nn.Module):
         depths = _as_int_list(depths, "depths")
         num_heads = _as_int_list(num_heads, "num_heads")
         self.config: dict[str, Any] = {
-            "img_size": int(img_size),
-            "patch_size": int(patch_size),
-            "in_chans": int(in_chans),
-            "embed_dim": int(embed_dim),
-            "depths": list(depths),
-            "num_heads": list(num_heads),
-            "window_size": int(window_size),
-            "mlp_ratio": float(mlp_ratio),
-            "qkv_bias": bool(qkv_bias),
-            "drop_path_rate": float(drop_path_rate),
-            "attn_drop_rate": float(attn_drop_rate),
-            "proj_drop_rate": float(proj_drop_rate),
-            "decoder_dropout": float(decoder_dropout),
-            "num_classes": int(num_classes),
-            "zero_init_res_post_norm": bool(zero_init_res_post_norm),
+            "img_size": int(img_size), "patch_size": int(patch_size), "in_chans": int(in_chans),
+            "embed_dim": int(embed_dim), "depths": list(depths), "num_heads": list(num_heads),
+            "window_size": int(window_size), "mlp_ratio": float(mlp_ratio), "qkv_bias": bool(qkv_bias),
+            "drop_path_rate": float(drop_path_rate), "attn_drop_rate": float(attn_drop_rate),
+            "proj_drop_rate": float(proj_drop_rate), "decoder_dropout": float(decoder_dropout),
+            "num_classes": int(num_classes), "zero_init_res_post_norm": bool(zero_init_res_post_norm),
         }
         self._validate(self.config)
         n_stages = len(depths)
@@ -213,28 +199,16 @@ class Tyrion(nn.Module):
         self.embed_dim = int(embed_dim)
         self.num_stages = n_stages
         self.num_classes = int(num_classes)
-        self.stage_dims = [embed_dim * 2**i for i in range(n_stages)]
+        self.stage_dims = [embed_dim * 2 ** i for i in range(n_stages)]
         grid = img_size // patch_size
-        self.grid_sizes = [grid // 2**i for i in range(n_stages)]
+        self.grid_sizes = [grid // 2 ** i for i in range(n_stages)]
 
         # --- encoder: timm SwinTransformerV2 as a feature extractor (no pretrained weights fetched) ---
         self.encoder = SwinTransformerV2(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=0,
-            global_pool="",
-            embed_dim=embed_dim,
-            depths=tuple(depths),
-            num_heads=tuple(num_heads),
-            window_size=window_size,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            drop_rate=0.0,
-            proj_drop_rate=proj_drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            strict_img_size=True,
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=0, global_pool="",
+            embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads), window_size=window_size,
+            mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=0.0, proj_drop_rate=proj_drop_rate,
+            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, strict_img_size=True,
         )
         # The official model has no final encoder norm and no classifier: remove them (no dead parameters).
         self.encoder.norm = nn.Identity()
@@ -247,9 +221,8 @@ class Tyrion(nn.Module):
                         nn.init.zeros_(norm.bias)
 
         # --- decoder: the step table of spec §4.3, generalised to any stage count / width ---
-        steps: list[nn.Module] = [
-            ResUpBlock(self.stage_dims[-1], self.stage_dims[-1], upsample=False, dropout=decoder_dropout)
-        ]
+        steps: list[nn.Module] = [ResUpBlock(self.stage_dims[-1], self.stage_dims[-1], upsample=False,
+                                             dropout=decoder_dropout)]
         for i in reversed(range(n_stages)):
             dim = self.stage_dims[i]
             out = dim // 2 if i != 0 else dim
@@ -266,37 +239,27 @@ class Tyrion(nn.Module):
     def _validate(cfg: Mapping[str, Any]) -> None:
         depths, heads = cfg["depths"], cfg["num_heads"]
         if len(depths) != len(heads) or not depths:
-            raise ValueError(
-                f"model config: depths {depths} and num_heads {heads} must be non-empty lists "
-                "of the same length (one entry per stage)"
-            )
+            raise ValueError(f"model config: depths {depths} and num_heads {heads} must be non-empty lists "
+                             "of the same length (one entry per stage)")
         n = len(depths)
         if cfg["embed_dim"] % GROUP_NORM_GROUPS:
-            raise ValueError(
-                f"model config: embed_dim {cfg['embed_dim']} must be a multiple of "
-                f"{GROUP_NORM_GROUPS} (GroupNorm with {GROUP_NORM_GROUPS} groups in the decoder)"
-            )
+            raise ValueError(f"model config: embed_dim {cfg['embed_dim']} must be a multiple of "
+                             f"{GROUP_NORM_GROUPS} (GroupNorm with {GROUP_NORM_GROUPS} groups in the decoder)")
         for i, h in enumerate(heads):
-            if (cfg["embed_dim"] * 2**i) % h:
-                raise ValueError(
-                    f"model config: stage {i} width {cfg['embed_dim'] * 2**i} is not divisible "
-                    f"by its {h} attention heads"
-                )
+            if (cfg["embed_dim"] * 2 ** i) % h:
+                raise ValueError(f"model config: stage {i} width {cfg['embed_dim'] * 2 ** i} is not divisible "
+                                 f"by its {h} attention heads")
         reduction = cfg["patch_size"] * 2 ** (n - 1)
         if cfg["img_size"] % reduction:
-            raise ValueError(
-                f"model config: img_size {cfg['img_size']} px must be a multiple of "
-                f"patch_size · 2^(stages-1) = {reduction} px"
-            )
+            raise ValueError(f"model config: img_size {cfg['img_size']} px must be a multiple of "
+                             f"patch_size · 2^(stages-1) = {reduction} px")
         grid = cfg["img_size"] // cfg["patch_size"]
         for i in range(n):
-            g = grid // 2**i
+            g = grid // 2 ** i
             if g > cfg["window_size"] and g % cfg["window_size"]:
-                raise ValueError(
-                    f"model config: stage {i} token grid {g} is larger than window_size "
-                    f"{cfg['window_size']} but not a multiple of it (the official SwinV2 "
-                    "requires whole windows)"
-                )
+                raise ValueError(f"model config: stage {i} token grid {g} is larger than window_size "
+                                 f"{cfg['window_size']} but not a multiple of it (the official SwinV2 "
+                                 "requires whole windows)")
         if cfg["in_chans"] < 1 or cfg["num_classes"] < 1:
             raise ValueError("model config: in_chans and num_classes must be positive")
 
@@ -309,9 +272,8 @@ class Tyrion(nn.Module):
         """
         unknown = sorted(set(cfg_model) - set(MODEL_CONFIG_DEFAULTS))
         if unknown:
-            raise ValueError(
-                f"model config: unknown keys {unknown}; accepted keys are {sorted(MODEL_CONFIG_DEFAULTS)}"
-            )
+            raise ValueError(f"model config: unknown keys {unknown}; accepted keys are "
+                             f"{sorted(MODEL_CONFIG_DEFAULTS)}")
         kwargs = {**MODEL_CONFIG_DEFAULTS, **dict(cfg_model)}
         return cls(**kwargs)
 
@@ -323,10 +285,8 @@ class Tyrion(nn.Module):
         ``[r·p, (r+1)·p) × [c·p, (c+1)·p)``; flattened row-major it is token ``r · W/p + c``.
         """
         if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(
-                f"Tyrion expects input of shape (B, {self.in_chans}, {self.img_size}, "
-                f"{self.img_size}), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"Tyrion expects input of shape (B, {self.in_chans}, {self.img_size}, "
+                             f"{self.img_size}), got {tuple(x.shape)}")
         return self.encoder.patch_embed(x)
 
     def encode(self, tokens: torch.Tensor) -> list[torch.Tensor]:
@@ -426,7 +386,5 @@ class Tyrion(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (
-            f"img_size={c['img_size']}, embed_dim={c['embed_dim']}, depths={c['depths']}, "
-            f"window_size={c['window_size']}, num_classes={c['num_classes']}"
-        )
+        return (f"img_size={c['img_size']}, embed_dim={c['embed_dim']}, depths={c['depths']}, "
+                f"window_size={c['window_size']}, num_classes={c['num_classes']}")

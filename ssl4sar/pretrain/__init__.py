@@ -14,13 +14,5 @@ from ssl4sar.pretrain.common import METHODS, PretrainModule, PretrainResult, pre
 from ssl4sar.pretrain.optsimmim import OptSimMIM, patchify, random_token_mask
 from ssl4sar.pretrain.opttranslator import OptTranslator
 
-__all__ = [
-    "METHODS",
-    "OptSimMIM",
-    "OptTranslator",
-    "PretrainModule",
-    "PretrainResult",
-    "patchify",
-    "pretrain",
-    "random_token_mask",
-]
+__all__ = ["METHODS", "OptSimMIM", "OptTranslator", "PretrainModule", "PretrainResult", "patchify", "pretrain",
+           "random_token_mask"]

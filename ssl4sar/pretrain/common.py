@@ -93,27 +93,13 @@ def default_init(cfg: Mapping[str, Any] | Preset) -> str:
     return ft_init if ft_init in ("scratch", "imagenet") else "scratch"
 
 
-def pretrain(
-    method: str,
-    cfg: Mapping[str, Any] | str,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    init: str | Path | None = None,
-    seed: int | None = None,
-    devices: int | str = "auto",
-    resume: bool = True,
-    max_steps: int | None = None,
-    *,
-    num_nodes: int | None = None,
-    max_epochs: int | None = None,
-    precision: str | None = None,
-    accelerator: str = "auto",
-    imagenet_weights: str | Path | None = None,
-    callbacks: Sequence[Callback] = (),
-    progress: bool = True,
-    trainer_kwargs: Mapping[str, Any] | None = None,
-    trust_checkpoint: bool = False,
-) -> PretrainResult:
+def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path,
+             init: str | Path | None = None, seed: int | None = None, devices: int | str = "auto",
+             resume: bool = True, max_steps: int | None = None, *, num_nodes: int | None = None,
+             max_epochs: int | None = None, precision: str | None = None, accelerator: str = "auto",
+             imagenet_weights: str | Path | None = None, callbacks: Sequence[Callback] = (),
+             progress: bool = True, trainer_kwargs: Mapping[str, Any] | None = None,
+             trust_checkpoint: bool = False) -> PretrainResult:
     """Self-supervised pretraining of TYRION on SSL4SAR-layout data, writing everything under ``out_dir``.
 
     Args:
@@ -142,55 +128,22 @@ def pretrain(
     if patience is not None:
         extra.append(EarlyStopping(monitor=MONITOR, mode="min", patience=int(patience), strict=False))
     spec = RunSpec(
-        section="pretrain",
-        label=f"{method} pretraining",
-        samples_per_epoch="pretrain.samples_per_epoch",
-        monitors=((MONITOR, "min"),),
-        export_name=BEST_EXPORT,
-        make_datamodule=_pretrain_datamodule,
+        section="pretrain", label=f"{method} pretraining", samples_per_epoch="pretrain.samples_per_epoch",
+        monitors=((MONITOR, "min"),), export_name=BEST_EXPORT, make_datamodule=_pretrain_datamodule,
         data_hint="pass the SSL4SAR-layout root (sar/train, sar/val, optical/); build it with "
-        "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`",
+                  "`ssl4sar data construct` or synthetic data with `ssl4sar data synth`",
         make_module=lambda c, init_choice, run_seed: cls.from_config(c, init=init_choice, seed=run_seed),
-        default_init=default_init(cfg),
-        record={"method": method},
-        callbacks=extra,
-    )
-    trained = run_training(
-        spec,
-        cfg,
-        data_dir,
-        out_dir,
-        init=init,
-        seed=seed,
-        devices=devices,
-        resume=resume,
-        max_steps=max_steps,
-        num_nodes=num_nodes,
-        max_epochs=max_epochs,
-        precision=precision,
-        accelerator=accelerator,
-        imagenet_weights=imagenet_weights,
-        callbacks=callbacks,
-        progress=progress,
-        trainer_kwargs=trainer_kwargs,
-        trust_checkpoint=trust_checkpoint,
-    )
+        default_init=default_init(cfg), record={"method": method}, callbacks=extra)
+    trained = run_training(spec, cfg, data_dir, out_dir, init=init, seed=seed, devices=devices, resume=resume,
+                           max_steps=max_steps, num_nodes=num_nodes, max_epochs=max_epochs, precision=precision,
+                           accelerator=accelerator, imagenet_weights=imagenet_weights, callbacks=callbacks,
+                           progress=progress, trainer_kwargs=trainer_kwargs, trust_checkpoint=trust_checkpoint)
     best, best_loss = trained.best(MONITOR)
     return PretrainResult(
-        method=method,
-        out_dir=trained.out_dir,
-        best_checkpoint=best,
-        last_checkpoint=trained.last_checkpoint,
-        export=trained.export,
-        metrics_csv=trained.metrics_csv,
-        best_val_loss=best_loss,
-        final_metrics=trained.final_metrics,
-        epochs=trained.epochs,
-        global_step=trained.global_step,
-        resumed_from=trained.resumed_from,
-        init=trained.init,
-        plan=trained.plan,
-    )
+        method=method, out_dir=trained.out_dir, best_checkpoint=best, last_checkpoint=trained.last_checkpoint,
+        export=trained.export, metrics_csv=trained.metrics_csv, best_val_loss=best_loss,
+        final_metrics=trained.final_metrics, epochs=trained.epochs, global_step=trained.global_step,
+        resumed_from=trained.resumed_from, init=trained.init, plan=trained.plan)
 
 
 def _pretrain_datamodule(data_dir: Path, cfg: dict[str, Any], seed: int) -> Any:

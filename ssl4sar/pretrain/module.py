@@ -82,66 +82,36 @@ class PretrainModule(pl.LightningModule):
 
     method: str = ""
 
-    def __init__(
-        self,
-        model_config: Mapping[str, Any],
-        lr: float,
-        momentum: float = _PAPER.momentum,
-        weight_decay: float = _PAPER.weight_decay,
-        plateau_factor: float = _PAPER.plateau_factor,
-        plateau_patience: int = _PAPER.plateau_patience,
-        n_optical: int = N_OPTICAL,
-        seed: int = 0,
-        channels_last: bool = True,
-        init: str = "scratch",
-        **task_hparams: Any,
-    ) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float, momentum: float = _PAPER.momentum,
+                 weight_decay: float = _PAPER.weight_decay, plateau_factor: float = _PAPER.plateau_factor,
+                 plateau_patience: int = _PAPER.plateau_patience,
+                 n_optical: int = N_OPTICAL, seed: int = 0, channels_last: bool = True, init: str = "scratch",
+                 **task_hparams: Any) -> None:
         super().__init__()
-        self.model = Tyrion.from_config(model_config).set_fused_attention(
-            True
-        )  # same numbers, faster (models.fast)
+        self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
         # The segmentation head is not part of the pretraining graph: freeze it (no DDP unused-parameter search).
         self.model.head.requires_grad_(False)
-        self.save_hyperparameters(
-            {
-                "method": self.method,
-                "model_config": dict(self.model.config),
-                "lr": float(lr),
-                "momentum": float(momentum),
-                "weight_decay": float(weight_decay),
-                "plateau_factor": float(plateau_factor),
-                "plateau_patience": int(plateau_patience),
-                "n_optical": int(n_optical),
-                "seed": int(seed),
-                "channels_last": bool(channels_last),
-                "init": str(init),
-                **task_hparams,
-            }
-        )
+        self.save_hyperparameters({
+            "method": self.method, "model_config": dict(self.model.config), "lr": float(lr),
+            "momentum": float(momentum), "weight_decay": float(weight_decay),
+            "plateau_factor": float(plateau_factor), "plateau_patience": int(plateau_patience),
+            "n_optical": int(n_optical), "seed": int(seed), "channels_last": bool(channels_last), "init": str(init),
+            **task_hparams,
+        })
         self._channels_last = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(
-        cls, cfg: Mapping[str, Any], init: str | None = None, seed: int | None = None
-    ) -> PretrainModule:
+    def from_config(cls, cfg: Mapping[str, Any], init: str | None = None, seed: int | None = None
+                    ) -> PretrainModule:
         """Build from a preset (dict or :class:`ssl4sar.config.Preset`; ``model`` and ``pretrain``)."""
         preset = as_preset(cfg)
         settings = method_settings(preset, cls.method)
-        return cls(
-            model_config=preset.model.to_dict(),
-            init=str(init if init is not None else "scratch"),
-            seed=int(preset.seed if seed is None else seed),
-            **settings,
-        )
+        return cls(model_config=preset.model.to_dict(), init=str(init if init is not None else "scratch"),
+                   seed=int(preset.seed if seed is None else seed), **settings)
 
-    def initialise(
-        self,
-        init: str | Path = "scratch",
-        imagenet_weights: str | Path | None = None,
-        *,
-        trusted: bool = False,
-    ) -> str:
+    def initialise(self, init: str | Path = "scratch", imagenet_weights: str | Path | None = None,
+                   *, trusted: bool = False) -> str:
         """Load the initial network weights: ``scratch`` | ``imagenet`` | checkpoint path (see
         :func:`ssl4sar.models.initialise.initialise_model`); the heads keep their random initialisation. Returns a
         description, also recorded in the hyper-parameters."""
@@ -163,9 +133,7 @@ class PretrainModule(pl.LightningModule):
             sar = sar.contiguous(memory_format=torch.channels_last)
         return self.model.embed(sar)
 
-    def compute_loss(
-        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """The task loss (scalar) of a batch; ``generator`` fixes the random masks (OptSimMIM)."""
         raise NotImplementedError
 
@@ -175,10 +143,8 @@ class PretrainModule(pl.LightningModule):
         if sar.ndim != 4 or sar.shape[1] != 1:
             raise ValueError(f"batch['sar'] must be (B, 1, C, C), got {tuple(sar.shape)}")
         if optical.ndim != 4 or optical.shape[1] != n_optical or optical.shape[-2:] != sar.shape[-2:]:
-            raise ValueError(
-                f"batch['optical'] must be (B, {n_optical}, C, C) like the SAR crop "
-                f"{tuple(sar.shape)}, got {tuple(optical.shape)}"
-            )
+            raise ValueError(f"batch['optical'] must be (B, {n_optical}, C, C) like the SAR crop "
+                             f"{tuple(sar.shape)}, got {tuple(optical.shape)}")
         return sar, optical
 
     # ------------------------------------------------------------------ Lightning hooks
@@ -189,53 +155,30 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(batch)
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["sar"].shape[0]
-        )
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["sar"].shape[0])
         return loss
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(_val_seed(self.hparams["seed"], batch_idx))
         loss = self.compute_loss(batch, generator=gen)
-        self.log(
-            MONITOR,
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=batch["sar"].shape[0],
-        )
+        self.log(MONITOR, loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=batch["sar"].shape[0])
         return loss
 
-    def baseline_loss(
-        self, batch: Mapping[str, Any], band_means: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
         """The task loss of a trivial predictor that outputs ``band_means`` (14,) at every pixel (same masks as
         :meth:`compute_loss` for the same ``generator``): the level a useful pretraining must beat."""
         raise NotImplementedError
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(
-            params,
-            lr=self.hparams["lr"],
-            momentum=self.hparams["momentum"],
-            weight_decay=self.hparams["weight_decay"],
-        )
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=self.hparams["plateau_factor"], patience=self.hparams["plateau_patience"]
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {
-                "scheduler": sched,
-                "monitor": MONITOR,
-                "interval": "epoch",
-                "frequency": 1,
-                "strict": False,
-            },
-        }
+        opt = torch.optim.SGD(params, lr=self.hparams["lr"], momentum=self.hparams["momentum"],
+                              weight_decay=self.hparams["weight_decay"])
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.hparams["plateau_factor"],
+                                                           patience=self.hparams["plateau_patience"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": MONITOR, "interval": "epoch",
+                                                   "frequency": 1, "strict": False}}
 
 
 @torch.no_grad()
@@ -282,13 +225,8 @@ def method_settings(cfg: Mapping[str, Any] | Preset, method: str) -> dict[str, A
         raise ValueError(f"unknown pretraining method {method!r}: choose from {', '.join(METHODS)}")
     pre = as_preset(cfg).pretrain
     sub = getattr(pre, method).to_dict()
-    out: dict[str, Any] = {
-        "lr": sub.pop("lr"),
-        "momentum": pre.momentum,
-        "weight_decay": pre.weight_decay,
-        "plateau_factor": pre.plateau_factor,
-        "plateau_patience": pre.plateau_patience,
-    }
+    out: dict[str, Any] = {"lr": sub.pop("lr"), "momentum": pre.momentum, "weight_decay": pre.weight_decay,
+                           "plateau_factor": pre.plateau_factor, "plateau_patience": pre.plateau_patience}
     sub.pop("early_stopping_patience", None)
     out.update(sub)
     return out

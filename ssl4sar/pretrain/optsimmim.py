@@ -32,15 +32,8 @@ from torch import nn
 from ssl4sar.config import paper_preset
 from ssl4sar.pretrain.module import PretrainModule
 
-__all__ = [
-    "OptSimMIM",
-    "PatchEmbed",
-    "patchify",
-    "unpatchify",
-    "random_token_mask",
-    "token_mask",
-    "mask_to_image",
-]
+__all__ = ["OptSimMIM", "PatchEmbed", "patchify", "unpatchify", "random_token_mask", "token_mask",
+           "mask_to_image"]
 
 log = logging.getLogger(__name__)
 _PAPER = paper_preset().pretrain.optsimmim  # the constructor defaults
@@ -73,13 +66,9 @@ def unpatchify(tokens: torch.Tensor, patch_size: int, channels: int, grid: tuple
     return x.reshape(b, c, gh * p, gw * p)
 
 
-def random_token_mask(
-    size: tuple[int, int],
-    mask_ratio: float = 0.6,
-    mask_class_token: bool = False,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def random_token_mask(size: tuple[int, int], mask_ratio: float = 0.6, mask_class_token: bool = False,
+                      device: torch.device | str | None = None, generator: torch.Generator | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random token masking as lightly's ``random_token_mask`` (the reference's rule).
 
     ``size = (batch, tokens)``. ``num_keep = int(tokens · (1 − mask_ratio))``; uniform noise per token, token 0
@@ -151,29 +140,19 @@ class OptSimMIM(PretrainModule):
 
     method = "optsimmim"
 
-    def __init__(
-        self,
-        model_config: Mapping[str, Any],
-        lr: float = _PAPER.lr,
-        mask_ratio: float = _PAPER.mask_ratio,
-        token_size: int = _PAPER.token_size,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            model_config, lr=lr, mask_ratio=float(mask_ratio), token_size=int(token_size), **kwargs
-        )
+    def __init__(self, model_config: Mapping[str, Any], lr: float = _PAPER.lr, mask_ratio: float = _PAPER.mask_ratio,
+                 token_size: int = _PAPER.token_size, **kwargs: Any) -> None:
+        super().__init__(model_config, lr=lr, mask_ratio=float(mask_ratio), token_size=int(token_size), **kwargs)
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         if int(token_size) != self.model.patch_size:
-            raise ValueError(
-                f"token_size {token_size} must equal the model's patch_size {self.model.patch_size} "
-                "(masking acts on the patch-embedding tokens)"
-            )
+            raise ValueError(f"token_size {token_size} must equal the model's patch_size {self.model.patch_size} "
+                             "(masking acts on the patch-embedding tokens)")
         e, p, c = self.model.embed_dim, self.model.patch_size, int(self.hparams["n_optical"])
         self.mask_ratio = float(mask_ratio)
         self.token_size = p
         self.grid = (self.model.img_size // p, self.model.img_size // p)
-        self.register_buffer("mask_token", torch.zeros(1, 1, e))  # all zeros, never trained (reference)
+        self.register_buffer("mask_token", torch.zeros(1, 1, e))   # all zeros, never trained (reference)
         self.last_model_decoder_layer = nn.Conv2d(e, 3, kernel_size=1)
         self.patch_embed_after_decoder = PatchEmbed(3, e, p)
         self.token_head = nn.Linear(e, p * p * c)
@@ -186,9 +165,8 @@ class OptSimMIM(PretrainModule):
 
     def draw_mask(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Masked token indices (B, M) on this module's device (:func:`random_token_mask`)."""
-        _, idx_mask = random_token_mask(
-            (batch_size, self.n_tokens), self.mask_ratio, device=self.device, generator=generator
-        )
+        _, idx_mask = random_token_mask((batch_size, self.n_tokens), self.mask_ratio, device=self.device,
+                                        generator=generator)
         return idx_mask
 
     def forward(self, sar: torch.Tensor, idx_mask: torch.Tensor) -> torch.Tensor:
@@ -208,12 +186,8 @@ class OptSimMIM(PretrainModule):
         tokens = patchify(optical, self.token_size)
         return torch.gather(tokens, 1, idx_mask[..., None].expand(-1, -1, tokens.shape[-1]))
 
-    def compute_loss(
-        self,
-        batch: Mapping[str, Any],
-        generator: torch.Generator | None = None,
-        idx_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None,
+                     idx_mask: torch.Tensor | None = None) -> torch.Tensor:
         """L1 between predicted and true optical values of the masked tokens (mean over tokens × values)."""
         sar, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
         if idx_mask is None:
@@ -221,13 +195,9 @@ class OptSimMIM(PretrainModule):
         pred = self(sar, idx_mask)
         return F.l1_loss(pred.float(), self.target(optical, idx_mask).float())
 
-    def baseline_loss(
-        self,
-        batch: Mapping[str, Any],
-        band_means: torch.Tensor,
-        generator: torch.Generator | None = None,
-        idx_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,
+                      generator: torch.Generator | None = None, idx_mask: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """L1 on the masked tokens of predicting ``band_means`` (14,) at every pixel (same mask draw as
         :meth:`compute_loss` for the same ``generator``)."""
         sar, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
@@ -238,12 +208,8 @@ class OptSimMIM(PretrainModule):
         return (target - pred).abs().mean()
 
     @torch.no_grad()
-    def reconstruct(
-        self,
-        sar: torch.Tensor,
-        idx_mask: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def reconstruct(self, sar: torch.Tensor, idx_mask: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Predictions as images, for figures.
 
         Returns ``mask`` (B, C, C) bool (pixels of masked tokens), ``masked_sar`` (B, 1, C, C) (the SAR crop
@@ -258,8 +224,5 @@ class OptSimMIM(PretrainModule):
         tokens = torch.zeros(b, self.n_tokens, p * p * c, device=pred.device)
         tokens.scatter_(1, idx_mask[..., None].expand(-1, -1, p * p * c), pred)
         mask = mask_to_image(token_mask(idx_mask, self.n_tokens), self.grid, p)
-        return {
-            "mask": mask,
-            "masked_sar": sar.float() * (~mask[:, None]).to(sar.dtype),
-            "prediction": unpatchify(tokens, p, c, self.grid),
-        }
+        return {"mask": mask, "masked_sar": sar.float() * (~mask[:, None]).to(sar.dtype),
+                "prediction": unpatchify(tokens, p, c, self.grid)}

@@ -30,31 +30,23 @@ class OptTranslator(PretrainModule):
 
     method = "opttranslator"
 
-    def __init__(
-        self,
-        model_config: Mapping[str, Any],
-        lr: float = paper_preset().pretrain.opttranslator.lr,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, model_config: Mapping[str, Any], lr: float = paper_preset().pretrain.opttranslator.lr,
+                 **kwargs: Any) -> None:
         super().__init__(model_config, lr=lr, **kwargs)
-        self.last_model_decoder_layer = nn.Conv2d(
-            self.model.embed_dim, int(self.hparams["n_optical"]), kernel_size=1
-        )
+        self.last_model_decoder_layer = nn.Conv2d(self.model.embed_dim, int(self.hparams["n_optical"]),
+                                                  kernel_size=1)
 
     def forward(self, sar: torch.Tensor) -> torch.Tensor:
         """SAR (B, 1, C, C) in [0, 1] → predicted optical bands (B, 14, C, C)."""
         return self.last_model_decoder_layer(self.encode_decode(self.embed(sar)))
 
-    def compute_loss(
-        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """Dense L1 between the predicted and the true optical crop (mean over pixels × bands)."""
         sar, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
         return F.l1_loss(self(sar).float(), optical.float())
 
-    def baseline_loss(
-        self, batch: Mapping[str, Any], band_means: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Dense L1 of predicting ``band_means`` (14,) at every pixel."""
         _, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
         means = band_means.to(optical.device, torch.float32)[None, :, None, None]

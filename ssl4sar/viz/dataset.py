@@ -23,14 +23,8 @@ from ssl4sar.viz.layers import (
 from ssl4sar.viz.pretraining import OPTICAL_TARGET_BANDS, _as_numpy, optical_rgb
 
 
-def plot_scene_gallery(
-    scenes: Sequence[Any],
-    ncols: int = 3,
-    panel_size: float = 4.2,
-    zone_alpha: float = 0.35,
-    front_thickness_px: int = 3,
-    legend: bool = True,
-) -> Figure:
+def plot_scene_gallery(scenes: Sequence[Any], ncols: int = 3, panel_size: float = 4.2, zone_alpha: float = 0.35,
+                       front_thickness_px: int = 3, legend: bool = True) -> Figure:
     """SAR scenes with their zone maps, fronts and front search boxes, one panel each.
 
     ``scenes``: mappings with ``image`` (``(H, W)`` uint8) and optionally ``zones`` (class ids), ``front``
@@ -47,17 +41,13 @@ def plot_scene_gallery(
         if isinstance(s, dict):
             items.append(s)
         else:
-            items.append(
-                {"image": s.image, "zones": getattr(s, "mask", None), "title": getattr(s, "name", "")}
-            )
+            items.append({"image": s.image, "zones": getattr(s, "mask", None), "title": getattr(s, "name", "")})
     n = len(items)
     if n == 0:
         raise ValueError("no scenes to show")
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.8), squeeze=False
-    )
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.8), squeeze=False)
     has = {"zones": False, "front": False, "bbox": False}
     for ax, item in zip(axes.ravel(), items):
         show_sar(ax, item["image"])
@@ -76,15 +66,12 @@ def plot_scene_gallery(
     if legend:
         handles: list[Any] = []
         if has["zones"]:
-            handles += [
-                Patch(facecolor=c, edgecolor="0.5", label=name) for c, name in zip(ZONE_COLORS, CLASS_NAMES)
-            ]
+            handles += [Patch(facecolor=c, edgecolor="0.5", label=name) for c, name in zip(ZONE_COLORS, CLASS_NAMES)]
         if has["front"]:
             handles.append(Line2D([], [], color=GT_FRONT_COLOR, linewidth=3, label="calving front"))
         if has["bbox"]:
-            handles.append(
-                Line2D([], [], color=BBOX_COLOR, linewidth=1.6, linestyle="--", label="front search box")
-            )
+            handles.append(Line2D([], [], color=BBOX_COLOR, linewidth=1.6, linestyle="--",
+                                  label="front search box"))
         if handles:
             fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 1))
@@ -101,20 +88,9 @@ def plot_acquisition_timeline(inventory: Any, glaciers: Sequence[str] | None = N
 
     if len(inventory) == 0:
         raise ValueError("empty inventory")
-    order = (
-        list(glaciers)
-        if glaciers is not None
-        else list(
-            dict.fromkeys(
-                [
-                    g
-                    for g in ("Mapple", "COL", "Crane", "DBE", "JAC", "Jorum", "SI")
-                    if g in set(inventory["glacier"])
-                ]
-                + sorted(set(inventory["glacier"]))
-            )
-        )
-    )
+    order = list(glaciers) if glaciers is not None else list(dict.fromkeys(
+        [g for g in ("Mapple", "COL", "Crane", "DBE", "JAC", "Jorum", "SI") if g in set(inventory["glacier"])]
+        + sorted(set(inventory["glacier"]))))
     sensors = list(dict.fromkeys(inventory["sensor"].tolist()))
     cmap = plt.get_cmap("tab10")
     colors = {s: cmap(i % 10) for i, s in enumerate(sensors)}
@@ -123,41 +99,25 @@ def plot_acquisition_timeline(inventory: Any, glaciers: Sequence[str] | None = N
     rng = np.random.default_rng(0)
     for (sensor, split), grp in inventory.groupby(["sensor", "split"], observed=True):
         y = np.array([order.index(g) for g in grp["glacier"]], dtype=float)
-        y += rng.uniform(-0.18, 0.18, size=y.size)  # jitter so that close dates stay visible
-        ax.scatter(
-            grp["date"],
-            y,
-            color=colors[sensor],
-            marker=markers.get(str(split), "o"),
-            s=28,
-            edgecolors="white",
-            linewidths=0.4,
-            alpha=0.9,
-        )
+        y += rng.uniform(-0.18, 0.18, size=y.size)   # jitter so that close dates stay visible
+        ax.scatter(grp["date"], y, color=colors[sensor], marker=markers.get(str(split), "o"), s=28,
+                   edgecolors="white", linewidths=0.4, alpha=0.9)
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels(order)
     ax.invert_yaxis()
     ax.set_xlabel("acquisition date")
     ax.grid(axis="x", alpha=0.3)
     handles = [Line2D([], [], marker="s", linestyle="none", color=colors[s], label=s) for s in sensors]
-    handles += [
-        Line2D([], [], marker=m, linestyle="none", color="0.3", label=k)
-        for k, m in markers.items()
-        if k in set(inventory["split"].astype(str))
-    ]
+    handles += [Line2D([], [], marker=m, linestyle="none", color="0.3", label=k) for k, m in markers.items()
+                if k in set(inventory["split"].astype(str))]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
 
-def plot_sar_optical(
-    sar: np.ndarray,
-    optical: np.ndarray,
-    band_names: Sequence[str] = OPTICAL_TARGET_BANDS,
-    single_bands: Sequence[str] = ("B8", "B11", "SCL"),
-    title: str | None = None,
-    panel_size: float = 3.3,
-) -> Figure:
+def plot_sar_optical(sar: np.ndarray, optical: np.ndarray, band_names: Sequence[str] = OPTICAL_TARGET_BANDS,
+                     single_bands: Sequence[str] = ("B8", "B11", "SCL"), title: str | None = None,
+                     panel_size: float = 3.3) -> Figure:
     """A SAR image next to its co-registered optical image: true colour (B4/B3/B2) and single bands.
 
     ``sar``: ``(H, W)`` (uint8 or float in [0, 1]); ``optical``: ``(C, H, W)`` with channels ``band_names``
@@ -211,12 +171,7 @@ def plot_coregistration(example: Any, panel_size: float = 4.0) -> Figure:
 
     # (a) footprints
     ax = axes[0, 0]
-    styles = {
-        "sar": ("#1f77b4", "-"),
-        "optical": ("#2ca02c", "-"),
-        "aoi": ("k", "--"),
-        "grid": ("#d62728", "-"),
-    }
+    styles = {"sar": ("#1f77b4", "-"), "optical": ("#2ca02c", "-"), "aoi": ("k", "--"), "grid": ("#d62728", "-")}
     for fp in ex.footprints:
         color, ls = styles.get(fp.kind, ("0.5", "-"))
         geoms = getattr(fp.geometry, "geoms", [fp.geometry])
@@ -224,14 +179,8 @@ def plot_coregistration(example: Any, panel_size: float = 4.0) -> Figure:
             if g.is_empty or not hasattr(g, "exterior"):
                 continue
             x, y = g.exterior.xy
-            ax.plot(
-                np.asarray(x) / km,
-                np.asarray(y) / km,
-                color=color,
-                linestyle=ls,
-                linewidth=2.0 if fp.kind in ("grid", "aoi") else 1.0,
-                alpha=1.0 if fp.used else 0.45,
-            )
+            ax.plot(np.asarray(x) / km, np.asarray(y) / km, color=color, linestyle=ls,
+                    linewidth=2.0 if fp.kind in ("grid", "aoi") else 1.0, alpha=1.0 if fp.used else 0.45)
     gx0, gx1, gy0, gy1 = ext_km(ex.grid_extent)
     pad = 0.5 * max(gx1 - gx0, gy1 - gy0)
     ax.set_xlim(gx0 - pad, gx1 + pad)
@@ -240,74 +189,39 @@ def plot_coregistration(example: Any, panel_size: float = 4.0) -> Figure:
     ax.set_xlabel(f"x (km, {ex.grid_crs})")
     ax.set_ylabel("y (km)")
     ax.set_title("before: scene footprints")
-    ax.legend(
-        handles=[
-            Line2D([], [], color=c, linestyle=ls, label=k)
-            for k, (c, ls) in zip(
-                ("S1 scenes", "S2 scenes", "area of interest", "glacier grid"), styles.values()
-            )
-        ],
-        fontsize=6.5,
-        loc="lower center",
-        ncol=2,
-        framealpha=0.85,
-    )
-    ax.set_ylim(gy0 - 1.6 * pad, gy1 + pad)  # room for the legend below the footprints
+    ax.legend(handles=[Line2D([], [], color=c, linestyle=ls, label=k) for k, (c, ls) in
+                       zip(("S1 scenes", "S2 scenes", "area of interest", "glacier grid"), styles.values())],
+              fontsize=6.5, loc="lower center", ncol=2, framealpha=0.85)
+    ax.set_ylim(gy0 - 1.6 * pad, gy1 + pad)   # room for the legend below the footprints
 
     # (b) raw SAR in its own grid
     ax = axes[0, 1]
     finite = ex.raw_sar_db[np.isfinite(ex.raw_sar_db)]
-    lo, hi = np.percentile(finite, (1, 99)) if finite.size else (-30.0, 5.0)
-    im = ax.imshow(
-        ex.raw_sar_db,
-        cmap="gray",
-        vmin=lo,
-        vmax=hi,
-        extent=ext_km(ex.raw_sar_extent),
-        interpolation="nearest",
-    )
+    lo, hi = (np.percentile(finite, (1, 99)) if finite.size else (-30.0, 5.0))
+    im = ax.imshow(ex.raw_sar_db, cmap="gray", vmin=lo, vmax=hi, extent=ext_km(ex.raw_sar_extent),
+                   interpolation="nearest")
     fig.colorbar(im, ax=ax, shrink=0.75, label="σ⁰ (dB)")
-    ax.set_title(
-        f"before: Sentinel-1 as delivered\n{ex.raw_sar_name}\n{ex.raw_sar_crs}, "
-        f"{ex.raw_sar_resolution_m:g} m",
-        fontsize=8,
-    )
+    ax.set_title(f"before: Sentinel-1 as delivered\n{ex.raw_sar_name}\n{ex.raw_sar_crs}, "
+                 f"{ex.raw_sar_resolution_m:g} m", fontsize=8)
     ax.set_xlabel("x (km)")
 
     # (c) raw SCL in its own grid
     ax = axes[0, 2]
     scl_raw = np.ma.masked_equal(ex.raw_scl, 0)
-    ax.imshow(
-        scl_raw, cmap="tab20", vmin=0, vmax=19, extent=ext_km(ex.raw_optical_extent), interpolation="nearest"
-    )
-    ax.set_title(
-        f"before: Sentinel-2 SCL as delivered\n{ex.raw_optical_name}\n{ex.raw_optical_crs}, "
-        f"{ex.raw_optical_resolution_m:g} m",
-        fontsize=8,
-    )
+    ax.imshow(scl_raw, cmap="tab20", vmin=0, vmax=19, extent=ext_km(ex.raw_optical_extent), interpolation="nearest")
+    ax.set_title(f"before: Sentinel-2 SCL as delivered\n{ex.raw_optical_name}\n{ex.raw_optical_crs}, "
+                 f"{ex.raw_optical_resolution_m:g} m", fontsize=8)
     ax.set_xlabel("x (km)")
 
     grid_ext = ext_km(ex.grid_extent)
     # (d) constructed SAR
     ax = axes[1, 0]
-    ax.imshow(
-        np.ma.masked_equal(ex.sar, 0), cmap="gray", vmin=0, vmax=255, extent=grid_ext, interpolation="nearest"
-    )
+    ax.imshow(np.ma.masked_equal(ex.sar, 0), cmap="gray", vmin=0, vmax=255, extent=grid_ext, interpolation="nearest")
     if ex.truth_db is not None:
-        ax.contour(
-            ex.truth_db,
-            levels=[-14.0],
-            colors=["#ff7f0e"],
-            linewidths=0.9,
-            linestyles="solid",
-            extent=grid_ext,
-            origin="upper",
-        )
-    ax.set_title(
-        f"after: {ex.sar_file}\n8-bit, glacier grid {ex.grid_crs}, {ex.resolution_m:g} m"
-        + ("\n(orange: true σ⁰ = −14 dB lines)" if ex.truth_db is not None else ""),
-        fontsize=8,
-    )
+        ax.contour(ex.truth_db, levels=[-14.0], colors=["#ff7f0e"], linewidths=0.9, linestyles="solid",
+                   extent=grid_ext, origin="upper")
+    ax.set_title(f"after: {ex.sar_file}\n8-bit, glacier grid {ex.grid_crs}, {ex.resolution_m:g} m"
+                 + ("\n(orange: true σ⁰ = −14 dB lines)" if ex.truth_db is not None else ""), fontsize=8)
     ax.set_xlabel("x (km)")
     # (e) constructed RGB
     ax = axes[1, 1]
@@ -319,38 +233,24 @@ def plot_coregistration(example: Any, panel_size: float = 4.0) -> Figure:
     ax.set_xlabel("x (km)")
     # (f) constructed SCL
     ax = axes[1, 2]
-    ax.imshow(
-        np.ma.masked_equal(ex.scl, 0), cmap="tab20", vmin=0, vmax=19, extent=grid_ext, interpolation="nearest"
-    )
+    ax.imshow(np.ma.masked_equal(ex.scl, 0), cmap="tab20", vmin=0, vmax=19, extent=grid_ext,
+              interpolation="nearest")
     if ex.truth_scl is not None:
-        ax.contour(
-            ex.truth_scl.astype(float),
-            levels=[8.5],
-            colors=["k"],
-            linewidths=0.9,
-            linestyles="solid",
-            extent=grid_ext,
-            origin="upper",
-        )
-    ax.set_title(
-        "after: SCL on the glacier grid"
-        + ("\n(black: true cell boundaries)" if ex.truth_scl is not None else ""),
-        fontsize=8,
-    )
+        ax.contour(ex.truth_scl.astype(float), levels=[8.5], colors=["k"], linewidths=0.9, linestyles="solid",
+                   extent=grid_ext, origin="upper")
+    ax.set_title("after: SCL on the glacier grid" + ("\n(black: true cell boundaries)" if ex.truth_scl is not None
+                                                      else ""), fontsize=8)
     ax.set_xlabel("x (km)")
     for a in axes[1]:
         a.set_xlim(grid_ext[0], grid_ext[1])
         a.set_ylim(grid_ext[2], grid_ext[3])
-    fig.suptitle(
-        f"Dataset construction, glacier {ex.glacier}: raw scenes (top) → co-registered grid (bottom)"
-    )
+    fig.suptitle(f"Dataset construction, glacier {ex.glacier}: raw scenes (top) → co-registered grid (bottom)")
     fig.tight_layout()
     return fig
 
 
-def plot_realism(
-    intensity: Any, gradients: Any, summary: Any, colors: dict[str, str] | None = None
-) -> Figure:
+def plot_realism(intensity: Any, gradients: Any, summary: Any,
+                 colors: dict[str, str] | None = None) -> Figure:
     """Synthetic vs real SAR per class: intensity histograms, gradient histograms, ENL and median gradient.
 
     Args:
@@ -370,9 +270,7 @@ def plot_realism(
         palette.setdefault(s, "#444444" if s == "real" else default(i % 10))
     classes = [c for c in (1, 2, 3) if c in set(intensity["class"])]
     fig, axes = plt.subplots(2, len(classes) + 1, figsize=(3.6 * (len(classes) + 1), 6.4), squeeze=False)
-    for row, (frame, xlabel) in enumerate(
-        ((intensity, "grey level"), (gradients, "Sobel gradient (grey levels/px)"))
-    ):
+    for row, (frame, xlabel) in enumerate(((intensity, "grey level"), (gradients, "Sobel gradient (grey levels/px)"))):
         for col, c in enumerate(classes):
             ax = axes[row, col]
             for s in sources:
@@ -380,40 +278,21 @@ def plot_realism(
                 if f.empty or float(f["density"].sum()) == 0.0:
                     continue
                 width = (f["bin_right"] - f["bin_left"]).to_numpy()
-                ax.step(
-                    f["bin_left"].to_numpy(),
-                    f["density"].to_numpy() / width,
-                    where="post",
-                    color=palette[s],
-                    label=s,
-                    linewidth=1.4,
-                )
-            name = (
-                frame.loc[frame["class"] == c, "class_name"].iloc[0]
-                if (frame["class"] == c).any()
-                else str(c)
-            )
+                ax.step(f["bin_left"].to_numpy(), f["density"].to_numpy() / width, where="post", color=palette[s],
+                        label=s, linewidth=1.4)
+            name = frame.loc[frame["class"] == c, "class_name"].iloc[0] if (frame["class"] == c).any() else str(c)
             ax.set_title(f"{name}: {'intensity' if row == 0 else 'gradient'}", fontsize=10)
             ax.set_xlabel(xlabel, fontsize=8)
             ax.set_ylabel("density", fontsize=8)
             ax.legend(fontsize=7)
-    for row, (stat, label) in enumerate(
-        (
-            ("enl", "ENL (median, homogeneous windows)"),
-            ("median_gradient", "median gradient (grey levels/px)"),
-        )
-    ):
+    for row, (stat, label) in enumerate((("enl", "ENL (median, homogeneous windows)"),
+                                         ("median_gradient", "median gradient (grey levels/px)"))):
         ax = axes[row, -1]
         width = 0.8 / max(len(sources), 1)
         for i, s in enumerate(sources):
             f = summary[summary["source"] == s].set_index("class").reindex(classes)
-            ax.bar(
-                np.arange(len(classes)) + (i - (len(sources) - 1) / 2) * width,
-                f[stat].to_numpy(dtype=float),
-                width=width,
-                color=palette[s],
-                label=s,
-            )
+            ax.bar(np.arange(len(classes)) + (i - (len(sources) - 1) / 2) * width, f[stat].to_numpy(dtype=float),
+                   width=width, color=palette[s], label=s)
         names = summary.drop_duplicates("class").set_index("class").reindex(classes)["class_name"]
         ax.set_xticks(np.arange(len(classes)))
         ax.set_xticklabels(list(names))

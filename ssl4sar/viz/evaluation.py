@@ -32,14 +32,9 @@ def _group_colours(groups: Sequence[str], human_groups: Sequence[str] = ()) -> d
     return out
 
 
-def plot_annotator_comparison(
-    pairs: Any,
-    summary: Any,
-    bootstrap: Mapping[str, Any] | None = None,
-    paper: Mapping[str, float] | None = None,
-    human_groups: Sequence[str] = (),
-    title: str | None = None,
-) -> Figure:
+def plot_annotator_comparison(pairs: Any, summary: Any, bootstrap: Mapping[str, Any] | None = None,
+                              paper: Mapping[str, float] | None = None, human_groups: Sequence[str] = (),
+                              title: str | None = None) -> Figure:
     """Distributions of annotator-vs-annotator and model-vs-annotator MDE (metres) with confidence intervals.
 
     Left: one dot per compared pair (pooled MDE over the images), per group, with the group's mean and its
@@ -75,16 +70,8 @@ def plot_annotator_comparison(
                 ax0.hlines([lo, hi], i + 0.26, i + 0.38, color="k", lw=1.2, zorder=3)
             ax0.plot(i + 0.32, mean, "D", color="k", ms=5, zorder=4)
         else:
-            ax0.text(
-                i,
-                0.5,
-                "no front\nto compare",
-                transform=ax0.get_xaxis_transform(),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="0.4",
-            )
+            ax0.text(i, 0.5, "no front\nto compare", transform=ax0.get_xaxis_transform(), ha="center",
+                     va="center", fontsize=8, color="0.4")
     ref_styles = ("--", ":", "-.", (0, (5, 1, 1, 1)))
     for j, (label, value) in enumerate((paper or {}).items()):
         style = ref_styles[j % len(ref_styles)]
@@ -129,16 +116,10 @@ def plot_annotator_comparison(
     return fig
 
 
-def plot_annotator_fronts(
-    sar: np.ndarray,
-    annotator_fronts: Mapping[str, np.ndarray],
-    model_front: np.ndarray | None = None,
-    model_label: str = "model",
-    title: str | None = None,
-    ax: Axes | None = None,
-    thickness_px: int = 1,
-    cmap: str = "cool",
-) -> Figure:
+def plot_annotator_fronts(sar: np.ndarray, annotator_fronts: Mapping[str, np.ndarray],
+                          model_front: np.ndarray | None = None, model_label: str = "model",
+                          title: str | None = None, ax: Axes | None = None, thickness_px: int = 1,
+                          cmap: str = "cool") -> Figure:
     """A SAR image with the fronts of several annotators (one colour each) and the model's front (yellow).
 
     Args:
@@ -167,12 +148,8 @@ def plot_annotator_fronts(
         rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
         rgba[mask] = to_rgba(PRED_FRONT_COLOR)
         ax.imshow(rgba, interpolation="nearest")
-        handles.append(
-            Patch(
-                facecolor=PRED_FRONT_COLOR,
-                label=model_label if model_front.any() else f"{model_label} (no front)",
-            )
-        )
+        handles.append(Patch(facecolor=PRED_FRONT_COLOR, label=model_label if model_front.any()
+                             else f"{model_label} (no front)"))
     if handles:
         ax.legend(handles=handles, loc="lower right", fontsize="x-small", framealpha=0.8)
     if title:
@@ -180,12 +157,8 @@ def plot_annotator_fronts(
     return fig
 
 
-def plot_front_overlays(
-    scenes: Sequence[Mapping[str, Any]],
-    panel_size: float = 3.6,
-    thickness_px: int | None = None,
-    max_side_px: int | None = 1500,
-) -> Figure:
+def plot_front_overlays(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.6,
+                        thickness_px: int | None = None, max_side_px: int | None = 1500) -> Figure:
     """Predicted and true fronts of several evaluations side by side: one row per scene, one column per evaluation.
 
     Args:
@@ -202,9 +175,8 @@ def plot_front_overlays(
     if not scenes:
         raise ValueError("no scenes to draw")
     names = list(dict.fromkeys(n for s in scenes for n in s["predictions"]))
-    fig, axes = plt.subplots(
-        len(scenes), len(names), figsize=(panel_size * len(names), panel_size * len(scenes)), squeeze=False
-    )
+    fig, axes = plt.subplots(len(scenes), len(names), figsize=(panel_size * len(names), panel_size * len(scenes)),
+                             squeeze=False)
     for r, scene in enumerate(scenes):
         step = display_step(np.shape(scene["sar"]), max_side_px)
         sar = downsample_for_display(scene["sar"], step)
@@ -219,15 +191,8 @@ def plot_front_overlays(
             mean_m = float(pred.get("mean_m", float("nan")))
             label = "missing front" if not np.isfinite(mean_m) else f"mean distance {mean_m:.0f} m"
             zones = None if pred.get("zones") is None else downsample_for_display(pred["zones"], step)
-            plot_prediction(
-                sar,
-                zones,
-                downsample_for_display(pred["front"], step, keep_lines=True),
-                gt_front,
-                ax=ax,
-                thickness_px=t,
-                zone_alpha=0.25,
-            )
+            plot_prediction(sar, zones, downsample_for_display(pred["front"], step, keep_lines=True), gt_front, ax=ax,
+                            thickness_px=t, zone_alpha=0.25)
             legend = ax.get_legend()
             if legend is not None and (r, c) != (0, 0):
                 legend.remove()
@@ -238,12 +203,8 @@ def plot_front_overlays(
     return fig
 
 
-def plot_uncertainty_examples(
-    scenes: Sequence[Mapping[str, Any]],
-    panel_size: float = 3.4,
-    vmax: float | None = None,
-    max_side_px: int | None = 1500,
-) -> Figure:
+def plot_uncertainty_examples(scenes: Sequence[Mapping[str, Any]], panel_size: float = 3.4,
+                              vmax: float | None = None, max_side_px: int | None = 1500) -> Figure:
     """Where the fused prediction is wrong, and how uncertain the members were: one row per scene.
 
     Args:
@@ -265,9 +226,8 @@ def plot_uncertainty_examples(
         values = [np.asarray(u, dtype=np.float32).ravel() for s in scenes for u in s["uncertainty"].values()]
         vmax = max(0.02, float(np.percentile(np.concatenate(values), 99.5))) if values else 0.5
     ncols = 2 + len(names)
-    fig, axes = plt.subplots(
-        len(scenes), ncols, figsize=(panel_size * ncols + 0.8, panel_size * len(scenes)), squeeze=False
-    )
+    fig, axes = plt.subplots(len(scenes), ncols, figsize=(panel_size * ncols + 0.8, panel_size * len(scenes)),
+                             squeeze=False)
     im = None
     for r, scene in enumerate(scenes):
         step = display_step(np.shape(scene["sar"]), max_side_px)
@@ -291,27 +251,19 @@ def plot_uncertainty_examples(
             if u is None:
                 ax.set_axis_off()
                 continue
-            im = ax.imshow(
-                downsample_for_display(u, step).astype(np.float32),
-                cmap="magma",
-                vmin=0.0,
-                vmax=vmax,
-                interpolation="nearest",
-            )
+            im = ax.imshow(downsample_for_display(u, step).astype(np.float32), cmap="magma", vmin=0.0, vmax=vmax,
+                           interpolation="nearest")
             ax.set_title(f"uncertainty: {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
     if im is not None:
-        fig.colorbar(
-            im, ax=list(axes[:, 2:].ravel()), shrink=0.8, label="std of the softmax (predicted class)"
-        )
+        fig.colorbar(im, ax=list(axes[:, 2:].ravel()), shrink=0.8, label="std of the softmax (predicted class)")
     return fig
 
 
-def plot_run_mdes(
-    mdes: Mapping[str, Sequence[float]], this_run: Mapping[str, float] | None = None, ax: Axes | None = None
-) -> Figure:
+def plot_run_mdes(mdes: Mapping[str, Sequence[float]], this_run: Mapping[str, float] | None = None,
+                  ax: Axes | None = None) -> Figure:
     """Test MDE of every training run per method (dots) with the mean (bar), e.g. the paper's five runs
     (:data:`ssl4sar.stats.PAPER_RUN_MDES_M`); metres.
 
@@ -330,20 +282,10 @@ def plot_run_mdes(
         v = np.asarray(values, dtype=np.float64)
         ax.bar(i, v.mean(), width=0.6, color="#c6dbef", edgecolor="#4a6fa5", zorder=1)
         ax.scatter(i + rng.uniform(-0.15, 0.15, size=v.size), v, color="#08306b", s=22, zorder=3)
-        ax.annotate(
-            f"mean {v.mean():.1f}",
-            (i, v.max()),
-            xytext=(0, 6),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            zorder=4,
-        )
+        ax.annotate(f"mean {v.mean():.1f}", (i, v.max()), xytext=(0, 6), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8, zorder=4)
         if this_run and name in this_run and np.isfinite(this_run[name]):
-            ax.scatter(
-                [i], [this_run[name]], marker="D", facecolors="none", edgecolors="#d62728", s=50, zorder=4
-            )
+            ax.scatter([i], [this_run[name]], marker="D", facecolors="none", edgecolors="#d62728", s=50, zorder=4)
     ax.set_xticks(range(len(mdes)))
     ax.set_xticklabels(list(mdes))
     ax.set_ylabel("test MDE (m)")

@@ -45,18 +45,12 @@ def show_sar(ax: Axes, sar: np.ndarray, vmin: float | None = None, vmax: float |
     return ax
 
 
-def show_zones(
-    ax: Axes,
-    zones: np.ndarray,
-    alpha: float = 0.4,
-    legend: bool = True,
-    class_names: Sequence[str] = CLASS_NAMES,
-) -> Axes:
+def show_zones(ax: Axes, zones: np.ndarray, alpha: float = 0.4, legend: bool = True,
+               class_names: Sequence[str] = CLASS_NAMES) -> Axes:
     """Overlay a class map (ids 0..3) with :data:`ZONE_COLORS` at transparency ``alpha``."""
     zones = np.asarray(zones)
-    ax.imshow(
-        zones, cmap=zone_cmap(), vmin=-0.5, vmax=len(ZONE_COLORS) - 0.5, alpha=alpha, interpolation="nearest"
-    )
+    ax.imshow(zones, cmap=zone_cmap(), vmin=-0.5, vmax=len(ZONE_COLORS) - 0.5, alpha=alpha,
+              interpolation="nearest")
     if legend:
         handles = [Patch(facecolor=c, edgecolor="0.5", label=n) for c, n in zip(ZONE_COLORS, class_names)]
         _add_legend(ax, handles)
@@ -70,13 +64,8 @@ def _thicken(front: np.ndarray, thickness_px: int) -> np.ndarray:
     return mask
 
 
-def show_front(
-    ax: Axes,
-    front: np.ndarray,
-    color: str = PRED_FRONT_COLOR,
-    label: str | None = None,
-    thickness_px: int = 3,
-) -> Axes:
+def show_front(ax: Axes, front: np.ndarray, color: str = PRED_FRONT_COLOR, label: str | None = None,
+               thickness_px: int = 3) -> Axes:
     """Overlay a front mask in ``color``, dilated to a ``thickness_px`` square for visibility."""
     mask = _thicken(front, thickness_px)
     rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
@@ -94,9 +83,8 @@ def _add_legend(ax: Axes, handles: list[Any]) -> None:
     ax.legend(handles=handles, loc="lower right", fontsize="small", framealpha=0.8)
 
 
-def scene_axes(
-    sar: np.ndarray, ax: Axes | None = None, width_in: float = 6.0, title_in: float = 0.4
-) -> tuple[Figure, Axes]:
+def scene_axes(sar: np.ndarray, ax: Axes | None = None, width_in: float = 6.0,
+               title_in: float = 0.4) -> tuple[Figure, Axes]:
     """Draw ``sar`` into ``ax`` (default: a new figure ``width_in`` inches wide with the scene's aspect ratio plus
     ``title_in`` inches for a title); returns the figure and axes for the layers drawn on top."""
     if ax is None:
@@ -108,16 +96,9 @@ def scene_axes(
     return fig, ax
 
 
-def plot_prediction(
-    sar: np.ndarray,
-    zones: np.ndarray | None = None,
-    pred_front: np.ndarray | None = None,
-    gt_front: np.ndarray | None = None,
-    title: str | None = None,
-    ax: Axes | None = None,
-    thickness_px: int = 3,
-    zone_alpha: float = 0.4,
-) -> Figure:
+def plot_prediction(sar: np.ndarray, zones: np.ndarray | None = None, pred_front: np.ndarray | None = None,
+                    gt_front: np.ndarray | None = None, title: str | None = None, ax: Axes | None = None,
+                    thickness_px: int = 3, zone_alpha: float = 0.4) -> Figure:
     """SAR image with an optional zone map, predicted front (yellow), true front (red), overlap (magenta).
 
     Args:
@@ -144,13 +125,8 @@ def plot_prediction(
     return fig
 
 
-def plot_uncertainty(
-    std: np.ndarray,
-    class_names: Sequence[str] = CLASS_NAMES,
-    classes: Sequence[int] | None = None,
-    vmax: float | None = None,
-    axes: Sequence[Axes] | None = None,
-) -> Figure:
+def plot_uncertainty(std: np.ndarray, class_names: Sequence[str] = CLASS_NAMES, classes: Sequence[int] | None = None,
+                     vmax: float | None = None, axes: Sequence[Axes] | None = None) -> Figure:
     """Per-class uncertainty maps (e.g. the ensemble / TTA standard deviation of the softmax, §9).
 
     Args:
@@ -170,9 +146,7 @@ def plot_uncertainty(
         names = [class_names[i] if i < len(class_names) else f"class {i}" for i in idx]
     if axes is None:
         h, w = std.shape[1:]
-        fig, ax_arr = plt.subplots(
-            1, len(idx), figsize=(3.6 * len(idx), 3.6 * h / max(w, 1) + 0.6), squeeze=False
-        )
+        fig, ax_arr = plt.subplots(1, len(idx), figsize=(3.6 * len(idx), 3.6 * h / max(w, 1) + 0.6), squeeze=False)
         axes = list(ax_arr[0])
     else:
         axes = list(axes)
@@ -199,9 +173,8 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150, close: bool = Tru
     return path
 
 
-def show_bounding_box(
-    ax: Axes, bbox: Any, color: str = BBOX_COLOR, label: str | None = "front search box", stride: int = 1
-) -> Axes:
+def show_bounding_box(ax: Axes, bbox: Any, color: str = BBOX_COLOR, label: str | None = "front search box",
+                      stride: int = 1) -> Axes:
     """Draw a :class:`ssl4sar.data.caffe.BoundingBox` as a dashed rectangle: the rows ``y_rl ≤ r < y_lu`` and
     columns ``x_lu ≤ c < x_rl`` that the evaluation keeps (§1.4). ``stride``: the image was subsampled by it."""
     from matplotlib.patches import Rectangle
@@ -209,15 +182,7 @@ def show_bounding_box(
     width, height = bbox.x_rl - bbox.x_lu, bbox.y_lu - bbox.y_rl
     if width <= 0 or height <= 0:
         return ax
-    rect = Rectangle(
-        ((bbox.x_lu - 0.5) / stride, (bbox.y_rl - 0.5) / stride),
-        width / stride,
-        height / stride,
-        fill=False,
-        edgecolor=color,
-        linewidth=1.6,
-        linestyle="--",
-        label=label,
-    )
+    rect = Rectangle(((bbox.x_lu - 0.5) / stride, (bbox.y_rl - 0.5) / stride), width / stride, height / stride,
+                     fill=False, edgecolor=color, linewidth=1.6, linestyle="--", label=label)
     ax.add_patch(rect)
     return ax

@@ -18,9 +18,7 @@ from ssl4sar.viz.layers import PRED_FRONT_COLOR, SPLIT_COLORS
 _NE_RESOLUTIONS: tuple[str, ...] = ("10m", "50m", "110m")
 
 
-def natural_earth_path(
-    name: str = "coastline", resolution: str = "110m", category: str = "physical"
-) -> Path | None:
+def natural_earth_path(name: str = "coastline", resolution: str = "110m", category: str = "physical") -> Path | None:
     """Path of a Natural Earth shapefile that cartopy already has on disk, or ``None``; never downloads.
 
     Looks where cartopy's own downloader would (``cartopy.config['pre_existing_data_dir']`` and
@@ -47,11 +45,9 @@ def glacier_map_caption() -> str:
     coast = natural_earth_path("coastline", "auto")
     if coast is not None:
         return f"*The CaFFe glaciers. Coastlines from the local Natural Earth copy `{coast.name}`.*"
-    return (
-        "*The CaFFe glaciers. Coastlines are not drawn: the Natural Earth shapefiles are not installed on the "
-        "machine that built this page, and the book never downloads anything. The background of the northern map "
-        "and of the inset is cartopy's bundled low-resolution shaded relief.*"
-    )
+    return ("*The CaFFe glaciers. Coastlines are not drawn: the Natural Earth shapefiles are not installed on the "
+            "machine that built this page, and the book never downloads anything. The background of the northern map "
+            "and of the inset is cartopy's bundled low-resolution shaded relief.*")
 
 
 def _stock_image_path() -> Path | None:
@@ -63,14 +59,8 @@ def _stock_image_path() -> Path | None:
     return p if p is not None and p.is_file() else None
 
 
-def glacier_map(
-    locations: Any | None = None,
-    *,
-    coastlines: bool | None = None,
-    resolution: str = "auto",
-    background: bool = True,
-    figsize: tuple[float, float] = (13.0, 6.0),
-) -> Figure:
+def glacier_map(locations: Any | None = None, *, coastlines: bool | None = None, resolution: str = "auto",
+                background: bool = True, figsize: tuple[float, float] = (13.0, 6.0)) -> Figure:
     """Map of the CaFFe glaciers: Alaska and Greenland (north-polar stereographic) and the Antarctic Peninsula
     (south-polar stereographic, with an inset locating it on Antarctica).
 
@@ -100,10 +90,8 @@ def glacier_map(
     if coastlines is None:
         coastlines = shp is not None
     elif coastlines and shp is None:
-        raise FileNotFoundError(
-            f"Natural Earth coastlines ({resolution}) are not on disk; pass coastlines=None to "
-            "draw the map without them (nothing is downloaded)"
-        )
+        raise FileNotFoundError(f"Natural Earth coastlines ({resolution}) are not on disk; pass coastlines=None to "
+                                "draw the map without them (nothing is downloaded)")
     geometries: list[Any] = []
     if coastlines and shp is not None:
         from cartopy.io.shapereader import Reader
@@ -128,15 +116,9 @@ def glacier_map(
             # latitude band in view, on a coarse regrid: full-globe regridding takes seconds per panel
             rows = stock_img.shape[0] / 180.0
             r0, r1 = int((90.0 - lat_band[1]) * rows), int(math.ceil((90.0 - lat_band[0]) * rows))
-            ax.imshow(
-                stock_img[r0:r1],
-                origin="upper",
-                transform=pc,
-                extent=(-180, 180, 90.0 - r1 / rows, 90.0 - r0 / rows),
-                interpolation="bilinear",
-                alpha=0.6,
-                regrid_shape=200,
-            )
+            ax.imshow(stock_img[r0:r1], origin="upper", transform=pc,
+                      extent=(-180, 180, 90.0 - r1 / rows, 90.0 - r0 / rows), interpolation="bilinear",
+                      alpha=0.6, regrid_shape=200)
         if geometries:
             from cartopy.feature import ShapelyFeature
 
@@ -154,34 +136,18 @@ def glacier_map(
     for loc in locs:
         ax = north if loc.lat > 0 else south
         split = getattr(loc, "caffe_split", "train")
-        ax.plot(
-            loc.lon,
-            loc.lat,
-            marker="o" if split == "train" else "^",
-            markersize=9,
-            color=SPLIT_COLORS.get(split, "k"),
-            markeredgecolor="white",
-            transform=pc,
-            zorder=5,
-        )
+        ax.plot(loc.lon, loc.lat, marker="o" if split == "train" else "^", markersize=9,
+                color=SPLIT_COLORS.get(split, "k"), markeredgecolor="white", transform=pc, zorder=5)
     # labels: southern glaciers lie within ~150 km of each other, so alternate the sides
     south_locs = sorted((g for g in locs if g.lat < 0), key=lambda g: (g.lat, g.lon))
     offsets = {g.code: ((12, -4) if i % 2 == 0 else (-12, 4)) for i, g in enumerate(south_locs)}
     for loc in locs:
         ax = north if loc.lat > 0 else south
         dx, dy = offsets.get(loc.code, (10, 6))
-        ax.annotate(
-            f"{loc.code}",
-            xy=ax.projection.transform_point(loc.lon, loc.lat, pc),
-            xytext=(dx, dy),
-            textcoords="offset points",
-            ha="left" if dx > 0 else "right",
-            va="center",
-            fontsize=10,
-            fontweight="bold",
-            zorder=6,
-            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-        )
+        ax.annotate(f"{loc.code}", xy=ax.projection.transform_point(loc.lon, loc.lat, pc), xytext=(dx, dy),
+                    textcoords="offset points", ha="left" if dx > 0 else "right", va="center", fontsize=10,
+                    fontweight="bold", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
 
     inset = south.inset_axes((0.0, 0.66, 0.34, 0.34), projection=ccrs.SouthPolarStereo())
     inset.set_extent((-180.0, 180.0, -90.0, -60.0), crs=pc)
@@ -191,42 +157,23 @@ def glacier_map(
     inset.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="#d62728", linewidth=1.2, transform=pc)
     inset.text(0.5, 0.02, "Antarctica", transform=inset.transAxes, ha="center", va="bottom", fontsize=7)
 
-    handles = [
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="none",
-            color=SPLIT_COLORS["train"],
-            markersize=8,
-            label="CaFFe train glacier",
-        ),
-        Line2D(
-            [],
-            [],
-            marker="^",
-            linestyle="none",
-            color=SPLIT_COLORS["test"],
-            markersize=8,
-            label="CaFFe test glacier",
-        ),
-    ]
+    handles = [Line2D([], [], marker="o", linestyle="none", color=SPLIT_COLORS["train"], markersize=8,
+                      label="CaFFe train glacier"),
+               Line2D([], [], marker="^", linestyle="none", color=SPLIT_COLORS["test"], markersize=8,
+                      label="CaFFe test glacier")]
     north.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.85)
     if geometries:
         note = f"Coastlines: Natural Earth {shp.stem.split('_')[1] if shp is not None else ''} (local copy)."
     else:
-        note = (
-            "Coastlines not drawn: the Natural Earth shapefiles are not installed locally and are never "
-            "downloaded here."
-            + (" Background: cartopy's bundled low-resolution shaded relief." if stock is not None else "")
-        )
+        note = ("Coastlines not drawn: the Natural Earth shapefiles are not installed locally and are never "
+                "downloaded here." + (" Background: cartopy's bundled low-resolution shaded relief."
+                                       if stock is not None else ""))
     fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8, style="italic")
     return fig
 
 
-def plot_front_positions(
-    series: Any, truth: Any | None = None, ax: Axes | None = None, title: str | None = None
-) -> Figure:
+def plot_front_positions(series: Any, truth: Any | None = None, ax: Axes | None = None,
+                         title: str | None = None) -> Figure:
     """Front position (m, relative to the first date) over time, with ±1 std error bars when available.
 
     Args:
@@ -262,14 +209,8 @@ def plot_front_positions(
     return fig
 
 
-def plot_front_map(
-    fronts: Sequence[Any],
-    labels: Sequence[str] | None = None,
-    reference: Any | None = None,
-    ax: Axes | None = None,
-    title: str | None = None,
-    cmap: str = "viridis",
-) -> Figure:
+def plot_front_map(fronts: Sequence[Any], labels: Sequence[str] | None = None, reference: Any | None = None,
+                   ax: Axes | None = None, title: str | None = None, cmap: str = "viridis") -> Figure:
     """Front lines (shapely LineString / MultiLineString, one CRS) in map coordinates, coloured by order.
 
     Args:
@@ -305,9 +246,7 @@ def plot_front_map(
     return fig
 
 
-def _pixel_corner_grid(
-    shape: tuple[int, int], transform: Any, max_cells: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+def _pixel_corner_grid(shape: tuple[int, int], transform: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Map coordinates ``(X, Y)`` of pixel corners on a grid subsampled to at most ``max_cells`` cells a side."""
     from ssl4sar.geo import pixels_to_map
 
@@ -358,19 +297,10 @@ def _draw_geometry(ax: Axes, geom: Any, **kwargs: Any) -> None:
         ax.plot(xy[:, 0], xy[:, 1], **(kwargs if k == 0 else {**kwargs, "label": None}))
 
 
-def plot_scene_fronts_map(
-    sar: np.ndarray,
-    transform: Any,
-    fronts: Sequence[Any],
-    labels: Sequence[str] | None = None,
-    references: Mapping[str, Any] | None = None,
-    crs_name: str | None = None,
-    title: str | None = None,
-    ax: Axes | None = None,
-    cmap: str = "viridis",
-    max_cells: int = 800,
-    colorbar_label: str = "date",
-) -> Figure:
+def plot_scene_fronts_map(sar: np.ndarray, transform: Any, fronts: Sequence[Any],
+                          labels: Sequence[str] | None = None, references: Mapping[str, Any] | None = None,
+                          crs_name: str | None = None, title: str | None = None, ax: Axes | None = None,
+                          cmap: str = "viridis", max_cells: int = 800, colorbar_label: str = "date") -> Figure:
     """Fronts (shapely lines in the scene CRS) over a georeferenced SAR scene, in map coordinates (km).
 
     Args:
@@ -392,16 +322,8 @@ def plot_scene_fronts_map(
     img = np.asarray(sar)
     x, y, step = _pixel_corner_grid(img.shape, transform, max_cells)
     vmin, vmax = _grey_limits(img)
-    ax.pcolormesh(
-        x / 1000.0,
-        y / 1000.0,
-        _block_mean(img, step),
-        cmap="gray",
-        vmin=vmin,
-        vmax=vmax,
-        shading="flat",
-        rasterized=True,
-    )
+    ax.pcolormesh(x / 1000.0, y / 1000.0, _block_mean(img, step), cmap="gray", vmin=vmin, vmax=vmax,
+                  shading="flat", rasterized=True)
     colours = plt.get_cmap(cmap)(np.linspace(0.0, 1.0, max(len(fronts), 2)))
     for i, g in enumerate(fronts):
         if g is None or g.is_empty:
@@ -415,14 +337,8 @@ def plot_scene_fronts_map(
             continue
         from shapely import affinity
 
-        _draw_geometry(
-            ax,
-            affinity.scale(geom, 1e-3, 1e-3, origin=(0, 0)),
-            color=ref_colours[j % len(ref_colours)],
-            lw=1.6,
-            ls="--" if j else "-",
-            label=label,
-        )
+        _draw_geometry(ax, affinity.scale(geom, 1e-3, 1e-3, origin=(0, 0)), color=ref_colours[j % len(ref_colours)],
+                       lw=1.6, ls="--" if j else "-", label=label)
     if len(fronts) > 1:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
@@ -445,9 +361,8 @@ def plot_scene_fronts_map(
     return fig
 
 
-def plot_geographic_fronts(
-    panels: Sequence[Mapping[str, Any]], ncols: int = 4, panel_size: float = 3.4, max_cells: int = 200
-) -> Figure:
+def plot_geographic_fronts(panels: Sequence[Mapping[str, Any]], ncols: int = 4, panel_size: float = 3.4,
+                           max_cells: int = 200) -> Figure:
     """Small maps in longitude / latitude (EPSG:4326): each scene's footprint and image with its front.
 
     Each panel is a mapping with ``sar`` (``(H, W)`` image), ``transform`` (affine, scene CRS), ``crs`` (the
@@ -464,10 +379,8 @@ def plot_geographic_fronts(
     n = max(1, len(panels))
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.3), squeeze=False
-    )
-    for ax in axes.ravel()[len(panels) :]:
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     for ax, p in zip(axes.ravel(), panels):
         img = np.asarray(p["sar"])
@@ -475,40 +388,19 @@ def plot_geographic_fronts(
         tr = Transformer.from_crs(as_crs(p["crs"]), WGS84, always_xy=True)
         lon, lat = tr.transform(x, y)
         vmin, vmax = _grey_limits(img)
-        ax.pcolormesh(
-            lon,
-            lat,
-            _block_mean(img, step),
-            cmap="gray",
-            vmin=vmin,
-            vmax=vmax,
-            shading="flat",
-            rasterized=True,
-        )
-        outline = np.concatenate(
-            [
-                np.column_stack([lon[0], lat[0]]),
-                np.column_stack([lon[:, -1], lat[:, -1]]),
-                np.column_stack([lon[-1, ::-1], lat[-1, ::-1]]),
-                np.column_stack([lon[::-1, 0], lat[::-1, 0]]),
-            ]
-        )
+        ax.pcolormesh(lon, lat, _block_mean(img, step), cmap="gray", vmin=vmin, vmax=vmax, shading="flat",
+                      rasterized=True)
+        outline = np.concatenate([np.column_stack([lon[0], lat[0]]), np.column_stack([lon[:, -1], lat[:, -1]]),
+                                  np.column_stack([lon[-1, ::-1], lat[-1, ::-1]]),
+                                  np.column_stack([lon[::-1, 0], lat[::-1, 0]])])
         ax.plot(outline[:, 0], outline[:, 1], color="0.3", lw=0.8)
         front = p.get("front")
         if front is not None and not front.is_empty:
             _draw_geometry(ax, front, color=PRED_FRONT_COLOR, lw=1.6, label="front (EPSG:4326)")
             ax.legend(fontsize="x-small", loc="lower right")
         else:
-            ax.text(
-                0.5,
-                0.04,
-                "no front predicted",
-                transform=ax.transAxes,
-                ha="center",
-                fontsize=8,
-                color="w",
-                bbox={"facecolor": "0.2", "alpha": 0.6, "lw": 0},
-            )
+            ax.text(0.5, 0.04, "no front predicted", transform=ax.transAxes, ha="center", fontsize=8,
+                    color="w", bbox={"facecolor": "0.2", "alpha": 0.6, "lw": 0})
         mid_lat = float(np.mean(lat))
         ax.set_aspect(1.0 / max(np.cos(np.deg2rad(mid_lat)), 1e-3))
         ax.set_xlabel("longitude (°)", fontsize=8)
@@ -523,9 +415,7 @@ def plot_geographic_fronts(
     return fig
 
 
-def plot_positions_by_method(
-    series: Mapping[str, Any], truths: Mapping[str, Any | None], label: str
-) -> Figure:
+def plot_positions_by_method(series: Mapping[str, Any], truths: Mapping[str, Any | None], label: str) -> Figure:
     """One :func:`plot_front_positions` panel per method (``series``: method → series, ``truths``: method → truth on
     that series' reference date or ``None``), titled ``"<method> method: <label> vs truth"``, shared y axis."""
     fig, axes = plt.subplots(1, len(series), figsize=(6.5 * len(series), 3.8), sharey=True, squeeze=False)
@@ -535,40 +425,19 @@ def plot_positions_by_method(
     return fig
 
 
-def plot_predicted_and_true_fronts(
-    sar: np.ndarray,
-    transform: Any,
-    crs_name: str,
-    predicted: Sequence[Any],
-    dates: Sequence[str],
-    references: Mapping[str, Any],
-    true: tuple[Sequence[Any], Sequence[str]] | None = None,
-) -> Figure:
+def plot_predicted_and_true_fronts(sar: np.ndarray, transform: Any, crs_name: str, predicted: Sequence[Any],
+                                   dates: Sequence[str], references: Mapping[str, Any],
+                                   true: tuple[Sequence[Any], Sequence[str]] | None = None) -> Figure:
     """Predicted fronts of all dates over one scene (:func:`plot_scene_fronts_map`, map coordinates) and, when
     ``true`` = ``(fronts, dates)`` is given and not empty, the true fronts beside them; ``references`` (the reference
     box, the centreline) drawn on both."""
     both = bool(true and len(true[0]))
     fig, axes = plt.subplots(1, 2 if both else 1, figsize=(13.0 if both else 6.6, 5.6), squeeze=False)
-    plot_scene_fronts_map(
-        sar,
-        transform,
-        predicted,
-        dates,
-        references,
-        crs_name=crs_name,
-        title=f"predicted fronts, {dates[0]} … {dates[-1]}" if dates else "predicted fronts",
-        ax=axes[0, 0],
-    )
+    plot_scene_fronts_map(sar, transform, predicted, dates, references, crs_name=crs_name,
+                          title=f"predicted fronts, {dates[0]} … {dates[-1]}" if dates else "predicted fronts",
+                          ax=axes[0, 0])
     if both and true is not None:
-        plot_scene_fronts_map(
-            sar,
-            transform,
-            true[0],
-            true[1],
-            references,
-            crs_name=crs_name,
-            title="true fronts (synthetic front masks)",
-            ax=axes[0, 1],
-        )
+        plot_scene_fronts_map(sar, transform, true[0], true[1], references, crs_name=crs_name,
+                              title="true fronts (synthetic front masks)", ax=axes[0, 1])
     fig.tight_layout()
     return fig

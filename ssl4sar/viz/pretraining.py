@@ -12,22 +12,8 @@ from matplotlib.figure import Figure
 from ssl4sar.viz.layers import show_sar
 
 #: the 14 optical target channels of pretraining, in order (spec §2.2)
-OPTICAL_TARGET_BANDS: tuple[str, ...] = (
-    "B1",
-    "B2",
-    "B3",
-    "B4",
-    "B5",
-    "B6",
-    "B7",
-    "B8",
-    "B8A",
-    "B9",
-    "B11",
-    "B12",
-    "WVP",
-    "SCL",
-)
+OPTICAL_TARGET_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+                                         "WVP", "SCL")
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -42,13 +28,9 @@ def _pick(x: Any, index: int, ndim: int) -> np.ndarray:
     return arr[index] if arr.ndim == ndim + 1 else arr
 
 
-def optical_rgb(
-    optical: np.ndarray,
-    bands: Sequence[str] = ("B4", "B3", "B2"),
-    band_names: Sequence[str] = OPTICAL_TARGET_BANDS,
-    limits: tuple[float, float] | None = None,
-    percentiles: tuple[float, float] = (2.0, 98.0),
-) -> tuple[np.ndarray, tuple[float, float]]:
+def optical_rgb(optical: np.ndarray, bands: Sequence[str] = ("B4", "B3", "B2"),
+                band_names: Sequence[str] = OPTICAL_TARGET_BANDS, limits: tuple[float, float] | None = None,
+                percentiles: tuple[float, float] = (2.0, 98.0)) -> tuple[np.ndarray, tuple[float, float]]:
     """A true-colour composite of ``optical`` (C, H, W): channels ``bands`` → (H, W, 3) in [0, 1].
 
     The values are stretched linearly between ``limits`` (default: the ``percentiles`` of the three channels);
@@ -65,16 +47,9 @@ def optical_rgb(
     return np.clip((np.nan_to_num(rgb, nan=lo) - lo) / (hi - lo), 0.0, 1.0), (lo, hi)
 
 
-def plot_pretrain_batch(
-    sar: Any,
-    optical: Any,
-    prediction: Any | None = None,
-    mask: Any | None = None,
-    index: int = 0,
-    single_bands: Sequence[str] = ("B8", "B11", "SCL"),
-    band_names: Sequence[str] = OPTICAL_TARGET_BANDS,
-    title: str | None = None,
-) -> Figure:
+def plot_pretrain_batch(sar: Any, optical: Any, prediction: Any | None = None, mask: Any | None = None,
+                        index: int = 0, single_bands: Sequence[str] = ("B8", "B11", "SCL"),
+                        band_names: Sequence[str] = OPTICAL_TARGET_BANDS, title: str | None = None) -> Figure:
     """One pretraining sample: SAR input, masked input, predicted and true optical image.
 
     Args:
@@ -108,9 +83,7 @@ def plot_pretrain_batch(
     ax[0].set_axis_on()
     masked = np.where(m, 0.0, s) if m is not None else s
     show_sar(ax[1], masked)
-    ax[1].set_title(
-        f"masked input ({100 * m.mean():.0f} % of pixels)" if m is not None else "input (no masking)"
-    )
+    ax[1].set_title(f"masked input ({100 * m.mean():.0f} % of pixels)" if m is not None else "input (no masking)")
     ax[1].set_axis_on()
     true_rgb, limits = optical_rgb(true, band_names=band_names)
     if pred is not None:

@@ -30,9 +30,8 @@ def _curve(ax: Axes, table: Any, column: str, undefined: float | None = None, **
     return True
 
 
-def plot_pretrain_curves(
-    table: Any, baseline: float | None = None, title: str | None = None, loss_label: str = "L1 loss"
-) -> Figure:
+def plot_pretrain_curves(table: Any, baseline: float | None = None, title: str | None = None,
+                         loss_label: str = "L1 loss") -> Figure:
     """Training and validation loss per epoch of one pretraining run, and its learning rate.
 
     Args:
@@ -45,24 +44,14 @@ def plot_pretrain_curves(
     Epochs are numbered from 1; the learning rate is drawn on a log axis.
     """
     lr_cols = [c for c in table.columns if str(c).startswith("lr-")]
-    fig, axes = plt.subplots(
-        1,
-        2 if lr_cols else 1,
-        figsize=(11.0 if lr_cols else 6.0, 3.6),
-        squeeze=False,
-        gridspec_kw={"width_ratios": [2, 1]} if lr_cols else None,
-    )
+    fig, axes = plt.subplots(1, 2 if lr_cols else 1, figsize=(11.0 if lr_cols else 6.0, 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1]} if lr_cols else None)
     ax = axes[0, 0]
     _curve(ax, table, "train/loss", label="training (epoch mean)")
     _curve(ax, table, "val/loss", label="validation")
     if baseline is not None and np.isfinite(baseline):
-        ax.axhline(
-            float(baseline),
-            color="0.4",
-            linestyle="--",
-            linewidth=1.2,
-            label=f"per-band mean predictor ({baseline:.3f})",
-        )
+        ax.axhline(float(baseline), color="0.4", linestyle="--", linewidth=1.2,
+                   label=f"per-band mean predictor ({baseline:.3f})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(loss_label)
     ax.grid(alpha=0.3)
@@ -90,12 +79,9 @@ LEARNING_CURVE_PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], 
 )
 
 
-def plot_learning_curves(
-    tables: Mapping[str, Any],
-    panels: Sequence[tuple[str, str, Sequence[tuple[str, str, str]]]] = LEARNING_CURVE_PANELS,
-    undefined_mde_m: float = MDE_UNDEFINED_M,
-    best_marker: str | None = "val/mde",
-) -> Figure:
+def plot_learning_curves(tables: Mapping[str, Any], panels: Sequence[tuple[str, str, Sequence[tuple[str, str, str]]]]
+                         = LEARNING_CURVE_PANELS, undefined_mde_m: float = MDE_UNDEFINED_M,
+                         best_marker: str | None = "val/mde") -> Figure:
     """Learning curves of several fine-tuning runs in one figure, one colour per run.
 
     Args:
@@ -117,28 +103,14 @@ def plot_learning_curves(
         for i, (name, table) in enumerate(tables.items()):
             for column, style, suffix in columns:
                 undefined = undefined_mde_m if "mde" in column else None
-                _curve(
-                    ax,
-                    table,
-                    column,
-                    undefined=undefined,
-                    color=colours(i % 10),
-                    linestyle=style,
-                    label=f"{name}{suffix}",
-                )
+                _curve(ax, table, column, undefined=undefined, color=colours(i % 10), linestyle=style,
+                       label=f"{name}{suffix}")
                 if best_marker == column and column in table.columns:
                     y = table[column].astype(float)
                     y = y.where(y < undefined_mde_m).dropna()
                     if not y.empty:
-                        ax.plot(
-                            int(y.idxmin()) + 1,
-                            float(y.min()),
-                            marker="*",
-                            markersize=12,
-                            color=colours(i % 10),
-                            markeredgecolor="black",
-                            linestyle="none",
-                        )
+                        ax.plot(int(y.idxmin()) + 1, float(y.min()), marker="*", markersize=12,
+                                color=colours(i % 10), markeredgecolor="black", linestyle="none")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
@@ -146,21 +118,9 @@ def plot_learning_curves(
         if ax.lines:
             ax.legend(fontsize=7)
         else:
-            ax.text(
-                0.5,
-                0.5,
-                "no defined value in any epoch"
-                + (
-                    "\n(no front extracted from any validation image)"
-                    if any("mde" in c for c, _, _ in columns)
-                    else ""
-                ),
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                fontsize=9,
-                color="0.4",
-            )
+            ax.text(0.5, 0.5, "no defined value in any epoch" + (
+                "\n(no front extracted from any validation image)" if any("mde" in c for c, _, _ in columns) else ""),
+                ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
     for k in range(n, nrows * ncols):
         axes[k // ncols, k % ncols].set_axis_off()
     fig.tight_layout()

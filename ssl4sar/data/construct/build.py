@@ -52,21 +52,13 @@ def _splits(scenes: Sequence[SarScene], val_fraction: float) -> dict[Path, str]:
     return {s.path: ("val" if i >= n - n_val else "train") for i, s in enumerate(ordered)}
 
 
-def construct_ssl4sar(
-    sar_scenes: str | Path | Iterable[str | Path],
-    optical_scenes: str | Path | Iterable[str | Path],
-    glaciers: str | Path | Sequence[GlacierAOI],
-    out_dir: str | Path,
-    *,
-    resolution_m: float | None = None,
-    sar_units: str = "auto",
-    db_range: tuple[float, float] = DEFAULT_DB_RANGE,
-    dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES,
-    val_fraction: float = 0.2,
-    min_valid_fraction: float = 0.05,
-    sensor: str | None = None,
-    progress: bool = True,
-) -> ConstructionManifest:
+def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_scenes: str | Path | Iterable[str | Path],
+                      glaciers: str | Path | Sequence[GlacierAOI], out_dir: str | Path, *,
+                      resolution_m: float | None = None, sar_units: str = "auto",
+                      db_range: tuple[float, float] = DEFAULT_DB_RANGE,
+                      dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES, val_fraction: float = 0.2,
+                      min_valid_fraction: float = 0.05, sensor: str | None = None,
+                      progress: bool = True) -> ConstructionManifest:
     """Build the SSL4SAR layout under ``out_dir`` from raw scenes (described in :mod:`ssl4sar.data.construct`).
 
     Args:
@@ -95,25 +87,15 @@ def construct_ssl4sar(
         raise ValueError(f"db_range must be (low, high) with low < high, got {db_range}")
     out = ensure_writable_dir(out_dir)
     aois = read_aois(glaciers) if isinstance(glaciers, (str, Path)) else list(glaciers)
-    settings = {
-        "sar_units": sar_units,
-        "db_range": [float(v) for v in db_range],
-        "dn_percentiles": [float(v) for v in dn_percentiles],
-        "val_fraction": float(val_fraction),
-        "min_valid_fraction": float(min_valid_fraction),
-        "sensor": sensor,
-    }
+    settings = {"sar_units": sar_units, "db_range": [float(v) for v in db_range],
+                "dn_percentiles": [float(v) for v in dn_percentiles], "val_fraction": float(val_fraction),
+                "min_valid_fraction": float(min_valid_fraction), "sensor": sensor}
     _check_settings(out, settings, resolution_m, aois)
     skipped: list[dict[str, str]] = []
     sar = scan_sar(sar_scenes, sensor=sensor, skipped=skipped)
     optical = scan_optical(optical_scenes, skipped=skipped)
-    log.info(
-        "construction: %d SAR scene(s), %d Sentinel-2 scene(s), %d glacier(s) → %s",
-        len(sar),
-        len(optical),
-        len(aois),
-        out,
-    )
+    log.info("construction: %d SAR scene(s), %d Sentinel-2 scene(s), %d glacier(s) → %s", len(sar), len(optical),
+             len(aois), out)
 
     previous = _read_manifest(out / MANIFEST_NAME)
     journal = _Journal(out / MANIFEST_NAME)
@@ -140,18 +122,15 @@ def construct_ssl4sar(
             except DataError as exc:
                 _skip(skipped, f"aoi:{g}", "aoi", f"no glacier grid: {exc.problem}", g)
                 continue
-            write_text_atomic(
-                out / GRIDS_NAME, json.dumps({k: v.to_json() for k, v in grids.items()}, indent=2) + "\n"
-            )
+            write_text_atomic(out / GRIDS_NAME, json.dumps({k: v.to_json() for k, v in grids.items()}, indent=2)
+                              + "\n")
         grid = grids[g]
         if not overlapping:
             _skip(skipped, f"aoi:{g}", "aoi", "no SAR scene overlaps the area of interest", g)
             continue
 
         # -------- optical: one mosaic per glacier
-        prior = [
-            r for r in previous.values() if r["glacier"] == g and r["sensor"] == "S2" and done(r["file"])
-        ]
+        prior = [r for r in previous.values() if r["glacier"] == g and r["sensor"] == "S2" and done(r["file"])]
         grid_poly = _footprint(grid.transform, grid.shape)
         candidates = [o for o in optical if o.footprint_in(grid.crs).intersection(grid_poly).area > 0]
         used_optical.update(o.key for o in candidates)
@@ -170,24 +149,15 @@ def construct_ssl4sar(
                     stack, valid, odtype, absent = _optical_on_grid(o, grid)
                 except _UnreadableBand as exc:
                     for p in o.paths:
-                        _skip(
-                            skipped,
-                            p,
-                            "optical",
-                            f"unreadable (truncated or corrupt): {exc.cause}"
-                            if p == exc.path
-                            else f"its Sentinel-2 scene {o.key} has an unreadable file, {exc.path.name}",
-                            g,
-                        )
+                        _skip(skipped, p, "optical", f"unreadable (truncated or corrupt): {exc.cause}" if p == exc.path
+                              else f"its Sentinel-2 scene {o.key} has an unreadable file, {exc.path.name}", g)
                     continue
                 if not valid.any():
                     for p in o.paths:
                         _skip(skipped, p, "optical", "no valid pixel over the area of interest", g)
                     continue
                 if absent:
-                    log.warning(
-                        "%s: Sentinel-2 scene %s has no %s; filled with 0", g, o.key, ", ".join(absent)
-                    )
+                    log.warning("%s: Sentinel-2 scene %s has no %s; filled with 0", g, o.key, ", ".join(absent))
                 pieces.append((int(valid.sum()), o, stack, valid, odtype))
             pieces.sort(key=lambda t: (-t[0], t[1].date, t[1].key))
             for _, o, stack, valid, odtype in pieces:
@@ -205,11 +175,8 @@ def construct_ssl4sar(
                 sources.append(o)
             frac = float(covered.mean())
             if mosaic is None or frac < min_valid_fraction or frac == 0.0:
-                reason = (
-                    "no Sentinel-2 scene overlaps the area of interest"
-                    if mosaic is None
-                    else f"Sentinel-2 covers only {100 * frac:.1f} % of the grid (< {100 * min_valid_fraction:g} %)"
-                )
+                reason = ("no Sentinel-2 scene overlaps the area of interest" if mosaic is None else
+                          f"Sentinel-2 covers only {100 * frac:.1f} % of the grid (< {100 * min_valid_fraction:g} %)")
                 _skip(skipped, f"aoi:{g}", "aoi", reason, g)
                 for s in overlapping:
                     _skip(skipped, s.path, "sar", f"its glacier has no usable optical image ({reason})", g)
@@ -217,14 +184,8 @@ def construct_ssl4sar(
             primary = sources[0]
             rel = f"optical/{g}_S2_{primary.date.isoformat()}.tif"
             source = ";".join(o.key for o in sources)
-            _write_raster(
-                out / rel,
-                _to_dtype(mosaic, dtype),
-                grid,
-                0,
-                S2_BANDS,
-                {"GLACIER": g, "SOURCE": source, "ACQUISITION_DATE": primary.date.isoformat()},
-            )
+            _write_raster(out / rel, _to_dtype(mosaic, dtype), grid, 0, S2_BANDS,
+                          {"GLACIER": g, "SOURCE": source, "ACQUISITION_DATE": primary.date.isoformat()})
             row = _row(rel, g, primary.date, "S2", grid, frac, source, "")
             journal.append(row)
             rows[rel] = row
@@ -257,27 +218,11 @@ def construct_ssl4sar(
                 _skip(skipped, s.path, "sar", "no valid pixel over the area of interest (all no-data)", g)
                 continue
             if frac < min_valid_fraction:
-                _skip(
-                    skipped,
-                    s.path,
-                    "sar",
-                    f"only {100 * frac:.1f} % of the grid is valid (< {100 * min_valid_fraction:g} %)",
-                    g,
-                )
+                _skip(skipped, s.path, "sar", f"only {100 * frac:.1f} % of the grid is valid "
+                      f"(< {100 * min_valid_fraction:g} %)", g)
                 continue
-            _write_raster(
-                out / rel,
-                img,
-                grid,
-                0,
-                None,
-                {
-                    "GLACIER": g,
-                    "SOURCE": s.path.name,
-                    "SAR_UNITS": unit,
-                    "ACQUISITION_DATE": s.date.isoformat(),
-                },
-            )
+            _write_raster(out / rel, img, grid, 0, None, {"GLACIER": g, "SOURCE": s.path.name, "SAR_UNITS": unit,
+                                                          "ACQUISITION_DATE": s.date.isoformat()})
             row = _row(rel, g, s.date, s.sensor, grid, frac, s.path.name, split[s.path])
             journal.append(row)
             rows[rel] = row
@@ -293,11 +238,8 @@ def construct_ssl4sar(
 
     stale = [r for f, r in previous.items() if f not in rows and (out / f).is_file()]
     if stale:
-        log.warning(
-            "%d output(s) of an earlier run were not produced by this one and are kept: %s",
-            len(stale),
-            ", ".join(r["file"] for r in stale[:5]) + (" …" if len(stale) > 5 else ""),
-        )
+        log.warning("%d output(s) of an earlier run were not produced by this one and are kept: %s", len(stale),
+                    ", ".join(r["file"] for r in stale[:5]) + (" …" if len(stale) > 5 else ""))
         for r in stale:
             rows[r["file"]] = r
     ordered = sorted(rows.values(), key=lambda r: (r["sensor"] != "S2", r["glacier"], r["file"]))
@@ -306,11 +248,6 @@ def construct_ssl4sar(
     result.rows = ordered
     result.skipped = skipped
     result.grids = grids
-    log.info(
-        "construction done: %d file(s) written, %d reused, %d input(s) skipped (see %s)",
-        len(result.written),
-        len(result.reused),
-        len(skipped),
-        out / SKIPPED_NAME,
-    )
+    log.info("construction done: %d file(s) written, %d reused, %d input(s) skipped (see %s)", len(result.written),
+             len(result.reused), len(skipped), out / SKIPPED_NAME)
     return result

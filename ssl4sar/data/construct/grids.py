@@ -75,12 +75,8 @@ class GlacierGrid:
         return t.c + cols * t.a + rows * t.b, t.f + cols * t.d + rows * t.e
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "crs": self.crs.to_wkt() if self.crs.to_epsg() is None else _crs_str(self.crs),
-            "transform": list(self.transform)[:6],
-            "height": self.shape[0],
-            "width": self.shape[1],
-        }
+        return {"crs": self.crs.to_wkt() if self.crs.to_epsg() is None else _crs_str(self.crs),
+                "transform": list(self.transform)[:6], "height": self.shape[0], "width": self.shape[1]}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], source: Any = None) -> GlacierGrid:
@@ -89,11 +85,8 @@ class GlacierGrid:
             t = [float(v) for v in obj["transform"]][:6]
             h, w = int(obj["height"]), int(obj["width"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(
-                source,
-                f"bad grid description {obj!r}: {exc}",
-                "expected {crs, transform: [a, b, c, d, e, f], width, height}",
-            ) from exc
+            raise DataError(source, f"bad grid description {obj!r}: {exc}",
+                            "expected {crs, transform: [a, b, c, d, e, f], width, height}") from exc
         if len(t) != 6 or h < 1 or w < 1:
             raise DataError(source, f"bad grid description {obj!r}")
         return cls(crs, Affine(*t), (h, w))
@@ -112,11 +105,8 @@ class GlacierAOI:
 
     def __post_init__(self) -> None:
         if not self.name or not re.fullmatch(r"[A-Za-z0-9.\-]+", self.name):
-            raise DataError(
-                None,
-                f"glacier name {self.name!r} is not usable in file names",
-                "use letters, digits, '-' and '.' only (no '_': it separates file-name fields)",
-            )
+            raise DataError(None, f"glacier name {self.name!r} is not usable in file names",
+                            "use letters, digits, '-' and '.' only (no '_': it separates file-name fields)")
         if self.geometry is None or self.geometry.is_empty or self.geometry.area <= 0:
             raise DataError(None, f"glacier {self.name}: empty area of interest")
 
@@ -125,9 +115,7 @@ class GlacierAOI:
         """An area of interest from ``bbox = (minx, miny, maxx, maxy)`` in ``crs`` (default lon/lat)."""
         minx, miny, maxx, maxy = (float(v) for v in bbox)
         if not (maxx > minx and maxy > miny):
-            raise DataError(
-                None, f"glacier {name}: bbox {list(bbox)} is empty", "expected [minx, miny, maxx, maxy]"
-            )
+            raise DataError(None, f"glacier {name}: bbox {list(bbox)} is empty", "expected [minx, miny, maxx, maxy]")
         return cls(name, box(minx, miny, maxx, maxy), _to_crs(crs, name), **kwargs)
 
     def in_crs(self, crs: CRS) -> Any:
@@ -147,9 +135,7 @@ def read_aois(path: str | Path) -> list[GlacierAOI]:
     if isinstance(doc, Mapping) and doc.get("type") == "Feature":
         doc = {"type": "FeatureCollection", "features": [doc], "crs": doc.get("crs")}
     if not isinstance(doc, Mapping) or not isinstance(doc.get("features"), list):
-        raise DataError(
-            path, "not a GeoJSON FeatureCollection", "one feature per glacier with property 'glacier'"
-        )
+        raise DataError(path, "not a GeoJSON FeatureCollection", "one feature per glacier with property 'glacier'")
     default_crs: Any = "EPSG:4326"
     crs_member = doc.get("crs")
     if isinstance(crs_member, Mapping):
@@ -180,11 +166,8 @@ def read_aois(path: str | Path) -> list[GlacierAOI]:
             if feat.get("geometry"):
                 geom = shape(feat["geometry"])
                 if geom.geom_type not in ("Polygon", "MultiPolygon"):
-                    raise DataError(
-                        path,
-                        f"glacier {name}: geometry is a {geom.geom_type}",
-                        "use a Polygon, a MultiPolygon or a bbox",
-                    )
+                    raise DataError(path, f"glacier {name}: geometry is a {geom.geom_type}",
+                                    "use a Polygon, a MultiPolygon or a bbox")
                 aois.append(GlacierAOI(name, geom, crs, **kwargs))
             elif bbox:
                 aois.append(GlacierAOI.from_bbox(name, bbox, crs, **kwargs))

@@ -22,17 +22,8 @@ from ssl4sar.io import write_text_atomic
 log = logging.getLogger(__package__)
 
 
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "file",
-    "glacier",
-    "date",
-    "sensor",
-    "crs",
-    "resolution_m",
-    "valid_fraction",
-    "source",
-    "split",
-)
+MANIFEST_COLUMNS: tuple[str, ...] = ("file", "glacier", "date", "sensor", "crs", "resolution_m", "valid_fraction",
+                                     "source", "split")
 SKIPPED_COLUMNS: tuple[str, ...] = ("source", "kind", "glacier", "reason")
 MANIFEST_NAME = "manifest.csv"
 SKIPPED_NAME = "manifest_skipped.csv"
@@ -44,9 +35,7 @@ _OUTPUT_SETTINGS = ("sar_units", "db_range", "dn_percentiles", "val_fraction", "
 
 
 def _skip(skipped: list[dict[str, str]], source: Any, kind: str, reason: str, glacier: str = "") -> None:
-    log.warning(
-        "skipping %s %s%s: %s", kind, Path(str(source)).name, f" ({glacier})" if glacier else "", reason
-    )
+    log.warning("skipping %s %s%s: %s", kind, Path(str(source)).name, f" ({glacier})" if glacier else "", reason)
     skipped.append({"source": str(source), "kind": kind, "glacier": glacier, "reason": reason})
 
 
@@ -88,11 +77,8 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
-            raise DataError(
-                path,
-                f"not a construction manifest (columns {reader.fieldnames}, expected {list(columns)})",
-                "remove it to start afresh",
-            )
+            raise DataError(path, f"not a construction manifest (columns {reader.fieldnames}, expected "
+                            f"{list(columns)})", "remove it to start afresh")
         return [{c: r[c] for c in columns} for r in reader if all(r.get(c) is not None for c in columns)]
 
 
@@ -119,7 +105,7 @@ class _Journal:
 
     def append(self, row: Mapping[str, Any]) -> None:
         new = not self.path.is_file() or self.path.stat().st_size == 0
-        if not new:  # make sure a torn last line from a crash does not swallow this row
+        if not new:   # make sure a torn last line from a crash does not swallow this row
             with self.path.open("rb") as fh:
                 fh.seek(-1, os.SEEK_END)
                 needs_newline = fh.read(1) != b"\n"
@@ -156,9 +142,8 @@ def _read_grids(out: Path) -> dict[str, GlacierGrid]:
     return {name: GlacierGrid.from_json(g, path) for name, g in doc.items()}
 
 
-def _check_settings(
-    out: Path, settings: Mapping[str, Any], resolution_m: float | None, aois: Sequence[GlacierAOI]
-) -> None:
+def _check_settings(out: Path, settings: Mapping[str, Any], resolution_m: float | None,
+                    aois: Sequence[GlacierAOI]) -> None:
     """Refuse a re-run into ``out`` whose settings differ from those its outputs were made with; record them."""
     path = out / SETTINGS_NAME
     old: dict[str, Any] = {}
@@ -166,12 +151,8 @@ def _check_settings(
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise DataError(
-                path, f"corrupt settings file: {exc}", "remove the folder and build it again"
-            ) from exc
-    changed = [
-        f"{k}: {old[k]!r} -> {settings[k]!r}" for k in _OUTPUT_SETTINGS if k in old and old[k] != settings[k]
-    ]
+            raise DataError(path, f"corrupt settings file: {exc}", "remove the folder and build it again") from exc
+    changed = [f"{k}: {old[k]!r} -> {settings[k]!r}" for k in _OUTPUT_SETTINGS if k in old and old[k] != settings[k]]
     if resolution_m is not None:
         own = {a.name for a in aois if a.resolution_m is not None or a.grid is not None}
         for name, grid in _read_grids(out).items():
@@ -179,33 +160,14 @@ def _check_settings(
                 changed.append(f"resolution_m: {grid.resolution_m:g} -> {resolution_m:g} (glacier {name})")
                 break
     if changed:
-        raise DataError(
-            out,
-            "was built with other settings than this run's (" + "; ".join(changed) + "): its "
-            "outputs would be reused or mixed",
-            "write to a new --out folder, or delete this one to rebuild it with the new settings",
-        )
+        raise DataError(out, "was built with other settings than this run's (" + "; ".join(changed) + "): its "
+                        "outputs would be reused or mixed", "write to a new --out folder, or delete this one to "
+                        "rebuild it with the new settings")
     write_text_atomic(path, json.dumps(dict(settings), indent=2) + "\n")
 
 
-def _row(
-    file: str,
-    glacier: str,
-    date: dt.date,
-    sensor: str,
-    grid: GlacierGrid,
-    valid_fraction: float,
-    source: str,
-    split: str,
-) -> dict[str, str]:
-    return {
-        "file": file,
-        "glacier": glacier,
-        "date": date.isoformat(),
-        "sensor": sensor,
-        "crs": _crs_str(grid.crs),
-        "resolution_m": f"{grid.resolution_m:.6g}",
-        "valid_fraction": f"{valid_fraction:.4f}",
-        "source": source,
-        "split": split,
-    }
+def _row(file: str, glacier: str, date: dt.date, sensor: str, grid: GlacierGrid, valid_fraction: float,
+         source: str, split: str) -> dict[str, str]:
+    return {"file": file, "glacier": glacier, "date": date.isoformat(), "sensor": sensor, "crs": _crs_str(grid.crs),
+            "resolution_m": f"{grid.resolution_m:.6g}", "valid_fraction": f"{valid_fraction:.4f}",
+            "source": source, "split": split}

@@ -60,12 +60,8 @@ def sar_to_db(values: np.ndarray, units: str, invalid: np.ndarray | None = None)
     return np.where(bad, np.nan, out).astype(np.float32)
 
 
-def db_to_uint8(
-    x: np.ndarray,
-    units: str,
-    db_range: tuple[float, float] = DEFAULT_DB_RANGE,
-    dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES,
-) -> np.ndarray:
+def db_to_uint8(x: np.ndarray, units: str, db_range: tuple[float, float] = DEFAULT_DB_RANGE,
+                dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES) -> np.ndarray:
     """Log-domain SAR (from :func:`sar_to_db`, NaN = no data) → uint8, 0 = no data, valid 1 … 255."""
     valid = np.isfinite(x)
     if units == "uint8":

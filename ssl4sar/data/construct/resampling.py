@@ -30,9 +30,8 @@ from ssl4sar.data.construct.scanning import (
 from ssl4sar.io import atomic_path
 
 
-def _source_window(
-    src_transform: Affine, src_shape: tuple[int, int], src_crs: CRS, grid: GlacierGrid, pad: int = 3
-) -> Window | None:
+def _source_window(src_transform: Affine, src_shape: tuple[int, int], src_crs: CRS, grid: GlacierGrid,
+                   pad: int = 3) -> Window | None:
     """The window of a source raster that covers ``grid`` (plus ``pad`` pixels), or ``None`` if disjoint."""
     bounds = grid.bounds
     if src_crs != grid.crs:
@@ -49,26 +48,13 @@ def _source_window(
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def reproject_to_grid(
-    values: np.ndarray,
-    src_transform: Affine,
-    src_crs: CRS,
-    grid: GlacierGrid,
-    resampling: Resampling = Resampling.bilinear,
-) -> np.ndarray:
+def reproject_to_grid(values: np.ndarray, src_transform: Affine, src_crs: CRS, grid: GlacierGrid,
+                      resampling: Resampling = Resampling.bilinear) -> np.ndarray:
     """Resample float ``values`` (H, W) (NaN = no data) onto ``grid`` → float32 (H', W'), NaN outside / no data."""
     dst = np.full(grid.shape, np.nan, dtype=np.float32)
-    reproject(
-        source=np.ascontiguousarray(values, dtype=np.float32),
-        destination=dst,
-        src_transform=src_transform,
-        src_crs=src_crs,
-        src_nodata=np.nan,
-        dst_transform=grid.transform,
-        dst_crs=grid.crs,
-        dst_nodata=np.nan,
-        resampling=resampling,
-    )
+    reproject(source=np.ascontiguousarray(values, dtype=np.float32), destination=dst, src_transform=src_transform,
+              src_crs=src_crs, src_nodata=np.nan, dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
+              resampling=resampling)
     return dst
 
 
@@ -77,13 +63,8 @@ def _read_window(path: Path, index: int, win: Window) -> tuple[np.ndarray, Affin
         return src.read(index, window=win), src.window_transform(win)
 
 
-def _sar_on_grid(
-    scene: SarScene,
-    grid: GlacierGrid,
-    units: str,
-    db_range: tuple[float, float],
-    dn_percentiles: tuple[float, float],
-) -> tuple[np.ndarray, str] | None:
+def _sar_on_grid(scene: SarScene, grid: GlacierGrid, units: str, db_range: tuple[float, float],
+                 dn_percentiles: tuple[float, float]) -> tuple[np.ndarray, str] | None:
     """The scene on ``grid`` as uint8 (0 = no data) and the units used, or ``None`` if it has no data there."""
     win = _source_window(scene.transform, scene.shape, scene.crs, grid)
     if win is None:
@@ -110,9 +91,7 @@ class _UnreadableBand(Exception):
         self.cause = cause
 
 
-def _optical_on_grid(
-    scene: OpticalScene, grid: GlacierGrid
-) -> tuple[np.ndarray, np.ndarray, np.dtype, list[str]]:
+def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray, np.ndarray, np.dtype, list[str]]:
     """The scene's 15 output bands on ``grid``: float32 (15, H, W) with NaN = no data, the valid mask (all
     required bands valid), the output dtype, and the names of absent optional bands (filled with 0)."""
     stack = np.full((len(S2_BANDS), *grid.shape), np.nan, dtype=np.float32)
@@ -140,9 +119,7 @@ def _optical_on_grid(
         stack[i] = reproject_to_grid(x, wtransform, band.crs, grid, resampling)
     required = [S2_BANDS.index(b) for b in REQUIRED_S2_BANDS]
     valid = np.all(np.isfinite(stack[required]), axis=0)
-    out_dtype = (
-        np.dtype(np.uint16) if all(np.issubdtype(d, np.integer) for d in dtypes) else np.dtype(np.float32)
-    )
+    out_dtype = np.dtype(np.uint16) if all(np.issubdtype(d, np.integer) for d in dtypes) else np.dtype(np.float32)
     for name in absent:
         stack[S2_BANDS.index(name)] = np.where(valid, 0.0, np.nan)
     return stack, valid, out_dtype, absent
@@ -155,26 +132,12 @@ def _to_dtype(stack: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.nan_to_num(stack, nan=0.0).astype(dtype)
 
 
-def _write_raster(
-    path: Path,
-    array: np.ndarray,
-    grid: GlacierGrid,
-    nodata: float,
-    band_names: Sequence[str] | None,
-    tags: Mapping[str, str],
-) -> None:
+def _write_raster(path: Path, array: np.ndarray, grid: GlacierGrid, nodata: float, band_names: Sequence[str] | None,
+                  tags: Mapping[str, str]) -> None:
     arr = array[None] if array.ndim == 2 else array
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "height": arr.shape[1],
-        "width": arr.shape[2],
-        "count": arr.shape[0],
-        "dtype": arr.dtype.name,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": nodata,
-        "compress": "deflate",
-    }
+    profile: dict[str, Any] = {"driver": "GTiff", "height": arr.shape[1], "width": arr.shape[2],
+                               "count": arr.shape[0], "dtype": arr.dtype.name, "crs": grid.crs,
+                               "transform": grid.transform, "nodata": nodata, "compress": "deflate"}
     if arr.shape[1] >= 256 and arr.shape[2] >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:

@@ -26,23 +26,8 @@ from ssl4sar.data.construct.manifest import _skip
 from ssl4sar.errors import DataError
 
 #: bands of the optical output, GEE ``COPERNICUS/S2_SR`` order up to SCL (what ``unlabeled.read_optical`` reads)
-S2_BANDS: tuple[str, ...] = (
-    "B1",
-    "B2",
-    "B3",
-    "B4",
-    "B5",
-    "B6",
-    "B7",
-    "B8",
-    "B8A",
-    "B9",
-    "B11",
-    "B12",
-    "AOT",
-    "WVP",
-    "SCL",
-)
+S2_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12", "AOT",
+                             "WVP", "SCL")
 #: full GEE ``COPERNICUS/S2_SR`` band order (for multi-band files without band descriptions)
 S2_SR_ORDER: tuple[str, ...] = S2_BANDS + ("TCI_R", "TCI_G", "TCI_B", "MSK_CLDPRB", "MSK_SNWPRB")
 REQUIRED_S2_BANDS = S2_BANDS[:12]
@@ -152,10 +137,7 @@ class OpticalScene:
         return sorted({b.path for b in self.bands.values()})
 
     def footprint_in(self, crs: CRS) -> Any:
-        polys = [
-            geo.reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs, densify=64)
-            for b in self.bands.values()
-        ]
+        polys = [geo.reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs, densify=64) for b in self.bands.values()]
         return shapely.union_all(polys)
 
 
@@ -163,11 +145,8 @@ def _raster_files(source: str | Path | Iterable[str | Path]) -> list[Path]:
     if isinstance(source, (str, Path)):
         p = Path(source)
         if p.is_dir():
-            return sorted(
-                q
-                for q in p.rglob("*")
-                if q.is_file() and q.suffix.lower() in RASTER_SUFFIXES and not q.name.startswith(".")
-            )
+            return sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in RASTER_SUFFIXES
+                          and not q.name.startswith("."))
         if not p.exists():
             raise DataError(p, "input not found", "pass a folder of GeoTIFFs or a list of files")
         return [p]
@@ -195,12 +174,8 @@ def _sensor_from_name(name: str) -> str:
 _NO_DATE = "no acquisition date in the file name or tags"
 
 
-def _scan_rasters(
-    sources: str | Path | Iterable[str | Path],
-    kind: str,
-    skipped: list[dict[str, str]],
-    use: Callable[[Path, Any], str | None],
-) -> None:
+def _scan_rasters(sources: str | Path | Iterable[str | Path], kind: str, skipped: list[dict[str, str]],
+                  use: Callable[[Path, Any], str | None]) -> None:
     """Call ``use(path, open dataset)`` for every raster file with a CRS; a file without one, a reason ``use``
     returns, or a read error sends the file to ``skipped`` (as ``kind``)."""
     for path in _raster_files(sources):
@@ -213,11 +188,8 @@ def _scan_rasters(
             _skip(skipped, path, kind, f"cannot read raster: {exc}")
 
 
-def scan_sar(
-    sources: str | Path | Iterable[str | Path],
-    sensor: str | None = None,
-    skipped: list[dict[str, str]] | None = None,
-) -> list[SarScene]:
+def scan_sar(sources: str | Path | Iterable[str | Path], sensor: str | None = None,
+             skipped: list[dict[str, str]] | None = None) -> list[SarScene]:
     """Read the metadata of raw SAR scenes; unreadable / CRS-less / undated ones go to ``skipped``."""
     skipped = skipped if skipped is not None else []
     scenes = []
@@ -226,19 +198,10 @@ def scan_sar(
         date = _acquisition_date(path, src)
         if date is None:
             return _NO_DATE
-        scenes.append(
-            SarScene(
-                path=path,
-                crs=src.crs,
-                transform=src.transform,
-                shape=(src.height, src.width),
-                date=date,
-                sensor=sensor or _sensor_from_name(path.name),
-                dtype=str(src.dtypes[0]),
-                nodata=None if src.nodata is None else float(src.nodata),
-                hint=_unit_hint(src),
-            )
-        )
+        scenes.append(SarScene(
+            path=path, crs=src.crs, transform=src.transform, shape=(src.height, src.width), date=date,
+            sensor=sensor or _sensor_from_name(path.name), dtype=str(src.dtypes[0]),
+            nodata=None if src.nodata is None else float(src.nodata), hint=_unit_hint(src)))
         return None
 
     _scan_rasters(sources, "sar", skipped, use)
@@ -263,9 +226,8 @@ def _bands_of(path: Path, src: Any) -> list[str] | None:
     return None
 
 
-def scan_optical(
-    sources: str | Path | Iterable[str | Path], skipped: list[dict[str, str]] | None = None
-) -> list[OpticalScene]:
+def scan_optical(sources: str | Path | Iterable[str | Path], skipped: list[dict[str, str]] | None = None
+                 ) -> list[OpticalScene]:
     """Group raw Sentinel-2 files into scenes and identify their bands; bad files go to ``skipped``."""
     skipped = skipped if skipped is not None else []
     scenes: dict[str, OpticalScene] = {}
@@ -273,10 +235,8 @@ def scan_optical(
     def use(path: Path, src: Any) -> str | None:
         bands = _bands_of(path, src)
         if bands is None:
-            return (
-                f"cannot tell which Sentinel-2 bands its {src.count} band(s) are (name them in the band "
-                "descriptions, or in the file name for single-band files)"
-            )
+            return (f"cannot tell which Sentinel-2 bands its {src.count} band(s) are (name them in the band "
+                    "descriptions, or in the file name for single-band files)")
         date = _acquisition_date(path, src)
         if date is None:
             return _NO_DATE
@@ -286,16 +246,10 @@ def scan_optical(
             dtype = str(src.dtypes[i - 1])
             nodata = src.nodatavals[i - 1]
             if nodata is None and np.issubdtype(np.dtype(dtype), np.integer):
-                nodata = 0.0  # L2A convention
-            cand = BandSource(
-                path=path,
-                index=i,
-                crs=src.crs,
-                transform=src.transform,
-                shape=(src.height, src.width),
-                dtype=dtype,
-                nodata=None if nodata is None else float(nodata),
-            )
+                nodata = 0.0   # L2A convention
+            cand = BandSource(path=path, index=i, crs=src.crs, transform=src.transform,
+                              shape=(src.height, src.width), dtype=dtype,
+                              nodata=None if nodata is None else float(nodata))
             old = scene.bands.get(name)
             if old is None or cand.resolution < old.resolution - _EPS:
                 scene.bands[name] = cand

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PATCHES_FOLDER = "caffe_patches"
 METADATA_FILENAME = "metadata.csv"
 N_PATCHES = 7
-CLASS_IDS = (0, 1, 2, 3)  # 0 NA, 1 rock, 2 glacier, 3 ocean and ice mélange
+CLASS_IDS = (0, 1, 2, 3)   # 0 NA, 1 rock, 2 glacier, 3 ocean and ice mélange
 _COLUMNS = ("id", "split", "glacier", "sensor", "date", "crs", "pixel_size_m", "lat", "lon")
 
 
@@ -82,11 +82,8 @@ def patches_dir() -> Path:
     """
     folder = Path(str(resources.files("ssl4sar.data.samples").joinpath(PATCHES_FOLDER)))
     if not (folder / METADATA_FILENAME).is_file():
-        raise DataError(
-            folder / METADATA_FILENAME,
-            "real CaFFe sample patches missing from the installed package",
-            "reinstall ssl4sar; the wheel must include ssl4sar/data/samples/caffe_patches",
-        )
+        raise DataError(folder / METADATA_FILENAME, "real CaFFe sample patches missing from the installed package",
+                        "reinstall ssl4sar; the wheel must include ssl4sar/data/samples/caffe_patches")
     return folder
 
 
@@ -101,19 +98,10 @@ def read_metadata(folder: Path | None = None) -> list[PatchMetadata]:
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                rows.append(
-                    PatchMetadata(
-                        id=row["id"],
-                        split=row["split"],
-                        glacier=row["glacier"],
-                        sensor=row["sensor"],
-                        date=dt.date.fromisoformat(row["date"]),
-                        crs=row["crs"],
-                        pixel_size_m=float(row["pixel_size_m"]),
-                        lat=float(row["lat"]),
-                        lon=float(row["lon"]),
-                    )
-                )
+                rows.append(PatchMetadata(
+                    id=row["id"], split=row["split"], glacier=row["glacier"], sensor=row["sensor"],
+                    date=dt.date.fromisoformat(row["date"]), crs=row["crs"],
+                    pixel_size_m=float(row["pixel_size_m"]), lat=float(row["lat"]), lon=float(row["lon"])))
             except ValueError as exc:
                 raise DataError(path, f"line {line}: {exc}") from exc
     return sorted(rows, key=lambda m: m.id)
@@ -159,6 +147,7 @@ def real_patches(folder: Path | None = None) -> list[RealPatch]:
             if not p.is_file():
                 raise DataError(p, f"file of patch {meta.id} listed in {METADATA_FILENAME} is missing")
         image, mask, _, _ = read_patch_pair(img_path, mask_path)
-        out.append(RealPatch(image=image, mask=mask, metadata=meta, image_path=img_path, mask_path=mask_path))
+        out.append(RealPatch(image=image, mask=mask, metadata=meta,
+                             image_path=img_path, mask_path=mask_path))
     log.debug("read %d real CaFFe patches from %s", len(out), folder)
     return out

@@ -35,34 +35,20 @@ def _prepare_dir(path: Path, overwrite: bool) -> None:
 
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return
-    ours = path.is_dir() and any(
-        (path / name).is_file() for name in (LAYOUT_MARKER, "scenes.csv", "truth.csv")
-    )
+    ours = path.is_dir() and any((path / name).is_file() for name in (LAYOUT_MARKER, "scenes.csv", "truth.csv"))
     if not overwrite:
-        raise DataError(
-            path,
-            "output folder is not empty",
-            "pass overwrite=True (ssl4sar data synth --force) to regenerate, or choose another folder",
-        )
+        raise DataError(path, "output folder is not empty",
+                        "pass overwrite=True (ssl4sar data synth --force) to regenerate, or choose another folder")
     if not ours:
-        raise DataError(
-            path,
-            "refusing to delete a folder the synthetic generator did not write",
-            "choose an empty or new output folder",
-        )
+        raise DataError(path, "refusing to delete a folder the synthetic generator did not write",
+                        "choose an empty or new output folder")
     log.info("removing previous synthetic data in %s", path)
     shutil.rmtree(path)
 
 
-def generate(
-    out_dir: str | Path,
-    preset: str = "demo",
-    seed: int = 0,
-    layouts: Iterable[str] = ("caffe", "ssl4sar"),
-    overwrite: bool = False,
-    progress: bool = True,
-    workers: int = 1,
-) -> dict[str, Path]:
+def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
+             layouts: Iterable[str] = ("caffe", "ssl4sar"), overwrite: bool = False,
+             progress: bool = True, workers: int = 1) -> dict[str, Path]:
     """Generate the synthetic datasets of a preset's ``synthetic`` section under ``out_dir``.
 
     Writes ``out_dir/caffe`` (``n_train``/``n_test`` scenes, sides in ``scene_size`` px),
@@ -87,19 +73,14 @@ def generate(
     cfg = load_preset(preset)
     syn = cfg.get("synthetic")
     if not isinstance(syn, dict):
-        raise DataError(
-            preset, "preset has no 'synthetic' section", "add n_train, n_test, scene_size, n_unlabeled"
-        )
+        raise DataError(preset, "preset has no 'synthetic' section", "add n_train, n_test, scene_size, n_unlabeled")
     try:
         n_train, n_test = int(syn["n_train"]), int(syn["n_test"])
         lo, hi = _check_size(syn["scene_size"])
         n_unlabeled = int(syn["n_unlabeled"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(
-            preset,
-            f"bad 'synthetic' section: {exc}",
-            "expected n_train, n_test, scene_size: [min, max], n_unlabeled",
-        ) from exc
+        raise DataError(preset, f"bad 'synthetic' section: {exc}",
+                        "expected n_train, n_test, scene_size: [min, max], n_unlabeled") from exc
     scale = float(syn["optical_size_scale"])
     difficulty = synthetic_difficulty(syn, preset)
     out = Path(out_dir)
@@ -107,57 +88,34 @@ def generate(
         _prepare_dir(out / layout, overwrite)
     paths: dict[str, Path] = {}
     name = str(cfg.get("name", preset))
-    record: dict[str, Any] = {
-        "generator": "ssl4sar.data.synthetic",
-        "version": GENERATOR_VERSION,
-        "seed": int(seed),
-        "preset": name,
-        "layouts": _previous_layouts(out, layouts),
-    }
+    record: dict[str, Any] = {"generator": "ssl4sar.data.synthetic", "version": GENERATOR_VERSION,
+                              "seed": int(seed), "preset": name, "layouts": _previous_layouts(out, layouts)}
     common = {"seed": int(seed), "preset": name, "version": GENERATOR_VERSION}
     if "caffe" in layouts:
-        paths["caffe"] = generate_caffe(
-            out / "caffe", n_train, n_test, (lo, hi), seed, progress=progress, workers=workers, **difficulty
-        )
-        record["layouts"]["caffe"] = {
-            "path": "caffe",
-            **common,
-            "n_train": n_train,
-            "n_test": n_test,
-            "scene_size": [lo, hi],
-        }
-        if difficulty:  # recorded only when the preset changes the data's difficulty
+        paths["caffe"] = generate_caffe(out / "caffe", n_train, n_test, (lo, hi), seed, progress=progress,
+                                        workers=workers, **difficulty)
+        record["layouts"]["caffe"] = {"path": "caffe", **common, "n_train": n_train, "n_test": n_test,
+                                      "scene_size": [lo, hi]}
+        if difficulty:   # recorded only when the preset changes the data's difficulty
             rad = difficulty.get("radiometry")
             record["layouts"]["caffe"]["difficulty"] = {
                 **({"looks": difficulty["looks"]} if "looks" in difficulty else {}),
-                **(
-                    {"na_probability": difficulty["na_probability"]} if "na_probability" in difficulty else {}
-                ),
+                **({"na_probability": difficulty["na_probability"]} if "na_probability" in difficulty else {}),
                 **({"radiometry": dataclasses.asdict(rad)} if rad is not None else {}),
             }
     if "ssl4sar" in layouts:
         size = (max(32, int(round(lo * scale))), max(32, int(round(hi * scale))))
         n_glaciers = max(1, min(3, n_unlabeled // 2))
-        paths["ssl4sar"] = generate_ssl4sar(
-            out / "ssl4sar", n_unlabeled, seed, n_glaciers=n_glaciers, scene_size=size, workers=workers
-        )
-        record["layouts"]["ssl4sar"] = {
-            "path": "ssl4sar",
-            **common,
-            "n_sar": n_unlabeled,
-            "n_glaciers": n_glaciers,
-            "scene_size": list(size),
-        }
+        paths["ssl4sar"] = generate_ssl4sar(out / "ssl4sar", n_unlabeled, seed, n_glaciers=n_glaciers,
+                                            scene_size=size, workers=workers)
+        record["layouts"]["ssl4sar"] = {"path": "ssl4sar", **common, "n_sar": n_unlabeled,
+                                        "n_glaciers": n_glaciers, "scene_size": list(size)}
     if "timeseries" in layouts:
         n_dates = int(syn["n_dates"])
         side = int(round((lo + hi) / 2))
         paths["timeseries"] = generate_time_series(out / "timeseries", n_dates, seed, shape=(side, side))
-        record["layouts"]["timeseries"] = {
-            "path": "timeseries",
-            **common,
-            "n_dates": n_dates,
-            "shape": [side, side],
-        }
+        record["layouts"]["timeseries"] = {"path": "timeseries", **common, "n_dates": n_dates,
+                                           "shape": [side, side]}
     record["layouts"] = dict(sorted(record["layouts"].items()))
     write_json_atomic(out / "synthetic.json", record)
     return paths
@@ -185,24 +143,20 @@ def synthetic_difficulty(syn: dict[str, Any], source: str | Path = "preset") -> 
         try:
             na_p = float(syn["na_probability"])
         except (TypeError, ValueError) as exc:
-            raise DataError(
-                source, f"synthetic.na_probability must be a number, got {syn['na_probability']!r}", hint
-            ) from exc
+            raise DataError(source, f"synthetic.na_probability must be a number, got {syn['na_probability']!r}",
+                            hint) from exc
         if not 0.0 <= na_p <= 1.0:
             raise DataError(source, f"synthetic.na_probability must be in [0, 1], got {na_p}", hint)
         out["na_probability"] = na_p
     overrides = syn.get("radiometry")
     if overrides is not None:
         if not isinstance(overrides, dict):
-            raise DataError(
-                source, f"synthetic.radiometry must be a mapping, got {type(overrides).__name__}", hint
-            )
+            raise DataError(source, f"synthetic.radiometry must be a mapping, got {type(overrides).__name__}", hint)
         fields = {f.name: f for f in dataclasses.fields(Radiometry)}
         unknown = sorted(set(overrides) - set(fields))
         if unknown:
-            raise DataError(
-                source, f"synthetic.radiometry: unknown field(s) {unknown}", f"choose from {sorted(fields)}"
-            )
+            raise DataError(source, f"synthetic.radiometry: unknown field(s) {unknown}",
+                            f"choose from {sorted(fields)}")
         defaults = Radiometry()
         values: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -220,9 +174,7 @@ def synthetic_difficulty(syn: dict[str, Any], source: str | Path = "preset") -> 
                 else:
                     values[key] = float(value)
             except (TypeError, ValueError) as exc:
-                raise DataError(
-                    source, f"synthetic.radiometry.{key}: bad value {value!r} ({exc})", hint
-                ) from exc
+                raise DataError(source, f"synthetic.radiometry.{key}: bad value {value!r} ({exc})", hint) from exc
         out["radiometry"] = dataclasses.replace(defaults, **values)
     return out
 
@@ -238,8 +190,5 @@ def _previous_layouts(out: Path, regenerated: Sequence[str]) -> dict[str, Any]:
     except (ValueError, AttributeError, TypeError):
         log.warning("%s: unreadable, starting a new record", path)
         return {}
-    return {
-        k: v
-        for k, v in entries.items()
-        if k in LAYOUTS and k not in regenerated and (out / k).is_dir() and isinstance(v, dict)
-    }
+    return {k: v for k, v in entries.items()
+            if k in LAYOUTS and k not in regenerated and (out / k).is_dir() and isinstance(v, dict)}

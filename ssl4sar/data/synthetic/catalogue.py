@@ -53,23 +53,8 @@ SENSORS: dict[str, SensorSpec] = {
 SENSOR_RESOLUTION_OVERRIDES = {("JAC", "TSX"): 6.0}
 
 #: Sentinel-2 band order of the optical GeoTIFFs (GEE ``COPERNICUS/S2_SR``), spec §2.2.
-S2_SR_BAND_ORDER = (
-    "B1",
-    "B2",
-    "B3",
-    "B4",
-    "B5",
-    "B6",
-    "B7",
-    "B8",
-    "B8A",
-    "B9",
-    "B11",
-    "B12",
-    "AOT",
-    "WVP",
-    "SCL",
-)
+S2_SR_BAND_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+                    "AOT", "WVP", "SCL")
 
 #: Arctic glaciers of the synthetic SSL4SAR set: approximate front location (lat, lon in degrees).
 ARCTIC_GLACIERS: dict[str, tuple[float, float]] = {

@@ -28,9 +28,9 @@ from ssl4sar.domain import GLACIER, NA, OCEAN, ROCK
 class Tributary:
     """A side glacier: a band of ice along a ray from a wall point, in fjord coordinates (px)."""
 
-    u0_px: float  # along-flow position where it joins the main glacier
-    side: int  # +1 left wall (v > 0), -1 right wall
-    angle: float  # angle of the ray against the upstream direction (radians, 0.3–1.2)
+    u0_px: float          # along-flow position where it joins the main glacier
+    side: int             # +1 left wall (v > 0), -1 right wall
+    angle: float          # angle of the ray against the upstream direction (radians, 0.3–1.2)
     half_width_px: float
 
 
@@ -71,9 +71,8 @@ class FjordGeometry:
         return dataclasses.replace(self, front_px=float(front_px))
 
 
-def random_geometry(
-    rng: np.random.Generator, shape: tuple[int, int], resolution_m: float, flow_angle: float | None = None
-) -> FjordGeometry:
+def random_geometry(rng: np.random.Generator, shape: tuple[int, int], resolution_m: float,
+                    flow_angle: float | None = None) -> FjordGeometry:
     """Draw a random fjord geometry for an (H, W) grid of ``resolution_m`` m/px."""
     h, w = shape
     m = float(min(h, w))
@@ -83,32 +82,20 @@ def random_geometry(
     front = float(rng.uniform(-0.18, 0.18)) * radius
     tribs = []
     if rng.random() < 0.45:
-        tribs.append(
-            Tributary(
-                u0_px=front - float(rng.uniform(0.3, 0.9)) * radius,
-                side=int(rng.choice([-1, 1])),
-                angle=float(rng.uniform(0.35, 1.1)),
-                half_width_px=float(rng.uniform(0.05, 0.1)) * m,
-            )
-        )
+        tribs.append(Tributary(u0_px=front - float(rng.uniform(0.3, 0.9)) * radius,
+                               side=int(rng.choice([-1, 1])), angle=float(rng.uniform(0.35, 1.1)),
+                               half_width_px=float(rng.uniform(0.05, 0.1)) * m))
     return FjordGeometry(
-        shape=(int(h), int(w)),
-        resolution_m=float(resolution_m),
-        flow_angle=angle,
+        shape=(int(h), int(w)), resolution_m=float(resolution_m), flow_angle=angle,
         axis_offset_px=float(rng.uniform(-0.12, 0.12)) * m,
-        axis_curvature=float(rng.uniform(-0.25, 0.25)),
-        axis_wiggle=float(rng.uniform(0.0, 0.05)),
-        half_width_px=half_width,
-        widening=float(rng.uniform(0.0, 0.35)),
-        mouth_px=front + float(rng.uniform(0.25, 0.9)) * radius,
-        mouth_opening=float(rng.uniform(0.5, 1.5)),
+        axis_curvature=float(rng.uniform(-0.25, 0.25)), axis_wiggle=float(rng.uniform(0.0, 0.05)),
+        half_width_px=half_width, widening=float(rng.uniform(0.0, 0.35)),
+        mouth_px=front + float(rng.uniform(0.25, 0.9)) * radius, mouth_opening=float(rng.uniform(0.5, 1.5)),
         wall_rough_px=float(rng.uniform(0.015, 0.045)) * m,
-        front_px=front,
-        front_bulge_px=float(rng.uniform(-0.1, 0.35)) * half_width,
+        front_px=front, front_bulge_px=float(rng.uniform(-0.1, 0.35)) * half_width,
         front_rough_px=float(rng.uniform(0.03, 0.09)) * half_width,
         edge_rough_px=float(rng.uniform(0.8, 2.0)),
-        tributaries=tuple(tribs),
-        noise_seed=int(rng.integers(0, 2**31 - 1)),
+        tributaries=tuple(tribs), noise_seed=int(rng.integers(0, 2**31 - 1)),
     )
 
 
@@ -140,17 +127,14 @@ class _Frame:
     """Per-pixel fjord coordinates and distances (float32 (H, W) arrays, px)."""
 
     u: np.ndarray
-    v: np.ndarray  # across-flow coordinate relative to the (curved) fjord axis
-    wall_dist: np.ndarray  # distance inside the fjord to the nearest wall (negative in rock)
-    front_u: np.ndarray  # along-flow position of the front at each pixel's v
-    in_fjord: np.ndarray  # bool
+    v: np.ndarray              # across-flow coordinate relative to the (curved) fjord axis
+    wall_dist: np.ndarray      # distance inside the fjord to the nearest wall (negative in rock)
+    front_u: np.ndarray        # along-flow position of the front at each pixel's v
+    in_fjord: np.ndarray       # bool
 
 
-def _frame(
-    geom: FjordGeometry,
-    front_shape_date: np.ndarray | None = None,
-    edge_rng: np.random.Generator | None = None,
-) -> _Frame:
+def _frame(geom: FjordGeometry, front_shape_date: np.ndarray | None = None,
+           edge_rng: np.random.Generator | None = None) -> _Frame:
     h, w = geom.shape
     radius = 0.5 * math.hypot(h, w)
     rows = np.arange(h, dtype=np.float32)[:, None] - (h - 1) / 2.0
@@ -167,11 +151,8 @@ def _frame(
     erng = edge_rng if edge_rng is not None else np.random.default_rng(geom.noise_seed + 1)
     edge = fractal_noise(erng, (h, w), 1.0, 12.0, beta=2.5) * geom.edge_rough_px
     uu = u + edge
-    axis = (
-        geom.axis_offset_px
-        + geom.axis_curvature * (u / radius) ** 2 * radius * 0.5
+    axis = geom.axis_offset_px + geom.axis_curvature * (u / radius) ** 2 * radius * 0.5 \
         + at(axis_noise, u) * geom.axis_wiggle * radius
-    )
     vv = v - axis + edge
     hw = geom.half_width_px * (1.0 + geom.widening * u / radius)
     hw = hw + np.maximum(u - geom.mouth_px, 0.0) * geom.mouth_opening
@@ -181,20 +162,13 @@ def _frame(
     wall_dist = np.minimum(left - vv, right + vv)
     in_fjord = wall_dist > 0
     hw_f = max(geom.half_width_px * (1.0 + geom.widening * geom.front_px / radius), 1.0)
-    shape_v = (
-        geom.front_bulge_px * (1.0 - np.clip(vv / hw_f, -1.0, 1.0) ** 2)
+    shape_v = geom.front_bulge_px * (1.0 - np.clip(vv / hw_f, -1.0, 1.0) ** 2) \
         + at(front_n, vv) * geom.front_rough_px
-    )
     if front_shape_date is not None:
         shape_v = shape_v + at(front_shape_date, vv)
     front_u = (geom.front_px + shape_v).astype(np.float32)
-    return _Frame(
-        u=uu.astype(np.float32),
-        v=vv.astype(np.float32),
-        wall_dist=wall_dist.astype(np.float32),
-        front_u=front_u,
-        in_fjord=in_fjord,
-    )
+    return _Frame(u=uu.astype(np.float32), v=vv.astype(np.float32),
+                  wall_dist=wall_dist.astype(np.float32), front_u=front_u, in_fjord=in_fjord)
 
 
 def _tributary_mask(geom: FjordGeometry, fr: _Frame) -> np.ndarray:
@@ -206,9 +180,7 @@ def _tributary_mask(geom: FjordGeometry, fr: _Frame) -> np.ndarray:
         dv = fr.v - t.side * 0.8 * geom.half_width_px
         along = du * d_u + dv * d_v
         across = np.abs(-du * d_v + dv * d_u)
-        mask |= (along > 0) & (
-            across < t.half_width_px * (1.0 + 0.3 * np.tanh(along / (4 * t.half_width_px)))
-        )
+        mask |= (along > 0) & (across < t.half_width_px * (1.0 + 0.3 * np.tanh(along / (4 * t.half_width_px))))
     return mask
 
 
@@ -263,12 +235,9 @@ def front_from_zones(zones: np.ndarray) -> np.ndarray:
     return ((zones == OCEAN) & nb).astype(np.uint8)
 
 
-def rasterise_zones(
-    geom: FjordGeometry,
-    na: np.ndarray | None = None,
-    front_shape_date: np.ndarray | None = None,
-    edge_rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, _Frame]:
+def rasterise_zones(geom: FjordGeometry, na: np.ndarray | None = None,
+                    front_shape_date: np.ndarray | None = None,
+                    edge_rng: np.random.Generator | None = None) -> tuple[np.ndarray, _Frame]:
     """Class ids (H, W) uint8 of a geometry (with an optional NA mask), and the fjord frame used."""
     fr = _frame(geom, front_shape_date, edge_rng)
     zones = np.full(geom.shape, ROCK, dtype=np.uint8)

@@ -71,30 +71,17 @@ def caffe_scene_list(n_train: int, n_test: int, seed: int) -> list[dict[str, Any
                 spec = SENSORS[sensor]
                 res = SENSOR_RESOLUTION_OVERRIDES.get((glacier, sensor), spec.resolution_m)
                 date = _random_date(rng, spec.first_year, spec.last_year)
-                stem = caffe_stem(
-                    glacier, date, sensor, res, int(rng.integers(1, 6)), int(rng.integers(1, 176))
-                )
+                stem = caffe_stem(glacier, date, sensor, res, int(rng.integers(1, 6)), int(rng.integers(1, 176)))
                 if stem not in seen:
                     seen.add(stem)
                     break
-            out.append(
-                {
-                    "split": split,
-                    "stem": stem,
-                    "glacier": glacier,
-                    "date": date,
-                    "sensor": sensor,
-                    "resolution_m": res,
-                    "season": season_of(glacier, date.month),
-                    "looks": spec.looks,
-                }
-            )
+            out.append({"split": split, "stem": stem, "glacier": glacier, "date": date, "sensor": sensor,
+                        "resolution_m": res, "season": season_of(glacier, date.month),
+                        "looks": spec.looks})
     return out
 
 
-def _map_scenes(
-    fn: Any, jobs: Sequence[Any], workers: int, progress: bool = False, desc: str = ""
-) -> list[Any]:
+def _map_scenes(fn: Any, jobs: Sequence[Any], workers: int, progress: bool = False, desc: str = "") -> list[Any]:
     """``[fn(job) for job in jobs]``, in ``workers`` processes when ``workers`` > 1 (results in ``jobs`` order).
 
     Every scene draws from its own seeded generator (``_scene_rng``), so the files do not depend on ``workers``.
@@ -107,9 +94,8 @@ def _map_scenes(
     import concurrent.futures
     import multiprocessing
 
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=int(workers), mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers),
+                                                mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(tqdm(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * int(workers)))), **bar))
 
 
@@ -119,52 +105,26 @@ def _write_caffe_scene(job: tuple[Any, ...]) -> dict[str, Any]:
     rng = _scene_rng(seed, 1, i)
     shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
     scene_looks = meta["looks"] if looks is None else float(looks)
-    scene = make_scene(
-        rng,
-        shape,
-        meta["resolution_m"],
-        meta["season"],
-        meta["sensor"],
-        scene_looks,
-        radiometry=radiometry,
-        na_probability=na_probability,
-    )
+    scene = make_scene(rng, shape, meta["resolution_m"], meta["season"], meta["sensor"], scene_looks,
+                       radiometry=radiometry, na_probability=na_probability)
     split, stem = meta["split"], meta["stem"]
     write_png(out / "sar_images" / split / f"{stem}.png", scene.sar)
     write_png(out / "zones" / split / f"{stem}_zones.png", ZONE_PNG_VALUES[scene.zones])
     write_png(out / "fronts" / split / f"{stem}_front.png", scene.front * np.uint8(255))
     margin = max(8, int(0.05 * max(shape)))
-    write_text_atomic(
-        out / "bounding_boxes" / f"{stem}_front_extent_coord.txt", bounding_box_text(scene.front, margin)
-    )
-    return {
-        "stem": stem,
-        "split": split,
-        "glacier": meta["glacier"],
-        "date": meta["date"].isoformat(),
-        "sensor": meta["sensor"],
-        "resolution_m": meta["resolution_m"],
-        "season": meta["season"],
-        "height": shape[0],
-        "width": shape[1],
-        "front_px": int(scene.front.sum()),
-        "flow_angle_deg": round(math.degrees(scene.geometry.flow_angle), 3),
-        "wet_snow": scene.params["wet_snow"],
-    }
+    write_text_atomic(out / "bounding_boxes" / f"{stem}_front_extent_coord.txt",
+                      bounding_box_text(scene.front, margin))
+    return {"stem": stem, "split": split, "glacier": meta["glacier"], "date": meta["date"].isoformat(),
+            "sensor": meta["sensor"], "resolution_m": meta["resolution_m"], "season": meta["season"],
+            "height": shape[0], "width": shape[1], "front_px": int(scene.front.sum()),
+            "flow_angle_deg": round(math.degrees(scene.geometry.flow_angle), 3),
+            "wet_snow": scene.params["wet_snow"]}
 
 
-def generate_caffe(
-    out_dir: str | Path,
-    n_train: int = 24,
-    n_test: int = 8,
-    scene_size: Sequence[int] = (320, 480),
-    seed: int = 0,
-    radiometry: Radiometry = Radiometry(),  # noqa: B008 (frozen)
-    na_probability: float = 0.35,
-    looks: float | None = None,
-    progress: bool = True,
-    workers: int = 1,
-) -> Path:
+def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
+                   scene_size: Sequence[int] = (320, 480), seed: int = 0,
+                   radiometry: Radiometry = Radiometry(), na_probability: float = 0.35,  # noqa: B008 (frozen)
+                   looks: float | None = None, progress: bool = True, workers: int = 1) -> Path:
     """Write a synthetic dataset in the CaFFe layout (spec §1.1) under ``out_dir``; return ``out_dir``.
 
     ``n_train`` scenes of the training glaciers (Crane, DBE, JAC, Jorum, SI) go to ``train``, ``n_test``
@@ -180,10 +140,8 @@ def generate_caffe(
     out = Path(out_dir)
     lo, hi = _check_size(scene_size)
     _write_marker(out, "caffe")
-    jobs = [
-        (out, i, meta, seed, lo, hi, looks, radiometry, na_probability)
-        for i, meta in enumerate(caffe_scene_list(n_train, n_test, seed))
-    ]
+    jobs = [(out, i, meta, seed, lo, hi, looks, radiometry, na_probability)
+            for i, meta in enumerate(caffe_scene_list(n_train, n_test, seed))]
     rows = _map_scenes(_write_caffe_scene, jobs, workers, progress, "synthetic CaFFe")
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic CaFFe scenes to %s", len(rows), out)
@@ -194,46 +152,21 @@ def _write_unlabeled_scene(job: tuple[Any, ...]) -> dict[str, Any]:
     """Make and write SAR image ``k`` of glacier ``g`` of :func:`generate_ssl4sar`; its ``scenes.csv`` row."""
     out, seed, g, k, name, date, split, shape, geom, amplitude, resolution_m, crs, transform, radiometry = job
     srng = _scene_rng(seed, 3, g * 100000 + k)
-    shift = amplitude * math.sin(2 * math.pi * date.timetuple().tm_yday / 365.25) - 0.02 * min(
-        shape
-    ) * resolution_m * (date.year - 2016)
-    scene = make_scene(
-        srng,
-        shape,
-        resolution_m,
-        season_of(name, date.month),
-        "S1",
-        geometry=geom,
-        front_shift_m=shift,
-        na_probability=0.25,
-        radiometry=radiometry,
-    )
+    shift = amplitude * math.sin(2 * math.pi * date.timetuple().tm_yday / 365.25) \
+        - 0.02 * min(shape) * resolution_m * (date.year - 2016)
+    scene = make_scene(srng, shape, resolution_m, season_of(name, date.month), "S1", geometry=geom,
+                       front_shift_m=shift, na_probability=0.25, radiometry=radiometry)
     fname = f"S1_{name}_{date.isoformat()}_{k}.tif"
     write_geotiff(out / "sar" / split / fname, scene.sar, crs, transform, nodata=0)
-    return {
-        "file": f"sar/{split}/{fname}",
-        "glacier": name,
-        "date": date.isoformat(),
-        "split": split,
-        "height": shape[0],
-        "width": shape[1],
-        "front_shift_m": round(shift, 3),
-        "season": scene.season,
-    }
+    return {"file": f"sar/{split}/{fname}", "glacier": name, "date": date.isoformat(), "split": split,
+            "height": shape[0], "width": shape[1], "front_shift_m": round(shift, 3), "season": scene.season}
 
 
-def generate_ssl4sar(
-    out_dir: str | Path,
-    n_sar: int = 16,
-    seed: int = 0,
-    n_glaciers: int = 3,
-    scene_size: Sequence[int] = (320, 480),
-    val_fraction: float = 0.2,
-    resolution_m: float = 20.0,
-    crs: str = "EPSG:3413",
-    radiometry: Radiometry = Radiometry(),  # noqa: B008 (frozen)
-    workers: int = 1,
-) -> Path:
+def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glaciers: int = 3,
+                     scene_size: Sequence[int] = (320, 480), val_fraction: float = 0.2,
+                     resolution_m: float = 20.0, crs: str = "EPSG:3413",
+                     radiometry: Radiometry = Radiometry(),  # noqa: B008 (frozen)
+                     workers: int = 1) -> Path:
     """Write a synthetic SSL4SAR-layout dataset (spec §2) under ``out_dir``; return ``out_dir``.
 
     ``n_glaciers`` Arctic glaciers, each with one 15-band optical GeoTIFF
@@ -255,7 +188,7 @@ def generate_ssl4sar(
         rng = _scene_rng(seed, 2, g)
         shape = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
         geom = random_geometry(rng, shape, resolution_m)
-        for _ in range(20):  # make sure the fjord shows a front at the reference position
+        for _ in range(20):   # make sure the fjord shows a front at the reference position
             z, _fr = rasterise_zones(geom)
             if front_from_zones(z).sum() >= 0.15 * min(shape):
                 break
@@ -265,38 +198,16 @@ def generate_ssl4sar(
         opt_date = dt.date(int(rng.integers(2017, 2021)), int(rng.integers(6, 9)), int(rng.integers(1, 29)))
         zones, _ = rasterise_zones(geom.with_front(geom.front_px + float(rng.normal(0, 0.03)) * min(shape)))
         optical = make_optical(rng, zones, geom)
-        write_geotiff(
-            out / "optical" / f"{name}_S2_{opt_date.isoformat()}.tif",
-            optical,
-            crs,
-            transform,
-            band_names=S2_SR_BAND_ORDER,
-        )
+        write_geotiff(out / "optical" / f"{name}_S2_{opt_date.isoformat()}.tif", optical, crs, transform,
+                      band_names=S2_SR_BAND_ORDER)
         n = per_glacier[g]
         n_val = 0 if n < 2 else max(1, int(round(val_fraction * n)))
         dates = sorted({_random_date(rng, 2016, 2021) for _ in range(4 * n + 4)})
         pick = sorted(rng.choice(len(dates), size=n, replace=False)) if n <= len(dates) else range(len(dates))
         dates = [dates[i] for i in pick]
         amplitude = float(rng.uniform(0.03, 0.08)) * min(shape) * resolution_m
-        jobs += [
-            (
-                out,
-                seed,
-                g,
-                k,
-                name,
-                date,
-                "val" if k >= n - n_val else "train",
-                shape,
-                geom,
-                amplitude,
-                resolution_m,
-                crs,
-                transform,
-                radiometry,
-            )
-            for k, date in enumerate(dates)
-        ]
+        jobs += [(out, seed, g, k, name, date, "val" if k >= n - n_val else "train", shape, geom, amplitude,
+                  resolution_m, crs, transform, radiometry) for k, date in enumerate(dates)]
     rows = _map_scenes(_write_unlabeled_scene, jobs, workers)
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic SSL4SAR SAR images of %d glaciers to %s", len(rows), n_glaciers, out)

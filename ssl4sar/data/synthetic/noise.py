@@ -47,8 +47,8 @@ class _Filter:
     amp: np.ndarray
     rows: np.ndarray
     cols: int
-    amp_block: np.ndarray  # amp[rows, :cols]
-    full: bool  # the block is the whole filter
+    amp_block: np.ndarray   # amp[rows, :cols]
+    full: bool              # the block is the whole filter
 
 
 def _make_filter(grid: tuple[int, int], amp: np.ndarray) -> _Filter:
@@ -82,9 +82,7 @@ def _filtered_white(rng: np.random.Generator, shape: tuple[int, int], filt: _Fil
 
 
 @functools.lru_cache(maxsize=48)
-def _power_law_filter(
-    shape: tuple[int, int], min_scale_px: float, max_scale_px: float, beta: float
-) -> _Filter:
+def _power_law_filter(shape: tuple[int, int], min_scale_px: float, max_scale_px: float, beta: float) -> _Filter:
     _, _, k = _freq_grid(shape)
     amp = k ** np.float32(-beta / 2.0)
     amp *= np.exp(-np.square(k * np.float32(max(min_scale_px, 0.5))) * np.float32(0.5))
@@ -93,13 +91,8 @@ def _power_law_filter(
     return _make_filter(shape, amp)
 
 
-def fractal_noise(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    min_scale_px: float,
-    max_scale_px: float,
-    beta: float = 3.0,
-) -> np.ndarray:
+def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], min_scale_px: float,
+                  max_scale_px: float, beta: float = 3.0) -> np.ndarray:
     """Zero-mean, unit-std power-law noise (power ∝ k^-beta) with features between the two scales (px).
 
     Layout (H, W) float32. Equivalent to a sum of octaves between ``min_scale_px`` and ``max_scale_px``;
@@ -111,49 +104,37 @@ def fractal_noise(
 
 
 @functools.lru_cache(maxsize=32)
-def _oriented_filter(
-    shape: tuple[int, int], angle: float, wavelength_px: float, bandwidth: float, elongation: float
-) -> _Filter:
+def _oriented_filter(shape: tuple[int, int], angle: float, wavelength_px: float, bandwidth: float,
+                     elongation: float) -> _Filter:
     ky, kx, _ = _freq_grid(shape)
     k0 = np.float32(1.0 / max(wavelength_px, 2.0))
     kp = kx * np.float32(math.cos(angle)) + ky * np.float32(math.sin(angle))
     kq = -kx * np.float32(math.sin(angle)) + ky * np.float32(math.cos(angle))
-    amp = np.exp(
-        -0.5 * np.square((np.abs(kp) - k0) / (bandwidth * k0)) - 0.5 * np.square(kq / (k0 / elongation))
-    ).astype(np.float32)
+    amp = np.exp(-0.5 * np.square((np.abs(kp) - k0) / (bandwidth * k0))
+                 - 0.5 * np.square(kq / (k0 / elongation))).astype(np.float32)
     amp[0, 0] = 0.0
     return _make_filter(shape, amp)
 
 
-def oriented_noise(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    angle: float,
-    wavelength_px: float,
-    bandwidth: float = 0.35,
-    elongation: float = 6.0,
-) -> np.ndarray:
+def oriented_noise(rng: np.random.Generator, shape: tuple[int, int], angle: float,
+                   wavelength_px: float, bandwidth: float = 0.35, elongation: float = 6.0) -> np.ndarray:
     """Zero-mean unit-std streak texture: ridges whose *normal* points along ``angle`` (radians, in
     (row, col) = (sin, cos) convention), spaced ~``wavelength_px`` px, ridges ~``elongation`` × longer
     than their spacing. Layout (H, W) float32. Used for crevasses, foliation and wind rows.
     """
     shape = (int(shape[0]), int(shape[1]))
-    filt = _oriented_filter(
-        _fast_shape(shape), round(angle % (2 * math.pi), 4), round(wavelength_px, 2), bandwidth, elongation
-    )
+    filt = _oriented_filter(_fast_shape(shape), round(angle % (2 * math.pi), 4), round(wavelength_px, 2),
+                            bandwidth, elongation)
     return _filtered_white(rng, shape, filt)
 
 
-def fractal_noise_1d(
-    rng: np.random.Generator, n: int, min_scale: float, max_scale: float, beta: float = 2.0
-) -> np.ndarray:
+def fractal_noise_1d(rng: np.random.Generator, n: int, min_scale: float, max_scale: float,
+                     beta: float = 2.0) -> np.ndarray:
     """1-D zero-mean unit-std power-law noise of length ``n`` (scales in samples). float64 (n,)."""
     n = max(int(n), 8)
     k = sfft.rfftfreq(n)
     k[0] = 1.0
-    amp = (
-        k ** (-beta / 2.0) * np.exp(-0.5 * (k * min_scale) ** 2) * (1.0 - np.exp(-0.5 * (k * max_scale) ** 2))
-    )
+    amp = k ** (-beta / 2.0) * np.exp(-0.5 * (k * min_scale) ** 2) * (1.0 - np.exp(-0.5 * (k * max_scale) ** 2))
     amp[0] = 0.0
     out = sfft.irfft(sfft.rfft(rng.standard_normal(n)) * amp, n=n)
     out -= out.mean()

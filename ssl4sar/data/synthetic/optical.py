@@ -25,26 +25,12 @@ _SPECTRA: dict[str, tuple[float, ...]] = {
     "cloud": (0.62, 0.61, 0.60, 0.60, 0.61, 0.62, 0.62, 0.63, 0.63, 0.42, 0.48, 0.36),
 }
 #: Sentinel-2 scene classification (SCL) codes used.
-SCL_CODES = {
-    "no_data": 0,
-    "dark": 2,
-    "cloud_shadow": 3,
-    "bare_soil": 5,
-    "water": 6,
-    "cloud_medium": 8,
-    "cloud_high": 9,
-    "cirrus": 10,
-    "snow_ice": 11,
-}
+SCL_CODES = {"no_data": 0, "dark": 2, "cloud_shadow": 3, "bare_soil": 5, "water": 6, "cloud_medium": 8,
+             "cloud_high": 9, "cirrus": 10, "snow_ice": 11}
 
 
-def make_optical(
-    rng: np.random.Generator,
-    zones: np.ndarray,
-    geom: FjordGeometry,
-    cloud_cover: float | None = None,
-    sun_azimuth: float | None = None,
-) -> np.ndarray:
+def make_optical(rng: np.random.Generator, zones: np.ndarray, geom: FjordGeometry,
+                 cloud_cover: float | None = None, sun_azimuth: float | None = None) -> np.ndarray:
     """A Sentinel-2 L2A-like image for the class map ``zones`` (H, W).
 
     Returns (15, H, W) uint16 in the GEE ``COPERNICUS/S2_SR`` order B1…B12, AOT, WVP, SCL: reflectance
@@ -63,12 +49,8 @@ def make_optical(
     spec = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in _SPECTRA.items()}
     fr = _frame(geom)
     dist_front = np.clip(fr.front_u - fr.u, 0, None) * res
-    ice_frac = np.clip(
-        np.exp(-dist_front / float(rng.uniform(1500, 5000))) * 0.8
-        + 0.2 * fractal_noise(rng, shp, px(50), px(2000)),
-        0,
-        1,
-    )[None]
+    ice_frac = np.clip(np.exp(-dist_front / float(rng.uniform(1500, 5000))) * 0.8
+                       + 0.2 * fractal_noise(rng, shp, px(50), px(2000)), 0, 1)[None]
     glacier = spec["snow"] * (1 - ice_frac) + spec["ice"] * ice_frac
     glacier = glacier * (1 + 0.05 * fractal_noise(rng, shp, 1, px(500)))[None]
     height = fractal_noise(rng, shp, px(60), px(3000), beta=3.2)
@@ -79,12 +61,8 @@ def make_optical(
     snow_patches = (fractal_noise(rng, shp, px(40), px(1500)) > 0.8)[None]
     rock = np.where(snow_patches, spec["snow"] * 0.9, spec["rock"]) * shade[None]
     dist_ocean = np.clip(fr.u - fr.front_u, 0, None) * res
-    mel = np.clip(
-        np.exp(-dist_ocean / float(rng.uniform(300, 3000)))
-        * (1.1 + 0.5 * fractal_noise(rng, shp, px(30), px(600))),
-        0,
-        1,
-    )[None]
+    mel = np.clip(np.exp(-dist_ocean / float(rng.uniform(300, 3000)))
+                  * (1.1 + 0.5 * fractal_noise(rng, shp, px(30), px(600))), 0, 1)[None]
     ocean = spec["water"] * (1 - mel) + spec["ice"] * mel
     refl = np.where(zones[None] == GLACIER, glacier, np.where(zones[None] == ROCK, rock, ocean))
     refl = refl * (1 + 0.02 * rng.standard_normal((12, h, w), dtype=np.float32))
@@ -101,37 +79,24 @@ def make_optical(
     bands = np.clip(np.rint(refl * 10000.0), 1, 10000).astype(np.uint16)
 
     aot = np.clip(120 + 40 * fractal_noise(rng, shp, px(2000), px(20000)), 20, 600)
-    wvp = np.clip(
-        float(rng.uniform(300, 1500)) * (1 + 0.2 * fractal_noise(rng, shp, px(2000), px(20000))), 50, 5000
-    )
-    scl = np.select(
-        [zones == GLACIER, zones == ROCK, zones == OCEAN],
-        [SCL_CODES["snow_ice"], SCL_CODES["bare_soil"], SCL_CODES["water"]],
-        SCL_CODES["no_data"],
-    )
-    scl = np.where((zones == OCEAN) & (mel[0] > 0.3), SCL_CODES["snow_ice"], scl)  # mélange
+    wvp = np.clip(float(rng.uniform(300, 1500)) * (1 + 0.2 * fractal_noise(rng, shp, px(2000), px(20000))), 50, 5000)
+    scl = np.select([zones == GLACIER, zones == ROCK, zones == OCEAN],
+                    [SCL_CODES["snow_ice"], SCL_CODES["bare_soil"], SCL_CODES["water"]], SCL_CODES["no_data"])
+    scl = np.where((zones == OCEAN) & (mel[0] > 0.3), SCL_CODES["snow_ice"], scl)   # mélange
     scl = np.where((zones == ROCK) & snow_patches[0], SCL_CODES["snow_ice"], scl)
     scl = np.where((zones == ROCK) & (shade < 0.4), SCL_CODES["dark"], scl)
     scl = np.where(shadow > 0.3, SCL_CODES["cloud_shadow"], scl)
     scl = np.where((alpha > 0.05) & (alpha <= 0.25), SCL_CODES["cirrus"], scl)
     scl = np.where((alpha > 0.25) & (alpha <= 0.6), SCL_CODES["cloud_medium"], scl)
     scl = np.where(alpha > 0.6, SCL_CODES["cloud_high"], scl)
-    out = np.concatenate(
-        [
-            bands,
-            np.rint(aot)[None].astype(np.uint16),
-            np.rint(wvp)[None].astype(np.uint16),
-            scl[None].astype(np.uint16),
-        ],
-        axis=0,
-    )
+    out = np.concatenate([bands, np.rint(aot)[None].astype(np.uint16), np.rint(wvp)[None].astype(np.uint16),
+                          scl[None].astype(np.uint16)], axis=0)
     out[:, zones == NA] = 0
     return out
 
 
-def polar_transform(
-    lat: float, lon: float, shape: tuple[int, int], resolution_m: float, crs: str = "EPSG:3413"
-) -> Any:
+def polar_transform(lat: float, lon: float, shape: tuple[int, int], resolution_m: float,
+                    crs: str = "EPSG:3413") -> Any:
     """Affine transform of a north-up grid of ``shape`` (H, W) at ``resolution_m`` m/px centred on (lat, lon)."""
     from affine import Affine
     from pyproj import Transformer

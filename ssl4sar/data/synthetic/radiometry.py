@@ -104,15 +104,8 @@ def _shading(height: np.ndarray, look: float) -> np.ndarray:
     return (s / (s.std() + 1e-6)).astype(np.float32)
 
 
-def _sigma0_db(
-    rng: np.random.Generator,
-    geom: FjordGeometry,
-    fr: _Frame,
-    zones: np.ndarray,
-    front: np.ndarray,
-    season: str,
-    rad: Radiometry,
-) -> tuple[np.ndarray, dict[str, Any]]:
+def _sigma0_db(rng: np.random.Generator, geom: FjordGeometry, fr: _Frame, zones: np.ndarray,
+               front: np.ndarray, season: str, rad: Radiometry) -> tuple[np.ndarray, dict[str, Any]]:
     """Speckle-free σ⁰ (dB, float32 (H, W)) for the zones of one scene, and the drawn parameters.
 
     Surface relief is modelled as height fields whose slope towards the sensor modulates σ⁰ (local
@@ -122,80 +115,57 @@ def _sigma0_db(
     res = geom.resolution_m
     shp = (h, w)
 
-    def px(metres: float) -> float:  # a length in metres as pixels, never below the resolution cell
+    def px(metres: float) -> float:   # a length in metres as pixels, never below the resolution cell
         return max(metres / res, 3.0)
 
     # Facets smaller than the resolution cell average out: relief contrast drops at coarse resolution.
     gain = min(1.0, math.sqrt(8.0 / res))
     flow = geom.flow_angle
-    look = float(rng.uniform(0, 2 * math.pi))  # ground-range look direction (towards far range)
+    look = float(rng.uniform(0, 2 * math.pi))   # ground-range look direction (towards far range)
     p: dict[str, Any] = {"look_angle": look}
 
     # Rock: mountains (fractal relief + ridges) shaded by the local incidence angle; radar shadow.
-    relief = fractal_noise(rng, shp, px(30), px(4000), beta=4.0) + 0.3 * np.abs(
-        fractal_noise(rng, shp, px(60), px(1500), beta=3.0)
-    )
+    relief = fractal_noise(rng, shp, px(30), px(4000), beta=4.0) \
+        + 0.3 * np.abs(fractal_noise(rng, shp, px(60), px(1500), beta=3.0))
     slope = _shading(relief, look)
     topo = _u(rng, rad.rock_topo_db) * gain
-    rock = (
-        _u(rng, rad.rock_db)
-        + topo * np.tanh(0.9 * slope)
+    rock = _u(rng, rad.rock_db) + topo * np.tanh(0.9 * slope) \
         + 1.5 * gain * fractal_noise(rng, shp, px(50), px(800), beta=2.5)
-    )
-    rock = np.where(slope < -1.6, rock - 8.0, rock)  # radar shadow behind steep slopes
+    rock = np.where(slope < -1.6, rock - 8.0, rock)          # radar shadow behind steep slopes
 
     # Glacier: dry (winter) bright / wet snow (summer) dark; crevasse fields as narrow slots whose
     # walls light up or fall into shadow; long undulations of the surface.
-    wet = bool(rng.random() < 0.85) and season == "summer"  # draw always: same stream both seasons
+    wet = bool(rng.random() < 0.85) and season == "summer"   # draw always: same stream both seasons
     base = _u(rng, rad.glacier_wet_db if wet else rad.glacier_dry_db)
-    dist_front = np.clip(fr.front_u - fr.u, 0.0, None) * res  # m upstream of the front
+    dist_front = np.clip(fr.front_u - fr.u, 0.0, None) * res                  # m upstream of the front
     zone_len = float(rng.uniform(1500, 6000))
     w_trans = np.exp(-dist_front / zone_len)
     wall_m = np.clip(fr.wall_dist, 0.0, None) * res
     w_shear = np.exp(-wall_m / float(rng.uniform(300, 1500))) * (1 - w_trans)
     spacing = max(float(rng.uniform(40, 200)), 5.0 * res)
-    trans = oriented_noise(
-        rng,
-        shp,
-        flow + float(rng.normal(0, 0.2)),
-        px(spacing),
-        bandwidth=0.6,
-        elongation=float(rng.uniform(2, 6)),
-    )
-    shear = oriented_noise(
-        rng,
-        shp,
-        flow + float(rng.choice([-1, 1])) * math.pi / 4,
-        px(spacing * 1.3),
-        bandwidth=0.6,
-        elongation=4.0,
-    )
+    trans = oriented_noise(rng, shp, flow + float(rng.normal(0, 0.2)), px(spacing), bandwidth=0.6,
+                           elongation=float(rng.uniform(2, 6)))
+    shear = oriented_noise(rng, shp, flow + float(rng.choice([-1, 1])) * math.pi / 4, px(spacing * 1.3),
+                           bandwidth=0.6, elongation=4.0)
     slots = np.exp(-np.square(trans / 0.45)) * w_trans + np.exp(-np.square(shear / 0.45)) * w_shear
     slots *= gain
-    foliation = oriented_noise(
-        rng, shp, flow + math.pi / 2, px(float(rng.uniform(80, 300))), bandwidth=0.6, elongation=12.0
-    )
+    foliation = oriented_noise(rng, shp, flow + math.pi / 2, px(float(rng.uniform(80, 300))),
+                               bandwidth=0.6, elongation=12.0)
     undulation = fractal_noise(rng, shp, px(100), px(4000), beta=3.0)
     ice_relief = -float(rng.uniform(1.0, 2.0)) * slots + 0.5 * foliation * (1 - w_trans) + 1.0 * undulation
     crev = _u(rng, rad.crevasse_db) * gain
-    glacier = (
-        base
-        + crev * np.tanh(1.5 * _shading(ice_relief, look))
-        + 3.0 * slots
+    glacier = base + crev * np.tanh(1.5 * _shading(ice_relief, look)) + 3.0 * slots \
         + 1.5 * fractal_noise(rng, shp, px(60), px(3000), beta=2.8)
-    )
-    if wet:  # the crevassed lower tongue stays brighter than the wet-snow surface
+    if wet:   # the crevassed lower tongue stays brighter than the wet-snow surface
         glacier = glacier + 5.0 * w_trans
 
     # Ocean: open water with wind modulation; clumpy mélange and icebergs near the front.
     windy = rng.random() < rad.windy_probability
-    water = (
-        _u(rng, rad.water_windy_db if windy else rad.water_calm_db)
-        + _u(rng, (1.5, 3.5)) * fractal_noise(rng, shp, px(100), px(8000), beta=3.0)
+    water = _u(rng, rad.water_windy_db if windy else rad.water_calm_db) \
+        + _u(rng, (1.5, 3.5)) * fractal_noise(rng, shp, px(100), px(8000), beta=3.0) \
         + 1.0 * oriented_noise(rng, shp, float(rng.uniform(0, math.pi)), px(400), elongation=8.0)
-    )
-    dist_ocean = np.clip(fr.u - fr.front_u, 0.0, None) * res  # m downstream of the front
-    mel_len = float(rng.exponential(2500.0) if season == "winter" else rng.exponential(700.0))  # m
+    dist_ocean = np.clip(fr.u - fr.front_u, 0.0, None) * res                  # m downstream of the front
+    mel_len = float(rng.exponential(2500.0) if season == "winter" else rng.exponential(700.0))   # m
     mel_density = 1.0 / (1.0 + np.exp((dist_ocean - mel_len) / max(0.15 * mel_len, 100.0)))
     clumps = fractal_noise(rng, shp, px(20), px(800), beta=2.4)
     melange_frac = np.clip(mel_density * (1.0 + 0.9 * clumps), 0.0, 1.0)
@@ -216,11 +186,8 @@ def _sigma0_db(
     cliff_ocean = cliff & (zones == OCEAN)
     sig = np.where(cliff_ocean & (facing > 0.2), sig + 7.0 * facing, sig)
     sig = np.where(cliff_ocean & (facing < -0.2), sig + 9.0 * facing, sig)
-    sig = (
-        sig
-        + _u(rng, rad.texture_db) * gain * fractal_noise(rng, shp, px(40), px(600), beta=2.5)
+    sig = sig + _u(rng, rad.texture_db) * gain * fractal_noise(rng, shp, px(40), px(600), beta=2.5) \
         + 2.0 * fractal_noise(rng, shp, px(30), px(2000), beta=2.5)
-    )
     sig = sig + _u(rng, rad.calibration_db)
     # Class boundaries are not infinitely sharp in SAR (resolution cell, layover).
     valid = zones != NA
@@ -230,9 +197,8 @@ def _sigma0_db(
     return sig, p
 
 
-def speckle_and_quantise(
-    rng: np.random.Generator, sigma0_db: np.ndarray, looks: float, rad: Radiometry = Radiometry()
-) -> np.ndarray:
+def speckle_and_quantise(rng: np.random.Generator, sigma0_db: np.ndarray, looks: float,
+                         rad: Radiometry = Radiometry()) -> np.ndarray:
     """Multiplicative gamma speckle (intensity, mean 1, ENL ``looks``) and 8-bit scaling.
 
     ``sigma0_db`` (H, W) float dB with NaN for no data. Returns (H, W) uint8: 0 = no data, valid 1–255.
@@ -250,22 +216,12 @@ def speckle_and_quantise(
     return out
 
 
-def make_scene(
-    rng: np.random.Generator,
-    shape: tuple[int, int] = (512, 512),
-    resolution_m: float = 20.0,
-    season: str | None = None,
-    sensor: str = "S1",
-    looks: float | None = None,
-    *,
-    geometry: FjordGeometry | None = None,
-    front_shift_m: float = 0.0,
-    na_probability: float = 0.35,
-    radiometry: Radiometry = Radiometry(),
-    front_shape_date: np.ndarray | None = None,
-    min_front_px: int | None = None,
-    max_tries: int = 20,
-) -> Scene:
+def make_scene(rng: np.random.Generator, shape: tuple[int, int] = (512, 512), resolution_m: float = 20.0,
+               season: str | None = None, sensor: str = "S1", looks: float | None = None, *,
+               geometry: FjordGeometry | None = None, front_shift_m: float = 0.0,
+               na_probability: float = 0.35, radiometry: Radiometry = Radiometry(),
+               front_shape_date: np.ndarray | None = None, min_front_px: int | None = None,
+               max_tries: int = 20) -> Scene:
     """Draw one synthetic glacier scene.
 
     ``shape`` (H, W) px, ``resolution_m`` m/px, ``season`` "winter"/"summer" (summer → wet snow; None →
@@ -299,17 +255,7 @@ def make_scene(
     else:
         raise RuntimeError(f"could not draw a scene with a front of >= {need} px in {max_tries} tries")
     sig, params = _sigma0_db(rng, geom, fr, zones, front, season, radiometry)
-    sar = speckle_and_quantise(rng, sig, float(looks), radiometry)  # NA ⇔ SAR 0 (σ⁰ is NaN there)
+    sar = speckle_and_quantise(rng, sig, float(looks), radiometry)   # NA ⇔ SAR 0 (σ⁰ is NaN there)
     params.update(front_px=int(front.sum()))
-    return Scene(
-        sar=sar,
-        zones=zones,
-        front=front,
-        sigma0_db=sig,
-        resolution_m=float(resolution_m),
-        sensor=sensor,
-        looks=float(looks),
-        season=season,
-        geometry=geom,
-        params=params,
-    )
+    return Scene(sar=sar, zones=zones, front=front, sigma0_db=sig, resolution_m=float(resolution_m),
+                 sensor=sensor, looks=float(looks), season=season, geometry=geom, params=params)

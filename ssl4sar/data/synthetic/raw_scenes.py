@@ -31,23 +31,8 @@ S2_RESOLUTION_GROUPS: dict[int, tuple[str, ...]] = {
     60: ("B1", "B9"),
 }
 #: bands of the raw 15-band Sentinel-2 files (GEE ``COPERNICUS/S2_SR`` order up to SCL)
-RAW_S2_BANDS: tuple[str, ...] = (
-    "B1",
-    "B2",
-    "B3",
-    "B4",
-    "B5",
-    "B6",
-    "B7",
-    "B8",
-    "B8A",
-    "B9",
-    "B11",
-    "B12",
-    "AOT",
-    "WVP",
-    "SCL",
-)
+RAW_S2_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+                                 "AOT", "WVP", "SCL")
 #: glaciers of the raw scenes (both inside UTM zone 22N): front position (lat, lon) in degrees
 RAW_GLACIERS: dict[str, tuple[float, float]] = {"Jakobshavn": (69.17, -49.80), "Eqip": (69.81, -50.21)}
 
@@ -70,9 +55,7 @@ class RawPattern:
     scl_cell_m: float = 1000.0
 
     def _xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(x, dtype=np.float64) - self.origin[0], np.asarray(
-            y, dtype=np.float64
-        ) - self.origin[1]
+        return np.asarray(x, dtype=np.float64) - self.origin[0], np.asarray(y, dtype=np.float64) - self.origin[1]
 
     def sigma0_db(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """σ⁰ in dB at map coordinates ``(x, y)`` of :attr:`crs`."""
@@ -85,12 +68,8 @@ class RawPattern:
         if band == "SCL":
             raise ValueError("SCL is categorical: use scl()")
         u, v = self._xy(x, y)
-        return (
-            0.30
-            + 0.02 * i
-            + 0.15 * np.sin(2 * np.pi * u / 1200.0 + 0.4 * i + self.phase) * np.cos(2 * np.pi * v / 1500.0)
-            + 0.05 * np.sin(2 * np.pi * u / 25000.0)
-        )
+        return (0.30 + 0.02 * i + 0.15 * np.sin(2 * np.pi * u / 1200.0 + 0.4 * i + self.phase)
+                * np.cos(2 * np.pi * v / 1500.0) + 0.05 * np.sin(2 * np.pi * u / 25000.0))
 
     def s2_dn(self, band: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The stored value (float, before rounding) of ``band`` at ``(x, y)``: reflectance ×10000 for B1…B12,
@@ -145,9 +124,8 @@ def _in_crs(x: np.ndarray, y: np.ndarray, src: str, dst: str) -> tuple[np.ndarra
     return np.asarray(tx).reshape(x.shape), np.asarray(ty).reshape(y.shape)
 
 
-def _grid(
-    bounds: tuple[float, float, float, float], res: float, snap: float | None = None
-) -> tuple[Any, tuple[int, int]]:
+def _grid(bounds: tuple[float, float, float, float], res: float, snap: float | None = None
+          ) -> tuple[Any, tuple[int, int]]:
     """North-up transform and (H, W) covering ``bounds`` (minx, miny, maxx, maxy) at ``res`` m/px (origin snapped
     to multiples of ``snap`` metres when given)."""
     from rasterio.transform import from_origin
@@ -178,15 +156,9 @@ def _wedge(shape: tuple[int, int], corner: str, fraction: float) -> np.ndarray:
     return (r + c) < fraction
 
 
-def generate_raw_scenes(
-    out_dir: str | Path,
-    seed: int = 0,
-    *,
-    aoi_size_m: tuple[float, float] = (3000.0, 2400.0),
-    sar_resolution_m: float = 20.0,
-    speckle_looks: float | None = None,
-    glaciers: Sequence[str] = ("Jakobshavn", "Eqip"),
-) -> RawScenes:
+def generate_raw_scenes(out_dir: str | Path, seed: int = 0, *, aoi_size_m: tuple[float, float] = (3000.0, 2400.0),
+                        sar_resolution_m: float = 20.0, speckle_looks: float | None = None,
+                        glaciers: Sequence[str] = ("Jakobshavn", "Eqip")) -> RawScenes:
     """Write raw, georeferenced Sentinel-1-like and Sentinel-2-like scenes around two glaciers, with their areas of
     interest, as input for :func:`ssl4sar.data.construct.construct_ssl4sar`; returns a :class:`RawScenes`.
 
@@ -232,14 +204,8 @@ def generate_raw_scenes(
     half_w, half_h = aoi_size_m[0] / 2.0, aoi_size_m[1] / 2.0
     res = float(sar_resolution_m)
     sar_dir, opt_dir = out / "sar", out / "optical"
-    result = RawScenes(
-        out_dir=out,
-        sar_dir=sar_dir,
-        optical_dir=opt_dir,
-        aoi_path=out / "aoi.geojson",
-        pattern=pattern,
-        glaciers=names,
-    )
+    result = RawScenes(out_dir=out, sar_dir=sar_dir, optical_dir=opt_dir, aoi_path=out / "aoi.geojson",
+                       pattern=pattern, glaciers=names)
 
     # ---- areas of interest
     g1x, g1y = centres[names[0]]
@@ -252,50 +218,26 @@ def generate_raw_scenes(
         lon, lat = to_ll.transform(x, y)
         corners.append([round(lon, 7), round(lat, 7)])
     g2x, g2y = centres[names[1]]
-    aoi = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "properties": {"glacier": names[0]},
-                "geometry": {"type": "Polygon", "coordinates": [corners]},
-            },
-            {
-                "type": "Feature",
-                "properties": {
-                    "glacier": names[1],
-                    "crs": RAW_SAR_CRS,
-                    "bbox": [g2x - half_w, g2y - half_h, g2x + half_w, g2y + half_h],
-                },
-                "geometry": None,
-            },
-        ],
-    }
+    aoi = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"glacier": names[0]},
+         "geometry": {"type": "Polygon", "coordinates": [corners]}},
+        {"type": "Feature", "properties": {"glacier": names[1], "crs": RAW_SAR_CRS,
+                                           "bbox": [g2x - half_w, g2y - half_h, g2x + half_w, g2y + half_h]},
+         "geometry": None},
+    ]}
     write_json_atomic(result.aoi_path, aoi)
 
     # ---- SAR scenes
-    def sar_scene(
-        fname: str,
-        cx: float,
-        cy: float,
-        extent: tuple[float, float, float, float],
-        r: float,
-        offset: tuple[float, float],
-        encoding: str,
-        wedge: str | None,
-        all_nodata: bool = False,
-        crs: str | None = RAW_SAR_CRS,
-    ) -> Path:
+    def sar_scene(fname: str, cx: float, cy: float, extent: tuple[float, float, float, float], r: float,
+                  offset: tuple[float, float], encoding: str, wedge: str | None, all_nodata: bool = False,
+                  crs: str | None = RAW_SAR_CRS) -> Path:
         x0, y0, x1, y1 = extent
-        transform, shape = _grid(
-            (cx + x0 + offset[0], cy + y0 + offset[1], cx + x1 + offset[0], cy + y1 + offset[1]), r
-        )
+        transform, shape = _grid((cx + x0 + offset[0], cy + y0 + offset[1], cx + x1 + offset[0],
+                                  cy + y1 + offset[1]), r)
         x, y = _centres(transform, shape)
         db = pattern.sigma0_db(x, y).astype(np.float32)
         if speckle_looks:
-            db = db + (10 * np.log10(rng.gamma(speckle_looks, 1.0 / speckle_looks, size=shape))).astype(
-                np.float32
-            )
+            db = db + (10 * np.log10(rng.gamma(speckle_looks, 1.0 / speckle_looks, size=shape))).astype(np.float32)
         invalid = _wedge(shape, wedge, 0.35) if wedge else np.zeros(shape, bool)
         if all_nodata:
             invalid[:] = True
@@ -321,9 +263,7 @@ def generate_raw_scenes(
     partial = (-half_w - 400.0, -half_h - 400.0, 0.3 * half_w, half_h + 400.0)
     sar_scene("S1A_IW_GRDH_20190701T100512_HH.tif", g1x, g1y, ext, res, (0.0, 0.0), "db_nan", "nw")
     sar_scene("S1B_IW_GRDH_20190706T100431_HH.tif", g1x, g1y, partial, res, (7.0, -13.0), "db_9999", "sw")
-    sar_scene(
-        "S1A_IW_GRDH_20190713T100513_HH.tif", g1x, g1y, ext, res / 2.0, (3.0, 4.0), "intensity_nan", "se"
-    )
+    sar_scene("S1A_IW_GRDH_20190713T100513_HH.tif", g1x, g1y, ext, res / 2.0, (3.0, 4.0), "intensity_nan", "se")
     sar_scene("S1A_IW_GRDH_20190705T101020_HH.tif", g2x, g2y, ext, res, (0.0, 0.0), "db_nan", "ne")
     sar_scene("S1B_IW_GRDH_20190710T101002_HH.tif", g2x, g2y, ext, res, (-9.0, 5.0), "db_9999", None)
     bad = {
@@ -332,16 +272,8 @@ def generate_raw_scenes(
         "S1B_IW_GRDH_20190704T100431_empty.tif": ("all_nodata", dict(all_nodata=True)),
     }
     for fname, (kind, kw) in bad.items():
-        args = {
-            "cx": g1x,
-            "cy": g1y,
-            "extent": ext,
-            "r": res,
-            "offset": (0.0, 0.0),
-            "encoding": "db_nan",
-            "wedge": None,
-            **kw,
-        }
+        args = {"cx": g1x, "cy": g1y, "extent": ext, "r": res, "offset": (0.0, 0.0), "encoding": "db_nan",
+                "wedge": None, **kw}
         sar_scene(fname, **args)
         result.bad[fname] = kind
 
@@ -353,9 +285,7 @@ def generate_raw_scenes(
         px, py = Transformer.from_crs(RAW_SAR_CRS, RAW_OPTICAL_CRS, always_xy=True).transform(pts_x, pts_y)
         return min(px), min(py), max(px), max(py)
 
-    def s2_bands(
-        bounds: tuple[float, ...], wedge: str | None
-    ) -> dict[int, tuple[Any, dict[str, np.ndarray]]]:
+    def s2_bands(bounds: tuple[float, ...], wedge: str | None) -> dict[int, tuple[Any, dict[str, np.ndarray]]]:
         groups: dict[int, tuple[Any, dict[str, np.ndarray]]] = {}
         transform60, shape60 = _grid(bounds, 60.0, snap=60.0)
         for r, bands in S2_RESOLUTION_GROUPS.items():
@@ -371,99 +301,60 @@ def generate_raw_scenes(
             groups[r] = (transform, arrays)
         return groups
 
-    def write_groups(
-        stem: str, groups: dict[int, tuple[Any, dict[str, np.ndarray]]], crs: str | None
-    ) -> None:
+    def write_groups(stem: str, groups: dict[int, tuple[Any, dict[str, np.ndarray]]], crs: str | None) -> None:
         for r, (transform, arrays) in groups.items():
             stack = np.stack(list(arrays.values()))
-            path = write_geotiff(
-                opt_dir / f"{stem}_{r}m.tif", stack, crs, transform, nodata=0, band_names=list(arrays)
-            )
+            path = write_geotiff(opt_dir / f"{stem}_{r}m.tif", stack, crs, transform, nodata=0,
+                                 band_names=list(arrays))
             result.optical_files.append(path)
 
     def write_single(stem: str, groups: dict[int, tuple[Any, dict[str, np.ndarray]]]) -> None:
         for r, (transform, arrays) in groups.items():
             for b, arr in arrays.items():
                 token = f"B{int(b[1:]):02d}" if b[1:].isdigit() else b
-                path = write_geotiff(
-                    opt_dir / f"{stem}_{token}_{r}m.tif", arr, RAW_OPTICAL_CRS, transform, nodata=0
-                )
+                path = write_geotiff(opt_dir / f"{stem}_{token}_{r}m.tif", arr, RAW_OPTICAL_CRS, transform, nodata=0)
                 result.optical_files.append(path)
 
-    def write_s2sr(
-        stem: str, bounds: tuple[float, ...], r: float, crs: str | None = RAW_OPTICAL_CRS, empty: bool = False
-    ) -> Path:
+    def write_s2sr(stem: str, bounds: tuple[float, ...], r: float, crs: str | None = RAW_OPTICAL_CRS,
+                   empty: bool = False) -> Path:
         transform, shape = _grid(bounds, r, snap=60.0)
         x, y = _in_crs(*_centres(transform, shape), RAW_OPTICAL_CRS, RAW_SAR_CRS)
-        stack = np.stack(
-            [np.clip(np.rint(pattern.s2_dn(b, x, y)), 1, 65535).astype(np.uint16) for b in RAW_S2_BANDS]
-        )
+        stack = np.stack([np.clip(np.rint(pattern.s2_dn(b, x, y)), 1, 65535).astype(np.uint16)
+                          for b in RAW_S2_BANDS])
         if empty:
             stack[:] = 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            path = write_geotiff(
-                opt_dir / f"{stem}_S2SR.tif",
-                stack,
-                crs,
-                transform if crs is not None else Affine.identity(),
-                nodata=0,
-            )
+            path = write_geotiff(opt_dir / f"{stem}_S2SR.tif", stack, crs,
+                                 transform if crs is not None else Affine.identity(), nodata=0)
         result.optical_files.append(path)
         return path
 
     # glacier 1: scene A (west 70 %, resolution-group files, no-data wedge), scene B (east 60 %, one file per band)
-    write_groups(
-        "S2B_MSIL2A_20190712T150759_T22WEV",
-        s2_bands(polar_bounds(g1x, g1y, (0.0, 0.7), 500.0), "sw"),
-        RAW_OPTICAL_CRS,
-    )
-    write_single(
-        "S2A_MSIL2A_20190805T150801_T22WEV", s2_bands(polar_bounds(g1x, g1y, (0.4, 1.0), 500.0), None)
-    )
+    write_groups("S2B_MSIL2A_20190712T150759_T22WEV", s2_bands(polar_bounds(g1x, g1y, (0.0, 0.7), 500.0), "sw"),
+                 RAW_OPTICAL_CRS)
+    write_single("S2A_MSIL2A_20190805T150801_T22WEV", s2_bands(polar_bounds(g1x, g1y, (0.4, 1.0), 500.0), None))
     # glacier 2: one 15-band GEE-style file at 20 m
     write_s2sr("S2A_MSIL2A_20190720T150811_T22WEA", polar_bounds(g2x, g2y, (0.0, 1.0), 600.0), 20.0)
     # broken Sentinel-2 scenes
-    p = write_s2sr(
-        "S2B_MSIL2A_20190714T150759_T22WEV_nocrs", polar_bounds(g1x, g1y, (0.0, 1.0), 500.0), 20.0, crs=None
-    )
+    p = write_s2sr("S2B_MSIL2A_20190714T150759_T22WEV_nocrs", polar_bounds(g1x, g1y, (0.0, 1.0), 500.0), 20.0,
+                   crs=None)
     result.bad[p.name] = "no_crs"
-    p = write_s2sr(
-        "S2B_MSIL2A_20190716T150759_T21XWB", polar_bounds(g1x + 300000.0, g1y, (0.0, 1.0), 500.0), 20.0
-    )
+    p = write_s2sr("S2B_MSIL2A_20190716T150759_T21XWB", polar_bounds(g1x + 300000.0, g1y, (0.0, 1.0), 500.0), 20.0)
     result.bad[p.name] = "no_overlap"
-    p = write_s2sr(
-        "S2A_MSIL2A_20190722T150801_T22WEV_empty", polar_bounds(g1x, g1y, (0.0, 1.0), 500.0), 20.0, empty=True
-    )
+    p = write_s2sr("S2A_MSIL2A_20190722T150801_T22WEV_empty", polar_bounds(g1x, g1y, (0.0, 1.0), 500.0), 20.0,
+                   empty=True)
     result.bad[p.name] = "all_nodata"
 
-    write_json_atomic(
-        out / "raw_scenes.json",
-        {
-            "generator": "ssl4sar.data.synthetic.generate_raw_scenes",
-            "version": GENERATOR_VERSION,
-            "seed": int(seed),
-            "pattern": {
-                "crs": pattern.crs,
-                "origin": list(pattern.origin),
-                "phase": pattern.phase,
-                "scl_cell_m": pattern.scl_cell_m,
-            },
-            "glaciers": list(names),
-            "sar_crs": RAW_SAR_CRS,
-            "optical_crs": RAW_OPTICAL_CRS,
-            "sar_resolution_m": res,
-            "speckle_looks": speckle_looks,
-            "sar": sorted(p.name for p in result.sar_files),
-            "optical": sorted(p.name for p in result.optical_files),
-            "bad": dict(sorted(result.bad.items())),
-        },
-    )
-    log.info(
-        "wrote %d raw SAR and %d raw Sentinel-2 files around %s to %s",
-        len(result.sar_files),
-        len(result.optical_files),
-        ", ".join(names),
-        out,
-    )
+    write_json_atomic(out / "raw_scenes.json", {
+        "generator": "ssl4sar.data.synthetic.generate_raw_scenes", "version": GENERATOR_VERSION, "seed": int(seed),
+        "pattern": {"crs": pattern.crs, "origin": list(pattern.origin), "phase": pattern.phase,
+                    "scl_cell_m": pattern.scl_cell_m},
+        "glaciers": list(names), "sar_crs": RAW_SAR_CRS, "optical_crs": RAW_OPTICAL_CRS,
+        "sar_resolution_m": res, "speckle_looks": speckle_looks,
+        "sar": sorted(p.name for p in result.sar_files), "optical": sorted(p.name for p in result.optical_files),
+        "bad": dict(sorted(result.bad.items())),
+    })
+    log.info("wrote %d raw SAR and %d raw Sentinel-2 files around %s to %s", len(result.sar_files),
+             len(result.optical_files), ", ".join(names), out)
     return result

@@ -1,7 +1,7 @@
 """One glacier's georeferenced SAR scenes over many dates with a known moving front (EPSG:32622, 20 m)::
 
-sar/<stem>.tif  zones/<stem>_zones.tif  fronts/<stem>_front.tif  fronts/<stem>_front.geojson
-truth.csv  reference_box.geojson  centreline.geojson
+    sar/<stem>.tif  zones/<stem>_zones.tif  fronts/<stem>_front.tif  fronts/<stem>_front.geojson
+    truth.csv  reference_box.geojson  centreline.geojson
 """
 
 from __future__ import annotations
@@ -42,20 +42,11 @@ from ssl4sar.io import write_json_atomic
 log = logging.getLogger(__name__)
 
 
-def generate_time_series(
-    out_dir: str | Path,
-    n_dates: int = paper_preset().synthetic.n_dates,
-    seed: int = 0,
-    shape: tuple[int, int] = (384, 384),
-    resolution_m: float = 20.0,
-    crs: str = "EPSG:32622",
-    glacier: str = "JAC",
-    start: dt.date = dt.date(2019, 1, 5),
-    interval_days: int = 24,
-    seasonal_amplitude_m: float = 600.0,
-    trend_m_per_year: float = -400.0,
-    noise_m: float = 60.0,
-) -> Path:
+def generate_time_series(out_dir: str | Path, n_dates: int = paper_preset().synthetic.n_dates, seed: int = 0,
+                         shape: tuple[int, int] = (384, 384), resolution_m: float = 20.0,
+                         crs: str = "EPSG:32622", glacier: str = "JAC", start: dt.date = dt.date(2019, 1, 5),
+                         interval_days: int = 24, seasonal_amplitude_m: float = 600.0,
+                         trend_m_per_year: float = -400.0, noise_m: float = 60.0) -> Path:
     """One glacier's georeferenced SAR scenes over ``n_dates`` dates with a known moving front.
 
     The fjord is fixed; the front profile moves along the flow by
@@ -84,27 +75,17 @@ def generate_time_series(
     h, w = int(shape[0]), int(shape[1])
     m = float(min(h, w))
     geom = random_geometry(rng, (h, w), resolution_m)
-    geom = dataclasses.replace(
-        geom,
-        axis_curvature=0.0,
-        axis_wiggle=0.0,
-        widening=0.0,
-        tributaries=(),
-        edge_rough_px=0.4,
-        half_width_px=float(rng.uniform(0.26, 0.34)) * m,
-        front_px=-0.05 * m,
-        mouth_px=0.5 * m,
-        front_bulge_px=float(rng.uniform(0.0, 0.2)) * 0.3 * m,
-    )
+    geom = dataclasses.replace(geom, axis_curvature=0.0, axis_wiggle=0.0, widening=0.0, tributaries=(),
+                               edge_rough_px=0.4,
+                               half_width_px=float(rng.uniform(0.26, 0.34)) * m,
+                               front_px=-0.05 * m, mouth_px=0.5 * m,
+                               front_bulge_px=float(rng.uniform(0.0, 0.2)) * 0.3 * m)
     lat, lon = (69.17, -49.80) if crs == "EPSG:32622" else ARCTIC_GLACIERS["Jakobshavn"]
     transform = polar_transform(lat, lon, (h, w), resolution_m, crs)
     days = np.arange(n_dates) * interval_days
     t_years = days / 365.25
-    pos = (
-        seasonal_amplitude_m * np.sin(2 * np.pi * t_years)
-        + trend_m_per_year * t_years
+    pos = seasonal_amplitude_m * np.sin(2 * np.pi * t_years) + trend_m_per_year * t_years \
         + rng.normal(0.0, noise_m, n_dates)
-    )
     pos = pos - pos[0]
     # Reference box in fjord coordinates (px): across the fjord inside its walls, along the flow
     # around all fronts (bulge and roughness included).
@@ -130,49 +111,27 @@ def generate_time_series(
         srng = _scene_rng(seed, 5, i)
         shape_date = fractal_noise_1d(srng, n_prof, 2.0, 0.3 * n_prof, beta=1.8) * geom.front_rough_px * 0.5
         shape_date -= shape_date[in_box_v].mean()
-        scene = make_scene(
-            srng,
-            (h, w),
-            resolution_m,
-            season_of(glacier, date.month),
-            "S1",
-            geometry=geom,
-            front_shift_m=float(pos[i]),
-            na_probability=0.0,
-            front_shape_date=shape_date,
-        )
+        scene = make_scene(srng, (h, w), resolution_m, season_of(glacier, date.month), "S1", geometry=geom,
+                           front_shift_m=float(pos[i]), na_probability=0.0, front_shape_date=shape_date)
         stem = caffe_stem(glacier, date, "S1", resolution_m, 1, 25 + 150 * (i % 2))
         write_geotiff(out / "sar" / f"{stem}.tif", scene.sar, crs, transform, nodata=0)
         write_geotiff(out / "zones" / f"{stem}_zones.tif", scene.zones, crs, transform)
         write_geotiff(out / "fronts" / f"{stem}_front.tif", scene.front * np.uint8(255), crs, transform)
         line = _front_line_map(scene.geometry, transform, shape_date, grid, v_half * 1.6)
-        write_json_atomic(
-            out / "fronts" / f"{stem}_front.geojson",
-            _geojson(
-                "LineString", line, crs, {"date": date.isoformat(), "position_m": round(float(pos[i]), 4)}
-            ),
-        )
-        row = {
-            "date": date.isoformat(),
-            "stem": stem,
-            "position_m": round(float(pos[i]), 4),
-            "flow_x": round(flow_xy[0], 8),
-            "flow_y": round(flow_xy[1], 8),
-        }
+        write_json_atomic(out / "fronts" / f"{stem}_front.geojson", _geojson(
+            "LineString", line, crs, {"date": date.isoformat(), "position_m": round(float(pos[i]), 4)}))
+        row = {"date": date.isoformat(), "stem": stem, "position_m": round(float(pos[i]), 4),
+               "flow_x": round(flow_xy[0], 8), "flow_y": round(flow_xy[1], 8)}
         for j, (x, y) in enumerate(corners_map, start=1):
             row[f"box_x{j}"], row[f"box_y{j}"] = round(x, 3), round(y, 3)
         rows.append(row)
     _write_csv(out / "truth.csv", rows)
-    write_json_atomic(
-        out / "reference_box.geojson",
-        _geojson("Polygon", [corners_map + [corners_map[0]]], crs, {"glacier": glacier}),
-    )
+    write_json_atomic(out / "reference_box.geojson",
+                      _geojson("Polygon", [corners_map + [corners_map[0]]], crs, {"glacier": glacier}))
     c0 = _fjord_to_map(geom, transform, u_lo - 0.1 * m, 0.0)
     c1 = _fjord_to_map(geom, transform, u_hi + 0.1 * m, 0.0)
     write_json_atomic(out / "centreline.geojson", _geojson("LineString", [c0, c1], crs, {"glacier": glacier}))
-    log.info(
-        "wrote a %d-date synthetic time series (front span %.0f m) to %s", n_dates, span * resolution_m, out
-    )
+    log.info("wrote a %d-date synthetic time series (front span %.0f m) to %s", n_dates, span * resolution_m, out)
     return out
 
 
@@ -187,20 +146,15 @@ def _fjord_to_map(geom: FjordGeometry, transform: Any, u: float, v: float) -> tu
     return float(x), float(y)
 
 
-def _front_line_map(
-    geom: FjordGeometry, transform: Any, shape_date: np.ndarray, grid: np.ndarray, v_half: float
-) -> list[tuple[float, float]]:
+def _front_line_map(geom: FjordGeometry, transform: Any, shape_date: np.ndarray, grid: np.ndarray,
+                    v_half: float) -> list[tuple[float, float]]:
     """The analytic front u(v) across ``|v| ≤ v_half`` as map coordinates (every 0.5 px)."""
     radius = 0.5 * math.hypot(*geom.shape)
     _, (_, _, _, front_n) = _profiles(geom)
     hw_f = max(geom.half_width_px * (1.0 + geom.widening * geom.front_px / radius), 1.0)
     vs = np.arange(-v_half, v_half + 1e-9, 0.5)
-    us = (
-        geom.front_px
-        + geom.front_bulge_px * (1 - np.clip(vs / hw_f, -1, 1) ** 2)
-        + np.interp(vs, grid, front_n) * geom.front_rough_px
-        + np.interp(vs, grid, shape_date)
-    )
+    us = geom.front_px + geom.front_bulge_px * (1 - np.clip(vs / hw_f, -1, 1) ** 2) \
+        + np.interp(vs, grid, front_n) * geom.front_rough_px + np.interp(vs, grid, shape_date)
     return [_fjord_to_map(geom, transform, float(uu), float(vv)) for uu, vv in zip(us, vs)]
 
 
@@ -210,10 +164,6 @@ def _geojson(kind: str, coords: Any, crs: str, props: dict[str, Any]) -> dict[st
             return [rnd(o) for o in obj]
         return round(float(obj), 3)
 
-    return {
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": crs}},
-        "features": [
-            {"type": "Feature", "properties": props, "geometry": {"type": kind, "coordinates": rnd(coords)}}
-        ],
-    }
+    return {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+            "features": [{"type": "Feature", "properties": props,
+                          "geometry": {"type": kind, "coordinates": rnd(coords)}}]}

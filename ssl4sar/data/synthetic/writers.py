@@ -33,29 +33,15 @@ def write_png(path: Path, arr: np.ndarray) -> Path:
     return write_bytes_atomic(path, _png_bytes(arr))
 
 
-def write_geotiff(
-    path: Path,
-    array: np.ndarray,
-    crs: str,
-    transform: Any,
-    nodata: float | None = None,
-    band_names: Sequence[str] | None = None,
-) -> Path:
+def write_geotiff(path: Path, array: np.ndarray, crs: str, transform: Any, nodata: float | None = None,
+                  band_names: Sequence[str] | None = None) -> Path:
     """Write (H, W) or (C, H, W) ``array`` as a deflate-compressed GeoTIFF, atomically and reproducibly."""
     import rasterio
 
     arr = array[None] if array.ndim == 2 else array
-    profile = {
-        "driver": "GTiff",
-        "height": arr.shape[1],
-        "width": arr.shape[2],
-        "count": arr.shape[0],
-        "dtype": arr.dtype.name,
-        "crs": crs,
-        "transform": transform,
-        "compress": "deflate",
-        "tiled": False,
-    }
+    profile = {"driver": "GTiff", "height": arr.shape[1], "width": arr.shape[2], "count": arr.shape[0],
+               "dtype": arr.dtype.name, "crs": crs, "transform": transform, "compress": "deflate",
+               "tiled": False}
     if nodata is not None:
         profile["nodata"] = nodata
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as ds:
@@ -66,9 +52,7 @@ def write_geotiff(
     return Path(path)
 
 
-def caffe_stem(
-    glacier: str, date: dt.date, sensor: str, resolution_m: float, quality: int, orbit: int
-) -> str:
+def caffe_stem(glacier: str, date: dt.date, sensor: str, resolution_m: float, quality: int, orbit: int) -> str:
     """``<Glacier>_<YYYY-MM-DD>_<Sensor>_<Res>_<Q>_<Orbit:03d>`` (spec §1.2)."""
     return f"{glacier}_{date.isoformat()}_{sensor}_{int(round(resolution_m))}_{int(quality)}_{int(orbit):03d}"
 
@@ -109,10 +93,9 @@ def _check_size(scene_size: Sequence[int]) -> tuple[int, int]:
     return lo, hi
 
 
+
 def _write_marker(out: Path, layout: str) -> None:
-    write_text_atomic(
-        out / LAYOUT_MARKER, f"ssl4sar.data.synthetic {layout} layout, generator {GENERATOR_VERSION}\n"
-    )
+    write_text_atomic(out / LAYOUT_MARKER, f"ssl4sar.data.synthetic {layout} layout, generator {GENERATOR_VERSION}\n")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
