@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("ssl4sar") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "ssl4sar[book] @ git+https://github.com/ssl4sar/ssl4sar"], check=True)
     import torch
 
-    print("GPU:", torch.cuda.get_device_name(0) if torch.cuda.is_available()
-          else "none (on Colab: Runtime > Change runtime type > GPU)")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    print("GPU:", gpu or "none (on Colab: Runtime > Change runtime type > GPU)")
 
 # %% [markdown]
 # # The data: CaFFe and SSL4SAR
