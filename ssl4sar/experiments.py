@@ -433,6 +433,19 @@ def rescore_without_length_filter(eval_dir: str | Path, caffe_root: str | Path, 
             "test_mde_without_filter_m": _finite(after.get("pooled_mde_m"))}
 
 
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """``evaluate/summary.csv`` as a chapter shows it: one row per model, the interval and the fronts found as
+    text (``182–258``, ``30 of 32``), so that the table fits the page."""
+    ci = [f"{lo:.0f}–{hi:.0f}" if math.isfinite(lo) and math.isfinite(hi) else "–"
+          for lo, hi in zip(summary["ci_low_m"].astype(float), summary["ci_high_m"].astype(float), strict=True)]
+    return pd.DataFrame({"test MDE (m)": summary["test_mde_m"].astype(float).round(1).to_numpy(),
+                         "95 % CI (m)": ci,
+                         "fronts found": [f"{int(f)} of {int(n)}" for f, n in
+                                          zip(summary["fronts_found"], summary["test_images"], strict=True)],
+                         "mean IoU": summary["mean_iou"].astype(float).round(3).to_numpy()},
+                        index=pd.Index(summary["model"], name="model"))
+
+
 def ensemble_findings(summary: pd.DataFrame) -> str:
     """Sentences comparing the ensembles with their members (fronts found, MDE), from ``evaluate/summary.csv``."""
     ens = summary[summary["members"] > 1]

@@ -138,3 +138,16 @@ def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
     assert list(table.index) == ["ensemble of 2 scratch", "ensemble of 2 scratch + TTA"]
     assert list(table.columns) == ["test_mde_m", "ci_low_m", "ci_high_m", "fronts_found", "test_images"]
     assert table["test_mde_m"].tolist() == [401.3, 388.0] and table["ci_low_m"].tolist() == [350.6, 340.0]
+
+
+def test_summary_table_fits_the_page_with_interval_and_fronts_as_text() -> None:
+    from ssl4sar.experiments import summary_table
+
+    summary = pd.DataFrame({"model": ["scratch seed 0", "ensemble of 3 optsimmim + TTA"], "init": ["scratch", "optsimmim"],
+                            "members": [1, 3], "tta": [False, True], "test_mde_m": [261.89, 217.17],
+                            "ci_low_m": [198.5, float("nan")], "ci_high_m": [316.75, float("nan")],
+                            "fronts_found": [7, 30], "test_images": [32, 32], "mean_iou": [0.50388, 0.5069]})
+    table = summary_table(summary)
+    assert list(table.columns) == ["test MDE (m)", "95 % CI (m)", "fronts found", "mean IoU"]
+    assert table.loc["scratch seed 0"].tolist() == [261.9, "198–317", "7 of 32", 0.504]
+    assert table.loc["ensemble of 3 optsimmim + TTA", "95 % CI (m)"] == "–"
