@@ -133,13 +133,13 @@ def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str
                    device=device)
 
 
-def protocol_device(device: str | None = "auto", workers: int = 1) -> tuple[str, int]:
-    """The device of the protocol's runs and how many run at once: ``("cuda", 1)`` where a GPU is found (runs
-    one after the other on it), else ``("cpu", workers)`` (single-thread processes side by side)."""
+def protocol_device(device: str | None = "auto", workers: int = 1, gpu_workers: int = 1) -> tuple[str, int]:
+    """The device of the protocol's runs and how many run at once: ``("cuda", gpu_workers)`` where a GPU is found
+    (by default one run after the other on it), else ``("cpu", workers)`` (single-thread processes side by side)."""
     from ssl4sar.models.fast import resolve_device
 
     dev = resolve_device(device)
-    return (str(dev), 1) if dev.type == "cuda" else ("cpu", max(1, int(workers)))
+    return (str(dev), max(1, int(gpu_workers))) if dev.type == "cuda" else ("cpu", max(1, int(workers)))
 
 
 def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, sources: Mapping[str, str],

@@ -126,9 +126,7 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
 
     cfg = load_preset(preset)
     paper = load_preset("paper")
-    run_device, run_workers = experiments.protocol_device(device, workers)
-    if run_device.startswith("cuda"):
-        run_workers = max(1, int(gpu_workers))
+    run_device, run_workers = experiments.protocol_device(device, workers, gpu_workers)
     layout = WorkLayout(Path(work_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     pin_threads(threads)
