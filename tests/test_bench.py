@@ -41,7 +41,7 @@ from ssl4sar.bench import (
     time_steps,
     windows_in_scene,
 )
-from ssl4sar.bench.report import ratios_of
+from ssl4sar.bench.report import make_row, ratios_of
 from ssl4sar.commands.bench import main as bench_main
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
@@ -141,6 +141,14 @@ def test_matmul_peak_cpu() -> None:
     r = measure_matmul_peak("cpu", torch.float32, n=128, iters=2, warmup=1)
     assert r["tflops"] == pytest.approx(2 * 128**3 / r["seconds_per_matmul"] / 1e12)
     assert r["dtype"] == "float32" and r["n"] == 128
+
+
+def test_matmul_peak_row_names_the_device_it_ran_on() -> None:
+    # the H200 report of 2026-12-04 labelled its bf16 GPU peak "CPU": the raw result did not carry its device
+    r = measure_matmul_peak("cpu", torch.float32, n=64, iters=1, warmup=0)
+    assert r["device"] == "cpu"
+    row = make_row("matmul_peak", "bfloat16-8192", {**r, "device": "cuda:0"}, None)
+    assert row["device"] == "cuda:0"
 
 
 def test_data_sampler_smoke() -> None:
@@ -354,3 +362,26 @@ def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None
                  "--batch-size", "2", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "profile.txt").read_text()
     assert text.startswith("fast-path fine-tuning step, preset smoke, batch 2, cpu:") and "Self CPU" in text
+
+
+
+def test_bench_command_profiles_the_compiled_step_when_compile_is_on(tmp_path: Path, monkeypatch) -> None:
+    # the compiled profile itself is torch.profiler on a maybe_compile'd step (compiling costs minutes on this
+    # CPU): here only the command's wiring, with a stand-in for the profiler
+    import ssl4sar.bench.profile as profile_module
+    from ssl4sar.commands.bench import main
+
+    calls = []
+
+    def fake_profile(model_config, device, batch, steps=2, compile=False):
+        calls.append(compile)
+        return {"batch_size": batch, "profiled_s": 0.5, "table": f"table compile={compile}"}
+
+    monkeypatch.setattr(profile_module, "profile_fast_finetune", fake_profile)
+    assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "--profile",
+                 "--compile", "on", "--batch-size", "2", "--out", str(tmp_path)]) == 0
+    assert calls == [False, True]
+    compiled = (tmp_path / "profile-compile.txt").read_text()
+    assert compiled.startswith("fast-path compiled fine-tuning step, preset smoke, batch 2, cpu:")
+    assert compiled.rstrip().endswith("table compile=True")
+    assert (tmp_path / "profile.txt").read_text().rstrip().endswith("table compile=False")

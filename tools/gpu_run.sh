@@ -1,33 +1,49 @@
 #!/usr/bin/env bash
 # The GPU measurements of record, in one command (issues 13 and 15), run on a machine with one CUDA GPU:
-#   1. `ssl4sar protocol --preset gpu`: the book's experiments with the paper network (data, both pretrainings,
-#      5 seeds x 3 initialisations, the paper's tests, ensembles) -> $OUT/results.tar.gz (tables, protocol.json)
-#   2. `python -m ssl4sar.bench --device cuda --quick --profile`: fast vs reference path, % of the measured bf16
-#      matmul peak, torch.profiler table -> $OUT/bench/
-# Usage (repository root): OUT=DIR [PROTOCOL_S=360] [BENCH_S=180] tools/gpu_run.sh
+#   1. (PROTOCOL_S > 0) `ssl4sar protocol --preset gpu`: the book's experiments with the paper network (data, both
+#      pretrainings, 5 seeds x 3 initialisations, the paper's tests, ensembles) -> $OUT/results.tar.gz
+#   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
+#      the torch.compile'd fast path with COMPILE=on), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
+#      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt)
+# Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
+#   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] tools/gpu_run.sh
+# Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
 # installed into /tmp/site first when present.
 set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
-mkdir -p "$OUT/bench"
+DEVICE=${DEVICE:-cuda}
+PY=${PY:-python3}
+PRESET=${PRESET:-paper}
+mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+if compgen -G ".whl/*.whl" >/dev/null && ! "$PY" -c "import rasterio" 2>/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
   export PYTHONPATH="/tmp/site:$PWD"
 fi
+export PYTHONPATH="${PYTHONPATH:-$PWD}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
-python3 -c "import torch, ssl4sar; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
-  | tee -a "$OUT/gpu.txt"
-work=/tmp/ssl4sar_gpu_work
-t0=$(date +%s)
-timeout "${PROTOCOL_S:-360}" python3 -m ssl4sar.cli -v protocol --preset gpu --work-dir "$work" --device cuda \
-  --inits scratch optsimmim opttranslator --gpu-workers 3 --data-workers "$(( $(nproc) - 2 ))" > "$OUT/protocol.log" 2>&1
-echo "protocol rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
-(cd "$work" && tar czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.ckpt' --exclude='*.png' --exclude='*.tif' \
-  --exclude='*.npz' --exclude='data' --exclude='*.geojson' --exclude='*.gpkg' . 2>/dev/null)
-t0=$(date +%s)
-timeout "${BENCH_S:-180}" python3 -m ssl4sar.bench --device cuda --quick --profile \
-  --only matmul_peak finetune_step pretrain_step sliding_window --out "$OUT/bench" > "$OUT/bench.log" 2>&1
-echo "bench rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
-tail -5 "$OUT/protocol.log" "$OUT/bench.log"
+"$PY" -c "import torch, ssl4sar; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+  torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/gpu.txt"
+if [ "${PROTOCOL_S:-0}" -gt 0 ]; then
+  work=/tmp/ssl4sar_gpu_work
+  t0=$(date +%s)
+  timeout "$PROTOCOL_S" "$PY" -m ssl4sar.cli -v protocol --preset gpu --work-dir "$work" --device "$DEVICE" \
+    --inits scratch optsimmim opttranslator --gpu-workers 3 --data-workers "$(( $(nproc) - 2 ))" \
+    > "$OUT/protocol.log" 2>&1
+  echo "protocol rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
+  (cd "$work" && tar czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.ckpt' --exclude='*.png' \
+    --exclude='*.tif' --exclude='*.npz' --exclude='data' --exclude='*.geojson' --exclude='*.gpkg' . 2>/dev/null)
+fi
+profile=--profile
+for batch in ${BENCH_BATCHES:-16 64}; do
+  t0=$(date +%s)
+  # shellcheck disable=SC2086  # BENCH_ONLY is a list of benchmark names
+  timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.bench --device "$DEVICE" --preset "$PRESET" --quick $profile \
+    --compile "${COMPILE:-on}" --batch-size "$batch" --only ${BENCH_ONLY:-matmul_peak finetune_step} \
+    --out "$OUT/bench-b$batch" > "$OUT/bench-b$batch.log" 2>&1
+  echo "bench batch $batch rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
+  tail -4 "$OUT/bench-b$batch.log"
+  profile=
+done

@@ -135,6 +135,7 @@ def measure_matmul_peak(
         per = min(times)
     return {
         "tflops": flops / per / 1e12,
+        "device": str(dev),
         "n": n,
         "dtype": str(dtype).replace("torch.", ""),
         "seconds_per_matmul": per,

@@ -79,17 +79,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace, report: dict) -> None:
-    """Profile a fast-path fine-tuning step; write the operator table to ``--out/profile.txt``."""
+    """Profile a fast-path fine-tuning step (compiled too when ``--compile`` asks for it); write the operator tables
+    to ``--out/profile.txt`` (and ``profile-compile.txt``)."""
     from ssl4sar.bench.profile import profile_fast_finetune
     from ssl4sar.io import write_text_atomic
 
     device = report["environment"]["device"]
     batch = args.batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
-    prof = profile_fast_finetune(dict(report["model"]), device, batch)
-    head = (f"fast-path fine-tuning step, preset {report['preset']}, batch {prof['batch_size']}, {device}: "
-            f"{prof['profiled_s']:.3g} s of operator self time per step\n\n")
-    write_text_atomic(Path(args.out) / "profile.txt", head + prof["table"] + "\n")
-    log.info("wrote %s", Path(args.out) / "profile.txt")
+    for compiled in (False, True) if report.get("compile") else (False,):
+        prof = profile_fast_finetune(dict(report["model"]), device, batch, compile=compiled)
+        head = (f"fast-path{' compiled' if compiled else ''} fine-tuning step, preset {report['preset']}, batch "
+                f"{prof['batch_size']}, {device}: {prof['profiled_s']:.3g} s of operator self time per step\n\n")
+        out = Path(args.out) / ("profile-compile.txt" if compiled else "profile.txt")
+        write_text_atomic(out, head + prof["table"] + "\n")
+        log.info("wrote %s", out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
