@@ -204,6 +204,7 @@ class FinetuneSection(_RunSection):
     zone_absent: str
     init: str
     seeds: int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
+    compile: bool  # torch.compile of the training forward (ssl4sar.models.fast.CompiledCall)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
 from ssl4sar.errors import DataError
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
+from ssl4sar.models.fast import CompiledCall
 from ssl4sar.models.initialise import (  # re-exported: their home before they were shared with pretraining
     IMAGENET_RESOURCE,
     export_lightning_checkpoint,
@@ -233,6 +234,8 @@ class SegmentationModule(pl.LightningModule):
         zone_absent: ``"nan"`` (project default) or ``"zero"`` (reference) for classes absent from both maps in
             ``val/iou_image`` (:func:`ssl4sar.metrics.zone_metrics`).
         channels_last: use the channels-last memory format on CUDA.
+        compile: run the training forward through ``torch.compile`` (:class:`~ssl4sar.models.fast.CompiledCall`;
+            validation and inference stay eager).
         init: provenance of the initial weights (recorded only; weights are loaded by :meth:`initialise`).
 
     Batches follow ARCHITECTURE.md: ``image_context`` (B, 1, C, C) in [0, 1], ``mask_context`` (B, C, C) int64;
@@ -243,7 +246,7 @@ class SegmentationModule(pl.LightningModule):
                  weight_decay: float = _PAPER.weight_decay, label_smoothing: float = _PAPER.label_smoothing,
                  loss_weights: Mapping[str, float] | None = None,
                  min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, zone_absent: str = _PAPER.zone_absent,
-                 channels_last: bool = True, init: str = "scratch") -> None:
+                 channels_last: bool = True, compile: bool = False, init: str = "scratch") -> None:
         super().__init__()
         self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
         weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
@@ -256,9 +259,11 @@ class SegmentationModule(pl.LightningModule):
             "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing),
             "loss_weights": {k: float(v) for k, v in weights.items()},
             "min_front_length_m": float(min_front_length_m), "zone_absent": zone_absent,
-            "channels_last": bool(channels_last), "init": str(init),
+            "channels_last": bool(channels_last), "compile": bool(compile), "init": str(init),
         })
         self._channels_last = False
+        # kept out of the module tree (no second copy of the weights in the state dict); made in setup()
+        self.__dict__["_compiled_model"] = None
         self._val: _ValidationState | None = None
         self._val_warned = False
         self._gt_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
@@ -274,7 +279,7 @@ class SegmentationModule(pl.LightningModule):
             model_config=preset.model.to_dict(), lr=ft.lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
             label_smoothing=ft.label_smoothing, loss_weights=ft.loss_weights.to_dict(),
             min_front_length_m=preset.postprocess.min_front_length_m, zone_absent=ft.zone_absent,
-            init=str(init if init is not None else ft.init),
+            compile=ft.compile, init=str(init if init is not None else ft.init),
         )
 
     def initialise(self, init: str | Path | None = None, imagenet_weights: str | Path | None = None,
@@ -297,6 +302,17 @@ class SegmentationModule(pl.LightningModule):
         if self.hparams["channels_last"] and self.trainer.strategy.root_device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
             self._channels_last = True
+        if self.hparams.get("compile") and self.__dict__["_compiled_model"] is None:
+            self.__dict__["_compiled_model"] = CompiledCall(self.model)
+
+    def forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for the training step: through the compiled model when ``compile`` is on."""
+        compiled = self.__dict__["_compiled_model"]
+        if compiled is None:
+            return self(x)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return compiled(x)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=self.hparams["momentum"],
@@ -309,7 +325,7 @@ class SegmentationModule(pl.LightningModule):
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         x, y = batch["image_context"], batch["mask_context"]
-        logits = self(x)
+        logits = self.forward_train(x)
         loss, parts = self._loss(logits, y)
         b = x.shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=b)

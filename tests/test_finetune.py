@@ -362,3 +362,67 @@ def test_rank_finetuned_models_prefers_fewer_missing_fronts_then_lower_mde(
     assert ranked["val images without front"].tolist() == [0.0, 0.0, 2.0, 3.0]
     with pytest.raises(FileNotFoundError, match="best_mde.pt"):
         rank_finetuned_models(tmp_path / "empty")
+
+
+# ----------------------------------------------------------------------------------------------- torch.compile
+def test_compiled_training_forward_matches_eager_and_keeps_one_copy_of_the_weights(
+        smoke_model_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``finetune.compile``: the training step runs through CompiledCall (here with the ``aot_eager`` backend,
+    which traces like inductor without its minutes of C++ code generation on this CPU); the loss equals the eager
+    one, validation's forward stays eager and the state dict has no second (``_orig_mod``) copy of the weights."""
+    import types
+
+    import ssl4sar.finetune as finetune_module
+    from ssl4sar.models.fast import CompiledCall
+
+    made: list[CompiledCall] = []
+
+    def compiled_call(module: torch.nn.Module) -> CompiledCall:
+        made.append(CompiledCall(module, backend="aot_eager"))
+        return made[-1]
+
+    monkeypatch.setattr(finetune_module, "CompiledCall", compiled_call)
+    torch.manual_seed(0)
+    eager = SegmentationModule(smoke_model_config)
+    compiled = SegmentationModule(smoke_model_config, compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    cpu = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device("cpu")))
+    for m in (eager, compiled):
+        m.trainer = cpu  # type: ignore[assignment]
+        m.setup("fit")
+        m.trainer = None  # type: ignore[assignment]  # training_step's self.log without a Trainer: a no-op
+    assert len(made) == 1 and compiled.hparams["compile"] and not eager.hparams["compile"]
+    batch = {"image_context": torch.rand(2, 1, 64, 64), "mask_context": torch.randint(0, 4, (2, 64, 64))}
+    torch.manual_seed(1)   # the same dropout / drop-path draws in both
+    loss_eager = eager.training_step(batch, 0)
+    torch.manual_seed(1)
+    loss_compiled = compiled.training_step(batch, 0)
+    assert made[0].failed is None and made[0]._compiled is not None
+    assert torch.allclose(loss_eager, loss_compiled, rtol=1e-5, atol=1e-6)
+    loss_compiled.backward()
+    assert all(p.grad is not None for p in compiled.model.parameters() if p.requires_grad)
+    assert not any("_orig_mod" in k for k in compiled.state_dict())
+    assert set(compiled.state_dict()) == set(eager.state_dict())
+
+
+def test_compiled_call_falls_back_to_eager_when_the_compiler_fails(caplog: pytest.LogCaptureFixture) -> None:
+    from ssl4sar.models.fast import CompiledCall
+
+    def broken_backend(gm: Any, example_inputs: Any) -> Any:
+        raise RuntimeError("compiler exploded")
+
+    lin = torch.nn.Linear(3, 2)
+    call = CompiledCall(lin, backend=broken_backend)
+    x = torch.rand(4, 3)
+    with caplog.at_level("WARNING"):
+        out = call(x)
+    assert torch.equal(out, lin(x)) and call.failed is not None and "compiler exploded" in call.failed
+    assert "running eagerly from now on" in caplog.text
+    with pytest.raises(RuntimeError):   # a bad input is the input's error, not a compiler failure
+        call(torch.rand(4, 5))
+
+
+def test_finetune_compile_is_a_typed_preset_key() -> None:
+    assert load_preset("paper")["finetune"]["compile"] is False
+    with pytest.raises(ValueError, match="finetune.compile: expected true or false"):
+        load_preset("smoke", overrides={"finetune": {"compile": "yes"}})

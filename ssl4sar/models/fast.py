@@ -36,7 +36,9 @@ front of every convolution. Outputs are identical up to rounding.
 with native bf16 (AVX512-BF16 / AMX), where oneDNN makes it faster — on AVX2 CPUs it is several times slower.
 
 **torch.compile** (:func:`maybe_compile`): compiles the module in place (state-dict keys unchanged) and falls
-back to eager execution, with a logged warning, when compilation fails at the first call.
+back to eager execution, with a logged warning, when compilation fails at the first call. :class:`CompiledCall`
+compiles one call site only (fine-tuning's training forward, ``finetune.compile``) and leaves every other use of
+the module eager, so that validation's changing window batches do not trigger recompilations.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CompiledCall",
     "FusedWindowAttention",
     "amp_dtype_for",
     "autocast",
@@ -366,6 +369,41 @@ def maybe_compile(
     model.__dict__.pop("_ssl4sar_compile_failed", None)
     model._compiled_call_impl = _CompileGuard(model, compiled, type(model).__name__)
     return model
+
+
+class CompiledCall:
+    """``module(*args)`` through ``torch.compile``, for one call site: ``module`` itself stays eager.
+
+    Compilation happens at the first call. If it raises, that call is repeated eagerly — when the eager call works
+    the compiler was at fault: a warning is logged, :attr:`failed` says why and every later call is eager; when it
+    fails too the input was at fault and its error propagates. Parameters are shared with ``module`` (nothing is
+    copied; the state dict is unaffected).
+    """
+
+    def __init__(self, module: nn.Module, mode: str | None = "default", *,
+                 backend: str | Callable[..., Any] = "inductor") -> None:
+        self.module = module
+        #: why the call runs eagerly (``None`` while it is compiled)
+        self.failed: str | None = None
+        self._compiled: Callable[..., Any] | None
+        try:
+            self._compiled = torch.compile(module, mode=None if mode == "default" else mode, backend=backend)
+        except Exception as exc:  # e.g. unsupported Python / platform
+            log.warning("torch.compile unavailable (%s: %s); using the eager model", type(exc).__name__, exc)
+            self._compiled, self.failed = None, f"{type(exc).__name__}: {exc}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._compiled is None:
+            return self.module(*args, **kwargs)
+        try:
+            return self._compiled(*args, **kwargs)
+        except Exception as exc:
+            out = self.module(*args, **kwargs)  # re-raises genuine input errors
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            log.warning("torch.compile of %s failed (%s: %s); running eagerly from now on",
+                        type(self.module).__name__, type(exc).__name__, first_line)
+            self._compiled, self.failed = None, f"{type(exc).__name__}: {exc}"
+            return out
 
 
 def compile_failed(model: nn.Module) -> str | None:
