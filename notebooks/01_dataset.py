@@ -62,7 +62,8 @@ from ssl4sar.data import construct, realism, samples, summary, synthetic, unlabe
 
 # synthetic data only for the layouts not given (the build makes them first; a by-hand run makes them here)
 setup = setup_chapter(preset, work_dir, seed=seed,
-                      layouts=[name for name, given in (("caffe", data_dir), ("ssl4sar", ssl4sar_dir)) if given is None])
+                      layouts=[name for name, given in (("caffe", data_dir), ("ssl4sar", ssl4sar_dir))
+                               if given is None])
 layout, cfg = setup.layout, setup.cfg
 caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
 ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
@@ -230,7 +231,8 @@ if constructed.exists():
     shutil.rmtree(constructed)   # this chapter's own output: start afresh so that the run below is complete
 logging.getLogger("ssl4sar.data.construct").setLevel(logging.ERROR)   # the skips are tabulated below
 manifest = construct.construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, constructed, progress=False)
-print(f"{len(manifest.written)} files written to {layout.relative(constructed)}, {len(manifest.skipped)} inputs skipped")
+print(f"{len(manifest.written)} files written to {layout.relative(constructed)}, "
+      f"{len(manifest.skipped)} inputs skipped")
 display(summary.construction_table(manifest.rows))
 
 # %% [markdown]

@@ -46,8 +46,10 @@ work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N" (one device; multi-GPU runs: `ssl4sar pretrain`)
 seed = 0
 max_epochs = None          # None: the preset's pretrain.max_epochs
-init = None                # None: library default (scratch; imagenet with the paper preset) | "scratch" | "imagenet" | a checkpoint path
-imagenet_weights = None    # path of swinv2_tiny_patch4_window16_256.pth, needed for the imagenet init (paper-size network only)
+init = None                # None: library default (scratch; imagenet with the paper preset) | "scratch" | "imagenet"
+                           # | a checkpoint path
+imagenet_weights = None    # path of swinv2_tiny_patch4_window16_256.pth, needed for the imagenet init
+                           # (paper-size network only)
 resume = False             # True: continue the run in work_dir/pretrain/optsimmim instead of starting afresh
 n_examples = 2             # validation windows shown with their reconstruction
 

@@ -80,8 +80,8 @@ if setup.synthetic:
 #
 # The network runs under bfloat16 autocast where the processor computes bf16 natively (`inference.precision: auto`,
 # the default of every preset; the softmax and everything after it stay float32): on the build machine's CPU about
-# 3.3× faster than float32, with about 99.7 % of the pixels classified alike and a test MDE within 0.2 m on the demo model (chapter 8 measures it). Set
-# `inference.precision: fp32` for the exact float32 numbers.
+# 3.3× faster than float32, with about 99.7 % of the pixels classified alike and a test MDE within 0.2 m on the demo
+# model (chapter 8 measures it). Set `inference.precision: fp32` for the exact float32 numbers.
 #
 # The ensemble's initialisation is chosen on **validation** data only (most validation fronts found, then the lowest
 # validation MDE, averaged over seeds), as the test split must not choose the model.
@@ -119,7 +119,8 @@ display(Markdown(experiments.filter_findings(diagnosis, float(cfg["postprocess"]
 
 # %%
 best = experiments.best_single_run(runs)
-folders = {f"{best['init']} seed {best['seed']}": experiments.checkpoint_path(layout, best["checkpoint"]).parent / "test",
+folders = {f"{best['init']} seed {best['seed']}":
+               experiments.checkpoint_path(layout, best["checkpoint"]).parent / "test",
            "ensemble": layout.evaluation("ensemble"), "ensemble + TTA": layout.evaluation("ensemble_tta")}
 tables = {name: experiments.load_evaluation_tables(folder) for name, folder in folders.items()}
 for group_type in ("season", "glacier", "sensor", "resolution"):
@@ -141,7 +142,8 @@ picks = per_image["stem"].iloc[np.unique(np.linspace(0, len(per_image) - 1, min(
 def prediction(name: str, stem: str) -> dict:
     row = tables[name][0].set_index("stem").loc[stem]
     return {"front": caffe.read_front(folders[name] / "fronts" / f"{stem}_front.png"),
-            "zones": caffe.read_zones(folders[name] / "class_maps" / f"{stem}_zones.png"), "mean_m": float(row["mean_m"])}
+            "zones": caffe.read_zones(folders[name] / "class_maps" / f"{stem}_zones.png"),
+            "mean_m": float(row["mean_m"])}
 
 
 examples = []
@@ -165,7 +167,8 @@ def uncertainty(name: str, stem: str) -> np.ndarray:
 
 
 fig = viz.plot_uncertainty_examples([
-    {"stem": e["stem"], "sar": e["sar"], "gt_zones": e["gt_zones"], "zones": e["predictions"]["ensemble + TTA"]["zones"],
+    {"stem": e["stem"], "sar": e["sar"], "gt_zones": e["gt_zones"],
+     "zones": e["predictions"]["ensemble + TTA"]["zones"],
      "uncertainty": {n: uncertainty(n, e["stem"]) for n in ("ensemble", "ensemble + TTA")}} for e in examples])
 agree = per_image["mean_uncertainty"].max() == 0
 display(Markdown("*The members agree on every pixel: the uncertainty maps are empty.*" if agree else

@@ -95,9 +95,9 @@ print(f"the model of this chapter: {primary}")
 # as a thin connected line. The root-mean-square length of the displacement vectors is
 # `annotator_displacement_m` = d. The default, 58 m, makes the simulated annotators disagree about as much as
 # the paper's: on the synthetic test images the mean human–human MDE comes out at about 0.6–0.65 d, i.e.
-# 35–38 m (found by trying values of d over several seeds). It is less than the d·√(2/π) ≈ 0.8 d that two straight lines offset
-# by independent normal displacements would give, because fronts are rough and the MDE measures the distance to
-# the *nearest* point of the other line, which is often not the displaced copy of the same point. With few,
+# 35–38 m (found by trying values of d over several seeds). It is less than the d·√(2/π) ≈ 0.8 d that two straight
+# lines offset by independent normal displacements would give, because fronts are rough and the MDE measures the
+# distance to the *nearest* point of the other line, which is often not the displaced copy of the same point. With few,
 # small images the realised value scatters by several metres. The simulated annotators are written
 # in the same layout as real ones and read back by the same function.
 

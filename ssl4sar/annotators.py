@@ -202,7 +202,8 @@ def compare_annotators(annotations: Mapping[str, Mapping[str, np.ndarray]],
         b = boot.get(kind)
         finite = b[np.isfinite(b)] if b is not None else np.array([])
         summary_rows.append({
-            "kind": kind, "pairs": int(v.size), "mean_mde_m": float(np.nanmean(v)) if np.any(np.isfinite(v)) else np.nan,
+            "kind": kind, "pairs": int(v.size),
+            "mean_mde_m": float(np.nanmean(v)) if np.any(np.isfinite(v)) else np.nan,
             "median_mde_m": float(np.nanmedian(v)) if np.any(np.isfinite(v)) else np.nan,
             "ci_low_m": float(np.quantile(finite, lo_q)) if finite.size else np.nan,
             "ci_high_m": float(np.quantile(finite, hi_q)) if finite.size else np.nan,

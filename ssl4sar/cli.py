@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ssl4sar.commands.evaluate", "evaluate checkpoints (single, ensemble, TTA) on a CaFFe split"),
     "predict": ("ssl4sar.commands.predict", "georeferenced calving fronts for new scenes"),
     "timeseries": ("ssl4sar.commands.timeseries", "front-position time series from predicted fronts"),
-    "protocol": ("ssl4sar.commands.protocol", "the book's experiments end to end (pretraining, seeds, tests, ensembles)"),
+    "protocol": ("ssl4sar.commands.protocol",
+                 "the book's experiments end to end (pretraining, seeds, tests, ensembles)"),
     "bench": ("ssl4sar.commands.bench", "throughput / memory benchmarks of this machine"),
 }
 

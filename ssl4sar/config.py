@@ -109,7 +109,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads '1e12' (no dot) as a string; `--set finetune.lr=1e12` means a number
+        # YAML 1.1 reads '1e12' (no dot) as a string; `--set finetune.lr=1e12` means a number
+        if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:

@@ -43,7 +43,8 @@ CAFFE_GLACIERS: dict[str, dict[str, Any]] = {
     "DBE": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "PALSAR", "TSX", "S1")},
     "JAC": {"hemisphere": "north", "split": "train", "sensors": ("TSX",)},
     "Jorum": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "S1")},
-    "SI": {"hemisphere": "south", "split": "train", "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "TDX", "S1")},
+    "SI": {"hemisphere": "south", "split": "train",
+           "sensors": ("ERS", "ENVISAT", "RSAT", "PALSAR", "TSX", "TDX", "S1")},
 }
 #: the CaFFe glacier codes, in the reference's order
 GLACIERS: tuple[str, ...] = tuple(CAFFE_GLACIERS)

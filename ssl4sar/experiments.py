@@ -380,7 +380,8 @@ def plan_initialisations(inits: Sequence[str], layout: WorkLayout, cfg: Mapping[
             if checkpoint.is_file():
                 plan[init] = str(checkpoint)
             else:
-                notes.append(f"`{init}` skipped: `{layout.relative(checkpoint)}` is missing; {chapter[init]} writes it.")
+                notes.append(f"`{init}` skipped: `{layout.relative(checkpoint)}` is missing; "
+                             f"{chapter[init]} writes it.")
         else:
             plan[init] = init
     return plan, notes
@@ -542,8 +543,9 @@ def filter_findings(diagnosis: Mapping[str, Mapping[str, Any]], min_front_length
         lost = int(d["fronts_found_without_filter"]) - int(d["fronts_found"])
         n = int(d["test_images"])
         if lost > 0:
-            text.append(f"`{name}`: the {min_front_length_m:g} m short-front filter removes the only front of {lost} of "
-                        f"{n} scenes ({int(d['fronts_found'])} found with it, {int(d['fronts_found_without_filter'])} "
+            text.append(f"`{name}`: the {min_front_length_m:g} m short-front filter removes the only front "
+                        f"of {lost} of {n} scenes ({int(d['fronts_found'])} found with it, "
+                        f"{int(d['fronts_found_without_filter'])} "
                         "without): the zones have an ocean–glacier boundary there, but only in pieces shorter than "
                         "the threshold.")
         else:

@@ -473,7 +473,8 @@ def tile_rects(shape: tuple[int, int], tile: int | None) -> list[Rect]:
 
 
 
-def tiled_ensemble_probabilities(maps: Sequence[tuple[Model, int, bool]], read: Callable[[int, int, int, int], np.ndarray],
+def tiled_ensemble_probabilities(maps: Sequence[tuple[Model, int, bool]],
+                                 read: Callable[[int, int, int, int], np.ndarray],
                                  shape: tuple[int, int], tiles: Sequence[Rect], halo: int, stride: int,
                                  window_kwargs: dict[str, Any], mean_out: np.ndarray, std_out: np.ndarray,
                                  member_out: np.ndarray | None, progress: bool) -> None:

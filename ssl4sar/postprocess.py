@@ -62,7 +62,8 @@ def _check_zones(zones: np.ndarray) -> np.ndarray:
     if zones.ndim != 2:
         raise DataError(None, f"zone map must be 2-D (H, W), got shape {zones.shape}")
     if zones.size and (zones.min() < 0 or zones.max() > OCEAN_ID):
-        raise DataError(None, f"zone map holds values outside the class ids 0..3 (min {zones.min()}, max {zones.max()})",
+        raise DataError(None, "zone map holds values outside the class ids 0..3 "
+                              f"(min {zones.min()}, max {zones.max()})",
                         "convert CaFFe pixel values 0/64/127/254 to class ids first")
     return zones
 

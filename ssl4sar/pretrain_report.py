@@ -114,7 +114,8 @@ def learning_findings(epochs: pd.DataFrame, best: float, baseline_loss: float) -
             f"**{'below' if below else 'not below'}** the constant guess after {len(val)} epochs.")
     if len(val):
         text += (f" Its validation loss went from {val.iloc[0]:.4f} after the first epoch to {val.iloc[-1]:.4f} "
-                 "after the last" + ("." if below else "; with this budget it has not learned more than the band means."))
+                 "after the last"
+                 + ("." if below else "; with this budget it has not learned more than the band means."))
     return text
 
 

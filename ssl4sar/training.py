@@ -630,7 +630,8 @@ class DivergenceGuard(Callback):
                  f"(--set {self.section}.lr=...)")
         raise TrainingDiverged(
             f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: {problem} "
-            f"(learning rate {', '.join(f'{lr:g}' for lr in lrs)}). No checkpoint was written from this state; {where}.")
+            f"(learning rate {', '.join(f'{lr:g}' for lr in lrs)}). No checkpoint was written from this state; "
+            f"{where}.")
 
 
 def _weights_finite(module: torch.nn.Module) -> bool:

@@ -1,5 +1,6 @@
-"""What chapter 7 calls to walk through a time series: the folder check and read, both methods at once, references and fronts
-in a scene's CRS, the written rasters described, the EPSG:4326 fronts read back, the model choice and its note."""
+"""What chapter 7 calls to walk through a time series: the folder check and read, both methods at once,
+references and fronts in a scene's CRS, the written rasters described, the EPSG:4326 fronts read back, the model
+choice and its note."""
 
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ def test_figures_of_the_series(series_dir: Path) -> None:
     two = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, (fronts, dates))
     one = viz.plot_predicted_and_true_fronts(img, info.transform, str(info.crs), fronts, dates, refs, ([], []))
     titled = [ax.get_title() for ax in two.axes if ax.get_title()]
-    assert titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}" and "true fronts (synthetic front masks)" in titled
+    assert (titled[0] == f"predicted fronts, {dates[0]} … {dates[-1]}"
+            and "true fronts (synthetic front masks)" in titled)
     assert "true fronts (synthetic front masks)" not in [ax.get_title() for ax in one.axes]
 
 

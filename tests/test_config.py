@@ -56,7 +56,8 @@ def test_demo_and_smoke_list_only_what_differs_from_paper() -> None:
 
 def test_misspelt_key_names_the_valid_keys() -> None:
     with pytest.raises(ValueError, match=r"unknown key 'lrr' \(did you mean 'lr'\?\); valid keys of "
-                                         r"preset\.finetune: max_epochs, global_batch_size, .*, lr, label_smoothing") as info:
+                                         r"preset\.finetune: max_epochs, global_batch_size, .*, lr, "
+                                         r"label_smoothing") as info:
         load_preset("smoke", {"finetune.lrr": 0.1})
     assert "preset 'smoke': with overrides finetune.lrr: preset.finetune" in str(info.value)
     with pytest.raises(ValueError, match=r"unknown key 'finetuen' \(did you mean 'finetune'\?\); valid keys of "

@@ -156,7 +156,8 @@ def test_imagenet_swinv2_from_official_key_names(reference_dir: Path, tmp_path: 
         torch.testing.assert_close(state[ours], expected, rtol=0, atol=0)
     assert report.mapped["layers.0.downsample.reduction.weight"] == "encoder.layers.1.downsample.reduction.weight"
     assert {report.dropped[k] for k in ("norm.weight", "head.bias")} == {DROP_REASONS["classifier"]}
-    assert sum(r == DROP_REASONS["buffer"] for r in report.dropped.values()) == 2 * 12 + 2  # 12 blocks × 2 tables + 2 masks
+    # 12 blocks × 2 tables + 2 masks
+    assert sum(r == DROP_REASONS["buffer"] for r in report.dropped.values()) == 2 * 12 + 2
     assert sorted(report.mapped.values()) == sorted(k for k in state if k.startswith("encoder."))
     for k, v in decoder_before.items():  # the decoder keeps its random initialisation
         torch.testing.assert_close(state[k], v, rtol=0, atol=0)

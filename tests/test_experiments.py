@@ -15,20 +15,23 @@ from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
 
 def runs_table() -> pd.DataFrame:
     rows = []
-    mdes = {"scratch": [400.0, 420.0, 450.0], "optsimmim": [300.0, 310.0, 330.0], "opttranslator": [350.0, 250.0, 260.0]}
+    mdes = {"scratch": [400.0, 420.0, 450.0], "optsimmim": [300.0, 310.0, 330.0],
+            "opttranslator": [350.0, 250.0, 260.0]}
     val_found = {"scratch": [2, 3, 3], "optsimmim": [4, 4, 3], "opttranslator": [4, 4, 4]}
     for init, values in mdes.items():
         for seed, (mde, vf) in enumerate(zip(values, val_found[init])):
             rows.append({"init": init, "seed": seed, "val_mde_m": mde - 20, "val_fronts_found": vf, "val_images": 4,
                          "best_epoch": 3, "test_mde_m": mde, "fronts_found": 30, "test_images": 32,
-                         "mean_iou": 0.7, "seconds": 1.0, "checkpoint": f"work_dir/finetune/{init}/seed{seed}/best_mde.pt"})
+                         "mean_iou": 0.7, "seconds": 1.0,
+                         "checkpoint": f"work_dir/finetune/{init}/seed{seed}/best_mde.pt"})
     return pd.DataFrame(rows, columns=list(experiments.RUN_COLUMNS))
 
 
 def test_seed_summary_tests_and_choices() -> None:
     runs = runs_table()
     summary = experiments.seed_summary(runs)
-    assert summary.loc["scratch", "test MDE (m)"] == f"{np.mean([400, 420, 450]):.0f} ± {np.std([400, 420, 450], ddof=1):.0f}"
+    assert summary.loc["scratch", "test MDE (m)"] == (
+        f"{np.mean([400, 420, 450]):.0f} ± {np.std([400, 420, 450], ddof=1):.0f}")
     assert summary.loc["optsimmim", "seeds"] == 3 and summary.loc["optsimmim", "fronts found"] == "30.0 ± 0.0 of 32"
     tests = experiments.compare_initialisations(runs, n_resamples=99)
     assert [tuple(r) for r in tests[["baseline", "opponent"]].to_numpy()] == [
@@ -62,8 +65,8 @@ def test_ensemble_findings_and_breakdown_table() -> None:
          "fronts_found": 6, "test_images": 8},
         {"model": "optsimmim seed 1", "init": "optsimmim", "members": 1, "tta": False, "test_mde_m": 320.0,
          "fronts_found": 4, "test_images": 8},
-        {"model": "ensemble of 2 optsimmim", "init": "optsimmim", "members": 2, "tta": False, "test_mde_m": float("nan"),
-         "fronts_found": 3, "test_images": 8}])
+        {"model": "ensemble of 2 optsimmim", "init": "optsimmim", "members": 2, "tta": False,
+         "test_mde_m": float("nan"), "fronts_found": 3, "test_images": 8}])
     text = experiments.ensemble_findings(summary)
     assert "5.0 of 8" in text and "no MDE" in text and "fewer fronts than its average member" in text
     b = pd.DataFrame({"group_type": ["season", "season"], "group_value": ["summer", "winter"],
@@ -143,7 +146,8 @@ def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
 def test_summary_table_fits_the_page_with_interval_and_fronts_as_text() -> None:
     from ssl4sar.experiments import summary_table
 
-    summary = pd.DataFrame({"model": ["scratch seed 0", "ensemble of 3 optsimmim + TTA"], "init": ["scratch", "optsimmim"],
+    summary = pd.DataFrame({"model": ["scratch seed 0", "ensemble of 3 optsimmim + TTA"],
+                            "init": ["scratch", "optsimmim"],
                             "members": [1, 3], "tta": [False, True], "test_mde_m": [261.89, 217.17],
                             "ci_low_m": [198.5, float("nan")], "ci_high_m": [316.75, float("nan")],
                             "fronts_found": [7, 30], "test_images": [32, 32], "mean_iou": [0.50388, 0.5069]})

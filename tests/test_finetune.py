@@ -354,7 +354,8 @@ def test_rank_finetuned_models_prefers_fewer_missing_fronts_then_lower_mde(
     runs = [("scratch", 1, 40.0, 2), ("optsimmim", 0, 120.0, 0), ("opttranslator", 1, 90.0, 0), ("imagenet", 0, 1e6, 3)]
     for init, epoch, mde, missing in runs:
         run = tmp_path / init
-        save_checkpoint(run / "best_mde.pt", model, meta={"val/mde": mde, "epoch": epoch, "selected_by": "val/mde (min)"})
+        save_checkpoint(run / "best_mde.pt", model,
+                        meta={"val/mde": mde, "epoch": epoch, "selected_by": "val/mde (min)"})
         rows = [f"{e},{10 * (e + 1)},{mde if e == epoch else 500.0},{missing if e == epoch else 1}" for e in (0, 1)]
         (run / "metrics.csv").write_text("epoch,step,val/mde,val/missing_fronts\n" + "\n".join(rows) + "\n")
     ranked = rank_finetuned_models(tmp_path)

@@ -72,7 +72,8 @@ def test_post_processed_fronts_identical(reference_dir):
 
 def _table(reference_dir: Path):
     meta, arrays, fronts = _predicted_fronts(reference_dir)
-    records = [{"stem": c["stem"], "pred_front": fronts[c["index"]], "gt_front": arrays[f"case{c['index']:02d}_gt_front"]}
+    records = [{"stem": c["stem"], "pred_front": fronts[c["index"]],
+                "gt_front": arrays[f"case{c['index']:02d}_gt_front"]}
                for c in meta["cases"] if not c["reference_crashes"]]
     return meta, evaluate_fronts(records)
 

@@ -267,8 +267,8 @@ def prepare_synthetic_data(
 
     ``generate`` defaults to ``ssl4sar.data.synthetic.generate(out_dir, preset=..., seed=...)`` (imported
     only when needed), asked for all of ``SYNTHETIC_LAYOUTS`` when it takes ``layouts``: the chapters find
-    ``data/caffe``, ``data/ssl4sar`` and ``data/timeseries`` there. A completion marker ``.ssl4sar-synthetic.json`` is written after a successful run, so
-    an interrupted generation is redone rather than trusted.
+    ``data/caffe``, ``data/ssl4sar`` and ``data/timeseries`` there. A completion marker ``.ssl4sar-synthetic.json``
+    is written after a successful run, so an interrupted generation is redone rather than trusted.
     """
     data_dir = Path(work_dir) / "data"
     marker = data_dir / SYNTHETIC_MARKER

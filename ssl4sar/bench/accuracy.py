@@ -123,7 +123,8 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
     Returns ``agreement`` (fraction of pixels whose class is the same on both paths), ``disagreeing_px``,
     ``pixels``, ``reference_mde_m``, ``fast_mde_m``, ``mde_change_m`` (fast − reference), ``paired_*`` (the MDE of
     both over the ``paired_images`` where both found a front, and its change), the same with every
-    front piece kept (``*_all_pieces_*``: no 750 m minimum length), the IoUs and missing fronts of both, ``reference_s`` / ``fast_s`` (inference seconds) and ``strides`` (one dict per extra stride).
+    front piece kept (``*_all_pieces_*``: no 750 m minimum length), the IoUs and missing fronts of both,
+    ``reference_s`` / ``fast_s`` (inference seconds) and ``strides`` (one dict per extra stride).
     """
     from ssl4sar.data.caffe import discover
     from ssl4sar.evaluate import inference_settings
@@ -163,7 +164,8 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         "fast_distances": fast_score["n_distances"], "reference_mde_all_pieces_m": ref_all["mde_m"],
         "fast_mde_all_pieces_m": fast_all["mde_m"], "mde_change_all_pieces_m": fast_all["mde_m"] - ref_all["mde_m"],
         "reference_missing_fronts_all_pieces": ref_all["missing_fronts"],
-        "fast_missing_fronts_all_pieces": fast_all["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s, "strides": [],
+        "fast_missing_fronts_all_pieces": fast_all["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s,
+        "strides": [],
     }
     for s in sorted({*map(int, strides), *(int(round(f * c)) for f in stride_fractions)}):
         if int(s) == settings.stride:

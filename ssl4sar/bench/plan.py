@@ -156,7 +156,8 @@ class PretrainStep(_StepComparison):
 
 @dataclass
 class SlidingWindow(Benchmark):
-    """Sliding-window inference of a random scene on every path (:func:`ssl4sar.bench.windows.compare_sliding_window`)."""
+    """Sliding-window inference of a random scene on every path
+    (:func:`ssl4sar.bench.windows.compare_sliding_window`)."""
 
     name: ClassVar[str] = "sliding_window"
     model_config: Mapping[str, Any] = field(default_factory=dict)

@@ -54,7 +54,8 @@ def arg(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, kwargs
 
 
-def subcommand(name: str, help: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]) -> Callable[[Handler], Handler]:
+def subcommand(name: str, help: str,
+               *arguments: tuple[tuple[str, ...], dict[str, Any]]) -> Callable[[Handler], Handler]:
     """Register ``handler(args) -> exit status`` as ``ssl4sar data <name>`` with the given arguments."""
 
     def register(handler: Handler) -> Handler:

@@ -1,4 +1,5 @@
-"""``ssl4sar evaluate``: evaluate checkpoints (single, ensemble, TTA) on a CaFFe split (:func:`ssl4sar.evaluate.evaluate`)."""
+"""``ssl4sar evaluate``: evaluate checkpoints (single, ensemble, TTA) on a CaFFe split
+(:func:`ssl4sar.evaluate.evaluate`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", nargs="+", type=Path, default=[], metavar="CKPT",
                         help="further ensemble members (mean of the softmax, §9)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
-    parser.add_argument("--tta-flips", action="store_true", help="with --tta: also the mirrored version of every rotation")
+    parser.add_argument("--tta-flips", action="store_true",
+                        help="with --tta: also the mirrored version of every rotation")
     parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="CaFFe split (default test)")
     parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="CaFFe data root")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")

@@ -1,4 +1,5 @@
-"""``ssl4sar protocol``: the book's experiments end to end without the notebooks (:func:`ssl4sar.protocol.run_protocol`)."""
+"""``ssl4sar protocol``: the book's experiments end to end without the notebooks
+(:func:`ssl4sar.protocol.run_protocol`)."""
 
 from __future__ import annotations
 

@@ -184,8 +184,9 @@ def photometric(image: np.ndarray, rng: np.random.Generator, params: AugmentPara
     return out
 
 
-def flip_rotate(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, *, prob_flip_h: float = _PAPER.prob_flip_h,
-                prob_flip_v: float = _PAPER.prob_flip_v, prob_rotate: float = _PAPER.prob_rotate) -> tuple[np.ndarray, np.ndarray | None]:
+def flip_rotate(image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, *,
+                prob_flip_h: float = _PAPER.prob_flip_h, prob_flip_v: float = _PAPER.prob_flip_v,
+                prob_rotate: float = _PAPER.prob_rotate) -> tuple[np.ndarray, np.ndarray | None]:
     """Horizontal flip, vertical flip, then 90/180/270° counter-clockwise rotation, applied identically to
     ``image`` and ``mask`` (last two axes; rotations need square arrays to keep the shape). Returns
     contiguous arrays."""

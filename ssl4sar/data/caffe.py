@@ -67,7 +67,8 @@ _FRONT_LUT = np.full(256, _INVALID, dtype=np.uint8)
 _FRONT_LUT[0] = 0
 _FRONT_LUT[255] = 1
 
-_STEM_HINT = "CaFFe stems are <Glacier>_<YYYY-MM-DD>_<Sensor>_<Res m/px>_<Quality>_<Orbit>, e.g. Mapple_2018-06-11_S1_20_2_009"
+_STEM_HINT = ("CaFFe stems are <Glacier>_<YYYY-MM-DD>_<Sensor>_<Res m/px>_<Quality>_<Orbit>, "
+              "e.g. Mapple_2018-06-11_S1_20_2_009")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

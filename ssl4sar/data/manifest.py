@@ -277,7 +277,8 @@ def _parse_entry(name: str, entry: Any, source: Path) -> Resource:
             raise fail("unpack", f"expected a mapping with 'format' and 'layout', got {unpack!r}")
         bad = set(unpack) - _UNPACK_FIELDS
         if bad:
-            raise fail(f"unpack.{sorted(map(str, bad))[0]}", f"unknown field (allowed: {', '.join(sorted(_UNPACK_FIELDS))})")
+            raise fail(f"unpack.{sorted(map(str, bad))[0]}",
+                       f"unknown field (allowed: {', '.join(sorted(_UNPACK_FIELDS))})")
         archive_format = unpack.get("format")
         if archive_format is None and filename is not None:
             archive_format = archive_format_of(filename)

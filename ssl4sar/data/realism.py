@@ -17,9 +17,10 @@ value 0 are treated as no data and ignored everywhere.
   distributions (grey levels) and between their gradient distributions, plus the differences of the
   summary statistics;
 * :func:`load_real_patches` reads real CaFFe patches (``*_img.tif`` + ``*_mask.tif``), by default the seven
-  shipped with the package (:mod:`ssl4sar.data.samples`); :func:`synthetic_patches` draws synthetic scenes imitating them
-  (TerraSAR-X-like, 6 m, single look);
-* :func:`book_synthetic_patches`, :func:`patch_table`, :func:`most_varied`, :func:`comparison_frames` — what the data chapter shows of them.
+  shipped with the package (:mod:`ssl4sar.data.samples`); :func:`synthetic_patches` draws synthetic scenes
+  imitating them (TerraSAR-X-like, 6 m, single look);
+* :func:`book_synthetic_patches`, :func:`patch_table`, :func:`most_varied`, :func:`comparison_frames` — what the
+  data chapter shows of them.
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
     folder = Path(folder)
     imgs = sorted(folder.glob("*_img.tif"))
     if not imgs:
-        raise DataError(folder, "no *_img.tif patches found", "a folder of CaFFe patches like ssl4sar/data/samples/caffe_patches")
+        raise DataError(folder, "no *_img.tif patches found",
+                        "a folder of CaFFe patches like ssl4sar/data/samples/caffe_patches")
     meta_rows: dict[str, dict[str, Any]] = {}
     if (folder / "metadata.csv").is_file():
         meta_rows = {str(r["id"]): r for r in pd.read_csv(folder / "metadata.csv").to_dict("records")}
@@ -324,7 +326,8 @@ def synthetic_patches(n: int = 8, seed: int = 0, shape: tuple[int, int] = (512, 
 
 def book_synthetic_patches(preset_name: str, n: int | None = None, seed: int = 0) -> list[Patch]:
     """The synthetic patches the data chapter compares with the real ones: ``n`` (default 2 for the ``smoke`` preset,
-    7 otherwise, as many as the shipped real patches) of 256 × 256 px (smoke) or 512 × 512 px (:func:`synthetic_patches`)."""
+    7 otherwise, as many as the shipped real patches) of 256 × 256 px (smoke) or 512 × 512 px
+    (:func:`synthetic_patches`)."""
     smoke = preset_name == "smoke"
     side = 256 if smoke else 512
     return synthetic_patches(n if n is not None else (2 if smoke else 7), seed=seed, shape=(side, side))

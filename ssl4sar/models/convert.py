@@ -314,7 +314,8 @@ def to_official_tyrion(state_dict: Mapping[str, torch.Tensor], in_chans: int = 3
 # ---------------------------------------------------------------------------------------------- loading
 #: Lightning's ``AttributeDict`` (hyper-parameters) under the names it had over the versions; read as a plain dict
 #: (the weights-only unpickler fills only plain dicts)
-_ATTRIBUTE_DICT_NAMES = ("lightning.fabric.utilities.data.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
+_ATTRIBUTE_DICT_NAMES = ("lightning.fabric.utilities.data.AttributeDict",
+                         "lightning_fabric.utilities.data.AttributeDict",
                          "pytorch_lightning.utilities.parsing.AttributeDict",
                          "lightning.pytorch.utilities.parsing.AttributeDict")
 

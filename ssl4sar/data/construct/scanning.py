@@ -137,7 +137,8 @@ class OpticalScene:
         return sorted({b.path for b in self.bands.values()})
 
     def footprint_in(self, crs: CRS) -> Any:
-        polys = [geo.reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs, densify=64) for b in self.bands.values()]
+        polys = [geo.reproject_geometry(_footprint(b.transform, b.shape), b.crs, crs, densify=64)
+                 for b in self.bands.values()]
         return shapely.union_all(polys)
 
 

@@ -61,8 +61,8 @@ def generate(out_dir: str | Path, preset: str = "demo", seed: int = 0,
     A layout folder that already holds files is an error (stale files would mix with new ones) unless
     ``overwrite`` is true; then a folder this generator wrote (it holds the marker file
     ``.ssl4sar-synthetic``, written first, so interrupted runs are recognised too) is deleted first, and
-    any other non-empty folder is still refused. ``progress``: a progress bar over the CaFFe scenes. ``workers``: processes that make the
-    scenes (the files are the same for any number).
+    any other non-empty folder is still refused. ``progress``: a progress bar over the CaFFe scenes. ``workers``:
+    processes that make the scenes (the files are the same for any number).
     """
     from ssl4sar.config import load_preset
 
