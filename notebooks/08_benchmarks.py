@@ -170,19 +170,19 @@ if not times.empty:
 # `make bench` (`python -m ssl4sar.bench`) and committed to `book/bench/`, so that the book also shows the **paper
 # model** (SwinV2-T TYRION at 512 px) on the machines it was measured on. To add one: run
 # `python -m ssl4sar.bench --out bench_results` (full mode on a GPU, `--quick` on a CPU) and copy
-# `bench_results/bench.json` to `book/bench/<machine>.json`.
+# `bench_results/bench.json` to `book/bench/<machine>.json` (or the whole folder to `book/bench/<machine>/`, with a
+# README that says how it was measured).
 
 # %%
-report_dir = Path(committed_reports) if committed_reports else None
-committed = sorted(report_dir.glob("*.json")) if report_dir is not None and report_dir.is_dir() else []
-for path in committed:
+committed = bench.find_reports(committed_reports)
+for label, path in committed:
     other = bench.load_report(path)
-    display(Markdown(bench.report_header(path.stem, other)))
+    display(Markdown(bench.report_header(label, other)))
     display(Markdown(bench.render_markdown(other).split("\n", 2)[2]))
     if (oratios := bench.styled_ratios(other)) is not None:
         display(oratios)
 if not committed:
-    print(f"no committed reports in {report_dir}")
+    print(f"no committed reports in {committed_reports}")
 
 # %%
 print(f"GPU available in this kernel: {torch.cuda.is_available()}")

@@ -11,6 +11,8 @@ from ssl4sar.bench import (
     SCHEMA,
     book_report,
     environment_line,
+    find_reports,
+    load_report,
     report_header,
     styled_ratios,
     training_time_table,
@@ -62,3 +64,26 @@ def test_book_report_shows_existing_report_and_rejects_missing_one(tmp_path: Pat
     assert path == out / "bench.json" and not measured and report["preset"] == "demo"
     with pytest.raises(FileNotFoundError, match="does not exist"):
         book_report(out, preset="smoke", bench_json=tmp_path / "other" / "bench.json")
+
+
+def test_find_reports_sees_top_level_files_and_session_folders(tmp_path: Path) -> None:
+    # chapter 08 once listed only book/bench/*.json, so the GPU sessions' folders never reached the book
+    (tmp_path / "cpu-2core.json").write_text("{}")
+    (tmp_path / "h200").mkdir()
+    (tmp_path / "h200" / "bench.json").write_text("{}")
+    (tmp_path / "h200" / "README.md").write_text("how")
+    (tmp_path / "h200-compile" / "bench-b16").mkdir(parents=True)
+    (tmp_path / "h200-compile" / "bench-b16" / "bench.json").write_text("{}")
+    (tmp_path / "h200-compile" / "bench-b16" / "other.json").write_text("{}")   # not a report name
+    found = find_reports(tmp_path)
+    assert [label for label, _ in found] == ["cpu-2core", "h200", "h200-compile/bench-b16"]
+    assert found[2][1] == tmp_path / "h200-compile" / "bench-b16" / "bench.json"
+    assert find_reports(tmp_path / "missing") == [] and find_reports(None) == []
+
+
+def test_every_committed_book_report_loads() -> None:
+    root = Path(__file__).resolve().parents[1] / "book" / "bench"
+    found = find_reports(root)
+    assert any(label.startswith("h200") for label, _ in found)
+    for _label, path in found:
+        assert load_report(path)["results"]

@@ -24,6 +24,7 @@ __all__ = [
     "styled_ratios",
     "training_time_table",
     "json_safe",
+    "find_reports",
     "load_report",
     "make_row",
     "ratios_frame",
@@ -277,6 +278,18 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report.get("total_wall_s") is not None:
         lines.append(f"- total wall time {report['total_wall_s']:.0f} s")
     return "\n".join(lines) + "\n"
+
+
+def find_reports(folder: str | Path | None) -> list[tuple[str, Path]]:
+    """The benchmark reports committed under ``folder``, as (label, path) sorted by label: ``<machine>.json`` files
+    at the top and ``bench.json`` files in sub-folders (a GPU session's folder, one sub-folder per batch size),
+    labelled by their path relative to ``folder`` without ``.json`` / ``/bench.json``. Missing folder: none."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    root = Path(folder)
+    found = [(p.stem, p) for p in root.glob("*.json")]
+    found += [(p.parent.relative_to(root).as_posix(), p) for p in root.glob("*/**/bench.json")]
+    return sorted(found)
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
