@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ssl4sar.book import WorkLayout, package_versions, pin_threads
+from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
 from ssl4sar.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "device_description", "ensure_synthetic_data", "run_protocol"]
+__all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "device_description", "run_protocol"]
 
 #: Pretraining methods of the protocol, in the book's order (chapters 2 and 3).
 PRETRAIN_METHODS = ("optsimmim", "opttranslator")
@@ -76,30 +77,6 @@ def device_description(device: str) -> dict[str, Any]:
     return info
 
 
-def ensure_synthetic_data(layout: WorkLayout, preset: str | Path, seed: int, workers: int = 1) -> tuple[bool, float]:
-    """Generate the preset's synthetic CaFFe and SSL4SAR data under ``layout.data`` unless this (preset, seed) is
-    there already (``synthetic.json``, written last by the generator). Returns (generated, seconds)."""
-    from ssl4sar.config import load_preset
-    from ssl4sar.data.synthetic import generate
-
-    name = str(load_preset(preset)["name"])
-
-    info_path = layout.data / "synthetic.json"
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError):
-            info = {}
-        layouts = info.get("layouts", {})
-        if all(layouts.get(x, {}).get("preset") == name and layouts.get(x, {}).get("seed") == seed
-               for x in ("caffe", "ssl4sar")):
-            return False, 0.0
-    t0 = time.perf_counter()
-    generate(layout.data, preset=preset, seed=seed, layouts=("caffe", "ssl4sar"), overwrite=True, progress=False,
-             workers=workers)
-    return True, time.perf_counter() - t0
-
-
 def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", seed: int = 0,
                  data_dir: str | Path | None = None, ssl4sar_dir: str | Path | None = None,
                  inits: Sequence[str] = ("scratch", "imagenet", "optsimmim", "opttranslator"),
@@ -139,7 +116,8 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
     caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
     ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
     if data_dir is None or ssl4sar_dir is None:
-        generated, seconds = ensure_synthetic_data(layout, preset, seed, data_workers)
+        generated, seconds = ensure_synthetic_data(layout.data, preset, seed, layouts=("caffe", "ssl4sar"),
+                                                   workers=data_workers)
         record.stage("data", seconds, generated=generated, relative=layout.relative(layout.data))
         record.write(layout)
 

@@ -20,6 +20,8 @@ import pytest
 import yaml
 from tool_modules import load_tool
 
+from ssl4sar.data.synthetic import COMPLETE_MARKER
+
 ROOT = Path(__file__).resolve().parent.parent
 book = load_tool("book")
 CHAPTERS = book.discover_notebooks(ROOT / "notebooks")
@@ -296,7 +298,7 @@ def test_synthetic_data_is_generated_once_per_preset_and_seed(tmp_path: Path) ->
 
     data = book.prepare_synthetic_data(tmp_path, "smoke", 0, fake_generate)
     assert data == tmp_path / "data" and (data / "scene_smoke_0.txt").is_file()
-    marker = json.loads((data / book.SYNTHETIC_MARKER).read_text())
+    marker = json.loads((data / COMPLETE_MARKER).read_text())
     assert (marker["preset"], marker["seed"]) == ("smoke", 0)
     book.prepare_synthetic_data(tmp_path, "smoke", 0, fake_generate)
     assert len(calls) == 1  # complete data for (smoke, 0) is reused
@@ -306,7 +308,7 @@ def test_synthetic_data_is_generated_once_per_preset_and_seed(tmp_path: Path) ->
         "scene_smoke_3.txt"
     ]
 
-    (data / book.SYNTHETIC_MARKER).unlink()  # an interrupted generation leaves no marker: it is redone
+    (data / COMPLETE_MARKER).unlink()  # an interrupted generation leaves no marker: it is redone
     book.prepare_synthetic_data(tmp_path, "smoke", 3, fake_generate)
     assert len(calls) == 3
 

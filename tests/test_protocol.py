@@ -12,9 +12,9 @@ import pytest
 from ssl4sar.book import WorkLayout
 from ssl4sar.cli import main
 from ssl4sar.config import load_preset
-from ssl4sar.data.synthetic import generate
+from ssl4sar.data.synthetic import COMPLETE_MARKER, ensure_synthetic_data, generate
 from ssl4sar.experiments import RUN_COLUMNS, SUMMARY_COLUMNS
-from ssl4sar.protocol import ensure_synthetic_data, run_protocol
+from ssl4sar.protocol import run_protocol
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -45,12 +45,22 @@ def test_gpu_preset_trains_the_paper_network_with_five_seeds() -> None:
 
 def test_existing_synthetic_data_is_reused_and_another_preset_regenerates(tmp_path: Path) -> None:
     layout = WorkLayout(tmp_path)
-    made, _ = ensure_synthetic_data(layout, "smoke", 0)
-    again, seconds = ensure_synthetic_data(layout, "smoke", 0)
-    other_seed, _ = ensure_synthetic_data(layout, "smoke", 1)
+    two = ("caffe", "ssl4sar")
+    made, _ = ensure_synthetic_data(layout.data, "smoke", 0, layouts=two)
+    again, seconds = ensure_synthetic_data(layout.data, "smoke", 0, layouts=two)
+    other_seed, _ = ensure_synthetic_data(layout.data, "smoke", 1, layouts=two)
     assert (made, again, seconds, other_seed) == (True, False, 0.0, True)
     info = json.loads((layout.data / "synthetic.json").read_text())
-    assert {info["layouts"][x]["seed"] for x in ("caffe", "ssl4sar")} == {1}
+    assert {info["layouts"][x]["seed"] for x in two} == {1}
+    assert json.loads((layout.data / COMPLETE_MARKER).read_text())["layouts"] == list(two)
+    assert not (layout.data / "timeseries").exists()
+    # the book needs the time series too: two layouts are not enough, all three are made (the same files again)
+    caffe_bytes = sorted(p.read_bytes() for p in (layout.data / "caffe").rglob("*.png"))
+    more, _ = ensure_synthetic_data(layout.data, "smoke", 1)
+    assert more and (layout.data / "timeseries").is_dir()
+    assert sorted(p.read_bytes() for p in (layout.data / "caffe").rglob("*.png")) == caffe_bytes
+    # and a subset of what is there is reused
+    assert ensure_synthetic_data(layout.data, "smoke", 1, layouts=two) == (False, 0.0)
 
 
 @pytest.mark.slow

@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import inspect
 import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,10 +64,6 @@ REQUIRED_PARAMETERS = ("preset", "data_dir", "ssl4sar_dir", "work_dir", "device"
 #: Hand-written pages after the chapters, in this order (files in ``book/`` without suffix).
 APPENDIX_PAGES = ("differences", "reference-implementation", "running", "references")
 ROOT_PAGE = "intro"
-#: Synthetic layouts the chapters use (CaFFe, SSL4SAR unlabeled, front time series of one glacier).
-SYNTHETIC_LAYOUTS = ("caffe", "ssl4sar", "timeseries")
-#: Completion marker written into the synthetic data folder once generation succeeded.
-SYNTHETIC_MARKER = ".ssl4sar-synthetic.json"
 
 _CHAPTER_RE = re.compile(r"^(?P<number>\d\d)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*)\.py$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -263,65 +257,18 @@ def prepare_synthetic_data(
     seed: int,
     generate: Callable[..., Any] | None = None,
 ) -> Path:
-    """Generate the synthetic data set into ``work_dir/data`` unless a complete one for (preset, seed) is there.
-
-    ``generate`` defaults to ``ssl4sar.data.synthetic.generate(out_dir, preset=..., seed=...)`` (imported
-    only when needed), asked for all of ``SYNTHETIC_LAYOUTS`` when it takes ``layouts``: the chapters find
-    ``data/caffe``, ``data/ssl4sar`` and ``data/timeseries`` there. A completion marker ``.ssl4sar-synthetic.json``
-    is written after a successful run, so an interrupted generation is redone rather than trusted.
-    """
+    """The synthetic data the chapters use (CaFFe, SSL4SAR unlabeled, the front time series) in
+    ``work_dir/data``, generated unless a complete set for (preset, seed) is there
+    (:func:`ssl4sar.data.synthetic.ensure_synthetic_data`; ``generate`` replaces the generator in tests)."""
+    try:
+        from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
+    except ImportError as exc:
+        raise BuildError(
+            f"cannot import ssl4sar.data.synthetic to make the synthetic data ({exc}); "
+            "give real data with --caffe DIR --ssl4sar DIR instead"
+        ) from exc
     data_dir = Path(work_dir) / "data"
-    marker = data_dir / SYNTHETIC_MARKER
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            info = {}
-        if info.get("preset") == preset and info.get("seed") == seed:
-            log.info("synthetic data for preset %s (seed %d) already in %s", preset, seed, data_dir)
-            return data_dir
-        log.info(
-            "synthetic data in %s was made for %s; regenerating for preset %s seed %d",
-            data_dir,
-            {k: info.get(k) for k in ("preset", "seed")},
-            preset,
-            seed,
-        )
-        shutil.rmtree(data_dir)
-    elif data_dir.is_dir() and any(data_dir.iterdir()):
-        log.warning(
-            "%s exists without a completion marker (interrupted generation?); generating again", data_dir
-        )
-    if generate is None:
-        try:
-            from ssl4sar.data.synthetic import generate as generate
-        except ImportError as exc:
-            raise BuildError(
-                f"cannot import ssl4sar.data.synthetic.generate to make the synthetic data ({exc}); "
-                "give real data with --caffe DIR --ssl4sar DIR instead"
-            ) from exc
-    data_dir.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
-    params = inspect.signature(generate).parameters
-    if "layouts" in params:
-        kwargs["layouts"] = SYNTHETIC_LAYOUTS
-    if "overwrite" in params:  # an incomplete earlier generation is replaced, never trusted
-        kwargs["overwrite"] = True
-    log.info("generating synthetic data (preset %s, seed %d) into %s", preset, seed, data_dir)
-    start = time.perf_counter()
-    generate(data_dir, **kwargs)
-    seconds = time.perf_counter() - start
-    _write_json_atomic(
-        marker,
-        {
-            "preset": preset,
-            "seed": seed,
-            "seconds": round(seconds, 2),
-            "created": _now(),
-            "generator": "ssl4sar.data.synthetic.generate",
-        },
-    )
-    log.info("synthetic data ready in %.1f s", seconds)
+    ensure_synthetic_data(data_dir, preset, seed, generate=generate)
     return data_dir
 
 

@@ -12,6 +12,7 @@ calving-front extraction hard in real SAR imagery. Modules, in the order a scene
 * :mod:`~ssl4sar.data.synthetic.layouts` — :func:`generate_caffe` (spec §1.1), :func:`generate_ssl4sar` (§2);
 * :mod:`~ssl4sar.data.synthetic.time_series` — :func:`generate_time_series`, a front with known positions;
 * :mod:`~ssl4sar.data.synthetic.build` — :func:`generate`, the layouts of a preset's ``synthetic`` section;
+* :mod:`~ssl4sar.data.synthetic.ensure` — :func:`ensure_synthetic_data`, generate once per preset and seed;
 * :mod:`~ssl4sar.data.synthetic.raw_scenes` — :func:`generate_raw_scenes`, input of :mod:`ssl4sar.data.construct`.
 
 All files are deterministic: same seed → byte-identical files, no timestamps. Every public name is
@@ -35,6 +36,7 @@ from ssl4sar.data.synthetic.catalogue import (
     hemisphere,
     season_of,
 )
+from ssl4sar.data.synthetic.ensure import COMPLETE_MARKER, ensure_synthetic_data
 from ssl4sar.data.synthetic.geometry import (
     FjordGeometry,
     Tributary,
@@ -65,12 +67,14 @@ from ssl4sar.data.synthetic.writers import bounding_box_text, caffe_stem, write_
 from ssl4sar.domain import CAFFE_GLACIERS, CLASS_TO_ZONE_VALUE, GLACIER, NA, OCEAN, ROCK, season_in
 
 __all__ = [
-    "ARCTIC_GLACIERS", "CAFFE_GLACIERS", "CLASS_TO_ZONE_VALUE", "GENERATOR_VERSION", "GLACIER", "LAYOUTS",
+    "ARCTIC_GLACIERS", "CAFFE_GLACIERS", "CLASS_TO_ZONE_VALUE", "COMPLETE_MARKER", "GENERATOR_VERSION", "GLACIER",
+    "LAYOUTS",
     "LAYOUT_MARKER", "NA", "OCEAN", "RAW_GLACIERS", "RAW_OPTICAL_CRS", "RAW_S2_BANDS", "RAW_SAR_CRS", "ROCK",
     "S2_RESOLUTION_GROUPS", "S2_SR_BAND_ORDER", "SCL_CODES", "SENSORS", "SENSOR_RESOLUTION_OVERRIDES",
     "TEST_GLACIERS", "TRAIN_GLACIERS", "ZONE_PNG_VALUES", "FjordGeometry", "Radiometry", "RawPattern",
     "RawScenes", "Scene", "SensorSpec", "Tributary", "bounding_box_text", "caffe_scene_list", "caffe_stem",
-    "fractal_noise", "fractal_noise_1d", "front_from_zones", "generate", "generate_caffe", "generate_raw_scenes",
+    "fractal_noise", "fractal_noise_1d", "ensure_synthetic_data", "front_from_zones", "generate", "generate_caffe",
+    "generate_raw_scenes",
     "generate_ssl4sar", "generate_time_series", "hemisphere", "make_optical", "make_scene", "oriented_noise",
     "polar_transform", "profile_grid", "profile_length", "random_geometry", "rasterise_zones", "season_in",
     "season_of", "speckle_and_quantise", "synthetic_difficulty", "write_geotiff", "write_png",
