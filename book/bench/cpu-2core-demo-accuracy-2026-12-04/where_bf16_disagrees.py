@@ -1,4 +1,8 @@
-"""Which part of the bf16 fast path costs class-map agreement on the demo model? (issue 15 diagnosis)"""
+"""Which part of the bf16 fast path costs class-map agreement on the demo model? (issue 15 diagnosis)
+
+Usage: OMP_NUM_THREADS=1 python where_bf16_disagrees.py CKPT CAFFE_ROOT N_TEST_SCENES. The committed results came
+from two runs of earlier versions of this script: where_bf16_disagrees.json (all but the head / last-step
+variants) and fp32_head_and_last_step.json (those two)."""
 import sys, time, json
 import numpy as np, torch
 torch.set_num_threads(1)
@@ -50,6 +54,22 @@ out["bf16_encoder_only"] = (*agree(e), t_e)
 f, _, t_f = run(fast_m, None)
 out["fp32_fast"] = (*agree(f), t_f)
 out["t_ref"] = t_ref
+
+# the 1 x 1 head in fp32; then the last decoder step's convolutions and the head in fp32 (rest bf16)
+def fp32_modules(m, modules):
+    for mod in modules:
+        f = mod.forward
+        def w(x, f=f):
+            with torch.autocast("cpu", enabled=False):
+                return f(x.float())
+        mod.forward = w
+    return m
+m1 = fp32_modules(_on_path(model, fast, dev), [])
+fp32_modules(m1, [m1.head])
+out["bf16_head_fp32"] = agree(run(m1, torch.bfloat16)[0])[:2]
+m2 = _on_path(model, fast, dev)
+fp32_modules(m2, [mod for mod in m2.decoder[-1].modules() if isinstance(mod, torch.nn.Conv2d)] + [m2.head])
+out["bf16_last_step_and_head_fp32"] = agree(run(m2, torch.bfloat16)[0])[:2]
 # margins of the disagreeing pixels of bf16_all in the reference probabilities
 margins = []
 for k in ref:
