@@ -155,3 +155,90 @@ def test_summary_table_fits_the_page_with_interval_and_fronts_as_text() -> None:
     assert list(table.columns) == ["test MDE (m)", "95 % CI (m)", "fronts found", "mean IoU"]
     assert table.loc["scratch seed 0"].tolist() == [261.9, "198–317", "7 of 32", 0.504]
     assert table.loc["ensemble of 3 optsimmim + TTA", "95 % CI (m)"] == "–"
+
+
+# ----------------------------------------------------------------------------------------------- parallel runs
+_JOBS = '''
+import os, time
+
+def sleeper(item, out_dir):
+    if item == "fail":
+        time.sleep(2)   # let the other job start first
+        raise ValueError("this run failed")
+    with open(os.path.join(out_dir, f"{os.getpid()}.pid"), "w") as f:
+        f.write(str(item))
+    time.sleep(300)
+    return item
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaped yet counts as ended)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:")]
+    except OSError:
+        return False
+    return not (state and state[0].split()[1] in ("Z", "X"))
+
+
+def _wait_for(predicate, seconds: float) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def _pids(folder: Path) -> list[int]:
+    return [int(p.stem) for p in folder.glob("*.pid")]
+
+
+@pytest.mark.slow
+def test_parallel_runs_end_when_one_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed run stops the others instead of waiting minutes for them (the protocol's runs train for minutes)."""
+    import time
+
+    (tmp_path / "jobs_failing.py").write_text(_JOBS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from jobs_failing import sleeper  # type: ignore[import-not-found]
+
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="this run failed"):
+        experiments.parallel_map(sleeper, ["fail", "sleep"], 2, out_dir=str(tmp_path))
+    assert time.monotonic() - t0 < 120   # the sleeper would take 300 s
+    pids = _pids(tmp_path)
+    assert len(pids) == 1 and not _alive(pids[0])
+
+
+@pytest.mark.slow
+def test_parallel_runs_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    """``timeout`` / ``kill -9`` of the protocol once left its fine-tuning processes running (H200, load 9)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "jobs_killed.py").write_text(_JOBS)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from jobs_killed import sleeper; "
+              "from ssl4sar.experiments import parallel_map; parallel_map(sleeper, [1, 2], 2, out_dir=sys.argv[1])")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)])
+    try:
+        assert _wait_for(lambda: len(_pids(tmp_path)) == 2, 120), "the two runs did not start"
+        os.kill(parent.pid, signal.SIGKILL)   # no handler, no cleanup: only the kernel can tell the workers
+        parent.wait(timeout=30)
+        pids = _pids(tmp_path)
+        assert _wait_for(lambda: not any(_alive(p) for p in pids), 30), "workers outlived their killed parent"
+    finally:
+        parent.kill()
+        for p in _pids(tmp_path):
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
