@@ -108,7 +108,7 @@ display(Markdown("\n\n".join(
 
 # %%
 inventory = summary.caffe_inventory(caffe_root)
-display(inventory.drop(columns=["sar_path"]).head(12))
+display(inventory[["stem", "split", "sensor", "resolution_m", "season", "height_px", "width_px", "has_bbox"]].head(12))
 print(f"{len(inventory)} scenes read: "
       + ", ".join(f"{n} {s}" for s, n in inventory["split"].value_counts(sort=False).items()))
 
@@ -260,7 +260,7 @@ fig = viz.plot_coregistration(example)
 # cause, and the share of pixels with the true SCL class.
 
 # %%
-display(summary.coregistration_residuals(constructed, raw.pattern))
+display(summary.coregistration_residuals(constructed, raw.pattern).drop(columns=["glacier", "sensor"]))
 
 # %% [markdown]
 # The construction can be interrupted and repeated: outputs that exist and are listed in the manifest are kept.

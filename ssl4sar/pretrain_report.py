@@ -134,7 +134,7 @@ def export_pretrained(method: str, run: PretrainingRun, layout: WorkLayout) -> p
 
 
 def per_band_errors(prediction: Any, optical: Any, band_means: Any) -> pd.DataFrame:
-    """Mean absolute error per optical band of the network and of the per-band mean predictor (bands as columns).
+    """Mean absolute error per optical band of the network and of the per-band mean predictor (one row per band).
 
     ``prediction`` and ``optical`` are ``(B, 14, H, W)`` tensors in [0, 1], ``band_means`` ``(14,)``.
     """
@@ -148,4 +148,4 @@ def per_band_errors(prediction: Any, optical: Any, band_means: Any) -> pd.DataFr
     bands = pd.DataFrame({"network L1": net, "band-mean L1": const},
                          index=pd.Index(list(OPTICAL_TARGET_BANDS), name="band"))
     bands["network better by (%)"] = 100 * (bands["band-mean L1"] - bands["network L1"]) / bands["band-mean L1"]
-    return bands.round({"network L1": 4, "band-mean L1": 4, "network better by (%)": 1}).T
+    return bands.round({"network L1": 4, "band-mean L1": 4, "network better by (%)": 1})

@@ -286,8 +286,7 @@ def test_construction_tables_show_file_names_and_every_defect(constructed: tuple
     raw, out = constructed
     rows = pd.read_csv(out / "manifest.csv").to_dict("records")
     table = summary.construction_table(rows)
-    assert list(table.columns) == ["file", "glacier", "date", "sensor", "resolution_m", "valid_fraction", "split",
-                                   "source"]
+    assert list(table.columns) == ["file", "resolution_m", "valid_fraction", "split", "source"]
     assert len(table) == len(rows) and not table["source"].astype(str).str.contains("/").any()
     skipped = pd.read_csv(out / "manifest_skipped.csv").to_dict("records")
     skips, undetected = summary.construction_skips(skipped, raw.bad)

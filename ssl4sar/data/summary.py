@@ -463,9 +463,10 @@ def validation_split_note(inventory: pd.DataFrame, n_train: int = caffe.CAFFE_N_
 
 
 def construction_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The written files of a construction manifest (``ConstructionManifest.rows``) for a page: file, glacier, date,
-    sensor, resolution (m/px), valid fraction, split and the source scene's file name (not its full path)."""
-    columns = ["file", "glacier", "date", "sensor", "resolution_m", "valid_fraction", "split", "source"]
+    """The written files of a construction manifest (``ConstructionManifest.rows``) for a page: file (its name holds
+    glacier, sensor and date), resolution (m/px), valid fraction, split and the source scene's file name (not its
+    full path)."""
+    columns = ["file", "resolution_m", "valid_fraction", "split", "source"]
     table = pd.DataFrame(list(rows)).reindex(columns=columns)
     table["source"] = table["source"].map(lambda s: Path(str(s)).name if isinstance(s, str) and s else s)
     return table
