@@ -292,13 +292,13 @@ fig = viz.plot_scene_gallery(realism.most_varied(real, 3) + synth[:3], ncols=3, 
 
 # %%
 fig = viz.plot_realism(*realism.comparison_frames(synth, real))
-display(realism.compare(synth, real, seed=seed).round(3))
+display(realism.comparison_table(realism.compare(synth, real, seed=seed)))
 
 # %% [markdown]
-# In the table, `wasserstein_*` is the earth mover's distance between the synthetic and real distributions (grey
-# levels, or grey levels per pixel) and `*_ratio` is synthetic / real. Seven patches of one sensor are not a
-# benchmark: the comparison says whether the synthetic scenes are in the right range, not that they are
-# interchangeable with real data.
+# In the table (one column per class), `wasserstein_*` is the earth mover's distance between the synthetic and
+# real distributions (grey levels, or grey levels per pixel) and `*_ratio` is synthetic / real. Seven patches of
+# one sensor are not a benchmark: the comparison says whether the synthetic scenes are in the right range, not
+# that they are interchangeable with real data.
 #
 # **Source and licence of the real patches.** They ship with ssl4sar (`ssl4sar.data.samples.real_patches()`;
 # attribution in `ssl4sar/data/samples/caffe_patches/README.md`). They were sampled from the CaFFe benchmark by

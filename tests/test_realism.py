@@ -145,3 +145,13 @@ def test_book_helpers_pick_tables_and_frames(real, synthetic):
     smoke = realism.book_synthetic_patches("smoke", seed=1)
     assert len(smoke) == 2 and smoke[0].image.shape == (256, 256)
     assert len(realism.book_synthetic_patches("demo", 1, seed=1)) == 1
+
+
+def test_comparison_table_is_one_column_per_class(comparison) -> None:
+    table = realism.comparison_table(comparison)
+    names = comparison["class_name"].tolist()
+    assert table.columns.tolist() == names   # the page shows classes side by side, statistics down the rows
+    stats = [c for c in comparison.columns if c not in ("class", "class_name")]
+    assert table.index.tolist() == stats
+    first = comparison.iloc[0]
+    assert table.loc["wasserstein_intensity", names[0]] == pytest.approx(first["wasserstein_intensity"], abs=5e-4)

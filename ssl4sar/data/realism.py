@@ -274,6 +274,14 @@ def compare(synthetic: Sequence[Patch], real: Sequence[Patch], window: int = 7, 
     return pd.DataFrame(rows)
 
 
+
+def comparison_table(comparison: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+    """:func:`compare`'s table for a page: one row per statistic, one column per class (named), rounded; 16
+    statistic columns side by side would run off the page."""
+    table = comparison.set_index("class_name").drop(columns=["class"])
+    table.index.name = None
+    return table.T.astype(float).round(decimals)
+
 def load_real_patches(folder: str | Path | None = None) -> list[Patch]:
     """Read real CaFFe patches: every ``*_img.tif`` with its ``*_mask.tif`` (class ids 0–3), via rasterio.
 
