@@ -1,7 +1,7 @@
 """Fine-tuning TYRION on CaFFe-layout data (spec §6): the LightningModule and the entry point :func:`finetune`
 (the command ``ssl4sar finetune`` is :mod:`ssl4sar.commands.finetune`; the run itself :mod:`ssl4sar.runner`).
 
-Why one module of ~610 lines: about 85 of them are this docstring and ~270 the
+Why one module of ~630 lines: about 85 of them are this docstring and ~270 the
 :class:`SegmentationModule` itself (training step, whole-scene validation with the MDE, optimiser); the entry
 point and the model ranking beside it are short, and the LightningModule is the module's one job.
 
