@@ -15,13 +15,11 @@ initialisation (mean of the softmax, then test-time augmentation). This module r
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import math
-import multiprocessing
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import pandas as pd
 
 from ssl4sar.book import RUN_THREADS, WorkLayout, pin_threads
 from ssl4sar.io import write_text_atomic
+from ssl4sar.parallel import parallel_map  # re-exported: its home before the synthetic data used it too
 
 log = logging.getLogger(__name__)
 
@@ -111,63 +110,6 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
             "test_mde_m": _finite(s.get("pooled_mde_m")), "fronts_found": int(s["images"]) - int(s["missing_fronts"]),
             "test_images": int(s["images"]), "mean_iou": _finite(s.get("mean_iou")),
             "seconds": round(time.perf_counter() - t0, 1), "checkpoint": str(result.best_mde_export)}
-
-
-def parallel_map(fn: Callable[..., Any], items: Sequence[Any], workers: int, **kwargs: Any) -> list[Any]:
-    """``[fn(item, **kwargs) for item in items]``, in ``workers`` spawned processes when ``workers`` > 1.
-
-    Results come back in the order of ``items``. Spawned (not forked) processes start clean of the caller's
-    threads and torch state, so a result does not depend on the process that computed it.
-
-    No run outlives the call: when it ends by an exception (a failed run, Ctrl-C, a kernel interrupt) the other
-    runs are terminated, and on Linux a worker is also sent SIGTERM when the calling process dies (``timeout``,
-    ``kill``, even ``kill -9``) — otherwise orphaned runs would go on training for minutes.
-    """
-    if workers <= 1 or len(items) <= 1:
-        return [fn(item, **kwargs) for item in items]
-    ctx = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent)
-    try:
-        futures = [pool.submit(fn, item, **kwargs) for item in items]
-        return [f.result() for f in futures]
-    except BaseException:
-        _terminate_workers(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _die_with_parent() -> None:
-    """Worker initialiser: ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``);
-    a no-op elsewhere."""
-    import ctypes
-    import ctypes.util
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # no libc / prctl: runs may outlive a killed parent
-        return
-
-
-def _terminate_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Stop the worker processes of ``pool`` now (SIGTERM, then SIGKILL after 10 s), cancelling queued runs."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public handle
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        if p.is_alive():
-            p.terminate()
-    for p in processes:
-        p.join(timeout=10)
-        if p.is_alive():
-            p.kill()
-            p.join(timeout=5)
-    if processes:
-        log.warning("stopped %d worker process(es) of an interrupted parallel run", len(processes))
 
 
 def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str], threads: int) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from ssl4sar.data.synthetic.writers import (
 )
 from ssl4sar.domain import CAFFE_GLACIERS
 from ssl4sar.io import write_text_atomic
+from ssl4sar.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +80,6 @@ def caffe_scene_list(n_train: int, n_test: int, seed: int) -> list[dict[str, Any
                         "resolution_m": res, "season": season_of(glacier, date.month),
                         "looks": spec.looks})
     return out
-
-
-def _map_scenes(fn: Any, jobs: Sequence[Any], workers: int, progress: bool = False, desc: str = "") -> list[Any]:
-    """``[fn(job) for job in jobs]``, in ``workers`` processes when ``workers`` > 1 (results in ``jobs`` order).
-
-    Every scene draws from its own seeded generator (``_scene_rng``), so the files do not depend on ``workers``.
-    """
-    from tqdm import tqdm
-
-    bar = {"desc": desc, "total": len(jobs), "disable": not progress or len(jobs) < 8, "leave": False}
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(job) for job in tqdm(jobs, **bar)]
-    import concurrent.futures
-    import multiprocessing
-
-    with concurrent.futures.ProcessPoolExecutor(max_workers=int(workers),
-                                                mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(tqdm(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (4 * int(workers)))), **bar))
 
 
 def _write_caffe_scene(job: tuple[Any, ...]) -> dict[str, Any]:
@@ -142,7 +125,7 @@ def generate_caffe(out_dir: str | Path, n_train: int = 24, n_test: int = 8,
     _write_marker(out, "caffe")
     jobs = [(out, i, meta, seed, lo, hi, looks, radiometry, na_probability)
             for i, meta in enumerate(caffe_scene_list(n_train, n_test, seed))]
-    rows = _map_scenes(_write_caffe_scene, jobs, workers, progress, "synthetic CaFFe")
+    rows = parallel_map(_write_caffe_scene, jobs, workers, progress="synthetic CaFFe" if progress else None)
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic CaFFe scenes to %s", len(rows), out)
     return out
@@ -208,7 +191,7 @@ def generate_ssl4sar(out_dir: str | Path, n_sar: int = 16, seed: int = 0, n_glac
         amplitude = float(rng.uniform(0.03, 0.08)) * min(shape) * resolution_m
         jobs += [(out, seed, g, k, name, date, "val" if k >= n - n_val else "train", shape, geom, amplitude,
                   resolution_m, crs, transform, radiometry) for k, date in enumerate(dates)]
-    rows = _map_scenes(_write_unlabeled_scene, jobs, workers)
+    rows = parallel_map(_write_unlabeled_scene, jobs, workers)
     _write_csv(out / "scenes.csv", rows)
     log.info("wrote %d synthetic SSL4SAR SAR images of %d glaciers to %s", len(rows), n_glaciers, out)
     return out
