@@ -46,7 +46,7 @@ from ssl4sar.commands.bench import main as bench_main
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
 from ssl4sar.errors import DataError
-from ssl4sar.inference import window_origins
+from ssl4sar.inference import default_inference_workers, window_origins
 from ssl4sar.models import Tyrion
 
 torch.set_num_threads(2)
@@ -247,14 +247,17 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
     assert fast32["details"]["path_realised_precision"] == "fp32"
     assert peak["throughput_unit"] == "TFLOP/s" and peak["throughput"] > 0
     assert ref["batch"] == 1 and fast["batch"] == 2 and ref["speedup"] == 1.0
+    # the official code runs one forward pass at a time; the fast path the library's default number
+    assert ref["details"]["workers"] == 1 and ref["details"]["path_workers"] == 1
+    assert fast["details"]["workers"] == default_inference_workers("cpu")
     assert ref["details"]["path_centre_only"] is False and fast["details"]["path_centre_only"] is True
     for sw in (ref, fast):
         d = sw["details"]
         assert sw["throughput_unit"] == "windows/s" and sw["throughput"] > 0
-        assert d["n_windows"] == 9 and len(d["round_s"]) == 3  # 3 × 3 windows, 3 alternating rounds
+        assert d["n_windows"] == 16 and len(d["round_s"]) == 3  # 4 × 4 windows, 3 alternating rounds
         assert d["windows_10mp_scene"] == windows_in_scene((3162, 3162), 64, 16)
         assert d["seconds_10mp_scene_extrapolated"] == pytest.approx(d["windows_10mp_scene"] / sw["throughput"])
-        assert sw["throughput"] == pytest.approx(9 / min(d["round_s"]))
+        assert sw["throughput"] == pytest.approx(16 / min(d["round_s"]))
         assert sw["flops_per_item"] == count_flops(
             lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64)))
         assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])

@@ -284,8 +284,37 @@ def test_fused_under_bf16_autocast_close_to_fp32() -> None:
         ref = model(x)
         with autocast("cpu", torch.bfloat16):
             low = model(x)
-    assert low.dtype == torch.bfloat16
-    assert float((low.float() - ref).abs().max()) <= 0.05 * float(ref.abs().max())
+    assert low.dtype == torch.float32  # the 1 x 1 head runs in float32 (next test)
+    assert float((low - ref).abs().max()) <= 0.05 * float(ref.abs().max())
+
+
+def test_autocast_keeps_patch_embedding_and_head_in_float32() -> None:
+    """Under bf16 autocast the patch embedding reads the unrounded image and the 1 x 1 head computes float32 logits
+    from the decoder's features; everything between runs in bf16. Rounding the 8-bit input and the logits to bf16 is
+    what flipped most near-tie pixels of the demo model (book/bench/cpu-2core-demo-accuracy-2026-12-04)."""
+    model = copy.deepcopy(_model64("mini")).float().set_fused_attention(True)
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        exact_tokens = model.embed(x)
+        with autocast("cpu", torch.bfloat16):
+            tokens = model.embed(x)
+            features = model.decode(model.encode(tokens))
+            logits = model(x)
+            centre = model.centre_logits(x, 16)
+        head_fp32 = model.head(features.float())
+    assert tokens.dtype == torch.float32 and torch.equal(tokens, exact_tokens)
+    assert features.dtype == torch.bfloat16  # the encoder and decoder do run in bf16
+    assert logits.dtype == torch.float32 and torch.equal(logits, head_fp32)
+    assert centre.dtype == torch.float32
+    torch.testing.assert_close(centre, logits[..., 8:24, 8:24], rtol=0, atol=0.05 * float(logits.abs().max()))
+    # the switch: bf16 everywhere, as before
+    model.fp32_embed_and_head = False
+    with torch.no_grad(), autocast("cpu", torch.bfloat16):
+        assert model.embed(x).dtype == torch.bfloat16 and model(x).dtype == torch.bfloat16
+    # without autocast nothing changes: float64 stays float64
+    model64 = _model64("mini")
+    with torch.no_grad():
+        assert model64(x.double()).dtype == torch.float64
 
 
 def _failing_backend(gm: torch.fx.GraphModule, example_inputs: list) -> None:

@@ -261,3 +261,52 @@ def test_centre_only_equals_the_full_decoder() -> None:
     # a model without centre_logits goes through forward + crop either way
     plain = sliding_window_probabilities(lambda x: model(x), image, centre_only=True, **kw)
     np.testing.assert_allclose(plain, full, rtol=0, atol=1e-6)
+
+
+def test_sliding_window_workers_give_the_same_probabilities() -> None:
+    """``workers`` single-threaded forward passes in parallel (the CPU default: two) give bit-identical maps to one
+    worker with one thread, keep the order of the windows, restore torch's thread count and pass errors on."""
+    from ssl4sar.config import load_preset
+    from ssl4sar.models import Tyrion
+
+    torch.manual_seed(1)
+    model = Tyrion.from_config(load_preset("smoke")["model"]).eval().set_fused_attention(True)
+    img = np.random.default_rng(3).integers(0, 256, (150, 130), dtype=np.uint8)
+    kw = {"context_size": 64, "stride": 16, "batch_size": 3}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = sliding_window_probabilities(model, img, workers=1, **kw)
+        one_bf16 = sliding_window_probabilities(model, img, workers=1, amp_dtype=torch.bfloat16, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    for workers in (2, 3):
+        assert np.array_equal(sliding_window_probabilities(model, img, workers=workers, **kw), one)
+        assert torch.get_num_threads() == threads
+    assert np.array_equal(sliding_window_probabilities(model, img, workers=2, amp_dtype=torch.bfloat16, **kw),
+                          one_bf16)
+    with pytest.raises(ValueError, match="workers"):
+        sliding_window_probabilities(model, img, workers=0, **kw)
+
+    def failing(x: torch.Tensor) -> torch.Tensor:
+        if float(x.mean()) > 0.0:
+            raise RuntimeError("simulated failure in a worker")
+        return model(x)
+
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        sliding_window_probabilities(failing, img, workers=2, **kw)
+    assert torch.get_num_threads() == threads
+
+
+def test_default_inference_workers() -> None:
+    from ssl4sar.inference import default_inference_workers
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert default_inference_workers("cpu") == 1
+        torch.set_num_threads(2)
+        assert default_inference_workers("cpu") == 2
+        assert default_inference_workers("cuda") == 1
+    finally:
+        torch.set_num_threads(threads)

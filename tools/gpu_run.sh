@@ -5,8 +5,12 @@
 #   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
 #      the torch.compile'd fast path with COMPILE=on), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
 #      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt)
+#   3. (FINETUNE_STEPS > 0) `ssl4sar finetune` on synthetic data of FINETUNE_PRESET (default demo) for that many
+#      steps in bf16-mixed, once eager and once with finetune.compile=true: does the compiled training forward run
+#      inside Lightning on this device, and how long do both take -> $OUT/finetune-{eager,compile}/ and their logs
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
-#   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] tools/gpu_run.sh
+#   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] [FINETUNE_STEPS=0]
+#   [FINETUNE_PRESET=demo] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
 # installed into /tmp/site first when present.
@@ -47,3 +51,18 @@ for batch in ${BENCH_BATCHES:-16 64}; do
   tail -4 "$OUT/bench-b$batch.log"
   profile=
 done
+if [ "${FINETUNE_STEPS:-0}" -gt 0 ]; then
+  fp=${FINETUNE_PRESET:-demo}
+  accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
+  "$PY" -m ssl4sar.cli data synth --out /tmp/ssl4sar_ft_data --preset "$fp" --layouts caffe --no-progress \
+    > "$OUT/finetune-data.log" 2>&1 || echo "synthetic data failed" | tee -a "$OUT/gpu.txt"
+  for mode in eager compile; do
+    t0=$(date +%s)
+    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v finetune --preset "$fp" --data /tmp/ssl4sar_ft_data/caffe \
+      --out "$OUT/finetune-$mode" --accelerator "$accel" --precision bf16-mixed --max-steps "$FINETUNE_STEPS" \
+      --seed 0 --no-progress --set finetune.compile=$([ $mode = compile ] && echo true || echo false) \
+      > "$OUT/finetune-$mode.log" 2>&1
+    echo "finetune $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
+    rm -rf "$OUT/finetune-$mode/checkpoints" "$OUT/finetune-$mode"/*.pt
+  done
+fi

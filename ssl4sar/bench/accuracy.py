@@ -64,7 +64,8 @@ def predict_split(model: torch.nn.Module, scenes: Sequence[Any], path: ExecPath,
         t0 = time.perf_counter()
         prob = sliding_window_probabilities(m, image, context_size=c, stride=stride, sigma=sigma,
                                             batch_size=path.batch or batch_size, device=device,
-                                            amp_dtype=path.amp_dtype(device), centre_only=path.centre_only)
+                                            amp_dtype=path.amp_dtype(device), centre_only=path.centre_only,
+                                            workers=path.workers)
         seconds += time.perf_counter() - t0
         maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
     return maps, seconds

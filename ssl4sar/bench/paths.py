@@ -35,6 +35,9 @@ class ExecPath:
         centre_only: sliding-window inference computes only the kept centre of each window.
         batch: windows (inference) per forward pass; ``None``: the benchmark's batch.
         threads: torch intra-op threads while this path runs; ``None``: unchanged.
+        workers: sliding-window forward passes running at the same time, sharing those threads
+            (:func:`ssl4sar.inference.sliding_window_probabilities`); ``None``: the library's default
+            (:func:`ssl4sar.inference.default_inference_workers`).
     """
 
     name: str
@@ -45,6 +48,7 @@ class ExecPath:
     centre_only: bool = False
     batch: int | None = None
     threads: int | None = None
+    workers: int | None = None
 
     def amp_dtype(self, device: str | torch.device) -> torch.dtype | None:
         """The autocast dtype of this path on ``device`` (``None``: float32)."""
@@ -61,13 +65,15 @@ class ExecPath:
 
 
 #: the official code: fp32, timm's attention, contiguous tensors, eager, full output of every window, batch 1
-#: window per forward pass at inference (the official predict loop)
-REFERENCE = ExecPath("reference", batch=1)
+#: window per forward pass at inference (the official predict loop), one forward pass at a time
+REFERENCE = ExecPath("reference", batch=1, workers=1)
 
 
 def fast_path(device: str | torch.device) -> ExecPath:
-    """The library's fast path on ``device``: bf16 autocast where native (``auto``), fused attention, centre-only
-    decoding; channels-last on CUDA (on the measured CPUs it did not help, see the benchmark's ablation rows)."""
+    """The library's fast path on ``device``: bf16 autocast where native (``auto``, with the patch embedding and the
+    head in float32, :class:`ssl4sar.models.tyrion.Tyrion`), fused attention, centre-only decoding, the default
+    number of parallel forward passes at inference; channels-last on CUDA (on the measured CPUs it did not help,
+    see the benchmark's ablation rows)."""
     cuda = torch.device(device).type == "cuda"
     return ExecPath("fast", precision="auto", fused=True, channels_last=cuda, centre_only=True)
 

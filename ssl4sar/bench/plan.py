@@ -283,8 +283,11 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
         mm = MatmulPeak("", dev, torch.bfloat16, 8192, 10 if quick else 30)
     else:
         train_batch = batch or 2
+        # inference: 2 windows per forward pass (on the 2-core CPU 1.2x the windows/s of 8); 4 x 4 windows = 8
+        # batches, 4 for each parallel forward pass of the fast path (inference.default_inference_workers), as in
+        # the steady state of a whole scene
         infer_batch = batch or 2
-        rounds, wpa = (3, 3) if quick else (5, 5)
+        rounds, wpa = (3, 4) if quick else (5, 8)
         mm = MatmulPeak("", dev, torch.float32, 512 if preset_name == "smoke" else 2048, 3 if quick else 10)
     mm.variant = f"{str(mm.dtype).replace('torch.', '')}-{mm.n}"
     out: list[Benchmark] = [mm]

@@ -21,7 +21,7 @@ import torch
 from ssl4sar.bench.measure import PeakMemory, alternate, count_flops, time_steps
 from ssl4sar.bench.paths import ExecPath, path_threads
 from ssl4sar.data.sampling import overlapping_padding_stages
-from ssl4sar.inference import sliding_window_probabilities
+from ssl4sar.inference import default_inference_workers, sliding_window_probabilities
 from ssl4sar.models.fast import optimize_for_device
 
 __all__ = [
@@ -75,7 +75,7 @@ def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int
                              batch_size: int = 4, stride: int | None = None, sigma: float | None = None,
                              context_size: int | None = None, device: str | torch.device | None = None,
                              amp_dtype: torch.dtype | None = None, centre_only: bool = True, repeats: int = 1,
-                             warmup: bool = True, seed: int = 0) -> dict[str, Any]:
+                             warmup: bool = True, seed: int = 0, workers: int | None = None) -> dict[str, Any]:
     """Windows per second and peak memory of overlapping-window inference of one random ``scene_size`` scene.
 
     Args:
@@ -83,6 +83,7 @@ def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int
         batch_size: windows per forward pass. stride: px (default C / 4). sigma: Gaussian σ px (default C / 16).
         amp_dtype: autocast dtype or ``None``. centre_only: see :func:`ssl4sar.inference.sliding_window_probabilities`.
         repeats: timed runs of the whole scene (best and median reported). warmup: one untimed run first.
+        workers: parallel forward passes (default: :func:`ssl4sar.inference.default_inference_workers`).
 
     Returns ``scene_h``, ``scene_w``, ``context_size``, ``stride``, ``batch_size``, ``n_windows``, ``seconds``
     (best), ``median_s``, ``windows_per_s``, ``megapixels_per_s``, ``params_m`` and :class:`PeakMemory` fields of
@@ -96,7 +97,7 @@ def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int
     model = model.to(dev).eval()
     image = _scene(scene_size, seed)
     kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size, "device": dev,
-              "amp_dtype": amp_dtype, "centre_only": centre_only}
+              "amp_dtype": amp_dtype, "centre_only": centre_only, "workers": workers}
     if warmup:
         sliding_window_probabilities(model, image[: c // 2, : c // 2], **kwargs)
     times: list[float] = []
@@ -104,11 +105,11 @@ def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int
     for i in range(max(1, int(repeats))):
         with mem if i == 0 else PeakMemory(dev):
             times += time_steps(lambda: sliding_window_probabilities(model, image, **kwargs), 1, dev)
-    return _result(model, image, c, s, batch_size, times, dev, mem)
+    return _result(model, image, c, s, batch_size, times, dev, mem, workers)
 
 
 def _result(model: torch.nn.Module, image: np.ndarray, c: int, s: int, batch: int, times: list[float],
-            dev: torch.device, mem: PeakMemory) -> dict[str, Any]:
+            dev: torch.device, mem: PeakMemory, workers: int | None = None) -> dict[str, Any]:
     h, w = image.shape
     n_windows = windows_in_scene((h, w), c, s)
     best = min(times)
@@ -116,7 +117,8 @@ def _result(model: torch.nn.Module, image: np.ndarray, c: int, s: int, batch: in
     wps = n_windows / best if best > 0 else math.inf
     return {
         "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(), "scene_h": h, "scene_w": w, "context_size": c, "stride": s,
+        "torch_threads": torch.get_num_threads(),
+        "workers": default_inference_workers(dev) if workers is None else int(workers), "scene_h": h, "scene_w": w, "context_size": c, "stride": s,
         "batch_size": int(batch), "n_windows": n_windows, "seconds": best, "median_s": float(np.median(times)),
         "repeats": len(times), "windows_per_s": wps, "megapixels_per_s": h * w / 1e6 / best if best > 0 else math.inf,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -153,7 +155,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
         optimize_for_device(m, dev, fused=p.fused, channels_last=p.channels_last, compile=p.compile)
         models[p.name] = m
         kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
-                  "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only}
+                  "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only, "workers": p.workers}
 
         def run(m: torch.nn.Module = m, kwargs: dict[str, Any] = kwargs, p: ExecPath = p) -> None:
             with path_threads(p.threads):
@@ -169,7 +171,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     flops = count_flops(lambda: Tyrion.from_config(model_config), lambda m: m(torch.empty(1, 1, c, c)))
     out = []
     for p in paths:
-        r = _result(models[p.name], image, c, s, p.batch or batch_size, times[p.name], dev, mems[p.name])
+        r = _result(models[p.name], image, c, s, p.batch or batch_size, times[p.name], dev, mems[p.name], p.workers)
         r.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()},
                  flops_per_item=flops, flops_note="FlopCounterMode, full forward of one window on meta")
         out.append(r)
