@@ -118,7 +118,8 @@ def _result(model: torch.nn.Module, image: np.ndarray, c: int, s: int, batch: in
     return {
         "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),
-        "workers": default_inference_workers(dev) if workers is None else int(workers), "scene_h": h, "scene_w": w, "context_size": c, "stride": s,
+        "workers": default_inference_workers(dev) if workers is None else int(workers),
+        "scene_h": h, "scene_w": w, "context_size": c, "stride": s,
         "batch_size": int(batch), "n_windows": n_windows, "seconds": best, "median_s": float(np.median(times)),
         "repeats": len(times), "windows_per_s": wps, "megapixels_per_s": h * w / 1e6 / best if best > 0 else math.inf,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
