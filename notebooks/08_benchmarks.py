@@ -40,8 +40,12 @@ if importlib.util.find_spec("ssl4sar") is None:
 # The network benchmarks run two *execution paths* in the same process, in alternating rounds: the **reference
 # path** — what the official code does: float32, timm's window attention, the full decoder output of every window,
 # one window per forward pass — and the library's **fast path**: bf16 autocast where the processor computes bf16
-# natively (recent GPUs, CPUs with AVX512-BF16 or AMX; float32 elsewhere), the fused attention kernel, and at
-# inference a decoder that computes only the centre of each window that is kept. The benchmark reports the
+# natively (recent GPUs, CPUs with AVX512-BF16 or AMX; float32 elsewhere) with the patch embedding and the 1 × 1
+# head kept in float32, the fused attention kernel, and at inference a decoder that computes only the centre of each
+# window that is kept, with its ×2 upsampling convolutions in polyphase form (four 2 × 2 kernels on the
+# un-upsampled map instead of a 3 × 3 kernel on the upsampled one: 16/36 of the multiply-adds, the same function)
+# — on CPUs with two single-threaded forward passes side by side, which use two cores better than one pass with two
+# threads. The benchmark reports the
 # **ratio** of the two, which a busy machine disturbs much less than the absolute numbers. Every row also reports
 # its peak memory, the network FLOPs per item (counted with `torch.utils.flop_counter`; a training step counts
 # 3 × the forward) and the fraction of the device's *measured* dense-matmul peak that the step achieves.

@@ -190,10 +190,11 @@ def load_chosen_model(layout: WorkLayout, cfg: Mapping[str, Any], preset_name: s
     inference settings of the preset ``cfg``; ``tta`` ``None``: test-time augmentation except with the smoke preset."""
     from ssl4sar.inference_settings import inference_settings, resolve_device
     from ssl4sar.models.convert import load_model
+    from ssl4sar.models.fast import for_inference
 
     path, choice = choose_checkpoint(layout, checkpoint)
     dev = resolve_device(device)
-    model = load_model(path, map_location=dev)
+    model = for_inference(load_model(path, map_location=dev))
     settings = inference_settings(model.img_size, tta=(preset_name != "smoke") if tta is None else bool(tta),
                                   preset=cfg, device=dev)
     note = model_note(layout, [path], model.img_size, settings, preset_name)

@@ -478,6 +478,7 @@ def _model_context_size(model: Any) -> int | None:
 def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str, trusted: bool = False
                   ) -> tuple[list[torch.nn.Module], list[str]]:
     from ssl4sar.models.convert import load_model
+    from ssl4sar.models.fast import for_inference
 
     models: list[torch.nn.Module] = []
     names: list[str] = []
@@ -486,7 +487,7 @@ def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: s
             models.append(c.to(device).eval())
             names.append(f"<in-memory {type(c).__name__}>")
         else:
-            models.append(load_model(Path(c), map_location=device, trusted=trusted).set_fused_attention(True))
+            models.append(for_inference(load_model(Path(c), map_location=device, trusted=trusted)))
             names.append(str(Path(c)))
             logger.info("loaded %s", c)
     return models, names

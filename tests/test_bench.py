@@ -286,7 +286,8 @@ def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "pretrain_step/optsimmim  [reference, fast]" in lines
     assert bench_main(["--preset", "smoke", "--device", "cpu", "--list", "--only", "sliding_window"]) == 0
     full = capsys.readouterr().out
-    for ablation in ("fast-fp32", "fast-timm-attention", "fast-full-decoder", "fast-batch-1"):
+    for ablation in ("fast-fp32", "fast-timm-attention", "fast-full-decoder", "fast-batch-1", "fast-nearest-upsampling",
+                     "fast-1-worker"):
         assert ablation in full  # full mode: one switch of the fast path off per row
     assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"]) == 0
     assert capsys.readouterr().out.split() == ["data_sampler/64px-preset-probabilities",

@@ -404,3 +404,43 @@ def test_fused_reproduces_official_logits(reference_dir: Path) -> None:
     max_abs = float(meta["max_abs_logit"])
     err = float(np.abs(logits - stored).max())
     assert err <= 2e-4 * max_abs, f"fused float32 max error {err:.3e} (max_abs_logit {max_abs:.6f})"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (16, 16)])
+def test_polyphase_upsample_conv_equals_nearest_then_conv(shape: tuple[int, int]) -> None:
+    from ssl4sar.models.tyrion import polyphase_upsample_conv
+
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(2, 3, *shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"), w, b,
+                                     padding=1)
+    out = polyphase_upsample_conv(x, w, b)
+    assert out.shape == (2, 4, 2 * shape[0], 2 * shape[1])
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    # the gradients too (the 2 x 2 kernels are sums of the 3 x 3 weights)
+    grads = torch.autograd.grad((out * ref.detach()).sum(), (x, w, b))
+    ref_grads = torch.autograd.grad((ref * ref.detach()).sum(), (x, w, b))
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-10)
+
+
+def test_polyphase_upsampling_in_the_network_and_for_inference() -> None:
+    """The switch changes no weight and no number beyond rounding: whole forward and centre-only decoding."""
+    from ssl4sar.models.fast import for_inference
+
+    model = copy.deepcopy(_model64("small"))
+    keys = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(2, 1, 96, 96, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        ref, ref_centre = model(x), model.centre_logits(x, 48)
+        assert not model.polyphase_upsampling
+        model.set_polyphase_upsampling(True)
+        assert model.polyphase_upsampling
+        torch.testing.assert_close(model(x), ref, rtol=0, atol=1e-12)
+        torch.testing.assert_close(model.centre_logits(x, 48), ref_centre, rtol=0, atol=1e-12)
+    assert all(torch.equal(v, keys[k]) for k, v in model.state_dict().items())
+    fresh = copy.deepcopy(_model64("mini")).train()
+    assert for_inference(fresh) is fresh and not fresh.training
+    assert fresh.polyphase_upsampling and fresh.fused_attention

@@ -35,6 +35,8 @@ class ExecPath:
         centre_only: sliding-window inference computes only the kept centre of each window.
         batch: windows (inference) per forward pass; ``None``: the benchmark's batch.
         threads: torch intra-op threads while this path runs; ``None``: unchanged.
+        polyphase: the decoder's ×2 upsampling convolutions in polyphase form
+            (:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`); inference only.
         workers: sliding-window forward passes running at the same time, sharing those threads
             (:func:`ssl4sar.inference.sliding_window_probabilities`); ``None``: the library's default
             (:func:`ssl4sar.inference.default_inference_workers`).
@@ -48,6 +50,7 @@ class ExecPath:
     centre_only: bool = False
     batch: int | None = None
     threads: int | None = None
+    polyphase: bool = False
     workers: int | None = None
 
     def amp_dtype(self, device: str | torch.device) -> torch.dtype | None:
@@ -71,11 +74,11 @@ REFERENCE = ExecPath("reference", batch=1, workers=1)
 
 def fast_path(device: str | torch.device) -> ExecPath:
     """The library's fast path on ``device``: bf16 autocast where native (``auto``, with the patch embedding and the
-    head in float32, :class:`ssl4sar.models.tyrion.Tyrion`), fused attention, centre-only decoding, the default
-    number of parallel forward passes at inference; channels-last on CUDA (on the measured CPUs it did not help,
-    see the benchmark's ablation rows)."""
+    head in float32, :class:`ssl4sar.models.tyrion.Tyrion`), fused attention; at inference centre-only decoding,
+    polyphase upsampling convolutions and the default number of parallel forward passes; channels-last on CUDA (on
+    the measured CPUs it did not help, see the benchmark's ablation rows)."""
     cuda = torch.device(device).type == "cuda"
-    return ExecPath("fast", precision="auto", fused=True, channels_last=cuda, centre_only=True)
+    return ExecPath("fast", precision="auto", fused=True, channels_last=cuda, centre_only=True, polyphase=True)
 
 
 @contextlib.contextmanager

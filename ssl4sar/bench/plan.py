@@ -259,6 +259,8 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
                                 channels_last=not fast.channels_last))
         if inference:
             paths.append(fast.with_(name="fast-full-decoder", centre_only=False))
+            paths.append(fast.with_(name="fast-nearest-upsampling", polyphase=False))
+            paths.append(fast.with_(name="fast-1-worker", workers=1))
             paths.append(fast.with_(name="fast-batch-1", batch=1))
             paths.append(fast.with_(name="fast-batch-8", batch=8))
         if device.type == "cpu" and torch.get_num_threads() > 1:

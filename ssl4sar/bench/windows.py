@@ -153,7 +153,8 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     runs, models, mems = {}, {}, {}
     for p in paths:
         m = copy.deepcopy(base)
-        optimize_for_device(m, dev, fused=p.fused, channels_last=p.channels_last, compile=p.compile)
+        optimize_for_device(m, dev, fused=p.fused, channels_last=p.channels_last, compile=p.compile,
+                            polyphase=p.polyphase)
         models[p.name] = m
         kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
                   "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only, "workers": p.workers}

@@ -77,12 +77,12 @@ def _device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar predict``: returns the number of scenes that failed (capped at 125)."""
     from ssl4sar.models.convert import load_model
-    from ssl4sar.models.fast import amp_dtype_for
+    from ssl4sar.models.fast import amp_dtype_for, for_inference
 
     device = _device(args.device)
     try:  # bad checkpoints and an unwritable --out end here, before any scene is read
         ensure_writable_dir(args.out)
-        models = [load_model(p, map_location=device, trusted=args.trust_checkpoint).set_fused_attention(True)
+        models = [for_inference(load_model(p, map_location=device, trusted=args.trust_checkpoint))
                   for p in [args.checkpoint, *args.ensemble]]
     except DataError as exc:
         log.error("%s", exc)

@@ -35,6 +35,11 @@ front of every convolution. Outputs are identical up to rounding.
 **bf16 autocast** (:func:`autocast`, :func:`amp_dtype_for`): bf16 on CUDA devices that support it; on CPUs only
 with native bf16 (AVX512-BF16 / AMX), where oneDNN makes it faster — on AVX2 CPUs it is several times slower.
 
+**Inference form** (:func:`for_inference`): fused attention plus TYRION's polyphase ×2 upsampling convolutions
+(:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`: 16/36 of their multiply-adds, about 7 % of a
+bf16 window on the 2-core CPU); evaluation, ``ssl4sar predict`` and the book's model applications load models
+through it. Training keeps timm's and the official decoder's form (fused attention only).
+
 **torch.compile** (:func:`maybe_compile`): compiles the module in place (state-dict keys unchanged) and falls
 back to eager execution, with a logged warning, when compilation fails at the first call. :class:`CompiledCall`
 compiles one call site only (fine-tuning's training forward, ``finetune.compile``) and leaves every other use of
@@ -67,6 +72,7 @@ __all__ = [
     "enable_fused_attention",
     "fused_attention",
     "fused_attention_enabled",
+    "for_inference",
     "is_compiled",
     "lightning_precision",
     "maybe_compile",
@@ -427,6 +433,7 @@ def optimize_for_device(
     channels_last: bool | None = None,
     compile: bool = False,
     compile_mode: str | None = "default",
+    polyphase: bool = False,
 ) -> nn.Module:
     """Move ``model`` to ``device`` and switch on the fast paths; returns the same (modified) module.
 
@@ -437,6 +444,9 @@ def optimize_for_device(
             (no gain measured on an AVX2 CPU: paper-model forward 5.6–6.7 s contiguous vs 5.6–9.9 s channels-last).
         compile: :func:`maybe_compile` (compiles at the first call; falls back to eager on failure).
         compile_mode: ``torch.compile`` mode.
+        polyphase: the decoder's ×2 upsampling convolutions without the upsampled map
+            (:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`; 16/36 of their multiply-adds). Off by
+            default because training keeps the official form; the library's inference switches it on.
 
     Precision is not part of the model: wrap the forward in :func:`autocast` with :func:`amp_dtype_for`.
     """
@@ -444,6 +454,11 @@ def optimize_for_device(
     model.to(dev)
     if fused:
         enable_fused_attention(model)
+    if polyphase:
+        set_polyphase = getattr(model, "set_polyphase_upsampling", None)
+        if set_polyphase is None:
+            raise ValueError(f"polyphase upsampling needs a Tyrion model, got {type(model).__name__}")
+        set_polyphase(True)
     if channels_last is None:
         channels_last = dev.type == "cuda"
     if channels_last:
@@ -451,6 +466,17 @@ def optimize_for_device(
     if compile:
         maybe_compile(model, mode=compile_mode)
     return model
+
+
+def for_inference(model: nn.Module) -> nn.Module:
+    """The library's inference form of a loaded TYRION, in eval mode: fused attention and polyphase upsampling
+    convolutions (same weights, same numbers up to rounding). Used by evaluation, ``ssl4sar predict`` and the
+    book's model applications; device and precision are chosen by the caller. Returns ``model``."""
+    enable_fused_attention(model)
+    set_polyphase = getattr(model, "set_polyphase_upsampling", None)
+    if set_polyphase is not None:
+        set_polyphase(True)
+    return model.eval()
 
 
 @contextlib.contextmanager

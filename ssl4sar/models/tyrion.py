@@ -45,7 +45,7 @@ from ssl4sar.config import paper_preset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS"]
+__all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS", "polyphase_upsample_conv"]
 
 #: Defaults of :class:`Tyrion`: the ``model`` section of the paper preset (the paper model, spec §4.1). Keys are the
 #: constructor's arguments and the keys accepted in a preset's ``model`` section.
@@ -100,14 +100,51 @@ class ResnetBlock(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour ×2 upsampling followed by a 3 × 3 convolution (C → C). (B, C, H, W) → (B, C, 2H, 2W)."""
+    """Nearest-neighbour ×2 upsampling followed by a 3 × 3 convolution (C → C). (B, C, H, W) → (B, C, 2H, 2W).
+
+    With :attr:`polyphase` (off by default; :meth:`Tyrion.set_polyphase_upsampling`) the same function is computed
+    without the upsampled map: each output pixel's 3 × 3 window on a nearest-upsampled map covers only 2 × 2 input
+    pixels, so :func:`polyphase_upsample_conv` runs four 2 × 2 kernels (sums of the 3 × 3 weights) on the input —
+    16/36 of the multiply-adds. Same weights and state dict; equal up to float rounding.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1)
+        self.polyphase = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.polyphase:
+            return polyphase_upsample_conv(x, self.conv.weight, self.conv.bias)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """The four 2 × 2 kernels of a 3 × 3 ``weight`` (C_out, C_in, 3, 3) applied after nearest ×2 upsampling, as
+    (4·C_out, C_in, 2, 2) in :func:`torch.nn.functional.pixel_shuffle` order (channel ``4·o + 2·k + l``).
+
+    Output row ``2i`` reads upsampled rows ``2i − 1, 2i, 2i + 1`` = input rows ``i − 1, i, i``: taps (w₀, w₁ + w₂) on
+    rows (i − 1, i); row ``2i + 1`` reads rows ``i, i, i + 1``: taps (w₀ + w₁, w₂) on rows (i, i + 1); columns alike.
+    On the input padded by one pixel the 2 × 2 window of row phase ``a`` starts at padded row ``i + a``; placing
+    phase ``a`` at sub-row ``k = 1 − a`` makes pixel-shuffled row ``2(i + a) + 1 − a = 2i + a + 1``: the output row
+    plus one for both phases, so one crop aligns them (:func:`polyphase_upsample_conv`)."""
+
+    def pair(w: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
+        t0, t1, t2 = w.unbind(dim)
+        return torch.stack((t0, t1 + t2) if phase == 0 else (t0 + t1, t2), dim=dim)
+
+    co = weight.shape[0]
+    k = torch.stack([torch.stack([pair(pair(weight, 2, a), 3, c) for c in (1, 0)]) for a in (1, 0)])  # k, l order
+    return k.permute(2, 0, 1, 3, 4, 5).reshape(4 * co, *weight.shape[1:2], 2, 2)
+
+
+def polyphase_upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv2d(interpolate(x, ×2, nearest), weight, bias, padding=1)`` for a 3 × 3 ``weight`` (C_out, C_in, 3, 3),
+    computed on ``x`` (B, C_in, H, W) with four 2 × 2 kernels (:func:`_phase_kernels`) and a pixel shuffle.
+    Returns (B, C_out, 2H, 2W)."""
+    h, w = x.shape[-2:]
+    q = F.conv2d(F.pad(x, (1, 1, 1, 1)), _phase_kernels(weight), None if bias is None else bias.repeat_interleave(4))
+    return F.pixel_shuffle(q, 2)[..., 1:2 * h + 1, 1:2 * w + 1]
 
 
 class ResUpBlock(nn.Module):
@@ -125,10 +162,11 @@ class ResUpBlock(nn.Module):
         return x
 
 
-def _conv_region(conv: nn.Conv2d, crop: torch.Tensor, start: int, lo: int, hi: int) -> torch.Tensor:
+def _conv_region(conv: nn.Module, crop: torch.Tensor, start: int, lo: int, hi: int) -> torch.Tensor:
     """Rows and columns ``[lo, hi)`` of a 3 × 3 (padding 1) ``conv`` of a square map, from ``crop`` = that map's
     rows/cols ``[start, start + crop_side)``. The crop must reach one pixel beyond ``[lo, hi)`` on each side, or
-    the map's border (where the convolution's zero padding is the true neighbour)."""
+    the map's border (where the convolution's zero padding is the true neighbour). ``conv`` may be an
+    :class:`Upsample`: then ``crop`` is its input and ``start`` counts rows of the ×2 map."""
     out = conv(crop)
     return out[..., lo - start:hi - start, lo - start:hi - start]
 
@@ -383,8 +421,7 @@ class Tyrion(nn.Module):
         short = y[..., i0:i1, i0:i1]
         if blk.nin_shortcut is not None:
             short = blk.nin_shortcut(short)
-        up = F.interpolate(short + h, scale_factor=2.0, mode="nearest")  # rows 2·i0 … 2·i1 − 1
-        out = _conv_region(last.up.conv, up, 2 * i0, lo, hi)
+        out = _conv_region(last.up, short + h, 2 * i0, lo, hi)  # the ×2 map's rows 2·i0 … 2·i1 − 1
         return self.classify(out)
 
     # ------------------------------------------------------------------ execution paths
@@ -397,6 +434,20 @@ class Tyrion(nn.Module):
 
         (enable_fused_attention if enabled else disable_fused_attention)(self.encoder)
         return self
+
+    def set_polyphase_upsampling(self, enabled: bool = True) -> Tyrion:
+        """Compute the decoder's ×2 upsampling convolutions without the upsampled map (:class:`Upsample`): 16/36 of
+        their multiply-adds, same weights, same numbers up to rounding. Returns ``self``. The library switches it
+        on for inference (:func:`ssl4sar.models.fast.optimize_for_device`); training keeps the official form."""
+        for m in self.modules():
+            if isinstance(m, Upsample):
+                m.polyphase = bool(enabled)
+        return self
+
+    @property
+    def polyphase_upsampling(self) -> bool:
+        """Whether the ×2 upsampling convolutions run in polyphase form (see :meth:`set_polyphase_upsampling`)."""
+        return all(m.polyphase for m in self.modules() if isinstance(m, Upsample))
 
     @property
     def fused_attention(self) -> bool:
