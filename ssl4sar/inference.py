@@ -112,7 +112,8 @@ def _eval_mode(model: Any) -> Iterator[None]:
 def default_inference_workers(device: str | torch.device) -> int:
     """Forward passes that :func:`sliding_window_probabilities` runs at the same time by default: on a CPU two
     (one when torch uses a single thread), each with half of torch's intra-op threads — on the 2-core build machine
-    two single-threaded passes gave 1.2× the windows/s of one two-threaded pass (``make bench``); on GPUs one."""
+    two single-threaded passes gave 1.06–1.10× the windows/s of one two-threaded pass
+    (``book/bench/cpu-2core-inference-2026-12-04``); on GPUs one."""
     if torch.device(device).type != "cpu":
         return 1
     return min(2, max(1, torch.get_num_threads()))

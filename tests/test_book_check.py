@@ -202,3 +202,29 @@ def test_injected_parameters_cell_is_removed_from_the_rendered_chapter(tmp_path:
     tags = [c.metadata.get("tags", []) for c in nbformat.read(str(path), as_version=4).cells]
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"], []]
     assert book.hide_injected_parameters(path) == 0  # already hidden
+
+
+def test_executed_chapter_keeps_no_build_machine_path(tmp_path: Path) -> None:
+    """The executed chapter published with the book (its download button) must not carry the build machine's
+    folders: the injected parameters and papermill's record are rewritten relative to the chapter's folder."""
+    import nbformat
+
+    root = tmp_path / "clone"
+    work, chapters = root / "book" / "_work" / "demo", root / "notebooks"
+    params = {"preset": "demo", "data_dir": None, "work_dir": str(work), "seed": 0}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('preset = "demo"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(f'# Parameters\npreset = "demo"\ndata_dir = None\nwork_dir = "{work}"\n',
+                                  metadata={"tags": ["injected-parameters"]})])
+    nb.metadata["papermill"] = {"parameters": dict(params), "input_path": None,
+                                "output_path": str(root / "book" / "chapters" / ".04_x.running.ipynb")}
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, str(path))
+    final = root / "book" / "chapters" / "04_x.ipynb"
+    assert book.relative_build_paths(path, params, cwd=chapters, final_path=final) == 1
+    text = path.read_text()
+    assert str(tmp_path) not in text
+    out = nbformat.read(str(path), as_version=4)
+    assert 'work_dir = "../book/_work/demo"' in out.cells[1].source and out.cells[0].source == 'preset = "demo"'
+    assert out.metadata["papermill"]["parameters"]["work_dir"] == "../book/_work/demo"
+    assert out.metadata["papermill"]["output_path"] == "../book/chapters/04_x.ipynb"

@@ -376,6 +376,8 @@ def test_run_chapters_executes_in_order_with_the_build_parameters(tmp_path: Path
     executed = json.loads((tmp_path / "out" / "02_second.ipynb").read_text())
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and 'preset = "smoke"' in "".join(injected[0]["source"])
+    # no folder of the build machine in what the book publishes (tools.book.relative_build_paths)
+    assert str(tmp_path) not in "".join(injected[0]["source"]) + json.dumps(executed["metadata"]["papermill"])
     assert executed["metadata"]["kernelspec"]["name"] == book.KERNEL_NAME
     assert not list((tmp_path / "out").glob(".*running*")) and not (tmp_path / "failed").exists()
 

@@ -352,6 +352,7 @@ def execute_chapter(
         )
         raise NotebookError(chapter, message, copy) from exc
     hide_injected_parameters(running)
+    relative_build_paths(running, parameters, cwd=chapter.source.parent, final_path=output_path)
     os.replace(running, output_path)
     seconds = time.perf_counter() - start
     log.info("%s done in %.1f s", chapter.name, seconds)
@@ -373,6 +374,34 @@ def hide_injected_parameters(path: Path) -> int:
     if tagged:
         nbformat.write(nb, str(path))
     return tagged
+
+
+def relative_build_paths(path: Path, parameters: dict[str, Any], *, cwd: Path, final_path: Path) -> int:
+    """Write the build machine's absolute paths in the executed notebook ``path`` relative to ``cwd`` (the folder the
+    chapter ran in): the path parameters in papermill's injected cell and in its ``metadata.papermill`` record, and
+    the record's input and output paths (``final_path``: where the notebook ends up). A reader who downloads the
+    executed chapter from the book and runs it from a checkout's ``notebooks/`` folder then gets the book's own
+    ``work_dir`` (``../book/_work/<preset>``), not a folder of the build machine. Returns the values rewritten."""
+    import nbformat
+
+    def rel(value: str) -> str:
+        return os.path.relpath(value, cwd)
+
+    absolute = {v: rel(v) for v in parameters.values() if isinstance(v, str) and os.path.isabs(v)}
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            for old, new in absolute.items():
+                cell.source = cell.source.replace(f'"{old}"', f'"{new}"')
+    record = nb.metadata.get("papermill", {})
+    for key, value in list(record.get("parameters", {}).items()):
+        if isinstance(value, str) and value in absolute:
+            record["parameters"][key] = absolute[value]
+    for key, value in (("input_path", record.get("input_path")), ("output_path", str(final_path))):
+        if isinstance(value, str) and os.path.isabs(value):
+            record[key] = rel(value)
+    nbformat.write(nb, str(path))
+    return len(absolute)
 
 
 #: Environment of the notebook kernels. ``MPLBACKEND`` must name the inline backend: the Makefile and the
