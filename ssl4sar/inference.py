@@ -112,7 +112,7 @@ def _eval_mode(model: Any) -> Iterator[None]:
 def default_inference_workers(device: str | torch.device) -> int:
     """Forward passes that :func:`sliding_window_probabilities` runs at the same time by default: on a CPU two
     (one when torch uses a single thread), each with half of torch's intra-op threads — on the 2-core build machine
-    two single-threaded passes gave 1.06–1.10× the windows/s of one two-threaded pass
+    two single-threaded passes gave 1.03–1.10× the windows/s of one two-threaded pass
     (``book/bench/cpu-2core-inference-2026-12-04``); on GPUs one."""
     if torch.device(device).type != "cpu":
         return 1
@@ -204,7 +204,7 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
         stride: pixels between window origins (≤ T so that every pixel is covered; 128 in the paper).
         sigma: Gaussian importance σ in pixels (default T / 8).
         batch_size: windows per forward pass. On the 2-core build CPU the paper network ran fastest at 1–2
-            (about 1.25× the windows/s of 8, the paper preset's value, which suits GPUs): pass a small batch there.
+            (1.14–1.25× the windows/s of 8, the paper preset's value, which suits GPUs): pass a small batch there.
         device: where the model runs (default: the device of its first parameter, else CPU).
         amp_dtype: e.g. ``torch.bfloat16`` for autocast; the softmax is always computed in float32.
         canvas_device: where the ``(K, H, W)`` accumulation canvas lives (default: ``device``); use ``"cpu"`` to

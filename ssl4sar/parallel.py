@@ -91,7 +91,7 @@ def threaded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -
     For torch work on CPUs: while the generator runs, torch's intra-op thread count is divided among the workers
     (``max(1, threads // workers)`` each) and restored afterwards, so the workers share the cores instead of
     oversubscribing them. Small convolutions and attention windows parallelise poorly inside one operation: on a
-    2-core CPU two single-threaded forward passes of the paper network side by side gave 1.06–1.10× the windows/s of
+    2-core CPU two single-threaded forward passes of the paper network side by side gave 1.03–1.10× the windows/s of
     one two-threaded pass (``book/bench/cpu-2core-inference-2026-12-04``). torch releases the GIL inside its
     operations.
 

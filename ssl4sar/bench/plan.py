@@ -285,7 +285,7 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
         mm = MatmulPeak("", dev, torch.bfloat16, 8192, 10 if quick else 30)
     else:
         train_batch = batch or 2
-        # inference: 2 windows per forward pass (on the 2-core CPU 1.25x the windows/s of 8); 4 x 4 windows = 8
+        # inference: 2 windows per forward pass (on the 2-core CPU 1.14-1.25x the windows/s of 8); 4 x 4 windows = 8
         # batches, 4 for each parallel forward pass of the fast path (inference.default_inference_workers), as in
         # the steady state of a whole scene
         infer_batch = batch or 2
