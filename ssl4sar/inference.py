@@ -237,7 +237,6 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
     g = torch.from_numpy(gaussian_importance_map(t, sigma)).to(cdev)
     acc: torch.Tensor | None = None
     wsum = torch.zeros((h, w), dtype=torch.float32, device=cdev)
-    n_batches = (len(origins) + batch_size - 1) // batch_size
     n_workers = default_inference_workers(dev) if workers is None else int(workers)
     if n_workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -254,7 +253,7 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
     batches = list(_batches(origins, batch_size))
     with _eval_mode(model), torch.inference_mode():
         results = threaded_map(probabilities, batches, n_workers)
-        for batch, prob in zip(batches, _progress(results, n_batches, progress, "windows"), strict=True):
+        for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
             if acc is None:
                 acc = torch.zeros((prob.shape[1], h, w), dtype=torch.float32, device=cdev)
             for i, (r, col) in enumerate(batch):

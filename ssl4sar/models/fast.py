@@ -454,11 +454,8 @@ def optimize_for_device(
     model.to(dev)
     if fused:
         enable_fused_attention(model)
-    if polyphase:
-        set_polyphase = getattr(model, "set_polyphase_upsampling", None)
-        if set_polyphase is None:
-            raise ValueError(f"polyphase upsampling needs a Tyrion model, got {type(model).__name__}")
-        set_polyphase(True)
+    if polyphase and not _set_polyphase(model):
+        raise ValueError(f"polyphase upsampling needs a Tyrion model, got {type(model).__name__}")
     if channels_last is None:
         channels_last = dev.type == "cuda"
     if channels_last:
@@ -473,10 +470,16 @@ def for_inference(model: nn.Module) -> nn.Module:
     convolutions (same weights, same numbers up to rounding). Used by evaluation, ``ssl4sar predict`` and the
     book's model applications; device and precision are chosen by the caller. Returns ``model``."""
     enable_fused_attention(model)
+    _set_polyphase(model)
+    return model.eval()
+
+
+def _set_polyphase(model: nn.Module) -> bool:
+    """Polyphase upsampling on where ``model`` has it (a :class:`~ssl4sar.models.tyrion.Tyrion`); whether it has."""
     set_polyphase = getattr(model, "set_polyphase_upsampling", None)
     if set_polyphase is not None:
         set_polyphase(True)
-    return model.eval()
+    return set_polyphase is not None
 
 
 @contextlib.contextmanager
