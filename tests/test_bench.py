@@ -32,6 +32,7 @@ from ssl4sar.bench import (
     benchmark_pretrain_step,
     count_flops,
     fast_path,
+    fast_training_path,
     load_report,
     measure_matmul_peak,
     render_markdown,
@@ -42,6 +43,7 @@ from ssl4sar.bench import (
     windows_in_scene,
 )
 from ssl4sar.bench.report import make_row, ratios_of
+from ssl4sar.bench.training import finetune_case
 from ssl4sar.commands.bench import main as bench_main
 from ssl4sar.config import load_preset
 from ssl4sar.data.sampling import pad_overlapping
@@ -284,11 +286,15 @@ def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert {k.split("/")[0] for k in keys} == set(BENCHMARKS) - {"accuracy"}
     assert "finetune_step/reference-vs-fast  [reference, fast]" in lines
     assert "pretrain_step/optsimmim  [reference, fast]" in lines
-    assert bench_main(["--preset", "smoke", "--device", "cpu", "--list", "--only", "sliding_window"]) == 0
+    assert bench_main(["--preset", "smoke", "--device", "cpu", "--list", "--only", "sliding_window",
+                       "finetune_step"]) == 0
     full = capsys.readouterr().out
     for ablation in ("fast-fp32", "fast-timm-attention", "fast-full-decoder", "fast-batch-1", "fast-nearest-upsampling",
                      "fast-1-worker"):
         assert ablation in full  # full mode: one switch of the fast path off per row
+    train_line = next(line for line in full.splitlines() if line.startswith("finetune_step/"))
+    assert train_line.endswith(", fast-polyphase]")  # training: polyphase upsampling is an ablation, not the default
+    assert "fast-polyphase" not in next(line for line in full.splitlines() if line.startswith("sliding_window/"))
     assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "data_sampler"]) == 0
     assert capsys.readouterr().out.split() == ["data_sampler/64px-preset-probabilities",
                                                "data_sampler/64px-all-augmentations"]
@@ -355,6 +361,26 @@ def test_step_settings_of_a_path_and_their_report_fields() -> None:
     assert info["precision"] == "bf16-mixed" and info["channels_last"] is True and info["batch_size"] == 4
     assert info["model_img_size"] == 32 and info["params_m"] == pytest.approx(model.num_params() / 1e6)
     assert plain.info(32, model)["precision"] == "fp32" and plain.info(32, model)["device_name"] == "cpu"
+
+
+def test_training_steps_keep_the_official_upsampling_and_measure_polyphase_as_an_ablation() -> None:
+    # the library trains with nearest upsampling + 3 x 3 convolution; inference uses the polyphase form
+    assert fast_path("cpu").polyphase and not fast_training_path("cpu").polyphase
+    assert fast_training_path("cuda") == fast_path("cuda").with_(polyphase=False)
+    ablation = fast_training_path("cpu").with_(name="fast-polyphase", polyphase=True)
+    losses = []
+    exact = {"precision": "fp32"}  # the loss comparison below needs the same function in float32
+    for path, on in ((fast_training_path("cpu").with_(**exact), False), (ablation.with_(**exact), True)):
+        s = StepSettings.on_path(path, "cpu", 2)
+        assert s.polyphase is on
+        case = finetune_case(TINY, s)
+        assert case.info["polyphase_upsampling"] is on
+        assert any(getattr(m, "polyphase", False) for m in case.module.modules()) is on
+        for _ in range(2):
+            case.step()
+        losses.append(case.last["loss"])
+    # the same function and gradients either way: two SGD steps from the same weights and batch, the same loss
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
 def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None:

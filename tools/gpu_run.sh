@@ -3,7 +3,8 @@
 #   1. (PROTOCOL_S > 0) `ssl4sar protocol --preset gpu`: the book's experiments with the paper network (data, both
 #      pretrainings, 5 seeds x 3 initialisations, the paper's tests, ensembles) -> $OUT/results.tar.gz
 #   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
-#      the torch.compile'd fast path with COMPILE=on), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
+#      the torch.compile'd fast path with COMPILE=on; on CUDA the training steps also run the fast-polyphase
+#      ablation), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
 #      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt)
 #   3. (FINETUNE_STEPS > 0) `ssl4sar finetune` on synthetic data of FINETUNE_PRESET (default demo) for that many
 #      steps in bf16-mixed, once eager and once with finetune.compile=true: does the compiled training forward run

@@ -40,7 +40,7 @@ from ssl4sar.bench.measure import (
     time_steps,
     warmup_steps,
 )
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path
 from ssl4sar.bench.plan import BENCHMARKS, plan_benchmarks, selected
 from ssl4sar.bench.postprocess import benchmark_postprocess_mde, synthetic_front_scene
 from ssl4sar.bench.report import (
@@ -94,6 +94,7 @@ __all__ = [
     "count_flops",
     "environment",
     "fast_path",
+    "fast_training_path",
     "find_reports",
     "load_report",
     "measure_matmul_peak",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ssl4sar.bench.measure import PeakMemory, alternate, warmup_steps
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, path_threads
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_threads
 from ssl4sar.config import paper_preset
 
 __all__ = [
@@ -248,8 +248,10 @@ def selected(key: str, only: Sequence[str] | None) -> bool:
 
 def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) -> list[ExecPath]:
     """Reference and fast path (and, for inference, the fast path in fp32); outside quick mode also the ablations
-    (one switch each) of the fast path."""
-    fast = fast_path(device)
+    (one switch each) of the fast path. Training steps: polyphase upsampling is an ablation (the library trains
+    with the official upsampling), measured in quick mode too on CUDA, where it also removes the atomic backward
+    of nearest upsampling that the H200 profile showed."""
+    fast = fast_path(device) if inference else fast_training_path(device)
     paths = [REFERENCE, fast]
     if inference or not quick:  # the exact (fp32) fast path: what bf16 adds on top of it
         paths.append(fast.with_(name="fast-fp32", precision="fp32"))
@@ -265,6 +267,8 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
             paths.append(fast.with_(name="fast-batch-8", batch=8))
         if device.type == "cpu" and torch.get_num_threads() > 1:
             paths.append(fast.with_(name="fast-1-thread", threads=1))
+    if not inference and (not quick or device.type == "cuda"):
+        paths.append(fast.with_(name="fast-polyphase", polyphase=True))
     if compile:
         paths.append(fast.with_(name="fast-compile", compile=True))
     return paths

@@ -52,10 +52,10 @@ def profile_fast_finetune(model_config: dict[str, Any], device: str | torch.devi
                           steps: int = 2, compile: bool = False) -> dict[str, Any]:
     """:func:`profile_step` of a fine-tuning step of ``model_config`` on the fast path of ``device`` (with
     ``compile``: its ``torch.compile`` variant; the unprofiled warm-up step compiles)."""
-    from ssl4sar.bench.paths import fast_path
+    from ssl4sar.bench.paths import fast_training_path
     from ssl4sar.bench.training import StepSettings, finetune_case
 
-    p = fast_path(device)
+    p = fast_training_path(device)
     if compile:
         p = p.with_(name="fast-compile", compile=True)
     case = finetune_case(model_config, StepSettings.on_path(p, device, batch))

@@ -107,8 +107,9 @@ class StepSettings:
         batch_size: samples per step (context crops ``(1, C, C)``, C = the network's ``img_size``).
         precision: ``"fp32"``, ``"bf16"`` (autocast bf16-mixed; the loss on float32) or ``"auto"``
             (:func:`ssl4sar.models.fast.amp_dtype_for`).
-        fused, channels_last, compile, compile_mode: :func:`ssl4sar.models.fast.optimize_for_device`
-            (``channels_last=None``: on for CUDA only).
+        fused, channels_last, compile, compile_mode, polyphase: :func:`ssl4sar.models.fast.optimize_for_device`
+            (``channels_last=None``: on for CUDA only; ``polyphase``: the decoder's upsampling convolutions in
+            polyphase form, off as in the library's training).
         tf32: TF32 tensor-core matmuls / convolutions in the step (CUDA only).
         seed: seed of the weights and of the random batch.
     """
@@ -122,11 +123,13 @@ class StepSettings:
     compile_mode: str | None = "default"
     tf32: bool = False
     seed: int = 0
+    polyphase: bool = False
 
     @classmethod
     def on_path(cls, path: Any, device: str | torch.device, batch_size: int, seed: int = 0) -> StepSettings:
         """The settings of an execution path (:class:`ssl4sar.bench.paths.ExecPath`) on ``device``."""
-        return cls(device, batch_size, path.precision, path.fused, path.channels_last, path.compile, seed=seed)
+        return cls(device, batch_size, path.precision, path.fused, path.channels_last, path.compile, seed=seed,
+                   polyphase=path.polyphase)
 
     @property
     def torch_device(self) -> torch.device:
@@ -156,6 +159,7 @@ class StepSettings:
             "fused_attention": bool(self.fused),
             "compile": bool(self.compile),
             "channels_last": self.use_channels_last,
+            "polyphase_upsampling": bool(self.polyphase),
             "torch_threads": torch.get_num_threads(),
             "model_img_size": int(img_size),
             "batch_size": int(self.batch_size),
@@ -186,7 +190,8 @@ def finetune_case(
     torch.manual_seed(int(s.seed))
     model = Tyrion.from_config(model_config)
     c, k = model.img_size, model.num_classes
-    optimize_for_device(model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode)
+    optimize_for_device(model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode,
+                        polyphase=s.polyphase)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(int(s.seed))
@@ -238,7 +243,7 @@ def pretrain_case(
     c = module.model.img_size
     n_opt = int(module.hparams.get("n_optical", 14))
     # fused attention / channels-last on the network; compile the whole module (compute_loss calls it)
-    optimize_for_device(module.model, dev, fused=s.fused, channels_last=cl)
+    optimize_for_device(module.model, dev, fused=s.fused, channels_last=cl, polyphase=s.polyphase)
     module.to(dev)
     if cl:
         module.to(memory_format=torch.channels_last)
