@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from ssl4sar.bench.accuracy import FullForward, fast_path_accuracy
+from ssl4sar.bench.accuracy import FullForward, fast_path_accuracy, mde_change_by_scene
+from ssl4sar.bench.report import _accuracy_of
 from ssl4sar.config import load_preset
 from ssl4sar.data.caffe import discover
 from ssl4sar.data.synthetic import generate
@@ -36,6 +38,36 @@ def _decisive_smoke_model(seed: int = 0) -> Tyrion:
     return model
 
 
+def _pooled(score: dict) -> float:
+    return sum(s for s, _ in score["fronts"].values()) / sum(n for _, n in score["fronts"].values())
+
+
+def test_mde_change_by_scene_names_the_image_and_sums_to_the_pooled_change() -> None:
+    ref = {"fronts": {"a": (100.0, 1), "b": (300.0, 3)}}  # pooled MDE 100 m
+    # a front piece kept on one path only (b: 2 more distances at 500 m), image c found only there
+    fast = {"fronts": {"a": (100.0, 1), "b": (1300.0, 5), "c": (90.0, 1)}}
+    shares = mde_change_by_scene(ref, fast)
+    assert [r["image"] for r in shares] == ["b", "c"]  # a is unchanged: no share
+    assert shares[0]["share_m"] == pytest.approx((1000.0 - 100.0 * 2) / 7)
+    assert shares[1]["share_m"] == pytest.approx((90.0 - 100.0) / 7) and shares[1]["reference_mean_m"] is None
+    assert sum(r["share_m"] for r in shares) == pytest.approx(_pooled(fast) - _pooled(ref))
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # any two scores: the shares add up exactly
+        a = {"fronts": {f"i{k}": (float(rng.uniform(1, 1e4)), int(rng.integers(1, 50))) for k in range(8)
+                        if rng.random() < 0.8}}
+        b = {"fronts": {f"i{k}": (float(rng.uniform(1, 1e4)), int(rng.integers(1, 50))) for k in range(8)
+                        if rng.random() < 0.8}}
+        if a["fronts"] and b["fronts"]:
+            total = sum(r["share_m"] for r in mde_change_by_scene(a, b))
+            assert total == pytest.approx(_pooled(b) - _pooled(a))
+    assert mde_change_by_scene(ref, {"fronts": {}}) == []
+    acc = {"checkpoint": "c.pt", "split": "test", "data": "d", "scenes": 3, "stride": 128, "agreement": 0.999,
+           "pixels": 10, "reference_mde_m": 100.0, "fast_mde_m": 200.0, "mde_change_m": 100.0,
+           "reference_missing_fronts": 0, "fast_missing_fronts": 0, "largest_mde_shares": shares[:1]}
+    assert "Largest shares of the change: b +114.29 m (100 m over 3 distances → 260 m over 5 distances)." \
+        in _accuracy_of(acc)[0]
+
+
 def test_full_forward_hides_centre_logits() -> None:
     model = Tyrion.from_config(load_preset("smoke")["model"])
     wrapped = FullForward(model)
@@ -52,5 +84,8 @@ def test_fast_path_agrees_with_reference_on_the_smoke_model(data: Path) -> None:
     assert r["disagreeing_px"] == round((1 - r["agreement"]) * r["pixels"])
     if math.isfinite(r["reference_mde_m"]) and math.isfinite(r["fast_mde_m"]):
         assert abs(r["mde_change_m"]) <= max(5.0, 0.05 * r["reference_mde_m"]), r
+    assert len(r["largest_mde_shares"]) <= 3
+    if math.isfinite(r["mde_change_m"]) and r["mde_change_m"] and r["paired_images"] == r["scenes"]:
+        assert r["largest_mde_shares"]  # a change has images that carry it
     (coarse,) = r["strides"]
     assert coarse["stride"] == 32 and coarse["windows_ratio"] < 0.5  # C/2 instead of C/4: fewer windows

@@ -22,7 +22,7 @@ import torch
 
 from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path
 
-__all__ = ["FullForward", "fast_path_accuracy", "predict_split"]
+__all__ = ["FullForward", "fast_path_accuracy", "mde_change_by_scene", "predict_split"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,29 @@ def _paired_mde(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, floa
     return pooled(a), pooled(b), len(both)
 
 
+def mde_change_by_scene(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each image's exact share of the pooled MDE change from score ``a`` to score ``b`` (``_score`` dicts), largest
+    magnitude first; the shares sum to ``b``'s pooled MDE minus ``a``'s.
+
+    With S, N the summed distances and their number,
+    S_b/N_b − S_a/N_a = Σ_k [(s_bk − s_ak) − MDE_a (n_bk − n_ak)] / N_b, so an image whose front gains distances at
+    exactly ``a``'s MDE moves nothing. Why: the pooled MDE of a weak model can jump when one front piece crosses the
+    post-processing's 750 m minimum length; this names the image.
+    """
+    n_b = sum(n for _, n in b["fronts"].values())
+    if not n_b or not a["fronts"]:
+        return []
+    mde_a = sum(s for s, _ in a["fronts"].values()) / sum(n for _, n in a["fronts"].values())
+    out = []
+    for k in sorted(set(a["fronts"]) | set(b["fronts"])):
+        (sa, na), (sb, nb) = a["fronts"].get(k, (0.0, 0)), b["fronts"].get(k, (0.0, 0))
+        share = ((sb - sa) - mde_a * (nb - na)) / n_b
+        if share:
+            out.append({"image": k, "share_m": share, "reference_distances": na, "fast_distances": nb,
+                        "reference_mean_m": sa / na if na else None, "fast_mean_m": sb / nb if nb else None})
+    return sorted(out, key=lambda r: -abs(r["share_m"]))
+
+
 def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str | Path, *, split: str = "test",
                        device: str | torch.device = "cpu", preset: str | Mapping[str, Any] | None = None,
                        strides: Sequence[int] = (), stride_fractions: Sequence[float] = (),
@@ -126,7 +149,8 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
     ``pixels``, ``reference_mde_m``, ``fast_mde_m``, ``mde_change_m`` (fast − reference), ``paired_*`` (the MDE of
     both over the ``paired_images`` where both found a front, and its change), the same with every
     front piece kept (``*_all_pieces_*``: no 750 m minimum length), the IoUs and missing fronts of both,
-    ``reference_s`` / ``fast_s`` (inference seconds) and ``strides`` (one dict per extra stride).
+    ``reference_s`` / ``fast_s`` (inference seconds), ``largest_mde_shares`` (the 3 images that moved the pooled MDE
+    most, :func:`mde_change_by_scene`) and ``strides`` (one dict per extra stride).
     """
     from ssl4sar.data.caffe import discover
     from ssl4sar.evaluate import inference_settings
@@ -167,7 +191,7 @@ def fast_path_accuracy(checkpoint: str | Path | torch.nn.Module, data_dir: str |
         "fast_mde_all_pieces_m": fast_all["mde_m"], "mde_change_all_pieces_m": fast_all["mde_m"] - ref_all["mde_m"],
         "reference_missing_fronts_all_pieces": ref_all["missing_fronts"],
         "fast_missing_fronts_all_pieces": fast_all["missing_fronts"], "reference_s": ref_s, "fast_s": fast_s,
-        "strides": [],
+        "largest_mde_shares": mde_change_by_scene(ref_score, fast_score)[:3], "strides": [],
     }
     for s in sorted({*map(int, strides), *(int(round(f * c)) for f in stride_fractions)}):
         if int(s) == settings.stride:

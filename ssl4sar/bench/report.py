@@ -224,7 +224,8 @@ def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
              f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
              f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
              f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
-             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**.", ""]
+             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**."
+             + _largest_shares(acc.get("largest_mde_shares") or []), ""]
     if acc.get("strides"):
         lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
                   "agreement | missing fronts |", "|---|---|---|---|---|---|---|"]
@@ -235,6 +236,19 @@ def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
                          f"{s['missing_fronts']} |")
         lines.append("")
     return lines
+
+
+def _largest_shares(shares: list[Mapping[str, Any]]) -> str:
+    """The images that moved the pooled MDE most, as a sentence (empty without any)."""
+    if not shares:
+        return ""
+
+    def front(n: int, mean: float | None) -> str:
+        return f"{mean:.0f} m over {n} distances" if n else "no front"
+
+    parts = [f"{r['image']} {r['share_m']:+.2f} m ({front(r['reference_distances'], r['reference_mean_m'])} → "
+             f"{front(r['fast_distances'], r['fast_mean_m'])})" for r in shares]
+    return " Largest shares of the change: " + "; ".join(parts) + "."
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
