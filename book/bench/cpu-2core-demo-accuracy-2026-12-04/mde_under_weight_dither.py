@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssl4sar.bench.accuracy import _score, predict_split
+from demo_test_split import load
 from ssl4sar.bench.paths import REFERENCE, fast_path
-from ssl4sar.data.caffe import discover
-from ssl4sar.evaluate import inference_settings
 from ssl4sar.io import write_text_atomic
-from ssl4sar.models.convert import load_model
-
 
 def dithered(model: torch.nn.Module, scale: float, seed: int) -> torch.nn.Module:
     """A copy of ``model`` with every floating-point parameter and buffer times (1 + U(-scale, scale))."""
@@ -42,12 +38,10 @@ def main() -> None:
     ckpt, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     k = int(sys.argv[4]) if len(sys.argv) > 4 else 8
     scale = float(sys.argv[5]) if len(sys.argv) > 5 else 0.004
-    model = load_model(ckpt, map_location="cpu", trusted=True).float().eval()
-    scenes = discover(data, "test")
-    settings = inference_settings(int(model.img_size), preset="demo")
-    kw = {"device": torch.device("cpu"), "stride": settings.stride, "sigma": settings.sigma, "batch_size": 8}
-    ref_maps, _ = predict_split(model, scenes, REFERENCE, **kw)
-    ref, ref_all = _score(ref_maps, data, "test"), _score(ref_maps, data, "test", 0.0)
+    split = load(ckpt, data)
+    model, scenes = split.model, split.scenes
+    ref_maps = split.maps(REFERENCE)
+    ref, ref_all = split.score(ref_maps), split.score(ref_maps, every_piece=True)
     fast = fast_path("cpu")
     result = json.loads(out.read_text()) if out.exists() else {}
     result.update({"checkpoint": ckpt, "scenes": len(scenes), "scale": scale, "reference_mde_m": ref["mde_m"],
@@ -55,7 +49,7 @@ def main() -> None:
     result.setdefault("draws", {})
 
     def record(name: str, maps: dict) -> None:
-        score, every = _score(maps, data, "test"), _score(maps, data, "test", 0.0)
+        score, every = split.score(maps), split.score(maps, every_piece=True)
         differ = sum(int(np.count_nonzero(maps[s] != ref_maps[s])) for s in ref_maps)
         result["draws"][name] = {"disagreeing_px": differ, "mde_change_m": score["mde_m"] - ref["mde_m"],
                                  "mde_change_all_pieces_m": every["mde_m"] - ref_all["mde_m"],
@@ -64,11 +58,10 @@ def main() -> None:
         write_text_atomic(out, json.dumps(result, indent=1) + "\n")
 
     if "fast-bf16" not in result["draws"]:
-        record("fast-bf16", predict_split(model, scenes, fast, **kw)[0])
+        record("fast-bf16", split.maps(fast))
     for seed in range(k):
         if f"dither-{seed}" not in result["draws"]:
-            record(f"dither-{seed}", predict_split(dithered(model, scale, seed), scenes,
-                                                   fast.with_(precision="fp32"), **kw)[0])
+            record(f"dither-{seed}", split.maps(fast.with_(precision="fp32"), dithered(model, scale, seed)))
     draws = [v for n, v in result["draws"].items() if n.startswith("dither-")]
     changes = np.array([d["mde_change_m"] for d in draws])
     bf16 = result["draws"]["fast-bf16"]["mde_change_m"]

@@ -3,21 +3,13 @@ mde_under_weight_dither-optsimmim-seed0-scale0.0015.json)? Usage: python which_i
 (run from this folder); output: which_image_in_the_dither_jumps.txt."""
 import sys
 
-import torch
-
+from demo_test_split import load
 from mde_under_weight_dither import dithered
-from ssl4sar.bench.accuracy import _score, predict_split, mde_change_by_scene
+from ssl4sar.bench.accuracy import mde_change_by_scene
 from ssl4sar.bench.paths import REFERENCE, fast_path
-from ssl4sar.data.caffe import discover
-from ssl4sar.evaluate import inference_settings
-from ssl4sar.models.convert import load_model
-B = sys.argv[1]
-data = f"{B}/data/caffe"
-model = load_model(f"{B}/finetune/optsimmim/seed0/best_mde.pt", map_location="cpu", trusted=True).float().eval()
-scenes = discover(data, "test")
-st = inference_settings(int(model.img_size), preset="demo")
-kw = {"device": torch.device("cpu"), "stride": st.stride, "sigma": st.sigma, "batch_size": 8}
-ref = _score(predict_split(model, scenes, REFERENCE, **kw)[0], data, "test")
+
+split = load(f"{sys.argv[1]}/finetune/optsimmim/seed0/best_mde.pt", f"{sys.argv[1]}/data/caffe")
+ref = split.score(split.maps(REFERENCE))
 for seed in (1, 14):
-    m = predict_split(dithered(model, 0.0015, seed), scenes, fast_path("cpu").with_(precision="fp32"), **kw)[0]
-    print(seed, mde_change_by_scene(ref, _score(m, data, "test"))[:2], flush=True)
+    m = split.maps(fast_path("cpu").with_(precision="fp32"), dithered(split.model, 0.0015, seed))
+    print(seed, mde_change_by_scene(ref, split.score(m))[:2], flush=True)

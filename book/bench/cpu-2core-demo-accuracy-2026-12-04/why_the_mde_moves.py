@@ -8,23 +8,17 @@ piece kept, and how many pixels of the class map differ. Usage: python why_the_m
 import sys
 
 import numpy as np
-import torch
 
-from ssl4sar.bench.accuracy import _score, mde_change_by_scene, predict_split
+from demo_test_split import load
+from ssl4sar.bench.accuracy import mde_change_by_scene
 from ssl4sar.bench.paths import REFERENCE, fast_path
-from ssl4sar.data.caffe import discover
-from ssl4sar.evaluate import inference_settings
-from ssl4sar.models.convert import load_model
 
 ckpt, data = sys.argv[1], sys.argv[2]
-model = load_model(ckpt, map_location="cpu", trusted=True).float().eval()
-scenes = discover(data, "test")
-settings = inference_settings(int(model.img_size), preset="demo")
-kw = {"device": torch.device("cpu"), "stride": settings.stride, "sigma": settings.sigma, "batch_size": 8}
-ref_maps, _ = predict_split(model, scenes, REFERENCE, **kw)
-fast_maps, _ = predict_split(model, scenes, fast_path("cpu"), **kw)
-ref, fast = _score(ref_maps, data, "test"), _score(fast_maps, data, "test")
-ref_all, fast_all = _score(ref_maps, data, "test", 0.0), _score(fast_maps, data, "test", 0.0)
+split = load(ckpt, data)
+scenes = split.scenes
+ref_maps, fast_maps = split.maps(REFERENCE), split.maps(fast_path("cpu"))
+ref, fast = split.score(ref_maps), split.score(fast_maps)
+ref_all, fast_all = split.score(ref_maps, every_piece=True), split.score(fast_maps, every_piece=True)
 total_n = {name: sum(n for _, n in s["fronts"].values()) for name, s in (("ref", ref), ("fast", fast))}
 print(f"{ckpt}\npooled MDE {ref['mde_m']:.2f} -> {fast['mde_m']:.2f} m ({fast['mde_m'] - ref['mde_m']:+.2f}); "
       f"every piece kept {ref_all['mde_m']:.2f} -> {fast_all['mde_m']:.2f} m ({fast_all['mde_m'] - ref_all['mde_m']:+.2f}); "
