@@ -202,6 +202,29 @@ def test_ratios_come_from_same_case_reference() -> None:
     assert ratios[1]["minutes_10mp"] == pytest.approx(10.0 / 3)
 
 
+def test_ratios_carry_the_spread_of_paired_alternating_rounds() -> None:
+    """Each alternating round times the reference and the path back to back, so round r gives one paired ratio; the
+    report's ``ratio`` stays best against best, and the paired ratios show how much a single run can be trusted."""
+    def row(path: str, round_s: list[float], items: float) -> dict:
+        return {"name": "sliding_window", "case": "s", "path": path, "throughput": items / min(round_s),
+                "speedup": 1.0, "details": {"round_s": round_s, "seconds_10mp_scene_extrapolated": 60.0}}
+
+    ref, fast = row("reference", [16.0, 20.0, 18.0], 16), row("fast", [8.0, 8.0, 6.0], 16)
+    (r,) = ratios_of({"results": [ref, fast]})
+    assert r["ratio"] == pytest.approx(16.0 / 6.0)  # best round against best round, as before
+    assert r["ratio_rounds"] == pytest.approx([2.0, 2.5, 3.0])  # 16/8, 20/8, 18/6
+    assert (r["ratio_low"], r["ratio_high"]) == pytest.approx((2.0, 3.0))
+    # different items per call (another batch) scale the paired ratios like the throughputs
+    (r,) = ratios_of({"results": [ref, row("fast", [8.0, 8.0, 6.0], 32)]})
+    assert r["ratio_rounds"] == pytest.approx([4.0, 5.0, 6.0])
+    text = render_markdown({"results": [], "ratios": ratios_of({"results": [ref, fast]}), "environment": {}})
+    line = next(x for x in text.splitlines() if x.startswith("| sliding_window | s |"))
+    assert "**2.67×** (2.00–3.00×, 3 rounds)" in line
+    # one round, or rounds of unequal count: no spread, and nothing pretends to be one
+    (r,) = ratios_of({"results": [row("reference", [16.0], 16), row("fast", [8.0, 7.0], 16)]})
+    assert r["ratio_rounds"] == [] and r["ratio_low"] is None and r["ratio_high"] is None
+
+
 def test_load_report_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_report(tmp_path / "missing.json")
@@ -264,9 +287,11 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
             lambda: Tyrion.from_config(load_preset("smoke")["model"]), lambda m: m(torch.empty(1, 1, 64, 64)))
         assert sw["fraction_of_peak"] == pytest.approx(sw["achieved_tflops"] / peak["throughput"])
     assert fast["speedup"] == pytest.approx(fast["throughput"] / ref["throughput"])
-    assert report["ratios"] == [pytest.approx(r) for r in ratios_of(report)]
+    # the file holds the ratios of its rows (load_report recomputes them, so read the file itself)
+    assert json.loads((out / "bench.json").read_text())["ratios"] == ratios_of(report)
     ratio, ratio32 = report["ratios"]
     assert ratio["benchmark"] == "sliding_window" and ratio["ratio"] == pytest.approx(fast["speedup"])
+    assert len(ratio["ratio_rounds"]) == 3 and ratio["ratio_low"] <= ratio["ratio_high"]
     assert ratio32["path"] == "fast-fp32" and ratio32["ratio"] == pytest.approx(fast32["speedup"])
     assert pp["throughput_unit"] == "scenes/s" and pp["details"]["size_px"] == 512 and pp["details"]["n_pred"] > 0
     md = (out / "bench.md").read_text()

@@ -105,10 +105,25 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
     return row
 
 
+def _paired_round_ratios(row: Mapping[str, Any], ref: Mapping[str, Any]) -> list[float]:
+    """The path's speed over the reference's in each alternating round (:func:`ssl4sar.bench.measure.alternate` times
+    the two back to back, so a load that comes and goes hits both alike). Items per call are recovered from the
+    best round (``throughput = items / min(round_s)``), so paths that run different batches compare correctly.
+    Empty unless both rows carry the same number (≥ 2) of round times."""
+    a = (row.get("details") or {}).get("round_s") or []
+    b = (ref.get("details") or {}).get("round_s") or []
+    if len(a) != len(b) or len(a) < 2 or min(a) <= 0 or min(b) <= 0:
+        return []
+    items_a, items_b = row["throughput"] * min(a), ref["throughput"] * min(b)
+    return [(items_a / ta) / (items_b / tb) for ta, tb in zip(a, b)]
+
+
 def ratios_of(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Speed of every path over the reference path of the same benchmark case, from the best alternating rounds:
-    ``benchmark``, ``case``, ``path``, ``metric``, ``reference`` and ``value`` (per second), ``ratio`` and, for
-    sliding windows, ``minutes_10mp`` of both."""
+    ``benchmark``, ``case``, ``path``, ``metric``, ``reference`` and ``value`` (per second), ``ratio``; the paired
+    ratio of every round (``ratio_rounds``) and their range (``ratio_low``, ``ratio_high``; ``None`` without
+    paired rounds), which shows how far one run's ratio can be trusted; and, for sliding windows, ``minutes_10mp``
+    of both."""
     out = []
     rows = [r for r in report.get("results", []) if r.get("path") and r.get("speedup") is not None]
     for r in rows:
@@ -120,6 +135,9 @@ def ratios_of(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         item = {"benchmark": r["name"], "case": r["case"], "path": r["path"], "metric": _RATIO_METRIC.get(r["name"]),
                 "reference": ref["throughput"], "value": r["throughput"], "ratio": r["throughput"] / ref["throughput"]}
+        paired = _paired_round_ratios(r, ref)
+        item.update(ratio_rounds=paired, ratio_low=min(paired) if paired else None,
+                    ratio_high=max(paired) if paired else None)
         if r["name"] == "sliding_window":
             item["reference_minutes_10mp"] = ref["details"]["seconds_10mp_scene_extrapolated"] / 60
             item["minutes_10mp"] = r["details"]["seconds_10mp_scene_extrapolated"] / 60
@@ -193,13 +211,16 @@ def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
     if not ratios:
         return []
     lines = ["## Fast path / reference path (same run, alternating rounds, best round of each)", "",
+             "In brackets: the lowest and highest ratio of a single round, reference and path timed back to back.", "",
              "| benchmark | case | path | reference | path | ratio | 10-MP scene (reference → path) |",
              "|---|---|---|---|---|---|---|"]
     for r in ratios:
         scene = (f"{r['reference_minutes_10mp']:.3g} → {r['minutes_10mp']:.3g} min"
                  if r.get("minutes_10mp") is not None else "–")
+        spread = (f" ({r['ratio_low']:.2f}–{r['ratio_high']:.2f}×, {len(r['ratio_rounds'])} rounds)"
+                  if r.get("ratio_low") is not None else "")
         lines.append(f"| {r['benchmark']} | {r['case']} | {r['path']} | {_fmt(r['reference'])} {r['metric']} | "
-                     f"{_fmt(r['value'])} {r['metric']} | **{r['ratio']:.2f}×** | {scene} |")
+                     f"{_fmt(r['value'])} {r['metric']} | **{r['ratio']:.2f}×**{spread} | {scene} |")
     return [*lines, ""]
 
 
@@ -327,7 +348,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
            if not isinstance(r, dict) or not {"name", "variant", "throughput"} <= set(r)]
     if bad:
         raise DataError(p, f"result rows {bad[:5]} lack name / variant / throughput")
-    report.setdefault("ratios", [])
+    # ratios are derived from the rows: recomputed, so that reports written before a ratio field existed show it too
+    report["ratios"] = ratios_of(report) if schema == SCHEMA else []
     return report
 
 
@@ -345,8 +367,8 @@ def ratios_frame(report: Mapping[str, Any]) -> Any:
     """The report's fast/reference ratios as a ``pandas.DataFrame`` (columns of :func:`ratios_of`)."""
     import pandas as pd
 
-    cols = ["benchmark", "case", "path", "metric", "reference", "value", "ratio", "reference_minutes_10mp",
-            "minutes_10mp"]
+    cols = ["benchmark", "case", "path", "metric", "reference", "value", "ratio", "ratio_low", "ratio_high",
+            "reference_minutes_10mp", "minutes_10mp"]
     return pd.DataFrame(report.get("ratios") or [], columns=cols)
 
 
@@ -403,8 +425,8 @@ def bar_chart(report: Mapping[str, Any], title: str | None = None) -> Any:
 
 
 #: display formats of the ratio columns (:func:`ratios_frame`)
-RATIO_FORMATS = {"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×", "reference_minutes_10mp": "{:.3g}",
-                 "minutes_10mp": "{:.3g}"}
+RATIO_FORMATS = {"reference": "{:.3g}", "value": "{:.3g}", "ratio": "{:.2f}×", "ratio_low": "{:.2f}×",
+                 "ratio_high": "{:.2f}×", "reference_minutes_10mp": "{:.3g}", "minutes_10mp": "{:.3g}"}
 
 
 def styled_ratios(report: Mapping[str, Any]) -> Any:
