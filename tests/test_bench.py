@@ -440,3 +440,21 @@ def test_bench_command_profiles_the_compiled_step_when_compile_is_on(tmp_path: P
     assert compiled.startswith("fast-path compiled fine-tuning step, preset smoke, batch 2, cpu:")
     assert compiled.rstrip().endswith("table compile=True")
     assert (tmp_path / "profile.txt").read_text().rstrip().endswith("table compile=False")
+
+
+def test_report_environment_names_the_commit_of_a_source_checkout(tmp_path: Path) -> None:
+    """A report measured from a git checkout records that checkout's commit (``-dirty`` with uncommitted changes to
+    tracked files); a package outside a checkout (an installed wheel) records none."""
+    import importlib
+
+    env_mod = importlib.import_module("ssl4sar.bench.environment")  # the package exports a function of that name
+
+    package = Path(env_mod.__file__).resolve().parent.parent
+    if not (package.parent / ".git").exists():
+        pytest.skip("not running from a git checkout")
+    head = subprocess.run(["git", "-C", str(package.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(package.parent), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert env_mod.environment("cpu")["git_commit"] == head + ("-dirty" if dirty else "")
+    assert env_mod.git_commit_of(tmp_path / "ssl4sar") is None  # no .git beside the package

@@ -16,7 +16,7 @@ import torch
 
 from ssl4sar.models.fast import cpu_has_native_bf16
 
-__all__ = ["environment", "measure_matmul_peak"]
+__all__ = ["environment", "git_commit_of", "measure_matmul_peak"]
 
 def _cpu_model() -> str:
     try:
@@ -29,21 +29,32 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+def git_commit_of(package_dir: Path) -> str | None:
+    """Short commit of the git checkout that holds ``package_dir`` (the ``ssl4sar`` package folder) as its top-level
+    package, with ``-dirty`` when tracked files differ from it; ``None`` for an installed copy (no ``.git`` beside
+    the package: a wheel in some other repository's virtual environment must not report that repository's commit)
+    or when git is unavailable."""
+    root = Path(package_dir).parent
     if not (root / ".git").exists():
         return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                                 check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
         return None
-    return out.stdout.strip() or None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if status else "")
+
+
+def _git_commit() -> str | None:
+    return git_commit_of(Path(__file__).resolve().parent.parent)
 
 
 def environment(device: str | torch.device) -> dict[str, Any]:
