@@ -118,7 +118,10 @@ plt.show()
 # %% [markdown]
 # ## What the fast path buys
 #
-# Each ratio divides a path's throughput by the reference path's, both from their best round. `fast-fp32` is the
+# Each ratio divides a path's throughput by the reference path's, both from their best round. The rounds
+# alternate, so every round also gives a paired ratio of two runs made back to back; `ratio_low` and `ratio_high`
+# are the lowest and highest of them. A range that straddles a target says that one run cannot decide it: on a
+# shared machine, measure more rounds (as `book/bench/cpu-2core-inference-2026-12-05/` does). `fast-fp32` is the
 # fast path without bf16: the fused attention kernel (`scaled_dot_product_attention` with SwinV2's
 # cosine-attention temperature folded into the queries and the position bias plus shifted-window mask passed as
 # one additive mask; it reproduces the official network's logits to 7 · 10⁻⁶ of the largest logit) and the
