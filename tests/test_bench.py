@@ -238,6 +238,12 @@ def test_load_report_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"schema": SCHEMA, "environment": {}, "results": [{"name": "x"}]}))
     with pytest.raises(DataError, match="lack name / variant / throughput"):
         load_report(bad)
+    # a sliding-window pair whose rows lost their details: the ratios cannot be derived, and the error says so
+    rows = [{"name": "sliding_window", "variant": v, "case": "s", "path": v, "throughput": t, "speedup": 1.0}
+            for v, t in (("reference", 1.0), ("fast", 2.5))]
+    bad.write_text(json.dumps({"schema": SCHEMA, "environment": {}, "results": rows}))
+    with pytest.raises(DataError, match="bench.json: cannot derive the fast/reference ratios"):
+        load_report(bad)
 
 
 def test_committed_reports_load() -> None:

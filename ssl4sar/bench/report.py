@@ -349,7 +349,11 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if bad:
         raise DataError(p, f"result rows {bad[:5]} lack name / variant / throughput")
     # ratios are derived from the rows: recomputed, so that reports written before a ratio field existed show it too
-    report["ratios"] = ratios_of(report) if schema == SCHEMA else []
+    try:
+        report["ratios"] = ratios_of(report) if schema == SCHEMA else []
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise DataError(p, f"cannot derive the fast/reference ratios from the result rows ({exc!r})",
+                        "re-run  python -m ssl4sar.bench") from exc
     return report
 
 
