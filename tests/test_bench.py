@@ -109,6 +109,39 @@ def test_pretrain_step_benchmark(method: str) -> None:
     )
 
 
+@pytest.mark.parametrize("method", ["optsimmim", "opttranslator"])
+def test_pretrain_step_runs_the_attention_its_path_names(method: str) -> None:
+    # the pretraining modules switch fused attention on when they are built; the reference path (the official
+    # code) must still time timm's attention, and the report must say which attention actually ran
+    from ssl4sar.bench.training import pretrain_case
+    from ssl4sar.models.fast import fused_attention_enabled
+
+    settings = {"lr": 0.001, "mask_ratio": 0.3, "token_size": 4} if method == "optsimmim" else {"lr": 0.005}
+    for path, fused in ((REFERENCE, False), (fast_training_path("cpu"), True)):
+        case = pretrain_case(method, TINY, StepSettings.on_path(path, "cpu", 2), method_settings=settings)
+        assert fused_attention_enabled(case.module.model) is fused
+        assert case.info["fused_attention"] is fused
+        case.step()
+        assert np.isfinite(case.last["loss"])
+
+
+def test_accuracy_reference_path_undoes_the_inference_form_of_a_model_in_memory() -> None:
+    # the accuracy benchmark takes a loaded model as it comes (evaluation prepares them with for_inference: fused
+    # attention + polyphase upsampling); its reference path must still run the official forward
+    from ssl4sar.bench.accuracy import _on_path
+    from ssl4sar.models.fast import for_inference, fused_attention_enabled
+
+    def polyphase(m: torch.nn.Module) -> bool:
+        return any(getattr(mod, "polyphase", False) for mod in m.modules())
+
+    model = for_inference(Tyrion.from_config(TINY))
+    ref = _on_path(model, REFERENCE, torch.device("cpu"))
+    assert not fused_attention_enabled(ref) and not polyphase(ref)
+    fast = _on_path(model, fast_path("cpu"), torch.device("cpu"))
+    assert fused_attention_enabled(fast) and polyphase(fast)
+    assert fused_attention_enabled(model) and polyphase(model)  # the caller's model is left as it was
+
+
 def test_time_steps_counts_calls() -> None:
     calls: list[int] = []
     times = time_steps(lambda: calls.append(1), 3, "cpu")
@@ -223,6 +256,26 @@ def test_ratios_carry_the_spread_of_paired_alternating_rounds() -> None:
     # one round, or rounds of unequal count: no spread, and nothing pretends to be one
     (r,) = ratios_of({"results": [row("reference", [16.0], 16), row("fast", [8.0, 7.0], 16)]})
     assert r["ratio_rounds"] == [] and r["ratio_low"] is None and r["ratio_high"] is None
+
+
+def test_reports_whose_pretraining_reference_ran_fused_attention_drop_those_ratios(tmp_path: Path) -> None:
+    # before schema 3 the pretraining modules kept their fused attention on the reference path: those ratios were
+    # not against the official code, so an old report must not show them, and must say why
+    def row(name: str, case: str, path: str, throughput: float) -> dict:
+        return {"name": name, "variant": f"{case}+{path}", "case": case, "path": path, "throughput": throughput,
+                "speedup": 1.0, "notes": []}
+
+    rows = [row("finetune_step", "c", "reference", 2.0), row("finetune_step", "c", "fast", 4.0),
+            row("pretrain_step", "optsimmim", "reference", 2.0), row("pretrain_step", "optsimmim", "fast", 3.0)]
+    for schema, pretraining_ratio in (("ssl4sar-bench/2", False), (SCHEMA, True)):
+        path = tmp_path / "bench.json"
+        path.write_text(json.dumps({"schema": schema, "environment": {}, "results": rows}))
+        report = load_report(path)
+        assert [r["benchmark"] for r in report["ratios"]] == (
+            ["finetune_step", "pretrain_step"] if pretraining_ratio else ["finetune_step"])
+        text = render_markdown(report)
+        assert ("fused attention" in text) is not pretraining_ratio
+    assert SCHEMA != "ssl4sar-bench/2"
 
 
 def test_load_report_errors(tmp_path: Path) -> None:

@@ -41,11 +41,8 @@ class FullForward(torch.nn.Module):
 
 
 def _on_path(model: torch.nn.Module, path: ExecPath, device: torch.device) -> torch.nn.Module:
-    from ssl4sar.models.fast import optimize_for_device
-
     m = copy.deepcopy(model)
-    optimize_for_device(m, device, fused=path.fused, channels_last=path.channels_last, compile=path.compile,
-                        polyphase=path.polyphase)
+    path.prepare(m, device)
     m.eval()
     return m if path.centre_only else FullForward(m)
 

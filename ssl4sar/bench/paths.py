@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
+from torch import nn
 
-from ssl4sar.models.fast import amp_dtype_for
+from ssl4sar.models.fast import amp_dtype_for, disable_fused_attention, optimize_for_device, set_channels_last
 
-__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_threads"]
+__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_threads", "prepare_on_path"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class ExecPath:
         amp = self.amp_dtype(device)
         return {**asdict(self), "realised_precision": "bf16-mixed" if amp is torch.bfloat16 else "fp32"}
 
+    def prepare(self, model: nn.Module, device: str | torch.device) -> nn.Module:
+        """``model`` on ``device`` with this path's attention, layout, upsampling and compilation, each switched on or
+        off as the path says (:func:`prepare_on_path`); precision, decoding and batching are the caller's."""
+        return prepare_on_path(model, device, fused=self.fused, channels_last=self.channels_last,
+                               compile=self.compile, polyphase=self.polyphase)
+
     def with_(self, **changes: Any) -> ExecPath:
         """A copy with ``changes`` (e.g. ``fast.with_(name="fast-fp32", precision="fp32")``)."""
         return replace(self, **changes)
@@ -86,6 +93,27 @@ def fast_training_path(device: str | torch.device) -> ExecPath:
     form, as the library trains (polyphase upsampling gave no gain in a CPU training step, 4.43 vs 4.41 s, because
     its backward costs what its forward saves; the benchmark's ``fast-polyphase`` ablation measures it elsewhere)."""
     return fast_path(device).with_(polyphase=False)
+
+
+def prepare_on_path(model: nn.Module, device: str | torch.device, *, fused: bool, channels_last: bool | None,
+                    compile: bool = False, polyphase: bool = False, compile_mode: str | None = "default") -> nn.Module:
+    """Move ``model`` to ``device`` and set each execution switch to exactly the given value; returns ``model``.
+
+    :func:`ssl4sar.models.fast.optimize_for_device` only switches fast paths *on*; a benchmark must also switch
+    them *off*, because some models arrive with them on (the pretraining modules build their network with fused
+    attention; a model prepared by :func:`ssl4sar.models.fast.for_inference` has polyphase upsampling), and a
+    reference path that ran fused attention would not be the official code.
+    """
+    if not fused:
+        disable_fused_attention(model)
+    if not polyphase:
+        for m in model.modules():
+            if hasattr(m, "set_polyphase_upsampling"):
+                m.set_polyphase_upsampling(False)
+    if channels_last is False:
+        set_channels_last(model, False)
+    return optimize_for_device(model, device, fused=fused, channels_last=channels_last, compile=compile,
+                               compile_mode=compile_mode, polyphase=polyphase)
 
 
 @contextlib.contextmanager

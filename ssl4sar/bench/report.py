@@ -34,9 +34,12 @@ __all__ = [
     "variant_speedups",
 ]
 
-SCHEMA = "ssl4sar-bench/2"
-#: the older schema, still readable (no ratios)
-_OLD_SCHEMAS = ("ssl4sar-bench/1",)
+SCHEMA = "ssl4sar-bench/3"
+#: older schemas, still readable: /1 has no ratios; in /2 the pretraining steps' reference path ran fused attention
+#: (the pretraining modules build their network with it, and the benchmark did not switch it off), so its
+#: pretraining ratios are not against the official code and are left out when such a report is read
+_OLD_SCHEMAS = ("ssl4sar-bench/1", "ssl4sar-bench/2")
+_FUSED_PRETRAINING_REFERENCE = "ssl4sar-bench/2"
 #: the report columns of a ratio: what a benchmark measures per item
 _RATIO_METRIC = {"finetune_step": "samples/s", "pretrain_step": "samples/s", "sliding_window": "windows/s"}
 
@@ -329,7 +332,8 @@ def find_reports(folder: str | Path | None) -> list[tuple[str, Path]]:
 
 def load_report(path: str | Path) -> dict[str, Any]:
     """Read a ``bench.json`` written by :func:`ssl4sar.bench.run_benchmarks`; :class:`DataError` if it is not one.
-    Reports of the older schema (before the reference/fast ratios) are read too; their ``ratios`` are empty."""
+    Reports of older schemas are read too (:data:`_OLD_SCHEMAS`): schema 1 has no ``ratios``, schema 2 none for
+    the pretraining steps."""
     p = Path(path)
     if not p.is_file():
         raise DataError(p, "benchmark report not found", "run  python -m ssl4sar.bench --out <folder>  first")
@@ -348,13 +352,29 @@ def load_report(path: str | Path) -> dict[str, Any]:
            if not isinstance(r, dict) or not {"name", "variant", "throughput"} <= set(r)]
     if bad:
         raise DataError(p, f"result rows {bad[:5]} lack name / variant / throughput")
+    if schema == _FUSED_PRETRAINING_REFERENCE:
+        _withdraw_pretraining_ratios(report)
     # ratios are derived from the rows: recomputed, so that reports written before a ratio field existed show it too
     try:
-        report["ratios"] = ratios_of(report) if schema == SCHEMA else []
+        report["ratios"] = ratios_of(report) if schema != "ssl4sar-bench/1" else []
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise DataError(p, f"cannot derive the fast/reference ratios from the result rows ({exc!r})",
                         "re-run  python -m ssl4sar.bench") from exc
     return report
+
+
+def _withdraw_pretraining_ratios(report: dict[str, Any]) -> None:
+    """Mark the pretraining rows of a schema-2 report: their reference path ran fused attention (see
+    :data:`_OLD_SCHEMAS`), so they carry no ratio; the rows and their throughputs stay."""
+    rows = [r for r in report["results"] if r.get("name") == "pretrain_step" and r.get("path")]
+    for r in rows:
+        r["speedup"] = None
+        if r["path"] == "reference":
+            r.setdefault("notes", []).append("ran fused attention, not the official code's")
+    if rows:
+        report.setdefault("notes", []).append(
+            "Pretraining ratios left out: in this report (schema 2) the reference path of the pretraining steps ran "
+            "fused attention, not timm's, so it was not the official code; re-run the benchmark for them.")
 
 
 def results_frame(report: Mapping[str, Any]) -> Any:

@@ -36,7 +36,8 @@ from ssl4sar.bench.measure import (
     time_steps,
     warmup_steps,
 )
-from ssl4sar.models.fast import amp_dtype_for, autocast, compile_failed, maybe_compile, optimize_for_device
+from ssl4sar.bench.paths import prepare_on_path
+from ssl4sar.models.fast import amp_dtype_for, autocast, compile_failed, fused_attention_enabled, maybe_compile
 
 __all__ = [
     "StepCase",
@@ -156,7 +157,7 @@ class StepSettings:
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "precision": "bf16-mixed" if self.amp is torch.bfloat16
             else ("fp32 (tf32 matmul)" if self.use_tf32 else "fp32"),
-            "fused_attention": bool(self.fused),
+            "fused_attention": fused_attention_enabled(module),  # as realised (a module may build it fused)
             "compile": bool(self.compile),
             "channels_last": self.use_channels_last,
             "polyphase_upsampling": bool(self.polyphase),
@@ -190,8 +191,8 @@ def finetune_case(
     torch.manual_seed(int(s.seed))
     model = Tyrion.from_config(model_config)
     c, k = model.img_size, model.num_classes
-    optimize_for_device(model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode,
-                        polyphase=s.polyphase)
+    prepare_on_path(model, dev, fused=s.fused, channels_last=cl, compile=s.compile, compile_mode=s.compile_mode,
+                    polyphase=s.polyphase)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(int(s.seed))
@@ -242,8 +243,9 @@ def pretrain_case(
     module = cls(model_config=model_config, **module_settings)
     c = module.model.img_size
     n_opt = int(module.hparams.get("n_optical", 14))
-    # fused attention / channels-last on the network; compile the whole module (compute_loss calls it)
-    optimize_for_device(module.model, dev, fused=s.fused, channels_last=cl, polyphase=s.polyphase)
+    # the path's attention / upsampling / layout on the network (the module builds it with fused attention);
+    # compile the whole module (compute_loss calls it)
+    prepare_on_path(module.model, dev, fused=s.fused, channels_last=cl, polyphase=s.polyphase)
     module.to(dev)
     if cl:
         module.to(memory_format=torch.channels_last)

@@ -22,7 +22,6 @@ from ssl4sar.bench.measure import PeakMemory, alternate, count_flops, time_steps
 from ssl4sar.bench.paths import ExecPath, path_threads
 from ssl4sar.data.sampling import overlapping_padding_stages
 from ssl4sar.inference import default_inference_workers, sliding_window_probabilities
-from ssl4sar.models.fast import optimize_for_device
 
 __all__ = [
     "TEN_MP_SIDE",
@@ -153,8 +152,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     runs, models, mems = {}, {}, {}
     for p in paths:
         m = copy.deepcopy(base)
-        optimize_for_device(m, dev, fused=p.fused, channels_last=p.channels_last, compile=p.compile,
-                            polyphase=p.polyphase)
+        p.prepare(m, dev)
         models[p.name] = m
         kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
                   "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only, "workers": p.workers}
