@@ -183,7 +183,8 @@ class LossWeights(_Section):
 @dataclass(frozen=True, kw_only=True)
 class _RunSection(_Section):
     """What ``finetune`` and ``pretrain`` both set: the budget, the batch arithmetic
-    (:func:`ssl4sar.training.plan_training`), SGD, the precision, and optionally ``imagenet_weights`` (a file path)."""
+    (:func:`ssl4sar.training.plan_training`), SGD, the precision, ``torch.compile`` of the training forward, and
+    optionally ``imagenet_weights`` (a file path)."""
 
     max_epochs: int
     global_batch_size: int
@@ -191,6 +192,7 @@ class _RunSection(_Section):
     momentum: float
     weight_decay: float
     precision: str
+    compile: bool  # torch.compile of the training forward (ssl4sar.models.fast.CompiledCall); validation stays eager
     imagenet_weights: str | None = None
 
 
@@ -205,7 +207,6 @@ class FinetuneSection(_RunSection):
     zone_absent: str
     init: str
     seeds: int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
-    compile: bool  # torch.compile of the training forward (ssl4sar.models.fast.CompiledCall)
 
 
 @dataclass(frozen=True)

@@ -281,3 +281,62 @@ def test_mean_predictor_baseline(cfg: dict, batch: dict) -> None:
             assert abs(loss - (float(dense) + const_loss) / 2) < 1e-6
         else:
             assert abs(loss - (float(dense) + const_loss) / 2) < 0.02
+
+
+# ----------------------------------------------------------------------------------------------- torch.compile
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+@pytest.mark.parametrize("cls", [OptSimMIM, OptTranslator])
+def test_pretrain_compile_runs_the_training_forward_compiled_and_validation_eager(
+        cfg: dict, batch: dict, cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pretrain.compile``: the training step's forward goes through CompiledCall (``aot_eager`` here: it traces
+    like inductor without minutes of C++ code generation on this CPU) with the eager loss and gradients; validation
+    stays eager; the state dict has no second copy of the weights; the preset key is typed."""
+    import types
+
+    import ssl4sar.pretrain.module as module_file
+    from ssl4sar.models.fast import CompiledCall
+
+    made: list[CompiledCall] = []
+    calls: list[int] = []
+
+    def compiled_call(module: torch.nn.Module) -> CompiledCall:
+        made.append(CompiledCall(module, backend="aot_eager"))
+        return made[-1]
+
+    monkeypatch.setattr(module_file, "CompiledCall", compiled_call)
+    assert load_preset("paper")["pretrain"]["compile"] is False
+    with pytest.raises(ValueError, match="pretrain.compile: expected true or false"):
+        load_preset("smoke", overrides={"pretrain": {"compile": "yes"}})
+    on = merge(cfg, {"pretrain": {"compile": True}})
+    torch.manual_seed(0)
+    eager, compiled = cls.from_config(cfg), cls.from_config(on)
+    assert compiled.hparams["compile"] is True and eager.hparams["compile"] is False
+    compiled.load_state_dict(eager.state_dict())
+    cpu = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device("cpu")))
+    for m in (eager, compiled):
+        m.trainer = cpu  # type: ignore[assignment]
+        m.setup("fit")
+        m.trainer = None  # type: ignore[assignment]  # training_step's self.log without a Trainer: a no-op
+        m.train()
+    assert len(made) == 1
+    monkeypatch.setattr(made[0], "_compiled", _counting(made[0]._compiled, calls))
+    losses = []
+    for m in (eager, compiled):
+        torch.manual_seed(1)   # the same masks and drop-path draws in both
+        losses.append(m.training_step(batch, 0))
+    assert len(calls) == 1 and made[0].failed is None
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    losses[1].backward()
+    assert all(p.grad is not None for p in compiled.model.encoder.parameters() if p.requires_grad)
+    compiled.eval()
+    with torch.no_grad():
+        compiled.validation_step(batch, 0)
+    assert len(calls) == 1   # validation ran eagerly
+    assert set(compiled.state_dict()) == set(eager.state_dict())
+
+
+def _counting(fn, calls: list[int]):
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        return fn(*args, **kwargs)
+    return wrapped

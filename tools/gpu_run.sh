@@ -9,9 +9,11 @@
 #   3. (FINETUNE_STEPS > 0) `ssl4sar finetune` on synthetic data of FINETUNE_PRESET (default demo) for that many
 #      steps in bf16-mixed, once eager and once with finetune.compile=true: does the compiled training forward run
 #      inside Lightning on this device, and how long do both take -> $OUT/finetune-{eager,compile}/ and their logs
+#   4. (PRETRAIN_STEPS > 0) the same for `ssl4sar pretrain --method optsimmim` (pretrain.compile), on synthetic
+#      SSL4SAR-layout data of FINETUNE_PRESET -> $OUT/pretrain-{eager,compile}.log
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
 #   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] [FINETUNE_STEPS=0]
-#   [FINETUNE_PRESET=demo] tools/gpu_run.sh
+#   [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
 # installed into /tmp/site first when present.
@@ -65,5 +67,19 @@ if [ "${FINETUNE_STEPS:-0}" -gt 0 ]; then
       > "$OUT/finetune-$mode.log" 2>&1
     echo "finetune $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
     rm -rf "$OUT/finetune-$mode/checkpoints" "$OUT/finetune-$mode"/*.pt
+  done
+fi
+if [ "${PRETRAIN_STEPS:-0}" -gt 0 ]; then
+  fp=${FINETUNE_PRESET:-demo}
+  accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
+  "$PY" -m ssl4sar.cli data synth --out /tmp/ssl4sar_pt_data --preset "$fp" --layouts ssl4sar --no-progress \
+    > "$OUT/pretrain-data.log" 2>&1 || echo "synthetic SSL4SAR data failed" | tee -a "$OUT/gpu.txt"
+  for mode in eager compile; do
+    t0=$(date +%s)
+    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v pretrain --method optsimmim --preset "$fp" \
+      --ssl4sar /tmp/ssl4sar_pt_data/ssl4sar --out /tmp/ssl4sar_pt_$mode --accelerator "$accel" \
+      --precision bf16-mixed --max-steps "$PRETRAIN_STEPS" --seed 0 --no-progress --no-resume \
+      --set pretrain.compile=$([ $mode = compile ] && echo true || echo false) > "$OUT/pretrain-$mode.log" 2>&1
+    echo "pretrain $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
   done
 fi

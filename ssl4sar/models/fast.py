@@ -42,8 +42,9 @@ through it. Training keeps timm's and the official decoder's form (fused attenti
 
 **torch.compile** (:func:`maybe_compile`): compiles the module in place (state-dict keys unchanged) and falls
 back to eager execution, with a logged warning, when compilation fails at the first call. :class:`CompiledCall`
-compiles one call site only (fine-tuning's training forward, ``finetune.compile``) and leaves every other use of
-the module eager, so that validation's changing window batches do not trigger recompilations.
+compiles one call site only (the training forward of fine-tuning and of pretraining, ``finetune.compile`` and
+``pretrain.compile``) and leaves every other use of the module eager, so that validation's changing window batches
+do not trigger recompilations.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ssl4sar.config import Preset, as_preset, paper_preset
+from ssl4sar.models.fast import CompiledCall
 from ssl4sar.models.initialise import initialise_model
 from ssl4sar.models.tyrion import Tyrion
 
@@ -74,6 +75,9 @@ class PretrainModule(pl.LightningModule):
         n_optical: optical target channels (14).
         seed: base seed of the fixed validation masks.
         channels_last: use the channels-last memory format on CUDA.
+        compile: run the training step's forward through ``torch.compile``
+            (:class:`~ssl4sar.models.fast.CompiledCall`; ``pretrain.compile``); validation stays eager. Falls back
+            to eager, with a warning, when compilation fails.
         init: provenance of the initial weights (recorded only; loaded by :meth:`initialise`).
 
     Batches follow ARCHITECTURE.md: ``sar`` (B, 1, C, C) and ``optical`` (B, 14, C, C), both float in [0, 1].
@@ -85,8 +89,8 @@ class PretrainModule(pl.LightningModule):
     def __init__(self, model_config: Mapping[str, Any], lr: float, momentum: float = _PAPER.momentum,
                  weight_decay: float = _PAPER.weight_decay, plateau_factor: float = _PAPER.plateau_factor,
                  plateau_patience: int = _PAPER.plateau_patience,
-                 n_optical: int = N_OPTICAL, seed: int = 0, channels_last: bool = True, init: str = "scratch",
-                 **task_hparams: Any) -> None:
+                 n_optical: int = N_OPTICAL, seed: int = 0, channels_last: bool = True, compile: bool = False,
+                 init: str = "scratch", **task_hparams: Any) -> None:
         super().__init__()
         self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
         # The segmentation head is not part of the pretraining graph: freeze it (no DDP unused-parameter search).
@@ -95,10 +99,12 @@ class PretrainModule(pl.LightningModule):
             "method": self.method, "model_config": dict(self.model.config), "lr": float(lr),
             "momentum": float(momentum), "weight_decay": float(weight_decay),
             "plateau_factor": float(plateau_factor), "plateau_patience": int(plateau_patience),
-            "n_optical": int(n_optical), "seed": int(seed), "channels_last": bool(channels_last), "init": str(init),
-            **task_hparams,
+            "n_optical": int(n_optical), "seed": int(seed), "channels_last": bool(channels_last),
+            "compile": bool(compile), "init": str(init), **task_hparams,
         })
         self._channels_last = False
+        # outside the module tree (self.__dict__): the compiled wrapper must not add a second copy of the weights
+        self.__dict__["_compiled_forward"] = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -108,7 +114,7 @@ class PretrainModule(pl.LightningModule):
         preset = as_preset(cfg)
         settings = method_settings(preset, cls.method)
         return cls(model_config=preset.model.to_dict(), init=str(init if init is not None else "scratch"),
-                   seed=int(preset.seed if seed is None else seed), **settings)
+                   seed=int(preset.seed if seed is None else seed), compile=preset.pretrain.compile, **settings)
 
     def initialise(self, init: str | Path = "scratch", imagenet_weights: str | Path | None = None,
                    *, trusted: bool = False) -> str:
@@ -134,8 +140,17 @@ class PretrainModule(pl.LightningModule):
         return self.model.embed(sar)
 
     def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """The task loss (scalar) of a batch; ``generator`` fixes the random masks (OptSimMIM)."""
+        """The task loss (scalar) of a batch; ``generator`` fixes the random masks (OptSimMIM). Subclasses call
+        the network through :meth:`forward_now`."""
         raise NotImplementedError
+
+    def forward_now(self, *args: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` as the current step runs it: compiled in training when ``compile`` is on, else eager (so
+        validation's and figures' calls never trigger a compilation)."""
+        compiled = self.__dict__["_compiled_forward"]
+        if compiled is not None and self.training:
+            return compiled(*args)
+        return self(*args)
 
     @staticmethod
     def _check_batch(batch: Mapping[str, Any], n_optical: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +163,10 @@ class PretrainModule(pl.LightningModule):
         return sar, optical
 
     # ------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str) -> None:
+        if self.hparams.get("compile") and self.__dict__["_compiled_forward"] is None:
+            self.__dict__["_compiled_forward"] = CompiledCall(self)  # compiles at its first call
+
     def on_fit_start(self) -> None:
         if self.hparams["channels_last"] and self.device.type == "cuda":
             self.to(memory_format=torch.channels_last)

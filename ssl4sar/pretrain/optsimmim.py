@@ -192,7 +192,7 @@ class OptSimMIM(PretrainModule):
         sar, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
         if idx_mask is None:
             idx_mask = self.draw_mask(sar.shape[0], generator)
-        pred = self(sar, idx_mask)
+        pred = self.forward_now(sar, idx_mask)
         return F.l1_loss(pred.float(), self.target(optical, idx_mask).float())
 
     def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,

@@ -43,7 +43,7 @@ class OptTranslator(PretrainModule):
     def compute_loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """Dense L1 between the predicted and the true optical crop (mean over pixels × bands)."""
         sar, optical = self._check_batch(batch, int(self.hparams["n_optical"]))
-        return F.l1_loss(self(sar).float(), optical.float())
+        return F.l1_loss(self.forward_now(sar).float(), optical.float())
 
     def baseline_loss(self, batch: Mapping[str, Any], band_means: torch.Tensor,
                       generator: torch.Generator | None = None) -> torch.Tensor:
