@@ -106,10 +106,12 @@ display(Markdown(bench.environment_line(report)))
 # CUDA events. The FLOPs count matrix products, convolutions and attention (two FLOPs per multiply-add) and leave
 # out normalisation and element-wise work, so the "% of peak" is a lower bound of how busy the device is. The
 # 10-megapixel scene time is **extrapolated** from the measured windows per second and the number of windows such
-# a scene (3162 × 3162 px) needs at the preset's stride.
+# a scene (3162 × 3162 px) needs at the preset's stride. To fit the page, the table leaves out the device, the
+# time per item (the inverse of the throughput) and the FLOPs per item; `bench.md`, written beside `bench.json`,
+# has every column.
 
 # %%
-display(Markdown(bench.render_markdown(report).split("\n", 2)[2]))
+display(Markdown(bench.render_markdown(report, heading=False, compact=True)))
 
 # %%
 fig = bench.bar_chart(report)
@@ -185,7 +187,7 @@ committed = bench.find_reports(committed_reports)
 for label, path in committed:
     other = bench.load_report(path)
     display(Markdown(bench.report_header(label, other)))
-    display(Markdown(bench.render_markdown(other).split("\n", 2)[2]))
+    display(Markdown(bench.render_markdown(other, heading=False, compact=True)))
     if (oratios := bench.styled_ratios(other)) is not None:
         display(oratios)
 if not committed:

@@ -278,6 +278,30 @@ def test_reports_whose_pretraining_reference_ran_fused_attention_drop_those_rati
     assert SCHEMA != "ssl4sar-bench/2"
 
 
+def test_compact_markdown_fits_a_book_page() -> None:
+    # the book shows reports inside a chapter: no page heading, bold section titles, a narrower table whose row notes
+    # are numbers into one list (equal notes share a number); bench.md keeps the full form
+    def row(case: str, path: str, throughput: float, notes: list[str]) -> dict:
+        return {"name": "pretrain_step", "variant": f"{case}+{path}", "case": case, "path": path, "device": "cpu",
+                "throughput": throughput, "throughput_unit": "samples/s", "speedup": 1.0, "notes": notes}
+
+    rows = [row("optsimmim", "reference", 2.0, ["best of 2 alternating rounds"]),
+            row("optsimmim", "fast", 4.0, ["best of 2 alternating rounds", "peak memory of one step"])]
+    report = {"results": rows, "environment": {"device_name": "CPU"}, "mode": "quick", "preset": "paper"}
+    report["ratios"] = ratios_of(report)
+    full, compact = render_markdown(report), render_markdown(report, heading=False, compact=True)
+    assert full.startswith("# ssl4sar benchmarks") and "## Fast path / reference path" in full
+    assert "| device |" in full and "| time / item |" in full and "best of 2 alternating rounds; peak memory" in full
+    assert not compact.startswith("#") and "\n#" not in compact and "**Fast path / reference path" in compact
+    head = next(x for x in compact.splitlines() if x.startswith("| benchmark | variant |"))
+    assert head.split(" | ") == ["| benchmark", "variant", "precision", "batch", "throughput", "× reference",
+                                 "peak memory", "% of peak", "notes |"]
+    table = [x for x in compact.splitlines() if x.startswith("| pretrain_\u200bstep |")]
+    assert [x.rsplit("|", 2)[1].strip() for x in table] == ["1", "1, 2"]
+    assert "| optsimmim + fast |" in table[1]
+    assert "1. best of 2 alternating rounds\n2. peak memory of one step" in compact
+
+
 def test_load_report_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_report(tmp_path / "missing.json")

@@ -88,6 +88,8 @@ def make_broken_site(root: Path) -> Path:
         )
     )
     (root / "empty.html").write_text(page("Empty", "<div>just a footer</div>"))
+    (root / "bench.html").write_text(page("Bench", "<main><p>Throughput of the fast path, as measured.</p>"
+                                                   "<p>| path | ratio |\n|\u2014|\u2014|\n| fast | 2.5 |</p></main>"))
     return root
 
 
@@ -115,6 +117,17 @@ def test_parse_page_finds_main_content_images_links_and_ids() -> None:
     assert parsed.assets == ["a.css", "b.js"]
     assert {"p1", "legacy"} <= parsed.ids
     assert not book.parse_page("<html><body><div>no main</div></body></html>").has_main
+
+
+def test_parse_page_counts_markdown_tables_left_as_text() -> None:
+    # a text/markdown output parsed as CommonMark keeps its GFM tables as a paragraph of pipes (Sphinx's
+    # smartquotes turn the delimiter row's '---' into em dashes); a real table or a sentence with a pipe is not one
+    raw = "<p>| benchmark | ratio |\n|\u2014|\u2014|\n| finetune_step | <strong>1.98\u00d7</strong> |</p>"
+    plain_dashes = "<p>| a | b |\n|---|:---:|\n| 1 | 2 |</p>"
+    fine = "<p>MDE | metres</p><table><tr><th>a</th></tr><tr><td>|---|</td></tr></table><p>|x| is the norm</p>"
+    assert book.parse_page(f"<html><body><main>{raw}{plain_dashes}{fine}</main></body></html>").raw_tables == 2
+    assert book.parse_page(f"<html><body><main>{fine}</main></body></html>").raw_tables == 0
+    assert book.parse_page(f"<html><body><footer>{raw}</footer></body></html>").raw_tables == 0
 
 
 def test_list_pages_skips_asset_folders(tmp_path: Path) -> None:
@@ -170,13 +183,15 @@ def test_broken_site_is_flagged(tmp_path: Path, chromium: str, caplog: pytest.Lo
             "index.html: image #1 img/absent.png does not load (HTTP 404, 0 bytes)",
             "index.html: image #2 has an empty or missing src",
             "empty.html: no main content (expected <main>, <article> or role=main with text; found 0 characters)",
+            "bench.html: 1 markdown table(s) shown as plain text, not as a table (a text/markdown output rendered "
+            "as CommonMark: set nb_render_markdown_format to gfm or myst)",
         ]
     )
     warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("warning: ")]
     assert warnings == [
         "warning: page2.html: link index.html#nowhere: no element with id 'nowhere' in the target page"
     ]
-    assert "5 failure(s)" in caplog.text
+    assert "6 failure(s)" in caplog.text
 
 
 def test_built_book_renders(chromium: str) -> None:

@@ -1,7 +1,9 @@
 """Browser check of the built book: serve ``book/_build/html`` on 127.0.0.1 and load every page in headless Chromium.
 
-Each page must render its main content, every ``<img>`` must have a source that loads, and every internal link,
-stylesheet and script must answer HTTP 200; links to anchors missing from their target page are warnings.
+Each page must render its main content, every ``<img>`` must have a source that loads, every internal link,
+stylesheet and script must answer HTTP 200, and no markdown table may be left as a paragraph of pipes (what a
+``text/markdown`` output becomes when MyST-NB renders it as CommonMark); links to anchors missing from their target
+page are warnings.
 Screenshots of the index, the first chapter and the evaluation chapter go to ``book/_build/screenshots/``.
 Run through ``python tools/book.py check`` (``make book-check``); ``tests/test_book_check.py`` tests it.
 """
@@ -12,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +33,8 @@ log = logging.getLogger("book")
 
 #: folder of the chapter pages inside the book (``tools/book.py`` renders them there)
 CHAPTER_SUBDIR = "chapters"
+#: a GFM table left as text: a line of cells, then a delimiter row (Sphinx's smartquotes turn '---' into dashes)
+_RAW_TABLE = re.compile(r"^\s*\|.*\|\s*\n\s*\|(\s*:?[-\u2013\u2014]+:?\s*\|)+", re.MULTILINE)
 
 
 class SiteCheckError(RuntimeError):
@@ -78,6 +83,7 @@ class ParsedPage:
     # <link href> (stylesheets, icons, prev/next) and <script src>
     assets: list[str] = field(default_factory=list)
     title: str = ""
+    raw_tables: int = 0  # paragraphs of the main content that are markdown tables left as text
 
 
 class _PageParser(HTMLParser):
@@ -88,6 +94,7 @@ class _PageParser(HTMLParser):
         self._main_depth = 0
         self._in_title = False
         self._skip_text = 0  # inside <script>/<style>
+        self._paragraph: list[str] | None = None  # text of the open <p> of the main content
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -106,6 +113,8 @@ class _PageParser(HTMLParser):
             self._in_title = True
         if tag in ("script", "style"):
             self._skip_text += 1
+        if tag == "p" and self._main_depth > 0:
+            self._paragraph = []
         if tag in _VOID:
             return
         opens_main = tag in ("main", "article") or a.get("role") == "main"
@@ -124,6 +133,9 @@ class _PageParser(HTMLParser):
             self._skip_text -= 1
         if tag == "title":
             self._in_title = False
+        if tag == "p" and self._paragraph is not None:
+            self.page.raw_tables += bool(_RAW_TABLE.search("".join(self._paragraph)))
+            self._paragraph = None
         # pop up to the matching open tag (tolerates unclosed <p>, <li> in hand-written HTML)
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
@@ -138,6 +150,8 @@ class _PageParser(HTMLParser):
             self.page.title += data.strip()
         if self._main_depth > 0 and not self._skip_text:
             self.page.main_text_chars += len(data.strip())
+            if self._paragraph is not None:
+                self._paragraph.append(data)
 
 
 def parse_page(html: str) -> ParsedPage:
@@ -265,9 +279,9 @@ def check_site(
 
     ``pages`` restricts the check to these relative paths (default: every page). Failures: a page that does
     not load or has no main content (``<main>``, ``<article>`` or ``role="main"`` with at least
-    ``min_main_chars`` characters of text), an ``<img>`` without ``src`` or whose image does not load, an
-    internal link, stylesheet or script that does not answer 200, a missing screenshot. Links to anchors
-    missing from their target page are warnings.
+    ``min_main_chars`` characters of text), a markdown table left as text, an ``<img>`` without ``src`` or whose
+    image does not load, an internal link, stylesheet or script that does not answer 200, a missing screenshot.
+    Links to anchors missing from their target page are warnings.
     """
     html_dir = Path(html_dir).resolve()
     if not (html_dir / "index.html").is_file():
@@ -306,6 +320,11 @@ def check_site(
                 report.failures.append(
                     f"{rel}: no main content (expected <main>, <article> or role=main with text; found "
                     f"{page.main_text_chars} characters)"
+                )
+            if page.raw_tables:
+                report.failures.append(
+                    f"{rel}: {page.raw_tables} markdown table(s) shown as plain text, not as a table (a text/markdown "
+                    "output rendered as CommonMark: set nb_render_markdown_format to gfm or myst)"
                 )
             _check_images(rel, page, page_url, host, fetcher, report)
             _check_links(rel, page, page_url, host, fetcher, target_ids, report)

@@ -209,11 +209,16 @@ def _fmt_memory(r: Mapping[str, Any]) -> str:
     return f"{mem:,.0f} MB"
 
 
-def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
+def _section(title: str, compact: bool) -> str:
+    """A section title: a heading, or (``compact``, inside a page that has its own headings) a bold line."""
+    return f"**{title}**" if compact else f"## {title}"
+
+
+def _ratio_lines(report: Mapping[str, Any], compact: bool = False) -> list[str]:
     ratios = report.get("ratios") or []
     if not ratios:
         return []
-    lines = ["## Fast path / reference path (same run, alternating rounds, best round of each)", "",
+    lines = [_section("Fast path / reference path (same run, alternating rounds, best round of each)", compact), "",
              "In brackets: the lowest and highest ratio of a single round, reference and path timed back to back.", "",
              "| benchmark | case | path | reference | path | ratio | 10-MP scene (reference → path) |",
              "|---|---|---|---|---|---|---|"]
@@ -227,11 +232,11 @@ def _ratio_lines(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _accuracy_lines(report: Mapping[str, Any]) -> list[str]:
+def _accuracy_lines(report: Mapping[str, Any], compact: bool = False) -> list[str]:
     accs = [r["details"] for r in report.get("results", []) if r["name"] == "accuracy"]
     if not accs:
         return []
-    lines = ["## Accuracy of the fast path", ""]
+    lines = [_section("Accuracy of the fast path", compact), ""]
     for acc in accs:
         lines += _accuracy_of(acc)
     return lines
@@ -275,11 +280,47 @@ def _largest_shares(shares: list[Mapping[str, Any]]) -> str:
     return " Largest shares of the change: " + "; ".join(parts) + "."
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """The report as markdown: heading with device and mode, environment, the ratio table, the accuracy of the fast
-    path, the table of all rows, notes and failures."""
+#: columns of the full table that :func:`render_markdown` leaves out with ``compact=True``, for a book's narrow
+#: column: the device is in the heading, time per item is 1 / throughput, FLOPs per item are fixed per benchmark and
+#: TFLOP/s is what "% of peak" divides
+_DETAIL_COLUMNS = ("device", "time / item", "GFLOP / item", "TFLOP/s")
+
+
+def _rows_table(report: Mapping[str, Any], compact: bool) -> list[str]:
+    """The table of all rows. ``compact``: without :data:`_DETAIL_COLUMNS`, names and variants that may wrap at
+    their '_' and '+', and each row's notes as numbers into a list under the table (equal notes, one number)."""
+    header = ["benchmark", "variant", "device", "precision", "batch", "throughput", "× reference", "time / item",
+              "peak memory", "GFLOP / item", "TFLOP/s", "% of peak", "notes"]
+    keep = [i for i, h in enumerate(header) if not (compact and h in _DETAIL_COLUMNS)]
+    lines = ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" * len(keep)]
+    numbered: dict[str, int] = {}
+    for r in report.get("results", []):
+        flops = r.get("flops_per_item")
+        frac = r.get("fraction_of_peak")
+        notes = r.get("notes", [])
+        cells = [
+            r["name"].replace("_", "_\u200b") if compact else r["name"],  # may wrap after '_' (zero-width space)
+            r["variant"].replace("+", " + ") if compact else r["variant"],
+            "GPU" if str(r.get("device", "")).startswith("cuda") else "CPU",
+            _fmt(r.get("precision")), _fmt(r.get("batch")),
+            f"{_fmt(r.get('throughput'))} {r.get('throughput_unit') or ''}".strip(),
+            "–" if r.get("speedup") is None else f"{r['speedup']:.2f}×",
+            _fmt_time(r.get("time_per_item_s")), _fmt_memory(r), "–" if not flops else f"{flops / 1e9:,.1f}",
+            _fmt(r.get("achieved_tflops")), "–" if frac is None else f"{100 * frac:.1f} %",
+            ", ".join(str(numbered.setdefault(n, len(numbered) + 1)) for n in notes) if compact else "; ".join(notes),
+        ]
+        lines.append("| " + " | ".join(str(cells[i]).replace("|", "/") for i in keep) + " |")
+    if numbered:
+        lines += ["", "Notes of the rows:", ""] + [f"{i}. {n}" for n, i in numbered.items()]
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any], *, heading: bool = True, compact: bool = False) -> str:
+    """The report as markdown: heading with device and mode (unless ``heading`` is false), environment, the ratio
+    table, the accuracy of the fast path, the table of all rows, notes and failures. ``compact`` fits it into a
+    book's page: section titles as bold lines and a narrower table (:func:`_rows_table`)."""
     env = report.get("environment", {})
-    lines = [f"# ssl4sar benchmarks — {env.get('device_name', env.get('device', '?'))}", ""]
+    lines = [f"# ssl4sar benchmarks — {env.get('device_name', env.get('device', '?'))}", ""] if heading else []
     lines.append(f"Mode **{report.get('mode')}**, preset **{report.get('preset')}**"
                  + ("" if report.get("paper_model") else " (not the paper model)") + f", {report.get('created', '')}.")
     lines.append("")
@@ -288,24 +329,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     env_items = [f"{k} {_fmt(env[k]) if not isinstance(env[k], list) else ', '.join(f'{x:.2f}' for x in env[k])}"
                  for k in keys if env.get(k) is not None]
     lines += ["Environment: " + "; ".join(env_items) + ".", ""]
-    lines += _ratio_lines(report)
-    lines += _accuracy_lines(report)
-    header = ["benchmark", "variant", "device", "precision", "batch", "throughput", "× reference", "time / item",
-              "peak memory", "GFLOP / item", "TFLOP/s", "% of peak", "notes"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in report.get("results", []):
-        flops = r.get("flops_per_item")
-        frac = r.get("fraction_of_peak")
-        cells = [
-            r["name"], r["variant"], "GPU" if str(r.get("device", "")).startswith("cuda") else "CPU",
-            _fmt(r.get("precision")), _fmt(r.get("batch")),
-            f"{_fmt(r.get('throughput'))} {r.get('throughput_unit') or ''}".strip(),
-            "–" if r.get("speedup") is None else f"{r['speedup']:.2f}×",
-            _fmt_time(r.get("time_per_item_s")), _fmt_memory(r), "–" if not flops else f"{flops / 1e9:,.1f}",
-            _fmt(r.get("achieved_tflops")), "–" if frac is None else f"{100 * frac:.1f} %",
-            "; ".join(r.get("notes", [])),
-        ]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    lines += _ratio_lines(report, compact)
+    lines += _accuracy_lines(report, compact)
+    lines += _rows_table(report, compact)
     lines.append("")
     for n in report.get("notes", []):
         lines.append(f"- {n}")
