@@ -13,8 +13,9 @@
 #      SSL4SAR-layout data of FINETUNE_PRESET -> $OUT/pretrain-{eager,compile}.log
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
 #   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] [FINETUNE_STEPS=0]
-#   [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] tools/gpu_run.sh
+#   [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
+# (tests/test_gpu_run.py runs it so, with one eager training step of each kind)
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
 # installed into /tmp/site first when present.
 set -uo pipefail
@@ -22,6 +23,7 @@ OUT=${OUT:?set OUT to the output folder}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 PRESET=${PRESET:-paper}
+SCRATCH=${TMPDIR:-/tmp}  # generated data and training runs that are not results
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1 PYTHONHASHSEED=0
 if compgen -G ".whl/*.whl" >/dev/null && ! "$PY" -c "import rasterio" 2>/dev/null; then
@@ -34,7 +36,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 "$PY" -c "import torch, ssl4sar; print('torch', torch.__version__, 'cuda', torch.version.cuda,
   torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee -a "$OUT/gpu.txt"
 if [ "${PROTOCOL_S:-0}" -gt 0 ]; then
-  work=/tmp/ssl4sar_gpu_work
+  work="$SCRATCH/ssl4sar_gpu_work"
   t0=$(date +%s)
   timeout "$PROTOCOL_S" "$PY" -m ssl4sar.cli -v protocol --preset gpu --work-dir "$work" --device "$DEVICE" \
     --inits scratch optsimmim opttranslator --gpu-workers 3 --data-workers "$(( $(nproc) - 2 ))" \
@@ -57,11 +59,11 @@ done
 if [ "${FINETUNE_STEPS:-0}" -gt 0 ]; then
   fp=${FINETUNE_PRESET:-demo}
   accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
-  "$PY" -m ssl4sar.cli data synth --out /tmp/ssl4sar_ft_data --preset "$fp" --layouts caffe --no-progress \
+  "$PY" -m ssl4sar.cli data synth --out "$SCRATCH/ssl4sar_ft_data" --preset "$fp" --layouts caffe --no-progress --force \
     > "$OUT/finetune-data.log" 2>&1 || echo "synthetic data failed" | tee -a "$OUT/gpu.txt"
-  for mode in eager compile; do
+  for mode in ${TRAIN_MODES:-eager compile}; do
     t0=$(date +%s)
-    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v finetune --preset "$fp" --data /tmp/ssl4sar_ft_data/caffe \
+    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v finetune --preset "$fp" --data "$SCRATCH/ssl4sar_ft_data/caffe" \
       --out "$OUT/finetune-$mode" --accelerator "$accel" --precision bf16-mixed --max-steps "$FINETUNE_STEPS" \
       --seed 0 --no-progress --set finetune.compile=$([ $mode = compile ] && echo true || echo false) \
       > "$OUT/finetune-$mode.log" 2>&1
@@ -72,12 +74,12 @@ fi
 if [ "${PRETRAIN_STEPS:-0}" -gt 0 ]; then
   fp=${FINETUNE_PRESET:-demo}
   accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
-  "$PY" -m ssl4sar.cli data synth --out /tmp/ssl4sar_pt_data --preset "$fp" --layouts ssl4sar --no-progress \
+  "$PY" -m ssl4sar.cli data synth --out "$SCRATCH/ssl4sar_pt_data" --preset "$fp" --layouts ssl4sar --no-progress --force \
     > "$OUT/pretrain-data.log" 2>&1 || echo "synthetic SSL4SAR data failed" | tee -a "$OUT/gpu.txt"
-  for mode in eager compile; do
+  for mode in ${TRAIN_MODES:-eager compile}; do
     t0=$(date +%s)
     timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v pretrain --method optsimmim --preset "$fp" \
-      --ssl4sar /tmp/ssl4sar_pt_data/ssl4sar --out /tmp/ssl4sar_pt_$mode --accelerator "$accel" \
+      --ssl4sar "$SCRATCH/ssl4sar_pt_data/ssl4sar" --out "$SCRATCH/ssl4sar_pt_$mode" --accelerator "$accel" \
       --precision bf16-mixed --max-steps "$PRETRAIN_STEPS" --seed 0 --no-progress --no-resume \
       --set pretrain.compile=$([ $mode = compile ] && echo true || echo false) > "$OUT/pretrain-$mode.log" 2>&1
     echo "pretrain $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
