@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning_fakes import record_compiled_calls, setup_on_cpu
 from torch.utils.data import DataLoader
 
 from ssl4sar import cli
@@ -371,27 +372,14 @@ def test_compiled_training_forward_matches_eager_and_keeps_one_copy_of_the_weigh
     """``finetune.compile``: the training step runs through CompiledCall (here with the ``aot_eager`` backend,
     which traces like inductor without its minutes of C++ code generation on this CPU); the loss equals the eager
     one, validation's forward stays eager and the state dict has no second (``_orig_mod``) copy of the weights."""
-    import types
-
     import ssl4sar.finetune as finetune_module
-    from ssl4sar.models.fast import CompiledCall
 
-    made: list[CompiledCall] = []
-
-    def compiled_call(module: torch.nn.Module) -> CompiledCall:
-        made.append(CompiledCall(module, backend="aot_eager"))
-        return made[-1]
-
-    monkeypatch.setattr(finetune_module, "CompiledCall", compiled_call)
+    made = record_compiled_calls(monkeypatch, finetune_module)
     torch.manual_seed(0)
     eager = SegmentationModule(smoke_model_config)
     compiled = SegmentationModule(smoke_model_config, compile=True)
     compiled.load_state_dict(eager.state_dict())
-    cpu = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device("cpu")))
-    for m in (eager, compiled):
-        m.trainer = cpu  # type: ignore[assignment]
-        m.setup("fit")
-        m.trainer = None  # type: ignore[assignment]  # training_step's self.log without a Trainer: a no-op
+    setup_on_cpu(eager, compiled)
     assert len(made) == 1 and compiled.hparams["compile"] and not eager.hparams["compile"]
     batch = {"image_context": torch.rand(2, 1, 64, 64), "mask_context": torch.randint(0, 4, (2, 64, 64))}
     torch.manual_seed(1)   # the same dropout / drop-path draws in both

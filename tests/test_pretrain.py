@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lightning_fakes import counting, record_compiled_calls, setup_on_cpu
 
 from ssl4sar.config import load_preset, merge
 from ssl4sar.errors import DataError
@@ -291,19 +292,10 @@ def test_pretrain_compile_runs_the_training_forward_compiled_and_validation_eage
     """``pretrain.compile``: the training step's forward goes through CompiledCall (``aot_eager`` here: it traces
     like inductor without minutes of C++ code generation on this CPU) with the eager loss and gradients; validation
     stays eager; the state dict has no second copy of the weights; the preset key is typed."""
-    import types
-
     import ssl4sar.pretrain.module as module_file
-    from ssl4sar.models.fast import CompiledCall
 
-    made: list[CompiledCall] = []
+    made = record_compiled_calls(monkeypatch, module_file)
     calls: list[int] = []
-
-    def compiled_call(module: torch.nn.Module) -> CompiledCall:
-        made.append(CompiledCall(module, backend="aot_eager"))
-        return made[-1]
-
-    monkeypatch.setattr(module_file, "CompiledCall", compiled_call)
     assert load_preset("paper")["pretrain"]["compile"] is False
     with pytest.raises(ValueError, match="pretrain.compile: expected true or false"):
         load_preset("smoke", overrides={"pretrain": {"compile": "yes"}})
@@ -312,14 +304,9 @@ def test_pretrain_compile_runs_the_training_forward_compiled_and_validation_eage
     eager, compiled = cls.from_config(cfg), cls.from_config(on)
     assert compiled.hparams["compile"] is True and eager.hparams["compile"] is False
     compiled.load_state_dict(eager.state_dict())
-    cpu = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device("cpu")))
-    for m in (eager, compiled):
-        m.trainer = cpu  # type: ignore[assignment]
-        m.setup("fit")
-        m.trainer = None  # type: ignore[assignment]  # training_step's self.log without a Trainer: a no-op
-        m.train()
+    setup_on_cpu(eager, compiled)
     assert len(made) == 1
-    monkeypatch.setattr(made[0], "_compiled", _counting(made[0]._compiled, calls))
+    monkeypatch.setattr(made[0], "_compiled", counting(made[0]._compiled, calls))
     losses = []
     for m in (eager, compiled):
         torch.manual_seed(1)   # the same masks and drop-path draws in both
@@ -334,9 +321,3 @@ def test_pretrain_compile_runs_the_training_forward_compiled_and_validation_eage
     assert len(calls) == 1   # validation ran eagerly
     assert set(compiled.state_dict()) == set(eager.state_dict())
 
-
-def _counting(fn, calls: list[int]):
-    def wrapped(*args, **kwargs):
-        calls.append(1)
-        return fn(*args, **kwargs)
-    return wrapped

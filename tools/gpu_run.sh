@@ -56,32 +56,34 @@ for batch in ${BENCH_BATCHES:-16 64}; do
   tail -4 "$OUT/bench-b$batch.log"
   profile=
 done
-if [ "${FINETUNE_STEPS:-0}" -gt 0 ]; then
-  fp=${FINETUNE_PRESET:-demo}
-  accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
-  "$PY" -m ssl4sar.cli data synth --out "$SCRATCH/ssl4sar_ft_data" --preset "$fp" --layouts caffe --no-progress --force \
-    > "$OUT/finetune-data.log" 2>&1 || echo "synthetic data failed" | tee -a "$OUT/gpu.txt"
+fp=${FINETUNE_PRESET:-demo}
+accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
+# train_each_mode KIND STEPS OUT_PREFIX ARGS...: `ssl4sar KIND ARGS` for STEPS steps in bf16-mixed on preset $fp,
+# once per entry of TRAIN_MODES (eager: KIND.compile=false, compile: true) into OUT_PREFIX-<mode>, each timed and
+# logged to $OUT/KIND-<mode>.log; checkpoints are deleted (they are not results)
+train_each_mode() {
+  local kind=$1 steps=$2 prefix=$3 mode t0
+  shift 3
   for mode in ${TRAIN_MODES:-eager compile}; do
     t0=$(date +%s)
-    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v finetune --preset "$fp" --data "$SCRATCH/ssl4sar_ft_data/caffe" \
-      --out "$OUT/finetune-$mode" --accelerator "$accel" --precision bf16-mixed --max-steps "$FINETUNE_STEPS" \
-      --seed 0 --no-progress --set finetune.compile=$([ $mode = compile ] && echo true || echo false) \
-      > "$OUT/finetune-$mode.log" 2>&1
-    echo "finetune $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
-    rm -rf "$OUT/finetune-$mode/checkpoints" "$OUT/finetune-$mode"/*.pt
+    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v "$kind" "$@" --preset "$fp" --out "$prefix-$mode" \
+      --accelerator "$accel" --precision bf16-mixed --max-steps "$steps" --seed 0 --no-progress \
+      --set "$kind.compile=$([ "$mode" = compile ] && echo true || echo false)" > "$OUT/$kind-$mode.log" 2>&1
+    echo "$kind $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
+    rm -rf "$prefix-$mode/checkpoints" "$prefix-$mode"/*.pt
   done
+}
+# synth LAYOUT DIR LOG: synthetic data of preset $fp in LAYOUT under DIR (regenerated)
+synth() {
+  "$PY" -m ssl4sar.cli data synth --out "$2" --preset "$fp" --layouts "$1" --no-progress --force > "$3" 2>&1 \
+    || echo "synthetic $1 data failed" | tee -a "$OUT/gpu.txt"
+}
+if [ "${FINETUNE_STEPS:-0}" -gt 0 ]; then
+  synth caffe "$SCRATCH/ssl4sar_ft_data" "$OUT/finetune-data.log"
+  train_each_mode finetune "$FINETUNE_STEPS" "$OUT/finetune" --data "$SCRATCH/ssl4sar_ft_data/caffe"
 fi
 if [ "${PRETRAIN_STEPS:-0}" -gt 0 ]; then
-  fp=${FINETUNE_PRESET:-demo}
-  accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)
-  "$PY" -m ssl4sar.cli data synth --out "$SCRATCH/ssl4sar_pt_data" --preset "$fp" --layouts ssl4sar --no-progress --force \
-    > "$OUT/pretrain-data.log" 2>&1 || echo "synthetic SSL4SAR data failed" | tee -a "$OUT/gpu.txt"
-  for mode in ${TRAIN_MODES:-eager compile}; do
-    t0=$(date +%s)
-    timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.cli -v pretrain --method optsimmim --preset "$fp" \
-      --ssl4sar "$SCRATCH/ssl4sar_pt_data/ssl4sar" --out "$SCRATCH/ssl4sar_pt_$mode" --accelerator "$accel" \
-      --precision bf16-mixed --max-steps "$PRETRAIN_STEPS" --seed 0 --no-progress --no-resume \
-      --set pretrain.compile=$([ $mode = compile ] && echo true || echo false) > "$OUT/pretrain-$mode.log" 2>&1
-    echo "pretrain $mode rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
-  done
+  synth ssl4sar "$SCRATCH/ssl4sar_pt_data" "$OUT/pretrain-data.log"
+  train_each_mode pretrain "$PRETRAIN_STEPS" "$SCRATCH/ssl4sar_pt" --method optsimmim \
+    --ssl4sar "$SCRATCH/ssl4sar_pt_data/ssl4sar" --no-resume
 fi
