@@ -1,7 +1,8 @@
 """``tools/gpu_run.sh``, the one command a lent GPU machine runs, exercised on the CPU so that its wiring (arguments,
 paths, the data it generates) is known to work before device minutes are spent on it. Smoke preset, the benchmark's
-matmul peak only, one eager fine-tuning and one eager pretraining step; the compiled runs are left out (minutes of
-inductor code generation on this CPU; the compiled forwards are tested in test_finetune.py / test_pretrain.py)."""
+matmul peak only, the roofline with its kernels timed, one eager fine-tuning and one eager pretraining step; the
+compiled runs are left out (minutes of inductor code generation on this CPU; the compiled forwards are tested in
+test_finetune.py / test_pretrain.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def test_gpu_run_script_runs_on_the_cpu(tmp_path: Path) -> None:
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = (out / "gpu.txt").read_text()
-    for line in ("bench batch 2 rc=0", "finetune eager rc=0", "pretrain eager rc=0"):
+    for line in ("bench batch 2 rc=0", "roofline batch 2 rc=0", "finetune eager rc=0", "pretrain eager rc=0"):
         assert line in summary, summary
     report = json.loads((out / "bench-b2" / "bench.json").read_text())
     assert [r["name"] for r in report["results"]] == ["matmul_peak"]
     assert "optsimmim pretraining done: 1 epochs, 1 steps" in (out / "pretrain-eager.log").read_text()
+    roofline = json.loads((out / "bench-b2" / "roofline" / "roofline.json").read_text())
+    assert roofline["batch_size"] == 2 and "measured kernels" in roofline["bounds"]
+    assert roofline["peak_source"].startswith("measured on cpu")

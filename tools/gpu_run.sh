@@ -5,7 +5,9 @@
 #   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
 #      the torch.compile'd fast path with COMPILE=on; on CUDA the training steps also run the fast-polyphase
 #      ablation), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
-#      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt)
+#      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt); then
+#      `python -m ssl4sar.bench.roofline --measure`: the training step's roofline bounds from this device's measured
+#      peak and bandwidth, and its compute kernels timed alone -> $OUT/bench-b<N>/roofline/
 #   3. (FINETUNE_STEPS > 0) `ssl4sar finetune` on synthetic data of FINETUNE_PRESET (default demo) for that many
 #      steps in bf16-mixed, once eager and once with finetune.compile=true: does the compiled training forward run
 #      inside Lightning on this device, and how long do both take -> $OUT/finetune-{eager,compile}/ and their logs
@@ -55,6 +57,10 @@ for batch in ${BENCH_BATCHES:-16 64}; do
   echo "bench batch $batch rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
   tail -4 "$OUT/bench-b$batch.log"
   profile=
+  # the step's roofline bounds with this device's measured peak and bandwidth, and its compute kernels timed alone
+  timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.bench.roofline --device "$DEVICE" --preset "$PRESET" --measure \
+    --batch-size "$batch" --out "$OUT/bench-b$batch/roofline" > "$OUT/roofline-b$batch.log" 2>&1
+  echo "roofline batch $batch rc=$?" | tee -a "$OUT/gpu.txt"
 done
 fp=${FINETUNE_PRESET:-demo}
 accel=$([ "$DEVICE" = cpu ] && echo cpu || echo gpu)

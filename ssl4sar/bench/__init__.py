@@ -25,8 +25,9 @@ Modules: :mod:`~ssl4sar.bench.measure` (the peak-memory meter, timing, alternati
 :mod:`~ssl4sar.bench.paths` (reference and fast path), :mod:`~ssl4sar.bench.training`,
 :mod:`~ssl4sar.bench.windows`, :mod:`~ssl4sar.bench.postprocess`, :mod:`~ssl4sar.bench.sampler`,
 :mod:`~ssl4sar.bench.accuracy` (the measurements), :mod:`~ssl4sar.bench.plan` (one dataclass per benchmark),
-:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`; the command line
-(``ssl4sar bench``, ``python -m ssl4sar.bench``) is :mod:`ssl4sar.commands.bench`.
+:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`;
+:mod:`~ssl4sar.bench.roofline` (``python -m ssl4sar.bench.roofline``) bounds a training step from its shapes. The
+command line (``ssl4sar bench``, ``python -m ssl4sar.bench``) is :mod:`ssl4sar.commands.bench`.
 """
 
 from __future__ import annotations

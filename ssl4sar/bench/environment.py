@@ -16,7 +16,7 @@ import torch
 
 from ssl4sar.models.fast import cpu_has_native_bf16
 
-__all__ = ["environment", "git_commit_of", "measure_matmul_peak"]
+__all__ = ["environment", "git_commit_of", "measure_matmul_peak", "measure_memory_bandwidth"]
 
 def _cpu_model() -> str:
     try:
@@ -153,4 +153,31 @@ def measure_matmul_peak(
         "iters": iters,
     }
 
+
+def measure_memory_bandwidth(device: str | torch.device, mib: int = 1024, iters: int = 10) -> dict[str, Any]:
+    """Device memory bandwidth from copying a ``mib`` MiB buffer into another (each byte read once and written
+    once: 2 × ``mib`` MiB of traffic per copy) — the "bytes per second" side of a roofline, as
+    :func:`measure_matmul_peak` is its FLOP side. Best of ``iters`` copies (CUDA events on CUDA). Returns ``gb_per_s``
+    (10⁹ bytes/s), ``mib``, ``seconds_per_copy``."""
+    dev = torch.device(device)
+    n = mib * 2**20 // 4
+    src = torch.ones(n, device=dev, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # warm-up: first touch of the pages
+    times = []
+    for _ in range(max(1, iters)):
+        if dev.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            dst.copy_(src)
+            end.record()
+            torch.cuda.synchronize(dev)
+            times.append(start.elapsed_time(end) / 1000.0)
+        else:
+            t0 = time.perf_counter()
+            dst.copy_(src)
+            times.append(time.perf_counter() - t0)
+    per = min(times)
+    return {"gb_per_s": 2 * n * 4 / per / 1e9, "device": str(dev), "mib": mib, "seconds_per_copy": per,
+            "iters": iters}
 
