@@ -176,3 +176,20 @@ def test_memory_bandwidth_is_measured_from_a_copy() -> None:
     r = measure_memory_bandwidth("cpu", mib=8, iters=2)
     assert r["mib"] == 8 and r["device"] == "cpu" and r["seconds_per_copy"] > 0
     assert r["gb_per_s"] == pytest.approx(2 * 8 * 2**20 / r["seconds_per_copy"] / 1e9)
+
+
+def test_channels_last_changes_the_recorded_layouts_not_the_costs() -> None:
+    cfg = load_preset("smoke")["model"]
+    plain, nhwc = (training_step_costs(cfg, batch_size=1, channels_last=cl) for cl in (False, True))
+    conv = {c.name: (c.flops, c.bytes) for c in plain.costs if c.kind == "convolution"}
+    assert conv == {c.name: (c.flops, c.bytes) for c in nhwc.costs if c.kind == "convolution"}
+    assert plain.forward_flops == nhwc.forward_flops
+
+    def decoder_conv_weights(step: StepCosts) -> list:   # spec = (func, args, kwargs); args[1] = the weight
+        return [k.spec[1][1] for k in step.kernels if k.name == "aten.convolution" and k.spec[1][1].shape[1] > 1]
+
+    w_plain, w_nhwc = decoder_conv_weights(plain), decoder_conv_weights(nhwc)
+    assert [w.shape for w in w_plain] == [w.shape for w in w_nhwc]
+    assert all(w.make(torch.device("cpu")).is_contiguous() for w in w_plain)
+    assert all(w.make(torch.device("cpu")).is_contiguous(memory_format=torch.channels_last) for w in w_nhwc)
+    assert all(a.stride != b.stride for a, b in zip(w_plain, w_nhwc, strict=True))

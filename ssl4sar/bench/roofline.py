@@ -309,16 +309,18 @@ class StepCosts:
 
 
 def training_step_costs(model_config: Mapping[str, Any], batch_size: int,
-                        dtype: torch.dtype = torch.bfloat16) -> StepCosts:
+                        dtype: torch.dtype = torch.bfloat16, channels_last: bool = False) -> StepCosts:
     """Per-operator costs and compute kernels of one fine-tuning step of batch ``batch_size``, recorded on ``meta``.
 
     The network computes in ``dtype`` with fused attention; the loss is :func:`ssl4sar.losses.tyrion_loss` on
-    float32 logits (as the training step does). The optimizer is SGD with momentum on float32 master weights, counted
-    as one ``optimizer`` row: per parameter, weight, gradient and momentum read and weight and momentum written (4
-    bytes each), and the float32 weight read and written in ``dtype`` once (autocast's cast).
+    float32 logits (as the training step does). ``channels_last``: convolution weights and the input image in
+    channels-last layout, as the fast path on CUDA (the bytes are the same; the layouts of the recorded kernels, and
+    so the kernels that :func:`time_kernels` runs, differ). The optimizer is SGD with momentum on float32 master
+    weights, counted as one ``optimizer`` row: per parameter, weight, gradient and momentum read and weight and
+    momentum written (4 bytes each), and the float32 weight read and written in ``dtype`` once (autocast's cast).
     """
     from ssl4sar.losses import tyrion_loss
-    from ssl4sar.models.fast import enable_fused_attention
+    from ssl4sar.models.fast import enable_fused_attention, set_channels_last
     from ssl4sar.models.tyrion import Tyrion
 
     if batch_size < 1:
@@ -328,8 +330,11 @@ def training_step_costs(model_config: Mapping[str, Any], batch_size: int,
         model = Tyrion.from_config(model_config)
         enable_fused_attention(model)
         model.to(dtype).train()
+        set_channels_last(model, channels_last)
         c = model.img_size
         x = torch.empty(batch_size, 1, c, c, dtype=dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = torch.empty(batch_size, c, c, dtype=torch.long)
         with recorder, fused_attention_model(recorder):
             logits = model(x)
@@ -448,7 +453,8 @@ def render_markdown(report: Mapping[str, Any], top: int = 10) -> str:
     b = report["bounds"]
     lines = [
         f"Roofline of a TYRION training step, preset `{report['preset']}`, batch {report['batch_size']}, "
-        f"{report['dtype']}: peak {report['peak_tflops']:.1f} TFLOP/s ({report['peak_source']}), bandwidth "
+        f"{report['dtype']}{', channels-last' if report.get('channels_last') else ''}: peak "
+        f"{report['peak_tflops']:.1f} TFLOP/s ({report['peak_source']}), bandwidth "
         f"{report['bandwidth_gb_per_s']:.0f} GB/s ({report['bandwidth_source']}), ridge "
         f"{report['ridge_flop_per_byte']:.0f} FLOP/byte. Useful work {report['useful_flops_per_sample'] / 1e9:.1f} "
         f"GFLOP per sample ({report['executed_flops_per_sample'] / 1e9:.1f} executed).",
@@ -487,17 +493,17 @@ def render_markdown(report: Mapping[str, Any], top: int = 10) -> str:
 
 
 def build_report(preset: str, batch_size: int, peak_tflops: float, bandwidth_gb_per_s: float, *,
-                 peak_source: str, bandwidth_source: str, time_on: str | None = None,
+                 peak_source: str, bandwidth_source: str, time_on: str | None = None, channels_last: bool = False,
                  measured_samples_per_s: float | None = None, measured_what: str = "") -> dict[str, Any]:
     """:func:`roofline` of preset ``preset``'s network at ``batch_size`` in bf16, with where the device numbers come
     from, the compute kernels timed on ``time_on`` (a device) when given and, optionally, a measured throughput of the
     same step for comparison."""
     from ssl4sar.config import load_preset
 
-    step = training_step_costs(load_preset(preset)["model"], batch_size)
+    step = training_step_costs(load_preset(preset)["model"], batch_size, channels_last=channels_last)
     seconds = time_kernels(step.kernels, time_on) if time_on else None
     report = {"schema": SCHEMA, "preset": preset, "dtype": "bfloat16", "peak_source": peak_source,
-              "bandwidth_source": bandwidth_source, "kernels_timed_on": time_on,
+              "bandwidth_source": bandwidth_source, "kernels_timed_on": time_on, "channels_last": channels_last,
               **roofline(step, peak_tflops, bandwidth_gb_per_s, seconds),
               "operators": [dataclasses.asdict(c) for c in sorted(step.costs, key=lambda c: -c.bytes)]}
     if measured_samples_per_s:
@@ -519,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="measure peak and bandwidth on --device (instead of the two numbers) and time the step's "
                         "compute kernels there")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
+                   help="convolutions in channels-last layout (auto: on for CUDA, as the fast path)")
     p.add_argument("--measured-samples-per-s", type=float, help="a measured throughput of this step to compare")
     p.add_argument("--measured-what", default="", help="what that measurement is (a few words)")
     p.add_argument("--out", type=Path, required=True)
@@ -539,8 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("give --peak-tflops and --bandwidth-gbs, or --measure")
     if not (peak > 0 and bandwidth > 0):
         p.error(f"peak and bandwidth must be positive, got {peak} TFLOP/s and {bandwidth} GB/s")
+    channels_last = a.channels_last == "on" or (a.channels_last == "auto" and torch.device(a.device).type == "cuda")
     report = build_report(a.preset, a.batch_size, peak, bandwidth, peak_source=peak_source,
                           bandwidth_source=bandwidth_source, time_on=a.device if a.measure else None,
+                          channels_last=channels_last,
                           measured_samples_per_s=a.measured_samples_per_s, measured_what=a.measured_what)
     try:
         a.out.mkdir(parents=True, exist_ok=True)
