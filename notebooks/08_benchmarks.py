@@ -75,6 +75,7 @@ import torch
 from IPython.display import Markdown, display
 
 from ssl4sar import bench
+from ssl4sar.bench import roofline
 from ssl4sar.book import WorkLayout
 from ssl4sar.config import load_preset
 
@@ -192,6 +193,29 @@ for label, path in committed:
         display(oratios)
 if not committed:
     print(f"no committed reports in {committed_reports}")
+
+# %% [markdown]
+# ## How close to the peak can a training step get?
+#
+# The GPU reports above run the paper network's training step at 12–15 % of the measured bf16 matmul peak. How much
+# of that gap comes from the network's own shapes? `python -m ssl4sar.bench.roofline` answers with a roofline. It
+# records every operator of one step on PyTorch's `meta` device (shapes only, seconds on any machine), with its FLOPs
+# and the bytes it reads and writes. An operator takes at least max(FLOPs / peak, bytes / bandwidth), which gives
+# two bounds on the step:
+#
+# - *unfused*: every operator goes through memory, as in eager PyTorch;
+# - *fused*: all element-wise work is folded into the matrix products, convolutions and attention, which no
+#   implementation can beat.
+#
+# With `--measure`, it also times each compute kernel of the step alone on the device. The figures below are read
+# in `book/bench/roofline-2026-12-05/README.md`. On the H200 the shapes allow over 40 % even unfused. But the
+# compiled step's compute kernels alone ran at 2.7× their roofline, which is why the measured fraction stays low.
+
+# %%
+for label, path in roofline.find_reports(committed_reports):
+    report = roofline.load_report(path)
+    display(Markdown(f"**{label}**"))
+    display(Markdown(roofline.render_markdown(report, top=5)))   # with measured kernels: the 5 slowest
 
 # %%
 print(f"GPU available in this kernel: {torch.cuda.is_available()}")

@@ -19,7 +19,9 @@ from ssl4sar.bench.roofline import (
     OpCost,
     StepCosts,
     TrafficRecorder,
+    find_reports,
     fused_attention_model,
+    load_report,
     main,
     roofline,
     tensor_bytes,
@@ -27,6 +29,7 @@ from ssl4sar.bench.roofline import (
     training_step_costs,
 )
 from ssl4sar.config import load_preset
+from ssl4sar.errors import DataError
 from ssl4sar.models.tyrion import Tyrion
 
 BF16 = 2  # bytes
@@ -193,3 +196,23 @@ def test_channels_last_changes_the_recorded_layouts_not_the_costs() -> None:
     assert all(w.make(torch.device("cpu")).is_contiguous() for w in w_plain)
     assert all(w.make(torch.device("cpu")).is_contiguous(memory_format=torch.channels_last) for w in w_nhwc)
     assert all(a.stride != b.stride for a, b in zip(w_plain, w_nhwc, strict=True))
+
+
+def test_reports_are_found_by_folder_and_a_broken_one_is_named(tmp_path: Path) -> None:
+    for sub in ("gpu/b64", "cpu"):
+        assert main(["--preset", "smoke", "--batch-size", "1", "--peak-tflops", "1", "--bandwidth-gbs", "10",
+                     "--out", str(tmp_path / sub)]) == 0
+    (tmp_path / "bench.json").write_text("{}")          # other reports in the folder are not roofline reports
+    found = find_reports(tmp_path)
+    assert [label for label, _ in found] == ["cpu", "gpu/b64"]
+    assert load_report(found[0][1])["bounds"]["fused"]["step_s"] > 0
+    assert find_reports(tmp_path / "missing") == [] and find_reports(None) == []
+    bad = tmp_path / "bad" / "roofline.json"
+    bad.parent.mkdir()
+    for text, message in (("{not json", "cannot read the roofline report"),
+                          ('{"schema": "ssl4sar-bench/3"}', "not a roofline report"),
+                          ('{"schema": "ssl4sar-roofline/1", "bounds": {}}', "roofline report without")):
+        bad.write_text(text)
+        with pytest.raises(DataError, match=message) as exc:
+            load_report(bad)
+        assert str(bad) in str(exc.value)

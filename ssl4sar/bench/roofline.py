@@ -54,7 +54,8 @@ from ssl4sar.bench.measure import TRAINING_FLOPS_FACTOR
 log = logging.getLogger(__name__)
 
 __all__ = ["SCHEMA", "Kernel", "OpCost", "StepCosts", "TensorSpec", "TrafficRecorder", "build_report",
-           "fused_attention_model", "main", "render_markdown", "roofline", "time_kernels", "training_step_costs"]
+           "find_reports", "fused_attention_model", "load_report", "main", "render_markdown", "roofline",
+           "time_kernels", "training_step_costs"]
 
 SCHEMA = "ssl4sar-roofline/1"
 
@@ -510,6 +511,37 @@ def build_report(preset: str, batch_size: int, peak_tflops: float, bandwidth_gb_
         report["measured"] = {
             "what": measured_what or "measured", "samples_per_s": measured_samples_per_s,
             "fraction_of_peak": measured_samples_per_s * report["useful_flops_per_sample"] / (peak_tflops * 1e12)}
+    return report
+
+
+def find_reports(folder: str | Path | None) -> list[tuple[str, Path]]:
+    """The ``roofline.json`` reports under ``folder`` (any depth), as (label, path) sorted by label; the label is the
+    report's folder relative to ``folder``. Missing folder: none."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    root = Path(folder)
+    return sorted((p.parent.relative_to(root).as_posix(), p) for p in root.glob("**/roofline.json"))
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a ``roofline.json`` written by this module; :class:`~ssl4sar.errors.DataError` naming the file if it is
+    not one (unreadable, not JSON, another schema, or without its bounds)."""
+    from ssl4sar.errors import DataError
+
+    p = Path(path)
+    try:
+        report = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(p, f"cannot read the roofline report: {exc}", "re-run  python -m ssl4sar.bench.roofline") \
+            from exc
+    schema = report.get("schema") if isinstance(report, dict) else None
+    if schema != SCHEMA:
+        raise DataError(p, f"not a roofline report (schema {schema!r}, expected {SCHEMA!r})",
+                        "re-run  python -m ssl4sar.bench.roofline")
+    missing = [k for k in ("bounds", "kinds", "batch_size", "peak_tflops", "bandwidth_gb_per_s") if k not in report]
+    if missing or not all(m in report["bounds"] for m in ("unfused", "fused")):
+        raise DataError(p, f"roofline report without {missing or 'its unfused and fused bounds'}",
+                        "re-run  python -m ssl4sar.bench.roofline")
     return report
 
 
