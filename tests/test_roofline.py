@@ -1,5 +1,6 @@
-"""``ssl4sar.bench.roofline``: operator FLOPs and bytes recorded on ``meta`` against hand counts, the fused-attention
-stand-in, the two bounds on a hand-made step, kernel replay on the CPU and the command line."""
+"""``ssl4sar.bench.traffic`` and ``ssl4sar.bench.roofline``: operator FLOPs and bytes recorded on ``meta`` against
+hand counts, the fused-attention stand-in, the two bounds on a hand-made step, kernel replay on the CPU and the
+command line."""
 
 from __future__ import annotations
 
@@ -14,20 +15,8 @@ from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 
 from ssl4sar.bench.environment import measure_memory_bandwidth
 from ssl4sar.bench.measure import count_flops
-from ssl4sar.bench.roofline import (
-    Kernel,
-    OpCost,
-    StepCosts,
-    TrafficRecorder,
-    find_reports,
-    fused_attention_model,
-    load_report,
-    main,
-    roofline,
-    tensor_bytes,
-    time_kernels,
-    training_step_costs,
-)
+from ssl4sar.bench.roofline import StepCosts, find_reports, load_report, main, roofline, training_step_costs
+from ssl4sar.bench.traffic import Kernel, OpCost, TrafficRecorder, fused_attention_model, tensor_bytes, time_kernels
 from ssl4sar.config import load_preset
 from ssl4sar.errors import DataError
 from ssl4sar.models.tyrion import Tyrion
