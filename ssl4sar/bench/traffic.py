@@ -47,7 +47,8 @@ class OpCost:
     bytes: float = 0.0   # bytes read + written, each tensor once per call
 
     def seconds(self, peak_flops: float, bandwidth: float, fused: bool) -> float:
-        """Roofline time: ``max(FLOPs / peak, bytes / bandwidth)``; under ``fused``, ``other`` operators are free."""
+        """Roofline seconds ``max(FLOPs / peak_flops, bytes / bandwidth)`` (FLOP/s, bytes/s); under ``fused``,
+        ``other`` operators are free."""
         if fused and self.kind == "other":
             return 0.0
         return max(self.flops / peak_flops, self.bytes / bandwidth)
