@@ -114,6 +114,7 @@ def training_step_costs(model_config: Mapping[str, Any], batch_size: int,
     return StepCosts(list(recorder.costs.values()), list(recorder.kernels.values()), recorder.forward_flops,
                      batch_size)
 
+
 def roofline(step: StepCosts, peak_tflops: float, bandwidth_gb_per_s: float,
              kernel_seconds: Sequence[float] | None = None) -> dict[str, Any]:
     """The bounds of a step from its costs, with a breakdown by kind.
