@@ -54,6 +54,7 @@ from ssl4sar.bench.traffic import (
     fused_attention_model,
     time_kernels,
 )
+from ssl4sar.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -324,18 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         a.out.mkdir(parents=True, exist_ok=True)
         md = render_markdown(report)
-        _write_atomic(a.out / "roofline.json", json.dumps(report, indent=1) + "\n")
-        _write_atomic(a.out / "roofline.md", md)
+        write_text_atomic(a.out / "roofline.json", json.dumps(report, indent=1) + "\n")
+        write_text_atomic(a.out / "roofline.md", md)
     except OSError as exc:
         p.exit(2, f"{p.prog}: cannot write the report into {a.out}: {exc}\n")
     print(md, end="")
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ An operator's bytes are its inputs read once and its outputs written once; views
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +21,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
+
+from ssl4sar.bench.measure import time_steps
 
 __all__ = ["KINDS", "Kernel", "OpCost", "TensorSpec", "TrafficRecorder", "fused_attention_model", "tensor_bytes",
            "time_kernels"]
@@ -270,25 +271,10 @@ def time_kernels(kernels: Sequence[Kernel], device: str | torch.device, repeats:
     """Best-of-``repeats`` seconds of one call of each kernel on ``device``, on random operands laid out as recorded
     (after one untimed call; CUDA events on CUDA). Each kernel's operands are freed before the next one's are made."""
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    out = []
+    out: list[float] = []
     for kernel in kernels:
         call = kernel.prepare(dev)
         call()
-        best = float("inf")
-        for _ in range(max(1, repeats)):
-            if cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                torch.cuda.synchronize(dev)
-                start.record()
-                call()
-                end.record()
-                torch.cuda.synchronize(dev)
-                best = min(best, start.elapsed_time(end) / 1000.0)
-            else:
-                t0 = time.perf_counter()
-                call()
-                best = min(best, time.perf_counter() - t0)
-        out.append(best)
+        out.append(min(time_steps(call, repeats, dev)))
         del call
     return out
