@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssl4sar.bench.measure import time_steps
 from ssl4sar.models.fast import cpu_has_native_bf16
 
 __all__ = ["environment", "git_commit_of", "measure_matmul_peak", "measure_memory_bandwidth"]
@@ -164,20 +165,7 @@ def measure_memory_bandwidth(device: str | torch.device, mib: int = 1024, iters:
     src = torch.ones(n, device=dev, dtype=torch.float32)
     dst = torch.empty_like(src)
     dst.copy_(src)  # warm-up: first touch of the pages
-    times = []
-    for _ in range(max(1, iters)):
-        if dev.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            dst.copy_(src)
-            end.record()
-            torch.cuda.synchronize(dev)
-            times.append(start.elapsed_time(end) / 1000.0)
-        else:
-            t0 = time.perf_counter()
-            dst.copy_(src)
-            times.append(time.perf_counter() - t0)
-    per = min(times)
+    per = min(time_steps(lambda: dst.copy_(src), iters, dev))
     return {"gb_per_s": 2 * n * 4 / per / 1e9, "device": str(dev), "mib": mib, "seconds_per_copy": per,
             "iters": iters}
 
