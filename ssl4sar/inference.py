@@ -41,6 +41,7 @@ from scipy.ndimage import gaussian_filter
 
 from ssl4sar.config import paper_preset
 from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
+from ssl4sar.models.fast import cudnn_autotuning
 from ssl4sar.parallel import threaded_map
 
 logger = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
             return torch.softmax(logits.float(), dim=1).to(cdev)
 
     batches = list(_batches(origins, batch_size))
-    with _eval_mode(model), torch.inference_mode():
+    with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev):
         results = threaded_map(probabilities, batches, n_workers)
         for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
             if acc is None:
@@ -344,7 +345,7 @@ def non_overlapping_class_map(model: Model, image: np.ndarray | torch.Tensor,
     tiles = np.zeros((len(origins), t, t), dtype=np.uint8)
     n_batches = (len(origins) + batch_size - 1) // batch_size
     k = 0
-    with _eval_mode(model), torch.inference_mode():
+    with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev):
         for batch in _progress(_batches(origins, batch_size), n_batches, progress, "tiles"):
             x = torch.stack([padded[r:r + c, col:col + c] for r, col in batch])[:, None]
             x = x.float() / 255.0 if is_uint8 else x.float()

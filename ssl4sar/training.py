@@ -458,8 +458,9 @@ def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequenc
 
     ``callbacks`` come first (checkpoint callbacks included); a :class:`StepSeed` is added when ``seed`` is given.
     ``max_steps`` counts optimiser steps (``None`` = no limit). ``trainer_kwargs`` go to the Trainer unchanged
-    (e.g. ``limit_val_batches``, ``deterministic``). ``resume`` (:func:`inspect_resume_checkpoint`) keeps the
-    metrics history and applies changed optimiser settings after Lightning restored the optimiser.
+    (e.g. ``limit_val_batches``, ``deterministic``). On CUDA, cuDNN's algorithm autotuning (``benchmark``) is on
+    unless ``trainer_kwargs`` set ``benchmark`` or ``deterministic``. ``resume`` (:func:`inspect_resume_checkpoint`)
+    keeps the metrics history and applies changed optimiser settings after Lightning restored the optimiser.
     """
     cbs = list(callbacks)
     if resume is not None:
@@ -478,6 +479,10 @@ def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequenc
         "enable_progress_bar": progress,
         "enable_model_summary": progress,
     }
+    if plan.on_cuda and "benchmark" not in trainer_kwargs and not trainer_kwargs.get("deterministic"):
+        # Crops and validation windows have fixed sizes: cuDNN times its convolution algorithms once per shape and
+        # keeps the fastest, as `python -m ssl4sar.bench` measures the GPU step (Lightning's default leaves it off).
+        kwargs["benchmark"] = True
     if plan.strategy == "ddp" and "strategy" not in trainer_kwargs:
         from lightning.pytorch.strategies import DDPStrategy
 

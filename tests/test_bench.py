@@ -491,6 +491,33 @@ def test_training_steps_keep_the_official_upsampling_and_measure_polyphase_as_an
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_cudnn_autotuning_is_a_training_ablation_on_cuda_and_a_path_setting() -> None:
+    from ssl4sar.bench.paths import path_settings
+    from ssl4sar.bench.plan import _paths
+
+    def names(device: str, quick: bool = True, inference: bool = False) -> list[str]:
+        return [p.name for p in _paths(torch.device(device), quick, compile=False, inference=inference)]
+
+    assert names("cuda") == ["reference", "fast", "fast-polyphase", "fast-no-cudnn-autotuning"]
+    assert "fast-no-cudnn-autotuning" in names("cuda", quick=False)
+    # inference always autotunes (the library does), and the CPU has no cuDNN
+    assert "fast-no-cudnn-autotuning" not in names("cuda", inference=True) + names("cpu", quick=False)
+    off = next(p for p in _paths(torch.device("cuda"), True, False, False) if p.name == "fast-no-cudnn-autotuning")
+    assert off == fast_training_path("cuda").with_(name=off.name, cudnn_autotuning=False)
+    old, threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    try:
+        torch.backends.cudnn.benchmark = True
+        with path_settings(off.with_(threads=1)):
+            assert torch.backends.cudnn.benchmark is False and torch.get_num_threads() == 1
+        assert torch.backends.cudnn.benchmark is True and torch.get_num_threads() == threads
+        torch.backends.cudnn.benchmark = False
+        with path_settings(fast_training_path("cuda")):
+            assert torch.backends.cudnn.benchmark is True
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
 def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None:
     """``--profile`` profiles a fast-path fine-tuning step after the benchmarks (it once crashed on an unknown
     argument name after every benchmark had run)."""

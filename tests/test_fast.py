@@ -27,6 +27,7 @@ from ssl4sar.models.fast import (
     autocast,
     compile_failed,
     cpu_has_native_bf16,
+    cudnn_autotuning,
     disable_fused_attention,
     enable_fused_attention,
     fused_attention,
@@ -444,3 +445,18 @@ def test_polyphase_upsampling_in_the_network_and_for_inference() -> None:
     fresh = copy.deepcopy(_model64("mini")).train()
     assert for_inference(fresh) is fresh and not fresh.training
     assert fresh.polyphase_upsampling and fresh.fused_attention
+
+
+@pytest.mark.parametrize(("device", "inside"), [("cuda", True), ("cuda:1", True), ("cpu", False)])
+def test_cudnn_autotuning_is_on_for_cuda_only_and_restored(device: str, inside: bool) -> None:
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        with cudnn_autotuning(device):   # the flag alone: nothing runs on the device
+            assert torch.backends.cudnn.benchmark is inside
+        assert torch.backends.cudnn.benchmark is False
+        with pytest.raises(RuntimeError), cudnn_autotuning(device):
+            raise RuntimeError("a failed forward pass")
+        assert torch.backends.cudnn.benchmark is False   # restored on errors too
+    finally:
+        torch.backends.cudnn.benchmark = old

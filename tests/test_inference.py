@@ -244,6 +244,48 @@ def test_sliding_window_on_cuda_matches_cpu():
     np.testing.assert_allclose(cpu_canvas, cpu, atol=1e-5)
     cls = non_overlapping_class_map(model_gpu, img, context_size=32)
     assert np.array_equal(cls, non_overlapping_class_map(model, img, context_size=32))
+    flags: list[bool] = []
+
+    def probe(x: torch.Tensor) -> torch.Tensor:
+        flags.append(torch.backends.cudnn.benchmark)
+        return model_gpu(x)
+
+    before = torch.backends.cudnn.benchmark
+    sliding_window_probabilities(probe, img, context_size=32, stride=8)
+    assert flags and all(flags)                       # cuDNN autotuning during the forward passes
+    assert torch.backends.cudnn.benchmark == before   # and the process-wide flag restored afterwards
+
+
+def test_inference_runs_its_forward_passes_under_cudnn_autotuning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both inference loops enter :func:`ssl4sar.models.fast.cudnn_autotuning` for the model's device, around every
+    forward pass (on CUDA it switches cuDNN's autotuning on; here, on the CPU, the wiring is what is checked)."""
+    import contextlib
+
+    import ssl4sar.inference as inference
+
+    entered: list[torch.device] = []
+    inside = {"now": False, "calls_outside": 0}
+
+    @contextlib.contextmanager
+    def recording(device: torch.device):
+        entered.append(device)
+        inside["now"] = True
+        try:
+            yield
+        finally:
+            inside["now"] = False
+
+    class Probe(Pointwise):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            inside["calls_outside"] += not inside["now"]
+            return super().forward(x)
+
+    monkeypatch.setattr(inference, "cudnn_autotuning", recording)
+    img = image(60, 50, seed=4)
+    sliding_window_probabilities(Probe(), img, context_size=32, stride=8, workers=2)
+    non_overlapping_class_map(Probe(), img, context_size=32)
+    assert entered == [torch.device("cpu")] * 2
+    assert inside["calls_outside"] == 0
 
 
 def test_centre_only_equals_the_full_decoder() -> None:

@@ -15,6 +15,7 @@ from ssl4sar.config import load_preset
 from ssl4sar.training import (
     LAST_CHECKPOINT,
     StepSeed,
+    TrainingPlan,
     accumulation_steps,
     build_loggers,
     build_trainer,
@@ -210,6 +211,24 @@ def test_build_trainer_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     assert (tmp_path / "checkpoints" / LAST_CHECKPOINT).is_file()
     assert metrics_csv_path(tmp_path).is_file()
     assert any(isinstance(cb, StepSeed) for cb in trainer.callbacks)
+
+
+@pytest.mark.parametrize(("accelerator", "extra", "benchmark"), [
+    ("gpu", {}, True),                        # fixed shapes: cuDNN's autotuning, as the benchmark measures
+    ("gpu", {"deterministic": True}, None),   # autotuning would override cuDNN's deterministic algorithms
+    ("gpu", {"benchmark": False}, False),     # the caller's choice wins
+    ("cpu", {}, None),                        # no cuDNN: Lightning's default
+])
+def test_build_trainer_turns_on_cudnn_autotuning_on_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         accelerator: str, extra: dict, benchmark: bool | None
+                                                         ) -> None:
+    seen: dict = {}
+    monkeypatch.setattr(pl, "Trainer", lambda **kwargs: seen.update(kwargs))  # no GPU here to build a real one
+    plan = TrainingPlan(accelerator, devices=1, num_nodes=1, strategy="auto", precision="bf16-mixed",
+                        accumulate_grad_batches=1, batch_size_per_device=2, global_batch_size=2)
+    build_trainer(plan, tmp_path, progress=False, tensorboard=False, **extra)
+    assert seen["accelerator"] == accelerator
+    assert seen.get("benchmark") is benchmark
 
 
 def test_single_device_hardware_names_one_device():

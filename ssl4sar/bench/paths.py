@@ -19,7 +19,8 @@ from torch import nn
 
 from ssl4sar.models.fast import amp_dtype_for, disable_fused_attention, optimize_for_device, set_channels_last
 
-__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_threads", "prepare_on_path"]
+__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_settings", "path_threads",
+           "prepare_on_path"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class ExecPath:
         workers: sliding-window forward passes running at the same time, sharing those threads
             (:func:`ssl4sar.inference.sliding_window_probabilities`); ``None``: the library's default
             (:func:`ssl4sar.inference.default_inference_workers`).
+        cudnn_autotuning: on CUDA, cuDNN times its convolution algorithms per shape in training steps (as the library
+            trains, :func:`ssl4sar.training.build_trainer`); sliding-window inference always does
+            (:func:`ssl4sar.models.fast.cudnn_autotuning`). No effect elsewhere.
     """
 
     name: str
@@ -53,6 +57,7 @@ class ExecPath:
     threads: int | None = None
     polyphase: bool = False
     workers: int | None = None
+    cudnn_autotuning: bool = True
 
     def amp_dtype(self, device: str | torch.device) -> torch.dtype | None:
         """The autocast dtype of this path on ``device`` (``None``: float32)."""
@@ -128,3 +133,16 @@ def path_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def path_settings(path: ExecPath) -> Iterator[None]:
+    """A training step's process-wide settings of ``path`` inside the block: torch's thread count
+    (:func:`path_threads`) and cuDNN's autotuning flag (restored afterwards)."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = path.cudnn_autotuning
+    try:
+        with path_threads(path.threads):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = old

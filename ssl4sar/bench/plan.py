@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ssl4sar.bench.measure import PeakMemory, alternate, warmup_steps
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_threads
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings
 from ssl4sar.config import paper_preset
 
 __all__ = [
@@ -84,7 +84,7 @@ def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int
         case = cases[p.name]
 
         def step(case: Any = case, p: ExecPath = p) -> None:
-            with path_threads(p.threads):
+            with path_settings(p):
                 case.step()
 
         warm[p.name] = warmup_steps(step, max(int(warmup), 3 if p.compile else 0), dev)
@@ -250,7 +250,8 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
     """Reference and fast path (and, for inference, the fast path in fp32); outside quick mode also the ablations
     (one switch each) of the fast path. Training steps: polyphase upsampling is an ablation (the library trains
     with the official upsampling), measured in quick mode too on CUDA, where it also removes the atomic backward
-    of nearest upsampling that the H200 profile showed."""
+    of nearest upsampling that the H200 profile showed; on CUDA, in quick mode too, the fast training step also runs
+    without cuDNN's autotuning (``fast-no-cudnn-autotuning``), which the library's training switches on."""
     fast = fast_path(device) if inference else fast_training_path(device)
     paths = [REFERENCE, fast]
     if inference or not quick:  # the exact (fp32) fast path: what bf16 adds on top of it
@@ -269,6 +270,8 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
             paths.append(fast.with_(name="fast-1-thread", threads=1))
     if not inference and (not quick or device.type == "cuda"):
         paths.append(fast.with_(name="fast-polyphase", polyphase=True))
+    if not inference and device.type == "cuda":  # what cuDNN's autotuning (on in the library's training) gives
+        paths.append(fast.with_(name="fast-no-cudnn-autotuning", cudnn_autotuning=False))
     if compile:
         paths.append(fast.with_(name="fast-compile", compile=True))
     return paths

@@ -40,6 +40,10 @@ with native bf16 (AVX512-BF16 / AMX), where oneDNN makes it faster — on AVX2 C
 bf16 window on the 2-core CPU); evaluation, ``ssl4sar predict`` and the book's model applications load models
 through it. Training keeps timm's and the official decoder's form (fused attention only).
 
+**cuDNN autotuning** (:func:`cudnn_autotuning`): on CUDA, sliding-window inference and (through Lightning's
+``benchmark``, :func:`ssl4sar.training.build_trainer`) training let cuDNN time its convolution algorithms once per
+input shape, as the benchmark's GPU measurements do.
+
 **torch.compile** (:func:`maybe_compile`): compiles the module in place (state-dict keys unchanged) and falls
 back to eager execution, with a logged warning, when compilation fails at the first call. :class:`CompiledCall`
 compiles one call site only (the training forward of fine-tuning and of pretraining, ``finetune.compile`` and
@@ -69,6 +73,7 @@ __all__ = [
     "autocast",
     "compile_failed",
     "cpu_has_native_bf16",
+    "cudnn_autotuning",
     "disable_fused_attention",
     "enable_fused_attention",
     "fused_attention",
@@ -293,6 +298,23 @@ def autocast(
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def cudnn_autotuning(device: str | torch.device) -> Iterator[None]:
+    """cuDNN's convolution-algorithm autotuning (``torch.backends.cudnn.benchmark``) on inside the block when
+    ``device`` is CUDA; the flag is process-wide and restored afterwards. Worth it for fixed shapes (training crops,
+    sliding windows): each new input shape is timed once, then the fastest algorithm is reused. A no-op elsewhere.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
 
 
 # ------------------------------------------------------------------------------------------------ memory format
