@@ -445,6 +445,29 @@ def test_polyphase_upsampling_in_the_network_and_for_inference() -> None:
     fresh = copy.deepcopy(_model64("mini")).train()
     assert for_inference(fresh) is fresh and not fresh.training
     assert fresh.polyphase_upsampling and fresh.fused_attention
+    convs = [m.weight for m in fresh.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous() for w in convs)   # on the CPU the layout stays (no gain measured there)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_for_inference_on_cuda_uses_channels_last_with_the_same_numbers() -> None:
+    from ssl4sar.models.fast import for_inference
+
+    model = copy.deepcopy(_model64("mini")).float().eval()
+    x = torch.rand(2, 1, 96, 96, generator=torch.Generator().manual_seed(5))
+    # full float32 convolutions and matmuls: TF32 rounding would hide a layout or polyphase error of the same size
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        old_tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            ref = model.cuda()(x.cuda())
+            for_inference(model)
+            got = model(x.cuda())
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old_tf32
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(("device", "inside"), [("cuda", True), ("cuda:1", True), ("cpu", False)])

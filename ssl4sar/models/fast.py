@@ -35,10 +35,10 @@ front of every convolution. Outputs are identical up to rounding.
 **bf16 autocast** (:func:`autocast`, :func:`amp_dtype_for`): bf16 on CUDA devices that support it; on CPUs only
 with native bf16 (AVX512-BF16 / AMX), where oneDNN makes it faster — on AVX2 CPUs it is several times slower.
 
-**Inference form** (:func:`for_inference`): fused attention plus TYRION's polyphase ×2 upsampling convolutions
-(:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`: 16/36 of their multiply-adds, about 7 % of a
-bf16 window on the 2-core CPU); evaluation, ``ssl4sar predict`` and the book's model applications load models
-through it. Training keeps timm's and the official decoder's form (fused attention only).
+**Inference form** (:func:`for_inference`): fused attention (and channels-last on CUDA) plus TYRION's polyphase
+×2 upsampling convolutions (:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`: 16/36 of their
+multiply-adds, about 7 % of a bf16 window on the 2-core CPU); evaluation, ``ssl4sar predict`` and the book's
+model applications load models through it. Training keeps timm's and the official decoder's form (fused attention only).
 
 **cuDNN autotuning** (:func:`cudnn_autotuning`): on CUDA, sliding-window inference and (through Lightning's
 ``benchmark``, :func:`ssl4sar.training.build_trainer`) training let cuDNN time its convolution algorithms once per
@@ -489,11 +489,15 @@ def optimize_for_device(
 
 
 def for_inference(model: nn.Module) -> nn.Module:
-    """The library's inference form of a loaded TYRION, in eval mode: fused attention and polyphase upsampling
-    convolutions (same weights, same numbers up to rounding). Used by evaluation, ``ssl4sar predict`` and the
-    book's model applications; device and precision are chosen by the caller. Returns ``model``."""
+    """The library's inference form of a loaded TYRION, in eval mode: fused attention, polyphase upsampling
+    convolutions and, when the model is on a CUDA device, channels-last convolution weights (same weights, same
+    numbers up to rounding: the benchmark's inference fast path). Used by evaluation, ``ssl4sar predict`` and the
+    book's model applications; device and precision are chosen by the caller (load or move the model to its device
+    first). Returns ``model``."""
     enable_fused_attention(model)
     _set_polyphase(model)
+    if any(p.device.type == "cuda" for p in model.parameters()):
+        set_channels_last(model)
     return model.eval()
 
 
