@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -523,11 +525,43 @@ def test_bench_command_profile_writes_the_operator_table(tmp_path: Path) -> None
     argument name after every benchmark had run)."""
     from ssl4sar.commands.bench import main
 
-    assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "--profile",
-                 "--batch-size", "2", "--out", str(tmp_path)]) == 0
+    assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "sliding_window",
+                 "--profile", "--batch-size", "2", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "profile.txt").read_text()
     assert text.startswith("fast-path fine-tuning step, preset smoke, batch 2, cpu:") and "Self CPU" in text
+    assert re.search(r"s of operator self time per step, [0-9.e-]+ s wall under the profiler\n", text)
+    # the sliding-window profile runs the benchmark's scene, stride and batch
+    row = next(r["details"] for r in load_report(tmp_path / "bench.json")["results"]
+               if r["name"] == "sliding_window" and r["path"] == "fast")
+    window = (tmp_path / "profile-sliding-window.txt").read_text()
+    assert window.startswith(f"fast-path sliding-window inference, preset smoke, {row['n_windows']} windows (random "
+                             f"{row['scene_h']} px scene, stride {row['stride']} px, batch {row['batch_size']}, "
+                             "one forward pass at a time), cpu:")
+    assert "per scene" in window and "Self CPU" in window and "busy" not in window  # the busy share is for GPUs
 
+
+def test_profile_header_gives_the_kernel_share_of_the_wall_time_on_a_gpu() -> None:
+    from ssl4sar.commands.bench import profile_header
+
+    prof = {"profiled_s": 0.02, "wall_s": 0.08}
+    assert profile_header("a step", "step", "cuda:0", prof) == (
+        "a step, cuda:0: 0.02 s of operator self time per step, 0.08 s wall under the profiler "
+        "(kernels busy 25 % of the wall time)\n\n")
+    assert "busy" not in profile_header("a step", "step", "cpu", prof)
+
+
+def test_profile_step_measures_the_wall_time_of_its_steps() -> None:
+    from ssl4sar.bench.profile import profile_step
+
+    calls = []
+
+    def step() -> None:
+        calls.append(1)
+        time.sleep(0.01)
+
+    prof = profile_step(step, "cpu", steps=3, warmup=1)
+    assert len(calls) == 4 and prof["steps"] == 3
+    assert prof["wall_s"] >= 0.01   # each profiled step sleeps 10 ms: a lower bound, not a timing target
 
 
 def test_bench_command_profiles_the_compiled_step_when_compile_is_on(tmp_path: Path, monkeypatch) -> None:
@@ -540,7 +574,7 @@ def test_bench_command_profiles_the_compiled_step_when_compile_is_on(tmp_path: P
 
     def fake_profile(model_config, device, batch, steps=2, compile=False):
         calls.append(compile)
-        return {"batch_size": batch, "profiled_s": 0.5, "table": f"table compile={compile}"}
+        return {"batch_size": batch, "profiled_s": 0.5, "wall_s": 0.6, "table": f"table compile={compile}"}
 
     monkeypatch.setattr(profile_module, "profile_fast_finetune", fake_profile)
     assert main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "matmul_peak", "--profile",

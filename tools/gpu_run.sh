@@ -5,7 +5,8 @@
 #   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
 #      the torch.compile'd fast path with COMPILE=on; on CUDA the training steps also run the fast-polyphase and
 #      fast-no-cudnn-autotuning ablations), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
-#      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt); then
+#      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt,
+#      profile-sliding-window.txt: is inference, at 3.5 % of the H200 peak, waiting on the host?); then
 #      `python -m ssl4sar.bench.roofline --measure`: the training step's roofline bounds from this device's measured
 #      peak and bandwidth, and its compute kernels timed alone -> $OUT/bench-b<N>/roofline/
 #   3. (FINETUNE_STEPS > 0) `ssl4sar finetune` on synthetic data of FINETUNE_PRESET (default demo) for that many
@@ -14,8 +15,8 @@
 #   4. (PRETRAIN_STEPS > 0) the same for `ssl4sar pretrain --method optsimmim` (pretrain.compile), on synthetic
 #      SSL4SAR-layout data of FINETUNE_PRESET -> $OUT/pretrain-{eager,compile}.log
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
-#   [BENCH_ONLY="matmul_peak finetune_step"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper] [FINETUNE_STEPS=0]
-#   [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"] tools/gpu_run.sh
+#   [BENCH_ONLY="matmul_peak finetune_step sliding_window"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper]
+#   [FINETUNE_STEPS=0] [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # (tests/test_gpu_run.py runs it so, with one eager training step of each kind)
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
@@ -52,7 +53,7 @@ for batch in ${BENCH_BATCHES:-16 64}; do
   t0=$(date +%s)
   # shellcheck disable=SC2086  # BENCH_ONLY is a list of benchmark names
   timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.bench --device "$DEVICE" --preset "$PRESET" --quick $profile \
-    --compile "${COMPILE:-on}" --batch-size "$batch" --only ${BENCH_ONLY:-matmul_peak finetune_step} \
+    --compile "${COMPILE:-on}" --batch-size "$batch" --only ${BENCH_ONLY:-matmul_peak finetune_step sliding_window} \
     --out "$OUT/bench-b$batch" > "$OUT/bench-b$batch.log" 2>&1
   echo "bench batch $batch rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
   tail -4 "$OUT/bench-b$batch.log"

@@ -28,6 +28,7 @@ __all__ = [
     "benchmark_sliding_window",
     "build_model",
     "compare_sliding_window",
+    "random_scene",
     "scene_side_for",
     "windows_in_scene",
 ]
@@ -64,7 +65,8 @@ def build_model(preset: str | Mapping[str, Any] = "demo", seed: int = 0) -> torc
     return Tyrion.from_config(cfg["model"]).eval()
 
 
-def _scene(scene_size: int | tuple[int, int], seed: int) -> np.ndarray:
+def random_scene(scene_size: int | tuple[int, int], seed: int) -> np.ndarray:
+    """A uniformly random uint8 scene of ``scene_size`` px (an int for a square, or ``(H, W)``)."""
     h, w = (int(scene_size), int(scene_size)) if np.isscalar(scene_size) else (int(scene_size[0]),
                                                                                 int(scene_size[1]))
     return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
@@ -94,7 +96,7 @@ def benchmark_sliding_window(model: torch.nn.Module, scene_size: int | tuple[int
     s = int(stride) if stride is not None else c // 4
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(dev).eval()
-    image = _scene(scene_size, seed)
+    image = random_scene(scene_size, seed)
     kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size, "device": dev,
               "amp_dtype": amp_dtype, "centre_only": centre_only, "workers": workers}
     if warmup:
@@ -148,7 +150,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     base = Tyrion.from_config(model_config).eval()
     c = base.img_size
     s = int(stride) if stride is not None else c // 4
-    image = _scene(scene_side_for(windows_per_axis, c, s), seed)
+    image = random_scene(scene_side_for(windows_per_axis, c, s), seed)
     runs, models, mems = {}, {}, {}
     for p in paths:
         m = copy.deepcopy(base)

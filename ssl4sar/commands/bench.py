@@ -42,7 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--append", action="store_true",
                         help="merge into the bench.json already in --out (same device / preset / mode)")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile a fast-path fine-tuning step (torch.profiler): profile.txt in --out")
+                        help="also profile a fast-path fine-tuning step (torch.profiler): profile.txt in --out; "
+                             "with sliding_window also its inference: profile-sliding-window.txt")
     parser.add_argument("--list", action="store_true", help="list the benchmarks that would run, then exit")
 
 
@@ -79,20 +80,44 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace, report: dict) -> None:
-    """Profile a fast-path fine-tuning step (compiled too when ``--compile`` asks for it); write the operator tables
-    to ``--out/profile.txt`` (and ``profile-compile.txt``)."""
-    from ssl4sar.bench.profile import profile_fast_finetune
+    """Profile a fast-path fine-tuning step (compiled too when ``--compile`` asks for it) and, when the report has a
+    sliding-window row of the fast path, that inference on the same scene; write the operator tables to
+    ``--out/profile.txt`` (``profile-compile.txt``, ``profile-sliding-window.txt``)."""
+    from ssl4sar.bench.profile import profile_fast_finetune, profile_fast_sliding_window
     from ssl4sar.io import write_text_atomic
 
     device = report["environment"]["device"]
     batch = args.batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
+    profiles = []
     for compiled in (False, True) if report.get("compile") else (False,):
         prof = profile_fast_finetune(dict(report["model"]), device, batch, compile=compiled)
-        head = (f"fast-path{' compiled' if compiled else ''} fine-tuning step, preset {report['preset']}, batch "
-                f"{prof['batch_size']}, {device}: {prof['profiled_s']:.3g} s of operator self time per step\n\n")
-        out = Path(args.out) / ("profile-compile.txt" if compiled else "profile.txt")
-        write_text_atomic(out, head + prof["table"] + "\n")
+        what = (f"fast-path{' compiled' if compiled else ''} fine-tuning step, preset {report['preset']}, batch "
+                f"{prof['batch_size']}")
+        profiles.append(("profile-compile.txt" if compiled else "profile.txt", what, "step", prof))
+    window = next((r for r in report["results"] if r.get("name") == "sliding_window" and r.get("path") == "fast"),
+                  None)
+    if window is not None:
+        d = window["details"]
+        prof = profile_fast_sliding_window(dict(report["model"]), device, scene_side=int(d["scene_h"]),
+                                           stride=int(d["stride"]), batch=int(d["batch_size"]))
+        what = (f"fast-path sliding-window inference, preset {report['preset']}, {prof['n_windows']} windows "
+                f"(random {prof['scene_side']} px scene, stride {prof['stride']} px, batch {prof['batch_size']}, "
+                "one forward pass at a time)")
+        profiles.append(("profile-sliding-window.txt", what, "scene", prof))
+    for name, what, unit, prof in profiles:
+        out = Path(args.out) / name
+        write_text_atomic(out, profile_header(what, unit, device, prof) + prof["table"] + "\n")
         log.info("wrote %s", out)
+
+
+def profile_header(what: str, unit: str, device: str, prof: dict) -> str:
+    """The first lines of a profile table: what ran, operator self time and wall time per ``unit`` and, on a GPU,
+    the share of the wall time that the device spent in kernels (low: the step waits on the host)."""
+    line = (f"{what}, {device}: {prof['profiled_s']:.3g} s of operator self time per {unit}, "
+            f"{prof['wall_s']:.3g} s wall under the profiler")
+    if str(device).startswith("cuda") and prof["wall_s"] > 0:
+        line += f" (kernels busy {100 * prof['profiled_s'] / prof['wall_s']:.0f} % of the wall time)"
+    return line + "\n\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
