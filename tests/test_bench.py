@@ -500,7 +500,9 @@ def test_cudnn_autotuning_is_a_training_ablation_on_cuda_and_a_path_setting() ->
     def names(device: str, quick: bool = True, inference: bool = False) -> list[str]:
         return [p.name for p in _paths(torch.device(device), quick, compile=False, inference=inference)]
 
-    assert names("cuda") == ["reference", "fast", "fast-polyphase", "fast-no-cudnn-autotuning"]
+    assert names("cuda") == ["reference", "fast", "fast-contiguous", "fast-polyphase", "fast-no-cudnn-autotuning"]
+    assert names("cuda", inference=True) == ["reference", "fast", "fast-fp32", "fast-contiguous"]
+    assert "fast-channels-last" not in names("cpu") + names("cpu", inference=True)  # CPU: full mode only
     assert "fast-no-cudnn-autotuning" in names("cuda", quick=False)
     # inference always autotunes (the library does), and the CPU has no cuDNN
     assert "fast-no-cudnn-autotuning" not in names("cuda", inference=True) + names("cpu", quick=False)

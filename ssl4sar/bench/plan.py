@@ -248,18 +248,25 @@ def selected(key: str, only: Sequence[str] | None) -> bool:
 
 def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) -> list[ExecPath]:
     """Reference and fast path (and, for inference, the fast path in fp32); outside quick mode also the ablations
-    (one switch each) of the fast path. Training steps: polyphase upsampling is an ablation (the library trains
-    with the official upsampling), measured in quick mode too on CUDA, where it also removes the atomic backward
-    of nearest upsampling that the H200 profile showed; on CUDA, in quick mode too, the fast training step also runs
-    without cuDNN's autotuning (``fast-no-cudnn-autotuning``), which the library's training switches on."""
+    (one switch each) of the fast path. On CUDA some ablations run in quick mode too:
+
+    - the other memory layout (``fast-contiguous``): PyTorch's CUDA GroupNorm converted channels-last inputs to the
+      contiguous layout for years (pytorch/pytorch#111824), so the decoder's norms may pay layout copies (the H200
+      training profile's largest operator was ``copy_``);
+    - training steps: polyphase upsampling (``fast-polyphase``; the library trains with the official upsampling),
+      which also removes the atomic backward of nearest upsampling that the H200 profile showed, and the step
+      without cuDNN's autotuning (``fast-no-cudnn-autotuning``), which the library's training switches on.
+    """
     fast = fast_path(device) if inference else fast_training_path(device)
+    cuda = device.type == "cuda"
     paths = [REFERENCE, fast]
     if inference or not quick:  # the exact (fp32) fast path: what bf16 adds on top of it
         paths.append(fast.with_(name="fast-fp32", precision="fp32"))
-    if not quick:
-        paths.append(fast.with_(name="fast-timm-attention", fused=False))
+    if not quick or cuda:
         paths.append(fast.with_(name="fast-channels-last" if not fast.channels_last else "fast-contiguous",
                                 channels_last=not fast.channels_last))
+    if not quick:
+        paths.append(fast.with_(name="fast-timm-attention", fused=False))
         if inference:
             paths.append(fast.with_(name="fast-full-decoder", centre_only=False))
             paths.append(fast.with_(name="fast-nearest-upsampling", polyphase=False))
@@ -268,9 +275,9 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
             paths.append(fast.with_(name="fast-batch-8", batch=8))
         if device.type == "cpu" and torch.get_num_threads() > 1:
             paths.append(fast.with_(name="fast-1-thread", threads=1))
-    if not inference and (not quick or device.type == "cuda"):
+    if not inference and (not quick or cuda):
         paths.append(fast.with_(name="fast-polyphase", polyphase=True))
-    if not inference and device.type == "cuda":  # what cuDNN's autotuning (on in the library's training) gives
+    if not inference and cuda:  # what cuDNN's autotuning (on in the library's training) gives
         paths.append(fast.with_(name="fast-no-cudnn-autotuning", cudnn_autotuning=False))
     if compile:
         paths.append(fast.with_(name="fast-compile", compile=True))
