@@ -588,6 +588,36 @@ def test_bench_command_profiles_the_compiled_step_when_compile_is_on(tmp_path: P
     assert (tmp_path / "profile.txt").read_text().rstrip().endswith("table compile=False")
 
 
+def test_bench_command_writes_each_profile_before_the_next_one_runs(tmp_path: Path, monkeypatch) -> None:
+    """Eager step, then inference, then the compiled step (minutes of compiling): a time limit or a failure in the
+    compiled profile keeps the tables already measured."""
+    import ssl4sar.bench.profile as profile_module
+    from ssl4sar.commands.bench import main
+
+    order = []
+
+    def fake_finetune(model_config, device, batch, steps=2, compile=False):
+        order.append("compiled" if compile else "eager")
+        if compile:
+            raise RuntimeError("compilation killed")
+        return {"profiled_s": 0.5, "wall_s": 0.6, "table": "eager table"}
+
+    def fake_window(model_config, device, *, scene_side, stride, batch, calls=1, seed=0):
+        order.append("sliding-window")
+        return {"profiled_s": 0.1, "wall_s": 0.2, "table": "window table", "n_windows": 9, "scene_side": scene_side,
+                "stride": stride, "batch_size": batch}
+
+    monkeypatch.setattr(profile_module, "profile_fast_finetune", fake_finetune)
+    monkeypatch.setattr(profile_module, "profile_fast_sliding_window", fake_window)
+    with pytest.raises(RuntimeError, match="compilation killed"):
+        main(["--preset", "smoke", "--quick", "--device", "cpu", "--only", "sliding_window", "--profile",
+              "--compile", "on", "--batch-size", "2", "--out", str(tmp_path)])
+    assert order == ["eager", "sliding-window", "compiled"]
+    assert (tmp_path / "profile.txt").read_text().rstrip().endswith("eager table")
+    assert (tmp_path / "profile-sliding-window.txt").read_text().rstrip().endswith("window table")
+    assert (tmp_path / "bench.json").is_file() and not (tmp_path / "profile-compile.txt").exists()
+
+
 def test_report_environment_names_the_commit_of_a_source_checkout(tmp_path: Path) -> None:
     """A report measured from a git checkout records that checkout's commit (``-dirty`` with uncommitted changes to
     tracked files); a package outside a checkout (an installed wheel) records none."""

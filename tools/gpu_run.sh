@@ -3,8 +3,8 @@
 #   1. (PROTOCOL_S > 0) `ssl4sar protocol --preset gpu`: the book's experiments with the paper network (data, both
 #      pretrainings, 5 seeds x 3 initialisations, the paper's tests, ensembles) -> $OUT/results.tar.gz
 #   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
-#      the torch.compile'd fast path with COMPILE=on; on CUDA the training steps also run the fast-polyphase and
-#      fast-no-cudnn-autotuning ablations), % of the measured bf16 matmul peak -> $OUT/bench-b<N>/;
+#      the torch.compile'd fast path with COMPILE=on; on CUDA also the fast-contiguous ablation, and for training
+#      steps the fast-polyphase and fast-no-cudnn-autotuning ones), % of the measured bf16 peak -> $OUT/bench-b<N>/;
 #      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt,
 #      profile-sliding-window.txt: is inference, at 3.5 % of the H200 peak, waiting on the host?); then
 #      `python -m ssl4sar.bench.roofline --measure`: the training step's roofline bounds from this device's measured

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ssl4sar.bench.plan import BENCHMARKS, plan_benchmarks, selected
@@ -80,34 +80,43 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace, report: dict) -> None:
-    """Profile a fast-path fine-tuning step (compiled too when ``--compile`` asks for it) and, when the report has a
-    sliding-window row of the fast path, that inference on the same scene; write the operator tables to
-    ``--out/profile.txt`` (``profile-compile.txt``, ``profile-sliding-window.txt``)."""
-    from ssl4sar.bench.profile import profile_fast_finetune, profile_fast_sliding_window
+    """Profile a fast-path fine-tuning step, then (when the report has a sliding-window row of the fast path) that
+    inference on the same scene, then the compiled step when ``--compile`` asks for it; each table is written as
+    soon as it is measured (compiling takes minutes, so a time limit cuts only the last one): ``--out/profile.txt``,
+    ``profile-sliding-window.txt``, ``profile-compile.txt``."""
     from ssl4sar.io import write_text_atomic
 
     device = report["environment"]["device"]
-    batch = args.batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
-    profiles = []
-    for compiled in (False, True) if report.get("compile") else (False,):
-        prof = profile_fast_finetune(dict(report["model"]), device, batch, compile=compiled)
-        what = (f"fast-path{' compiled' if compiled else ''} fine-tuning step, preset {report['preset']}, batch "
-                f"{prof['batch_size']}")
-        profiles.append(("profile-compile.txt" if compiled else "profile.txt", what, "step", prof))
-    window = next((r for r in report["results"] if r.get("name") == "sliding_window" and r.get("path") == "fast"),
-                  None)
-    if window is not None:
-        d = window["details"]
-        prof = profile_fast_sliding_window(dict(report["model"]), device, scene_side=int(d["scene_h"]),
-                                           stride=int(d["stride"]), batch=int(d["batch_size"]))
-        what = (f"fast-path sliding-window inference, preset {report['preset']}, {prof['n_windows']} windows "
-                f"(random {prof['scene_side']} px scene, stride {prof['stride']} px, batch {prof['batch_size']}, "
-                "one forward pass at a time)")
-        profiles.append(("profile-sliding-window.txt", what, "scene", prof))
-    for name, what, unit, prof in profiles:
+    for name, what, unit, prof in _profiles(report, device, args.batch_size):
         out = Path(args.out) / name
         write_text_atomic(out, profile_header(what, unit, device, prof) + prof["table"] + "\n")
         log.info("wrote %s", out)
+
+
+def _profiles(report: dict, device: str, batch_size: int | None) -> Iterator[tuple[str, str, str, dict]]:
+    """``(file name, what ran, unit of one step, profile)`` of each profile of :func:`_profile`, measured lazily."""
+    from ssl4sar.bench.profile import profile_fast_finetune, profile_fast_sliding_window
+
+    preset, model = report["preset"], dict(report["model"])
+    batch = batch_size or (16 if str(device).startswith("cuda") else 2)  # the plan's training batch
+
+    def finetune(compiled: bool) -> tuple[str, str, str, dict]:
+        prof = profile_fast_finetune(model, device, batch, compile=compiled)
+        what = f"fast-path{' compiled' if compiled else ''} fine-tuning step, preset {preset}, batch {batch}"
+        return ("profile-compile.txt" if compiled else "profile.txt"), what, "step", prof
+
+    yield finetune(compiled=False)
+    window = next((r["details"] for r in report["results"]
+                   if r.get("name") == "sliding_window" and r.get("path") == "fast"), None)
+    if window is not None:
+        prof = profile_fast_sliding_window(model, device, scene_side=int(window["scene_h"]),
+                                           stride=int(window["stride"]), batch=int(window["batch_size"]))
+        what = (f"fast-path sliding-window inference, preset {preset}, {prof['n_windows']} windows (random "
+                f"{prof['scene_side']} px scene, stride {prof['stride']} px, batch {prof['batch_size']}, one forward "
+                "pass at a time)")
+        yield "profile-sliding-window.txt", what, "scene", prof
+    if report.get("compile"):
+        yield finetune(compiled=True)
 
 
 def profile_header(what: str, unit: str, device: str, prof: dict) -> str:
