@@ -511,11 +511,11 @@ def test_cudnn_autotuning_is_a_training_ablation_on_cuda_and_a_path_setting() ->
     old, threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
     try:
         torch.backends.cudnn.benchmark = True
-        with path_settings(off.with_(threads=1)):
+        with path_settings(off.with_(threads=1), "cuda"):
             assert torch.backends.cudnn.benchmark is False and torch.get_num_threads() == 1
         assert torch.backends.cudnn.benchmark is True and torch.get_num_threads() == threads
         torch.backends.cudnn.benchmark = False
-        with path_settings(fast_training_path("cuda")):
+        with path_settings(fast_training_path("cuda"), "cuda"):
             assert torch.backends.cudnn.benchmark is True
         assert torch.backends.cudnn.benchmark is False
     finally:

@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl4sar.models.fast import amp_dtype_for, disable_fused_attention, optimize_for_device, set_channels_last
+from ssl4sar.models.fast import (
+    amp_dtype_for,
+    cudnn_autotuning,
+    disable_fused_attention,
+    optimize_for_device,
+    set_channels_last,
+)
 
 __all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_settings", "path_threads",
            "prepare_on_path"]
@@ -136,13 +142,8 @@ def path_threads(threads: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def path_settings(path: ExecPath) -> Iterator[None]:
-    """A training step's process-wide settings of ``path`` inside the block: torch's thread count
-    (:func:`path_threads`) and cuDNN's autotuning flag (restored afterwards)."""
-    old = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = path.cudnn_autotuning
-    try:
-        with path_threads(path.threads):
-            yield
-    finally:
-        torch.backends.cudnn.benchmark = old
+def path_settings(path: ExecPath, device: str | torch.device) -> Iterator[None]:
+    """A training step's process-wide settings of ``path`` on ``device`` inside the block: torch's thread count
+    (:func:`path_threads`) and, on CUDA, cuDNN's autotuning flag (:func:`ssl4sar.models.fast.cudnn_autotuning`)."""
+    with path_threads(path.threads), cudnn_autotuning(device, path.cudnn_autotuning):
+        yield

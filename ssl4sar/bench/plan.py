@@ -84,7 +84,7 @@ def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int
         case = cases[p.name]
 
         def step(case: Any = case, p: ExecPath = p) -> None:
-            with path_settings(p):
+            with path_settings(p, dev):
                 case.step()
 
         warm[p.name] = warmup_steps(step, max(int(warmup), 3 if p.compile else 0), dev)

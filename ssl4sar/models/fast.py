@@ -301,16 +301,17 @@ def autocast(
 
 
 @contextlib.contextmanager
-def cudnn_autotuning(device: str | torch.device) -> Iterator[None]:
-    """cuDNN's convolution-algorithm autotuning (``torch.backends.cudnn.benchmark``) on inside the block when
-    ``device`` is CUDA; the flag is process-wide and restored afterwards. Worth it for fixed shapes (training crops,
-    sliding windows): each new input shape is timed once, then the fastest algorithm is reused. A no-op elsewhere.
+def cudnn_autotuning(device: str | torch.device, enabled: bool = True) -> Iterator[None]:
+    """cuDNN's convolution-algorithm autotuning (``torch.backends.cudnn.benchmark``) set to ``enabled`` inside the
+    block when ``device`` is CUDA; the flag is process-wide and restored afterwards. Worth it for fixed shapes
+    (training crops, sliding windows): each new input shape is timed once, then the fastest algorithm is reused. A
+    no-op elsewhere.
     """
     if torch.device(device).type != "cuda":
         yield
         return
     old = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = bool(enabled)
     try:
         yield
     finally:
