@@ -226,9 +226,13 @@ print(real.excerpt)
 # `--value-range` so that all dates share one scaling):
 #
 # ```bash
-# ssl4sar predict scenes/*.tif --checkpoint best_mde.pt --tta --to-wgs84 --member-fronts --out fronts/
+# ssl4sar predict scenes/*.tif --checkpoint best_mde.pt --tta --to-wgs84 --member-fronts --out fronts/ --resume
 # ssl4sar timeseries fronts/*_front.geojson --box box.geojson --out series/           # or --centreline line.geojson
 # ```
+#
+# A season of scenes takes hours on a CPU. With `--resume`, a scene already in `fronts/` from the same file,
+# checkpoint and settings is kept (its `.prediction.json` record says what made it), so a stopped run goes on where
+# it stopped and new dates cost only themselves.
 #
 # **References of the box method.** Moon, T., Joughin, I.: Changes in ice front position on Greenland's outlet
 # glaciers from 1992 to 2007, J. Geophys. Res. 113, F02022, 2008, doi 10.1029/2007JF000927. Lea, J. M.,
@@ -237,5 +241,6 @@ print(real.excerpt)
 #
 # Files of this chapter: `work_dir/timeseries/predictions/` (per scene: `_zones.tif`, `_probabilities.tif`,
 # `_uncertainty.tif`, `_front.tif`, `_front.geojson`, `_front_wgs84.geojson`, `_front_members.geojson`,
-# `_overlay.png`; `predictions.csv`, `skipped.csv`), `front_positions_{box,centreline}.csv`,
+# `_overlay.png`, and `.prediction.json`: what made them; `predictions.csv`, `skipped.csv`),
+# `front_positions_{box,centreline}.csv`,
 # `truth_masks_positions_{box,centreline}.csv`, `accuracy.csv` and `real_patches/`.

@@ -48,13 +48,20 @@ prediction there], is turned into a front mask; :mod:`ssl4sar.geo` orders it int
 ``<stem>_front_wgs84.geojson``             the same in EPSG:4326 (lon, lat; RFC 7946), with ``to_wgs84``
 ``<stem>_front_members.geojson``           one front per member × augmentation map (``member_fronts``)
 ``<stem>_overlay.png``                     SAR + zones + front
+``<stem>.prediction.json``                 written last by :func:`predict_scenes`: the input file, models and
+                                           settings that made the outputs (:mod:`ssl4sar.prediction_records`)
 ========================================  ====================================================================
 
 Front properties: ``scene``, ``date`` (ISO, from the CaFFe stem, the raster tags or a date in the name),
 ``sensor``, ``glacier`` (when known), ``length_m``, ``mean_uncertainty`` (mean over front pixels of the largest
 per-class std, in probability units), ``n_pixels``, ``n_lines``, ``n_maps``, ``resolution_m``, ``crs``.
 :func:`predict_scenes` also writes ``predictions.csv`` (one row per scene) and ``skipped.csv`` (``scene``,
-``reason``) and the CLI exits with the number of failed scenes (at most 125).
+``reason``), both rewritten after every scene, and the CLI exits with the number of failed scenes (at most 125).
+
+**Many scenes, and runs that stop.** A season of scenes takes hours on a CPU. ``resume=True`` (``ssl4sar predict
+--resume``) keeps every scene whose record matches its input file, models and settings and predicts the rest,
+so a killed run continues where it stopped and new scenes can be added to a folder. Two scenes with the same
+stem would write the same files: they are refused before anything is predicted.
 """
 
 from __future__ import annotations
@@ -62,11 +69,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +84,7 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from ssl4sar import geo
+from ssl4sar import geo, prediction_records
 from ssl4sar.config import paper_preset
 from ssl4sar.data.scenes import SceneSource, open_scene, scene_metadata, to_model_input
 from ssl4sar.domain import CLASS_NAMES
@@ -151,15 +159,39 @@ class SceneResult:
                 "mean_uncertainty": "" if self.mean_uncertainty is None else round(self.mean_uncertainty, 6),
                 "front": str(self.outputs.get("front", ""))}
 
+    def record_fields(self) -> dict[str, Any]:
+        """Everything but the path, outputs and geometry, as exact JSON values (a scene's record)."""
+        return {"stem": self.stem, "crs": self.crs, "transform": list(self.transform), "shape": list(self.shape),
+                "model_shape": list(self.model_shape), "resolution_m": self.resolution_m,
+                "date": self.date.isoformat() if self.date else None, "sensor": self.sensor,
+                "glacier": self.glacier, "n_maps": self.n_maps, "n_front_pixels": self.n_front_pixels,
+                "length_m": self.length_m, "mean_uncertainty": self.mean_uncertainty}
+
+    @classmethod
+    def from_record(cls, path: Path, fields: dict[str, Any], outputs: dict[str, Path]) -> SceneResult:
+        """The result of an earlier prediction: its :meth:`record_fields`, with the front read from its GeoJSON."""
+        features = geo.read_geojson(outputs["front"], default_crs=None).features
+        date = fields.get("date")
+        return cls(path=path, stem=fields["stem"], outputs=outputs, crs=fields["crs"],
+                   transform=tuple(fields["transform"]), shape=tuple(fields["shape"]),
+                   model_shape=tuple(fields["model_shape"]), resolution_m=float(fields["resolution_m"]),
+                   date=dt.date.fromisoformat(date) if date else None, sensor=fields["sensor"],
+                   glacier=fields["glacier"], n_maps=int(fields["n_maps"]),
+                   n_front_pixels=int(fields["n_front_pixels"]), length_m=float(fields["length_m"]),
+                   mean_uncertainty=fields["mean_uncertainty"],
+                   geometry=features[0].geometry if features else None)
+
 
 @dataclass
 class PredictionRun:
-    """Results of :func:`predict_scenes`: the scenes done, ``(path, reason)`` of those skipped, the wall-clock
-    seconds it took."""
+    """Results of :func:`predict_scenes`: the scenes done (in input order, those kept from an earlier run
+    included), ``(path, reason)`` of those skipped, the wall-clock seconds it took, and the paths of the scenes
+    whose earlier outputs were kept (``resume``)."""
 
     results: list[SceneResult]
     skipped: list[tuple[Path, str]]
     seconds: float = 0.0
+    reused: list[Path] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -431,30 +463,93 @@ def _length_m(geometry: Any, src: SceneSource) -> float:
 # many scenes
 
 def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path, *, replace: bool = False,
-                   **kwargs: Any) -> PredictionRun:
+                   resume: bool = False, **kwargs: Any) -> PredictionRun:
     """:func:`predict_scene` for every path; bad scenes are logged, listed in ``skipped.csv`` and skipped.
 
     Writes ``predictions.csv`` (one row per predicted scene, :meth:`SceneResult.summary`) and ``skipped.csv``
-    (``scene,reason``; header only when nothing was skipped) to ``out_dir``. ``replace``: delete ``out_dir`` first
-    (a fresh run; no file of an earlier one is left).
+    (``scene,reason``; header only when nothing was skipped) to ``out_dir``, both rewritten after every scene so
+    that a stopped run still lists what it finished. Each finished scene also gets a record,
+    ``<stem>.prediction.json`` (:mod:`ssl4sar.prediction_records`).
+
+    Args:
+        models, kwargs: as for :func:`predict_scene`.
+        paths: the scenes. The same file named twice is predicted once; two files with the same stem (their
+            outputs would overwrite each other) raise a :class:`DataError` before anything is predicted.
+        replace: delete ``out_dir`` first (a fresh run; no file of an earlier one is left).
+        resume: keep the outputs of scenes whose record shows they were made from the same input file, models
+            and settings (an interrupted run, or new scenes added to a folder); predict the others.
     """
+    if replace and resume:
+        raise ValueError("replace=True deletes the earlier outputs that resume=True would keep: choose one")
     out = Path(out_dir)
+    scenes = _distinct_scenes(paths, out)
+    members = ensemble_members(models)
+    settings = prediction_records.output_settings(predict_scene, kwargs)
+    models_digest = prediction_records.models_sha256(members)
+    if resume and models_digest is None:
+        raise ValueError("resume=True needs models that are torch.nn.Modules: a plain function has no state by "
+                         "which its earlier predictions could be recognised")
     if replace and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results: list[SceneResult] = []
     skipped: list[tuple[Path, str]] = []
-    for p in paths:
-        p = Path(p)
+    reused: list[Path] = []
+    for p in scenes:
+        if resume:
+            record, why_not = prediction_records.read_matching_record(out, p.stem, p, models_digest, settings)
+            if record is not None:
+                try:
+                    results.append(SceneResult.from_record(p, record["summary"], record["outputs"]))
+                    reused.append(p)
+                    log.info("%s: kept from an earlier run", p)
+                    continue
+                except (DataError, KeyError, TypeError, ValueError) as exc:
+                    why_not = f"its earlier outputs are unreadable ({exc})"
+            log.info("%s: predicting (%s)", p, why_not)
+        prediction_records.remove_record(out, p.stem)
         try:
-            results.append(predict_scene(models, p, out, **kwargs))
+            res = predict_scene(members, p, out, **kwargs)
         except (DataError, RasterioError) as exc:
             reason = exc.problem if isinstance(exc, DataError) else str(exc)
             log.error("skipping %s: %s", p, reason)
             skipped.append((p, reason))
+        else:
+            results.append(res)
+            if models_digest is not None:
+                prediction_records.write_record(out, res.stem, p, res.record_fields(), res.outputs,
+                                                models_digest, settings)
+        _write_tables(out, results, skipped)
+    _write_tables(out, results, skipped)
+    return PredictionRun(results, skipped, time.perf_counter() - start, reused)
+
+
+def _write_tables(out: Path, results: list[SceneResult], skipped: list[tuple[Path, str]]) -> None:
     write_csv(out / "predictions.csv", [r.summary() for r in results], SUMMARY_COLUMNS)
     write_csv(out / "skipped.csv", [{"scene": str(p), "reason": r} for p, r in skipped], ["scene", "reason"])
-    return PredictionRun(results, skipped, time.perf_counter() - start)
 
 
+def _distinct_scenes(paths: Sequence[str | Path], out: Path) -> list[Path]:
+    """The paths without repeats of the same file; a :class:`DataError` when two files share a stem.
+
+    Stems are compared without case: on case-insensitive file systems (macOS, Windows) ``Scene.tif`` and
+    ``scene.png`` write the same output files.
+    """
+    scenes: list[Path] = []
+    seen: set[Path] = set()
+    by_stem: dict[str, list[Path]] = {}
+    for p in map(Path, paths):
+        key = Path(os.path.realpath(p))
+        if key in seen:
+            log.warning("%s is given more than once: predicted once", p)
+            continue
+        seen.add(key)
+        scenes.append(p)
+        by_stem.setdefault(p.stem.casefold(), []).append(p)
+    clashes = [ps for ps in by_stem.values() if len(ps) > 1]
+    if clashes:
+        listed = "; ".join(f"'{ps[0].stem}': " + ", ".join(map(str, ps)) for ps in clashes)
+        raise DataError(out, f"scenes with the same output name would overwrite each other's outputs here: {listed}",
+                        "rename them, or predict them into separate output folders")
+    return scenes

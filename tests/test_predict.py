@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -366,3 +368,197 @@ def test_cli_exit_code_counts_failed_scenes(smoke_checkpoint, tmp_path):
                "--out", str(tmp_path / "out"), "--no-overlay", "--stride", "32"])
     assert rc == 2
     assert (tmp_path / "out" / "good_zones.tif").is_file()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# many scenes into one folder: names that collide, and resuming an interrupted run
+
+def test_scenes_with_the_same_name_are_refused_before_any_work(tmp_path):
+    # a/scene.tif and b/scene.tif would both write scene_zones.tif …: the second silently replaced the first
+    a = write_tif(tmp_path / "a" / "scene.tif", scene_image(straight_front_zones(front_col=30)))
+    b = write_tif(tmp_path / "b" / "scene.tif", scene_image(straight_front_zones(front_col=60)))
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="same output name") as info:
+        predict_scenes(BrightnessRule(), [a, b], out, stride=8, overlay=False)
+    assert str(a) in str(info.value) and str(b) in str(info.value)
+    assert not out.exists() or not any(out.iterdir())
+    # the stem decides, not the suffix or (for case-insensitive file systems) the case
+    c = write_tif(tmp_path / "c" / "Scene.tif", scene_image(straight_front_zones()))
+    with pytest.raises(DataError, match="same output name"):
+        predict_scenes(BrightnessRule(), [a, c], out, stride=8, overlay=False)
+    # the same file named twice is predicted once
+    run = predict_scenes(BrightnessRule(), [a, tmp_path / "a" / ".." / "a" / "scene.tif"], out, stride=8,
+                         min_front_length_m=200, overlay=False)
+    assert [r.stem for r in run.results] == ["scene"] and not run.skipped
+
+
+class CountingRule(BrightnessRule):
+    """BrightnessRule that counts its forward passes, and raises KeyboardInterrupt (a Ctrl-C, a kill) at pass
+    ``interrupt_at``."""
+
+    def __init__(self, interrupt_at: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.interrupt_at = interrupt_at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.interrupt_at is not None and self.calls >= self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().forward(x)
+
+
+def three_scenes(folder: Path) -> list[Path]:
+    return [write_tif(folder / f"s{i}.tif", scene_image(straight_front_zones(front_col=col), seed=i))
+            for i, col in enumerate((30, 45, 60))]
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+RESUME_KW = {"stride": 8, "min_front_length_m": 200, "overlay": False}
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    scenes = three_scenes(tmp_path / "in")
+    full = predict_scenes(CountingRule(), scenes, tmp_path / "full", **RESUME_KW)
+
+    # stopped during the second scene: the first is finished, recorded and listed; the second left no record
+    out = tmp_path / "out"
+    model = CountingRule()
+    predict_scene(model, scenes[0], tmp_path / "probe", **RESUME_KW)
+    passes_per_scene = model.calls
+    with pytest.raises(KeyboardInterrupt):
+        predict_scenes(CountingRule(interrupt_at=passes_per_scene + 2), scenes, out, **RESUME_KW)
+    assert (out / "s0.prediction.json").is_file() and not (out / "s1.prediction.json").exists()
+    assert [r["scene"] for r in _csv_rows(out / "predictions.csv")] == ["s0"]
+    s0_zones_mtime = (out / "s0_zones.tif").stat().st_mtime_ns
+
+    resumed_model = CountingRule()
+    run = predict_scenes(resumed_model, scenes, out, resume=True, **RESUME_KW)
+    assert run.reused == [scenes[0]] and not run.skipped
+    assert resumed_model.calls == 2 * passes_per_scene  # s1 and s2 only
+    assert (out / "s0_zones.tif").stat().st_mtime_ns == s0_zones_mtime
+    # the same results as the uninterrupted run, the kept scene included (its front read back from its GeoJSON)
+    assert [r.stem for r in run.results] == ["s0", "s1", "s2"]
+    for a, b in zip(full.results, run.results):
+        assert (a.length_m, a.n_front_pixels, a.mean_uncertainty, a.shape, a.crs) == \
+               (b.length_m, b.n_front_pixels, b.mean_uncertainty, b.shape, b.crs)
+        assert shapely.equals_exact(a.geometry, b.geometry, tolerance=0.0)
+    assert [r["scene"] for r in _csv_rows(out / "predictions.csv")] == ["s0", "s1", "s2"]
+    for i in range(3):
+        with rasterio.open(tmp_path / "full" / f"s{i}_zones.tif") as x, rasterio.open(out / f"s{i}_zones.tif") as y:
+            np.testing.assert_array_equal(x.read(), y.read())
+
+    # a second resume predicts nothing
+    again = CountingRule()
+    assert predict_scenes(again, scenes, out, resume=True, **RESUME_KW).reused == scenes and again.calls == 0
+
+
+def test_resume_predicts_again_what_is_not_the_same(tmp_path):
+    scenes = three_scenes(tmp_path / "in")
+    out = tmp_path / "out"
+    predict_scenes(CountingRule(), scenes, out, **RESUME_KW)
+
+    def redone(model=None, **kw) -> list[str]:
+        run = predict_scenes(model or CountingRule(), scenes, out, resume=True, **{**RESUME_KW, **kw})
+        return [p.name for p in scenes if p not in run.reused]
+
+    assert redone() == []
+    # settings that change no output do not count; a default given explicitly neither
+    assert redone(tile_size=16, batch_size=3, rotations=(0,)) == []
+    # other settings: everything again (and the records now describe the new settings)
+    assert redone(min_front_length_m=100) == ["s0.tif", "s1.tif", "s2.tif"]
+    assert redone(min_front_length_m=100) == []
+    # other weights (a buffer of the stand-in network)
+    other = CountingRule()
+    other.levels.mul_(1.01)
+    assert redone(other, min_front_length_m=100) == ["s0.tif", "s1.tif", "s2.tif"]
+    assert redone(min_front_length_m=100) == ["s0.tif", "s1.tif", "s2.tif"]
+    # a changed input file; a touched but identical one is kept (its sha256 decides)
+    write_tif(scenes[1], scene_image(straight_front_zones(front_col=20), seed=9))
+    touched = scenes[2].stat()
+    os.utime(scenes[2], ns=(touched.st_atime_ns, touched.st_mtime_ns + 5_000_000_000))
+    assert redone(min_front_length_m=100) == ["s1.tif"]
+    # a missing output, and a record damaged (a truncated write by some other tool) or of another format
+    (out / "s0_probabilities.tif").unlink()
+    text = (out / "s1.prediction.json").read_text()
+    (out / "s1.prediction.json").write_text(text[: len(text) // 2])
+    (out / "s2.prediction.json").write_text(json.dumps({"format": "something-else"}))
+    assert redone(min_front_length_m=100) == ["s0.tif", "s1.tif", "s2.tif"]
+    assert redone(min_front_length_m=100) == []
+    # a scene skipped as bad earlier is tried again, and still reported
+    bad = tmp_path / "in" / "bad.tif"
+    bad.write_bytes(b"II*\x00 not a tiff")
+    run = predict_scenes(CountingRule(), [*scenes, bad], out, resume=True, **{**RESUME_KW, "min_front_length_m": 100})
+    assert run.reused == scenes and [p for p, _ in run.skipped] == [bad]
+    assert [r["scene"] for r in _csv_rows(out / "skipped.csv")] == [str(bad)]
+
+
+def test_a_scene_predicted_again_loses_its_record_first(tmp_path):
+    # settings B stopped inside s0: s0's outputs may be half A, half B; a resume with A must not keep them
+    scenes = three_scenes(tmp_path / "in")
+    out = tmp_path / "out"
+    predict_scenes(CountingRule(), scenes, out, **RESUME_KW)
+    with pytest.raises(KeyboardInterrupt):
+        predict_scenes(CountingRule(interrupt_at=1), scenes, out, **{**RESUME_KW, "stride": 16})
+    assert not (out / "s0.prediction.json").exists()
+    run = predict_scenes(CountingRule(), scenes, out, resume=True, **RESUME_KW)
+    assert run.reused == scenes[1:]
+
+
+def test_resume_arguments_are_checked(tmp_path):
+    scenes = three_scenes(tmp_path / "in")
+    with pytest.raises(ValueError, match="choose one"):
+        predict_scenes(CountingRule(), scenes, tmp_path / "o", replace=True, resume=True)
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        predict_scenes(lambda x: x, scenes, tmp_path / "o", resume=True)
+    with pytest.raises(TypeError, match="strid"):
+        predict_scenes(CountingRule(), scenes, tmp_path / "o", strid=8)
+    assert not (tmp_path / "o").exists()
+
+
+def test_models_digest_ignores_the_memory_layout_and_sees_every_weight():
+    import copy
+
+    from ssl4sar.prediction_records import models_sha256
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(3, 8, 3)
+    digest = models_sha256([a, b])
+    assert models_sha256([copy.deepcopy(a).to(memory_format=torch.channels_last), b]) == digest
+    assert models_sha256([b, a]) != digest  # members in order
+    nudged = copy.deepcopy(a)
+    with torch.no_grad():
+        nudged.weight[7, 2, 2, 2] = torch.nextafter(nudged.weight[7, 2, 2, 2], torch.tensor(1.0))
+    assert models_sha256([nudged, b]) != digest
+    assert models_sha256([a.to(torch.bfloat16), b]) != digest
+    assert models_sha256([a, lambda x: x]) is None
+
+
+def test_cli_resume_keeps_finished_scenes_and_refuses_clashing_names(smoke_checkpoint, tmp_path, caplog):
+    from ssl4sar.cli import main
+
+    scenes = [write_tif(tmp_path / "in" / f"s{i}.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20),
+                                                                    seed=i)) for i in range(2)]
+    out = tmp_path / "out"
+    args = ["predict", *map(str, scenes), "--checkpoint", str(smoke_checkpoint), "--out", str(out),
+            "--no-overlay", "--stride", "32", "--no-progress"]
+    assert main(args) == 0
+    mtimes = [(out / f"s{i}_zones.tif").stat().st_mtime_ns for i in range(2)]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main([*args, "--resume"]) == 0
+    assert "kept 2 scene(s)" in caplog.text and "predicted 0 scene(s)" in caplog.text
+    assert [(out / f"s{i}_zones.tif").stat().st_mtime_ns for i in range(2)] == mtimes
+    # another stride is another prediction
+    with caplog.at_level(logging.INFO):
+        assert main([*args[:-3], "--stride", "16", "--no-progress", "--resume"]) == 0
+    assert "the settings differ from the earlier prediction's (stride)" in caplog.text
+
+    clash = write_tif(tmp_path / "other" / "s0.tif", scene_image(straight_front_zones(h=48, w=48)))
+    caplog.clear()
+    assert main([*args[:3], str(clash), *args[3:]]) == 3  # nothing predicted: every scene counts as failed
+    assert "same output name" in caplog.text and str(clash) in caplog.text

@@ -12,7 +12,7 @@ from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS
 from ssl4sar.io import ensure_writable_dir
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M
-from ssl4sar.predict import predict_scenes
+from ssl4sar.predict import PredictionRun, predict_scenes
 
 __all__ = ["configure", "run"]
 
@@ -33,6 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
     parser.add_argument("--tta-flips", action="store_true", help="with --tta: also the mirrored rotations")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the scenes already predicted into --out from the same input file, checkpoints and "
+                             "settings (each has a <stem>.prediction.json record); predict the others")
     parser.add_argument("--resolution-m", type=float, default=None,
                         help="run the model at this pixel spacing in m/px (training data: 6-20 m)")
     parser.add_argument("--to-wgs84", action="store_true", help="also write the front in EPSG:4326 (lon/lat)")
@@ -77,7 +80,7 @@ def _device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar predict``: returns the number of scenes that failed (capped at 125)."""
     from ssl4sar.models.convert import load_model
-    from ssl4sar.models.fast import amp_dtype_for, for_inference
+    from ssl4sar.models.fast import for_inference
 
     device = _device(args.device)
     try:  # bad checkpoints and an unwritable --out end here, before any scene is read
@@ -87,8 +90,23 @@ def run(args: argparse.Namespace) -> int:
     except DataError as exc:
         log.error("%s", exc)
         return min(max(len(args.scenes), 1), _MAX_EXIT)  # every scene failed
-    result = predict_scenes(
-        models, args.scenes, args.out, resolution_m=args.resolution_m,
+    try:
+        result = _predict(models, device, args)
+    except DataError as exc:  # e.g. two scenes with the same name: refused before any is predicted
+        log.error("%s", exc)
+        return min(max(len(args.scenes), 1), _MAX_EXIT)
+    if result.reused:
+        log.info("kept %d scene(s) predicted earlier with the same inputs and settings", len(result.reused))
+    log.info("predicted %d scene(s), skipped %d (see %s)", len(result.results) - len(result.reused),
+             len(result.skipped), Path(args.out) / "skipped.csv")
+    return min(len(result.skipped), _MAX_EXIT)
+
+
+def _predict(models: list[torch.nn.Module], device: torch.device, args: argparse.Namespace) -> PredictionRun:
+    from ssl4sar.models.fast import amp_dtype_for
+
+    return predict_scenes(
+        models, args.scenes, args.out, resume=args.resume, resolution_m=args.resolution_m,
         rotations=PAPER_TTA_ROTATIONS if args.tta else (0,), flips=bool(args.tta and args.tta_flips),
         tile_size=args.tile_size, stride=args.stride, batch_size=args.batch_size, device=device,
         amp_dtype=amp_dtype_for(device, "bf16" if args.bf16 else args.precision),
@@ -96,6 +114,3 @@ def run(args: argparse.Namespace) -> int:
         pixel_size_m=args.pixel_size_m, value_range=tuple(args.value_range) if args.value_range else None,
         probability_dtype="uint8" if args.uint8_probabilities else "float32", member_fronts=args.member_fronts,
         overlay=not args.no_overlay, line_mode=args.line_mode, progress=not args.no_progress)
-    log.info("predicted %d scene(s), skipped %d (see %s)", len(result.results), len(result.skipped),
-                Path(args.out) / "skipped.csv")
-    return min(len(result.skipped), _MAX_EXIT)

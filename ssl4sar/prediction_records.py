@@ -1,0 +1,182 @@
+"""Records of predicted scenes: what made a scene's outputs, so that a run over many scenes can resume.
+
+Applying a model to a season of scenes takes hours on a CPU (minutes per 10-megapixel scene, times the TTA
+maps). When such a run stops (a kill, a full disk, a closed notebook), the scenes already done should not be
+predicted again, and nothing half-done or made with other settings should be taken for done.
+
+After every output of a scene is written, :func:`ssl4sar.predict.predict_scenes` writes
+``<stem>.prediction.json`` beside them (atomically, last). It holds:
+
+- the **input file**: its size, modification time (ns) and sha256;
+- the **models**: one sha256 over each member's class name and state (parameter and buffer names, dtypes, shapes
+  and values, in a memory-layout-independent order), so that the same checkpoint on a CPU or a GPU, contiguous or
+  channels-last, gives the same digest;
+- the **settings**: every argument of :func:`~ssl4sar.predict.predict_scene` that changes an output, with its
+  effective value (defaults filled in), and the library version;
+- the scene's summary (what :class:`~ssl4sar.predict.SceneResult` holds, but its geometry) and the names of its
+  output files.
+
+A scene is reused (``predict_scenes(..., resume=True)``, ``ssl4sar predict --resume``) only when its record is
+readable and of this format, names the same models and settings, every output file it lists exists, and the input
+file is the same: same size and modification time, or, when the time differs, the same sha256. A scene's record
+is deleted before that scene is predicted again, so a run stopped half-way through a scene never leaves a record
+over outputs of mixed settings.
+
+Settings that change no output are not part of the record: ``tile_size`` (tiled results equal the whole-scene
+ones), ``batch_size``, ``device`` and ``progress``. A run resumed on another device therefore keeps the scenes of
+the first device, which agree with its own up to floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssl4sar import __version__
+from ssl4sar.io import write_json_atomic
+
+__all__ = [
+    "RECORD_FORMAT", "RECORD_SUFFIX", "file_identity", "same_file", "models_sha256", "output_settings",
+    "record_path", "write_record", "remove_record", "read_matching_record",
+]
+
+log = logging.getLogger(__name__)
+
+RECORD_FORMAT = "ssl4sar-scene-prediction/1"
+RECORD_SUFFIX = ".prediction.json"
+
+#: predict_scene arguments that do not change any output
+IGNORED_SETTINGS = frozenset({"models", "path", "out_dir", "tile_size", "batch_size", "device", "progress"})
+
+_CHUNK_BYTES = 8 << 20
+
+
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """``size`` (bytes), ``mtime_ns`` and ``sha256`` of a file (read in 8 MiB chunks)."""
+    path = Path(path)
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_of_file(path)}
+
+
+def same_file(identity: Mapping[str, Any], path: str | Path) -> bool:
+    """Whether ``path`` still has the content ``identity`` (of :func:`file_identity`) describes.
+
+    Same size and modification time count as the same file (as ``make`` and ``git`` assume); when only the time
+    differs (a copy, a ``touch``), the sha256 decides.
+    """
+    try:
+        st = Path(path).stat()
+        if st.st_size != identity.get("size"):
+            return False
+        if st.st_mtime_ns == identity.get("mtime_ns"):
+            return True
+        return _sha256_of_file(Path(path)) == identity.get("sha256")
+    except OSError:
+        return False
+
+
+def _sha256_of_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK_BYTES):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def models_sha256(members: Sequence[Any]) -> str | None:
+    """One sha256 over the members, in order: class name, then every state entry's name, dtype, shape and values.
+
+    Values are hashed in row-major order whatever the memory format, and from the CPU, so the digest does not
+    depend on the device or on channels-last. ``None`` when a member is not a ``torch.nn.Module`` (a plain
+    function has no state to identify it by: its predictions get no record).
+    """
+    if not all(isinstance(m, torch.nn.Module) for m in members):
+        return None
+    h = hashlib.sha256()
+    for i, m in enumerate(members):
+        h.update(f"member {i}: {type(m).__module__}.{type(m).__qualname__}\n".encode())
+        for name, t in m.state_dict().items():
+            t = t.detach()
+            h.update(f"{name} {t.dtype} {tuple(t.shape)}\n".encode())
+            h.update(t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def output_settings(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective value of every argument of ``func`` that changes an output, as plain JSON values.
+
+    Defaults are filled in from ``func``'s signature, so passing a default explicitly changes nothing; the
+    library version is added. Tuples become lists, dtypes and paths strings.
+    """
+    sig = inspect.signature(func)
+    unknown = set(kwargs) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{func.__name__}() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    values = {name: kwargs.get(name, p.default) for name, p in sig.parameters.items()
+              if name not in IGNORED_SETTINGS}
+    values["ssl4sar_version"] = __version__
+    return json.loads(json.dumps(values, sort_keys=True, default=str))
+
+
+def record_path(out_dir: str | Path, stem: str) -> Path:
+    """``<out_dir>/<stem>.prediction.json``."""
+    return Path(out_dir) / f"{stem}{RECORD_SUFFIX}"
+
+
+def write_record(out_dir: str | Path, stem: str, scene: Path, summary: Mapping[str, Any],
+                 outputs: Mapping[str, Path], models: str, settings: Mapping[str, Any]) -> Path:
+    """Write a scene's record atomically (call it after every output is written)."""
+    out = Path(out_dir)
+    record = {"format": RECORD_FORMAT, "scene": {"path": str(scene), **file_identity(scene)},
+              "models_sha256": models, "settings": dict(settings), "summary": dict(summary),
+              "outputs": {k: os.path.relpath(p, out) for k, p in outputs.items()}}
+    return write_json_atomic(record_path(out, stem), record)
+
+
+def remove_record(out_dir: str | Path, stem: str) -> None:
+    """Delete a scene's record, if any (before its outputs are written again)."""
+    record_path(out_dir, stem).unlink(missing_ok=True)
+
+
+def read_matching_record(out_dir: str | Path, stem: str, scene: Path, models: str,
+                         settings: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """``(record, "")`` when the scene's record says its outputs can be reused, else ``(None, why not)``.
+
+    The record's ``outputs`` are returned as absolute paths.
+    """
+    out = Path(out_dir)
+    path = record_path(out, stem)
+    if not path.is_file():
+        return None, "not predicted before"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"its record {path} is unreadable ({exc})"
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        return None, f"its record {path} is not a {RECORD_FORMAT} record"
+    if record.get("models_sha256") != models:
+        return None, "the models differ from those of the earlier prediction"
+    if record.get("settings") != dict(settings):
+        old = record.get("settings") if isinstance(record.get("settings"), dict) else {}
+        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        return None, f"the settings differ from the earlier prediction's ({', '.join(changed)})"
+    identity = record.get("scene")
+    if not isinstance(identity, dict) or not same_file(identity, scene):
+        return None, "the input file changed since the earlier prediction"
+    outputs = record.get("outputs")
+    summary = record.get("summary")
+    if not isinstance(outputs, dict) or not isinstance(summary, dict):
+        return None, f"its record {path} is incomplete"
+    resolved = {k: out / v for k, v in outputs.items()}
+    missing = sorted(str(p) for p in resolved.values() if not p.is_file())
+    if missing:
+        return None, f"output missing: {', '.join(missing)}"
+    return {**record, "outputs": resolved}, ""
