@@ -518,8 +518,11 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
         else:
             results.append(res)
             if models_digest is not None:
-                prediction_records.write_record(out, res.stem, p, res.record_fields(), res.outputs,
-                                                models_digest, settings)
+                try:
+                    prediction_records.write_record(out, res.stem, p, res.record_fields(), res.outputs,
+                                                    models_digest, settings)
+                except OSError as exc:  # e.g. the input file is gone: its outputs stand, a resume redoes them
+                    log.warning("%s: no record written (%s): a resumed run predicts this scene again", p, exc)
         _write_tables(out, results, skipped)
     _write_tables(out, results, skipped)
     return PredictionRun(results, skipped, time.perf_counter() - start, reused)

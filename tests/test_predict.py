@@ -562,3 +562,20 @@ def test_cli_resume_keeps_finished_scenes_and_refuses_clashing_names(smoke_check
     caplog.clear()
     assert main([*args[:3], str(clash), *args[3:]]) == 3  # nothing predicted: every scene counts as failed
     assert "same output name" in caplog.text and str(clash) in caplog.text
+
+
+def test_a_scene_that_vanishes_during_its_prediction_gets_no_record(tmp_path, caplog):
+    # its outputs are written from the open file; no identity can be recorded, so a resume predicts it again
+    scenes = three_scenes(tmp_path / "in")
+
+    class DeletesTheFirstScene(CountingRule):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            scenes[0].unlink(missing_ok=True)
+            return super().forward(x)
+
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        run = predict_scenes(DeletesTheFirstScene(), scenes, out, **RESUME_KW)
+    assert [r.stem for r in run.results] == ["s0", "s1", "s2"]
+    assert not (out / "s0.prediction.json").exists() and (out / "s1.prediction.json").is_file()
+    assert f"{scenes[0]}: no record written" in caplog.text
