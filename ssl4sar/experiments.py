@@ -320,18 +320,25 @@ def choose_checkpoint(layout: WorkLayout, checkpoint: str | Path | None = None
 
 
 def model_note(layout: WorkLayout, paths: Sequence[Path], img_size: int, settings: Any, preset_name: str) -> str:
-    """Markdown: which model(s) a chapter applies (paths relative to the work folder), how (windows, stride, Gaussian
-    σ in px, TTA rotations; ``settings``: :class:`ssl4sar.inference_settings.InferenceSettings`), and — for the
-    ``smoke`` and ``demo`` presets — that it is the small model of this build, not TYRION trained on CaFFe."""
+    """Markdown: which model(s) a chapter applies (paths relative to the work folder), how (float32 or autocast,
+    windows, stride, Gaussian σ in px, TTA rotations; ``settings``: :class:`ssl4sar.inference_settings.InferenceSettings`),
+    and — for the ``smoke`` and ``demo`` presets — that it is the small model of this build, not TYRION trained on
+    CaFFe."""
     tta = tuple(settings.rotations) != (0,) or bool(settings.flips)
     return (f"Model: {len(paths)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in paths)} ({img_size} px "
-            f"input), on `{settings.device}`; windows of {settings.context_size} px every {settings.stride} px, "
+            f"input), on `{settings.device}` {_precision_words(settings)}; windows of {settings.context_size} px "
+            f"every {settings.stride} px, "
             f"Gaussian σ {settings.sigma:g} px, "
             + (f"test-time augmentation with the rotations {list(settings.rotations)}." if tta
                else "no test-time augmentation.")
             + f"\n\n**This is the `{preset_name}` model of this build**"
             + (": a small network trained for minutes on synthetic scenes. The accuracy below describes that model, "
                "not TYRION trained on CaFFe." if preset_name in ("smoke", "demo") else "."))
+
+
+def _precision_words(settings: Any) -> str:
+    amp = getattr(settings, "amp_dtype", None)
+    return f"with {amp} autocast" if amp else "in float32"
 
 
 def plan_initialisations(inits: Sequence[str], layout: WorkLayout, cfg: Mapping[str, Any],

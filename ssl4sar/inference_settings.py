@@ -49,14 +49,19 @@ class InferenceSettings:
         """Keyword arguments of :func:`ssl4sar.inference.sliding_window_probabilities`."""
         return {"context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
                 "batch_size": self.batch_size, "device": self.device,
-                "amp_dtype": getattr(torch, self.amp_dtype) if self.amp_dtype else None, "progress": False}
+                "amp_dtype": self.torch_amp_dtype, "progress": False}
 
     def predict_kwargs(self, tta: bool = True) -> dict[str, Any]:
-        """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: windows, batch, device and (``tta``) the
-        augmentations; without ``tta`` one unrotated, unmirrored map. Float32: ``amp_dtype`` is not passed."""
+        """Keyword arguments of :func:`ssl4sar.predict.predict_scenes`: windows, batch, device, autocast dtype and
+        (``tta``) the augmentations; without ``tta`` one unrotated, unmirrored map."""
         return {"rotations": self.rotations if tta else (0,), "flips": self.flips and tta,
                 "context_size": self.context_size, "stride": self.stride, "sigma": self.sigma,
-                "batch_size": self.batch_size, "device": self.device}
+                "batch_size": self.batch_size, "device": self.device, "amp_dtype": self.torch_amp_dtype}
+
+    @property
+    def torch_amp_dtype(self) -> torch.dtype | None:
+        """``amp_dtype`` as a ``torch.dtype`` (``None``: float32)."""
+        return getattr(torch, self.amp_dtype) if self.amp_dtype else None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from fakes import write_geotiff
 from rasterio.transform import Affine
 from shapely.geometry import LineString
@@ -109,8 +110,10 @@ def test_choose_checkpoint_and_model_note(tmp_path: Path) -> None:
     settings = InferenceSettings(context_size=64, stride=32, sigma=8.0, batch_size=2, rotations=(0, 1, 2, 3))
     note = experiments.model_note(layout, [path], 64, settings, "demo")
     assert note.startswith("Model: 1 member(s), `work_dir/finetune/optsimmim/seed0/best_mde.pt` (64 px input), on "
-                           "`cpu`; windows of 64 px every 32 px, Gaussian σ 8 px, test-time augmentation with the "
-                           "rotations [0, 1, 2, 3].")
+                           "`cpu` in float32; windows of 64 px every 32 px, Gaussian σ 8 px, test-time augmentation "
+                           "with the rotations [0, 1, 2, 3].")
+    bf16 = experiments.model_note(layout, [path], 64, InferenceSettings(64, 32, 8.0, 2, amp_dtype="bfloat16"), "demo")
+    assert "on `cpu` with bfloat16 autocast;" in bf16
     assert "a small network" in note and str(tmp_path) not in note
     plain = experiments.model_note(layout, [path], 64, InferenceSettings(64, 32, 8.0, 2), "paper")
     assert "no test-time augmentation." in plain and plain.endswith("model of this build**.")
@@ -131,11 +134,13 @@ def test_truth_series_files_and_positions_table(series_dir: Path, tmp_path: Path
 
 
 def test_predict_kwargs_with_and_without_tta() -> None:
+    # the preset's inference.precision reaches predict_scenes (chapter 07 predicted in float32 whatever it said)
     settings = InferenceSettings(64, 32, 8.0, 2, rotations=(0, 1, 2, 3), flips=True, device="cpu", amp_dtype="bfloat16")
     assert settings.predict_kwargs() == {"rotations": (0, 1, 2, 3), "flips": True, "context_size": 64, "stride": 32,
-                                         "sigma": 8.0, "batch_size": 2, "device": "cpu"}
+                                         "sigma": 8.0, "batch_size": 2, "device": "cpu", "amp_dtype": torch.bfloat16}
     plain = settings.predict_kwargs(tta=False)
-    assert plain["rotations"] == (0,) and plain["flips"] is False and "amp_dtype" not in plain
+    assert plain["rotations"] == (0,) and plain["flips"] is False and plain["amp_dtype"] is torch.bfloat16
+    assert InferenceSettings(64, 32, 8.0, 2).predict_kwargs()["amp_dtype"] is None   # float32
 
 
 def test_figures_of_the_series(series_dir: Path) -> None:
