@@ -321,9 +321,9 @@ def choose_checkpoint(layout: WorkLayout, checkpoint: str | Path | None = None
 
 def model_note(layout: WorkLayout, paths: Sequence[Path], img_size: int, settings: Any, preset_name: str) -> str:
     """Markdown: which model(s) a chapter applies (paths relative to the work folder), how (float32 or autocast,
-    windows, stride, Gaussian σ in px, TTA rotations; ``settings``: :class:`ssl4sar.inference_settings.InferenceSettings`),
-    and — for the ``smoke`` and ``demo`` presets — that it is the small model of this build, not TYRION trained on
-    CaFFe."""
+    windows, stride, Gaussian σ in px, TTA rotations; ``settings``:
+    :class:`ssl4sar.inference_settings.InferenceSettings`), and — for the ``smoke`` and ``demo`` presets — that it
+    is the small model of this build, not TYRION trained on CaFFe."""
     tta = tuple(settings.rotations) != (0,) or bool(settings.flips)
     return (f"Model: {len(paths)} member(s), {', '.join(f'`{layout.relative(p)}`' for p in paths)} ({img_size} px "
             f"input), on `{settings.device}` {_precision_words(settings)}; windows of {settings.context_size} px "
