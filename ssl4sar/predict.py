@@ -60,16 +60,20 @@ per-class std, in probability units), ``n_pixels``, ``n_lines``, ``n_maps``, ``r
 
 **Many scenes, and runs that stop.** A season of scenes takes hours on a CPU. ``resume=True`` (``ssl4sar predict
 --resume``) keeps every scene whose record matches its input file, models and settings and predicts the rest,
-so a killed run continues where it stopped and new scenes can be added to a folder. Two scenes with the same
-stem would write the same files: they are refused before anything is predicted.
+so a killed run continues where it stopped and new scenes can be added to a folder. What a killed run left of
+the scene it was predicting (the tiles' memory-mapped folder, half-written files) is deleted when that scene is
+predicted again. Two scenes with the same stem would write the same files: they are refused before anything is
+predicted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -303,6 +307,7 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
                                      "device": device, "amp_dtype": amp_dtype, "progress": progress and tile is None}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out, Path(path).stem)
     src = open_scene(path, allow_no_crs=allow_no_crs, pixel_size_m=pixel_size_m, value_range=value_range,
                      percentiles=percentiles)
     try:
@@ -425,6 +430,29 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                        shape=src.shape, model_shape=model_shape, resolution_m=src.resolution_m, date=src.date,
                        sensor=src.sensor, glacier=src.glacier, n_maps=n_maps, n_front_pixels=int(front.sum()),
                        length_m=length_m, mean_uncertainty=mean_unc, geometry=geometry)
+
+
+#: output kinds whose temporary files (``.<stem>_<kind>.XXXXXXXX.part.<ext>``, :func:`ssl4sar.io.atomic_path`) a
+#: killed run can leave
+_OUTPUT_KINDS = ("zones", "probabilities", "uncertainty", "front", "front_wgs84", "front_members", "overlay")
+
+
+def _remove_leftovers(out: Path, stem: str) -> None:
+    """Delete what a killed earlier prediction of ``stem`` left in ``out``: the tiles' memory-mapped folder
+    (``.<stem>.XXXXXXXX``, two float32 arrays of the scene's size) and half-written outputs and record. Only names
+    of exactly these shapes (8 random characters, as :mod:`tempfile` makes them) are touched."""
+    kinds = "|".join(_OUTPUT_KINDS)
+    pattern = re.compile(rf"\.{re.escape(stem)}(?:_(?:{kinds})|\.prediction)?\.[a-z0-9_]{{8}}(?:\.part\.[a-z]+)?")
+    removed = 0
+    for p in out.glob(f".{glob.escape(stem)}*"):
+        if pattern.fullmatch(p.name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("%s: removed %d temporary file(s) of an earlier run that was stopped", out / stem, removed)
 
 
 def _n_classes(model: Any, read: Any, shape: tuple[int, int], window_kwargs: dict[str, Any]) -> int:

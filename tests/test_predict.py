@@ -579,3 +579,57 @@ def test_a_scene_that_vanishes_during_its_prediction_gets_no_record(tmp_path, ca
     assert [r.stem for r in run.results] == ["s0", "s1", "s2"]
     assert not (out / "s0.prediction.json").exists() and (out / "s1.prediction.json").is_file()
     assert f"{scenes[0]}: no record written" in caplog.text
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from ssl4sar.predict import predict_scenes
+
+class Level(torch.nn.Module):  # glacier where bright, ocean where dark; SIGKILL at forward pass n
+    img_size, num_classes, calls = 32, 4, 0
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("levels", torch.tensor([0.0, 240.0, 170.0, 40.0]).view(1, 4, 1, 1) / 255.0)
+    def forward(self, x):
+        Level.calls += 1
+        if Level.calls == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return -((x - self.levels) / 0.12) ** 2
+
+predict_scenes(Level(), sys.argv[4:], sys.argv[1], tile_size=int(sys.argv[2]), stride=8, overlay=False,
+               min_front_length_m=200)
+"""
+
+
+def test_a_killed_tiled_run_leaves_nothing_behind_once_resumed(tmp_path):
+    import subprocess
+    import sys
+
+    scenes = three_scenes(tmp_path / "in")
+    out = tmp_path / "out"
+    # tiles of 32 px: the scene's mean and std live in memory-mapped files in a hidden folder of out/ until it is done
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(out), "32", "40", *map(str, scenes)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert leftovers, "the kill should have left the scene's temporary folder"
+    run = predict_scenes(CountingRule(), scenes, out, resume=True, tile_size=32, **RESUME_KW)
+    assert len(run.results) == 3 and not run.skipped
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_only_the_scenes_own_leftovers_are_removed(tmp_path):
+    scene = write_tif(tmp_path / "in" / "s0.tif", scene_image(straight_front_zones()))
+    out = tmp_path / "out"
+    (out / ".s0.ab_d1234").mkdir(parents=True)                    # tiles' memory maps of a killed run
+    (out / ".s0.ab_d1234" / "mean.npy").write_bytes(b"\0" * 64)
+    leftovers = [".s0_zones.abcdefgh.part.tif", ".s0_front_wgs84.0123abcd.part.geojson",
+                 ".s0.prediction.x1y2z3w4.part.json"]
+    kept = [".s0_notes.txt", ".s0.abc", ".s01.abcdefgh", ".s1_zones.abcdefgh.part.tif", "s0.abcdefgh"]
+    for name in leftovers + kept:
+        (out / name).write_text("x")
+    predict_scene(BrightnessRule(), scene, out, stride=8, min_front_length_m=200, overlay=False)
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith(".") or p.name.startswith("s0."))
+    assert hidden == sorted(kept)
