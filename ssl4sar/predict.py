@@ -525,17 +525,11 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
     skipped: list[tuple[Path, str]] = []
     reused: list[Path] = []
     for p in scenes:
-        if resume:
-            record, why_not = prediction_records.read_matching_record(out, p.stem, p, models_digest, settings)
-            if record is not None:
-                try:
-                    results.append(SceneResult.from_record(p, record["summary"], record["outputs"]))
-                    reused.append(p)
-                    log.info("%s: kept from an earlier run", p)
-                    continue
-                except (DataError, KeyError, TypeError, ValueError) as exc:
-                    why_not = f"its earlier outputs are unreadable ({exc})"
-            log.info("%s: predicting (%s)", p, why_not)
+        kept = _earlier_result(out, p, models_digest, settings) if resume else None
+        if kept is not None:
+            results.append(kept)
+            reused.append(p)
+            continue
         prediction_records.remove_record(out, p.stem)
         try:
             res = predict_scene(members, p, out, **kwargs)
@@ -554,6 +548,22 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
         _write_tables(out, results, skipped)
     _write_tables(out, results, skipped)
     return PredictionRun(results, skipped, time.perf_counter() - start, reused)
+
+
+def _earlier_result(out: Path, scene: Path, models_digest: str | None, settings: dict[str, Any]
+                    ) -> SceneResult | None:
+    """The result of an earlier prediction of ``scene`` into ``out`` when its record matches (logged), else None
+    (and why is logged)."""
+    record, why_not = prediction_records.read_matching_record(out, scene.stem, scene, models_digest, settings)
+    if record is not None:
+        try:
+            result = SceneResult.from_record(scene, record["summary"], record["outputs"])
+            log.info("%s: kept from an earlier run", scene)
+            return result
+        except (DataError, KeyError, TypeError, ValueError) as exc:
+            why_not = f"its earlier outputs are unreadable ({exc})"
+    log.info("%s: predicting (%s)", scene, why_not)
+    return None
 
 
 def _write_tables(out: Path, results: list[SceneResult], skipped: list[tuple[Path, str]]) -> None:

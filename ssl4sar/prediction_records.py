@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from ssl4sar import __version__
+from ssl4sar.data.download import sha256sum
 from ssl4sar.io import write_json_atomic
 
 __all__ = [
@@ -56,14 +57,12 @@ RECORD_SUFFIX = ".prediction.json"
 #: predict_scene arguments that do not change any output
 IGNORED_SETTINGS = frozenset({"models", "path", "out_dir", "tile_size", "batch_size", "device", "progress"})
 
-_CHUNK_BYTES = 8 << 20
-
 
 def file_identity(path: str | Path) -> dict[str, Any]:
-    """``size`` (bytes), ``mtime_ns`` and ``sha256`` of a file (read in 8 MiB chunks)."""
+    """``size`` (bytes), ``mtime_ns`` and ``sha256`` of a file."""
     path = Path(path)
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_of_file(path)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256sum(path)}
 
 
 def same_file(identity: Mapping[str, Any], path: str | Path) -> bool:
@@ -78,17 +77,9 @@ def same_file(identity: Mapping[str, Any], path: str | Path) -> bool:
             return False
         if st.st_mtime_ns == identity.get("mtime_ns"):
             return True
-        return _sha256_of_file(Path(path)) == identity.get("sha256")
+        return sha256sum(Path(path)) == identity.get("sha256")
     except OSError:
         return False
-
-
-def _sha256_of_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def models_sha256(members: Sequence[Any]) -> str | None:
