@@ -1,7 +1,7 @@
 """Evaluation of trained models on a CaFFe split (spec §7–§9); the command ``ssl4sar evaluate`` is
 :mod:`ssl4sar.commands.evaluate`.
 
-Why one module of ~600 lines: about 50 of them are this docstring and its output table, and the rest is one
+Why one module of ~700 lines: about 60 of them are this docstring and its output table, and the rest is one
 pipeline, the two entry points and the one scorer (:class:`_Scorer`) whose outputs they share; the metrics,
 post-processing and inference it calls already live in their own modules.
 
@@ -46,7 +46,16 @@ module's per-scene files of stems / options that the new run does not write, so 
 ``breakdown.csv/.json``                MDE per season, glacier, sensor, resolution and crosses (§8.3)
 ``zone_metrics.csv/.json``             precision / recall / F1 / IoU per class + macro, averaged over images
 ``summary.json``                       headline numbers and the settings (checkpoints, TTA, stride, σ, versions)
+``records/<stem>.evaluation.json``     (models) what made the scene's row and files, written last: the models'
+                                       digest, the settings, the input files' identities, the row itself
 =====================================  ===========================================================================
+
+**Stopped runs.** Evaluating the 122 CaFFe test scenes with TTA takes hours on a CPU. ``resume=True``
+(``ssl4sar evaluate --resume``) keeps every scene whose record matches (same weights, settings and input files;
+batch size and device may differ; :mod:`ssl4sar.prediction_records`), evaluates the others, and pools both into
+tables identical to those of an uninterrupted run (only ``inference_s`` of a kept scene is its earlier timing).
+A scene's record is deleted before its files are written again, and half-written files that a killed run left are
+removed, so nothing half-done is ever kept.
 
 Missing fronts (no predicted front after post-processing, or no ground-truth front) are excluded from every
 distance statistic and counted (§8.1). ``absent="nan"`` (default) leaves a class absent from both prediction and
@@ -55,12 +64,15 @@ ground truth out of that image's macro zone scores; ``"zero"`` scores it 0 like 
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import math
 import platform
+import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +80,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ssl4sar import __version__, prediction_records
 from ssl4sar.data.caffe import (
     CLASS_NAMES,
     NUM_CLASSES,
@@ -117,7 +130,8 @@ _OUT_FRONT = ("fronts", "_front.png")
 _OUT_UNCERTAINTY = ("uncertainty", "_uncertainty.png")
 _OUT_PROBABILITIES = ("probabilities", "_probabilities.npz")
 _OUT_FIGURE = ("figures", "_overlay.png")
-_SCENE_OUTPUTS = (_OUT_ZONES, _OUT_FRONT, _OUT_UNCERTAINTY, _OUT_PROBABILITIES, _OUT_FIGURE)
+_OUT_RECORD = ("records", ".evaluation.json")  # written last: what made the scene's row and files (resume)
+_SCENE_OUTPUTS = (_OUT_ZONES, _OUT_FRONT, _OUT_UNCERTAINTY, _OUT_PROBABILITIES, _OUT_FIGURE, _OUT_RECORD)
 _FIGURE_MAX_SIDE_PX = 2000
 
 
@@ -230,10 +244,20 @@ class _ScoreOptions:
     save_probabilities: bool
 
 
-class _Scorer:
-    """Scores scenes one by one and writes their files; :meth:`finish` writes the tables."""
+@dataclass(frozen=True)
+class _RecordKey:
+    """What a scene's record must match for its row and files to be reused: the models' digest and the settings
+    that change a row or a file (:mod:`ssl4sar.prediction_records`)."""
 
-    def __init__(self, out_dir: Path, options: _ScoreOptions) -> None:
+    models_sha256: str
+    settings: dict[str, Any]
+
+
+class _Scorer:
+    """Scores scenes one by one and writes their files (and, with a ``record_key``, a record per scene, written
+    last); :meth:`reuse` takes a scene from an earlier run instead; :meth:`finish` writes the tables."""
+
+    def __init__(self, out_dir: Path, options: _ScoreOptions, record_key: _RecordKey | None = None) -> None:
         if options.absent not in ("nan", "zero"):
             raise ValueError(f"absent must be 'nan' or 'zero', got {options.absent!r}")
         if options.keep_rule not in (">=", ">"):
@@ -242,15 +266,22 @@ class _Scorer:
             raise ValueError(f"min_front_length_m must be >= 0 metres, got {options.min_front_length_m}")
         self.out = out_dir
         self.opts = options
+        self.record_key = record_key
         self.rows: list[dict[str, Any]] = []
         self.zones: list[ZoneMetrics] = []
         self.written: set[Path] = set()
+        self.scene_files: list[Path] = []  # the files of the scene being scored, in the order written
+        self.kept = 0
         # summary.json is written last: a folder without it holds an unfinished (or failed) evaluation
         (out_dir / "summary.json").unlink(missing_ok=True)
+
+    def _record_path(self, stem: str) -> Path:
+        return self.out / _OUT_RECORD[0] / f"{stem}{_OUT_RECORD[1]}"
 
     def _path(self, kind: tuple[str, str], stem: str) -> Path:
         p = self.out / kind[0] / f"{stem}{kind[1]}"
         self.written.add(p)
+        self.scene_files.append(p)
         return p
 
     def add(self, scene: CaffeScene, data: Mapping[str, Any], classes: np.ndarray,
@@ -261,6 +292,10 @@ class _Scorer:
         if classes.shape != image.shape:
             raise DataError(scene.sar_path, f"predicted class map is {classes.shape[0]}x{classes.shape[1]} (HxW) but "
                             f"the scene is {image.shape[0]}x{image.shape[1]}", "predict on the full scene")
+        # an earlier record must never describe the files about to be replaced (a stop half-way through them)
+        self.scene_files = []
+        self._record_path(stem).unlink(missing_ok=True)
+        self._remove_leftovers(stem)
         res = float(scene.meta.resolution_m)
         zm = zone_metrics(classes, gt_zones, num_classes=NUM_CLASSES, absent=self.opts.absent)
         bbox = data.get("bbox")
@@ -302,7 +337,45 @@ class _Scorer:
             mde = "missing front" if row["missing"] else f"mean distance {row['mean_m']:.0f} m"
             _overlay_figure(self._path(_OUT_FIGURE, stem), image, classes, front, gt_front, uncertainty,
                             f"{stem}\n{mde}", res)
+        if self.record_key is not None:
+            files = list(self.scene_files)
+            prediction_records.write_evaluation_record(
+                self._path(_OUT_RECORD, stem), self.out, _scene_inputs(scene), _sanitize(row), files,
+                self.record_key.models_sha256, self.record_key.settings)
         return row
+
+    def reuse(self, scene: CaffeScene) -> bool:
+        """Take the scene's row and files from an earlier run when its record matches (see
+        :func:`ssl4sar.prediction_records.read_matching_evaluation_record`); ``False`` (logged why) otherwise."""
+        if self.record_key is None:
+            return False
+        path = self._record_path(scene.stem)
+        record, why_not = prediction_records.read_matching_evaluation_record(
+            path, self.out, _scene_inputs(scene), self.record_key.models_sha256, self.record_key.settings)
+        if record is None:
+            logger.info("%s: evaluated again: %s", scene.stem, why_not)
+            return False
+        # JSON has no NaN: null stands for it (a missing front's mean, a class absent from both maps)
+        row = {k: float("nan") if v is None else v for k, v in record["row"].items()}
+        self.rows.append(row)
+        self.zones.append(ZoneMetrics(*(np.array([row[f"{m}_{c}"] for c in CLASS_NAMES], dtype=np.float64)
+                                        for m in ("precision", "recall", "f1", "iou")), absent=self.opts.absent))
+        self.written.update(record["outputs"].values())
+        self.written.add(path)
+        self.kept += 1
+        return True
+
+    def _remove_leftovers(self, stem: str) -> None:
+        """Delete the half-written files of ``stem`` that a killed earlier run left (``atomic_path``'s
+        ``.<name>.XXXXXXXX.part.<ext>``; a scene's probabilities alone can be hundreds of MB)."""
+        for folder, suffix in _SCENE_OUTPUTS:
+            name = Path(f"{stem}{suffix}")
+            pattern = re.compile(rf"\.{re.escape(name.stem)}\.[a-z0-9_]{{8}}\.part{re.escape(name.suffix)}")
+            d = self.out / folder
+            for p in d.glob(f".{glob.escape(name.stem)}.*.part{name.suffix}") if d.is_dir() else ():
+                if pattern.fullmatch(p.name) and p.is_file():
+                    logger.info("removing %s, left by an evaluation that was stopped", p)
+                    p.unlink(missing_ok=True)
 
     def _remove_stale(self) -> None:
         for folder, suffix in _SCENE_OUTPUTS:
@@ -340,6 +413,7 @@ class _Scorer:
             "iou_per_class": {name: float(zones.loc[name, "iou"]) for name in CLASS_NAMES},
             "images_without_bounding_box": int((~per_image["bounding_box"].astype(bool)).sum()),
             "elapsed_s": round(float(elapsed_s), 3),
+            "scenes_kept_from_earlier_run": self.kept,
             "settings": dict(settings),
             "versions": _versions(),
         }
@@ -351,6 +425,14 @@ class _Scorer:
         return EvaluationResult(per_image=per_image, breakdown=bd, summary=summary, zone_metrics=zones,
                                 out_dir=self.out, files={**files, **{str(p.relative_to(self.out)): p
                                                                      for p in sorted(self.written)}})
+
+
+def _scene_inputs(scene: CaffeScene) -> dict[str, Path]:
+    """The files a scene's score is computed from, by name."""
+    inputs = {"sar": scene.sar_path, "zones": scene.zones_path, "front": scene.front_path}
+    if scene.bbox_path is not None and scene.bbox_path.is_file():
+        inputs["bbox"] = scene.bbox_path
+    return inputs
 
 
 def _versions() -> dict[str, str]:
@@ -500,8 +582,8 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
              amp_dtype: str | None = None, precision: str | None = None, absent: Literal["nan", "zero"] = "nan",
              keep_rule: KeepRule = ">=",
              min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
-             save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False
-             ) -> EvaluationResult:
+             save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False,
+             resume: bool = False) -> EvaluationResult:
     """Evaluate one model or an ensemble (optionally with TTA) on a CaFFe split.
 
     Every checkpoint is loaded once (:func:`ssl4sar.models.convert.load_model`: our format, our Lightning
@@ -527,6 +609,10 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
         save_probabilities: also write the mean softmax and its std as float16 ``.npz`` per scene.
         trust_checkpoint: load checkpoints with the full unpickler, which runs code from the file (default:
             tensors and plain values only; see :func:`ssl4sar.models.convert.read_checkpoint_file`).
+        resume: keep the row and files of every scene that an earlier evaluation into ``out_dir`` finished with
+            the same models (weights), settings and input files (its ``records/<stem>.evaluation.json``), and
+            evaluate only the others; the tables and MDE pool both. Batch size and device may differ. Every run
+            writes these records, so a stopped run (a kill, a closed notebook) can be resumed.
 
     Raises:
         DataError: missing or unreadable checkpoint (named), ensemble members with different input sizes,
@@ -557,9 +643,11 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
     logger.info("evaluating %d model(s) on %d %s scenes: %s", len(models), len(scenes), split, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scorer = _Scorer(out, opts)
+    scorer = _Scorer(out, opts, _RecordKey(prediction_records.models_sha256(models), _record_settings(settings, opts)))
     window_kwargs = settings.window_kwargs()
     for scene in _iterate(scenes, progress, f"evaluating {split}"):
+        if resume and scorer.reuse(scene):
+            continue
         data = load_scene(scene)
         t = time.perf_counter()
         pred = predict_probabilities(models, data["image"], rotations=settings.rotations, flips=settings.flips,
@@ -575,7 +663,18 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             **settings.as_dict(), "data_dir": str(root), "split": split, "absent": absent,
             "keep_rule": keep_rule, "min_front_length_m": float(min_front_length_m),
             "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name")}
+    if scorer.kept:
+        logger.info("kept %d of %d scene(s) from an earlier run in %s", scorer.kept, len(scenes), out)
     return scorer.finish(split, info, time.perf_counter() - t0)
+
+
+def _record_settings(settings: InferenceSettings, opts: _ScoreOptions) -> dict[str, Any]:
+    """The settings that change a scene's row or files, as plain JSON values (batch size and device change
+    neither, beyond floating-point rounding)."""
+    values = {k: v for k, v in settings.as_dict().items() if k not in ("batch_size", "device")}
+    values.update(asdict(opts))
+    values["ssl4sar_version"] = __version__
+    return json.loads(json.dumps(values, sort_keys=True, default=str))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -603,6 +702,9 @@ def format_summary(result: EvaluationResult) -> str:
         for _, r in groups.iterrows():
             lines.append(f"  {r['group_value']:<22}{r['images']:>7}{r['missing_fronts']:>9}"
                          f"{_fmt(r['mde_m']):>10}")
+    kept = s.get("scenes_kept_from_earlier_run") or 0
+    if kept:
+        lines.append(f"kept {kept} of {s['images']} scene(s) from an earlier run (--resume)")
     lines.append(f"results in {result.out_dir}")
     return "\n".join(lines)
 

@@ -254,30 +254,34 @@ def _summary_row(model: str, init: str, members: int, tta: bool, out_dir: Path, 
             "mean_iou": _finite(s.get("mean_iou"))}
 
 
-def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int, str], threads: int) -> Path:
+def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int, str, bool], threads: int) -> Path:
     from ssl4sar.evaluate import evaluate
 
-    members, caffe_root, out, tta, cfg, figures, device = args
+    members, caffe_root, out, tta, cfg, figures, device, resume = args
     pin_threads(threads)
     evaluate(members, caffe_root, "test", out, tta=tta, preset=cfg, device=device,
-             figures=figures, progress=False)
+             figures=figures, progress=False, resume=resume)
     return out
 
 
 def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, runs: pd.DataFrame,
                        init: str | None = None, *, workers: int = 1, figures: int = 0, seed: int = 0,
-                       threads: int = RUN_THREADS, device: str = "cpu") -> pd.DataFrame:
+                       threads: int = RUN_THREADS, device: str = "cpu", resume: bool = True) -> pd.DataFrame:
     """Ensemble of the seeds of ``init`` (default :func:`choose_ensemble_init`), without and with TTA.
 
     Writes ``layout.evaluation("ensemble")`` and ``layout.evaluation("ensemble_tta")`` (tables, class maps, fronts,
     uncertainty) and ``layout.evaluate_summary_csv``: one row per single run (its test evaluation of chapter 4)
     and per ensemble (:data:`SUMMARY_COLUMNS`; CI: bootstrap over test scenes, 2000 resamples). Returns it.
+
+    ``resume`` (default): keep the scenes an earlier call finished with the same members' weights, settings and
+    data (:func:`ssl4sar.evaluate.evaluate`'s records), so that running the chapter again after a stop (a closed
+    notebook, a lost connection) evaluates only the rest; the tables are those of an uninterrupted run.
     """
     init = init or choose_ensemble_init(runs)
     members = [checkpoint_path(layout, c) for c in runs.loc[runs["init"] == init, "checkpoint"]]
     if not members:
         raise ValueError(f"no run of initialisation {init!r} in runs.csv (have {sorted(set(runs['init']))})")
-    jobs = [(members, Path(caffe_root), layout.evaluation(name), tta, dict(cfg), figures if tta else 0, device)
+    jobs = [(members, Path(caffe_root), layout.evaluation(name), tta, dict(cfg), figures if tta else 0, device, resume)
             for name, tta in (("ensemble", False), ("ensemble_tta", True))]
     parallel_map(_evaluate_job, jobs, workers, threads=threads)
     rows = [_summary_row(f"{r.init} seed {r.seed}", r.init, 1, False, checkpoint_path(layout, r.checkpoint).parent

@@ -25,6 +25,13 @@ over outputs of mixed settings.
 Settings that change no output are not part of the record: ``tile_size`` (tiled results equal the whole-scene
 ones), ``batch_size``, ``device`` and ``progress``. A run resumed on another device therefore keeps the scenes of
 the first device, which agree with its own up to floating-point rounding.
+
+An evaluation on a CaFFe split (:func:`ssl4sar.evaluate.evaluate`, ``ssl4sar evaluate --resume``) keeps the same
+kind of record per scored scene, ``records/<stem>.evaluation.json`` in its output folder
+(:func:`write_evaluation_record`): the identities of the scene's four input files (SAR image, zones, front,
+bounding box), the models, the settings, the scene's table row as exact JSON values and its output files. The
+checks are the same; the row lets a resumed evaluation pool the kept scenes into its tables and MDE without
+reading them again.
 """
 
 from __future__ import annotations
@@ -46,13 +53,15 @@ from ssl4sar.io import write_json_atomic
 
 __all__ = [
     "RECORD_FORMAT", "RECORD_SUFFIX", "file_identity", "same_file", "models_sha256", "output_settings",
-    "record_path", "write_record", "remove_record", "read_matching_record",
+    "record_path", "write_record", "remove_record", "read_matching_record", "EVALUATION_FORMAT",
+    "write_evaluation_record", "read_matching_evaluation_record",
 ]
 
 log = logging.getLogger(__name__)
 
 RECORD_FORMAT = "ssl4sar-scene-prediction/1"
 RECORD_SUFFIX = ".prediction.json"
+EVALUATION_FORMAT = "ssl4sar-scene-evaluation/1"
 
 #: predict_scene arguments that do not change any output
 IGNORED_SETTINGS = frozenset({"models", "path", "out_dir", "tile_size", "batch_size", "device", "progress"})
@@ -145,29 +154,86 @@ def read_matching_record(out_dir: str | Path, stem: str, scene: Path, models: st
     """
     out = Path(out_dir)
     path = record_path(out, stem)
+    record, why_not = _same_run(path, RECORD_FORMAT, models, settings)
+    if record is None:
+        return None, why_not
+    identity = record.get("scene")
+    if not isinstance(identity, dict) or not same_file(identity, scene):
+        return None, "the input file changed since the earlier prediction"
+    outputs, why_not = _existing_outputs(path, out, record.get("outputs"))
+    if outputs is None or not isinstance(record.get("summary"), dict):
+        return None, why_not or f"its record {path} is incomplete"
+    return {**record, "outputs": outputs}, ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# evaluation (ssl4sar.evaluate): one record per scored scene, ``<out>/records/<stem>.evaluation.json``
+
+def write_evaluation_record(path: str | Path, out_dir: str | Path, inputs: Mapping[str, Path],
+                            row: Mapping[str, Any], outputs: Sequence[Path], models: str,
+                            settings: Mapping[str, Any]) -> Path:
+    """Write a scored scene's record atomically (call it after every output is written).
+
+    ``inputs``: name → file the scene was read from (SAR image, zones, front, bounding box); ``row``: its table row
+    as exact JSON values (NaN as ``null``); ``outputs``: its files, stored relative to ``out_dir``.
+    """
+    record = {"format": EVALUATION_FORMAT, "inputs": {k: file_identity(p) for k, p in inputs.items()},
+              "models_sha256": models, "settings": dict(settings), "row": dict(row),
+              "outputs": {Path(p).name: os.path.relpath(p, out_dir) for p in outputs}}
+    return write_json_atomic(Path(path), record)
+
+
+def read_matching_evaluation_record(path: str | Path, out_dir: str | Path, inputs: Mapping[str, Path],
+                                    models: str, settings: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """``(record, "")`` when a scored scene's record (of :func:`write_evaluation_record`) says its row and files
+    can be reused: same models and settings, the same input files (none added or removed), every output present.
+    Else ``(None, why not)``. The record's ``outputs`` are returned as absolute paths."""
+    path = Path(path)
+    record, why_not = _same_run(path, EVALUATION_FORMAT, models, settings)
+    if record is None:
+        return None, why_not
+    identities = record.get("inputs")
+    if not isinstance(identities, dict) or set(identities) != set(inputs):
+        return None, "its input files are not those of the earlier evaluation"
+    changed = sorted(k for k, p in inputs.items()
+                     if not isinstance(identities[k], dict) or not same_file(identities[k], p))
+    if changed:
+        return None, f"input file(s) changed since the earlier evaluation ({', '.join(changed)})"
+    outputs, why_not = _existing_outputs(path, Path(out_dir), record.get("outputs"))
+    if outputs is None or not isinstance(record.get("row"), dict):
+        return None, why_not or f"its record {path} is incomplete"
+    return {**record, "outputs": outputs}, ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the checks both kinds share
+
+def _same_run(path: Path, record_format: str, models: str,
+              settings: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The record at ``path`` when it is readable, of ``record_format`` and made by the same models and settings."""
     if not path.is_file():
-        return None, "not predicted before"
+        return None, "not done before"
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"its record {path} is unreadable ({exc})"
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-        return None, f"its record {path} is not a {RECORD_FORMAT} record"
+    if not isinstance(record, dict) or record.get("format") != record_format:
+        return None, f"its record {path} is not a {record_format} record"
     if record.get("models_sha256") != models:
-        return None, "the models differ from those of the earlier prediction"
+        return None, "the models differ from those of the earlier run"
     if record.get("settings") != dict(settings):
         old = record.get("settings") if isinstance(record.get("settings"), dict) else {}
         changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        return None, f"the settings differ from the earlier prediction's ({', '.join(changed)})"
-    identity = record.get("scene")
-    if not isinstance(identity, dict) or not same_file(identity, scene):
-        return None, "the input file changed since the earlier prediction"
-    outputs = record.get("outputs")
-    summary = record.get("summary")
-    if not isinstance(outputs, dict) or not isinstance(summary, dict):
+        return None, f"the settings differ from the earlier run's ({', '.join(changed)})"
+    return record, ""
+
+
+def _existing_outputs(path: Path, out: Path, outputs: Any) -> tuple[dict[str, Path] | None, str]:
+    """A record's ``outputs`` (name → path relative to ``out``) as absolute paths, when every one exists."""
+    if not isinstance(outputs, dict):
         return None, f"its record {path} is incomplete"
     resolved = {k: out / v for k, v in outputs.items()}
     missing = sorted(str(p) for p in resolved.values() if not p.is_file())
     if missing:
         return None, f"output missing: {', '.join(missing)}"
-    return {**record, "outputs": resolved}, ""
+    return resolved, ""

@@ -556,7 +556,7 @@ def test_cli_resume_keeps_finished_scenes_and_refuses_clashing_names(smoke_check
     # another stride is another prediction
     with caplog.at_level(logging.INFO):
         assert main([*args[:-3], "--stride", "16", "--no-progress", "--resume"]) == 0
-    assert "the settings differ from the earlier prediction's (stride)" in caplog.text
+    assert "the settings differ from the earlier run's (stride)" in caplog.text
 
     clash = write_tif(tmp_path / "other" / "s0.tif", scene_image(straight_front_zones(h=48, w=48)))
     caplog.clear()

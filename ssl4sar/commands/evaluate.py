@@ -50,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-probabilities", action="store_true",
                         help="write mean softmax and std per scene (float16 .npz)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the scenes an earlier run into --out finished with the same checkpoints, settings "
+                             "and data (their records/*.evaluation.json); evaluate the rest")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load checkpoints with the full unpickler, which RUNS CODE FROM THE FILE: only for files "
                              "whose origin you trust (default: tensors and plain values only)")
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, precision="bf16" if args.bf16 else args.precision, absent=args.absent,
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
             save_probabilities=args.save_probabilities, progress=not args.no_progress,
-            trust_checkpoint=args.trust_checkpoint)
+            trust_checkpoint=args.trust_checkpoint, resume=args.resume)
     except (DataError, ValueError) as exc:
         logger.error("%s", exc)
         return 1
