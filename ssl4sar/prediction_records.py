@@ -154,7 +154,7 @@ def read_matching_record(out_dir: str | Path, stem: str, scene: Path, models: st
     """
     out = Path(out_dir)
     path = record_path(out, stem)
-    record, why_not = _same_run(path, RECORD_FORMAT, models, settings)
+    record, why_not = _same_run(path, RECORD_FORMAT, models, settings, "predicted")
     if record is None:
         return None, why_not
     identity = record.get("scene")
@@ -189,7 +189,7 @@ def read_matching_evaluation_record(path: str | Path, out_dir: str | Path, input
     can be reused: same models and settings, the same input files (none added or removed), every output present.
     Else ``(None, why not)``. The record's ``outputs`` are returned as absolute paths."""
     path = Path(path)
-    record, why_not = _same_run(path, EVALUATION_FORMAT, models, settings)
+    record, why_not = _same_run(path, EVALUATION_FORMAT, models, settings, "evaluated")
     if record is None:
         return None, why_not
     identities = record.get("inputs")
@@ -208,11 +208,12 @@ def read_matching_evaluation_record(path: str | Path, out_dir: str | Path, input
 # --------------------------------------------------------------------------------------------------------------
 # the checks both kinds share
 
-def _same_run(path: Path, record_format: str, models: str,
-              settings: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """The record at ``path`` when it is readable, of ``record_format`` and made by the same models and settings."""
+def _same_run(path: Path, record_format: str, models: str, settings: Mapping[str, Any],
+              done: str) -> tuple[dict[str, Any] | None, str]:
+    """The record at ``path`` when it is readable, of ``record_format`` and made by the same models and settings
+    (``done``: what the run did to a scene, for the message when there is no record)."""
     if not path.is_file():
-        return None, "not done before"
+        return None, f"not {done} before"
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
