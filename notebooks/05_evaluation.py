@@ -89,10 +89,10 @@ if setup.synthetic:
 # measurements. Set `inference.precision: fp32` for the exact float32 numbers.
 #
 # Evaluating the ensemble with TTA on the 122 CaFFe test scenes takes a while even on a GPU. When this cell runs
-# again (a closed Colab session, a restarted kernel), it keeps every scene that an earlier run finished with the
-# same weights, settings and data — each evaluation folder's `records/` says what made each scene's files — and
-# evaluates only the rest; the tables are those of an uninterrupted run. The command line does the same with
-# `ssl4sar evaluate --resume`.
+# again after a stop (an interrupted cell, a restarted kernel; on Colab, whenever `work_dir` survived, e.g. on
+# Google Drive), it keeps every scene that an earlier run finished with the same weights, settings and data — each
+# evaluation folder's `records/` says what made each scene's files — and evaluates only the rest; the tables are
+# those of an uninterrupted run. The command line does the same with `ssl4sar evaluate --resume`.
 #
 # The ensemble's initialisation is chosen on **validation** data only (most validation fronts found, then the lowest
 # validation MDE, averaged over seeds), as the test split must not choose the model.

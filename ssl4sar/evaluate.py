@@ -436,8 +436,6 @@ def _scene_inputs(scene: CaffeScene) -> dict[str, Path]:
 
 
 def _versions() -> dict[str, str]:
-    from ssl4sar import __version__
-
     out = {"ssl4sar": __version__, "python": platform.python_version(), "numpy": np.__version__,
            "torch": torch.__version__}
     try:
