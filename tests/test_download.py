@@ -17,11 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pooch
 import pytest
 import yaml
 
-from ssl4sar.data import download
+from ssl4sar.data import download, transfer
 from ssl4sar.data.download import fetch, read_lock, sha256sum
 from ssl4sar.data.manifest import load_manifest, marker_path, status
 from ssl4sar.errors import ChecksumError, DataError
@@ -40,13 +39,18 @@ MEMBERS = {
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves ``server.routes[path] = (mode, body)``; mode "ok", "truncate" (announces more bytes), "cut" (no
-    Content-Length, closes after half the body), "unsized" (no Content-Length, whole body) or an HTTP code."""
+    Content-Length, closes after half the body), "unsized" (no Content-Length, whole body), "ranged" (see
+    :meth:`_ranged`) or an HTTP code."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        self.server.ranges.append(self.headers.get("Range"))  # type: ignore[attr-defined]
         mode, body = self.server.routes.get(self.path, (404, b""))  # type: ignore[attr-defined]
         if isinstance(mode, int):
             self.send_error(mode)
+            return
+        if mode == "ranged":
+            self._ranged(body)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
@@ -63,6 +67,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def _ranged(self, body: bytes) -> None:
+        """Like a static file server: an ETag (``server.etags[path]``, default ``"v1"``), ``Range: bytes=N-``
+        answered with 206 while ``If-Range`` matches the ETag; ``server.cuts[path] = n`` closes the next response
+        after n bytes of its body (once); ``server.bad_range`` answers ranges from the wrong byte."""
+        srv = self.server
+        etag = srv.etags.get(self.path, '"v1"')  # type: ignore[attr-defined]
+        asked, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        start = 0
+        if asked and if_range in (None, etag):
+            start = int(asked.removeprefix("bytes=").rstrip("-"))
+            shown = start + 1 if srv.bad_range else start  # type: ignore[attr-defined]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {shown}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        cut = srv.cuts.pop(self.path, None)  # type: ignore[attr-defined]
+        self.wfile.write(body[start:] if cut is None else body[start:start + cut])
+        self.wfile.flush()
+        self.close_connection = True
+
     def log_message(self, format: str, *args: Any) -> None:  # silence the server
         pass
 
@@ -72,6 +99,8 @@ def server() -> Iterator[ThreadingHTTPServer]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.routes = {}  # type: ignore[attr-defined]
     srv.hits = []  # type: ignore[attr-defined]
+    srv.ranges = []  # type: ignore[attr-defined]
+    srv.etags, srv.cuts, srv.bad_range = {}, {}, False  # type: ignore[attr-defined]
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv
@@ -282,11 +311,11 @@ def test_trust_on_first_use_is_recorded_then_enforced(server, tmp_path, caplog):
 def test_disk_full_is_reported_and_cleaned_up(server, tmp_path, monkeypatch):
     server.routes["/w.pth"] = ("ok", b"weights" * 100)
 
-    def full_disk(self, url, output_file, pooch_obj, check_only=False):
-        Path(output_file).write_bytes(b"partial")
+    def full_disk(response, fh, bar):
+        fh.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", full_disk)
+    monkeypatch.setattr(transfer, "_copy_body", full_disk)
     manifest = write_manifest(tmp_path / "m.yaml", weights=file_entry(url_of(server, "/w.pth"), "weights/w.pth"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="disk full") as info:
@@ -434,11 +463,11 @@ def test_default_data_root_comes_from_environment(server, tmp_path, monkeypatch)
 def test_short_body_without_transport_error_is_detected(server, tmp_path, monkeypatch):
     """A transport that does not enforce Content-Length itself: the received size is still checked."""
 
-    def short_read(self, url, output_file, pooch_obj, check_only=False):
-        self.progressbar.total = 1000  # what pooch does with the Content-Length header
-        Path(output_file).write_bytes(b"only ten b")
+    def short_read(response, fh, bar):
+        fh.write(b"only ten b")  # and returns as if the body had ended
 
-    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", short_read)
+    monkeypatch.setattr(transfer, "_copy_body", short_read)
+    server.routes["/f.bin"] = ("ok", b"x" * 1000)
     manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin"))
     with pytest.raises(DataError, match="truncated transfer: received 10 bytes, Content-Length announced 1000"):
         fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
@@ -526,3 +555,143 @@ def test_cut_off_archive_locked_by_an_older_version_is_not_reused(server, tmp_pa
     with pytest.raises(ChecksumError, match="recorded from the first download"):   # before: BadZipFile
         fetch("caffe", dest=root, manifest=manifest, progress=False, keep_archive=True)
     assert not (root / "caffe").exists()
+
+
+# ------------------------------------------------------------------------------ cut-off downloads continue (stop 28)
+
+BIG_MEMBERS = {**MEMBERS, "zones/train/big.png": bytes(range(256)) * 800}  # ~200 kB, stored
+
+
+def big_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in BIG_MEMBERS.items():
+            zf.writestr("data_raw/" + name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["archive", "file"])
+def test_a_cut_off_download_continues_where_it_stopped(server, tmp_path, kind):
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    server.cuts["/data_raw.zip"] = 40_000
+    url = url_of(server, "/data_raw.zip")
+    entry = archive_entry([url], None) if kind == "archive" else file_entry(url, "weights/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=entry)
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match=f"truncated transfer.*kept 40000 of {len(body)} bytes"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    folder = root / ("downloads" if kind == "archive" else "weights")
+    assert (folder / ".data_raw.zip.resume.part").read_bytes() == body[:40_000]
+    assert not (root / "caffe" / "data_raw").exists() and not (root / "weights" / "data_raw.zip").exists()
+    assert "caffe" not in read_lock(root)  # nothing is trusted before the whole file passed every check
+
+    path = fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert server.ranges == [None, "bytes=40000-"]  # the second request asked for the rest only
+    if kind == "archive":
+        assert (path / "zones/train/big.png").read_bytes() == BIG_MEMBERS["zones/train/big.png"]
+    else:
+        assert path.read_bytes() == body
+    assert read_lock(root)["caffe"]["sha256"] == sha(body)
+    assert leftovers(root) == []
+
+
+def test_a_file_changed_on_the_server_is_downloaded_again_from_the_start(server, tmp_path):
+    old, new = big_zip(), make_zip(MEMBERS)
+    server.routes["/data_raw.zip"] = ("ranged", old)
+    server.cuts["/data_raw.zip"] = 40_000
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], None))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="kept 40000"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    server.routes["/data_raw.zip"] = ("ranged", new)
+    server.etags["/data_raw.zip"] = '"v2"'  # If-Range "v1" no longer matches: the server sends the whole new file
+    path = fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert server.ranges == [None, "bytes=40000-"]
+    assert not (path / "zones/train/big.png").exists()  # the new version's members only
+    assert read_lock(root)["caffe"]["sha256"] == sha(new)
+    assert leftovers(root) == []
+
+
+def test_a_wrong_range_answer_discards_the_kept_bytes(server, tmp_path):
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    server.cuts["/data_raw.zip"] = 40_000
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body)))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="kept 40000"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    server.bad_range = True  # answers "bytes 40001-…" to a request for bytes 40000-
+    with pytest.raises(DataError, match="Content-Range.*discarded"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert leftovers(root) == []
+    server.bad_range = False
+    fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert server.ranges == [None, "bytes=40000-", None]  # started again from byte 0
+
+
+def test_an_error_to_a_range_request_discards_the_kept_bytes(server, tmp_path):
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    server.cuts["/data_raw.zip"] = 40_000
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body)))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="kept 40000"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    server.routes["/data_raw.zip"] = (416, b"")
+    with pytest.raises(DataError, match="HTTP 416.*bytes 40000-.*discarded"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert leftovers(root) == []  # else every later run would ask for the same range again
+
+
+def test_continued_bytes_that_fail_the_checksum_are_discarded(server, tmp_path):
+    # a server that changes the file but not its ETag: the joined file is wrong, and the checksum says so
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    server.cuts["/data_raw.zip"] = 40_000
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=file_entry(url, "weights/w.bin", sha256=sha(body)))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="kept 40000"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    server.routes["/data_raw.zip"] = ("ranged", body[:50_000] + bytes(len(body) - 50_000))
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert leftovers(root) == []
+    assert not (root / "weights" / "w.bin").exists()
+
+
+def test_ctrl_c_keeps_the_bytes_for_the_next_run(server, tmp_path, monkeypatch):
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body)))
+    root = tmp_path / "root"
+    real = transfer._copy_body
+
+    def interrupted(response, fh, bar):
+        fh.write(next(response.iter_content(chunk_size=30_000)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(transfer, "_copy_body", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert (root / "downloads" / ".data_raw.zip.resume.part").stat().st_size == 30_000
+    monkeypatch.setattr(transfer, "_copy_body", real)
+    fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert server.ranges == [None, "bytes=30000-"]
+    assert leftovers(root) == []
+
+
+def test_without_a_validator_a_cut_off_transfer_keeps_nothing(server, tmp_path, monkeypatch):
+    # "truncate": the server announces a size but no ETag / Last-Modified, so a range could join two versions
+    server.routes["/data_raw.zip"] = ("truncate", make_zip(MEMBERS))
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url_of(server, "/data_raw.zip")], None))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="truncated transfer") as info:
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert "kept" not in str(info.value)
+    assert leftovers(root) == []

@@ -1,14 +1,17 @@
 """Checksummed, atomic downloads of the resources named in ``data_manifest.yaml``.
 
-Why one module of ~660 lines: it has one job, getting one resource onto disk so that a cut-off, corrupt or
-tampered transfer can never be installed, and its parts (transfer with size confirmation, trust on first use,
-unpacking with integrity checks, free-space and stale-file handling) are steps of that one sequence in
-:func:`fetch`, sharing its temporary-file naming; its public surface is five functions.
+Why one module of ~600 lines: it has one job, getting one resource onto disk so that a cut-off, corrupt or
+tampered transfer can never be installed, and its parts (size confirmation, trust on first use, unpacking with
+integrity checks, free-space and stale-file handling) are steps of that one sequence in :func:`fetch`, sharing its
+temporary-file naming; its public surface is five functions. The HTTP transfer itself, and continuing a cut-off one,
+is :mod:`ssl4sar.data.transfer`.
 
-:func:`fetch` downloads a resource over HTTP(S) with pooch (progress bar through tqdm), trying the manifest's URLs
-in order (mirrors), and installs it under the data root:
+:func:`fetch` downloads a resource over HTTP(S) (:mod:`ssl4sar.data.transfer`, progress bar through tqdm), trying
+the manifest's URLs in order (mirrors), and installs it under the data root:
 
-1. the transfer goes to a temporary ``.<name>.<random>.part`` file next to its destination;
+1. the transfer goes to a temporary ``.<name>.resume.part`` file next to its destination. When it is cut off and the
+   server announced the size and a validator (ETag or Last-Modified), the bytes are kept, and the next ``fetch``
+   asks that URL only for the rest (an HTTP range, granted only while the file is the same version);
 2. the transfer is complete only when its size is confirmed: the number of bytes received must equal the
    ``Content-Length`` the server announced and the manifest's ``size_bytes`` when it states one; an archive must
    also pass an integrity check (every zip member's CRC, every tar member readable to its end). A plain file whose
@@ -20,7 +23,9 @@ in order (mirrors), and installs it under the data root:
 
 Every failure (HTTP error, truncated transfer, checksum mismatch, disk full) raises :class:`DataError` or
 :class:`ChecksumError` naming the resource, the URL(s) and the problem, after removing what it had written, so a
-re-run starts cleanly and nothing half-done ever looks complete.
+re-run starts cleanly and nothing half-done ever looks complete. The one exception is the bytes of a cut-off
+transfer that can be continued (step 1; a Ctrl-C keeps them too): the error says how many were kept, and they are
+never installed before the whole file has passed every check of step 2.
 
 Trust on first use: when the manifest has no sha256 for a resource, the first successful (size-confirmed,
 integrity-checked) download records its sha256 and size in ``<data root>/manifest.lock.json`` with
@@ -67,6 +72,7 @@ from ssl4sar.data.manifest import (
     resolve_root,
     status,
 )
+from ssl4sar.data.transfer import TransferFailed, discard, transfer
 from ssl4sar.errors import ChecksumError, DataError
 from ssl4sar.io import ensure_writable_dir, set_default_mode, write_json_atomic
 
@@ -236,7 +242,7 @@ def _fetch_file(resource: Resource, root: Path, progress: bool, timeout_s: float
     target = local_path(resource, root)
     marker = marker_path(resource, root)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(target.parent, f".{target.name}.", ".part")
+    _remove_stale(target.parent, f".{target.name}.", ".part", keep=_resume_paths(target.parent, target.name))
     # verified bytes wait under a temporary name: a failed re-download leaves an earlier install and its marker alone
     verified = target.with_name(f".{target.name}.verified.part")
     result = _download_verified(resource, root, verified, progress, timeout_s)
@@ -254,7 +260,7 @@ def _fetch_archive(resource: Resource, root: Path, progress: bool, timeout_s: fl
     downloads = root / DOWNLOADS_DIR
     downloads.mkdir(parents=True, exist_ok=True)
     archive = downloads / resource.filename
-    _remove_stale(downloads, f".{resource.filename}.", ".part")
+    _remove_stale(downloads, f".{resource.filename}.", ".part", keep=_resume_paths(downloads, resource.filename))
     expected, source = _expected_sha256(resource, root)
     result: _Download | None = None
     if archive.is_file():
@@ -303,13 +309,17 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
     expected, source = _expected_sha256(resource, root)
     target = local_path(resource, root) if resource.kind == "file" else final  # what errors name
     failures: list[tuple[str, _AttemptFailed]] = []
+    tmp, state = _resume_paths(final.parent, target.name)
     for url in resource.urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
         try:
             logger.info("downloading %s from %s", resource.name, url)
-            announced = _transfer(url, tmp, progress, timeout_s, desc=target.name)
+            try:
+                announced = transfer(url, tmp, state, progress=progress, timeout_s=timeout_s,
+                                     desc=target.name).announced
+            except TransferFailed as cut:
+                failures.append((url, _AttemptFailed(cut.problem)))
+                logger.warning("%s: %s failed: %s", resource.name, url, cut.problem)
+                continue
             size = tmp.stat().st_size
             if resource.size_bytes is not None and size != resource.size_bytes:
                 raise _AttemptFailed(f"size mismatch: received {size} bytes, the manifest expects "
@@ -324,13 +334,13 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
                 raise _AttemptFailed(_mismatch(resource, root, digest, expected, source), checksum=True)
             set_default_mode(tmp)
             os.replace(tmp, final)
-        except _AttemptFailed as failure:
-            tmp.unlink(missing_ok=True)
+        except _AttemptFailed as failure:  # received in full, but not the right file: nothing to continue
+            discard(tmp, state)
             logger.warning("%s: %s failed: %s", resource.name, url, failure.problem)
             failures.append((url, failure))
             continue
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            discard(tmp, state)
             if exc.errno == errno.ENOSPC:
                 raise DataError(target, f"disk full while downloading resource {resource.name!r} from {url} ({exc}); "
                                 "the partial file was removed",
@@ -338,8 +348,9 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
                                 "or choose another data root (--dest / SSL4SAR_DATA)") from exc
             raise DataError(target, f"cannot write the download of resource {resource.name!r} from {url}: "
                             f"{exc.strerror or exc}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
+        except BaseException:  # Ctrl-C, a kernel interrupt: bytes a later run can continue are kept
+            if not state.is_file():
+                discard(tmp, state)
             raise
         return _Download(url=url, path=final, sha256=digest, size_bytes=size,
                          sha256_source=source if expected is not None else "first-use")
@@ -361,79 +372,10 @@ def _download_verified(resource: Resource, root: Path, final: Path, progress: bo
                     + _manual_hint(resource, local_path(resource, root)))
 
 
-def _transfer(url: str, tmp: Path, progress: bool, timeout_s: float, desc: str) -> int:
-    """Stream ``url`` into ``tmp`` with pooch's HTTP downloader; return the announced ``Content-Length`` (0: none).
-
-    Raises :class:`_AttemptFailed` on transfer problems, including fewer (or more) bytes than announced."""
-    import requests  # lazy: only needed for downloads
-
-    bar = _ProgressBar(desc, enabled=progress)
-    downloader = pooch.HTTPDownloader(
-        progressbar=bar, timeout=timeout_s,
-        headers={"Accept-Encoding": "identity", "User-Agent": f"ssl4sar/{__version__} (pooch)"},
-    )
-    try:
-        downloader(url, str(tmp), None)
-    except requests.exceptions.HTTPError as exc:
-        response = exc.response
-        code = f"HTTP {response.status_code} {response.reason}" if response is not None else str(exc)
-        raise _AttemptFailed(code) from exc
-    except requests.exceptions.RequestException as exc:
-        received = tmp.stat().st_size if tmp.exists() else 0
-        if bar.announced and received < bar.announced:
-            raise _AttemptFailed(f"truncated transfer: the connection closed before the {bar.announced} bytes "
-                                 f"announced by Content-Length arrived ({received} bytes written; "
-                                 f"{type(exc).__name__})") from exc
-        raise _AttemptFailed(f"transfer failed ({type(exc).__name__}: {exc})") from exc
-    finally:
-        bar.close()
-    received = tmp.stat().st_size
-    if bar.announced and received != bar.announced:
-        raise _AttemptFailed(f"truncated transfer: received {received} bytes, Content-Length announced "
-                             f"{bar.announced}" if received < bar.announced else
-                             f"received {received} bytes, more than the {bar.announced} announced")
-    return bar.announced
-
-
-class _ProgressBar:
-    """Progress object handed to pooch: forwards to tqdm and remembers the announced ``Content-Length``.
-
-    The tqdm bar is created when pooch sets ``total`` (after the response headers arrived), so a request that fails
-    early draws no empty bar.
-    """
-
-    def __init__(self, desc: str, enabled: bool) -> None:
-        self.announced = 0
-        self._desc = desc
-        self._enabled = enabled
-        self._bar: tqdm | None = None
-
-    def _get(self) -> tqdm:
-        if self._bar is None:
-            self._bar = tqdm(total=self.announced or None, desc=self._desc, unit="B", unit_scale=True,
-                             unit_divisor=1000, leave=True, disable=not self._enabled, dynamic_ncols=True)
-        return self._bar
-
-    @property
-    def total(self) -> int:
-        return self.announced
-
-    @total.setter
-    def total(self, value: int) -> None:
-        self.announced = int(value or 0)
-        bar = self._get()
-        bar.total = self.announced or None
-        bar.refresh()
-
-    def update(self, n: int) -> None:
-        self._get().update(n)
-
-    def reset(self) -> None:
-        self._get().reset(total=self.announced or None)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+def _resume_paths(folder: Path, name: str) -> tuple[Path, Path]:
+    """Where the bytes of an unfinished transfer of ``name`` wait for the next run, and their state
+    (:mod:`ssl4sar.data.transfer`)."""
+    return folder / f".{name}.resume.part", folder / f".{name}.resume.json"
 
 
 # ---------------------------------------------------------------------------------------------- trust on first use
@@ -628,12 +570,13 @@ def _check_free_space(resource: Resource, root: Path) -> None:
                         "free some space or choose another data root (--dest / SSL4SAR_DATA)")
 
 
-def _remove_stale(directory: Path, prefix: str, suffix: str, directories: bool = False) -> None:
-    """Remove leftovers (``prefix*suffix``) of an earlier, interrupted run."""
+def _remove_stale(directory: Path, prefix: str, suffix: str, directories: bool = False,
+                  keep: Sequence[Path] = ()) -> None:
+    """Remove leftovers (``prefix*suffix``) of an earlier, interrupted run, but the paths in ``keep``."""
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.name.startswith(prefix) and entry.name.endswith(suffix):
+        if entry.name.startswith(prefix) and entry.name.endswith(suffix) and entry not in keep:
             logger.info("removing leftover %s of an interrupted run", entry)
             with contextlib.suppress(OSError):
                 if directories and entry.is_dir():
