@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import shutil
 import sys
 import tarfile
 import threading
@@ -695,3 +696,23 @@ def test_without_a_validator_a_cut_off_transfer_keeps_nothing(server, tmp_path, 
         fetch("caffe", dest=root, manifest=manifest, progress=False)
     assert "kept" not in str(info.value)
     assert leftovers(root) == []
+
+
+def test_a_continued_download_needs_room_for_the_rest_only(server, tmp_path, monkeypatch):
+    body = big_zip()
+    server.routes["/data_raw.zip"] = ("ranged", body)
+    server.cuts["/data_raw.zip"] = 150_000
+    url = url_of(server, "/data_raw.zip")
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body), size_bytes=len(body)))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="kept 150000"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    real = shutil.disk_usage
+    free = 2 * len(body) - 100_000  # less than archive + unpacked copy, more than what is still to come
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda p: real(p)._replace(free=free))
+    fetch("caffe", dest=root, manifest=manifest, progress=False)
+    assert server.ranges == [None, "bytes=150000-"]
+    (root / "caffe" / "data_raw" / ".complete").unlink()  # not present any more: a new download, from byte 0
+    with pytest.raises(DataError, match="not enough disk space"):
+        fetch("caffe", dest=root, manifest=manifest, progress=False, force=True)
+

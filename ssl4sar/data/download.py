@@ -555,11 +555,16 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 def _check_free_space(resource: Resource, root: Path) -> None:
-    """Refuse to start when the disk clearly cannot hold the resource (archive + unpacked copy for archives)."""
+    """Refuse to start when the disk clearly cannot hold the resource (archive + unpacked copy for archives), less
+    the bytes a cut-off transfer kept (a continued download needs room for the rest only)."""
     size = resource.expected_size_bytes
     if size is None:
         return
-    needed = 2 * size if resource.kind == "archive" else size
+    folder, name = (root / DOWNLOADS_DIR, resource.filename or "") if resource.kind == "archive" else \
+        (local_path(resource, root).parent, local_path(resource, root).name)
+    partial = _resume_paths(folder, name)[0]
+    kept = partial.stat().st_size if partial.is_file() else 0
+    needed = (2 * size if resource.kind == "archive" else size) - min(kept, size)
     probe = root
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
