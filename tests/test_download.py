@@ -53,6 +53,13 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "ranged":
             self._ranged(body)
             return
+        if mode == "gzip":  # a server that compresses whatever the client asked for
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         if mode in ("cut", "unsized"):  # no Content-Length: the body ends when the connection closes
@@ -716,3 +723,11 @@ def test_a_continued_download_needs_room_for_the_rest_only(server, tmp_path, mon
     with pytest.raises(DataError, match="not enough disk space"):
         fetch("caffe", dest=root, manifest=manifest, progress=False, force=True)
 
+
+
+def test_a_compressed_body_is_refused_not_installed(server, tmp_path):
+    server.routes["/f.bin"] = ("gzip", b"\x1f\x8b compressed bytes")
+    manifest = write_manifest(tmp_path / "m.yaml", f=file_entry(url_of(server, "/f.bin"), "f.bin"))
+    with pytest.raises(DataError, match="gzip-encoded"):
+        fetch("f", dest=tmp_path / "root", manifest=manifest, progress=False)
+    assert leftovers(tmp_path / "root") == [] and not (tmp_path / "root" / "f.bin").exists()

@@ -89,6 +89,10 @@ def transfer(url: str, partial: Path, state: Path, *, progress: bool = True, tim
                     raise TransferFailed(f"HTTP {response.status_code} {response.reason} to the request for bytes "
                                          f"{offset}- of {total}; the kept bytes were discarded")
                 raise TransferFailed(f"HTTP {response.status_code} {response.reason}")
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):  # the raw body would not be the file (nor its ranges)
+                raise _failed(f"the server sent the file {encoding}-encoded, though asked for it unencoded",
+                              partial, state, total)
             if offset and response.status_code == 206:
                 _check_range(response, offset, total, partial, state)
                 logger.info("%s: continuing from byte %d of %d", url, offset, total)
