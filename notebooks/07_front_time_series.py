@@ -109,13 +109,16 @@ if ts.truth is not None:
 # stitching (the evaluation's inference), turns the class map into a front (§7.2 post-processing) and writes,
 # per scene, GeoTIFFs on the scene's grid (same CRS and transform) and the front as GeoJSON — in the scene CRS
 # and in EPSG:4326 — plus one front per augmented map (`_front_members.geojson`) whose spread becomes the
-# uncertainty of the time series. Scenes that cannot be read are listed in `skipped.csv`, not fatal.
+# uncertainty of the time series. Scenes that cannot be read are listed in `skipped.csv`, not fatal. Run again (a
+# restarted kernel, a new date added), this cell keeps every scene predicted earlier from the same file, model and
+# settings (`resume=True`, see the end of the chapter) and predicts the rest.
 
 # %%
-pred_dir = out_root / "predictions"   # this chapter's own output: predicted afresh (replace=True)
-run = predict_scenes(model.members, ts.scenes, pred_dir, replace=True, to_wgs84=True, member_fronts=True,
+pred_dir = out_root / "predictions"
+run = predict_scenes(model.members, ts.scenes, pred_dir, resume=True, to_wgs84=True, member_fronts=True,
                      overlay=True, **model.predict_kwargs())
-print(f"predicted {len(run.results)} scenes in {run.seconds:.1f} s, skipped {len(run.skipped)}")
+print(f"{len(run.results)} scenes: {len(run.results) - len(run.reused)} predicted in {run.seconds:.1f} s, "
+      f"{len(run.reused)} kept from an earlier run; skipped {len(run.skipped)}")
 display(pd.read_csv(pred_dir / "predictions.csv")[["scene", "date", "n_maps", "n_front_pixels", "length_m",
                                                    "mean_uncertainty"]])
 
@@ -156,7 +159,7 @@ if no_front:
 # before the errors are computed, so that both describe the same displacement.
 
 # %%
-series, model_acc = application.measure_series(sorted(pred_dir.glob("*_front.geojson")), ts,
+series, model_acc = application.measure_series(sorted(r.outputs["front"] for r in run.results), ts,
                                                 f"model ({preset_name})", out_root, "front_positions")
 display(model_acc.round(1))
 display(timeseries.positions_table(series))
