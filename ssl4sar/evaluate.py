@@ -64,12 +64,10 @@ ground truth out of that image's macro zone scores; ``"zero"`` scores it 0 like 
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import math
 import platform
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -94,7 +92,7 @@ from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
 from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
 from ssl4sar.inference_settings import InferenceSettings, inference_settings, resolve_device
-from ssl4sar.io import atomic_path, ensure_writable_dir
+from ssl4sar.io import atomic_leftovers, atomic_path, ensure_writable_dir
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
     ZoneMetrics,
@@ -369,13 +367,9 @@ class _Scorer:
         """Delete the half-written files of ``stem`` that a killed earlier run left (``atomic_path``'s
         ``.<name>.XXXXXXXX.part.<ext>``; a scene's probabilities alone can be hundreds of MB)."""
         for folder, suffix in _SCENE_OUTPUTS:
-            name = Path(f"{stem}{suffix}")
-            pattern = re.compile(rf"\.{re.escape(name.stem)}\.[a-z0-9_]{{8}}\.part{re.escape(name.suffix)}")
-            d = self.out / folder
-            for p in d.glob(f".{glob.escape(name.stem)}.*.part{name.suffix}") if d.is_dir() else ():
-                if pattern.fullmatch(p.name) and p.is_file():
-                    logger.info("removing %s, left by an evaluation that was stopped", p)
-                    p.unlink(missing_ok=True)
+            for p in atomic_leftovers(self.out / folder, Path(f"{stem}{suffix}").stem):
+                logger.info("removing %s, left by an evaluation that was stopped", p)
+                p.unlink(missing_ok=True)
 
     def _remove_stale(self) -> None:
         for folder, suffix in _SCENE_OUTPUTS:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def atomic_leftovers(folder: str | Path, name_stem: str) -> list[Path]:
+    """The temporary files :func:`atomic_path` left in ``folder`` for a final name whose stem is ``name_stem``,
+    when the process writing them was killed: ``.<name_stem>.XXXXXXXX.part.<ext>``, with the 8 random characters
+    :mod:`tempfile` makes. No other name, even a similar one, is returned."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(name_stem)}\.[a-z0-9_]{{8}}\.part\.[A-Za-z0-9]+")
+    return sorted(p for p in folder.glob(f".{glob.escape(name_stem)}.*.part.*")
+                  if pattern.fullmatch(p.name) and p.is_file())
 
 
 def set_default_mode(path: str | Path) -> None:

@@ -99,7 +99,7 @@ from ssl4sar.inference import (
     tile_rects,
     tiled_ensemble_probabilities,
 )
-from ssl4sar.io import atomic_path
+from ssl4sar.io import atomic_leftovers, atomic_path
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
 from ssl4sar.prediction_writers import (
     SUMMARY_COLUMNS,
@@ -441,16 +441,16 @@ def _remove_leftovers(out: Path, stem: str) -> None:
     """Delete what a killed earlier prediction of ``stem`` left in ``out``: the tiles' memory-mapped folder
     (``.<stem>.XXXXXXXX``, two float32 arrays of the scene's size) and half-written outputs and record. Only names
     of exactly these shapes (8 random characters, as :mod:`tempfile` makes them) are touched."""
-    kinds = "|".join(_OUTPUT_KINDS)
-    pattern = re.compile(rf"\.{re.escape(stem)}(?:_(?:{kinds})|\.prediction)?\.[a-z0-9_]{{8}}(?:\.part\.[a-z]+)?")
-    removed = 0
-    for p in out.glob(f".{glob.escape(stem)}*"):
-        if pattern.fullmatch(p.name):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed += 1
+    tiles = re.compile(rf"\.{re.escape(stem)}\.[a-z0-9_]{{8}}")
+    found = [p for p in out.glob(f".{glob.escape(stem)}.*") if tiles.fullmatch(p.name)]
+    for name in (stem, f"{stem}.prediction", *(f"{stem}_{kind}" for kind in _OUTPUT_KINDS)):
+        found += atomic_leftovers(out, name)
+    for p in found:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    removed = len(found)
     if removed:
         log.info("%s: removed %d temporary file(s) of an earlier run that was stopped", out / stem, removed)
 

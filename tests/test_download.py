@@ -578,17 +578,23 @@ def big_zip() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["archive", "file"])
-def test_a_cut_off_download_continues_where_it_stopped(server, tmp_path, kind):
-    body = big_zip()
+def cut_off_once(server, tmp_path: Path, body: bytes, entry) -> tuple[Path, Path]:
+    """Serve ``body`` with ranges, cut the first response after 40,000 bytes and fetch once (which fails and keeps
+    them); ``entry(url)`` is the manifest entry. Returns ``(manifest, data root)``."""
     server.routes["/data_raw.zip"] = ("ranged", body)
     server.cuts["/data_raw.zip"] = 40_000
-    url = url_of(server, "/data_raw.zip")
-    entry = archive_entry([url], None) if kind == "archive" else file_entry(url, "weights/data_raw.zip")
-    manifest = write_manifest(tmp_path / "m.yaml", caffe=entry)
+    manifest = write_manifest(tmp_path / "m.yaml", caffe=entry(url_of(server, "/data_raw.zip")))
     root = tmp_path / "root"
     with pytest.raises(DataError, match=f"truncated transfer.*kept 40000 of {len(body)} bytes"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
+    return manifest, root
+
+
+@pytest.mark.parametrize("kind", ["archive", "file"])
+def test_a_cut_off_download_continues_where_it_stopped(server, tmp_path, kind):
+    body = big_zip()
+    manifest, root = cut_off_once(server, tmp_path, body, lambda url: archive_entry([url], None) if kind == "archive"
+                                  else file_entry(url, "weights/data_raw.zip"))
     folder = root / ("downloads" if kind == "archive" else "weights")
     assert (folder / ".data_raw.zip.resume.part").read_bytes() == body[:40_000]
     assert not (root / "caffe" / "data_raw").exists() and not (root / "weights" / "data_raw.zip").exists()
@@ -606,13 +612,7 @@ def test_a_cut_off_download_continues_where_it_stopped(server, tmp_path, kind):
 
 def test_a_file_changed_on_the_server_is_downloaded_again_from_the_start(server, tmp_path):
     old, new = big_zip(), make_zip(MEMBERS)
-    server.routes["/data_raw.zip"] = ("ranged", old)
-    server.cuts["/data_raw.zip"] = 40_000
-    url = url_of(server, "/data_raw.zip")
-    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], None))
-    root = tmp_path / "root"
-    with pytest.raises(DataError, match="kept 40000"):
-        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    manifest, root = cut_off_once(server, tmp_path, old, lambda url: archive_entry([url], None))
     server.routes["/data_raw.zip"] = ("ranged", new)
     server.etags["/data_raw.zip"] = '"v2"'  # If-Range "v1" no longer matches: the server sends the whole new file
     path = fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -624,13 +624,7 @@ def test_a_file_changed_on_the_server_is_downloaded_again_from_the_start(server,
 
 def test_a_wrong_range_answer_discards_the_kept_bytes(server, tmp_path):
     body = big_zip()
-    server.routes["/data_raw.zip"] = ("ranged", body)
-    server.cuts["/data_raw.zip"] = 40_000
-    url = url_of(server, "/data_raw.zip")
-    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body)))
-    root = tmp_path / "root"
-    with pytest.raises(DataError, match="kept 40000"):
-        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    manifest, root = cut_off_once(server, tmp_path, body, lambda url: archive_entry([url], sha(body)))
     server.bad_range = True  # answers "bytes 40001-…" to a request for bytes 40000-
     with pytest.raises(DataError, match="Content-Range.*discarded"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -642,13 +636,7 @@ def test_a_wrong_range_answer_discards_the_kept_bytes(server, tmp_path):
 
 def test_an_error_to_a_range_request_discards_the_kept_bytes(server, tmp_path):
     body = big_zip()
-    server.routes["/data_raw.zip"] = ("ranged", body)
-    server.cuts["/data_raw.zip"] = 40_000
-    url = url_of(server, "/data_raw.zip")
-    manifest = write_manifest(tmp_path / "m.yaml", caffe=archive_entry([url], sha(body)))
-    root = tmp_path / "root"
-    with pytest.raises(DataError, match="kept 40000"):
-        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    manifest, root = cut_off_once(server, tmp_path, body, lambda url: archive_entry([url], sha(body)))
     server.routes["/data_raw.zip"] = (416, b"")
     with pytest.raises(DataError, match="HTTP 416.*bytes 40000-.*discarded"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)
@@ -658,13 +646,8 @@ def test_an_error_to_a_range_request_discards_the_kept_bytes(server, tmp_path):
 def test_continued_bytes_that_fail_the_checksum_are_discarded(server, tmp_path):
     # a server that changes the file but not its ETag: the joined file is wrong, and the checksum says so
     body = big_zip()
-    server.routes["/data_raw.zip"] = ("ranged", body)
-    server.cuts["/data_raw.zip"] = 40_000
-    url = url_of(server, "/data_raw.zip")
-    manifest = write_manifest(tmp_path / "m.yaml", caffe=file_entry(url, "weights/w.bin", sha256=sha(body)))
-    root = tmp_path / "root"
-    with pytest.raises(DataError, match="kept 40000"):
-        fetch("caffe", dest=root, manifest=manifest, progress=False)
+    manifest, root = cut_off_once(server, tmp_path, body,
+                                  lambda url: file_entry(url, "weights/w.bin", sha256=sha(body)))
     server.routes["/data_raw.zip"] = ("ranged", body[:50_000] + bytes(len(body) - 50_000))
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
         fetch("caffe", dest=root, manifest=manifest, progress=False)

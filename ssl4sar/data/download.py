@@ -560,9 +560,9 @@ def _check_free_space(resource: Resource, root: Path) -> None:
     size = resource.expected_size_bytes
     if size is None:
         return
-    folder, name = (root / DOWNLOADS_DIR, resource.filename or "") if resource.kind == "archive" else \
-        (local_path(resource, root).parent, local_path(resource, root).name)
-    partial = _resume_paths(folder, name)[0]
+    target = local_path(resource, root)
+    partial = _resume_paths(root / DOWNLOADS_DIR, resource.filename or "")[0] if resource.kind == "archive" else \
+        _resume_paths(target.parent, target.name)[0]
     kept = partial.stat().st_size if partial.is_file() else 0
     needed = (2 * size if resource.kind == "archive" else size) - min(kept, size)
     probe = root
