@@ -11,6 +11,7 @@ available. Validation loaders iterate the fixed window grids in order.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -26,6 +27,7 @@ from ssl4sar.data.datasets import (
     CaffeTrainDataset,
     CaffeValDataset,
     EpochSampler,
+    OpticalImages,
     UnlabeledTrainDataset,
     UnlabeledValDataset,
 )
@@ -138,11 +140,14 @@ class PretrainDataModule(_SampledDataModule):
         seed: base seed (default: the preset's ``seed``).
         batch_size, val_batch_size, num_workers: loader settings (defaults from ``pretrain``).
         glacier_aliases: SAR glacier key → optical key, where they differ.
+        preload: read every optical image (one per glacier) in :meth:`setup` (main process; the training and
+            validation datasets and the workers then share them). ``False``: each worker reads them on demand and
+            keeps the 4 most recently used.
     """
 
     def __init__(self, root: str | Path, cfg: Mapping[str, Any] | Preset, seed: int | None = None, *,
                  batch_size: int | None = None, val_batch_size: int | None = None, num_workers: int | None = None,
-                 glacier_aliases: Mapping[str, str] | None = None) -> None:
+                 glacier_aliases: Mapping[str, str] | None = None, preload: bool = True) -> None:
         super().__init__()
         cfg = as_preset(cfg).to_dict()  # validated and complete
         pre = cfg["pretrain"]
@@ -162,6 +167,8 @@ class PretrainDataModule(_SampledDataModule):
         self.val_pairs: list[UnlabeledPair] = []
         self.train_dataset: UnlabeledTrainDataset | None = None
         self.val_dataset: UnlabeledValDataset | None = None
+        self.preload = preload
+        self.optical_images = OpticalImages(max_items=None if preload else 4)
 
     def setup(self, stage: str | None = None) -> None:
         if stage not in (None, "fit", "validate"):
@@ -170,11 +177,19 @@ class PretrainDataModule(_SampledDataModule):
             self.train_pairs = discover_unlabeled(self.root, "train", glacier_aliases=self.glacier_aliases)
             self.train_dataset = UnlabeledTrainDataset(self.train_pairs, self.context_size, self.samples_per_epoch,
                                                        min_scale=self.min_scale, prob_flip=self.prob_flip,
-                                                       seed=self.seed)
+                                                       seed=self.seed, optical_images=self.optical_images)
         if self.val_dataset is None:
             self.val_pairs = evenly_spaced(discover_unlabeled(self.root, "val", glacier_aliases=self.glacier_aliases),
                                            self.val_max_pairs)
-            self.val_dataset = UnlabeledValDataset(self.val_pairs, self.context_size)
+            self.val_dataset = UnlabeledValDataset(self.val_pairs, self.context_size,
+                                                   optical_images=self.optical_images)
+        if self.preload:
+            t0 = time.perf_counter()
+            pairs = self.train_pairs + self.val_pairs
+            if self.optical_images.preload((p.optical_path for p in pairs), progress=False):
+                log.info("read the %d optical image(s) of %d SAR/optical pairs into memory (%.0f MB) in %.1f s",
+                         len(self.optical_images), len(pairs), self.optical_images.nbytes / 1e6,
+                         time.perf_counter() - t0)
 
 
 def evenly_spaced(items: Sequence[T], limit: int | None) -> list[T]:
