@@ -283,3 +283,55 @@ def test_optical_preload_is_skipped_when_memory_is_short(tmp_path, optical_reads
     monkeypatch.setattr(datasets_module, "_available_memory_bytes", lambda: 2 * needed)
     assert dm.train_dataset.preload(progress=False) and len(dm.optical_images) == 2
     assert len(optical_reads()) == 2  # the one already read is not read again
+
+
+@pytest.mark.parametrize("context", [32, 64])  # 64 > the 50 x 70 image: the crop reaches into the mirrored padding
+@pytest.mark.parametrize("sar_format", ["tif", "png"])
+def test_pretrain_samples_from_sar_windows_equal_those_from_whole_images(tmp_path, monkeypatch, context,
+                                                                          sar_format) -> None:
+    """Training samples read only the crop's window of a SAR GeoTIFF; they equal the samples cut from the whole
+    image (what a SAR cache, the validation set and a PNG use)."""
+    import ssl4sar.data.datasets as datasets_module
+
+    write_unlabeled(tmp_path, glaciers=("Helheim", "Kanger"), n_train=2, n_val=1, shape=(50, 70),
+                    sar_format=sar_format)
+    pairs = discover_unlabeled(tmp_path, "train")
+    windows = []
+    real = datasets_module.read_unlabeled_sar
+    monkeypatch.setattr(datasets_module, "read_unlabeled_sar",
+                        lambda path, window=None: (windows.append(window), real(path, window))[1])
+    windowed = UnlabeledTrainDataset(pairs, context, 40, seed=3)
+    whole = UnlabeledTrainDataset(pairs, context, 40, seed=3, sar_cache_size=1)
+    samples = [windowed[key] for key in range(40)]
+    read_windows = [w for w in windows if w is not None]
+    for key, a in enumerate(samples):
+        b = whole[key]
+        torch.testing.assert_close(a["sar"], b["sar"], rtol=0, atol=0)
+        torch.testing.assert_close(a["optical"], b["optical"], rtol=0, atol=0)
+    if sar_format == "png":
+        assert not read_windows  # decoded whole
+    else:
+        assert len(read_windows) == 40
+        if context == 32:  # a 22-31 px crop of a 50 x 70 image reads a part of it
+            assert all((r1 - r0) * (c1 - c0) < 50 * 70 for (r0, r1), (c0, c1) in read_windows)
+
+
+def test_pretrain_sar_window_reads_check_the_pair_grid(tmp_path) -> None:
+    """A SAR GeoTIFF off its optical image's grid, or not 8-bit, is refused by name before any window is read."""
+    from affine import Affine
+    from fakes import write_geotiff
+
+    from ssl4sar.data.raster import read_raster_info
+    from ssl4sar.errors import DataError
+
+    write_unlabeled(tmp_path, glaciers=("Helheim",), n_train=1, n_val=1, shape=(40, 60))
+    pair = discover_unlabeled(tmp_path, "train")[0]
+    info = read_raster_info(pair.optical_path)
+    sar = np.full((40, 60), 7, np.uint8)
+    for bad, match in ((dict(array=sar, transform=Affine(20.0, 0.0, -1e5, 0.0, -20.0, -2e6)), "geotransform"),
+                       (dict(array=sar[:, :-1], transform=info.transform), "differs"),
+                       (dict(array=sar.astype(np.float32), transform=info.transform), "uint8")):
+        write_geotiff(pair.sar_path, bad["array"], transform=bad["transform"])
+        with pytest.raises(DataError, match=match) as err:
+            UnlabeledTrainDataset([pair], 32, 4, seed=0)[1]
+        assert str(pair.sar_path) in str(err.value)

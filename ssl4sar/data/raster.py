@@ -134,7 +134,8 @@ def _check_readable(path: Path, src: Any) -> None:
 
 
 def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
-                require_crs: bool = False) -> tuple[np.ndarray, RasterInfo]:
+                require_crs: bool = False, window: tuple[tuple[int, int], tuple[int, int]] | None = None,
+                ) -> tuple[np.ndarray, RasterInfo]:
     """Read pixel data and metadata of ``path``.
 
     Args:
@@ -142,6 +143,8 @@ def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
         bands: ``None`` for all bands → ``(C, H, W)``; a sequence of 1-based band numbers → ``(len, H, W)``;
             a single int → ``(H, W)``.
         require_crs: raise :class:`DataError` when the file has no CRS.
+        window: ``((row_start, row_stop), (col_start, col_stop))``, inside the raster: read only these pixels
+            (from a tiled GeoTIFF only the tiles they touch are decoded). ``info`` still describes the whole file.
 
     Returns:
         ``(array, info)``; the array keeps the file's dtype.
@@ -161,8 +164,12 @@ def read_raster(path: str | Path, bands: int | Sequence[int] | None = None, *,
                 if bad:
                     raise DataError(path, f"band(s) {bad} requested but the file has {info.count} band(s)",
                                     "band numbers are 1-based")
+            if window is not None:
+                (r0, r1), (c0, c1) = window
+                if not (0 <= r0 < r1 <= info.shape[0] and 0 <= c0 < c1 <= info.shape[1]):
+                    raise ValueError(f"window {window} is not inside the {info.shape[0]}x{info.shape[1]} raster {path}")
             try:
-                arr = src.read(wanted)
+                arr = src.read(wanted, window=window)
             except RasterioIOError as exc:
                 raise DataError(path, f"cannot read pixel data: {exc}", "the file is corrupt; download or "
                                 "regenerate it") from exc

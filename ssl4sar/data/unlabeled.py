@@ -41,9 +41,11 @@ from ssl4sar.config import paper_preset
 from ssl4sar.data.caffe import read_sar as _read_png_sar
 from ssl4sar.data.raster import RasterInfo, check_same_grid, open_image, read_raster, read_raster_info
 from ssl4sar.data.sampling import (
+    Padding,
     WindowGrid,
     crop_padded,
     resize_bicubic,
+    symmetric_indices,
     validation_windows,
     whole_image_padding,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "S2_SR_BANDS", "OPTICAL_BANDS", "OPTICAL_BAND_NUMBERS", "OPTICAL_BAND_NAMES", "SAR_SUFFIXES",
     "UnlabeledPair", "sar_glacier_key", "optical_glacier_key", "discover_unlabeled", "read_unlabeled_sar",
     "sar_shape", "read_optical", "check_pair_grid", "normalise_optical", "load_pair", "random_pretrain_crop",
+    "PretrainCrop", "draw_pretrain_crop",
     "pretrain_validation_windows", "PretrainExample", "pretrain_example",
 ]
 
@@ -158,12 +161,21 @@ def discover_unlabeled(root: str | Path, split: str, *, glacier_aliases: Mapping
     return pairs
 
 
-def read_unlabeled_sar(path: str | Path) -> tuple[np.ndarray, RasterInfo | None]:
-    """Read a SAR image as ``(H, W)`` uint8 with its :class:`RasterInfo` (``None`` for PNG)."""
+def read_unlabeled_sar(path: str | Path, window: tuple[tuple[int, int], tuple[int, int]] | None = None,
+                       ) -> tuple[np.ndarray, RasterInfo | None]:
+    """Read a SAR image as ``(H, W)`` uint8 with its :class:`RasterInfo` (``None`` for PNG).
+
+    ``window`` = ``((row_start, row_stop), (col_start, col_stop))``: only these pixels of a GeoTIFF are read (a
+    PNG is decoded whole and cut).
+    """
     path = Path(path)
     if path.suffix.lower() == ".png":
-        return _read_png_sar(path), None
-    arr, info = read_raster(path)
+        arr = _read_png_sar(path)
+        if window is not None:
+            (r0, r1), (c0, c1) = window
+            arr = arr[r0:r1, c0:c1]
+        return arr, None
+    arr, info = read_raster(path, window=window)
     if info.count != 1 or arr.dtype != np.uint8:
         raise DataError(path, f"SAR GeoTIFF has {info.count} band(s) of {arr.dtype}, expected one uint8 band",
                         "convert the SAR amplitude to 8-bit (0 = no data) before pretraining")
@@ -247,24 +259,66 @@ def random_pretrain_crop(sar: np.ndarray, optical: np.ndarray, context_size: int
     probability ``prob_flip``, a horizontal flip of both ([FIX] the reference's ``cv2.flip`` on ``(C, H, W)``
     arrays flips vertically by accident). Returns ``(sar (C, C), optical (14, C, C))`` uint8.
     """
-    c = int(context_size)
     if sar.shape != optical.shape[-2:]:
         raise ValueError(f"SAR {sar.shape} and optical {optical.shape} are not on the same grid")
-    pad = whole_image_padding(sar.shape, c)
-    ph, pw = pad.padded_shape(sar.shape)
+    crop = draw_pretrain_crop(sar.shape, context_size, rng, min_scale=min_scale, prob_flip=prob_flip)
+    return crop.apply(crop.cut(sar), crop.cut(optical))
+
+
+@dataclass(frozen=True)
+class PretrainCrop:
+    """Where one pretraining sample lies (§2.3): the ``size × size`` window at ``(top, left)`` of the image padded
+    by ``padding``, resized to ``context_size``, mirrored left-right when ``flip``."""
+
+    padding: Padding
+    top: int
+    left: int
+    size: int
+    context_size: int
+    flip: bool
+
+    def source_window(self, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((row_start, row_stop), (col_start, col_stop))`` of the unpadded ``shape`` that the crop reads."""
+        rows = symmetric_indices(self.top - self.padding.top, self.size, shape[0])
+        cols = symmetric_indices(self.left - self.padding.left, self.size, shape[1])
+        return (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
+
+    def cut(self, arr: np.ndarray, window_origin: tuple[int, int] | None = None,
+            shape: tuple[int, int] | None = None) -> np.ndarray:
+        """The crop of ``(..., H, W)`` ``arr``: the whole image, or (``window_origin``, the image's ``shape``) the
+        part of it that :meth:`source_window` names."""
+        if window_origin is None:
+            return crop_padded(arr, self.padding, self.top, self.left, self.size, self.size)
+        assert shape is not None
+        r0, c0 = window_origin
+        rows = symmetric_indices(self.top - self.padding.top, self.size, shape[0]) - r0
+        cols = symmetric_indices(self.left - self.padding.left, self.size, shape[1]) - c0
+        return np.take(np.take(arr, rows, axis=-2), cols, axis=-1)
+
+    def apply(self, sar_cut: np.ndarray, optical_cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resize the cut SAR ``(t, t)`` and optical ``(14, t, t)`` to the context size (bicubic) and flip them."""
+        c = self.context_size
+        stack = resize_bicubic(np.concatenate([sar_cut[None], optical_cut], axis=0), (c, c))
+        if self.flip:
+            stack = stack[..., ::-1]
+        stack = np.ascontiguousarray(stack)
+        return stack[0], stack[1:]
+
+
+def draw_pretrain_crop(shape: tuple[int, int], context_size: int, rng: np.random.Generator, *,
+                       min_scale: float = _PAPER.min_scale, prob_flip: float = _PAPER.prob_flip) -> PretrainCrop:
+    """Draw the crop of one pretraining sample of an unpadded ``(H, W)`` image (see :func:`random_pretrain_crop`)."""
+    c = int(context_size)
+    pad = whole_image_padding(tuple(shape), c)
+    ph, pw = pad.padded_shape(tuple(shape))
     top = int(rng.integers(0, ph - c))
     left = int(rng.integers(0, pw - c))
     scale = rng.random() * (1.0 - min_scale) + min_scale
     t = max(1, int(c * scale))
     top += int(rng.integers(0, max(1, c - t)))
     left += int(rng.integers(0, max(1, c - t)))
-    stack = np.concatenate([crop_padded(sar, pad, top, left, t, t)[None],
-                            crop_padded(optical, pad, top, left, t, t)], axis=0)
-    stack = resize_bicubic(stack, (c, c))
-    if prob_flip > 0 and rng.random() < prob_flip:
-        stack = stack[..., ::-1]
-    stack = np.ascontiguousarray(stack)
-    return stack[0], stack[1:]
+    flip = bool(prob_flip > 0 and rng.random() < prob_flip)
+    return PretrainCrop(padding=pad, top=top, left=left, size=t, context_size=c, flip=flip)
 
 
 def pretrain_validation_windows(shape: tuple[int, int], context_size: int) -> WindowGrid:
