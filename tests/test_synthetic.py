@@ -409,3 +409,16 @@ def test_generate_bad_preset_and_layout(tmp_path):
         syn.generate(tmp_path / "out", preset=str(bad))
     with pytest.raises(ValueError, match="layout"):
         syn.generate(tmp_path / "out", preset="smoke", layouts=("caffe", "nope"))
+
+
+def test_far_ocean_raises_no_overflow_warning():
+    """Tens of kilometres downstream of the front the mélange density's exponential overflows to inf (a density of
+    exactly 0, as meant); it must not print numpy's RuntimeWarning into every large generated scene."""
+    import warnings
+
+    from ssl4sar.data.synthetic.radiometry import make_scene
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for seed in range(4):  # 96 px at 1 km: up to ~100 km of ocean below the front
+            make_scene(np.random.default_rng(seed), shape=(96, 96), resolution_m=1000.0)

@@ -166,7 +166,8 @@ def _sigma0_db(rng: np.random.Generator, geom: FjordGeometry, fr: _Frame, zones:
         + 1.0 * oriented_noise(rng, shp, float(rng.uniform(0, math.pi)), px(400), elongation=8.0)
     dist_ocean = np.clip(fr.u - fr.front_u, 0.0, None) * res                  # m downstream of the front
     mel_len = float(rng.exponential(2500.0) if season == "winter" else rng.exponential(700.0))   # m
-    mel_density = 1.0 / (1.0 + np.exp((dist_ocean - mel_len) / max(0.15 * mel_len, 100.0)))
+    with np.errstate(over="ignore"):  # far from the front exp overflows to inf: a density of exactly 0, as meant
+        mel_density = 1.0 / (1.0 + np.exp((dist_ocean - mel_len) / max(0.15 * mel_len, 100.0)))
     clumps = fractal_noise(rng, shp, px(20), px(800), beta=2.4)
     melange_frac = np.clip(mel_density * (1.0 + 0.9 * clumps), 0.0, 1.0)
     blocks = fractal_noise(rng, shp, px(10), px(300), beta=2.2)
