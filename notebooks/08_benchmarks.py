@@ -35,7 +35,9 @@ if importlib.util.find_spec("ssl4sar") is None:
 # - **sliding-window inference** (overlapping windows with Gaussian stitching), in windows per second and in
 #   minutes per 10-megapixel scene;
 # - **post-processing + mean distance error** of a 5000 × 5000 px scene;
-# - the **data sampler** (random context crop with re-zoom and the augmentations) on one worker.
+# - the **data sampler** (random context crop with re-zoom and the augmentations) on one worker;
+# - the **pretraining sampler** on one worker, with every glacier's optical image read once before the workers
+#   start (the library's default) against reading them on demand, on 8 synthetic glaciers of 2 megapixels.
 #
 # The network benchmarks run two *execution paths* in the same process, in alternating rounds: the **reference
 # path** — what the official code does: float32, timm's window attention, the full decoder output of every window,

@@ -31,6 +31,7 @@ from ssl4sar.bench import (
     alternate,
     benchmark_data_sampler,
     benchmark_finetune_step,
+    benchmark_pretrain_sampler,
     benchmark_pretrain_step,
     count_flops,
     fast_path,
@@ -194,6 +195,24 @@ def test_data_sampler_smoke() -> None:
     assert r["n_samples"] == 3 and r["n_scenes"] == 1 and r["context_size"] == 64
     assert r["throughput"] == pytest.approx(1 / r["time_per_item_s"])
     assert r["data"] == "synthetic"
+
+
+def test_pretrain_sampler_preloaded_reads_no_optical_image_per_sample() -> None:
+    """The pretraining sampler's two modes on a pool of 6 glaciers (more than the 4 a worker keeps on demand): the
+    preloaded one reads no optical image while sampling, the on-demand one reads one for a good part of the samples;
+    the row says so and quotes the ratio of the same run."""
+    cfg = load_preset("smoke")
+    slow, fast = benchmark_pretrain_sampler(cfg["pretrain"], n_samples=8, rounds=2, n_glaciers=6, scene_size=(96, 110))
+    assert (slow["variant"], fast["variant"]) == ("on-demand", "preloaded")
+    assert slow["n_glaciers"] == fast["n_glaciers"] == 6 and slow["context_size"] == 64
+    assert fast["optical_reads_per_sample"] == 0 and slow["optical_reads_per_sample"] > 0.25
+    assert len(slow["round_s"]) == len(fast["round_s"]) == 2 and len(fast["ratio_rounds"]) == 2
+    assert fast["speedup_over_on_demand"] == pytest.approx(fast["throughput"] / slow["throughput"])
+    assert fast["optical_mb"] == pytest.approx(6 * 14 * slow["mean_image_mp"], rel=1e-6)
+    rows = [make_row("pretrain_sampler", "64px-6-glaciers", r, None) for r in (slow, fast)]
+    assert [r["variant"] for r in rows] == ["64px-6-glaciers+on-demand", "64px-6-glaciers+preloaded"]
+    assert rows[0]["speedup"] is None  # not a reference/fast pair: no row of the ratio table
+    assert "x the on-demand reads of the same run" in " ".join(rows[1]["notes"])
 
 
 def test_only_selection() -> None:

@@ -13,6 +13,8 @@ fused SDPA attention, centre-only decoding at inference) in one process, in alte
                      10-megapixel scene at the preset's stride (extrapolated from windows/s)
 ``postprocess_mde``  post-processing (§7.2) + mean distance error (§8.1) of one 5000 × 5000 px scene
 ``data_sampler``     the fine-tuning sampler (random crop with re-zoom + augmentations, §3.3), one worker
+``pretrain_sampler`` the pretraining sampler (§2.3), one worker, optical images preloaded vs read on demand (the
+                     ratio of the two in the row's notes: the on-demand mode is not the official code's path)
 ``accuracy``         with ``--accuracy CKPT DATA``: fast vs reference path class maps and test MDE of a checkpoint
 ===================  ==========================================================================================
 
@@ -60,7 +62,7 @@ from ssl4sar.bench.report import (
     variant_speedups,
 )
 from ssl4sar.bench.runner import SMOKE_SELECTION, book_report, run_benchmarks
-from ssl4sar.bench.sampler import benchmark_data_sampler
+from ssl4sar.bench.sampler import benchmark_data_sampler, benchmark_pretrain_sampler
 from ssl4sar.bench.training import StepSettings, benchmark_finetune_step, benchmark_pretrain_step
 from ssl4sar.bench.windows import (
     TEN_MP_SIDE,
@@ -88,6 +90,7 @@ __all__ = [
     "styled_ratios",
     "training_time_table",
     "benchmark_data_sampler",
+    "benchmark_pretrain_sampler",
     "benchmark_finetune_step",
     "benchmark_postprocess_mde",
     "benchmark_pretrain_step",

@@ -39,7 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BENCHMARKS = ("matmul_peak", "finetune_step", "pretrain_step", "sliding_window", "postprocess_mde", "data_sampler",
-              "accuracy")
+              "pretrain_sampler", "accuracy")
 
 
 @dataclass
@@ -214,6 +214,26 @@ class DataSampler(Benchmark):
 
 
 @dataclass
+class PretrainSampler(Benchmark):
+    """The pretraining sampler on one worker, optical images preloaded vs read on demand
+    (:func:`ssl4sar.bench.sampler.benchmark_pretrain_sampler`)."""
+
+    name: ClassVar[str] = "pretrain_sampler"
+    pretrain_config: Mapping[str, Any] = field(default_factory=dict)
+    n_samples: int = 24
+    rounds: int = 3
+    n_glaciers: int = 8
+    scene_size: tuple[int, int] = (1200, 1600)
+    seed: int = 0
+
+    def run(self) -> list[dict[str, Any]]:
+        from ssl4sar.bench.sampler import benchmark_pretrain_sampler
+
+        return benchmark_pretrain_sampler(self.pretrain_config, n_samples=self.n_samples, rounds=self.rounds,
+                                          n_glaciers=self.n_glaciers, scene_size=self.scene_size, seed=self.seed)
+
+
+@dataclass
 class Accuracy(Benchmark):
     """Fast path vs reference path of a trained checkpoint on a CaFFe split (:mod:`ssl4sar.bench.accuracy`)."""
 
@@ -329,6 +349,12 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
         label = f"{data_cfg.get('context_size', c)}px-" + ("all-augmentations" if all_aug else "preset-probabilities")
         out.append(DataSampler(label, "cpu", data_cfg, n_samples, 1 if quick else 5, data_dir, scene_size,  # type: ignore[arg-type]
                                all_aug, seed))
+    pre_cfg = dict(cfg.get("pretrain", {}))
+    pc = int(pre_cfg.get("context_size", c))
+    # the paper's mean SAR image (2.05 MP) on 8 synthetic glaciers; the smoke preset's small scenes on 6
+    pool = (6, tuple(scene_size)) if preset_name == "smoke" else (8, (1200, 1600))
+    out.append(PretrainSampler(f"{pc}px-{pool[0]}-glaciers", "cpu", pre_cfg, 8 if preset_name == "smoke" else 24,
+                               3 if quick else 5, pool[0], pool[1], seed))
     if accuracy is not None:
         ckpt, data = accuracy
         for split in ("test", "val"):  # val too: a weak (demo) model may miss every test front, leaving no MDE

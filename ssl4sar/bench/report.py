@@ -48,6 +48,8 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
     """A table row from one raw result dict (all raw fields kept under ``details``)."""
     path = raw.get("path")
     variant = spec_variant if path is None else (path if name != "pretrain_step" else f"{spec_variant}+{path}")
+    if name == "pretrain_sampler":
+        variant = f"{spec_variant}+{raw['variant']}"
     row: dict[str, Any] = {
         "name": name,
         "variant": variant,
@@ -96,6 +98,16 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
         row["batch"] = 1
         notes.append(f"one worker (in-process), {raw['n_samples']} samples, {Path(str(raw['data'])).name} scenes "
                      f"{raw['scene_shapes']}")
+    elif name == "pretrain_sampler":
+        row["batch"] = 1
+        notes.append(f"one worker (in-process), {raw['n_pairs']} pairs of {raw['n_glaciers']} glaciers "
+                     f"({raw['mean_image_mp']:.2f} MP per image, {Path(str(raw['data'])).name}), "
+                     f"{raw['optical_reads_per_sample']:.2f} optical reads per sample")
+        if raw.get("speedup_over_on_demand") is not None:
+            spread = raw.get("ratio_rounds") or []
+            notes.append(f"{raw['speedup_over_on_demand']:.2f}x the on-demand reads of the same run"
+                         + (f" ({min(spread):.2f}-{max(spread):.2f}x per round)" if spread else "")
+                         + f"; preloading {raw['optical_mb']:.0f} MB took {raw['preload_s']:.3g} s")
     elif name == "accuracy":
         row.update(throughput=raw["agreement"], throughput_unit="class-map agreement", batch=None)
         notes.append(f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "

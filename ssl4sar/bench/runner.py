@@ -26,7 +26,7 @@ __all__ = ["SMOKE_SELECTION", "book_report", "resolve_compile", "run_benchmarks"
 
 #: what the smoke preset measures in the book: one benchmark of each kind
 SMOKE_SELECTION = ("matmul_peak", "finetune_step", "pretrain_step/opttranslator", "sliding_window",
-                   "postprocess_mde", "data_sampler/*preset*")
+                   "postprocess_mde", "data_sampler/*preset*", "pretrain_sampler")
 
 log = logging.getLogger(__name__)
 
