@@ -63,6 +63,15 @@ def _read_window(path: Path, index: int, win: Window) -> tuple[np.ndarray, Affin
         return src.read(index, window=win), src.window_transform(win)
 
 
+def _read_bands(path: Path, indexes: Sequence[int], win: Window) -> tuple[dict[int, np.ndarray], Affine]:
+    """Bands ``indexes`` (1-based) of one file, in one read: a multi-band GeoTIFF stores its bands pixel-interleaved
+    (Earth Engine's exports do), so reading them one at a time would decode the whole file once per band."""
+    wanted = sorted(set(indexes))
+    with _open(path) as src:
+        data = src.read(wanted, window=win)
+        return dict(zip(wanted, data, strict=True)), src.window_transform(win)
+
+
 def _sar_on_grid(scene: SarScene, grid: GlacierGrid, units: str, db_range: tuple[float, float],
                  dn_percentiles: tuple[float, float]) -> tuple[np.ndarray, str] | None:
     """The scene on ``grid`` as uint8 (0 = no data) and the units used, or ``None`` if it has no data there."""
@@ -97,19 +106,34 @@ def _optical_on_grid(scene: OpticalScene, grid: GlacierGrid) -> tuple[np.ndarray
     stack = np.full((len(S2_BANDS), *grid.shape), np.nan, dtype=np.float32)
     absent: list[str] = []
     dtypes = []
+    # per file: the window of its grid that covers the glacier grid, and the bands wanted from it
+    windows: dict[Path, tuple[Window | None, list[int]]] = {}
+    for name in S2_BANDS:
+        band = scene.bands.get(name)
+        if band is not None and band.path not in windows:
+            windows[band.path] = (_source_window(band.transform, band.shape, band.crs, grid), [])
+        if band is not None:
+            windows[band.path][1].append(band.index)
+    read: dict[Path, tuple[dict[int, np.ndarray], Affine]] = {}
     for i, name in enumerate(S2_BANDS):
         band = scene.bands.get(name)
         if band is None:
             absent.append(name)
             continue
         dtypes.append(np.dtype(band.dtype))
-        win = _source_window(band.transform, band.shape, band.crs, grid)
+        win, indexes = windows[band.path]
         if win is None:
             continue
-        try:
-            raw, wtransform = _read_window(band.path, band.index, win)
-        except (RasterioIOError, OSError) as exc:
-            raise _UnreadableBand(band.path, exc) from exc
+        if band.path not in read:
+            try:
+                read[band.path] = _read_bands(band.path, indexes, win)
+            except (RasterioIOError, OSError) as exc:
+                raise _UnreadableBand(band.path, exc) from exc
+        bands_of_file, wtransform = read[band.path]
+        raw = bands_of_file[band.index]
+        indexes.remove(band.index)
+        if not indexes:  # the file's last band: free its pixels before the next file is read
+            del read[band.path]
         x = raw.astype(np.float32)
         bad = ~np.isfinite(x)
         if band.nodata is not None:
