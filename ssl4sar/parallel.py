@@ -1,7 +1,8 @@
 """Run independent jobs in parallel.
 
 - :func:`parallel_map`: whole jobs in spawned processes, without leaving any behind; used by the protocol's
-  fine-tuning and evaluation runs (:mod:`ssl4sar.experiments`) and by the synthetic-data generator.
+  fine-tuning and evaluation runs (:mod:`ssl4sar.experiments`) and by the synthetic-data generator;
+  :func:`parallel_imap` yields each result as soon as it is in (the SAR scenes of ``data construct``).
 - :func:`threaded_map`: torch work (forward passes) on a few threads of this process, each with its own share of
   torch's intra-op threads; used by sliding-window inference on CPUs (:mod:`ssl4sar.inference`).
 """
@@ -15,7 +16,7 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["parallel_map", "threaded_map"]
+__all__ = ["parallel_imap", "parallel_map", "threaded_map"]
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,34 @@ def parallel_map(fn: Callable[..., Any], items: Sequence[Any], workers: int, *, 
 
     bar = {"desc": progress or "", "total": len(items), "disable": progress is None or len(items) < 8,
            "leave": False}
+    return list(tqdm(parallel_imap(fn, items, workers, **kwargs), **bar))
+
+
+def parallel_imap(fn: Callable[..., Any], items: Sequence[Any], workers: int, **kwargs: Any) -> Iterator[Any]:
+    """Yield ``fn(item, **kwargs)`` for every item, in order, each as soon as it and those before it are done:
+    :func:`parallel_map` for callers that act on every result at once (record it, so that an interrupted run keeps
+    it). Every item is submitted at the start.
+
+    The same guarantees as :func:`parallel_map`; closing the generator early (the caller's loop raised or broke
+    off) also terminates the runs still going.
+    """
     if workers <= 1 or len(items) <= 1:
-        return [fn(item, **kwargs) for item in tqdm(items, **bar)]
+        for item in items:
+            yield fn(item, **kwargs)
+        return
     ctx = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx,
                                                   initializer=_die_with_parent)
+    finished = False
     try:
         futures = [pool.submit(fn, item, **kwargs) for item in items]
-        return [f.result() for f in tqdm(futures, **bar)]
-    except BaseException:
-        _terminate_workers(pool)
-        raise
-    finally:
+        for i, future in enumerate(futures):
+            result = future.result()
+            finished = i == len(futures) - 1  # every run is done: nothing to stop, even if the caller stops here
+            yield result
+    finally:  # also on GeneratorExit: the caller stopped early
+        if not finished:
+            _terminate_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -191,6 +191,30 @@ def test_rerun_skips_finished_outputs_and_resumes(raw: RawScenes, built: Constru
         p: t for p, t in mtimes.items() if p != out / lost}
 
 
+def test_workers_write_the_same_files_and_records(raw: RawScenes, built: ConstructionManifest,
+                                                 tmp_path: Path) -> None:
+    """SAR scenes converted in 2 processes (`--workers 2`): byte-identical files, the same manifest and skip report
+    (in the same order) as the serial run; a half-written file of a killed run is removed when its scene is redone."""
+    from ssl4sar.cli import main
+
+    out = tmp_path / "parallel"
+    first_sar = next(r["file"] for r in built.rows if r["sensor"] != "S2")
+    leftover = (out / first_sar).parent / f".{Path(first_sar).stem}.k1ll3d_x.part.tif"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a GeoTIFF")
+    assert main(["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir), "--aoi",
+                 str(raw.aoi_path), "--out", str(out), "--no-progress", "--workers", "2"]) == 0
+    parallel = ConstructionManifest.read(out)
+    assert parallel.rows == built.rows
+    for name in ("manifest.csv", "manifest_skipped.csv", "grids.json", "construction.json"):
+        assert (out / name).read_bytes() == (built.out_dir / name).read_bytes(), name
+    files = sorted(p.relative_to(out) for p in out.glob("*/**/*.tif"))
+    assert files == sorted(p.relative_to(built.out_dir) for p in built.out_dir.glob("*/**/*.tif"))
+    for rel in files:
+        assert (out / rel).read_bytes() == (built.out_dir / rel).read_bytes(), rel
+    assert not leftover.exists()
+
+
 def test_explicit_resolution_and_aoi_objects(raw: RawScenes, tmp_path: Path) -> None:
     """The API with AOI objects, a 40 m grid: the SAR is resampled (bilinear, in dB) and still matches."""
     aoi = read_aois(raw.aoi_path)[1]

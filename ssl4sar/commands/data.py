@@ -172,6 +172,8 @@ def _synth(args: argparse.Namespace) -> int:
         help="sigma0 range in dB mapped to 1..255 (default: -30 5)"),
     arg("--val-fraction", type=float, default=0.2, help="share of each glacier's latest scenes put in sar/val"),
     arg("--min-valid-fraction", type=float, default=0.05, help="skip outputs with less valid area than this"),
+    arg("--workers", type=int, default=1, metavar="N", help="processes converting SAR scenes side by side (same "
+        "files for any number; about one per core; default 1)"),
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
 def _construct(args: argparse.Namespace) -> int:
@@ -180,7 +182,7 @@ def _construct(args: argparse.Namespace) -> int:
     result = construct_ssl4sar(
         args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution_m, sar_units=args.sar_units,
         db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
-        min_valid_fraction=args.min_valid_fraction, progress=not args.no_progress)
+        min_valid_fraction=args.min_valid_fraction, workers=args.workers, progress=not args.no_progress)
     n_sar = sum(1 for r in result.rows if r["sensor"] != "S2")
     n_opt = len(result.rows) - n_sar
     sys.stdout.write(f"SSL4SAR layout in {args.out}: {n_sar} SAR image(s), {n_opt} optical image(s) "

@@ -13,7 +13,7 @@ import numpy as np
 from rasterio.errors import RasterioIOError
 from tqdm.auto import tqdm
 
-from ssl4sar.data.construct.grids import GlacierAOI, _footprint, glacier_grid, read_aois
+from ssl4sar.data.construct.grids import GlacierAOI, GlacierGrid, _footprint, glacier_grid, read_aois
 from ssl4sar.data.construct.manifest import (
     GRIDS_NAME,
     MANIFEST_COLUMNS,
@@ -39,7 +39,8 @@ from ssl4sar.data.construct.resampling import (
 )
 from ssl4sar.data.construct.scanning import S2_BANDS, OpticalScene, SarScene, scan_optical, scan_sar
 from ssl4sar.errors import DataError
-from ssl4sar.io import ensure_writable_dir, write_text_atomic
+from ssl4sar.io import atomic_leftovers, ensure_writable_dir, write_text_atomic
+from ssl4sar.parallel import parallel_imap
 
 #: one logger for the whole construction (the name it had as one module), so that log filters keep working
 log = logging.getLogger(__package__)
@@ -52,12 +53,36 @@ def _splits(scenes: Sequence[SarScene], val_fraction: float) -> dict[Path, str]:
     return {s.path: ("val" if i >= n - n_val else "train") for i, s in enumerate(ordered)}
 
 
+def _convert_sar_scene(job: tuple[SarScene, str], *, out: Path, grid: GlacierGrid, glacier: str, sar_units: str,
+                       db_range: tuple[float, float], dn_percentiles: tuple[float, float],
+                       min_valid_fraction: float) -> tuple[str, float | str]:
+    """One SAR scene onto its glacier's grid, written to ``out / rel`` (in a worker process when the construction
+    has workers): ``("written", valid fraction)`` or ``("skipped", reason)``."""
+    s, rel = job
+    try:
+        got = _sar_on_grid(s, grid, sar_units, db_range, dn_percentiles)
+    except (RasterioIOError, OSError) as exc:
+        return "skipped", f"unreadable (truncated or corrupt): {exc}"
+    frac = 0.0 if got is None else float((got[0] > 0).mean())
+    if got is None or frac == 0.0:
+        return "skipped", "no valid pixel over the area of interest (all no-data)"
+    if frac < min_valid_fraction:
+        return "skipped", f"only {100 * frac:.1f} % of the grid is valid (< {100 * min_valid_fraction:g} %)"
+    img, unit = got
+    target = out / rel
+    for leftover in atomic_leftovers(target.parent, target.stem):  # of a run killed while writing this file
+        leftover.unlink(missing_ok=True)
+    _write_raster(target, img, grid, 0, None, {"GLACIER": glacier, "SOURCE": s.path.name, "SAR_UNITS": unit,
+                                               "ACQUISITION_DATE": s.date.isoformat()})
+    return "written", frac
+
+
 def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_scenes: str | Path | Iterable[str | Path],
                       glaciers: str | Path | Sequence[GlacierAOI], out_dir: str | Path, *,
                       resolution_m: float | None = None, sar_units: str = "auto",
                       db_range: tuple[float, float] = DEFAULT_DB_RANGE,
                       dn_percentiles: tuple[float, float] = DEFAULT_DN_PERCENTILES, val_fraction: float = 0.2,
-                      min_valid_fraction: float = 0.05, sensor: str | None = None,
+                      min_valid_fraction: float = 0.05, sensor: str | None = None, workers: int = 1,
                       progress: bool = True) -> ConstructionManifest:
     """Build the SSL4SAR layout under ``out_dir`` from raw scenes (described in :mod:`ssl4sar.data.construct`).
 
@@ -74,6 +99,8 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
         val_fraction: share of each glacier's (latest) scenes written to ``sar/val``.
         min_valid_fraction: skip outputs with less valid area than this share of the grid.
         sensor: sensor field of the SAR file names (default: from the input names, ``S1``).
+        workers: processes that convert SAR scenes side by side (the output does not depend on it; about one per
+            core, each needs a few hundred MB).
         progress: tqdm progress bars.
 
     Returns:
@@ -197,33 +224,25 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
         for s in sorted(overlapping, key=lambda s: (s.date, s.path.name)):
             same_day = [q for q in overlapping if q.date == s.date and q.sensor == s.sensor]
             k_of[s.path] = sorted(q.path.name for q in same_day).index(s.path.name)
-        for s in tqdm(overlapping, desc=f"{g} SAR", disable=not progress, leave=False):
+        pending: list[tuple[SarScene, str]] = []
+        for s in overlapping:
             rel = f"sar/{split[s.path]}/{s.sensor}_{g}_{s.date.isoformat()}_{k_of[s.path]}.tif"
             row = done(rel)
             if row is not None:
                 rows[rel] = row
                 result.reused.append(rel)
+            else:
+                pending.append((s, rel))
+        # converted in `workers` processes; each outcome is recorded (in scene order) as soon as it is in
+        outcomes = parallel_imap(_convert_sar_scene, pending, workers, out=out, grid=grid, glacier=g,
+                                 sar_units=sar_units, db_range=db_range, dn_percentiles=dn_percentiles,
+                                 min_valid_fraction=min_valid_fraction)
+        for (s, rel), (status, detail) in tqdm(zip(pending, outcomes, strict=True), total=len(pending),
+                                               desc=f"{g} SAR", disable=not progress, leave=False):
+            if status == "skipped":
+                _skip(skipped, s.path, "sar", str(detail), g)
                 continue
-            try:
-                got = _sar_on_grid(s, grid, sar_units, db_range, dn_percentiles)
-            except (RasterioIOError, OSError) as exc:
-                _skip(skipped, s.path, "sar", f"unreadable (truncated or corrupt): {exc}", g)
-                continue
-            if got is None:
-                _skip(skipped, s.path, "sar", "no valid pixel over the area of interest (all no-data)", g)
-                continue
-            img, unit = got
-            frac = float((img > 0).mean())
-            if frac == 0.0:
-                _skip(skipped, s.path, "sar", "no valid pixel over the area of interest (all no-data)", g)
-                continue
-            if frac < min_valid_fraction:
-                _skip(skipped, s.path, "sar", f"only {100 * frac:.1f} % of the grid is valid "
-                      f"(< {100 * min_valid_fraction:g} %)", g)
-                continue
-            _write_raster(out / rel, img, grid, 0, None, {"GLACIER": g, "SOURCE": s.path.name, "SAR_UNITS": unit,
-                                                          "ACQUISITION_DATE": s.date.isoformat()})
-            row = _row(rel, g, s.date, s.sensor, grid, frac, s.path.name, split[s.path])
+            row = _row(rel, g, s.date, s.sensor, grid, float(detail), s.path.name, split[s.path])
             journal.append(row)
             rows[rel] = row
             result.written.append(rel)
