@@ -443,7 +443,7 @@ class UnlabeledTrainDataset(_EpochKeyed):
         rng = sample_rng(self.seed, epoch, index)
         pair = self.pairs[index % len(self.pairs)]
         optical, _ = self.optical_images.get(pair.optical_path)
-        # the draws of random_pretrain_crop, made before the SAR image is read so that only the crop's window is
+        # random_pretrain_crop's draws, made before the SAR image is read, so that only the crop's window is read
         crop = draw_pretrain_crop(optical.shape[-2:], self.context_size, rng, min_scale=self.min_scale,
                                   prob_flip=self.prob_flip)
         s, o = crop.apply(self._cache.sar_cut(pair, crop), crop.cut(optical))
