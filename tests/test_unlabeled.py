@@ -132,6 +132,26 @@ def test_read_optical_normalisation(tmp_path, caplog) -> None:
     assert out[0, 3, 4] == 0  # NaN → 0
 
 
+def test_optical_normalisation_works_band_by_band() -> None:
+    """A glacier's optical image is normalised one band at a time: a float64 copy of the whole stack (8 bytes per
+    band and pixel, 8x the output) would make a 100-MP glacier need 11 GB while it is read."""
+    import tracemalloc
+
+    bands = (np.random.default_rng(0).random((14, 300, 400)) * 10000).astype(np.uint16)
+    one_band_f64 = 300 * 400 * 8
+    tracemalloc.start()
+    try:
+        out = U.normalise_optical(bands)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (14, 300, 400) and out.dtype == np.uint8
+    assert peak < out.nbytes + 3 * one_band_f64, peak  # the output and one band's temporaries, not 14 bands'
+    for c in (0, 13):
+        b = bands[c].astype(np.float64)
+        np.testing.assert_array_equal(out[c], np.round((b / b.max()).astype(np.float32) * np.float32(255)))
+
+
 def test_read_optical_needs_15_bands(tmp_path) -> None:
     path = write_geotiff(tmp_path / "X_S2.tif", optical_stack(10, 10, n_bands=12))
     with pytest.raises(DataError, match="12 band"):

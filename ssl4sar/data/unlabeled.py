@@ -198,16 +198,21 @@ def sar_shape(path: str | Path) -> tuple[int, int]:
 
 def normalise_optical(bands: np.ndarray, path: str | Path | None = None) -> np.ndarray:
     """Per-band max normalisation and 8-bit quantisation of ``(C, H, W)`` reflectances (§2.2) → uint8."""
-    x = np.nan_to_num(np.asarray(bands, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.zeros(x.shape, dtype=np.uint8)
-    for c in range(x.shape[0]):
-        top = float(x[c].max()) if x[c].size else 0.0
+    bands = np.asarray(bands)
+    out = np.zeros(bands.shape, dtype=np.uint8)
+    for c in range(bands.shape[0]):  # one band at a time: a float64 copy of the whole stack is 8x the output
+        x = np.nan_to_num(bands[c].astype(np.float64), copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(x.max()) if x.size else 0.0
         if top <= 0.0:
-            name = OPTICAL_BAND_NAMES[c] if x.shape[0] == len(OPTICAL_BAND_NAMES) else str(c)
+            name = OPTICAL_BAND_NAMES[c] if bands.shape[0] == len(OPTICAL_BAND_NAMES) else str(c)
             log.warning("%s: optical band %s has no positive value; using zeros", path, name)
             continue
-        scaled = np.clip((x[c] / top).astype(np.float32), 0.0, 1.0)
-        out[c] = np.round(scaled * np.float32(255.0)).astype(np.uint8)
+        x /= top
+        scaled = x.astype(np.float32)
+        del x
+        np.clip(scaled, 0.0, 1.0, out=scaled)
+        scaled *= np.float32(255.0)
+        out[c] = np.round(scaled, out=scaled)  # round half to even, then an exact cast of 0 … 255
     return out
 
 
