@@ -142,7 +142,6 @@ def benchmark_pretrain_sampler(
     ``mean_image_mp``, ``context_size``, ``data``; the preloaded one adds ``preload_s``, ``optical_mb`` and
     ``speedup_over_on_demand`` (best rounds) with the paired ``ratio_rounds``.
     """
-    import ssl4sar.data.datasets as datasets_module
     from ssl4sar.data.datasets import EpochSampler, OpticalImages, UnlabeledTrainDataset
     from ssl4sar.data.unlabeled import discover_unlabeled
 
@@ -167,30 +166,21 @@ def benchmark_pretrain_sampler(
         t0 = time.perf_counter()
         preloaded.preload(progress=False)
         preload_s = time.perf_counter() - t0
-        reads = {"on-demand": 0, "preloaded": 0}
-        real_read = datasets_module.read_optical
-        counting = {"mode": ""}
+        reads_before = {"on-demand": on_demand.optical_images.reads, "preloaded": preloaded.optical_images.reads}
 
-        def counted_read(path: Any) -> Any:
-            reads[counting["mode"]] += 1
-            return real_read(path)
-
-        def draw(name: str, ds: UnlabeledTrainDataset) -> Any:
+        def draw(ds: UnlabeledTrainDataset) -> Any:
             sampler = EpochSampler(ds)
             epoch = iter(range(1, 10**6))
 
             def run() -> None:
                 sampler.set_epoch(next(epoch))
-                keys = list(sampler)[:n_samples]
-                counting["mode"] = name
-                for k in keys:
+                for k in list(sampler)[:n_samples]:
                     ds[k]
             return run
 
-        stack.callback(setattr, datasets_module, "read_optical", real_read)
-        datasets_module.read_optical = counted_read
-        times = alternate({"on-demand": draw("on-demand", on_demand), "preloaded": draw("preloaded", preloaded)},
-                          rounds, "cpu")
+        datasets = {"on-demand": on_demand, "preloaded": preloaded}
+        times = alternate({name: draw(ds) for name, ds in datasets.items()}, rounds, "cpu")
+        reads = {name: ds.optical_images.reads - reads_before[name] for name, ds in datasets.items()}
         shapes = sorted({(p.optical_path, tuple(preloaded.optical_images.get(p.optical_path)[0].shape[-2:]))
                          for p in pairs})
         mean_mp = float(np.mean([h * w for _, (h, w) in shapes])) / 1e6

@@ -332,6 +332,7 @@ class OpticalImages:
     def __init__(self, max_items: int | None = None) -> None:
         self.max_items = None if max_items is None else max(1, int(max_items))
         self._items: OrderedDict[Path, tuple[np.ndarray, Any]] = OrderedDict()
+        self.reads = 0  # files read and normalised by this process (what the cache saves is reads / uses)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -349,6 +350,7 @@ class OpticalImages:
             self._items.move_to_end(path)
             return item
         item = read_optical(path)
+        self.reads += 1
         self._items[path] = item
         if self.max_items is not None and len(self._items) > self.max_items:
             self._items.popitem(last=False)
@@ -395,13 +397,13 @@ class _PairCache:
                     self._sar.popitem(last=False)
         return sar, optical
 
-    def sar_cut(self, pair: UnlabeledPair, crop: PretrainCrop) -> np.ndarray:
-        """The SAR pixels of ``crop`` (:meth:`PretrainCrop.cut`). Of a GeoTIFF that is not cached only the window the
-        crop covers is read: a tenth of a 2-megapixel image for a 512 px crop."""
+    def sar_cut(self, pair: UnlabeledPair, crop: PretrainCrop, optical_info: Any) -> np.ndarray:
+        """The SAR pixels of ``crop`` (:meth:`PretrainCrop.cut`); ``optical_info``: the pair's optical image's
+        RasterInfo. Of a GeoTIFF that is not cached only the window the crop covers is read: a tenth of a
+        2-megapixel image for a 512 px crop."""
         if self.sar_cache_size > 0 or pair.sar_path.suffix.lower() == ".png":
             sar, _ = self.load(pair)
             return crop.cut(sar)
-        _, optical_info = self.optical.get(pair.optical_path)
         if pair.sar_path not in self._checked:
             sar_info = read_raster_info(pair.sar_path)
             check_pair_grid(pair, sar_info.shape, sar_info, optical_info)
@@ -442,11 +444,11 @@ class UnlabeledTrainDataset(_EpochKeyed):
     def sample(self, epoch: int, index: int) -> dict[str, Any]:
         rng = sample_rng(self.seed, epoch, index)
         pair = self.pairs[index % len(self.pairs)]
-        optical, _ = self.optical_images.get(pair.optical_path)
+        optical, optical_info = self.optical_images.get(pair.optical_path)
         # random_pretrain_crop's draws, made before the SAR image is read, so that only the crop's window is read
         crop = draw_pretrain_crop(optical.shape[-2:], self.context_size, rng, min_scale=self.min_scale,
                                   prob_flip=self.prob_flip)
-        s, o = crop.apply(self._cache.sar_cut(pair, crop), crop.cut(optical))
+        s, o = crop.apply(self._cache.sar_cut(pair, crop, optical_info), crop.cut(optical))
         return {"sar": _to_image_tensor(s), "optical": _to_image_tensor(o), "name": pair.name}
 
 

@@ -282,10 +282,14 @@ class PretrainCrop:
     context_size: int
     flip: bool
 
+    def _source_indices(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of the unpadded ``shape`` that the crop's rows and columns come from (mirrored)."""
+        return (symmetric_indices(self.top - self.padding.top, self.size, shape[0]),
+                symmetric_indices(self.left - self.padding.left, self.size, shape[1]))
+
     def source_window(self, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
         """``((row_start, row_stop), (col_start, col_stop))`` of the unpadded ``shape`` that the crop reads."""
-        rows = symmetric_indices(self.top - self.padding.top, self.size, shape[0])
-        cols = symmetric_indices(self.left - self.padding.left, self.size, shape[1])
+        rows, cols = self._source_indices(shape)
         return (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
 
     def cut(self, arr: np.ndarray, window_origin: tuple[int, int] | None = None,
@@ -295,10 +299,8 @@ class PretrainCrop:
         if window_origin is None:
             return crop_padded(arr, self.padding, self.top, self.left, self.size, self.size)
         assert shape is not None
-        r0, c0 = window_origin
-        rows = symmetric_indices(self.top - self.padding.top, self.size, shape[0]) - r0
-        cols = symmetric_indices(self.left - self.padding.left, self.size, shape[1]) - c0
-        return np.take(np.take(arr, rows, axis=-2), cols, axis=-1)
+        rows, cols = self._source_indices(shape)
+        return np.take(np.take(arr, rows - window_origin[0], axis=-2), cols - window_origin[1], axis=-1)
 
     def apply(self, sar_cut: np.ndarray, optical_cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resize the cut SAR ``(t, t)`` and optical ``(14, t, t)`` to the context size (bicubic) and flip them."""

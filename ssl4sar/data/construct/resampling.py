@@ -58,11 +58,6 @@ def reproject_to_grid(values: np.ndarray, src_transform: Affine, src_crs: CRS, g
     return dst
 
 
-def _read_window(path: Path, index: int, win: Window) -> tuple[np.ndarray, Affine]:
-    with _open(path) as src:
-        return src.read(index, window=win), src.window_transform(win)
-
-
 def _read_bands(path: Path, indexes: Sequence[int], win: Window) -> tuple[dict[int, np.ndarray], Affine]:
     """Bands ``indexes`` (1-based) of one file, in one read: a multi-band GeoTIFF stores its bands pixel-interleaved
     (Earth Engine's exports do), so reading them one at a time would decode the whole file once per band."""
@@ -78,7 +73,8 @@ def _sar_on_grid(scene: SarScene, grid: GlacierGrid, units: str, db_range: tuple
     win = _source_window(scene.transform, scene.shape, scene.crs, grid)
     if win is None:
         return None
-    raw, wtransform = _read_window(scene.path, 1, win)
+    bands, wtransform = _read_bands(scene.path, [1], win)
+    raw = bands[1]
     invalid = ~np.isfinite(raw.astype(np.float64)) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
     if scene.nodata is not None:
         invalid |= raw == scene.nodata if not math.isnan(scene.nodata) else np.isnan(raw)
