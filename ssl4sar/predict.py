@@ -388,6 +388,8 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
         front = extract_front(zones, src.resolution_m, min_front_length_m=min_front_length_m)
         write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
+        # from the model-frame std still in memory, encoded as stored: the GeoTIFF is not read back
+        mean_unc = mean_at_front(lambda rect: frame.bilinear(std, rect), front, scene_tiles, probability_dtype)
         member_geoms: list[tuple[Any, dict[str, Any]]] = []
         if member_maps is not None:
             for mi, (_, k, f) in enumerate(maps):
@@ -405,7 +407,6 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                                          "length_m": round(_length_m(g, src), 3)}))
     geometry = _front_geometry(front, src, line_mode)
     length_m = _length_m(geometry, src)
-    mean_unc = mean_at_front(paths["uncertainty"], front, scene_tiles, probability_dtype)
     crs_name = crs_label(src.crs)
     props = {"scene": stem, "date": src.date.isoformat() if src.date else None, "sensor": src.sensor,
              "glacier": src.glacier, "length_m": round(length_m, 3),

@@ -7,6 +7,8 @@ misalignment of padding, window grid, centre crop or crop-back shows up as a dif
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from scipy.ndimage import gaussian_filter
 from ssl4sar.data.sampling import overlapping_padding_stages, pad_overlapping, whole_image_padding
 from ssl4sar.inference import (
     EnsemblePrediction,
+    RunningMoments,
     gaussian_importance_map,
     non_overlapping_class_map,
     non_overlapping_grid,
@@ -230,6 +233,86 @@ def test_predict_probabilities_ensemble_mean_std_and_tta():
     assert np.array_equal(ens.classes, ens.mean.argmax(axis=0))
     with pytest.raises(ValueError):
         predict_probabilities([], img, **kw)
+
+
+def test_running_moments_std_is_written_in_place_with_the_same_values():
+    rng = np.random.default_rng(7)
+    maps = [rng.random((4, 120, 150), dtype=np.float32) for _ in range(3)]
+    moments = RunningMoments()
+    for m in maps:
+        moments.add(m)
+    # the population formula on the Welford sums, as the library always computed it
+    expected = np.sqrt(np.maximum(moments._m2 / moments.n, 0.0)).astype(np.float32)
+    np.testing.assert_array_equal(moments.std(), expected)
+    np.testing.assert_allclose(expected, np.std(np.stack(maps), axis=0), atol=1e-6)
+    # into a caller's array (a slice of the scene's memory map in predict): no temporary of the map's size
+    out = np.full((4, 130, 150), -1.0, dtype=np.float32)
+    tracemalloc.start()
+    try:
+        moments.std(out=out[:, 5:125])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(out[:, 5:125], expected)
+    assert np.all(out[:, :5] == -1.0) and np.all(out[:, 125:] == -1.0)
+    assert peak < expected.nbytes / 4, f"std(out=) allocated {peak} B for a {expected.nbytes} B map"
+    one = RunningMoments()
+    one.add(maps[0])
+    np.testing.assert_array_equal(one.std(), np.zeros_like(maps[0]))
+
+
+def test_running_moments_add_matches_welford_without_map_sized_temporaries():
+    rng = np.random.default_rng(8)
+    maps = [rng.random((4, 301, 157), dtype=np.float32) for _ in range(4)]  # rows not a multiple of any block
+    mean, m2 = maps[0].copy(), np.zeros_like(maps[0])
+    for n, prob in enumerate(maps[1:], start=2):  # the textbook float32 update, whole arrays at a time
+        delta = prob - mean
+        mean += delta / n
+        m2 += delta * (prob - mean)
+    moments = RunningMoments()
+    moments.add(maps[0])
+    peaks = []
+    for prob in maps[1:]:
+        tracemalloc.start()
+        try:
+            moments.add(prob)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    np.testing.assert_array_equal(moments.mean, mean)
+    np.testing.assert_array_equal(moments._m2, m2)
+    assert max(peaks) < maps[0].nbytes / 4, f"add allocated {max(peaks)} B for a {maps[0].nbytes} B map"
+
+
+def test_running_moments_accumulate_in_the_callers_buffers():
+    rng = np.random.default_rng(9)
+    maps = [rng.random((4, 400, 150), dtype=np.float32) for _ in range(3)]
+    free = RunningMoments()
+    for m in maps:
+        free.add(m)
+    mean_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
+    std_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
+    held = RunningMoments(mean=mean_out[:, 10:410], m2=std_out[:, 10:410])
+    tracemalloc.start()
+    try:
+        for m in maps:
+            held.add(m)
+        held.std(out=std_out[:, 10:410])  # finishes in place over the sums
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < maps[0].nbytes / 4, f"{peak} B allocated for {maps[0].nbytes} B maps"
+    np.testing.assert_array_equal(mean_out[:, 10:410], free.mean)
+    np.testing.assert_array_equal(std_out[:, 10:410], free.std())
+    assert np.all(mean_out[:, :10] == -1) and np.all(std_out[:, 410:] == -1)
+    with pytest.raises(RuntimeError, match="no more maps"):
+        held.add(maps[0])
+    with pytest.raises(RuntimeError, match="already"):
+        held.std()
+    with pytest.raises(ValueError, match="both"):
+        RunningMoments(mean=mean_out)
+    with pytest.raises(RuntimeError, match="no map"):
+        RunningMoments().std()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

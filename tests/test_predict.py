@@ -267,6 +267,53 @@ def test_uint8_probabilities_and_member_fronts(tmp_path):
     assert all(f.properties["n_pixels"] > 0 for f in members.features)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_mean_uncertainty_is_that_of_the_stored_rasters_without_reading_them_back(tmp_path, monkeypatch, dtype):
+    # resampled to another spacing and tiled, so the stored values are bilinear resamples of the model frame
+    h, w = 83, 101
+    path = write_tif(tmp_path / "scene.tif", scene_image(wavy_zones(h, w), seed=6))
+    opened = []
+    real_open = rasterio.open
+
+    def spy(fp, mode="r", *args, **kwargs):
+        opened.append((Path(str(fp)).name, mode))
+        return real_open(fp, mode, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio, "open", spy)
+    res = predict_scene([BrightnessRule(32, position_bias=1.5), BrightnessRule(32, width=0.2)], path,
+                        tmp_path / "o", rotations=(0, 1), resolution_m=27.0, tile_size=40, stride=16,
+                        min_front_length_m=100, overlay=False, probability_dtype=dtype)
+    monkeypatch.setattr(rasterio, "open", real_open)
+    assert not [name for name, mode in opened if mode == "r" and name.startswith(("scene_", ".scene_"))], opened
+    with rasterio.open(res.outputs["uncertainty"]) as ds:
+        stored = ds.read().astype(np.float64) / (255.0 if dtype == "uint8" else 1.0)
+    with rasterio.open(res.outputs["front_mask"]) as ds:
+        front = ds.read(1) > 0
+    assert res.model_shape != res.shape and front.sum() > 30
+    expected = float(stored.max(axis=0)[front].sum()) / int(front.sum())
+    assert res.mean_uncertainty == pytest.approx(expected, rel=1e-12, abs=1e-15) and expected > 0.001
+
+
+def test_gdal_writes_the_probability_rasters_with_torch_threads_and_the_same_bytes(tmp_path):
+    from ssl4sar.prediction_writers import raster_profile
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert raster_profile((300, 300), 4, "float32", UTM22, T20)["num_threads"] == 3
+        assert raster_profile((300, 300), 4, "float32", UTM22, T20, threads=1)["num_threads"] == 1
+        path = write_tif(tmp_path / "scene.tif", scene_image(wavy_zones(300, 300), seed=8))
+        kw = dict(rotations=(0, 1), stride=16, min_front_length_m=100, overlay=False)
+        digests = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            res = predict_scene(BrightnessRule(32, position_bias=1.5), path, tmp_path / f"t{threads}", **kw)
+            digests[threads] = [res.outputs[k].read_bytes() for k in ("probabilities", "uncertainty", "zones")]
+    finally:
+        torch.set_num_threads(before)
+    assert digests[1] == digests[2]
+
+
 def test_scene_metadata_from_tags_and_names():
     m = scene_metadata("scene_01", {"TIFFTAG_DATETIME": "2020:07:14 10:11:12", "MISSION_ID": "S1B"})
     assert m["date"].isoformat() == "2020-07-14" and m["sensor"] == "S1"
