@@ -57,6 +57,8 @@ Front properties: ``scene``, ``date`` (ISO, from the CaFFe stem, the raster tags
 per-class std, in probability units), ``n_pixels``, ``n_lines``, ``n_maps``, ``resolution_m``, ``crs``.
 :func:`predict_scenes` also writes ``predictions.csv`` (one row per scene) and ``skipped.csv`` (``scene``,
 ``reason``), both rewritten after every scene, and the CLI exits with the number of failed scenes (at most 125).
+Each row says where the scene's time went: ``windows_s`` in the sliding-window passes (the network's part, on
+the GPU when there is one) and ``outputs_s`` for the rest (reading, the files above, the front; on the CPU).
 
 **Many scenes, and runs that stop.** A season of scenes takes hours on a CPU. ``resume=True`` (``ssl4sar predict
 --resume``) keeps every scene whose record matches its input file, models and settings and predicts the rest,
@@ -152,6 +154,10 @@ class SceneResult:
     length_m: float
     mean_uncertainty: float | None
     geometry: Any = None
+    #: seconds in the sliding-window passes (network, stitching, ensemble mean and std): the accelerator's part
+    windows_s: float | None = None
+    #: seconds for everything else: reading the scene, the outputs, the front (the CPU's part)
+    outputs_s: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """One CSV row."""
@@ -161,7 +167,9 @@ class SceneResult:
                 "model_height_px": self.model_shape[0], "model_width_px": self.model_shape[1],
                 "n_maps": self.n_maps, "n_front_pixels": self.n_front_pixels, "length_m": round(self.length_m, 3),
                 "mean_uncertainty": "" if self.mean_uncertainty is None else round(self.mean_uncertainty, 6),
-                "front": str(self.outputs.get("front", ""))}
+                "front": str(self.outputs.get("front", "")),
+                "windows_s": "" if self.windows_s is None else round(self.windows_s, 3),
+                "outputs_s": "" if self.outputs_s is None else round(self.outputs_s, 3)}
 
     def record_fields(self) -> dict[str, Any]:
         """Everything but the path, outputs and geometry, as exact JSON values (a scene's record)."""
@@ -169,7 +177,8 @@ class SceneResult:
                 "model_shape": list(self.model_shape), "resolution_m": self.resolution_m,
                 "date": self.date.isoformat() if self.date else None, "sensor": self.sensor,
                 "glacier": self.glacier, "n_maps": self.n_maps, "n_front_pixels": self.n_front_pixels,
-                "length_m": self.length_m, "mean_uncertainty": self.mean_uncertainty}
+                "length_m": self.length_m, "mean_uncertainty": self.mean_uncertainty,
+                "windows_s": self.windows_s, "outputs_s": self.outputs_s}
 
     @classmethod
     def from_record(cls, path: Path, fields: dict[str, Any], outputs: dict[str, Path]) -> SceneResult:
@@ -183,7 +192,8 @@ class SceneResult:
                    glacier=fields["glacier"], n_maps=int(fields["n_maps"]),
                    n_front_pixels=int(fields["n_front_pixels"]), length_m=float(fields["length_m"]),
                    mean_uncertainty=fields["mean_uncertainty"],
-                   geometry=features[0].geometry if features else None)
+                   geometry=features[0].geometry if features else None,
+                   windows_s=fields.get("windows_s"), outputs_s=fields.get("outputs_s"))
 
 
 @dataclass
@@ -305,17 +315,22 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
     tile = None if tile_size is None else max(s, -(-int(tile_size) // s) * s)
     window_kwargs: dict[str, Any] = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size,
                                      "device": device, "amp_dtype": amp_dtype, "progress": progress and tile is None}
+    start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out, Path(path).stem)
     src = open_scene(path, allow_no_crs=allow_no_crs, pixel_size_m=pixel_size_m, value_range=value_range,
                      percentiles=percentiles)
     try:
-        return _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
-                                   min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
-                                   line_mode, progress)
+        result = _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
+                                     min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
+                                     line_mode, progress)
     finally:
         src.close()
+    assert result.windows_s is not None
+    result.outputs_s = time.perf_counter() - start - result.windows_s
+    log.info("%s: %.1f s in the windows, %.1f s for the outputs", result.stem, result.windows_s, result.outputs_s)
+    return result
 
 
 def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolution_m: float | None,
@@ -356,8 +371,10 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         mean = _alloc((k_classes, *model_shape), np.float32, tmpdir, "mean")
         std = _alloc((k_classes, *model_shape), np.float32, tmpdir, "std")
         member_maps = _alloc((n_maps, *model_shape), np.uint8, tmpdir, "members") if member_fronts else None
+        t_windows = time.perf_counter()
         tiled_ensemble_probabilities(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
-                               member_maps, progress)
+                                     member_maps, progress)
+        windows_s = time.perf_counter() - t_windows
         if not np.isfinite(mean).all():  # NaN softmax would argmax to NA everywhere: say so instead
             raise DataError(src.path, "the network output is not finite (NaN or inf) for this scene",
                             "check the checkpoint and the image values")
@@ -430,7 +447,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
     return SceneResult(path=src.path, stem=stem, outputs=paths, crs=crs_name, transform=tuple(src.transform)[:6],
                        shape=src.shape, model_shape=model_shape, resolution_m=src.resolution_m, date=src.date,
                        sensor=src.sensor, glacier=src.glacier, n_maps=n_maps, n_front_pixels=int(front.sum()),
-                       length_m=length_m, mean_uncertainty=mean_unc, geometry=geometry)
+                       length_m=length_m, mean_uncertainty=mean_unc, geometry=geometry, windows_s=windows_s)
 
 
 #: output kinds whose temporary files (``.<stem>_<kind>.XXXXXXXX.part.<ext>``, :func:`ssl4sar.io.atomic_path`) a

@@ -117,7 +117,7 @@ def write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.nda
 
 SUMMARY_COLUMNS = ["scene", "path", "date", "sensor", "glacier", "crs", "height_px", "width_px", "resolution_m",
                     "model_height_px", "model_width_px", "n_maps", "n_front_pixels", "length_m", "mean_uncertainty",
-                    "front"]
+                    "front", "windows_s", "outputs_s"]
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:

@@ -504,6 +504,36 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert predict_scenes(again, scenes, out, resume=True, **RESUME_KW).reused == scenes and again.calls == 0
 
 
+class SlowRule(BrightnessRule):
+    """BrightnessRule whose every forward pass takes at least ``seconds`` (a slow network)."""
+
+    def __init__(self, seconds: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return super().forward(x)
+
+
+def test_each_scene_reports_its_seconds_in_the_windows_and_on_the_outputs(tmp_path):
+    scenes = three_scenes(tmp_path / "in")
+    out = tmp_path / "out"
+    model = SlowRule(0.02)
+    run = predict_scenes(model, scenes[:2], out, **RESUME_KW)
+    rows = _csv_rows(out / "predictions.csv")
+    for res, row in zip(run.results, rows, strict=True):
+        assert res.windows_s >= 0.02 and res.outputs_s > 0  # each forward pass sleeps 20 ms
+        assert float(row["windows_s"]) == pytest.approx(res.windows_s, abs=1e-3)
+        assert float(row["outputs_s"]) == pytest.approx(res.outputs_s, abs=1e-3)
+    # a scene kept by --resume keeps the seconds it took when it was predicted
+    again = predict_scenes(SlowRule(0.02), scenes, out, resume=True, **RESUME_KW)
+    assert again.reused == scenes[:2]
+    for before, kept in zip(run.results, again.results[:2]):
+        assert (kept.windows_s, kept.outputs_s) == (before.windows_s, before.outputs_s)
+    assert [float(r["windows_s"]) > 0 for r in _csv_rows(out / "predictions.csv")] == [True] * 3
+
+
 def test_resume_predicts_again_what_is_not_the_same(tmp_path):
     scenes = three_scenes(tmp_path / "in")
     out = tmp_path / "out"

@@ -14,9 +14,13 @@
 #      inside Lightning on this device, and how long do both take -> $OUT/finetune-{eager,compile}/ and their logs
 #   4. (PRETRAIN_STEPS > 0) the same for `ssl4sar pretrain --method optsimmim` (pretrain.compile), on synthetic
 #      SSL4SAR-layout data of FINETUNE_PRESET -> $OUT/pretrain-{eager,compile}.log
+#   5. (PREDICT_S > 0) `tools/predict_timing.py`: `predict` of a PREDICT_SIDE px scene (default 3162: 10 MP) with
+#      the PRESET network, one map and TTA x4: seconds in the windows (GPU) against the outputs (CPU)
+#      -> $OUT/predict/predict_timing.json
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
 #   [BENCH_ONLY="matmul_peak finetune_step sliding_window"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper]
-#   [FINETUNE_STEPS=0] [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"] tools/gpu_run.sh
+#   [FINETUNE_STEPS=0] [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"]
+#   [PREDICT_S=0] [PREDICT_SIDE=3162] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # (tests/test_gpu_run.py runs it so, with one eager training step of each kind)
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
@@ -93,4 +97,11 @@ if [ "${PRETRAIN_STEPS:-0}" -gt 0 ]; then
   synth ssl4sar "$SCRATCH/ssl4sar_pt_data" "$OUT/pretrain-data.log"
   train_each_mode pretrain "$PRETRAIN_STEPS" "$SCRATCH/ssl4sar_pt" --method optsimmim \
     --ssl4sar "$SCRATCH/ssl4sar_pt_data/ssl4sar" --no-resume
+fi
+if [ "${PREDICT_S:-0}" -gt 0 ]; then
+  t0=$(date +%s)
+  timeout "$PREDICT_S" "$PY" tools/predict_timing.py --out "$OUT/predict" --device "$DEVICE" --preset "$PRESET" \
+    --side "${PREDICT_SIDE:-3162}" > "$OUT/predict.log" 2>&1
+  echo "predict timing rc=$? wall=$(( $(date +%s) - t0 ))s" | tee -a "$OUT/gpu.txt"
+  rm -rf "$OUT/predict/scenes"
 fi
