@@ -39,3 +39,16 @@ def test_gpu_run_script_runs_on_the_cpu(tmp_path: Path) -> None:
     assert timing["side_px"] == 200 and timing["tta4"]["n_maps"] == 4 and timing["one_map"]["n_maps"] == 1
     assert timing["one_map"]["windows_s"] > 0 and timing["one_map"]["outputs_s"] > 0
     assert not (out / "predict" / "scenes").exists()  # inputs are not results
+
+
+def test_gpu_run_script_can_leave_the_benchmark_out(tmp_path: Path) -> None:
+    # a second device call that only times `predict` must not spend minutes on the benchmark again
+    out = tmp_path / "out"
+    env = {**os.environ, "PY": sys.executable, "OUT": str(out), "DEVICE": "cpu", "PRESET": "smoke", "BENCH": "off",
+           "PREDICT_S": "300", "PREDICT_SIDE": "200", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (out / "gpu.txt").read_text()
+    assert "predict timing rc=0" in summary and "bench batch" not in summary and "roofline" not in summary
+    assert not list(out.glob("bench-*"))

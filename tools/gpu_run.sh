@@ -2,9 +2,10 @@
 # The GPU measurements of record, in one command (issues 13 and 15), run on a machine with one CUDA GPU:
 #   1. (PROTOCOL_S > 0) `ssl4sar protocol --preset gpu`: the book's experiments with the paper network (data, both
 #      pretrainings, 5 seeds x 3 initialisations, the paper's tests, ensembles) -> $OUT/results.tar.gz
-#   2. for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs reference path (and
-#      the torch.compile'd fast path with COMPILE=on; on CUDA also the fast-contiguous ablation, and for training
-#      steps the fast-polyphase and fast-no-cudnn-autotuning ones), % of the measured bf16 peak -> $OUT/bench-b<N>/;
+#   2. (unless BENCH=off) for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs
+#      reference path (and the torch.compile'd fast path with COMPILE=on; on CUDA also the fast-contiguous
+#      ablation, and for training steps the fast-polyphase and fast-no-cudnn-autotuning ones), % of the measured
+#      bf16 peak -> $OUT/bench-b<N>/;
 #      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt,
 #      profile-sliding-window.txt: is inference, at 3.5 % of the H200 peak, waiting on the host?); then
 #      `python -m ssl4sar.bench.roofline --measure`: the training step's roofline bounds from this device's measured
@@ -20,7 +21,7 @@
 # Usage (repository root): OUT=DIR [PROTOCOL_S=0] [BENCH_S=240 per bench call] [BENCH_BATCHES="16 64"]
 #   [BENCH_ONLY="matmul_peak finetune_step sliding_window"] [COMPILE=on|off] [DEVICE=cuda] [PRESET=paper]
 #   [FINETUNE_STEPS=0] [PRETRAIN_STEPS=0] [FINETUNE_PRESET=demo] [TRAIN_MODES="eager compile"]
-#   [PREDICT_S=0] [PREDICT_SIDE=3162] tools/gpu_run.sh
+#   [PREDICT_S=0] [PREDICT_SIDE=3162] [BENCH=on|off] tools/gpu_run.sh
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # (tests/test_gpu_run.py runs it so, with one eager training step of each kind)
 # Without an installed ssl4sar it runs from the checkout; wheels in .whl/ (rasterio, pyproj, shapely, ...) are
@@ -53,7 +54,9 @@ if [ "${PROTOCOL_S:-0}" -gt 0 ]; then
     --exclude='*.tif' --exclude='*.npz' --exclude='data' --exclude='*.geojson' --exclude='*.gpkg' . 2>/dev/null)
 fi
 profile=--profile
-for batch in ${BENCH_BATCHES:-16 64}; do
+batches=${BENCH_BATCHES:-16 64}
+[ "${BENCH:-on}" = off ] && batches=""  # BENCH=off: only the other steps (e.g. PREDICT_S in a second call)
+for batch in $batches; do
   t0=$(date +%s)
   # shellcheck disable=SC2086  # BENCH_ONLY is a list of benchmark names
   timeout "${BENCH_S:-240}" "$PY" -m ssl4sar.bench --device "$DEVICE" --preset "$PRESET" --quick $profile \
