@@ -220,7 +220,12 @@ def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -
 
 def _bilinear_axis(start: int, stop: int, n_out: int, n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices (i0, i1) and weight of i1 for output pixel centres ``start..stop-1`` (global, exact)."""
-    u = (np.arange(start, stop, dtype=np.float64) + 0.5) * (n_src / n_out) - 0.5
+    return _bilinear_index(np.arange(start, stop), n_out, n_src)
+
+
+def _bilinear_index(index: np.ndarray, n_out: int, n_src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_bilinear_axis` for any output pixel indices (an integer array)."""
+    u = (np.asarray(index).astype(np.float64) + 0.5) * (n_src / n_out) - 0.5
     u = np.clip(u, 0.0, n_src - 1.0)
     i0 = np.floor(u).astype(np.int64)
     i1 = np.minimum(i0 + 1, n_src - 1)
@@ -254,6 +259,19 @@ class _SceneFrame:
         top = crop[:, ri0][:, :, ci0] * (1 - cw) + crop[:, ri0][:, :, ci1] * cw
         bot = crop[:, ri1][:, :, ci0] * (1 - cw) + crop[:, ri1][:, :, ci1] * cw
         return (top * (1 - rw)[:, None] + bot * rw[:, None]).astype(np.float32)
+
+    def bilinear_at(self, arr: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``(K, n)``: :meth:`bilinear` at the scene pixels ``(rows[i], cols[i])`` only, the same float32 values
+        (the same operations, element by element)."""
+        if self.identity:
+            return np.asarray(arr[:, rows, cols], dtype=np.float32)
+        (hs, ws), (hm, wm) = self.scene_shape, self.model_shape
+        ri0, ri1, rw = _bilinear_index(rows, hs, hm)
+        ci0, ci1, cw = _bilinear_index(cols, ws, wm)
+        a = np.asarray(arr)
+        top = a[:, ri0, ci0].astype(np.float32) * (1 - cw) + a[:, ri0, ci1].astype(np.float32) * cw
+        bot = a[:, ri1, ci0].astype(np.float32) * (1 - cw) + a[:, ri1, ci1].astype(np.float32) * cw
+        return (top * (1 - rw) + bot * rw).astype(np.float32)
 
     def nearest(self, arr: np.ndarray, rect: Rect) -> np.ndarray:
         y0, y1, x0, x1 = rect
@@ -405,8 +423,9 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
         front = extract_front(zones, src.resolution_m, min_front_length_m=min_front_length_m)
         write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
-        # from the model-frame std still in memory, encoded as stored: the GeoTIFF is not read back
-        mean_unc = mean_at_front(lambda rect: frame.bilinear(std, rect), front, scene_tiles, probability_dtype)
+        # from the model-frame std still in memory, at the front pixels only, encoded as stored: the GeoTIFF is not
+        # read back
+        mean_unc = mean_at_front(lambda rows, cols: frame.bilinear_at(std, rows, cols), front, probability_dtype)
         member_geoms: list[tuple[Any, dict[str, Any]]] = []
         if member_maps is not None:
             for mi, (_, k, f) in enumerate(maps):

@@ -24,7 +24,6 @@ from rasterio.transform import Affine
 from ssl4sar import geo
 from ssl4sar.data.scenes import SceneSource
 from ssl4sar.domain import display_step, downsample_for_display
-from ssl4sar.inference import Rect
 from ssl4sar.io import atomic_path, write_text_atomic
 
 _OVERLAY_MAX_SIDE = 1600
@@ -70,23 +69,19 @@ def crs_label(crs: Any) -> str | None:
     return f"{auth[0]}:{auth[1]}" if auth else c.to_wkt()
 
 
-def mean_at_front(uncertainty: Callable[[Rect], np.ndarray], front: np.ndarray, tiles: Sequence[Rect],
+def mean_at_front(uncertainty_at: Callable[[np.ndarray, np.ndarray], np.ndarray], front: np.ndarray,
                   dtype: ProbabilityDtype) -> float | None:
     """Mean over front pixels of the largest per-class uncertainty as the uncertainty GeoTIFF stores it:
-    ``uncertainty(rect)`` gives a scene tile's ``(K, h, w)`` float32 values before :func:`encode_probabilities`
-    (so with ``"uint8"`` the mean is that of the rounded values). None without front pixels."""
-    total, count = 0.0, 0
-    for rect in tiles:
-        y0, y1, x0, x1 = rect
-        sub = front[y0:y1, x0:x1] > 0
-        if not sub.any():
-            continue
-        vals = encode_probabilities(uncertainty(rect)[:, sub], dtype).astype(np.float64)
-        if dtype == "uint8":
-            vals /= 255.0
-        total += float(vals.max(axis=0).sum())
-        count += int(np.count_nonzero(sub))
-    return total / count if count else None
+    ``uncertainty_at(rows, cols)`` gives the ``(K, n)`` float32 values of those scene pixels before
+    :func:`encode_probabilities` (so with ``"uint8"`` the mean is that of the rounded values). None without front
+    pixels. Summed in row-major order, so tiled and whole-scene runs give the same number."""
+    rows, cols = np.nonzero(front)
+    if rows.size == 0:
+        return None
+    vals = encode_probabilities(uncertainty_at(rows, cols), dtype).astype(np.float64)
+    if dtype == "uint8":
+        vals /= 255.0
+    return float(vals.max(axis=0).sum()) / rows.size
 
 
 def write_raster(path: Path, array: np.ndarray, src: SceneSource, tags: dict[str, str]) -> Path:

@@ -294,6 +294,24 @@ def test_mean_uncertainty_is_that_of_the_stored_rasters_without_reading_them_bac
     assert res.mean_uncertainty == pytest.approx(expected, rel=1e-12, abs=1e-15) and expected > 0.001
 
 
+@pytest.mark.parametrize("scene_shape, model_shape", [((83, 101), (62, 75)), ((50, 40), (91, 77)),
+                                                      ((64, 64), (64, 64))])
+def test_bilinear_at_pixels_equals_the_tile_resampling(scene_shape, model_shape):
+    from ssl4sar.predict import _SceneFrame
+
+    rng = np.random.default_rng(11)
+    arr = rng.random((4, *model_shape), dtype=np.float32)
+    frame = _SceneFrame(scene_shape, model_shape)
+    rect = (3, scene_shape[0], 0, scene_shape[1] - 2)
+    tile = frame.bilinear(arr, rect)
+    mask = rng.random(tile.shape[1:]) < 0.2
+    mask[0, 0] = mask[-1, -1] = True  # the edges, where the source indices are clipped
+    rows, cols = np.nonzero(mask)
+    at = frame.bilinear_at(arr, rows + rect[0], cols + rect[2])
+    assert at.dtype == np.float32
+    np.testing.assert_array_equal(at, tile[:, rows, cols])
+
+
 def test_gdal_writes_the_probability_rasters_with_torch_threads_and_the_same_bytes(tmp_path):
     from ssl4sar.prediction_writers import raster_profile
 
