@@ -111,7 +111,9 @@ if ts.truth is not None:
 # and in EPSG:4326 — plus one front per augmented map (`_front_members.geojson`) whose spread becomes the
 # uncertainty of the time series. Scenes that cannot be read are listed in `skipped.csv`, not fatal. Run again (a
 # restarted kernel, a new date added), this cell keeps every scene predicted earlier from the same file, model and
-# settings (`resume=True`, see the end of the chapter) and predicts the rest.
+# settings (`resume=True`, see the end of the chapter) and predicts the rest. The last two columns say where each
+# scene's time went: `windows_s` in the network's sliding windows (on the GPU when there is one), `outputs_s` for
+# reading the scene and writing its files (on the CPU).
 
 # %%
 pred_dir = out_root / "predictions"
@@ -120,7 +122,7 @@ run = predict_scenes(model.members, ts.scenes, pred_dir, resume=True, to_wgs84=T
 print(f"{len(run.results)} scenes: {len(run.results) - len(run.reused)} predicted in {run.seconds:.1f} s, "
       f"{len(run.reused)} kept from an earlier run; skipped {len(run.skipped)}")
 display(pd.read_csv(pred_dir / "predictions.csv")[["scene", "date", "n_maps", "n_front_pixels", "length_m",
-                                                   "mean_uncertainty"]])
+                                                   "mean_uncertainty", "windows_s", "outputs_s"]])
 
 # %% [markdown]
 # What was written for one scene, and what the files say about themselves:
