@@ -97,6 +97,7 @@ from ssl4sar.domain import CLASS_NAMES
 from ssl4sar.errors import DataError
 from ssl4sar.inference import (
     Rect,
+    class_map,
     ensemble_members,
     tile_rects,
     tiled_ensemble_probabilities,
@@ -414,7 +415,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                     y0, y1, x0, x1 = rect
                     m_t = frame.bilinear(mean, rect)
                     s_t = frame.bilinear(std, rect)
-                    z = m_t.argmax(axis=0).astype(np.uint8)
+                    z = class_map(m_t)
                     z[src.read(y0, y1, x0, x1) == 0] = 0
                     zones[y0:y1, x0:x1] = z
                     win = Window(x0, y0, x1 - x0, y1 - y0)

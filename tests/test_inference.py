@@ -18,6 +18,7 @@ from ssl4sar.data.sampling import overlapping_padding_stages, pad_overlapping, w
 from ssl4sar.inference import (
     EnsemblePrediction,
     RunningMoments,
+    class_map,
     gaussian_importance_map,
     non_overlapping_class_map,
     non_overlapping_grid,
@@ -233,6 +234,16 @@ def test_predict_probabilities_ensemble_mean_std_and_tta():
     assert np.array_equal(ens.classes, ens.mean.argmax(axis=0))
     with pytest.raises(ValueError):
         predict_probabilities([], img, **kw)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 5])
+def test_class_map_is_the_first_largest_score(k):
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 4, (k, 37, 41)).astype(np.float32) / 4  # many ties: the first index must win
+    np.testing.assert_array_equal(class_map(scores), scores.argmax(axis=0))
+    assert class_map(scores).dtype == np.uint8
+    # a memory-map slice, not contiguous in its rows
+    np.testing.assert_array_equal(class_map(scores[:, 3:30, 5:]), scores[:, 3:30, 5:].argmax(axis=0))
 
 
 def test_running_moments_std_is_written_in_place_with_the_same_values():
