@@ -7,11 +7,10 @@ misalignment of padding, window grid, centre crop or crop-back shows up as a dif
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 import torch
+from memory import traced_peak
 from scipy.ndimage import gaussian_filter
 
 from ssl4sar.data.sampling import overlapping_padding_stages, pad_overlapping, whole_image_padding
@@ -242,7 +241,7 @@ def test_class_map_is_the_first_largest_score(k):
     scores = rng.integers(0, 4, (k, 37, 41)).astype(np.float32) / 4  # many ties: the first index must win
     np.testing.assert_array_equal(class_map(scores), scores.argmax(axis=0))
     assert class_map(scores).dtype == np.uint8
-    # a memory-map slice, not contiguous in its rows
+    # a slice whose rows are not contiguous
     np.testing.assert_array_equal(class_map(scores[:, 3:30, 5:]), scores[:, 3:30, 5:].argmax(axis=0))
 
 
@@ -258,12 +257,7 @@ def test_running_moments_std_is_written_in_place_with_the_same_values():
     np.testing.assert_allclose(expected, np.std(np.stack(maps), axis=0), atol=1e-6)
     # into a caller's array (a slice of the scene's memory map in predict): no temporary of the map's size
     out = np.full((4, 130, 150), -1.0, dtype=np.float32)
-    tracemalloc.start()
-    try:
-        moments.std(out=out[:, 5:125])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    _, peak = traced_peak(lambda: moments.std(out=out[:, 5:125]))
     np.testing.assert_array_equal(out[:, 5:125], expected)
     assert np.all(out[:, :5] == -1.0) and np.all(out[:, 125:] == -1.0)
     assert peak < expected.nbytes / 4, f"std(out=) allocated {peak} B for a {expected.nbytes} B map"
@@ -282,14 +276,7 @@ def test_running_moments_add_matches_welford_without_map_sized_temporaries():
         m2 += delta * (prob - mean)
     moments = RunningMoments()
     moments.add(maps[0])
-    peaks = []
-    for prob in maps[1:]:
-        tracemalloc.start()
-        try:
-            moments.add(prob)
-            peaks.append(tracemalloc.get_traced_memory()[1])
-        finally:
-            tracemalloc.stop()
+    peaks = [traced_peak(lambda p=prob: moments.add(p))[1] for prob in maps[1:]]
     np.testing.assert_array_equal(moments.mean, mean)
     np.testing.assert_array_equal(moments._m2, m2)
     assert max(peaks) < maps[0].nbytes / 4, f"add allocated {max(peaks)} B for a {maps[0].nbytes} B map"
@@ -304,14 +291,12 @@ def test_running_moments_accumulate_in_the_callers_buffers():
     mean_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
     std_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
     held = RunningMoments(mean=mean_out[:, 10:410], m2=std_out[:, 10:410])
-    tracemalloc.start()
-    try:
+    def accumulate() -> None:
         for m in maps:
             held.add(m)
         held.std(out=std_out[:, 10:410])  # finishes in place over the sums
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    _, peak = traced_peak(accumulate)
     assert peak < maps[0].nbytes / 4, f"{peak} B allocated for {maps[0].nbytes} B maps"
     np.testing.assert_array_equal(mean_out[:, 10:410], free.mean)
     np.testing.assert_array_equal(std_out[:, 10:410], free.std())

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 from fakes import optical_stack, write_geotiff, write_png, write_unlabeled
+from memory import traced_peak
 from rasterio.transform import Affine
 
 from ssl4sar.data import raster
@@ -135,16 +136,9 @@ def test_read_optical_normalisation(tmp_path, caplog) -> None:
 def test_optical_normalisation_works_band_by_band() -> None:
     """A glacier's optical image is normalised one band at a time: a float64 copy of the whole stack (8 bytes per
     band and pixel, 8x the output) would make a 100-MP glacier need 11 GB while it is read."""
-    import tracemalloc
-
     bands = (np.random.default_rng(0).random((14, 300, 400)) * 10000).astype(np.uint16)
     one_band_f64 = 300 * 400 * 8
-    tracemalloc.start()
-    try:
-        out = U.normalise_optical(bands)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = traced_peak(lambda: U.normalise_optical(bands))
     assert out.shape == (14, 300, 400) and out.dtype == np.uint8
     assert peak < out.nbytes + 3 * one_band_f64, peak  # the output and one band's temporaries, not 14 bands'
     for c in (0, 13):
