@@ -318,9 +318,10 @@ class SegmentationModule(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=self.hparams["momentum"],
                                weight_decay=self.hparams["weight_decay"])
 
-    def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(self, logits: torch.Tensor, mask: torch.Tensor, per_sample: bool = False
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return tyrion_loss(logits.float(), mask, weights=self.hparams["loss_weights"],
-                           label_smoothing=self.hparams["label_smoothing"])
+                           label_smoothing=self.hparams["label_smoothing"], per_sample=per_sample)
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
@@ -361,15 +362,11 @@ class SegmentationModule(pl.LightningModule):
         x, y = batch["image_context"], batch["mask_context"]
         logits = self(x).float()
         b = x.shape[0]
-        totals, parts_sum = [], {name: 0.0 for name in LOSS_PARTS}
-        for i in range(b):  # per window, like the reference's validation batch size of 1
-            total, parts = self._loss(logits[i:i + 1], y[i:i + 1])
-            totals.append(total)
-            for name in LOSS_PARTS:
-                parts_sum[name] = parts_sum[name] + parts[name]
-        self.log("val/loss", torch.stack(totals).mean(), on_epoch=True, sync_dist=True, batch_size=b)
+        # each window's loss as a batch of one, like the reference's validation batch size of 1
+        totals, parts = self._loss(logits, y, per_sample=True)
+        self.log("val/loss", totals.mean(), on_epoch=True, sync_dist=True, batch_size=b)
         for name in LOSS_PARTS:
-            self.log(f"val/{name}", parts_sum[name] / b, on_epoch=True, sync_dist=True, batch_size=b)
+            self.log(f"val/{name}", parts[name].mean(), on_epoch=True, sync_dist=True, batch_size=b)
         target = batch["mask"]
         pred = center_crop(logits, target.shape[-1]).argmax(dim=1)
         ious = patch_iou(pred, target, logits.shape[1])

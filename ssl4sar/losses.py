@@ -11,6 +11,9 @@ and the loss is taken on the full context prediction *and* on its centre crop of
     L = w_ce_t · CE(centre) + w_ce_c · CE(context) + w_dice_t · Dice(centre) + w_dice_c · Dice(context)
 
 with all four weights 0.5 in the paper (preset key ``finetune.loss_weights``).
+
+``per_sample=True`` gives each sample's loss as if it were a batch of one, shape (B,): what the official
+validation computes window by window (its batch size is 1), in one pass.
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"need at least 2 classes, logits have {k}")
     target = target.long()
     # meta tensors (FLOP and traffic counting) hold no values to check
-    if target.numel() and target.device.type != "meta" and (int(target.min()) < 0 or int(target.max()) >= k):
-        raise ValueError(f"target class ids must lie in 0 … {k - 1}, found {int(target.min())} … "
-                         f"{int(target.max())}")
+    if target.numel() and target.device.type != "meta":
+        lo, hi = torch.stack(torch.aminmax(target)).tolist()  # one host sync on a GPU
+        if lo < 0 or hi >= k:
+            raise ValueError(f"target class ids must lie in 0 … {k - 1}, found {lo} … {hi}")
     return target
 
 
@@ -65,7 +69,8 @@ def _one_hot(target: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                                 eps: float = paper_preset().finetune.label_smoothing) -> torch.Tensor:
+                                 eps: float = paper_preset().finetune.label_smoothing,
+                                 per_sample: bool = False) -> torch.Tensor:
     """Cross-entropy with the official label smoothing, mean over all B·H·W pixels.
 
     The soft target puts ``1 − eps`` on the true class and ``eps / (K − 1)`` on each other class (not
@@ -75,16 +80,21 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
         logits: (B, K, H, W) raw scores.
         target: (B, H, W) integer class ids in 0 … K−1.
         eps: smoothing mass moved away from the true class (0.1 in the paper).
+        per_sample: the mean over each sample's H·W pixels, shape (B,).
     """
-    target = _check(logits, target)
+    return _cross_entropy(logits, _check(logits, target), eps, per_sample)
+
+
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps: float, per_sample: bool) -> torch.Tensor:
     k = logits.shape[1]
     one_hot = _one_hot(target, k, logits.dtype)
     soft = one_hot * (1.0 - eps) + (1.0 - one_hot) * (eps / (k - 1))
     log_prob = F.log_softmax(logits, dim=1)
-    return -(soft * log_prob).sum(dim=1).mean()
+    per_pixel = -(soft * log_prob).sum(dim=1)
+    return per_pixel.mean(dim=(1, 2)) if per_sample else per_pixel.mean()
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5, per_sample: bool = False) -> torch.Tensor:
     """Soft Dice loss with squared denominators and batch-level sums (official ``OGDiceLoss``).
 
     With p = softmax(logits) and t = one-hot(target), for each class c, summing over the whole batch::
@@ -98,16 +108,20 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> 
         logits: (B, K, H, W) raw scores.
         target: (B, H, W) integer class ids in 0 … K−1.
         eps: smoothing constant (1e-5).
+        per_sample: each sample's Dice loss with sums over its own pixels only, shape (B,).
     """
-    target = _check(logits, target)
+    return _dice(logits, _check(logits, target), eps, per_sample)
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor, eps: float, per_sample: bool) -> torch.Tensor:
     k = logits.shape[1]
     prob = torch.softmax(logits, dim=1)
     one_hot = _one_hot(target, k, logits.dtype)
-    dims = (0, 2, 3)
+    dims = (2, 3) if per_sample else (0, 2, 3)
     intersect = (prob * one_hot).sum(dim=dims)
     denom = (prob * prob).sum(dim=dims) + (one_hot * one_hot).sum(dim=dims)
     per_class = 1.0 - (2.0 * intersect + eps) / (denom + eps)
-    return per_class.mean()
+    return per_class.mean(dim=-1)
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -126,6 +140,7 @@ def tyrion_loss(
     weights: Mapping[str, float] | None = None,
     label_smoothing: float = paper_preset().finetune.label_smoothing,
     dice_eps: float = 1e-5,
+    per_sample: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The fine-tuning loss on a context prediction and its centre crop (spec §6).
 
@@ -136,10 +151,11 @@ def tyrion_loss(
             ``finetune.loss_weights``); defaults to 0.5 each. Missing or unknown keys raise ``ValueError``.
         label_smoothing: ``eps`` of :func:`label_smoothed_cross_entropy`.
         dice_eps: ``eps`` of :func:`dice_loss`.
+        per_sample: every sample's loss as a batch of one (the official validation's), shape (B,).
 
     Returns:
         ``(total, parts)``: the weighted sum and the four unweighted parts keyed by :data:`LOSS_PARTS`.
-        The centre crop has side T = C / 2 (C must be even).
+        The centre crop has side T = C / 2 (C must be even). The targets are checked once (one host sync).
     """
     weights = dict(DEFAULT_LOSS_WEIGHTS if weights is None else weights)
     if set(weights) != set(LOSS_PARTS):
@@ -152,12 +168,12 @@ def tyrion_loss(
     logits_target = center_crop(logits_context, t)
     mask_target = center_crop(mask_context, t)
     parts = {
-        "ce_target": label_smoothed_cross_entropy(logits_target, mask_target, label_smoothing),
-        "ce_context": label_smoothed_cross_entropy(logits_context, mask_context, label_smoothing),
-        "dice_target": dice_loss(logits_target, mask_target, dice_eps),
-        "dice_context": dice_loss(logits_context, mask_context, dice_eps),
+        "ce_target": _cross_entropy(logits_target, mask_target, label_smoothing, per_sample),
+        "ce_context": _cross_entropy(logits_context, mask_context, label_smoothing, per_sample),
+        "dice_target": _dice(logits_target, mask_target, dice_eps, per_sample),
+        "dice_context": _dice(logits_context, mask_context, dice_eps, per_sample),
     }
-    total = torch.zeros((), dtype=logits_context.dtype, device=logits_context.device)
+    total = torch.zeros(parts["ce_context"].shape, dtype=logits_context.dtype, device=logits_context.device)
     for name in LOSS_PARTS:
         total = total + float(weights[name]) * parts[name]
     return total, parts

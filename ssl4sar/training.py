@@ -640,11 +640,9 @@ class DivergenceGuard(Callback):
 
 
 def _weights_finite(module: torch.nn.Module) -> bool:
-    params = [p.detach() for p in module.parameters() if p.is_floating_point()]
-    if not params:
-        return True
-    peaks = torch._foreach_norm(params, ord=math.inf)
-    return bool(torch.isfinite(torch.stack(peaks)).all())
+    from ssl4sar.models.convert import non_finite_tensors
+
+    return not non_finite_tensors([p.detach() for p in module.parameters() if p.is_floating_point()])
 
 
 def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any, resume: ResumeState | None) -> None:

@@ -27,6 +27,8 @@ from ssl4sar.models.convert import (
     load_checkpoint,
     load_imagenet_swinv2,
     load_model,
+    non_finite_entries,
+    non_finite_tensors,
     save_checkpoint,
     to_official_tyrion,
 )
@@ -219,6 +221,34 @@ def test_save_and_load_checkpoint(tmp_path: Path, smoke_model: Tyrion) -> None:
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
     again = load_model(path)
     torch.testing.assert_close(again.head.weight, smoke_model.head.weight, rtol=0, atol=0)
+
+
+def test_load_model_reads_our_checkpoint_file_once(tmp_path: Path, smoke_model: Tyrion,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_checkpoint(tmp_path / "model.pt", smoke_model)
+    reads: list[str] = []
+    real_load = torch.load
+
+    def counting_load(f: object, *args: object, **kwargs: object) -> object:
+        reads.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    model = load_model(path)
+    assert reads == [str(path)]                              # was read twice: recognised, then loaded
+    torch.testing.assert_close(model.head.weight, smoke_model.head.weight, rtol=0, atol=0)
+
+
+def test_non_finite_tensors_finds_nan_and_inf_and_not_large_finite_values() -> None:
+    big = torch.full((1000,), 3e19)                          # finite, but its squares overflow float32
+    half = torch.full((4096,), 60000.0, dtype=torch.float16)  # finite, its 2-norm overflows float16
+    tensors = [torch.randn(5, 3), big, torch.tensor([1.0, float("nan")]), half,
+               torch.tensor([0.0, float("inf")], dtype=torch.bfloat16), torch.empty(0),
+               torch.tensor([float("-inf"), 2.0], dtype=torch.float64), torch.full((3,), 1e300, dtype=torch.float64)]
+    assert non_finite_tensors(tensors) == [2, 4, 6]
+    assert non_finite_tensors([]) == [] and non_finite_tensors(tensors[:2]) == []
+    sd = {"a": tensors[0], "big": big, "nan": tensors[2], "index": torch.arange(3), "note": "text"}
+    assert non_finite_entries(sd) == ["nan"]
 
 
 def test_load_model_recognises_lightning_checkpoints(tmp_path: Path, smoke_model: Tyrion,

@@ -143,6 +143,34 @@ def test_tyrion_loss_combines_centre_and_context() -> None:
     assert DEFAULT_LOSS_WEIGHTS == {n: 0.5 for n in LOSS_PARTS}
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_per_sample_losses_are_each_sample_as_a_batch_of_one(dtype: torch.dtype) -> None:
+    logits, target = _random_case(b=3, h=16, w=16, seed=5, dtype=dtype)
+    target[1] = 2                                       # one sample with a single class: Dice of absent classes
+    rel = 1e-12 if dtype == torch.float64 else 1e-6
+    total, parts = tyrion_loss(logits, target, per_sample=True)
+    assert total.shape == (3,) and all(v.shape == (3,) for v in parts.values())
+    for i in range(3):
+        one_total, one_parts = tyrion_loss(logits[i:i + 1], target[i:i + 1])
+        assert total[i].item() == pytest.approx(one_total.item(), rel=rel)
+        for name in LOSS_PARTS:
+            assert parts[name][i].item() == pytest.approx(one_parts[name].item(), rel=rel), (i, name)
+    ce = label_smoothed_cross_entropy(logits, target, per_sample=True)
+    dice = dice_loss(logits, target, per_sample=True)
+    torch.testing.assert_close(ce, parts["ce_context"], rtol=0, atol=0)
+    torch.testing.assert_close(dice, parts["dice_context"], rtol=0, atol=0)
+    assert dice[1].item() != pytest.approx(dice_loss(logits, target).item(), rel=1e-3)   # not the batch's sums
+
+
+def test_out_of_range_targets_name_the_range_found() -> None:
+    logits, target = _random_case(h=6, w=6)
+    target[0, 0, 0], target[1, 2, 3] = -1, 7
+    with pytest.raises(ValueError, match="found -1 … 7"):
+        tyrion_loss(logits, target)
+    with pytest.raises(ValueError, match="found -1 … 7"):
+        tyrion_loss(logits, target, per_sample=True)
+
+
 def test_tyrion_loss_validation() -> None:
     logits, target = _random_case(h=6, w=6)
     with pytest.raises(ValueError, match="exactly the keys"):
