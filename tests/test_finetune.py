@@ -167,6 +167,26 @@ def test_non_finite_training_loss_stops_training(smoke_model_config: dict[str, A
     guard.on_before_backward(trainer, module, loss)
 
 
+@pytest.mark.parametrize("elements", [2**20, 2 * 4 * 16 * 16, 1])
+def test_validation_losses_are_each_window_as_a_batch_of_one(smoke_model_config: dict[str, Any], elements: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl4sar.finetune as ft
+    from ssl4sar.losses import LOSS_PARTS, tyrion_loss
+
+    monkeypatch.setattr(ft, "_CPU_LOSS_ELEMENTS", elements)       # one call, calls of 2 windows (the last of 1), 1
+    module = SegmentationModule(smoke_model_config)
+    g = torch.Generator().manual_seed(4)
+    logits, y = 3 * torch.randn(5, 4, 16, 16, generator=g), torch.randint(0, 4, (5, 16, 16), generator=g)
+    totals, parts = module._window_losses(logits, y)
+    assert totals.shape == (5,) and all(parts[name].shape == (5,) for name in LOSS_PARTS)
+    for i in range(5):  # the reference's validation: batch size 1
+        total, one = tyrion_loss(logits[i:i + 1], y[i:i + 1], weights=module.hparams["loss_weights"],
+                                 label_smoothing=module.hparams["label_smoothing"])
+        assert totals[i].item() == pytest.approx(total.item(), rel=1e-6)
+        for name in LOSS_PARTS:
+            assert parts[name][i].item() == pytest.approx(one[name].item(), rel=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------- initialisation
 @pytest.fixture(scope="module")
 def smoke_model_config() -> dict[str, Any]:

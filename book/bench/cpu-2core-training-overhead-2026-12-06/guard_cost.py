@@ -54,6 +54,7 @@ if __name__ == "__main__":
         rows["step_s"].append(best_of(case.step, 1))
     b, n, s = (min(rows[k]) for k in ("before_s", "now_s", "step_s"))
     print(json.dumps({"preset": preset, "batch": batch, "threads": threads, "tensors": len(params),
-                      "elements": sum(p.numel() for p in params), **{k: [round(v, 5) for v in vs] for k, vs in rows.items()},
+                      "elements": sum(p.numel() for p in params),
+                      **{k: [round(v, 5) for v in vs] for k, vs in rows.items()},
                       "ratio": round(b / n, 1), "before_share_of_step": round(b / (s + b), 4),
                       "now_share_of_step": round(n / (s + n), 4)}))

@@ -3,7 +3,8 @@
 On a GPU, every call that needs a value on the host (`.item()`, `bool(t)`, `int(t)`, `.tolist()`, `.cpu()`,
 `nonzero`, boolean-mask indexing) waits until the device has finished all work queued so far; the host then
 cannot queue the next kernels while the device works. They can be counted on the CPU: a TorchFunctionMode sees
-every such call (`.to(device)` is not counted, see SYNCING). A TorchDispatchMode counts the ATen operators that run (on a GPU, about one kernel launch each).
+every such call (`.to(device)` is not counted, see SYNCING). A TorchDispatchMode counts the ATen operators that
+run (on a GPU, about one kernel launch each).
 
 Runs `ssl4sar.finetune.finetune` with the smoke preset on a small synthetic CaFFe set (bf16-mixed, 8 steps, two
 validation passes) and reports, per training step and per validation batch, the syncs by the file that asked for
