@@ -245,12 +245,21 @@ def test_class_map_is_the_first_largest_score(k):
     np.testing.assert_array_equal(class_map(scores[:, 3:30, 5:]), scores[:, 3:30, 5:].argmax(axis=0))
 
 
-def test_running_moments_std_is_written_in_place_with_the_same_values():
-    rng = np.random.default_rng(7)
-    maps = [rng.random((4, 120, 150), dtype=np.float32) for _ in range(3)]
+def _random_maps(seed: int, n: int, shape: tuple[int, int, int]) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.random(shape, dtype=np.float32) for _ in range(n)]
+
+
+def _moments_of(maps: list[np.ndarray]) -> RunningMoments:
     moments = RunningMoments()
     for m in maps:
         moments.add(m)
+    return moments
+
+
+def test_running_moments_std_is_written_in_place_with_the_same_values():
+    maps = _random_maps(7, 3, (4, 120, 150))
+    moments = _moments_of(maps)
     # the population formula on the Welford sums, as the library always computed it
     expected = np.sqrt(np.maximum(moments._m2 / moments.n, 0.0)).astype(np.float32)
     np.testing.assert_array_equal(moments.std(), expected)
@@ -267,8 +276,7 @@ def test_running_moments_std_is_written_in_place_with_the_same_values():
 
 
 def test_running_moments_add_matches_welford_without_map_sized_temporaries():
-    rng = np.random.default_rng(8)
-    maps = [rng.random((4, 301, 157), dtype=np.float32) for _ in range(4)]  # rows not a multiple of any block
+    maps = _random_maps(8, 4, (4, 301, 157))  # rows not a multiple of any block
     mean, m2 = maps[0].copy(), np.zeros_like(maps[0])
     for n, prob in enumerate(maps[1:], start=2):  # the textbook float32 update, whole arrays at a time
         delta = prob - mean
@@ -283,11 +291,8 @@ def test_running_moments_add_matches_welford_without_map_sized_temporaries():
 
 
 def test_running_moments_accumulate_in_the_callers_buffers():
-    rng = np.random.default_rng(9)
-    maps = [rng.random((4, 400, 150), dtype=np.float32) for _ in range(3)]
-    free = RunningMoments()
-    for m in maps:
-        free.add(m)
+    maps = _random_maps(9, 3, (4, 400, 150))
+    free = _moments_of(maps)
     mean_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
     std_out = np.full((4, 420, 150), -1.0, dtype=np.float32)
     held = RunningMoments(mean=mean_out[:, 10:410], m2=std_out[:, 10:410])
