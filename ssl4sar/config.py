@@ -33,11 +33,16 @@ from ssl4sar.errors import DataError
 __all__ = [
     "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
     "FinetuneSection", "OptSimMIMSection", "OptTranslatorSection", "PretrainSection", "InferenceSection",
-    "PostprocessSection", "SyntheticSection", "load_preset", "as_preset", "paper_preset", "merge", "data_root",
+    "PostprocessSection", "SyntheticSection", "PRETRAIN_METHODS", "TRAINING_PRECISIONS", "load_preset", "as_preset",
+    "paper_preset", "merge", "data_root",
 ]
 
 PRESETS = ("paper", "demo", "smoke", "gpu")
 DEFAULT_PRESET = "paper"
+#: the two pretraining tasks (§5), in the book's order (chapters 2 and 3); each has its section ``pretrain.<method>``
+PRETRAIN_METHODS: tuple[str, ...] = ("optsimmim", "opttranslator")
+#: Lightning precisions a training run accepts (``finetune.precision``, ``pretrain.precision``, ``--precision``)
+TRAINING_PRECISIONS: tuple[str, ...] = ("32-true", "bf16-mixed")
 #: the key of a preset file that names the preset (or YAML path) it overrides
 BASE_KEY = "base"
 

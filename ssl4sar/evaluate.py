@@ -82,6 +82,7 @@ from ssl4sar import __version__, prediction_records
 from ssl4sar.data.caffe import (
     CLASS_NAMES,
     NUM_CLASSES,
+    SPLITS,
     CaffeScene,
     classes_to_zones,
     discover,
@@ -113,8 +114,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: overlay figures an evaluation draws by default (``ssl4sar evaluate --figures``)
 DEFAULT_FIGURES = 8
-SPLIT_CHOICES = ("test", "val", "train", "trainval")
 #: per-image zone-metric columns: ``<metric>_<macro|NA|rock|glacier|ocean>`` (the reference's 4 × 5 numbers)
 ZONE_COLUMNS: tuple[str, ...] = tuple(f"{m}_{c}" for m in ("precision", "recall", "f1", "iou")
                                       for c in ("macro", *CLASS_NAMES))
@@ -453,8 +454,8 @@ def _caffe_root(data_dir: str | Path) -> Path:
 
 
 def _scenes(data_dir: str | Path, split: str) -> tuple[Path, list[CaffeScene]]:
-    if split not in SPLIT_CHOICES:
-        raise ValueError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     root = _caffe_root(data_dir)
     scenes = discover(root, split)
     if not scenes:

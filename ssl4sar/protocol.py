@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl4sar.book import WorkLayout, package_versions, pin_threads
+from ssl4sar.config import PRETRAIN_METHODS  # re-exported: its home is ssl4sar.config
 from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
 from ssl4sar.io import write_text_atomic
 
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "device_description", "run_protocol"]
 
-#: Pretraining methods of the protocol, in the book's order (chapters 2 and 3).
-PRETRAIN_METHODS = ("optsimmim", "opttranslator")
 #: Name of the record :func:`run_protocol` writes into the work folder.
 RECORD_NAME = "protocol.json"
 

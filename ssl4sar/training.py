@@ -1,7 +1,7 @@
 """Shared training engine: seeding, trainer construction from a preset section, checkpoints, loggers, resume.
 
-Why one module of ~690 lines: it is the one engine that both fine-tuning and pretraining build a Lightning run
-with, and its sections (seeding, devices, loggers, checkpoints, resume and divergence, run arguments; 25 to 150
+Why one module of ~660 lines: it is the one engine that both fine-tuning and pretraining build a Lightning run
+with, and its sections (seeding, devices, loggers, checkpoints, resume and divergence; 25 to 150
 lines each, about 50 of them this docstring) are used together by :mod:`ssl4sar.runner` and share the
 :class:`TrainingPlan` and the run-folder layout; split into six modules, every caller would import all six.
 
@@ -53,7 +53,6 @@ Resume, divergence, trust
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib.util
 import io
@@ -68,12 +67,12 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import yaml
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from ssl4sar.config import TRAINING_PRECISIONS as PRECISIONS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError, TrainingDiverged
 from ssl4sar.io import write_text_atomic
@@ -100,8 +99,6 @@ __all__ = [
     "single_device_hardware",
     "scalar_metrics",
     "existing_file",
-    "parse_overrides",
-    "add_run_arguments",
     "ResumeState",
     "inspect_resume_checkpoint",
     "DivergenceGuard",
@@ -110,7 +107,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("32-true", "bf16-mixed")
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 LAST_CHECKPOINT = "last.ckpt"
@@ -658,35 +654,3 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: Any, resume
         with torch.serialization.safe_globals(_safe_globals()):
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume.path), weights_only=True)
 
-
-# -------------------------------------------------------------------------------------------------------- CLI
-def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
-    """``--set key=value`` items as a dict of dotted keys to YAML-parsed values (empty value: None)."""
-    overrides: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value (dotted key, YAML value), got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return overrides
-
-
-def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_override: str) -> None:
-    """The arguments ``ssl4sar finetune`` and ``ssl4sar pretrain`` share (seed, hardware, budget, precision,
-    ``--set`` overrides, resuming, progress); ``section`` is the preset section they override."""
-    parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
-    parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
-    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
-    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
-    parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a preset value, e.g. --set {example_override} (repeatable)")
-    parser.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load --init / resume checkpoints with the full unpickler, which RUNS CODE FROM THE "
-                             "FILE: only for files whose origin you trust (default: tensors and plain values only)")

@@ -101,3 +101,47 @@ def test_lengths_in_metres_say_so_in_the_name() -> None:
             if "in metres" in text or "(metres)" in text or "m/px" in text:
                 assert any(s.endswith("-m") for s in a.option_strings), \
                     f"`ssl4sar {command} {a.option_strings[0]}` is in metres but its name does not end in -m"
+
+
+#: Libraries that take seconds to import (torch and what builds on it) or a large part of one (pandas, scipy,
+#: matplotlib). Parsing the command line needs none of them, so ``--help`` and a mistyped option answer at once.
+HEAVY_IMPORTS = ("torch", "torchvision", "timm", "lightning", "pandas", "scipy", "matplotlib")
+
+_PARSE_ONLY = """
+import json, sys
+from ssl4sar.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write("HEAVY=" + json.dumps(sorted(m for m in {heavy} if m in sys.modules)) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("argv", [[c, "--help"] for c in COMMANDS] + [["data", "fetch", "--help"],
+                                                                        ["predict", "scene.tif", "--out", "o"],
+                                                                        ["finetune", "--preset", "demo"]],
+                         ids=lambda argv: " ".join(argv))
+def test_parsing_the_command_line_imports_no_heavy_library(argv: list[str]) -> None:
+    """``ssl4sar COMMAND --help`` and an argument error (the last two: a required option missing) exit before any
+    heavy import: each command module imports its library only in ``run``."""
+    import subprocess
+    import sys
+
+    code = _PARSE_ONLY.format(heavy=repr(HEAVY_IMPORTS))
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    line = next((ln for ln in done.stderr.splitlines() if ln.startswith("HEAVY=")), None)
+    assert line is not None, done.stderr[-2000:]
+    assert line == "HEAVY=[]", f"`ssl4sar {' '.join(argv)}` imported {line[6:]}"
+
+
+def test_evaluate_help_states_the_library_default_figures() -> None:
+    """The help text's default (written out, so that ``--help`` need not import :mod:`ssl4sar.evaluate`) is the
+    library's, and an unset ``--figures`` takes the library's."""
+    from ssl4sar.commands import evaluate as command
+    from ssl4sar.evaluate import DEFAULT_FIGURES
+
+    assert command._DEFAULT_FIGURES == DEFAULT_FIGURES
+    figures = next(a for a in OPTIONS["evaluate"] if "--figures" in a.option_strings)
+    assert f"default {DEFAULT_FIGURES})" in figures.help
+    assert figures.default is None

@@ -1,4 +1,7 @@
-"""``python -m ssl4sar.bench`` / ``ssl4sar bench`` / ``make bench``: arguments and entry point."""
+"""``python -m ssl4sar.bench`` / ``ssl4sar bench`` / ``make bench``: arguments and entry point.
+
+The benchmarks (:mod:`ssl4sar.bench`, torch) are imported by :func:`run`, so that ``ssl4sar bench --help`` answers
+at once."""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ssl4sar.bench.plan import BENCHMARKS, plan_benchmarks, selected
-from ssl4sar.bench.report import render_markdown
-from ssl4sar.bench.runner import resolve_compile, run_benchmarks
 from ssl4sar.errors import DataError
 
 __all__ = ["configure", "main", "run"]
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench_results", help="output folder for bench.json and bench.md")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
-                        help=f"run only these benchmarks ({', '.join(BENCHMARKS)}), keys 'name/variant' or patterns "
+                        help="run only these benchmarks: names (listed by --list), keys 'name/variant' or patterns "
                              "such as 'pretrain_step/opt*'")
     parser.add_argument("--preset", default="paper",
                         help="paper (default) | demo | smoke | preset YAML: model and sizes (smoke/demo are not the "
@@ -50,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmarks of ``args``, write the files, show the markdown on stdout. Returns 0, 1 when a benchmark
     failed, 2 on bad arguments."""
+    from ssl4sar.bench.plan import plan_benchmarks, selected
+    from ssl4sar.bench.report import render_markdown
+    from ssl4sar.bench.runner import resolve_compile, run_benchmarks
     from ssl4sar.config import load_preset
     from ssl4sar.io import ensure_writable_dir
     from ssl4sar.models.fast import resolve_device

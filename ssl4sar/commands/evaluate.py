@@ -8,13 +8,17 @@ import logging
 import sys
 from pathlib import Path
 
+from ssl4sar.config import paper_preset
+from ssl4sar.data.caffe import SPLITS
 from ssl4sar.errors import DataError
-from ssl4sar.evaluate import DEFAULT_FIGURES, SPLIT_CHOICES, evaluate, format_summary
-from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M
 
 __all__ = ["configure", "run"]
 
 logger = logging.getLogger(__name__)
+
+#: :data:`ssl4sar.evaluate.DEFAULT_FIGURES`, written out for the help text because importing that module takes
+#: seconds (torch, timm); a test keeps the two equal
+_DEFAULT_FIGURES = 8
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: 4 rotations (as the paper)")
     parser.add_argument("--tta-flips", action="store_true",
                         help="with --tta: also the mirrored version of every rotation")
-    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="CaFFe split (default test)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="CaFFe split (default test)")
     parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="CaFFe data root")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
@@ -43,10 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="zone score of a class absent from prediction and truth (zero = reference)")
     parser.add_argument("--keep-rule", default=">=", choices=(">=", ">"),
                         help="keep front pieces with size >= (TYRION) or > (CaFFe) the 750 m threshold")
-    parser.add_argument("--min-front-length-m", type=float, default=DEFAULT_MIN_FRONT_LENGTH_M, metavar="M",
+    parser.add_argument("--min-front-length-m", type=float, default=paper_preset().postprocess.min_front_length_m,
+                        metavar="M",
                         help="drop front pieces shorter than this (metres)")
-    parser.add_argument("--figures", type=int, default=DEFAULT_FIGURES, metavar="N",
-                        help=f"overlay figures for the first N scenes (default {DEFAULT_FIGURES})")
+    parser.add_argument("--figures", type=int, default=None, metavar="N",
+                        help=f"overlay figures for the first N scenes (default {_DEFAULT_FIGURES})")
     parser.add_argument("--save-probabilities", action="store_true",
                         help="write mean softmax and std per scene (float16 .npz)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,12 +64,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar evaluate``: 0 on success, 1 on bad input (the error is logged)."""
+    from ssl4sar.evaluate import DEFAULT_FIGURES, evaluate, format_summary
+
+    figures = DEFAULT_FIGURES if args.figures is None else args.figures
     try:
         result = evaluate(
             [args.checkpoint, *args.ensemble], args.data, args.split, args.out, tta=args.tta, flips=args.tta_flips,
             preset=args.preset, stride=args.stride, sigma=args.sigma, device=args.device,
             batch_size=args.batch_size, precision="bf16" if args.bf16 else args.precision, absent=args.absent,
-            keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=args.figures,
+            keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=figures,
             save_probabilities=args.save_probabilities, progress=not args.no_progress,
             trust_checkpoint=args.trust_checkpoint, resume=args.resume)
     except (DataError, ValueError) as exc:

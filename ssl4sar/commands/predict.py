@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError
-from ssl4sar.inference import PAPER_TTA_ROTATIONS
 from ssl4sar.io import ensure_writable_dir
-from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M
-from ssl4sar.predict import PredictionRun, predict_scenes
+
+if TYPE_CHECKING:  # the library (torch, timm) is imported by run(), so that --help answers at once
+    import torch
+
+    from ssl4sar.predict import PredictionRun
 
 __all__ = ["configure", "run"]
 
@@ -48,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="network precision: auto (default) = bf16 autocast where the device computes bf16 "
                              "natively (recent GPUs, CPUs with AVX512-BF16/AMX), else fp32")
     parser.add_argument("--bf16", action="store_true", help="same as --precision bf16")
-    parser.add_argument("--min-front-length-m", type=float, default=DEFAULT_MIN_FRONT_LENGTH_M,
+    parser.add_argument("--min-front-length-m", type=float, default=paper_preset().postprocess.min_front_length_m,
                         help="drop front pieces shorter than this (metres)")
     parser.add_argument("--allow-no-crs", action="store_true",
                         help="accept GeoTIFFs without CRS (fronts in pixel coordinates)")
@@ -70,6 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -103,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict(models: list[torch.nn.Module], device: torch.device, args: argparse.Namespace) -> PredictionRun:
+    from ssl4sar.inference import PAPER_TTA_ROTATIONS
     from ssl4sar.models.fast import amp_dtype_for
+    from ssl4sar.predict import predict_scenes
 
     return predict_scenes(
         models, args.scenes, args.out, resume=args.resume, resolution_m=args.resolution_m,

@@ -18,15 +18,14 @@ import argparse
 import functools
 
 from ssl4sar.commands.training_command import add_training_arguments, run_training_command
+from ssl4sar.config import PRETRAIN_METHODS
 
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar pretrain``."""
-    from ssl4sar.pretrain.common import METHODS
-
-    parser.add_argument("--method", required=True, choices=METHODS, help="pretraining task")
+    parser.add_argument("--method", required=True, choices=PRETRAIN_METHODS, help="pretraining task")
     add_training_arguments(
         parser, "pretrain", data_flag="--ssl4sar", data_help="SSL4SAR-layout data root (sar/train, sar/val, optical/)",
         out_help="run folder (checkpoints, logs, pretrained.pt)",

@@ -7,11 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from ssl4sar.errors import DataError
 from ssl4sar.io import ensure_writable_dir
-from ssl4sar.timeseries import compare_to_truth, front_time_series, write_time_series
 
 __all__ = ["configure", "run"]
 
@@ -47,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ssl4sar.timeseries import compare_to_truth, front_time_series, write_time_series
     from ssl4sar.viz import plot_front_positions, save_figure
 
     out = ensure_writable_dir(args.out)

@@ -1,20 +1,24 @@
-"""What the two training commands, ``ssl4sar finetune`` and ``ssl4sar pretrain``, share: the data, run-folder and
-initialisation arguments (before :func:`ssl4sar.training.add_run_arguments`) and the run itself (preset with
-``--set`` overrides, the training call, a one-line error for bad input, the produced files in the log)."""
+"""What the two training commands, ``ssl4sar finetune`` and ``ssl4sar pretrain``, share: their arguments (data,
+run folder, initialisation, then :func:`add_run_arguments`) and the run itself (preset with ``--set`` overrides, the
+training call, a one-line error for bad input, the produced files in the log).
+
+Parsing imports no torch or Lightning (:mod:`ssl4sar.config` only): ``--help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssl4sar.config import PRESETS, load_preset
-from ssl4sar.errors import DataError, TrainingDiverged
-from ssl4sar.training import add_run_arguments, parse_overrides
+import yaml
 
-__all__ = ["add_training_arguments", "run_training_command"]
+from ssl4sar.config import PRESETS, TRAINING_PRECISIONS, load_preset
+from ssl4sar.errors import DataError, TrainingDiverged
+
+__all__ = ["add_run_arguments", "add_training_arguments", "parse_overrides", "run_training_command"]
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +55,35 @@ def run_training_command(args: argparse.Namespace, train: Callable[..., Any],
     for label, value in report(result).items():
         log.info("%s: %s", label, value)
     return 0
+
+
+def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set key=value`` items as a dict of dotted keys to YAML-parsed values (empty value: None)."""
+    overrides: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (dotted key, YAML value), got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return overrides
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_override: str) -> None:
+    """The arguments ``ssl4sar finetune`` and ``ssl4sar pretrain`` share (seed, hardware, budget, precision,
+    ``--set`` overrides, resuming, progress); ``section`` is the preset section they override."""
+    parser.add_argument("--seed", type=int, default=None, help="global seed (default: the preset's seed)")
+    parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
+    parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
+    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
+    parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default=None,
+                        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a preset value, e.g. --set {example_override} (repeatable)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load --init / resume checkpoints with the full unpickler, which RUNS CODE FROM THE "
+                             "FILE: only for files whose origin you trust (default: tensors and plain values only)")

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 SENSORS: tuple[str, ...] = ("RSAT", "S1", "ENVISAT", "ERS", "PALSAR", "TSX", "TDX")
 CAFFE_N_TRAIN = 559
 CAFFE_N_VAL = 56
+#: the logical splits a scene list can be drawn for (see :func:`discover`)
 SPLITS = ("train", "val", "test", "trainval")
 BBOX_SUFFIX = "_front_extent_coord.txt"
 

@@ -33,6 +33,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from ssl4sar.config import PRETRAIN_METHODS as METHODS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import Preset, as_preset, paper_preset
 from ssl4sar.models.fast import CompiledCall
 from ssl4sar.models.initialise import initialise_model
@@ -50,8 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: the two pretraining tasks
-METHODS: tuple[str, ...] = ("optsimmim", "opttranslator")
 #: the validation metric that drives the scheduler, checkpointing and early stopping (min)
 MONITOR = "val/loss"
 #: optical target channels (B1…B12, WVP, SCL; spec §2.2)
