@@ -3,7 +3,7 @@
 Why one module of ~660 lines: it is the one engine that both fine-tuning and pretraining build a Lightning run
 with, and its sections (seeding, devices, loggers, checkpoints, resume and divergence; 25 to 150
 lines each, about 50 of them this docstring) are used together by :mod:`ssl4sar.runner` and share the
-:class:`TrainingPlan` and the run-folder layout; split into six modules, every caller would import all six.
+:class:`TrainingPlan` and the run-folder layout; split into five modules, every caller would import all five.
 
 Used by fine-tuning (:mod:`ssl4sar.finetune`) and by the pretraining tasks. Everything is plain Lightning; this
 module only turns a preset section (``finetune`` or ``pretrain``: ``global_batch_size``, ``batch_size_per_device``,

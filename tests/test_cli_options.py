@@ -8,6 +8,8 @@ COMMAND`` would), so a new sub-command or option is checked without changing thi
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -125,9 +127,6 @@ sys.stderr.write("HEAVY=" + json.dumps(sorted(m for m in {heavy} if m in sys.mod
 def test_parsing_the_command_line_imports_no_heavy_library(argv: list[str]) -> None:
     """``ssl4sar COMMAND --help`` and an argument error (the last two: a required option missing) exit before any
     heavy import: each command module imports its library only in ``run``."""
-    import subprocess
-    import sys
-
     code = _PARSE_ONLY.format(heavy=repr(HEAVY_IMPORTS))
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     line = next((ln for ln in done.stderr.splitlines() if ln.startswith("HEAVY=")), None)
