@@ -46,7 +46,7 @@ work_dir = "../book/_work/demo"   # artefacts shared between chapters
 device = "auto"            # "auto": the GPU when there is one, else single-thread CPU processes side by side
 seed = 0
 ensemble_init = None       # initialisation whose seeds form the ensemble; None: the best on validation data
-parallel_runs = 2          # evaluations run at the same time, one single-thread process each
+parallel_runs = 2          # CPU: processes that share the test scenes, one torch thread each
 n_examples = 3             # scenes shown with their fronts and uncertainty maps
 
 # %% tags=["hide-input"]
@@ -87,6 +87,10 @@ if setup.synthetic:
 # and dropped on the other. Unbiased float32 perturbations of the same size move it just as much, so a test MDE is
 # reproducible to a few metres, not to the metre, whenever anything rounds. Chapter 8 and `book/bench` have the
 # measurements. Set `inference.precision: fp32` for the exact float32 numbers.
+#
+# Both ensembles come from one pass over the test scenes (`ssl4sar.evaluate.evaluate_with_and_without_tta`): each
+# member's unrotated map enters the ensemble without TTA and, with its three rotated maps, the one with TTA, so it is
+# computed once — 4 maps per member and scene instead of 5, with the same numbers as two separate evaluations.
 #
 # Evaluating the ensemble with TTA on the 122 CaFFe test scenes takes a while even on a GPU. When this cell runs
 # again after a stop (an interrupted cell, a restarted kernel; on Colab, whenever `work_dir` survived, e.g. on

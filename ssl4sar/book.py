@@ -10,12 +10,13 @@ builds can be compared; ``tools/book.py`` writes it to ``work_dir/build_info.jso
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import os
 import platform
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,25 @@ def pin_threads(threads: int = BOOK_THREADS) -> dict[str, Any]:
     except RuntimeError:  # only settable before the first parallel work; intra-op threads are what matter
         pass
     return thread_settings()
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int) -> Iterator[dict[str, Any]]:
+    """:func:`pin_threads` for a ``with`` block: the earlier environment and torch intra-op thread count come back
+    after it (torch's inter-op pool cannot be changed once used)."""
+    import torch
+
+    environment = {key: os.environ.get(key) for key in THREAD_ENVIRONMENT}
+    intra_op = torch.get_num_threads()
+    try:
+        yield pin_threads(threads)
+    finally:
+        for key, value in environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        torch.set_num_threads(intra_op)
 
 
 def thread_settings() -> dict[str, Any]:

@@ -1,15 +1,18 @@
 """Evaluation of trained models on a CaFFe split (spec §7–§9); the command ``ssl4sar evaluate`` is
 :mod:`ssl4sar.commands.evaluate`.
 
-Why one module of ~700 lines: about 60 of them are this docstring and its output table, and the rest is one
-pipeline, the two entry points and the one scorer (:class:`_Scorer`) whose outputs they share; the metrics,
+Why one module of ~800 lines: about 65 of them are this docstring and its output table, and the rest is one
+pipeline, its entry points and the one scorer (:class:`_Scorer`) whose outputs they share; the metrics,
 post-processing and inference it calls already live in their own modules.
 
-Two entry points share one scoring path (:class:`_Scorer`):
+Three entry points share one scoring path (:class:`_Scorer`):
 
 * :func:`evaluate` — checkpoints (or models in memory) → for every scene of the split: sliding-window inference
   with Gaussian stitching over all ensemble members × TTA rotations (:func:`ssl4sar.inference.predict_probabilities`,
   soft voting), class map = argmax of the mean softmax; then the scoring below.
+* :func:`evaluate_with_and_without_tta` — the same models without and with TTA into two folders, in one pass over
+  the scenes: each member's unrotated map serves both (:func:`ssl4sar.inference.predict_with_and_without_tta`);
+  the results equal two :func:`evaluate` calls.
 * :func:`evaluate_predictions` — class maps given by the caller (``stem → (H, W)`` class ids), e.g. from another
   program or the ground truth itself; the same scoring.
 
@@ -91,7 +94,12 @@ from ssl4sar.data.caffe import (
 )
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.errors import DataError
-from ssl4sar.inference import PAPER_TTA_ROTATIONS, EnsemblePrediction, predict_probabilities
+from ssl4sar.inference import (
+    PAPER_TTA_ROTATIONS,
+    EnsemblePrediction,
+    predict_probabilities,
+    predict_with_and_without_tta,
+)
 from ssl4sar.inference_settings import InferenceSettings, inference_settings, resolve_device
 from ssl4sar.io import atomic_leftovers, atomic_path, ensure_writable_dir
 from ssl4sar.metrics import (
@@ -109,7 +117,7 @@ from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, extract_fr
 __all__ = [
     "DEFAULT_FIGURES", "PAPER_TTA_ROTATIONS", "ZONE_COLUMNS", "EXTRA_COLUMNS", "InferenceSettings",
     "EvaluationResult", "inference_settings", "resolve_device", "evaluate", "evaluate_predictions",
-    "format_summary",
+    "evaluate_with_and_without_tta", "format_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -284,8 +292,12 @@ class _Scorer:
         return p
 
     def add(self, scene: CaffeScene, data: Mapping[str, Any], classes: np.ndarray,
-            prediction: EnsemblePrediction | None = None, inference_s: float = float("nan")) -> dict[str, Any]:
-        """Score one scene: zone metrics, post-processing, distances; write its files. Returns its table row."""
+            prediction: EnsemblePrediction | None = None, inference_s: float = float("nan"),
+            index: int | None = None) -> dict[str, Any]:
+        """Score one scene: zone metrics, post-processing, distances; write its files. Returns its table row.
+
+        ``index``: the scene's place in the split, which decides whether it gets a figure (default: the number of
+        scenes scored or kept before it)."""
         stem = scene.stem
         image, gt_zones, gt_front = data["image"], data["zones"], data["front"]
         if classes.shape != image.shape:
@@ -332,7 +344,7 @@ class _Scorer:
             if self.opts.save_probabilities:
                 _write_npz(self._path(_OUT_PROBABILITIES, stem), probabilities=prediction.mean.astype(np.float16),
                            std=prediction.std.astype(np.float16))
-        if len(self.rows) <= self.opts.figures:
+        if (len(self.rows) - 1 if index is None else index) < self.opts.figures:
             mde = "missing front" if row["missing"] else f"mean distance {row['mean_m']:.0f} m"
             _overlay_figure(self._path(_OUT_FIGURE, stem), image, classes, front, gt_front, uncertainty,
                             f"{stem}\n{mde}", res)
@@ -568,6 +580,16 @@ def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: s
     return models, names
 
 
+@dataclass(frozen=True)
+class _View:
+    """One evaluation folder that a pass over the scenes writes: its augmentations and its figures."""
+
+    out_dir: Path
+    tta: bool
+    flips: bool
+    figures: int
+
+
 def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path, split: str = "test",
              out_dir: str | Path = "evaluation", *, tta: bool = False, flips: bool = False,
              preset: str | Mapping[str, Any] | None = None, stride: int | None = None, sigma: float | None = None,
@@ -576,7 +598,7 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
              keep_rule: KeepRule = ">=",
              min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, figures: int = DEFAULT_FIGURES,
              save_probabilities: bool = False, progress: bool = True, trust_checkpoint: bool = False,
-             resume: bool = False) -> EvaluationResult:
+             resume: bool = False, processes: int = 1) -> EvaluationResult:
     """Evaluate one model or an ensemble (optionally with TTA) on a CaFFe split.
 
     Every checkpoint is loaded once (:func:`ssl4sar.models.convert.load_model`: our format, our Lightning
@@ -606,22 +628,100 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             the same models (weights), settings and input files (its ``records/<stem>.evaluation.json``), and
             evaluate only the others; the tables and MDE pool both. Batch size and device may differ. Every run
             writes these records, so a stopped run (a kill, a closed notebook) can be resumed.
+        processes: on a CPU, spawned processes that share the scenes (every ``processes``-th scene each, on an
+            equal share of this process's torch threads) and write their files and records; this process then
+            pools them into the tables, as a resumed run would. Checkpoint files only, not models in memory.
+            For a network as small as the book's demo one, two single-thread processes evaluated 1.4× as fast as
+            two forward passes side by side in one process (``book/bench/cpu-2core-ensemble-evaluation-2026-12-06``);
+            for the paper's network, one process does as well. On a GPU: ignored.
 
     Raises:
         DataError: missing or unreadable checkpoint (named), ensemble members with different input sizes,
             a data folder without the CaFFe layout, an empty split.
     """
+    view = _View(Path(out_dir), tta=bool(tta), flips=bool(flips), figures=figures)
+    return _evaluate_models(
+        checkpoints, data_dir, split, [view], preset=preset, stride=stride, sigma=sigma, context_size=context_size,
+        device=device, batch_size=batch_size, amp_dtype=amp_dtype, precision=precision, absent=absent,
+        keep_rule=keep_rule, min_front_length_m=min_front_length_m, save_probabilities=save_probabilities,
+        progress=progress, trust_checkpoint=trust_checkpoint, resume=resume, processes=processes)[0]
+
+
+def evaluate_with_and_without_tta(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path,
+                                  split: str = "test", out_dir: str | Path = "evaluation",
+                                  tta_out_dir: str | Path = "evaluation_tta", *, flips: bool = False,
+                                  figures: int = DEFAULT_FIGURES, tta_figures: int = DEFAULT_FIGURES,
+                                  **options: Any) -> tuple[EvaluationResult, EvaluationResult]:
+    """:func:`evaluate` without TTA into ``out_dir`` and with TTA into ``tta_out_dir``, in one pass over the scenes.
+
+    Each member's untransformed map enters both averages and is computed once
+    (:func:`ssl4sar.inference.predict_with_and_without_tta`): with the paper's four rotations the pair costs
+    4 maps per member and scene instead of 5. Files, tables and records are those of the two :func:`evaluate`
+    calls, to the bit, and either folder can be resumed by either path. Two columns differ: ``inference_s`` of
+    a scene predicted for both is the time of the shared passes in both tables, and each ``elapsed_s`` is that of
+    the whole pass.
+
+    Args:
+        flips: the TTA also uses the horizontal mirror of every rotation (the evaluation without TTA never does).
+        figures, tta_figures: overlay figures of each folder.
+        **options: the other keyword arguments of :func:`evaluate` (``preset``, ``device``, ``resume``,
+            ``processes`` …).
+
+    Returns:
+        ``(without TTA, with TTA)``.
+    """
+    if Path(out_dir).resolve() == Path(tta_out_dir).resolve():
+        raise ValueError(f"the two evaluations need two folders, got {out_dir} for both")
+    views = [_View(Path(out_dir), tta=False, flips=False, figures=figures),
+             _View(Path(tta_out_dir), tta=True, flips=bool(flips), figures=tta_figures)]
+    without, with_tta = _evaluate_models(checkpoints, data_dir, split, views, **options)
+    return without, with_tta
+
+
+def _predict_views(models: Sequence[torch.nn.Module], image: np.ndarray, views: Sequence[InferenceSettings],
+                   window_kwargs: Mapping[str, Any]) -> list[EnsemblePrediction]:
+    """Each view's prediction of the scene; a view without TTA and one with it share the untransformed passes."""
+    if (len(views) == 2 and views[0].rotations == (0,) and not views[0].flips and 0 in views[1].rotations):
+        return list(predict_with_and_without_tta(models, image, rotations=views[1].rotations, flips=views[1].flips,
+                                                 **window_kwargs))
+    return [predict_probabilities(models, image, rotations=v.rotations, flips=v.flips, **window_kwargs)
+            for v in views]
+
+
+def _evaluate_models(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path, split: str,
+                     views: Sequence[_View], *, preset: str | Mapping[str, Any] | None = None,
+                     stride: int | None = None, sigma: float | None = None, context_size: int | None = None,
+                     device: str = "auto", batch_size: int | None = None, amp_dtype: str | None = None,
+                     precision: str | None = None, absent: Literal["nan", "zero"] = "nan", keep_rule: KeepRule = ">=",
+                     min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M, save_probabilities: bool = False,
+                     progress: bool = True, trust_checkpoint: bool = False, resume: bool = False,
+                     processes: int = 1, shard: tuple[int, int] | None = None) -> list[EvaluationResult]:
+    """The model pipeline of :func:`evaluate` for one or more views of the same models and scenes.
+
+    ``shard=(k, n)``: score only the scenes ``k, k + n, k + 2n, …`` of the split, write their files and records,
+    and return no tables (a process of ``processes``): the process that started the shards pools them. A shard's
+    results are empty except for ``summary["scenes_kept_from_earlier_run"]``."""
     t0 = time.perf_counter()
     dev = resolve_device(device)
     ckpt_list = list(checkpoints)
     if not ckpt_list:
         raise ValueError("no checkpoints given")
+    if int(processes) < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     for c in ckpt_list:  # fail before any loading or data access
         if not isinstance(c, torch.nn.Module) and not Path(c).is_file():
             raise DataError(c, "checkpoint file not found", "check the --checkpoint / --ensemble paths")
     root, scenes = _scenes(data_dir, split)
-    opts = _options(absent, keep_rule, min_front_length_m, figures, save_probabilities)
-    ensure_writable_dir(out_dir)
+    for view in views:
+        ensure_writable_dir(view.out_dir)
+    options = {"preset": preset, "stride": stride, "sigma": sigma, "context_size": context_size, "device": dev,
+               "batch_size": batch_size, "amp_dtype": amp_dtype, "precision": precision, "absent": absent,
+               "keep_rule": keep_rule, "min_front_length_m": min_front_length_m,
+               "save_probabilities": save_probabilities, "trust_checkpoint": trust_checkpoint}
+    kept_by_shards = None
+    if shard is None and int(processes) > 1 and dev == "cpu" and len(scenes) > 1:
+        kept_by_shards = _run_shards(ckpt_list, root, split, views, options, resume, min(int(processes), len(scenes)))
+        resume = True  # pool the shards' scenes from their records (and predict any they did not record)
     models, names = _load_members(ckpt_list, dev, trust_checkpoint)
     sizes = [_model_context_size(m) for m in models]
     c = context_size if context_size is not None else sizes[0]
@@ -631,34 +731,76 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
         if size is not None and size != int(c):
             raise DataError(name, f"model input size {size} px differs from {c} px of {names[0]}",
                             "ensemble members must share the input size (context window)")
-    settings = inference_settings(int(c), tta=tta, flips=flips, preset=preset, stride=stride, sigma=sigma,
-                                  batch_size=batch_size, device=dev, amp_dtype=amp_dtype, precision=precision)
-    logger.info("evaluating %d model(s) on %d %s scenes: %s", len(models), len(scenes), split, settings)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    scorer = _Scorer(out, opts, _RecordKey(prediction_records.models_sha256(models), _record_settings(settings, opts)))
-    window_kwargs = settings.window_kwargs()
-    for scene in _iterate(scenes, progress, f"evaluating {split}"):
-        if resume and scorer.reuse(scene):
+    settings = [inference_settings(int(c), tta=v.tta, flips=v.flips, preset=preset, stride=stride, sigma=sigma,
+                                   batch_size=batch_size, device=dev, amp_dtype=amp_dtype, precision=precision)
+                for v in views]
+    digest = prediction_records.models_sha256(models)
+    scorers = []
+    for view, setting in zip(views, settings):
+        logger.info("evaluating %d model(s) on %d %s scenes into %s: %s", len(models), len(scenes), split,
+                    view.out_dir, setting)
+        view.out_dir.mkdir(parents=True, exist_ok=True)
+        opts = _options(absent, keep_rule, min_front_length_m, view.figures, save_probabilities)
+        scorers.append(_Scorer(view.out_dir, opts, _RecordKey(digest, _record_settings(setting, opts))))
+    window_kwargs = settings[0].window_kwargs()  # the same for every view: only the augmentations differ
+    mine = range(len(scenes)) if shard is None else range(shard[0], len(scenes), shard[1])
+    for index in _iterate(mine, progress and shard is None, f"evaluating {split}"):
+        scene = scenes[index]
+        todo = [i for i, scorer in enumerate(scorers) if not (resume and scorer.reuse(scene))]
+        if not todo:
             continue
         data = load_scene(scene)
         t = time.perf_counter()
-        pred = predict_probabilities(models, data["image"], rotations=settings.rotations, flips=settings.flips,
-                                     **window_kwargs)
+        predictions = _predict_views(models, data["image"], [settings[i] for i in todo], window_kwargs)
         if dev.startswith("cuda"):
             torch.cuda.synchronize()
-        if not np.isfinite(pred.mean).all():  # NaN softmax argmax-es to class 0 (NA): never score it silently
-            raise DataError(scene.sar_path, "the network output is not finite (NaN or inf) for this scene",
-                            f"check the checkpoint(s) {', '.join(names)} and the image")
-        scorer.add(scene, data, pred.classes, pred, inference_s=time.perf_counter() - t)
-    info = {"source": "models", "checkpoints": names, "n_models": len(models), "tta": bool(tta),
-            "n_maps_per_scene": len(models) * len(settings.rotations) * (2 if settings.flips else 1),
-            **settings.as_dict(), "data_dir": str(root), "split": split, "absent": absent,
-            "keep_rule": keep_rule, "min_front_length_m": float(min_front_length_m),
-            "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name")}
-    if scorer.kept:
-        logger.info("kept %d of %d scene(s) from an earlier run in %s", scorer.kept, len(scenes), out)
-    return scorer.finish(split, info, time.perf_counter() - t0)
+        inference_s = time.perf_counter() - t
+        for i, pred in zip(todo, predictions):
+            if not np.isfinite(pred.mean).all():  # NaN softmax argmax-es to class 0 (NA): never score it silently
+                raise DataError(scene.sar_path, "the network output is not finite (NaN or inf) for this scene",
+                                f"check the checkpoint(s) {', '.join(names)} and the image")
+            scorers[i].add(scene, data, pred.classes, pred, inference_s=inference_s, index=index)
+    if shard is not None:
+        return [EvaluationResult(per_image=pd.DataFrame(), breakdown=pd.DataFrame(), zone_metrics=pd.DataFrame(),
+                                 summary={"scenes_kept_from_earlier_run": scorer.kept}, out_dir=scorer.out)
+                for scorer in scorers]
+    results = []
+    for i, (view, setting, scorer) in enumerate(zip(views, settings, scorers)):
+        if kept_by_shards is not None:  # this process took every scene from the shards' records
+            scorer.kept = kept_by_shards[i]
+        info = {"source": "models", "checkpoints": names, "n_models": len(models), "tta": view.tta,
+                "n_maps_per_scene": len(models) * len(setting.rotations) * (2 if setting.flips else 1),
+                **setting.as_dict(), "data_dir": str(root), "split": split, "absent": absent,
+                "keep_rule": keep_rule, "min_front_length_m": float(min_front_length_m),
+                "preset": preset if isinstance(preset, (str, type(None))) else dict(preset).get("name")}
+        if scorer.kept:
+            logger.info("kept %d of %d scene(s) from an earlier run in %s", scorer.kept, len(scenes), view.out_dir)
+        results.append(scorer.finish(split, info, time.perf_counter() - t0))
+    return results
+
+
+def _run_shards(checkpoints: Sequence[str | Path | torch.nn.Module], root: Path, split: str, views: Sequence[_View],
+                options: Mapping[str, Any], resume: bool, n: int) -> list[int]:
+    """Predict and score the scenes in ``n`` spawned processes, each every ``n``-th scene (:func:`_evaluate_shard`)
+    on an equal share of this process's torch threads; their files and records land in the views' folders.
+    Returns the scenes per view that the shards kept from an earlier run."""
+    from ssl4sar.parallel import parallel_map
+
+    if any(isinstance(c, torch.nn.Module) for c in checkpoints):
+        raise ValueError("processes > 1 needs checkpoint files: models in memory are not sent to other processes")
+    jobs = [([str(c) for c in checkpoints], root, split, list(views), dict(options), resume, (k, n)) for k in range(n)]
+    logger.info("evaluating the %s split in %d processes", split, n)
+    kept = parallel_map(_evaluate_shard, jobs, n, threads=max(1, torch.get_num_threads() // n))
+    return [sum(per_shard[i] for per_shard in kept) for i in range(len(views))]
+
+
+def _evaluate_shard(job: tuple[list[str], Path, str, list[_View], dict[str, Any], bool, tuple[int, int]],
+                    threads: int) -> list[int]:
+    checkpoints, root, split, views, options, resume, shard = job
+    torch.set_num_threads(threads)
+    results = _evaluate_models(checkpoints, root, split, views, **options, progress=False, resume=resume,
+                               shard=shard)
+    return [int(r.summary["scenes_kept_from_earlier_run"]) for r in results]
 
 
 def _record_settings(settings: InferenceSettings, opts: _ScoreOptions) -> dict[str, Any]:

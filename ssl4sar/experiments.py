@@ -8,7 +8,8 @@ initialisation (mean of the softmax, then test-time augmentation). This module r
   runs at a time on two cores), scores its exported network on the test split and writes ``finetune/runs.csv``.
   A run's numbers depend on its seed only, not on which process ran it or how many ran beside it.
 * :func:`seed_summary` (mean ± sd per initialisation) and :func:`compare_initialisations` (the paper's tests).
-* :func:`evaluate_ensembles` evaluates the ensemble of one initialisation's seeds with and without TTA and writes
+* :func:`evaluate_ensembles` evaluates the ensemble of one initialisation's seeds with and without TTA (one pass
+  over the scenes, shared by processes on a CPU) and writes
   ``evaluate/summary.csv``: every single run and ensemble with its test MDE, fronts found and a bootstrap 95 %
   interval of the pooled MDE over test scenes (:func:`bootstrap_pooled_mde`).
 """
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssl4sar.book import RUN_THREADS, WorkLayout, pin_threads
+from ssl4sar.book import RUN_THREADS, WorkLayout, pin_threads, pinned_threads
 from ssl4sar.io import write_text_atomic
 from ssl4sar.parallel import parallel_map  # re-exported: its home before the synthetic data used it too
 
@@ -254,16 +255,6 @@ def _summary_row(model: str, init: str, members: int, tta: bool, out_dir: Path, 
             "mean_iou": _finite(s.get("mean_iou"))}
 
 
-def _evaluate_job(args: tuple[list[Path], Path, Path, bool, dict[str, Any], int, str, bool], threads: int) -> Path:
-    from ssl4sar.evaluate import evaluate
-
-    members, caffe_root, out, tta, cfg, figures, device, resume = args
-    pin_threads(threads)
-    evaluate(members, caffe_root, "test", out, tta=tta, preset=cfg, device=device,
-             figures=figures, progress=False, resume=resume)
-    return out
-
-
 def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, runs: pd.DataFrame,
                        init: str | None = None, *, workers: int = 1, figures: int = 0, seed: int = 0,
                        threads: int = RUN_THREADS, device: str = "cpu", resume: bool = True) -> pd.DataFrame:
@@ -273,17 +264,27 @@ def evaluate_ensembles(cfg: Mapping[str, Any], caffe_root: str | Path, layout: W
     uncertainty) and ``layout.evaluate_summary_csv``: one row per single run (its test evaluation of chapter 4)
     and per ensemble (:data:`SUMMARY_COLUMNS`; CI: bootstrap over test scenes, 2000 resamples). Returns it.
 
+    Both ensembles come from one pass over the scenes (:func:`ssl4sar.evaluate.evaluate_with_and_without_tta`:
+    each member's unrotated map is computed once). On a CPU ``workers`` processes of ``threads`` torch threads
+    share the scenes, so that every core works to the end: run as one process each, the evaluation without TTA
+    finished after a quarter of the time and left its core idle.
+
     ``resume`` (default): keep the scenes an earlier call finished with the same members' weights, settings and
     data (:func:`ssl4sar.evaluate.evaluate`'s records), so that running the chapter again after a stop (a closed
     notebook, a lost connection) evaluates only the rest; the tables are those of an uninterrupted run.
     """
+    from ssl4sar.evaluate import evaluate_with_and_without_tta
+
     init = init or choose_ensemble_init(runs)
     members = [checkpoint_path(layout, c) for c in runs.loc[runs["init"] == init, "checkpoint"]]
     if not members:
         raise ValueError(f"no run of initialisation {init!r} in runs.csv (have {sorted(set(runs['init']))})")
-    jobs = [(members, Path(caffe_root), layout.evaluation(name), tta, dict(cfg), figures if tta else 0, device, resume)
-            for name, tta in (("ensemble", False), ("ensemble_tta", True))]
-    parallel_map(_evaluate_job, jobs, workers, threads=threads)
+    processes = max(1, int(workers)) if device == "cpu" else 1
+    with pinned_threads(threads * processes):  # each process gets `threads` of them
+        evaluate_with_and_without_tta(members, Path(caffe_root), "test", layout.evaluation("ensemble"),
+                                      layout.evaluation("ensemble_tta"), figures=0, tta_figures=figures,
+                                      preset=dict(cfg), device=device, progress=False, resume=resume,
+                                      processes=processes)
     rows = [_summary_row(f"{r.init} seed {r.seed}", r.init, 1, False, checkpoint_path(layout, r.checkpoint).parent
                          / "test", seed) for r in runs.itertuples()]
     rows += [_summary_row(f"ensemble of {len(members)} {init}" + (" + TTA" if tta else ""), init, len(members), tta,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -477,6 +477,34 @@ def _inverse_transform(prob: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return np.rot90(prob, k=k, axes=(1, 2))
 
 
+def _views(flips: bool) -> tuple[bool, ...]:
+    return (False, True) if flips else (False,)
+
+
+def _member_maps(members: Sequence[Model], img: np.ndarray, rotations: Sequence[int], flips: bool,
+                 window_kwargs: Mapping[str, Any]) -> Iterator[tuple[int, int, bool, np.ndarray]]:
+    """``(member index, k, flip, probabilities rotated back)`` for every member × rotation × flip, in that
+    order."""
+    for mi, model in enumerate(members):
+        for k in rotations:
+            for flip in _views(flips):
+                prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
+                logger.debug("member %d rotation %d flip %s done", mi, k, flip)
+                yield mi, k, flip, _inverse_transform(prob, k, flip)
+
+
+def _rotations(rotations: Sequence[int]) -> list[int]:
+    rots = [int(k) % 4 for k in rotations]
+    if not rots:
+        raise ValueError("rotations must not be empty")
+    return rots
+
+
+def _fused(moments: RunningMoments) -> EnsemblePrediction:
+    mean, std = moments.mean, moments.std()
+    return EnsemblePrediction(mean=mean, std=std, classes=class_map(mean), n_maps=moments.n)
+
+
 def predict_probabilities(models: Sequence[Model] | Model, image: np.ndarray | torch.Tensor,
                           rotations: Sequence[int] = (0,), flips: bool = False, **window_kwargs: Any
                           ) -> EnsemblePrediction:
@@ -495,19 +523,39 @@ def predict_probabilities(models: Sequence[Model] | Model, image: np.ndarray | t
             batch_size, device, amp_dtype, canvas_device, progress).
     """
     members = ensemble_members(models)
-    rots = [int(k) % 4 for k in rotations]
-    if not rots:
-        raise ValueError("rotations must not be empty")
+    rots = _rotations(rotations)
     img, _ = _as_image(image)
     moments = RunningMoments()
-    for mi, model in enumerate(members):
-        for k in rots:
-            for flip in ((False, True) if flips else (False,)):
-                prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
-                moments.add(_inverse_transform(prob, k, flip))
-                logger.debug("member %d rotation %d flip %s done", mi, k, flip)
-    mean, std = moments.mean, moments.std()
-    return EnsemblePrediction(mean=mean, std=std, classes=class_map(mean), n_maps=moments.n)
+    for _member, _k, _flip, prob in _member_maps(members, img, rots, flips, window_kwargs):
+        moments.add(prob)
+    return _fused(moments)
+
+
+def predict_with_and_without_tta(models: Sequence[Model] | Model, image: np.ndarray | torch.Tensor,
+                                 rotations: Sequence[int] = PAPER_TTA_ROTATIONS, flips: bool = False,
+                                 **window_kwargs: Any) -> tuple[EnsemblePrediction, EnsemblePrediction]:
+    """The ensemble's prediction without and with test-time augmentation, from one set of forward passes.
+
+    Returns ``(without, with_tta)``, equal to ``predict_probabilities(models, image)`` and
+    ``predict_probabilities(models, image, rotations, flips)``: each member's untransformed map (rotation 0,
+    not mirrored) enters both, so it is computed once. Both averages take their maps in the same order as those
+    calls, so the results are the same to the bit. With the paper's four rotations that is 4 maps per member
+    instead of 5.
+
+    Raises:
+        ValueError: ``rotations`` does not contain 0 (there is no untransformed map to share).
+    """
+    members = ensemble_members(models)
+    rots = _rotations(rotations)
+    if 0 not in rots:
+        raise ValueError(f"rotations {rots} lack the untransformed view 0: predict the two separately")
+    img, _ = _as_image(image)
+    without, with_tta = RunningMoments(), RunningMoments()
+    for member, k, flip, prob in _member_maps(members, img, rots, flips, window_kwargs):
+        with_tta.add(prob)
+        if k == 0 and not flip and without.n == member:  # the member's first such map (0 may be listed twice)
+            without.add(prob)
+    return _fused(without), _fused(with_tta)
 
 
 # --------------------------------------------------------------------------------------------------------------

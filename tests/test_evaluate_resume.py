@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 import ssl4sar.evaluate as evaluate_module
+import ssl4sar.inference as inference_module
 from ssl4sar.cli import main
 from ssl4sar.config import load_preset
 from ssl4sar.data.caffe import discover
 from ssl4sar.errors import DataError
-from ssl4sar.evaluate import evaluate, evaluate_predictions
-from ssl4sar.inference import predict_probabilities
+from ssl4sar.evaluate import evaluate, evaluate_predictions, evaluate_with_and_without_tta
 from ssl4sar.models.convert import save_checkpoint
 from ssl4sar.models.tyrion import Tyrion
 
@@ -43,19 +43,22 @@ def model() -> Tyrion:
 
 
 class SceneCounter:
-    """Stands in for ``predict_probabilities`` in :mod:`ssl4sar.evaluate`: counts the scenes predicted and raises
-    KeyboardInterrupt (a Ctrl-C, a kill) when scene number ``interrupt_at`` (1-based) starts."""
+    """Stands in for ``predict_probabilities`` (or ``function``) in :mod:`ssl4sar.evaluate`: counts the scenes
+    predicted and raises KeyboardInterrupt (a Ctrl-C, a kill) when scene number ``interrupt_at`` (1-based)
+    starts."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None = None) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None = None,
+                 function: str = "predict_probabilities") -> None:
         self.calls = 0
         self.interrupt_at = interrupt_at
-        monkeypatch.setattr(evaluate_module, "predict_probabilities", self)
+        self.function = getattr(inference_module, function)  # the real one, not an earlier counter
+        monkeypatch.setattr(evaluate_module, function, self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
         if self.interrupt_at is not None and self.calls >= self.interrupt_at:
             raise KeyboardInterrupt
-        return predict_probabilities(*args, **kwargs)
+        return self.function(*args, **kwargs)
 
 
 def scene_files(out: Path) -> dict[str, bytes]:
@@ -216,7 +219,7 @@ def test_cli_resume(data, model, tmp_path, capsys, monkeypatch):
     assert main(args) == 0  # without --resume: every scene again
     assert counter.calls == 3
     assert "earlier run" not in capsys.readouterr().out
-    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--resume", "--processes", "2"]) == 0  # the shards keep every scene
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["scenes_kept_from_earlier_run"] == 3
 
@@ -235,12 +238,81 @@ def test_the_books_ensemble_evaluation_run_again_evaluates_nothing(data, tmp_pat
         rows.append({"init": "scratch", "seed": seed, "checkpoint": str(ckpt), "val_fronts_found": 1.0,
                      "val_mde_m": 100.0})
     runs = pd.DataFrame(rows)
-    counter = SceneCounter(monkeypatch)
+    def counters() -> tuple[SceneCounter, SceneCounter]:  # scenes predicted for one folder, and for both at once
+        return SceneCounter(monkeypatch), SceneCounter(monkeypatch, function="predict_with_and_without_tta")
+
+    one, both = counters()
     first = experiments.evaluate_ensembles(cfg, data, layout, runs, device="cpu")
-    assert counter.calls == 6  # 3 scenes, without and with TTA
-    counter = SceneCounter(monkeypatch)
+    assert (one.calls, both.calls) == (0, 3)  # 3 scenes, without and with TTA from the same passes
+    one, both = counters()
     again = experiments.evaluate_ensembles(cfg, data, layout, runs, device="cpu")
-    assert counter.calls == 0
+    assert (one.calls, both.calls) == (0, 0)
     pd.testing.assert_frame_equal(first, again)
     assert experiments.evaluate_ensembles(cfg, data, layout, runs, device="cpu", resume=False).equals(first)
-    assert counter.calls == 6
+    assert (one.calls, both.calls) == (0, 3)
+
+
+def test_with_and_without_tta_in_one_pass_equals_two_evaluations(data, model, tmp_path, monkeypatch):
+    other = Tyrion.from_config(load_preset("smoke")["model"]).eval()  # a second member: non-zero uncertainty
+    kw = {**KW, "save_probabilities": True, "min_front_length_m": 0.0}  # random weights: keep every front piece
+    members = [model, other]
+    without = evaluate(members, data, "test", tmp_path / "without", figures=1, **kw)
+    with_tta = evaluate(members, data, "test", tmp_path / "with_tta", tta=True, figures=2, **kw)
+
+    one, both = SceneCounter(monkeypatch), SceneCounter(monkeypatch, function="predict_with_and_without_tta")
+    pair = evaluate_with_and_without_tta(members, data, "test", tmp_path / "a", tmp_path / "b", figures=1,
+                                         tta_figures=2, **kw)
+    assert (one.calls, both.calls) == (0, 3)
+    timing = ["inference_s"]
+    for got, expected in zip(pair, (without, with_tta)):
+        pd.testing.assert_frame_equal(got.per_image.drop(columns=timing), expected.per_image.drop(columns=timing))
+        pd.testing.assert_frame_equal(got.breakdown, expected.breakdown)
+        assert {**got.summary, "elapsed_s": None} == {**expected.summary, "elapsed_s": None}
+        assert scene_files(got.out_dir) == scene_files(expected.out_dir)
+        assert records(got.out_dir) == records(expected.out_dir)
+    assert pair[0].summary["settings"]["n_maps_per_scene"] == 2 and pair[1].summary["settings"]["tta"] is True
+    assert (pair[1].per_image["mean_uncertainty"] > 0).all()
+    assert not pair[0].per_image["iou_macro"].equals(pair[1].per_image["iou_macro"])  # the two differ
+
+    # records are shared with evaluate(): either path resumes the other's folders, and a half-done pair resumes
+    one, both = SceneCounter(monkeypatch), SceneCounter(monkeypatch, function="predict_with_and_without_tta")
+    evaluate(members, data, "test", tmp_path / "a", resume=True, figures=1, **kw)
+    evaluate_with_and_without_tta(members, data, "test", tmp_path / "without", tmp_path / "with_tta", figures=1,
+                                  tta_figures=2, resume=True, **kw)
+    assert (one.calls, both.calls) == (0, 0)
+    (tmp_path / "b" / "records" / f"{discover(data, 'test')[1].stem}.evaluation.json").unlink()
+    again = evaluate_with_and_without_tta(members, data, "test", tmp_path / "a", tmp_path / "b", figures=1,
+                                          tta_figures=2, resume=True, **kw)
+    assert (one.calls, both.calls) == (1, 0)  # only the TTA folder lacked that scene: it alone is predicted
+    assert scene_files(again[1].out_dir) == scene_files(with_tta.out_dir)
+    with pytest.raises(ValueError, match="two folders"):
+        evaluate_with_and_without_tta(members, data, "test", tmp_path / "a", tmp_path / "a", **KW)
+    with pytest.raises(TypeError, match="tta"):
+        evaluate_with_and_without_tta(members, data, "test", tmp_path / "a", tmp_path / "b", tta=False, **KW)
+
+
+def test_scenes_shared_by_processes_give_the_files_and_tables_of_one_process(data, model, tmp_path, monkeypatch):
+    ckpt = save_checkpoint(tmp_path / "m.pt", model)
+    kw = {**KW, "figures": 2, "save_probabilities": True, "min_front_length_m": 0.0}  # figures: scenes 0 and 1
+    one = evaluate([ckpt], data, "test", tmp_path / "one", **kw)
+    two = evaluate([ckpt], data, "test", tmp_path / "two", processes=2, **kw)
+    timing = ["inference_s"]
+    pd.testing.assert_frame_equal(two.per_image.drop(columns=timing), one.per_image.drop(columns=timing))
+    pd.testing.assert_frame_equal(two.breakdown, one.breakdown)
+    assert {**two.summary, "elapsed_s": None} == {**one.summary, "elapsed_s": None}  # none kept: all new
+    assert scene_files(two.out_dir) == scene_files(one.out_dir)  # figures by the scene's place in the split
+    assert records(two.out_dir) == records(one.out_dir)
+    assert len(list((two.out_dir / "figures").iterdir())) == 2
+
+    # a resumed run with processes keeps what is there and says so; the pair takes processes too
+    counter = SceneCounter(monkeypatch)  # counts this process's predictions only
+    again = evaluate([ckpt], data, "test", tmp_path / "two", processes=2, resume=True, **kw)
+    assert again.summary["scenes_kept_from_earlier_run"] == 3 and counter.calls == 0
+    pair = evaluate_with_and_without_tta([ckpt], data, "test", tmp_path / "one", tmp_path / "tta", figures=2,
+                                         tta_figures=0, processes=3, resume=True,
+                                         **{k: v for k, v in kw.items() if k != "figures"})
+    assert pair[0].summary["scenes_kept_from_earlier_run"] == 3
+    assert pair[1].summary["scenes_kept_from_earlier_run"] == 0 and pair[1].summary["images"] == 3
+    assert counter.calls == 0
+    with pytest.raises(ValueError, match="needs checkpoint files"):
+        evaluate([model], data, "test", tmp_path / "mem", processes=2, **KW)

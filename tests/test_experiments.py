@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ssl4sar import experiments
-from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads
+from ssl4sar.book import WorkLayout, build_info, build_info_table, pin_threads, pinned_threads
 
 
 def runs_table() -> pd.DataFrame:
@@ -97,6 +98,20 @@ def test_build_info_records_threads_and_versions() -> None:
         assert info["threads"]["torch_threads"] == 1 and info["packages"]["torch"] == torch.__version__.split("+")[0]
     finally:
         torch.set_num_threads(before)
+
+
+def test_pinned_threads_restores_the_earlier_settings(monkeypatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    other = 1 if before != 1 else 2
+    with pinned_threads(other) as settings:
+        assert torch.get_num_threads() == other == settings["torch_threads"]
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == str(other)
+    assert torch.get_num_threads() == before
+    assert os.environ["OMP_NUM_THREADS"] == "3" and "MKL_NUM_THREADS" not in os.environ
 
 
 def test_filter_findings_names_the_fronts_the_filter_removed() -> None:

@@ -22,6 +22,7 @@ from ssl4sar.inference import (
     non_overlapping_class_map,
     non_overlapping_grid,
     predict_probabilities,
+    predict_with_and_without_tta,
     sliding_window_probabilities,
     stitch_non_overlapping,
     tile_index,
@@ -233,6 +234,51 @@ def test_predict_probabilities_ensemble_mean_std_and_tta():
     assert np.array_equal(ens.classes, ens.mean.argmax(axis=0))
     with pytest.raises(ValueError):
         predict_probabilities([], img, **kw)
+
+
+class Conv3x3(torch.nn.Module):
+    """A random 3 × 3 convolution: not rotation-equivariant, so every TTA view gives other probabilities."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(x) * 4
+
+
+@pytest.mark.parametrize("rotations, flips", [((0, 1, 2, 3), False), ((2, 0), True), ((0, 1, 0), False)])
+def test_with_and_without_tta_from_shared_passes_equal_two_separate_predictions(rotations, flips):
+    img = image(37, 52, seed=5)
+    kw = {"context_size": 16, "stride": 8, "batch_size": 4}
+    members = [Conv3x3(1), Conv3x3(2)]
+    def calls() -> list[int]:  # forward passes (batches of windows) since the last look, per member
+        counts = [m.calls for m in members]
+        for m in members:
+            m.calls = 0
+        return counts
+
+    without = predict_probabilities(members, img, **kw)
+    without_calls = calls()
+    with_tta = predict_probabilities(members, img, rotations=rotations, flips=flips, **kw)
+    with_tta_calls = calls()
+    shared = predict_with_and_without_tta(members, img, rotations=rotations, flips=flips, **kw)
+    for got, expected in zip(shared, (without, with_tta)):
+        assert got.n_maps == expected.n_maps
+        for field in ("mean", "std", "classes"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+    assert without.n_maps == 2 and with_tta.n_maps == 2 * len(rotations) * (2 if flips else 1)
+    assert not np.array_equal(without.classes, with_tta.classes)  # the views differ: the test can tell them apart
+    # the pair costs the passes of the TTA prediction alone: the untransformed view's are not repeated
+    assert calls() == with_tta_calls and min(without_calls) > 0
+
+
+def test_with_and_without_tta_needs_the_untransformed_view():
+    with pytest.raises(ValueError, match="lack the untransformed view 0"):
+        predict_with_and_without_tta([Conv3x3(0)], image(20, 20), rotations=(1, 2), context_size=16, stride=8)
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 5])

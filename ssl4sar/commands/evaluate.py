@@ -58,6 +58,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the scenes an earlier run into --out finished with the same checkpoints, settings "
                              "and data (their records/*.evaluation.json); evaluate the rest")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="CPU: N processes share the scenes, each on an equal share of the torch threads "
+                             "(default 1); faster for small networks, for which one process cannot keep every "
+                             "core busy")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load checkpoints with the full unpickler, which RUNS CODE FROM THE FILE: only for files "
                              "whose origin you trust (default: tensors and plain values only)")
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, precision="bf16" if args.bf16 else args.precision, absent=args.absent,
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=figures,
             save_probabilities=args.save_probabilities, progress=not args.no_progress,
-            trust_checkpoint=args.trust_checkpoint, resume=args.resume)
+            trust_checkpoint=args.trust_checkpoint, resume=args.resume, processes=args.processes)
     except (DataError, ValueError) as exc:
         logger.error("%s", exc)
         return 1
