@@ -632,8 +632,9 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             equal share of this process's torch threads) and write their files and records; this process then
             pools them into the tables, as a resumed run would. Checkpoint files only, not models in memory.
             For a network as small as the book's demo one, two single-thread processes evaluated 1.4× as fast as
-            two forward passes side by side in one process (``book/bench/cpu-2core-ensemble-evaluation-2026-12-06``);
-            for the paper's network, one process does as well. On a GPU: ignored.
+            two forward passes side by side in one process (``book/bench/cpu-2core-ensemble-evaluation-2026-12-06``):
+            its passes take milliseconds, and the Python work between them shares one interpreter. The paper's
+            network spends seconds per pass, so one process is the default. On a GPU: ignored.
 
     Raises:
         DataError: missing or unreadable checkpoint (named), ensemble members with different input sizes,
