@@ -19,7 +19,8 @@ device (or ``device``); the canvases live on ``canvas_device`` (default: the mod
 Ensembles and TTA (:func:`predict_probabilities`, §9): every member × every rotation (k × 90° clockwise like the
 reference's ``cv2.ROTATE_90_CLOCKWISE`` applied k times) [× horizontal flip] is predicted, rotated back, and the
 softmax maps are averaged without weights; the class map is the argmax of the mean and the per-class population
-standard deviation over the maps is the uncertainty (:class:`RunningMoments`).
+standard deviation over the maps is the uncertainty (:class:`RunningMoments`). :func:`predict_with_and_without_tta`
+gives the ensemble without and with TTA from one set of passes (each member's unrotated map serves both).
 
 Large scenes (:func:`tiled_ensemble_probabilities`, used by :mod:`ssl4sar.predict`): the same maps computed core
 tile by core tile, each tile read with a halo that starts on the window grid of its rotated/flipped frame, so
@@ -477,7 +478,7 @@ def _inverse_transform(prob: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return np.rot90(prob, k=k, axes=(1, 2))
 
 
-def _views(flips: bool) -> tuple[bool, ...]:
+def _mirrorings(flips: bool) -> tuple[bool, ...]:
     return (False, True) if flips else (False,)
 
 
@@ -487,7 +488,7 @@ def _member_maps(members: Sequence[Model], img: np.ndarray, rotations: Sequence[
     order."""
     for mi, model in enumerate(members):
         for k in rotations:
-            for flip in _views(flips):
+            for flip in _mirrorings(flips):
                 prob = sliding_window_probabilities(model, _forward_transform(img, k, flip), **window_kwargs)
                 logger.debug("member %d rotation %d flip %s done", mi, k, flip)
                 yield mi, k, flip, _inverse_transform(prob, k, flip)
