@@ -16,6 +16,9 @@ Three entry points share one scoring path (:class:`_Scorer`):
 * :func:`evaluate_predictions` — class maps given by the caller (``stem → (H, W)`` class ids), e.g. from another
   program or the ground truth itself; the same scoring.
 
+On a CPU the first two can share a split's scenes among ``processes`` spawned processes (``ssl4sar evaluate
+--processes N``); the parent pools their records into the files and tables one process would write.
+
 Scoring of one scene (the order of the official ``Evaluation.py``):
 
 1. zone metrics (precision, recall, F1, IoU per class and macro, §8.2) of the class map **before**
