@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -483,3 +484,46 @@ def test_cudnn_autotuning_is_on_for_cuda_only_and_restored(device: str, inside: 
         assert torch.backends.cudnn.benchmark is False   # restored on errors too
     finally:
         torch.backends.cudnn.benchmark = old
+
+
+def _graph_targets(module: torch.nn.Module, *args: torch.Tensor) -> tuple[set[str], torch.Tensor]:
+    """The call targets of the graph that torch.compile's front end traces for ``module(*args)`` (run eagerly by
+    the recording backend), and the output."""
+    targets: set[str] = set()
+
+    def record(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Any:
+        targets.update(getattr(n.target, "__name__", str(n.target)) for n in gm.graph.nodes
+                       if n.op in ("call_function", "call_method"))
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(module, backend=record)(*args)
+    return targets, out
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_compiled_upsampling_is_a_broadcast_with_the_same_numbers(channels_last: bool) -> None:
+    """Under torch.compile the decoder's nearest x2 upsampling is a broadcast: inductor lowers interpolate's backward
+    to an atomic scatter-add (the largest non-GEMM kernel of the compiled H200 step), a broadcast's to a reduction.
+    Forward values, gradients and the memory layout are those of F.interpolate; eager keeps F.interpolate."""
+    from ssl4sar.models.tyrion import Upsample, upsample_nearest_2x
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    g = torch.Generator().manual_seed(7)
+    # integer-valued inputs and upstream gradients: every sum of four is exact, whatever its order
+    x = torch.randint(-8, 8, (2, 3, 5, 6), generator=g).float().to(memory_format=fmt).requires_grad_()
+    up = torch.randint(-8, 8, (2, 3, 10, 12), generator=g).float().to(memory_format=fmt)
+    ref = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    (ref_grad,) = torch.autograd.grad((ref * up).sum(), x)
+    targets, out = _graph_targets(upsample_nearest_2x, x)
+    assert "interpolate" not in targets and "expand" in targets, targets
+    assert torch.equal(out, ref) and out.is_contiguous(memory_format=fmt) == ref.is_contiguous(memory_format=fmt)
+    (grad,) = torch.autograd.grad((out * up).sum(), x)
+    assert torch.equal(grad, ref_grad)
+    assert "interpolate" in _graph_targets(torch.nn.functional.interpolate, x, None, 2.0)[0]  # the recorder sees it
+    # eager: F.interpolate itself (its CPU kernels are 2-8x faster than the broadcast's copy and reduction)
+    assert torch.equal(upsample_nearest_2x(x), ref)
+    block = Upsample(3).to(memory_format=fmt)
+    targets, out = _graph_targets(block, x)
+    assert "interpolate" not in targets
+    torch.testing.assert_close(out, block(x), rtol=0, atol=0)

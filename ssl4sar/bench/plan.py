@@ -274,8 +274,10 @@ def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) ->
       contiguous layout for years (pytorch/pytorch#111824), so the decoder's norms may pay layout copies (the H200
       training profile's largest operator was ``copy_``);
     - training steps: polyphase upsampling (``fast-polyphase``; the library trains with the official upsampling),
-      which also removes the atomic backward of nearest upsampling that the H200 profile showed, and the step
-      without cuDNN's autotuning (``fast-no-cudnn-autotuning``), which the library's training switches on.
+      and the step without cuDNN's autotuning (``fast-no-cudnn-autotuning``), which the library's training switches
+      on. (The atomic backward of nearest upsampling that the H200 profile of the compiled step showed is gone from
+      ``fast-compile`` itself: compiled, the upsampling is a broadcast,
+      :func:`ssl4sar.models.tyrion.upsample_nearest_2x`.)
     """
     fast = fast_path(device) if inference else fast_training_path(device)
     cuda = device.type == "cuda"

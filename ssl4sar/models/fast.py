@@ -48,7 +48,9 @@ input shape, as the benchmark's GPU measurements do.
 back to eager execution, with a logged warning, when compilation fails at the first call. :class:`CompiledCall`
 compiles one call site only (the training forward of fine-tuning and of pretraining, ``finetune.compile`` and
 ``pretrain.compile``) and leaves every other use of the module eager, so that validation's changing window batches
-do not trigger recompilations.
+do not trigger recompilations. Compiled, the decoder's nearest ×2 upsampling is traced as a broadcast
+(:func:`ssl4sar.models.tyrion.upsample_nearest_2x`): same values and gradients, but its backward becomes a
+reduction instead of inductor's atomic scatter-add.
 """
 
 from __future__ import annotations

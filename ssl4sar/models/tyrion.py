@@ -45,7 +45,8 @@ from ssl4sar.config import paper_preset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS", "polyphase_upsample_conv"]
+__all__ = ["Tyrion", "ResnetBlock", "Upsample", "ResUpBlock", "MODEL_CONFIG_DEFAULTS", "polyphase_upsample_conv",
+           "upsample_nearest_2x"]
 
 #: Defaults of :class:`Tyrion`: the ``model`` section of the paper preset (the paper model, spec §4.1). Keys are the
 #: constructor's arguments and the keys accepted in a preset's ``model`` section.
@@ -116,7 +117,26 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.polyphase:
             return polyphase_upsample_conv(x, self.conv.weight, self.conv.bias)
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(upsample_nearest_2x(x))
+
+
+def upsample_nearest_2x(x: torch.Tensor) -> torch.Tensor:
+    """``F.interpolate(x, scale_factor=2, mode="nearest")`` for (B, C, H, W) → (B, C, 2H, 2W), in ``x``'s layout.
+
+    Eager, it is ``F.interpolate``. Under ``torch.compile`` it is the same map written as a broadcast of every pixel
+    over a 2 × 2 block: inductor lowers interpolate's backward to an atomic scatter-add over the ×2 map (on the H200,
+    the largest kernel of the compiled training step that is not a matrix product or convolution:
+    ``book/bench/h200-2026-12-04-compile/``), the broadcast's backward to a reduction. Values and gradients are
+    identical; eager PyTorch runs interpolate's own kernels faster than the broadcast's copy and reduction.
+    """
+    if not torch.compiler.is_compiling():
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    b, c, h, w = x.shape
+    if x.is_contiguous():
+        return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+    # channels-last (the fast path's layout on CUDA): broadcast the NHWC view, so the result stays channels-last
+    nhwc = x.permute(0, 2, 3, 1)
+    return nhwc[:, :, None, :, None, :].expand(b, h, 2, w, 2, c).reshape(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
 
 
 def _phase_kernels(weight: torch.Tensor) -> torch.Tensor:
