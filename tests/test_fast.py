@@ -521,7 +521,7 @@ def test_compiled_upsampling_is_a_broadcast_with_the_same_numbers(channels_last:
     (grad,) = torch.autograd.grad((out * up).sum(), x)
     assert torch.equal(grad, ref_grad)
     assert "interpolate" in _graph_targets(torch.nn.functional.interpolate, x, None, 2.0)[0]  # the recorder sees it
-    # eager: F.interpolate itself (its CPU kernels are 2-8x faster than the broadcast's copy and reduction)
+    # eager: F.interpolate itself (its CPU kernels were 2-9x faster than the broadcast's copy and reduction)
     assert torch.equal(upsample_nearest_2x(x), ref)
     block = Upsample(3).to(memory_format=fmt)
     targets, out = _graph_targets(block, x)
