@@ -173,6 +173,62 @@ def test_fused_gradients_equal_default_float64() -> None:
             assert float(q.grad.abs().max()) > 0, f"{name}: no gradient through the fused bias / scale"
 
 
+def _sdpa_argument_strides(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """Record (name, shape, strides) of q, k, v and attn_mask of every ``scaled_dot_product_attention`` call."""
+    calls: list[list[tuple[str, tuple[int, ...], tuple[int, ...]]]] = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+            **kwargs: Any) -> torch.Tensor:
+        args = {"q": q, "k": k, "v": v, "attn_mask": attn_mask}
+        calls.append([(n, tuple(t.shape), tuple(t.stride())) for n, t in args.items() if t is not None])
+        return real(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    return calls
+
+
+def test_fused_attention_arguments_have_a_contiguous_last_dimension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA's fused attention kernels (memory-efficient, cuDNN) accept q, k, v and a float mask only when their last
+    dimension has stride 1; anything else PyTorch silently runs on its math kernel, in float32 with every window's
+    attention matrix materialised (``check_last_dim_stride_equals_1_dense`` in PyTorch's sdp_utils). The CPU's
+    flash kernel accepts either layout, so the arguments themselves are checked: every block (windowed, shifted,
+    global), with gradients (bias recomputed), under bf16 autocast, and without gradients (bias cached, reused)."""
+    model = copy.deepcopy(_model64("small")).float().set_fused_attention(True)
+    assert _attention_cases(model) == {"shifted", "windowed", "global"}
+    assert min(s.blocks[0].attn.num_heads for s in model.encoder.layers) > 1  # one head hides a permuted bias
+    calls = _sdpa_argument_strides(monkeypatch)
+    x = torch.rand(2, 1, 96, 96, generator=torch.Generator().manual_seed(3))
+    _encoder(model.train(), x)[-1].sum().backward()
+    with autocast("cpu", torch.bfloat16):
+        _encoder(model, x)
+    with torch.no_grad():
+        _encoder(model.eval(), x)
+        _encoder(model, x)
+    blocks = sum(len(stage.blocks) for stage in model.encoder.layers)
+    assert len(calls) == 4 * blocks and all(len(call) == 4 for call in calls)  # every call has a mask
+    strided = [(i % blocks, name, shape, strides) for i, call in enumerate(calls)
+               for name, shape, strides in call if strides[-1] != 1]
+    assert not strided, f"(block, argument, shape, strides) with a strided last dimension: {strided}"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fast_path_needs_no_math_attention() -> None:
+    """On a GPU the fast path trains and infers with the fused kernels alone: with the math kernel switched off,
+    an attention call that the fused kernels refuse raises instead of falling back."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = copy.deepcopy(_model64("small")).float().set_fused_attention(True).cuda()
+    x = torch.rand(2, 1, 96, 96, device="cuda")
+    fused_only = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+    with sdpa_kernel(fused_only), autocast("cuda", torch.bfloat16):
+        model.train()(x).float().square().mean().backward()
+        with torch.no_grad():
+            model.eval()(x)
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
 def test_attention_masks_are_really_used() -> None:
     """Guard against a fused path that ignores the shifted-window mask or the position bias."""
     fused = copy.deepcopy(_model64("mini")).set_fused_attention(True)

@@ -133,7 +133,9 @@ class FusedWindowAttention(WindowAttention):
         n = self.window_size[0] * self.window_size[1]
         with _no_autocast(self.relative_coords_table.device.type):
             table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
-        bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+        # contiguous: CUDA's fused kernels take a mask only with a unit-stride last dimension; a permuted one
+        # (stride = heads) sends the call to the float32 math kernel
+        bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
         return 16 * torch.sigmoid(bias)
 
     def attention_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
