@@ -406,6 +406,38 @@ def test_cli_quick_smoke_writes_valid_files(tmp_path: Path) -> None:
     assert "| sliding_window | fast | CPU |" in md and len(table) >= len(report["results"])
     assert list(results_frame(report)["name"]) == [n for n, _ in names]
     assert "wrote" in proc.stdout and "| benchmark |" in proc.stdout
+    # the attention kernel of every block of the smoke network on this CPU (see the next test)
+    blocks = sum(load_preset("smoke")["model"]["depths"])
+    kernels = report["attention_backends"]
+    assert len(kernels["blocks"]) == blocks and kernels["counts"]["inference"] == {"flash_attention": blocks}
+    assert (f"Attention kernels of the fast path (PyTorch's choice per window-attention block): "
+            f"training: math ×{blocks}; inference: flash_attention ×{blocks}.") in md
+
+
+def test_attention_backends_report_what_pytorch_selects() -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from ssl4sar.bench.attention import attention_backends, backends_line
+
+    cfg = load_preset("smoke")["model"]
+    n = sum(cfg["depths"])
+    got = attention_backends(cfg, "cpu")
+    assert [b["stage"] for b in got["blocks"]] == [s for s, d in enumerate(cfg["depths"]) for _ in range(d)]
+    # the CPU's flash kernel takes a float bias that needs no gradient; it cannot return a mask's gradient, so in
+    # training (the position-bias MLP learns through the mask) PyTorch runs the math kernel
+    assert got["counts"] == {"training": {"math": n}, "inference": {"flash_attention": n}}
+    assert backends_line(got) == f"training: math ×{n}; inference: flash_attention ×{n}"
+    with sdpa_kernel([SDPBackend.MATH]):  # the record follows PyTorch's selection, not a fixed table
+        assert attention_backends(cfg, "cpu")["counts"]["inference"] == {"math": n}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_attention_backends_of_the_paper_network_on_cuda_avoid_the_math_kernel() -> None:
+    from ssl4sar.bench.attention import attention_backends
+
+    got = attention_backends(load_preset("paper")["model"], "cuda")
+    assert len(got["blocks"]) == 12
+    assert "math" not in got["counts"]["training"] and "math" not in got["counts"]["inference"], got["counts"]
 
 
 def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -436,6 +468,7 @@ def test_append_merges_runs(tmp_path: Path) -> None:
     from ssl4sar.bench import run_benchmarks
 
     first = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
+    assert "attention_backends" not in first  # no network ran
     assert [r["name"] for r in first["results"]] == ["postprocess_mde"]
     second = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"],
                             append=True)

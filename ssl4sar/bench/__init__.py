@@ -27,7 +27,8 @@ Modules: :mod:`~ssl4sar.bench.measure` (the peak-memory meter, timing, alternati
 :mod:`~ssl4sar.bench.paths` (reference and fast path), :mod:`~ssl4sar.bench.training`,
 :mod:`~ssl4sar.bench.windows`, :mod:`~ssl4sar.bench.postprocess`, :mod:`~ssl4sar.bench.sampler`,
 :mod:`~ssl4sar.bench.accuracy` (the measurements), :mod:`~ssl4sar.bench.plan` (one dataclass per benchmark),
-:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`;
+:mod:`~ssl4sar.bench.runner`, :mod:`~ssl4sar.bench.report`, :mod:`~ssl4sar.bench.environment`,
+:mod:`~ssl4sar.bench.attention` (the attention kernel PyTorch picks for each block of the fast path);
 :mod:`~ssl4sar.bench.roofline` (``python -m ssl4sar.bench.roofline``) bounds a training step from its shapes, with
 the operator records of :mod:`~ssl4sar.bench.traffic`. The
 command line (``ssl4sar bench``, ``python -m ssl4sar.bench``) is :mod:`ssl4sar.commands.bench`.

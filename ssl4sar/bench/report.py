@@ -327,6 +327,19 @@ def _rows_table(report: Mapping[str, Any], compact: bool) -> list[str]:
     return lines
 
 
+def _attention_lines(report: Mapping[str, Any]) -> list[str]:
+    """The SDPA kernel of the fast path's attention blocks on this device (:mod:`ssl4sar.bench.attention`)."""
+    from ssl4sar.bench.attention import backends_line
+
+    rec = report.get("attention_backends")
+    if not rec:
+        return []
+    if "error" in rec:
+        return [f"Attention kernels of the fast path: not determined ({rec['error']}).", ""]
+    return [f"Attention kernels of the fast path (PyTorch's choice per window-attention block): {backends_line(rec)}.",
+            ""]
+
+
 def render_markdown(report: Mapping[str, Any], *, heading: bool = True, compact: bool = False) -> str:
     """The report as markdown: heading with device and mode (unless ``heading`` is false), environment, the ratio
     table, the accuracy of the fast path, the table of all rows, notes and failures. ``compact`` fits it into a
@@ -341,6 +354,7 @@ def render_markdown(report: Mapping[str, Any], *, heading: bool = True, compact:
     env_items = [f"{k} {_fmt(env[k]) if not isinstance(env[k], list) else ', '.join(f'{x:.2f}' for x in env[k])}"
                  for k in keys if env.get(k) is not None]
     lines += ["Environment: " + "; ".join(env_items) + ".", ""]
+    lines += _attention_lines(report)
     lines += _ratio_lines(report, compact)
     lines += _accuracy_lines(report, compact)
     lines += _rows_table(report, compact)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ssl4sar.bench.attention import attention_backends, backends_line
 from ssl4sar.bench.environment import environment
 from ssl4sar.bench.plan import BENCHMARKS, plan_benchmarks, selected
 from ssl4sar.bench.report import SCHEMA, json_safe, load_report, make_row, ratios_of, render_markdown
@@ -29,6 +30,8 @@ SMOKE_SELECTION = ("matmul_peak", "finetune_step", "pretrain_step/opttranslator"
                    "postprocess_mde", "data_sampler/*preset*", "pretrain_sampler")
 
 log = logging.getLogger(__name__)
+#: the benchmarks that run the preset's network (they need the matmul peak and get the attention-kernel record)
+_MODEL_BENCHMARKS = ("finetune_step", "pretrain_step", "sliding_window")
 
 _NOTES = [
     "Model benchmarks compare the reference path (what the official code does: fp32, timm's window attention, full "
@@ -124,6 +127,17 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
     if append and out is not None and (out / "bench.json").is_file():
         _merge_old(report, load_report(out / "bench.json"), out / "bench.json", {b.key for b in chosen})
 
+    if any(b.name in _MODEL_BENCHMARKS for b in chosen):
+        # which attention kernel each block gets on this device: a fast path that silently falls back to PyTorch's
+        # math kernel is slow (diagnostic only: a failure here must not cost the benchmarks)
+        try:
+            report["attention_backends"] = attention_backends(model_cfg, dev)
+            log.info("attention kernels of the fast path: %s", backends_line(report["attention_backends"]))
+        except Exception as exc:
+            report["attention_backends"] = {"error": f"{type(exc).__name__}: {exc}"}
+            log.warning("attention kernels not determined: %s: %s", type(exc).__name__, exc)
+        _free(dev)
+
     def save() -> None:
         report["ratios"] = ratios_of(report)
         if out is not None:
@@ -132,7 +146,7 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
             write_text_atomic(out / "bench.md", render_markdown(report))
 
     # the peak is the reference of every "% of peak": measure it whenever a model benchmark runs
-    needs_peak = any(b.name in ("finetune_step", "pretrain_step", "sliding_window") for b in chosen)
+    needs_peak = any(b.name in _MODEL_BENCHMARKS for b in chosen)
     if needs_peak and report["peak"] is None and not any(b.name == "matmul_peak" for b in chosen):
         chosen.insert(0, plan[0])
     t_start = time.perf_counter()
