@@ -16,8 +16,10 @@ shifted-window mask. It is exactly ``scaled_dot_product_attention(q', k', v, att
 ``q' = normalize(q) · exp(min(logit_scale, ln 100))`` (per head), ``k' = normalize(k)`` and the additive float
 mask ``B = 16·sigmoid(cpb) [+ M]``. PyTorch then picks its fastest kernel (memory-efficient / cuDNN attention on
 CUDA, the flash kernel with a float mask on CPU, the math kernel otherwise); the (B·nW, heads, N, N) attention
-matrix of the default path is never materialised by the fused kernels. The result differs from the default path
-only by floating-point rounding (float64: ~1e-15 relative; float32: ~1e-6).
+matrix of the default path is never materialised by the fused kernels. The CUDA kernels take only arguments whose
+last dimension is contiguous, the mask included, so ``B`` is built contiguous: a permuted one sends the call to the
+float32 math kernel without a warning (until 014915f, the unshifted blocks on a GPU). The result differs from the
+default path only by floating-point rounding (float64: ~1e-15 relative; float32: ~1e-6).
 
 The bias of a window (heads × N × N, N = window²) is recomputed on every call when gradients are enabled (it
 depends on the ``cpb_mlp`` weights); with gradients disabled (evaluation, inference) it is cached and reused
