@@ -133,6 +133,12 @@ plt.show()
 # centre-only decoder (the last decoder convolutions run on the kept centre plus a one-pixel halo — exact, since
 # no normalisation follows them). Both keep the weights and checkpoints unchanged; only bf16 changes numbers,
 # and `python -m ssl4sar.bench --accuracy CKPT DATA` measures by how much on a trained model.
+#
+# PyTorch picks the attention kernel for each call, and it falls back to its slow math kernel without a warning.
+# So the report records its choice for every attention block (the "Attention kernels" line above the table). On a
+# CPU, inference runs the flash kernel. Training runs the math kernel, because the CPU's flash kernel cannot return
+# the gradient of the position-bias mask, which the position-bias network learns through. On a GPU every block
+# should run a fused kernel (memory-efficient or cuDNN).
 
 # %%
 ratios = bench.styled_ratios(report)
@@ -213,6 +219,9 @@ if not committed:
 # in `book/bench/roofline-2026-12-05/README.md`. On the H200 the shapes allow over 40 % even unfused. In the
 # compiled step at batch 16, though, the compute kernels alone ran at 2.7× their roofline: about 28 ms, as long as
 # a whole step at 35 % of the peak may take. The other 50 ms of that 80 ms step went to the glue between them.
+# Part of those 28 ms was PyTorch's float32 math attention in 7 of the 12 attention blocks: their position-bias mask
+# had a layout that CUDA's fused kernels refuse. Since commit 014915f those blocks run the fused kernel too; the
+# next GPU report will show how much that gains.
 
 # %%
 for label, path in roofline.find_reports(committed_reports):
