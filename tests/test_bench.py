@@ -470,8 +470,13 @@ def test_append_merges_runs(tmp_path: Path) -> None:
     first = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
     assert "attention_backends" not in first  # no network ran
     assert [r["name"] for r in first["results"]] == ["postprocess_mde"]
+    # the attention-kernel record of an earlier run (one that ran a network) survives an append that runs none
+    record = {"device": "cpu", "blocks": [], "counts": {"training": {"math": 4}, "inference": {"flash_attention": 4}}}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "attention_backends": record}))
     second = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["data_sampler/*preset*"],
                             append=True)
+    assert second["attention_backends"] == record and load_report(path)["attention_backends"] == record
     assert [(r["name"], r["variant"]) for r in second["results"]] == [
         ("postprocess_mde", "512px"), ("data_sampler", "64px-preset-probabilities")]
     on_disk = load_report(tmp_path / "bench.json")
@@ -483,7 +488,7 @@ def test_append_merges_runs(tmp_path: Path) -> None:
         run_benchmarks(tmp_path, quick=False, device="cpu", preset="smoke", only=["postprocess_mde"], append=True)
     # without append the report is replaced
     fresh = run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde"])
-    assert len(fresh["results"]) == 1
+    assert len(fresh["results"]) == 1 and "attention_backends" not in fresh
 
 
 def test_postprocess_and_sliding_window_benchmarks_measure_something() -> None:

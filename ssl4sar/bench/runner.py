@@ -187,7 +187,8 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
 
 
 def _merge_old(report: dict[str, Any], old: dict[str, Any], path: Path, new_keys: set[str]) -> None:
-    """Keep the rows of ``old`` (the report already on disk) that this run does not measure again."""
+    """Keep the rows of ``old`` (the report already on disk) that this run does not measure again, its peak and its
+    attention-kernel record."""
     env, oenv = report["environment"], old["environment"]
     if (oenv.get("device_name"), old.get("preset"), old.get("mode")) != (env.get("device_name"), report["preset"],
                                                                          report["mode"]):
@@ -203,6 +204,8 @@ def _merge_old(report: dict[str, Any], old: dict[str, Any], path: Path, new_keys
     report["skipped"] = [f for f in old.get("skipped", []) if kept(f)]
     report["peak"] = old.get("peak")
     report["compile"] = bool(old.get("compile")) or report["compile"]
+    if old.get("attention_backends"):  # replaced below when this run runs a network
+        report["attention_backends"] = old["attention_backends"]
 
 
 def book_report(out_dir: str | Path, *, preset: str, device: str | torch.device = "auto", seed: int = 0,
