@@ -5,7 +5,8 @@
 #   2. (unless BENCH=off) for each batch size in BENCH_BATCHES: `python -m ssl4sar.bench --quick` on the fast vs
 #      reference path (and the torch.compile'd fast path with COMPILE=on; on CUDA also the fast-contiguous
 #      ablation, and for training steps the fast-polyphase and fast-no-cudnn-autotuning ones), % of the measured
-#      bf16 peak -> $OUT/bench-b<N>/;
+#      bf16 peak, and the attention kernel PyTorch picks for each block (bench.json attention_backends: every block
+#      should name a fused kernel, none `math`) -> $OUT/bench-b<N>/;
 #      the first batch size also writes the torch.profiler tables (profile.txt, profile-compile.txt,
 #      profile-sliding-window.txt: is inference, at 3.5 % of the H200 peak, waiting on the host?); then
 #      `python -m ssl4sar.bench.roofline --measure`: the training step's roofline bounds from this device's measured
