@@ -164,7 +164,9 @@ if not times.empty:
 #
 # `ssl4sar evaluate` and `ssl4sar predict` use the fast path by default (`--precision auto`, the presets'
 # `inference.precision`; `--precision fp32` gives the reference arithmetic); `ssl4sar finetune --precision
-# bf16-mixed` trains in bf16 on GPUs and on CPUs with native bf16. In code:
+# bf16-mixed` trains in bf16 where the hardware computes it natively: GPUs of compute capability 8.0 or later (A100,
+# L4, H100) and CPUs with AVX512-BF16 or AMX. A T4 (Colab's free tier) or a V100 only emulates bf16, more slowly
+# than float32, so there both commands run in float32 and training says so in a warning. In code:
 #
 # ```python
 # from ssl4sar.models import Tyrion

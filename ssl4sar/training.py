@@ -22,9 +22,11 @@ Devices
     strategy (NCCL on GPUs, gloo on CPU).
 
 Precision
-    ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16). ``bf16-mixed`` is used on CUDA and on CPUs
-    with native bf16 (AVX512-BF16 / AMX: a paper-network step about 2x faster, see ``make bench``); on other CPUs it
-    falls back to ``32-true`` with a warning (emulated bf16 is several times slower).
+    ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16). ``bf16-mixed`` is used where the hardware
+    computes bf16 natively: GPUs of compute capability 8.0 or later (A100, L4, H100, ...) and CPUs with AVX512-BF16 /
+    AMX (a paper-network step about 2x faster, see ``make bench``). Elsewhere it falls back to ``32-true`` with a
+    warning: emulated bf16 is several times slower on AVX2 CPUs, and on a T4 (Colab's free tier) or a V100 it has no
+    tensor cores or cuDNN convolutions, although ``torch.cuda.is_bf16_supported()`` answers True there.
 
 Reproducibility
     :func:`seed_everything` seeds Python, NumPy and torch (and DataLoader workers). :class:`StepSeed` re-seeds
@@ -252,6 +254,29 @@ class TrainingPlan:
                 "accumulate_grad_batches": self.accumulate_grad_batches}
 
 
+def _precision_for_hardware(accelerator: str, n_dev: int) -> str:
+    """``bf16-mixed`` where every device of the run computes bf16 natively, else ``32-true`` with a warning: emulated
+    bf16 is slower than float32 (several times on AVX2 CPUs; T4 / V100 GPUs lack bf16 tensor cores and cuDNN bf16
+    convolutions)."""
+    from ssl4sar.models.fast import cpu_has_native_bf16, cuda_has_native_bf16
+
+    if _cuda_requested(accelerator):
+        emulated = [i for i in range(n_dev) if not cuda_has_native_bf16(i)]
+        if not emulated:
+            return "bf16-mixed"
+        gpu = torch.cuda.get_device_name(emulated[0])
+        major, minor = torch.cuda.get_device_capability(emulated[0])
+        log.warning("precision bf16-mixed needs a GPU with native bf16 (compute capability 8.0 or later: A100, L4, "
+                    "H100, ...); this run's %s has %d.%d and would emulate it, slower than float32: using 32-true",
+                    gpu, major, minor)
+        return "32-true"
+    if cpu_has_native_bf16():
+        return "bf16-mixed"
+    log.warning("precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this run is on "
+                "%s without it: using 32-true", accelerator if accelerator != "auto" else "CPU")
+    return "32-true"
+
+
 def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto", num_nodes: int | None = None,
                   precision: str | None = None, accelerator: str = "auto") -> TrainingPlan:
     """Derive a :class:`TrainingPlan` from a preset section (``finetune`` / ``pretrain``).
@@ -279,13 +304,8 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
     prec = str(precision if precision is not None else section.get("precision", paper_preset().finetune.precision))
     if prec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
-    if prec == "bf16-mixed" and not _cuda_requested(accelerator):
-        from ssl4sar.models.fast import cpu_has_native_bf16
-
-        if not cpu_has_native_bf16():  # emulated bf16 (AVX2) is several times slower than fp32
-            log.warning("precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this "
-                        "run is on %s without it: using 32-true", accelerator if accelerator != "auto" else "CPU")
-            prec = "32-true"
+    if prec == "bf16-mixed":
+        prec = _precision_for_hardware(accelerator, n_dev)
     strategy = "ddp" if n_dev * n_nodes > 1 else "auto"
     return TrainingPlan(accelerator=accelerator, devices=n_dev, num_nodes=n_nodes, strategy=strategy,
                         precision=prec, accumulate_grad_batches=accum, batch_size_per_device=bpd,

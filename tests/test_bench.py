@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_gpu import pretend_cuda
 from torch.utils.flop_counter import FlopCounterMode
 
 from ssl4sar.bench import (
@@ -239,6 +240,24 @@ def test_reference_and_fast_paths_are_what_they_claim() -> None:
     assert cpu.fused and cpu.centre_only and cpu.precision == "auto" and not cpu.channels_last
     assert gpu.channels_last  # cuDNN's layout; decided from the device name, no GPU needed
     assert cpu.describe("cpu")["realised_precision"] in ("bf16-mixed", "fp32")
+
+
+@pytest.mark.parametrize(("capability", "name", "dtype"),
+                         [((7, 5), "Tesla T4", torch.float32), ((9, 0), "NVIDIA H200", torch.bfloat16)])
+def test_gpu_peak_is_measured_in_the_precision_the_fast_path_computes(
+    monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str, dtype: torch.dtype
+) -> None:
+    # "% of peak" divides the fast path's FLOP/s by the matmul peak: on a T4 the fast path runs float32 (its bf16 is
+    # emulated), so an emulated-bf16 peak would make that fraction meaningless
+    from ssl4sar.bench.plan import MatmulPeak, plan_benchmarks
+    from ssl4sar.config import load_preset
+
+    pretend_cuda(monkeypatch, capability, name)
+    assert fast_path("cuda").amp_dtype("cuda") is (dtype if dtype is torch.bfloat16 else None)
+    plan = plan_benchmarks(load_preset("smoke"), device=torch.device("cuda"), quick=True, compile=False,
+                           preset_name="smoke")
+    peak = next(b for b in plan if isinstance(b, MatmulPeak))
+    assert peak.dtype is dtype and peak.variant.startswith(str(dtype).replace("torch.", ""))
 
 
 def test_ratios_come_from_same_case_reference() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from fake_gpu import pretend_cuda
 from timm.models.swin_transformer_v2 import WindowAttention
 
 from ssl4sar.models import Tyrion
@@ -28,6 +29,7 @@ from ssl4sar.models.fast import (
     autocast,
     compile_failed,
     cpu_has_native_bf16,
+    cuda_has_native_bf16,
     cudnn_autotuning,
     disable_fused_attention,
     enable_fused_attention,
@@ -317,6 +319,31 @@ def test_optimize_for_device_cpu() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("capability", "name", "native"),
+    [((7, 5), "Tesla T4", False), ((7, 0), "Tesla V100-SXM2-16GB", False), ((6, 0), "Tesla P100-PCIE-16GB", False),
+     ((8, 0), "NVIDIA A100-SXM4-40GB", True), ((8, 9), "NVIDIA L4", True), ((9, 0), "NVIDIA H100 80GB HBM3", True)],
+)
+def test_auto_precision_on_a_gpu_is_bf16_only_where_it_is_native(
+    monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str, native: bool
+) -> None:
+    # torch.cuda.is_bf16_supported() answers True on a T4 (emulated bf16: no tensor cores, no cuDNN bf16
+    # convolutions, no fused bf16 attention), so it cannot decide; the compute capability does (>= 8.0)
+    pretend_cuda(monkeypatch, capability, name)
+    assert torch.cuda.is_bf16_supported()  # what torch answers on every one of these GPUs
+    assert cuda_has_native_bf16() is native and cuda_has_native_bf16("cuda:0") is native
+    assert amp_dtype_for("cuda", "auto") is (torch.bfloat16 if native else None)
+    assert lightning_precision("cuda", "auto") == ("bf16-mixed" if native else "32-true")
+    # an explicit choice is the user's
+    assert amp_dtype_for("cuda", "bf16") is torch.bfloat16 and amp_dtype_for("cuda", "fp32") is None
+
+
+def test_auto_precision_on_rocm_is_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    pretend_cuda(monkeypatch, (9, 0), "AMD Instinct MI250X")
+    monkeypatch.setattr(torch.version, "hip", "6.2")
+    assert cuda_has_native_bf16() and amp_dtype_for("cuda", "auto") is torch.bfloat16
 
 
 def test_amp_helpers() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from fake_gpu import pretend_cuda
 from torch.utils.data import DataLoader, TensorDataset
 
 from ssl4sar.config import load_preset
@@ -92,6 +93,27 @@ def test_plan_training_precision(monkeypatch: pytest.MonkeyPatch) -> None:
         plan_training(ft, devices=1, precision="16-mixed", accelerator="cpu")
     with pytest.raises(ValueError, match="batch_size_per_device"):
         plan_training({"global_batch_size": 4}, devices=1, accelerator="cpu")
+
+
+@pytest.mark.parametrize(("capability", "name", "native"),
+                         [((7, 5), "Tesla T4", False), ((8, 0), "NVIDIA A100-SXM4-40GB", True)])
+def test_plan_training_precision_on_a_gpu(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                          capability: tuple[int, int], name: str, native: bool) -> None:
+    # the gpu preset's bf16-mixed on a GPU without native bf16 (a T4 on Colab's free tier) would run emulated
+    # bf16 (slower than float32: no tensor cores, no cuDNN bf16 convolutions); such a run uses 32-true and says so
+    pretend_cuda(monkeypatch, capability, name, count=2)
+    ft = load_preset("gpu")["finetune"]
+    assert ft["precision"] == "bf16-mixed"
+    with caplog.at_level("WARNING", logger="ssl4sar.training"):
+        for accelerator in ("auto", "cuda"):
+            plan = plan_training(ft, devices=1, accelerator=accelerator)
+            assert plan.precision == ("bf16-mixed" if native else "32-true")
+            two = plan_training({**ft, "batch_size_per_device": 8}, devices="auto", accelerator=accelerator)
+            assert two.devices == 2 and two.precision == plan.precision
+    if native:
+        assert not caplog.records
+    else:
+        assert "Tesla T4" in caplog.text and "7.5" in caplog.text and "32-true" in caplog.text
 
 
 def test_resolve_devices_and_nodes(monkeypatch: pytest.MonkeyPatch) -> None:

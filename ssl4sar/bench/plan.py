@@ -318,7 +318,8 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
         train_batch = batch or {"smoke": 8, "demo": 32}.get(preset_name, 16)
         infer_batch = batch or 16
         rounds, wpa = (3, 7) if quick else (10, 15)
-        mm = MatmulPeak("", dev, torch.bfloat16, 8192, 10 if quick else 30)
+        # the fast path's arithmetic: bf16 where the GPU computes it natively, float32 on a T4 or V100
+        mm = MatmulPeak("", dev, fast_path(device).amp_dtype(device) or torch.float32, 8192, 10 if quick else 30)
     else:
         train_batch = batch or 2
         # inference: 2 windows per forward pass (on the 2-core CPU 1.14-1.25x the windows/s of 8); 4 x 4 windows = 8

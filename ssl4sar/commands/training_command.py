@@ -78,7 +78,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_ove
     parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default=None,
-                        help=f"override {section}.precision (bf16-mixed: on CUDA and on CPUs with native bf16)")
+                        help=f"override {section}.precision (bf16-mixed: where the GPU or CPU computes bf16 natively, "
+                             "else 32-true with a warning)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override a preset value, e.g. --set {example_override} (repeatable)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",

@@ -4,7 +4,7 @@ None of these changes the weights or the state-dict layout; each one is opt-in, 
 :func:`optimize_for_device` applies the ones that help on a device in one call::
 
     model = optimize_for_device(Tyrion.from_config(cfg["model"]), "cuda")       # fused + channels_last
-    with autocast("cuda", amp_dtype_for("cuda")):                                # bf16 on GPUs that have it
+    with autocast("cuda", amp_dtype_for("cuda")):                                # bf16 on GPUs that have it natively
         logits = model(x)
 
 **Fused attention** (:class:`FusedWindowAttention`). SwinV2's cosine attention is
@@ -34,8 +34,9 @@ in bf16 under autocast) and cast to the attention dtype afterwards.
 permuted NHWC token grids), so ``model.to(memory_format=torch.channels_last)`` removes layout conversions in
 front of every convolution. Outputs are identical up to rounding.
 
-**bf16 autocast** (:func:`autocast`, :func:`amp_dtype_for`): bf16 on CUDA devices that support it; on CPUs only
-with native bf16 (AVX512-BF16 / AMX), where oneDNN makes it faster — on AVX2 CPUs it is several times slower.
+**bf16 autocast** (:func:`autocast`, :func:`amp_dtype_for`): only where the device computes bf16 natively — GPUs of
+compute capability 8.0 and later (on a T4 or V100 bf16 is emulated and slower than float32), CPUs with AVX512-BF16 /
+AMX, where oneDNN makes it faster (on AVX2 CPUs it is several times slower).
 
 **Inference form** (:func:`for_inference`): fused attention (and channels-last on CUDA) plus TYRION's polyphase
 ×2 upsampling convolutions (:meth:`ssl4sar.models.tyrion.Tyrion.set_polyphase_upsampling`: 16/36 of their
@@ -77,6 +78,7 @@ __all__ = [
     "autocast",
     "compile_failed",
     "cpu_has_native_bf16",
+    "cuda_has_native_bf16",
     "cudnn_autotuning",
     "disable_fused_attention",
     "enable_fused_attention",
@@ -268,10 +270,26 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cuda_has_native_bf16(device: str | torch.device | int | None = None) -> bool:
+    """Whether the CUDA device (default: the current one) computes bf16 natively: compute capability 8.0 or higher
+    (A100, A10, L4, RTX 30xx and later, H100), or an AMD GPU under ROCm.
+
+    ``torch.cuda.is_bf16_supported()`` cannot decide this: by default it answers True on older GPUs as well (T4 on
+    Colab's free tier, V100), because a bf16 tensor can be made there. On those, bf16 is emulated: no tensor cores,
+    no cuDNN bf16 convolutions, no fused bf16 attention, so autocast to bf16 is slower than float32.
+    """
+    if not torch.cuda.is_available():
+        return False
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def amp_dtype_for(device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
     """Autocast dtype for ``device``: ``None`` means full float32.
 
-    ``precision``: ``"auto"`` (bf16 on CUDA devices that support it and on CPUs with native bf16, else float32),
+    ``precision``: ``"auto"`` (bf16 where the device computes it natively: :func:`cuda_has_native_bf16`,
+    :func:`cpu_has_native_bf16`; else float32),
     ``"bf16"`` / ``"bf16-mixed"`` (always bf16), ``"32"`` / ``"fp32"`` / ``"32-true"`` (float32).
     """
     dev = torch.device(device)
@@ -283,7 +301,7 @@ def amp_dtype_for(device: str | torch.device, precision: str = "auto") -> torch.
     if p != "auto":
         raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
     if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if cuda_has_native_bf16(dev) else None
     if dev.type == "cpu":
         return torch.bfloat16 if cpu_has_native_bf16() else None
     return None

@@ -1,0 +1,23 @@
+"""Make torch report CUDA GPUs of a chosen kind on a machine without one, for the code that decides by the GPU's
+kind (precision, benchmark plans). Nothing runs on the pretended device: only ``torch.cuda``'s queries answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def pretend_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str, count: int = 1) -> None:
+    """``count`` GPUs named ``name`` with compute ``capability``, answering as torch does on such a GPU.
+
+    ``torch.cuda.is_bf16_supported()`` answers True below compute capability 8.0 too: by default it only checks
+    that a bf16 tensor can be made there, which emulation allows (T4, V100).
+    """
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: capability[0] >= 8 or including_emulation)
+    monkeypatch.setattr(torch.version, "hip", None)
