@@ -27,3 +27,30 @@ class ChecksumError(DataError):
 
 class TrainingDiverged(RuntimeError):
     """Training stopped because the loss or the weights became NaN or infinite (no checkpoint of that state)."""
+
+
+class OutOfMemory(RuntimeError):
+    """A training or inference step did not fit in the device's memory. The message names the device, the setting
+    that decides the memory (the batch per device, the windows per forward pass) and a value to try instead."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure of torch: ``torch.OutOfMemoryError`` (CUDA), or the CPU allocator's
+    ``RuntimeError`` ("DefaultCPUAllocator: can't allocate memory")."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
+
+
+def device_memory_text(device: object) -> str:
+    """``"Tesla T4 (GPU 0, 14.6 GiB)"`` for a CUDA device, ``"the CPU"`` otherwise (for messages)."""
+    import torch
+
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return "the CPU" if dev.type == "cpu" else str(dev)
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return f"{props.name} (GPU {index}, {props.total_memory / 1024**3:.1f} GiB)"

@@ -42,6 +42,7 @@ from scipy.ndimage import gaussian_filter
 
 from ssl4sar.config import paper_preset
 from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
+from ssl4sar.errors import OutOfMemory, device_memory_text, is_out_of_memory
 from ssl4sar.models.fast import cudnn_autotuning
 from ssl4sar.parallel import threaded_map
 
@@ -273,22 +274,33 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
             return torch.softmax(logits.float(), dim=1).to(cdev)
 
     batches = list(_batches(origins, batch_size))
-    with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev):
-        results = threaded_map(probabilities, batches, n_workers)
-        for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
-            if acc is None:
-                acc = torch.zeros((prob.shape[1], h, w), dtype=torch.float32, device=cdev)
-            for i, (r, col) in enumerate(batch):
-                # the window's centre covers original rows [r, r + T) and columns [col, col + T)
-                if r >= h or col >= w:
-                    continue
-                y1, x1 = min(r + t, h), min(col + t, w)
-                gi = g[: y1 - r, : x1 - col]
-                acc[:, r:y1, col:x1] += prob[i, :, : y1 - r, : x1 - col] * gi
-                wsum[r:y1, col:x1] += gi
-        assert acc is not None
-        acc /= torch.clamp(wsum, min=1e-12)
-        return acc.cpu().numpy()
+    try:
+        with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev):
+            results = threaded_map(probabilities, batches, n_workers)
+            for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
+                if acc is None:
+                    acc = torch.zeros((prob.shape[1], h, w), dtype=torch.float32, device=cdev)
+                for i, (r, col) in enumerate(batch):
+                    # the window's centre covers original rows [r, r + T) and columns [col, col + T)
+                    if r >= h or col >= w:
+                        continue
+                    y1, x1 = min(r + t, h), min(col + t, w)
+                    gi = g[: y1 - r, : x1 - col]
+                    acc[:, r:y1, col:x1] += prob[i, :, : y1 - r, : x1 - col] * gi
+                    wsum[r:y1, col:x1] += gi
+            assert acc is not None
+            acc /= torch.clamp(wsum, min=1e-12)
+            return acc.cpu().numpy()
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        parallel = f" in {n_workers} parallel passes" if n_workers > 1 else ""
+        canvas = "" if cdev.type == "cpu" else (f", or keep the stitching canvas ({h} × {w} px per class, float32) in "
+                                                "CPU memory (canvas_device='cpu')")
+        raise OutOfMemory(
+            f"sliding-window inference of a {h} × {w} px image ran out of memory on {device_memory_text(dev)} with "
+            f"{batch_size} windows of {c} px per forward pass{parallel}: lower the windows per pass (batch_size, "
+            f"--batch-size; e.g. {max(1, batch_size // 2)}: the same windows, fewer at a time){canvas}") from exc
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import lightning.pytorch as pl
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, OutOfMemory, is_out_of_memory
 from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
 from ssl4sar.training import (
@@ -142,6 +142,7 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         DataError: missing ``data_dir``, an unwritable ``out_dir``, a refused / non-finite / mismatched checkpoint.
         ValueError: a preset that gives no optimiser step per epoch.
         TrainingDiverged: the loss or the weights became NaN / infinite; names the last good checkpoint.
+        OutOfMemory: a step did not fit in the device's memory; names the device and a batch per device to try.
     """
     section = cfg[spec.section]
     seed = int(cfg["seed"] if seed is None else seed)
@@ -193,7 +194,12 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
     if resume_state is not None and max_steps is None and max_epochs <= resume_state.epoch + 1:
         log.warning("%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
                     "--max-epochs)", resume_from, resume_state.epoch + 1, max_epochs)
-    fit(trainer, module, datamodule, resume_state)
+    try:
+        fit(trainer, module, datamodule, resume_state)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise OutOfMemory(plan.out_of_memory_message(spec.label, spec.section, out)) from exc
 
     best_cbs, last_cb = ckpt_cbs[:-1], ckpt_cbs[-1]
     export = _export_best(spec, cfg, out, best_cbs[0], module, trainer, seed, init_desc) if trainer.is_global_zero \

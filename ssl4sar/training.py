@@ -76,7 +76,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from ssl4sar.config import TRAINING_PRECISIONS as PRECISIONS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import paper_preset
-from ssl4sar.errors import DataError, TrainingDiverged
+from ssl4sar.errors import DataError, TrainingDiverged, device_memory_text
 from ssl4sar.io import write_text_atomic
 from ssl4sar.metrics_log import read_metrics_csv  # re-exported: its home is metrics_log
 
@@ -247,6 +247,29 @@ class TrainingPlan:
         """Optimiser steps of one epoch of ``samples_per_epoch`` (loaders drop the last incomplete batch)."""
         batches = int(samples_per_epoch) // self.world_size // self.batch_size_per_device
         return batches // self.accumulate_grad_batches
+
+    def smaller_batch_per_device(self) -> int | None:
+        """The largest batch per device below this plan's that keeps its global batch (by accumulating more steps),
+        or ``None`` at one sample per device."""
+        per_process = self.global_batch_size // self.world_size
+        return next((b for b in range(self.batch_size_per_device - 1, 0, -1) if per_process % b == 0), None)
+
+    def out_of_memory_message(self, label: str, section: str, out_dir: str | Path) -> str:
+        """What to tell the user when a step of this plan did not fit in memory, and what to change."""
+        where = device_memory_text("cuda" if self.on_cuda else "cpu")
+        message = (f"{label} ran out of memory on {where} with {self.batch_size_per_device} samples per device "
+                   f"({self.precision}): ")
+        smaller = self.smaller_batch_per_device()
+        if smaller is not None:
+            steps = self.global_batch_size // self.world_size // smaller
+            message += (f"lower the batch per device, e.g. --set {section}.batch_size_per_device={smaller}: the global "
+                        f"batch stays {self.global_batch_size} (gradient accumulation over {steps} steps), so the "
+                        "recipe is unchanged")
+        else:
+            message += "one sample per device does not fit: use a device with more memory"
+            if self.precision == "32-true" and self.on_cuda:
+                message += ", or bf16-mixed on a GPU that computes bf16 natively"
+        return message + f". The checkpoints written so far stay in {out_dir}"
 
     def trainer_kwargs(self) -> dict[str, Any]:
         return {"accelerator": self.accelerator, "devices": self.devices, "num_nodes": self.num_nodes,

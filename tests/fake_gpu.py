@@ -3,12 +3,16 @@ kind (precision, benchmark plans). Nothing runs on the pretended device: only ``
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
 
-def pretend_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str, count: int = 1) -> None:
-    """``count`` GPUs named ``name`` with compute ``capability``, answering as torch does on such a GPU.
+def pretend_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str, count: int = 1,
+                 memory_gib: float = 15.0) -> None:
+    """``count`` GPUs named ``name`` with compute ``capability`` and ``memory_gib`` of memory, answering as torch
+    does on such a GPU.
 
     ``torch.cuda.is_bf16_supported()`` answers True below compute capability 8.0 too: by default it only checks
     that a bf16 tensor can be made there, which emulation allows (T4, V100).
@@ -18,6 +22,9 @@ def pretend_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], n
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    properties = types.SimpleNamespace(name=name, major=capability[0], minor=capability[1],
+                                       total_memory=int(memory_gib * 1024**3), multi_processor_count=40)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: properties)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported",
                         lambda including_emulation=True: capability[0] >= 8 or including_emulation)
     monkeypatch.setattr(torch.version, "hip", None)

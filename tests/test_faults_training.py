@@ -51,6 +51,41 @@ class _Crafted:
         return (builtins.open, (str(self.marker), "w"))
 
 
+# ------------------------------------------------------------------------------------------------- out of memory
+_CPU_ALLOCATOR_FAILURE = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                          "you tried to allocate 8589934592 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError(_CPU_ALLOCATOR_FAILURE)], ids=["cuda", "cpu-allocator"])
+def test_out_of_memory_names_the_device_and_a_batch_that_keeps_the_recipe(
+        smoke_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        error: Exception) -> None:
+    def no_memory(self: Tyrion, x: torch.Tensor) -> torch.Tensor:
+        raise error
+
+    monkeypatch.setattr(Tyrion, "forward", no_memory)
+    with caplog.at_level(logging.ERROR):
+        rc = _finetune(smoke_data, tmp_path / "run")
+    assert rc == 1                                              # one line, not the allocator's traceback
+    message = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    assert "fine-tuning ran out of memory on the CPU with 4 samples per device (32-true)" in message
+    assert "--set finetune.batch_size_per_device=2: the global batch stays 4 (gradient accumulation over 2 steps)" \
+        in message
+    assert f"The checkpoints written so far stay in {tmp_path / 'run'}" in message
+
+
+def test_other_runtime_errors_of_a_step_are_not_reported_as_out_of_memory(smoke_data: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Tyrion, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(Tyrion, "forward", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied") as info:
+        _finetune(smoke_data, tmp_path / "run")
+    assert type(info.value) is RuntimeError
+
+
 # ---------------------------------------------------------------------------------------------------- divergence
 def test_divergence_stops_at_the_first_non_finite_step_without_checkpoints(smoke_data: Path, tmp_path: Path,
                                                                            caplog: pytest.LogCaptureFixture) -> None:

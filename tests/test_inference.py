@@ -14,6 +14,7 @@ from memory import traced_peak
 from scipy.ndimage import gaussian_filter
 
 from ssl4sar.data.sampling import overlapping_padding_stages, pad_overlapping, whole_image_padding
+from ssl4sar.errors import OutOfMemory
 from ssl4sar.inference import (
     EnsemblePrediction,
     RunningMoments,
@@ -157,6 +158,29 @@ def test_sliding_window_restores_training_mode_and_validates():
         sliding_window_probabilities(lambda x: x[:, :, :4, :4], image(10, 10), context_size=16, stride=8)
     with pytest.raises(ValueError, match="image"):
         sliding_window_probabilities(model, np.zeros((2, 3, 4)), context_size=16, stride=8)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sliding_window_out_of_memory_names_the_setting_to_lower(workers):
+    def no_memory(x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+
+    with pytest.raises(OutOfMemory) as info:
+        sliding_window_probabilities(no_memory, image(40, 50), context_size=16, stride=8, batch_size=6,
+                                     workers=workers)
+    text = str(info.value)
+    assert text.startswith("sliding-window inference of a 40 × 50 px image ran out of memory on the CPU with 6 windows "
+                           "of 16 px per forward pass")
+    assert ("in 2 parallel passes" in text) is (workers == 2)
+    assert "--batch-size; e.g. 3: the same windows, fewer at a time" in text
+    assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
+
+    def broken(x):
+        raise RuntimeError("not an allocation failure")
+
+    with pytest.raises(RuntimeError, match="not an allocation failure") as other:
+        sliding_window_probabilities(broken, image(40, 50), context_size=16, stride=8, workers=workers)
+    assert not isinstance(other.value, OutOfMemory)
 
 
 def test_tuple_output_and_plain_callable_models():

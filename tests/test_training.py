@@ -116,6 +116,28 @@ def test_plan_training_precision_on_a_gpu(monkeypatch: pytest.MonkeyPatch, caplo
         assert "Tesla T4" in caplog.text and "7.5" in caplog.text and "32-true" in caplog.text
 
 
+def test_out_of_memory_advice_keeps_the_global_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    def plan(batch: int, global_batch: int, devices: int = 1, precision: str = "32-true") -> TrainingPlan:
+        return TrainingPlan(accelerator="cuda", devices=devices, num_nodes=1, strategy="auto", precision=precision,
+                            accumulate_grad_batches=global_batch // (batch * devices), batch_size_per_device=batch,
+                            global_batch_size=global_batch)
+
+    # the largest smaller batch that divides each process's share of the global batch
+    assert plan(16, 16).smaller_batch_per_device() == 8
+    assert plan(16, 128, devices=4).smaller_batch_per_device() == 8    # 32 per process
+    assert plan(12, 36).smaller_batch_per_device() == 9
+    assert plan(5, 5).smaller_batch_per_device() == 1
+    assert plan(1, 8).smaller_batch_per_device() is None
+    pretend_cuda(monkeypatch, (7, 5), "Tesla T4", memory_gib=14.58)
+    text = plan(16, 16).out_of_memory_message("fine-tuning", "finetune", "runs/ft")
+    assert text.startswith("fine-tuning ran out of memory on Tesla T4 (GPU 0, 14.6 GiB) with 16 samples per device "
+                           "(32-true): lower the batch per device, e.g. --set finetune.batch_size_per_device=8: the "
+                           "global batch stays 16 (gradient accumulation over 2 steps)")
+    assert text.endswith("The checkpoints written so far stay in runs/ft")
+    last = plan(1, 8).out_of_memory_message("optsimmim pretraining", "pretrain", "runs/pt")
+    assert "one sample per device does not fit" in last and "bf16-mixed on a GPU that computes bf16 natively" in last
+
+
 def test_resolve_devices_and_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_devices("auto", accelerator="cpu") == 1
     assert resolve_devices("3") == 3 and resolve_devices(2) == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ssl4sar.config import paper_preset
 from ssl4sar.data.caffe import SPLITS
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, OutOfMemory
 
 __all__ = ["configure", "run"]
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             keep_rule=args.keep_rule, min_front_length_m=args.min_front_length_m, figures=figures,
             save_probabilities=args.save_probabilities, progress=not args.no_progress,
             trust_checkpoint=args.trust_checkpoint, resume=args.resume, processes=args.processes)
-    except (DataError, ValueError) as exc:
+    except (DataError, ValueError, OutOfMemory) as exc:
         logger.error("%s", exc)
         return 1
     sys.stdout.write(format_summary(result) + "\n")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from ssl4sar.config import PRESETS
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, OutOfMemory
 
 __all__ = ["configure", "run"]
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                               ssl4sar_dir=args.ssl4sar_data, inits=args.inits, seeds=args.seeds,
                               workers=args.workers, gpu_workers=args.gpu_workers,
                               imagenet_weights=args.imagenet_weights, data_workers=args.data_workers)
-    except (DataError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ValueError, FileNotFoundError, OutOfMemory) as exc:
         logger.error("%s", exc)
         return 1
     print(json.dumps(record.stages, indent=2, default=str))

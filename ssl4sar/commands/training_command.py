@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ssl4sar.config import PRESETS, TRAINING_PRECISIONS, load_preset
-from ssl4sar.errors import DataError, TrainingDiverged
+from ssl4sar.errors import DataError, OutOfMemory, TrainingDiverged
 
 __all__ = ["add_run_arguments", "add_training_arguments", "parse_overrides", "run_training_command"]
 
@@ -41,7 +41,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, section: str, *, dat
 def run_training_command(args: argparse.Namespace, train: Callable[..., Any],
                          report: Callable[[Any], Mapping[str, Any]]) -> int:
     """Run ``train(cfg, args.data, args.out, **run options)`` with the preset of ``args``; log each
-    ``label: value`` of ``report(result)``. Returns 0, or 1 after a one-line error for bad input or divergence."""
+    ``label: value`` of ``report(result)``. Returns 0, or 1 after a one-line error for bad input, divergence or a step
+    that did not fit in memory."""
     try:
         cfg = load_preset(args.preset, parse_overrides(args.overrides))
         result = train(cfg, args.data, args.out, init=args.init, seed=args.seed, devices=args.devices,
@@ -49,7 +50,7 @@ def run_training_command(args: argparse.Namespace, train: Callable[..., Any],
                        max_epochs=args.max_epochs, precision=args.precision, accelerator=args.accelerator,
                        imagenet_weights=args.imagenet_weights, progress=args.progress,
                        trust_checkpoint=args.trust_checkpoint)
-    except (DataError, ValueError, TrainingDiverged) as exc:
+    except (DataError, ValueError, TrainingDiverged, OutOfMemory) as exc:
         log.error("%s", exc)
         return 1
     for label, value in report(result).items():
