@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is needed: the command line's start-up does not load it
+    import torch
 
 
 class DataError(ValueError):
@@ -44,11 +48,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
 
-def device_memory_text(device: object) -> str:
+def device_memory_text(device: str | torch.device) -> str:
     """``"Tesla T4 (GPU 0, 14.6 GiB)"`` for a CUDA device, ``"the CPU"`` otherwise (for messages)."""
     import torch
 
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    dev = torch.device(device)
     if dev.type != "cuda" or not torch.cuda.is_available():
         return "the CPU" if dev.type == "cpu" else str(dev)
     index = dev.index if dev.index is not None else torch.cuda.current_device()
