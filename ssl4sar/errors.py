@@ -43,7 +43,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     ``RuntimeError`` ("DefaultCPUAllocator: can't allocate memory")."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    # torch.cuda.OutOfMemoryError: the same class as torch.OutOfMemoryError, which torch 2.4 (our oldest) lacks
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
