@@ -261,7 +261,7 @@ class TrainingPlan:
                    f"({self.precision}): ")
         smaller = self.smaller_batch_per_device()
         if smaller is not None:
-            steps = self.global_batch_size // self.world_size // smaller
+            steps = accumulation_steps(self.global_batch_size, smaller, self.devices, self.num_nodes)
             message += (f"lower the batch per device, e.g. --set {section}.batch_size_per_device={smaller}: the global "
                         f"batch stays {self.global_batch_size} (gradient accumulation over {steps} steps), so the "
                         "recipe is unchanged")
