@@ -295,8 +295,9 @@ def _precision_for_hardware(accelerator: str, n_dev: int) -> str:
         return "32-true"
     if cpu_has_native_bf16():
         return "bf16-mixed"
-    log.warning("precision bf16-mixed needs a CUDA GPU or a CPU with native bf16 (AVX512-BF16 / AMX); this run is on "
-                "%s without it: using 32-true", accelerator if accelerator != "auto" else "CPU")
+    log.warning("precision bf16-mixed needs a GPU or a CPU with native bf16 (compute capability 8.0 or later; "
+                "AVX512-BF16 / AMX); this run is on %s without it: using 32-true",
+                accelerator if accelerator != "auto" else "CPU")
     return "32-true"
 
 
