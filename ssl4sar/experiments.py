@@ -80,6 +80,7 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
     from ssl4sar.evaluate import evaluate
     from ssl4sar.finetune import finetune
     from ssl4sar.metrics_log import epoch_table
+    from ssl4sar.training import single_device_hardware
 
     pin_threads(threads)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "ssl4sar.data.caffe"):
@@ -89,7 +90,7 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
     t0 = time.perf_counter()
     result = finetune(cfg, caffe_root, spec.out_dir, init=spec.source, seed=spec.seed, max_epochs=max_epochs,
                       imagenet_weights=imagenet_weights if spec.init == "imagenet" else None, resume=False,
-                      progress=False, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1)
+                      progress=False, **single_device_hardware(device))
     table = epoch_table(result.metrics_csv)
     write_text_atomic(spec.out_dir / "metrics.csv", table.to_csv())
     best_epoch, val_images, val_found = None, math.nan, math.nan

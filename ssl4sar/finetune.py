@@ -581,9 +581,9 @@ def rank_finetuned_models(finetune_dir: str | Path) -> pd.DataFrame:
 
 
 def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path, init: str | Path | None = None,
-             seed: int | None = None, devices: int | str = "auto", resume: bool = True, max_steps: int | None = None,
-             *, num_nodes: int | None = None, max_epochs: int | None = None, precision: str | None = None,
-             accelerator: str = "auto", imagenet_weights: str | Path | None = None,
+             seed: int | None = None, devices: int | str | Sequence[int] = "auto", resume: bool = True,
+             max_steps: int | None = None, *, num_nodes: int | None = None, max_epochs: int | None = None,
+             precision: str | None = None, accelerator: str = "auto", imagenet_weights: str | Path | None = None,
              callbacks: Sequence[Callback] = (), progress: bool = True,
              trainer_kwargs: Mapping[str, Any] | None = None, trust_checkpoint: bool = False) -> FinetuneResult:
     """Fine-tune TYRION on the CaFFe-layout data in ``data_dir``, writing everything under ``out_dir``.
@@ -594,7 +594,8 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
         out_dir: run folder (checkpoints, logs, ``config.yaml``, ``best_mde.pt``).
         init: ``scratch`` | ``imagenet`` | checkpoint path (default: ``finetune.init`` of the preset).
         seed: global seed (default: the preset's ``seed``, else 0).
-        devices: processes per node (``"auto"``: all GPUs, or 1 CPU process).
+        devices: processes per node (``"auto"``: all GPUs, or 1 CPU process), or a list of GPU indices (``[1]``:
+            GPU 1; see :func:`ssl4sar.training.single_device_hardware`).
         resume: continue from ``out_dir/checkpoints/last.ckpt`` (or a SLURM requeue checkpoint) when present.
         max_steps: stop after this many optimiser steps (``None``: run ``max_epochs``).
         num_nodes: nodes (``None``: from the launch environment, else 1).

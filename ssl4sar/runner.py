@@ -128,7 +128,7 @@ def _preset_value(cfg: Mapping[str, Any], dotted: str) -> Any:
 
 
 def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_dir: str | Path,
-                 init: str | Path | None = None, seed: int | None = None, devices: int | str = "auto",
+                 init: str | Path | None = None, seed: int | None = None, devices: int | str | Sequence[int] = "auto",
                  resume: bool = True, max_steps: int | None = None, *, num_nodes: int | None = None,
                  max_epochs: int | None = None, precision: str | None = None, accelerator: str = "auto",
                  imagenet_weights: str | Path | None = None, callbacks: Sequence[Callback] = (),
@@ -152,8 +152,10 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
     out = ensure_writable_dir(out_dir, "run folder")
     plan = plan_training(section, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
     max_epochs = int(section["max_epochs"] if max_epochs is None else max_epochs)
-    log.info("%s plan: %s device(s) × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
-             "precision %s", spec.label, plan.devices, plan.num_nodes, plan.accelerator, plan.batch_size_per_device,
+    log.info("%s plan: %s device(s)%s × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
+             "precision %s", spec.label, plan.devices,
+             f" (GPU {', '.join(map(str, plan.gpu_indices))})" if plan.gpu_indices else "", plan.num_nodes,
+             plan.accelerator, plan.batch_size_per_device,
              plan.accumulate_grad_batches, plan.global_batch_size, plan.precision)
 
     seed_everything(seed)

@@ -1,6 +1,6 @@
 """Shared training engine: seeding, trainer construction from a preset section, checkpoints, loggers, resume.
 
-Why one module of ~660 lines: it is the one engine that both fine-tuning and pretraining build a Lightning run
+Why one module of ~730 lines: it is the one engine that both fine-tuning and pretraining build a Lightning run
 with, and its sections (seeding, devices, loggers, checkpoints, resume and divergence; 25 to 150
 lines each, about 50 of them this docstring) are used together by :mod:`ssl4sar.runner` and share the
 :class:`TrainingPlan` and the run-folder layout; split into five modules, every caller would import all five.
@@ -17,9 +17,10 @@ Global batch and gradient accumulation
 
 Devices
     ``devices="auto"`` means: the ``LOCAL_WORLD_SIZE`` of a ``torchrun`` launch, else every visible CUDA GPU, else
-    one CPU process. ``num_nodes=None`` means: ``WORLD_SIZE / LOCAL_WORLD_SIZE`` under ``torchrun``,
-    ``SLURM_NNODES`` inside a SLURM job, else 1. More than one process in all selects Lightning's ``"ddp"``
-    strategy (NCCL on GPUs, gloo on CPU).
+    one CPU process. A count ``n`` means the first ``n`` GPUs; a list of GPU indices (Lightning's convention, e.g.
+    ``[1]`` for ``cuda:1``) names them, and the precision is then checked on those GPUs. ``num_nodes=None`` means:
+    ``WORLD_SIZE / LOCAL_WORLD_SIZE`` under ``torchrun``, ``SLURM_NNODES`` inside a SLURM job, else 1. More than one
+    process in all selects Lightning's ``"ddp"`` strategy (NCCL on GPUs, gloo on CPU).
 
 Precision
     ``"32-true"`` (the paper) or ``"bf16-mixed"`` (autocast to bfloat16). ``bf16-mixed`` is used where the hardware
@@ -60,6 +61,7 @@ import importlib.util
 import io
 import logging
 import math
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -99,6 +101,7 @@ __all__ = [
     "LOG_DIR",
     "LAST_CHECKPOINT",
     "single_device_hardware",
+    "named_gpus",
     "scalar_metrics",
     "existing_file",
     "ResumeState",
@@ -176,10 +179,36 @@ def resolve_devices(devices: int | str | None = "auto", accelerator: str = "auto
     return n
 
 
+def named_gpus(devices: int | str | Sequence[int] | None, accelerator: str = "auto") -> tuple[int, ...] | None:
+    """The CUDA GPUs that ``devices`` names by index (Lightning's ``devices=[1, 3]``), checked against the GPUs torch
+    sees; ``None`` where ``devices`` is a count or ``"auto"`` (the first GPUs). Raises ``ValueError`` naming the
+    index that is not an integer, repeated or absent, and for indices on a run without CUDA."""
+    if devices is None or isinstance(devices, (str, int)):
+        return None
+    indices = list(devices)
+    if not _cuda_requested(accelerator):
+        raise ValueError(f"devices {indices!r} are GPU indices, but the run is on the CPU (accelerator "
+                         f"{accelerator!r}, CUDA available: {torch.cuda.is_available()}): give a number of processes")
+    if not indices:
+        raise ValueError("devices: a list of GPU indices needs at least one index")
+    try:
+        gpus = tuple(operator.index(i) for i in indices)
+    except TypeError:
+        raise ValueError(f"devices: GPU indices must be integers, got {indices!r}") from None
+    count = torch.cuda.device_count()
+    for i in gpus:
+        if gpus.count(i) > 1:
+            raise ValueError(f"devices {list(gpus)} names GPU {i} twice")
+        if not 0 <= i < count:
+            raise ValueError(f"GPU {i} requested, but torch sees {count} CUDA device(s) (indices 0 to {count - 1}, "
+                             "numbered after CUDA_VISIBLE_DEVICES)")
+    return gpus
+
+
 def single_device_hardware(device: str = "auto") -> dict[str, Any]:
-    """Keyword arguments (``accelerator``, ``devices``, ``trainer_kwargs``) of ``finetune``/``pretrain`` that train on
-    one device named as the book's chapters name it: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    Multi-device runs go through the CLI (``--devices``)."""
+    """Keyword arguments (``accelerator``, ``devices``) of ``finetune``/``pretrain`` that train on one device named as
+    the book's chapters name it: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (``devices=[N]``: that GPU, whose
+    bf16 support then decides the precision). Multi-device runs go through the CLI (``--devices``)."""
     name = str(device).strip().lower()
     if name == "cpu":
         return {"accelerator": "cpu", "devices": 1}
@@ -189,7 +218,7 @@ def single_device_hardware(device: str = "auto") -> dict[str, Any]:
         index = name.partition(":")[2]
         if index and not index.isdigit():
             raise ValueError(f"device {device!r}: expected 'cuda' or 'cuda:N' with an integer N")
-        return {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [int(index)]} if index else None}
+        return {"accelerator": "gpu", "devices": [int(index)] if index else 1}
     raise ValueError(f"unknown device {device!r}: choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
@@ -234,6 +263,8 @@ class TrainingPlan:
     accumulate_grad_batches: int
     batch_size_per_device: int
     global_batch_size: int
+    gpu_indices: tuple[int, ...] | None = None
+    """The GPUs of each node, where the run names them (``devices=[1]``); ``None``: the first ``devices`` ones."""
 
     @property
     def world_size(self) -> int:
@@ -272,19 +303,20 @@ class TrainingPlan:
         return message + f". The checkpoints written so far stay in {out_dir}"
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        return {"accelerator": self.accelerator, "devices": self.devices, "num_nodes": self.num_nodes,
+        devices = list(self.gpu_indices) if self.gpu_indices is not None else self.devices
+        return {"accelerator": self.accelerator, "devices": devices, "num_nodes": self.num_nodes,
                 "strategy": self.strategy, "precision": self.precision,
                 "accumulate_grad_batches": self.accumulate_grad_batches}
 
 
-def _precision_for_hardware(accelerator: str, n_dev: int) -> str:
+def _precision_for_hardware(accelerator: str, gpus: Sequence[int]) -> str:
     """``bf16-mixed`` where every device of the run computes bf16 natively, else ``32-true`` with a warning: emulated
     bf16 is slower than float32 (several times on AVX2 CPUs; T4 / V100 GPUs lack bf16 tensor cores and cuDNN bf16
-    convolutions)."""
+    convolutions). ``gpus``: the CUDA indices the run trains on."""
     from ssl4sar.models.fast import cpu_has_native_bf16, cuda_has_native_bf16
 
     if _cuda_requested(accelerator):
-        emulated = [i for i in range(n_dev) if not cuda_has_native_bf16(i)]
+        emulated = [i for i in gpus if not cuda_has_native_bf16(i)]
         if not emulated:
             return "bf16-mixed"
         gpu = torch.cuda.get_device_name(emulated[0])
@@ -301,13 +333,14 @@ def _precision_for_hardware(accelerator: str, n_dev: int) -> str:
     return "32-true"
 
 
-def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto", num_nodes: int | None = None,
-                  precision: str | None = None, accelerator: str = "auto") -> TrainingPlan:
+def plan_training(section: Mapping[str, Any], devices: int | str | Sequence[int] | None = "auto",
+                  num_nodes: int | None = None, precision: str | None = None, accelerator: str = "auto"
+                  ) -> TrainingPlan:
     """Derive a :class:`TrainingPlan` from a preset section (``finetune`` / ``pretrain``).
 
     Args:
         section: needs ``global_batch_size`` and ``batch_size_per_device``; ``precision`` is optional.
-        devices: processes per node (int or ``"auto"``).
+        devices: processes per node (int or ``"auto"``), or the GPU indices of each node (one process each).
         num_nodes: nodes (``None`` = from the launch environment, else 1).
         precision: overrides the section's ``precision`` (one of :data:`PRECISIONS`).
         accelerator: ``"auto"``, ``"cpu"`` or ``"gpu"``/``"cuda"``.
@@ -317,7 +350,8 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
         raise ValueError(f"accelerator must be auto, cpu, gpu or mps, got {accelerator!r}")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ValueError(f"accelerator {accelerator!r} requested but no CUDA device is available")
-    n_dev = resolve_devices(devices, accelerator)
+    gpus = named_gpus(devices, accelerator)
+    n_dev = len(gpus) if gpus is not None else resolve_devices(devices, accelerator)
     n_nodes = resolve_num_nodes(num_nodes)
     try:
         gbs = int(section["global_batch_size"])
@@ -329,11 +363,11 @@ def plan_training(section: Mapping[str, Any], devices: int | str | None = "auto"
     if prec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {prec!r}")
     if prec == "bf16-mixed":
-        prec = _precision_for_hardware(accelerator, n_dev)
+        prec = _precision_for_hardware(accelerator, gpus if gpus is not None else range(n_dev))
     strategy = "ddp" if n_dev * n_nodes > 1 else "auto"
     return TrainingPlan(accelerator=accelerator, devices=n_dev, num_nodes=n_nodes, strategy=strategy,
                         precision=prec, accumulate_grad_batches=accum, batch_size_per_device=bpd,
-                        global_batch_size=gbs)
+                        global_batch_size=gbs, gpu_indices=gpus)
 
 
 # --------------------------------------------------------------------------------------------------- logging

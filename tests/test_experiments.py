@@ -132,6 +132,27 @@ def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkey
     assert experiments.protocol_device("auto", 2) == ("cuda", 1)  # one GPU: runs one after the other
 
 
+def test_a_protocol_run_trains_on_the_gpu_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `device="cuda:1"` must fine-tune on GPU 1 (where the run is then evaluated), not on Lightning's first GPU
+    import ssl4sar.finetune
+
+    seen: dict = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_finetune(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(ssl4sar.finetune, "finetune", fake_finetune)
+    spec = experiments.RunSpec("scratch", "scratch", 0, tmp_path / "run")
+    for device, accelerator, devices in (("cuda:1", "gpu", [1]), ("cuda", "gpu", 1), ("cpu", "cpu", 1)):
+        with pytest.raises(Stop):
+            experiments.run_one({}, tmp_path, spec, device=device)
+        assert (seen["accelerator"], seen["devices"]) == (accelerator, devices)
+
+
 def test_model_evaluations_and_the_ensemble_summary(tmp_path: Path) -> None:
     layout = WorkLayout(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"evaluations of chapter 5 not found in work_dir/evaluate "

@@ -116,6 +116,35 @@ def test_plan_training_precision_on_a_gpu(monkeypatch: pytest.MonkeyPatch, caplo
         assert "Tesla T4" in caplog.text and "7.5" in caplog.text and "32-true" in caplog.text
 
 
+def test_plan_training_checks_bf16_on_the_gpus_the_run_names(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # a machine that mixes GPU generations: GPU 0 a T4 (emulated bf16), GPU 1 an A100 (native bf16)
+    pretend_cuda(monkeypatch, (8, 0), "NVIDIA A100-SXM4-40GB", count=2)
+    kinds = {0: ((7, 5), "Tesla T4"), 1: ((8, 0), "NVIDIA A100-SXM4-40GB")}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: kinds[int(device or 0)][0])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: kinds[int(device or 0)][1])
+    ft = load_preset("gpu")["finetune"]
+    on_a100 = plan_training(ft, devices=[1], accelerator="gpu")
+    assert on_a100.precision == "bf16-mixed" and on_a100.devices == 1 and on_a100.gpu_indices == (1,)
+    assert on_a100.trainer_kwargs()["devices"] == [1] and on_a100.strategy == "auto"
+    with caplog.at_level("WARNING", logger="ssl4sar.training"):
+        assert plan_training(ft, devices=[0], accelerator="gpu").precision == "32-true"
+        assert "Tesla T4" in caplog.text and "7.5" in caplog.text
+        caplog.clear()
+        both = plan_training({**ft, "batch_size_per_device": 8}, devices=[1, 0], accelerator="cuda")
+        assert both.precision == "32-true" and "Tesla T4" in caplog.text   # every device of the run must be native
+    assert both.devices == 2 and both.strategy == "ddp" and both.trainer_kwargs()["devices"] == [1, 0]
+    # a count keeps meaning the first GPUs, as Lightning reads it
+    assert plan_training(ft, devices=1, accelerator="gpu").gpu_indices is None
+    assert plan_training(ft, devices=1, accelerator="gpu").trainer_kwargs()["devices"] == 1
+    for bad, message in (([2], "GPU 2.*2 CUDA device"), ([], "at least one"), ([1, 1], "twice"),
+                         ([-1], "GPU -1"), (["x"], "integer")):
+        with pytest.raises(ValueError, match=message):
+            plan_training(ft, devices=bad, accelerator="gpu")
+    with pytest.raises(ValueError, match="GPU indices.*cpu"):
+        plan_training(ft, devices=[0], accelerator="cpu")
+
+
 def test_out_of_memory_advice_keeps_the_global_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     def plan(batch: int, global_batch: int, devices: int = 1, precision: str = "32-true") -> TrainingPlan:
         return TrainingPlan(accelerator="cuda", devices=devices, num_nodes=1, strategy="auto", precision=precision,
@@ -278,8 +307,9 @@ def test_build_trainer_turns_on_cudnn_autotuning_on_cuda(tmp_path: Path, monkeyp
 def test_single_device_hardware_names_one_device():
     assert single_device_hardware("cpu") == {"accelerator": "cpu", "devices": 1}
     assert single_device_hardware("auto") == {"accelerator": "auto", "devices": 1}
-    assert single_device_hardware("cuda") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": None}
-    assert single_device_hardware("cuda:3") == {"accelerator": "gpu", "devices": 1, "trainer_kwargs": {"devices": [3]}}
+    assert single_device_hardware("cuda") == {"accelerator": "gpu", "devices": 1}
+    # Lightning's convention: a list of devices names the GPUs themselves
+    assert single_device_hardware("cuda:3") == {"accelerator": "gpu", "devices": [3]}
     for bad in ("cuda:x", "tpu", ""):
         with pytest.raises(ValueError, match="device"):
             single_device_hardware(bad)

@@ -94,7 +94,7 @@ def default_init(cfg: Mapping[str, Any] | Preset) -> str:
 
 
 def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | Path,
-             init: str | Path | None = None, seed: int | None = None, devices: int | str = "auto",
+             init: str | Path | None = None, seed: int | None = None, devices: int | str | Sequence[int] = "auto",
              resume: bool = True, max_steps: int | None = None, *, num_nodes: int | None = None,
              max_epochs: int | None = None, precision: str | None = None, accelerator: str = "auto",
              imagenet_weights: str | Path | None = None, callbacks: Sequence[Callback] = (),
