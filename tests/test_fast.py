@@ -321,6 +321,17 @@ def test_optimize_for_device_cpu() -> None:
             resolve_device("cuda")
 
 
+def test_resolve_device_names_a_gpu_that_is_not_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `cuda:2` on a two-GPU machine: a clear error naming the GPUs torch sees, not an "invalid device ordinal"
+    # from the first tensor moved there
+    pretend_cuda(monkeypatch, (8, 0), "NVIDIA A100-SXM4-40GB", count=2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1") and resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match=r"'cuda:2'.*2 CUDA device\(s\).*cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+    with pytest.raises(ValueError, match="cuda:7"):
+        resolve_device(torch.device("cuda", 7))
+
+
 @pytest.mark.parametrize(
     ("capability", "name", "native"),
     [((7, 5), "Tesla T4", False), ((7, 0), "Tesla V100-SXM2-16GB", False), ((6, 0), "Tesla P100-PCIE-16GB", False),

@@ -246,7 +246,7 @@ def fused_attention_enabled(model: nn.Module) -> bool:
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"``/``None`` → ``cuda`` when available, else ``cpu``; anything else → ``torch.device(device)``.
 
-    Raises ``ValueError`` for a CUDA device on a machine without CUDA.
+    Raises ``ValueError`` for a CUDA device on a machine without CUDA, or a GPU index torch does not see.
     """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -255,6 +255,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(
             f"device {device!r} requested but CUDA is not available on this machine (use 'cpu' or 'auto')"
         )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        raise ValueError(f"device {str(dev)!r} requested but torch sees {count} CUDA device(s) (cuda:0 to "
+                         f"cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
     return dev
 
 
