@@ -70,14 +70,11 @@ class InferenceSettings:
 
 
 def resolve_device(device: str | torch.device = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when a CUDA device is available, else ``"cpu"``; others are checked and returned."""
-    name = str(device)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
-    torch.device(name)  # validates the spelling
-    return name
+    """:func:`ssl4sar.models.fast.resolve_device` (``"auto"`` → ``"cuda"`` or ``"cpu"``; a CUDA device that is not
+    there is a ``ValueError``), as the text the inference settings record (``"cpu"``, ``"cuda"``, ``"cuda:1"``)."""
+    from ssl4sar.models.fast import resolve_device as resolve_torch_device
+
+    return str(resolve_torch_device(device))
 
 
 def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -330,6 +330,12 @@ def test_resolve_device_names_a_gpu_that_is_not_there(monkeypatch: pytest.Monkey
         resolve_device("cuda:2")
     with pytest.raises(ValueError, match="cuda:7"):
         resolve_device(torch.device("cuda", 7))
+    # evaluate / predict name their device as text, with the same checks
+    from ssl4sar.inference_settings import resolve_device as resolve_device_name
+
+    assert resolve_device_name("cuda:1") == "cuda:1" and resolve_device_name("auto") == "cuda"
+    with pytest.raises(ValueError, match=r"'cuda:2'.*2 CUDA device"):
+        resolve_device_name("cuda:2")
 
 
 @pytest.mark.parametrize(
