@@ -195,13 +195,14 @@ def named_gpus(devices: int | str | Sequence[int] | None, accelerator: str = "au
         gpus = tuple(operator.index(i) for i in indices)
     except TypeError:
         raise ValueError(f"devices: GPU indices must be integers, got {indices!r}") from None
-    count = torch.cuda.device_count()
+    from ssl4sar.models.fast import resolve_device
+
     for i in gpus:
         if gpus.count(i) > 1:
             raise ValueError(f"devices {list(gpus)} names GPU {i} twice")
-        if not 0 <= i < count:
-            raise ValueError(f"GPU {i} requested, but torch sees {count} CUDA device(s) (indices 0 to {count - 1}, "
-                             "numbered after CUDA_VISIBLE_DEVICES)")
+        if i < 0:
+            raise ValueError(f"devices: GPU {i} is not an index (0 or more)")
+        resolve_device(torch.device("cuda", i))  # the one check that torch sees that GPU
     return gpus
 
 

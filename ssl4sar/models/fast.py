@@ -256,8 +256,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             f"device {device!r} requested but CUDA is not available on this machine (use 'cpu' or 'auto')"
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
-        raise ValueError(f"device {str(dev)!r} requested but torch sees {count} CUDA device(s) (cuda:0 to "
-                         f"cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
+        raise ValueError(f"device {str(dev)!r} (GPU {dev.index}) requested but torch sees {count} CUDA device(s) "
+                         f"(cuda:0 to cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
     return dev
 
 
