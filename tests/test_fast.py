@@ -449,6 +449,39 @@ def test_maybe_compile_falls_back_to_eager(caplog: pytest.LogCaptureFixture) -> 
     torch._dynamo.reset()
 
 
+def test_maybe_compile_also_compiles_the_centre_only_path(caplog: pytest.LogCaptureFixture) -> None:
+    """Sliding-window inference decodes only each window's centre (``Tyrion.centre_logits``), not through
+    ``model(x)``: a compiled model must compile that call too, and fall back from it like from the forward."""
+    from ssl4sar.inference import sliding_window_probabilities
+
+    graphs: list[int] = []
+
+    def counting_backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
+        graphs.append(len(example_inputs))
+        return gm.forward
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 40), dtype=np.uint8)
+    kwargs = {"context_size": 32, "stride": 8, "batch_size": 2, "device": "cpu", "centre_only": True}
+    torch._dynamo.reset()
+    model = _random_model(TINY, dtype=torch.float32).eval()
+    expected = sliding_window_probabilities(model, image, **kwargs)
+    maybe_compile(model, backend=counting_backend)
+    out = sliding_window_probabilities(model, image, **kwargs)
+    assert graphs, "the centre-only sliding window ran no compiled graph"
+    assert np.allclose(out, expected, atol=1e-5)
+    assert list(model.state_dict()) == list(_random_model(TINY, dtype=torch.float32).state_dict())
+
+    torch._dynamo.reset()
+    maybe_compile(model, backend=_failing_backend)
+    with caplog.at_level(logging.WARNING, logger="ssl4sar.models.fast"):
+        out = sliding_window_probabilities(model, image, **kwargs)
+    assert np.allclose(out, expected, atol=1e-5)
+    assert "simulated compiler failure" in (compile_failed(model) or "")
+    assert not is_compiled(model)
+    assert "centre_logits" not in model.__dict__  # back to the eager method for good
+    torch._dynamo.reset()
+
+
 @pytest.mark.slow
 def test_maybe_compile_eager_backend_runs() -> None:
     torch._dynamo.reset()

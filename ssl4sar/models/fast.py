@@ -360,12 +360,15 @@ def set_channels_last(model: nn.Module, enabled: bool = True) -> nn.Module:
 
 
 class _CompileGuard:
-    """The compiled ``_call_impl`` of a module, with a fallback to eager execution on compilation failure."""
+    """One compiled entry point of a module (its ``_call_impl``, or a method such as ``centre_logits``), with a
+    fallback to eager execution on compilation failure: the whole module then runs eagerly for good."""
 
-    def __init__(self, module: nn.Module, compiled: Callable[..., Any], label: str) -> None:
+    def __init__(self, module: nn.Module, compiled: Callable[..., Any], label: str,
+                 eager: Callable[..., Any]) -> None:
         self.module = module
         self.compiled = compiled
         self.label = label
+        self.eager = eager
         self.succeeded = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -373,18 +376,31 @@ class _CompileGuard:
             out = self.compiled(*args, **kwargs)
         except Exception as exc:
             # Was it the compiler or the input? Run eagerly: if that works, the compiler failed.
-            out = self.module._call_impl(*args, **kwargs)  # re-raises genuine input errors
+            out = self.eager(*args, **kwargs)  # re-raises genuine input errors
             log.warning(
                 "torch.compile of %s failed (%s: %s); running eagerly from now on",
                 self.label,
                 type(exc).__name__,
                 str(exc).splitlines()[0] if str(exc) else "",
             )
-            self.module._compiled_call_impl = None
+            _uncompile(self.module)
             self.module.__dict__["_ssl4sar_compile_failed"] = f"{type(exc).__name__}: {exc}"
             return out
         self.succeeded = True
         return out
+
+
+# methods that callers use instead of ``model(x)`` and that ``maybe_compile`` therefore compiles too
+# (sliding-window inference decodes only each window's centre: ``Tyrion.centre_logits``)
+_COMPILED_METHODS = ("centre_logits",)
+
+
+def _uncompile(model: nn.Module) -> None:
+    """Every :func:`maybe_compile` entry point of ``model`` back to eager."""
+    model._compiled_call_impl = None
+    for name in _COMPILED_METHODS:
+        if isinstance(model.__dict__.get(name), _CompileGuard):
+            del model.__dict__[name]
 
 
 def maybe_compile(
@@ -399,8 +415,9 @@ def maybe_compile(
     """``torch.compile`` ``model`` in place, falling back cleanly to eager execution.
 
     The module's ``__call__`` is compiled (like ``nn.Module.compile``), so parameters, state-dict keys and the
-    module object stay the same (checkpoints and optimisers are unaffected). Compilation happens at the first call;
-    if it raises, the call is repeated eagerly — when that works the failure is logged as a warning and the module
+    module object stay the same (checkpoints and optimisers are unaffected); so is its ``centre_logits`` method where
+    it has one, because sliding-window inference calls that instead of ``model(x)``. Compilation happens at the first
+    call; if it raises, the call is repeated eagerly — when that works the failure is logged as a warning and the module
     stays eager for good (:func:`compile_failed` tells why); when the eager call fails too the input was at fault and
     its error propagates. Returns ``model`` (eager when ``enabled`` is false or ``torch.compile`` is unavailable).
 
@@ -411,20 +428,23 @@ def maybe_compile(
     """
     if not enabled:
         return model
+    _uncompile(model)
+    label = type(model).__name__
+    eager = {"forward": model._call_impl}
+    for name in _COMPILED_METHODS:
+        if callable(getattr(type(model), name, None)):
+            eager[name] = getattr(model, name)
     try:
-        compiled = torch.compile(
-            model._call_impl,
-            mode=None if mode == "default" else mode,
-            backend=backend,
-            dynamic=dynamic,
-            fullgraph=fullgraph,
-        )
+        compiled = {name: torch.compile(fn, mode=None if mode == "default" else mode, backend=backend,
+                                        dynamic=dynamic, fullgraph=fullgraph) for name, fn in eager.items()}
     except Exception as exc:  # e.g. unsupported Python / platform
         log.warning("torch.compile unavailable (%s: %s); using the eager model", type(exc).__name__, exc)
         model.__dict__["_ssl4sar_compile_failed"] = f"{type(exc).__name__}: {exc}"
         return model
     model.__dict__.pop("_ssl4sar_compile_failed", None)
-    model._compiled_call_impl = _CompileGuard(model, compiled, type(model).__name__)
+    model._compiled_call_impl = _CompileGuard(model, compiled.pop("forward"), label, eager["forward"])
+    for name, fn in compiled.items():
+        model.__dict__[name] = _CompileGuard(model, fn, f"{label}.{name}", eager[name])
     return model
 
 
