@@ -24,6 +24,10 @@ class DataError(ValueError):
             msg += f" ({hint})"
         super().__init__(msg)
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its parts, not from the message: a worker process sends its exception back pickled
+        return type(self), (self.path, self.problem, self.hint)
+
 
 class ChecksumError(DataError):
     """A downloaded or local file does not have the expected sha256."""

@@ -13,7 +13,7 @@ import collections
 import concurrent.futures
 import logging
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 __all__ = ["parallel_imap", "parallel_map", "threaded_map"]
@@ -44,7 +44,8 @@ def parallel_map(fn: Callable[..., Any], items: Sequence[Any], workers: int, *, 
 def parallel_imap(fn: Callable[..., Any], items: Sequence[Any], workers: int, **kwargs: Any) -> Iterator[Any]:
     """Yield ``fn(item, **kwargs)`` for every item, in order, each as soon as it and those before it are done:
     :func:`parallel_map` for callers that act on every result at once (record it, so that an interrupted run keeps
-    it). Every item is submitted at the start.
+    it). Every item is submitted at the start. A failed run raises its error as soon as it fails, whatever its
+    place in the order (the results before it that are already in have been yielded).
 
     The same guarantees as :func:`parallel_map`; closing the generator early (the caller's loop raised or broke
     off) also terminates the runs still going.
@@ -59,7 +60,15 @@ def parallel_imap(fn: Callable[..., Any], items: Sequence[Any], workers: int, **
     finished = False
     try:
         futures = [pool.submit(fn, item, **kwargs) for item in items]
+        pending = set(futures)
         for i, future in enumerate(futures):
+            # wait for this run, but raise any other run's failure as soon as it happens: the runs ahead of it may
+            # take minutes, and meanwhile the pool would go on starting queued runs
+            while not future.done():
+                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for f in done:
+                    if f.exception() is not None:
+                        f.result()  # raises it
             result = future.result()
             finished = i == len(futures) - 1  # every run is done: nothing to stop, even if the caller stops here
             yield result
@@ -102,7 +111,7 @@ def _terminate_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
         log.warning("stopped %d worker process(es) of an interrupted parallel run", len(processes))
 
 
-def threaded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+def threaded_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Generator[Any, None, None]:
     """Yield ``fn(item)`` for every item, in order, computed on ``workers`` threads of this process.
 
     For torch work on CPUs: while the generator runs, torch's intra-op thread count is divided among the workers
