@@ -185,7 +185,19 @@ def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray, bool]:
         raise ValueError("image is empty")
     if image.dtype == np.uint8:
         return image, True
-    return image.astype(np.float32, copy=False), False
+    if not np.issubdtype(image.dtype, np.floating):
+        # a uint16 / int64 image of 0–255 values would enter the network unscaled, silently wrong
+        raise ValueError(f"image must be uint8 (divided by 255) or float in [0, 1], got {image.dtype}: convert it "
+                         "with ssl4sar.data.scenes (8-bit model input) or scale it to [0, 1] first")
+    image = image.astype(np.float32, copy=False)
+    finite = np.isfinite(image)
+    if not finite.all():
+        # one NaN spreads through attention and group norms to every window holding it: refuse, do not guess
+        bad = np.argwhere(~finite)
+        r, col = (int(v) for v in bad[0])
+        raise ValueError(f"image has {len(bad)} non-finite pixel(s); the first at row {r}, column {col}: fill or "
+                         "mask them before inference")
+    return image, False
 
 
 def _batches(origins: Sequence[tuple[int, int]], batch_size: int) -> Iterator[Sequence[tuple[int, int]]]:
@@ -275,8 +287,10 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
 
     batches = list(_batches(origins, batch_size))
     try:
-        with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev):
-            results = threaded_map(probabilities, batches, n_workers)
+        # closing(): a failure while stitching stops the workers and gives torch its threads back now, not when
+        # the exception (which holds this frame) is garbage-collected
+        with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev), \
+                contextlib.closing(threaded_map(probabilities, batches, n_workers)) as results:
             for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
                 if acc is None:
                     acc = torch.zeros((prob.shape[1], h, w), dtype=torch.float32, device=cdev)

@@ -506,3 +506,44 @@ def test_default_inference_workers() -> None:
         assert default_inference_workers("cuda") == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_failed_stitching_step_leaves_torch_its_threads() -> None:
+    """The forward passes run on two single-threaded workers; when the stitching that consumes them fails, torch's
+    thread count must come back at once, not when the exception is garbage-collected (Jupyter keeps the last one)."""
+    calls = {"n": 0}
+
+    def changes_its_classes(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1  # the second batch has 3 classes instead of 4: the canvas cannot take it
+        return torch.zeros(x.shape[0], 4 if calls["n"] == 1 else 3, *x.shape[-2:])
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        held = None
+        try:
+            sliding_window_probabilities(changes_its_classes, image(40, 50), context_size=16, stride=8,
+                                         batch_size=2, workers=2)
+        except RuntimeError as exc:
+            held = exc  # kept alive, as an interactive session keeps it
+        assert held is not None
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.int64, np.bool_])
+def test_integer_images_other_than_8_bit_are_refused(dtype) -> None:
+    """Only uint8 is scaled (÷ 255); a uint16 or int64 image of 0–255 values would enter the network unscaled."""
+    with pytest.raises(ValueError, match=f"uint8 .* or float in \\[0, 1\\].*{np.dtype(dtype).name}"):
+        sliding_window_probabilities(Pointwise(), image(20, 20).astype(dtype), context_size=16, stride=8)
+
+
+def test_a_float_image_with_nan_is_refused() -> None:
+    """One NaN pixel spreads through attention and group norms to every window that holds it, and the class map
+    calls that area 'no data': refuse it, saying how many pixels and where the first is."""
+    img = image(20, 30).astype(np.float32) / 255.0
+    img[5, 7] = np.nan
+    img[9, 2] = np.inf
+    with pytest.raises(ValueError, match=r"2 non-finite pixel\(s\); the first at row 5, column 7"):
+        sliding_window_probabilities(Pointwise(), img, context_size=16, stride=8)
