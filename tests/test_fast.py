@@ -291,6 +291,20 @@ def test_bias_cache_used_and_invalidated() -> None:
     assert attn.cpb_mlp[0].weight.grad is not None and float(attn.cpb_mlp[0].weight.grad.abs().max()) > 0
 
 
+def test_fused_attention_on_weights_made_in_inference_mode() -> None:
+    """``@torch.inference_mode()`` around loading and predicting makes inference tensors, which have no version
+    counter to key the bias cache on: the fused path must run (without the cache) and give the timm path's
+    numbers, also after the weights change in place inside inference mode."""
+    with torch.inference_mode():
+        ref = _random_model(TINY)
+        model = copy.deepcopy(ref).set_fused_attention(True)
+        x = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+        assert torch.allclose(model(x), ref(x), rtol=0, atol=1e-10)
+        for m in (model, ref):  # e.g. load_state_dict inside inference mode: no version counter moves
+            m.encoder.layers[0].blocks[0].attn.cpb_mlp[0].weight.mul_(1.5)
+        assert torch.allclose(model(x), ref(x), rtol=0, atol=1e-10)
+
+
 def test_channels_last_output_equal() -> None:
     model = copy.deepcopy(_model64("mini")).float()
     x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(4))

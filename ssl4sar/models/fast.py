@@ -149,7 +149,7 @@ class FusedWindowAttention(WindowAttention):
         ``w · heads + h`` holding ``bias[h] + mask[w]`` (the layout of the reshaped queries, see :meth:`forward`).
         Cached while gradients are disabled (see the module docstring).
         """
-        use_cache = not torch.is_grad_enabled() and not _compiling()
+        use_cache = not torch.is_grad_enabled() and not _compiling() and not self._has_inference_tensors(mask)
         if use_cache:
             key = (
                 tuple(_tensor_key(p) for p in self.cpb_mlp.parameters()),
@@ -172,6 +172,13 @@ class FusedWindowAttention(WindowAttention):
         if use_cache:
             self.__dict__["_fused_bias_cache"] = (key, out)
         return out
+
+    def _has_inference_tensors(self, mask: torch.Tensor | None) -> bool:
+        """Whether a tensor the bias depends on was made in inference mode: such a tensor has no version counter,
+        so an in-place change (``load_state_dict`` inside ``torch.inference_mode()``) could not be seen — no cache
+        then."""
+        tensors = [*self.cpb_mlp.parameters(), self.relative_coords_table, self.relative_position_index, mask]
+        return any(t is not None and t.is_inference() for t in tensors)
 
     def clear_cache(self) -> None:
         """Drop the cached attention bias (it is rebuilt at the next call without gradients)."""
