@@ -296,11 +296,13 @@ class _Scorer:
 
     def add(self, scene: CaffeScene, data: Mapping[str, Any], classes: np.ndarray,
             prediction: EnsemblePrediction | None = None, inference_s: float = float("nan"),
-            index: int | None = None) -> dict[str, Any]:
+            index: int | None = None, inputs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
         """Score one scene: zone metrics, post-processing, distances; write its files. Returns its table row.
 
         ``index``: the scene's place in the split, which decides whether it gets a figure (default: the number of
-        scenes scored or kept before it)."""
+        scenes scored or kept before it). ``inputs``: the identities of its input files taken before ``data`` was
+        read (:func:`_input_identities`), for its record; without them (or a ``record_key``) no record is
+        written."""
         stem = scene.stem
         image, gt_zones, gt_front = data["image"], data["zones"], data["front"]
         if classes.shape != image.shape:
@@ -351,10 +353,10 @@ class _Scorer:
             mde = "missing front" if row["missing"] else f"mean distance {row['mean_m']:.0f} m"
             _overlay_figure(self._path(_OUT_FIGURE, stem), image, classes, front, gt_front, uncertainty,
                             f"{stem}\n{mde}", res)
-        if self.record_key is not None:
+        if self.record_key is not None and inputs is not None:
             files = list(self.scene_files)
             prediction_records.write_evaluation_record(
-                self._path(_OUT_RECORD, stem), self.out, _scene_inputs(scene), _sanitize(row), files,
+                self._path(_OUT_RECORD, stem), self.out, inputs, _sanitize(row), files,
                 self.record_key.models_sha256, self.record_key.settings)
         return row
 
@@ -443,6 +445,17 @@ def _scene_inputs(scene: CaffeScene) -> dict[str, Path]:
     if scene.bbox_path is not None and scene.bbox_path.is_file():
         inputs["bbox"] = scene.bbox_path
     return inputs
+
+
+def _input_identities(scene: CaffeScene) -> dict[str, dict[str, Any]] | None:
+    """:func:`~ssl4sar.prediction_records.file_identity` of each of :func:`_scene_inputs`, taken before the scene is
+    read: a file replaced while the scene is predicted is then not the one its record describes. ``None`` when one
+    cannot be read (:func:`~ssl4sar.data.caffe.load_scene` says why, or the scene gets no record)."""
+    try:
+        return {k: prediction_records.file_identity(p) for k, p in _scene_inputs(scene).items()}
+    except OSError as exc:
+        logger.warning("%s: its input files cannot be identified (%s): no record is written for it", scene.stem, exc)
+        return None
 
 
 def _versions() -> dict[str, str]:
@@ -753,6 +766,7 @@ def _evaluate_models(checkpoints: Sequence[str | Path | torch.nn.Module], data_d
         todo = [i for i, scorer in enumerate(scorers) if not (resume and scorer.reuse(scene))]
         if not todo:
             continue
+        inputs = _input_identities(scene)  # before reading: the record describes what was read
         data = load_scene(scene)
         t = time.perf_counter()
         predictions = _predict_views(models, data["image"], [settings[i] for i in todo], window_kwargs)
@@ -763,7 +777,7 @@ def _evaluate_models(checkpoints: Sequence[str | Path | torch.nn.Module], data_d
             if not np.isfinite(pred.mean).all():  # NaN softmax argmax-es to class 0 (NA): never score it silently
                 raise DataError(scene.sar_path, "the network output is not finite (NaN or inf) for this scene",
                                 f"check the checkpoint(s) {', '.join(names)} and the image")
-            scorers[i].add(scene, data, pred.classes, pred, inference_s=inference_s, index=index)
+            scorers[i].add(scene, data, pred.classes, pred, inference_s=inference_s, index=index, inputs=inputs)
     if shard is not None:
         return [EvaluationResult(per_image=pd.DataFrame(), breakdown=pd.DataFrame(), zone_metrics=pd.DataFrame(),
                                  summary={"scenes_kept_from_earlier_run": scorer.kept}, out_dir=scorer.out)

@@ -326,13 +326,10 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
     rots = [int(k) % 4 for k in rotations] or [0]
     if probability_dtype not in ("float32", "uint8"):
         raise ValueError(f"probability_dtype must be 'float32' or 'uint8', got {probability_dtype!r}")
-    c = int(context_size if context_size is not None else getattr(members[0], "img_size", 0) or 0)
-    if c <= 0:
-        raise ValueError("context_size is unknown: pass context_size= (the model has no img_size attribute)")
-    s = int(stride) if stride is not None else max(1, c // 4)
+    c, s, sg = _window_settings(members, context_size, stride, sigma)
     halo = -(-c // s) * s
     tile = None if tile_size is None else max(s, -(-int(tile_size) // s) * s)
-    window_kwargs: dict[str, Any] = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": batch_size,
+    window_kwargs: dict[str, Any] = {"context_size": c, "stride": s, "sigma": sg, "batch_size": batch_size,
                                      "device": device, "amp_dtype": amp_dtype, "progress": progress and tile is None}
     start = time.perf_counter()
     out = Path(out_dir)
@@ -350,6 +347,19 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
     result.outputs_s = time.perf_counter() - start - result.windows_s
     log.info("%s: %.1f s in the windows, %.1f s for the outputs", result.stem, result.windows_s, result.outputs_s)
     return result
+
+
+def _window_settings(members: list[Any], context_size: int | None, stride: int | None, sigma: float | None
+                     ) -> tuple[int, int, float]:
+    """The window side C, stride and Gaussian σ (px) that :func:`predict_scene` uses: those given, else the first
+    member's ``img_size``, C / 4 and T / 8 = C / 16 (the σ :func:`~ssl4sar.inference.sliding_window_probabilities`
+    takes by default)."""
+    c = int(context_size if context_size is not None else getattr(members[0], "img_size", 0) or 0)
+    if c <= 0:
+        raise ValueError("context_size is unknown: pass context_size= (the model has no img_size attribute)")
+    s = int(stride) if stride is not None else max(1, c // 4)
+    sg = float(sigma) if sigma is not None else (c // 2) / 8.0
+    return c, s, sg
 
 
 def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolution_m: float | None,
@@ -555,6 +565,9 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
     if resume and models_digest is None:
         raise ValueError("resume=True needs models that are torch.nn.Modules: a plain function has no state by "
                          "which its earlier predictions could be recognised")
+    # the values used, not those passed: a default follows the network (its img_size), as evaluate records them
+    c, s, sg = _window_settings(members, kwargs.get("context_size"), kwargs.get("stride"), kwargs.get("sigma"))
+    settings.update(context_size=c, stride=s, sigma=sg)
     if replace and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -569,6 +582,8 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
             reused.append(p)
             continue
         prediction_records.remove_record(out, p.stem)
+        # taken before the scene is read: a record must describe the content its outputs were made from
+        identity = _identity(p) if models_digest is not None else None
         try:
             res = predict_scene(members, p, out, **kwargs)
         except (DataError, RasterioError) as exc:
@@ -578,14 +593,33 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
         else:
             results.append(res)
             if models_digest is not None:
-                try:
-                    prediction_records.write_record(out, res.stem, p, res.record_fields(), res.outputs,
-                                                    models_digest, settings)
-                except OSError as exc:  # e.g. the input file is gone: its outputs stand, a resume redoes them
-                    log.warning("%s: no record written (%s): a resumed run predicts this scene again", p, exc)
+                _write_record(out, p, res, identity, models_digest, settings)
         _write_tables(out, results, skipped)
     _write_tables(out, results, skipped)
     return PredictionRun(results, skipped, time.perf_counter() - start, reused)
+
+
+def _write_record(out: Path, scene: Path, res: SceneResult, identity: dict[str, Any] | None, models_digest: str,
+                  settings: dict[str, Any]) -> None:
+    """The scene's record, when the file still is the one read before its prediction (``identity``); else none
+    (logged): its outputs stand, and a resumed run predicts it again."""
+    if identity is None or not prediction_records.same_file(identity, scene):
+        log.warning("%s: no record written (the file changed or vanished while it was predicted): a resumed run "
+                    "predicts this scene again", scene)
+        return
+    try:
+        prediction_records.write_record(out, res.stem, scene, identity, res.record_fields(), res.outputs,
+                                        models_digest, settings)
+    except OSError as exc:
+        log.warning("%s: no record written (%s): a resumed run predicts this scene again", scene, exc)
+
+
+def _identity(scene: Path) -> dict[str, Any] | None:
+    """The scene file's identity for its record; ``None`` when it cannot be read (:func:`predict_scene` says why)."""
+    try:
+        return prediction_records.file_identity(scene)
+    except OSError:
+        return None
 
 
 def _earlier_result(out: Path, scene: Path, models_digest: str | None, settings: dict[str, Any]

@@ -7,12 +7,16 @@ predicted again, and nothing half-done or made with other settings should be tak
 After every output of a scene is written, :func:`ssl4sar.predict.predict_scenes` writes
 ``<stem>.prediction.json`` beside them (atomically, last). It holds:
 
-- the **input file**: its size, modification time (ns) and sha256;
-- the **models**: one sha256 over each member's class name and state (parameter and buffer names, dtypes, shapes
-  and values, in a memory-layout-independent order), so that the same checkpoint on a CPU or a GPU, contiguous or
-  channels-last, gives the same digest;
+- the **input file**: its size, modification time (ns) and sha256, taken before the scene is read (a file
+  replaced while its scene is predicted is then not the one the record describes);
+- the **models**: one sha256 over each member's class name, configuration (``config``, e.g. TYRION's
+  ``img_size`` and ``window_size``, which change the output but not the state: the relative-position tables are
+  non-persistent buffers) and state (parameter and buffer names, dtypes, shapes and values, in a
+  memory-layout-independent order), so that the same checkpoint on a CPU or a GPU, contiguous or channels-last,
+  gives the same digest;
 - the **settings**: every argument of :func:`~ssl4sar.predict.predict_scene` that changes an output, with its
-  effective value (defaults filled in), and the library version;
+  effective value (defaults filled in; the window side, stride and σ as resolved from the network), and the
+  library version;
 - the scene's summary (what :class:`~ssl4sar.predict.SceneResult` holds, but its geometry) and the names of its
   output files.
 
@@ -29,9 +33,9 @@ the first device, which agree with its own up to floating-point rounding.
 An evaluation on a CaFFe split (:func:`ssl4sar.evaluate.evaluate`, ``ssl4sar evaluate --resume``) keeps the same
 kind of record per scored scene, ``records/<stem>.evaluation.json`` in its output folder
 (:func:`write_evaluation_record`): the identities of the scene's four input files (SAR image, zones, front,
-bounding box), the models, the settings, the scene's table row as exact JSON values and its output files. The
-checks are the same; the row lets a resumed evaluation pool the kept scenes into its tables and MDE without
-reading them again.
+bounding box; taken before they are read), the models, the settings, the scene's table row as exact JSON values
+and its output files. The checks are the same; the row lets a resumed evaluation pool the kept scenes into its
+tables and MDE without reading them again.
 """
 
 from __future__ import annotations
@@ -92,17 +96,23 @@ def same_file(identity: Mapping[str, Any], path: str | Path) -> bool:
 
 
 def models_sha256(members: Sequence[Any]) -> str | None:
-    """One sha256 over the members, in order: class name, then every state entry's name, dtype, shape and values.
+    """One sha256 over the members, in order: class name, configuration (a member's ``config`` mapping, as sorted
+    JSON; ``null`` without one), then every state entry's name, dtype, shape and values.
 
     Values are hashed in row-major order whatever the memory format, and from the CPU, so the digest does not
     depend on the device or on channels-last. ``None`` when a member is not a ``torch.nn.Module`` (a plain
-    function has no state to identify it by: its predictions get no record).
+    function has no state to identify it by: its predictions get no record). Digests of records written before
+    the configuration was hashed differ from every digest of this one, so their scenes are predicted again.
     """
     if not all(isinstance(m, torch.nn.Module) for m in members):
         return None
     h = hashlib.sha256()
     for i, m in enumerate(members):
         h.update(f"member {i}: {type(m).__module__}.{type(m).__qualname__}\n".encode())
+        # settings that change the output but are not state (TYRION's img_size, window_size)
+        config = getattr(m, "config", None)
+        config = dict(config) if isinstance(config, Mapping) else None
+        h.update(f"config {json.dumps(config, sort_keys=True, default=str)}\n".encode())
         for name, t in m.state_dict().items():
             t = t.detach()
             h.update(f"{name} {t.dtype} {tuple(t.shape)}\n".encode())
@@ -131,11 +141,15 @@ def record_path(out_dir: str | Path, stem: str) -> Path:
     return Path(out_dir) / f"{stem}{RECORD_SUFFIX}"
 
 
-def write_record(out_dir: str | Path, stem: str, scene: Path, summary: Mapping[str, Any],
-                 outputs: Mapping[str, Path], models: str, settings: Mapping[str, Any]) -> Path:
-    """Write a scene's record atomically (call it after every output is written)."""
+def write_record(out_dir: str | Path, stem: str, scene: Path, identity: Mapping[str, Any],
+                 summary: Mapping[str, Any], outputs: Mapping[str, Path], models: str,
+                 settings: Mapping[str, Any]) -> Path:
+    """Write a scene's record atomically (call it after every output is written).
+
+    ``identity``: the scene file's :func:`file_identity`, taken before the scene was read.
+    """
     out = Path(out_dir)
-    record = {"format": RECORD_FORMAT, "scene": {"path": str(scene), **file_identity(scene)},
+    record = {"format": RECORD_FORMAT, "scene": {"path": str(scene), **identity},
               "models_sha256": models, "settings": dict(settings), "summary": dict(summary),
               "outputs": {k: os.path.relpath(p, out) for k, p in outputs.items()}}
     return write_json_atomic(record_path(out, stem), record)
@@ -169,15 +183,16 @@ def read_matching_record(out_dir: str | Path, stem: str, scene: Path, models: st
 # --------------------------------------------------------------------------------------------------------------
 # evaluation (ssl4sar.evaluate): one record per scored scene, ``<out>/records/<stem>.evaluation.json``
 
-def write_evaluation_record(path: str | Path, out_dir: str | Path, inputs: Mapping[str, Path],
+def write_evaluation_record(path: str | Path, out_dir: str | Path, inputs: Mapping[str, Mapping[str, Any]],
                             row: Mapping[str, Any], outputs: Sequence[Path], models: str,
                             settings: Mapping[str, Any]) -> Path:
     """Write a scored scene's record atomically (call it after every output is written).
 
-    ``inputs``: name → file the scene was read from (SAR image, zones, front, bounding box); ``row``: its table row
-    as exact JSON values (NaN as ``null``); ``outputs``: its files, stored relative to ``out_dir``.
+    ``inputs``: name → :func:`file_identity` of a file the scene was read from (SAR image, zones, front, bounding
+    box), taken before it was read; ``row``: its table row as exact JSON values (NaN as ``null``); ``outputs``: its
+    files, stored relative to ``out_dir``.
     """
-    record = {"format": EVALUATION_FORMAT, "inputs": {k: file_identity(p) for k, p in inputs.items()},
+    record = {"format": EVALUATION_FORMAT, "inputs": {k: dict(v) for k, v in inputs.items()},
               "models_sha256": models, "settings": dict(settings), "row": dict(row),
               "outputs": {Path(p).name: os.path.relpath(p, out_dir) for p in outputs}}
     return write_json_atomic(Path(path), record)

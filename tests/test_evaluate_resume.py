@@ -316,3 +316,42 @@ def test_scenes_shared_by_processes_give_the_files_and_tables_of_one_process(dat
     assert counter.calls == 0
     with pytest.raises(ValueError, match="needs checkpoint files"):
         evaluate([model], data, "test", tmp_path / "mem", processes=2, **KW)
+
+
+def test_a_network_built_otherwise_from_the_same_weights_is_evaluated_again(data, model, tmp_path, monkeypatch):
+    # window_size changes Tyrion's output but not its state dict (non-persistent relative-position tables)
+    out = tmp_path / "out"
+    evaluate([model], data, "test", out, **KW)
+    other = Tyrion.from_config({**load_preset("smoke")["model"], "window_size": 8}).eval()
+    other.load_state_dict(model.state_dict())
+    counter = SceneCounter(monkeypatch)
+    resumed = evaluate([other], data, "test", out, resume=True, **KW)
+    assert counter.calls == 3 and resumed.summary["scenes_kept_from_earlier_run"] == 0
+
+
+def test_an_input_replaced_while_its_scene_is_evaluated_is_evaluated_again(data, model, tmp_path, monkeypatch):
+    # the record must describe the files as they were read, not as they are when it is written
+    target = discover(data, "test")[1]
+    real = inference_module.predict_probabilities
+    calls = 0
+
+    def replacing(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the second scene was read: a new version of its zones arrives (written aside, moved over)
+            with Image.open(target.zones_path) as im:
+                zones = np.array(im)
+            new = target.zones_path.with_name(".new.png")
+            Image.fromarray(np.roll(zones, 40, axis=1)).save(new)
+            os.replace(new, target.zones_path)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "predict_probabilities", replacing)
+    out = tmp_path / "out"
+    evaluate([model], data, "test", out, **KW)
+    counter = SceneCounter(monkeypatch)
+    resumed = evaluate([model], data, "test", out, resume=True, **KW)
+    assert counter.calls == 1 and resumed.summary["scenes_kept_from_earlier_run"] == 2
+    fresh = evaluate([model], data, "test", tmp_path / "fresh", **KW)
+    timing = ["inference_s"]
+    pd.testing.assert_frame_equal(resumed.per_image.drop(columns=timing), fresh.per_image.drop(columns=timing))

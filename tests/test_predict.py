@@ -728,3 +728,99 @@ def test_only_the_scenes_own_leftovers_are_removed(tmp_path):
     predict_scene(BrightnessRule(), scene, out, stride=8, min_front_length_m=200, overlay=False)
     hidden = sorted(p.name for p in out.iterdir() if p.name.startswith(".") or p.name.startswith("s0."))
     assert hidden == sorted(kept)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# what a record must hold: the network's configuration, the window settings used, the input as it was read
+
+def test_resume_predicts_again_with_a_network_built_otherwise_from_the_same_weights(tmp_path):
+    # Tyrion's img_size and window_size change its output but not its state dict (the relative-position tables are
+    # non-persistent buffers): kept outputs would be another network's
+    from ssl4sar.config import load_preset
+    from ssl4sar.models.tyrion import Tyrion
+    from ssl4sar.prediction_records import models_sha256
+
+    cfg = load_preset("smoke")["model"]
+    torch.manual_seed(0)
+    model = Tyrion.from_config(cfg).eval()
+    scene = write_tif(tmp_path / "in" / "s0.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20)))
+    out = tmp_path / "out"
+    kw = {"stride": 32, "overlay": False}
+    predict_scenes(model, [scene], out, **kw)
+    twin = Tyrion.from_config(cfg).eval()
+    twin.load_state_dict(model.state_dict())
+    assert predict_scenes(twin, [scene], out, resume=True, **kw).reused == [scene]
+    for key, value in (("window_size", 8), ("img_size", 128)):
+        other = Tyrion.from_config({**cfg, key: value}).eval()
+        other.load_state_dict(model.state_dict())
+        assert predict_scenes(other, [scene], out, resume=True, **kw).reused == [], key
+        assert models_sha256([other]) != models_sha256([model]), key
+        assert predict_scenes(model, [scene], out, resume=True, **kw).reused == [], key  # the first one's again
+
+
+def _state_only_digest(model: torch.nn.Module) -> str:
+    """The models' digest of records written before the configuration was part of it: class and state only."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(f"member 0: {type(model).__module__}.{type(model).__qualname__}\n".encode())
+    for name, t in model.state_dict().items():
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}\n".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_records_of_the_older_models_digest_are_predicted_again(tmp_path):
+    # such a record cannot say which configuration made its outputs
+    scenes = three_scenes(tmp_path / "in")[:2]
+    out = tmp_path / "out"
+    predict_scenes(CountingRule(), scenes, out, **RESUME_KW)
+    record = out / "s0.prediction.json"
+    old = json.loads(record.read_text())
+    old["models_sha256"] = _state_only_digest(CountingRule())
+    record.write_text(json.dumps(old))
+    assert predict_scenes(CountingRule(), scenes, out, resume=True, **RESUME_KW).reused == scenes[1:]
+
+
+def test_a_record_holds_the_window_settings_used(tmp_path):
+    # context_size, stride and σ default to values of the network (C = img_size, C / 4, C / 16): the record holds
+    # those, so that a network of another img_size is another prediction and explicit defaults are the same one
+    scenes = three_scenes(tmp_path / "in")[:1]
+    kw = {"min_front_length_m": 200, "overlay": False}
+    out = tmp_path / "out"
+    predict_scenes(CountingRule(), scenes, out, **kw)
+    settings = json.loads((out / "s0.prediction.json").read_text())["settings"]
+    assert (settings["context_size"], settings["stride"], settings["sigma"]) == (32, 8, 2.0)
+    explicit = {**kw, "context_size": 32, "stride": 8, "sigma": 2.0}
+    assert predict_scenes(CountingRule(), scenes, out, resume=True, **explicit).reused == scenes
+    predict_scenes(CountingRule(), scenes, tmp_path / "explicit", **explicit)
+    assert _read(out / "s0_probabilities.tif").tobytes() == _read(tmp_path / "explicit" / "s0_probabilities.tif"
+                                                                   ).tobytes()
+    assert predict_scenes(CountingRule(context_size=48), scenes, out, resume=True, **kw).reused == []
+
+
+def test_a_scene_replaced_while_it_is_predicted_is_predicted_again(tmp_path, monkeypatch):
+    # the record must describe the file as it was read, not as it is when the record is written
+    import functools
+
+    import ssl4sar.predict as predict_module
+
+    scenes = three_scenes(tmp_path / "in")
+    real = predict_module.predict_scene
+
+    @functools.wraps(real)
+    def replacing(models, path, out_dir, **kwargs):
+        result = real(models, path, out_dir, **kwargs)
+        if Path(path) == scenes[1]:  # its outputs are made: a new version arrives (written aside, moved over it)
+            new = write_tif(tmp_path / "new.tif", scene_image(straight_front_zones(front_col=20), seed=9))
+            os.replace(new, scenes[1])
+        return result
+
+    monkeypatch.setattr(predict_module, "predict_scene", replacing)
+    out = tmp_path / "out"
+    predict_scenes(CountingRule(), scenes, out, **RESUME_KW)
+    monkeypatch.undo()
+    run = predict_scenes(CountingRule(), scenes, out, resume=True, **RESUME_KW)
+    assert run.reused == [scenes[0], scenes[2]]
+    predict_scenes(CountingRule(), scenes[1:2], tmp_path / "fresh", **RESUME_KW)
+    np.testing.assert_array_equal(_read(out / "s1_zones.tif"), _read(tmp_path / "fresh" / "s1_zones.tif"))
