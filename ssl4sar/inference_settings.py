@@ -18,7 +18,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["InferenceSettings", "inference_settings", "resolve_device"]
+__all__ = ["AMP_DTYPES", "InferenceSettings", "inference_settings", "resolve_device"]
+
+#: autocast dtypes an :class:`InferenceSettings` may name (torch's names)
+AMP_DTYPES = ("bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,10 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
         raise ValueError(f"batch size must be at least 1, got {bs}")
     if not rotations:
         rotations = (0,)
+    if amp_dtype is not None and amp_dtype not in AMP_DTYPES:
+        # checked here: torch_amp_dtype would otherwise fail at the first scene, e.g. "module 'torch' has no
+        # attribute 'bf16'"
+        raise ValueError(f"amp_dtype must be one of {', '.join(AMP_DTYPES)} or None (float32), got {amp_dtype!r}")
     if amp_dtype is None:
         from ssl4sar.models.fast import amp_dtype_for
 

@@ -307,3 +307,6 @@ def test_inference_precision_resolution(monkeypatch):
     assert inference_settings(64, precision="bf16").amp_dtype == "bfloat16"
     with pytest.raises(ValueError, match="precision"):
         inference_settings(64, precision="fp16")
+    # an autocast dtype torch has no name for fails here, not at the first scene ("torch has no attribute 'bf16'")
+    with pytest.raises(ValueError, match="amp_dtype must be one of bfloat16, float16 or None.*'bf16'"):
+        inference_settings(64, amp_dtype="bf16")
