@@ -152,6 +152,35 @@ def test_time_steps_counts_calls() -> None:
     assert len(times) == 3 and len(calls) == 3 and all(t >= 0 for t in times)
 
 
+def test_cuda_timing_records_its_events_on_the_stream_of_the_benchmark_device(monkeypatch) -> None:
+    """``Event().record()`` records on the current device's stream (cuda:0): on ``--device cuda:1`` the events then
+    timed cuda:0, not the step's kernels."""
+    pretend_cuda(monkeypatch, (9, 0), "H200", count=2)
+    streams = {0: "stream of cuda:0", 1: "stream of cuda:1"}
+
+    def current_stream(device=None):
+        index = device if isinstance(device, int) else getattr(device, "index", None) if device is not None else None
+        return streams[torch.cuda.current_device() if index is None else index]
+
+    class Event:  # the events of a GPU, recorded where they are told to be
+        def __init__(self, enable_timing: bool = False) -> None:
+            self.stream = None
+
+        def record(self, stream=None) -> None:
+            self.stream = current_stream() if stream is None else stream
+            recorded.append(self.stream)
+
+        def elapsed_time(self, end: Event) -> float:
+            return 2.0
+
+    recorded: list[str] = []
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", current_stream)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    assert time_steps(lambda: None, 2, "cuda:1") == [0.002, 0.002]
+    assert recorded == [streams[1]] * 4
+
+
 def test_peak_memory_sees_an_allocation() -> None:
     import mmap
 
@@ -230,11 +259,97 @@ def test_only_selection() -> None:
     assert not selected("pretrain_step/optsimmim", ["pretrain_step/opt"])
 
 
+def test_only_entries_that_match_nothing_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A misspelt variant (or ``accuracy`` without ``--accuracy``) once ran nothing, exited 0 and replaced
+    bench.json with an empty report."""
+    from ssl4sar.bench import run_benchmarks
+
+    (tmp_path / "bench.json").write_text("earlier report")
+    with pytest.raises(ValueError, match=r"postprocess_mde/512pxx.*postprocess_mde/512px\b"):
+        run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde/512pxx"])
+    with pytest.raises(ValueError, match=r"\['accuracy'\].*--accuracy CKPT DATA"):
+        run_benchmarks(tmp_path, quick=True, device="cpu", preset="smoke", only=["postprocess_mde", "accuracy"])
+    assert (tmp_path / "bench.json").read_text() == "earlier report" and not (tmp_path / "bench.md").exists()
+    assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--out", str(tmp_path), "--only",
+                       "sliding_window/stride00"]) == 2
+    assert (tmp_path / "bench.json").read_text() == "earlier report"
+    assert bench_main(["--quick", "--preset", "smoke", "--device", "cpu", "--list", "--only", "accuracy"]) == 2
+
+
 def test_alternate_interleaves_rounds() -> None:
     order: list[str] = []
     times = alternate({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, "cpu")
     assert order == ["a", "b", "b", "a", "a", "b"]  # reversed on odd rounds: neither always goes first
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+
+
+def test_one_thread_rows_report_the_threads_and_workers_they_ran_with() -> None:
+    """The ``fast-1-thread`` rows once read torch's thread count (and the default workers, which follow it) after
+    the path had set it back: 2 threads / 2 workers for a path that ran 1 / 1."""
+    from ssl4sar.bench.plan import FinetuneStep
+    from ssl4sar.bench.windows import compare_sliding_window
+
+    torch.set_num_threads(2)
+    one = fast_path("cpu").with_(name="fast-1-thread", threads=1)
+    (window,) = compare_sliding_window(load_preset("smoke")["model"], [one], device="cpu", windows_per_axis=2,
+                                       rounds=1)
+    assert (window["path_threads"], window["torch_threads"], window["workers"]) == (1, 1, 1)
+    train = fast_training_path("cpu").with_(name="fast-1-thread", threads=1)
+    (step,) = FinetuneStep("one-thread", "cpu", TINY, [train], batch=1, rounds=1, warmup=0).run()
+    assert (step["path_threads"], step["torch_threads"]) == (1, 1)
+    assert torch.get_num_threads() == 2  # set back after the path
+
+
+def test_gpu_training_rows_do_not_count_the_memory_of_the_other_paths(monkeypatch) -> None:
+    """Every path's model, gradients and optimiser state stay allocated for the alternating rounds: the peak of the
+    paths measured later once included those of the paths before them (on a pretended GPU with a counted allocator:
+    each case allocates 100 MB, its first step 50 MB more for good, every step 30 MB for the step alone)."""
+    from ssl4sar.bench.plan import _StepComparison
+    from ssl4sar.bench.training import StepCase
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    mb = 1024 * 1024
+    mem = {"allocated": 0, "peak": 0}
+
+    def allocate(n: int) -> None:
+        mem["allocated"] += n * mb
+        mem["peak"] = max(mem["peak"], mem["allocated"])
+
+    class Event:
+        def record(self, stream=None) -> None:
+            pass
+
+        def elapsed_time(self, end: Event) -> float:
+            return 1.0
+
+    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: Event())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: mem["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: mem["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: mem.update(peak=mem["allocated"]))
+
+    class Counted(_StepComparison):
+        name = "finetune_step"
+
+        def case(self, path: ExecPath) -> StepCase:
+            allocate(100)
+            state = {"first": True}
+
+            def step() -> None:
+                if state.pop("first", False):
+                    allocate(50)  # gradients and optimiser state, kept
+                allocate(30)
+                allocate(-30)  # activations, freed
+
+            info = {"device": "cuda:0", "batch_size": 2}
+            return StepCase(step, torch.nn.Linear(1, 1), 2, 10, info)
+
+    paths = [REFERENCE, fast_training_path("cuda")]
+    rows = Counted("counted", "cuda:0", TINY, paths, batch=2, rounds=1, warmup=1).run()
+    assert [r["peak_memory_mb"] for r in rows] == [180.0, 180.0]  # 100 + 50 + 30 each, not 280 and 330
+    assert [r["memory_increase_mb"] for r in rows] == [30.0, 30.0]
+    assert [r["memory_other_paths_mb"] for r in rows] == [0.0, 150.0]
 
 
 def test_reference_and_fast_paths_are_what_they_claim() -> None:

@@ -89,3 +89,26 @@ def test_fast_path_agrees_with_reference_on_the_smoke_model(data: Path) -> None:
         assert r["largest_mde_shares"]  # a change has images that carry it
     (coarse,) = r["strides"]
     assert coarse["stride"] == 32 and coarse["windows_ratio"] < 0.5  # C/2 instead of C/4: fewer windows
+
+
+def test_missing_accuracy_inputs_are_refused_before_any_benchmark_runs(tmp_path: Path, data: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A missing ``--accuracy`` checkpoint or data folder was only reported after every other benchmark had run
+    (an hour on a GPU)."""
+    from ssl4sar.bench import run_benchmarks
+    from ssl4sar.commands.bench import main
+    from ssl4sar.errors import DataError
+
+    out = tmp_path / "out"
+    only = ["postprocess_mde", "accuracy"]
+    with pytest.raises(DataError, match=r"missing\.pt: checkpoint file not found"):
+        run_benchmarks(out, quick=True, device="cpu", preset="smoke", only=only,
+                       accuracy=(tmp_path / "missing.pt", data))
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")  # only its existence is checked up front
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--quick", "--preset", "smoke", "--device", "cpu", "--out", str(out), "--only", *only,
+                 "--accuracy", str(ckpt), str(empty)]) == 2
+    assert f"{empty / 'sar_images' / 'test'}: folder not found" in caplog.text
+    assert not (out / "bench.json").exists()  # nothing ran, nothing written

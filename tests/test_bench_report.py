@@ -87,3 +87,44 @@ def test_every_committed_book_report_loads() -> None:
     assert any(label.startswith("h200") for label, _ in found)
     for _label, path in found:
         assert load_report(path)["results"]
+
+
+def _accuracy_details(**mde: object) -> dict:
+    """The details of an accuracy row as bench.json holds them (json_safe wrote NaN as null)."""
+    acc = {"checkpoint": "weak.pt", "split": "test", "data": "caffe", "scenes": 2, "stride": 64, "agreement": 0.99,
+           "pixels": 1000, "disagreeing_px": 10, "reference_mde_m": 120.0, "fast_mde_m": 125.0,
+           "mde_change_m": 5.0, "reference_missing_fronts": 0, "fast_missing_fronts": 0,
+           "reference_mde_all_pieces_m": 110.0, "fast_mde_all_pieces_m": 112.0, "mde_change_all_pieces_m": 2.0,
+           "paired_images": 2, "paired_reference_mde_m": 120.0, "paired_fast_mde_m": 125.0,
+           "paired_mde_change_m": 5.0, "largest_mde_shares": [],
+           "strides": [{"stride": 128, "windows_ratio": 0.3, "mde_m": 130.0, "mde_change_m": 10.0,
+                        "paired_mde_change_m": 10.0, "paired_images": 2, "agreement": 0.98, "missing_fronts": 0}]}
+    acc.update(mde)
+    return acc
+
+
+def test_accuracy_without_any_front_renders_dashes_after_a_round_trip(tmp_path: Path) -> None:
+    """A weak model that finds no front has no MDE (NaN, written as null): the report read back from bench.json once
+    crashed rendering (and with it every --append run, after bench.json was rewritten but bench.md was not)."""
+    from ssl4sar.bench import render_markdown
+    from ssl4sar.bench.report import json_safe, make_row
+
+    nan = float("nan")
+    none = {k: nan for k in ("reference_mde_m", "fast_mde_m", "mde_change_m", "reference_mde_all_pieces_m",
+                             "fast_mde_all_pieces_m", "mde_change_all_pieces_m", "paired_reference_mde_m",
+                             "paired_fast_mde_m", "paired_mde_change_m")}
+    acc = _accuracy_details(**none, paired_images=0, reference_missing_fronts=2, fast_missing_fronts=2)
+    acc["strides"][0].update(mde_m=nan, mde_change_m=nan, paired_mde_change_m=nan, paired_images=0)
+    row = make_row("accuracy", "weak-test", acc, None)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(json_safe(_report(results=[row], ratios=[]))))
+    report = load_report(path)
+    assert report["results"][0]["details"]["reference_mde_m"] is None  # what the crash came from
+    text = render_markdown(report)
+    assert "MDE – m (reference) vs – m (fast), change **– m**" in text
+    assert "| 128 | 0.30× | – | – | – (0 img) | 98.00 % | 0 |" in text
+    assert "nan" not in text.lower() and "None" not in text
+    # fronts found: numbers as before
+    found = render_markdown(_report(results=[make_row("accuracy", "good-test", _accuracy_details(), None)]))
+    assert "MDE 120.00 m (reference) vs 125.00 m (fast), change **+5.00 m**" in found
+    assert "| 128 | 0.30× | 130.00 | +10.00 | +10.00 (2 img) | 98.00 % | 0 |" in found

@@ -130,14 +130,12 @@ def measure_matmul_peak(
     for _ in range(max(0, warmup)):
         torch.mm(a, b)
     if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            torch.mm(a, b)
-        end.record()
-        torch.cuda.synchronize(dev)
-        per = start.elapsed_time(end) / 1000.0 / iters
+        def matmuls() -> None:
+            for _ in range(iters):
+                torch.mm(a, b)
+
+        # time_steps records its CUDA events on the stream of ``dev`` (not on the current device's)
+        per = time_steps(matmuls, 1, dev)[0] / iters
     else:
         times = []
         for _ in range(max(1, iters)):

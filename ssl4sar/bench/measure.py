@@ -129,11 +129,13 @@ class PeakMemory:
 
 def _timed_call(step: Callable[[], Any], dev: torch.device) -> float:
     if dev.type == "cuda":
+        # the stream of the benchmark device: a bare record() uses the current device's, cuda:0 on --device cuda:1
+        stream = torch.cuda.current_stream(dev)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize(dev)
-        start.record()
+        start.record(stream)
         step()
-        end.record()
+        end.record(stream)
         torch.cuda.synchronize(dev)
         return start.elapsed_time(end) / 1000.0
     t0 = time.perf_counter()

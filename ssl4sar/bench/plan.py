@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ssl4sar.bench.measure import PeakMemory, alternate, warmup_steps
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings, path_threads
 from ssl4sar.config import paper_preset
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "PostprocessMDE",
     "PretrainStep",
     "SlidingWindow",
+    "check_only",
     "plan_benchmarks",
     "selected",
 ]
@@ -54,6 +55,10 @@ class Benchmark:
     def key(self) -> str:
         return f"{self.name}/{self.variant}"
 
+    def check(self) -> None:
+        """Raise :class:`~ssl4sar.errors.DataError` for inputs that ``run`` would only find missing after the
+        benchmarks before it (called for every chosen benchmark before the first runs)."""
+
     def run(self) -> list[dict[str, Any]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -73,15 +78,25 @@ class MatmulPeak(Benchmark):
         return [measure_matmul_peak(self.device, self.dtype, self.n, self.iters)]
 
 
-def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int, warmup: int,
+def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], rounds: int, warmup: int,
                    device: str) -> list[dict[str, Any]]:
-    """Warm up every case, measure its peak memory on one step, then time all in alternating rounds."""
+    """Build and warm up each path's case in turn (``build(path)``), measure its peak memory on one step, then time
+    all in alternating rounds.
+
+    Every case stays allocated for the rounds, so on a GPU a path's peak would include the models, gradients and
+    optimiser state of the paths built before it: that memory (allocated before its case was built) is taken off
+    its peak and reported as ``memory_other_paths_mb``. (On a CPU the peak resident set of the process is not
+    separable that way; its rows show the increase during the step.)"""
     from ssl4sar.bench.training import case_result
 
     dev = torch.device(device)
-    steps, warm, mems = {}, {}, {}
+    cuda = dev.type == "cuda"
+    cases, steps, warm, mems, before = {}, {}, {}, {}, {}
     for p in paths:
-        case = cases[p.name]
+        if cuda:
+            before[p.name] = torch.cuda.memory_allocated(dev) / (1024.0 * 1024.0)
+        with path_threads(p.threads):  # a case records torch's thread count: the one its path runs with
+            case = cases[p.name] = build(p)
 
         def step(case: Any = case, p: ExecPath = p) -> None:
             with path_settings(p, dev):
@@ -97,6 +112,10 @@ def _compare_steps(cases: dict[str, Any], paths: Sequence[ExecPath], rounds: int
     for p in paths:
         row = case_result(cases[p.name], times[p.name], warm[p.name], mems[p.name])
         row.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()})
+        if p.name in before:
+            other = before[p.name]
+            row.update(peak_memory_mb=row["peak_memory_mb"] - other,
+                       memory_baseline_mb=row["memory_baseline_mb"] - other, memory_other_paths_mb=other)
         # best round: the least disturbed by other load on the machine
         row["throughput_best"] = row["batch_size"] / row["step_s_min"]
         rows.append(row)
@@ -122,8 +141,7 @@ class _StepComparison(Benchmark):
         raise NotImplementedError
 
     def run(self) -> list[dict[str, Any]]:
-        cases = {p.name: self.case(p) for p in self.paths}
-        return _compare_steps(cases, self.paths, self.rounds, self.warmup, self.device)
+        return _compare_steps(self.case, self.paths, self.rounds, self.warmup, self.device)
 
 
 @dataclass
@@ -244,6 +262,14 @@ class Accuracy(Benchmark):
     preset: str | Mapping[str, Any] | None = None
     stride_fractions: Sequence[float] = ()
 
+    def check(self) -> None:
+        from ssl4sar.data.caffe import discover
+        from ssl4sar.errors import DataError
+
+        if not Path(self.checkpoint).is_file():
+            raise DataError(self.checkpoint, "checkpoint file not found", "the CKPT of --accuracy CKPT DATA")
+        discover(self.data_dir, self.split)  # DataError naming the folder or file that is missing
+
     def run(self) -> list[dict[str, Any]]:
         from ssl4sar.bench.accuracy import fast_path_accuracy
 
@@ -264,6 +290,24 @@ def selected(key: str, only: Sequence[str] | None) -> bool:
         if token in (name, key) or (any(ch in token for ch in "*?[") and fnmatch.fnmatchcase(key, token)):
             return True
     return False
+
+
+def check_only(plan: Sequence[Benchmark], only: Sequence[str] | None) -> None:
+    """:class:`ValueError` naming every entry of ``only`` that selects none of the benchmarks of ``plan``, with the
+    keys there are: a misspelt variant would run nothing, and the run would replace ``bench.json`` with an empty
+    report."""
+    if not only:
+        return
+    unmatched = [t for t in only if not any(selected(b.key, [t]) for b in plan)]
+    if not unmatched:
+        return
+    hint = ""
+    if not any(b.name == "accuracy" for b in plan) and any(
+            fnmatch.fnmatchcase("accuracy", t.strip().split("/", 1)[0]) for t in unmatched):
+        hint = "; the accuracy benchmark runs only with --accuracy CKPT DATA"
+    raise ValueError(f"--only {unmatched}: no benchmark of this run has that name or key; choose names "
+                     f"({', '.join(dict.fromkeys(b.name for b in plan))}), keys ({', '.join(b.key for b in plan)}) or "
+                     f"shell patterns such as 'pretrain_step/opt*'{hint}")
 
 
 def _paths(device: torch.device, quick: bool, compile: bool, inference: bool) -> list[ExecPath]:

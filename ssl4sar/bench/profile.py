@@ -8,12 +8,25 @@ step keeps the device busy or waits on the host."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-__all__ = ["profile_fast_finetune", "profile_fast_sliding_window", "profile_step"]
+__all__ = ["profile_fast_finetune", "profile_fast_sliding_window", "profile_step", "self_time_us"]
+
+
+def self_time_us(events: Iterable[Any], cuda: bool) -> float:
+    """Summed self time (µs) of profiler ``events`` (``key_averages()`` entries). On a GPU only the device-side
+    entries (kernels, copies), as torch's own table footer sums them: a kernel is an entry of its own *and* the self
+    device time of the CPU-side operator that launched it, so summing every entry counts it twice. On a CPU the
+    operators' self CPU time."""
+    from torch.autograd import DeviceType
+
+    if not cuda:
+        return sum(float(e.self_cpu_time_total) for e in events)
+    return sum(float(e.self_device_time_total) for e in events
+               if e.device_type != DeviceType.CPU and not getattr(e, "is_user_annotation", False))
 
 
 def profile_step(step: Callable[[], Any], device: str | torch.device, *, steps: int = 2, warmup: int = 1,
@@ -22,7 +35,8 @@ def profile_step(step: Callable[[], Any], device: str | torch.device, *, steps: 
 
     Returns ``table`` (text: operators by self time — self CUDA time on a GPU, self CPU time otherwise), ``top``
     (the ``row_limit`` operators as dicts: ``name``, ``calls``, ``self_s``, ``total_s``, ``fraction``: share of the
-    summed self time), ``profiled_s`` (summed self time of all operators per step), ``wall_s`` (wall-clock seconds
+    summed self time), ``profiled_s`` (summed self time per step, :func:`self_time_us`: on a GPU the device time of
+    the kernels, each once), ``wall_s`` (wall-clock seconds
     per step under the profiler, which adds its own overhead) and ``device``.
     """
     from torch.profiler import ProfilerActivity, profile
@@ -45,10 +59,9 @@ def profile_step(step: Callable[[], Any], device: str | torch.device, *, steps: 
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
 
     def self_us(e: Any) -> float:
-        return float(getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0)) \
-            if cuda else float(e.self_cpu_time_total)
+        return float(e.self_device_time_total) if cuda else float(e.self_cpu_time_total)
 
-    total = sum(self_us(e) for e in events) or 1.0
+    total = self_time_us(events, cuda) or 1.0
     ranked = sorted(events, key=self_us, reverse=True)[: int(row_limit)]
     n = max(1, int(steps))
     top = [{"name": e.key, "calls": int(e.count) // n, "self_s": self_us(e) / 1e6 / n,

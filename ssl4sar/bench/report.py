@@ -110,8 +110,9 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
                          + f"; preloading {raw['optical_mb']:.0f} MB took {raw['preload_s']:.3g} s")
     elif name == "accuracy":
         row.update(throughput=raw["agreement"], throughput_unit="class-map agreement", batch=None)
-        notes.append(f"MDE {raw['reference_mde_m']:.2f} m (reference) → {raw['fast_mde_m']:.2f} m (fast), change "
-                     f"{raw['mde_change_m']:+.2f} m; {raw['disagreeing_px']} of {raw['pixels']} px differ")
+        notes.append(f"MDE {_num(raw['reference_mde_m'], '.2f')} m (reference) → {_num(raw['fast_mde_m'], '.2f')} m "
+                     f"(fast), change {_num(raw['mde_change_m'], '+.2f')} m; {raw['disagreeing_px']} of "
+                     f"{raw['pixels']} px differ")
     flops = row["flops_per_item"]
     if name != "matmul_peak" and flops and row["throughput"] and row["throughput_unit"] in ("samples/s", "windows/s"):
         row["achieved_tflops"] = flops * row["throughput"] / 1e12
@@ -186,6 +187,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _num(v: Any, spec: str) -> str:
+    """``v`` in the format ``spec``, or "–" where there is no number: an MDE is NaN when no front was found, and
+    bench.json holds it as null."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return format(v, spec)
+
+
 def _fmt_time(s: float | None) -> str:
     if s is None or not math.isfinite(s):
         return "–"
@@ -255,25 +264,26 @@ def _accuracy_lines(report: Mapping[str, Any], compact: bool = False) -> list[st
 
 
 def _accuracy_of(acc: Mapping[str, Any]) -> list[str]:
+    def mde(key: str, spec: str = ".2f") -> str:  # missing in older reports, null where no front was found
+        return _num(acc.get(key), spec)
+
     lines = [f"{acc['checkpoint']} on the {acc['split']} split of {acc['data']} ({acc['scenes']} scenes, stride "
-             f"{acc['stride']} px, no TTA): class maps agree on **{100 * acc['agreement']:.4f} %** of "
-             f"{acc['pixels']:,} px; MDE {acc['reference_mde_m']:.2f} m (reference) vs {acc['fast_mde_m']:.2f} m "
-             f"(fast), change **{acc['mde_change_m']:+.2f} m**; missing fronts {acc['reference_missing_fronts']} "
+             f"{acc['stride']} px, no TTA): class maps agree on **{_num(100 * acc['agreement'], '.4f')} %** of "
+             f"{acc['pixels']:,} px; MDE {mde('reference_mde_m')} m (reference) vs {mde('fast_mde_m')} m "
+             f"(fast), change **{mde('mde_change_m', '+.2f')} m**; missing fronts {acc['reference_missing_fronts']} "
              f"(reference) and {acc['fast_missing_fronts']} (fast). With every front piece kept (no 750 m minimum): "
-             f"MDE {acc.get('reference_mde_all_pieces_m', float('nan')):.2f} m vs "
-             f"{acc.get('fast_mde_all_pieces_m', float('nan')):.2f} m, change "
-             f"**{acc.get('mde_change_all_pieces_m', float('nan')):+.2f} m**. On the {acc.get('paired_images', 0)} "
-             f"images where both paths found a front: {acc.get('paired_reference_mde_m', float('nan')):.2f} m vs "
-             f"{acc.get('paired_fast_mde_m', float('nan')):.2f} m, change "
-             f"**{acc.get('paired_mde_change_m', float('nan')):+.2f} m**."
+             f"MDE {mde('reference_mde_all_pieces_m')} m vs {mde('fast_mde_all_pieces_m')} m, change "
+             f"**{mde('mde_change_all_pieces_m', '+.2f')} m**. On the {acc.get('paired_images', 0)} "
+             f"images where both paths found a front: {mde('paired_reference_mde_m')} m vs "
+             f"{mde('paired_fast_mde_m')} m, change **{mde('paired_mde_change_m', '+.2f')} m**."
              + _largest_shares(acc.get("largest_mde_shares") or []), ""]
     if acc.get("strides"):
         lines += ["| stride (px) | windows vs default | MDE (m) | MDE change (m) | MDE change, paired (m) | "
                   "agreement | missing fronts |", "|---|---|---|---|---|---|---|"]
         for s in acc["strides"]:
-            lines.append(f"| {s['stride']} | {s['windows_ratio']:.2f}× | {s['mde_m']:.2f} | {s['mde_change_m']:+.2f} | "
-                         f"{s.get('paired_mde_change_m', float('nan')):+.2f} ({s.get('paired_images', 0)} img) | "
-                         f"{100 * s['agreement']:.2f} % | "
+            lines.append(f"| {s['stride']} | {_num(s['windows_ratio'], '.2f')}× | {_num(s['mde_m'], '.2f')} | "
+                         f"{_num(s['mde_change_m'], '+.2f')} | {_num(s.get('paired_mde_change_m'), '+.2f')} "
+                         f"({s.get('paired_images', 0)} img) | {_num(100 * s['agreement'], '.2f')} % | "
                          f"{s['missing_fronts']} |")
         lines.append("")
     return lines

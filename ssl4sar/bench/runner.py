@@ -4,7 +4,6 @@ rewrites ``bench.json`` / ``bench.md`` after every benchmark (an interrupted run
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import gc
 import logging
 import time
@@ -17,7 +16,7 @@ import torch
 
 from ssl4sar.bench.attention import attention_backends, backends_line
 from ssl4sar.bench.environment import environment
-from ssl4sar.bench.plan import BENCHMARKS, plan_benchmarks, selected
+from ssl4sar.bench.plan import check_only, plan_benchmarks, selected
 from ssl4sar.bench.report import SCHEMA, json_safe, load_report, make_row, ratios_of, render_markdown
 from ssl4sar.bench.windows import TEN_MP_SIDE
 from ssl4sar.errors import DataError
@@ -42,8 +41,9 @@ _NOTES = [
     "the sliding-window rows count the full forward (the fast path's centre-only decoder does less).",
     "% of peak: achieved FLOP/s over the measured dense matmul peak of this device (bf16 on GPU, fp32 on CPU: "
     "bf16 rows of a CPU with native bf16 can exceed 100 %).",
-    "Peak memory: GPU rows torch.cuda.max_memory_allocated; CPU rows the peak resident set size of the process "
-    "(VmHWM, reset before the measured step) with its increase during the step in brackets.",
+    "Peak memory: GPU rows torch.cuda.max_memory_allocated (training rows less what the benchmark's earlier paths "
+    "keep allocated: their models, gradients and optimiser state); CPU rows the peak resident set size of the "
+    "process (VmHWM, reset before the measured step) with its increase during the step in brackets.",
     f"Sliding-window minutes per 10-MP scene are extrapolated from windows/s and the window count of a {TEN_MP_SIDE}"
     f"x{TEN_MP_SIDE} px scene at the preset's stride.",
     "Training/inference inputs are random tensors of the right shapes (no data-dependent control flow).",
@@ -78,7 +78,7 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
             of the fast path (one switch each) and more rounds.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         only: benchmark names (``finetune_step``), keys (``sliding_window/stride128``) or shell-style patterns;
-            ``None`` runs everything.
+            ``None`` runs everything; an entry that selects nothing of this run is a :class:`ValueError`.
         preset: ``paper`` (default), ``demo``, ``smoke`` or a YAML preset path: the model and sizes.
         compile: ``"auto"`` (a ``torch.compile`` path on CUDA in full mode), ``"on"``, ``"off"`` or a bool.
         batch: override the training and inference batch size.
@@ -86,8 +86,9 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
         seed: seed of weights, inputs and scenes.
         append: merge into the ``bench.json`` already in ``out_dir`` (same device, preset and mode, else
             :class:`DataError`); rows of re-run benchmarks are replaced.
-        accuracy: ``(checkpoint, CaFFe root)``: also measure the fast path's accuracy on its test split
-            (:mod:`ssl4sar.bench.accuracy`).
+        accuracy: ``(checkpoint, CaFFe root)``: also measure the fast path's accuracy on its test and val splits
+            (:mod:`ssl4sar.bench.accuracy`); a missing checkpoint or split is a :class:`DataError` before anything
+            runs.
 
     Returns the report: ``schema``, ``created``, ``mode``, ``preset``, ``model``, ``environment``, ``peak``,
     ``results`` (rows, :func:`ssl4sar.bench.report.make_row`), ``ratios`` (:func:`ssl4sar.bench.report.ratios_of`),
@@ -100,16 +101,14 @@ def run_benchmarks(out_dir: str | Path | None = "bench_results", *, quick: bool 
     cfg = load_preset(preset)
     preset_name = str(cfg.get("name", preset))
     use_compile = resolve_compile(compile, dev, quick)
-    if only:
-        unknown = [t for t in only if not any(fnmatch.fnmatchcase(b, t.split("/", 1)[0]) for b in BENCHMARKS)]
-        if unknown:
-            raise ValueError(f"--only {unknown}: unknown benchmark; choose from {', '.join(BENCHMARKS)} "
-                             "(optionally /variant)")
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolution algorithms
     plan = plan_benchmarks(cfg, device=dev, quick=quick, compile=use_compile, batch=batch, data_dir=data_dir,
                            seed=seed, preset_name=preset_name, accuracy=accuracy)
+    check_only(plan, only)  # before anything is measured or written
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest convolution algorithms
     chosen = [b for b in plan if selected(b.key, only)]
+    for b in chosen:  # missing inputs (an --accuracy checkpoint) now, not after an hour of other benchmarks
+        b.check()
     model_cfg = dict(cfg["model"])
     is_paper = preset_name == "paper"
     notes = list(_NOTES)

@@ -173,7 +173,9 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     flops = count_flops(lambda: Tyrion.from_config(model_config), lambda m: m(torch.empty(1, 1, c, c)))
     out = []
     for p in paths:
-        r = _result(models[p.name], image, c, s, p.batch or batch_size, times[p.name], dev, mems[p.name], p.workers)
+        with path_threads(p.threads):  # the threads (and the default workers, which follow them) the path ran with
+            r = _result(models[p.name], image, c, s, p.batch or batch_size, times[p.name], dev, mems[p.name],
+                        p.workers)
         r.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()},
                  flops_per_item=flops, flops_note="FlopCounterMode, full forward of one window on meta")
         out.append(r)

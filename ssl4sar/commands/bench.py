@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmarks of ``args``, write the files, show the markdown on stdout. Returns 0, 1 when a benchmark
     failed, 2 on bad arguments."""
-    from ssl4sar.bench.plan import plan_benchmarks, selected
+    from ssl4sar.bench.plan import check_only, plan_benchmarks, selected
     from ssl4sar.bench.report import render_markdown
     from ssl4sar.bench.runner import resolve_compile, run_benchmarks
     from ssl4sar.config import load_preset
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             plan = plan_benchmarks(cfg, device=dev, quick=args.quick,
                                    compile=resolve_compile(args.compile, dev, args.quick), batch=args.batch_size,
                                    preset_name=str(cfg.get("name")), accuracy=args.accuracy)
+            check_only(plan, args.only)
             lines = [f"{b.key}" + (f"  [{', '.join(p.name for p in b.paths)}]" if hasattr(b, "paths") else "")
                      for b in plan if selected(b.key, args.only)]
             sys.stdout.write("\n".join(lines) + "\n")
