@@ -43,7 +43,7 @@ from scipy.ndimage import gaussian_filter
 from ssl4sar.config import paper_preset
 from ssl4sar.data.sampling import pad_overlapping, whole_image_padding
 from ssl4sar.errors import OutOfMemory, device_memory_text, is_out_of_memory
-from ssl4sar.models.fast import cudnn_autotuning
+from ssl4sar.models.fast import cudnn_autotuning, is_compiled
 from ssl4sar.parallel import threaded_map
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,14 @@ def default_inference_workers(device: str | torch.device) -> int:
     if torch.device(device).type != "cpu":
         return 1
     return min(2, max(1, torch.get_num_threads()))
+
+
+def _is_compiled(model: Model) -> bool:
+    """Whether ``model`` runs through ``torch.compile``: :func:`ssl4sar.models.fast.maybe_compile`, or the module
+    ``torch.compile(module)`` returns."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    return isinstance(model, torch.nn.Module) and (isinstance(model, OptimizedModule) or is_compiled(model))
 
 
 def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -275,6 +283,11 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
     n_workers = default_inference_workers(dev) if workers is None else int(workers)
     if n_workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if n_workers > 1 and _is_compiled(model):
+        # torch.compile is not thread-safe: two passes compiling (or guarding) at once hung a 2-core CPU for minutes
+        logger.info("compiled model: one forward pass at a time instead of %d (torch.compile is not thread-safe)",
+                 n_workers)
+        n_workers = 1
 
     def probabilities(batch: Sequence[tuple[int, int]]) -> torch.Tensor:
         # inference_mode and autocast are thread-local: entered here, in whichever thread runs the batch

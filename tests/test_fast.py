@@ -285,6 +285,10 @@ def test_bias_cache_used_and_invalidated() -> None:
         assert attn.__dict__["_fused_bias_cache"][1] is not cached
     assert float((out - first).abs().max()) > 1e-6
     assert float((out - expected).abs().max()) <= 1e-11 * float(expected.abs().max())
+    # moving the model (device or dtype) drops the cache: it would otherwise keep the old tensors' memory
+    model.float()
+    assert "_fused_bias_cache" not in attn.__dict__
+    model.double()
     # with gradients enabled the bias is recomputed (it must carry the graph of the cpb MLP)
     out = _encoder(model, x)[-1]
     out.sum().backward()
@@ -466,13 +470,21 @@ def test_maybe_compile_falls_back_to_eager(caplog: pytest.LogCaptureFixture) -> 
 def test_maybe_compile_also_compiles_the_centre_only_path(caplog: pytest.LogCaptureFixture) -> None:
     """Sliding-window inference decodes only each window's centre (``Tyrion.centre_logits``), not through
     ``model(x)``: a compiled model must compile that call too, and fall back from it like from the forward."""
+    import threading
+
     from ssl4sar.inference import sliding_window_probabilities
 
     graphs: list[int] = []
+    threads: set[int] = set()
 
     def counting_backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
         graphs.append(len(example_inputs))
-        return gm.forward
+
+        def run(*args: Any) -> Any:
+            threads.add(threading.get_ident())
+            return gm.forward(*args)
+
+        return run
 
     image = np.random.default_rng(0).integers(0, 256, (48, 40), dtype=np.uint8)
     kwargs = {"context_size": 32, "stride": 8, "batch_size": 2, "device": "cpu", "centre_only": True}
@@ -480,8 +492,10 @@ def test_maybe_compile_also_compiles_the_centre_only_path(caplog: pytest.LogCapt
     model = _random_model(TINY, dtype=torch.float32).eval()
     expected = sliding_window_probabilities(model, image, **kwargs)
     maybe_compile(model, backend=counting_backend)
-    out = sliding_window_probabilities(model, image, **kwargs)
+    out = sliding_window_probabilities(model, image, **kwargs, workers=2)
     assert graphs, "the centre-only sliding window ran no compiled graph"
+    # torch.compile is not thread-safe (two workers compiling at once hung): a compiled model runs in one thread
+    assert threads == {threading.get_ident()}
     assert np.allclose(out, expected, atol=1e-5)
     assert list(model.state_dict()) == list(_random_model(TINY, dtype=torch.float32).state_dict())
 

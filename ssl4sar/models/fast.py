@@ -184,6 +184,12 @@ class FusedWindowAttention(WindowAttention):
         """Drop the cached attention bias (it is rebuilt at the next call without gradients)."""
         self.__dict__.pop("_fused_bias_cache", None)
 
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> FusedWindowAttention:
+        # .to() / .cuda() / .half(): the cached bias is on the old device or dtype and would hold its memory (the
+        # key would reject it anyway) until the next forward pass
+        self.clear_cache()
+        return super()._apply(fn, recurse)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b_, n, c = x.shape
         heads = self.num_heads
