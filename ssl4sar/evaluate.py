@@ -808,7 +808,11 @@ def _run_shards(checkpoints: Sequence[str | Path | torch.nn.Module], root: Path,
         raise ValueError("processes > 1 needs checkpoint files: models in memory are not sent to other processes")
     jobs = [([str(c) for c in checkpoints], root, split, list(views), dict(options), resume, (k, n)) for k in range(n)]
     logger.info("evaluating the %s split in %d processes", split, n)
-    kept = parallel_map(_evaluate_shard, jobs, n, threads=max(1, torch.get_num_threads() // n))
+    threads = torch.get_num_threads()
+    if n > threads:
+        logger.warning("%d processes share %d CPU thread(s): each runs on one and they oversubscribe the CPU; "
+                       "--processes %d is usually faster", n, threads, threads)
+    kept = parallel_map(_evaluate_shard, jobs, n, threads=max(1, threads // n))
     return [sum(per_shard[i] for per_shard in kept) for i in range(len(views))]
 
 

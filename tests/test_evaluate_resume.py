@@ -355,3 +355,29 @@ def test_an_input_replaced_while_its_scene_is_evaluated_is_evaluated_again(data,
     fresh = evaluate([model], data, "test", tmp_path / "fresh", **KW)
     timing = ["inference_s"]
     pd.testing.assert_frame_equal(resumed.per_image.drop(columns=timing), fresh.per_image.drop(columns=timing))
+
+
+def test_more_processes_than_cpu_threads_is_said(tmp_path, monkeypatch, caplog):
+    """Each shard gets an equal share of torch's threads, at least one: with more processes than threads they
+    oversubscribe the CPU, and the run should say so rather than be slower in silence."""
+    import ssl4sar.parallel
+    from ssl4sar.evaluate import _run_shards
+
+    shares: list[int] = []
+
+    def fake_parallel_map(fn, jobs, workers, *, threads):
+        shares.append(threads)
+        return [[0] for _ in jobs]
+
+    monkeypatch.setattr(ssl4sar.parallel, "parallel_map", fake_parallel_map)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ssl4sar.evaluate"):
+            _run_shards([tmp_path / "m.pt"], tmp_path, "test", [], {}, False, 2)
+            assert not caplog.records
+            _run_shards([tmp_path / "m.pt"], tmp_path, "test", [], {}, False, 3)
+    finally:
+        torch.set_num_threads(before)
+    assert shares == [1, 1]
+    assert "3 processes share 2 CPU thread(s)" in caplog.text and "--processes 2" in caplog.text
