@@ -92,7 +92,7 @@ def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
 
 def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
                        preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
-                       sigma: float | None = None, batch_size: int | None = None, device: str = "cpu",
+                       sigma: float | None = None, batch_size: int | None = None, device: str | torch.device = "cpu",
                        amp_dtype: str | None = None, precision: str | None = None) -> InferenceSettings:
     """Resolve the inference settings for a model with input size ``context_size`` (pixels).
 
@@ -102,11 +102,13 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
     ``stride`` / ``sigma`` / ``batch_size`` win. The stride must lie in ``1 .. C/2`` so that the kept centre
     crops cover every pixel. The autocast dtype: ``amp_dtype`` when given, else that of ``precision``
     (``auto`` | ``fp32`` | ``bf16``, :func:`ssl4sar.models.fast.amp_dtype_for`: ``auto`` is bf16 where the device
-    computes it natively), else of the preset's ``inference.precision``, else ``auto``.
+    computes it natively), else of the preset's ``inference.precision``, else ``auto``. ``device``: as
+    :func:`resolve_device` takes it (``"auto"``, ``"cpu"``, ``"cuda:N"``); the settings record the resolved text.
     """
     c = int(context_size)
     if c <= 0 or c % 2:
         raise ValueError(f"context size must be a positive even number of pixels, got {context_size}")
+    device = resolve_device(device)  # "auto" resolved, a GPU that is not there refused, before any scene
     cfg = _preset_dict(preset)
     try:
         inf = cfg["inference"]

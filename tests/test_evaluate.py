@@ -310,3 +310,7 @@ def test_inference_precision_resolution(monkeypatch):
     # an autocast dtype torch has no name for fails here, not at the first scene ("torch has no attribute 'bf16'")
     with pytest.raises(ValueError, match="amp_dtype must be one of bfloat16, float16 or None.*'bf16'"):
         inference_settings(64, amp_dtype="bf16")
+    # the device as the settings record it: "auto" resolved, one that is not there refused now
+    assert inference_settings(64, device="auto").device == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="cuda:7"):
+        inference_settings(64, device="cuda:7")
