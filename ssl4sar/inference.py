@@ -142,14 +142,6 @@ def default_inference_workers(device: str | torch.device) -> int:
     return min(2, max(1, torch.get_num_threads()))
 
 
-def _is_compiled(model: Model) -> bool:
-    """Whether ``model`` runs through ``torch.compile``: :func:`ssl4sar.models.fast.maybe_compile`, or the module
-    ``torch.compile(module)`` returns."""
-    from torch._dynamo.eval_frame import OptimizedModule
-
-    return isinstance(model, torch.nn.Module) and (isinstance(model, OptimizedModule) or is_compiled(model))
-
-
 def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     if amp_dtype is None:
         return contextlib.nullcontext()
@@ -283,10 +275,10 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
     n_workers = default_inference_workers(dev) if workers is None else int(workers)
     if n_workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if n_workers > 1 and _is_compiled(model):
+    if n_workers > 1 and is_compiled(model):
         # torch.compile is not thread-safe: two passes compiling (or guarding) at once hung a 2-core CPU for minutes
         logger.info("compiled model: one forward pass at a time instead of %d (torch.compile is not thread-safe)",
-                 n_workers)
+                    n_workers)
         n_workers = 1
 
     def probabilities(batch: Sequence[tuple[int, int]]) -> torch.Tensor:

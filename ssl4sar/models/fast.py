@@ -501,9 +501,12 @@ def compile_failed(model: nn.Module) -> str | None:
     return model.__dict__.get("_ssl4sar_compile_failed")
 
 
-def is_compiled(model: nn.Module) -> bool:
-    """True while ``model`` runs through a :func:`maybe_compile` compiled call (not fallen back)."""
-    return isinstance(getattr(model, "_compiled_call_impl", None), _CompileGuard)
+def is_compiled(model: Any) -> bool:
+    """True while ``model`` runs through ``torch.compile``: a :func:`maybe_compile` compiled call (not fallen back),
+    or the module that ``torch.compile(module)`` returns."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    return isinstance(model, OptimizedModule) or isinstance(getattr(model, "_compiled_call_impl", None), _CompileGuard)
 
 
 # ------------------------------------------------------------------------------------------------ one call
