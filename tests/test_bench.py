@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fake_gpu import pretend_cuda
+from fake_gpu import pretend_cuda, pretend_cuda_memory
 from torch.utils.flop_counter import FlopCounterMode
 
 from ssl4sar.bench import (
@@ -308,26 +308,7 @@ def test_gpu_training_rows_do_not_count_the_memory_of_the_other_paths(monkeypatc
     from ssl4sar.bench.training import StepCase
 
     pretend_cuda(monkeypatch, (9, 0), "H200")
-    mb = 1024 * 1024
-    mem = {"allocated": 0, "peak": 0}
-
-    def allocate(n: int) -> None:
-        mem["allocated"] += n * mb
-        mem["peak"] = max(mem["peak"], mem["allocated"])
-
-    class Event:
-        def record(self, stream=None) -> None:
-            pass
-
-        def elapsed_time(self, end: Event) -> float:
-            return 1.0
-
-    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: Event())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: None)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
-    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: mem["allocated"])
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: mem["peak"])
-    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: mem.update(peak=mem["allocated"]))
+    allocate = pretend_cuda_memory(monkeypatch).allocate
 
     class Counted(_StepComparison):
         name = "finetune_step"
@@ -350,6 +331,28 @@ def test_gpu_training_rows_do_not_count_the_memory_of_the_other_paths(monkeypatc
     assert [r["peak_memory_mb"] for r in rows] == [180.0, 180.0]  # 100 + 50 + 30 each, not 280 and 330
     assert [r["memory_increase_mb"] for r in rows] == [30.0, 30.0]
     assert [r["memory_other_paths_mb"] for r in rows] == [0.0, 150.0]
+
+
+def test_gpu_sliding_window_rows_do_not_count_the_memory_of_the_other_paths(monkeypatch) -> None:
+    """Every path's model copy stays on the GPU for the alternating rounds: the peak of the paths measured later
+    once included the copies of the paths before them (pretended GPU, counted allocator: a model copy holds 100 MB,
+    one pass over the scene 30 MB more while it runs)."""
+    import ssl4sar.bench.windows as windows
+    from ssl4sar.bench.paths import ExecPath as Path_
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    allocate = pretend_cuda_memory(monkeypatch).allocate
+    monkeypatch.setattr(Path_, "prepare", lambda self, model, device: (allocate(100), model)[1])
+
+    def scene_pass(model, image, **kwargs):
+        allocate(30)
+        allocate(-30)
+
+    monkeypatch.setattr(windows, "sliding_window_probabilities", scene_pass)
+    rows = windows.compare_sliding_window(TINY, [REFERENCE, fast_path("cuda")], device="cuda:0", rounds=1)
+    assert [r["peak_memory_mb"] for r in rows] == [130.0, 130.0]  # not 130 and 230
+    assert [r["memory_increase_mb"] for r in rows] == [30.0, 30.0]
+    assert [r["memory_other_paths_mb"] for r in rows] == [0.0, 100.0]
 
 
 def test_reference_and_fast_paths_are_what_they_claim() -> None:

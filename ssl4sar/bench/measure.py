@@ -33,7 +33,9 @@ __all__ = [
     "TRAINING_FLOPS_FACTOR",
     "PeakMemory",
     "alternate",
+    "allocated_mb",
     "count_flops",
+    "discount_other_paths",
     "step_summary",
     "time_steps",
     "warmup_steps",
@@ -122,6 +124,22 @@ class PeakMemory:
             "memory_increase_mb": self.increase_mb,
             "memory_kind": self.kind,
         }
+
+
+def allocated_mb(device: torch.device) -> float | None:
+    """Memory torch holds on ``device`` now (MB): CUDA only (``None`` elsewhere). Taken before a benchmark path's
+    case is built, it is what the paths built earlier keep allocated during the alternating rounds."""
+    return torch.cuda.memory_allocated(device) / _MB if device.type == "cuda" else None
+
+
+def discount_other_paths(row: dict[str, Any], other_mb: float | None) -> dict[str, Any]:
+    """Take ``other_mb`` (:func:`allocated_mb` before this path was built) off a row's CUDA peak and baseline, and
+    record it as ``memory_other_paths_mb``; a row without it (CPU: the process's resident set is not separable
+    by path) is returned unchanged."""
+    if other_mb is not None:
+        row.update(peak_memory_mb=row["peak_memory_mb"] - other_mb,
+                   memory_baseline_mb=row["memory_baseline_mb"] - other_mb, memory_other_paths_mb=other_mb)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------------- timing

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ssl4sar.bench.measure import PeakMemory, alternate, warmup_steps
+from ssl4sar.bench.measure import PeakMemory, allocated_mb, alternate, discount_other_paths, warmup_steps
 from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings, path_threads
 from ssl4sar.config import paper_preset
 
@@ -90,11 +90,9 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
     from ssl4sar.bench.training import case_result
 
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
     cases, steps, warm, mems, before = {}, {}, {}, {}, {}
     for p in paths:
-        if cuda:
-            before[p.name] = torch.cuda.memory_allocated(dev) / (1024.0 * 1024.0)
+        before[p.name] = allocated_mb(dev)
         with path_threads(p.threads):  # a case records torch's thread count: the one its path runs with
             case = cases[p.name] = build(p)
 
@@ -112,10 +110,7 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
     for p in paths:
         row = case_result(cases[p.name], times[p.name], warm[p.name], mems[p.name])
         row.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()})
-        if p.name in before:
-            other = before[p.name]
-            row.update(peak_memory_mb=row["peak_memory_mb"] - other,
-                       memory_baseline_mb=row["memory_baseline_mb"] - other, memory_other_paths_mb=other)
+        discount_other_paths(row, before[p.name])
         # best round: the least disturbed by other load on the machine
         row["throughput_best"] = row["batch_size"] / row["step_s_min"]
         rows.append(row)

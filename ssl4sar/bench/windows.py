@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssl4sar.bench.measure import PeakMemory, alternate, count_flops, time_steps
+from ssl4sar.bench.measure import (
+    PeakMemory,
+    allocated_mb,
+    alternate,
+    count_flops,
+    discount_other_paths,
+    time_steps,
+)
 from ssl4sar.bench.paths import ExecPath, path_threads
 from ssl4sar.data.sampling import overlapping_padding_stages
 from ssl4sar.inference import default_inference_workers, sliding_window_probabilities
@@ -141,7 +148,8 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
         rounds: timed rounds (each runs every path once on the whole scene); one untimed warm-up run per path.
 
     Returns one dict per path (:func:`benchmark_sliding_window` fields plus ``path``, the path's settings,
-    ``round_s`` and ``speedup`` = this path's windows/s over the first path's, from the best rounds).
+    ``round_s`` and ``speedup`` = this path's windows/s over the first path's, from the best rounds). On a GPU a
+    path's peak memory leaves out the model copies of the paths before it (``memory_other_paths_mb``).
     """
     from ssl4sar.models.tyrion import Tyrion
 
@@ -151,8 +159,9 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     c = base.img_size
     s = int(stride) if stride is not None else c // 4
     image = random_scene(scene_side_for(windows_per_axis, c, s), seed)
-    runs, models, mems = {}, {}, {}
+    runs, models, mems, before = {}, {}, {}, {}
     for p in paths:
+        before[p.name] = allocated_mb(dev)  # the model copies of the paths before this one, kept for the rounds
         m = copy.deepcopy(base)
         p.prepare(m, dev)
         models[p.name] = m
@@ -178,7 +187,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
                         p.workers)
         r.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()},
                  flops_per_item=flops, flops_note="FlopCounterMode, full forward of one window on meta")
-        out.append(r)
+        out.append(discount_other_paths(r, before[p.name]))
     for r in out:
         r["speedup"] = r["windows_per_s"] / out[0]["windows_per_s"]
     return out
