@@ -30,3 +30,20 @@ def test_gpu_self_time_counts_each_kernel_once() -> None:
     ]
     assert self_time_us(events, cuda=True) == pytest.approx(105.0)
     assert self_time_us(events, cuda=False) == pytest.approx(40.0)  # CPU: the operators' own CPU time
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_a_compiled_step_is_profiled_after_the_benchmarks_warm_up(monkeypatch, compile_: bool) -> None:
+    """The benchmark times a compiled path after three warm-up steps (compilation, and the recompilation a second
+    step can trigger); the profile of the same path warmed up one step only, so a recompile could land in the
+    profiled steps."""
+    import ssl4sar.bench.training as training
+    from ssl4sar.bench.measure import COMPILE_WARMUP_STEPS
+    from ssl4sar.bench.profile import profile_fast_finetune
+
+    calls = []
+    case = types.SimpleNamespace(step=lambda: calls.append(1))
+    monkeypatch.setattr(training, "finetune_case", lambda config, settings: case)
+    out = profile_fast_finetune({}, "cpu", batch=1, steps=2, compile=compile_)
+    assert out["steps"] == 2 and out["compile"] is compile_
+    assert len(calls) == (COMPILE_WARMUP_STEPS if compile_ else 1) + 2

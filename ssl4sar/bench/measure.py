@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "COMPILE_WARMUP_STEPS",
     "TRAINING_FLOPS_FACTOR",
     "PeakMemory",
     "alternate",
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 _MB = 1024.0 * 1024.0
 #: training FLOPs per sample = this × forward FLOPs (backward ≈ 2 × forward)
 TRAINING_FLOPS_FACTOR = 3.0
+#: warm-up steps before a compiled path is timed or profiled: compilation, then the recompilation that the second
+#: step's changed state (optimiser state, gradients) can trigger
+COMPILE_WARMUP_STEPS = 3
 
 
 # ---------------------------------------------------------------------------------------------------- memory

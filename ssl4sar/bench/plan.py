@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from ssl4sar.bench.measure import PeakMemory, allocated_mb, alternate, discount_other_paths, warmup_steps
+from ssl4sar.bench.measure import (
+    COMPILE_WARMUP_STEPS,
+    PeakMemory,
+    allocated_mb,
+    alternate,
+    discount_other_paths,
+    warmup_steps,
+)
 from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings, path_threads
 from ssl4sar.config import paper_preset
 
@@ -100,7 +107,7 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
             with path_settings(p, dev):
                 case.step()
 
-        warm[p.name] = warmup_steps(step, max(int(warmup), 3 if p.compile else 0), dev)
+        warm[p.name] = warmup_steps(step, max(int(warmup), COMPILE_WARMUP_STEPS if p.compile else 0), dev)
         mems[p.name] = PeakMemory(dev)
         with mems[p.name]:
             step()

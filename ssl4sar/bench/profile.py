@@ -73,15 +73,19 @@ def profile_step(step: Callable[[], Any], device: str | torch.device, *, steps: 
 def profile_fast_finetune(model_config: dict[str, Any], device: str | torch.device, batch: int,
                           steps: int = 2, compile: bool = False) -> dict[str, Any]:
     """:func:`profile_step` of a fine-tuning step of ``model_config`` on the fast path of ``device`` (with
-    ``compile``: its ``torch.compile`` variant; the unprofiled warm-up step compiles)."""
+    ``compile``: its ``torch.compile`` variant, profiled after the benchmark's
+    :data:`~ssl4sar.bench.measure.COMPILE_WARMUP_STEPS` unprofiled steps, which compile)."""
+    from ssl4sar.bench import training
+    from ssl4sar.bench.measure import COMPILE_WARMUP_STEPS
     from ssl4sar.bench.paths import fast_training_path
-    from ssl4sar.bench.training import StepSettings, finetune_case
 
     p = fast_training_path(device)
     if compile:
         p = p.with_(name="fast-compile", compile=True)
-    case = finetune_case(model_config, StepSettings.on_path(p, device, batch))
-    return {**profile_step(case.step, device, steps=steps), "path": p.describe(device), "batch_size": batch,
+    case = training.finetune_case(model_config, training.StepSettings.on_path(p, device, batch))
+    warmup = COMPILE_WARMUP_STEPS if compile else 1
+    return {**profile_step(case.step, device, steps=steps, warmup=warmup), "path": p.describe(device),
+            "batch_size": batch,
             "compile": bool(compile)}
 
 

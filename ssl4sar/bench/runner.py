@@ -42,8 +42,8 @@ _NOTES = [
     "% of peak: achieved FLOP/s over the measured dense matmul peak of this device (bf16 on GPU, fp32 on CPU: "
     "bf16 rows of a CPU with native bf16 can exceed 100 %).",
     "Peak memory: GPU rows torch.cuda.max_memory_allocated less what the benchmark's earlier paths keep "
-    "allocated (their models; for training rows also gradients and optimiser state); CPU rows the peak resident set size of the "
-    "process (VmHWM, reset before the measured step) with its increase during the step in brackets.",
+    "allocated (their models; for training rows also gradients and optimiser state); CPU rows the peak resident "
+    "set size of the process (VmHWM, reset before the measured step) with its increase during the step in brackets.",
     f"Sliding-window minutes per 10-MP scene are extrapolated from windows/s and the window count of a {TEN_MP_SIDE}"
     f"x{TEN_MP_SIDE} px scene at the preset's stride.",
     "Training/inference inputs are random tensors of the right shapes (no data-dependent control flow).",

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ssl4sar.bench.measure import (
+    COMPILE_WARMUP_STEPS,
     TRAINING_FLOPS_FACTOR,
     PeakMemory,
     count_flops,
@@ -306,7 +307,7 @@ def measure_case(case: StepCase, steps: int = 5, warmup: int = 2) -> dict[str, A
     """Warm up (a compiled case at least 3 steps) and time ``steps`` steps of ``case``, peak memory over the timed
     steps; see :func:`case_result`."""
     dev = torch.device(case.info["device"])
-    warm = warmup_steps(case.step, max(int(warmup), 3 if case.compile else 0), dev)
+    warm = warmup_steps(case.step, max(int(warmup), COMPILE_WARMUP_STEPS if case.compile else 0), dev)
     with PeakMemory(dev) as mem:
         times = time_steps(case.step, steps, dev)
     return case_result(case, times, warm, mem)
