@@ -106,7 +106,7 @@ from ssl4sar.domain import MDE_UNDEFINED_M  # re-exported
 from ssl4sar.errors import DataError
 from ssl4sar.losses import DEFAULT_LOSS_WEIGHTS, LOSS_PARTS, center_crop, tyrion_loss
 from ssl4sar.metrics import front_result, mde_summary, zone_metrics
-from ssl4sar.models.fast import CompiledCall
+from ssl4sar.models.fast import CompiledCall, cache_attention_bias
 from ssl4sar.models.initialise import (  # re-exported: their home before they were shared with pretraining
     IMAGENET_RESOURCE,
     export_lightning_checkpoint,
@@ -252,6 +252,9 @@ class SegmentationModule(pl.LightningModule):
                  channels_last: bool = True, compile: bool = False, init: str = "scratch") -> None:
         super().__init__()
         self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
+        # validation reuses the attention bias between its batches; Lightning's eval()/train() switches around it
+        # drop the bias after every optimiser step (models.fast.cache_attention_bias)
+        cache_attention_bias(self.model)
         weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
         if set(weights) != set(LOSS_PARTS):
             raise ValueError(f"loss_weights must have exactly the keys {list(LOSS_PARTS)}, got {sorted(weights)}")

@@ -27,12 +27,14 @@ from ssl4sar.models.fast import (
     FusedWindowAttention,
     amp_dtype_for,
     autocast,
+    cache_attention_bias,
     compile_failed,
     cpu_has_native_bf16,
     cuda_has_native_bf16,
     cudnn_autotuning,
     disable_fused_attention,
     enable_fused_attention,
+    for_inference,
     fused_attention,
     fused_attention_enabled,
     is_compiled,
@@ -197,6 +199,7 @@ def test_fused_attention_arguments_have_a_contiguous_last_dimension(monkeypatch:
     flash kernel accepts either layout, so the arguments themselves are checked: every block (windowed, shifted,
     global), with gradients (bias recomputed), under bf16 autocast, and without gradients (bias cached, reused)."""
     model = copy.deepcopy(_model64("small")).float().set_fused_attention(True)
+    cache_attention_bias(model)
     assert _attention_cases(model) == {"shifted", "windowed", "global"}
     assert min(s.blocks[0].attn.num_heads for s in model.encoder.layers) > 1  # one head hides a permuted bias
     calls = _sdpa_argument_strides(monkeypatch)
@@ -221,6 +224,7 @@ def test_cuda_fast_path_needs_no_math_attention() -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     model = copy.deepcopy(_model64("small")).float().set_fused_attention(True).cuda()
+    cache_attention_bias(model)  # inference reuses the bias: its layout is checked too
     x = torch.rand(2, 1, 96, 96, device="cuda")
     fused_only = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
     with sdpa_kernel(fused_only), autocast("cuda", torch.bfloat16):
@@ -270,6 +274,7 @@ def test_state_dict_and_switching() -> None:
 def test_bias_cache_used_and_invalidated() -> None:
     ref = copy.deepcopy(_model64("mini"))
     model = copy.deepcopy(ref).set_fused_attention(True)
+    cache_attention_bias(model)
     x = torch.rand(1, 1, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     attn = model.encoder.layers[0].blocks[1].attn
     with torch.no_grad():
@@ -293,6 +298,78 @@ def test_bias_cache_used_and_invalidated() -> None:
     out = _encoder(model, x)[-1]
     out.sum().backward()
     assert attn.cpb_mlp[0].weight.grad is not None and float(attn.cpb_mlp[0].weight.grad.abs().max()) > 0
+
+
+def _fused_sgd_step(model: Tyrion, seed: int) -> None:
+    """One fused-SGD step on the cpb MLPs: torch's fused optimisers change the weights without moving their version
+    counters (nor does an update through ``.data``, as some EMA code does)."""
+    cpb = [p for n, p in model.named_parameters() if "cpb_mlp" in n]
+    gen = torch.Generator().manual_seed(seed)
+    for p in cpb:
+        p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+    versions = [p._version for p in cpb]
+    torch.optim.SGD(cpb, lr=1.0, fused=True).step()
+    assert [p._version for p in cpb] == versions  # what the cache key cannot see
+
+
+def _fresh_output(model: Tyrion, x: torch.Tensor) -> torch.Tensor:
+    for m in model.modules():
+        if isinstance(m, FusedWindowAttention):
+            m.clear_cache()
+    return _encoder(model, x)[-1]
+
+
+def test_bias_cache_never_outlives_a_weight_update_it_cannot_see() -> None:
+    """A fused model validated under ``no_grad`` after a fused optimiser step reused the bias of the weights before
+    the step: silently wrong outputs (0.3 apart on a tiny model). Fused attention now caches nothing unless asked
+    (:func:`cache_attention_bias`: the library's inference form, and its training modules, whose train()/eval()
+    switches around every optimiser step drop the cache)."""
+    model = copy.deepcopy(_model64("mini")).float().set_fused_attention(True).eval()
+    x = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        _encoder(model, x)
+    _fused_sgd_step(model, 0)
+    with torch.no_grad():
+        after = _encoder(model, x)[-1]
+        assert torch.equal(after, _fresh_output(model, x))
+    # asked to cache: kept between calls without gradients, dropped by the train() / eval() around a step
+    assert cache_attention_bias(model) == sum(model.config["depths"])
+    with torch.no_grad():
+        first = _encoder(model, x)[-1]
+        assert torch.equal(_encoder(model, x)[-1], first)
+    model.train()
+    _fused_sgd_step(model, 1)
+    model.eval()
+    with torch.no_grad():
+        out = _encoder(model, x)[-1]
+        assert float((out - first).abs().max()) > 1e-4
+        assert torch.equal(out, _fresh_output(model, x))
+
+
+def test_optimize_for_device_refuses_before_changing_the_model() -> None:
+    """A refused call (polyphase upsampling asked of a module that has none) left the module fused already."""
+    encoder = Tyrion.from_config(TINY).encoder  # window attention, but no decoder to make polyphase
+    with pytest.raises(ValueError, match="polyphase upsampling needs a Tyrion model"):
+        optimize_for_device(encoder, "cpu", polyphase=True)
+    assert not fused_attention_enabled(encoder)
+
+
+def test_training_modules_cache_the_validation_bias() -> None:
+    from ssl4sar.finetune import SegmentationModule
+    from ssl4sar.pretrain.optsimmim import OptSimMIM
+
+    for module in (SegmentationModule(TINY), OptSimMIM(TINY, token_size=4)):
+        attn = [m for m in module.modules() if isinstance(m, FusedWindowAttention)]
+        assert attn and all(m.bias_cache for m in attn)
+
+
+def test_inference_form_caches_the_attention_bias() -> None:
+    model = for_inference(copy.deepcopy(_model64("mini")).float())
+    attn = model.encoder.layers[0].blocks[1].attn
+    assert attn.bias_cache
+    with torch.no_grad():
+        model(torch.rand(1, 1, 32, 32))
+    assert "_fused_bias_cache" in attn.__dict__
 
 
 def test_fused_attention_on_weights_made_in_inference_mode() -> None:

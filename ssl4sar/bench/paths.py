@@ -19,8 +19,10 @@ from torch import nn
 
 from ssl4sar.models.fast import (
     amp_dtype_for,
+    cache_attention_bias,
     cudnn_autotuning,
     disable_fused_attention,
+    enable_fused_attention,
     optimize_for_device,
     set_channels_last,
 )
@@ -123,6 +125,9 @@ def prepare_on_path(model: nn.Module, device: str | torch.device, *, fused: bool
                 m.set_polyphase_upsampling(False)
     if channels_last is False:
         set_channels_last(model, False)
+    if fused:  # as in the library's inference form (training steps, with gradients, never use the cache)
+        enable_fused_attention(model)
+        cache_attention_bias(model)
     return optimize_for_device(model, device, fused=fused, channels_last=channels_last, compile=compile,
                                compile_mode=compile_mode, polyphase=polyphase)
 

@@ -21,11 +21,17 @@ last dimension is contiguous, the mask included, so ``B`` is built contiguous: a
 float32 math kernel without a warning (until 014915f, the unshifted blocks on a GPU). The result differs from the
 default path only by floating-point rounding (float64: ~1e-15 relative; float32: ~1e-6).
 
-The bias of a window (heads × N × N, N = window²) is recomputed on every call when gradients are enabled (it
-depends on the ``cpb_mlp`` weights); with gradients disabled (evaluation, inference) it is cached and reused
-until a ``cpb_mlp`` parameter, the coordinate table or the shifted-window mask changes (tracked by tensor
-version counters and storage pointers, so ``load_state_dict``, ``.to(device)`` and optimiser steps invalidate
-it). The cache of a shifted block holds ``nW · heads · N²`` floats (50 MB for stage 1 of the paper model).
+The bias of a window (heads × N × N, N = window²) depends on the ``cpb_mlp`` weights and is recomputed on every
+call, unless the model was asked to cache it (:func:`cache_attention_bias`; the inference form
+:func:`for_inference` and the library's training modules do): then, with gradients disabled (evaluation,
+inference), it is reused until a ``cpb_mlp`` parameter, the coordinate table or the shifted-window mask changes,
+as tensor version counters and storage pointers tell (``load_state_dict``, ``.to(device)``, in-place tensor ops
+and non-fused optimiser steps move them), and until the next ``train()`` / ``eval()`` switch. What the key
+cannot see, and why the cache is not on by default: torch's fused optimisers (``SGD(fused=True)``,
+``AdamW(fused=True)``) and updates through ``.data`` change weights without moving their version counters; the
+train()/eval() switch around a training loop's steps covers the first, not an update in eval mode (e.g. EMA
+weights written through ``.data``: call ``cache_attention_bias(model, False)`` for such a model). The cache of a
+shifted block holds ``nW · heads · N²`` floats (50 MB for stage 1 of the paper model).
 
 The bias is computed in the parameters' dtype with autocast disabled (the default path runs the 2→512→heads MLP
 in bf16 under autocast) and cast to the attention dtype afterwards.
@@ -76,6 +82,7 @@ __all__ = [
     "FusedWindowAttention",
     "amp_dtype_for",
     "autocast",
+    "cache_attention_bias",
     "compile_failed",
     "cpu_has_native_bf16",
     "cuda_has_native_bf16",
@@ -131,6 +138,9 @@ class FusedWindowAttention(WindowAttention):
     shifted-window mask (0 / −100) or ``None``; returns (B·nW, N, C), like the parent.
     """
 
+    #: reuse the attention bias between calls without gradients (:func:`cache_attention_bias`; module docstring)
+    bias_cache: bool = False
+
     def relative_position_bias(self) -> torch.Tensor:
         """The continuous position bias ``16 · sigmoid(cpb_mlp(table))`` as (heads, N, N), in the parameters'
         dtype (autocast disabled)."""
@@ -147,9 +157,10 @@ class FusedWindowAttention(WindowAttention):
 
         Without ``mask``: (1, heads, N, N). With a shifted-window ``mask`` (nW, N, N): (1, nW · heads, N, N), row
         ``w · heads + h`` holding ``bias[h] + mask[w]`` (the layout of the reshaped queries, see :meth:`forward`).
-        Cached while gradients are disabled (see the module docstring).
+        Cached while gradients are disabled, where :attr:`bias_cache` is on (see the module docstring).
         """
-        use_cache = not torch.is_grad_enabled() and not _compiling() and not self._has_inference_tensors(mask)
+        use_cache = (self.bias_cache and not torch.is_grad_enabled() and not _compiling()
+                     and not self._has_inference_tensors(mask))
         if use_cache:
             key = (
                 tuple(_tensor_key(p) for p in self.cpb_mlp.parameters()),
@@ -183,6 +194,12 @@ class FusedWindowAttention(WindowAttention):
     def clear_cache(self) -> None:
         """Drop the cached attention bias (it is rebuilt at the next call without gradients)."""
         self.__dict__.pop("_fused_bias_cache", None)
+
+    def train(self, mode: bool = True) -> FusedWindowAttention:
+        # a training loop switches modes around its optimiser steps, which may not move the version counters
+        # the cache is keyed on (fused optimisers)
+        self.clear_cache()
+        return super().train(mode)
 
     def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> FusedWindowAttention:
         # .to() / .cuda() / .half(): the cached bias is on the old device or dtype and would hold its memory (the
@@ -243,6 +260,21 @@ def disable_fused_attention(model: nn.Module) -> int:
         if isinstance(module, FusedWindowAttention):
             module.clear_cache()
             module.__class__ = WindowAttention
+            n += 1
+    return n
+
+
+def cache_attention_bias(model: nn.Module, enabled: bool = True) -> int:
+    """Let every :class:`FusedWindowAttention` in ``model`` reuse its attention bias between calls without
+    gradients (or, ``enabled=False``, stop and drop it). Safe where weights change only through version-counted
+    in-place ops, or in train mode (the module docstring says which updates are not). Returns the number of
+    modules set; enable fused attention first."""
+    n = 0
+    for module in model.modules():
+        if isinstance(module, FusedWindowAttention):
+            module.bias_cache = bool(enabled)
+            if not enabled:
+                module.clear_cache()
             n += 1
     return n
 
@@ -538,11 +570,13 @@ def optimize_for_device(
     Precision is not part of the model: wrap the forward in :func:`autocast` with :func:`amp_dtype_for`.
     """
     dev = resolve_device(device)
+    if polyphase and getattr(model, "set_polyphase_upsampling", None) is None:  # refused before anything changes
+        raise ValueError(f"polyphase upsampling needs a Tyrion model, got {type(model).__name__}")
     model.to(dev)
     if fused:
         enable_fused_attention(model)
-    if polyphase and not _set_polyphase(model):
-        raise ValueError(f"polyphase upsampling needs a Tyrion model, got {type(model).__name__}")
+    if polyphase:
+        _set_polyphase(model)
     if channels_last is None:
         channels_last = dev.type == "cuda"
     if channels_last:
@@ -557,8 +591,9 @@ def for_inference(model: nn.Module) -> nn.Module:
     convolutions and, when the model is on a CUDA device, channels-last convolution weights (same weights, same
     numbers up to rounding: the benchmark's inference fast path). Used by evaluation, ``ssl4sar predict`` and the
     book's model applications; device and precision are chosen by the caller (load or move the model to its device
-    first). Returns ``model``."""
+    first). The attention bias is cached (:func:`cache_attention_bias`). Returns ``model``."""
     enable_fused_attention(model)
+    cache_attention_bias(model)  # the weights stay as loaded
     _set_polyphase(model)
     if any(p.device.type == "cuda" for p in model.parameters()):
         set_channels_last(model)

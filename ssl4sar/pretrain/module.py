@@ -35,7 +35,7 @@ import torch
 
 from ssl4sar.config import PRETRAIN_METHODS as METHODS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import Preset, as_preset, paper_preset
-from ssl4sar.models.fast import CompiledCall
+from ssl4sar.models.fast import CompiledCall, cache_attention_bias
 from ssl4sar.models.initialise import initialise_model
 from ssl4sar.models.tyrion import Tyrion
 
@@ -92,6 +92,7 @@ class PretrainModule(pl.LightningModule):
                  init: str = "scratch", **task_hparams: Any) -> None:
         super().__init__()
         self.model = Tyrion.from_config(model_config).set_fused_attention(True)  # same numbers, faster (models.fast)
+        cache_attention_bias(self.model)  # validation's bias, dropped by Lightning's eval()/train() switches
         # The segmentation head is not part of the pretraining graph: freeze it (no DDP unused-parameter search).
         self.model.head.requires_grad_(False)
         self.save_hyperparameters({
