@@ -321,3 +321,18 @@ def test_pretrain_compile_runs_the_training_forward_compiled_and_validation_eage
     assert len(calls) == 1   # validation ran eagerly
     assert set(compiled.state_dict()) == set(eager.state_dict())
 
+
+
+@pytest.mark.parametrize("method", [OptSimMIM, OptTranslator])
+def test_channels_last_is_set_before_lightning_wraps_the_module(cfg: dict, method: type) -> None:
+    """Lightning calls ``setup`` before the strategy wraps the module in DDP and ``on_fit_start`` after it; a
+    layout changed after the wrap no longer matches DDP's gradient buckets (torch warns, and copies every gradient
+    on every step). Fine-tuning switches in ``setup``; pretraining did so in ``on_fit_start``."""
+    import types
+
+    module = method(cfg["model"], lr=0.1, **({"token_size": cfg["model"]["patch_size"]} if method is OptSimMIM else {}))
+    module.trainer = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device("cuda")))
+    module.setup("fit")
+    convs = [m.weight for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert module._channels_last

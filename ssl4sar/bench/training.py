@@ -250,7 +250,7 @@ def pretrain_case(
     module.to(dev)
     if cl:
         module.to(memory_format=torch.channels_last)
-    module._channels_last = cl  # what PretrainModule.on_fit_start sets under Lightning on CUDA
+    module._channels_last = cl  # what PretrainModule.setup sets under Lightning on CUDA
     if s.compile:
         maybe_compile(module, mode=s.compile_mode)
     module.train()

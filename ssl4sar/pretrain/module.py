@@ -164,13 +164,12 @@ class PretrainModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
-        if self.hparams.get("compile") and self.__dict__["_compiled_forward"] is None:
-            self.__dict__["_compiled_forward"] = CompiledCall(self)  # compiles at its first call
-
-    def on_fit_start(self) -> None:
-        if self.hparams["channels_last"] and self.device.type == "cuda":
+        # before Lightning moves the module to its device and wraps it in DDP (so the gradient buckets match)
+        if self.hparams["channels_last"] and self.trainer.strategy.root_device.type == "cuda":
             self.to(memory_format=torch.channels_last)
             self._channels_last = True
+        if self.hparams.get("compile") and self.__dict__["_compiled_forward"] is None:
+            self.__dict__["_compiled_forward"] = CompiledCall(self)  # compiles at its first call
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(batch)
