@@ -355,6 +355,33 @@ def test_gpu_sliding_window_rows_do_not_count_the_memory_of_the_other_paths(monk
     assert [r["memory_other_paths_mb"] for r in rows] == [0.0, 100.0]
 
 
+def test_sliding_window_rows_say_when_compilation_fell_back(monkeypatch) -> None:
+    """A compiled path whose compilation fails runs eagerly; its row was labelled compiled with eager numbers and
+    nothing said so (the training rows did)."""
+    import ssl4sar.bench.windows as windows
+    from ssl4sar.bench.paths import ExecPath as Path_
+    from ssl4sar.models.fast import maybe_compile
+
+    def failing_backend(gm: torch.fx.GraphModule, example_inputs: list) -> None:
+        raise RuntimeError("simulated compiler failure")
+
+    def prepare(self, model, device):
+        model.to(device)
+        if self.compile:
+            maybe_compile(model, backend=failing_backend)
+        return model
+
+    monkeypatch.setattr(Path_, "prepare", prepare)
+    torch._dynamo.reset()
+    paths = [REFERENCE, fast_path("cpu").with_(name="fast-compile", compile=True)]
+    rows = windows.compare_sliding_window(TINY, paths, device="cpu", rounds=1)
+    torch._dynamo.reset()
+    assert "compile_failed" not in rows[0]
+    assert "simulated compiler failure" in rows[1]["compile_failed"]
+    row = make_row("sliding_window", "quick", rows[1], None)
+    assert any(n.startswith("torch.compile failed, eager") for n in row["notes"])
+
+
 def test_reference_and_fast_paths_are_what_they_claim() -> None:
     assert (REFERENCE.precision, REFERENCE.fused, REFERENCE.centre_only, REFERENCE.batch) == ("fp32", False, False, 1)
     assert REFERENCE.amp_dtype("cpu") is None and REFERENCE.amp_dtype("cuda") is None

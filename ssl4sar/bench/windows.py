@@ -29,6 +29,7 @@ from ssl4sar.bench.measure import (
 from ssl4sar.bench.paths import ExecPath, path_threads
 from ssl4sar.data.sampling import overlapping_padding_stages
 from ssl4sar.inference import default_inference_workers, sliding_window_probabilities
+from ssl4sar.models.fast import compile_failed
 
 __all__ = [
     "TEN_MP_SIDE",
@@ -187,6 +188,9 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
                         p.workers)
         r.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()},
                  flops_per_item=flops, flops_note="FlopCounterMode, full forward of one window on meta")
+        failed = compile_failed(models[p.name]) if p.compile else None
+        if failed:  # the row ran eagerly: the report says so next to the compile label
+            r["compile_failed"] = failed
         out.append(discount_other_paths(r, before[p.name]))
     for r in out:
         r["speedup"] = r["windows_per_s"] / out[0]["windows_per_s"]
