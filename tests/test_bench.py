@@ -333,6 +333,72 @@ def test_gpu_training_rows_do_not_count_the_memory_of_the_other_paths(monkeypatc
     assert [r["memory_other_paths_mb"] for r in rows] == [0.0, 150.0]
 
 
+def _counted_comparison(allocate, on_step=None, too_big: tuple[str, ...] = ()):
+    """A :class:`_StepComparison` whose case allocates 100 MB (its model) on a pretended GPU, runs out of memory
+    while building the paths named in ``too_big``, and calls ``on_step(path name)`` at every step."""
+    from ssl4sar.bench.plan import _StepComparison
+    from ssl4sar.bench.training import StepCase
+
+    class Counted(_StepComparison):
+        name = "finetune_step"
+
+        def case(self, path: ExecPath) -> StepCase:
+            if path.name in too_big:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 54.00 GiB")
+            allocate(100)
+
+            def step() -> None:
+                if on_step is not None:
+                    on_step(path.name)
+
+            return StepCase(step, torch.nn.Linear(1, 1), 2, 10, {"device": "cuda:0", "batch_size": 2})
+
+    return Counted
+
+
+def test_a_path_that_runs_out_of_gpu_memory_is_dropped_and_the_others_measured(monkeypatch) -> None:
+    """At batch 64 the reference path needs 106 GB, more than an H100's 80: its out-of-memory error ended the whole
+    training benchmark, losing the fast paths' rows, which fit."""
+    pretend_cuda(monkeypatch, (9, 0), "H100")
+    allocate = pretend_cuda_memory(monkeypatch).allocate
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    Counted = _counted_comparison(allocate, too_big=("reference",))
+    rows = Counted("counted", "cuda:0", TINY, [REFERENCE, fast_training_path("cuda")], batch=2, rounds=1,
+                   warmup=1).run()
+    assert [r["path"] for r in rows] == ["reference", "fast"]
+    assert rows[0]["failed"].startswith("out of memory: CUDA out of memory. Tried to allocate 54.00 GiB")
+    assert "speedup" not in rows[0] and rows[1]["speedup"] is None  # no reference to divide by
+    assert rows[1]["throughput_best"] > 0 and "failed" not in rows[1]
+    table = [make_row("finetune_step", "paper", r, None) for r in rows]
+    assert table[0]["throughput"] is None and table[0]["notes"] == [rows[0]["failed"].join(("failed: ", ""))]
+    assert table[1]["throughput"] == rows[1]["throughput_best"]
+    assert ratios_of({"results": table}) == []
+
+
+def test_the_path_without_cudnn_autotuning_runs_in_a_thread_of_its_own(monkeypatch) -> None:
+    """cuDNN reuses the convolution plans it chose in a thread whatever the autotuning flag: run in the thread
+    where the other paths had autotuned, the no-autotuning path ran their plans and measured nothing."""
+    import threading
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    allocate = pretend_cuda_memory(monkeypatch).allocate
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    seen: dict[str, set] = {}
+
+    def on_step(name: str) -> None:
+        seen.setdefault(name, set()).add((threading.get_ident(), torch.backends.cudnn.benchmark))
+
+    fast = fast_training_path("cuda")
+    paths = [REFERENCE, fast, fast.with_(name="fast-no-cudnn-autotuning", cudnn_autotuning=False)]
+    Counted = _counted_comparison(allocate, on_step)
+    rows = Counted("counted", "cuda:0", TINY, paths, batch=2, rounds=2, warmup=1).run()
+    main = threading.get_ident()
+    assert seen["reference"] == seen["fast"] == {(main, True)}
+    (other,) = seen["fast-no-cudnn-autotuning"]  # every step of it in one thread, not the main one
+    assert other[0] != main and other[1] is False
+    assert [r["path"] for r in rows] == [p.name for p in paths] and all(r["speedup"] for r in rows)
+
+
 def test_gpu_sliding_window_rows_do_not_count_the_memory_of_the_other_paths(monkeypatch) -> None:
     """Every path's model copy stays on the GPU for the alternating rounds: the peak of the paths measured later
     once included the copies of the paths before them (pretended GPU, counted allocator: a model copy holds 100 MB,

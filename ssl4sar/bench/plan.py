@@ -9,9 +9,11 @@ execution paths (:mod:`ssl4sar.bench.paths`) in alternating rounds: the first pa
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,37 +95,71 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
     Every case stays allocated for the rounds, so on a GPU a path's peak would include the models, gradients and
     optimiser state of the paths built before it: that memory (allocated before its case was built) is taken off
     its peak and reported as ``memory_other_paths_mb``. (On a CPU the peak resident set of the process is not
-    separable that way; its rows show the increase during the step.)"""
+    separable that way; its rows show the increase during the step.)
+
+    A path that runs out of memory while it is built or warmed up is dropped (its row says ``failed``, without
+    numbers) and the others are measured: at batch 64 the reference path needs 106 GB, more than an H100 holds,
+    while the fast paths fit. ``speedup`` needs the first path; without it, it is ``None``.
+
+    On CUDA a path without cuDNN autotuning runs its steps in a thread of its own: cuDNN keeps the convolution plans
+    it has chosen per thread and reuses them whatever the autotuning flag says, so in the thread where the other
+    paths autotuned it would run their autotuned plans."""
     from ssl4sar.bench.training import case_result
 
     dev = torch.device(device)
-    cases, steps, warm, mems, before = {}, {}, {}, {}, {}
-    for p in paths:
-        before[p.name] = allocated_mb(dev)
-        with path_threads(p.threads):  # a case records torch's thread count: the one its path runs with
-            case = cases[p.name] = build(p)
+    cases, steps, warm, mems, before, failed = {}, {}, {}, {}, {}, {}
+    with contextlib.ExitStack() as stack:
+        for p in paths:
+            before[p.name] = allocated_mb(dev)
+            try:
+                with path_threads(p.threads):  # a case records torch's thread count: the one its path runs with
+                    case = cases[p.name] = build(p)
 
-        def step(case: Any = case, p: ExecPath = p) -> None:
-            with path_settings(p, dev):
-                case.step()
+                def step(case: Any = case, p: ExecPath = p) -> None:
+                    with path_settings(p, dev):
+                        case.step()
 
-        warm[p.name] = warmup_steps(step, max(int(warmup), COMPILE_WARMUP_STEPS if p.compile else 0), dev)
-        mems[p.name] = PeakMemory(dev)
-        with mems[p.name]:
-            step()
-        steps[p.name] = step
-    times = alternate(steps, rounds, dev)
+                if dev.type == "cuda" and not p.cudnn_autotuning:
+                    pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"bench-{p.name}"))
+                    step = _in_thread(pool, step)
+                warm[p.name] = warmup_steps(step, max(int(warmup), COMPILE_WARMUP_STEPS if p.compile else 0), dev)
+                mems[p.name] = PeakMemory(dev)
+                with mems[p.name]:
+                    step()
+            except torch.cuda.OutOfMemoryError as exc:
+                failed[p.name] = f"out of memory: {str(exc).splitlines()[0][:200]}"
+                log.error("%s: path %s dropped, %s", device, p.name, failed[p.name])
+                cases.pop(p.name, None)
+                case = step = None  # noqa: F841 - the last references to the path's tensors
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            steps[p.name] = step
+        times = alternate(steps, rounds, dev)
     rows = []
     for p in paths:
+        if p.name in failed:
+            rows.append({"path": p.name, "failed": failed[p.name], "device": str(dev),
+                         **{f"path_{k}": v for k, v in p.describe(dev).items()}})
+            continue
         row = case_result(cases[p.name], times[p.name], warm[p.name], mems[p.name])
         row.update(path=p.name, round_s=times[p.name], **{f"path_{k}": v for k, v in p.describe(dev).items()})
         discount_other_paths(row, before[p.name])
         # best round: the least disturbed by other load on the machine
         row["throughput_best"] = row["batch_size"] / row["step_s_min"]
         rows.append(row)
+    base = rows[0].get("throughput_best")
     for row in rows:
-        row["speedup"] = row["throughput_best"] / rows[0]["throughput_best"]
+        if "failed" not in row:
+            row["speedup"] = row["throughput_best"] / base if base else None
     return rows
+
+
+def _in_thread(pool: ThreadPoolExecutor, step: Callable[[], Any]) -> Callable[[], None]:
+    """``step`` run in ``pool``'s thread, the caller waiting for it (the timing stays the caller's)."""
+    def run() -> None:
+        pool.submit(step).result()
+    return run
 
 
 @dataclass

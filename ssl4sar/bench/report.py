@@ -72,6 +72,9 @@ def make_row(name: str, spec_variant: str, raw: Mapping[str, Any], peak: Mapping
         "details": dict(raw),
     }
     notes = row["notes"]
+    if raw.get("failed"):  # a path dropped from its comparison (out of memory): no numbers
+        notes.append(f"failed: {raw['failed']}")
+        return row
     if name == "matmul_peak":
         row.update(throughput=raw["tflops"], throughput_unit="TFLOP/s", time_per_item_s=raw["seconds_per_matmul"],
                    achieved_tflops=raw["tflops"], flops_per_item=2.0 * raw["n"] ** 3, precision=raw["dtype"])
