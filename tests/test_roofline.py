@@ -205,3 +205,21 @@ def test_reports_are_found_by_folder_and_a_broken_one_is_named(tmp_path: Path) -
         with pytest.raises(DataError, match=message) as exc:
             load_report(bad)
         assert str(bad) in str(exc.value)
+
+
+def test_kernels_are_timed_with_cudnn_autotuning_on_a_gpu(monkeypatch) -> None:
+    """The training steps the roofline is compared with autotune cuDNN's convolutions; timed alone without it, the
+    "measured kernels" bound timed cuDNN's untuned heuristic choices (pretended GPU, no kernel runs)."""
+    import types
+
+    from fake_gpu import pretend_cuda, pretend_cuda_memory
+
+    from ssl4sar.bench.traffic import time_kernels
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    pretend_cuda_memory(monkeypatch)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    flags: list[bool] = []
+    kernel = types.SimpleNamespace(prepare=lambda dev: lambda: flags.append(torch.backends.cudnn.benchmark))
+    assert time_kernels([kernel, kernel], "cuda", repeats=2) == [0.001, 0.001]
+    assert flags == [True] * 6 and torch.backends.cudnn.benchmark is False  # restored

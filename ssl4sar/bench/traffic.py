@@ -269,12 +269,17 @@ def fused_attention_model(recorder: TrafficRecorder) -> Iterator[None]:
 
 def time_kernels(kernels: Sequence[Kernel], device: str | torch.device, repeats: int = 3) -> list[float]:
     """Best-of-``repeats`` seconds of one call of each kernel on ``device``, on random operands laid out as recorded
-    (after one untimed call; CUDA events on CUDA). Each kernel's operands are freed before the next one's are made."""
+    (after one untimed call; CUDA events on CUDA). Each kernel's operands are freed before the next one's are made.
+    On CUDA with cuDNN's autotuning on, as in the library's training and the benchmark's training steps: the untimed
+    call chooses each convolution's algorithm, so the timed ones are not cuDNN's untuned heuristic choice."""
+    from ssl4sar.models.fast import cudnn_autotuning
+
     dev = torch.device(device)
     out: list[float] = []
-    for kernel in kernels:
-        call = kernel.prepare(dev)
-        call()
-        out.append(min(time_steps(call, repeats, dev)))
-        del call
+    with cudnn_autotuning(dev):
+        for kernel in kernels:
+            call = kernel.prepare(dev)
+            call()
+            out.append(min(time_steps(call, repeats, dev)))
+            del call
     return out
