@@ -2,7 +2,8 @@
 # Wheels of the packages that tools/gpu_run.sh imports and the lent GPU machines' image does not hold (its package
 # list: the device tool's KINDS.md; it holds torch, timm, lightning, numpy, scipy, scikit-image, pandas, pyyaml,
 # matplotlib, requests, attrs, click, certifi, but no geospatial package), for that image's Python 3.12 on manylinux
-# x86-64, at the versions of this machine's venv (the ones the tests ran with) -> .whl/ (git-ignored, about 35 MB).
+# x86-64, at the versions of this machine's venv (the ones the tests ran with) -> .whl/ (git-ignored, 46 MB; with the
+# 12 MB working tree it stays under the device tool's 64 MiB a call).
 # Run here, where PyPI is reachable; the device call then names .whl in `carry` and gpu_run.sh installs them.
 # Usage (repository root): [PY=.venv/bin/python] [PKGS="rasterio affine ..."] tools/gpu_wheels.sh
 set -euo pipefail
