@@ -39,7 +39,7 @@
 #     ROOFLINE_S=90 tools/gpu_run.sh                                                        (one call, timeout_s 590)
 #   OUT=$OUT TAG=predict BENCH=off PREDICT_S=200 FINETUNE_STEPS=200 TRAIN_MODES=eager TRAIN_S=150 tools/gpu_run.sh
 # (on an H100 the batch-64 reference path, 106 GB, runs out of memory: its row says so and the fast rows, which hold
-# the % of peak, are measured; BENCH_BATCHES=32 keeps the reference too)
+# the % of peak, are measured; at BENCH_BATCHES=32 it would need about half, not measured)
 # Try it on the CPU first: PY=.venv/bin/python OUT=/tmp/g DEVICE=cpu PRESET=smoke COMPILE=off BENCH_BATCHES=2 tools/gpu_run.sh
 # (tests/test_gpu_run.py runs it so, with one eager training step of each kind)
 # Without an installed ssl4sar it runs from the checkout.
