@@ -14,6 +14,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,3 +91,27 @@ def test_gpu_run_script_stops_at_once_when_a_package_is_missing(tmp_path: Path) 
     assert "cannot import: rasterio (ImportError: No module named rasterio)" in summary, summary
     assert "tools/gpu_wheels.sh" in summary and "bench batch" not in summary
     assert "gpu.txt" in _packed(out, "bench")
+
+
+def test_predict_timing_keeps_the_finished_mode_when_the_next_one_fails(tmp_path: Path, monkeypatch) -> None:
+    """On the GPU machine `predict_timing.py` runs under a time limit: the one-map timing was written only after the
+    TTA x4 pass, so a run cut off during TTA lost both. Each mode's numbers are now written as soon as it ends."""
+    import importlib.util
+
+    import ssl4sar.predict
+
+    spec = importlib.util.spec_from_file_location("predict_timing", ROOT / "tools" / "predict_timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    real = ssl4sar.predict.predict_scenes
+
+    def cut_off_during_tta(model, scenes, out, rotations, **kw):
+        if len(rotations) > 1:
+            raise KeyboardInterrupt  # what the time limit's SIGTERM ends as, at the latest
+        return real(model, scenes, out, rotations=rotations, **kw)
+
+    monkeypatch.setattr(ssl4sar.predict, "predict_scenes", cut_off_during_tta)
+    with pytest.raises(KeyboardInterrupt):
+        timing.main(["--out", str(tmp_path), "--device", "cpu", "--preset", "smoke", "--side", "160"])
+    report = json.loads((tmp_path / "predict_timing.json").read_text())
+    assert report["one_map"]["n_maps"] == 1 and report["one_map"]["windows_s"] > 0 and "tta4" not in report

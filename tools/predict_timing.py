@@ -6,7 +6,8 @@ the overlay: the CPU's part), from ``predictions.csv``. A small scene is predict
 
     python tools/predict_timing.py --out DIR [--device cuda] [--preset paper] [--side 3162]
 
-Writes ``DIR/predict_timing.json`` and prints it; run by ``tools/gpu_run.sh`` (PREDICT_S > 0).
+Writes ``DIR/predict_timing.json`` (after each of the two modes) and prints it; run by ``tools/gpu_run.sh``
+(PREDICT_S > 0).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def synthetic_scene(path: Path, side: int, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None) -> dict:
     from ssl4sar.bench.windows import build_model
     from ssl4sar.inference import PAPER_TTA_ROTATIONS
+    from ssl4sar.io import write_json_atomic
     from ssl4sar.models.fast import amp_dtype_for, for_inference
     from ssl4sar.predict import predict_scenes
 
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
                                               (report[name]["outputs_s"] + report[name]["windows_s"]), 3)
         for f in out.glob("*_probabilities.tif"):  # large, and not a result
             f.unlink()
-    (args.out / "predict_timing.json").write_text(json.dumps(report, indent=1))
+        # after each mode: a run cut off by its time limit keeps the modes it finished
+        write_json_atomic(args.out / "predict_timing.json", report, indent=1)
     print(json.dumps(report))
     return report
 
