@@ -22,7 +22,6 @@ from ssl4sar.models.fast import (
     cache_attention_bias,
     cudnn_autotuning,
     disable_fused_attention,
-    enable_fused_attention,
     optimize_for_device,
     set_channels_last,
 )
@@ -125,11 +124,11 @@ def prepare_on_path(model: nn.Module, device: str | torch.device, *, fused: bool
                 m.set_polyphase_upsampling(False)
     if channels_last is False:
         set_channels_last(model, False)
+    optimize_for_device(model, device, fused=fused, channels_last=channels_last, compile=compile,
+                        compile_mode=compile_mode, polyphase=polyphase)
     if fused:  # as in the library's inference form (training steps, with gradients, never use the cache)
-        enable_fused_attention(model)
         cache_attention_bias(model)
-    return optimize_for_device(model, device, fused=fused, channels_last=channels_last, compile=compile,
-                               compile_mode=compile_mode, polyphase=polyphase)
+    return model
 
 
 @contextlib.contextmanager

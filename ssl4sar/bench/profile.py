@@ -85,8 +85,7 @@ def profile_fast_finetune(model_config: dict[str, Any], device: str | torch.devi
     case = training.finetune_case(model_config, training.StepSettings.on_path(p, device, batch))
     warmup = COMPILE_WARMUP_STEPS if compile else 1
     return {**profile_step(case.step, device, steps=steps, warmup=warmup), "path": p.describe(device),
-            "batch_size": batch,
-            "compile": bool(compile)}
+            "batch_size": batch, "compile": bool(compile)}
 
 
 def profile_fast_sliding_window(model_config: dict[str, Any], device: str | torch.device, *, scene_side: int,
