@@ -228,7 +228,8 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
                                  sigma: float | None = None, batch_size: int = _PAPER.inference.batch_size,
                                  device: str | torch.device | None = None, amp_dtype: torch.dtype | None = None,
                                  canvas_device: str | torch.device | None = None, progress: bool = False,
-                                 centre_only: bool = True, workers: int | None = None) -> np.ndarray:
+                                 centre_only: bool = True, workers: int | None = None,
+                                 cudnn_autotune: bool = True) -> np.ndarray:
     """Per-class probabilities of a whole scene by overlapping windows with Gaussian stitching (§7.1).
 
     Args:
@@ -252,6 +253,9 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
             threads (:func:`ssl4sar.parallel.threaded_map`); ``None``: :func:`default_inference_workers`. The
             result does not depend on it for a given number of threads per worker; each worker holds one batch
             of activations.
+        cudnn_autotune: on CUDA, let cuDNN time its convolution algorithms for the window shape during the call
+            (:func:`ssl4sar.models.fast.cudnn_autotuning`); ``False`` leaves them untimed, as the official code
+            runs (the benchmark's reference path). No effect elsewhere.
 
     Returns:
         ``(K, H, W)`` float32 probabilities (each pixel sums to 1 up to rounding).
@@ -294,7 +298,7 @@ def sliding_window_probabilities(model: Model, image: np.ndarray | torch.Tensor,
     try:
         # closing(): a failure while stitching stops the workers and gives torch its threads back now, not when
         # the exception (which holds this frame) is garbage-collected
-        with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev), \
+        with _eval_mode(model), torch.inference_mode(), cudnn_autotuning(dev, cudnn_autotune), \
                 contextlib.closing(threaded_map(probabilities, batches, n_workers)) as results:
             for batch, prob in zip(batches, _progress(results, len(batches), progress, "windows"), strict=True):
                 if acc is None:

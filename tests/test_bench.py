@@ -393,10 +393,83 @@ def test_the_path_without_cudnn_autotuning_runs_in_a_thread_of_its_own(monkeypat
     Counted = _counted_comparison(allocate, on_step)
     rows = Counted("counted", "cuda:0", TINY, paths, batch=2, rounds=2, warmup=1).run()
     main = threading.get_ident()
-    assert seen["reference"] == seen["fast"] == {(main, True)}
-    (other,) = seen["fast-no-cudnn-autotuning"]  # every step of it in one thread, not the main one
-    assert other[0] != main and other[1] is False
+    assert seen["fast"] == {(main, True)}
+    (ref,) = seen["reference"]  # the official code does not autotune (test below); every step in one thread
+    (other,) = seen["fast-no-cudnn-autotuning"]
+    assert ref[1] is other[1] is False
+    assert len({main, ref[0], other[0]}) == 3  # a thread of its own each
     assert [r["path"] for r in rows] == [p.name for p in paths] and all(r["speedup"] for r in rows)
+
+
+def test_the_reference_path_runs_without_cudnn_autotuning_as_the_official_code(monkeypatch) -> None:
+    """The official scripts build ``pl.Trainer`` without ``benchmark=`` and set no cuDNN flag, so they train with
+    torch's default, autotuning off: Lightning changes the flag only when asked to. The reference path autotuned,
+    which made the GPU ratios look smaller than against the official code."""
+    import lightning.pytorch as pl
+
+    assert REFERENCE.cudnn_autotuning is False
+    for preset in (False, True):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", preset)
+        pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False)
+        assert torch.backends.cudnn.benchmark is preset
+    pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, benchmark=False)
+    assert torch.backends.cudnn.benchmark is False  # the flag this test reads is the one Lightning sets
+
+
+def test_gpu_sliding_window_reference_runs_untuned_in_a_thread_of_its_own(monkeypatch) -> None:
+    """Sliding-window rows on a GPU: the reference path's passes (warm-up, memory, timed rounds) ask for no cuDNN
+    autotuning and all run in one thread that no autotuning path uses (cuDNN's plans are kept per thread)."""
+    import threading
+
+    import ssl4sar.bench.windows as windows
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    pretend_cuda_memory(monkeypatch)
+    monkeypatch.setattr(ExecPath, "prepare", lambda self, model, device: model)
+    seen: dict[bool, set] = {}
+
+    def scene_pass(model, image, **kwargs):
+        seen.setdefault(kwargs["cudnn_autotune"], set()).add(threading.get_ident())
+
+    monkeypatch.setattr(windows, "sliding_window_probabilities", scene_pass)
+    rows = windows.compare_sliding_window(TINY, [REFERENCE, fast_path("cuda")], device="cuda:0", rounds=2)
+    assert [r["path"] for r in rows] == ["reference", "fast"]
+    assert [r["path_cudnn_autotuning"] for r in rows] == [False, True]
+    assert seen[True] == {threading.get_ident()}
+    (untuned,) = seen[False]
+    assert untuned != threading.get_ident()
+
+
+def test_gpu_accuracy_reference_predicts_untuned_in_a_thread_of_its_own(monkeypatch) -> None:
+    """The accuracy benchmark's reference maps come from the official code's inference: no cuDNN autotuning, in a
+    thread where no autotuned plan of the fast path can be reused (pretended GPU, the scene passes recorded)."""
+    import threading
+    import types
+
+    import ssl4sar.data.caffe as caffe
+    import ssl4sar.inference as inference
+    from ssl4sar.bench.accuracy import predict_split
+
+    pretend_cuda(monkeypatch, (9, 0), "H200")
+    monkeypatch.setattr(ExecPath, "prepare", lambda self, model, device: model)
+    monkeypatch.setattr(caffe, "load_scene", lambda scene: {"image": np.zeros((8, 8), np.uint8)})
+    seen: dict[bool, set] = {}
+
+    def scene_pass(model, image, **kwargs):
+        seen.setdefault(kwargs["cudnn_autotune"], set()).add(threading.get_ident())
+        return np.ones((4, 8, 8), np.float32)
+
+    monkeypatch.setattr(inference, "sliding_window_probabilities", scene_pass)
+    model = torch.nn.Identity()
+    model.img_size = 32
+    scenes = [types.SimpleNamespace(stem="a"), types.SimpleNamespace(stem="b")]
+    for path in (REFERENCE, fast_path("cuda")):
+        maps, _ = predict_split(model, scenes, path, device=torch.device("cuda:0"), stride=8, sigma=2.0, batch_size=2)
+        assert sorted(maps) == ["a", "b"]
+    assert seen[True] == {threading.get_ident()}
+    (untuned,) = seen[False]
+    assert untuned != threading.get_ident()
 
 
 def test_gpu_sliding_window_rows_do_not_count_the_memory_of_the_other_paths(monkeypatch) -> None:

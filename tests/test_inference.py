@@ -106,6 +106,31 @@ def test_sliding_window_equals_direct_prediction_for_pointwise_model(h, w, conte
     np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)
 
 
+def test_sliding_window_inference_autotunes_cudnn_only_when_asked(monkeypatch):
+    """The benchmark's reference path runs the official code's inference, which never switches cuDNN's autotuning
+    on; the library's inference does. The flag is checked where it matters, inside the forward pass, with the
+    device treated as CUDA (the flag alone: nothing runs on a GPU)."""
+    import ssl4sar.inference as inference
+    from ssl4sar.models.fast import cudnn_autotuning
+
+    monkeypatch.setattr(inference, "cudnn_autotuning", lambda device, enabled=True: cudnn_autotuning("cuda", enabled))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    flags = []
+
+    class FlagSpy(Pointwise):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            flags.append(torch.backends.cudnn.benchmark)
+            return super().forward(x)
+
+    model = FlagSpy(seed=3)
+    for asked in (None, True, False):
+        flags.clear()
+        kwargs = {} if asked is None else {"cudnn_autotune": asked}
+        sliding_window_probabilities(model, image(40, 40), context_size=32, stride=8, workers=1, **kwargs)
+        assert flags and set(flags) == {asked is not False}  # on by default
+        assert torch.backends.cudnn.benchmark is False  # restored
+
+
 def test_sliding_window_float_input_batch_invariance_and_devices():
     model = Pointwise(seed=5)
     img = image(50, 60).astype(np.float32) / 255.0
@@ -417,12 +442,12 @@ def test_inference_runs_its_forward_passes_under_cudnn_autotuning(monkeypatch: p
 
     import ssl4sar.inference as inference
 
-    entered: list[torch.device] = []
+    entered: list[tuple[torch.device, bool]] = []
     inside = {"now": False, "calls_outside": 0}
 
     @contextlib.contextmanager
-    def recording(device: torch.device):
-        entered.append(device)
+    def recording(device: torch.device, enabled: bool = True):
+        entered.append((device, enabled))
         inside["now"] = True
         try:
             yield
@@ -438,7 +463,7 @@ def test_inference_runs_its_forward_passes_under_cudnn_autotuning(monkeypatch: p
     img = image(60, 50, seed=4)
     sliding_window_probabilities(Probe(), img, context_size=32, stride=8, workers=2)
     non_overlapping_class_map(Probe(), img, context_size=32)
-    assert entered == [torch.device("cpu")] * 2
+    assert entered == [(torch.device("cpu"), True)] * 2
     assert inside["calls_outside"] == 0
 
 

@@ -1,9 +1,10 @@
 """Throughput, memory and fast/reference ratios of this machine: ``python -m ssl4sar.bench`` (``make bench``).
 
 Writes ``bench.json`` and ``bench.md`` into ``--out``. The model benchmarks run the official code's *reference path*
-(fp32, timm's window attention, the full decoder output of every window, one window per forward pass, eager) and the
-library's *fast path* (:func:`ssl4sar.bench.paths.fast_path`: bf16 autocast where the device computes it natively,
-fused SDPA attention, centre-only decoding at inference) in one process, in alternating rounds, and report the ratio:
+(fp32, timm's window attention, the full decoder output of every window, one window per forward pass, eager, no cuDNN
+autotuning) and the library's *fast path* (:func:`ssl4sar.bench.paths.fast_path`: bf16 autocast where the device
+computes it natively, fused SDPA attention, centre-only decoding at inference) in one process, in alternating rounds,
+and report the ratio:
 
 ===================  ==========================================================================================
 ``matmul_peak``      dense matmul FLOP/s (bf16 on CUDA, fp32 on CPU): the reference of "% of peak"

@@ -1,6 +1,6 @@
 """Accuracy of the fast path, measured: a trained checkpoint predicts a CaFFe split on the reference path (fp32,
-timm's attention, full decoder, one window per forward pass: the official code) and on the library's fast path; the
-class maps are compared pixel by pixel and both are scored (post-processing + MDE,
+timm's attention, full decoder, one window per forward pass, no cuDNN autotuning: the official code) and on the
+library's fast path; the class maps are compared pixel by pixel and both are scored (post-processing + MDE,
 :func:`ssl4sar.evaluate.evaluate_predictions`). Optionally the fast path is also run at coarser window strides, to
 show what a faster stride costs in MDE.
 
@@ -9,7 +9,9 @@ show what a faster stride costs in MDE.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
 import tempfile
 import time
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path
+from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, runner_for
 
 __all__ = ["FullForward", "fast_path_accuracy", "mde_change_by_scene", "predict_split"]
 
@@ -57,15 +59,17 @@ def predict_split(model: torch.nn.Module, scenes: Sequence[Any], path: ExecPath,
     c = int(model.img_size)
     maps: dict[str, np.ndarray] = {}
     seconds = 0.0
-    for scene in scenes:
-        image = load_scene(scene)["image"]
-        t0 = time.perf_counter()
-        prob = sliding_window_probabilities(m, image, context_size=c, stride=stride, sigma=sigma,
-                                            batch_size=path.batch or batch_size, device=device,
-                                            amp_dtype=path.amp_dtype(device), centre_only=path.centre_only,
-                                            workers=path.workers)
-        seconds += time.perf_counter() - t0
-        maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
+    with contextlib.ExitStack() as stack:
+        run = runner_for(path, device, stack)
+        for scene in scenes:
+            image = load_scene(scene)["image"]
+            t0 = time.perf_counter()
+            prob = run(functools.partial(
+                sliding_window_probabilities, m, image, context_size=c, stride=stride, sigma=sigma,
+                batch_size=path.batch or batch_size, device=device, amp_dtype=path.amp_dtype(device),
+                centre_only=path.centre_only, workers=path.workers, cudnn_autotune=path.cudnn_autotuning))()
+            seconds += time.perf_counter() - t0
+            maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
     return maps, seconds
 
 

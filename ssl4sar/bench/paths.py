@@ -3,14 +3,15 @@
 An :class:`ExecPath` names how a network runs: precision (``fp32`` / ``bf16`` autocast / ``auto``), timm's or the
 fused SDPA window attention, channels-last convolutions, ``torch.compile``, whether sliding-window inference computes
 only the kept centre of each window (:meth:`ssl4sar.models.tyrion.Tyrion.centre_logits`), windows per forward pass,
-and torch's thread count. :data:`REFERENCE` is what the official TYRION code does; :func:`fast_path` is the library's
-default on a device.
+torch's thread count and, on CUDA, cuDNN's autotuning. :data:`REFERENCE` is what the official TYRION code does;
+:func:`fast_path` is the library's default on a device.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -26,7 +27,7 @@ from ssl4sar.models.fast import (
     set_channels_last,
 )
 
-__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_settings", "path_threads",
+__all__ = ["REFERENCE", "ExecPath", "fast_path", "fast_training_path", "path_settings", "path_threads", "runner_for",
            "prepare_on_path"]
 
 
@@ -49,9 +50,10 @@ class ExecPath:
         workers: sliding-window forward passes running at the same time, sharing those threads
             (:func:`ssl4sar.inference.sliding_window_probabilities`); ``None``: the library's default
             (:func:`ssl4sar.inference.default_inference_workers`).
-        cudnn_autotuning: on CUDA, cuDNN times its convolution algorithms per shape in training steps (as the library
-            trains, :func:`ssl4sar.training.build_trainer`); sliding-window inference always does
-            (:func:`ssl4sar.models.fast.cudnn_autotuning`). No effect elsewhere.
+        cudnn_autotuning: on CUDA, cuDNN times its convolution algorithms per shape, in training steps and in
+            sliding-window inference (:func:`ssl4sar.models.fast.cudnn_autotuning`), as the library does in both
+            (:func:`ssl4sar.training.build_trainer`, :func:`ssl4sar.inference.sliding_window_probabilities`). No
+            effect elsewhere. A path without it runs in a thread of its own (:func:`runner_for`).
     """
 
     name: str
@@ -87,8 +89,10 @@ class ExecPath:
 
 
 #: the official code: fp32, timm's attention, contiguous tensors, eager, full output of every window, batch 1
-#: window per forward pass at inference (the official predict loop), one forward pass at a time
-REFERENCE = ExecPath("reference", batch=1, workers=1)
+#: window per forward pass at inference (the official predict loop), one forward pass at a time, and no cuDNN
+#: autotuning: its scripts build ``pl.Trainer`` without ``benchmark=`` and set no cuDNN flag, and Lightning then
+#: leaves torch's default (off) alone (it has since version 1.6.4; the official environment pins 2.1.0)
+REFERENCE = ExecPath("reference", batch=1, workers=1, cudnn_autotuning=False)
 
 
 def fast_path(device: str | torch.device) -> ExecPath:
@@ -143,6 +147,19 @@ def path_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def runner_for(path: ExecPath, device: str | torch.device,
+               stack: contextlib.ExitStack) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """How the benchmarks call ``path``'s work on ``device``: ``runner_for(...)(fn)`` is a callable that runs ``fn``
+    and returns its result. On CUDA a path without cuDNN autotuning runs in a thread of its own, which ``stack``
+    keeps open: cuDNN keeps the convolution plans it has chosen per thread (the v8 API's ``benchmark_cache`` is
+    thread-local) and looks them up before it checks the autotuning flag, so in a thread where other paths had
+    autotuned the same shapes it would run their plans. Every other path runs in the caller's thread."""
+    if torch.device(device).type != "cuda" or path.cudnn_autotuning:
+        return lambda fn: fn
+    pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"bench-{path.name}"))
+    return lambda fn: lambda: pool.submit(fn).result()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ import contextlib
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +27,15 @@ from ssl4sar.bench.measure import (
     discount_other_paths,
     warmup_steps,
 )
-from ssl4sar.bench.paths import REFERENCE, ExecPath, fast_path, fast_training_path, path_settings, path_threads
+from ssl4sar.bench.paths import (
+    REFERENCE,
+    ExecPath,
+    fast_path,
+    fast_training_path,
+    path_settings,
+    path_threads,
+    runner_for,
+)
 from ssl4sar.config import paper_preset
 
 __all__ = [
@@ -101,9 +108,8 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
     numbers) and the others are measured: at batch 64 the reference path needs 106 GB, more than an H100 holds,
     while the fast paths fit. ``speedup`` needs the first path; without it, it is ``None``.
 
-    On CUDA a path without cuDNN autotuning runs its steps in a thread of its own: cuDNN keeps the convolution plans
-    it has chosen per thread and reuses them whatever the autotuning flag says, so in the thread where the other
-    paths autotuned it would run their autotuned plans."""
+    On CUDA a path without cuDNN autotuning (the reference path, ``fast-no-cudnn-autotuning``) runs its steps in a
+    thread of its own (:func:`ssl4sar.bench.paths.runner_for`)."""
     from ssl4sar.bench.training import case_result
 
     dev = torch.device(device)
@@ -115,13 +121,11 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
                 with path_threads(p.threads):  # a case records torch's thread count: the one its path runs with
                     case = cases[p.name] = build(p)
 
-                def step(case: Any = case, p: ExecPath = p) -> None:
+                def path_step(case: Any = case, p: ExecPath = p) -> None:
                     with path_settings(p, dev):
                         case.step()
 
-                if dev.type == "cuda" and not p.cudnn_autotuning:
-                    pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"bench-{p.name}"))
-                    step = _in_thread(pool, step)
+                step = runner_for(p, dev, stack)(path_step)
                 warm[p.name] = warmup_steps(step, max(int(warmup), COMPILE_WARMUP_STEPS if p.compile else 0), dev)
                 mems[p.name] = PeakMemory(dev)
                 with mems[p.name]:
@@ -130,7 +134,7 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
                 failed[p.name] = f"out of memory: {str(exc).splitlines()[0][:200]}"
                 log.error("%s: path %s dropped, %s", device, p.name, failed[p.name])
                 cases.pop(p.name, None)
-                case = step = None  # noqa: F841 - the last references to the path's tensors
+                case = step = path_step = None  # noqa: F841 - the last references to the path's tensors
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
@@ -153,13 +157,6 @@ def _compare_steps(build: Callable[[ExecPath], Any], paths: Sequence[ExecPath], 
         if "failed" not in row:
             row["speedup"] = row["throughput_best"] / base if base else None
     return rows
-
-
-def _in_thread(pool: ThreadPoolExecutor, step: Callable[[], Any]) -> Callable[[], None]:
-    """``step`` run in ``pool``'s thread, the caller waiting for it (the timing stays the caller's)."""
-    def run() -> None:
-        pool.submit(step).result()
-    return run
 
 
 @dataclass

@@ -34,8 +34,8 @@ _MODEL_BENCHMARKS = ("finetune_step", "pretrain_step", "sliding_window")
 
 _NOTES = [
     "Model benchmarks compare the reference path (what the official code does: fp32, timm's window attention, full "
-    "decoder output, one window per forward pass at inference, eager) with the library's fast path in the same "
-    "process, in alternating rounds; ratios use the best round of each.",
+    "decoder output, one window per forward pass at inference, eager, no cuDNN autotuning on GPUs) with the library's "
+    "fast path in the same process, in alternating rounds; ratios use the best round of each.",
     "FLOPs: torch.utils.flop_counter.FlopCounterMode on the meta device, forward of one item (matmul, convolution, "
     "attention; 2 FLOPs per multiply-add; norms and element-wise ops not counted); training rows use 3 x forward; "
     "the sliding-window rows count the full forward (the fast path's centre-only decoder does less).",

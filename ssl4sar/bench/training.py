@@ -14,7 +14,7 @@ no data-dependent control flow, so random inputs time like real data; data loadi
 Both take one :class:`StepSettings`: device, batch size, seed and the execution path, ``precision`` (``fp32`` or
 ``bf16`` autocast), ``fused`` attention, ``channels_last`` and ``compile`` (:meth:`StepSettings.on_path` of an
 :class:`ssl4sar.bench.paths.ExecPath`). The *reference path* of the official code is fp32, timm's attention, no
-channels-last, no compile.
+channels-last, no compile, and on CUDA no cuDNN autotuning.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ path's windows/s, its extrapolated minutes per 10-MP scene and its speed relativ
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +28,7 @@ from ssl4sar.bench.measure import (
     discount_other_paths,
     time_steps,
 )
-from ssl4sar.bench.paths import ExecPath, path_threads
+from ssl4sar.bench.paths import ExecPath, path_threads, runner_for
 from ssl4sar.data.sampling import overlapping_padding_stages
 from ssl4sar.inference import default_inference_workers, sliding_window_probabilities
 from ssl4sar.models.fast import compile_failed
@@ -161,25 +163,29 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
     s = int(stride) if stride is not None else c // 4
     image = random_scene(scene_side_for(windows_per_axis, c, s), seed)
     runs, models, mems, before = {}, {}, {}, {}
-    for p in paths:
-        before[p.name] = allocated_mb(dev)  # the model copies of the paths before this one, kept for the rounds
-        m = copy.deepcopy(base)
-        p.prepare(m, dev)
-        models[p.name] = m
-        kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
-                  "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only, "workers": p.workers}
+    with contextlib.ExitStack() as stack:
+        for p in paths:
+            before[p.name] = allocated_mb(dev)  # the model copies of the paths before this one, kept for the rounds
+            m = copy.deepcopy(base)
+            p.prepare(m, dev)
+            models[p.name] = m
+            kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
+                      "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only,
+                      "workers": p.workers, "cudnn_autotune": p.cudnn_autotuning}
 
-        def run(m: torch.nn.Module = m, kwargs: dict[str, Any] = kwargs, p: ExecPath = p) -> None:
-            with path_threads(p.threads):
-                sliding_window_probabilities(m, image, **kwargs)
+            def scene_pass(scene: np.ndarray, m: torch.nn.Module = m, kwargs: dict[str, Any] = kwargs,
+                           p: ExecPath = p) -> None:
+                with path_threads(p.threads):
+                    sliding_window_probabilities(m, scene, **kwargs)
 
-        with path_threads(p.threads):  # warm-up on a small scene (lazy init, compilation)
-            sliding_window_probabilities(m, image[: c // 2, : c // 2], **kwargs)
-        mems[p.name] = PeakMemory(dev)
-        with mems[p.name]:
-            run()
-        runs[p.name] = run
-    times = alternate(runs, rounds, dev)
+            runner = runner_for(p, dev, stack)  # the path's thread: warm-up, memory and timed passes alike
+            runner(functools.partial(scene_pass, image[: c // 2, : c // 2]))()  # warm-up (lazy init, compilation)
+            run = runner(functools.partial(scene_pass, image))
+            mems[p.name] = PeakMemory(dev)
+            with mems[p.name]:
+                run()
+            runs[p.name] = run
+        times = alternate(runs, rounds, dev)
     flops = count_flops(lambda: Tyrion.from_config(model_config), lambda m: m(torch.empty(1, 1, c, c)))
     out = []
     for p in paths:
