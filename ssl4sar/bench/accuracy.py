@@ -64,10 +64,8 @@ def predict_split(model: torch.nn.Module, scenes: Sequence[Any], path: ExecPath,
         for scene in scenes:
             image = load_scene(scene)["image"]
             t0 = time.perf_counter()
-            prob = run(functools.partial(
-                sliding_window_probabilities, m, image, context_size=c, stride=stride, sigma=sigma,
-                batch_size=path.batch or batch_size, device=device, amp_dtype=path.amp_dtype(device),
-                centre_only=path.centre_only, workers=path.workers, cudnn_autotune=path.cudnn_autotuning))()
+            prob = run(functools.partial(sliding_window_probabilities, m, image, context_size=c, stride=stride,
+                                         sigma=sigma, **path.window_settings(device, batch_size)))()
             seconds += time.perf_counter() - t0
             maps[scene.stem] = prob.argmax(axis=0).astype(np.uint8)
     return maps, seconds

@@ -77,6 +77,14 @@ class ExecPath:
         amp = self.amp_dtype(device)
         return {**asdict(self), "realised_precision": "bf16-mixed" if amp is torch.bfloat16 else "fp32"}
 
+    def window_settings(self, device: str | torch.device, batch_size: int) -> dict[str, Any]:
+        """This path's keyword arguments of :func:`ssl4sar.inference.sliding_window_probabilities` on ``device``
+        (``batch_size``: windows per forward pass unless the path sets ``batch``); the scene's geometry (window,
+        stride, σ) is the caller's."""
+        return {"batch_size": self.batch or int(batch_size), "device": torch.device(device),
+                "amp_dtype": self.amp_dtype(device), "centre_only": self.centre_only, "workers": self.workers,
+                "cudnn_autotune": self.cudnn_autotuning}
+
     def prepare(self, model: nn.Module, device: str | torch.device) -> nn.Module:
         """``model`` on ``device`` with this path's attention, layout, upsampling and compilation, each switched on or
         off as the path says (:func:`prepare_on_path`); precision, decoding and batching are the caller's."""

@@ -107,8 +107,7 @@ def profile_fast_sliding_window(model_config: dict[str, Any], device: str | torc
     model = p.prepare(Tyrion.from_config(model_config).eval(), dev)
     image = random_scene(int(scene_side), seed)
     c = int(model.img_size)
-    kwargs = {"context_size": c, "stride": int(stride), "batch_size": p.batch or int(batch), "device": dev,
-              "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only, "workers": 1}
+    kwargs = {"context_size": c, "stride": int(stride), **p.window_settings(dev, batch), "workers": 1}
     prof = profile_step(lambda: sliding_window_probabilities(model, image, **kwargs), dev, steps=calls)
     return {**prof, "path": p.describe(dev), "batch_size": kwargs["batch_size"], "scene_side": int(scene_side),
             "stride": int(stride), "n_windows": windows_in_scene((int(scene_side),) * 2, c, int(stride))}

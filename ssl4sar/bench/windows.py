@@ -169,9 +169,7 @@ def compare_sliding_window(model_config: Mapping[str, Any], paths: Sequence[Exec
             m = copy.deepcopy(base)
             p.prepare(m, dev)
             models[p.name] = m
-            kwargs = {"context_size": c, "stride": s, "sigma": sigma, "batch_size": p.batch or batch_size,
-                      "device": dev, "amp_dtype": p.amp_dtype(dev), "centre_only": p.centre_only,
-                      "workers": p.workers, "cudnn_autotune": p.cudnn_autotuning}
+            kwargs = {"context_size": c, "stride": s, "sigma": sigma, **p.window_settings(dev, batch_size)}
 
             def scene_pass(scene: np.ndarray, m: torch.nn.Module = m, kwargs: dict[str, Any] = kwargs,
                            p: ExecPath = p) -> None:
