@@ -432,8 +432,10 @@ class _Scorer:
         summary = _sanitize(summary)
         self._remove_stale()
         files = write_tables(self.out, per_image=per_image, breakdown_df=bd, summary=summary, zones=zones)
-        logger.info("%s: %d images, %d missing fronts, MDE %s m, mean IoU %s", split, summary["images"],
-                    summary["missing_fronts"], summary["pooled_mde_m"], summary["mean_iou"])
+        mde = summary["pooled_mde_m"]
+        logger.info("%s: %d images, %d missing fronts, MDE %s, mean IoU %s", split, summary["images"],
+                    summary["missing_fronts"], "undefined (no front found)" if mde is None else f"{mde:.2f} m",
+                    _fmt(summary["mean_iou"], digits=3))
         return EvaluationResult(per_image=per_image, breakdown=bd, summary=summary, zone_metrics=zones,
                                 out_dir=self.out, files={**files, **{str(p.relative_to(self.out)): p
                                                                      for p in sorted(self.written)}})

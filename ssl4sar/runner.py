@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from ssl4sar.domain import MDE_UNDEFINED_M
 from ssl4sar.errors import DataError, OutOfMemory, is_out_of_memory
 from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
@@ -212,11 +213,21 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         last_checkpoint=existing_file(last_cb.best_model_path) or existing_file(out / CHECKPOINT_DIR / LAST_CHECKPOINT),
         export=export, metrics_csv=metrics_csv_path(out), final_metrics=scalar_metrics(trainer.callback_metrics))
     if trainer.is_global_zero:
-        bests = "; ".join(f"best {cb.monitor} {result.best(str(cb.monitor))[1]} ({existing_file(cb.best_model_path)})"
-                          for cb in best_cbs)
+        bests = "; ".join(f"best {cb.monitor} {describe_best_score(str(cb.monitor), result.best(str(cb.monitor))[1])}"
+                          f" ({existing_file(cb.best_model_path)})" for cb in best_cbs)
         log.info("%s done: %d epochs, %d steps; %s; export %s", spec.label, result.epochs, result.global_step, bests,
                  export)
     return result
+
+
+def describe_best_score(metric: str, score: float | None) -> str:
+    """A monitored metric's best score for the log: 6 significant digits, and words where the number is no
+    measurement (an MDE monitor holding :data:`~ssl4sar.domain.MDE_UNDEFINED_M` found no front at all)."""
+    if score is None:
+        return "none (no validation ran)"
+    if metric.endswith("mde") and score >= MDE_UNDEFINED_M:
+        return "undefined (no front found in validation)"
+    return f"{score:.6g}"
 
 
 def _export_best(spec: RunSpec, cfg: Mapping[str, Any], out: Path, cb: ModelCheckpoint, module: pl.LightningModule,

@@ -16,6 +16,7 @@ from scipy import ndimage
 from ssl4sar.cli import main
 from ssl4sar.config import load_preset
 from ssl4sar.data.caffe import discover, load_scene
+from ssl4sar.domain import OCEAN
 from ssl4sar.errors import DataError
 from ssl4sar.evaluate import (
     EXTRA_COLUMNS,
@@ -114,6 +115,17 @@ def test_ground_truth_zone_maps_give_zero_mde(data, tmp_path):
     assert exact.summary["missing_fronts"] == 0
     assert exact.summary["pooled_mde_m"] == 0.0
     assert (exact.per_image["n_pred"] == exact.per_image["n_gt"]).all()
+
+
+def test_the_log_says_when_no_scene_has_a_front(data, tmp_path, caplog):
+    """All-ocean maps hold no front: the log line says the MDE is undefined, not "MDE None m"."""
+    maps = {stem: np.full_like(zones, OCEAN) for stem, zones in gt_zone_maps(data, "test").items()}
+    with caplog.at_level(logging.INFO, logger="ssl4sar.evaluate"):
+        res = evaluate_predictions(maps, data, "test", tmp_path / "ocean", figures=0, progress=False)
+    assert res.summary["pooled_mde_m"] is None and res.summary["missing_fronts"] == len(maps)
+    line = next(r.getMessage() for r in caplog.records if "missing fronts" in r.getMessage())
+    assert "MDE None" not in line
+    assert f"{len(maps)} missing fronts, MDE undefined (no front found), mean IoU" in line
 
 
 def test_shifted_zone_maps_give_growing_errors(data, tmp_path):

@@ -435,3 +435,16 @@ def test_finetune_compile_is_a_typed_preset_key() -> None:
     assert load_preset("paper")["finetune"]["compile"] is False
     with pytest.raises(ValueError, match="finetune.compile: expected true or false"):
         load_preset("smoke", overrides={"finetune": {"compile": "yes"}})
+
+
+def test_the_run_log_says_when_the_best_mde_is_undefined():
+    """A validation with no front anywhere logs val/mde as MDE_UNDEFINED_M for the checkpoint monitor; the run's
+    closing log line says so in words instead of printing 1000000.0 as if it were a distance."""
+    from ssl4sar.runner import describe_best_score
+
+    assert describe_best_score("val/mde", MDE_UNDEFINED_M) == "undefined (no front found in validation)"
+    assert describe_best_score("val/mde", 344.258123) == "344.258"
+    assert describe_best_score("val/iou_patch", 0.30150705575942993) == "0.301507"
+    assert describe_best_score("val/mde", None) == "none (no validation ran)"
+    # the sentinel only means "undefined" for an MDE monitor
+    assert describe_best_score("train/loss", MDE_UNDEFINED_M) == "1e+06"
