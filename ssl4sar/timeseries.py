@@ -55,7 +55,8 @@ from ssl4sar.io import write_text_atomic
 
 __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
-    "centreline_positions", "front_time_series", "compare_to_truth", "write_time_series",
+    "centreline_positions", "front_time_series", "compare_to_truth", "read_truth_table", "TRUTH_COLUMNS",
+    "write_time_series",
     "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
     "read_truth", "write_series", "positions_table",
 ]
@@ -425,13 +426,65 @@ def front_time_series(fronts: Sequence[str | Path] | Sequence[FrontObservation],
         raise
 
 
+#: the columns a truth table must have: the date and the front position (m, relative to the first date)
+TRUTH_COLUMNS = ("date", "position_m")
+_TRUTH_HINT = "a truth table is a CSV with a date column (YYYY-MM-DD) and a position_m column (metres)"
+
+
+def _missing_truth_columns(columns: Sequence[str]) -> str | None:
+    missing = [c for c in TRUTH_COLUMNS if c not in columns]
+    return f"no column {missing[0]!r} (columns: {', '.join(map(str, columns))})" if missing else None
+
+
+def read_truth_table(path: str | Path) -> pd.DataFrame:
+    """A truth table (CSV with :data:`TRUTH_COLUMNS`; more columns are kept), ``date`` parsed and ``position_m``
+    numeric (a blank position stays NaN: not known). :class:`DataError` naming the file, and the line (1 = header)
+    where one is at fault, for a missing, unreadable or empty file, a missing column, a date or position that does
+    not parse, a blank date, or a date given twice."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found", _TRUTH_HINT)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "empty file", _TRUTH_HINT) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(path, f"not readable as CSV: {exc}", _TRUTH_HINT) from None
+    problem = _missing_truth_columns(list(raw.columns))
+    if problem:
+        raise DataError(path, problem, _TRUTH_HINT)
+    if raw.empty:
+        raise DataError(path, "no rows", _TRUTH_HINT)
+    dates = pd.to_datetime(raw["date"].str.strip(), format="ISO8601", errors="coerce")
+    text = raw["position_m"].str.strip()
+    positions = pd.to_numeric(text.where(text != ""), errors="coerce")
+    for i in range(len(raw)):  # the first bad cell, by its line in the file (line 1 is the header)
+        if pd.isna(dates.iloc[i]):
+            raise DataError(path, f"line {i + 2}: date {raw['date'].iloc[i]!r} is not a date (YYYY-MM-DD)",
+                            _TRUTH_HINT)
+        if text.iloc[i] != "" and pd.isna(positions.iloc[i]):
+            raise DataError(path, f"line {i + 2}: position_m {raw['position_m'].iloc[i]!r} is not a number",
+                            _TRUTH_HINT)
+    twice = dates[dates.duplicated()]
+    if len(twice):
+        raise DataError(path, f"dated twice: {twice.iloc[0]:%Y-%m-%d} (one truth per date)", _TRUTH_HINT)
+    table = pd.read_csv(path)  # the other columns with their natural types
+    return table.assign(date=dates.to_numpy(), position_m=positions.to_numpy())
+
+
 def compare_to_truth(series: pd.DataFrame, truth: pd.DataFrame | str | Path) -> dict[str, float]:
     """RMSE, mean error (bias) and maximum absolute error in metres of ``position_m`` against a truth table.
 
     ``truth`` has ``date`` and ``position_m`` columns (e.g. the synthetic ``truth.csv``), both relative to the
-    first date. Dates present in both are compared.
+    first date; a path is read by :func:`read_truth_table`. Dates present in both are compared (``n``).
     """
-    t = pd.read_csv(truth) if isinstance(truth, (str, Path)) else truth.copy()
+    if isinstance(truth, (str, Path)):
+        t = read_truth_table(truth)
+    else:
+        problem = _missing_truth_columns(list(truth.columns))
+        if problem:
+            raise ValueError(f"the truth table has {problem}")
+        t = truth.copy()
     t["date"] = pd.to_datetime(t["date"])
     m = series[["date", "position_m"]].merge(t[["date", "position_m"]], on="date", suffixes=("", "_true"))
     err = (m["position_m"] - m["position_m_true"]).dropna().to_numpy(dtype=np.float64)
@@ -503,7 +556,7 @@ def read_truth(root: str | Path) -> pd.DataFrame | None:
     """``<root>/truth.csv`` of a synthetic series (``date`` parsed; ``position_m`` relative to the first date), or
     ``None`` when the folder has none (real scenes)."""
     path = Path(root) / "truth.csv"
-    return pd.read_csv(path, parse_dates=["date"]) if path.is_file() else None
+    return read_truth_table(path) if path.is_file() else None
 
 
 def write_series(series: Mapping[str, pd.DataFrame], folder: str | Path, prefix: str) -> list[Path]:

@@ -237,6 +237,72 @@ def test_cli_writes_csv_and_plot(series_dir, tmp_path):
     assert rc == 0 and (pd.read_csv(out / "front_positions.csv")["method"] == "centreline").all()
 
 
+def _good_truth(series_dir: Path) -> str:
+    return (series_dir / "truth.csv").read_text()
+
+
+# (file text from the good truth table -> the bad one, the phrase the error must hold)
+BAD_TRUTH_TABLES = {
+    "missing": (None, "file not found"),
+    "empty": (lambda good: "", "empty file"),
+    "no position column": (lambda good: good.replace("position_m", "pos"), "no column 'position_m'"),
+    "no date column": (lambda good: good.replace("date", "day", 1), "no column 'date'"),
+    "bad date": (lambda good: good.replace("\n2019-05-05,", "\n2019-13-45,"), "line 7: date '2019-13-45'"),
+    "bad position": (lambda good: _replace_position(good, 2, "twelve"), "line 3: position_m 'twelve'"),
+    "date twice": (lambda good: good + good.splitlines()[1] + "\n", "dated twice: 2019-01-05"),
+    "header only": (lambda good: good.splitlines()[0] + "\n", "no rows"),
+}
+
+
+def _replace_position(text: str, row: int, value: str) -> str:
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    cells = lines[row].split(",")
+    cells[header.index("position_m")] = value
+    lines[row] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRUTH_TABLES))
+def test_cli_refuses_a_bad_truth_table_by_name_before_measuring(series_dir, tmp_path, caplog, case):
+    """A truth table that is missing, empty, lacks a column, or holds a bad date, a bad position or a date twice
+    stops ``ssl4sar timeseries --truth`` with exit status 1 and one error naming the file, the line and the problem,
+    before any output is written (it used to end in a FileNotFoundError or KeyError traceback, after the CSV)."""
+    from ssl4sar.cli import main
+
+    edit, phrase = BAD_TRUTH_TABLES[case]
+    truth = tmp_path / "my_truth.csv"
+    if edit is not None:
+        truth.write_text(edit(_good_truth(series_dir)))
+    lines = sorted(str(p) for p in (series_dir / "fronts").glob("*_front.geojson"))
+    out = tmp_path / "out"
+    rc = main(["timeseries", *lines, "--box", str(series_dir / "reference_box.geojson"), "--out", str(out),
+               "--truth", str(truth), "--transects", "50"])
+    assert rc == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"{truth}: ") and phrase in errors[0], errors
+    assert not (out / "front_positions.csv").exists()
+
+
+def test_compare_to_truth_names_a_missing_column_of_a_table_in_memory():
+    series = pd.DataFrame({"date": pd.to_datetime(["2020-01-01"]), "position_m": [0.0]})
+    with pytest.raises(ValueError, match="no column 'position_m'"):
+        compare_to_truth(series, pd.DataFrame({"date": ["2020-01-01"], "pos": [0.0]}))
+
+
+def test_cli_warns_when_no_truth_date_matches_a_front(series_dir, tmp_path, caplog):
+    from ssl4sar.cli import main
+
+    truth = tmp_path / "other_dates.csv"
+    truth.write_text("date,position_m\n2001-01-01,0\n2001-02-01,5\n")
+    lines = sorted(str(p) for p in (series_dir / "fronts").glob("*_front.geojson"))
+    rc = main(["timeseries", *lines, "--box", str(series_dir / "reference_box.geojson"), "--out",
+               str(tmp_path / "out"), "--truth", str(truth), "--transects", "50"])
+    assert rc == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{truth}: none of its 2 dates is the date of a front" in w for w in warnings), warnings
+
+
 def test_front_map_figure(series_dir):
     import matplotlib
 

@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar timeseries``: writes front_positions.csv and front_positions.png; returns 0, or 1 with a one-line
-    error for bad input (an unreadable or empty front file stops the run, naming it) or an unwritable ``--out``."""
+    error for bad input (an unreadable or empty front file, or a bad ``--truth`` table, stops the run, naming it) or an
+    unwritable ``--out``."""
     try:
         return _run(args)
     except (DataError, ValueError) as exc:
@@ -44,21 +45,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from ssl4sar.timeseries import compare_to_truth, front_time_series, write_time_series
+    from ssl4sar.timeseries import compare_to_truth, front_time_series, read_truth_table, write_time_series
     from ssl4sar.viz import plot_front_positions, save_figure
 
+    truth = read_truth_table(args.truth) if args.truth else None  # a bad table stops the run before any output
     out = ensure_writable_dir(args.out)
     series = front_time_series(args.fronts, box=args.box, centreline=args.centreline,
                                flow_direction=args.flow_direction, n_transects=args.transects,
                                min_coverage=args.min_coverage)
     csv_path = write_time_series(series, out / "front_positions.csv")
-    truth = pd.read_csv(args.truth) if args.truth else None
     if truth is not None:
         stats = compare_to_truth(series, truth)
-        log.info("against %s: RMSE %.1f m, bias %.1f m, max %.1f m over %d dates", args.truth,
-                    stats["rmse_m"], stats["bias_m"], stats["max_abs_m"], stats["n"])
+        if stats["n"]:
+            log.info("against %s: RMSE %.1f m, bias %.1f m, max %.1f m over %d dates", args.truth,
+                     stats["rmse_m"], stats["bias_m"], stats["max_abs_m"], stats["n"])
+        else:
+            log.warning("%s: none of its %d dates is the date of a front with a position: nothing compared",
+                        args.truth, len(truth))
     method = "box" if args.box else "centreline"
     fig = plot_front_positions(series, truth=truth, title=f"front position ({method} method)")
     save_figure(fig, out / "front_positions.png")
