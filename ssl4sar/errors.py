@@ -29,6 +29,11 @@ class DataError(ValueError):
         return type(self), (self.path, self.problem, self.hint)
 
 
+class SettingError(ValueError):
+    """A setting (a function's argument, a command-line option) is outside the values it can take; the message
+    names it, the allowed values and the value given. Raised before any input is read."""
+
+
 class ChecksumError(DataError):
     """A downloaded or local file does not have the expected sha256."""
 

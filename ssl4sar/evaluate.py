@@ -115,7 +115,7 @@ from ssl4sar.metrics import (
     write_tables,
     zone_metrics,
 )
-from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, extract_front
+from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, KeepRule, check_min_front_length_m, extract_front
 
 __all__ = [
     "DEFAULT_FIGURES", "PAPER_TTA_ROTATIONS", "ZONE_COLUMNS", "EXTRA_COLUMNS", "InferenceSettings",
@@ -272,8 +272,7 @@ class _Scorer:
             raise ValueError(f"absent must be 'nan' or 'zero', got {options.absent!r}")
         if options.keep_rule not in (">=", ">"):
             raise ValueError(f"keep_rule must be '>=' or '>', got {options.keep_rule!r}")
-        if not options.min_front_length_m >= 0:
-            raise ValueError(f"min_front_length_m must be >= 0 metres, got {options.min_front_length_m}")
+        check_min_front_length_m(options.min_front_length_m)
         self.out = out_dir
         self.opts = options
         self.record_key = record_key

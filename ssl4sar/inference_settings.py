@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["AMP_DTYPES", "InferenceSettings", "inference_settings", "resolve_device"]
+from ssl4sar.errors import SettingError
+
+__all__ = ["AMP_DTYPES", "InferenceSettings", "check_window_settings", "inference_settings", "resolve_device"]
 
 #: autocast dtypes an :class:`InferenceSettings` may name (torch's names)
 AMP_DTYPES = ("bfloat16", "float16")
@@ -90,6 +92,18 @@ def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
     return load_preset(str(preset))
 
 
+def check_window_settings(context_size: int, stride: int, sigma: float, batch_size: int) -> None:
+    """:class:`~ssl4sar.errors.SettingError` unless the stride lies in ``1 .. C/2`` px (so that the kept centre
+    crops cover every pixel), σ is a positive number of px and at least one window goes into a forward pass."""
+    c = int(context_size)
+    if not 0 < stride <= c // 2:
+        raise SettingError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {stride}")
+    if not sigma > 0:  # also refuses NaN
+        raise SettingError(f"sigma must be a positive number of pixels, got {sigma:g}")
+    if batch_size < 1:
+        raise SettingError(f"batch size must be at least 1, got {batch_size}")
+
+
 def inference_settings(context_size: int, *, tta: bool = False, flips: bool = False,
                        preset: str | Mapping[str, Any] | None = None, stride: int | None = None,
                        sigma: float | None = None, batch_size: int | None = None, device: str | torch.device = "cpu",
@@ -123,14 +137,9 @@ def inference_settings(context_size: int, *, tta: bool = False, flips: bool = Fa
         raise ValueError(f"preset {cfg.get('name', preset)!r}: cannot read inference.stride / gaussian_sigma / "
                          f"batch_size / tta_rotations / precision or data.context_size ({exc})") from exc
     s = int(stride) if stride is not None else max(1, int(round(default_stride)))
-    if not 0 < s <= c // 2:
-        raise ValueError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {s}")
     sg = float(sigma) if sigma is not None else float(default_sigma)
-    if not sg > 0:
-        raise ValueError(f"sigma must be a positive number of pixels, got {sg}")
     bs = int(batch_size) if batch_size is not None else default_batch
-    if bs < 1:
-        raise ValueError(f"batch size must be at least 1, got {bs}")
+    check_window_settings(c, s, sg, bs)
     if not rotations:
         rotations = (0,)
     if amp_dtype is not None and amp_dtype not in AMP_DTYPES:

@@ -47,7 +47,7 @@ from scipy.sparse import csgraph
 
 from ssl4sar.config import paper_preset
 from ssl4sar.domain import GLACIER, NA, OCEAN, ROCK
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +238,12 @@ def front_components(front: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     graph = sparse.coo_matrix((np.ones(s.size, dtype=np.int8), (s, d)), shape=(n, n)).tocsr()
     _, comp = csgraph.connected_components(graph, directed=False)
     return rows, cols, comp.astype(np.int64)
+
+
+def check_min_front_length_m(min_front_length_m: float) -> None:
+    """:class:`~ssl4sar.errors.SettingError` unless the short-front threshold is 0 m (keep every piece) or more."""
+    if not min_front_length_m >= 0:  # also refuses NaN
+        raise SettingError(f"min_front_length_m must be 0 or more metres, got {min_front_length_m:g}")
 
 
 def min_front_length_px(resolution_m: float, min_front_length_m: float = DEFAULT_MIN_FRONT_LENGTH_M) -> float:

@@ -73,7 +73,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import glob
+import inspect
 import logging
+import math
 import os
 import re
 import shutil
@@ -94,7 +96,7 @@ from ssl4sar import geo, prediction_records
 from ssl4sar.config import paper_preset
 from ssl4sar.data.scenes import SceneSource, open_scene, scene_metadata, to_model_input
 from ssl4sar.domain import CLASS_NAMES
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 from ssl4sar.inference import (
     Rect,
     class_map,
@@ -102,8 +104,9 @@ from ssl4sar.inference import (
     tile_rects,
     tiled_ensemble_probabilities,
 )
+from ssl4sar.inference_settings import check_window_settings
 from ssl4sar.io import atomic_leftovers, atomic_path
-from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, extract_front
+from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, check_min_front_length_m, extract_front
 from ssl4sar.prediction_writers import (
     SUMMARY_COLUMNS,
     ProbabilityDtype,
@@ -321,12 +324,15 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
 
     Raises:
         DataError: for a bad scene (unreadable, no CRS, no data, unknown spacing), naming the file.
+        SettingError: for a setting outside its values (e.g. a stride above C / 2, a pixel spacing ≤ 0), before the
+            scene is read.
     """
     members = ensemble_members(models)
     rots = [int(k) % 4 for k in rotations] or [0]
-    if probability_dtype not in ("float32", "uint8"):
-        raise ValueError(f"probability_dtype must be 'float32' or 'uint8', got {probability_dtype!r}")
-    c, s, sg = _window_settings(members, context_size, stride, sigma)
+    c, s, sg = _check_settings(members, context_size=context_size, stride=stride, sigma=sigma,
+                               batch_size=batch_size, resolution_m=resolution_m, tile_size=tile_size,
+                               pixel_size_m=pixel_size_m, value_range=value_range,
+                               min_front_length_m=min_front_length_m, probability_dtype=probability_dtype)
     halo = -(-c // s) * s
     tile = None if tile_size is None else max(s, -(-int(tile_size) // s) * s)
     window_kwargs: dict[str, Any] = {"context_size": c, "stride": s, "sigma": sg, "batch_size": batch_size,
@@ -362,6 +368,32 @@ def _window_settings(members: list[Any], context_size: int | None, stride: int |
     return c, s, sg
 
 
+def _check_settings(members: list[Any], *, context_size: int | None, stride: int | None, sigma: float | None,
+                    batch_size: int, resolution_m: float | None, tile_size: int | None, pixel_size_m: float | None,
+                    value_range: tuple[float, float] | None, min_front_length_m: float,
+                    probability_dtype: str) -> tuple[int, int, float]:
+    """:class:`SettingError` for a setting of :func:`predict_scene` outside its values, naming it; else the window
+    side, stride and σ used (:func:`_window_settings`). A NaN fails every check (``not x > 0``)."""
+    c, s, sg = _window_settings(members, context_size, stride, sigma)
+    check_window_settings(c, s, sg, int(batch_size))
+    for name, value, unit in (("resolution_m", resolution_m, "m/px"), ("pixel_size_m", pixel_size_m, "m/px"),
+                              ("tile_size", tile_size, "px")):
+        if value is not None and not value > 0:
+            raise SettingError(f"{name} must be a positive number of {unit}, got {value:g}")
+    check_min_front_length_m(min_front_length_m)
+    if value_range is not None:
+        lo, hi = (float(v) for v in value_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise SettingError(f"value_range needs finite LO < HI, got ({lo:g}, {hi:g})")
+    if probability_dtype not in ("float32", "uint8"):
+        raise SettingError(f"probability_dtype must be 'float32' or 'uint8', got {probability_dtype!r}")
+    return c, s, sg
+
+
+#: the settings of :func:`predict_scene` that :func:`_check_settings` checks
+_CHECKED_SETTINGS = tuple(inspect.signature(_check_settings).parameters)[1:]
+
+
 def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolution_m: float | None,
                         rots: list[int], flips: bool, tile: int | None, halo: int, stride: int,
                         window_kwargs: dict[str, Any], min_front_length_m: float, to_wgs84: bool,
@@ -370,8 +402,6 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
     h, w = src.shape
     model_shape = src.shape
     if resolution_m is not None:
-        if not resolution_m > 0:
-            raise ValueError(f"resolution_m must be positive (m/px), got {resolution_m}")
         sx, sy = src.pixel_size_m
         if abs(sx / resolution_m - 1) > _RESAMPLE_TOL or abs(sy / resolution_m - 1) > _RESAMPLE_TOL:
             model_shape = (max(1, round(h * sy / resolution_m)), max(1, round(w * sx / resolution_m)))
@@ -565,8 +595,10 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
     if resume and models_digest is None:
         raise ValueError("resume=True needs models that are torch.nn.Modules: a plain function has no state by "
                          "which its earlier predictions could be recognised")
-    # the values used, not those passed: a default follows the network (its img_size), as evaluate records them
-    c, s, sg = _window_settings(members, kwargs.get("context_size"), kwargs.get("stride"), kwargs.get("sigma"))
+    # every setting checked before the first scene; the window values used, not those passed: a default follows the
+    # network (its img_size), as evaluate records them
+    defaults = {n: p.default for n, p in inspect.signature(predict_scene).parameters.items()}
+    c, s, sg = _check_settings(members, **{n: kwargs.get(n, defaults[n]) for n in _CHECKED_SETTINGS})
     settings.update(context_size=c, stride=s, sigma=sg)
     if replace and out.exists():
         shutil.rmtree(out)

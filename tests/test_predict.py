@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -433,6 +434,60 @@ def test_cli_exit_code_counts_failed_scenes(smoke_checkpoint, tmp_path):
                "--out", str(tmp_path / "out"), "--no-overlay", "--stride", "32"])
     assert rc == 2
     assert (tmp_path / "out" / "good_zones.tif").is_file()
+
+
+# (arguments, the phrase the one error line must hold): each used to end in a traceback at the first scene
+# (ZeroDivisionError, "range() arg 3 must not be zero", ValueError) or to run silently wrong (a negative pixel
+# spacing or minimum front length, a tile size of 0 or less read as tiles of one stride)
+BAD_PREDICT_ARGUMENTS = {
+    "stride 0": (["--stride", "0"], "stride must be in 1..32 px"),
+    "stride too large": (["--stride", "1000"], "stride must be in 1..32 px"),
+    "batch size 0": (["--batch-size", "0"], "batch size must be at least 1, got 0"),
+    "resolution 0": (["--resolution-m", "0"], "resolution_m must be a positive number of m/px, got 0"),
+    "resolution nan": (["--resolution-m", "nan"], "resolution_m must be a positive number of m/px, got nan"),
+    "pixel size negative": (["--allow-no-crs", "--pixel-size-m", "-3"],
+                            "pixel_size_m must be a positive number of m/px, got -3"),
+    "tile size 0": (["--tile-size", "0"], "tile_size must be a positive number of px, got 0"),
+    "min front length negative": (["--min-front-length-m", "-5"],
+                                  "min_front_length_m must be 0 or more metres, got -5"),
+    "empty value range": (["--value-range", "5", "5"], "value_range needs finite LO < HI, got (5, 5)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PREDICT_ARGUMENTS))
+def test_cli_refuses_bad_settings_before_any_scene(smoke_checkpoint, tmp_path, caplog, case):
+    from ssl4sar.cli import main
+
+    args, phrase = BAD_PREDICT_ARGUMENTS[case]
+    scenes = [write_tif(tmp_path / f"s{i}.tif", scene_image(straight_front_zones(h=48, w=48))) for i in range(2)]
+    out = tmp_path / "out"
+    rc = main(["predict", "--checkpoint", str(smoke_checkpoint), *map(str, scenes), "--out", str(out),
+               "--no-progress", *args])
+    assert rc == 2  # every scene counts as failed
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and phrase in errors[0], errors
+    assert not any(out.glob("s*")), sorted(p.name for p in out.iterdir())  # no scene was read or written
+
+
+def test_the_library_refuses_bad_settings_before_any_scene(tmp_path):
+    """predict_scenes checks every setting before the first scene: a bad one is a SettingError (a ValueError)
+    naming the argument, not a skipped scene or a failure halfway through a folder."""
+    from ssl4sar.config import load_preset
+    from ssl4sar.errors import SettingError
+    from ssl4sar.models.tyrion import Tyrion
+
+    torch.manual_seed(0)
+    model = Tyrion.from_config(load_preset("smoke")["model"]).eval()
+    scene = write_tif(tmp_path / "s.tif", scene_image(straight_front_zones(h=48, w=48)))
+    for kwargs, phrase in [({"stride": 0}, "stride must be in 1..32 px"), ({"sigma": 0.0}, "sigma must be"),
+                           ({"tile_size": -1}, "tile_size must be"), ({"resolution_m": -2.0}, "resolution_m must"),
+                           ({"value_range": (3.0, 1.0)}, "value_range"), ({"min_front_length_m": math.nan},
+                                                                          "min_front_length_m must")]:
+        with pytest.raises(SettingError, match=phrase):
+            predict_scenes(model, [scene], tmp_path / "out", **kwargs)
+        with pytest.raises(SettingError, match=phrase):
+            predict_scene(model, scene, tmp_path / "one", **kwargs)
+    assert not any((tmp_path / "out").glob("s*")) and not (tmp_path / "one").exists()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssl4sar.config import paper_preset
-from ssl4sar.errors import DataError, OutOfMemory
+from ssl4sar.errors import DataError, OutOfMemory, SettingError
 from ssl4sar.io import ensure_writable_dir
 
 if TYPE_CHECKING:  # the library (torch, timm) is imported by run(), so that --help answers at once
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return min(max(len(args.scenes), 1), _MAX_EXIT)  # every scene failed
     try:
         result = _predict(models, device, args)
-    except DataError as exc:  # e.g. two scenes with the same name: refused before any is predicted
+    except (DataError, SettingError) as exc:  # e.g. two scenes of one name, a bad stride: before any scene is read
         log.error("%s", exc)
         return min(max(len(args.scenes), 1), _MAX_EXIT)
     except OutOfMemory as exc:  # every later scene would fail alike: stop, keeping the scenes already written
