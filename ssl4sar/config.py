@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import operator
 import os
 import types
 import typing
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 
@@ -34,7 +35,7 @@ __all__ = [
     "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
     "FinetuneSection", "OptSimMIMSection", "OptTranslatorSection", "PretrainSection", "InferenceSection",
     "PostprocessSection", "SyntheticSection", "PRETRAIN_METHODS", "TRAINING_PRECISIONS", "load_preset", "as_preset",
-    "paper_preset", "merge", "data_root",
+    "paper_preset", "merge", "data_root", "Bounds", "check_seed",
 ]
 
 PRESETS = ("paper", "demo", "smoke", "gpu")
@@ -47,6 +48,46 @@ TRAINING_PRECISIONS: tuple[str, ...] = ("32-true", "bf16-mixed")
 BASE_KEY = "base"
 
 _S = TypeVar("_S", bound="_Section")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a preset number can take, attached to its annotation (``Annotated[float, Bounds(lo=0)]``):
+    ``lo`` / ``hi`` inclusive, or exclusive with ``lo_open`` / ``hi_open``; None = unbounded. NaN is refused."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def describe(self) -> str:
+        """``in [0, 1)``, ``> 0``, ``>= 1`` …"""
+        def num(x: float) -> str:
+            return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {num(self.lo)}"
+        return f"{'<' if self.hi_open else '<='} {num(self.hi)}" if self.hi is not None else "of any value"
+
+    def admits(self, value: float) -> bool:
+        if value != value:  # NaN
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+
+# the ranges of the schema's numbers (every number has one; a setting's own comment in paper.yaml says why)
+Count = Annotated[int, Bounds(lo=1)]  # how many (epochs, samples, pixels, heads)
+NonNegativeInt = Annotated[int, Bounds(lo=0)]  # how many, where none is meaningful (workers, patience)
+Positive = Annotated[float, Bounds(lo=0, lo_open=True)]  # learning rates, scales, σ
+NonNegative = Annotated[float, Bounds(lo=0)]  # weights, decays, lengths
+Probability = Annotated[float, Bounds(lo=0, hi=1)]
+Rate = Annotated[float, Bounds(lo=0, hi=1, hi_open=True)]  # dropout, momentum, label smoothing: 1 would stop learning
+OpenFraction = Annotated[float, Bounds(lo=0, hi=1, lo_open=True, hi_open=True)]  # mask ratio, plateau factor
+Seed = Annotated[int, Bounds(lo=0, hi=2 ** 32 - 1)]  # what numpy's generator takes
 
 
 class _Section:
@@ -69,7 +110,7 @@ class _Section:
         if missing:
             raise ValueError(f"{where}: missing key(s) {', '.join(missing)} (write `{BASE_KEY}: paper` to take the "
                              "paper preset's values for the keys a file leaves out)")
-        hints = typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls, include_extras=True)  # keeps the Bounds of Annotated numbers
         values = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
         return cls(**values)
 
@@ -91,6 +132,14 @@ def _required(f: dataclasses.Field[Any]) -> bool:
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """``value`` checked against the annotation ``tp`` (ints stay ints, ints become floats where a float is due)."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        converted = _convert(value, base, where)
+        for bounds in extras:
+            if isinstance(bounds, Bounds) and not bounds.admits(converted):
+                kind = "an integer" if base is int else "a number"
+                raise ValueError(f"{where}: expected {kind} {bounds.describe()}, got {converted!r}")
+        return converted
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _convert(value, args[0], where)
@@ -136,20 +185,20 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 class ModelSection(_Section):
     """``model``: the TYRION network (the keyword arguments of :class:`ssl4sar.models.tyrion.Tyrion`)."""
 
-    img_size: int
-    patch_size: int
-    in_chans: int
-    embed_dim: int
-    depths: list[int]
-    num_heads: list[int]
-    window_size: int
-    mlp_ratio: float
+    img_size: Count
+    patch_size: Count
+    in_chans: Count
+    embed_dim: Count
+    depths: list[Count]
+    num_heads: list[Count]
+    window_size: Count
+    mlp_ratio: Positive
     qkv_bias: bool
-    drop_path_rate: float
-    attn_drop_rate: float
-    proj_drop_rate: float
-    decoder_dropout: float
-    num_classes: int
+    drop_path_rate: Rate
+    attn_drop_rate: Rate
+    proj_drop_rate: Rate
+    decoder_dropout: Rate
+    num_classes: Annotated[int, Bounds(lo=2)]
     zero_init_res_post_norm: bool
 
 
@@ -157,32 +206,32 @@ class ModelSection(_Section):
 class DataSection(_Section):
     """``data``: fine-tuning samples (sizes in pixels) and their augmentation (§3.3)."""
 
-    context_size: int
-    target_size: int
-    samples_per_epoch: int
-    prob_rezoom: float
-    zoom_range: list[float]
-    prob_mixup: float
-    mixup_weight: list[float]
-    prob_speckle: float
-    prob_brightness: float
-    brightness_range: list[float]
-    prob_gamma: float
-    gamma_range: list[float]
-    prob_flip_h: float
-    prob_flip_v: float
-    prob_rotate: float
-    num_workers: int
+    context_size: Count
+    target_size: Count
+    samples_per_epoch: Count
+    prob_rezoom: Probability
+    zoom_range: list[Positive]
+    prob_mixup: Probability
+    mixup_weight: list[Probability]
+    prob_speckle: Probability
+    prob_brightness: Probability
+    brightness_range: list[Positive]
+    prob_gamma: Probability
+    gamma_range: list[Positive]
+    prob_flip_h: Probability
+    prob_flip_v: Probability
+    prob_rotate: Probability
+    num_workers: NonNegativeInt
 
 
 @dataclass(frozen=True)
 class LossWeights(_Section):
     """``finetune.loss_weights``: the four parts of the fine-tuning loss (:data:`ssl4sar.losses.LOSS_PARTS`)."""
 
-    ce_target: float
-    ce_context: float
-    dice_target: float
-    dice_context: float
+    ce_target: NonNegative
+    ce_context: NonNegative
+    dice_target: NonNegative
+    dice_context: NonNegative
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,11 +240,11 @@ class _RunSection(_Section):
     (:func:`ssl4sar.training.plan_training`), SGD, the precision, ``torch.compile`` of the training forward, and
     optionally ``imagenet_weights`` (a file path)."""
 
-    max_epochs: int
-    global_batch_size: int
-    batch_size_per_device: int
-    momentum: float
-    weight_decay: float
+    max_epochs: Count
+    global_batch_size: Count
+    batch_size_per_device: Count
+    momentum: Rate
+    weight_decay: NonNegative
     precision: str
     compile: bool  # torch.compile of the training forward (ssl4sar.models.fast.CompiledCall); validation stays eager
     imagenet_weights: str | None = None
@@ -205,30 +254,30 @@ class _RunSection(_Section):
 class FinetuneSection(_RunSection):
     """``finetune``: the segmentation training (§6)."""
 
-    lr: float
-    label_smoothing: float
+    lr: Positive
+    label_smoothing: Rate
     loss_weights: LossWeights
-    val_every_n_epochs: int
+    val_every_n_epochs: Count
     zone_absent: str
     init: str
-    seeds: int  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
+    seeds: Count  # fine-tuning runs per initialisation in the book's protocol (ssl4sar.experiments; the paper: 5)
 
 
 @dataclass(frozen=True)
 class OptSimMIMSection(_Section):
     """``pretrain.optsimmim``: masked optical reconstruction (§5.2)."""
 
-    lr: float
-    mask_ratio: float
-    token_size: int
+    lr: Positive
+    mask_ratio: OpenFraction
+    token_size: Count
 
 
 @dataclass(frozen=True)
 class OptTranslatorSection(_Section):
     """``pretrain.opttranslator``: SAR-to-optical translation (§5.3)."""
 
-    lr: float
-    early_stopping_patience: int
+    lr: Positive
+    early_stopping_patience: NonNegativeInt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,26 +285,26 @@ class PretrainSection(_RunSection):
     """``pretrain``: the self-supervised tasks (§5); ``init`` is optional (default: see
     :func:`ssl4sar.pretrain.common.default_init`)."""
 
-    context_size: int
-    samples_per_epoch: int
-    plateau_factor: float
-    plateau_patience: int
-    min_scale: float
-    prob_flip: float
-    num_workers: int
+    context_size: Count
+    samples_per_epoch: Count
+    plateau_factor: OpenFraction
+    plateau_patience: NonNegativeInt
+    min_scale: Annotated[float, Bounds(lo=0, hi=1, lo_open=True)]
+    prob_flip: Probability
+    num_workers: NonNegativeInt
     optsimmim: OptSimMIMSection
     opttranslator: OptTranslatorSection
     init: str | None = None
-    val_max_pairs: int | None = None  # validate on at most this many sar/val pairs, evenly spaced (None: all)
+    val_max_pairs: Count | None = None  # validate on at most this many sar/val pairs, evenly spaced (None: all)
 
 
 @dataclass(frozen=True)
 class InferenceSection(_Section):
     """``inference``: sliding windows with Gaussian stitching (§7.1)."""
 
-    stride: int
-    gaussian_sigma: float
-    batch_size: int
+    stride: Count
+    gaussian_sigma: Positive
+    batch_size: Count
     tta_rotations: list[int]
     precision: str  # auto | fp32 | bf16 (auto: bf16 autocast where the device computes bf16 natively)
 
@@ -268,7 +317,7 @@ class InferenceSection(_Section):
 class PostprocessSection(_Section):
     """``postprocess``: zones → calving front (§7.2)."""
 
-    min_front_length_m: float
+    min_front_length_m: NonNegative
 
 
 @dataclass(frozen=True)
@@ -276,14 +325,14 @@ class SyntheticSection(_Section):
     """``synthetic``: generator sizes; the optional difficulty keys ``looks``, ``na_probability`` and
     ``radiometry`` are checked by :func:`ssl4sar.data.synthetic.synthetic_difficulty`."""
 
-    n_train: int
-    n_test: int
-    scene_size: list[int]
-    n_unlabeled: int
-    optical_size_scale: float
-    n_dates: int
-    looks: float | None = None
-    na_probability: float | None = None
+    n_train: Count
+    n_test: Count
+    scene_size: list[Count]
+    n_unlabeled: NonNegativeInt
+    optical_size_scale: Positive
+    n_dates: Count
+    looks: Positive | None = None
+    na_probability: Probability | None = None
     radiometry: dict[str, Any] | None = None
 
 
@@ -292,7 +341,7 @@ class Preset(_Section):
     """A whole preset: its ``name``, global ``seed`` and one typed section each."""
 
     name: str
-    seed: int
+    seed: Seed
     model: ModelSection
     data: DataSection
     finetune: FinetuneSection
@@ -300,6 +349,15 @@ class Preset(_Section):
     inference: InferenceSection
     postprocess: PostprocessSection
     synthetic: SyntheticSection
+
+
+def check_seed(seed: int, where: str = "seed") -> int:
+    """``seed`` as an int, or ValueError unless it is one numpy and torch both take (:data:`Seed`'s range)."""
+    try:
+        value = operator.index(seed)  # ints and numpy's integers, not floats or text
+    except TypeError:
+        raise ValueError(f"{where}: expected an integer, got {seed!r}") from None
+    return int(_convert(value, Seed, where))
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from ssl4sar.config import check_seed
 from ssl4sar.domain import MDE_UNDEFINED_M
 from ssl4sar.errors import DataError, OutOfMemory, is_out_of_memory
 from ssl4sar.io import ensure_writable_dir, write_text_atomic
@@ -146,7 +147,7 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         OutOfMemory: a step did not fit in the device's memory; names the device and a batch per device to try.
     """
     section = cfg[spec.section]
-    seed = int(cfg["seed"] if seed is None else seed)
+    seed = check_seed(cfg["seed"] if seed is None else seed)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found", spec.data_hint)

@@ -85,6 +85,54 @@ def test_values_are_type_checked() -> None:
         load_preset("smoke", {"finetune.lr": "fast"})
 
 
+# (override, the message): a value of the right type outside the values the setting can take used to pass the
+# schema and fail later (torch's "Invalid learning rate: -1.0", numpy's seed bounds) or run silently wrong (a
+# probability of 30, a negative minimum front length)
+OUT_OF_RANGE = [
+    ({"finetune.lr": -1}, r"preset\.finetune\.lr: expected a number > 0, got -1\.0"),
+    ({"pretrain.optsimmim.lr": 0}, r"preset\.pretrain\.optsimmim\.lr: expected a number > 0, got 0\.0"),
+    ({"data.prob_mixup": 30}, r"preset\.data\.prob_mixup: expected a number in \[0, 1\], got 30\.0"),
+    ({"data.mixup_weight": [0.1, 1.5]}, r"preset\.data\.mixup_weight\[1\]: expected a number in \[0, 1\], got 1\.5"),
+    ({"finetune.momentum": 1}, r"preset\.finetune\.momentum: expected a number in \[0, 1\), got 1\.0"),
+    ({"finetune.global_batch_size": 0}, r"preset\.finetune\.global_batch_size: expected an integer >= 1, got 0"),
+    ({"model.depths": [2, 0, 6, 2]}, r"preset\.model\.depths\[1\]: expected an integer >= 1, got 0"),
+    ({"model.num_classes": 1}, r"preset\.model\.num_classes: expected an integer >= 2, got 1"),
+    ({"data.num_workers": -1}, r"preset\.data\.num_workers: expected an integer >= 0, got -1"),
+    ({"pretrain.optsimmim.mask_ratio": 1.0},
+     r"preset\.pretrain\.optsimmim\.mask_ratio: expected a number in \(0, 1\), got 1\.0"),
+    ({"inference.gaussian_sigma": 0}, r"preset\.inference\.gaussian_sigma: expected a number > 0, got 0\.0"),
+    ({"postprocess.min_front_length_m": -750},
+     r"preset\.postprocess\.min_front_length_m: expected a number >= 0, got -750\.0"),
+    ({"pretrain.val_max_pairs": 0}, r"preset\.pretrain\.val_max_pairs: expected an integer >= 1, got 0"),
+    ({"seed": -1}, r"preset\.seed: expected an integer in \[0, 4294967295\], got -1"),
+    ({"finetune.lr": float("nan")}, r"preset\.finetune\.lr: expected a number > 0, got nan"),
+]
+
+
+@pytest.mark.parametrize("override, message", OUT_OF_RANGE, ids=[next(iter(o)) for o, _ in OUT_OF_RANGE])
+def test_values_outside_their_range_are_refused_naming_the_range(override, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_preset("smoke", override)
+
+
+def test_the_edges_of_each_range_are_accepted() -> None:
+    cfg = load_preset("smoke", {"data.prob_mixup": 1, "data.num_workers": 0, "finetune.momentum": 0,
+                                "postprocess.min_front_length_m": 0, "seed": 2 ** 32 - 1,
+                                "pretrain.val_max_pairs": None, "model.drop_path_rate": 0})
+    assert cfg["data"]["prob_mixup"] == 1.0 and cfg["seed"] == 2 ** 32 - 1
+
+
+def test_cli_seed_outside_numpys_range_is_refused_naming_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ssl4sar.cli import main
+
+    (tmp_path / "data").mkdir()
+    with caplog.at_level(logging.ERROR):
+        rc = main(["finetune", "--preset", "smoke", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                   "--seed", "-1"])
+    assert rc == 1
+    assert "seed: expected an integer in [0, 4294967295], got -1" in caplog.text
+
+
 def test_yaml_file_with_base_and_with_a_typo(tmp_path: Path) -> None:
     good = tmp_path / "mine.yaml"
     good.write_text("base: smoke\nfinetune:\n  max_epochs: 5\n")
