@@ -3,8 +3,9 @@
 ``paper`` (``ssl4sar/configs/paper.yaml``) is the published recipe and the one place where every setting has
 its value. The other presets name it as their ``base`` and list only the keys that differ; a user's YAML file
 does the same (``base: paper``) or lists every key. The schema is the dataclasses below, one per section: a
-preset or an override with a key they do not name (a typo such as ``finetune.lrr``) or a value of the wrong
-type fails with a message that lists the valid keys.
+preset or an override with a key they do not name (a typo such as ``finetune.lrr``) fails with a message that lists
+the valid keys; a value of the wrong type, or a number outside its range (:class:`Bounds`: a learning rate ≤ 0, a
+probability above 1), fails with a message that names the key and what it takes.
 
 :func:`load_preset` returns the validated preset as a plain nested dict (what notebooks, checkpoints and
 ``yaml.safe_dump`` take); :func:`as_preset` gives the typed :class:`Preset` for attribute access
