@@ -4,7 +4,7 @@
 its value. The other presets name it as their ``base`` and list only the keys that differ; a user's YAML file
 does the same (``base: paper``) or lists every key. The schema is the dataclasses below, one per section: a
 preset or an override with a key they do not name (a typo such as ``finetune.lrr``) fails with a message that lists
-the valid keys; a value of the wrong type, or a number outside its range (:class:`Bounds`: a learning rate ≤ 0, a
+the valid keys; a value of the wrong type, or a number outside its range (:class:`Bounds`: a negative learning rate, a
 probability above 1), fails with a message that names the key and what it takes.
 
 :func:`load_preset` returns the validated preset as a plain nested dict (what notebooks, checkpoints and
@@ -83,7 +83,8 @@ class Bounds:
 # the ranges of the schema's numbers (every number has one; a setting's own comment in paper.yaml says why)
 Count = Annotated[int, Bounds(lo=1)]  # how many (epochs, samples, pixels, heads)
 NonNegativeInt = Annotated[int, Bounds(lo=0)]  # how many, where none is meaningful (workers, patience)
-Positive = Annotated[float, Bounds(lo=0, lo_open=True)]  # learning rates, scales, σ
+Positive = Annotated[float, Bounds(lo=0, lo_open=True)]  # scales, σ
+LearningRate = Annotated[float, Bounds(lo=0)]  # 0 is allowed: training then leaves the weights as they are
 NonNegative = Annotated[float, Bounds(lo=0)]  # weights, decays, lengths
 Probability = Annotated[float, Bounds(lo=0, hi=1)]
 Rate = Annotated[float, Bounds(lo=0, hi=1, hi_open=True)]  # dropout, momentum, label smoothing: 1 would stop learning
@@ -255,7 +256,7 @@ class _RunSection(_Section):
 class FinetuneSection(_RunSection):
     """``finetune``: the segmentation training (§6)."""
 
-    lr: Positive
+    lr: LearningRate
     label_smoothing: Rate
     loss_weights: LossWeights
     val_every_n_epochs: Count
@@ -268,7 +269,7 @@ class FinetuneSection(_RunSection):
 class OptSimMIMSection(_Section):
     """``pretrain.optsimmim``: masked optical reconstruction (§5.2)."""
 
-    lr: Positive
+    lr: LearningRate
     mask_ratio: OpenFraction
     token_size: Count
 
@@ -277,7 +278,7 @@ class OptSimMIMSection(_Section):
 class OptTranslatorSection(_Section):
     """``pretrain.opttranslator``: SAR-to-optical translation (§5.3)."""
 
-    lr: Positive
+    lr: LearningRate
     early_stopping_patience: NonNegativeInt
 
 

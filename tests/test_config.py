@@ -89,8 +89,8 @@ def test_values_are_type_checked() -> None:
 # schema and fail later (torch's "Invalid learning rate: -1.0", numpy's seed bounds) or run silently wrong (a
 # probability of 30, a negative minimum front length)
 OUT_OF_RANGE = [
-    ({"finetune.lr": -1}, r"preset\.finetune\.lr: expected a number > 0, got -1\.0"),
-    ({"pretrain.optsimmim.lr": 0}, r"preset\.pretrain\.optsimmim\.lr: expected a number > 0, got 0\.0"),
+    ({"finetune.lr": -1}, r"preset\.finetune\.lr: expected a number >= 0, got -1\.0"),
+    ({"pretrain.optsimmim.lr": -0.5}, r"preset\.pretrain\.optsimmim\.lr: expected a number >= 0, got -0\.5"),
     ({"data.prob_mixup": 30}, r"preset\.data\.prob_mixup: expected a number in \[0, 1\], got 30\.0"),
     ({"data.mixup_weight": [0.1, 1.5]}, r"preset\.data\.mixup_weight\[1\]: expected a number in \[0, 1\], got 1\.5"),
     ({"finetune.momentum": 1}, r"preset\.finetune\.momentum: expected a number in \[0, 1\), got 1\.0"),
@@ -105,7 +105,7 @@ OUT_OF_RANGE = [
      r"preset\.postprocess\.min_front_length_m: expected a number >= 0, got -750\.0"),
     ({"pretrain.val_max_pairs": 0}, r"preset\.pretrain\.val_max_pairs: expected an integer >= 1, got 0"),
     ({"seed": -1}, r"preset\.seed: expected an integer in \[0, 4294967295\], got -1"),
-    ({"finetune.lr": float("nan")}, r"preset\.finetune\.lr: expected a number > 0, got nan"),
+    ({"finetune.lr": float("nan")}, r"preset\.finetune\.lr: expected a number >= 0, got nan"),
 ]
 
 
@@ -118,7 +118,8 @@ def test_values_outside_their_range_are_refused_naming_the_range(override, messa
 def test_the_edges_of_each_range_are_accepted() -> None:
     cfg = load_preset("smoke", {"data.prob_mixup": 1, "data.num_workers": 0, "finetune.momentum": 0,
                                 "postprocess.min_front_length_m": 0, "seed": 2 ** 32 - 1,
-                                "pretrain.val_max_pairs": None, "model.drop_path_rate": 0})
+                                "pretrain.val_max_pairs": None, "model.drop_path_rate": 0,
+                                "finetune.lr": 0})  # a learning rate of 0 leaves the weights as they are
     assert cfg["data"]["prob_mixup"] == 1.0 and cfg["seed"] == 2 ** 32 - 1
 
 
