@@ -333,8 +333,8 @@ class SyntheticSection(_Section):
     n_unlabeled: NonNegativeInt
     optical_size_scale: Positive
     n_dates: Count
-    looks: Positive | None = None
-    na_probability: Probability | None = None
+    looks: float | None = None  # these two are range-checked where they are used (synthetic_difficulty)
+    na_probability: float | None = None
     radiometry: dict[str, Any] | None = None
 
 

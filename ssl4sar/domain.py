@@ -14,8 +14,8 @@ import numpy as np
 __all__ = [
     "NA", "ROCK", "GLACIER", "OCEAN", "CLASS_NAMES", "CLASS_LABELS", "NUM_CLASSES", "ZONE_VALUE_TO_CLASS",
     "CLASS_TO_ZONE_VALUE", "ZONE_COLORS", "CAFFE_GLACIERS", "GLACIERS", "NORTHERN_GLACIERS", "SEASONS",
-    "Hemisphere", "Season", "season_in", "is_winter", "season_of", "MDE_UNDEFINED_M", "display_step",
-    "downsample_for_display",
+    "Hemisphere", "Season", "season_in", "is_winter", "season_of", "MDE_UNDEFINED_M", "is_undefined_mde",
+    "display_step", "downsample_for_display",
 ]
 
 # --------------------------------------------------------------------------------------------------- classes
@@ -82,6 +82,11 @@ def season_of(glacier: str, month: int) -> Season:
 #: Value logged for ``val/mde`` (and the normalised MDEs) when no front could be evaluated (metres): the checkpoint
 #: monitor needs a number; 1e6 m (1000 km) is no plausible MDE (the reference logs 7777), and figures leave it out.
 MDE_UNDEFINED_M = 1.0e6
+
+
+def is_undefined_mde(value_m: float) -> bool:
+    """Whether a logged MDE is the placeholder :data:`MDE_UNDEFINED_M` (no front found), not a distance."""
+    return value_m >= MDE_UNDEFINED_M
 
 
 # --------------------------------------------------------------------------------------------------- display

@@ -51,10 +51,10 @@ TEST_PAIRS = (("scratch", "optsimmim"), ("scratch", "opttranslator"), ("imagenet
 
 def _finite(value: Any) -> float:
     """``value`` as a float, NaN for ``None`` and the logged placeholder of an undefined MDE."""
-    from ssl4sar.finetune import MDE_UNDEFINED_M
+    from ssl4sar.domain import is_undefined_mde
 
     v = float("nan") if value is None else float(value)
-    return float("nan") if not math.isfinite(v) or v >= MDE_UNDEFINED_M else v
+    return float("nan") if not math.isfinite(v) or is_undefined_mde(v) else v
 
 
 @dataclass(frozen=True)

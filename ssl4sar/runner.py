@@ -24,7 +24,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ssl4sar.config import check_seed
-from ssl4sar.domain import MDE_UNDEFINED_M
+from ssl4sar.domain import is_undefined_mde
 from ssl4sar.errors import DataError, OutOfMemory, is_out_of_memory
 from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
@@ -226,7 +226,7 @@ def describe_best_score(metric: str, score: float | None) -> str:
     measurement (an MDE monitor holding :data:`~ssl4sar.domain.MDE_UNDEFINED_M` found no front at all)."""
     if score is None:
         return "none (no validation ran)"
-    if metric.endswith("mde") and score >= MDE_UNDEFINED_M:
+    if metric.endswith("mde") and is_undefined_mde(score):
         return "undefined (no front found in validation)"
     return f"{score:.6g}"
 

@@ -444,8 +444,8 @@ def read_truth_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found", _TRUTH_HINT)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:  # the two columns as text, to name a bad cell as written; the others with their natural types
+        raw = pd.read_csv(path, dtype={c: str for c in TRUTH_COLUMNS})
     except pd.errors.EmptyDataError:
         raise DataError(path, "empty file", _TRUTH_HINT) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
@@ -455,21 +455,19 @@ def read_truth_table(path: str | Path) -> pd.DataFrame:
         raise DataError(path, problem, _TRUTH_HINT)
     if raw.empty:
         raise DataError(path, "no rows", _TRUTH_HINT)
-    dates = pd.to_datetime(raw["date"].str.strip(), format="ISO8601", errors="coerce")
-    text = raw["position_m"].str.strip()
-    positions = pd.to_numeric(text.where(text != ""), errors="coerce")
+    date_text = raw["date"].fillna("").astype(object).str.strip()
+    dates = pd.to_datetime(date_text, format="ISO8601", errors="coerce")
+    text = raw["position_m"].fillna("").astype(object).str.strip()
+    positions = pd.to_numeric(text.where(text != ""), errors="coerce").astype(np.float64)
     for i in range(len(raw)):  # the first bad cell, by its line in the file (line 1 is the header)
         if pd.isna(dates.iloc[i]):
-            raise DataError(path, f"line {i + 2}: date {raw['date'].iloc[i]!r} is not a date (YYYY-MM-DD)",
-                            _TRUTH_HINT)
+            raise DataError(path, f"line {i + 2}: date {date_text.iloc[i]!r} is not a date (YYYY-MM-DD)", _TRUTH_HINT)
         if text.iloc[i] != "" and pd.isna(positions.iloc[i]):
-            raise DataError(path, f"line {i + 2}: position_m {raw['position_m'].iloc[i]!r} is not a number",
-                            _TRUTH_HINT)
+            raise DataError(path, f"line {i + 2}: position_m {text.iloc[i]!r} is not a number", _TRUTH_HINT)
     twice = dates[dates.duplicated()]
     if len(twice):
         raise DataError(path, f"dated twice: {twice.iloc[0]:%Y-%m-%d} (one truth per date)", _TRUTH_HINT)
-    table = pd.read_csv(path)  # the other columns with their natural types
-    return table.assign(date=dates.to_numpy(), position_m=positions.to_numpy())
+    return raw.assign(date=dates.to_numpy(), position_m=positions.to_numpy())
 
 
 def compare_to_truth(series: pd.DataFrame, truth: pd.DataFrame | str | Path) -> dict[str, float]:
