@@ -600,9 +600,9 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
         devices: processes per node (``"auto"``: all GPUs, or 1 CPU process), or a list of GPU indices (``[1]``:
             GPU 1; see :func:`ssl4sar.training.single_device_hardware`).
         resume: continue from ``out_dir/checkpoints/last.ckpt`` (or a SLURM requeue checkpoint) when present.
-        max_steps: stop after this many optimiser steps (``None``: run ``max_epochs``).
+        max_steps: stop after this many optimiser steps (``None`` or -1: run ``max_epochs``).
         num_nodes: nodes (``None``: from the launch environment, else 1).
-        max_epochs: overrides ``finetune.max_epochs``.
+        max_epochs: overrides ``finetune.max_epochs``; -1: no epoch limit (needs ``max_steps``).
         precision: ``"32-true"`` or ``"bf16-mixed"`` (overrides ``finetune.precision``).
         accelerator: ``"auto"``, ``"cpu"`` or ``"gpu"``.
         imagenet_weights: path of ``swinv2_tiny_patch4_window16_256.pth`` for ``init="imagenet"``.
@@ -613,6 +613,7 @@ def finetune(cfg: Mapping[str, Any] | str, data_dir: str | Path, out_dir: str | 
             the file (default: tensors and plain values only, see :func:`ssl4sar.models.convert.read_checkpoint_file`).
 
     Raises:
+        SettingError: a seed, ``max_epochs`` or ``max_steps`` outside its range, before anything is read or written.
         DataError: bad data, an unwritable ``out_dir``, a refused / non-finite / mismatched checkpoint (named).
         TrainingDiverged: the loss or the weights became NaN / infinite; names the last good checkpoint.
     """

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from ssl4sar.config import check_seed
 from ssl4sar.domain import is_undefined_mde
-from ssl4sar.errors import DataError, OutOfMemory, is_out_of_memory
+from ssl4sar.errors import DataError, OutOfMemory, SettingError, is_out_of_memory
 from ssl4sar.io import ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
 from ssl4sar.training import (
@@ -45,7 +45,7 @@ from ssl4sar.training import (
     seed_everything,
 )
 
-__all__ = ["RunSpec", "TrainingRun", "run_training"]
+__all__ = ["RunSpec", "TrainingRun", "run_training", "training_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
     The other arguments are those of :func:`ssl4sar.finetune.finetune` (documented there).
 
     Raises:
+        SettingError: a seed, ``max_epochs`` or ``max_steps`` outside its range (:func:`training_budget`), before
+            anything is read or written.
         DataError: missing ``data_dir``, an unwritable ``out_dir``, a refused / non-finite / mismatched checkpoint.
         ValueError: a preset that gives no optimiser step per epoch.
         TrainingDiverged: the loss or the weights became NaN / infinite; names the last good checkpoint.
@@ -148,12 +150,12 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
     """
     section = cfg[spec.section]
     seed = check_seed(cfg["seed"] if seed is None else seed)
+    max_epochs, max_steps = training_budget(section["max_epochs"] if max_epochs is None else max_epochs, max_steps)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found", spec.data_hint)
     out = ensure_writable_dir(out_dir, "run folder")
     plan = plan_training(section, devices=devices, num_nodes=num_nodes, precision=precision, accelerator=accelerator)
-    max_epochs = int(section["max_epochs"] if max_epochs is None else max_epochs)
     log.info("%s plan: %s device(s)%s × %s node(s), %s, batch %d per device × %d accumulation = global %d, "
              "precision %s", spec.label, plan.devices,
              f" (GPU {', '.join(map(str, plan.gpu_indices))})" if plan.gpu_indices else "", plan.num_nodes,
@@ -219,6 +221,24 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         log.info("%s done: %d epochs, %d steps; %s; export %s", spec.label, result.epochs, result.global_step, bests,
                  export)
     return result
+
+
+def training_budget(max_epochs: int, max_steps: int | None) -> tuple[int, int | None]:
+    """The epoch and optimiser-step limits of a run, checked before anything is read or written, as
+    ``(max_epochs, max_steps)`` with ``max_steps`` None for no step limit (Lightning's -1 is taken as None).
+
+    ``max_epochs`` -1 means no epoch limit, allowed only with a step limit: alone, the run would never end. 0 epochs
+    or 0 steps train nothing (the run exports its initial weights, with a warning). Raises
+    :class:`~ssl4sar.errors.SettingError` naming the value otherwise.
+    """
+    if max_steps is not None and max_steps < -1:
+        raise SettingError(f"max_steps must be 0 or more (-1 or none: no step limit), got {max_steps}")
+    steps = None if max_steps is None or max_steps == -1 else int(max_steps)
+    if max_epochs < -1:
+        raise SettingError(f"max_epochs must be 0 or more (-1: no epoch limit, with max_steps), got {max_epochs}")
+    if max_epochs == -1 and steps is None:
+        raise SettingError("max_epochs -1 (no epoch limit) needs a max_steps limit, else the run never ends")
+    return int(max_epochs), steps
 
 
 def describe_best_score(metric: str, score: float | None) -> str:

@@ -255,3 +255,35 @@ def test_resume_from_a_non_finite_checkpoint_is_refused(one_epoch_run: Path, smo
     with caplog.at_level(logging.ERROR):
         assert _finetune(smoke_data, out, "--max-epochs", "2") == 1  # before: resumed and trained on inf weights
     assert "last.ckpt" in caplog.text and "non-finite weights" in caplog.text and "model.head.bias" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------- training budget
+@pytest.mark.parametrize(("command", "budget", "message"), [
+    ("finetune", ["--max-epochs", "-3"], "max_epochs must be 0 or more (-1: no epoch limit, with max_steps), got -3"),
+    ("finetune", ["--max-epochs", "-1"], "max_epochs -1 (no epoch limit) needs a max_steps limit"),
+    ("finetune", ["--max-steps", "-5"], "max_steps must be 0 or more (-1 or none: no step limit), got -5"),
+    ("pretrain", ["--max-epochs", "-2"], "max_epochs must be 0 or more (-1: no epoch limit, with max_steps), got -2"),
+])
+@pytest.mark.timeout(600)  # before the fix, --max-epochs -1 trained until stopped
+def test_a_training_budget_outside_its_range_is_refused_before_anything_is_written(
+        command: str, budget: list[str], message: str, smoke_data: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Lightning took --max-epochs -3 and --max-steps -5 to a MisconfigurationException traceback after the data had
+    # loaded, and --max-epochs -1 alone to a run that never ends.
+    data_flag, data = ("--data", smoke_data) if command == "finetune" else ("--ssl4sar", tmp_path)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        rc = cli.main([command, *(["--method", "optsimmim"] if command == "pretrain" else []), "--preset", "smoke",
+                       data_flag, str(data), "--out", str(out), "--accelerator", "cpu", "--no-progress", *budget])
+    assert rc == 1
+    assert message in caplog.text
+    assert not out.exists()
+
+
+def test_training_budget_keeps_lightnings_no_limit_values() -> None:
+    from ssl4sar.runner import training_budget
+
+    assert training_budget(3, None) == (3, None)
+    assert training_budget(3, -1) == (3, None)  # -1: no step limit, as in Lightning
+    assert training_budget(-1, 20) == (-1, 20)  # a run bounded by optimiser steps only
+    assert training_budget(0, 0) == (0, 0)  # nothing trained: the run exports its initial weights

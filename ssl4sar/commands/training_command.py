@@ -76,8 +76,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, section: str, example_ove
     parser.add_argument("--devices", default="auto", help="processes per node: N or auto (default: auto)")
     parser.add_argument("--num-nodes", type=int, default=None, help="nodes (default: from torchrun/SLURM, else 1)")
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="default: auto")
-    parser.add_argument("--max-epochs", type=int, default=None, help=f"override {section}.max_epochs")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help=f"override {section}.max_epochs (-1: no epoch limit, with --max-steps)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this many optimiser steps (default: no step limit)")
     parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default=None,
                         help=f"override {section}.precision (bf16-mixed: where the GPU or CPU computes bf16 natively, "
                              "else 32-true with a warning)")

@@ -113,12 +113,14 @@ def pretrain(method: str, cfg: Mapping[str, Any] | str, data_dir: str | Path, ou
         devices, num_nodes, precision, accelerator: hardware (see :mod:`ssl4sar.training`); the preset's global
             batch (32 in the paper) is kept through gradient accumulation.
         resume: continue from ``out_dir/checkpoints/last.ckpt`` (or a SLURM requeue checkpoint) when present.
-        max_steps: stop after this many optimiser steps; max_epochs: overrides ``pretrain.max_epochs``.
+        max_steps: stop after this many optimiser steps (``None`` or -1: no step limit); max_epochs: overrides
+            ``pretrain.max_epochs`` (-1: no epoch limit, with ``max_steps``).
         imagenet_weights: path of ``swinv2_tiny_patch4_window16_256.pth`` for ``init="imagenet"``.
         callbacks, progress, trainer_kwargs: extra Lightning callbacks / progress bar / Trainer arguments.
         trust_checkpoint: load ``init`` / resume checkpoints with the full unpickler (runs code from the file).
 
-    Raises ``DataError`` (bad data, unwritable ``out_dir``, refused or non-finite checkpoint) and
+    Raises ``SettingError`` (a seed, ``max_epochs`` or ``max_steps`` outside its range, before anything is read or
+    written), ``DataError`` (bad data, unwritable ``out_dir``, refused or non-finite checkpoint) and
     ``TrainingDiverged`` (non-finite loss or weights; names the last good checkpoint).
     """
     cls = module_class(method)
