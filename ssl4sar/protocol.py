@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ssl4sar.book import WorkLayout, package_versions, pin_threads
-from ssl4sar.config import PRETRAIN_METHODS  # re-exported: its home is ssl4sar.config
+from ssl4sar.config import PRETRAIN_METHODS, check_seed  # PRETRAIN_METHODS re-exported: its home is ssl4sar.config
 from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
+from ssl4sar.errors import SettingError
 from ssl4sar.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "device_description", "run_protocol"]
+__all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "check_protocol_settings", "device_description", "run_protocol"]
 
 #: Name of the record :func:`run_protocol` writes into the work folder.
 RECORD_NAME = "protocol.json"
@@ -91,22 +92,27 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
         seed: seed of the synthetic data and of the pretraining runs; fine-tuning seeds are ``seed … seed + n − 1``.
         data_dir / ssl4sar_dir: real CaFFe / SSL4SAR roots; ``None``: the preset's synthetic data in ``work_dir/data``.
         inits: initialisations to fine-tune (``imagenet`` only with ``imagenet_weights`` and the paper network;
-            a pretraining method is pretrained first when it is listed here).
+            a pretraining method is pretrained first when it is listed here; any other name must be a checkpoint file).
         seeds: fine-tuning runs per initialisation (default: the preset's ``finetune.seeds``).
         workers: CPU runs side by side (single-thread processes); ``gpu_workers``: runs sharing one GPU at a time.
         threads: torch threads of this process (pretraining).
         data_workers: processes that generate the synthetic data (the same files for any number).
+
+    Raises:
+        SettingError: a setting outside its values (:func:`check_protocol_settings`), before any work.
     """
     from ssl4sar import experiments, pretrain_report
     from ssl4sar.config import load_preset
 
     cfg = load_preset(preset)
     paper = load_preset("paper")
+    n_seeds = int(seeds if seeds is not None else cfg["finetune"]["seeds"])
+    check_protocol_settings(inits, seeds=n_seeds, workers=workers, gpu_workers=gpu_workers,
+                            data_workers=data_workers, seed=seed)
     run_device, run_workers = experiments.protocol_device(device, workers, gpu_workers)
     layout = WorkLayout(Path(work_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     pin_threads(threads)
-    n_seeds = int(seeds if seeds is not None else cfg["finetune"]["seeds"])
     record = ProtocolRecord(preset=str(cfg["name"]), device=run_device, seeds=[seed + k for k in range(n_seeds)],
                             inits=list(inits), command=" ".join(shlex.quote(a) for a in sys.argv),
                             started=_now(), machine=device_description(run_device))
@@ -152,6 +158,31 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
     record.finished = _now()
     record.write(layout)
     return record
+
+
+def check_protocol_settings(inits: Sequence[str], *, seeds: int, workers: int, gpu_workers: int, data_workers: int,
+                            seed: int) -> None:
+    """:class:`~ssl4sar.errors.SettingError` naming the first setting of :func:`run_protocol` outside its values,
+    before any work: an initialisation that is neither one of :data:`~ssl4sar.experiments.INIT_ORDER` nor an existing
+    checkpoint file, an initialisation named twice, fewer than one seed or worker (``-1`` does not mean "all cores"
+    here), a seed range ``seed … seed + seeds − 1`` outside numpy's."""
+    from ssl4sar.experiments import INIT_ORDER
+
+    if not inits:
+        raise SettingError("inits must name at least one initialisation")
+    for init in inits:
+        if init not in INIT_ORDER and not Path(init).is_file():
+            raise SettingError(f"init {init!r} is none of {', '.join(INIT_ORDER)} and no checkpoint file")
+    twice = sorted({i for i in inits if list(inits).count(i) > 1})
+    if twice:
+        raise SettingError(f"inits must be distinct, got {', '.join(twice)} twice")
+    if seeds < 1:
+        raise SettingError(f"seeds must be at least 1 (fine-tuning runs per initialisation), got {seeds}")
+    for name, value in (("workers", workers), ("gpu_workers", gpu_workers), ("data_workers", data_workers)):
+        if value < 1:
+            raise SettingError(f"{name} must be at least 1, got {value}")
+    check_seed(seed)
+    check_seed(seed + seeds - 1, "last fine-tuning seed (seed + seeds - 1)")
 
 
 def _now() -> str:

@@ -90,3 +90,38 @@ def test_protocol_runs_pretraining_seeds_tests_and_ensembles(tmp_path: Path) -> 
 def test_protocol_command_names_a_bad_preset(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert main(["protocol", "--preset", str(tmp_path / "nope.yaml"), "--work-dir", str(tmp_path / "w")]) == 1
     assert "nope.yaml" in caplog.text and "unknown preset" in caplog.text
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--seeds", "0"], "seeds must be at least 1 (fine-tuning runs per initialisation), got 0"),
+    (["--seeds", "-2"], "seeds must be at least 1 (fine-tuning runs per initialisation), got -2"),
+    (["--workers", "0"], "workers must be at least 1, got 0"),
+    (["--gpu-workers", "0"], "gpu_workers must be at least 1, got 0"),
+    (["--data-workers", "-1"], "data_workers must be at least 1, got -1"),  # -1 is not "all cores" here
+    (["--inits", "scratch", "bogus"], "init 'bogus' is none of scratch, imagenet, optsimmim, opttranslator and "
+                                      "no checkpoint file"),
+    (["--inits", "scratch", "scratch"], "inits must be distinct, got scratch twice"),
+    (["--seed", "-4"], "seed: expected an integer in [0, 4294967295], got -4"),
+])
+def test_protocol_refuses_bad_settings_before_any_work(options: list[str], message: str, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, these surfaced after the data had been generated and both pretrainings had run (--seeds 0, a bad init
+    # name, numpy's unnamed "expected non-negative integer" for --seed -4), or were silently taken as 1 (--workers 0,
+    # --data-workers -1).
+    def no_work(*args: object, **kwargs: object) -> None:
+        pytest.fail("the protocol started work before its settings were checked")
+
+    monkeypatch.setattr("ssl4sar.protocol.ensure_synthetic_data", no_work)
+    work = tmp_path / "w"
+    assert main(["protocol", "--preset", "smoke", "--work-dir", str(work), "--device", "cpu", *options]) == 1
+    assert message in caplog.text
+    assert not work.exists()
+
+
+def test_protocol_takes_a_checkpoint_path_as_an_initialisation(tmp_path: Path) -> None:
+    from ssl4sar.protocol import check_protocol_settings
+
+    checkpoint = tmp_path / "mine.ckpt"
+    checkpoint.write_bytes(b"weights")
+    check_protocol_settings(["scratch", str(checkpoint)], seeds=2, workers=1, gpu_workers=1, data_workers=1, seed=0)

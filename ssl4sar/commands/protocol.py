@@ -31,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="fine-tuning runs per initialisation (default: the preset's finetune.seeds)")
     parser.add_argument("--inits", nargs="+", default=["scratch", "imagenet", "optsimmim", "opttranslator"],
-                        metavar="INIT", help="initialisations (scratch, imagenet, optsimmim, opttranslator)")
+                        metavar="INIT",
+                        help="initialisations (scratch, imagenet, optsimmim, opttranslator, or a checkpoint file)")
     parser.add_argument("--imagenet-weights", type=Path, default=None, metavar="PTH",
                         help="swinv2_tiny_patch4_window16_256.pth for the imagenet initialisation")
     parser.add_argument("--workers", type=int, default=2, metavar="N",
