@@ -771,6 +771,20 @@ def test_cli_list_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert bench_main(["--quick", "--preset", "no-such-preset", "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--batch-size", "0"], "batch size must be at least 1, got 0"),  # was taken as "the default" (0 is falsy)
+    (["--batch-size", "-3"], "batch size must be at least 1, got -3"),
+    (["--seed", "-1"], "seed: expected an integer in [0, 4294967295], got -1"),  # failed each benchmark, unnamed
+    (["--device", "foo"], "device 'foo': expected auto, cpu, cuda or cuda:N"),  # a RuntimeError traceback
+])
+def test_cli_refuses_bad_settings_before_anything_runs(options: list[str], message: str, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "out"
+    assert bench_main(["--quick", "--preset", "smoke", "--out", str(out), "--only", "postprocess_mde", *options]) == 2
+    assert message in caplog.text
+    assert not (out / "bench.json").exists()
+
+
 def test_append_merges_runs(tmp_path: Path) -> None:
     from ssl4sar.bench import run_benchmarks
 

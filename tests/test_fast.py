@@ -416,6 +416,16 @@ def test_optimize_for_device_cpu() -> None:
             resolve_device("cuda")
 
 
+@pytest.mark.parametrize("device", ["foo", "gpu", "cuda:x", "", "mps", "meta"])
+def test_resolve_device_refuses_what_is_no_device_of_the_library(device: str) -> None:
+    # `--device foo` ended in torch's RuntimeError traceback listing its twenty device types; "meta" or "mps" went
+    # on to fail later, at the first tensor or kernel the library does not have for them
+    from ssl4sar.errors import SettingError
+
+    with pytest.raises(SettingError, match=rf"device {device!r}: expected auto, cpu, cuda or cuda:N"):
+        resolve_device(device)
+
+
 def test_resolve_device_names_a_gpu_that_is_not_there(monkeypatch: pytest.MonkeyPatch) -> None:
     # `cuda:2` on a two-GPU machine: a clear error naming the GPUs torch sees, not an "invalid device ordinal"
     # from the first tensor moved there

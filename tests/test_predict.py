@@ -451,6 +451,9 @@ BAD_PREDICT_ARGUMENTS = {
     "min front length negative": (["--min-front-length-m", "-5"],
                                   "min_front_length_m must be 0 or more metres, got -5"),
     "empty value range": (["--value-range", "5", "5"], "value_range needs finite LO < HI, got (5, 5)"),
+    # predict took only auto, cpu or cuda (no GPU index, unlike evaluate), through a check of its own
+    "device not a device": (["--device", "foo"], "device 'foo': expected auto, cpu, cuda or cuda:N"),
+    "gpu not there": (["--device", "cuda:99"], "device 'cuda:99'"),
 }
 
 

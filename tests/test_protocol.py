@@ -102,6 +102,7 @@ def test_protocol_command_names_a_bad_preset(tmp_path: Path, caplog: pytest.LogC
                                       "no checkpoint file"),
     (["--inits", "scratch", "scratch"], "inits must be distinct, got scratch twice"),
     (["--seed", "-4"], "seed: expected an integer in [0, 4294967295], got -4"),
+    (["--device", "foo"], "device 'foo': expected auto, cpu, cuda or cuda:N"),  # was torch's RuntimeError traceback
 ])
 def test_protocol_refuses_bad_settings_before_any_work(options: list[str], message: str, tmp_path: Path,
                                                        caplog: pytest.LogCaptureFixture,
@@ -114,7 +115,8 @@ def test_protocol_refuses_bad_settings_before_any_work(options: list[str], messa
 
     monkeypatch.setattr("ssl4sar.protocol.ensure_synthetic_data", no_work)
     work = tmp_path / "w"
-    assert main(["protocol", "--preset", "smoke", "--work-dir", str(work), "--device", "cpu", *options]) == 1
+    device = [] if "--device" in options else ["--device", "cpu"]
+    assert main(["protocol", "--preset", "smoke", "--work-dir", str(work), *device, *options]) == 1
     assert message in caplog.text
     assert not work.exists()
 

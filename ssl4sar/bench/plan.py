@@ -36,7 +36,8 @@ from ssl4sar.bench.paths import (
     path_threads,
     runner_for,
 )
-from ssl4sar.config import paper_preset
+from ssl4sar.config import check_seed, paper_preset
+from ssl4sar.errors import SettingError
 
 __all__ = [
     "BENCHMARKS",
@@ -389,7 +390,11 @@ def plan_benchmarks(cfg: Mapping[str, Any], *, device: torch.device, quick: bool
                     batch: int | None = None, data_dir: str | Path | None = None, seed: int = 0,
                     preset_name: str = "paper", accuracy: tuple[str | Path, str | Path] | None = None
                     ) -> list[Benchmark]:
-    """The benchmarks for this device and mode, in run order (see :mod:`ssl4sar.bench`)."""
+    """The benchmarks for this device and mode, in run order (see :mod:`ssl4sar.bench`). A ``batch`` below 1 or a
+    ``seed`` outside numpy's range is a :class:`~ssl4sar.errors.SettingError`, before anything runs."""
+    if batch is not None and batch < 1:  # 0 would otherwise read as "the default" below
+        raise SettingError(f"batch size must be at least 1, got {batch}")
+    check_seed(seed)
     gpu = device.type == "cuda"
     dev = str(device)
     model_cfg = dict(cfg["model"])

@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-wgs84", action="store_true", help="also write the front in EPSG:4326 (lon/lat)")
     parser.add_argument("--tile-size", type=int, default=None, metavar="PX",
                         help="process large scenes in tiles of PX pixels (same result as whole-scene)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--stride", type=int, default=None, help="window stride in px (default context/4)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -71,27 +71,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "whose origin you trust (default: tensors and plain values only)")
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device available")
-    return torch.device(name)
-
-
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar predict``: returns the number of scenes that failed (capped at 125)."""
     from ssl4sar.models.convert import load_model
-    from ssl4sar.models.fast import for_inference
+    from ssl4sar.models.fast import for_inference, resolve_device
 
-    device = _device(args.device)
-    try:  # bad checkpoints and an unwritable --out end here, before any scene is read
+    try:  # a bad device, bad checkpoints and an unwritable --out end here, before any scene is read
+        device = resolve_device(args.device)
         ensure_writable_dir(args.out)
         models = [for_inference(load_model(p, map_location=device, trusted=args.trust_checkpoint))
                   for p in [args.checkpoint, *args.ensemble]]
-    except DataError as exc:
+    except (DataError, SettingError) as exc:
         log.error("%s", exc)
         return min(max(len(args.scenes), 1), _MAX_EXIT)  # every scene failed
     try:

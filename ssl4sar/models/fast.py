@@ -75,6 +75,8 @@ import torch.nn.functional as F
 from timm.models.swin_transformer_v2 import WindowAttention
 from torch import nn
 
+from ssl4sar.errors import SettingError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -289,19 +291,26 @@ def fused_attention_enabled(model: nn.Module) -> bool:
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/``None`` → ``cuda`` when available, else ``cpu``; anything else → ``torch.device(device)``.
+    """``"auto"``/``None`` → ``cuda`` when available, else ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` (text or
+    :class:`torch.device`) → that device.
 
-    Raises ``ValueError`` for a CUDA device on a machine without CUDA, or a GPU index torch does not see.
+    Raises :class:`~ssl4sar.errors.SettingError` (a ``ValueError``) for anything else, for a CUDA device on a machine
+    without CUDA, or a GPU index torch does not see.
     """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):  # the library has kernels and checks for these two only
+        raise SettingError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise SettingError(
             f"device {device!r} requested but CUDA is not available on this machine (use 'cpu' or 'auto')"
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
-        raise ValueError(f"device {str(dev)!r} (GPU {dev.index}) requested but torch sees {count} CUDA device(s) "
+        raise SettingError(f"device {str(dev)!r} (GPU {dev.index}) requested but torch sees {count} CUDA device(s) "
                          f"(cuda:0 to cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
     return dev
 
