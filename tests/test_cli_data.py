@@ -140,6 +140,32 @@ def test_synth_calls_the_generator_and_marks_the_output(capsys, tmp_path):
     assert not (out / "ssl4sar").exists()
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ([], "output folder is not empty"),  # a second run without --force
+    (["--seed", "-1"], "seed: expected an integer in [0, 4294967295], got -1"),
+    (["--preset", "nope.yaml"], "unknown preset 'nope.yaml'"),
+])
+def test_a_refused_synth_run_leaves_a_complete_output_marked_complete(options, message, tmp_path, caplog):
+    # the run removed the output's completion marker first, then refused: the complete data then read as unverified
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--preset", "smoke", "--layouts", "caffe", "--no-progress"]) == 0
+    before = (out / ".complete").read_text()
+    argv = ["data", "synth", "--out", str(out), "--preset", "smoke", "--layouts", "caffe", "--no-progress", *options]
+    assert main(argv) == 1
+    assert message in caplog.text
+    assert (out / ".complete").read_text() == before
+
+
+def test_synth_takes_a_yaml_preset_like_the_other_commands(tmp_path):
+    preset = tmp_path / "small.yaml"
+    preset.write_text("base: smoke\nsynthetic:\n  n_train: 2\n  n_test: 1\n")
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--preset", str(preset), "--layouts", "caffe",
+                 "--no-progress"]) == 0
+    assert len(list((out / "caffe" / "sar_images" / "train").glob("*"))) == 2
+    assert len(list((out / "caffe" / "sar_images" / "test").glob("*"))) == 1
+
+
 def test_synth_rejects_unknown_layout(capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["data", "synth", "--out", str(tmp_path / "x"), "--layouts", "mars"])

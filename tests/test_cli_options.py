@@ -95,6 +95,27 @@ def test_an_option_name_means_the_same_everywhere() -> None:
     assert not mixed, f"options whose value differs between commands: {mixed}"
 
 
+#: Options whose allowed values differ between commands on purpose, with the reason.
+DIFFERENT_CHOICES = {
+    # training takes Lightning's precision names (as the presets' finetune/pretrain.precision), inference the
+    # autocast choice of inference.precision
+    "--precision": {"pretrain", "finetune"},
+}
+
+
+def test_an_option_takes_the_same_values_everywhere() -> None:
+    """``--preset`` takes a YAML file and ``--device`` a ``cuda:N`` wherever they appear (``data synth`` took only
+    preset names, ``predict`` no GPU index)."""
+    choices: dict[str, dict[str, tuple | None]] = defaultdict(dict)
+    for command, actions in OPTIONS.items():
+        for a in actions:
+            for s in a.option_strings:
+                choices[s][command] = tuple(a.choices) if a.choices else None
+    for option, by_command in choices.items():
+        kept = {c: v for c, v in by_command.items() if c not in DIFFERENT_CHOICES.get(option, set())}
+        assert len(set(kept.values())) <= 1, f"{option} takes other values in other commands: {kept}"
+
+
 def test_lengths_in_metres_say_so_in_the_name() -> None:
     """Units in names (ARCHITECTURE.md): an option measured in metres ends with ``-m``."""
     for command, actions in OPTIONS.items():

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         return int(handler(args) or 0)
-    except DataError as exc:
+    except (DataError, ValueError) as exc:  # bad data or a bad setting: one line
         logger.error("%s", exc)
         return 1
 
@@ -139,8 +139,9 @@ def _fetch(args: argparse.Namespace) -> int:
 @subcommand(
     "synth", "generate synthetic glacier scenes (CaFFe and SSL4SAR layouts, time series)",
     arg("--out", type=Path, required=True, help="output folder"),
-    arg("--preset", choices=PRESETS, default="paper", help="preset whose 'synthetic' section sets sizes and counts "
-        "(default: paper, the library default; the book uses demo)"),
+    arg("--preset", default="paper", help=f"preset whose 'synthetic' section sets sizes and counts: a name "
+        f"({', '.join(PRESETS)}) or a YAML file with the same schema (default: paper, the library default; the book "
+        "uses demo)"),
     arg("--seed", type=int, default=0, help="random seed (same seed, same data)"),
     arg("--layouts", nargs="+", choices=SYNTHETIC_LAYOUTS, default=None,
         help="what to generate (default: the generator's default, caffe and ssl4sar)"),
@@ -148,8 +149,11 @@ def _fetch(args: argparse.Namespace) -> int:
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
 def _synth(args: argparse.Namespace) -> int:
+    from ssl4sar.config import check_seed, load_preset
     from ssl4sar.data.download import run_generator
 
+    load_preset(args.preset)  # an unknown name or a bad YAML file, before the output folder is touched
+    check_seed(args.seed)
     out = run_generator("ssl4sar.data.synthetic.generate", args.out, preset=args.preset, seed=args.seed,
                         layouts=args.layouts, overwrite=args.force, progress=not args.no_progress)
     layouts = ", ".join(args.layouts) if args.layouts else "default layouts"

@@ -74,7 +74,7 @@ from ssl4sar.data.manifest import (
 )
 from ssl4sar.data.transfer import TransferFailed, discard, transfer
 from ssl4sar.errors import ChecksumError, DataError
-from ssl4sar.io import ensure_writable_dir, set_default_mode, write_json_atomic
+from ssl4sar.io import ensure_writable_dir, set_default_mode, write_bytes_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ def run_generator(
 
     ``generator`` is a dotted path (``ssl4sar.data.synthetic.generate``) imported only now; ``layouts=None`` leaves
     the generator's default. The marker records the generator, preset, seed, layouts (the keys of the mapping the
-    generator returns, when it returns one) and date; it is written only when the generator returned normally.
+    generator returns, when it returns one) and date; it is written only when the generator returned normally. A
+    generator that fails without changing a file (it refused a full folder, a bad seed) leaves an earlier marker.
     """
     out_dir = Path(out_dir)
     module_name, _, func_name = generator.replace(":", ".").rpartition(".")
@@ -211,7 +212,10 @@ def run_generator(
     except (ImportError, AttributeError) as exc:
         raise DataError(out_dir, f"generator {generator!r} is not available ({exc})") from exc
     ensure_writable_dir(out_dir)
-    (out_dir / MARKER_NAME).unlink(missing_ok=True)
+    marker = out_dir / MARKER_NAME
+    earlier_marker = marker.read_bytes() if marker.is_file() else None
+    earlier_files = _file_states(out_dir) if earlier_marker is not None else None
+    marker.unlink(missing_ok=True)  # from here until the generator returns, the output is not complete
     logger.info("generating %s with %s (preset %s, seed %d, layouts %s)", out_dir, generator, preset, seed,
                 ", ".join(layouts) if layouts is not None else "default")
     kwargs: dict[str, Any] = {"preset": preset, "seed": seed}
@@ -222,8 +226,11 @@ def run_generator(
     kwargs.update(options)   # further generator keywords, e.g. progress=False
     try:
         produced = func(out_dir, **kwargs)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
+    except BaseException as exc:
+        if earlier_marker is not None and _file_states(out_dir) == earlier_files:
+            # refused before writing (a full folder without overwrite, a bad seed, an interrupt): still complete
+            write_bytes_atomic(marker, earlier_marker)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise DataError(out_dir, f"disk full while generating {resource_name or 'data'} ({exc})",
                             "free some space or choose another output folder") from exc
         raise
@@ -233,6 +240,16 @@ def run_generator(
         "date": _now(), "ssl4sar_version": __version__,
     })
     return out_dir
+
+
+def _file_states(folder: Path) -> dict[str, tuple[int, int]]:
+    """Relative path → (size in bytes, mtime in ns) of every file under ``folder`` but its completion marker."""
+    states = {}
+    for path in folder.rglob("*"):
+        if path.name != MARKER_NAME and path.is_file():
+            stat = path.stat()
+            states[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return states
 
 
 # ------------------------------------------------------------------------------------------------------------ fetching
