@@ -233,6 +233,29 @@ def test_explicit_resolution_and_aoi_objects(raw: RawScenes, tmp_path: Path) -> 
         assert err.mean() < 1.0, row["file"]
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    # a ZeroDivisionError traceback, numpy's "cannot convert float NaN to integer", and every glacier skipped as
+    # "area of interest smaller than one pixel"
+    ({"resolution_m": 0.0}, "resolution_m must be a positive number of metres, got 0"),
+    ({"resolution_m": float("nan")}, "resolution_m must be a positive number of metres, got nan"),
+    ({"resolution_m": -10.0}, "resolution_m must be a positive number of metres, got -10"),
+    # every output skipped, reported as a successful run with 0 files; run serially; an inverted DN stretch
+    ({"min_valid_fraction": 1.5}, "min_valid_fraction must be in [0, 1], got 1.5"),
+    ({"workers": 0}, "workers must be at least 1, got 0"),
+    ({"dn_percentiles": (99.0, 1.0)},
+     "dn_percentiles must be (low, high) with 0 <= low < high <= 100, got (99.0, 1.0)"),
+])
+def test_settings_outside_their_values_are_refused_before_anything_is_written(
+        raw: RawScenes, tmp_path: Path, setting: dict, message: str) -> None:
+    from ssl4sar.errors import SettingError
+
+    out = tmp_path / "out"
+    with pytest.raises(SettingError) as info:
+        construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, progress=False, **setting)
+    assert message in str(info.value)
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------------------------ pieces
 def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
     aois = read_aois(raw.aoi_path)
@@ -245,6 +268,12 @@ def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
         {"type": "Feature", "properties": {"glacier": "My_Glacier"}, "bbox": [0, 0, 1, 1], "geometry": None}]}))
     with pytest.raises(DataError, match="bad.geojson.*not usable in file names"):
         read_aois(bad)
+    for resolution in (0, -20, "nan"):  # 0 fell through to the resolution_m argument; -20 made an empty grid
+        bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"glacier": "G", "resolution_m": resolution}, "bbox": [0, 0, 1, 1],
+             "geometry": None}]}))
+        with pytest.raises(DataError, match=r"bad.geojson: glacier G: resolution_m must be a positive number"):
+            read_aois(bad)
     bad.write_text("{not json")
     with pytest.raises(DataError, match="bad.geojson.*not valid JSON"):
         read_aois(bad)

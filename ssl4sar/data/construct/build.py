@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from ssl4sar.data.construct.resampling import (
     _write_raster,
 )
 from ssl4sar.data.construct.scanning import S2_BANDS, OpticalScene, SarScene, scan_optical, scan_sar
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 from ssl4sar.io import atomic_leftovers, ensure_writable_dir, write_text_atomic
 from ssl4sar.parallel import parallel_imap
 
@@ -77,6 +78,28 @@ def _convert_sar_scene(job: tuple[SarScene, str], *, out: Path, grid: GlacierGri
     return "written", frac
 
 
+def check_construction_settings(*, resolution_m: float | None, sar_units: str, db_range: tuple[float, float],
+                                dn_percentiles: tuple[float, float], val_fraction: float, min_valid_fraction: float,
+                                workers: int) -> None:
+    """:class:`~ssl4sar.errors.SettingError` naming the first argument of :func:`construct_ssl4sar` outside its
+    values (the comparisons are written so that NaN fails them), before anything is read or written."""
+    if resolution_m is not None and not (resolution_m > 0 and math.isfinite(resolution_m)):
+        raise SettingError(f"resolution_m must be a positive number of metres, got {resolution_m:g}")
+    if sar_units not in SAR_UNITS:
+        raise SettingError(f"sar_units must be one of {SAR_UNITS}, got {sar_units!r}")
+    if not (db_range[1] > db_range[0] and all(map(math.isfinite, db_range))):
+        raise SettingError(f"db_range must be (low, high) with low < high, got {tuple(db_range)}")
+    if not 0.0 <= dn_percentiles[0] < dn_percentiles[1] <= 100.0:
+        raise SettingError("dn_percentiles must be (low, high) with 0 <= low < high <= 100, "
+                           f"got {tuple(dn_percentiles)}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise SettingError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if not 0.0 <= min_valid_fraction <= 1.0:
+        raise SettingError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
+    if workers < 1:
+        raise SettingError(f"workers must be at least 1, got {workers}")
+
+
 def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_scenes: str | Path | Iterable[str | Path],
                       glaciers: str | Path | Sequence[GlacierAOI], out_dir: str | Path, *,
                       resolution_m: float | None = None, sar_units: str = "auto",
@@ -106,12 +129,9 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
     Returns:
         the :class:`ConstructionManifest` (also written to ``manifest.csv`` / ``manifest_skipped.csv``).
     """
-    if sar_units not in SAR_UNITS:
-        raise ValueError(f"sar_units must be one of {SAR_UNITS}, got {sar_units!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if not db_range[1] > db_range[0]:
-        raise ValueError(f"db_range must be (low, high) with low < high, got {db_range}")
+    check_construction_settings(resolution_m=resolution_m, sar_units=sar_units, db_range=db_range,
+                                dn_percentiles=dn_percentiles, val_fraction=val_fraction,
+                                min_valid_fraction=min_valid_fraction, workers=workers)
     out = ensure_writable_dir(out_dir)
     aois = read_aois(glaciers) if isinstance(glaciers, (str, Path)) else list(glaciers)
     settings = {"sar_units": sar_units, "db_range": [float(v) for v in db_range],

@@ -159,6 +159,9 @@ def read_aois(path: str | Path) -> list[GlacierAOI]:
         try:
             if props.get("resolution_m") is not None:
                 kwargs["resolution_m"] = float(props["resolution_m"])
+                if not (kwargs["resolution_m"] > 0 and math.isfinite(kwargs["resolution_m"])):
+                    raise DataError(path, f"glacier {name}: resolution_m must be a positive number of metres, got "
+                                          f"{props['resolution_m']!r}")
             if props.get("grid_crs"):
                 kwargs["grid_crs"] = _to_crs(props["grid_crs"], path)
             if props.get("grid"):
