@@ -50,13 +50,13 @@ from shapely.geometry import LineString, MultiLineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from ssl4sar import geo
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 from ssl4sar.io import write_text_atomic
 
 __all__ = [
     "FrontObservation", "load_fronts", "read_reference", "box_transects", "box_positions",
     "centreline_positions", "front_time_series", "compare_to_truth", "read_truth_table", "TRUTH_COLUMNS",
-    "write_time_series",
+    "write_time_series", "check_position_settings",
     "SERIES_REFERENCES", "series_scenes", "series_by_method", "references_in", "fronts_in",
     "read_truth", "write_series", "positions_table",
 ]
@@ -241,6 +241,25 @@ def _unit_m(crs: CRS) -> float:
     return float(factor) if factor else 1.0
 
 
+def _is_direction(f: np.ndarray) -> bool:
+    return f.shape == (2,) and bool(np.all(np.isfinite(f))) and bool(np.any(f))
+
+
+def check_position_settings(*, n_transects: int | None = None, min_coverage: float | None = None,
+                            flow_direction: Sequence[float] | None = None) -> None:
+    """:class:`~ssl4sar.errors.SettingError` naming the first of the given settings of :func:`front_time_series`
+    outside its values: fewer than 1 transect, a ``min_coverage`` outside [0, 1] (NaN included), a
+    ``flow_direction`` that is not two finite numbers, not both 0. A flow direction read from the box file is checked
+    where it is read, as data of that file."""
+    if n_transects is not None and n_transects < 1:
+        raise SettingError(f"n_transects must be >= 1, got {n_transects}")
+    if min_coverage is not None and not 0.0 <= min_coverage <= 1.0:
+        raise SettingError(f"min_coverage must be in [0, 1], got {min_coverage:g}")
+    if flow_direction is not None and not _is_direction(np.asarray(flow_direction, dtype=np.float64)):
+        raise SettingError(f"flow_direction must be two finite numbers (dx, dy), not both 0, got "
+                           f"{list(flow_direction)}")
+
+
 def _box_vertices(box: BaseGeometry, flow_direction: Sequence[float] | None) -> np.ndarray:
     if box.geom_type == "MultiPolygon" and len(box.geoms) == 1:
         box = box.geoms[0]
@@ -256,8 +275,9 @@ def _box_vertices(box: BaseGeometry, flow_direction: Sequence[float] | None) -> 
                         "draw a rectangle across the fjord, its first edge upstream")
     if flow_direction is not None:
         f = np.asarray(flow_direction, dtype=np.float64)
-        if f.shape != (2,) or not np.all(np.isfinite(f)) or not np.any(f):
-            raise DataError(None, f"flow_direction must be two finite numbers (dx, dy), got {flow_direction}")
+        if not _is_direction(f):
+            raise DataError(None, f"flow_direction must be two finite numbers (dx, dy), not both 0, got "
+                                  f"{flow_direction}")
         mids = (ring + np.roll(ring, -1, axis=0)) / 2.0
         start = int(np.argmin(mids @ f))
         ring = np.roll(ring, -start, axis=0)
@@ -272,8 +292,7 @@ def box_transects(box: BaseGeometry, n_transects: int = 200,
         ``(starts, ends, width)``: ``(N, 2)`` points on the upstream edge and on the opposite edge, and the
         upstream edge length (map units).
     """
-    if n_transects < 1:
-        raise ValueError(f"n_transects must be >= 1, got {n_transects}")
+    check_position_settings(n_transects=n_transects)
     v0, v1, v2, v3 = _box_vertices(box, flow_direction)
     f = (np.arange(n_transects, dtype=np.float64) + 0.5) / n_transects
     starts = v0 + f[:, None] * (v1 - v0)
@@ -401,6 +420,7 @@ def front_time_series(fronts: Sequence[str | Path] | Sequence[FrontObservation],
     """
     if (box is None) == (centreline is None):
         raise ValueError("give exactly one of box= or centreline=")
+    check_position_settings(n_transects=n_transects, min_coverage=min_coverage, flow_direction=flow_direction)
     obs = [f for f in fronts if isinstance(f, FrontObservation)]
     if len(obs) != len(fronts):
         obs = load_fronts([Path(p) for p in fronts])  # type: ignore[arg-type]

@@ -319,3 +319,24 @@ def test_front_map_figure(series_dir):
     assert len(ax.lines) == 6 + 1  # one line per (single-part) front plus the box
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2019-01-05", "2019-05-05", "reference"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize(("options", "phrase"), [
+    # every front got no position, with a warning each, and the command succeeded
+    (["--min-coverage", "1.5"], "min_coverage must be in [0, 1], got 1.5"),
+    (["--min-coverage", "nan"], "min_coverage must be in [0, 1], got nan"),
+    (["--min-coverage", "-0.2"], "min_coverage must be in [0, 1], got -0.2"),
+    # refused only after --out had been made
+    (["--transects", "0"], "n_transects must be >= 1, got 0"),
+    (["--flow-direction", "0", "0"], "flow_direction must be two finite numbers (dx, dy), not both 0, got [0.0, 0.0]"),
+])
+def test_cli_refuses_bad_settings_before_anything_is_written(series_dir, tmp_path, caplog, options, phrase):
+    from ssl4sar.cli import main
+
+    lines = sorted(str(p) for p in (series_dir / "fronts").glob("*_front.geojson"))
+    out = tmp_path / "out"
+    rc = main(["timeseries", *lines, "--box", str(series_dir / "reference_box.geojson"), "--out", str(out), *options])
+    assert rc == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and phrase in errors[0], errors
+    assert not out.exists()

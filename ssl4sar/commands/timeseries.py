@@ -45,9 +45,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ssl4sar.timeseries import compare_to_truth, front_time_series, read_truth_table, write_time_series
+    from ssl4sar.timeseries import (
+        check_position_settings,
+        compare_to_truth,
+        front_time_series,
+        read_truth_table,
+        write_time_series,
+    )
     from ssl4sar.viz import plot_front_positions, save_figure
 
+    check_position_settings(n_transects=args.transects, min_coverage=args.min_coverage,
+                            flow_direction=args.flow_direction)
     truth = read_truth_table(args.truth) if args.truth else None  # a bad table stops the run before any output
     out = ensure_writable_dir(args.out)
     series = front_time_series(args.fronts, box=args.box, centreline=args.centreline,
