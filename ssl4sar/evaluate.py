@@ -103,7 +103,7 @@ from ssl4sar.inference import (
     predict_probabilities,
     predict_with_and_without_tta,
 )
-from ssl4sar.inference_settings import InferenceSettings, inference_settings, resolve_device
+from ssl4sar.inference_settings import InferenceSettings, ensemble_context_size, inference_settings, resolve_device
 from ssl4sar.io import atomic_leftovers, atomic_path, ensure_writable_dir
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
@@ -570,15 +570,6 @@ def evaluate_predictions(class_maps: Mapping[str, np.ndarray], data_dir: str | P
     return scorer.finish(split, info, time.perf_counter() - t0)
 
 
-def _model_context_size(model: Any) -> int | None:
-    """The model's input size in pixels (``img_size`` attribute or ``config["img_size"]``), if it states one."""
-    size = getattr(model, "img_size", None)
-    config = getattr(model, "config", None)
-    if size is None and isinstance(config, Mapping):
-        size = config.get("img_size")
-    return int(size) if size is not None else None
-
-
 def _load_members(checkpoints: Sequence[str | Path | torch.nn.Module], device: str, trusted: bool = False
                   ) -> tuple[list[torch.nn.Module], list[str]]:
     from ssl4sar.models.convert import load_model
@@ -741,14 +732,7 @@ def _evaluate_models(checkpoints: Sequence[str | Path | torch.nn.Module], data_d
         kept_by_shards = _run_shards(ckpt_list, root, split, views, options, resume, min(int(processes), len(scenes)))
         resume = True  # pool the shards' scenes from their records (and predict any they did not record)
     models, names = _load_members(ckpt_list, dev, trust_checkpoint)
-    sizes = [_model_context_size(m) for m in models]
-    c = context_size if context_size is not None else sizes[0]
-    if c is None:
-        raise ValueError(f"{names[0]}: the model has no img_size; pass context_size")
-    for size, name in zip(sizes, names):
-        if size is not None and size != int(c):
-            raise DataError(name, f"model input size {size} px differs from {c} px of {names[0]}",
-                            "ensemble members must share the input size (context window)")
+    c = ensemble_context_size(models, names, context_size)
     settings = [inference_settings(int(c), tta=v.tta, flips=v.flips, preset=preset, stride=stride, sigma=sigma,
                                    batch_size=batch_size, device=dev, amp_dtype=amp_dtype, precision=precision)
                 for v in views]

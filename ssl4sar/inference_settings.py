@@ -12,15 +12,17 @@ horizontal mirror of every rotation (not in the paper).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ssl4sar.errors import SettingError
+from ssl4sar.errors import DataError, SettingError
 
-__all__ = ["AMP_DTYPES", "InferenceSettings", "check_window_settings", "inference_settings", "resolve_device"]
+__all__ = ["AMP_DTYPES", "InferenceSettings", "check_window_settings", "ensemble_context_size", "inference_settings",
+           "model_context_size", "resolve_device"]
 
 #: autocast dtypes an :class:`InferenceSettings` may name (torch's names)
 AMP_DTYPES = ("bfloat16", "float16")
@@ -90,6 +92,38 @@ def _preset_dict(preset: str | Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(preset, Mapping):
         return dict(preset)
     return load_preset(str(preset))
+
+
+def model_context_size(model: Any) -> int | None:
+    """The model's input size in pixels (``img_size`` attribute or ``config["img_size"]``), if it states one."""
+    size = getattr(model, "img_size", None)
+    config = getattr(model, "config", None)
+    if size is None and isinstance(config, Mapping):
+        size = config.get("img_size")
+    return int(size) if size is not None else None
+
+
+def ensemble_context_size(models: Sequence[Any], names: Sequence[str | Path] | None = None,
+                          context_size: int | None = None) -> int:
+    """The window side C (px) of an ensemble: ``context_size`` when given, else the first model's input size.
+
+    Raises :class:`~ssl4sar.errors.DataError` naming a member (its file in ``names``, else "ensemble member i")
+    whose stated input size differs from C, and ``ValueError`` when C is unknown (no ``context_size`` and a first
+    model without ``img_size``).
+    """
+    label = (lambda i: str(names[i])) if names is not None else (lambda i: f"member {i + 1}")
+    sizes = [model_context_size(m) for m in models]
+    c = context_size if context_size is not None else (sizes[0] if sizes else None)
+    if c is None:
+        raise ValueError(f"{label(0)}: the model states no input size (img_size); pass context_size")
+    for i, size in enumerate(sizes):
+        if size is not None and size != int(c):
+            problem = (f"model input size {size} px differs from {int(c)} px "
+                       + (f"of {label(0)}" if context_size is None else "(context_size)"))
+            raise DataError(names[i] if names is not None else None,
+                            problem if names is not None else f"ensemble {label(i)}: {problem}",
+                            "ensemble members must share the input size (context window)")
+    return int(c)
 
 
 def check_window_settings(context_size: int, stride: int, sigma: float, batch_size: int) -> None:

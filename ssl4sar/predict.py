@@ -104,7 +104,7 @@ from ssl4sar.inference import (
     tile_rects,
     tiled_ensemble_probabilities,
 )
-from ssl4sar.inference_settings import check_window_settings
+from ssl4sar.inference_settings import check_window_settings, ensemble_context_size
 from ssl4sar.io import atomic_leftovers, atomic_path
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, check_min_front_length_m, extract_front
 from ssl4sar.prediction_writers import (
@@ -359,10 +359,8 @@ def _window_settings(members: list[Any], context_size: int | None, stride: int |
                      ) -> tuple[int, int, float]:
     """The window side C, stride and Gaussian σ (px) that :func:`predict_scene` uses: those given, else the first
     member's ``img_size``, C / 4 and T / 8 = C / 16 (the σ :func:`~ssl4sar.inference.sliding_window_probabilities`
-    takes by default)."""
-    c = int(context_size if context_size is not None else getattr(members[0], "img_size", 0) or 0)
-    if c <= 0:
-        raise ValueError("context_size is unknown: pass context_size= (the model has no img_size attribute)")
+    takes by default). A member of another input size is a :class:`DataError` (:func:`ensemble_context_size`)."""
+    c = ensemble_context_size(members, context_size=context_size)
     s = int(stride) if stride is not None else max(1, c // 4)
     sg = float(sigma) if sigma is not None else (c // 2) / 8.0
     return c, s, sg

@@ -399,6 +399,47 @@ def smoke_checkpoint(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "smoke.pt", model)
 
 
+@pytest.fixture(scope="module")
+def smoke_checkpoint_96px(tmp_path_factory):
+    """The smoke network for 96-px windows (an ensemble member that does not fit the 64-px one)."""
+    from ssl4sar.config import load_preset
+    from ssl4sar.models.convert import save_checkpoint
+    from ssl4sar.models.tyrion import Tyrion
+
+    torch.manual_seed(1)
+    model = Tyrion.from_config({**load_preset("smoke")["model"], "img_size": 96, "window_size": 3})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt96") / "smoke96.pt", model)
+
+
+def test_cli_names_an_ensemble_member_of_another_input_size(smoke_checkpoint, smoke_checkpoint_96px, tmp_path,
+                                                            caplog):
+    # evaluate refused such an ensemble by name; predict ended in Tyrion's "expects input of shape" traceback
+    from ssl4sar.cli import main
+
+    scene = write_tif(tmp_path / "s.tif", scene_image(straight_front_zones(h=48, w=48)))
+    out = tmp_path / "out"
+    rc = main(["predict", str(scene), "--checkpoint", str(smoke_checkpoint), "--ensemble", str(smoke_checkpoint_96px),
+               "--out", str(out), "--no-progress"])
+    assert rc == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"{smoke_checkpoint_96px}: model input size 96 px differs "
+                                                     f"from 64 px of {smoke_checkpoint}"), errors
+    assert not any(out.glob("s*"))
+
+
+def test_the_library_refuses_an_ensemble_of_two_input_sizes(smoke_checkpoint, smoke_checkpoint_96px, tmp_path):
+    from ssl4sar.errors import DataError
+    from ssl4sar.models.convert import load_model
+    from ssl4sar.predict import predict_scene
+
+    models = [load_model(smoke_checkpoint), load_model(smoke_checkpoint_96px)]
+    scene = write_tif(tmp_path / "s.tif", scene_image(straight_front_zones(h=48, w=48)))
+    with pytest.raises(DataError, match="ensemble member 2: model input size 96 px differs from 64 px of member 1"):
+        predict_scene(models, scene, tmp_path / "out")
+    with pytest.raises(DataError, match="ensemble member 1: model input size 64 px differs from 96 px"):
+        predict_scene(models[:1], scene, tmp_path / "out", context_size=96)
+
+
 @pytest.mark.parametrize("sample, epsg", [("sample_1948", 32622), ("sample_3325", 3031)])
 def test_real_patch_through_the_cli(real_samples_dir, smoke_checkpoint, tmp_path, sample, epsg):
     from ssl4sar.cli import main

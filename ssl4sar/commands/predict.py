@@ -73,14 +73,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``ssl4sar predict``: returns the number of scenes that failed (capped at 125)."""
+    from ssl4sar.inference_settings import ensemble_context_size
     from ssl4sar.models.convert import load_model
     from ssl4sar.models.fast import for_inference, resolve_device
 
     try:  # a bad device, bad checkpoints and an unwritable --out end here, before any scene is read
         device = resolve_device(args.device)
         ensure_writable_dir(args.out)
-        models = [for_inference(load_model(p, map_location=device, trusted=args.trust_checkpoint))
-                  for p in [args.checkpoint, *args.ensemble]]
+        paths = [args.checkpoint, *args.ensemble]
+        models = [for_inference(load_model(p, map_location=device, trusted=args.trust_checkpoint)) for p in paths]
+        ensemble_context_size(models, paths)  # members of different input sizes, named by file
     except (DataError, SettingError) as exc:
         log.error("%s", exc)
         return min(max(len(args.scenes), 1), _MAX_EXIT)  # every scene failed
