@@ -96,7 +96,7 @@ from ssl4sar.data.caffe import (
     zones_to_classes,
 )
 from ssl4sar.domain import display_step, downsample_for_display
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 from ssl4sar.inference import (
     PAPER_TTA_ROTATIONS,
     EnsemblePrediction,
@@ -273,6 +273,8 @@ class _Scorer:
         if options.keep_rule not in (">=", ">"):
             raise ValueError(f"keep_rule must be '>=' or '>', got {options.keep_rule!r}")
         check_min_front_length_m(options.min_front_length_m)
+        if options.figures < 0:
+            raise SettingError(f"figures must be 0 or more (overlays of the first N scenes), got {options.figures}")
         self.out = out_dir
         self.opts = options
         self.record_key = record_key
@@ -503,7 +505,7 @@ def _iterate(items: Sequence[Any], progress: bool, desc: str) -> Any:
 def _options(absent: str, keep_rule: str, min_front_length_m: float, figures: int,
              save_probabilities: bool) -> _ScoreOptions:
     return _ScoreOptions(absent=absent, keep_rule=keep_rule,  # type: ignore[arg-type]
-                         min_front_length_m=float(min_front_length_m), figures=max(0, int(figures)),
+                         min_front_length_m=float(min_front_length_m), figures=int(figures),
                          save_probabilities=bool(save_probabilities))
 
 

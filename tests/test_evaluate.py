@@ -297,6 +297,16 @@ def test_bad_inputs_give_clear_errors(data, checkpoints, tmp_path, caplog):
         evaluate([checkpoints[0]], empty, "test", tmp_path / "o", device="cpu", progress=False)
 
 
+def test_a_negative_figure_count_is_refused_before_any_scene(data, checkpoints, tmp_path, caplog):
+    # --figures -1 (read elsewhere as "all") drew no figure at all, without a word
+    out = tmp_path / "o"
+    with caplog.at_level(logging.ERROR):
+        rc = main(["evaluate", "--checkpoint", str(checkpoints[0]), "--data", str(data), "--out", str(out),
+                   "--device", "cpu", "--no-progress", "--figures", "-1"])
+    assert rc == 1 and "figures must be 0 or more (overlays of the first N scenes), got -1" in caplog.text
+    assert not (out / "per_image.csv").exists()
+
+
 def test_ensemble_members_must_share_the_context_size(data, checkpoints, tmp_path):
     cfg = {**load_preset("smoke")["model"], "img_size": 32, "window_size": 2}
     other = save_checkpoint(tmp_path / "small.pt", Tyrion.from_config(cfg))
