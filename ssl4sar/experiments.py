@@ -68,12 +68,15 @@ class RunSpec:
 
 
 def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epochs: int | None = None,
-            imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu"
-            ) -> dict[str, Any]:
+            imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu",
+            resume: bool = False) -> dict[str, Any]:
     """Fine-tune one run on ``device`` (a CPU process with ``threads`` threads, or one GPU), score it on the test
     split; one row.
 
     The test evaluation (no TTA) goes to ``out_dir/test`` (the tables and fronts of :func:`ssl4sar.evaluate.evaluate`).
+    ``resume``: keep what an interrupted call left in ``out_dir``: training goes on from its last checkpoint (a
+    finished run trains no further), the test scenes already scored with the same model are kept; ``seconds`` then
+    counts this call only. Otherwise ``out_dir`` is replaced.
     """
     import shutil
 
@@ -85,11 +88,11 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
     pin_threads(threads)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "ssl4sar.data.caffe"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    if spec.out_dir.exists():
+    if spec.out_dir.exists() and not resume:
         shutil.rmtree(spec.out_dir)  # the protocol's own output: start afresh
     t0 = time.perf_counter()
     result = finetune(cfg, caffe_root, spec.out_dir, init=spec.source, seed=spec.seed, max_epochs=max_epochs,
-                      imagenet_weights=imagenet_weights if spec.init == "imagenet" else None, resume=False,
+                      imagenet_weights=imagenet_weights if spec.init == "imagenet" else None, resume=resume,
                       progress=False, **single_device_hardware(device))
     table = epoch_table(result.metrics_csv)
     write_text_atomic(spec.out_dir / "metrics.csv", table.to_csv())
@@ -104,7 +107,7 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
             val_images = float(row["val/images"])
             val_found = val_images - float(row["val/missing_fronts"])
     test = evaluate([result.best_mde_export], caffe_root, "test", spec.out_dir / "test", preset=dict(cfg),
-                    device=device, figures=0, progress=False)
+                    device=device, figures=0, progress=False, resume=resume)
     s = test.summary
     return {"init": spec.init, "seed": spec.seed, "val_mde_m": _finite(result.best_mde_m),
             "val_fronts_found": val_found, "val_images": val_images,
@@ -114,10 +117,11 @@ def run_one(cfg: Mapping[str, Any], caffe_root: Path, spec: RunSpec, *, max_epoc
             "seconds": round(time.perf_counter() - t0, 1), "checkpoint": str(result.best_mde_export)}
 
 
-def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str], threads: int) -> dict[str, Any]:
-    cfg, caffe_root, spec, max_epochs, imagenet_weights, device = args
+def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str, bool], threads: int
+              ) -> dict[str, Any]:
+    cfg, caffe_root, spec, max_epochs, imagenet_weights, device, resume = args
     return run_one(cfg, caffe_root, spec, max_epochs=max_epochs, imagenet_weights=imagenet_weights, threads=threads,
-                   device=device)
+                   device=device, resume=resume)
 
 
 def protocol_device(device: str | None = "auto", workers: int = 1, gpu_workers: int = 1) -> tuple[str, int]:
@@ -131,10 +135,10 @@ def protocol_device(device: str | None = "auto", workers: int = 1, gpu_workers: 
 
 def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, sources: Mapping[str, str],
                    seeds: Sequence[int], *, workers: int = 1, max_epochs: int | None = None,
-                   imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu"
-                   ) -> pd.DataFrame:
+                   imagenet_weights: str | Path | None = None, threads: int = RUN_THREADS, device: str = "cpu",
+                   resume: bool = False) -> pd.DataFrame:
     """Fine-tune every initialisation of ``sources`` (name → ``scratch`` / ``imagenet`` / checkpoint) with each seed
-    on ``device`` (see :func:`protocol_device`).
+    on ``device`` (see :func:`protocol_device`); ``resume``: each run goes on from what it left (:func:`run_one`).
 
     Writes ``layout.finetune_run(init, seed)`` per run and ``layout.finetune_runs_csv``; returns that table
     (:data:`RUN_COLUMNS`, one row per run, in the order of :data:`INIT_ORDER` then seed). MDEs in metres, NaN
@@ -148,7 +152,7 @@ def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkL
     order = sorted(sources, key=lambda i: (INIT_ORDER.index(i) if i in INIT_ORDER else len(INIT_ORDER), i))
     specs = [RunSpec(init, str(sources[init]), int(s), layout.finetune_run(init, int(s))) for init in order
              for s in seeds]
-    jobs = [(dict(cfg), Path(caffe_root), spec, max_epochs, imagenet_weights, device) for spec in specs]
+    jobs = [(dict(cfg), Path(caffe_root), spec, max_epochs, imagenet_weights, device, resume) for spec in specs]
     rows = parallel_map(_run_spec, jobs, workers, threads=threads)
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     runs["checkpoint"] = [layout.relative(p) for p in runs["checkpoint"]]

@@ -81,8 +81,8 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
                  data_dir: str | Path | None = None, ssl4sar_dir: str | Path | None = None,
                  inits: Sequence[str] = ("scratch", "imagenet", "optsimmim", "opttranslator"),
                  seeds: int | None = None, workers: int = 2, gpu_workers: int = 1,
-                 imagenet_weights: str | Path | None = None, threads: int = 2, data_workers: int = 1
-                 ) -> ProtocolRecord:
+                 imagenet_weights: str | Path | None = None, threads: int = 2, data_workers: int = 1,
+                 resume: bool = False) -> ProtocolRecord:
     """Run the book's protocol with ``preset`` into ``work_dir``; return (and write) its record.
 
     Args:
@@ -97,6 +97,10 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
         workers: CPU runs side by side (single-thread processes); ``gpu_workers``: runs sharing one GPU at a time.
         threads: torch threads of this process (pretraining).
         data_workers: processes that generate the synthetic data (the same files for any number).
+        resume: go on from what an interrupted call with the same arguments left in ``work_dir``: the pretrainings
+            and each fine-tuning run continue from their last checkpoints (finished ones train no further), test
+            scenes already scored are kept. Otherwise their folders are replaced. The synthetic data is reused
+            either way.
 
     Raises:
         SettingError: a setting outside its values (:func:`check_protocol_settings`), before any work.
@@ -128,7 +132,8 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
 
     for method in (m for m in PRETRAIN_METHODS if m in inits):
         log.info("pretraining %s on %s", method, run_device)
-        run = pretrain_report.run_pretraining(method, cfg, ssl4sar_root, layout, seed=seed, device=run_device)
+        run = pretrain_report.run_pretraining(method, cfg, ssl4sar_root, layout, seed=seed, device=run_device,
+                                              resume=resume)
         pretrain_report.export_pretrained(method, run, layout)
         val = run.epochs["val/loss"].dropna() if "val/loss" in run.epochs else []
         record.stage(f"pretrain_{method}", run.seconds, epochs=int(run.result.epochs),
@@ -141,7 +146,7 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
         log.warning("%s", note)
     t0 = time.perf_counter()
     runs = experiments.finetune_seeds(cfg, caffe_root, layout, plan, record.seeds, workers=run_workers,
-                                      device=run_device, imagenet_weights=imagenet_weights)
+                                      device=run_device, imagenet_weights=imagenet_weights, resume=resume)
     record.stage("finetune", time.perf_counter() - t0, runs=len(runs), skipped=notes,
                  run_seconds=float(runs["seconds"].sum()))
     record.write(layout)

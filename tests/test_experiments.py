@@ -278,3 +278,52 @@ def test_parallel_runs_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
         for p in _pids(tmp_path):
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_an_interrupted_run_resumed_gives_the_row_of_an_uninterrupted_one(smoke_data: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``protocol --resume`` after a kill: the run goes on from its last checkpoint instead of starting again (it
+    was deleted and trained from the start, so a kill late in a paper-preset protocol lost every finished run)."""
+    from lightning.pytorch.callbacks import Callback
+
+    import ssl4sar.finetune
+    from ssl4sar.config import load_preset
+
+    class CountSteps(Callback):
+        steps = 0
+
+        def on_train_batch_end(self, *args: object) -> None:
+            CountSteps.steps += 1
+
+    real_finetune = ssl4sar.finetune.finetune
+
+    def counted_finetune(*args: object, **kwargs: object) -> object:
+        CountSteps.steps = 0
+        return real_finetune(*args, callbacks=[CountSteps()], **kwargs)
+
+    monkeypatch.setattr(ssl4sar.finetune, "finetune", counted_finetune)
+    cfg = load_preset("smoke")
+    straight = experiments.run_one(cfg, smoke_data, experiments.RunSpec("scratch", "scratch", 0, tmp_path / "a"),
+                                   threads=1)
+    steps_per_epoch = CountSteps.steps // 2  # the smoke preset trains 2 epochs
+    spec = experiments.RunSpec("scratch", "scratch", 0, tmp_path / "b")
+    real_finetune(cfg, smoke_data, spec.out_dir, init="scratch", seed=0, max_epochs=1, progress=False,
+                  accelerator="cpu", devices=1)  # the same run, killed after its first epoch
+    resumed = experiments.run_one(cfg, smoke_data, spec, threads=1, resume=True)
+    assert CountSteps.steps == steps_per_epoch > 0  # the second epoch only
+    import torch
+
+    from ssl4sar.models.convert import load_model
+
+    same = [c for c in experiments.RUN_COLUMNS if c not in ("seconds", "checkpoint")]
+
+    def assert_same_run(row: dict) -> None:
+        pd.testing.assert_series_equal(pd.Series({c: row[c] for c in same}), pd.Series({c: straight[c] for c in same}))
+        ours, theirs = load_model(row["checkpoint"]).state_dict(), load_model(straight["checkpoint"]).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # the same weights: the same training
+
+    assert_same_run(resumed)
+    metrics = pd.read_csv(spec.out_dir / "metrics.csv")
+    assert list(metrics["epoch"]) == [0, 1]  # both epochs on record, the first from before the interruption
+    assert_same_run(experiments.run_one(cfg, smoke_data, spec, threads=1, resume=True))
+    assert CountSteps.steps == 0  # a finished run trains no further

@@ -127,3 +127,31 @@ def test_protocol_takes_a_checkpoint_path_as_an_initialisation(tmp_path: Path) -
     checkpoint = tmp_path / "mine.ckpt"
     checkpoint.write_bytes(b"weights")
     check_protocol_settings(["scratch", str(checkpoint)], seeds=2, workers=1, gpu_workers=1, data_workers=1, seed=0)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_protocol_resume_reaches_the_pretrainings_and_the_runs(resume: bool, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl4sar import experiments, pretrain_report
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def pretraining(*args: object, **kwargs: object) -> None:
+        seen["pretraining"] = kwargs["resume"]
+        raise Stop
+
+    def runs(*args: object, **kwargs: object) -> None:
+        seen["runs"] = kwargs["resume"]
+        raise Stop
+
+    monkeypatch.setattr("ssl4sar.protocol.ensure_synthetic_data", lambda *a, **k: ({}, 0.0))
+    monkeypatch.setattr(pretrain_report, "run_pretraining", pretraining)
+    monkeypatch.setattr(experiments, "finetune_seeds", runs)
+    with pytest.raises(Stop):
+        run_protocol("smoke", tmp_path / "w", device="cpu", resume=resume)
+    with pytest.raises(Stop):
+        run_protocol("smoke", tmp_path / "w", device="cpu", inits=["scratch"], resume=resume)
+    assert seen == {"pretraining": resume, "runs": resume}

@@ -39,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="CPU: single-thread runs side by side (default 2)")
     parser.add_argument("--gpu-workers", type=int, default=1, metavar="N",
                         help="GPU: runs sharing the GPU at a time (default 1)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from what an interrupted run with the same arguments left in DIR (pretrainings and "
+                             "fine-tuning runs continue from their last checkpoints; default: start afresh)")
     parser.add_argument("--data-workers", type=int, default=1, metavar="N",
                         help="processes generating the synthetic data (same files for any number; default 1)")
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         record = run_protocol(args.preset, args.work_dir, device=args.device, seed=args.seed, data_dir=args.data,
                               ssl4sar_dir=args.ssl4sar_data, inits=args.inits, seeds=args.seeds,
                               workers=args.workers, gpu_workers=args.gpu_workers,
-                              imagenet_weights=args.imagenet_weights, data_workers=args.data_workers)
+                              imagenet_weights=args.imagenet_weights, data_workers=args.data_workers,
+                              resume=args.resume)
     except (DataError, ValueError, FileNotFoundError, OutOfMemory) as exc:
         logger.error("%s", exc)
         return 1
