@@ -30,7 +30,7 @@ from typing import Annotated, Any, TypeVar
 
 import yaml
 
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 
 __all__ = [
     "PRESETS", "DEFAULT_PRESET", "BASE_KEY", "Preset", "ModelSection", "DataSection", "LossWeights",
@@ -354,12 +354,16 @@ class Preset(_Section):
 
 
 def check_seed(seed: int, where: str = "seed") -> int:
-    """``seed`` as an int, or ValueError unless it is one numpy and torch both take (:data:`Seed`'s range)."""
+    """``seed`` as an int, or :class:`~ssl4sar.errors.SettingError` (a ``ValueError``) unless it is one numpy and
+    torch both take (:data:`Seed`'s range)."""
     try:
         value = operator.index(seed)  # ints and numpy's integers, not floats or text
     except TypeError:
-        raise ValueError(f"{where}: expected an integer, got {seed!r}") from None
-    return int(_convert(value, Seed, where))
+        raise SettingError(f"{where}: expected an integer, got {seed!r}") from None
+    try:
+        return int(_convert(value, Seed, where))
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------------ loading

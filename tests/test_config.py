@@ -134,6 +134,16 @@ def test_cli_seed_outside_numpys_range_is_refused_naming_it(tmp_path: Path, capl
     assert "seed: expected an integer in [0, 4294967295], got -1" in caplog.text
 
 
+def test_check_seed_is_a_setting_check() -> None:
+    from ssl4sar.config import check_seed
+    from ssl4sar.errors import SettingError
+
+    assert check_seed(2**32 - 1) == 2**32 - 1
+    for bad in (-1, 2**32, 1.5, "3"):
+        with pytest.raises(SettingError, match="seed: expected an integer"):
+            check_seed(bad)
+
+
 def test_yaml_file_with_base_and_with_a_typo(tmp_path: Path) -> None:
     good = tmp_path / "mine.yaml"
     good.write_text("base: smoke\nfinetune:\n  max_epochs: 5\n")
