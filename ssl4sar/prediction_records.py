@@ -36,6 +36,9 @@ kind of record per scored scene, ``records/<stem>.evaluation.json`` in its outpu
 bounding box; taken before they are read), the models, the settings, the scene's table row as exact JSON values
 and its output files. The checks are the same; the row lets a resumed evaluation pool the kept scenes into its
 tables and MDE without reading them again.
+
+Both kinds also record each output's size (``output_bytes``): outputs are written atomically, so an output of
+another size was damaged after the run (an interrupted copy of the folder), and its scene is done again.
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ def write_record(out_dir: str | Path, stem: str, scene: Path, identity: Mapping[
     out = Path(out_dir)
     record = {"format": RECORD_FORMAT, "scene": {"path": str(scene), **identity},
               "models_sha256": models, "settings": dict(settings), "summary": dict(summary),
-              "outputs": {k: os.path.relpath(p, out) for k, p in outputs.items()}}
+              "outputs": {k: os.path.relpath(p, out) for k, p in outputs.items()},
+              "output_bytes": _sizes(outputs)}
     return write_json_atomic(record_path(out, stem), record)
 
 
@@ -174,7 +178,7 @@ def read_matching_record(out_dir: str | Path, stem: str, scene: Path, models: st
     identity = record.get("scene")
     if not isinstance(identity, dict) or not same_file(identity, scene):
         return None, "the input file changed since the earlier prediction"
-    outputs, why_not = _existing_outputs(path, out, record.get("outputs"))
+    outputs, why_not = _existing_outputs(path, out, record.get("outputs"), record.get("output_bytes"))
     if outputs is None or not isinstance(record.get("summary"), dict):
         return None, why_not or f"its record {path} is incomplete"
     return {**record, "outputs": outputs}, ""
@@ -194,7 +198,8 @@ def write_evaluation_record(path: str | Path, out_dir: str | Path, inputs: Mappi
     """
     record = {"format": EVALUATION_FORMAT, "inputs": {k: dict(v) for k, v in inputs.items()},
               "models_sha256": models, "settings": dict(settings), "row": dict(row),
-              "outputs": {Path(p).name: os.path.relpath(p, out_dir) for p in outputs}}
+              "outputs": {Path(p).name: os.path.relpath(p, out_dir) for p in outputs},
+              "output_bytes": _sizes({Path(p).name: Path(p) for p in outputs})}
     return write_json_atomic(Path(path), record)
 
 
@@ -214,7 +219,7 @@ def read_matching_evaluation_record(path: str | Path, out_dir: str | Path, input
                      if not isinstance(identities[k], dict) or not same_file(identities[k], p))
     if changed:
         return None, f"input file(s) changed since the earlier evaluation ({', '.join(changed)})"
-    outputs, why_not = _existing_outputs(path, Path(out_dir), record.get("outputs"))
+    outputs, why_not = _existing_outputs(path, Path(out_dir), record.get("outputs"), record.get("output_bytes"))
     if outputs is None or not isinstance(record.get("row"), dict):
         return None, why_not or f"its record {path} is incomplete"
     return {**record, "outputs": outputs}, ""
@@ -244,12 +249,22 @@ def _same_run(path: Path, record_format: str, models: str, settings: Mapping[str
     return record, ""
 
 
-def _existing_outputs(path: Path, out: Path, outputs: Any) -> tuple[dict[str, Path] | None, str]:
-    """A record's ``outputs`` (name → path relative to ``out``) as absolute paths, when every one exists."""
+def _sizes(outputs: Mapping[str, Path]) -> dict[str, int]:
+    return {k: Path(p).stat().st_size for k, p in outputs.items()}
+
+
+def _existing_outputs(path: Path, out: Path, outputs: Any, sizes: Any) -> tuple[dict[str, Path] | None, str]:
+    """A record's ``outputs`` (name → path relative to ``out``) as absolute paths, when every one exists and, where
+    the record states it (``output_bytes``; records written before it was added do not), has its size still."""
     if not isinstance(outputs, dict):
         return None, f"its record {path} is incomplete"
     resolved = {k: out / v for k, v in outputs.items()}
     missing = sorted(str(p) for p in resolved.values() if not p.is_file())
     if missing:
         return None, f"output missing: {', '.join(missing)}"
+    if isinstance(sizes, dict):  # outputs are written atomically: another size means damage after the run
+        changed = sorted(f"{p} ({p.stat().st_size} bytes, {sizes[k]} when written)" for k, p in resolved.items()
+                         if k in sizes and p.stat().st_size != sizes[k])
+        if changed:
+            return None, f"output changed since it was written: {', '.join(changed)}"
     return resolved, ""

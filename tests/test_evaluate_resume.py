@@ -163,8 +163,11 @@ def test_a_resumed_evaluation_evaluates_again_what_changed(data, model, tmp_path
     if scenes[0].bbox_path is not None:
         scenes[0].bbox_path.unlink()
         assert redone(**kw) == 1
-    # a missing output, and a damaged record
+    # a missing output, a truncated one (it was kept), and a damaged record
     (out / "fronts" / f"{scenes[2].stem}_front.png").unlink()
+    assert redone(**kw) == 1
+    with (out / "class_maps" / f"{scenes[0].stem}_zones.png").open("r+b") as f:
+        f.truncate(50)
     assert redone(**kw) == 1
     record = out / "records" / f"{scenes[1].stem}.evaluation.json"
     record.write_text(record.read_text()[:100])

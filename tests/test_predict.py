@@ -683,6 +683,11 @@ def test_resume_predicts_again_what_is_not_the_same(tmp_path):
     (out / "s2.prediction.json").write_text(json.dumps({"format": "something-else"}))
     assert redone(min_front_length_m=100) == ["s0.tif", "s1.tif", "s2.tif"]
     assert redone(min_front_length_m=100) == []
+    # an output damaged after it was written (an interrupted copy of the folder): it was kept
+    with (out / "s1_zones.tif").open("r+b") as f:
+        f.truncate(100)
+    assert redone(min_front_length_m=100) == ["s1.tif"]
+    assert redone(min_front_length_m=100) == []
     # a scene skipped as bad earlier is tried again, and still reported
     bad = tmp_path / "in" / "bad.tif"
     bad.write_bytes(b"II*\x00 not a tiff")
