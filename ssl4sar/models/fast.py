@@ -311,7 +311,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
         raise SettingError(f"device {str(dev)!r} (GPU {dev.index}) requested but torch sees {count} CUDA device(s) "
-                         f"(cuda:0 to cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
+                           f"(cuda:0 to cuda:{count - 1}, numbered after CUDA_VISIBLE_DEVICES)")
     return dev
 
 
