@@ -126,11 +126,23 @@ def _run_spec(args: tuple[Mapping[str, Any], Path, RunSpec, int | None, Any, str
 
 def protocol_device(device: str | None = "auto", workers: int = 1, gpu_workers: int = 1) -> tuple[str, int]:
     """The device of the protocol's runs and how many run at once: ``("cuda", gpu_workers)`` where a GPU is found
-    (by default one run after the other on it), else ``("cpu", workers)`` (single-thread processes side by side)."""
+    (by default one run after the other on it), else ``("cpu", workers)`` (single-thread processes side by side).
+    Both counts must be at least 1 (:func:`check_worker_counts`), whichever device is found."""
     from ssl4sar.models.fast import resolve_device
 
+    check_worker_counts(workers=workers, gpu_workers=gpu_workers)
     dev = resolve_device(device)
-    return (str(dev), max(1, int(gpu_workers))) if dev.type == "cuda" else ("cpu", max(1, int(workers)))
+    return (str(dev), int(gpu_workers)) if dev.type == "cuda" else ("cpu", int(workers))
+
+
+def check_worker_counts(**counts: int) -> None:
+    """:class:`~ssl4sar.errors.SettingError` naming the first of ``counts`` (name → number of processes) below 1;
+    ``-1`` does not mean "all cores" here."""
+    from ssl4sar.errors import SettingError
+
+    for name, value in counts.items():
+        if value < 1:
+            raise SettingError(f"{name} must be at least 1, got {value}")
 
 
 def finetune_seeds(cfg: Mapping[str, Any], caffe_root: str | Path, layout: WorkLayout, sources: Mapping[str, str],

@@ -171,7 +171,7 @@ def check_protocol_settings(inits: Sequence[str], *, seeds: int, workers: int, g
     before any work: an initialisation that is neither one of :data:`~ssl4sar.experiments.INIT_ORDER` nor an existing
     checkpoint file, an initialisation named twice, fewer than one seed or worker (``-1`` does not mean "all cores"
     here), a seed range ``seed … seed + seeds − 1`` outside numpy's."""
-    from ssl4sar.experiments import INIT_ORDER
+    from ssl4sar.experiments import INIT_ORDER, check_worker_counts
 
     if not inits:
         raise SettingError("inits must name at least one initialisation")
@@ -183,9 +183,7 @@ def check_protocol_settings(inits: Sequence[str], *, seeds: int, workers: int, g
         raise SettingError(f"inits must be distinct, got {', '.join(twice)} twice")
     if seeds < 1:
         raise SettingError(f"seeds must be at least 1 (fine-tuning runs per initialisation), got {seeds}")
-    for name, value in (("workers", workers), ("gpu_workers", gpu_workers), ("data_workers", data_workers)):
-        if value < 1:
-            raise SettingError(f"{name} must be at least 1, got {value}")
+    check_worker_counts(workers=workers, gpu_workers=gpu_workers, data_workers=data_workers)
     check_seed(seed)
     check_seed(seed + seeds - 1, "last fine-tuning seed (seed + seeds - 1)")
 

@@ -127,9 +127,18 @@ def test_protocol_device_runs_side_by_side_on_cpu_and_one_by_one_on_a_gpu(monkey
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert experiments.protocol_device("auto", 2) == ("cpu", 2)
-    assert experiments.protocol_device("cpu", 0) == ("cpu", 1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert experiments.protocol_device("auto", 2) == ("cuda", 1)  # one GPU: runs one after the other
+
+
+@pytest.mark.parametrize(("workers", "gpu_workers", "named"), [(0, 1, "workers"), (-1, 1, "workers"),
+                                                               (1, 0, "gpu_workers")])
+def test_protocol_device_refuses_fewer_than_one_worker(workers: int, gpu_workers: int, named: str) -> None:
+    from ssl4sar.errors import SettingError
+
+    # Refused whatever the device: a value meant for the other device is still a mistake (0 was rounded up to 1).
+    with pytest.raises(SettingError, match=rf"^{named} must be at least 1, got {min(workers, gpu_workers)}$"):
+        experiments.protocol_device("cpu", workers, gpu_workers)
 
 
 def test_a_protocol_run_trains_on_the_gpu_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
