@@ -111,18 +111,20 @@ def ensemble_context_size(models: Sequence[Any], names: Sequence[str | Path] | N
     whose stated input size differs from C, and ``ValueError`` when C is unknown (no ``context_size`` and a first
     model without ``img_size``).
     """
-    label = (lambda i: str(names[i])) if names is not None else (lambda i: f"member {i + 1}")
+    label = [str(n) for n in names] if names is not None else [f"member {i + 1}" for i in range(len(models))]
     sizes = [model_context_size(m) for m in models]
     c = context_size if context_size is not None else (sizes[0] if sizes else None)
     if c is None:
-        raise ValueError(f"{label(0)}: the model states no input size (img_size); pass context_size")
+        raise ValueError(f"{label[0] if label else 'empty ensemble'}: the model states no input size (img_size); "
+                         "pass context_size")
+    against = "(context_size)" if context_size is not None else f"of {label[0]}"
+    hint = "ensemble members must share the input size (context window)"
     for i, size in enumerate(sizes):
         if size is not None and size != int(c):
-            problem = (f"model input size {size} px differs from {int(c)} px "
-                       + (f"of {label(0)}" if context_size is None else "(context_size)"))
-            raise DataError(names[i] if names is not None else None,
-                            problem if names is not None else f"ensemble {label(i)}: {problem}",
-                            "ensemble members must share the input size (context window)")
+            problem = f"model input size {size} px differs from {int(c)} px {against}"
+            if names is not None:  # the member's checkpoint is the file the error names
+                raise DataError(names[i], problem, hint)
+            raise DataError(None, f"ensemble {label[i]}: {problem}", hint)
     return int(c)
 
 
