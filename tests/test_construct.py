@@ -191,6 +191,30 @@ def test_rerun_skips_finished_outputs_and_resumes(raw: RawScenes, built: Constru
         p: t for p, t in mtimes.items() if p != out / lost}
 
 
+def test_rerun_redoes_outputs_damaged_after_they_were_written(raw: RawScenes, built: ConstructionManifest,
+                                                              tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A truncated output (an interrupted copy of the folder) and one that is no raster are written again on a rerun,
+    byte for byte as before, with a warning naming each; the intact outputs are reused untouched."""
+    out = tmp_path / "copy"
+    shutil.copytree(built.out_dir, out)
+    sar_file = next(r["file"] for r in built.rows if r["sensor"] != "S2")
+    optical_file = next(r["file"] for r in built.rows if r["sensor"] == "S2")
+    original = {f: (out / f).read_bytes() for f in (sar_file, optical_file)}
+    (out / sar_file).write_bytes(original[sar_file][: len(original[sar_file]) // 2])
+    (out / optical_file).write_bytes(b"not a GeoTIFF")
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/**/*.tif")}
+    with caplog.at_level("WARNING", logger="ssl4sar"):
+        again = construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, out, progress=False)
+    assert sorted(again.written) == sorted([sar_file, optical_file])
+    assert sorted(again.reused) == sorted(set(built.files()) - {sar_file, optical_file})
+    assert again.rows == built.rows
+    for f, data in original.items():
+        assert (out / f).read_bytes() == data
+        assert any(f in r.getMessage() and "damaged" in r.getMessage() for r in caplog.records), f
+    assert {p: t for p, t in mtimes.items() if p.stat().st_mtime_ns != t} == {
+        out / sar_file: mtimes[out / sar_file], out / optical_file: mtimes[out / optical_file]}
+
+
 def test_workers_write_the_same_files_and_records(raw: RawScenes, built: ConstructionManifest,
                                                  tmp_path: Path) -> None:
     """SAR scenes converted in 2 processes (`--workers 2`): byte-identical files, the same manifest and skip report

@@ -64,13 +64,14 @@ Scenes whose valid part of the grid is below ``min_valid_fraction`` are skipped.
 
 Robustness
     Every output is written to a temporary file and renamed. A row is appended to ``manifest.csv`` (and flushed)
-    as soon as its file is complete, so an interrupted run can be repeated: outputs that exist *and* have a row
-    are skipped; the manifest is rewritten sorted at the end. Bad inputs — unreadable (also when only the pixel
-    data is cut off, found while reading it), no CRS, no overlap with any area of interest, no valid pixel over
-    it, no date, unidentifiable bands — are logged, listed in ``manifest_skipped.csv`` with the reason, and
-    skipped without stopping the run. A re-run into a folder built with other settings (``resolution_m`` other
-    than its grids', or any setting of ``construction.json``) is refused with a :class:`DataError` instead of
-    silently reusing outputs made with the old ones.
+    as soon as its file is complete, so an interrupted run can be repeated: outputs that exist, have a row *and*
+    read whole on their glacier's grid are skipped (one damaged since, e.g. by an interrupted copy of the folder,
+    is written again with a warning); the manifest is rewritten sorted at the end. Bad inputs — unreadable (also
+    when only the pixel data is cut off, found while reading it), no CRS, no overlap with any area of interest, no
+    valid pixel over it, no date, unidentifiable bands — are logged, listed in ``manifest_skipped.csv`` with the
+    reason, and skipped without stopping the run. A re-run into a folder built with other settings
+    (``resolution_m`` other than its grids', or any setting of ``construction.json``) is refused with a
+    :class:`DataError` instead of silently reusing outputs made with the old ones.
 
 Modules (in the order a run uses them)
     :mod:`~ssl4sar.data.construct.scanning` (finding the scenes: dates, sensors, bands),

@@ -37,6 +37,7 @@ from ssl4sar.data.construct.resampling import (
     _to_dtype,
     _UnreadableBand,
     _write_raster,
+    damaged_output,
 )
 from ssl4sar.data.construct.scanning import S2_BANDS, OpticalScene, SarScene, scan_optical, scan_sar
 from ssl4sar.errors import DataError, SettingError
@@ -152,9 +153,16 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
     used_sar: set[Path] = set()
     used_optical: set[str] = set()
 
-    def done(rel: str) -> dict[str, str] | None:
+    def done(rel: str, grid: GlacierGrid) -> dict[str, str] | None:
+        """The earlier run's record of output ``rel`` where the file is there and intact, else ``None`` (redo)."""
         row = previous.get(rel)
-        return row if row is not None and (out / rel).is_file() else None
+        if row is None or not (out / rel).is_file():
+            return None
+        problem = damaged_output(out / rel, grid)
+        if problem is not None:
+            log.warning("%s: an earlier run's output is damaged, %s; written again", out / rel, problem)
+            return None
+        return row
 
     for aoi in tqdm(aois, desc="glaciers", disable=not progress):
         g = aoi.name
@@ -177,7 +185,7 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
             continue
 
         # -------- optical: one mosaic per glacier
-        prior = [r for r in previous.values() if r["glacier"] == g and r["sensor"] == "S2" and done(r["file"])]
+        prior = [r for r in previous.values() if r["glacier"] == g and r["sensor"] == "S2" and done(r["file"], grid)]
         grid_poly = _footprint(grid.transform, grid.shape)
         candidates = [o for o in optical if o.footprint_in(grid.crs).intersection(grid_poly).area > 0]
         used_optical.update(o.key for o in candidates)
@@ -247,7 +255,7 @@ def construct_ssl4sar(sar_scenes: str | Path | Iterable[str | Path], optical_sce
         pending: list[tuple[SarScene, str]] = []
         for s in overlapping:
             rel = f"sar/{split[s.path]}/{s.sensor}_{g}_{s.date.isoformat()}_{k_of[s.path]}.tif"
-            row = done(rel)
+            row = done(rel, grid)
             if row is not None:
                 rows[rel] = row
                 result.reused.append(rel)

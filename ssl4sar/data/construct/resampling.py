@@ -12,7 +12,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
@@ -165,3 +165,17 @@ def _write_raster(path: Path, array: np.ndarray, grid: GlacierGrid, nodata: floa
         dst.update_tags(**{k: str(v) for k, v in tags.items()})
         for i, name in enumerate(band_names or (), start=1):
             dst.set_band_description(i, name)
+
+
+def damaged_output(path: Path, grid: GlacierGrid) -> str | None:
+    """Why the output raster ``path`` of an earlier run cannot be reused, or ``None`` when it is intact: it does not
+    open, it is not on ``grid``, or not all its pixels can be read (a truncated file, e.g. an interrupted copy of the
+    output folder; outputs are written atomically, so a run itself leaves none). Reads the whole raster."""
+    try:
+        with rasterio.open(path) as src:
+            if src.crs != grid.crs or src.shape != grid.shape or not src.transform.almost_equals(grid.transform):
+                return "not on the glacier's grid (grids.json)"
+            src.read()
+    except (RasterioError, OSError) as exc:
+        return f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
