@@ -174,8 +174,10 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         init_desc = module.initialise(init_choice, imagenet_weights, trusted=trust_checkpoint)
     else:
         resume_state = inspect_resume_checkpoint(resume_from, module.hparams, trusted=trust_checkpoint,
-                                                 section=spec.section)
-        init_desc = str(module.hparams["init"])
+                                                 section=spec.section, init=init)
+        # the run's provenance stays the initial weights it started from (its later checkpoints record them too)
+        init_desc = resume_state.init if resume_state.init is not None else str(module.hparams["init"])
+        module.hparams["init"] = init_desc
         log.info("resuming from %s (initial weights are taken from it)", resume_from)
 
     samples = int(_preset_value(cfg, spec.samples_per_epoch))

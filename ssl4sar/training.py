@@ -606,17 +606,21 @@ class ResumeState:
     global_step: int
     changed: dict[str, tuple[Any, Any]]  # hyper-parameter -> (recorded in the checkpoint, this run)
     trusted: bool = False
+    init: str | None = None  # the initial weights the run started from, as its checkpoint records them
 
 
 def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, trusted: bool = False,
-                              section: str = "finetune") -> ResumeState:
-    """Read the resume checkpoint ``path`` safely and compare its hyper-parameters with ``hparams`` (this run's).
+                              section: str = "finetune", init: str | Path | None = None) -> ResumeState:
+    """Read the resume checkpoint ``path`` safely and compare its hyper-parameters with ``hparams`` (this run's)
+    and the initial weights it started from with ``init`` (the ones this run asks for; ``None``: not named, so any).
 
     Raises :class:`DataError` naming the file when it is unreadable or refused (:func:`ssl4sar.models.convert.
-    read_checkpoint_file`), holds non-finite weights, or was written with other model settings. Changed settings
-    that a resume can honour are logged and returned in :attr:`ResumeState.changed`.
+    read_checkpoint_file`), holds non-finite weights, or was written with other model settings or from other
+    initial weights than ``init`` (:func:`~ssl4sar.models.initialise.same_initialisation`). Changed
+    settings that a resume can honour are logged and returned in :attr:`ResumeState.changed`.
     """
     from ssl4sar.models.convert import check_finite, read_checkpoint_file
+    from ssl4sar.models.initialise import same_initialisation
 
     path = Path(path)
     ckpt = read_checkpoint_file(path, trusted=trusted)
@@ -636,11 +640,18 @@ def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, t
                            if diff else ""),
                         "model settings cannot change within a run: use a new --out folder, or --no-resume to "
                         "start this folder afresh")
+    started_from = recorded.get("init")
+    if started_from is not None and init is not None and not same_initialisation(started_from, init):
+        where = str(started_from).removeprefix("checkpoint:")
+        raise DataError(path, f"the run being resumed started from {where}, not from {init}",
+                        "a resumed run takes every weight from its checkpoint: use a new --out folder, or "
+                        "--no-resume to start this folder afresh from the new initial weights")
     for k, (old, new) in changed.items():
         log.warning("resuming %s with %s.%s = %r (the checkpoint was trained with %r): the new value applies from "
                     "now on", path, section, k, new, old)
     return ResumeState(path=path, epoch=int(ckpt.get("epoch", 0)), global_step=int(ckpt.get("global_step", 0)),
-                       changed=changed, trusted=trusted)
+                       changed=changed, trusted=trusted,
+                       init=None if started_from is None else str(started_from))
 
 
 class _ApplyResumeOverrides(Callback):

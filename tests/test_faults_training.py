@@ -135,6 +135,38 @@ def test_resume_with_other_model_settings_is_refused(one_epoch_run: Path, smoke_
     assert "other model settings" in caplog.text and "model.drop_path_rate" in caplog.text
 
 
+def test_resume_from_another_initialisation_is_refused(one_epoch_run: Path, smoke_data: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A resumed run takes every weight from its checkpoint: asking it for other initial weights cannot be honoured
+    (before the fix it went on from the old ones and recorded the new ``--init`` as its initialisation)."""
+    out = _copy(one_epoch_run, tmp_path / "run")    # started from scratch
+    other = _tiny_checkpoint(tmp_path / "other.pt")
+    before = (out / "checkpoints" / "last.ckpt").read_bytes()
+    with caplog.at_level(logging.ERROR):
+        rc = _finetune(smoke_data, out, "--max-epochs", "2", "--init", str(other))
+    assert rc == 1
+    assert "the run being resumed started from scratch, not from" in caplog.text and "other.pt" in caplog.text
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_a_resumed_run_records_the_initialisation_it_started_from(smoke_data: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    init = _tiny_checkpoint(tmp_path / "init.pt")
+    out = tmp_path / "run"
+    assert _finetune(smoke_data, out, "--max-epochs", "1", "--init", str(init)) == 0
+    monkeypatch.chdir(tmp_path)   # the same file, named by a relative path
+    assert _finetune(smoke_data, out, "--max-epochs", "2", "--init", "init.pt") == 0
+    run = yaml.safe_load((out / "config.yaml").read_text())["run"]
+    assert run["resumed_from"] and run["init"] == f"checkpoint:{init}"      # before the fix: "init.pt"
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 1 and last["hyper_parameters"]["init"] == f"checkpoint:{init}"
+    # without --init the run goes on from whatever it started from (the preset's init is not asked for)
+    assert _finetune(smoke_data, out, "--max-epochs", "3") == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["init"] == f"checkpoint:{init}"
+
+
 # ------------------------------------------------------------------------------------------------ metrics history
 def test_resume_appends_to_the_metrics_history(one_epoch_run: Path, smoke_data: Path, tmp_path: Path) -> None:
     out = _copy(one_epoch_run, tmp_path / "run")

@@ -260,6 +260,21 @@ def test_init_rejects_a_checkpoint_of_another_architecture(smoke_model_config: d
         initialise_model(Tyrion.from_config(smoke_model_config), tmp_path / "missing.ckpt")
 
 
+@pytest.mark.parametrize(("recorded", "requested", "same"), [
+    ("scratch", "Scratch", True), ("scratch", "imagenet", False),
+    ("imagenet:/w/swinv2.pth", "imagenet", True), ("imagenet:/w/swinv2.pth", "scratch", False),
+    ("checkpoint:{d}/a.pt", "a.pt", True), ("checkpoint:{d}/a.pt", "{d}/./a.pt", True),
+    ("checkpoint:{d}/a.pt", "b.pt", False), ("checkpoint:{d}/a.pt", "scratch", False),
+    ("{d}/a.pt", "a.pt", True),            # recorded by a run resumed before descriptions were kept
+    ("scratch", "a.pt", False)])
+def test_same_initialisation_compares_kinds_and_resolved_paths(recorded: str, requested: str, same: bool,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl4sar.models.initialise import same_initialisation
+
+    monkeypatch.chdir(tmp_path)
+    assert same_initialisation(recorded.format(d=tmp_path), requested.format(d=tmp_path)) is same
+
+
 def test_init_imagenet(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
     src = _random_tyrion(smoke_model_config, 5)
     official = to_official_tyrion(src.state_dict())

@@ -81,6 +81,25 @@ def initialise_model(model: Tyrion, init: str | Path = "scratch", imagenet_weigh
     return f"checkpoint:{path}"
 
 
+def same_initialisation(recorded: str, requested: str | Path) -> bool:
+    """Whether ``requested`` (an ``init`` argument: ``scratch``, ``imagenet`` or a checkpoint path) names the initial
+    weights that ``recorded`` describes: a description returned by :func:`initialise_model` (``scratch``,
+    ``imagenet:PATH``, ``checkpoint:PATH``) or, from runs resumed before it was kept, an ``init`` argument itself.
+    Paths are compared resolved, so a relative and an absolute name of one file match; the ImageNet weights by kind
+    only (their file can be named in several ways)."""
+    def parse(text: str) -> tuple[str, str]:
+        kind, sep, where = text.strip().partition(":")
+        if sep and kind in ("imagenet", "checkpoint"):
+            return kind, where
+        key = text.strip()
+        return (key.lower(), "") if key.lower() in ("scratch", "imagenet") else ("checkpoint", key)
+
+    (kind_a, where_a), (kind_b, where_b) = parse(str(recorded)), parse(str(requested))
+    if kind_a != kind_b:
+        return False
+    return kind_a != "checkpoint" or Path(where_a).expanduser().resolve() == Path(where_b).expanduser().resolve()
+
+
 def export_lightning_checkpoint(ckpt_path: str | Path, dest: str | Path, meta: Mapping[str, Any] | None = None
                                 ) -> Path:
     """Write the network of one of our Lightning checkpoints in the project format (``save_checkpoint``).
