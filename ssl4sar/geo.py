@@ -445,7 +445,8 @@ def read_geojson(path: str | Path, default_crs: Any = WGS84) -> FeatureCollectio
 
     The CRS comes from the ``crs`` member (GDAL/QGIS style), ``"coordinate_system": "pixel"`` (pixel
     coordinates, CRS ``None``), or is ``default_crs`` (RFC 7946: EPSG:4326 lon/lat). Raises
-    :class:`DataError` naming the file for unreadable JSON or anything that is not GeoJSON.
+    :class:`DataError` naming the file for unreadable JSON, anything that is not GeoJSON and NaN / infinite
+    coordinates (which Python's JSON reader accepts).
     """
     path = Path(path)
     if not path.is_file():
@@ -477,5 +478,8 @@ def read_geojson(path: str | Path, default_crs: Any = WGS84) -> FeatureCollectio
             geom = shape(g) if g is not None else None
         except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as exc:
             raise DataError(path, f"feature {i} has an invalid geometry: {exc}") from exc
+        if geom is not None and not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise DataError(path, f"feature {i} has non-finite coordinates (NaN or infinite)",
+                            "GeoJSON coordinates are numbers; the file is corrupt or was written from missing values")
         feats.append(Feature(geom, dict(f.get("properties") or {})))
     return FeatureCollection(feats, crs, path)

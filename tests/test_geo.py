@@ -173,6 +173,12 @@ def test_geojson_crs_members_properties_and_pixel_coordinates(tmp_path):
      "invalid geometry"),
     ('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}, '
      '"features": []}', "crs"),
+    # Python's json reads NaN and Infinity (RFC 7946 has neither); such a front measured nothing, silently
+    ('{"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[0, 0], [NaN, 1]]}, "properties": {}}',
+     r"feature 0 has non-finite coordinates \(NaN or infinite\)"),
+    ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null, "properties": {}}, '
+     '{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [Infinity, 1], [0, 0]]]}, '
+     '"properties": {}}]}', r"feature 1 has non-finite coordinates"),
 ])
 def test_bad_geojson_raises_data_error_naming_the_file(tmp_path, text, problem):
     p = tmp_path / "bad.geojson"
