@@ -440,6 +440,12 @@ def _parse_crs_member(obj: Mapping[str, Any], path: Path) -> tuple[bool, CRS | N
                         'expected {"type": "name", "properties": {"name": "EPSG:xxxx"}}') from exc
 
 
+def has_non_finite_coordinates(geom: BaseGeometry | None) -> bool:
+    """Whether ``geom`` has a NaN or infinite x / y: Python's JSON reader takes ``NaN`` and ``Infinity``, which
+    GeoJSON (RFC 7946) does not allow, and shapely builds such geometries without complaint."""
+    return geom is not None and not bool(np.isfinite(shapely.get_coordinates(geom)).all())
+
+
 def read_geojson(path: str | Path, default_crs: Any = WGS84) -> FeatureCollection:
     """Read a GeoJSON FeatureCollection, Feature or bare geometry.
 
@@ -478,7 +484,7 @@ def read_geojson(path: str | Path, default_crs: Any = WGS84) -> FeatureCollectio
             geom = shape(g) if g is not None else None
         except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as exc:
             raise DataError(path, f"feature {i} has an invalid geometry: {exc}") from exc
-        if geom is not None and not np.isfinite(shapely.get_coordinates(geom)).all():
+        if has_non_finite_coordinates(geom):
             raise DataError(path, f"feature {i} has non-finite coordinates (NaN or infinite)",
                             "GeoJSON coordinates are numbers; the file is corrupt or was written from missing values")
         feats.append(Feature(geom, dict(f.get("properties") or {})))

@@ -459,8 +459,8 @@ def _missing_truth_columns(columns: Sequence[str]) -> str | None:
 def read_truth_table(path: str | Path) -> pd.DataFrame:
     """A truth table (CSV with :data:`TRUTH_COLUMNS`; more columns are kept), ``date`` parsed and ``position_m``
     numeric (a blank position stays NaN: not known). :class:`DataError` naming the file, and the line (1 = header)
-    where one is at fault, for a missing, unreadable or empty file, a missing column, a date or position that does
-    not parse, a blank date, or a date given twice."""
+    where one is at fault, for a missing, unreadable or empty file, a missing column, a date that does not parse, a
+    position that is not a finite number (``nan``, ``inf``), a blank date, or a date given twice."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found", _TRUTH_HINT)
@@ -482,8 +482,8 @@ def read_truth_table(path: str | Path) -> pd.DataFrame:
     for i in range(len(raw)):  # the first bad cell, by its line in the file (line 1 is the header)
         if pd.isna(dates.iloc[i]):
             raise DataError(path, f"line {i + 2}: date {date_text.iloc[i]!r} is not a date (YYYY-MM-DD)", _TRUTH_HINT)
-        if text.iloc[i] != "" and pd.isna(positions.iloc[i]):
-            raise DataError(path, f"line {i + 2}: position_m {text.iloc[i]!r} is not a number", _TRUTH_HINT)
+        if text.iloc[i] != "" and not np.isfinite(positions.iloc[i]):
+            raise DataError(path, f"line {i + 2}: position_m {text.iloc[i]!r} is not a finite number", _TRUTH_HINT)
     twice = dates[dates.duplicated()]
     if len(twice):
         raise DataError(path, f"dated twice: {twice.iloc[0]:%Y-%m-%d} (one truth per date)", _TRUTH_HINT)

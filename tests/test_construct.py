@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -301,8 +302,15 @@ def test_areas_of_interest(raw: RawScenes, tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(DataError, match="bad.geojson.*not valid JSON"):
         read_aois(bad)
+    # NaN is read by Python's JSON: the polygon was accepted and then overlapped nothing
+    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"glacier": "G"}, '
+                   '"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [NaN, 1], [0, 0]]]}}]}')
+    with pytest.raises(DataError, match=r"bad.geojson: glacier G: the geometry has non-finite coordinates"):
+        read_aois(bad)
     with pytest.raises(DataError, match="empty"):
         GlacierAOI.from_bbox("X", [1, 1, 0, 2])
+    with pytest.raises(DataError, match="glacier X: the geometry has non-finite coordinates"):
+        GlacierAOI.from_bbox("X", [0, 0, math.inf, 1])
     explicit = GlacierGrid.from_json({"crs": "EPSG:3413", "transform": [30, 0, 1000, 0, -30, 9000],
                                       "width": 10, "height": 5})
     assert explicit.shape == (5, 10) and explicit.resolution_m == 30.0 and explicit.bounds == (1000, 8850, 1300, 9000)

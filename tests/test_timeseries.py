@@ -249,6 +249,7 @@ BAD_TRUTH_TABLES = {
     "no date column": (lambda good: good.replace("date", "day", 1), "no column 'date'"),
     "bad date": (lambda good: good.replace("\n2019-05-05,", "\n2019-13-45,"), "line 7: date '2019-13-45'"),
     "bad position": (lambda good: _replace_position(good, 2, "twelve"), "line 3: position_m 'twelve'"),
+    "infinite position": (lambda good: _replace_position(good, 4, "inf"), "line 5: position_m 'inf' is not a finite"),
     "date twice": (lambda good: good + good.splitlines()[1] + "\n", "dated twice: 2019-01-05"),
     "header only": (lambda good: good.splitlines()[0] + "\n", "no rows"),
 }

@@ -107,6 +107,8 @@ class GlacierAOI:
         if not self.name or not re.fullmatch(r"[A-Za-z0-9.\-]+", self.name):
             raise DataError(None, f"glacier name {self.name!r} is not usable in file names",
                             "use letters, digits, '-' and '.' only (no '_': it separates file-name fields)")
+        if geo.has_non_finite_coordinates(self.geometry):  # checked first: a NaN area compares as not empty
+            raise DataError(None, f"glacier {self.name}: the geometry has non-finite coordinates (NaN or infinite)")
         if self.geometry is None or self.geometry.is_empty or self.geometry.area <= 0:
             raise DataError(None, f"glacier {self.name}: empty area of interest")
 
