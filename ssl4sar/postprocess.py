@@ -38,6 +38,7 @@ in row-major order wins.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -241,8 +242,9 @@ def front_components(front: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def check_min_front_length_m(min_front_length_m: float) -> None:
-    """:class:`~ssl4sar.errors.SettingError` unless the short-front threshold is 0 m (keep every piece) or more."""
-    if not min_front_length_m >= 0:  # also refuses NaN
+    """:class:`~ssl4sar.errors.SettingError` unless the short-front threshold is 0 m (keep every piece) or a finite
+    number of metres more (infinity would drop every front)."""
+    if not (min_front_length_m >= 0 and math.isfinite(min_front_length_m)):  # also refuses NaN
         raise SettingError(f"min_front_length_m must be 0 or more metres, got {min_front_length_m:g}")
 
 

@@ -371,12 +371,12 @@ def _check_settings(members: list[Any], *, context_size: int | None, stride: int
                     value_range: tuple[float, float] | None, min_front_length_m: float,
                     probability_dtype: str) -> tuple[int, int, float]:
     """:class:`SettingError` for a setting of :func:`predict_scene` outside its values, naming it; else the window
-    side, stride and σ used (:func:`_window_settings`). A NaN fails every check (``not x > 0``)."""
+    side, stride and σ used (:func:`_window_settings`). NaN and infinity fail every check."""
     c, s, sg = _window_settings(members, context_size, stride, sigma)
     check_window_settings(c, s, sg, int(batch_size))
     for name, value, unit in (("resolution_m", resolution_m, "m/px"), ("pixel_size_m", pixel_size_m, "m/px"),
                               ("tile_size", tile_size, "px")):
-        if value is not None and not value > 0:
+        if value is not None and not (value > 0 and math.isfinite(value)):
             raise SettingError(f"{name} must be a positive number of {unit}, got {value:g}")
     check_min_front_length_m(min_front_length_m)
     if value_range is not None:

@@ -489,6 +489,10 @@ BAD_PREDICT_ARGUMENTS = {
     "pixel size negative": (["--allow-no-crs", "--pixel-size-m", "-3"],
                             "pixel_size_m must be a positive number of m/px, got -3"),
     "tile size 0": (["--tile-size", "0"], "tile_size must be a positive number of px, got 0"),
+    # infinity passed `> 0`: the model ran at an infinite spacing and wrote outputs with exit status 0
+    "resolution infinite": (["--resolution-m", "inf"], "resolution_m must be a positive number of m/px, got inf"),
+    "min front length infinite": (["--min-front-length-m", "inf"],
+                                  "min_front_length_m must be 0 or more metres, got inf"),
     "min front length negative": (["--min-front-length-m", "-5"],
                                   "min_front_length_m must be 0 or more metres, got -5"),
     "empty value range": (["--value-range", "5", "5"], "value_range needs finite LO < HI, got (5, 5)"),
