@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import math
 import operator
 import os
 import types
@@ -54,7 +55,8 @@ _S = TypeVar("_S", bound="_Section")
 @dataclass(frozen=True)
 class Bounds:
     """The values a preset number can take, attached to its annotation (``Annotated[float, Bounds(lo=0)]``):
-    ``lo`` / ``hi`` inclusive, or exclusive with ``lo_open`` / ``hi_open``; None = unbounded. NaN is refused."""
+    ``lo`` / ``hi`` inclusive, or exclusive with ``lo_open`` / ``hi_open``; None = unbounded. NaN and infinity
+    are refused."""
 
     lo: float | None = None
     hi: float | None = None
@@ -73,7 +75,7 @@ class Bounds:
         return f"{'<' if self.hi_open else '<='} {num(self.hi)}" if self.hi is not None else "of any value"
 
     def admits(self, value: float) -> bool:
-        if value != value:  # NaN
+        if isinstance(value, float) and not math.isfinite(value):  # NaN, or infinity: no number means "no limit"
             return False
         if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
             return False
@@ -139,7 +141,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         converted = _convert(value, base, where)
         for bounds in extras:
             if isinstance(bounds, Bounds) and not bounds.admits(converted):
-                kind = "an integer" if base is int else "a number"
+                kind = ("an integer" if base is int else
+                        "a finite number" if converted in (math.inf, -math.inf) else "a number")
                 raise ValueError(f"{where}: expected {kind} {bounds.describe()}, got {converted!r}")
         return converted
     if origin in (typing.Union, types.UnionType):

@@ -106,6 +106,12 @@ OUT_OF_RANGE = [
     ({"pretrain.val_max_pairs": 0}, r"preset\.pretrain\.val_max_pairs: expected an integer >= 1, got 0"),
     ({"seed": -1}, r"preset\.seed: expected an integer in \[0, 4294967295\], got -1"),
     ({"finetune.lr": float("nan")}, r"preset\.finetune\.lr: expected a number >= 0, got nan"),
+    # infinity met every bound: a learning rate of inf, or a short-front threshold that drops every front
+    ({"finetune.lr": "inf"}, r"preset\.finetune\.lr: expected a finite number >= 0, got inf"),
+    ({"postprocess.min_front_length_m": float("inf")},
+     r"preset\.postprocess\.min_front_length_m: expected a finite number >= 0, got inf"),
+    ({"inference.gaussian_sigma": float("-inf")},
+     r"preset\.inference\.gaussian_sigma: expected a finite number > 0, got -inf"),
 ]
 
 
