@@ -12,6 +12,7 @@ horizontal mirror of every rotation (not in the paper).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,11 +131,12 @@ def ensemble_context_size(models: Sequence[Any], names: Sequence[str | Path] | N
 
 def check_window_settings(context_size: int, stride: int, sigma: float, batch_size: int) -> None:
     """:class:`~ssl4sar.errors.SettingError` unless the stride lies in ``1 .. C/2`` px (so that the kept centre
-    crops cover every pixel), σ is a positive number of px and at least one window goes into a forward pass."""
+    crops cover every pixel), σ is a positive, finite number of px and at least one window goes into a forward
+    pass."""
     c = int(context_size)
     if not 0 < stride <= c // 2:
         raise SettingError(f"stride must be in 1..{c // 2} px (= context size / 2) for a {c}-px model, got {stride}")
-    if not sigma > 0:  # also refuses NaN
+    if not (sigma > 0 and math.isfinite(sigma)):  # NaN fails the first test
         raise SettingError(f"sigma must be a positive number of pixels, got {sigma:g}")
     if batch_size < 1:
         raise SettingError(f"batch size must be at least 1, got {batch_size}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from ssl4sar.cli import main
 from ssl4sar.config import load_preset
 from ssl4sar.data.caffe import discover, load_scene
 from ssl4sar.domain import OCEAN
-from ssl4sar.errors import DataError
+from ssl4sar.errors import DataError, SettingError
 from ssl4sar.evaluate import (
     EXTRA_COLUMNS,
     ZONE_COLUMNS,
@@ -87,6 +88,9 @@ def test_inference_settings_scale_with_the_model_context():
         inference_settings(64, stride=33)
     with pytest.raises(ValueError, match="context size"):
         inference_settings(63)
+    for sigma in (math.inf, math.nan):  # infinity ended evaluate and predict in an OverflowError traceback
+        with pytest.raises(SettingError, match=f"sigma must be a positive number of pixels, got {sigma}"):
+            inference_settings(64, sigma=sigma)
 
 
 # ------------------------------------------------------------------------------------------ class-map path
