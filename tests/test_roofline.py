@@ -101,6 +101,8 @@ def test_bounds_of_a_hand_made_step() -> None:
         roofline(StepCosts(costs, [kernel, kernel], 1.0, 1), 100, 1000, kernel_seconds=[0.1])
     with pytest.raises(ValueError, match="must be positive"):
         roofline(step, peak_tflops=0, bandwidth_gb_per_s=1000)
+    with pytest.raises(ValueError, match="must be positive, finite numbers"):  # inf made every fraction 0
+        roofline(step, peak_tflops=100, bandwidth_gb_per_s=math.inf)
 
 
 def test_a_smoke_training_step_on_meta_agrees_with_the_benchmarks_flop_count() -> None:
@@ -153,6 +155,7 @@ def test_command_line_writes_json_and_markdown_and_refuses_bad_arguments(tmp_pat
     assert not list(out.glob("*.tmp"))
     for bad, message in ((["--peak-tflops", "10"], "give --peak-tflops and --bandwidth-gbs"),
                          (["--peak-tflops", "0", "--bandwidth-gbs", "100"], "must be positive"),
+                         (["--peak-tflops", "inf", "--bandwidth-gbs", "100"], "must be positive, finite"),
                          (["--peak-tflops", "1", "--bandwidth-gbs", "1", "--batch-size", "0"], "at least 1")):
         with pytest.raises(SystemExit) as exc:
             main([*bad, "--preset", "smoke", "--out", str(tmp_path / "x")])

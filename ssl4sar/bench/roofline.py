@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,14 @@ def training_step_costs(model_config: Mapping[str, Any], batch_size: int,
                      batch_size)
 
 
+def check_device_limits(peak_tflops: float, bandwidth_gb_per_s: float) -> None:
+    """``ValueError`` unless the device's matmul peak (TFLOP/s) and memory bandwidth (GB/s) are positive, finite
+    numbers (NaN fails too): every bound and fraction of the peak divides by them."""
+    if not all(v > 0 and math.isfinite(v) for v in (peak_tflops, bandwidth_gb_per_s)):
+        raise ValueError(f"peak ({peak_tflops} TFLOP/s) and bandwidth ({bandwidth_gb_per_s} GB/s) must be positive, "
+                         "finite numbers")
+
+
 def roofline(step: StepCosts, peak_tflops: float, bandwidth_gb_per_s: float,
              kernel_seconds: Sequence[float] | None = None) -> dict[str, Any]:
     """The bounds of a step from its costs, with a breakdown by kind.
@@ -128,8 +137,7 @@ def roofline(step: StepCosts, peak_tflops: float, bandwidth_gb_per_s: float,
             roofline) and each kernel's time and fraction of the peak.
     Returns ``{"bounds": {model: {step_s, samples_per_s, fraction_of_peak}}, "kinds": [...], ...}``.
     """
-    if not (peak_tflops > 0 and bandwidth_gb_per_s > 0):
-        raise ValueError(f"peak ({peak_tflops} TFLOP/s) and bandwidth ({bandwidth_gb_per_s} GB/s) must be positive")
+    check_device_limits(peak_tflops, bandwidth_gb_per_s)
     peak, bandwidth, costs = peak_tflops * 1e12, bandwidth_gb_per_s * 1e9, step.costs
     useful = TRAINING_FLOPS_FACTOR * step.forward_flops
 
@@ -315,8 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bandwidth_source = f"measured on {a.device}: copy"
     if peak is None or bandwidth is None:
         p.error("give --peak-tflops and --bandwidth-gbs, or --measure")
-    if not (peak > 0 and bandwidth > 0):
-        p.error(f"peak and bandwidth must be positive, got {peak} TFLOP/s and {bandwidth} GB/s")
+    try:
+        check_device_limits(peak, bandwidth)
+    except ValueError as exc:
+        p.error(str(exc))
     channels_last = a.channels_last == "on" or (a.channels_last == "auto" and torch.device(a.device).type == "cuda")
     report = build_report(a.preset, a.batch_size, peak, bandwidth, peak_source=peak_source,
                           bandwidth_source=bandwidth_source, time_on=a.device if a.measure else None,
