@@ -78,6 +78,11 @@ def season_of(glacier: str, month: int) -> Season:
     return season_in("north" if glacier in NORTHERN_GLACIERS else "south", month)
 
 
+# --------------------------------------------------------------------------------------------------- sensors
+#: Pixel spacing of the CaFFe training images (m/px, finest and coarsest; the file names give 6, 7, 12, 17, 20).
+CAFFE_PIXEL_SPACING_M = (6.0, 20.0)
+
+
 # --------------------------------------------------------------------------------------------------- metrics
 #: Value logged for ``val/mde`` (and the normalised MDEs) when no front could be evaluated (metres): the checkpoint
 #: monitor needs a number; 1e6 m (1000 km) is no plausible MDE (the reference logs 7777), and figures leave it out.

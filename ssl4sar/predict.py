@@ -6,7 +6,8 @@
 **Inputs** are read by :mod:`ssl4sar.data.scenes` (any single-band raster GDAL reads: GeoTIFFs in
 any CRS, or CaFFe PNGs; 8-bit scaling, georeferencing and pixel spacing are described there).
 
-**Resampling** (``resolution_m``): the training data spans 6–20 m/px. With a target spacing R, the scene is
+**Resampling** (``resolution_m``): the training data spans 6–20 m/px (a scene run more than twice as fine or as
+coarse is warned about). With a target spacing R, the scene is
 read at ``round(H·s_y/R) × round(W·s_x/R)`` px (GDAL ``average`` when shrinking, ``bilinear`` when
 enlarging; validity from a ``nearest`` read), the model runs on that grid, and the mean probabilities and
 standard deviations are brought back to the scene grid by bilinear interpolation (pixel centres aligned,
@@ -95,7 +96,7 @@ from rasterio.windows import Window
 from ssl4sar import geo, prediction_records
 from ssl4sar.config import paper_preset
 from ssl4sar.data.scenes import SceneSource, open_scene, scene_metadata, to_model_input
-from ssl4sar.domain import CLASS_NAMES
+from ssl4sar.domain import CAFFE_PIXEL_SPACING_M, CLASS_NAMES
 from ssl4sar.errors import DataError, SettingError
 from ssl4sar.inference import (
     Rect,
@@ -128,6 +129,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RESAMPLE_TOL = 1e-3
+#: factor outside the training spacing (m/px) from which a scene's spacing is warned about
+_SPACING_TOLERANCE = 2.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -392,6 +395,19 @@ def _check_settings(members: list[Any], *, context_size: int | None, stride: int
 _CHECKED_SETTINGS = tuple(inspect.signature(_check_settings).parameters)[1:]
 
 
+def _warn_far_from_training_spacing(path: Path, spacing_m: float, chosen: bool) -> None:
+    """Warn when the model runs at a pixel spacing more than :data:`_SPACING_TOLERANCE` times outside the CaFFe
+    training range (:data:`~ssl4sar.domain.CAFFE_PIXEL_SPACING_M`): glacier and ocean then look like nothing it
+    learnt, and fronts are missed or misplaced without any other sign."""
+    lo, hi = CAFFE_PIXEL_SPACING_M
+    if lo / _SPACING_TOLERANCE <= spacing_m <= hi * _SPACING_TOLERANCE:
+        return
+    advice = (f"choose a resolution_m (--resolution-m) within {lo:g}–{hi:g}" if chosen else
+              f"resample it with resolution_m (--resolution-m), e.g. {hi:g}")
+    log.warning("%s: the model runs at %.3g m/px, far from the %g–%g m/px of its training data (CaFFe); fronts may "
+                "be missed or misplaced: %s", path, spacing_m, lo, hi, advice)
+
+
 def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolution_m: float | None,
                         rots: list[int], flips: bool, tile: int | None, halo: int, stride: int,
                         window_kwargs: dict[str, Any], min_front_length_m: float, to_wgs84: bool,
@@ -399,6 +415,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                         line_mode: geo.LineMode, progress: bool) -> SceneResult:
     h, w = src.shape
     model_shape = src.shape
+    _warn_far_from_training_spacing(src.path, resolution_m or src.resolution_m, resolution_m is not None)
     if resolution_m is not None:
         sx, sy = src.pixel_size_m
         if abs(sx / resolution_m - 1) > _RESAMPLE_TOL or abs(sy / resolution_m - 1) > _RESAMPLE_TOL:

@@ -217,6 +217,24 @@ def test_resampling_to_a_target_spacing_returns_to_the_scene_grid(tmp_path):
         np.testing.assert_array_equal(_read(res.outputs[key]), _read(tiled.outputs[key]))
 
 
+def test_a_spacing_far_from_the_training_data_is_warned_about(tmp_path, caplog):
+    """The model saw 6–20 m/px; a scene run at 1 m/px (or resampled to 100 m/px) gave no front, or a wrong one,
+    without a word. Within a factor of 2 of that range nothing is said."""
+    img = scene_image(straight_front_zones(h=48, w=48))
+    fine = write_tif(tmp_path / "fine.tif", img, transform=from_origin(X0, Y0, 1.0, 1.0))
+    normal = write_tif(tmp_path / "normal.tif", img)   # 20 m/px
+    kwargs = {"stride": 8, "min_front_length_m": 0, "overlay": False}
+    with caplog.at_level(logging.WARNING, logger="ssl4sar"):
+        predict_scenes(BrightnessRule(), [fine, normal], tmp_path / "out", **kwargs)
+        predict_scene(BrightnessRule(), normal, tmp_path / "coarse", resolution_m=100.0, **kwargs)
+        predict_scene(BrightnessRule(), fine, tmp_path / "resampled", resolution_m=30.0, **kwargs)
+    warned = [r.getMessage() for r in caplog.records if "training data" in r.getMessage()]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith(f"{fine}: the model runs at 1 m/px, far from the 6–20 m/px") and "--resolution-m" \
+        in warned[0]
+    assert warned[1].startswith(f"{normal}: the model runs at 100 m/px")
+
+
 def test_to_model_input_scaling_and_nodata():
     v = np.array([[-25.0, 0.0, -12.5, -9999.0, np.nan, 10.0, -40.0]])
     out = to_model_input(v, -9999.0, (-25.0, 0.0))
