@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(args._run(args) or 0)
+    from ssl4sar.io import output_locks
+
+    with output_locks():  # one command at a time per output folder
+        return int(args._run(args) or 0)
 
 
 if __name__ == "__main__":

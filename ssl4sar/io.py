@@ -1,10 +1,12 @@
-"""Small file helpers: atomic writes so that nothing half-written ever looks complete."""
+"""Small file helpers: atomic writes so that nothing half-written ever looks complete, and output folders that one
+command at a time writes into."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
 import json
+import logging
 import os
 import re
 import tempfile
@@ -72,7 +74,71 @@ def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
         problem = "exists and is not a folder" if path.exists() and not path.is_dir() else \
             f"is not writable ({exc.strerror or exc})"
         raise DataError(path, f"the {what} {problem}", "choose another folder or fix its permissions") from exc
+    _lock_folder(path, what)
     return path
+
+
+# Folders locked by this process while output_locks() is active: (device, inode) -> open file descriptor.
+_held_folders: dict[tuple[int, int], int] | None = None
+#: environment variables that name a process's rank in a multi-process run (Lightning, torchrun, SLURM)
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+@contextlib.contextmanager
+def output_locks() -> Iterator[None]:
+    """While active, each folder that :func:`ensure_writable_dir` prepares is locked against other processes until
+    the block ends: a second command writing into the same folder (the same ``--out`` in two terminals, a cell run
+    twice in two kernels through the command line) stops with a :class:`~ssl4sar.errors.DataError` naming it,
+    instead of both writing checkpoints, records and downloads over each other. The command line runs every command
+    inside it.
+
+    The lock is ``flock`` on the folder itself: no file is made, and the kernel drops it when the process ends,
+    however it ends (``kill -9`` too), so an interrupted run never leaves a stale lock. Re-entrant within a process.
+    Not taken by the secondary ranks of a multi-process training (they write into rank 0's folders), nor where the
+    file system has no ``flock`` (some network file systems; a debug log says so)."""
+    global _held_folders
+    if _held_folders is not None or any(os.environ.get(v, "0") != "0" for v in _RANK_VARIABLES):
+        yield
+        return
+    _held_folders = {}
+    try:
+        yield
+    finally:
+        for fd in _held_folders.values():
+            os.close(fd)  # releases the lock
+        _held_folders = None
+
+
+def _lock_folder(path: Path, what: str) -> None:
+    """Lock ``path`` for the rest of the active :func:`output_locks` block (nothing outside one)."""
+    from ssl4sar.errors import DataError
+
+    if _held_folders is None:
+        return
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        logging.getLogger(__name__).debug("%s: not locked (%s)", path, exc)
+        return
+    key = (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+    if key in _held_folders:
+        os.close(fd)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataError(path, f"another process is writing into this {what} (an ssl4sar command given the same "
+                              "folder is still running)", "wait for it to end, or choose another folder") from None
+    except OSError as exc:
+        os.close(fd)
+        logging.getLogger(__name__).debug("%s: not locked (%s)", path, exc)
+        return
+    _held_folders[key] = fd
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -26,7 +26,7 @@ from ssl4sar.book import WorkLayout, package_versions, pin_threads
 from ssl4sar.config import PRETRAIN_METHODS, check_seed  # PRETRAIN_METHODS re-exported: its home is ssl4sar.config
 from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
 from ssl4sar.errors import SettingError
-from ssl4sar.io import write_text_atomic
+from ssl4sar.io import ensure_writable_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
     check_protocol_settings(inits, seeds=n_seeds, workers=workers, gpu_workers=gpu_workers,
                             data_workers=data_workers, seed=seed)
     run_device, run_workers = experiments.protocol_device(device, workers, gpu_workers)
-    layout = WorkLayout(Path(work_dir))
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout = WorkLayout(ensure_writable_dir(work_dir, "work folder"))
     pin_threads(threads)
     record = ProtocolRecord(preset=str(cfg["name"]), device=run_device, seeds=[seed + k for k in range(n_seeds)],
                             inits=list(inits), command=" ".join(shlex.quote(a) for a in sys.argv),

@@ -4,10 +4,17 @@ fault (a traceback, a silent reuse, a PermissionError after the work) before the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import struct
+import subprocess
+import sys
+import textwrap
+import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -176,6 +183,105 @@ def test_every_command_checks_its_output_folder_first(smoke: Path, raw: RawScene
             rc = cli.main(argv)                                       # before: PermissionError / OSError traceback
         assert rc != 0, name
         assert str(bad) in _errors(caplog) and "not writable" in _errors(caplog), name
+
+
+# ------------------------------------------------------------------------------------- one command per folder
+_HOLDER = textwrap.dedent("""
+    import pathlib, sys, time
+    from ssl4sar.errors import DataError
+    from ssl4sar.io import ensure_writable_dir, output_locks
+    with output_locks():
+        try:
+            ensure_writable_dir(sys.argv[1])
+        except DataError as exc:
+            print(exc)
+            sys.exit(3)
+        if len(sys.argv) > 2:
+            pathlib.Path(sys.argv[2]).write_text("held")
+            time.sleep(600)
+""")
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, "-c", _HOLDER, *args]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+@contextlib.contextmanager
+def _held_by_another_process(folder: Path, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``folder`` prepared (and so locked) by a command-like process that then waits; killed (-9) at the end."""
+    ready = tmp_path / f"{folder.name}.held"
+    proc = subprocess.Popen(_python(str(folder), str(ready)), env=_clean_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the holding process did not start"
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_every_command_refuses_a_folder_another_command_is_writing_into(
+        smoke: Path, raw: RawScenes, checkpoint: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two commands with the same output folder (two terminals) used to write checkpoints, records and downloads
+    over each other; now the second stops at once, naming the folder, and writes nothing into it."""
+    out = tmp_path / "busy"
+    caffe = smoke / "caffe"
+    scene = next((caffe / "sar_images" / "test").glob("*.png"))
+    ts = smoke / "timeseries"
+    commands = {
+        "data fetch": ["data", "fetch", "caffe-meta", "--dest", str(out)],
+        "data synth": ["data", "synth", "--preset", "smoke", "--layouts", "caffe", "--out", str(out)],
+        "data construct": ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir),
+                           "--aoi", str(raw.aoi_path), "--out", str(out), "--no-progress"],
+        "pretrain": ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(smoke),
+                     "--out", str(out), "--accelerator", "cpu", "--no-progress"],
+        "finetune": ["finetune", "--preset", "smoke", "--data", str(caffe), "--out", str(out),
+                     "--accelerator", "cpu", "--no-progress"],
+        "evaluate": ["evaluate", "--checkpoint", str(checkpoint), "--data", str(caffe), "--out", str(out),
+                     "--device", "cpu", "--no-progress"],
+        "predict": ["predict", str(scene), "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu"],
+        "timeseries": ["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
+                       str(ts / "reference_box.geojson"), "--out", str(out)],
+        "protocol": ["protocol", "--preset", "smoke", "--work-dir", str(out), "--inits", "scratch"],
+        "bench": ["bench", "--quick", "--device", "cpu", "--only", "none", "--out", str(out)],
+    }
+    with _held_by_another_process(out, tmp_path):
+        for name, argv in commands.items():
+            caplog.clear()
+            with caplog.at_level(logging.ERROR):
+                rc = cli.main(argv)
+            assert rc != 0, name
+            assert f"{out}: another process is writing into this" in _errors(caplog), (name, _errors(caplog))
+            assert sorted(p.name for p in out.iterdir()) == [], name
+    # the holder was killed (-9): nothing stale is left behind, and the folder is free again
+    assert cli.main(commands["timeseries"]) == 0
+
+
+def test_folder_locks_are_reentrant_and_left_to_rank_0(smoke: Path, tmp_path: Path) -> None:
+    from ssl4sar.io import ensure_writable_dir, output_locks
+
+    out = tmp_path / "run"
+    ts = smoke / "timeseries"
+    with output_locks():
+        ensure_writable_dir(out)
+        ensure_writable_dir(out)                                  # the same process again: not refused
+        assert cli.main(["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
+                         str(ts / "reference_box.geojson"), "--out", str(out)]) == 0
+        other = subprocess.run(_python(str(out)), env=_clean_env(), capture_output=True, text=True, timeout=120)
+        assert other.returncode == 3 and "another process is writing into this output folder" in other.stdout
+        # a secondary rank of a multi-process training writes into rank 0's folder
+        rank1 = subprocess.run(_python(str(out)), env=_clean_env(LOCAL_RANK="1"), capture_output=True, text=True,
+                               timeout=120)
+        assert rank1.returncode == 0, rank1.stdout + rank1.stderr
+    after = subprocess.run(_python(str(out)), env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert after.returncode == 0, after.stdout                    # released when the block ended
 
 
 # ------------------------------------------------------------------------------------------------ predict
