@@ -60,7 +60,9 @@ def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     """Create ``path`` (with parents) and prove that files can be written in it; return it.
 
     Commands call this before any heavy work so that an unwritable ``--out`` ends at once with a
-    :class:`~ssl4sar.errors.DataError` naming the folder, instead of a PermissionError after the work.
+    :class:`~ssl4sar.errors.DataError` naming the folder, instead of a PermissionError after the work. Inside
+    :func:`output_locks` (every command) the folder is also held until the command ends, and a folder that another
+    process holds is a :class:`~ssl4sar.errors.DataError`.
     """
     from ssl4sar.errors import DataError
 
