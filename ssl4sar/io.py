@@ -126,7 +126,8 @@ def _lock_folder(path: Path, what: str) -> None:
     except OSError as exc:
         logging.getLogger(__name__).debug("%s: not locked (%s)", path, exc)
         return
-    key = (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+    stat = os.fstat(fd)
+    key = (stat.st_dev, stat.st_ino)
     if key in _held_folders:
         os.close(fd)
         return

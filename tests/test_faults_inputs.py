@@ -153,30 +153,35 @@ def test_oversized_png_is_refused_naming_file_and_size(smoke: Path, tmp_path: Pa
 
 
 # -------------------------------------------------------------------------------------------- unwritable output
+def _every_command(out: Path, smoke: Path, raw: RawScenes, checkpoint: Path) -> dict[str, list[str]]:
+    """The command lines of every command that writes a folder, each writing into ``out``."""
+    caffe = smoke / "caffe"
+    scene = next((caffe / "sar_images" / "test").glob("*.png"))
+    ts = smoke / "timeseries"
+    return {
+        "data fetch": ["data", "fetch", "caffe-meta", "--dest", str(out)],
+        "data synth": ["data", "synth", "--preset", "smoke", "--layouts", "caffe", "--out", str(out)],
+        "data construct": ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir),
+                           "--aoi", str(raw.aoi_path), "--out", str(out), "--no-progress"],
+        "pretrain": ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(smoke),
+                     "--out", str(out), "--accelerator", "cpu", "--no-progress"],
+        "finetune": ["finetune", "--preset", "smoke", "--data", str(caffe), "--out", str(out),
+                     "--accelerator", "cpu", "--no-progress"],
+        "evaluate": ["evaluate", "--checkpoint", str(checkpoint), "--data", str(caffe), "--out", str(out),
+                     "--device", "cpu", "--no-progress"],
+        "predict": ["predict", str(scene), "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu"],
+        "timeseries": ["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
+                       str(ts / "reference_box.geojson"), "--out", str(out)],
+        "bench": ["bench", "--quick", "--device", "cpu", "--only", "none", "--out", str(out)],
+    }
+
+
 def test_every_command_checks_its_output_folder_first(smoke: Path, raw: RawScenes, checkpoint: Path,
                                                       tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     bad = blocker / "out"                                             # cannot be created, even by root
-    caffe = smoke / "caffe"
-    scene = next((caffe / "sar_images" / "test").glob("*.png"))
-    ts = smoke / "timeseries"
-    commands = {
-        "data fetch": ["data", "fetch", "caffe-meta", "--dest", str(bad)],
-        "data synth": ["data", "synth", "--preset", "smoke", "--layouts", "caffe", "--out", str(bad)],
-        "data construct": ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir),
-                           "--aoi", str(raw.aoi_path), "--out", str(bad), "--no-progress"],
-        "pretrain": ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(smoke),
-                     "--out", str(bad), "--accelerator", "cpu", "--no-progress"],
-        "finetune": ["finetune", "--preset", "smoke", "--data", str(caffe), "--out", str(bad),
-                     "--accelerator", "cpu", "--no-progress"],
-        "evaluate": ["evaluate", "--checkpoint", str(checkpoint), "--data", str(caffe), "--out", str(bad),
-                     "--device", "cpu", "--no-progress"],
-        "predict": ["predict", str(scene), "--checkpoint", str(checkpoint), "--out", str(bad), "--device", "cpu"],
-        "timeseries": ["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
-                       str(ts / "reference_box.geojson"), "--out", str(bad)],
-        "bench": ["bench", "--quick", "--device", "cpu", "--only", "none", "--out", str(bad)],
-    }
+    commands = _every_command(bad, smoke, raw, checkpoint)
     for name, argv in commands.items():
         caplog.clear()
         with caplog.at_level(logging.ERROR):
@@ -232,26 +237,8 @@ def test_every_command_refuses_a_folder_another_command_is_writing_into(
     """Two commands with the same output folder (two terminals) used to write checkpoints, records and downloads
     over each other; now the second stops at once, naming the folder, and writes nothing into it."""
     out = tmp_path / "busy"
-    caffe = smoke / "caffe"
-    scene = next((caffe / "sar_images" / "test").glob("*.png"))
-    ts = smoke / "timeseries"
-    commands = {
-        "data fetch": ["data", "fetch", "caffe-meta", "--dest", str(out)],
-        "data synth": ["data", "synth", "--preset", "smoke", "--layouts", "caffe", "--out", str(out)],
-        "data construct": ["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir),
-                           "--aoi", str(raw.aoi_path), "--out", str(out), "--no-progress"],
-        "pretrain": ["pretrain", "--method", "optsimmim", "--preset", "smoke", "--ssl4sar", str(smoke),
-                     "--out", str(out), "--accelerator", "cpu", "--no-progress"],
-        "finetune": ["finetune", "--preset", "smoke", "--data", str(caffe), "--out", str(out),
-                     "--accelerator", "cpu", "--no-progress"],
-        "evaluate": ["evaluate", "--checkpoint", str(checkpoint), "--data", str(caffe), "--out", str(out),
-                     "--device", "cpu", "--no-progress"],
-        "predict": ["predict", str(scene), "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu"],
-        "timeseries": ["timeseries", *map(str, sorted((ts / "fronts").glob("*_front.geojson"))), "--box",
-                       str(ts / "reference_box.geojson"), "--out", str(out)],
-        "protocol": ["protocol", "--preset", "smoke", "--work-dir", str(out), "--inits", "scratch"],
-        "bench": ["bench", "--quick", "--device", "cpu", "--only", "none", "--out", str(out)],
-    }
+    commands = {**_every_command(out, smoke, raw, checkpoint),
+                "protocol": ["protocol", "--preset", "smoke", "--work-dir", str(out), "--inits", "scratch"]}
     with _held_by_another_process(out, tmp_path):
         for name, argv in commands.items():
             caplog.clear()
