@@ -53,8 +53,9 @@ Initialisation (``--init`` / ``finetune.init``)
     checkpoint, one of our Lightning checkpoints (fine-tuning or pretraining) or our ``.pt`` format. Encoder *and*
     decoder transfer (spec §5.4); pretraining heads are dropped by name (:mod:`ssl4sar.models.convert`). The
     optimiser state is never taken from the init checkpoint. Initialisation only happens when a run starts; a
-    resumed run takes every weight from ``last.ckpt`` and keeps recording the initial weights it started from
-    (resuming it with an ``--init`` naming other ones is refused).
+    resumed run takes every weight from ``last.ckpt`` and keeps recording the initial weights it started from,
+    with a fingerprint of their values (resuming it with an ``--init`` naming other ones, or a file that holds other
+    weights now than when the run started, is refused).
 
 Hardware, precision, batch (see :mod:`ssl4sar.training`)
     The global batch of the preset is kept: ``accumulation = global_batch / (batch_per_device × devices × nodes)``.

@@ -616,11 +616,13 @@ def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, t
 
     Raises :class:`DataError` naming the file when it is unreadable or refused (:func:`ssl4sar.models.convert.
     read_checkpoint_file`), holds non-finite weights, or was written with other model settings or from other
-    initial weights than ``init`` (:func:`~ssl4sar.models.initialise.same_initialisation`). Changed
+    initial weights than ``init`` (:func:`~ssl4sar.models.initialise.same_initialisation`; a checkpoint named by
+    ``init`` must still hold the weights the run started from, :func:`~ssl4sar.models.initialise.
+    changed_initial_weights`, else the error names that file). Changed
     settings that a resume can honour are logged and returned in :attr:`ResumeState.changed`.
     """
     from ssl4sar.models.convert import check_finite, read_checkpoint_file
-    from ssl4sar.models.initialise import same_initialisation
+    from ssl4sar.models.initialise import changed_initial_weights, same_initialisation
 
     path = Path(path)
     ckpt = read_checkpoint_file(path, trusted=trusted)
@@ -641,11 +643,17 @@ def inspect_resume_checkpoint(path: str | Path, hparams: Mapping[str, Any], *, t
                         "model settings cannot change within a run: use a new --out folder, or --no-resume to "
                         "start this folder afresh")
     started_from = recorded.get("init")
-    if started_from is not None and init is not None and not same_initialisation(started_from, init):
-        where = str(started_from).removeprefix("checkpoint:")
-        raise DataError(path, f"the run being resumed started from {where}, not from {init}",
-                        "a resumed run takes every weight from its checkpoint: use a new --out folder, or "
-                        "--no-resume to start this folder afresh from the new initial weights")
+    way_out = ("a resumed run takes every weight from its checkpoint: use a new --out folder, or --no-resume to "
+               "start this folder afresh from the new initial weights")
+    if started_from is not None and init is not None:
+        if not same_initialisation(started_from, init):
+            where = str(started_from).removeprefix("checkpoint:")
+            raise DataError(path, f"the run being resumed started from {where}, not from {init}", way_out)
+        changed_file = changed_initial_weights(started_from, recorded.get("model_config"), trusted=trusted)
+        if changed_file is not None:
+            init_path, then, now = changed_file
+            raise DataError(init_path, f"now holds the weights {now}, not the weights {then} that the run being "
+                            f"resumed ({path}) started from: the file was written again since", way_out)
     for k, (old, new) in changed.items():
         log.warning("resuming %s with %s.%s = %r (the checkpoint was trained with %r): the new value applies from "
                     "now on", path, section, k, new, old)

@@ -159,12 +159,48 @@ def test_a_resumed_run_records_the_initialisation_it_started_from(smoke_data: Pa
     monkeypatch.chdir(tmp_path)   # the same file, named by a relative path
     assert _finetune(smoke_data, out, "--max-epochs", "2", "--init", "init.pt") == 0
     run = yaml.safe_load((out / "config.yaml").read_text())["run"]
-    assert run["resumed_from"] and run["init"] == f"checkpoint:{init}"      # before the fix: "init.pt"
+    started = f"checkpoint:{init} [weights {_fingerprint(init)}]"
+    assert run["resumed_from"] and run["init"] == started      # before the fix: "init.pt"
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert last["epoch"] == 1 and last["hyper_parameters"]["init"] == f"checkpoint:{init}"
+    assert last["epoch"] == 1 and last["hyper_parameters"]["init"] == started
     # without --init the run goes on from whatever it started from (the preset's init is not asked for)
     assert _finetune(smoke_data, out, "--max-epochs", "3") == 0
-    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["init"] == f"checkpoint:{init}"
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["init"] == started
+
+
+def test_resume_after_the_initial_weights_file_was_overwritten_is_refused(smoke_data: Path, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The file named by --init now holds other weights (a pretraining run again, exported to the same path): the
+    resumed run would go on from weights that are not the ones it records (before the fix it did). The same
+    weights written again (a new export of one checkpoint) resume as before."""
+    init = _tiny_checkpoint(tmp_path / "init.pt")
+    out = tmp_path / "run"
+    assert _finetune(smoke_data, out, "--max-epochs", "1", "--init", str(init)) == 0
+    started = _fingerprint(init)
+    _tiny_checkpoint(init, note="exported again")        # same weights, other bytes
+    assert _finetune(smoke_data, out, "--max-epochs", "2", "--init", str(init)) == 0
+    _tiny_checkpoint(init, seed=1)                       # other weights, same path
+    now = _fingerprint(init)
+    assert now != started
+    before = (out / "checkpoints" / "last.ckpt").read_bytes()
+    with caplog.at_level(logging.ERROR):
+        rc = _finetune(smoke_data, out, "--max-epochs", "3", "--init", str(init))
+    assert rc == 1
+    assert str(init) in caplog.text and f"not the weights {started}" in caplog.text \
+        and f"now holds the weights {now}" in caplog.text
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before
+    # without --init nothing is asked of the file, and the run goes on from its checkpoint
+    assert _finetune(smoke_data, out, "--max-epochs", "3") == 0
+    # a file that is gone cannot be compared: the run resumes from its checkpoint, which holds every weight
+    init.unlink()
+    assert _finetune(smoke_data, out, "--max-epochs", "4", "--init", str(init)) == 0
+
+
+def _fingerprint(path: Path) -> str:
+    from ssl4sar.models.convert import load_model
+    from ssl4sar.models.initialise import weights_fingerprint
+
+    return weights_fingerprint(load_model(path).state_dict())
 
 
 # ------------------------------------------------------------------------------------------------ metrics history
@@ -192,8 +228,10 @@ def test_copied_run_folder_keeps_its_best_checkpoint_tracking(one_epoch_run: Pat
 
 
 # ------------------------------------------------------------------------------------------ checkpoints and trust
-def _tiny_checkpoint(path: Path, **extra: Any) -> Path:
-    model = Tyrion.from_config(load_preset("smoke")["model"])
+def _tiny_checkpoint(path: Path, seed: int = 0, **extra: Any) -> Path:
+    with torch.random.fork_rng():     # the same seed, the same weights; the tests' random state untouched
+        torch.manual_seed(seed)
+        model = Tyrion.from_config(load_preset("smoke")["model"])
     save_checkpoint(path, model)
     obj = torch.load(path, map_location="cpu", weights_only=True)
     obj["meta"].update(extra)

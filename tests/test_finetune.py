@@ -218,7 +218,7 @@ def test_init_from_our_pretraining_lightning_checkpoint(smoke_model_config: dict
     module = SegmentationModule(smoke_model_config)
     before = {k: v.clone() for k, v in module.model.state_dict().items()}
     desc = module.initialise(path)
-    assert desc == f"checkpoint:{path}" and module.hparams["init"] == desc
+    assert desc.startswith(f"checkpoint:{path} [weights ") and module.hparams["init"] == desc
     _assert_same(module.model.state_dict(), src.state_dict())
     assert not torch.equal(before["head.weight"], module.model.state_dict()["head.weight"])
 
@@ -265,6 +265,8 @@ def test_init_rejects_a_checkpoint_of_another_architecture(smoke_model_config: d
     ("imagenet:/w/swinv2.pth", "imagenet", True), ("imagenet:/w/swinv2.pth", "scratch", False),
     ("checkpoint:{d}/a.pt", "a.pt", True), ("checkpoint:{d}/a.pt", "{d}/./a.pt", True),
     ("checkpoint:{d}/a.pt", "b.pt", False), ("checkpoint:{d}/a.pt", "scratch", False),
+    ("checkpoint:{d}/a.pt [weights 0123456789abcdef]", "a.pt", True),   # the weights are compared elsewhere
+    ("checkpoint:{d}/a.pt [weights 0123456789abcdef]", "b.pt", False),
     ("{d}/a.pt", "a.pt", True),            # recorded by a run resumed before descriptions were kept
     ("scratch", "a.pt", False)])
 def test_same_initialisation_compares_kinds_and_resolved_paths(recorded: str, requested: str, same: bool,
@@ -273,6 +275,30 @@ def test_same_initialisation_compares_kinds_and_resolved_paths(recorded: str, re
 
     monkeypatch.chdir(tmp_path)
     assert same_initialisation(recorded.format(d=tmp_path), requested.format(d=tmp_path)) is same
+
+
+def test_weights_fingerprint_follows_the_values_not_the_file(smoke_model_config: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """The fingerprint a run records of its initial weights: equal for equal weights, whatever the file's
+    metadata or key order; different after one value changes."""
+    from ssl4sar.models.initialise import weights_fingerprint
+
+    src = _random_tyrion(smoke_model_config, 6)
+    sd = src.state_dict()
+    fp = weights_fingerprint(sd)
+    assert len(fp) == 16 and int(fp, 16) >= 0
+    assert weights_fingerprint(dict(reversed(list(sd.items())))) == fp
+    changed = {k: v.clone() for k, v in sd.items()}
+    changed["head.bias"][0] += 1e-6
+    assert weights_fingerprint(changed) != fp
+    assert weights_fingerprint({k: v.to(torch.bfloat16) for k, v in sd.items()}) != fp   # the dtype is part of it
+    # the description of a checkpoint initialisation carries it, and the same weights saved again match
+    a = save_checkpoint(tmp_path / "a.pt", src, meta={"note": "first export"})
+    b = save_checkpoint(tmp_path / "b.pt", src, meta={"note": "second export"})
+    assert a.read_bytes() != b.read_bytes()
+    desc_a = initialise_model(Tyrion.from_config(smoke_model_config), a)
+    desc_b = initialise_model(Tyrion.from_config(smoke_model_config), b)
+    assert desc_a == f"checkpoint:{a} [weights {fp}]" and desc_b == f"checkpoint:{b} [weights {fp}]"
 
 
 def test_init_imagenet(smoke_model_config: dict[str, Any], tmp_path: Path) -> None:
