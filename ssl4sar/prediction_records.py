@@ -57,6 +57,7 @@ import torch
 from ssl4sar import __version__
 from ssl4sar.data.download import sha256sum
 from ssl4sar.io import write_json_atomic
+from ssl4sar.models.state_digest import update_with_state
 
 __all__ = [
     "RECORD_FORMAT", "RECORD_SUFFIX", "file_identity", "same_file", "models_sha256", "output_settings",
@@ -116,10 +117,7 @@ def models_sha256(members: Sequence[Any]) -> str | None:
         config = getattr(m, "config", None)
         config = dict(config) if isinstance(config, Mapping) else None
         h.update(f"config {json.dumps(config, sort_keys=True, default=str)}\n".encode())
-        for name, t in m.state_dict().items():
-            t = t.detach()
-            h.update(f"{name} {t.dtype} {tuple(t.shape)}\n".encode())
-            h.update(t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        update_with_state(h, m.state_dict())
     return h.hexdigest()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ssl4sar.errors import DataError
+from ssl4sar.models.state_digest import update_with_state
 from ssl4sar.models.tyrion import Tyrion
 
 __all__ = ["IMAGENET_RESOURCE", "resolve_imagenet_weights", "initialise_model", "weights_fingerprint",
@@ -43,10 +44,7 @@ def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
     0.13 s on the 2-core build machine.
     """
     digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    update_with_state(digest, {name: state[name] for name in sorted(state)})
     return digest.hexdigest()[:16]
 
 
