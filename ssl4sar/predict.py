@@ -65,8 +65,10 @@ the GPU when there is one) and ``outputs_s`` for the rest (reading, the files ab
 --resume``) keeps every scene whose record matches its input file, models and settings and predicts the rest,
 so a killed run continues where it stopped and new scenes can be added to a folder. What a killed run left of
 the scene it was predicting (the tiles' memory-mapped folder, half-written files) is deleted when that scene is
-predicted again. Two scenes with the same stem would write the same files: they are refused before anything is
-predicted.
+predicted again. Two scenes with the same stem would write the same files, and a scene named like another's
+output (``a_zones.tif`` beside ``a.tif``) would be overwritten by it: both are refused before anything is
+predicted. The rasters and the overlay carry the metadata item ``ssl4sar_output`` (their kind), so the outputs
+given back as scenes (``predict scenes/*.tif --out scenes``, run again) are left out and counted, not predicted.
 """
 
 from __future__ import annotations
@@ -95,7 +97,16 @@ from rasterio.windows import Window
 
 from ssl4sar import geo, prediction_records
 from ssl4sar.config import paper_preset
-from ssl4sar.data.scenes import SceneSource, open_scene, scene_metadata, to_model_input
+from ssl4sar.data.scenes import (
+    FRONT_MASK_TAGS,
+    PREDICT_OUTPUT_TAG,
+    ZONES_TAGS,
+    SceneSource,
+    open_scene,
+    predict_output_kind,
+    scene_metadata,
+    to_model_input,
+)
 from ssl4sar.domain import CAFFE_PIXEL_SPACING_M, CLASS_NAMES
 from ssl4sar.errors import DataError, SettingError
 from ssl4sar.inference import (
@@ -123,7 +134,7 @@ from ssl4sar.prediction_writers import (
 
 __all__ = [
     "CLASS_NAMES", "SceneSource", "SceneResult", "PredictionRun", "open_scene", "scene_metadata", "to_model_input",
-    "predict_scene", "predict_scenes",
+    "predict_scene", "predict_scenes", "output_paths",
 ]
 
 log = logging.getLogger(__name__)
@@ -206,13 +217,14 @@ class SceneResult:
 @dataclass
 class PredictionRun:
     """Results of :func:`predict_scenes`: the scenes done (in input order, those kept from an earlier run
-    included), ``(path, reason)`` of those skipped, the wall-clock seconds it took, and the paths of the scenes
-    whose earlier outputs were kept (``resume``)."""
+    included), ``(path, reason)`` of those skipped, the wall-clock seconds it took, the paths of the scenes
+    whose earlier outputs were kept (``resume``), and the files left out because ``predict`` wrote them."""
 
     results: list[SceneResult]
     skipped: list[tuple[Path, str]]
     seconds: float = 0.0
     reused: list[Path] = field(default_factory=list)
+    left_out: list[Path] = field(default_factory=list)  # given as scenes, but outputs of an earlier prediction
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -434,9 +446,8 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
     model_tiles = tile_rects(model_shape, tile)
     scene_tiles = tile_rects(src.shape, tile)
     stem = src.stem
-    paths = {"zones": out / f"{stem}_zones.tif", "probabilities": out / f"{stem}_probabilities.tif",
-             "uncertainty": out / f"{stem}_uncertainty.tif", "front_mask": out / f"{stem}_front.tif",
-             "front": out / f"{stem}_front.geojson"}
+    planned = output_paths(out, stem)
+    paths = {k: planned[k] for k in ("zones", "probabilities", "uncertainty", "front_mask", "front")}
     with contextlib.ExitStack() as stack:
         tmpdir = None
         if tile is not None:
@@ -459,13 +470,14 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         with atomic_path(paths["probabilities"]) as p_tmp, atomic_path(paths["uncertainty"]) as u_tmp:
             profile = raster_profile(src.shape, k_classes, prob_dtype, src.crs, src.transform)
             with open_for_write(p_tmp, profile) as p_ds, open_for_write(u_tmp, profile) as u_ds:
-                for ds, what in ((p_ds, "mean softmax probability"), (u_ds, "std of the softmax over maps")):
+                for ds, kind, what in ((p_ds, "probabilities", "mean softmax probability"),
+                                       (u_ds, "uncertainty", "std of the softmax over maps")):
                     for b in range(k_classes):
                         ds.set_band_description(b + 1, f"{names[b]}: {what}")
                     if probability_dtype == "uint8":
                         ds.scales = [1.0 / 255.0] * k_classes
                     ds.update_tags(n_maps=n_maps, rotations=",".join(map(str, rots)), flips=str(flips),
-                                   scene=stem)
+                                   scene=stem, **{PREDICT_OUTPUT_TAG: kind})
                 for rect in scene_tiles:
                     y0, y1, x0, x1 = rect
                     m_t = frame.bilinear(mean, rect)
@@ -476,9 +488,9 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
                     win = Window(x0, y0, x1 - x0, y1 - y0)
                     p_ds.write(encode_probabilities(m_t, probability_dtype), window=win)
                     u_ds.write(encode_probabilities(s_t, probability_dtype), window=win)
-        write_raster(paths["zones"], zones, src, {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
+        write_raster(paths["zones"], zones, src, "zones", ZONES_TAGS)
         front = extract_front(zones, src.resolution_m, min_front_length_m=min_front_length_m)
-        write_raster(paths["front_mask"], front * np.uint8(255), src, {"front": "255 = calving front"})
+        write_raster(paths["front_mask"], front * np.uint8(255), src, "front_mask", FRONT_MASK_TAGS)
         # from the model-frame std still in memory, at the front pixels only, encoded as stored: the GeoTIFF is not
         # read back
         mean_unc = mean_at_front(lambda rows, cols: frame.bilinear_at(std, rows, cols), front, probability_dtype)
@@ -512,12 +524,12 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
             log.warning("%s: no CRS, cannot write the front in EPSG:4326", src.path)
         else:
             paths["front_wgs84"] = geo.write_geojson(
-                out / f"{stem}_front_wgs84.geojson",
+                planned["front_wgs84"],
                 [(geo.reproject_geometry(geometry, src.crs, geo.WGS84), props)], geo.WGS84)
     if member_fronts:
-        paths["front_members"] = geo.write_geojson(out / f"{stem}_front_members.geojson", member_geoms, src.crs)
+        paths["front_members"] = geo.write_geojson(planned["front_members"], member_geoms, src.crs)
     if overlay:
-        paths["overlay"] = write_overlay(out / f"{stem}_overlay.png", src, zones, front)
+        paths["overlay"] = write_overlay(planned["overlay"], src, zones, front)
     log.info("%s: front of %d px, %.0f m (%d maps)", stem, int(front.sum()), length_m, n_maps)
     return SceneResult(path=src.path, stem=stem, outputs=paths, crs=crs_name, transform=tuple(src.transform)[:6],
                        shape=src.shape, model_shape=model_shape, resolution_m=src.resolution_m, date=src.date,
@@ -595,7 +607,10 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
     Args:
         models, kwargs: as for :func:`predict_scene`.
         paths: the scenes. The same file named twice is predicted once; two files with the same stem (their
-            outputs would overwrite each other) raise a :class:`DataError` before anything is predicted.
+            outputs would overwrite each other), or a scene that another's output would overwrite, raise a
+            :class:`DataError` before anything is predicted. Files that ``predict`` wrote
+            (:func:`~ssl4sar.data.scenes.predict_output_kind`: a folder given again after its scenes were
+            predicted into it) are left out, logged and listed in :attr:`PredictionRun.left_out`.
         replace: delete ``out_dir`` first (a fresh run; no file of an earlier one is left).
         resume: keep the outputs of scenes whose record shows they were made from the same input file, models
             and settings (an interrupted run, or new scenes added to a folder); predict the others.
@@ -603,7 +618,8 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
     if replace and resume:
         raise ValueError("replace=True deletes the earlier outputs that resume=True would keep: choose one")
     out = Path(out_dir)
-    scenes = _distinct_scenes(paths, out)
+    scenes, left_out = _scenes_and_outputs(paths)
+    scenes = _distinct_scenes(scenes, out)
     members = ensemble_members(models)
     settings = prediction_records.output_settings(predict_scene, kwargs)
     models_digest = prediction_records.models_sha256(members)
@@ -643,7 +659,24 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
                 _write_record(out, p, res, identity, models_digest, settings)
         _write_tables(out, results, skipped)
     _write_tables(out, results, skipped)
-    return PredictionRun(results, skipped, time.perf_counter() - start, reused)
+    return PredictionRun(results, skipped, time.perf_counter() - start, reused, left_out)
+
+
+def _scenes_and_outputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
+    """``paths`` split into scenes and files that ``predict`` wrote (logged: one line each, one warning for all)."""
+    scenes: list[Path] = []
+    outputs: list[Path] = []
+    for p in map(Path, paths):
+        kind = predict_output_kind(p)
+        if kind is None:
+            scenes.append(p)
+        else:
+            outputs.append(p)
+            log.info("%s: left out, an output of ssl4sar predict (%s), not a SAR scene", p, kind)
+    if outputs:
+        names = ", ".join(map(str, outputs[:3])) + (" …" if len(outputs) > 3 else "")
+        log.warning("left out %d file(s) that ssl4sar predict wrote, not SAR scenes: %s", len(outputs), names)
+    return scenes, outputs
 
 
 def _write_record(out: Path, scene: Path, res: SceneResult, identity: dict[str, Any] | None, models_digest: str,
@@ -712,4 +745,19 @@ def _distinct_scenes(paths: Sequence[str | Path], out: Path) -> list[Path]:
         listed = "; ".join(f"'{ps[0].stem}': " + ", ".join(map(str, ps)) for ps in clashes)
         raise DataError(out, f"scenes with the same output name would overwrite each other's outputs here: {listed}",
                         "rename them, or predict them into separate output folders")
+    for p in scenes:
+        for kind, written in output_paths(out, p.stem).items():
+            # only a raster can be a scene: a GeoJSON given as one is skipped as unreadable
+            if written.suffix in (".tif", ".png") and Path(os.path.realpath(written)) in seen:
+                raise DataError(written, f"this scene would be overwritten by the {kind} output of {p}",
+                                "predict into another --out folder, or rename the scene")
     return scenes
+
+
+def output_paths(out: Path, stem: str) -> dict[str, Path]:
+    """The files :func:`predict_scene` writes for a scene of this ``stem`` into ``out``, by output kind (the
+    optional ones included)."""
+    return {"zones": out / f"{stem}_zones.tif", "probabilities": out / f"{stem}_probabilities.tif",
+            "uncertainty": out / f"{stem}_uncertainty.tif", "front_mask": out / f"{stem}_front.tif",
+            "front": out / f"{stem}_front.geojson", "front_wgs84": out / f"{stem}_front_wgs84.geojson",
+            "front_members": out / f"{stem}_front_members.geojson", "overlay": out / f"{stem}_overlay.png"}

@@ -22,7 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 
 from ssl4sar import geo
-from ssl4sar.data.scenes import SceneSource
+from ssl4sar.data.scenes import PREDICT_OUTPUT_TAG, SceneSource
 from ssl4sar.domain import display_step, downsample_for_display
 from ssl4sar.io import atomic_path, write_text_atomic
 
@@ -84,11 +84,12 @@ def mean_at_front(uncertainty_at: Callable[[np.ndarray, np.ndarray], np.ndarray]
     return float(vals.max(axis=0).sum()) / rows.size
 
 
-def write_raster(path: Path, array: np.ndarray, src: SceneSource, tags: dict[str, str]) -> Path:
+def write_raster(path: Path, array: np.ndarray, src: SceneSource, kind: str, tags: Mapping[str, str]) -> Path:
+    """A single-band uint8 output on the scene's grid, marked as ``predict``'s output of this ``kind``."""
     with atomic_path(path) as tmp:
         with open_for_write(tmp, raster_profile(src.shape, 1, "uint8", src.crs, src.transform)) as ds:
             ds.write(array, 1)
-            ds.update_tags(scene=src.stem, **tags)
+            ds.update_tags(scene=src.stem, **tags, **{PREDICT_OUTPUT_TAG: kind})
     return path
 
 
@@ -106,7 +107,7 @@ def write_overlay(path: Path, src: SceneSource, zones: np.ndarray, front: np.nda
     title = src.stem + (f" ({src.date.isoformat()})" if src.date else "")
     fig = plot_prediction(sar, zones[::f, ::f], pred_front=fr, title=title,
                           thickness_px=1 if min(small) < 256 else 3)
-    return save_figure(fig, path)
+    return save_figure(fig, path, metadata={PREDICT_OUTPUT_TAG: "overlay"})
 
 
 
@@ -126,13 +127,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> Path:
 
 def describe_rasters(paths: Sequence[Path]) -> Any:
     """What written GeoTIFFs say about themselves, one row each: file name, CRS, size (H × W), bands, dtype, pixel
-    size (m) and the first band's description (else its tags, without ``scene`` and ``AREA_OR_POINT``)."""
+    size (m) and the first band's description (else its tags, without ``scene``, ``AREA_OR_POINT`` and the output
+    mark)."""
     import pandas as pd
 
     rows = []
     for path in paths:
         with rasterio.open(path) as ds:
-            tags = ", ".join(f"{k}={v}" for k, v in ds.tags().items() if k not in ("scene", "AREA_OR_POINT"))
+            tags = ", ".join(f"{k}={v}" for k, v in ds.tags().items()
+                             if k not in ("scene", "AREA_OR_POINT", PREDICT_OUTPUT_TAG))
             rows.append({"file": Path(path).name, "CRS": str(ds.crs), "size (H × W)": f"{ds.height} × {ds.width}",
                          "bands": ds.count, "dtype": ds.dtypes[0], "pixel (m)": abs(ds.transform.a),
                          "band 1": ds.descriptions[0] or tags})

@@ -950,3 +950,77 @@ def test_a_scene_replaced_while_it_is_predicted_is_predicted_again(tmp_path, mon
     assert run.reused == [scenes[0], scenes[2]]
     predict_scenes(CountingRule(), scenes[1:2], tmp_path / "fresh", **RESUME_KW)
     np.testing.assert_array_equal(_read(out / "s1_zones.tif"), _read(tmp_path / "fresh" / "s1_zones.tif"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the outputs of a prediction given back as scenes (`predict scenes/*.tif --out scenes`, run a second time)
+
+def test_outputs_of_a_prediction_are_left_out_when_given_as_scenes(tmp_path):
+    """Before: each output raster (zones, probabilities, uncertainty, front mask) and the overlay PNG was predicted
+    as if it were a SAR scene (band 1 as the amplitude), writing ``scene_zones_zones.tif`` and so on, and listed in
+    predictions.csv as a scene."""
+    folder = tmp_path / "scenes"
+    scene = write_tif(folder / "good.tif", scene_image(straight_front_zones()))
+    first = predict_scenes(BrightnessRule(), [scene], folder, stride=8, min_front_length_m=200)
+    outputs = sorted(p for p in folder.iterdir() if p.suffix in (".tif", ".png") and p != scene)
+    assert [p.name for p in outputs] == ["good_front.tif", "good_overlay.png", "good_probabilities.tif",
+                                         "good_uncertainty.tif", "good_zones.tif"]
+    before = sorted(p.name for p in folder.iterdir())
+    run = predict_scenes(BrightnessRule(), sorted(folder.glob("*.tif")) + sorted(folder.glob("*.png")), folder,
+                         stride=8, min_front_length_m=200, pixel_size_m=20.0)
+    assert [r.stem for r in run.results] == ["good"] and run.skipped == []
+    assert sorted(p.name for p in run.left_out) == [p.name for p in outputs]
+    assert sorted(p.name for p in folder.iterdir()) == before          # no good_zones_zones.tif & co.
+    assert [r["scene"] for r in _csv_rows(folder / "predictions.csv")] == ["good"]
+    assert _csv_rows(folder / "skipped.csv") == []
+    assert run.results[0].length_m == first.results[0].length_m
+    # one such file named on its own is refused, naming it and what it is
+    with pytest.raises(DataError, match=r"good_zones\.tif.*output of ssl4sar predict \(zones\)"):
+        predict_scene(BrightnessRule(), folder / "good_zones.tif", tmp_path / "again", stride=8)
+
+
+def test_outputs_written_before_they_were_marked_are_recognised_by_their_tags(tmp_path):
+    from ssl4sar.data.scenes import predict_output_kind
+
+    zones = write_tif(tmp_path / "old_zones.tif", straight_front_zones(),
+                      tags={"scene": "old", "classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"})
+    front = write_tif(tmp_path / "old_front.tif", np.zeros((70, 90), np.uint8),
+                      tags={"scene": "old", "front": "255 = calving front"})
+    probs = write_tif(tmp_path / "old_probabilities.tif", scene_image(straight_front_zones()),
+                      tags={"scene": "old", "n_maps": "1", "rotations": "0", "flips": "False"})
+    plain = write_tif(tmp_path / "plain.tif", scene_image(straight_front_zones()), tags={"scene": "x"})
+    assert [predict_output_kind(p) for p in (zones, front, probs, plain, tmp_path / "missing.tif")] == \
+        ["zones", "front_mask", "probabilities or uncertainty", None, None]
+
+
+def test_cli_leaves_out_outputs_and_exits_0(smoke_checkpoint, tmp_path, caplog):
+    from ssl4sar.cli import main
+
+    folder = tmp_path / "scenes"
+    good = write_tif(folder / "good.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20)))
+    args = ["predict", "--checkpoint", str(smoke_checkpoint), "--out", str(folder), "--no-overlay", "--stride", "32"]
+    assert main([*args, str(good)]) == 0
+    with caplog.at_level(logging.INFO):
+        assert main([*args, *map(str, sorted(folder.glob("*.tif")))]) == 0
+    assert "left out 4 file(s) that ssl4sar predict wrote" in caplog.text and "good_zones.tif" in caplog.text
+    assert not list(folder.glob("good_*_zones.tif"))
+
+
+def test_a_scene_that_an_output_would_overwrite_is_refused_before_any_work(tmp_path):
+    """A scene named like another scene's output (``a_zones.tif`` beside ``a.tif``), predicted into its own folder:
+    before, ``a``'s zones raster replaced the scene ``a_zones.tif``; the data was lost."""
+    folder = tmp_path / "scenes"
+    a = write_tif(folder / "a.tif", scene_image(straight_front_zones()))
+    a_zones = write_tif(folder / "a_zones.tif", scene_image(straight_front_zones(front_col=50), seed=1))
+    data = a_zones.read_bytes()
+    with pytest.raises(DataError, match=r"a_zones\.tif.*would be overwritten by the zones output of .*a\.tif"):
+        predict_scenes(BrightnessRule(), [a, a_zones], folder, stride=8, min_front_length_m=200, overlay=False)
+    assert a_zones.read_bytes() == data and sorted(p.name for p in folder.iterdir()) == ["a.tif", "a_zones.tif"]
+    run = predict_scenes(BrightnessRule(), [a, a_zones], tmp_path / "out", stride=8, min_front_length_m=200,
+                         overlay=False)
+    assert [r.stem for r in run.results] == ["a", "a_zones"] and run.left_out == []
+    # a file that cannot be a scene (GeoJSON) is not protected so: it is skipped as unreadable, as any such file
+    geojson = folder / "a_front.geojson"
+    geojson.write_text('{"type": "FeatureCollection", "features": []}')
+    run = predict_scenes(BrightnessRule(), [a, geojson], folder, stride=8, min_front_length_m=200, overlay=False)
+    assert [r.stem for r in run.results] == ["a"] and [p.name for p, _ in run.skipped] == ["a_front.geojson"]

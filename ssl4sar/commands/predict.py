@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         return min(max(len(args.scenes), 1), _MAX_EXIT)
     if result.reused:
         log.info("kept %d scene(s) predicted earlier with the same inputs and settings", len(result.reused))
-    log.info("predicted %d scene(s), skipped %d (see %s)", len(result.results) - len(result.reused),
-             len(result.skipped), Path(args.out) / "skipped.csv")
+    log.info("predicted %d scene(s), skipped %d (see %s)%s", len(result.results) - len(result.reused),
+             len(result.skipped), Path(args.out) / "skipped.csv",
+             f", left out {len(result.left_out)} output(s) of an earlier prediction" if result.left_out else "")
     return min(len(result.skipped), _MAX_EXIT)
 
 

@@ -21,6 +21,10 @@ Any single-band raster GDAL reads (band 1 is used): GeoTIFFs in any CRS, or CaFF
   geographic CRS, else the CaFFe stem (``<Glacier>_<date>_<Sensor>_<Res>_<Q>_<Orbit>``), else
   ``pixel_size_m``; a scene whose spacing is unknown is refused. The short-front threshold
   (``min_front_length_m``, 750 m) is converted with it.
+* The rasters and the overlay PNG that ``ssl4sar predict`` writes carry the metadata item
+  :data:`PREDICT_OUTPUT_TAG` (their kind). Such a file is not a SAR scene: :func:`open_scene` refuses it, and
+  :func:`predict_output_kind` tells it apart (also by the tags of outputs written before the item existed), so that
+  a folder of scenes and their outputs can be given to ``predict`` again.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +51,19 @@ from ssl4sar import geo
 from ssl4sar.data.construct import parse_date
 from ssl4sar.errors import DataError
 
-__all__ = ["SceneSource", "open_scene", "scene_metadata", "to_model_input"]
+__all__ = ["SceneSource", "open_scene", "scene_metadata", "to_model_input", "PREDICT_OUTPUT_TAG", "ZONES_TAGS",
+           "FRONT_MASK_TAGS", "predict_output_kind"]
 
 log = logging.getLogger(__name__)
 
 _SUBSAMPLE_MAX = 1_000_000
+#: metadata item (GeoTIFF tag, PNG text) that marks a file written by ``ssl4sar predict``; its value is the kind
+PREDICT_OUTPUT_TAG = "ssl4sar_output"
+#: the other tags ``predict`` writes on its zone and front-mask rasters; with the probability rasters' tag names,
+#: they recognise outputs written before :data:`PREDICT_OUTPUT_TAG` was
+ZONES_TAGS = {"classes": "0 NA, 1 rock, 2 glacier, 3 ocean + ice melange"}
+FRONT_MASK_TAGS = {"front": "255 = calving front"}
+_PROBABILITY_TAG_NAMES = ("n_maps", "rotations", "flips")
 _STRIP_PIXELS = 4_000_000
 
 
@@ -215,13 +227,39 @@ def _geographic_pixel_size(crs: Any, transform: Affine, shape: tuple[int, int]) 
     return float(dx), float(dy)
 
 
+def predict_output_kind(path: str | Path) -> str | None:
+    """The kind of ``ssl4sar predict`` output the file is (``zones``, ``probabilities``, ``uncertainty``,
+    ``front_mask``, ``overlay``; ``probabilities or uncertainty`` for those written before they were marked), from
+    its metadata; ``None`` for anything else, a file that cannot be read included (reading it says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                tags = {str(k): str(v) for k, v in ds.tags().items()}
+    except (RasterioError, OSError):
+        return None
+    return _output_kind(tags)
+
+
+def _output_kind(tags: Mapping[str, str]) -> str | None:
+    if tags.get(PREDICT_OUTPUT_TAG):
+        return str(tags[PREDICT_OUTPUT_TAG])
+    for kind, marks in (("zones", ZONES_TAGS), ("front_mask", FRONT_MASK_TAGS)):
+        if all(tags.get(k) == v for k, v in marks.items()):
+            return kind
+    if "scene" in tags and all(k in tags for k in _PROBABILITY_TAG_NAMES):
+        return "probabilities or uncertainty"
+    return None
+
+
 def open_scene(path: str | Path, *, allow_no_crs: bool = False, pixel_size_m: float | None = None,
                value_range: tuple[float, float] | None = None, percentiles: tuple[float, float] = (1.0, 99.0)
                ) -> SceneSource:
     """Open a scene for prediction and check it (see the module docstring).
 
-    Raises :class:`DataError` naming the file when it is unreadable, has no CRS (GeoTIFF without
-    ``allow_no_crs``), holds no valid pixel, or its pixel spacing is unknown. The caller must ``close()`` it.
+    Raises :class:`DataError` naming the file when it is unreadable, is an output of ``ssl4sar predict``, has no
+    CRS (GeoTIFF without ``allow_no_crs``), holds no valid pixel, or its pixel spacing is unknown. The caller must
+    ``close()`` it.
     """
     path = Path(path)
     if not path.is_file():
@@ -241,6 +279,11 @@ def open_scene(path: str | Path, *, allow_no_crs: bool = False, pixel_size_m: fl
 
 def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None,
              value_range: tuple[float, float] | None, percentiles: tuple[float, float]) -> SceneSource:
+    tags = {str(k): str(v) for k, v in ds.tags().items()}
+    kind = _output_kind(tags)
+    if kind is not None:
+        raise DataError(path, f"this file is an output of ssl4sar predict ({kind}), not a SAR scene",
+                        "give predict the SAR scenes only")
     crs = ds.crs if ds.crs else None
     is_png = ds.driver.upper() == "PNG" or path.suffix.lower() == ".png"
     if crs is None and not (is_png or allow_no_crs):
@@ -250,7 +293,6 @@ def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None
         log.warning("%s: no CRS, the front is written in pixel coordinates (x = column + 0.5, y = row + 0.5)", path)
     if ds.count > 1:
         log.warning("%s: %d bands, using band 1 as the SAR amplitude", path, ds.count)
-    tags = {str(k): str(v) for k, v in ds.tags().items()}
     meta = scene_metadata(path.stem, tags)
     t = ds.transform
     if crs is not None and crs.is_projected:

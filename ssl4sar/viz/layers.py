@@ -163,11 +163,13 @@ def plot_uncertainty(std: np.ndarray, class_names: Sequence[str] = CLASS_NAMES, 
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 150, close: bool = True) -> Path:
-    """Save ``fig`` atomically (format from the suffix) and close it unless ``close`` is False."""
+def save_figure(fig: Figure, path: str | Path, dpi: int = 150, close: bool = True,
+                metadata: dict[str, str] | None = None) -> Path:
+    """Save ``fig`` atomically (format from the suffix) and close it unless ``close`` is False; ``metadata``: text
+    items stored in the file (PNG text chunks; see matplotlib's ``savefig``)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata=metadata)
     if close:
         plt.close(fig)
     return path
