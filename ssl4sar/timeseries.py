@@ -168,16 +168,35 @@ def load_fronts(paths: Sequence[str | Path]) -> list[FrontObservation]:
     ``…_front.tif``) are merged: the projected GeoJSON is preferred, then the WGS84 one, then the mask; member
     files found next to a front file are read even when not listed. Raises :class:`DataError` for unreadable
     files, fronts without CRS or without a date.
+
+    The other rasters and the overlay that ``ssl4sar predict`` writes (zones, probabilities, uncertainty;
+    :func:`ssl4sar.data.scenes.predict_output_kind`) are no fronts: they are left out with a warning that counts
+    them (``pred/*.tif`` names them beside the masks); a :class:`DataError` when nothing else is given.
     """
+    from ssl4sar.data.scenes import predict_output_kind
+
     groups: dict[tuple[Path, str], dict[str, Path]] = {}
+    left_out: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         suffix = p.suffix.lower()
         if suffix not in _VECTOR_SUFFIXES | _RASTER_SUFFIXES:
             raise DataError(p, f"unknown front file type {p.suffix!r}", "give GeoJSON fronts or GeoTIFF masks")
+        kind = predict_output_kind(p) if suffix in _RASTER_SUFFIXES else None
+        if kind not in (None, "front_mask"):
+            left_out.append((p, str(kind)))
+            continue
         name = p.name.lower()
         kind = ("members" if "_front_members." in name else "wgs84" if "_front_wgs84." in name
                 else "vector" if suffix in _VECTOR_SUFFIXES else "mask")
         groups.setdefault((p.parent, _scene_key(p)), {})[kind] = p
+    if left_out:
+        kinds = ", ".join(sorted({k for _, k in left_out}))
+        message = (f"{len(left_out)} raster(s) that ssl4sar predict wrote that are not front masks ({kinds}; "
+                   f"{left_out[0][0]} …)")
+        if not groups:
+            raise DataError(left_out[0][0], f"no front among the files given: {message}",
+                            "give the <stem>_front.tif masks or <stem>_front.geojson fronts")
+        log.warning("left out %s", message)
     out: list[FrontObservation] = []
     for (folder, scene), files in groups.items():
         if "members" not in files:

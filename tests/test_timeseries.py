@@ -95,17 +95,7 @@ def test_stand_in_model_through_predict_recovers_the_retreat(series_dir, tmp_pat
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rng = np.random.default_rng(1)
-        scenes = []
-        for z in sorted((series_dir / "zones").glob("*_zones.tif")):  # idealised SAR of the true zones
-            with rasterio.open(z) as ds:
-                zones, profile = ds.read(1), ds.profile
-            img = np.clip(np.rint(np.asarray(LEVELS, float)[zones] + rng.normal(0, 15, zones.shape)), 1, 255)
-            out = tmp_path / "sar" / z.name.replace("_zones", "")
-            out.parent.mkdir(exist_ok=True)
-            with rasterio.open(out, "w", **profile) as ds:
-                ds.write(img.astype(np.uint8), 1)
-            scenes.append(out)
+        scenes = _idealised_sar(series_dir, tmp_path / "sar")
         run = predict_scenes(BrightnessRule(), scenes, tmp_path / "pred", rotations=(0, 2), stride=16,
                              member_fronts=True, overlay=False)
     finally:
@@ -119,6 +109,45 @@ def test_stand_in_model_through_predict_recovers_the_retreat(series_dir, tmp_pat
     assert _errors(box, series_dir)["rmse_m"] < 10.0
     assert _errors(cl, series_dir)["rmse_m"] < 100.0
     assert (box["n_members"] == 2).all() and box["position_std_m"].notna().all()
+
+
+def _idealised_sar(series_dir: Path, folder: Path) -> list[Path]:
+    """SAR scenes of the series' true zones (class brightness and noise), for :class:`BrightnessRule`."""
+    rng = np.random.default_rng(1)
+    scenes = []
+    for z in sorted((series_dir / "zones").glob("*_zones.tif")):
+        with rasterio.open(z) as ds:
+            zones, profile = ds.read(1), ds.profile
+        img = np.clip(np.rint(np.asarray(LEVELS, float)[zones] + rng.normal(0, 15, zones.shape)), 1, 255)
+        out = folder / z.name.replace("_zones", "")
+        out.parent.mkdir(exist_ok=True)
+        with rasterio.open(out, "w", **profile) as ds:
+            ds.write(img.astype(np.uint8), 1)
+        scenes.append(out)
+    return scenes
+
+
+def test_the_other_rasters_of_predict_are_left_out(series_dir, tmp_path, caplog):
+    """``timeseries pred/*.tif`` after ``predict --out pred``: before, each zones, probability and uncertainty raster
+    was read as a front mask (non-zero on the front), which gave every date four fronts and the zones raster a
+    position of its own with full coverage, without a word."""
+    import logging
+
+    from ssl4sar.predict import predict_scenes
+
+    scenes = _idealised_sar(series_dir, tmp_path / "sar")
+    predict_scenes(BrightnessRule(), scenes, tmp_path / "pred", stride=16, overlay=False)
+    rasters = sorted((tmp_path / "pred").glob("*.tif"))
+    masks = sorted((tmp_path / "pred").glob("*_front.tif"))
+    assert len(rasters) == 4 * len(masks) == 24
+    with caplog.at_level(logging.WARNING):
+        obs = load_fronts(rasters)
+    assert [o.source for o in obs] == masks
+    assert "left out 18 raster(s) that ssl4sar predict wrote that are not front masks" in caplog.text
+    box = series_dir / "reference_box.geojson"
+    pd.testing.assert_frame_equal(front_time_series(obs, box=box), front_time_series(masks, box=box))
+    with pytest.raises(DataError, match="no front"):
+        load_fronts([r for r in rasters if r not in masks])
 
 
 def _straight(distance: float, flow=(1.0, 0.0), half_width: float = 500.0, origin=(500_000.0, 7_600_000.0)):
