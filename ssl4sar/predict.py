@@ -651,7 +651,8 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
             res = predict_scene(members, p, out, **kwargs)
         except (DataError, RasterioError) as exc:
             reason = exc.problem if isinstance(exc, DataError) else str(exc)
-            log.error("skipping %s: %s", p, reason)
+            hint = exc.hint if isinstance(exc, DataError) and exc.hint else None
+            log.error("skipping %s: %s%s", p, reason, f" ({hint})" if hint else "")
             skipped.append((p, reason))
         else:
             results.append(res)

@@ -85,6 +85,26 @@ class FrontObservation:
 # --------------------------------------------------------------------------------------------------------------
 # reading fronts
 
+#: the files of a folder that :func:`load_fronts` reads: the fronts ``ssl4sar predict`` writes (members are found
+#: beside them)
+_FOLDER_FRONT_PATTERNS = ("*_front.geojson", "*_front_wgs84.geojson", "*_front.tif")
+
+
+def _front_files(paths: Sequence[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its front files (:data:`_FOLDER_FRONT_PATTERNS`, sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            files.append(p)
+            continue
+        found = sorted({f for pattern in _FOLDER_FRONT_PATTERNS for f in p.glob(pattern) if f.is_file()})
+        if not found:
+            raise DataError(p, "no front file in this folder (<stem>_front.geojson, <stem>_front_wgs84.geojson or "
+                               "<stem>_front.tif)", "give the folder ssl4sar predict wrote, or the front files")
+        files += found
+    return files
+
+
 def _scene_key(path: Path) -> str:
     stem = path.name
     for suffix in sorted(_VECTOR_SUFFIXES | _RASTER_SUFFIXES, key=len, reverse=True):
@@ -162,7 +182,9 @@ def _read_mask(path: Path) -> tuple[BaseGeometry | None, CRS]:
 
 
 def load_fronts(paths: Sequence[str | Path]) -> list[FrontObservation]:
-    """Read dated fronts from GeoJSON files and/or front-mask rasters (module docstring), sorted by date.
+    """Read dated fronts from GeoJSON files and/or front-mask rasters (module docstring), sorted by date. A folder
+    (``ssl4sar predict``'s ``--out``) stands for its ``<stem>_front.geojson``, ``…_front_wgs84.geojson`` and
+    ``…_front.tif`` files.
 
     Files of one scene (``<stem>_front.geojson``, ``…_front_wgs84.geojson``, ``…_front_members.geojson``,
     ``…_front.tif``) are merged: the projected GeoJSON is preferred, then the WGS84 one, then the mask; member
@@ -177,7 +199,7 @@ def load_fronts(paths: Sequence[str | Path]) -> list[FrontObservation]:
 
     groups: dict[tuple[Path, str], dict[str, Path]] = {}
     left_out: list[tuple[Path, str]] = []
-    for p in map(Path, paths):
+    for p in _front_files(paths):
         suffix = p.suffix.lower()
         if suffix not in _VECTOR_SUFFIXES | _RASTER_SUFFIXES:
             raise DataError(p, f"unknown front file type {p.suffix!r}", "give GeoJSON fronts or GeoTIFF masks")

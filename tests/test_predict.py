@@ -1024,3 +1024,27 @@ def test_a_scene_that_an_output_would_overwrite_is_refused_before_any_work(tmp_p
     geojson.write_text('{"type": "FeatureCollection", "features": []}')
     run = predict_scenes(BrightnessRule(), [a, geojson], folder, stride=8, min_front_length_m=200, overlay=False)
     assert [r.stem for r in run.results] == ["a"] and [p.name for p, _ in run.skipped] == ["a_front.geojson"]
+
+
+def test_a_scene_georeferenced_by_control_points_only_is_told_to_be_warped(tmp_path, caplog):
+    """A Sentinel-1 GRD measurement file locates its pixels by ground control points, with no map grid. Before, it
+    was refused as a raster without CRS, and the advice (assign a CRS) would have given it a 1 m grid in pixel
+    units; the advice was not even shown when several scenes were predicted."""
+    from rasterio.control import GroundControlPoint
+
+    path = tmp_path / "s1_grd.tif"
+    gcps = [GroundControlPoint(r, c, -50.0 + c / 3000, 69.2 - r / 4000) for r in (0, 70) for c in (0, 90)]
+    with rasterio.open(path, "w", driver="GTiff", height=70, width=90, count=1, dtype="uint8", gcps=gcps,
+                       crs="EPSG:4326") as ds:
+        ds.write(scene_image(straight_front_zones()), 1)
+    with pytest.raises(DataError, match="4 ground control points") as err:
+        predict_scene(BrightnessRule(), path, tmp_path / "out", stride=8)
+    assert "gdalwarp -t_srs" in str(err.value.hint)
+    with caplog.at_level(logging.ERROR):
+        run = predict_scenes(BrightnessRule(), [path], tmp_path / "out", stride=8, overlay=False)
+    assert [p for p, _ in run.skipped] == [path]
+    assert "gdalwarp -t_srs" in caplog.text          # the way out reaches the log of a many-scene run
+    # pixel coordinates remain possible on request
+    res = predict_scene(BrightnessRule(), path, tmp_path / "px", allow_no_crs=True, pixel_size_m=20.0, stride=8,
+                        min_front_length_m=200, overlay=False)
+    assert res.crs is None

@@ -370,3 +370,22 @@ def test_cli_refuses_bad_settings_before_anything_is_written(series_dir, tmp_pat
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and phrase in errors[0], errors
     assert not out.exists()
+
+
+def test_a_folder_of_predictions_is_read_for_its_fronts(series_dir, tmp_path):
+    """``ssl4sar timeseries FRONTS_DIR`` as the README shows it: before, a folder was refused as an "unknown front
+    file type ''"."""
+    from ssl4sar.cli import main
+    from ssl4sar.predict import predict_scenes
+
+    scenes = _idealised_sar(series_dir, tmp_path / "sar")
+    predict_scenes(BrightnessRule(), scenes, tmp_path / "pred", rotations=(0, 2), stride=16, member_fronts=True,
+                   overlay=False)
+    obs = load_fronts([tmp_path / "pred"])
+    assert [o.source.name for o in obs] == sorted(p.name for p in (tmp_path / "pred").glob("*_front.geojson"))
+    assert len(obs) == 6 and all(len(o.members) == 2 for o in obs)
+    box = series_dir / "reference_box.geojson"
+    assert main(["timeseries", str(tmp_path / "pred"), "--box", str(box), "--out", str(tmp_path / "ts")]) == 0
+    assert len(pd.read_csv(tmp_path / "ts" / "front_positions.csv")) == 6
+    with pytest.raises(DataError, match="no front file"):
+        load_fronts([tmp_path / "sar"])

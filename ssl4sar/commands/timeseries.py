@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``ssl4sar timeseries``."""
     parser.add_argument("fronts", nargs="+", type=Path, metavar="FRONT",
-                        help="front GeoJSONs (ssl4sar predict output or any lines) or front-mask GeoTIFFs")
+                        help="front GeoJSONs (ssl4sar predict output or any lines), front-mask GeoTIFFs, or "
+                             "folders of ssl4sar predict output")
     ref = parser.add_mutually_exclusive_group(required=True)
     ref.add_argument("--box", type=Path, help="reference box GeoJSON (4-corner Polygon, first edge upstream)")
     ref.add_argument("--centreline", "--centerline", type=Path, dest="centreline",

@@ -49,6 +49,7 @@ from rasterio.windows import Window
 
 from ssl4sar import geo
 from ssl4sar.data.construct import parse_date
+from ssl4sar.domain import CAFFE_PIXEL_SPACING_M
 from ssl4sar.errors import DataError
 
 __all__ = ["SceneSource", "open_scene", "scene_metadata", "to_model_input", "PREDICT_OUTPUT_TAG", "ZONES_TAGS",
@@ -287,6 +288,14 @@ def _inspect(ds: Any, path: Path, allow_no_crs: bool, pixel_size_m: float | None
     crs = ds.crs if ds.crs else None
     is_png = ds.driver.upper() == "PNG" or path.suffix.lower() == ".png"
     if crs is None and not (is_png or allow_no_crs):
+        n_gcps = len(ds.gcps[0]) if ds.gcps and ds.gcps[0] else 0
+        if n_gcps:  # e.g. a Sentinel-1 GRD measurement file: a CRS assigned to its pixel grid would be wrong
+            raise DataError(path, f"the raster is located by {n_gcps} ground control points only, not on a map grid",
+                            "warp it onto one first, at a spacing within the model's "
+                            f"{CAFFE_PIXEL_SPACING_M[0]:g}-{CAFFE_PIXEL_SPACING_M[1]:g} m/px, e.g. gdalwarp -t_srs "
+                            f"EPSG:<UTM zone> -tr {CAFFE_PIXEL_SPACING_M[1]:g} {CAFFE_PIXEL_SPACING_M[1]:g} "
+                            "-r average IN OUT.tif; or pass "
+                            "--allow-no-crs --pixel-size-m M for pixel coordinates")
         raise DataError(path, "raster has no coordinate reference system (CRS)",
                         "assign one (gdal_edit.py -a_srs EPSG:xxxx) or pass --allow-no-crs for pixel coordinates")
     if crs is None:
