@@ -165,3 +165,35 @@ def test_evaluate_help_states_the_library_default_figures() -> None:
     figures = next(a for a in OPTIONS["evaluate"] if "--figures" in a.option_strings)
     assert f"default {DEFAULT_FIGURES})" in figures.help
     assert figures.default is None
+
+
+def _readme_command_lines() -> list[tuple[str, str]]:
+    """``(leaf command, line)`` for each command shown in the README's "Command line" block; ``data a | b …``
+    shows several ``data`` commands on one line."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    found = []
+    for line in block.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "ssl4sar" or words[1].startswith("-"):
+            continue
+        if words[1] == "data":
+            for part in " ".join(words[2:]).split(" | "):
+                found.append((f"data {part.split()[0]}", part))
+        else:
+            found.append((words[1], " ".join(words[2:])))
+    return found
+
+
+def test_the_readme_shows_each_command_with_its_required_options_and_no_unknown_one() -> None:
+    """The README showed ``pretrain`` and ``finetune`` without their required ``--out``: copied, they stopped at
+    argparse's usage error."""
+    lines = _readme_command_lines()
+    assert {c for c, _ in lines} >= {"data fetch", "pretrain", "finetune", "evaluate", "predict", "timeseries"}
+    for command, line in lines:
+        tokens = {t.strip("[]") for t in line.split()}
+        known = {s for a in OPTIONS[command] for s in a.option_strings}
+        required = {a.option_strings[0] for a in OPTIONS[command] if a.required}
+        assert required <= tokens, f"README: `ssl4sar {command}` lacks {sorted(required - tokens)}"
+        unknown = {t for t in tokens if t.startswith("--")} - known
+        assert not unknown, f"README: `ssl4sar {command}` has no option {sorted(unknown)}"
