@@ -42,6 +42,11 @@ class TrainingDiverged(RuntimeError):
     """Training stopped because the loss or the weights became NaN or infinite (no checkpoint of that state)."""
 
 
+class DiskFull(DataError):
+    """The disk of an output folder has no space for what a command is about to write (``path``: the folder). Every
+    later item would fail alike, so a command stops at it; what it finished before is kept."""
+
+
 class OutOfMemory(RuntimeError):
     """A training or inference step did not fit in the device's memory. The message names the device, the setting
     that decides the memory (the batch per device, the windows per forward pass) and a value to try instead."""

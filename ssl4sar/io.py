@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,22 @@ def _lock_folder(path: Path, what: str) -> None:
         logging.getLogger(__name__).debug("%s: not locked (%s)", path, exc)
         return
     _held_folders[key] = fd
+
+
+def free_disk_bytes(folder: str | Path) -> int:
+    """Bytes free for this user on the file system that holds ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def reserve_disk_space(path: str | Path, nbytes: int) -> None:
+    """Allocate the blocks of the first ``nbytes`` of the existing file ``path`` now (``posix_fallocate``), so that
+    writing them later cannot fail for want of space: through a memory map such a failure is a SIGBUS that kills
+    the process without a word. Raises ``OSError`` (``ENOSPC``) when the space is not there. Where the system has no
+    ``posix_fallocate`` (macOS, Windows) nothing is reserved."""
+    if not hasattr(os, "posix_fallocate") or nbytes <= 0:
+        return
+    with open(path, "r+b") as fh:
+        os.posix_fallocate(fh.fileno(), 0, int(nbytes))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -69,12 +69,16 @@ predicted again. Two scenes with the same stem would write the same files, and a
 output (``a_zones.tif`` beside ``a.tif``) would be overwritten by it: both are refused before anything is
 predicted. The rasters and the overlay carry the metadata item ``ssl4sar_output`` (their kind), so the outputs
 given back as scenes (``predict scenes/*.tif --out scenes``, run again) are left out and counted, not predicted.
+A full disk stops the run with a :class:`~ssl4sar.errors.DiskFull` naming the output folder: before a scene's
+windows, when the space its outputs can take (uncompressed) is not free or the tiles' memory maps cannot be
+reserved, and whenever a write finds no space. GDAL does not report a failed write, so the check comes first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import glob
 import inspect
 import logging
@@ -108,7 +112,7 @@ from ssl4sar.data.scenes import (
     to_model_input,
 )
 from ssl4sar.domain import CAFFE_PIXEL_SPACING_M, CLASS_NAMES
-from ssl4sar.errors import DataError, SettingError
+from ssl4sar.errors import DataError, DiskFull, SettingError
 from ssl4sar.inference import (
     Rect,
     class_map,
@@ -117,7 +121,7 @@ from ssl4sar.inference import (
     tiled_ensemble_probabilities,
 )
 from ssl4sar.inference_settings import check_window_settings, ensemble_context_size
-from ssl4sar.io import atomic_leftovers, atomic_path
+from ssl4sar.io import atomic_leftovers, atomic_path, free_disk_bytes, reserve_disk_space
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, check_min_front_length_m, extract_front
 from ssl4sar.prediction_writers import (
     SUMMARY_COLUMNS,
@@ -230,10 +234,54 @@ class PredictionRun:
 # --------------------------------------------------------------------------------------------------------------
 # the core
 
+#: what to do when the disk of the output folder is full (:class:`~ssl4sar.errors.DiskFull`)
+_RESUME_HINT = "then run the same command with --resume: the scenes finished before are kept"
+_DISK_FULL_HINT = ("free some space (--uint8-probabilities makes the two probability rasters 4x smaller), "
+                   + _RESUME_HINT)
+#: disk space a scene's outputs can take beside their rasters: GeoJSON fronts, overlay PNG, record (a generous bound)
+_SMALL_OUTPUTS_BYTES = 32 * 2**20
+
+
 def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -> np.ndarray:
+    """A zeroed array in memory, or (``tmpdir``) a memory map whose disk space is reserved at once: a full disk is
+    then a :class:`DiskFull` now, not a SIGBUS in the middle of the windows."""
     if tmpdir is None:
         return np.zeros(shape, dtype=dtype)
-    return np.lib.format.open_memmap(tmpdir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+    path = tmpdir / f"{name}.npy"
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    try:
+        reserve_disk_space(path, path.stat().st_size)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        del array
+        raise DiskFull(tmpdir.parent, f"no space left on the device for the tiles' memory maps of "
+                       f"{tmpdir.name.split('.')[1]} ({_size_text(int(np.prod(shape)) * np.dtype(dtype).itemsize)} "
+                       f"for {name}.npy)", f"free some space, or predict without tiles (no --tile-size: in "
+                       f"memory), {_RESUME_HINT}") from exc
+    return array
+
+
+def _outputs_bytes_bound(shape: tuple[int, int], k_classes: int, probability_dtype: str) -> int:
+    """The most disk space the outputs of a scene of ``shape`` can take: the rasters uncompressed (deflate never
+    grows data by more than a fraction of a percent), with 1 % and 1 MiB each for headers and tile indexes, and
+    :data:`_SMALL_OUTPUTS_BYTES` for the rest."""
+    px = int(shape[0]) * int(shape[1])
+    rasters = [2 * k_classes * px * np.dtype(probability_dtype).itemsize, px, px]   # probabilities + std, zones, front
+    return sum(int(b * 1.01) + 2**20 for b in rasters) + _SMALL_OUTPUTS_BYTES
+
+
+def _check_free_space(out: Path, scene: Path, shape: tuple[int, int], k_classes: int, probability_dtype: str) -> None:
+    need, free = _outputs_bytes_bound(shape, k_classes, probability_dtype), free_disk_bytes(out)
+    if free < need:
+        raise DiskFull(out, f"no space for the outputs of {scene.name}: they can take up to {_size_text(need)} "
+                            f"(their uncompressed size), and {_size_text(free)} are free", _DISK_FULL_HINT)
+
+
+def _size_text(nbytes: int) -> str:
+    if nbytes < 10**6:
+        return f"{nbytes} bytes"
+    return f"{nbytes / 1e6:.1f} MB" if nbytes < 10**9 else f"{nbytes / 1e9:.2f} GB"
 
 
 
@@ -362,6 +410,11 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
         result = _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
                                      min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
                                      line_mode, progress)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise DiskFull(out, f"no space left on the device while writing the outputs of {src.path.name} ({exc})",
+                       _DISK_FULL_HINT) from exc
     finally:
         src.close()
     assert result.windows_s is not None
@@ -456,6 +509,7 @@ def _predict_open_scene(members: list[Any], src: SceneSource, out: Path, resolut
         mean = _alloc((k_classes, *model_shape), np.float32, tmpdir, "mean")
         std = _alloc((k_classes, *model_shape), np.float32, tmpdir, "std")
         member_maps = _alloc((n_maps, *model_shape), np.uint8, tmpdir, "members") if member_fronts else None
+        _check_free_space(out, src.path, src.shape, k_classes, "uint8" if probability_dtype == "uint8" else "float32")
         t_windows = time.perf_counter()
         tiled_ensemble_probabilities(maps, read, model_shape, model_tiles, halo, stride, window_kwargs, mean, std,
                                      member_maps, progress)
@@ -649,6 +703,8 @@ def predict_scenes(models: Any, paths: Sequence[str | Path], out_dir: str | Path
         identity = _identity(p) if models_digest is not None else None
         try:
             res = predict_scene(members, p, out, **kwargs)
+        except DiskFull:  # every later scene would fail alike: stop, keeping the scenes written before
+            raise
         except (DataError, RasterioError) as exc:
             reason = exc.problem if isinstance(exc, DataError) else str(exc)
             hint = exc.hint if isinstance(exc, DataError) and exc.hint else None

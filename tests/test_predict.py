@@ -1048,3 +1048,82 @@ def test_a_scene_georeferenced_by_control_points_only_is_told_to_be_warped(tmp_p
     res = predict_scene(BrightnessRule(), path, tmp_path / "px", allow_no_crs=True, pixel_size_m=20.0, stride=8,
                         min_front_length_m=200, overlay=False)
     assert res.crs is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a full disk
+
+def test_a_full_disk_stops_the_run_before_a_scene_is_written(tmp_path, monkeypatch):
+    """Before: GDAL's failed writes were not noticed, so the scene's rasters were renamed into place truncated or
+    empty (0 bytes), and the GeoJSON's OSError ended the command in a traceback. Now each scene checks that the
+    space its outputs can take at most (their uncompressed size) is free before it writes one, and a full disk
+    stops the run (every later scene would fail alike), keeping the scenes finished before."""
+    import ssl4sar.predict as predict_module
+    from ssl4sar.errors import DiskFull
+
+    scenes = three_scenes(tmp_path / "in")
+    out = tmp_path / "out"
+    free = iter([10**12, 1000, 10**12])                 # the second scene finds the disk full
+    monkeypatch.setattr(predict_module, "free_disk_bytes", lambda folder: next(free))
+    full = r"no space for the outputs of s1\.tif: they can take up to [\d.]+ MB.*1000 bytes are free"
+    with pytest.raises(DiskFull, match=full) as err:
+        predict_scenes(BrightnessRule(), scenes, out, stride=8, min_front_length_m=200, overlay=False)
+    assert err.value.path == out and "--resume" in err.value.hint
+    written = sorted(p.name for p in out.iterdir())
+    assert [n for n in written if n.startswith("s1")] == []                 # nothing of the scene that did not fit
+    assert {"s0_zones.tif", "s0.prediction.json"} <= set(written)            # the scene before it is kept
+    assert [r["scene"] for r in _csv_rows(out / "predictions.csv")] == ["s0"]
+
+
+def test_no_space_while_writing_is_a_full_disk_too(tmp_path, monkeypatch):
+    import errno
+
+    import ssl4sar.predict as predict_module
+    from ssl4sar.errors import DiskFull
+
+    scene = three_scenes(tmp_path / "in")[0]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(predict_module.geo, "write_geojson", full)
+    with pytest.raises(DiskFull, match="no space left on the device"):
+        predict_scenes(BrightnessRule(), [scene], tmp_path / "out", stride=8, min_front_length_m=200, overlay=False)
+    assert not (tmp_path / "out" / "s0.prediction.json").exists()           # a resumed run predicts it again
+
+
+def test_the_tiles_memory_maps_reserve_their_disk_space(tmp_path, monkeypatch):
+    """Before: the memory maps of a tiled run were sparse files; a disk that filled up while they were written
+    killed the process with SIGBUS ("Bus error", exit status 135), without a word."""
+    import errno
+
+    import ssl4sar.io as io_module
+    from ssl4sar.errors import DiskFull
+
+    scene = three_scenes(tmp_path / "in")[0]
+    reserved = []
+
+    def fallocate(fd, offset, length):
+        reserved.append(length)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_module.os, "posix_fallocate", fallocate)
+    with pytest.raises(DiskFull, match=r"memory map"):
+        predict_scene(BrightnessRule(), scene, tmp_path / "out", stride=8, min_front_length_m=200, overlay=False,
+                      tile_size=32)
+    assert reserved and reserved[0] >= 4 * 70 * 90 * 4        # the whole (K, H, W) float32 array, at once
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []       # the memory-map folder is gone
+
+
+def test_cli_reports_a_full_disk_in_one_line(smoke_checkpoint, tmp_path, monkeypatch, caplog):
+    import ssl4sar.predict as predict_module
+    from ssl4sar.cli import main
+
+    good = write_tif(tmp_path / "good.tif", scene_image(straight_front_zones(h=48, w=48, front_col=20)))
+    monkeypatch.setattr(predict_module, "free_disk_bytes", lambda folder: 0)
+    with caplog.at_level(logging.ERROR):
+        rc = main(["predict", "--checkpoint", str(smoke_checkpoint), str(good), "--out", str(tmp_path / "out"),
+                   "--no-overlay", "--stride", "32"])
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "no space" in errors[0].getMessage() and errors[0].exc_info is None
