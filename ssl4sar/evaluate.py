@@ -104,7 +104,7 @@ from ssl4sar.inference import (
     predict_with_and_without_tta,
 )
 from ssl4sar.inference_settings import InferenceSettings, ensemble_context_size, inference_settings, resolve_device
-from ssl4sar.io import atomic_leftovers, atomic_path, ensure_writable_dir
+from ssl4sar.io import atomic_leftovers, atomic_path, disk_full_raises, ensure_writable_dir
 from ssl4sar.metrics import (
     PER_IMAGE_COLUMNS,
     ZoneMetrics,
@@ -125,6 +125,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: what to do when the disk of the output folder is full (:class:`~ssl4sar.errors.DiskFull`)
+_DISK_FULL_HINT = "free some space, then run the same command with --resume: the scenes scored before are kept"
 #: overlay figures an evaluation draws by default (``ssl4sar evaluate --figures``)
 DEFAULT_FIGURES = 8
 #: per-image zone-metric columns: ``<metric>_<macro|NA|rock|glacier|ocean>`` (the reference's 4 × 5 numbers)
@@ -651,11 +653,13 @@ def evaluate(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str 
             a data folder without the CaFFe layout, an empty split.
     """
     view = _View(Path(out_dir), tta=bool(tta), flips=bool(flips), figures=figures)
-    return _evaluate_models(
-        checkpoints, data_dir, split, [view], preset=preset, stride=stride, sigma=sigma, context_size=context_size,
-        device=device, batch_size=batch_size, amp_dtype=amp_dtype, precision=precision, absent=absent,
-        keep_rule=keep_rule, min_front_length_m=min_front_length_m, save_probabilities=save_probabilities,
-        progress=progress, trust_checkpoint=trust_checkpoint, resume=resume, processes=processes)[0]
+    with disk_full_raises(out_dir, "the evaluation", _DISK_FULL_HINT):
+        return _evaluate_models(
+            checkpoints, data_dir, split, [view], preset=preset, stride=stride, sigma=sigma,
+            context_size=context_size, device=device, batch_size=batch_size, amp_dtype=amp_dtype,
+            precision=precision, absent=absent, keep_rule=keep_rule, min_front_length_m=min_front_length_m,
+            save_probabilities=save_probabilities, progress=progress, trust_checkpoint=trust_checkpoint,
+            resume=resume, processes=processes)[0]
 
 
 def evaluate_with_and_without_tta(checkpoints: Sequence[str | Path | torch.nn.Module], data_dir: str | Path,
@@ -685,7 +689,8 @@ def evaluate_with_and_without_tta(checkpoints: Sequence[str | Path | torch.nn.Mo
         raise ValueError(f"the two evaluations need two folders, got {out_dir} for both")
     views = [_View(Path(out_dir), tta=False, flips=False, figures=figures),
              _View(Path(tta_out_dir), tta=True, flips=bool(flips), figures=tta_figures)]
-    without, with_tta = _evaluate_models(checkpoints, data_dir, split, views, **options)
+    with disk_full_raises(out_dir, f"the evaluations into {out_dir} and {tta_out_dir}", _DISK_FULL_HINT):
+        without, with_tta = _evaluate_models(checkpoints, data_dir, split, views, **options)
     return without, with_tta
 
 

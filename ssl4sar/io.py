@@ -4,6 +4,7 @@ command at a time writes into."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import logging
@@ -159,6 +160,20 @@ def reserve_disk_space(path: str | Path, nbytes: int) -> None:
         return
     with open(path, "r+b") as fh:
         os.posix_fallocate(fh.fileno(), 0, int(nbytes))
+
+
+@contextlib.contextmanager
+def disk_full_raises(folder: str | Path, what: str, hint: str) -> Iterator[None]:
+    """Inside the block, a write that finds no space (``OSError`` ``ENOSPC``) becomes a
+    :class:`~ssl4sar.errors.DiskFull` naming ``folder``: "no space left on the device while writing ``what``"."""
+    from ssl4sar.errors import DiskFull
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise DiskFull(folder, f"no space left on the device while writing {what} ({exc})", hint) from exc
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -121,7 +121,7 @@ from ssl4sar.inference import (
     tiled_ensemble_probabilities,
 )
 from ssl4sar.inference_settings import check_window_settings, ensemble_context_size
-from ssl4sar.io import atomic_leftovers, atomic_path, free_disk_bytes, reserve_disk_space
+from ssl4sar.io import atomic_leftovers, atomic_path, disk_full_raises, free_disk_bytes, reserve_disk_space
 from ssl4sar.postprocess import DEFAULT_MIN_FRONT_LENGTH_M, check_min_front_length_m, extract_front
 from ssl4sar.prediction_writers import (
     SUMMARY_COLUMNS,
@@ -407,14 +407,10 @@ def predict_scene(models: Any, path: str | Path, out_dir: str | Path, *, resolut
     src = open_scene(path, allow_no_crs=allow_no_crs, pixel_size_m=pixel_size_m, value_range=value_range,
                      percentiles=percentiles)
     try:
-        result = _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
-                                     min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
-                                     line_mode, progress)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-        raise DiskFull(out, f"no space left on the device while writing the outputs of {src.path.name} ({exc})",
-                       _DISK_FULL_HINT) from exc
+        with disk_full_raises(out, f"the outputs of {src.path.name}", _DISK_FULL_HINT):
+            result = _predict_open_scene(members, src, out, resolution_m, rots, flips, tile, halo, s, window_kwargs,
+                                         min_front_length_m, to_wgs84, probability_dtype, member_fronts, overlay,
+                                         line_mode, progress)
     finally:
         src.close()
     assert result.windows_s is not None

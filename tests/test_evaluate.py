@@ -340,3 +340,35 @@ def test_inference_precision_resolution(monkeypatch):
     assert inference_settings(64, device="auto").device == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="cuda:7"):
         inference_settings(64, device="cuda:7")
+
+
+def test_a_full_disk_is_one_error_line_naming_the_folder(data, checkpoints, tmp_path, monkeypatch, caplog):
+    """Before: an evaluation that found no space for a file ended in a traceback (OSError ENOSPC). The files are
+    written atomically, so nothing half-written is left; the scenes scored before keep their records."""
+    import errno
+
+    import ssl4sar.evaluate as evaluate_module
+    from ssl4sar.errors import DiskFull
+
+    calls = []
+
+    def full(path, **arrays):
+        calls.append(path)
+        if len(calls) > 1:      # the second scene's probabilities find the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, **arrays)
+
+    real = evaluate_module._write_npz
+    monkeypatch.setattr(evaluate_module, "_write_npz", full)
+    out = tmp_path / "o"
+    with pytest.raises(DiskFull, match="no space left on the device while writing the evaluation") as err:
+        evaluate([checkpoints[0]], data, "test", out, device="cpu", progress=False, save_probabilities=True)
+    assert err.value.path == out and "--resume" in err.value.hint
+    assert len(list((out / "records").glob("*.evaluation.json"))) == 1
+    assert not list(out.rglob("*.part.*"))
+    with caplog.at_level(logging.ERROR):
+        rc = main(["evaluate", "--checkpoint", str(checkpoints[0]), "--data", str(data), "--out", str(out),
+                   "--save-probabilities", "--resume", "--no-progress"])
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "no space left on the device" in errors[0].getMessage()
