@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from ssl4sar.config import check_seed
 from ssl4sar.domain import is_undefined_mde
 from ssl4sar.errors import DataError, OutOfMemory, SettingError, is_out_of_memory
-from ssl4sar.io import ensure_writable_dir, write_text_atomic
+from ssl4sar.io import disk_full_raises, ensure_writable_dir, write_text_atomic
 from ssl4sar.models.initialise import export_lightning_checkpoint
 from ssl4sar.training import (
     CHECKPOINT_DIR,
@@ -41,6 +41,7 @@ from ssl4sar.training import (
     inspect_resume_checkpoint,
     metrics_csv_path,
     plan_training,
+    remove_checkpoint_leftovers,
     scalar_metrics,
     seed_everything,
 )
@@ -48,6 +49,10 @@ from ssl4sar.training import (
 __all__ = ["RunSpec", "TrainingRun", "run_training", "training_budget"]
 
 log = logging.getLogger(__name__)
+
+#: what to do when the disk of a run folder is full (:class:`~ssl4sar.errors.DiskFull`)
+_DISK_FULL_HINT = ("free some space, then run the same command: it resumes from checkpoints/last.ckpt, which a "
+                   "failed write leaves whole")
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,7 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
         **dict(trainer_kwargs or {}))
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
+        remove_checkpoint_leftovers(out)
         record = {**cfg, "run": {**spec.record, "seed": seed, "init": init_desc, "devices": plan.devices,
                                  "num_nodes": plan.num_nodes, "precision": plan.precision,
                                  "accumulate_grad_batches": plan.accumulate_grad_batches,
@@ -202,16 +208,21 @@ def run_training(spec: RunSpec, cfg: dict[str, Any], data_dir: str | Path, out_d
     if resume_state is not None and max_steps is None and max_epochs <= resume_state.epoch + 1:
         log.warning("%s has already trained %d epoch(s) and max_epochs is %d: nothing left to train (raise it with "
                     "--max-epochs)", resume_from, resume_state.epoch + 1, max_epochs)
+    def full_disk() -> Any:  # a write that finds no space: one line naming the run folder
+        return disk_full_raises(out, f"the {spec.label} run's checkpoints and records", _DISK_FULL_HINT)
+
     try:
-        fit(trainer, module, datamodule, resume_state)
+        with full_disk():
+            fit(trainer, module, datamodule, resume_state)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
         raise OutOfMemory(plan.out_of_memory_message(spec.label, spec.section, out)) from exc
 
     best_cbs, last_cb = ckpt_cbs[:-1], ckpt_cbs[-1]
-    export = _export_best(spec, cfg, out, best_cbs[0], module, trainer, seed, init_desc) if trainer.is_global_zero \
-        else None
+    with full_disk():
+        export = _export_best(spec, cfg, out, best_cbs[0], module, trainer, seed, init_desc) \
+            if trainer.is_global_zero else None
     result = TrainingRun(
         out_dir=out, plan=plan, seed=seed, init=init_desc, resumed_from=resume_from, module=module, trainer=trainer,
         best_checkpoints=best_cbs,

@@ -63,6 +63,7 @@ import logging
 import math
 import operator
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -79,7 +81,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from ssl4sar.config import TRAINING_PRECISIONS as PRECISIONS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError, TrainingDiverged, device_memory_text
-from ssl4sar.io import write_text_atomic
+from ssl4sar.io import write_bytes_atomic, write_text_atomic
 from ssl4sar.metrics_log import read_metrics_csv  # re-exported: its home is metrics_log
 
 __all__ = [
@@ -94,6 +96,8 @@ __all__ = [
     "build_loggers",
     "checkpoint_callbacks",
     "find_resume_checkpoint",
+    "AtomicCheckpointIO",
+    "remove_checkpoint_leftovers",
     "build_trainer",
     "metrics_csv_path",
     "read_metrics_csv",
@@ -514,6 +518,40 @@ def checkpoint_callbacks(out_dir: str | Path, monitors: Sequence[tuple[str, str]
     return callbacks
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their final name and renamed onto it (:func:`ssl4sar.io.write_bytes_atomic`).
+
+    Lightning's own save writes a temporary file in the system's temporary folder and moves it onto the final
+    name; across file systems that move is a copy, and a disk that fills up during it left a cut-off file under
+    the final name (``last.ckpt`` included, the file a run resumes from). Here a failed write leaves the previous
+    checkpoint whole; what a killed write leaves is removed by :func:`remove_checkpoint_leftovers`.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        # serialised in memory first: torch's zip writer reports a full disk as a RuntimeError, a file write as
+        # OSError ENOSPC (which the commands turn into DiskFull)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes_atomic(path, buffer.getbuffer())
+
+
+#: a temporary checkpoint that a killed :class:`AtomicCheckpointIO` write left: ``.<name>.XXXXXXXX.part.ckpt``
+_CHECKPOINT_LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}\.part\.ckpt")
+
+
+def remove_checkpoint_leftovers(out_dir: str | Path) -> int:
+    """Delete the temporary checkpoints that killed writes left in ``out_dir/checkpoints``; returns their count."""
+    folder = Path(out_dir) / CHECKPOINT_DIR
+    found = [p for p in folder.glob(".*.part.ckpt") if _CHECKPOINT_LEFTOVER.fullmatch(p.name) and p.is_file()] \
+        if folder.is_dir() else []
+    for p in found:
+        p.unlink(missing_ok=True)
+        log.info("removed %s, a checkpoint whose writing was stopped", p)
+    return len(found)
+
+
 def find_resume_checkpoint(out_dir: str | Path) -> Path | None:
     """The checkpoint to resume from: the newest of ``checkpoints/last.ckpt`` and Lightning's SLURM requeue
     checkpoints ``hpc_ckpt_*.ckpt`` (written on SIGUSR1 before a SLURM job is preempted), or ``None``."""
@@ -553,6 +591,7 @@ def build_trainer(plan: TrainingPlan, out_dir: str | Path, *, callbacks: Sequenc
         "callbacks": cbs,
         "enable_progress_bar": progress,
         "enable_model_summary": progress,
+        "plugins": [AtomicCheckpointIO()],
     }
     if plan.on_cuda and "benchmark" not in trainer_kwargs and not trainer_kwargs.get("deterministic"):
         # Crops and validation windows have fixed sizes: cuDNN times its convolution algorithms once per shape and

@@ -116,6 +116,52 @@ def test_divergence_after_a_good_epoch_names_the_last_good_checkpoint(one_epoch_
         assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point()), ckpt
 
 
+# ------------------------------------------------------------------------------------------------------ full disk
+def test_a_full_disk_keeps_the_last_checkpoint_whole_and_says_so(one_epoch_run: Path, smoke_data: Path,
+                                                                  tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: Lightning wrote each checkpoint in the system's temporary folder and copied it over the old one; a
+    disk that filled up during the copy left ``last.ckpt`` (the only way to resume) cut off, and the run ended in
+    a traceback. Now a checkpoint is written beside its final name and renamed onto it, and the error is one line
+    naming the run folder."""
+    import errno
+
+    out = _copy(one_epoch_run, tmp_path / "run")
+    last = out / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real_write = Path.write_bytes
+
+    def write_half(self: Path, data: Any) -> int:
+        if self.name.endswith(".ckpt"):          # a checkpoint file: part of it, then a full disk
+            real_write(self, bytes(data)[:1000])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_half)
+    with caplog.at_level(logging.ERROR):
+        rc = _finetune(smoke_data, out, "--max-epochs", "2")
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "no space left on the device" in errors[0].getMessage()
+    assert str(out) in errors[0].getMessage() and "resumes" in errors[0].getMessage()
+    assert last.read_bytes() == before                                   # the epoch-0 state, whole
+    assert not [p.name for p in (out / "checkpoints").iterdir() if ".part" in p.name]
+    monkeypatch.setattr(Path, "write_bytes", real_write)
+    assert _finetune(smoke_data, out, "--max-epochs", "2") == 0          # and the run goes on from it
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 1
+
+
+def test_a_killed_checkpoint_write_leaves_nothing_once_resumed(one_epoch_run: Path, smoke_data: Path,
+                                                               tmp_path: Path) -> None:
+    out = _copy(one_epoch_run, tmp_path / "run")
+    leftover = out / "checkpoints" / ".last.k1ll3d_x.part.ckpt"         # what a kill during a write leaves
+    leftover.write_bytes(b"\x00" * 100)
+    unrelated = out / "checkpoints" / "notes.part.ckpt.txt"
+    unrelated.write_text("mine")
+    assert _finetune(smoke_data, out, "--max-epochs", "2") == 0
+    assert not leftover.exists() and unrelated.exists()
+
+
 # ------------------------------------------------------------------------------------------------ resume overrides
 def test_learning_rate_override_on_resume_reaches_the_optimiser(one_epoch_run: Path, smoke_data: Path,
                                                                 tmp_path: Path) -> None:
