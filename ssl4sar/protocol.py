@@ -26,9 +26,12 @@ from ssl4sar.book import WorkLayout, package_versions, pin_threads
 from ssl4sar.config import PRETRAIN_METHODS, check_seed  # PRETRAIN_METHODS re-exported: its home is ssl4sar.config
 from ssl4sar.data.synthetic.ensure import ensure_synthetic_data
 from ssl4sar.errors import SettingError
-from ssl4sar.io import ensure_writable_dir, write_text_atomic
+from ssl4sar.io import disk_full_raises, ensure_writable_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+#: what to do when the disk of the work folder is full (:class:`~ssl4sar.errors.DiskFull`)
+_DISK_FULL_HINT = "free some space, then run the same command with --resume: it goes on from what is finished"
 
 __all__ = ["PRETRAIN_METHODS", "ProtocolRecord", "check_protocol_settings", "device_description", "run_protocol"]
 
@@ -116,52 +119,54 @@ def run_protocol(preset: str, work_dir: str | Path, *, device: str = "auto", see
     run_device, run_workers = experiments.protocol_device(device, workers, gpu_workers)
     layout = WorkLayout(ensure_writable_dir(work_dir, "work folder"))
     pin_threads(threads)
-    record = ProtocolRecord(preset=str(cfg["name"]), device=run_device, seeds=[seed + k for k in range(n_seeds)],
-                            inits=list(inits), command=" ".join(shlex.quote(a) for a in sys.argv),
-                            started=_now(), machine=device_description(run_device))
-    record.write(layout)
-
-    caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
-    ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
-    if data_dir is None or ssl4sar_dir is None:
-        generated, seconds = ensure_synthetic_data(layout.data, preset, seed, layouts=("caffe", "ssl4sar"),
-                                                   workers=data_workers)
-        record.stage("data", seconds, generated=generated, relative=layout.relative(layout.data))
+    # a write that finds no space, in any stage: one line naming the work folder
+    with disk_full_raises(layout.root, "the protocol's data, runs and tables", _DISK_FULL_HINT):
+        record = ProtocolRecord(preset=str(cfg["name"]), device=run_device, seeds=[seed + k for k in range(n_seeds)],
+                                inits=list(inits), command=" ".join(shlex.quote(a) for a in sys.argv),
+                                started=_now(), machine=device_description(run_device))
         record.write(layout)
 
-    for method in (m for m in PRETRAIN_METHODS if m in inits):
-        log.info("pretraining %s on %s", method, run_device)
-        run = pretrain_report.run_pretraining(method, cfg, ssl4sar_root, layout, seed=seed, device=run_device,
-                                              resume=resume)
-        pretrain_report.export_pretrained(method, run, layout)
-        val = run.epochs["val/loss"].dropna() if "val/loss" in run.epochs else []
-        record.stage(f"pretrain_{method}", run.seconds, epochs=int(run.result.epochs),
-                     steps=int(run.result.global_step), best_val_loss=float(run.result.best_val_loss),
-                     first_val_loss=float(val.iloc[0]) if len(val) else None)
+        caffe_root = Path(data_dir) if data_dir is not None else layout.caffe
+        ssl4sar_root = Path(ssl4sar_dir) if ssl4sar_dir is not None else layout.ssl4sar_data
+        if data_dir is None or ssl4sar_dir is None:
+            generated, seconds = ensure_synthetic_data(layout.data, preset, seed, layouts=("caffe", "ssl4sar"),
+                                                       workers=data_workers)
+            record.stage("data", seconds, generated=generated, relative=layout.relative(layout.data))
+            record.write(layout)
+
+        for method in (m for m in PRETRAIN_METHODS if m in inits):
+            log.info("pretraining %s on %s", method, run_device)
+            run = pretrain_report.run_pretraining(method, cfg, ssl4sar_root, layout, seed=seed, device=run_device,
+                                                  resume=resume)
+            pretrain_report.export_pretrained(method, run, layout)
+            val = run.epochs["val/loss"].dropna() if "val/loss" in run.epochs else []
+            record.stage(f"pretrain_{method}", run.seconds, epochs=int(run.result.epochs),
+                         steps=int(run.result.global_step), best_val_loss=float(run.result.best_val_loss),
+                         first_val_loss=float(val.iloc[0]) if len(val) else None)
+            record.write(layout)
+
+        plan, notes = experiments.plan_initialisations(inits, layout, cfg, paper, imagenet_weights)
+        for note in notes:
+            log.warning("%s", note)
+        t0 = time.perf_counter()
+        runs = experiments.finetune_seeds(cfg, caffe_root, layout, plan, record.seeds, workers=run_workers,
+                                          device=run_device, imagenet_weights=imagenet_weights, resume=resume)
+        record.stage("finetune", time.perf_counter() - t0, runs=len(runs), skipped=notes,
+                     run_seconds=float(runs["seconds"].sum()))
         record.write(layout)
 
-    plan, notes = experiments.plan_initialisations(inits, layout, cfg, paper, imagenet_weights)
-    for note in notes:
-        log.warning("%s", note)
-    t0 = time.perf_counter()
-    runs = experiments.finetune_seeds(cfg, caffe_root, layout, plan, record.seeds, workers=run_workers,
-                                      device=run_device, imagenet_weights=imagenet_weights, resume=resume)
-    record.stage("finetune", time.perf_counter() - t0, runs=len(runs), skipped=notes,
-                 run_seconds=float(runs["seconds"].sum()))
-    record.write(layout)
-
-    t0 = time.perf_counter()
-    tests = experiments.compare_initialisations(runs, seed=seed)
-    write_text_atomic(layout.finetune_tests_csv, tests.to_csv(index=False, float_format="%.4f"))
-    chosen = experiments.choose_ensemble_init(runs)
-    summary = experiments.evaluate_ensembles(cfg, caffe_root, layout, runs, chosen, workers=run_workers,
-                                             device=run_device, seed=seed)
-    record.stage("evaluate", time.perf_counter() - t0, ensemble_init=chosen,
-                 ensembles=summary.loc[summary["members"] > 1, ["model", "test_mde_m", "fronts_found"]]
-                 .to_dict(orient="records"))
-    record.finished = _now()
-    record.write(layout)
-    return record
+        t0 = time.perf_counter()
+        tests = experiments.compare_initialisations(runs, seed=seed)
+        write_text_atomic(layout.finetune_tests_csv, tests.to_csv(index=False, float_format="%.4f"))
+        chosen = experiments.choose_ensemble_init(runs)
+        summary = experiments.evaluate_ensembles(cfg, caffe_root, layout, runs, chosen, workers=run_workers,
+                                                 device=run_device, seed=seed)
+        record.stage("evaluate", time.perf_counter() - t0, ensemble_init=chosen,
+                     ensembles=summary.loc[summary["members"] > 1, ["model", "test_mde_m", "fronts_found"]]
+                     .to_dict(orient="records"))
+        record.finished = _now()
+        record.write(layout)
+        return record
 
 
 def check_protocol_settings(inits: Sequence[str], *, seeds: int, workers: int, gpu_workers: int, data_workers: int,

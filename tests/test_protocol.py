@@ -155,3 +155,24 @@ def test_protocol_resume_reaches_the_pretrainings_and_the_runs(resume: bool, tmp
     with pytest.raises(Stop):
         run_protocol("smoke", tmp_path / "w", device="cpu", inits=["scratch"], resume=resume)
     assert seen == {"pretraining": resume, "runs": resume}
+
+
+def test_a_full_disk_in_any_stage_is_one_error_line_naming_the_work_folder(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a write that found no space while the protocol generated its data ended in a traceback."""
+    import errno
+    import logging
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("ssl4sar.protocol.ensure_synthetic_data", full)
+    with caplog.at_level(logging.ERROR):
+        rc = main(["protocol", "--preset", "smoke", "--work-dir", str(tmp_path / "w"), "--inits", "scratch",
+                   "--device", "cpu"])
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    message = errors[0].getMessage()
+    assert message.startswith(f"{tmp_path / 'w'}: no space left on the device") and "--resume" in message
