@@ -374,3 +374,30 @@ def test_each_sentinel2_file_is_decoded_once_per_scene(raw: RawScenes, tmp_path:
     multi = [name for name, n in s2 if n > 1]
     assert any(name.endswith("_S2SR.tif") for name in multi)  # the 15-band file: all its bands in one read
     assert set(passes.values()) == {1}, passes  # no file decoded twice for one scene
+
+
+def test_a_raster_that_does_not_read_back_is_not_kept(raw: RawScenes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """GDAL does not always report a write that failed (a full disk: the tiles stay in its cache until the file is
+    closed, and closing reports nothing). Before, such a cut-off raster took its final name and a manifest row, and
+    the command said it had written it. Now each raster is read back before it takes its name; on a full disk the
+    command stops with one line naming the output folder."""
+    import logging
+
+    from ssl4sar.cli import main
+    from ssl4sar.data.construct import resampling
+
+    monkeypatch.setattr(resampling, "damaged_output", lambda path, grid: "unreadable (Read failed)")
+    monkeypatch.setattr(resampling, "free_disk_bytes", lambda folder: 0)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR):
+        rc = main(["data", "construct", "--sar", str(raw.sar_dir), "--optical", str(raw.optical_dir), "--aoi",
+                   str(raw.aoi_path), "--out", str(out), "--no-progress"])
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith(f"{out}: no space left on the device")
+    assert not list(out.glob("*/**/*.tif")) and not list(out.rglob("*.part.*"))
+    # space left, but the file unreadable all the same: that file is named
+    monkeypatch.setattr(resampling, "free_disk_bytes", lambda folder: 10**12)
+    with pytest.raises(DataError, match="cannot be read back"):
+        construct_ssl4sar(raw.sar_dir, raw.optical_dir, raw.aoi_path, tmp_path / "again", progress=False)

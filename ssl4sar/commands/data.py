@@ -32,6 +32,7 @@ from ssl4sar.data.manifest import (
     status,
 )
 from ssl4sar.errors import DataError
+from ssl4sar.io import disk_full_raises
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +184,12 @@ def _synth(args: argparse.Namespace) -> int:
 def _construct(args: argparse.Namespace) -> int:
     from ssl4sar.data.construct import DEFAULT_DB_RANGE, construct_ssl4sar
 
-    result = construct_ssl4sar(
-        args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution_m, sar_units=args.sar_units,
-        db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
-        min_valid_fraction=args.min_valid_fraction, workers=args.workers, progress=not args.no_progress)
+    with disk_full_raises(args.out, "the constructed dataset",
+                          "free some space, then run the same command: the scenes already written are kept"):
+        result = construct_ssl4sar(
+            args.sar, args.optical, args.aoi, args.out, resolution_m=args.resolution_m, sar_units=args.sar_units,
+            db_range=tuple(args.db_range) if args.db_range else DEFAULT_DB_RANGE, val_fraction=args.val_fraction,
+            min_valid_fraction=args.min_valid_fraction, workers=args.workers, progress=not args.no_progress)
     n_sar = sum(1 for r in result.rows if r["sensor"] != "S2")
     n_opt = len(result.rows) - n_sar
     sys.stdout.write(f"SSL4SAR layout in {args.out}: {n_sar} SAR image(s), {n_opt} optical image(s) "

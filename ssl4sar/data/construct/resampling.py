@@ -3,6 +3,7 @@ writing the output rasters atomically."""
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,8 @@ from ssl4sar.data.construct.scanning import (
     SarScene,
     _open,
 )
-from ssl4sar.io import atomic_path
+from ssl4sar.errors import DataError
+from ssl4sar.io import atomic_path, free_disk_bytes
 
 
 def _source_window(src_transform: Affine, src_shape: tuple[int, int], src_crs: CRS, grid: GlacierGrid,
@@ -160,11 +162,19 @@ def _write_raster(path: Path, array: np.ndarray, grid: GlacierGrid, nodata: floa
                                "transform": grid.transform, "nodata": nodata, "compress": "deflate"}
     if arr.shape[1] >= 256 and arr.shape[2] >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(arr)
-        dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        for i, name in enumerate(band_names or (), start=1):
-            dst.set_band_description(i, name)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(arr)
+            dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i, name in enumerate(band_names or (), start=1):
+                dst.set_band_description(i, name)
+        # GDAL does not always report a failed write (a full disk, when the tiles leave its cache at close): the file
+        # is read back before it takes its name
+        problem = damaged_output(tmp, grid)
+        if problem is not None:
+            if free_disk_bytes(path.parent) < 2**20:
+                raise OSError(errno.ENOSPC, f"No space left on device (writing {path})")
+            raise DataError(path, f"the raster just written cannot be read back: {problem}")
 
 
 def damaged_output(path: Path, grid: GlacierGrid) -> str | None:
