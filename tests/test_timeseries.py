@@ -389,3 +389,23 @@ def test_a_folder_of_predictions_is_read_for_its_fronts(series_dir, tmp_path):
     assert len(pd.read_csv(tmp_path / "ts" / "front_positions.csv")) == 6
     with pytest.raises(DataError, match="no front file"):
         load_fronts([tmp_path / "sar"])
+
+
+def test_cli_on_a_full_disk_says_so_in_one_line(series_dir, tmp_path, monkeypatch, caplog):
+    """Before: the figure's write that found no space ended the command in a traceback."""
+    import errno
+    import logging
+
+    from ssl4sar.cli import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("ssl4sar.viz.save_figure", full)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR):
+        rc = main(["timeseries", str(series_dir / "fronts"), "--box", str(series_dir / "reference_box.geojson"),
+                   "--out", str(out)])
+    assert rc == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith(f"{out}: no space left on the device")

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ssl4sar.errors import DataError
-from ssl4sar.io import ensure_writable_dir
+from ssl4sar.io import disk_full_raises, ensure_writable_dir
 
 __all__ = ["configure", "run"]
 
@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     error for bad input (an unreadable or empty front file, or a bad ``--truth`` table, stops the run, naming it) or an
     unwritable ``--out``."""
     try:
-        return _run(args)
+        with disk_full_raises(args.out, "the time series", "free some space, then run the same command"):
+            return _run(args)
     except (DataError, ValueError) as exc:
         log.error("%s", exc)
         return 1
