@@ -71,7 +71,8 @@ predicted. The rasters and the overlay carry the metadata item ``ssl4sar_output`
 given back as scenes (``predict scenes/*.tif --out scenes``, run again) are left out and counted, not predicted.
 A full disk stops the run with a :class:`~ssl4sar.errors.DiskFull` naming the output folder: before a scene's
 windows, when the space its outputs can take (uncompressed) is not free or the tiles' memory maps cannot be
-reserved, and whenever a write finds no space. GDAL does not report a failed write, so the check comes first.
+reserved, and whenever a write finds no space. GDAL does not always report a failed write, so the check comes
+first.
 """
 
 from __future__ import annotations
@@ -255,8 +256,9 @@ def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -
         if exc.errno != errno.ENOSPC:
             raise
         del array
-        raise DiskFull(tmpdir.parent, f"no space left on the device for the tiles' memory maps of "
-                       f"{tmpdir.name.split('.')[1]} ({_size_text(int(np.prod(shape)) * np.dtype(dtype).itemsize)} "
+        stem = tmpdir.name[1:].rsplit(".", 1)[0]     # the folder is .<stem>.XXXXXXXX
+        size = _size_text(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        raise DiskFull(tmpdir.parent, f"no space left on the device for the tiles' memory maps of {stem} ({size} "
                        f"for {name}.npy)", f"free some space, or predict without tiles (no --tile-size: in "
                        f"memory), {_RESUME_HINT}") from exc
     return array
