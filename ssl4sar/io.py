@@ -38,16 +38,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_leftovers(folder: str | Path, name_stem: str) -> list[Path]:
-    """The temporary files :func:`atomic_path` left in ``folder`` for a final name whose stem is ``name_stem``,
-    when the process writing them was killed: ``.<name_stem>.XXXXXXXX.part.<ext>``, with the 8 random characters
-    :mod:`tempfile` makes. No other name, even a similar one, is returned."""
+def atomic_leftovers(folder: str | Path, name_stem: str | None, suffix: str | None = None) -> list[Path]:
+    """The temporary files :func:`atomic_path` left in ``folder`` for a final name whose stem is ``name_stem``
+    (``None``: any stem) and, when given, whose suffix is ``suffix`` (``".ckpt"``), when the process writing them was
+    killed: ``.<name_stem>.XXXXXXXX.part.<ext>``, with the 8 random characters :mod:`tempfile` makes. No other name,
+    even a similar one, is returned."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = re.compile(rf"\.{re.escape(name_stem)}\.[a-z0-9_]{{8}}\.part\.[A-Za-z0-9]+")
-    return sorted(p for p in folder.glob(f".{glob.escape(name_stem)}.*.part.*")
-                  if pattern.fullmatch(p.name) and p.is_file())
+    stem = ".+" if name_stem is None else re.escape(name_stem)
+    ext = re.escape(suffix.lstrip(".")) if suffix else "[A-Za-z0-9]+"
+    pattern = re.compile(rf"\.{stem}\.[a-z0-9_]{{8}}\.part\.{ext}")
+    prefix = "" if name_stem is None else glob.escape(name_stem)
+    return sorted(p for p in folder.glob(f".{prefix}*.part.*") if pattern.fullmatch(p.name) and p.is_file())
 
 
 def set_default_mode(path: str | Path) -> None:

@@ -102,6 +102,7 @@ from rasterio.windows import Window
 
 from ssl4sar import geo, prediction_records
 from ssl4sar.config import paper_preset
+from ssl4sar.data.manifest import format_size
 from ssl4sar.data.scenes import (
     FRONT_MASK_TAGS,
     PREDICT_OUTPUT_TAG,
@@ -257,7 +258,7 @@ def _alloc(shape: tuple[int, ...], dtype: Any, tmpdir: Path | None, name: str) -
             raise
         del array
         stem = tmpdir.name[1:].rsplit(".", 1)[0]     # the folder is .<stem>.XXXXXXXX
-        size = _size_text(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        size = format_size(int(np.prod(shape)) * np.dtype(dtype).itemsize)
         raise DiskFull(tmpdir.parent, f"no space left on the device for the tiles' memory maps of {stem} ({size} "
                        f"for {name}.npy)", f"free some space, or predict without tiles (no --tile-size: in "
                        f"memory), {_RESUME_HINT}") from exc
@@ -276,14 +277,8 @@ def _outputs_bytes_bound(shape: tuple[int, int], k_classes: int, probability_dty
 def _check_free_space(out: Path, scene: Path, shape: tuple[int, int], k_classes: int, probability_dtype: str) -> None:
     need, free = _outputs_bytes_bound(shape, k_classes, probability_dtype), free_disk_bytes(out)
     if free < need:
-        raise DiskFull(out, f"no space for the outputs of {scene.name}: they can take up to {_size_text(need)} "
-                            f"(their uncompressed size), and {_size_text(free)} are free", _DISK_FULL_HINT)
-
-
-def _size_text(nbytes: int) -> str:
-    if nbytes < 10**6:
-        return f"{nbytes} bytes"
-    return f"{nbytes / 1e6:.1f} MB" if nbytes < 10**9 else f"{nbytes / 1e9:.2f} GB"
+        raise DiskFull(out, f"no space for the outputs of {scene.name}: they can take up to {format_size(need)} "
+                            f"(their uncompressed size), and {format_size(free)} are free", _DISK_FULL_HINT)
 
 
 

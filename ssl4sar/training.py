@@ -63,7 +63,6 @@ import logging
 import math
 import operator
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +80,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from ssl4sar.config import TRAINING_PRECISIONS as PRECISIONS  # re-exported: its home is ssl4sar.config
 from ssl4sar.config import paper_preset
 from ssl4sar.errors import DataError, TrainingDiverged, device_memory_text
-from ssl4sar.io import write_bytes_atomic, write_text_atomic
+from ssl4sar.io import atomic_leftovers, write_bytes_atomic, write_text_atomic
 from ssl4sar.metrics_log import read_metrics_csv  # re-exported: its home is metrics_log
 
 __all__ = [
@@ -537,15 +536,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         write_bytes_atomic(path, buffer.getbuffer())
 
 
-#: a temporary checkpoint that a killed :class:`AtomicCheckpointIO` write left: ``.<name>.XXXXXXXX.part.ckpt``
-_CHECKPOINT_LEFTOVER = re.compile(r"\..+\.[a-z0-9_]{8}\.part\.ckpt")
-
-
 def remove_checkpoint_leftovers(out_dir: str | Path) -> int:
-    """Delete the temporary checkpoints that killed writes left in ``out_dir/checkpoints``; returns their count."""
-    folder = Path(out_dir) / CHECKPOINT_DIR
-    found = [p for p in folder.glob(".*.part.ckpt") if _CHECKPOINT_LEFTOVER.fullmatch(p.name) and p.is_file()] \
-        if folder.is_dir() else []
+    """Delete the temporary checkpoints that killed writes left in ``out_dir/checkpoints``
+    (:func:`ssl4sar.io.atomic_leftovers`); returns their count."""
+    found = atomic_leftovers(Path(out_dir) / CHECKPOINT_DIR, None, ".ckpt")
     for p in found:
         p.unlink(missing_ok=True)
         log.info("removed %s, a checkpoint whose writing was stopped", p)

@@ -1065,7 +1065,7 @@ def test_a_full_disk_stops_the_run_before_a_scene_is_written(tmp_path, monkeypat
     out = tmp_path / "out"
     free = iter([10**12, 1000, 10**12])                 # the second scene finds the disk full
     monkeypatch.setattr(predict_module, "free_disk_bytes", lambda folder: next(free))
-    full = r"no space for the outputs of s1\.tif: they can take up to [\d.]+ MB.*1000 bytes are free"
+    full = r"no space for the outputs of s1\.tif: they can take up to [\d.]+ MB.*1 kB are free"
     with pytest.raises(DiskFull, match=full) as err:
         predict_scenes(BrightnessRule(), scenes, out, stride=8, min_front_length_m=200, overlay=False)
     assert err.value.path == out and "--resume" in err.value.hint

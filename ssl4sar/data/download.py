@@ -74,7 +74,7 @@ from ssl4sar.data.manifest import (
 )
 from ssl4sar.data.transfer import TransferFailed, discard, transfer
 from ssl4sar.errors import ChecksumError, DataError
-from ssl4sar.io import ensure_writable_dir, set_default_mode, write_bytes_atomic, write_json_atomic
+from ssl4sar.io import ensure_writable_dir, free_disk_bytes, set_default_mode, write_bytes_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -585,7 +585,7 @@ def _check_free_space(resource: Resource, root: Path) -> None:
     probe = root
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = free_disk_bytes(probe)
     if free < needed:
         raise DataError(root, f"not enough disk space for resource {resource.name!r}: needs about "
                         f"{format_size(needed)}, {format_size(free)} free",
